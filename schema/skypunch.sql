@@ -1,0 +1,101 @@
+-- skypunch database schema, version 2.0.
+--
+-- Safe to load more than once: nothing is dropped, every object is created only when absent.
+-- Load it with:   mariadb -u root < schema/skypunch.sql
+-- An existing 1.0 database (the original Python skypunch) is upgraded with
+--   skypunch upgrade-db
+-- not by this file.
+
+CREATE DATABASE IF NOT EXISTS skypunch DEFAULT CHARACTER SET utf8mb4 DEFAULT COLLATE utf8mb4_general_ci;
+USE skypunch;
+
+CREATE TABLE IF NOT EXISTS versions (
+    major INT NOT NULL,
+    minor INT NOT NULL,
+    PRIMARY KEY (major)
+) DEFAULT CHARSET utf8mb4;
+
+INSERT IGNORE INTO versions (major, minor) VALUES (2, 0);
+
+CREATE TABLE IF NOT EXISTS targets (
+    -- The original (1.0) columns, in their original order.
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    name               VARCHAR(128)  NOT NULL DEFAULT '',
+    tenantid           VARCHAR(128)  NOT NULL DEFAULT '0',
+    status             VARCHAR(50)   NOT NULL DEFAULT 'NEW',
+    status_description VARCHAR(128)  NULL     DEFAULT NULL,
+    previous_status    VARCHAR(50)   NOT NULL DEFAULT 'NEW',
+    last_updated       TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    url                VARCHAR(256)  NOT NULL DEFAULT '',
+    method             VARCHAR(128)  NOT NULL DEFAULT 'GET',
+    authn              VARCHAR(128)  NOT NULL DEFAULT 'NONE',
+    authn_parms        VARCHAR(256)  NULL     DEFAULT '',
+    pass_result        INT           NOT NULL DEFAULT 200,
+    frequency          INT           NOT NULL DEFAULT 60,
+    timeout            INT           NOT NULL DEFAULT 10,
+    pass_count         BIGINT        NOT NULL DEFAULT 0,
+    fail_count         BIGINT        NOT NULL DEFAULT 0,
+    count200           BIGINT        NOT NULL DEFAULT 0,
+    count300           BIGINT        NOT NULL DEFAULT 0,
+    count400           BIGINT        NOT NULL DEFAULT 0,
+    count500           BIGINT        NOT NULL DEFAULT 0,
+    network_fails      BIGINT        NOT NULL DEFAULT 0,
+    repeated_fails     BIGINT        NOT NULL DEFAULT 0,
+    enabled            BOOLEAN       NOT NULL DEFAULT 1,
+    -- Columns added in 2.0.
+    request_body       TEXT          NULL     DEFAULT NULL COMMENT 'body sent with POST, PUT, PATCH (and any method) when not NULL',
+    content_type       VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'Content-Type of request_body; application/json when NULL',
+    expect_body        VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'when set, PASS also needs this text in the first max_body_bytes of the response body',
+    max_response_ms    INT           NULL     DEFAULT NULL COMMENT 'when set, PASS also needs the whole check to take at most this many milliseconds',
+    follow_redirects   BOOLEAN       NOT NULL DEFAULT 0    COMMENT '1: follow up to 10 redirects; 0: a 3xx is the result, as in 1.0',
+    verify_tls         BOOLEAN       NOT NULL DEFAULT 1    COMMENT '0: accept any TLS certificate (self-signed test hosts)',
+    fail_threshold     INT           NOT NULL DEFAULT 1    COMMENT 'consecutive failures before a FAIL alert is sent',
+    alerted            BOOLEAN       NOT NULL DEFAULT 0    COMMENT 'set by the daemon: a FAIL alert is out, so a recovery alert is due on PASS',
+    last_http_status   INT           NULL     DEFAULT NULL COMMENT 'set by the daemon: HTTP status of the last check, NULL when there was no response',
+    last_response_ms   INT           NULL     DEFAULT NULL COMMENT 'set by the daemon: duration of the last check in milliseconds',
+    last_trace         TEXT          NULL     DEFAULT NULL COMMENT 'set by the daemon: the trace of the last check',
+    config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+                                              COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
+    PRIMARY KEY (id),
+    KEY targets_config_changed (config_changed),
+    KEY targets_enabled (enabled, id)
+) DEFAULT CHARSET utf8mb4;
+
+CREATE TABLE IF NOT EXISTS notifiers (
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    name               VARCHAR(128)  NOT NULL DEFAULT '',
+    type               VARCHAR(50)   NOT NULL DEFAULT 'SMTP',
+    address            VARCHAR(128)  NOT NULL DEFAULT '',
+    params             VARCHAR(128)  NOT NULL DEFAULT '',
+    pass_count         BIGINT        NOT NULL DEFAULT 0,
+    fail_count         BIGINT        NOT NULL DEFAULT 0,
+    enabled            BOOLEAN       NOT NULL DEFAULT 1,
+    PRIMARY KEY (id)
+) DEFAULT CHARSET utf8mb4;
+
+-- The outbox. An alert is written in the same transaction as the target state change that
+-- caused it, with a snapshot of what the message shows, so a restart or an SMTP outage loses
+-- nothing. One delivery row per (alert, notifier) tracks each recipient on its own.
+CREATE TABLE IF NOT EXISTS alerts (
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    target_id          BIGINT        NOT NULL,
+    kind               VARCHAR(16)   NOT NULL COMMENT 'FAILURE or SUCCESS',
+    created_at         TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    snapshot           TEXT          NOT NULL COMMENT 'JSON: the target row and check result as they were at the state change',
+    trace              TEXT          NOT NULL,
+    expanded           BOOLEAN       NOT NULL DEFAULT 0 COMMENT '1 once a delivery row exists for every notifier enabled at that time',
+    PRIMARY KEY (id),
+    KEY alerts_expanded (expanded)
+) DEFAULT CHARSET utf8mb4;
+
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    alert_id           BIGINT        NOT NULL,
+    notifier_id        BIGINT        NOT NULL,
+    state              VARCHAR(16)   NOT NULL DEFAULT 'PENDING' COMMENT 'PENDING or SENT',
+    attempts           INT           NOT NULL DEFAULT 0,
+    next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    last_error         VARCHAR(512)  NULL     DEFAULT NULL,
+    sent_at            TIMESTAMP(3)  NULL     DEFAULT NULL,
+    PRIMARY KEY (alert_id, notifier_id),
+    KEY deliveries_due (state, next_attempt)
+) DEFAULT CHARSET utf8mb4;

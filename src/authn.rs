@@ -1,0 +1,270 @@
+//! Parses a target's `authn` and `authn_parms` columns into an [`Auth`]. Runs on the loader
+//! thread (and in the CLI); pure, no I/O. Fetching Keystone tokens is `keystone.rs`.
+
+use std::fmt;
+
+/// A password or token. Its `Debug` and `Display` never show the value, so a secret cannot
+/// reach a log line or a trace by accident; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+/// How a target authenticates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    None,
+    Basic { user: String, password: Secret },
+    OpenStack(KeystoneParams),
+}
+
+impl Auth {
+    /// The `authn` column's word for it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::None => "NONE",
+            Auth::Basic { .. } => "BASIC",
+            Auth::OpenStack(_) => "OPENSTACK",
+        }
+    }
+}
+
+/// Which Keystone API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityVersion {
+    V2,
+    V3,
+}
+
+/// Everything needed to obtain a Keystone token. Equal parameters share one cached token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeystoneParams {
+    /// The identity endpoint as given, e.g. `http://keystone:5000/v3`.
+    pub endpoint: String,
+    pub version: IdentityVersion,
+    pub user: String,
+    pub password: Secret,
+    /// v3: the user's domain name (default `Default`).
+    pub user_domain: String,
+    /// The project (v2: tenant) id to scope to.
+    pub project_id: Option<String>,
+    /// v3: the project name to scope to, with `project_domain`, when no id is given.
+    pub project_name: Option<String>,
+    pub project_domain: String,
+}
+
+/// A target definition error, shown as `config error: <this>`.
+pub type ParamError = String;
+
+/// Parses `authn` and `authn_parms` as stored in a target row.
+pub fn parse(authn: &str, parms: Option<&str>) -> Result<Auth, ParamError> {
+    let parms = parms.unwrap_or("");
+    match authn.trim().to_ascii_uppercase().as_str() {
+        "NONE" | "" => Ok(Auth::None),
+        "BASIC" => parse_basic(parms),
+        "OPENSTACK" | "KEYSTONE" => parse_keystone(parms).map(Auth::OpenStack),
+        other => Err(format!(
+            "unknown authn `{other}`: use NONE, BASIC or OPENSTACK"
+        )),
+    }
+}
+
+/// Splits `key=value,key=value`: keys trimmed and lower-cased, values trimmed, a value may
+/// contain `=`. An item without `=` is an error, and so is a key given twice.
+pub fn split_params(parms: &str) -> Result<Vec<(String, String)>, ParamError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for item in parms.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            let key = item.chars().take(40).collect::<String>();
+            return Err(format!("parameter `{key}` has no `=value`"));
+        };
+        let key = key.trim().to_ascii_lowercase();
+        if pairs.iter().any(|(k, _)| *k == key) {
+            return Err(format!("parameter `{key}` is given twice"));
+        }
+        pairs.push((key, value.trim().to_string()));
+    }
+    Ok(pairs)
+}
+
+fn take(pairs: &mut Vec<(String, String)>, key: &str) -> Option<String> {
+    let at = pairs.iter().position(|(k, _)| k == key)?;
+    let value = pairs.remove(at).1;
+    (!value.is_empty()).then_some(value)
+}
+
+fn parse_basic(parms: &str) -> Result<Auth, ParamError> {
+    const NEEDS: &str = "BASIC needs user and password";
+    let mut pairs = split_params(parms).map_err(|e| format!("{NEEDS}: {e}"))?;
+    match (take(&mut pairs, "user"), take(&mut pairs, "password")) {
+        (Some(user), Some(password)) => Ok(Auth::Basic {
+            user,
+            password: Secret(password),
+        }),
+        _ => Err(NEEDS.to_string()),
+    }
+}
+
+fn parse_keystone(parms: &str) -> Result<KeystoneParams, ParamError> {
+    const NEEDS: &str = "OPENSTACK needs user, password, osauthendpoint and tenantid (or project)";
+    let mut pairs = split_params(parms).map_err(|e| format!("{NEEDS}: {e}"))?;
+    let user = take(&mut pairs, "user");
+    let password = take(&mut pairs, "password");
+    let endpoint = take(&mut pairs, "osauthendpoint");
+    let project_id = take(&mut pairs, "tenantid").or_else(|| take(&mut pairs, "projectid"));
+    let project_name = take(&mut pairs, "project");
+    let (Some(user), Some(password), Some(endpoint)) = (user, password, endpoint) else {
+        return Err(NEEDS.to_string());
+    };
+    if project_id.is_none() && project_name.is_none() {
+        return Err(NEEDS.to_string());
+    }
+    let lower = endpoint.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(format!(
+            "osauthendpoint `{endpoint}` is not an http:// or https:// URL"
+        ));
+    }
+    let version = match take(&mut pairs, "identityversion").as_deref() {
+        Some("2") | Some("2.0") | Some("v2") | Some("v2.0") => IdentityVersion::V2,
+        Some("3") | Some("v3") => IdentityVersion::V3,
+        Some(other) => return Err(format!("identityversion `{other}` is not 2 or 3")),
+        None => version_from_path(&lower),
+    };
+    if version == IdentityVersion::V2 && project_id.is_none() {
+        return Err("OPENSTACK with Keystone v2 needs tenantid".to_string());
+    }
+    Ok(KeystoneParams {
+        endpoint,
+        version,
+        user,
+        password: Secret(password),
+        user_domain: take(&mut pairs, "userdomain").unwrap_or_else(|| "Default".into()),
+        project_id,
+        project_name,
+        project_domain: take(&mut pairs, "projectdomain").unwrap_or_else(|| "Default".into()),
+    })
+}
+
+/// `/v2.0` in the endpoint path means v2, as the original spoke; anything else v3, which every
+/// current cloud speaks.
+fn version_from_path(endpoint: &str) -> IdentityVersion {
+    let path = endpoint.split_once("://").map_or("", |(_, rest)| rest);
+    let path = path.split_once('/').map_or("", |(_, p)| p);
+    if path.split('/').any(|seg| seg == "v2.0" || seg == "v2") {
+        IdentityVersion::V2
+    } else {
+        IdentityVersion::V3
+    }
+}
+
+/// `authn_parms` with every password replaced, for the CLI and e-mails.
+pub fn redact_params(parms: &str) -> String {
+    parms
+        .split(',')
+        .map(|item| match item.split_once('=') {
+            Some((key, _)) if is_secret_key(key) => format!("{}=(redacted)", key.trim()),
+            _ => item.trim().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Keys whose values are secrets, in `authn_parms` and notifier `params` alike.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key.contains("password") || key.contains("secret") || key.contains("token") || key == "pass"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_is_parsed_robustly() {
+        let auth = parse("basic", Some(" password = a=b , user=ops ")).unwrap();
+        assert_eq!(
+            auth,
+            Auth::Basic {
+                user: "ops".into(),
+                password: Secret::new("a=b")
+            }
+        );
+    }
+
+    #[test]
+    fn basic_without_password_is_a_config_error() {
+        assert_eq!(
+            parse("BASIC", Some("user=ops")).unwrap_err(),
+            "BASIC needs user and password"
+        );
+        assert_eq!(
+            parse("BASIC", None).unwrap_err(),
+            "BASIC needs user and password"
+        );
+        assert_eq!(
+            parse("BASIC", Some("user=,password=x")).unwrap_err(),
+            "BASIC needs user and password"
+        );
+    }
+
+    #[test]
+    fn keystone_version_follows_the_endpoint_path() {
+        let v2 = "user=u,password=p,osauthendpoint=http://k:5000/v2.0/tokens,tenantid=t";
+        let Auth::OpenStack(k) = parse("OPENSTACK", Some(v2)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(k.version, IdentityVersion::V2);
+        let v3 = "user=u,password=p,osauthendpoint=https://k/identity/v3,tenantid=t";
+        let Auth::OpenStack(k) = parse("OPENSTACK", Some(v3)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (k.version, k.user_domain.as_str()),
+            (IdentityVersion::V3, "Default")
+        );
+    }
+
+    #[test]
+    fn keystone_errors_are_config_errors() {
+        assert!(parse("OPENSTACK", Some("user=u,password=p"))
+            .unwrap_err()
+            .starts_with("OPENSTACK needs"));
+        let ftp = "user=u,password=p,osauthendpoint=ftp://k/v3,tenantid=t";
+        assert!(parse("OPENSTACK", Some(ftp))
+            .unwrap_err()
+            .contains("not an http:// or https://"));
+        assert!(parse("LDAP", None)
+            .unwrap_err()
+            .starts_with("unknown authn `LDAP`"));
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            redact_params("user=a, password=b=c"),
+            "user=a,password=(redacted)"
+        );
+        assert_eq!(format!("{:?}", Secret::new("x")), "(redacted)");
+    }
+}

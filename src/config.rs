@@ -1,0 +1,620 @@
+//! The configuration file: read once at start (and again on SIGHUP) into an immutable
+//! [`Config`] that is passed explicitly to every stage.
+//!
+//! The format is the original skypunch's INI file: `[section]` headers, `key: value` or
+//! `key = value`, keys case-insensitive, `#` and `;` comments. The original's keys
+//! (`MainLoopTov`, `LogFilePath`, `Location`, `port`, `User`, `Password`, `DBName`) are read as
+//! they are. The parser is hand-written so that every error can name the file and line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the configuration is looked for when `-c FILE` is not given, first match wins.
+pub const SEARCH_PATH: &[&str] = &[
+    "./skypunch.conf",
+    "./skypunch.config",
+    "/etc/skypunch/skypunch.conf",
+    "/etc/skypunch.conf",
+];
+
+/// Validated settings. Cheap to share behind an `Arc`; never changed after loading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file these settings came from; `None` when no file was found and defaults apply.
+    pub source: Option<PathBuf>,
+    pub log_file: PathBuf,
+    pub log_level: log::LevelFilter,
+    pub pid_file: PathBuf,
+    pub workers: usize,
+    pub reload_interval: Duration,
+    pub stats_interval: Duration,
+    pub max_body_bytes: u64,
+    pub token_lifetime: Duration,
+    pub max_pending_alerts: usize,
+    pub db: DbConfig,
+    pub notify: NotifyConfig,
+}
+
+/// How to reach the database.
+#[derive(Clone, PartialEq)]
+pub struct DbConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub name: String,
+    pub pool_size: u32,
+    pub connect_timeout: Duration,
+}
+
+/// How the notifier thread sends and retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub from: String,
+    pub smtp_timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub retention: Duration,
+}
+
+// A hand-written Debug so that `{:?}` of a Config can never print the database password.
+impl fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"(redacted)")
+            .field("name", &self.name)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl DbConfig {
+    /// `user@host:port/db`, for messages: never the password.
+    pub fn describe(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.name)
+    }
+}
+
+/// Why a configuration could not be used. Every message names the file and, where there is
+/// one, the line and key.
+#[derive(Debug, PartialEq)]
+pub enum Error {
+    /// The file named with `-c` (or found on the search path) could not be read.
+    Read { path: PathBuf, reason: String },
+    /// A line that is neither a section, a `key: value` pair, a comment nor blank.
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    /// A key whose value is not allowed.
+    Value {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Read { path, reason } => {
+                write!(f, "cannot read config file {}: {}", path.display(), reason)
+            }
+            Error::Syntax { path, line, text } => write!(
+                f,
+                "{}:{}: cannot parse `{}`: expected `[section]` or `key: value`",
+                path.display(),
+                line,
+                text
+            ),
+            Error::Value {
+                path,
+                line,
+                key,
+                value,
+                allowed,
+            } => write!(
+                f,
+                "{}:{}: bad value `{}` for {}: {}",
+                path.display(),
+                line,
+                value,
+                key,
+                allowed
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A configuration and the warnings met while reading it (unknown keys, obsolete keys, a
+/// password in a file others can read), for the caller to log once logging is set up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            log_file: PathBuf::from("./skypunch.log"),
+            log_level: log::LevelFilter::Info,
+            pid_file: default_pid_file(),
+            workers: 64,
+            reload_interval: Duration::from_secs(5),
+            stats_interval: Duration::from_secs(60),
+            max_body_bytes: 1024 * 1024,
+            token_lifetime: Duration::from_secs(3600),
+            max_pending_alerts: 10_000,
+            db: DbConfig {
+                host: "localhost".into(),
+                port: 3306,
+                user: "root".into(),
+                password: String::new(),
+                name: "skypunch".into(),
+                pool_size: 8,
+                connect_timeout: Duration::from_secs(5),
+            },
+            notify: NotifyConfig {
+                from: "SkyPunch <skypunch@localhost>".into(),
+                smtp_timeout: Duration::from_secs(20),
+                retry_initial: Duration::from_secs(10),
+                retry_max: Duration::from_secs(600),
+                retention: Duration::from_secs(30 * 86400),
+            },
+        }
+    }
+}
+
+/// `/run/skypunch.pid` for root (the init script's user), else a file in the temp folder that
+/// only this user's daemon uses.
+fn default_pid_file() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        PathBuf::from("/run/skypunch.pid")
+    } else {
+        std::env::temp_dir().join(format!("skypunch-{uid}.pid"))
+    }
+}
+
+/// Finds the configuration: `explicit` when given (it must exist), else `$SKYPUNCH_CONFIG`,
+/// else the first file of [`SEARCH_PATH`] that exists, else the defaults.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, Error> {
+    let env = std::env::var_os("SKYPUNCH_CONFIG").map(PathBuf::from);
+    let chosen = explicit
+        .map(Path::to_path_buf)
+        .or(env)
+        .or_else(|| SEARCH_PATH.iter().map(PathBuf::from).find(|p| p.is_file()));
+    match chosen {
+        Some(path) => load_file(&path),
+        None => Ok(Loaded {
+            config: Config::default(),
+            warnings: Vec::new(),
+        }),
+    }
+}
+
+/// Reads and validates one file.
+pub fn load_file(path: &Path) -> Result<Loaded, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut loaded = parse(path, &text)?;
+    if let Some(warning) = readable_secret_warning(path, &loaded.config) {
+        loaded.warnings.push(warning);
+    }
+    Ok(loaded)
+}
+
+fn readable_secret_warning(path: &Path, config: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (!config.db.password.is_empty() && mode & 0o004 != 0).then(|| {
+        format!(
+            "{} holds a database password and is readable by every user (mode {:o}): chmod 640 it",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
+
+/// Parses the text of a configuration file; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, Error> {
+    let mut config = Config {
+        source: Some(path.to_path_buf()),
+        ..Config::default()
+    };
+    let mut warnings = Vec::new();
+    let mut section = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = name.trim().to_ascii_lowercase();
+            continue;
+        }
+        let Some((key, value)) = split_pair(trimmed) else {
+            return Err(Error::Syntax {
+                path: path.into(),
+                line,
+                text: trimmed.into(),
+            });
+        };
+        let at = Place {
+            path,
+            line,
+            section: &section,
+            key,
+        };
+        if let Some(warning) = apply(&mut config, &at, value)? {
+            warnings.push(warning);
+        }
+    }
+    Ok(Loaded { config, warnings })
+}
+
+/// Splits `key: value` or `key = value` at whichever separator comes first, so that a value
+/// may itself contain `:` or `=` (a database URL, a password).
+fn split_pair(line: &str) -> Option<(&str, &str)> {
+    let at = line.find([':', '='])?;
+    let key = line[..at].trim();
+    (!key.is_empty()).then(|| (key, line[at + 1..].trim()))
+}
+
+/// Where a value was found, for error messages.
+struct Place<'a> {
+    path: &'a Path,
+    line: usize,
+    section: &'a str,
+    key: &'a str,
+}
+
+impl Place<'_> {
+    fn bad(&self, value: &str, allowed: &str) -> Error {
+        Error::Value {
+            path: self.path.into(),
+            line: self.line,
+            key: format!("[{}] {}", self.section, self.key),
+            value: value.into(),
+            allowed: allowed.into(),
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(
+        &self,
+        value: &str,
+        min: T,
+        max: T,
+    ) -> Result<T, Error> {
+        match value.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(self.bad(value, &format!("a whole number from {min} to {max}"))),
+        }
+    }
+
+    fn seconds(&self, value: &str, min: u64, max: u64) -> Result<Duration, Error> {
+        self.number(value, min, max).map(Duration::from_secs)
+    }
+
+    fn text(&self, value: &str) -> Result<String, Error> {
+        if value.is_empty() {
+            return Err(self.bad(value, "a non-empty value"));
+        }
+        Ok(value.to_string())
+    }
+}
+
+/// Applies one key; returns a warning for keys that are accepted but have no effect.
+fn apply(config: &mut Config, at: &Place, value: &str) -> Result<Option<String>, Error> {
+    let key = at.key.to_ascii_lowercase();
+    match at.section {
+        "settings" => apply_settings(config, at, &key, value),
+        "database" => apply_database(&mut config.db, at, &key, value),
+        "notifications" => apply_notifications(&mut config.notify, at, &key, value),
+        _ => Ok(Some(unknown(
+            at,
+            "sections are [settings], [database] and [notifications]",
+        ))),
+    }
+}
+
+fn unknown(at: &Place, hint: &str) -> String {
+    format!(
+        "{}:{}: unknown key `{}` in [{}] ignored ({})",
+        at.path.display(),
+        at.line,
+        at.key,
+        at.section,
+        hint
+    )
+}
+
+fn apply_settings(
+    config: &mut Config,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "mainlooptov" => {
+            at.number::<u64>(value, 0, 3600)?;
+            return Ok(Some(format!(
+                "{}:{}: MainLoopTov is no longer used: every target is checked at its own frequency",
+                at.path.display(),
+                at.line
+            )));
+        }
+        "logfilepath" | "logfile" => config.log_file = PathBuf::from(at.text(value)?),
+        "loglevel" => config.log_level = parse_level(at, value)?,
+        "pidfile" => config.pid_file = PathBuf::from(at.text(value)?),
+        "workers" => config.workers = at.number(value, 1, 4096)?,
+        "reloadinterval" => config.reload_interval = at.seconds(value, 1, 3600)?,
+        "statsinterval" => config.stats_interval = at.seconds(value, 0, 86400)?,
+        "maxbodybytes" => config.max_body_bytes = at.number(value, 1024, 1 << 30)?,
+        "tokenlifetime" => config.token_lifetime = at.seconds(value, 60, 86400)?,
+        "maxpendingalerts" => config.max_pending_alerts = at.number(value, 100, 10_000_000)?,
+        _ => {
+            return Ok(Some(unknown(
+                at,
+                "known: MainLoopTov, LogFilePath, LogLevel, PidFile, Workers, ReloadInterval, \
+                 StatsInterval, MaxBodyBytes, TokenLifetime, MaxPendingAlerts",
+            )))
+        }
+    }
+    Ok(None)
+}
+
+fn parse_level(at: &Place, value: &str) -> Result<log::LevelFilter, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" | "warning" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        _ => Err(at.bad(value, "one of error, warn, info, debug")),
+    }
+}
+
+fn apply_database(
+    db: &mut DbConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "location" | "host" => db.host = at.text(value)?,
+        "port" => db.port = at.number(value, 1, 65535)?,
+        "user" => db.user = at.text(value)?,
+        "password" => db.password = value.to_string(),
+        "dbname" | "database" => db.name = parse_db_name(at, value)?,
+        "url" => apply_db_url(db, at, value)?,
+        "poolsize" => db.pool_size = at.number(value, 1, 256)?,
+        "connecttimeout" => db.connect_timeout = at.seconds(value, 1, 300)?,
+        _ => {
+            return Ok(Some(unknown(
+                at,
+                "known: Location, port, User, Password, DBName, URL, PoolSize, ConnectTimeout",
+            )))
+        }
+    }
+    Ok(None)
+}
+
+/// Database names go into `USE` and messages; allow what MariaDB allows unquoted.
+fn parse_db_name(at: &Place, value: &str) -> Result<String, Error> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if !ok {
+        return Err(at.bad(value, "letters, digits, `_` and `$`, at most 64 characters"));
+    }
+    Ok(value.to_string())
+}
+
+/// `mysql://user:password@host:port/dbname`; every part but the host may be left out.
+fn apply_db_url(db: &mut DbConfig, at: &Place, value: &str) -> Result<(), Error> {
+    let allowed = "mysql://user:password@host:port/dbname";
+    let rest = value
+        .strip_prefix("mysql://")
+        .or_else(|| value.strip_prefix("mariadb://"))
+        .ok_or_else(|| at.bad(&redact_url(value), allowed))?;
+    let (authority, name) = rest.split_once('/').unwrap_or((rest, ""));
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, authority),
+    };
+    if let Some(credentials) = credentials {
+        let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+        db.user = percent_decode(user);
+        db.password = percent_decode(password);
+    }
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host_port, None),
+    };
+    if host.is_empty() {
+        return Err(at.bad(&redact_url(value), allowed));
+    }
+    db.host = host.to_string();
+    if let Some(port) = port {
+        db.port = at
+            .number(port, 1, 65535)
+            .map_err(|_| at.bad(&redact_url(value), allowed))?;
+    }
+    if !name.is_empty() {
+        db.name = parse_db_name(at, name)?;
+    }
+    Ok(())
+}
+
+/// The URL with its password replaced, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}{}:(redacted){}", &url[..scheme + 3], user, &url[at..])
+                }
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn apply_notifications(
+    notify: &mut NotifyConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "from" => notify.from = parse_from(at, value)?,
+        "smtptimeout" => notify.smtp_timeout = at.seconds(value, 1, 600)?,
+        "retryinitial" => notify.retry_initial = at.seconds(value, 1, 86400)?,
+        "retrymax" => notify.retry_max = at.seconds(value, 1, 7 * 86400)?,
+        "retentiondays" => {
+            notify.retention = Duration::from_secs(at.number::<u64>(value, 1, 3650)? * 86400)
+        }
+        _ => {
+            return Ok(Some(unknown(
+                at,
+                "known: From, SmtpTimeout, RetryInitial, RetryMax, RetentionDays",
+            )))
+        }
+    }
+    Ok(None)
+}
+
+fn parse_from(at: &Place, value: &str) -> Result<String, Error> {
+    match value.parse::<lettre::message::Mailbox>() {
+        Ok(_) => Ok(value.to_string()),
+        Err(_) => Err(at.bad(
+            value,
+            "an e-mail address, e.g. `SkyPunch <skypunch@example.com>`",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Loaded, Error> {
+        parse(Path::new("test.conf"), text)
+    }
+
+    #[test]
+    fn the_original_file_is_read_as_it_is() {
+        let text = "[settings]\nMainLoopTov: 1\nLogFilePath: ./skypunch.log\n\n[database]\n\
+                    Location: db.example\nport: 3307\nUser: root\nPassword: root\nDBName: skypunch\n";
+        let loaded = parse_str(text).unwrap();
+        let c = loaded.config;
+        assert_eq!(c.log_file, PathBuf::from("./skypunch.log"));
+        assert_eq!((c.db.host.as_str(), c.db.port), ("db.example", 3307));
+        assert_eq!(
+            (c.db.user.as_str(), c.db.password.as_str()),
+            ("root", "root")
+        );
+        assert_eq!(
+            loaded.warnings.len(),
+            1,
+            "MainLoopTov is accepted with a note"
+        );
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_and_equals_works() {
+        let c = parse_str("[SETTINGS]\nworkers = 8\n[Database]\nDBNAME=mon_1\n")
+            .unwrap()
+            .config;
+        assert_eq!(c.workers, 8);
+        assert_eq!(c.db.name, "mon_1");
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_key_and_what_is_allowed() {
+        let err = parse_str("[settings]\n\nWorkers: many\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test.conf:3: bad value `many` for [settings] Workers: a whole number from 1 to 4096"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_a_warning() {
+        let loaded = parse_str("[settings]\nColour: blue\n").unwrap();
+        assert!(loaded.warnings[0].contains("test.conf:2: unknown key `Colour`"));
+    }
+
+    #[test]
+    fn a_line_without_separator_is_a_syntax_error() {
+        let err = parse_str("[settings]\nworkers\n").unwrap_err();
+        assert!(matches!(err, Error::Syntax { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn the_database_may_be_a_url() {
+        let text = "[database]\nurl = mysql://mon%40x:p%3Ass@10.1.2.3:3310/skymon\n";
+        let db = parse_str(text).unwrap().config.db;
+        assert_eq!((db.user.as_str(), db.password.as_str()), ("mon@x", "p:ss"));
+        assert_eq!(
+            (db.host.as_str(), db.port, db.name.as_str()),
+            ("10.1.2.3", 3310, "skymon")
+        );
+    }
+
+    #[test]
+    fn a_bad_url_error_does_not_show_the_password() {
+        let err = parse_str("[database]\nurl = postgres://u:secret@h/db\n").unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let c = parse_str("[database]\npassword = hunter2\n")
+            .unwrap()
+            .config;
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

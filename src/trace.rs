@@ -1,0 +1,131 @@
+//! The trace of one check: a timestamped line per step, with the time since the check began
+//! and the time the step itself took. Built by the worker running the check; stored in
+//! `targets.last_trace`, printed by `targets ID test`, and sent in alert e-mails.
+//!
+//! Nothing secret may be written here: callers pass only redacted values.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local};
+
+/// One step of a check.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub at: DateTime<Local>,
+    /// Since the check began.
+    pub offset: Duration,
+    /// How long this step took, when it is a timed phase.
+    pub took: Option<Duration>,
+    pub text: String,
+}
+
+/// The steps of one check, in order.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    started: Instant,
+    started_at: DateTime<Local>,
+    steps: Vec<Step>,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace::new()
+    }
+}
+
+impl Trace {
+    pub fn new() -> Trace {
+        Trace {
+            started: Instant::now(),
+            started_at: Local::now(),
+            steps: Vec::with_capacity(8),
+        }
+    }
+
+    /// The instant the check began.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Records a step that happened now.
+    pub fn step(&mut self, text: impl Into<String>) {
+        self.step_at(Instant::now(), None, text);
+    }
+
+    /// Records a timed phase that ended at `end` after taking `took`.
+    pub fn phase(&mut self, end: Instant, took: Duration, text: impl Into<String>) {
+        self.step_at(end, Some(took), text);
+    }
+
+    fn step_at(&mut self, at: Instant, took: Option<Duration>, text: impl Into<String>) {
+        let offset = at.saturating_duration_since(self.started);
+        let wall = self.started_at + chrono::Duration::from_std(offset).unwrap_or_default();
+        self.steps.push(Step {
+            at: wall,
+            offset,
+            took,
+            text: text.into(),
+        });
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// A failed step, in the original's words: `[Fail] reason: ...`.
+    pub fn fail(&mut self, reason: &str) {
+        self.step(format!("[Fail] reason: {reason}"));
+    }
+}
+
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            write!(
+                f,
+                "{} +{:>8.1}ms ",
+                s.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                ms(s.offset)
+            )?;
+            match s.took {
+                Some(took) => write!(f, "({:>7.1}ms) ", ms(took))?,
+                None => f.write_str("           ")?,
+            }
+            writeln!(f, "{}", s.text)?;
+        }
+        Ok(())
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_prints_one_line_per_step_with_offsets() {
+        let mut t = Trace::new();
+        let start = t.started();
+        t.phase(
+            start + Duration::from_millis(3),
+            Duration::from_millis(3),
+            "connected",
+        );
+        t.fail("target status:503 != 200");
+        let text = t.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].contains("+     3.0ms (    3.0ms) connected"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("[Fail] reason: target status:503 != 200"),
+            "{text}"
+        );
+    }
+}
