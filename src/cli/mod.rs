@@ -1,0 +1,186 @@
+//! The command line: parses the arguments once into a [`Command`], runs it on the main thread,
+//! and maps the outcome to an exit code. The words are the original's
+//! (`start | stop | targets [id] [enable | disable | test] | notifiers [id] [enable | disable]`).
+
+mod admin;
+mod notifiers;
+pub mod table;
+mod targets;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The original's one-line usage, with the words added since.
+pub const USAGE: &str =
+    "usage: skypunch start | stop | status | targets [id] [enable | disable | test] | \
+notifiers [id] [enable | disable | test] | init-db | upgrade-db";
+
+const HELP: &str = "\
+Commands:
+  start                  start the daemon (in the background unless --foreground)
+  stop                   stop the running daemon and wait until it has exited
+  status                 say whether the daemon runs, and summarize the targets
+  targets                list every target
+  targets ID             show one target in detail
+  targets ID enable      enable a target (disable: stop checking it)
+  targets ID test        check a target now, print the result and trace, record it
+  notifiers              list every notifier
+  notifiers ID           show one notifier in detail
+  notifiers ID enable    enable a notifier (disable: stop sending to it)
+  notifiers ID test      send a test message through a notifier now
+  init-db                create the skypunch tables in the configured database
+  upgrade-db             upgrade a 1.0 database (the original skypunch) to 2.0 in place
+
+Options:";
+
+/// What went wrong, and the exit code that says so.
+#[derive(Debug)]
+pub struct Error {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Error {
+    /// A failure of the command (exit 1).
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+            code: 1,
+        }
+    }
+
+    /// Words the program does not understand (exit 2).
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+            code: 2,
+        }
+    }
+}
+
+impl<E: std::error::Error> From<E> for Error {
+    fn from(e: E) -> Error {
+        Error::failed(e.to_string())
+    }
+}
+
+/// The parsed command line.
+#[derive(Debug, PartialEq)]
+pub struct Invocation {
+    pub config: Option<PathBuf>,
+    pub foreground: bool,
+    pub wait_for_db: bool,
+    pub words: Vec<String>,
+}
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt("c", "config", "read the configuration from FILE", "FILE");
+    o.optflag(
+        "f",
+        "foreground",
+        "with start: stay in the foreground (systemd, tests)",
+    );
+    o.optflag(
+        "w",
+        "wait",
+        "with start: wait for the database instead of failing when it is down",
+    );
+    o.optflag("h", "help", "print this help and exit");
+    o.optflag("V", "version", "print the version and exit");
+    o
+}
+
+/// Every option the program accepts, long form; the man page test checks each appears.
+pub fn option_names() -> Vec<String> {
+    ["config", "foreground", "wait", "help", "version"]
+        .iter()
+        .map(|s| format!("--{s}"))
+        .collect()
+}
+
+/// Every command word the program accepts.
+pub const COMMANDS: &[&str] = &[
+    "start",
+    "stop",
+    "status",
+    "targets",
+    "notifiers",
+    "enable",
+    "disable",
+    "test",
+    "init-db",
+    "upgrade-db",
+];
+
+/// Runs the program with these arguments (without the program name).
+pub fn main(args: &[String]) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.message.is_empty() {
+                eprintln!("skypunch: {}", e.message);
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Error> {
+    let opts = options();
+    let m = opts
+        .parse(args)
+        .map_err(|e| Error::usage(format!("{e}\n{USAGE}")))?;
+    if m.opt_present("h") {
+        println!(
+            "skypunch {VERSION}: service-monitoring daemon\n{USAGE}\n\n{}",
+            opts.usage(HELP)
+        );
+        return Ok(());
+    }
+    if m.opt_present("V") {
+        println!("skypunch {VERSION}");
+        return Ok(());
+    }
+    let inv = Invocation {
+        config: m.opt_str("c").map(PathBuf::from),
+        foreground: m.opt_present("f"),
+        wait_for_db: m.opt_present("w"),
+        words: m.free,
+    };
+    dispatch(&inv)
+}
+
+fn dispatch(inv: &Invocation) -> Result<(), Error> {
+    let words: Vec<&str> = inv.words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] => {
+            println!("version: {VERSION}\n{USAGE}");
+            Err(Error::usage(""))
+        }
+        ["targets", rest @ ..] => targets::run(&load_config(inv)?, rest),
+        ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
+        ["init-db"] | ["upgrade-db"] => admin::upgrade_db(&load_config(inv)?, words[0]),
+        ["start"] | ["stop"] | ["status"] => admin::lifecycle(inv, words[0]),
+        [word, ..] => Err(Error::usage(format!("unknown command `{word}`\n{USAGE}"))),
+    }
+}
+
+/// Loads the configuration, printing its warnings on stderr (the CLI has no log file).
+pub fn load_config(inv: &Invocation) -> Result<config::Config, Error> {
+    let loaded = config::load(inv.config.as_deref())?;
+    for w in &loaded.warnings {
+        eprintln!("skypunch: warning: {w}");
+    }
+    Ok(loaded.config)
+}
+
+/// Parses an id word the way the original did.
+pub fn parse_id(word: &str) -> Result<u64, Error> {
+    word.parse::<u64>()
+        .map_err(|_| Error::failed(format!("{word} is not a valid id")))
+}

@@ -1,0 +1,100 @@
+//! `skypunch notifiers [ID [enable | disable | test]]`.
+
+use super::table::Table;
+use super::{parse_id, Error, USAGE};
+use crate::config::Config;
+use crate::db::{self, notifiers::NotifierRow};
+use crate::notifier;
+
+pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
+    let pool = db::connect(&config.db)?;
+    let mut conn = db::checkout(&pool)?;
+    db::schema::check(&mut conn, &config.db.describe())?;
+    match words {
+        [] => {
+            print!("{}", list(&db::notifiers::all(&mut conn)?));
+            Ok(())
+        }
+        [id] => {
+            let row = find(&mut conn, id)?;
+            let owed = notifier::outbox::owed_to(&mut conn, row.id)?;
+            print!("{}", detail(&row, &owed));
+            Ok(())
+        }
+        [id, word @ ("enable" | "disable")] => {
+            let row = find(&mut conn, id)?;
+            db::notifiers::set_enabled(&mut conn, row.id, *word == "enable")?;
+            let done = if *word == "enable" {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            println!("Notifier: {} has been {done}", row.name);
+            Ok(())
+        }
+        [id, "test"] => {
+            let row = find(&mut conn, id)?;
+            drop(conn);
+            notifier::send_test(config, &pool, &row).map_err(Error::failed)
+        }
+        [_, word, ..] => Err(Error::usage(format!(
+            "unknown notifiers command `{word}`\n{USAGE}"
+        ))),
+    }
+}
+
+fn find(conn: &mut db::Conn, word: &str) -> Result<NotifierRow, Error> {
+    let id = parse_id(word)?;
+    db::notifiers::get(conn, id)?.ok_or_else(|| Error::failed(format!("id: {id} does not exist")))
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "Yes" } else { "No" }.to_string()
+}
+
+/// ID, Name, Type, Address, Enabled, Pass Count, Fail Count.
+pub fn list(rows: &[NotifierRow]) -> Table {
+    let mut t = Table::new(&[
+        "ID",
+        "Name",
+        "Type",
+        "Address",
+        "Enabled",
+        "Pass Count",
+        "Fail Count",
+    ]);
+    for r in rows {
+        t.row(vec![
+            r.id.to_string(),
+            r.name.clone(),
+            r.kind.clone(),
+            r.address.clone(),
+            yes_no(r.enabled),
+            r.pass_count.to_string(),
+            r.fail_count.to_string(),
+        ]);
+    }
+    t
+}
+
+/// Every field of one notifier (the password in `params` redacted) and what it is owed.
+pub fn detail(r: &NotifierRow, owed: &notifier::outbox::Owed) -> Table {
+    let mut t = Table::new(&["Field", "Value"]);
+    let fields: Vec<(&str, String)> = vec![
+        ("ID", r.id.to_string()),
+        ("Name", r.name.clone()),
+        ("Type", r.kind.clone()),
+        ("Address", r.address.clone()),
+        ("Params", crate::authn::redact_params(&r.params)),
+        ("Enabled", yes_no(r.enabled)),
+        ("Pass Count", r.pass_count.to_string()),
+        ("Fail Count", r.fail_count.to_string()),
+        ("Pending Alerts", owed.pending.to_string()),
+        ("Pending After Failed Tries", owed.failing.to_string()),
+        ("Last Error", owed.last_error.clone().unwrap_or_default()),
+    ];
+    for (k, v) in fields {
+        t.row(vec![k.to_string(), v]);
+    }
+    t
+}

@@ -1,0 +1,128 @@
+//! `skypunch targets [ID [enable | disable | test]]`.
+
+use super::table::Table;
+use super::{parse_id, Error, USAGE};
+use crate::authn;
+use crate::config::Config;
+use crate::db::{self, targets::TargetRow};
+
+pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
+    let pool = db::connect(&config.db)?;
+    let mut conn = db::checkout(&pool)?;
+    db::schema::check(&mut conn, &config.db.describe())?;
+    match words {
+        [] => {
+            print!("{}", list(&db::targets::all(&mut conn)?));
+            Ok(())
+        }
+        [id] => {
+            let row = find(&mut conn, id)?;
+            print!("{}", detail(&row));
+            if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
+                print!("Last check trace:\n{trace}");
+            }
+            Ok(())
+        }
+        [id, word @ ("enable" | "disable")] => {
+            let row = find(&mut conn, id)?;
+            db::targets::set_enabled(&mut conn, row.id, *word == "enable")?;
+            let done = if *word == "enable" {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            println!("Target: {} has been {done}", row.name);
+            Ok(())
+        }
+        [id, "test"] => {
+            let row = find(&mut conn, id)?;
+            drop(conn);
+            crate::daemon::test_target(config, &pool, &row).map_err(Error::failed)
+        }
+        [_, word, ..] => Err(Error::usage(format!(
+            "unknown targets command `{word}`\n{USAGE}"
+        ))),
+    }
+}
+
+fn find(conn: &mut db::Conn, word: &str) -> Result<TargetRow, Error> {
+    let id = parse_id(word)?;
+    db::targets::get(conn, id)?.ok_or_else(|| Error::failed(format!("id: {id} does not exist")))
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "Yes" } else { "No" }.to_string()
+}
+
+/// The original's list: ID, Name, Status, LastUpdated, Enabled, Pass Count, Fail Count.
+pub fn list(rows: &[TargetRow]) -> Table {
+    let mut t = Table::new(&[
+        "ID",
+        "Name",
+        "Status",
+        "LastUpdated",
+        "Enabled",
+        "Pass Count",
+        "Fail Count",
+    ]);
+    for r in rows {
+        t.row(vec![
+            r.id.to_string(),
+            r.name.clone(),
+            r.status.clone(),
+            r.last_updated.clone(),
+            yes_no(r.enabled),
+            r.pass_count.to_string(),
+            r.fail_count.to_string(),
+        ]);
+    }
+    t
+}
+
+/// Every field of one target, the original's first, as a two-column table. Passwords in
+/// `authn_parms` are redacted.
+pub fn detail(r: &TargetRow) -> Table {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let opt_n = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let fields: Vec<(&str, String)> = vec![
+        ("ID", r.id.to_string()),
+        ("Name", r.name.clone()),
+        ("Tenant ID", r.tenantid.clone()),
+        ("Status", r.status.clone()),
+        ("Previous Status", r.previous_status.clone()),
+        ("Enabled", yes_no(r.enabled)),
+        ("Status Description", opt(&r.status_description)),
+        ("Last Updated", r.last_updated.clone()),
+        ("Target URL", r.url.clone()),
+        ("Target Method", r.method.clone()),
+        ("Authentication", r.authn.clone()),
+        (
+            "Authentication Params",
+            authn::redact_params(r.authn_parms.as_deref().unwrap_or("")),
+        ),
+        ("Expected Value", r.pass_result.to_string()),
+        ("Frequency (sec)", r.frequency.to_string()),
+        ("Timeout (sec)", r.timeout.to_string()),
+        ("Pass Count", r.pass_count.to_string()),
+        ("Fail Count", r.fail_count.to_string()),
+        ("200 Status Count", r.count200.to_string()),
+        ("300 Status Count", r.count300.to_string()),
+        ("400 Status Count", r.count400.to_string()),
+        ("500 Status Count", r.count500.to_string()),
+        ("Network Fail Count", r.network_fails.to_string()),
+        ("Repeated Fail Count", r.repeated_fails.to_string()),
+        ("Fail Threshold", r.fail_threshold.to_string()),
+        ("Alert Sent", yes_no(r.alerted)),
+        ("Expected Body", opt(&r.expect_body)),
+        ("Max Response (ms)", opt_n(r.max_response_ms)),
+        ("Follow Redirects", yes_no(r.follow_redirects)),
+        ("Verify TLS", yes_no(r.verify_tls)),
+        ("Last HTTP Status", opt_n(r.last_http_status)),
+        ("Last Response (ms)", opt_n(r.last_response_ms)),
+    ];
+    let mut t = Table::new(&["Field", "Value"]);
+    for (k, v) in fields {
+        t.row(vec![k.to_string(), v]);
+    }
+    t
+}

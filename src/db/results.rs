@@ -1,0 +1,139 @@
+//! Writing check results: one transaction per batch, touching rows in id order (so that
+//! concurrent writers cannot deadlock), with the alerts the batch raised inserted in the same
+//! transaction. Called from the writer thread and by `targets ID test`.
+
+use std::collections::BTreeMap;
+
+use mysql::prelude::Queryable;
+use mysql::{TxOpts, Value};
+
+use super::{Conn, Error};
+use crate::model::{AlertKind, TargetId};
+use crate::state::RowUpdate;
+
+/// Rows per UPDATE statement; the batch itself may be larger.
+const ROWS_PER_STATEMENT: usize = 250;
+/// `status_description` is VARCHAR(128).
+const MAX_DESCRIPTION: usize = 128;
+/// `last_trace` is TEXT (64 KiB).
+const MAX_TRACE_BYTES: usize = 60_000;
+
+/// An alert raised by a state change, written to the outbox with the change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub target_id: TargetId,
+    pub kind: AlertKind,
+    pub trace: String,
+}
+
+/// Writes the updates (sorted by id) and the alerts in one transaction; all or nothing.
+/// Returns the number of target rows that still existed.
+pub fn write(
+    conn: &mut Conn,
+    updates: &BTreeMap<TargetId, RowUpdate>,
+    alerts: &[NewAlert],
+) -> Result<u64, Error> {
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting a result transaction"))?;
+    let entries: Vec<(&TargetId, &RowUpdate)> = updates.iter().collect();
+    let mut written = 0;
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let (sql, params) = update_statement(chunk);
+        tx.exec_drop(sql, params)
+            .map_err(Error::query("writing check results"))?;
+        written += tx.affected_rows();
+    }
+    for alert in alerts {
+        tx.exec_drop(
+            INSERT_ALERT,
+            (
+                alert.kind.as_str(),
+                clip_bytes(&alert.trace, MAX_TRACE_BYTES),
+                alert.target_id,
+            ),
+        )
+        .map_err(Error::query("queueing an alert"))?;
+    }
+    tx.commit()
+        .map_err(Error::query("committing check results"))?;
+    Ok(written)
+}
+
+/// The alert's snapshot is taken by the database from the row just updated, so the message
+/// shows the counters exactly as they were after the change. Never `authn_parms`.
+const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace) \
+    SELECT id, ?, JSON_OBJECT('id', id, 'name', name, 'tenantid', tenantid, 'enabled', enabled, \
+    'status', status, 'previous_status', previous_status, 'status_description', status_description, \
+    'last_updated', DATE_FORMAT(last_updated, '%Y-%m-%d %H:%i:%s'), 'url', url, 'method', method, \
+    'authn', authn, 'frequency', frequency, 'timeout', timeout, 'pass_result', pass_result, \
+    'pass_count', pass_count, 'fail_count', fail_count, 'count200', count200, 'count300', count300, \
+    'count400', count400, 'count500', count500, 'repeated_fails', repeated_fails, \
+    'network_fails', network_fails, 'fail_threshold', fail_threshold, \
+    'last_http_status', last_http_status, 'last_response_ms', last_response_ms), ? \
+    FROM targets WHERE id = ?";
+
+const VALUE_COLUMNS: [&str; 17] = [
+    "id", "st", "prev", "descr", "at", "dp", "df", "c2", "c3", "c4", "c5", "nf", "rf", "al", "hs",
+    "ms", "tr",
+];
+
+/// One multi-row UPDATE joined to a derived table of the new values; rows deleted meanwhile
+/// simply match nothing. Counters are added, so a hand edit of a counter is never overwritten.
+fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
+    let marks = vec!["?"; VALUE_COLUMNS.len()].join(",");
+    let first: Vec<String> = VALUE_COLUMNS.iter().map(|c| format!("? AS {c}")).collect();
+    let mut sql = format!("UPDATE targets t JOIN (SELECT {}", first.join(","));
+    for _ in 1..chunk.len() {
+        sql.push_str(" UNION ALL SELECT ");
+        sql.push_str(&marks);
+    }
+    sql.push_str(
+        ") v ON t.id = v.id SET t.status = v.st, t.previous_status = v.prev, \
+         t.status_description = v.descr, t.last_updated = v.at, \
+         t.pass_count = t.pass_count + v.dp, t.fail_count = t.fail_count + v.df, \
+         t.count200 = t.count200 + v.c2, t.count300 = t.count300 + v.c3, \
+         t.count400 = t.count400 + v.c4, t.count500 = t.count500 + v.c5, \
+         t.network_fails = t.network_fails + v.nf, t.repeated_fails = v.rf, t.alerted = v.al, \
+         t.last_http_status = v.hs, t.last_response_ms = v.ms, t.last_trace = v.tr, \
+         t.config_changed = t.config_changed",
+    );
+    let mut params = Vec::with_capacity(chunk.len() * VALUE_COLUMNS.len());
+    for (id, u) in chunk {
+        params.extend([
+            Value::from(**id),
+            Value::from(u.status.as_str()),
+            Value::from(u.previous_status.as_str()),
+            Value::from(clip_chars(&u.description, MAX_DESCRIPTION)),
+            Value::from(u.at.as_str()),
+            Value::from(u.counts.pass),
+            Value::from(u.counts.fail),
+            Value::from(u.counts.c200),
+            Value::from(u.counts.c300),
+            Value::from(u.counts.c400),
+            Value::from(u.counts.c500),
+            Value::from(u.counts.network),
+            Value::from(u.repeated_fails),
+            Value::from(u.alerted),
+            u.http_status.map_or(Value::NULL, Value::from),
+            Value::from(u.response_ms.min(i32::MAX as u64)),
+            Value::from(clip_bytes(&u.trace, MAX_TRACE_BYTES)),
+        ]);
+    }
+    (sql, params)
+}
+
+fn clip_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn clip_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

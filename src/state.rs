@@ -1,0 +1,226 @@
+//! The result state machine: how one check changes a target's row, and when it raises an
+//! alert. Pure; owned by the writer thread (and used once by `targets ID test`).
+//!
+//! Rules (the original's, shared/legacy.md, without its alerting bugs):
+//! previous_status := status; PASS → pass_count+1, repeated_fails := 0; FAIL → fail_count+1,
+//! repeated_fails+1; then the 2xx..5xx counter of the response, or network_fails+1 when no
+//! response came. A FAIL alert goes out when repeated_fails reaches the target's
+//! fail_threshold (a first check included); a recovery alert when it passes after one.
+
+use crate::model::{AlertKind, CheckOutcome, Status, TargetState, Verdict};
+
+/// The counters one or more checks add to a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pass: u64,
+    pub fail: u64,
+    pub c200: u64,
+    pub c300: u64,
+    pub c400: u64,
+    pub c500: u64,
+    pub network: u64,
+}
+
+impl Counts {
+    /// What a single check adds.
+    pub fn of(verdict: Verdict, http_status: Option<u16>) -> Counts {
+        let mut c = Counts::default();
+        match verdict {
+            Verdict::Pass => c.pass = 1,
+            Verdict::Fail => c.fail = 1,
+        }
+        match http_status {
+            Some(200..=299) => c.c200 = 1,
+            Some(300..=399) => c.c300 = 1,
+            Some(400..=499) => c.c400 = 1,
+            Some(500..=599) => c.c500 = 1,
+            Some(_) => {}
+            None => c.network = 1,
+        }
+        c
+    }
+
+    pub fn add(&mut self, o: &Counts) {
+        self.pass += o.pass;
+        self.fail += o.fail;
+        self.c200 += o.c200;
+        self.c300 += o.c300;
+        self.c400 += o.c400;
+        self.c500 += o.c500;
+        self.network += o.network;
+    }
+
+    pub fn checks(&self) -> u64 {
+        self.pass + self.fail
+    }
+}
+
+/// The effect of one check on a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub previous: Status,
+    pub next: TargetState,
+    pub alert: Option<AlertKind>,
+}
+
+/// Applies one check's verdict to a target's state.
+pub fn apply(state: TargetState, verdict: Verdict, fail_threshold: u64) -> Transition {
+    let mut next = TargetState {
+        status: verdict.status(),
+        ..state
+    };
+    let mut alert = None;
+    match verdict {
+        Verdict::Pass => {
+            next.repeated_fails = 0;
+            if state.alerted {
+                next.alerted = false;
+                alert = Some(AlertKind::Success);
+            }
+        }
+        Verdict::Fail => {
+            next.repeated_fails = state.repeated_fails + 1;
+            if !state.alerted && next.repeated_fails >= fail_threshold.max(1) {
+                next.alerted = true;
+                alert = Some(AlertKind::Failure);
+            }
+        }
+    }
+    Transition {
+        previous: state.status,
+        next,
+        alert,
+    }
+}
+
+/// What is owed to one target's row: the latest check's values and the counters of every
+/// check since the last write. Checks made while the database is away fold into one of these
+/// per target, so holding results costs memory per target, not per check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowUpdate {
+    pub status: Status,
+    pub previous_status: Status,
+    pub description: String,
+    /// `last_updated`, local time `YYYY-MM-DD HH:MM:SS.mmm`.
+    pub at: String,
+    pub counts: Counts,
+    pub repeated_fails: u64,
+    pub alerted: bool,
+    pub http_status: Option<u16>,
+    pub response_ms: u64,
+    pub trace: String,
+}
+
+impl RowUpdate {
+    /// The update for one check.
+    pub fn new(t: &Transition, outcome: &CheckOutcome, at: String) -> RowUpdate {
+        RowUpdate {
+            status: t.next.status,
+            previous_status: t.previous,
+            description: outcome.description.clone(),
+            at,
+            counts: Counts::of(outcome.verdict, outcome.http_status),
+            repeated_fails: t.next.repeated_fails,
+            alerted: t.next.alerted,
+            http_status: outcome.http_status,
+            response_ms: outcome.elapsed.as_millis() as u64,
+            trace: outcome.trace.to_string(),
+        }
+    }
+
+    /// Folds a later check into this one.
+    pub fn merge(&mut self, later: RowUpdate) {
+        let mut counts = self.counts;
+        counts.add(&later.counts);
+        *self = RowUpdate { counts, ..later };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(verdicts: &[Verdict], threshold: u64) -> (TargetState, Vec<Option<AlertKind>>) {
+        let mut state = TargetState::default();
+        let mut alerts = Vec::new();
+        for v in verdicts {
+            let t = apply(state, *v, threshold);
+            state = t.next;
+            alerts.push(t.alert);
+        }
+        (state, alerts)
+    }
+
+    use AlertKind::{Failure, Success};
+    use Verdict::{Fail, Pass};
+
+    #[test]
+    fn a_target_down_from_its_first_check_alerts() {
+        let (state, alerts) = run(&[Fail], 1);
+        assert_eq!(alerts, vec![Some(Failure)]);
+        assert_eq!(
+            (state.status, state.repeated_fails, state.alerted),
+            (Status::Fail, 1, true)
+        );
+    }
+
+    #[test]
+    fn recovery_alerts_only_after_a_failure_alert() {
+        let (_, alerts) = run(&[Pass, Fail, Fail, Pass, Pass], 1);
+        assert_eq!(alerts, vec![None, Some(Failure), None, Some(Success), None]);
+    }
+
+    #[test]
+    fn a_threshold_of_three_alerts_on_the_third_failure_only() {
+        let (_, alerts) = run(&[Fail, Fail, Pass, Fail, Fail, Fail, Fail, Pass], 3);
+        assert_eq!(
+            alerts,
+            vec![
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(Failure),
+                None,
+                Some(Success)
+            ]
+        );
+    }
+
+    #[test]
+    fn counters_follow_the_original_rules() {
+        assert_eq!(
+            Counts::of(Pass, Some(200)),
+            Counts {
+                pass: 1,
+                c200: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            Counts::of(Fail, Some(503)),
+            Counts {
+                fail: 1,
+                c500: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            Counts::of(Fail, None),
+            Counts {
+                fail: 1,
+                network: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            Counts::of(Fail, Some(302)),
+            Counts {
+                fail: 1,
+                c300: 1,
+                ..Counts::default()
+            }
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Validation of a target row into a [`Target`] the workers can run. Pure; used by the
+//! loader thread and the CLI. A row that does not validate is never scheduled: its error
+//! becomes the row's `config error: ...` description.
+
+use std::time::Duration;
+
+use crate::authn;
+use crate::db::targets::TargetRow;
+use crate::model::{Method, Status, Target, TargetState};
+
+/// Longest frequency accepted: a week.
+const MAX_FREQUENCY: i64 = 7 * 86400;
+/// Longest timeout accepted: an hour.
+const MAX_TIMEOUT: i64 = 3600;
+
+/// Validates a row; the error is the text after `config error: `.
+pub fn from_row(row: &TargetRow) -> Result<Target, String> {
+    let method = Method::parse(&row.method).ok_or_else(|| {
+        format!(
+            "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
+            clip(&row.method)
+        )
+    })?;
+    check_url(&row.url)?;
+    let auth = authn::parse(&row.authn, row.authn_parms.as_deref())?;
+    let pass_result = u16::try_from(row.pass_result)
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .ok_or_else(|| {
+            format!(
+                "pass_result {} is not an HTTP status (100-599)",
+                row.pass_result
+            )
+        })?;
+    let frequency = seconds("frequency", row.frequency, MAX_FREQUENCY)?;
+    let timeout = seconds("timeout", row.timeout, MAX_TIMEOUT)?;
+    if row.fail_threshold < 1 {
+        return Err(format!(
+            "fail_threshold {} is less than 1",
+            row.fail_threshold
+        ));
+    }
+    let max_response_ms = match row.max_response_ms {
+        Some(ms) if ms < 1 => return Err(format!("max_response_ms {ms} is less than 1")),
+        other => other.map(|ms| ms as u64),
+    };
+    Ok(Target {
+        id: row.id,
+        name: row.name.clone(),
+        url: row.url.trim().to_string(),
+        method,
+        auth,
+        pass_result,
+        frequency,
+        timeout,
+        request_body: row.request_body.clone(),
+        content_type: row.content_type.clone().filter(|c| !c.trim().is_empty()),
+        expect_body: row.expect_body.clone().filter(|e| !e.is_empty()),
+        max_response_ms,
+        follow_redirects: row.follow_redirects,
+        verify_tls: row.verify_tls,
+        fail_threshold: row.fail_threshold as u64,
+        revision: row.revision,
+        stored: TargetState {
+            status: Status::parse(&row.status),
+            repeated_fails: row.repeated_fails.max(0) as u64,
+            alerted: row.alerted,
+        },
+    })
+}
+
+fn seconds(column: &str, value: i64, max: i64) -> Result<Duration, String> {
+    if value < 1 {
+        return Err(format!("{column} {value} is less than 1 second"));
+    }
+    if value > max {
+        return Err(format!("{column} {value} is more than {max} seconds"));
+    }
+    Ok(Duration::from_secs(value as u64))
+}
+
+/// An absolute http(s) URL with a host and no white space.
+fn check_url(url: &str) -> Result<(), String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err("url is empty".into());
+    }
+    let bad = || {
+        format!(
+            "url `{}` is not an absolute http:// or https:// URL",
+            clip(url)
+        )
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("url `{}` contains white space", clip(url)));
+    }
+    let uri: ureq::http::Uri = url.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(
+        uri.scheme_str().map(str::to_ascii_lowercase).as_deref(),
+        Some("http" | "https")
+    );
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if scheme_ok && host_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// A value quoted in an error, cut short so one hostile row cannot flood the log.
+fn clip(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> TargetRow {
+        TargetRow {
+            id: 7,
+            name: "Example".into(),
+            status: "NEW".into(),
+            url: "http://127.0.0.1:8080/health".into(),
+            method: "GET".into(),
+            authn: "NONE".into(),
+            pass_result: 200,
+            frequency: 60,
+            timeout: 10,
+            enabled: true,
+            verify_tls: true,
+            fail_threshold: 1,
+            ..TargetRow::default()
+        }
+    }
+
+    #[test]
+    fn a_defaulted_row_is_a_valid_target() {
+        let t = from_row(&row()).unwrap();
+        assert_eq!(
+            (
+                t.method,
+                t.pass_result,
+                t.frequency.as_secs(),
+                t.timeout.as_secs()
+            ),
+            (Method::Get, 200, 60, 10)
+        );
+    }
+
+    #[test]
+    fn each_bad_value_gets_its_own_config_error() {
+        type Spoil = fn(&mut TargetRow);
+        let cases: Vec<(Spoil, &str)> = vec![
+            (|r| r.method = "FETCH".into(), "unknown method `FETCH`"),
+            (
+                |r| r.url = "ftp://x/".into(),
+                "is not an absolute http:// or https:// URL",
+            ),
+            (|r| r.url = "http://a b/".into(), "contains white space"),
+            (|r| r.url = String::new(), "url is empty"),
+            (|r| r.frequency = 0, "frequency 0 is less than 1 second"),
+            (|r| r.timeout = -5, "timeout -5 is less than 1 second"),
+            (
+                |r| r.pass_result = 42,
+                "pass_result 42 is not an HTTP status",
+            ),
+            (|r| r.authn = "KERBEROS".into(), "unknown authn `KERBEROS`"),
+            (
+                |r| r.authn = "BASIC".into(),
+                "BASIC needs user and password",
+            ),
+            (|r| r.fail_threshold = 0, "fail_threshold 0 is less than 1"),
+        ];
+        for (spoil, expected) in cases {
+            let mut r = row();
+            spoil(&mut r);
+            let err = from_row(&r).unwrap_err();
+            assert!(err.contains(expected), "{err} should contain {expected}");
+        }
+    }
+
+    #[test]
+    fn methods_are_case_insensitive() {
+        let mut r = row();
+        r.method = " post ".into();
+        assert_eq!(from_row(&r).unwrap().method, Method::Post);
+    }
+}
