@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(due_ids(&mut w, t0), vec![1]);
         assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
         w.finished(1, t0 + Duration::from_secs(5));
-        assert_eq!(due_ids(&mut w, t0 + Duration::from_secs(5)), vec![1]);
+        assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(5010)), vec![1]);
     }
 
     #[test]
