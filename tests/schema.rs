@@ -108,6 +108,8 @@ const COUNTERS: &str = "SELECT id, name, tenantid, status, status_description, p
     CONCAT_WS(',', pass_result, frequency, timeout, pass_count, fail_count, count200, count300, \
     count400, count500, network_fails, repeated_fails, enabled) FROM targets ORDER BY id";
 
+type NotifierRow1 = (u64, String, String, String, String, i64, i64, bool);
+
 type Row1 = (
     u64,
     String,
@@ -130,8 +132,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
         db.exec(&statement);
     }
     let before: Vec<Row1> = db.query(COUNTERS);
-    let notifiers_before: Vec<(u64, String, String, String, String, i64, i64, bool)> =
-        db.query("SELECT * FROM notifiers");
+    let notifiers_before: Vec<NotifierRow1> = db.query("SELECT * FROM notifiers");
 
     let refused = db.cli(&["targets"]);
     assert_eq!(refused.status.code(), Some(1));
@@ -152,7 +153,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
 
     let after: Vec<Row1> = db.query(COUNTERS);
     assert_eq!(before, after);
-    let notifiers_after: Vec<(u64, String, String, String, String, i64, i64, bool)> = db.query(
+    let notifiers_after: Vec<NotifierRow1> = db.query(
         "SELECT id, name, type, address, params, pass_count, fail_count, enabled FROM notifiers",
     );
     assert_eq!(notifiers_before, notifiers_after);
