@@ -80,16 +80,10 @@ fn enabling_and_disabling_a_target_says_so_and_changes_the_row() {
     let db = with_targets();
     let out = db.cli(&["targets", "2", "enable"]);
     assert_eq!(stdout(&out).trim(), "Target: Cloud has been Enabled");
-    assert_eq!(
-        db.one::<bool>("SELECT enabled FROM targets WHERE id = 2"),
-        true
-    );
+    assert!(db.one::<bool>("SELECT enabled FROM targets WHERE id = 2"));
     let out = db.cli(&["targets", "2", "disable"]);
     assert_eq!(stdout(&out).trim(), "Target: Cloud has been Disabled");
-    assert_eq!(
-        db.one::<bool>("SELECT enabled FROM targets WHERE id = 2"),
-        false
-    );
+    assert!(!db.one::<bool>("SELECT enabled FROM targets WHERE id = 2"));
 }
 
 #[test]
@@ -139,10 +133,7 @@ fn notifiers_list_show_enable_and_disable() {
         stdout(&db.cli(&["notifiers", "1", "disable"])).trim(),
         "Notifier: Ops has been Disabled"
     );
-    assert_eq!(
-        db.one::<bool>("SELECT enabled FROM notifiers WHERE id = 1"),
-        false
-    );
+    assert!(!db.one::<bool>("SELECT enabled FROM notifiers WHERE id = 1"));
     assert_eq!(
         stdout(&db.cli(&["notifiers", "1", "enable"])).trim(),
         "Notifier: Ops has been Enabled"
