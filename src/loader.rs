@@ -88,31 +88,30 @@ impl Loader {
     fn scan(&mut self) -> Result<(), db::Error> {
         let mut conn = db::checkout(&self.pool)?;
         let changed = db::targets::changed_since(&mut conn, self.newest - SLACK_MICROS)?;
-        let mut ids: Vec<TargetId> = changed
+        let ids: Vec<TargetId> = changed
             .iter()
             .filter(|(id, revision)| self.known.get(id) != Some(revision))
             .map(|(id, _)| *id)
             .collect();
-        self.newest = changed
-            .iter()
-            .map(|(_, r)| *r)
-            .max()
-            .unwrap_or(self.newest)
-            .max(self.newest);
+        self.newest = changed.iter().map(|(_, r)| *r).fold(self.newest, i64::max);
+        self.refresh(&mut conn, &ids)?;
         let (count, sum) = db::targets::enabled_fingerprint(&mut conn)?;
         let known_sum = self.known.keys().fold(0u64, |s, id| s.wrapping_add(*id));
         if count != self.known.len() as u64 || sum != known_sum {
-            ids.extend(self.reconcile(&mut conn)?);
+            let unseen = self.reconcile(&mut conn)?;
+            self.refresh(&mut conn, &unseen)?;
         }
-        ids.sort_unstable();
-        ids.dedup();
+        Ok(())
+    }
+
+    /// Re-reads these rows and schedules, reschedules or drops each.
+    fn refresh(&mut self, conn: &mut db::Conn, ids: &[TargetId]) -> Result<(), db::Error> {
         if ids.is_empty() {
             return Ok(());
         }
-        let rows = db::targets::by_ids(&mut conn, &ids)?;
-        for row in &rows {
+        for row in db::targets::by_ids(conn, ids)? {
             if row.enabled {
-                self.apply(&mut conn, row, false)?;
+                self.apply(conn, &row, false)?;
             } else if self.known.remove(&row.id).is_some() {
                 log::info!("[{}] target disabled: no longer checked", row.id);
                 let _ = self.wheel.send(Control::Remove(row.id));
@@ -133,7 +132,7 @@ impl Loader {
             .collect();
         for id in gone {
             self.known.remove(&id);
-            log::info!("[{id}] target deleted or disabled: no longer checked");
+            log::info!("[{id}] target deleted: no longer checked");
             let _ = self.wheel.send(Control::Remove(id));
         }
         Ok(enabled
