@@ -4,6 +4,8 @@
 //! loader → wheel → workers → writer → notifier, with the CLI beside it.
 
 pub mod authn;
+pub mod check;
 pub mod config;
+pub mod keystone;
 pub mod model;
 pub mod trace;
