@@ -164,10 +164,15 @@ pub fn parse_answer(
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
-    let lifetime = expires.and_then(parse_time).map(|at| (at - now).to_std().unwrap_or_default());
+    let lifetime = expires
+        .and_then(parse_time)
+        .map(|at| (at - now).to_std().unwrap_or_default());
     let (lifetime, text) = match (lifetime, expires) {
         (Some(lifetime), Some(text)) => (lifetime, text.to_string()),
-        _ => (default_lifetime, format!("in {}", describe::human(default_lifetime))),
+        _ => (
+            default_lifetime,
+            format!("in {}", describe::human(default_lifetime)),
+        ),
     };
     Some((Secret::new(value), lifetime, text))
 }
@@ -195,12 +200,15 @@ pub(crate) fn fetch(
     let url = token_url(params);
     let unreachable = |err: &ureq::Error| KeystoneError::Unreachable {
         endpoint: endpoint.clone(),
-        reason: describe::describe(err, &describe::Context {
-            phase: timing::phase(),
-            addr: None,
-            host: host_of(&params.endpoint),
-            timeout,
-        }),
+        reason: describe::describe(
+            err,
+            &describe::Context {
+                phase: timing::phase(),
+                addr: None,
+                host: host_of(&params.endpoint),
+                timeout,
+            },
+        ),
     };
     let request = ureq::http::Request::post(url.as_str())
         .header("content-type", "application/json")
@@ -220,7 +228,10 @@ pub(crate) fn fetch(
     if !(200..300).contains(&status) {
         return Err(KeystoneError::Rejected { endpoint, status });
     }
-    let subject = response.headers().get("x-subject-token").and_then(|v| v.to_str().ok());
+    let subject = response
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok());
     let subject = subject.map(str::to_string);
     timing::set_phase(timing::Phase::Body);
     let body = response
@@ -229,7 +240,13 @@ pub(crate) fn fetch(
         .limit(MAX_ANSWER_BYTES)
         .read_to_vec()
         .map_err(|e| unreachable(&e))?;
-    let parsed = parse_answer(params.version, subject.as_deref(), &body, Utc::now(), default_lifetime);
+    let parsed = parse_answer(
+        params.version,
+        subject.as_deref(),
+        &body,
+        Utc::now(),
+        default_lifetime,
+    );
     let (value, lifetime, expires) = parsed.ok_or(KeystoneError::NoToken { endpoint })?;
     Ok(Token::new(value, obtained, lifetime, expires))
 }
@@ -345,7 +362,11 @@ impl TokenCache {
                     let endpoint = redact_url(&params.endpoint);
                     return Err(KeystoneError::Waited { endpoint });
                 }
-                slot = entry.done.wait_timeout(slot, left).unwrap_or_else(PoisonError::into_inner).0;
+                slot = entry
+                    .done
+                    .wait_timeout(slot, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
             let fresh = slot.token.as_ref().is_some_and(|t| t.is_fresh(now()));
             if let (false, Some(err)) = (fresh, &slot.error) {
@@ -420,16 +441,26 @@ mod tests {
     fn token_urls_follow_the_api_version() {
         let v2 = |e| token_url(&params(IdentityVersion::V2, e));
         assert_eq!(v2("http://k:5000/v2.0"), "http://k:5000/v2.0/tokens");
-        assert_eq!(v2("http://k:5000/v2.0/tokens/"), "http://k:5000/v2.0/tokens");
+        assert_eq!(
+            v2("http://k:5000/v2.0/tokens/"),
+            "http://k:5000/v2.0/tokens"
+        );
         let v3 = |e| token_url(&params(IdentityVersion::V3, e));
         assert_eq!(v3("http://k/v3/"), "http://k/v3/auth/tokens?nocatalog");
-        assert_eq!(v3("http://k:5000"), "http://k:5000/v3/auth/tokens?nocatalog");
-        assert_eq!(v3("http://k/v3/auth/tokens"), "http://k/v3/auth/tokens?nocatalog");
+        assert_eq!(
+            v3("http://k:5000"),
+            "http://k:5000/v3/auth/tokens?nocatalog"
+        );
+        assert_eq!(
+            v3("http://k/v3/auth/tokens"),
+            "http://k/v3/auth/tokens?nocatalog"
+        );
     }
 
     #[test]
     fn v2_body_is_the_originals() {
-        let body: Value = serde_json::from_str(&request_body(&params(IdentityVersion::V2, "x"))).unwrap();
+        let body: Value =
+            serde_json::from_str(&request_body(&params(IdentityVersion::V2, "x"))).unwrap();
         let want = json!({"auth":{"passwordCredentials":{"username":"ops","password":"pw"},"tenantId":"t1"}});
         assert_eq!(body, want);
     }
@@ -438,7 +469,10 @@ mod tests {
     fn v3_body_scopes_by_id_or_by_name() {
         let mut p = params(IdentityVersion::V3, "x");
         let body: Value = serde_json::from_str(&request_body(&p)).unwrap();
-        assert_eq!(body["auth"]["identity"]["password"]["user"]["domain"]["name"], "Default");
+        assert_eq!(
+            body["auth"]["identity"]["password"]["user"]["domain"]["name"],
+            "Default"
+        );
         assert_eq!(body["auth"]["scope"]["project"], json!({"id": "t1"}));
         p.project_id = None;
         p.project_name = Some("web".into());
@@ -455,11 +489,15 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let v2 = br#"{"access":{"token":{"id":"tok","expires":"2030-01-01T00:10:00Z"}}}"#;
         let (t, life, text) = parse_answer(IdentityVersion::V2, None, v2, now, hour).unwrap();
-        assert_eq!((t.expose(), life, text.as_str()), ("tok", Duration::from_secs(600), "2030-01-01T00:10:00Z"));
+        assert_eq!(
+            (t.expose(), life, text.as_str()),
+            ("tok", Duration::from_secs(600), "2030-01-01T00:10:00Z")
+        );
         let v3 = br#"{"token":{"expires_at":"2030-01-01T00:00:30.000000Z"}}"#;
         let (t, life, _) = parse_answer(IdentityVersion::V3, Some("tok3"), v3, now, hour).unwrap();
         assert_eq!((t.expose(), life), ("tok3", Duration::from_secs(30)));
-        let (_, life, text) = parse_answer(IdentityVersion::V3, Some("t"), b"{}", now, hour).unwrap();
+        let (_, life, text) =
+            parse_answer(IdentityVersion::V3, Some("t"), b"{}", now, hour).unwrap();
         assert_eq!((life, text.as_str()), (hour, "in 3600s"));
         assert!(parse_answer(IdentityVersion::V3, None, v3, now, hour).is_none());
         assert!(parse_answer(IdentityVersion::V2, None, b"<html>", now, hour).is_none());
@@ -468,13 +506,24 @@ mod tests {
 
     #[test]
     fn errors_name_the_endpoint() {
-        let e = KeystoneError::Rejected { endpoint: "http://k/v3".into(), status: 401 };
-        assert_eq!(e.to_string(), "keystone authentication failed: 401 Unauthorized at http://k/v3");
+        let e = KeystoneError::Rejected {
+            endpoint: "http://k/v3".into(),
+            status: 401,
+        };
+        assert_eq!(
+            e.to_string(),
+            "keystone authentication failed: 401 Unauthorized at http://k/v3"
+        );
         assert_eq!(host_of("http://u:p@keystone:5000/v3"), "keystone");
     }
 
     fn token(obtained: Instant, secs: u64) -> Token {
-        Token::new(Secret::new("t"), obtained, Duration::from_secs(secs), String::new())
+        Token::new(
+            Secret::new("t"),
+            obtained,
+            Duration::from_secs(secs),
+            String::new(),
+        )
     }
 
     #[test]
@@ -496,10 +545,15 @@ mod tests {
         let clock = std::cell::Cell::new(t0);
         let fetches = AtomicUsize::new(0);
         let get = || {
-            cache.get_at(&p, || clock.get(), t0 + Duration::from_secs(9999), || {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                Ok(token(clock.get(), 3600))
-            })
+            cache.get_at(
+                &p,
+                || clock.get(),
+                t0 + Duration::from_secs(9999),
+                || {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    Ok(token(clock.get(), 3600))
+                },
+            )
         };
         assert_eq!(get().unwrap().1, Source::New);
         clock.set(t0 + Duration::from_secs(3000));
@@ -525,13 +579,18 @@ mod tests {
                             std::thread::sleep(Duration::from_millis(200));
                             match ok {
                                 true => Ok(token(Instant::now(), 3600)),
-                                false => Err(KeystoneError::NoToken { endpoint: "e".into() }),
+                                false => Err(KeystoneError::NoToken {
+                                    endpoint: "e".into(),
+                                }),
                             }
                         })
                     })
                 })
                 .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>()
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect::<Vec<_>>()
         };
         let failed = run(false);
         assert!(failed.iter().all(|r| r.is_err()));
@@ -546,9 +605,13 @@ mod tests {
         let cache = TokenCache::new();
         let p = params(IdentityVersion::V2, "http://k/v2.0");
         let far = Instant::now() + Duration::from_secs(10);
-        let (first, _) = cache.get(&p, far, || Ok(token(Instant::now(), 3600))).unwrap();
+        let (first, _) = cache
+            .get(&p, far, || Ok(token(Instant::now(), 3600)))
+            .unwrap();
         cache.invalidate(&p, &first);
-        let (second, source) = cache.get(&p, far, || Ok(token(Instant::now(), 3600))).unwrap();
+        let (second, source) = cache
+            .get(&p, far, || Ok(token(Instant::now(), 3600)))
+            .unwrap();
         assert_eq!(source, Source::New);
         cache.invalidate(&p, &first);
         let (third, source) = cache.get(&p, far, || unreachable!()).unwrap();

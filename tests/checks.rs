@@ -29,8 +29,16 @@ fn assert_fail(outcome: &CheckOutcome, description: &str) {
 /// Finished by the timeout, with a generous margin for a loaded machine.
 #[track_caller]
 fn assert_bounded(outcome: &CheckOutcome, timeout: Duration) {
-    assert!(outcome.elapsed >= timeout.mul_f32(0.9), "{:?}", outcome.elapsed);
-    assert!(outcome.elapsed < timeout + Duration::from_millis(1500), "{:?}", outcome.elapsed);
+    assert!(
+        outcome.elapsed >= timeout.mul_f32(0.9),
+        "{:?}",
+        outcome.elapsed
+    );
+    assert!(
+        outcome.elapsed < timeout + Duration::from_millis(1500),
+        "{:?}",
+        outcome.elapsed
+    );
 }
 
 #[test]
@@ -38,7 +46,10 @@ fn a_matching_status_passes_with_the_reason_phrase_and_a_full_trace() {
     let server = respond("200 OK", "hello");
     let outcome = check(&target(&server.url("/health")));
     assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.trace);
-    assert_eq!((outcome.description.as_str(), outcome.http_status), ("OK", Some(200)));
+    assert_eq!(
+        (outcome.description.as_str(), outcome.http_status),
+        ("OK", Some(200))
+    );
     let text = outcome.trace.to_string();
     for line in [
         "resolved host to 127.0.0.1",
@@ -63,7 +74,10 @@ fn each_check_opens_a_new_connection() {
     for _ in 0..3 {
         assert_eq!(checker.check(&t).verdict, Verdict::Pass);
     }
-    assert_eq!(server.connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
 }
 
 #[test]
@@ -76,7 +90,11 @@ fn a_status_mismatch_fails_naming_both() {
 
 #[test]
 fn a_closed_port_is_connection_refused() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let outcome = check(&target(&format!("http://127.0.0.1:{port}/")));
     assert_fail(&outcome, &format!("connection refused (127.0.0.1:{port})"));
     assert_eq!(outcome.http_status, None);
@@ -98,7 +116,10 @@ fn a_full_accept_queue_is_a_connect_timeout() {
     addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     unsafe {
-        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0);
+        assert_eq!(
+            libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len),
+            0
+        );
         assert_eq!(libc::listen(fd, 0), 0);
         let mut got = addr;
         let mut got_len = len;
@@ -115,7 +136,10 @@ fn a_full_accept_queue_is_a_connect_timeout() {
     let mut t = target(&format!("http://127.0.0.1:{port}/"));
     t.timeout = Duration::from_secs(1);
     let outcome = check(&t);
-    assert_fail(&outcome, &format!("connect timed out after 1s (127.0.0.1:{port})"));
+    assert_fail(
+        &outcome,
+        &format!("connect timed out after 1s (127.0.0.1:{port})"),
+    );
     assert_bounded(&outcome, t.timeout);
     drop(fillers);
     unsafe { libc::close(fd) };
@@ -132,7 +156,11 @@ fn a_server_that_never_answers_times_out_waiting_for_the_response() {
     let outcome = check(&t);
     assert_fail(&outcome, "timed out after 1s waiting for the response");
     assert_bounded(&outcome, t.timeout);
-    assert!(outcome.trace.to_string().contains("GET "), "{}", outcome.trace);
+    assert!(
+        outcome.trace.to_string().contains("GET "),
+        "{}",
+        outcome.trace
+    );
 }
 
 #[test]
@@ -149,7 +177,10 @@ fn a_dripping_body_times_out_while_reading_it() {
     let mut t = target(&server.url("/"));
     t.timeout = Duration::from_secs(1);
     let outcome = check(&t);
-    assert_fail(&outcome, "timed out after 1s while reading the response body");
+    assert_fail(
+        &outcome,
+        "timed out after 1s while reading the response body",
+    );
     assert_eq!(outcome.http_status, Some(200));
     assert_bounded(&outcome, t.timeout);
 }
@@ -171,7 +202,10 @@ fn an_endless_body_is_cut_at_the_limit() {
             w.write_all(&chunk)?;
         }
     });
-    let settings = CheckSettings { max_body_bytes: 100_000, ..CheckSettings::default() };
+    let settings = CheckSettings {
+        max_body_bytes: 100_000,
+        ..CheckSettings::default()
+    };
     let outcome = Checker::new(settings).check(&target(&server.url("/")));
     assert_fail(&outcome, "response body larger than 100000 bytes");
     assert!(outcome.elapsed < Duration::from_secs(2));
@@ -181,7 +215,10 @@ fn an_endless_body_is_cut_at_the_limit() {
 fn garbage_instead_of_http_is_an_invalid_response() {
     let server = serve(|_, w| w.write_all(b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n"));
     let outcome = check(&target(&server.url("/")));
-    assert_fail(&outcome, &format!("invalid HTTP response from server ({})", server.addr));
+    assert_fail(
+        &outcome,
+        &format!("invalid HTTP response from server ({})", server.addr),
+    );
     assert_eq!(outcome.http_status, None);
 }
 
@@ -189,12 +226,17 @@ fn garbage_instead_of_http_is_an_invalid_response() {
 fn a_huge_header_is_refused() {
     let server = serve(|_, w| {
         let big = "a".repeat(100 * 1024);
-        w.write_all(format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        w.write_all(
+            format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        )
     });
     let outcome = check(&target(&server.url("/")));
     assert_fail(
         &outcome,
-        &format!("response header too large (more than 65536 bytes) ({})", server.addr),
+        &format!(
+            "response header too large (more than 65536 bytes) ({})",
+            server.addr
+        ),
     );
 }
 
@@ -215,7 +257,10 @@ fn redirects_are_followed_only_when_asked() {
     t.follow_redirects = true;
     let outcome = check(&t);
     assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.trace);
-    assert!(outcome.trace.to_string().contains("request sent to the redirect location"));
+    assert!(outcome
+        .trace
+        .to_string()
+        .contains("request sent to the redirect location"));
     t.pass_result = 302;
     t.follow_redirects = false;
     assert_eq!(check(&t).verdict, Verdict::Pass);
@@ -249,9 +294,15 @@ fn a_request_body_is_sent_with_its_content_type() {
     t.pass_result = 201;
     t.request_body = Some(r#"{"ping":1}"#.into());
     let outcome = check(&t);
-    assert_eq!((outcome.verdict, outcome.description.as_str()), (Verdict::Pass, "Created"));
+    assert_eq!(
+        (outcome.verdict, outcome.description.as_str()),
+        (Verdict::Pass, "Created")
+    );
     let request = server.last();
-    assert_eq!((request.method.as_str(), request.body.as_slice()), ("POST", &br#"{"ping":1}"#[..]));
+    assert_eq!(
+        (request.method.as_str(), request.body.as_slice()),
+        ("POST", &br#"{"ping":1}"#[..])
+    );
     assert_eq!(request.header("content-type"), Some("application/json"));
     t.method = Method::Put;
     t.content_type = Some("text/plain".into());
@@ -265,7 +316,10 @@ fn a_self_signed_certificate_fails_unless_verification_is_off() {
     let mut t = target(&server.https_url("/"));
     let outcome = check(&t);
     let addr = format!("localhost:{}", server.addr.port());
-    assert_fail(&outcome, &format!("TLS error: invalid peer certificate: UnknownIssuer ({addr})"));
+    assert_fail(
+        &outcome,
+        &format!("TLS error: invalid peer certificate: UnknownIssuer ({addr})"),
+    );
     t.verify_tls = false;
     let outcome = check(&t);
     assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.trace);
@@ -287,7 +341,11 @@ fn plain_text_on_a_tls_port_is_a_tls_error() {
     t.verify_tls = false;
     let outcome = check(&t);
     assert_eq!(outcome.verdict, Verdict::Fail);
-    assert!(outcome.description.starts_with("TLS error: "), "{}", outcome.description);
+    assert!(
+        outcome.description.starts_with("TLS error: "),
+        "{}",
+        outcome.description
+    );
     assert!(outcome.description.ends_with(&format!("({addr})")));
 }
 
@@ -311,8 +369,14 @@ fn a_slow_answer_fails_max_response_ms() {
     t.max_response_ms = Some(100);
     let outcome = check(&t);
     assert_eq!(outcome.verdict, Verdict::Fail);
-    assert!(outcome.description.starts_with("response took "), "{}", outcome.description);
-    assert!(outcome.description.ends_with(" ms, more than max_response_ms 100"));
+    assert!(
+        outcome.description.starts_with("response took "),
+        "{}",
+        outcome.description
+    );
+    assert!(outcome
+        .description
+        .ends_with(" ms, more than max_response_ms 100"));
     t.max_response_ms = Some(5000);
     assert_eq!(check(&t).verdict, Verdict::Pass);
 }
@@ -321,11 +385,17 @@ fn a_slow_answer_fails_max_response_ms() {
 fn basic_auth_is_sent_and_never_shown() {
     let server = respond("200 OK", "");
     let mut t = target(&server.url("/").replace("http://", "http://ops:urlpass@"));
-    t.auth = Auth::Basic { user: "ops".into(), password: Secret::new("s3cr3t-pw") };
+    t.auth = Auth::Basic {
+        user: "ops".into(),
+        password: Secret::new("s3cr3t-pw"),
+    };
     let outcome = check(&t);
     assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.trace);
     // base64("ops:s3cr3t-pw")
-    assert_eq!(server.last().header("authorization"), Some("Basic b3BzOnMzY3IzdC1wdw=="));
+    assert_eq!(
+        server.last().header("authorization"),
+        Some("Basic b3BzOnMzY3IzdC1wdw==")
+    );
     let text = format!("{}{}", outcome.trace, outcome.description);
     assert!(text.contains("auth: BASIC as user ops"));
     for secret in ["s3cr3t-pw", "b3BzOnMzY3IzdC1wdw", "urlpass"] {

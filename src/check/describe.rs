@@ -169,7 +169,9 @@ pub fn describe(err: &ureq::Error, cx: &Context) -> String {
 fn timeout(cx: &Context) -> String {
     let t = human(cx.timeout);
     let mut text = match cx.phase {
-        Phase::Start | Phase::Resolving => return format!("dns lookup of {} timed out after {t}", cx.host),
+        Phase::Start | Phase::Resolving => {
+            return format!("dns lookup of {} timed out after {t}", cx.host)
+        }
         Phase::Connecting => format!("connect timed out after {t}"),
         Phase::Handshaking => format!("TLS handshake timed out after {t}"),
         Phase::Sending => return format!("timed out after {t} while sending the request"),

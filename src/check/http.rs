@@ -108,7 +108,9 @@ fn judge(target: &Target, answer: &Answer) -> Result<u16, Failure> {
     if let Some(max) = target.max_response_ms {
         let ms = answer.took.as_millis();
         if ms > u128::from(max) {
-            return fail(format!("response took {ms} ms, more than max_response_ms {max}"));
+            return fail(format!(
+                "response took {ms} ms, more than max_response_ms {max}"
+            ));
         }
     }
     Ok(status)
@@ -129,12 +131,15 @@ impl<'a> Run<'a> {
             // A cached token can be revoked before it expires: fetch one new token, once.
             drop(response);
             self.tokens.invalidate(params, &token);
-            self.trace.step("target refused the cached keystone token: authenticating again");
+            self.trace
+                .step("target refused the cached keystone token: authenticating again");
             credential = self.keystone(params)?;
             response = self.send(&credential)?;
         }
         let status = response.status().as_u16();
-        let body = self.read_body(&mut response).map_err(|e| (Some(status), e))?;
+        let body = self
+            .read_body(&mut response)
+            .map_err(|e| (Some(status), e))?;
         Ok(Answer {
             status,
             body,
@@ -226,7 +231,11 @@ impl<'a> Run<'a> {
         if remaining.is_zero() {
             return Err(ureq::Error::Timeout(ureq::Timeout::Global));
         }
-        let redirects = if self.target.follow_redirects { MAX_REDIRECTS } else { 0 };
+        let redirects = if self.target.follow_redirects {
+            MAX_REDIRECTS
+        } else {
+            0
+        };
         let request = self
             .agent
             .configure_request(request?)
@@ -239,7 +248,10 @@ impl<'a> Run<'a> {
     }
 
     fn describe(&self, err: &ureq::Error) -> String {
-        let host = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h);
+        let host = self
+            .addr
+            .rsplit_once(':')
+            .map_or(self.addr.as_str(), |(h, _)| h);
         describe::describe(
             err,
             &Context {
@@ -276,7 +288,8 @@ impl<'a> Run<'a> {
             }
         }
         let took = started.elapsed();
-        self.trace.phase(Instant::now(), took, format!("read {total} bytes of body"));
+        self.trace
+            .phase(Instant::now(), took, format!("read {total} bytes of body"));
         Ok(kept)
     }
 
@@ -286,13 +299,25 @@ impl<'a> Run<'a> {
         let trace = &mut self.trace;
         timing::drain(|mark| {
             let (at, took, text): (Instant, Duration, Cow<str>) = match mark {
-                Mark::Resolved { at, took, first, count: 1 } => {
-                    (at, took, format!("resolved host to {first}").into())
+                Mark::Resolved {
+                    at,
+                    took,
+                    first,
+                    count: 1,
+                } => (at, took, format!("resolved host to {first}").into()),
+                Mark::Resolved {
+                    at,
+                    took,
+                    first,
+                    count,
+                } => (
+                    at,
+                    took,
+                    format!("resolved host to {first} (of {count} addresses)").into(),
+                ),
+                Mark::Connected { at, took, peer } => {
+                    (at, took, format!("connected to {peer}").into())
                 }
-                Mark::Resolved { at, took, first, count } => {
-                    (at, took, format!("resolved host to {first} (of {count} addresses)").into())
-                }
-                Mark::Connected { at, took, peer } => (at, took, format!("connected to {peer}").into()),
                 Mark::Handshake { at, took } => (at, took, "TLS handshake done".into()),
                 Mark::Sent { at, took } => {
                     sent += 1;
@@ -369,7 +394,10 @@ mod tests {
         );
         assert_eq!(
             judge(&t, &answer(200, "healthy", 1234)).unwrap_err(),
-            (Some(200), "response took 1234 ms, more than max_response_ms 500".into())
+            (
+                Some(200),
+                "response took 1234 ms, more than max_response_ms 500".into()
+            )
         );
         assert_eq!(pass_text(200), "OK");
         assert_eq!(pass_text(299), "299");

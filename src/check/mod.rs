@@ -96,5 +96,9 @@ fn agent(trust_any_certificate: bool) -> Agent {
         .input_buffer_size(80 * 1024)
         .output_buffer_size(16 * 1024)
         .build();
-    Agent::with_parts(config, timing::TimedConnector::new(), timing::TimedResolver::default())
+    Agent::with_parts(
+        config,
+        timing::TimedConnector::new(),
+        timing::TimedResolver::default(),
+    )
 }

@@ -47,11 +47,29 @@ pub enum Phase {
 /// One timed step, turned into a trace line by the check.
 #[derive(Debug, Clone, Copy)]
 pub enum Mark {
-    Resolved { at: Instant, took: Duration, first: IpAddr, count: usize },
-    Connected { at: Instant, took: Duration, peer: SocketAddr },
-    Handshake { at: Instant, took: Duration },
-    Sent { at: Instant, took: Duration },
-    FirstByte { at: Instant, took: Duration },
+    Resolved {
+        at: Instant,
+        took: Duration,
+        first: IpAddr,
+        count: usize,
+    },
+    Connected {
+        at: Instant,
+        took: Duration,
+        peer: SocketAddr,
+    },
+    Handshake {
+        at: Instant,
+        took: Duration,
+    },
+    Sent {
+        at: Instant,
+        took: Duration,
+    },
+    FirstByte {
+        at: Instant,
+        took: Duration,
+    },
 }
 
 struct Recorder {
@@ -138,7 +156,15 @@ impl Resolver for TimedResolver {
             let at = Instant::now();
             let took = at - t0;
             let count = addrs.len();
-            record(Phase::Connecting, Some(Mark::Resolved { at, took, first, count }));
+            record(
+                Phase::Connecting,
+                Some(Mark::Resolved {
+                    at,
+                    took,
+                    first,
+                    count,
+                }),
+            );
         }
         Ok(addrs)
     }
@@ -146,9 +172,14 @@ impl Resolver for TimedResolver {
 
 fn literal(uri: &Uri) -> Option<SocketAddr> {
     let host = uri.host()?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     let ip: IpAddr = host.parse().ok()?;
-    let https = uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    let https = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"));
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     Some(SocketAddr::new(ip, port))
 }
@@ -179,7 +210,9 @@ impl TimedConnector {
                 .with_safe_default_protocol_versions()
                 .expect("ring supports the default TLS versions")
         };
-        let verifying = builder().with_root_certificates(roots).with_no_client_auth();
+        let verifying = builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let trusting = builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
@@ -205,7 +238,14 @@ impl Connector<()> for TimedConnector {
         let t0 = Instant::now();
         let (stream, peer) = connect_tcp(details)?;
         let at = Instant::now();
-        record(Phase::Connecting, Some(Mark::Connected { at, took: at - t0, peer }));
+        record(
+            Phase::Connecting,
+            Some(Mark::Connected {
+                at,
+                took: at - t0,
+                peer,
+            }),
+        );
         let buffers = || LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
         let tcp = TcpTransport::new(stream, buffers());
         let mut ready = at;
@@ -218,9 +258,18 @@ impl Connector<()> for TimedConnector {
             };
             let stream = handshake(tls.clone(), tcp, details)?;
             let done = Instant::now();
-            record(Phase::Sending, Some(Mark::Handshake { at: done, took: done - at }));
+            record(
+                Phase::Sending,
+                Some(Mark::Handshake {
+                    at: done,
+                    took: done - at,
+                }),
+            );
             ready = done;
-            Either::B(TlsTransport { buffers: buffers(), stream })
+            Either::B(TlsTransport {
+                buffers: buffers(),
+                stream,
+            })
         } else {
             record(Phase::Sending, None);
             Either::A(tcp)
@@ -249,7 +298,9 @@ fn connect_tcp(details: &ConnectionDetails) -> Result<(TcpStream, SocketAddr), u
     for &addr in details.addrs.iter() {
         let timeout = remaining(details);
         let result = match timeout.after {
-            ut::Duration::Exact(d) if d.is_zero() => return Err(ureq::Error::Timeout(timeout.reason)),
+            ut::Duration::Exact(d) if d.is_zero() => {
+                return Err(ureq::Error::Timeout(timeout.reason))
+            }
             ut::Duration::Exact(d) => TcpStream::connect_timeout(&addr, d),
             ut::Duration::NotHappening => TcpStream::connect(addr),
         };
@@ -274,7 +325,10 @@ fn handshake(
     details: &ConnectionDetails,
 ) -> Result<StreamOwned<ClientConnection, TransportAdapter<TcpTransport>>, ureq::Error> {
     let host = details.uri.host().unwrap_or_default();
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| ureq::Error::Tls("invalid server name for TLS"))?;
     let mut conn = ClientConnection::new(config, name)?;
@@ -291,7 +345,11 @@ fn handshake(
 fn tls_io_error(e: io::Error) -> ureq::Error {
     let is_rustls = e.get_ref().is_some_and(|i| i.is::<rustls::Error>());
     if is_rustls {
-        if let Ok(inner) = e.into_inner().expect("checked above").downcast::<rustls::Error>() {
+        if let Ok(inner) = e
+            .into_inner()
+            .expect("checked above")
+            .downcast::<rustls::Error>()
+        {
             return ureq::Error::Rustls(*inner);
         }
         return ureq::Error::Tls("TLS handshake failed");
@@ -359,14 +417,20 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let stream = &self.stream;
-        set_timeout(timeout, &mut self.write_timeout, |t| stream.set_write_timeout(t))?;
+        set_timeout(timeout, &mut self.write_timeout, |t| {
+            stream.set_write_timeout(t)
+        })?;
         let output = &self.buffers.output()[..amount];
-        (&self.stream).write_all(output).map_err(|e| timed_out(e, timeout))
+        (&self.stream)
+            .write_all(output)
+            .map_err(|e| timed_out(e, timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let stream = &self.stream;
-        set_timeout(timeout, &mut self.read_timeout, |t| stream.set_read_timeout(t))?;
+        set_timeout(timeout, &mut self.read_timeout, |t| {
+            stream.set_read_timeout(t)
+        })?;
         let input = self.buffers.input_append_buf();
         let amount = loop {
             match (&self.stream).read(input) {
@@ -494,7 +558,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -503,7 +572,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -52,7 +52,12 @@ impl Server {
     }
 
     pub fn last(&self) -> Request {
-        self.requests.lock().unwrap().last().cloned().expect("a request")
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request")
     }
 }
 
