@@ -172,7 +172,12 @@ impl<'a> Run<'a> {
             IdentityVersion::V2 => "v2",
             IdentityVersion::V3 => "v3",
         };
-        self.marks_to_trace("keystone: ", "POST", &keystone::token_url(params));
+        marks_to_trace(
+            &mut self.trace,
+            "keystone: ",
+            "POST",
+            &keystone::token_url(params),
+        );
         let endpoint = describe::redact_url(&params.endpoint);
         match result {
             Ok((token, source)) => {
@@ -211,7 +216,8 @@ impl<'a> Run<'a> {
             }
             None => self.call(request.body(())),
         };
-        self.marks_to_trace("", method(target.method).as_str(), &self.url.clone());
+        let method = method(target.method);
+        marks_to_trace(&mut self.trace, "", method.as_str(), &self.url);
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -292,45 +298,42 @@ impl<'a> Run<'a> {
             .phase(Instant::now(), took, format!("read {total} bytes of body"));
         Ok(kept)
     }
+}
 
-    /// Turns what the connector hooks recorded into trace lines.
-    fn marks_to_trace(&mut self, prefix: &str, method: &str, url: &str) {
-        let mut sent = 0;
-        let trace = &mut self.trace;
-        timing::drain(|mark| {
-            let (at, took, text): (Instant, Duration, Cow<str>) = match mark {
-                Mark::Resolved {
-                    at,
-                    took,
-                    first,
-                    count: 1,
-                } => (at, took, format!("resolved host to {first}").into()),
-                Mark::Resolved {
-                    at,
-                    took,
-                    first,
-                    count,
-                } => (
-                    at,
-                    took,
-                    format!("resolved host to {first} (of {count} addresses)").into(),
-                ),
-                Mark::Connected { at, took, peer } => {
-                    (at, took, format!("connected to {peer}").into())
+/// Turns what the connector hooks recorded into trace lines.
+fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
+    let mut sent = 0;
+    timing::drain(|mark| {
+        let (at, took, text): (Instant, Duration, Cow<str>) = match mark {
+            Mark::Resolved {
+                at,
+                took,
+                first,
+                count: 1,
+            } => (at, took, format!("resolved host to {first}").into()),
+            Mark::Resolved {
+                at,
+                took,
+                first,
+                count,
+            } => (
+                at,
+                took,
+                format!("resolved host to {first} (of {count} addresses)").into(),
+            ),
+            Mark::Connected { at, took, peer } => (at, took, format!("connected to {peer}").into()),
+            Mark::Handshake { at, took } => (at, took, "TLS handshake done".into()),
+            Mark::Sent { at, took } => {
+                sent += 1;
+                match sent {
+                    1 => (at, took, format!("{method} {url} sent").into()),
+                    _ => (at, took, "request sent to the redirect location".into()),
                 }
-                Mark::Handshake { at, took } => (at, took, "TLS handshake done".into()),
-                Mark::Sent { at, took } => {
-                    sent += 1;
-                    match sent {
-                        1 => (at, took, format!("{method} {url} sent").into()),
-                        _ => (at, took, "request sent to the redirect location".into()),
-                    }
-                }
-                Mark::FirstByte { at, took } => (at, took, "first byte of the response".into()),
-            };
-            trace.phase(at, took, format!("{prefix}{text}"));
-        });
-    }
+            }
+            Mark::FirstByte { at, took } => (at, took, "first byte of the response".into()),
+        };
+        trace.phase(at, took, format!("{prefix}{text}"));
+    });
 }
 
 fn method(m: Method) -> h::Method {
