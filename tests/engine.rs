@@ -10,7 +10,8 @@ use common::{check_lines, stderr, stdout, wait_for, Daemon, TestDb};
 
 type Counters = (String, String, i64, i64, i64, i64, i64, i64, i64);
 
-const COUNTERS: &str = "SELECT status, previous_status, pass_count, fail_count, count200, count500, \
+const COUNTERS: &str =
+    "SELECT status, previous_status, pass_count, fail_count, count200, count500, \
     network_fails, repeated_fails, count300 + count400 FROM targets WHERE id = ";
 
 fn counters(db: &TestDb, id: u64) -> Counters {
@@ -18,18 +19,25 @@ fn counters(db: &TestDb, id: u64) -> Counters {
 }
 
 fn checks(db: &TestDb, id: u64) -> i64 {
-    db.one(&format!("SELECT pass_count + fail_count FROM targets WHERE id = {id}"))
+    db.one(&format!(
+        "SELECT pass_count + fail_count FROM targets WHERE id = {id}"
+    ))
 }
 
 fn wait_checks(db: &TestDb, id: u64, at_least: i64, what: &str) {
-    wait_for(Duration::from_secs(20), what, || (checks(db, id) >= at_least).then_some(()));
+    wait_for(Duration::from_secs(20), what, || {
+        (checks(db, id) >= at_least).then_some(())
+    });
 }
 
 #[test]
 fn counters_follow_the_original_rules_through_pass_and_fail() {
     let db = TestDb::new();
     let server = HttpServer::start(200);
-    let id = db.add_target("name, url, frequency, timeout", &format!("'API', '{}', 1, 2", server.url("/health")));
+    let id = db.add_target(
+        "name, url, frequency, timeout",
+        &format!("'API', '{}', 1, 2", server.url("/health")),
+    );
     let daemon = Daemon::start(&db);
     wait_checks(&db, id, 2, "two passing checks");
     server.set_status(503);
@@ -50,8 +58,14 @@ fn counters_follow_the_original_rules_through_pass_and_fail() {
     assert_eq!((network, other), (0, 0));
     assert!(previous == "PASS" || previous == "FAIL");
     let lines = check_lines(&db.log(), id);
-    assert_eq!(lines.len() as i64, pass + fail, "one log line per check, every check written");
-    let description: String = db.one(&format!("SELECT status_description FROM targets WHERE id = {id}"));
+    assert_eq!(
+        lines.len() as i64,
+        pass + fail,
+        "one log line per check, every check written"
+    );
+    let description: String = db.one(&format!(
+        "SELECT status_description FROM targets WHERE id = {id}"
+    ));
     assert_eq!(description, "OK");
 }
 
@@ -59,15 +73,25 @@ fn counters_follow_the_original_rules_through_pass_and_fail() {
 fn the_log_line_keeps_the_original_format_with_the_response_time() {
     let db = TestDb::new();
     let server = HttpServer::start(503);
-    let id = db.add_target("name, url, frequency", &format!("'Billing', '{}', 1", server.url("/")));
+    let id = db.add_target(
+        "name, url, frequency",
+        &format!("'Billing', '{}', 1", server.url("/")),
+    );
     let daemon = Daemon::start(&db);
     wait_checks(&db, id, 1, "a check");
     daemon.stop();
     let line = check_lines(&db.log(), id).remove(0);
     // 2013-07-11 06:10:57,053 ERROR [1] Billing                        GET http://... FAIL (...) 3ms
     let (stamp, rest) = line.split_at(23);
-    assert!(chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S,%3f").is_ok(), "{line}");
-    let expected = format!(" ERROR [{id}] {:<30} GET {} FAIL (", "Billing", server.url("/"));
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S,%3f").is_ok(),
+        "{line}"
+    );
+    let expected = format!(
+        " ERROR [{id}] {:<30} GET {} FAIL (",
+        "Billing",
+        server.url("/")
+    );
     assert!(rest.starts_with(&expected), "{line}");
     assert!(line.contains("503 Service Unavailable"), "{line}");
     assert!(line.ends_with("ms"), "{line}");
@@ -79,35 +103,55 @@ fn targets_added_edited_disabled_and_deleted_with_sql_are_picked_up() {
     let good = HttpServer::start(200);
     let daemon = Daemon::start(&db);
 
-    let id = db.add_target("name, url, frequency", &format!("'Later', '{}', 1", good.url("/")));
+    let id = db.add_target(
+        "name, url, frequency",
+        &format!("'Later', '{}', 1", good.url("/")),
+    );
     wait_checks(&db, id, 1, "the inserted target to be checked");
     assert_eq!(counters(&db, id).0, "PASS");
 
-    db.exec(&format!("UPDATE targets SET url = 'http://127.0.0.1:1/' WHERE id = {id}"));
+    db.exec(&format!(
+        "UPDATE targets SET url = 'http://127.0.0.1:1/' WHERE id = {id}"
+    ));
     wait_for(Duration::from_secs(20), "the edited URL to fail", || {
         (counters(&db, id).0 == "FAIL").then_some(())
     });
 
     db.exec(&format!("UPDATE targets SET enabled = 0 WHERE id = {id}"));
     wait_for(Duration::from_secs(10), "the disable to be noticed", || {
-        db.log().contains(&format!("[{id}] target disabled")).then_some(())
+        db.log()
+            .contains(&format!("[{id}] target disabled"))
+            .then_some(())
     });
     let frozen = checks(&db, id);
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(checks(&db, id) <= frozen + 1, "a disabled target is no longer checked");
+    assert!(
+        checks(&db, id) <= frozen + 1,
+        "a disabled target is no longer checked"
+    );
 
-    db.exec(&format!("UPDATE targets SET enabled = 1, url = '{}' WHERE id = {id}", good.url("/")));
-    wait_for(Duration::from_secs(20), "the re-enabled target to pass", || {
-        (counters(&db, id).0 == "PASS").then_some(())
-    });
+    db.exec(&format!(
+        "UPDATE targets SET enabled = 1, url = '{}' WHERE id = {id}",
+        good.url("/")
+    ));
+    wait_for(
+        Duration::from_secs(20),
+        "the re-enabled target to pass",
+        || (counters(&db, id).0 == "PASS").then_some(()),
+    );
 
     db.exec(&format!("DELETE FROM targets WHERE id = {id}"));
     wait_for(Duration::from_secs(10), "the delete to be noticed", || {
-        db.log().contains(&format!("[{id}] target deleted")).then_some(())
+        db.log()
+            .contains(&format!("[{id}] target deleted"))
+            .then_some(())
     });
     let lines = check_lines(&db.log(), id).len();
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(check_lines(&db.log(), id).len() <= lines + 1, "a deleted target is no longer checked");
+    assert!(
+        check_lines(&db.log(), id).len() <= lines + 1,
+        "a deleted target is no longer checked"
+    );
     assert_eq!(daemon.stop(), Some(0));
 }
 
@@ -115,41 +159,85 @@ fn targets_added_edited_disabled_and_deleted_with_sql_are_picked_up() {
 fn bad_rows_get_their_config_error_once_and_good_rows_keep_being_checked() {
     let db = TestDb::new();
     let server = HttpServer::start(200);
-    let good = db.add_target("name, url, frequency", &format!("'Good', '{}', 1", server.url("/")));
+    let good = db.add_target(
+        "name, url, frequency",
+        &format!("'Good', '{}', 1", server.url("/")),
+    );
     let bad = [
         ("method", "'FETCH'", "config error: unknown method `FETCH`"),
-        ("frequency", "0", "config error: frequency 0 is less than 1 second"),
-        ("timeout", "-3", "config error: timeout -3 is less than 1 second"),
-        ("url", "'not a url'", "config error: url `not a url` contains white space"),
-        ("authn", "'KERBEROS'", "config error: unknown authn `KERBEROS`"),
-        ("authn", "'BASIC'", "config error: BASIC needs user and password"),
+        (
+            "frequency",
+            "0",
+            "config error: frequency 0 is less than 1 second",
+        ),
+        (
+            "timeout",
+            "-3",
+            "config error: timeout -3 is less than 1 second",
+        ),
+        (
+            "url",
+            "'not a url'",
+            "config error: url `not a url` contains white space",
+        ),
+        (
+            "authn",
+            "'KERBEROS'",
+            "config error: unknown authn `KERBEROS`",
+        ),
+        (
+            "authn",
+            "'BASIC'",
+            "config error: BASIC needs user and password",
+        ),
     ];
     let mut ids = Vec::new();
     for (column, value, _) in &bad {
-        let url = if *column == "url" { String::new() } else { format!(", '{}'", server.url("/")) };
-        let (cols, vals) = if *column == "url" {
-            (format!("name, {column}"), format!("'Bad {column}', {value}"))
+        let url = if *column == "url" {
+            String::new()
         } else {
-            (format!("name, {column}, url"), format!("'Bad {column}', {value}{url}"))
+            format!(", '{}'", server.url("/"))
+        };
+        let (cols, vals) = if *column == "url" {
+            (
+                format!("name, {column}"),
+                format!("'Bad {column}', {value}"),
+            )
+        } else {
+            (
+                format!("name, {column}, url"),
+                format!("'Bad {column}', {value}{url}"),
+            )
         };
         ids.push(db.add_target(&cols, &vals));
     }
     let daemon = Daemon::start(&db);
     wait_checks(&db, good, 3, "the good target to keep being checked");
     for (id, (_, _, expected)) in ids.iter().zip(&bad) {
-        let (status, description): (String, String) =
-            db.one(&format!("SELECT status, status_description FROM targets WHERE id = {id}"));
+        let (status, description): (String, String) = db.one(&format!(
+            "SELECT status, status_description FROM targets WHERE id = {id}"
+        ));
         assert_eq!(status, "FAIL");
-        assert!(description.starts_with(expected), "{description} should start with {expected}");
+        assert!(
+            description.starts_with(expected),
+            "{description} should start with {expected}"
+        );
         assert_eq!(checks(&db, *id), 0, "a bad row is not checked");
-        let logged = db.log().lines().filter(|l| l.contains(&format!("[{id}] ")) && l.contains("config error")).count();
+        let logged = db
+            .log()
+            .lines()
+            .filter(|l| l.contains(&format!("[{id}] ")) && l.contains("config error"))
+            .count();
         assert_eq!(logged, 1, "logged once");
     }
     let alerts: i64 = db.one("SELECT COUNT(*) FROM alerts");
     assert_eq!(alerts, 0, "config errors are not alerted");
 
     // Fixing the row schedules it.
-    db.exec(&format!("UPDATE targets SET frequency = 1 WHERE id = {}", ids[1]));
+    db.exec(&format!(
+        "UPDATE targets SET frequency = 1 WHERE id = {}",
+        ids[1]
+    ));
     wait_checks(&db, ids[1], 1, "the fixed row to be checked");
     assert_eq!(daemon.stop(), Some(0));
 }
@@ -158,14 +246,20 @@ fn bad_rows_get_their_config_error_once_and_good_rows_keep_being_checked() {
 fn a_target_checked_every_second_is_checked_about_once_a_second() {
     let db = TestDb::new();
     let server = HttpServer::start(200);
-    let id = db.add_target("name, url, frequency", &format!("'Fast', '{}', 1", server.url("/")));
+    let id = db.add_target(
+        "name, url, frequency",
+        &format!("'Fast', '{}', 1", server.url("/")),
+    );
     let daemon = Daemon::start(&db);
     wait_checks(&db, id, 1, "the first check");
     let first = checks(&db, id);
     std::thread::sleep(Duration::from_secs(5));
     let made = checks(&db, id) - first;
     daemon.stop();
-    assert!((3..=7).contains(&made), "{made} checks in 5 s at a 1 s frequency");
+    assert!(
+        (3..=7).contains(&made),
+        "{made} checks in 5 s at a 1 s frequency"
+    );
 }
 
 #[test]
@@ -177,7 +271,10 @@ fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let first = text.lines().next().unwrap();
-    assert!(first.contains(&format!("[{id}] Manual")) && first.contains(" FAIL ("), "{text}");
+    assert!(
+        first.contains(&format!("[{id}] Manual")) && first.contains(" FAIL ("),
+        "{text}"
+    );
     assert!(text.contains("[Fail] reason:"), "the trace follows: {text}");
     assert_eq!(server.requests(), 1);
     let c = counters(&db, id);
@@ -190,12 +287,21 @@ fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
 fn a_failing_first_check_queues_one_failure_alert_and_recovery_queues_one_success() {
     let db = TestDb::new();
     let server = HttpServer::start(500);
-    let id = db.add_target("name, url, frequency", &format!("'Flappy', '{}', 1", server.url("/")));
+    let id = db.add_target(
+        "name, url, frequency",
+        &format!("'Flappy', '{}', 1", server.url("/")),
+    );
     let daemon = Daemon::start(&db);
-    wait_for(Duration::from_secs(20), "three failures", || (counters(&db, id).7 >= 3).then_some(()));
+    wait_for(Duration::from_secs(20), "three failures", || {
+        (counters(&db, id).7 >= 3).then_some(())
+    });
     server.set_status(200);
-    wait_for(Duration::from_secs(20), "recovery", || (counters(&db, id).0 == "PASS").then_some(()));
+    wait_for(Duration::from_secs(20), "recovery", || {
+        (counters(&db, id).0 == "PASS").then_some(())
+    });
     daemon.stop();
-    let kinds: Vec<String> = db.query(&format!("SELECT kind FROM alerts WHERE target_id = {id} ORDER BY id"));
+    let kinds: Vec<String> = db.query(&format!(
+        "SELECT kind FROM alerts WHERE target_id = {id} ORDER BY id"
+    ));
     assert_eq!(kinds, vec!["FAILURE", "SUCCESS"]);
 }

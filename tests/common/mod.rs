@@ -226,9 +226,11 @@ impl Daemon {
             .spawn()
             .unwrap();
         let d = Daemon { child };
-        wait_for(Duration::from_secs(10), "the daemon's first log line", || {
-            db.log().contains("started").then_some(())
-        });
+        wait_for(
+            Duration::from_secs(10),
+            "the daemon's first log line",
+            || db.log().contains("started").then_some(()),
+        );
         d
     }
 

@@ -1,0 +1,300 @@
+//! Words for what a check found: reason phrases, failure descriptions from `ureq::Error`,
+//! redacted URLs and durations. Pure functions, called on the worker thread running a check.
+
+use std::fmt::Write as _;
+use std::io;
+use std::time::Duration;
+
+use super::timing::Phase;
+
+/// The canonical reason phrase of a status code (RFC 9110 and friends). HTTP/1.1 servers may
+/// send an empty or odd reason, and HTTP/2 has none, so the description never trusts the wire.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => "",
+    }
+}
+
+/// `503 Service Unavailable`, or just `599` for a code without a canonical phrase.
+pub fn status_text(status: u16) -> String {
+    match reason_phrase(status) {
+        "" => status.to_string(),
+        reason => format!("{status} {reason}"),
+    }
+}
+
+/// `2s`, `1.5s` or `250ms`: timeouts are whole seconds in the database, tests use less.
+pub fn human(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The URL with any `user:password@` password replaced, safe for traces and descriptions.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..auth_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    format!("{scheme}://{user}:(redacted)@{}", &rest[at + 1..])
+}
+
+/// `host:port` of a URL (default port by scheme), for descriptions; userinfo dropped.
+pub fn host_port(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let has_port = match authority.rfind(':') {
+        Some(colon) => !authority[colon..].contains(']'),
+        None => false,
+    };
+    if has_port {
+        authority.to_string()
+    } else if scheme.eq_ignore_ascii_case("https") {
+        format!("{authority}:443")
+    } else {
+        format!("{authority}:80")
+    }
+}
+
+/// Where a failure happened, to name it: the phase the recorder saw last, the host and port
+/// being talked to, and the check's timeout.
+pub struct Context<'a> {
+    pub phase: Phase,
+    /// `host:port`, appended to connection failures; `None` when the caller names the peer
+    /// itself (Keystone errors name the endpoint).
+    pub addr: Option<&'a str>,
+    pub host: &'a str,
+    pub timeout: Duration,
+}
+
+/// Describes a failed request: lowercase, naming what failed and where. Never includes a
+/// header value, so no secret can leak through here.
+pub fn describe(err: &ureq::Error, cx: &Context) -> String {
+    use ureq::Error as E;
+    let mut text = match err {
+        E::Timeout(_) => return timeout(cx),
+        E::Io(e) if e.kind() == io::ErrorKind::TimedOut => return timeout(cx),
+        E::Io(e) => return io_error(e, cx),
+        E::HostNotFound => return format!("unknown host {}", cx.host),
+        E::ConnectionFailed => "connection failed".to_string(),
+        E::Protocol(_) => "invalid HTTP response from server".to_string(),
+        E::LargeResponseHeader(_, max) => {
+            format!("response header too large (more than {max} bytes)")
+        }
+        E::TooManyRedirects => return "too many redirects (10)".to_string(),
+        E::RedirectFailed => return "redirect failed: missing or invalid Location".to_string(),
+        E::BodyExceedsLimit(n) => return format!("response body larger than {n} bytes"),
+        E::BadUri(u) => return format!("invalid url: {u}"),
+        E::Http(e) => return format!("invalid request: {e}"),
+        E::Rustls(e) => format!("TLS error: {e}"),
+        E::Tls(e) => format!("TLS error: {e}"),
+        E::TlsRequired => "TLS error: the connection is not encrypted".to_string(),
+        other => format!("request failed: {other}"),
+    };
+    append_addr(&mut text, cx);
+    text
+}
+
+fn timeout(cx: &Context) -> String {
+    let t = human(cx.timeout);
+    let mut text = match cx.phase {
+        Phase::Start | Phase::Resolving => {
+            return format!("dns lookup of {} timed out after {t}", cx.host)
+        }
+        Phase::Connecting => format!("connect timed out after {t}"),
+        Phase::Handshaking => format!("TLS handshake timed out after {t}"),
+        Phase::Sending => return format!("timed out after {t} while sending the request"),
+        Phase::Waiting | Phase::Receiving => {
+            return format!("timed out after {t} waiting for the response")
+        }
+        Phase::Body => return format!("timed out after {t} while reading the response body"),
+    };
+    append_addr(&mut text, cx);
+    text
+}
+
+fn io_error(e: &io::Error, cx: &Context) -> String {
+    use io::ErrorKind as K;
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        let mut text = format!("TLS error: {inner}");
+        append_addr(&mut text, cx);
+        return text;
+    }
+    if matches!(cx.phase, Phase::Start | Phase::Resolving) {
+        let msg = e.to_string();
+        if msg.contains("not known") || msg.contains("No address") || msg.contains("nodename") {
+            return format!("unknown host {}", cx.host);
+        }
+        return format!("dns lookup of {} failed: {msg}", cx.host);
+    }
+    let mut text = match (e.kind(), cx.phase) {
+        (K::ConnectionRefused, _) => "connection refused".to_string(),
+        (K::HostUnreachable, _) => "host unreachable".to_string(),
+        (K::NetworkUnreachable, _) => "network unreachable".to_string(),
+        (K::ConnectionReset | K::UnexpectedEof | K::BrokenPipe | K::ConnectionAborted, p) => {
+            match p {
+                Phase::Body => "connection closed while reading the response body".to_string(),
+                Phase::Handshaking => "connection closed during the TLS handshake".to_string(),
+                _ => "connection closed before a response arrived".to_string(),
+            }
+        }
+        (K::InvalidData, _) => "invalid HTTP response from server".to_string(),
+        _ => format!("network error: {e}"),
+    };
+    append_addr(&mut text, cx);
+    text
+}
+
+fn append_addr(text: &mut String, cx: &Context) {
+    if let Some(addr) = cx.addr {
+        let _ = write!(text, " ({addr})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx(phase: Phase) -> Context<'static> {
+        Context {
+            phase,
+            addr: Some("127.0.0.1:1"),
+            host: "nosuch.invalid",
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn reason_phrases_are_canonical() {
+        assert_eq!(reason_phrase(200), "OK");
+        assert_eq!(status_text(503), "503 Service Unavailable");
+        assert_eq!(status_text(599), "599");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(2)), "2s");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("https://ops:s3cret@host:8443/x?a=b@c"),
+            "https://ops:(redacted)@host:8443/x?a=b@c"
+        );
+        assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn host_port_uses_scheme_defaults() {
+        assert_eq!(host_port("http://u:p@example.com/x"), "example.com:80");
+        assert_eq!(host_port("https://example.com"), "example.com:443");
+        assert_eq!(host_port("http://127.0.0.1:1/"), "127.0.0.1:1");
+        assert_eq!(host_port("http://[::1]/"), "[::1]:80");
+        assert_eq!(host_port("http://[::1]:8080/"), "[::1]:8080");
+    }
+
+    #[test]
+    fn errors_name_the_phase_and_the_peer() {
+        let refused = ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            describe(&refused, &cx(Phase::Connecting)),
+            "connection refused (127.0.0.1:1)"
+        );
+        let t = ureq::Error::Timeout(ureq::Timeout::Global);
+        assert_eq!(
+            describe(&t, &cx(Phase::Connecting)),
+            "connect timed out after 2s (127.0.0.1:1)"
+        );
+        assert_eq!(
+            describe(&t, &cx(Phase::Waiting)),
+            "timed out after 2s waiting for the response"
+        );
+        assert_eq!(
+            describe(&t, &cx(Phase::Body)),
+            "timed out after 2s while reading the response body"
+        );
+        assert_eq!(
+            describe(&ureq::Error::HostNotFound, &cx(Phase::Resolving)),
+            "unknown host nosuch.invalid"
+        );
+        assert_eq!(
+            describe(&ureq::Error::TooManyRedirects, &cx(Phase::Receiving)),
+            "too many redirects (10)"
+        );
+    }
+}

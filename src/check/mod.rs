@@ -1,0 +1,106 @@
+//! One HTTP check of one target, run synchronously on a worker thread: reads the target's
+//! definition and the shared Keystone token cache, talks to the target (and Keystone), and
+//! returns a [`CheckOutcome`] with a trace. Touches no database.
+
+pub(crate) mod describe;
+pub(crate) mod timing;
+
+mod http;
+
+pub use describe::redact_url;
+
+use std::time::Duration;
+
+use ureq::tls::TlsConfig;
+use ureq::Agent;
+
+use crate::keystone::TokenCache;
+use crate::model::{CheckOutcome, Target};
+
+/// Redirect hops followed when a target asks for it.
+pub const MAX_REDIRECTS: u32 = 10;
+
+/// Daemon-wide settings of checks, from the config file.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckSettings {
+    /// Bodies longer than this FAIL (and are not read further).
+    pub max_body_bytes: u64,
+    /// How long a Keystone token is used when Keystone does not say when it expires.
+    pub token_lifetime: Duration,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            max_body_bytes: 1 << 20,
+            token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds two ureq
+/// agents (certificates verified or not; each an `Arc` inside, built once with its TLS
+/// configuration) and the Keystone token cache. Every check opens its own connection and
+/// closes it, so nothing else is shared between checks.
+#[derive(Debug)]
+pub struct Checker {
+    verifying: Agent,
+    trusting: Agent,
+    tokens: TokenCache,
+    settings: CheckSettings,
+}
+
+impl Checker {
+    pub fn new(settings: CheckSettings) -> Checker {
+        Checker {
+            verifying: agent(false),
+            trusting: agent(true),
+            tokens: TokenCache::new(),
+            settings,
+        }
+    }
+
+    /// The Keystone tokens shared by all checks.
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
+    /// an outcome with [`crate::model::Verdict::Fail`] and a description of what failed.
+    pub fn check(&self, target: &Target) -> CheckOutcome {
+        let agent = match target.verify_tls {
+            true => &self.verifying,
+            false => &self.trusting,
+        };
+        timing::begin();
+        let outcome = http::run(agent, &self.tokens, &self.settings, target);
+        timing::end();
+        outcome
+    }
+}
+
+/// The agent-wide part of the configuration; timeouts and redirects are set per request.
+fn agent(trust_any_certificate: bool) -> Agent {
+    let tls = TlsConfig::builder()
+        .disable_verification(trust_any_certificate)
+        .build();
+    let config = Agent::config_builder()
+        .tls_config(tls)
+        // A check must see the target as it is: no proxy from the environment.
+        .proxy(None)
+        // A fresh connection per check: a pooled one would hide connect and TLS problems.
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("skypunch/", env!("CARGO_PKG_VERSION")))
+        // Header size limit 64 KiB (ureq's default); the input buffer must hold a whole head.
+        .input_buffer_size(80 * 1024)
+        .output_buffer_size(16 * 1024)
+        .build();
+    Agent::with_parts(
+        config,
+        timing::TimedConnector::new(),
+        timing::TimedResolver::default(),
+    )
+}

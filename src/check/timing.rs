@@ -1,0 +1,586 @@
+//! Per-phase timing of one check, on the worker thread running it: ureq's resolver, connector
+//! and transport hooks write marks (resolved, connected, TLS done, request sent, first byte)
+//! into a thread-local recorder that the check reads back into its trace.
+//!
+//! Why a thread-local: ureq builds its connector chain once per agent and shares it between
+//! threads, so a connector has no per-request place to write to. A check runs synchronously on
+//! one worker thread from start to verdict (ureq spawns no thread except for DNS with a
+//! timeout, and our resolver records from the calling thread), so "the recorder of this
+//! thread" is exactly "the recorder of this check".
+//!
+//! What cannot be timed: the request's header *serialisation* is inside ureq; `sent` marks the
+//! end of the last write, which is what matters on the wire.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::time as ut;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    TransportAdapter,
+};
+
+/// Where a check is, so that a timeout or a reset can be named by the phase it hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Start,
+    Resolving,
+    Connecting,
+    Handshaking,
+    Sending,
+    Waiting,
+    Receiving,
+    Body,
+}
+
+/// One timed step, turned into a trace line by the check.
+#[derive(Debug, Clone, Copy)]
+pub enum Mark {
+    Resolved {
+        at: Instant,
+        took: Duration,
+        first: IpAddr,
+        count: usize,
+    },
+    Connected {
+        at: Instant,
+        took: Duration,
+        peer: SocketAddr,
+    },
+    Handshake {
+        at: Instant,
+        took: Duration,
+    },
+    Sent {
+        at: Instant,
+        took: Duration,
+    },
+    FirstByte {
+        at: Instant,
+        took: Duration,
+    },
+}
+
+struct Recorder {
+    armed: bool,
+    phase: Phase,
+    marks: Vec<Mark>,
+}
+
+thread_local! {
+    static RECORDER: RefCell<Recorder> = const {
+        RefCell::new(Recorder { armed: false, phase: Phase::Start, marks: Vec::new() })
+    };
+}
+
+/// Starts recording for a check on this thread, forgetting anything left from the last one.
+pub fn begin() {
+    RECORDER.with_borrow_mut(|r| {
+        r.armed = true;
+        r.phase = Phase::Start;
+        r.marks.clear();
+    });
+}
+
+/// Stops recording; hooks used outside a check (none today) then record nothing.
+pub fn end() {
+    RECORDER.with_borrow_mut(|r| r.armed = false);
+}
+
+pub fn phase() -> Phase {
+    RECORDER.with_borrow(|r| r.phase)
+}
+
+pub fn set_phase(phase: Phase) {
+    RECORDER.with_borrow_mut(|r| r.phase = phase);
+}
+
+/// Hands the marks recorded since the last call to `f`, in order.
+pub fn drain(mut f: impl FnMut(Mark)) {
+    let marks = RECORDER.with_borrow_mut(|r| std::mem::take(&mut r.marks));
+    marks.iter().copied().for_each(&mut f);
+    // Give the allocation back so the next check records without allocating.
+    RECORDER.with_borrow_mut(|r| {
+        if r.marks.is_empty() {
+            let mut marks = marks;
+            marks.clear();
+            r.marks = marks;
+        }
+    });
+}
+
+fn record(phase: Phase, mark: Option<Mark>) {
+    RECORDER.with_borrow_mut(|r| {
+        if r.armed {
+            r.phase = phase;
+            r.marks.extend(mark);
+        }
+    });
+}
+
+/// ureq's resolver, timed; IP literals skip it, because with a timeout it spawns a thread
+/// per lookup and most monitored URLs in a data centre name an address.
+#[derive(Debug, Default)]
+pub struct TimedResolver(DefaultResolver);
+
+impl Resolver for TimedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        record(Phase::Resolving, None);
+        let t0 = Instant::now();
+        let addrs = match literal(uri) {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                addrs
+            }
+            None => self.0.resolve(uri, config, timeout)?,
+        };
+        let first = addrs.first().map(SocketAddr::ip);
+        if let Some(first) = first {
+            let at = Instant::now();
+            let took = at - t0;
+            let count = addrs.len();
+            record(
+                Phase::Connecting,
+                Some(Mark::Resolved {
+                    at,
+                    took,
+                    first,
+                    count,
+                }),
+            );
+        }
+        Ok(addrs)
+    }
+}
+
+fn literal(uri: &Uri) -> Option<SocketAddr> {
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = host.parse().ok()?;
+    let https = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Connects TCP (and TLS for https) itself rather than through ureq's connectors: it needs the
+/// peer address for the trace, and ureq's `RustlsConnector` rebuilds the whole rustls
+/// `ClientConfig` (root store included) for every request that carries request-level config,
+/// which every check does because its timeout is per target. Ours are built once.
+pub struct TimedConnector {
+    verifying: Arc<ClientConfig>,
+    trusting: Arc<ClientConfig>,
+}
+
+impl fmt::Debug for TimedConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TimedConnector")
+    }
+}
+
+impl TimedConnector {
+    pub fn new() -> TimedConnector {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let builder = || {
+            ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+        };
+        let verifying = builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let trusting = builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
+            .with_no_client_auth();
+        TimedConnector {
+            verifying: Arc::new(verifying),
+            trusting: Arc::new(trusting),
+        }
+    }
+}
+
+pub type Conn = Timed<Either<TcpTransport, TlsTransport>>;
+
+impl Connector<()> for TimedConnector {
+    type Out = Conn;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Conn>, ureq::Error> {
+        let config = details.config;
+        let t0 = Instant::now();
+        let (stream, peer) = connect_tcp(details)?;
+        let at = Instant::now();
+        record(
+            Phase::Connecting,
+            Some(Mark::Connected {
+                at,
+                took: at - t0,
+                peer,
+            }),
+        );
+        let buffers = || LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+        let tcp = TcpTransport::new(stream, buffers());
+        let mut ready = at;
+        let inner = if details.needs_tls() {
+            record(Phase::Handshaking, None);
+            let tls = if config.tls_config().disable_verification() {
+                &self.trusting
+            } else {
+                &self.verifying
+            };
+            let stream = handshake(tls.clone(), tcp, details)?;
+            let done = Instant::now();
+            record(
+                Phase::Sending,
+                Some(Mark::Handshake {
+                    at: done,
+                    took: done - at,
+                }),
+            );
+            ready = done;
+            Either::B(TlsTransport {
+                buffers: buffers(),
+                stream,
+            })
+        } else {
+            record(Phase::Sending, None);
+            Either::A(tcp)
+        };
+        Ok(Some(Timed {
+            inner,
+            ready,
+            last_write: ready,
+            sent: false,
+            answered: false,
+        }))
+    }
+}
+
+/// What is left of the connect timeout now (ureq computed it when the connect phase began).
+fn remaining(details: &ConnectionDetails) -> NextTimeout {
+    let mut timeout = details.timeout;
+    if let (ut::Duration::Exact(total), ut::Instant::Exact(start)) = (timeout.after, details.now) {
+        timeout.after = ut::Duration::Exact(total.saturating_sub(start.elapsed()));
+    }
+    timeout
+}
+
+fn connect_tcp(details: &ConnectionDetails) -> Result<(TcpStream, SocketAddr), ureq::Error> {
+    let mut last = None;
+    for &addr in details.addrs.iter() {
+        let timeout = remaining(details);
+        let result = match timeout.after {
+            ut::Duration::Exact(d) if d.is_zero() => {
+                return Err(ureq::Error::Timeout(timeout.reason))
+            }
+            ut::Duration::Exact(d) => TcpStream::connect_timeout(&addr, d),
+            ut::Duration::NotHappening => TcpStream::connect(addr),
+        };
+        match result {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok((stream, addr));
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                last = Some(ureq::Error::Timeout(timeout.reason));
+            }
+            // Another address of the host may answer; the last error is what we report.
+            Err(e) => last = Some(ureq::Error::Io(e)),
+        }
+    }
+    Err(last.unwrap_or(ureq::Error::HostNotFound))
+}
+
+fn handshake(
+    config: Arc<ClientConfig>,
+    tcp: TcpTransport,
+    details: &ConnectionDetails,
+) -> Result<StreamOwned<ClientConnection, TransportAdapter<TcpTransport>>, ureq::Error> {
+    let host = details.uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| ureq::Error::Tls("invalid server name for TLS"))?;
+    let mut conn = ClientConnection::new(config, name)?;
+    let mut sock = TransportAdapter::new(tcp, details.current_time.clone());
+    sock.set_timeout(remaining(details));
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(tls_io_error)?;
+    }
+    Ok(StreamOwned::new(conn, sock))
+}
+
+/// rustls reports a bad certificate as an io error wrapping a `rustls::Error`; unwrap it so
+/// the description can say what was wrong with the certificate.
+fn tls_io_error(e: io::Error) -> ureq::Error {
+    let is_rustls = e.get_ref().is_some_and(|i| i.is::<rustls::Error>());
+    if is_rustls {
+        if let Ok(inner) = e
+            .into_inner()
+            .expect("checked above")
+            .downcast::<rustls::Error>()
+        {
+            return ureq::Error::Rustls(*inner);
+        }
+        return ureq::Error::Tls("TLS handshake failed");
+    }
+    ureq::Error::from(e)
+}
+
+/// A TCP connection as ureq's own (which it does not export), except that it is never
+/// reused: `is_open` answers false, which tells ureq's pool to close it after the check
+/// (and spares the probe's three system calls).
+pub struct TcpTransport {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TcpTransport({:?})", self.stream.peer_addr().ok())
+    }
+}
+
+impl TcpTransport {
+    fn new(stream: TcpStream, buffers: LazyBuffers) -> TcpTransport {
+        TcpTransport {
+            stream,
+            buffers,
+            read_timeout: None,
+            write_timeout: None,
+        }
+    }
+}
+
+/// The socket timeout for the time left, or the timeout error when none is left; the
+/// setsockopt is skipped when the value is unchanged.
+fn set_timeout(
+    timeout: NextTimeout,
+    current: &mut Option<Duration>,
+    apply: impl FnOnce(Option<Duration>) -> io::Result<()>,
+) -> Result<(), ureq::Error> {
+    let wanted = match timeout.after {
+        ut::Duration::Exact(d) if d.is_zero() => return Err(ureq::Error::Timeout(timeout.reason)),
+        ut::Duration::Exact(d) => Some(d),
+        ut::Duration::NotHappening => None,
+    };
+    if wanted != *current {
+        apply(wanted)?;
+        *current = wanted;
+    }
+    Ok(())
+}
+
+fn timed_out(e: io::Error, timeout: NextTimeout) -> ureq::Error {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ureq::Error::Timeout(timeout.reason),
+        _ => ureq::Error::Io(e),
+    }
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let stream = &self.stream;
+        set_timeout(timeout, &mut self.write_timeout, |t| {
+            stream.set_write_timeout(t)
+        })?;
+        let output = &self.buffers.output()[..amount];
+        (&self.stream)
+            .write_all(output)
+            .map_err(|e| timed_out(e, timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let stream = &self.stream;
+        set_timeout(timeout, &mut self.read_timeout, |t| {
+            stream.set_read_timeout(t)
+        })?;
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match (&self.stream).read(input) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => break result.map_err(|e| timed_out(e, timeout))?,
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        false
+    }
+}
+
+/// A TLS session over our TCP transport, as ureq's own, minus the per-request config rebuild.
+pub struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter<TcpTransport>>,
+}
+
+impl fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsTransport")
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output).map_err(tls_io_error)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input).map_err(tls_io_error)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        false
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// The connection as ureq sees it, noting when the request left and the answer began.
+#[derive(Debug)]
+pub struct Timed<T> {
+    inner: T,
+    /// When the connection (and TLS) was ready for the request.
+    ready: Instant,
+    last_write: Instant,
+    sent: bool,
+    answered: bool,
+}
+
+impl<T: Transport> Transport for Timed<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.inner.transmit_output(amount, timeout)?;
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if !self.sent {
+            self.sent = true;
+            // All writes of the request (headers and body) happen before the first read.
+            let (at, took) = (self.last_write, self.last_write - self.ready);
+            record(Phase::Waiting, Some(Mark::Sent { at, took }));
+        }
+        let got = self.inner.await_input(timeout)?;
+        if got && !self.answered {
+            self.answered = true;
+            let at = Instant::now();
+            let took = at - self.last_write;
+            record(Phase::Receiving, Some(Mark::FirstByte { at, took }));
+        }
+        Ok(got)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+/// `verify_tls = false`: any certificate is accepted, but the handshake signatures are still
+/// checked, so the peer holds the key of the certificate it shows.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

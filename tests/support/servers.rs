@@ -1,0 +1,213 @@
+//! Tiny HTTP(S) servers on 127.0.0.1 for the check tests: each connection is handled on its
+//! own thread by a closure that reads the parsed request and writes raw bytes back.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use skypunch::authn::Auth;
+use skypunch::model::{Method, Target, TargetState};
+
+/// A request as the server saw it; header names lower-cased.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+pub type Handler = dyn Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync;
+
+/// A running server: its address and every request it received.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    pub fn hits(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Request {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request")
+    }
+}
+
+/// Serves plain HTTP with `handler`.
+pub fn serve(
+    handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
+) -> Server {
+    start(None, Arc::new(handler))
+}
+
+/// Serves HTTPS with a fresh self-signed certificate for `localhost` and 127.0.0.1.
+pub fn serve_tls(
+    handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
+) -> Server {
+    start(Some(tls_config()), Arc::new(handler))
+}
+
+/// Answers every request with `status` and `body`.
+pub fn respond(status: &'static str, body: &'static str) -> Server {
+    serve(move |_, w| write_response(w, status, &[], body.as_bytes()))
+}
+
+pub fn write_response(
+    w: &mut dyn Write,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    w.write_all(head.as_bytes())?;
+    w.write_all(body)?;
+    w.flush()
+}
+
+fn start(tls: Option<Arc<rustls::ServerConfig>>, handler: Arc<Handler>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (reqs, conns) = (requests.clone(), connections.clone());
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            conns.fetch_add(1, Ordering::SeqCst);
+            let (handler, reqs, tls) = (handler.clone(), reqs.clone(), tls.clone());
+            thread::spawn(move || {
+                let _ = handle(stream, tls, &*handler, &reqs);
+            });
+        }
+    });
+    Server {
+        addr,
+        requests,
+        connections,
+    }
+}
+
+fn handle(
+    stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: &Handler,
+    reqs: &Mutex<Vec<Request>>,
+) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    match tls {
+        None => {
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let request = read_request(&mut reader)?;
+            reqs.lock().unwrap().push(request.clone());
+            let mut stream = stream;
+            handler(&request, &mut stream)
+        }
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let request = read_request(&mut BufReader::new(&mut tls))?;
+            reqs.lock().unwrap().push(request.clone());
+            handler(&request, &mut tls)?;
+            tls.conn.send_close_notify();
+            tls.flush()
+        }
+    }
+}
+
+fn read_request(reader: &mut impl BufRead) -> io::Result<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// A target with the defaults of a new row, checking `url` with a 2 s timeout.
+pub fn target(url: &str) -> Target {
+    Target {
+        id: 1,
+        name: "test".into(),
+        url: url.into(),
+        method: Method::Get,
+        auth: Auth::None,
+        pass_result: 200,
+        frequency: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+        request_body: None,
+        content_type: None,
+        expect_body: None,
+        max_response_ms: None,
+        follow_redirects: false,
+        verify_tls: true,
+        fail_threshold: 1,
+        revision: 0,
+        stored: TargetState::default(),
+    }
+}
