@@ -29,7 +29,7 @@ ALTER TABLE targets
     MODIFY repeated_fails     BIGINT        NOT NULL DEFAULT 0,
     MODIFY enabled            BOOLEAN       NOT NULL DEFAULT 1,
     ADD COLUMN IF NOT EXISTS request_body       TEXT          NULL     DEFAULT NULL COMMENT 'body sent with POST, PUT, PATCH (and any method) when not NULL',
-    ADD COLUMN IF NOT EXISTS content_type       VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'Content-Type of request_body; application/json when NULL',
+    ADD COLUMN IF NOT EXISTS content_type       VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'Content-Type of request_body, application/json when NULL',
     ADD COLUMN IF NOT EXISTS expect_body        VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'when set, PASS also needs this text in the first max_body_bytes of the response body',
     ADD COLUMN IF NOT EXISTS max_response_ms    INT           NULL     DEFAULT NULL COMMENT 'when set, PASS also needs the whole check to take at most this many milliseconds',
     ADD COLUMN IF NOT EXISTS follow_redirects   BOOLEAN       NOT NULL DEFAULT 0    COMMENT '1: follow up to 10 redirects; 0: a 3xx is the result, as in 1.0',

@@ -1,9 +1,37 @@
-//! Starts the pipeline's threads, waits for a stop signal, and shuts them down in order.
+//! Starts the pipeline's threads on the main thread, waits for signals, and shuts the threads
+//! down in order.
+//!
+//! Shutdown cascades by closing channels, in this order:
+//! 1. the signal loop drops `shutdown`: the loader and the stats thread return;
+//! 2. the loader's return drops the wheel's `control` sender: the wheel returns, dropping the
+//!    job sender, so workers finish the check in hand and leave their loop;
+//! 3. the last worker drops its `results` sender: the writer writes what is left and returns,
+//!    dropping the notifier's `wake` sender;
+//! 4. the notifier tries what is owed once more and returns.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crate::config::Config;
-use crate::db::{targets::TargetRow, Pool};
+use crossbeam_channel::{bounded, unbounded, Receiver};
+
+use crate::check::{CheckSettings, Checker};
+use crate::config::{self, Config};
+use crate::db::{self, targets::TargetRow, Pool};
+use crate::logging::LogFile;
+use crate::stats::Stats;
+use crate::{loader, notifier, state, target, wheel, worker, writer};
+
+/// How the daemon was asked to start.
+pub struct Options<'a> {
+    /// The file to re-read on SIGHUP.
+    pub config_path: Option<&'a Path>,
+    /// Wait for the database instead of failing when it is down at start.
+    pub wait_for_db: bool,
+    /// Also log to stderr (a foreground run in a terminal).
+    pub echo: bool,
+}
 
 /// Runs the daemon in this process until SIGTERM or SIGINT.
 pub fn run_foreground(
@@ -11,12 +39,229 @@ pub fn run_foreground(
     source: Option<&Path>,
     wait_for_db: bool,
 ) -> Result<(), String> {
-    let _ = (config, source, wait_for_db);
-    Err("the monitoring engine lands with issue 3".into())
+    let log = LogFile::open(&config.log_file)?;
+    crate::logging::install(&log, config.log_level, false)?;
+    let pool = prepare(&config, wait_for_db)?;
+    let opts = Options {
+        config_path: source,
+        wait_for_db,
+        echo: false,
+    };
+    run(config, pool, log, &opts)
 }
 
-/// `skypunch targets ID test`.
+/// Connects and checks the schema: the checks that make `start` fail on the terminal.
+pub fn prepare(config: &Config, wait_for_db: bool) -> Result<Pool, String> {
+    let described = config.db.describe();
+    let mut logged = false;
+    loop {
+        let attempt = db::connect(&config.db).and_then(|pool| {
+            let mut conn = db::checkout(&pool)?;
+            db::schema::check(&mut conn, &described)?;
+            drop(conn);
+            Ok(pool)
+        });
+        match attempt {
+            Ok(pool) => return Ok(pool),
+            Err(e) if wait_for_db && e.is_outage() => {
+                if !logged {
+                    log::error!("{e}; waiting for it (retrying every 5 s)");
+                    logged = true;
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The running pipeline's thread handles, joined in shutdown order.
+struct Threads {
+    loader: JoinHandle<()>,
+    stats: JoinHandle<()>,
+    wheel: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+    notifier: JoinHandle<()>,
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("spawning a daemon thread")
+}
+
+/// Runs the pipeline until a stop signal; returns once every thread has finished.
+pub fn run(config: Config, pool: Pool, log: LogFile, opts: &Options) -> Result<(), String> {
+    let config = Arc::new(config);
+    let signals = crate::signals::Signals::new()?;
+    log::info!(
+        "skypunch {} started: {} workers, database {}, config {}",
+        crate::cli::VERSION,
+        config.workers,
+        config.db.describe(),
+        config
+            .source
+            .as_deref()
+            .map_or("(defaults)".into(), |p| p.display().to_string())
+    );
+    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
+    let threads = start(&config, pool, shutdown_rx);
+    signals.wait(&log, opts.config_path, &config);
+    log::info!("stopping: no new checks; waiting for the checks in flight");
+    drop(shutdown_tx);
+    join(threads);
+    log::info!("skypunch stopped");
+    Ok(())
+}
+
+fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
+    let stats = Arc::new(Stats::default());
+    let checker = Arc::new(Checker::new(CheckSettings {
+        max_body_bytes: config.max_body_bytes,
+        token_lifetime: config.token_lifetime,
+    }));
+    let (control_tx, control_rx) = unbounded();
+    let (finished_tx, finished_rx) = unbounded();
+    let (jobs_tx, jobs_rx) = bounded(config.workers * 4);
+    let (results_tx, results_rx) = bounded(config.workers * 64);
+    let (wake_tx, wake_rx) = bounded(1);
+
+    let notifier = notifier::spawn(config.clone(), pool.clone(), wake_rx);
+    let w = writer::Writer::new(
+        pool.clone(),
+        stats.clone(),
+        wake_tx,
+        config.max_pending_alerts,
+    );
+    let writer = spawn("skypunch-writer", move || writer::run(w, results_rx));
+    let ports = worker::Ports {
+        jobs: jobs_rx.clone(),
+        finished: finished_tx,
+        results: results_tx,
+    };
+    let workers = worker::spawn(config.workers, checker, ports, stats.clone());
+    let wheel_ports = wheel::Ports {
+        control: control_rx,
+        finished: finished_rx,
+        jobs: jobs_tx,
+        unstarted: jobs_rx,
+    };
+    let wheel_stats = stats.clone();
+    let wheel = spawn("skypunch-wheel", move || {
+        wheel::run(wheel_ports, wheel_stats)
+    });
+    let l = loader::Loader::new(pool, control_tx);
+    let interval = config.reload_interval;
+    let loader_shutdown = shutdown.clone();
+    let loader = spawn("skypunch-loader", move || {
+        loader::run(l, interval, loader_shutdown)
+    });
+    let stats_interval = config.stats_interval;
+    let stats = spawn("skypunch-stats", move || {
+        crate::report::run(&stats, stats_interval, shutdown)
+    });
+    Threads {
+        loader,
+        stats,
+        wheel,
+        workers,
+        writer,
+        notifier,
+    }
+}
+
+fn join(t: Threads) {
+    let _ = t.loader.join();
+    let _ = t.stats.join();
+    let _ = t.wheel.join();
+    for w in t.workers {
+        let _ = w.join();
+    }
+    let _ = t.writer.join();
+    let _ = t.notifier.join();
+}
+
+/// Re-reads the configuration for SIGHUP: applies what can change while running, and logs
+/// what needs a restart.
+pub fn reload_config(path: Option<&Path>, running: &Config) {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("SIGHUP: configuration not reloaded, keeping the running one: {e}");
+            return;
+        }
+    };
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    let new = loaded.config;
+    log::set_max_level(new.log_level);
+    let restart_needed: Vec<&str> = [
+        ("LogFilePath", new.log_file != running.log_file),
+        ("PidFile", new.pid_file != running.pid_file),
+        ("Workers", new.workers != running.workers),
+        (
+            "ReloadInterval",
+            new.reload_interval != running.reload_interval,
+        ),
+        (
+            "StatsInterval",
+            new.stats_interval != running.stats_interval,
+        ),
+        ("MaxBodyBytes", new.max_body_bytes != running.max_body_bytes),
+        (
+            "TokenLifetime",
+            new.token_lifetime != running.token_lifetime,
+        ),
+        (
+            "MaxPendingAlerts",
+            new.max_pending_alerts != running.max_pending_alerts,
+        ),
+        ("[database]", new.db != running.db),
+        ("[notifications]", new.notify != running.notify),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if restart_needed.is_empty() {
+        log::info!("SIGHUP: configuration re-read, log file reopened");
+    } else {
+        log::warn!(
+            "SIGHUP: configuration re-read; LogLevel applied; restart skypunch to apply: {}",
+            restart_needed.join(", ")
+        );
+    }
+}
+
+/// `skypunch targets ID test`: checks the target now, prints the check line and the trace,
+/// and records the result like any check, without sending a notification.
 pub fn test_target(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), String> {
-    let _ = (config, pool);
-    Err(format!("testing target {} lands with issue 3", row.id))
+    let target = match target::from_row(row) {
+        Ok(t) => t,
+        Err(reason) => return Err(format!("target {} has a config error: {reason}", row.id)),
+    };
+    let checker = Checker::new(CheckSettings {
+        max_body_bytes: config.max_body_bytes,
+        token_lifetime: config.token_lifetime,
+    });
+    let outcome = worker::check_safely(&checker, &target);
+    println!("{}", worker::check_line(&target, &outcome));
+    print!("{}", outcome.trace);
+    let transition = state::apply(target.stored, outcome.verdict, target.fail_threshold);
+    // A test never alerts: keep the alert flag as it was.
+    let mut update = state::RowUpdate::new(
+        &transition,
+        &outcome,
+        chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S%.3f")
+            .to_string(),
+    );
+    update.alerted = target.stored.alerted;
+    let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;
+    let updates = std::iter::once((target.id, update)).collect();
+    db::results::write(&mut conn, &updates, &[])
+        .map_err(|e| format!("result not recorded: {e}"))?;
+    Ok(())
 }

@@ -66,7 +66,7 @@ impl Error {
             Error::Query { reason, .. } => {
                 let r = reason.to_ascii_lowercase();
                 [
-                    "io error",
+                    "i/o error",
                     "connection",
                     "broken pipe",
                     "server has gone",
@@ -127,7 +127,7 @@ fn checkout_from(pool: &Pool, cfg: &DbConfig) -> Result<Conn, Error> {
         Err(timeout) => {
             let reason = match manager(cfg).connect() {
                 Ok(_) => timeout.to_string(),
-                Err(e) => e.to_string(),
+                Err(e) => describe(&e),
             };
             Err(Error::Connect {
                 db: cfg.describe(),
@@ -157,18 +157,44 @@ pub fn run_script(conn: &mut Conn, script: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Splits a schema script into statements. Schema files keep `;` out of strings and comments.
+/// Splits a schema script into statements at `;` outside quotes, dropping `--` comment lines.
 pub fn split_script(script: &str) -> Vec<String> {
-    let text: String = script
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.split(';')
-        .map(str::trim)
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for line in script.lines().filter(|l| !l.trim_start().starts_with("--")) {
+        for c in line.chars() {
+            match (quote, c) {
+                (None, ';') => statements.push(std::mem::take(&mut current)),
+                (None, '\'' | '"' | '`') => {
+                    quote = Some(c);
+                    current.push(c);
+                }
+                (Some(q), c) if c == q => {
+                    quote = None;
+                    current.push(c);
+                }
+                _ => current.push(c),
+            }
+        }
+        current.push('\n');
+    }
+    statements.push(current);
+    statements
+        .into_iter()
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .map(String::from)
         .collect()
+}
+
+/// A driver error in words: the server's message and code, without the driver's wrapping.
+pub fn describe(e: &mysql::Error) -> String {
+    match e {
+        mysql::Error::MySqlError(m) => format!("{} (error {})", m.message, m.code),
+        mysql::Error::IoError(io) => format!("I/O error: {io}"),
+        mysql::Error::DriverError(d) => format!("connection error: {d}"),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -177,8 +203,10 @@ mod tests {
 
     #[test]
     fn scripts_split_into_statements_without_comments() {
-        let s = split_script("-- a comment; with a semicolon\nCREATE TABLE a (x INT);\n\nUSE b;\n");
-        assert_eq!(s, vec!["CREATE TABLE a (x INT)", "USE b"]);
+        let s = split_script(
+            "-- a comment; with a semicolon\nCREATE TABLE a (x INT COMMENT 'a;b');\n\nUSE b;\n",
+        );
+        assert_eq!(s, vec!["CREATE TABLE a (x INT COMMENT 'a;b')", "USE b"]);
     }
 
     #[test]

@@ -24,13 +24,19 @@ pub struct Server {
 }
 
 pub fn server() -> Server {
-    let url = std::env::var("SKYPUNCH_TEST_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let url =
+        std::env::var("SKYPUNCH_TEST_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
     let rest = url.trim_start_matches("mysql://");
     let (cred, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
     let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
     let hostport = hostport.trim_end_matches('/');
     let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
-    Server { host: host.into(), port: port.parse().unwrap(), user: user.into(), password: password.into() }
+    Server {
+        host: host.into(),
+        port: port.parse().unwrap(),
+        user: user.into(),
+        password: password.into(),
+    }
 }
 
 fn opts(s: &Server, db: Option<&str>) -> mysql::Opts {
@@ -56,10 +62,17 @@ impl TestDb {
     pub fn empty() -> TestDb {
         let server = server();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let name = format!("sp_test_{}_{}_{}", std::process::id(), n, nanos % 100_000);
-        let mut conn = mysql::Conn::new(opts(&server, None)).expect("test MariaDB reachable (SKYPUNCH_TEST_DB)");
-        conn.query_drop(format!("CREATE DATABASE {name} DEFAULT CHARACTER SET utf8mb4")).unwrap();
+        let mut conn = mysql::Conn::new(opts(&server, None))
+            .expect("test MariaDB reachable (SKYPUNCH_TEST_DB)");
+        conn.query_drop(format!(
+            "CREATE DATABASE {name} DEFAULT CHARACTER SET utf8mb4"
+        ))
+        .unwrap();
         let dir = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -89,21 +102,29 @@ impl TestDb {
     }
 
     pub fn exec(&self, sql: &str) {
-        self.conn().query_drop(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.conn()
+            .query_drop(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub fn query<T: mysql::prelude::FromRow>(&self, sql: &str) -> Vec<T> {
-        self.conn().query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.conn()
+            .query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub fn one<T: mysql::prelude::FromRow>(&self, sql: &str) -> T {
-        self.conn().query_first(sql).unwrap_or_else(|e| panic!("{sql}: {e}")).expect("a row")
+        self.conn()
+            .query_first(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .expect("a row")
     }
 
     /// Inserts a target with these named columns; returns its id.
     pub fn add_target(&self, columns: &str, values: &str) -> u64 {
         let mut conn = self.conn();
-        conn.query_drop(format!("INSERT INTO targets ({columns}) VALUES ({values})")).unwrap();
+        conn.query_drop(format!("INSERT INTO targets ({columns}) VALUES ({values})"))
+            .unwrap();
         conn.last_insert_id()
     }
 

@@ -1,0 +1,198 @@
+//! The loader thread ("skypunch-loader"): reads the enabled targets at start, then every
+//! `ReloadInterval` finds what was changed with the mysql client (insert, update, enable,
+//! disable, delete) and tells the wheel. Reads the `targets` table; writes only the
+//! `config error: ...` of rows that do not validate.
+//!
+//! A scan reads `(id, config_changed)` of recently changed rows through an index, and a count
+//! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
+//! that changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::db::{self, targets::TargetRow, Pool};
+use crate::model::TargetId;
+use crate::target;
+use crate::wheel::Control;
+
+/// Rows changed this long before the newest change seen are looked at again, so that a
+/// transaction that committed late with an earlier timestamp is not missed.
+const SLACK_MICROS: i64 = 5_000_000;
+
+/// What the loader knows: every enabled row it has seen, by revision.
+pub struct Loader {
+    pool: Pool,
+    wheel: Sender<Control>,
+    known: HashMap<TargetId, i64>,
+    newest: i64,
+    loaded: bool,
+    outage_logged: bool,
+}
+
+impl Loader {
+    pub fn new(pool: Pool, wheel: Sender<Control>) -> Loader {
+        Loader {
+            pool,
+            wheel,
+            known: HashMap::new(),
+            newest: 0,
+            loaded: false,
+            outage_logged: false,
+        }
+    }
+
+    /// One pass: the first read, or a scan for changes. Database errors are logged once per
+    /// outage and the pass is retried next time.
+    pub fn pass(&mut self) {
+        let result = if self.loaded {
+            self.scan()
+        } else {
+            self.load_all()
+        };
+        match result {
+            Ok(()) if self.outage_logged => {
+                log::warn!("loader: the database answers again; target changes are picked up");
+                self.outage_logged = false;
+            }
+            Ok(()) => {}
+            Err(e) if !self.outage_logged => {
+                log::error!("loader: cannot read targets, will retry: {e}");
+                self.outage_logged = true;
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn load_all(&mut self) -> Result<(), db::Error> {
+        let started = Instant::now();
+        let mut conn = db::checkout(&self.pool)?;
+        let rows = db::targets::enabled(&mut conn)?;
+        let count = rows.len();
+        let mut invalid = 0;
+        for row in &rows {
+            if !self.apply(&mut conn, row, true)? {
+                invalid += 1;
+            }
+        }
+        self.loaded = true;
+        log::info!(
+            "loaded {count} enabled targets ({invalid} with config errors) in {} ms",
+            started.elapsed().as_millis()
+        );
+        Ok(())
+    }
+
+    fn scan(&mut self) -> Result<(), db::Error> {
+        let mut conn = db::checkout(&self.pool)?;
+        let changed = db::targets::changed_since(&mut conn, self.newest - SLACK_MICROS)?;
+        let mut ids: Vec<TargetId> = changed
+            .iter()
+            .filter(|(id, revision)| self.known.get(id) != Some(revision))
+            .map(|(id, _)| *id)
+            .collect();
+        self.newest = changed
+            .iter()
+            .map(|(_, r)| *r)
+            .max()
+            .unwrap_or(self.newest)
+            .max(self.newest);
+        let (count, sum) = db::targets::enabled_fingerprint(&mut conn)?;
+        let known_sum = self.known.keys().fold(0u64, |s, id| s.wrapping_add(*id));
+        if count != self.known.len() as u64 || sum != known_sum {
+            ids.extend(self.reconcile(&mut conn)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows = db::targets::by_ids(&mut conn, &ids)?;
+        for row in &rows {
+            if row.enabled {
+                self.apply(&mut conn, row, false)?;
+            } else if self.known.remove(&row.id).is_some() {
+                log::info!("[{}] target disabled: no longer checked", row.id);
+                let _ = self.wheel.send(Control::Remove(row.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes deleted rows; returns enabled ids the loader has not seen.
+    fn reconcile(&mut self, conn: &mut db::Conn) -> Result<Vec<TargetId>, db::Error> {
+        let enabled: std::collections::HashSet<TargetId> =
+            db::targets::enabled_ids(conn)?.into_iter().collect();
+        let gone: Vec<TargetId> = self
+            .known
+            .keys()
+            .filter(|id| !enabled.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.known.remove(&id);
+            log::info!("[{id}] target deleted or disabled: no longer checked");
+            let _ = self.wheel.send(Control::Remove(id));
+        }
+        Ok(enabled
+            .into_iter()
+            .filter(|id| !self.known.contains_key(id))
+            .collect())
+    }
+
+    /// Schedules a valid row, or records its config error. Returns whether it was valid.
+    fn apply(
+        &mut self,
+        conn: &mut db::Conn,
+        row: &TargetRow,
+        first: bool,
+    ) -> Result<bool, db::Error> {
+        self.known.insert(row.id, row.revision);
+        self.newest = self.newest.max(row.revision);
+        match target::from_row(row) {
+            Ok(t) => {
+                if !first {
+                    log::info!(
+                        "[{}] target {} scheduled every {}s",
+                        t.id,
+                        t.name,
+                        t.frequency.as_secs()
+                    );
+                }
+                let _ = self.wheel.send(Control::Upsert {
+                    target: Arc::new(t),
+                    first,
+                });
+                Ok(true)
+            }
+            Err(reason) => {
+                log::error!(
+                    "[{}] {} config error: {reason} (not checked until the row is fixed)",
+                    row.id,
+                    row.name
+                );
+                let _ = self.wheel.send(Control::Remove(row.id));
+                let already = row.status == "FAIL"
+                    && row.status_description.as_deref()
+                        == Some(&format!("config error: {reason}")[..]);
+                if !already {
+                    db::targets::mark_config_error(conn, row.id, &reason)?;
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The thread body: a pass every `interval` until `shutdown` is closed.
+pub fn run(mut loader: Loader, interval: Duration, shutdown: Receiver<()>) {
+    loop {
+        loader.pass();
+        match shutdown.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}

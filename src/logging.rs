@@ -1,0 +1,110 @@
+//! The log file, through fern, in the original's line format:
+//! `2013-07-11 06:10:57,053 INFO [1] HP Cloud Dot COM               GET https://... PASS (OK)`.
+//!
+//! Every thread logs through the `log` macros. The file is behind a [`LogFile`] handle that
+//! the signal thread uses to reopen it on SIGHUP (after logrotate moved it away).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The open log file; clones share it. Each record is written with one `write` call, so lines
+/// from different threads never interleave.
+#[derive(Clone)]
+pub struct LogFile {
+    inner: Arc<Mutex<Sink>>,
+}
+
+struct Sink {
+    path: PathBuf,
+    file: File,
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl LogFile {
+    /// Opens (creating) the log file for appending.
+    pub fn open(path: &Path) -> Result<LogFile, String> {
+        let file =
+            open(path).map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        Ok(LogFile {
+            inner: Arc::new(Mutex::new(Sink {
+                path: path.to_path_buf(),
+                file,
+            })),
+        })
+    }
+
+    /// Reopens the file by its path: after logrotate moved the old one away, a new one is made.
+    pub fn reopen(&self) -> Result<(), String> {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let file = open(&sink.path)
+            .map_err(|e| format!("cannot reopen log file {}: {e}", sink.path.display()))?;
+        sink.file = file;
+        Ok(())
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .path
+            .clone()
+    }
+}
+
+/// fern hands each formatted record to this writer.
+struct Writer(LogFile);
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut sink = self.0.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the process logger writing to `file` (and to stderr too when `echo` is set, for
+/// `--foreground` runs in a terminal). Can only be called once per process.
+pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<(), String> {
+    let mut dispatch = fern::Dispatch::new()
+        .format(|out, message, record| {
+            out.finish(format_args!(
+                "{} {} {}",
+                chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f"),
+                record.level(),
+                message
+            ))
+        })
+        .level(level)
+        // ureq and rustls say too much at info for a log people tail.
+        .level_for("ureq", log::LevelFilter::Warn)
+        .level_for("ureq_proto", log::LevelFilter::Warn)
+        .level_for("rustls", log::LevelFilter::Warn)
+        .level_for("mysql", log::LevelFilter::Warn)
+        .level_for("r2d2", log::LevelFilter::Warn)
+        .chain(fern::Output::writer(Box::new(Writer(file.clone())), "\n"));
+    if echo {
+        dispatch = dispatch.chain(io::stderr());
+    }
+    dispatch
+        .apply()
+        .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// The name column of a check line: left-aligned in 30 columns as the original, control
+/// characters of a hostile name made harmless so a name cannot forge log lines.
+pub fn name_column(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("{clean:<30}")
+}

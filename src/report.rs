@@ -1,0 +1,84 @@
+//! The stats thread ("skypunch-stats"): every `StatsInterval` seconds, one log line with the
+//! daemon's counters over the interval. The benchmark parses this line; keep its keys stable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::stats::{quantile, Stats};
+
+/// The thread body: reports until `shutdown` closes. An interval of 0 turns reporting off.
+pub fn run(stats: &Arc<Stats>, interval: Duration, shutdown: Receiver<()>) {
+    if interval.is_zero() {
+        let _ = shutdown.recv();
+        return;
+    }
+    let mut last = Window::take(stats);
+    loop {
+        match shutdown.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let now = Window::take(stats);
+        log::info!("{}", line(stats, &last, &now));
+        last = now;
+    }
+}
+
+/// The counters at one moment.
+struct Window {
+    at: Instant,
+    checks: u64,
+    written: u64,
+    batches: u64,
+    rows: u64,
+    lag: Vec<u64>,
+    duration: Vec<u64>,
+    write: Vec<u64>,
+}
+
+impl Window {
+    fn take(s: &Stats) -> Window {
+        Window {
+            at: Instant::now(),
+            checks: Stats::get(&s.checks),
+            written: Stats::get(&s.results_written),
+            batches: Stats::get(&s.batches),
+            rows: Stats::get(&s.rows_written),
+            lag: s.lag.snapshot(),
+            duration: s.duration.snapshot(),
+            write: s.write_latency.snapshot(),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn line(s: &Stats, a: &Window, b: &Window) -> String {
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
+    let checks = b.checks - a.checks;
+    let batches = b.batches - a.batches;
+    format!(
+        "stats: checks={} total_checks={} rate={:.1}/s lag_p50_ms={} lag_p99_ms={} lag_max_ms={} \
+         check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
+         rows_per_batch={:.1} results_written={} results_held={} queue={}",
+        checks,
+        b.checks,
+        checks as f64 / secs,
+        ms(quantile(&a.lag, &b.lag, 0.5)),
+        ms(quantile(&a.lag, &b.lag, 0.99)),
+        ms(s.lag.max()),
+        ms(quantile(&a.duration, &b.duration, 0.5)),
+        ms(quantile(&a.duration, &b.duration, 0.99)),
+        ms(quantile(&a.write, &b.write, 0.5)),
+        ms(quantile(&a.write, &b.write, 0.99)),
+        batches,
+        (b.rows - a.rows) as f64 / batches.max(1) as f64,
+        b.written,
+        b.checks.saturating_sub(b.written),
+        Stats::get(&s.queue_depth),
+    )
+}

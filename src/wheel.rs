@@ -1,0 +1,344 @@
+//! The timer-wheel thread ("skypunch-wheel"): owns the schedule of every enabled target and
+//! hands due checks to the workers. Reads target changes from the loader and "finished"
+//! notices from the workers; writes [`Job`]s to the bounded job channel, never blocking on it.
+//!
+//! [`Wheel`] is the pure schedule (a hashed timing wheel, clock passed in); [`run`] is the
+//! thread around it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+
+use crate::model::{Job, Target, TargetId};
+use crate::stats::Stats;
+
+/// What the loader tells the wheel.
+#[derive(Debug)]
+pub enum Control {
+    /// A new or edited target. `first` is true for the targets read at start, whose first
+    /// checks are spread over their period; a target added later is checked at once.
+    Upsert { target: Arc<Target>, first: bool },
+    /// A target deleted, disabled or no longer valid.
+    Remove(TargetId),
+}
+
+/// The resolution of the schedule.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Slots in the wheel: one turn is 10.24 s; a target due later waits for its turn.
+const SLOTS: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting in a slot for its due tick.
+    Waiting,
+    /// Handed to a worker (or queued for one); not scheduled again until it finishes.
+    Running,
+}
+
+struct Entry {
+    target: Arc<Target>,
+    due: Instant,
+    phase: Phase,
+    /// Bumped whenever the entry moves, so the copy left in an old slot is ignored.
+    generation: u32,
+}
+
+/// A slot holds (id, due tick, generation).
+type Slot = Vec<(TargetId, u64, u32)>;
+
+/// The schedule: target id → next due instant, in a hashed timing wheel.
+pub struct Wheel {
+    origin: Instant,
+    slots: Vec<Slot>,
+    /// The next tick to look at.
+    cursor: u64,
+    entries: HashMap<TargetId, Entry>,
+}
+
+impl Wheel {
+    pub fn new(origin: Instant) -> Wheel {
+        Wheel {
+            origin,
+            slots: vec![Vec::new(); SLOTS],
+            cursor: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn tick_of(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin);
+        since.as_nanos().div_ceil(TICK.as_nanos()) as u64
+    }
+
+    fn place(&mut self, id: TargetId) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.generation = e.generation.wrapping_add(1);
+        e.phase = Phase::Waiting;
+        let (due, generation) = (e.due, e.generation);
+        let tick = self.tick_of(due).max(self.cursor);
+        self.slots[(tick % SLOTS as u64) as usize].push((id, tick, generation));
+    }
+
+    /// Adds or replaces a target.
+    pub fn upsert(&mut self, target: Arc<Target>, first: bool, now: Instant) {
+        let id = target.id;
+        match self.entries.get_mut(&id) {
+            Some(e) => {
+                let frequency_changed = e.target.frequency != target.frequency;
+                e.target = target;
+                if frequency_changed && e.phase == Phase::Waiting {
+                    e.due = e.due.min(now + e.target.frequency);
+                    self.place(id);
+                }
+            }
+            None => {
+                let due = if first {
+                    now + spread(id, target.frequency)
+                } else {
+                    now
+                };
+                self.entries.insert(
+                    id,
+                    Entry {
+                        target,
+                        due,
+                        phase: Phase::Waiting,
+                        generation: 0,
+                    },
+                );
+                self.place(id);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: TargetId) {
+        self.entries.remove(&id);
+    }
+
+    /// Moves the wheel to `now`, appending every target that came due to `out` and marking it
+    /// running.
+    pub fn advance(&mut self, now: Instant, out: &mut Vec<Job>) {
+        let now_tick = self.tick_of(now);
+        if now_tick < self.cursor {
+            return;
+        }
+        // After a long stall, one turn visits every slot.
+        let last = now_tick.min(self.cursor + SLOTS as u64 - 1);
+        for tick in self.cursor..=last {
+            let slot = std::mem::take(&mut self.slots[(tick % SLOTS as u64) as usize]);
+            let mut keep = Vec::new();
+            for (id, due_tick, generation) in slot {
+                match self.entries.get_mut(&id) {
+                    Some(e) if e.generation == generation && e.phase == Phase::Waiting => {
+                        if due_tick <= now_tick {
+                            e.phase = Phase::Running;
+                            out.push(Job {
+                                target: e.target.clone(),
+                                due: e.due,
+                            });
+                        } else {
+                            keep.push((id, due_tick, generation));
+                        }
+                    }
+                    _ => {} // moved, removed or running: a stale copy
+                }
+            }
+            self.slots[(tick % SLOTS as u64) as usize].extend(keep);
+        }
+        self.cursor = now_tick + 1;
+    }
+
+    /// A worker finished the target's check: schedule the next one a period after the last due
+    /// time, keeping a steady rate; a check that overran its period runs again at once.
+    pub fn finished(&mut self, id: TargetId, now: Instant) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if e.phase != Phase::Running {
+            return;
+        }
+        e.due = (e.due + e.target.frequency).max(now);
+        self.place(id);
+    }
+}
+
+/// Where in its period a target's first check falls: spread by the golden ratio over the id,
+/// so that 10,000 targets with one frequency do not all fire in the same tick.
+fn spread(id: TargetId, period: Duration) -> Duration {
+    let fraction = (id as f64 * 0.618_033_988_749_895).fract();
+    period.mul_f64(fraction)
+}
+
+/// The channels the wheel thread works with.
+pub struct Ports {
+    pub control: Receiver<Control>,
+    pub finished: Receiver<TargetId>,
+    pub jobs: Sender<Job>,
+    /// The receiving end of `jobs`, used only at shutdown to take back checks not started.
+    pub unstarted: Receiver<Job>,
+}
+
+/// The thread body: runs until the loader drops its end of `control`.
+pub fn run(ports: Ports, stats: Arc<Stats>) {
+    let mut wheel = Wheel::new(Instant::now());
+    let mut ready: VecDeque<Job> = VecDeque::new();
+    let mut due = Vec::new();
+    loop {
+        select! {
+            recv(ports.control) -> msg => match msg {
+                Ok(Control::Upsert { target, first }) => wheel.upsert(target, first, Instant::now()),
+                Ok(Control::Remove(id)) => wheel.remove(id),
+                Err(_) => break,
+            },
+            recv(ports.finished) -> id => {
+                if let Ok(id) = id {
+                    wheel.finished(id, Instant::now());
+                }
+            },
+            default(TICK) => {}
+        }
+        wheel.advance(Instant::now(), &mut due);
+        ready.extend(due.drain(..));
+        hand_out(&mut ready, &ports.jobs);
+        Stats::set(&stats.queue_depth, (ready.len() + ports.jobs.len()) as u64);
+    }
+    let unstarted = ports.unstarted.try_iter().count() + ready.len();
+    if unstarted > 0 {
+        log::info!("shutdown: {unstarted} due checks not started");
+    }
+}
+
+/// Sends ready jobs until the channel is full; the rest wait (and their lag shows it).
+fn hand_out(ready: &mut VecDeque<Job>, jobs: &Sender<Job>) {
+    while let Some(job) = ready.pop_front() {
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                ready.push_front(job);
+                return;
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authn::Auth;
+    use crate::model::{Method, TargetState};
+
+    fn target(id: TargetId, seconds: u64) -> Arc<Target> {
+        Arc::new(Target {
+            id,
+            name: format!("t{id}"),
+            url: "http://127.0.0.1/".into(),
+            method: Method::Get,
+            auth: Auth::None,
+            pass_result: 200,
+            frequency: Duration::from_secs(seconds),
+            timeout: Duration::from_secs(1),
+            request_body: None,
+            content_type: None,
+            expect_body: None,
+            max_response_ms: None,
+            follow_redirects: false,
+            verify_tls: true,
+            fail_threshold: 1,
+            revision: 0,
+            stored: TargetState::default(),
+        })
+    }
+
+    fn due_ids(w: &mut Wheel, at: Instant) -> Vec<TargetId> {
+        let mut out = Vec::new();
+        w.advance(at, &mut out);
+        let mut ids: Vec<_> = out.iter().map(|j| j.target.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_target_added_later_is_checked_at_once_then_every_period() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 2), false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![1]);
+        w.finished(1, t0 + Duration::from_millis(30));
+        assert_eq!(
+            due_ids(&mut w, t0 + Duration::from_millis(1990)),
+            Vec::<TargetId>::new()
+        );
+        assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(2010)), vec![1]);
+    }
+
+    #[test]
+    fn a_running_target_is_not_dispatched_again() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 1), false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![1]);
+        assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
+        w.finished(1, t0 + Duration::from_secs(5));
+        assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(5010)), vec![1]);
+    }
+
+    #[test]
+    fn first_checks_are_spread_over_the_period() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        for id in 1..=1000 {
+            w.upsert(target(id, 10), true, t0);
+        }
+        let mut per_second = Vec::new();
+        for s in 1..=10 {
+            per_second.push(due_ids(&mut w, t0 + Duration::from_secs(s)).len());
+        }
+        assert_eq!(per_second.iter().sum::<usize>(), 1000);
+        assert!(
+            per_second.iter().all(|n| (80..=120).contains(n)),
+            "{per_second:?}"
+        );
+    }
+
+    #[test]
+    fn targets_due_beyond_one_turn_wait_for_their_turn() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 60), false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![1]);
+        w.finished(1, t0);
+        for s in 1..60 {
+            assert!(
+                due_ids(&mut w, t0 + Duration::from_secs(s)).is_empty(),
+                "fired early at {s}s"
+            );
+        }
+        assert_eq!(due_ids(&mut w, t0 + Duration::from_secs(60)), vec![1]);
+    }
+
+    #[test]
+    fn removed_targets_never_fire_and_edits_take_effect() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 5), false, t0);
+        w.upsert(target(2, 5), false, t0);
+        w.remove(1);
+        assert_eq!(due_ids(&mut w, t0), vec![2]);
+        w.finished(2, t0);
+        w.upsert(target(2, 1), false, t0);
+        assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(1010)), vec![2]);
+    }
+}

@@ -1,0 +1,200 @@
+//! The database schema: loading it, the defaults a minimal INSERT gets, and upgrading a
+//! database made by the original Python skypunch.
+
+mod common;
+
+use common::{stderr, stdout, TestDb};
+
+#[test]
+fn the_schema_loads_twice_without_harm() {
+    let db = TestDb::new();
+    db.add_target("name, url", "'kept', 'http://127.0.0.1:1/'");
+    db.load_schema();
+    let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
+    assert_eq!(versions, vec![(2, 0)]);
+    let names: Vec<String> = db.query("SELECT name FROM targets");
+    assert_eq!(names, vec!["kept"]);
+}
+
+#[test]
+fn the_schema_file_creates_its_database_only_when_absent() {
+    let sql = skypunch::db::schema::SCHEMA_SQL;
+    assert!(sql.contains("CREATE DATABASE IF NOT EXISTS skypunch"));
+    assert!(
+        !sql.to_ascii_uppercase().contains("DROP "),
+        "the schema never drops anything"
+    );
+    for statement in skypunch::db::split_script(&skypunch::db::schema::tables_sql()) {
+        let s = statement.to_ascii_uppercase();
+        assert!(
+            !s.starts_with("CREATE TABLE") || s.starts_with("CREATE TABLE IF NOT EXISTS"),
+            "{statement}"
+        );
+    }
+}
+
+#[test]
+fn a_target_inserted_with_name_and_url_only_is_a_working_target() {
+    let db = TestDb::new();
+    let id = db.add_target("name, url", "'Example', 'http://127.0.0.1:8080/'");
+    let mut conn = skypunch::db::connect(&config_of(&db).db)
+        .unwrap()
+        .get()
+        .unwrap();
+    let row = skypunch::db::targets::get(&mut conn, id).unwrap().unwrap();
+    let t = skypunch::target::from_row(&row).expect("a valid target");
+    assert_eq!(t.method.as_str(), "GET");
+    assert_eq!(t.auth.kind(), "NONE");
+    assert_eq!(
+        (t.pass_result, t.frequency.as_secs(), t.timeout.as_secs()),
+        (200, 60, 10)
+    );
+    assert_eq!((row.status.as_str(), row.enabled), ("NEW", true));
+}
+
+#[test]
+fn the_original_columns_keep_their_names_and_order() {
+    let db = TestDb::new();
+    let columns: Vec<String> = db.query(&format!(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = '{}' \
+         AND table_name = 'targets' ORDER BY ordinal_position",
+        db.name
+    ));
+    let original = "id name tenantid status status_description previous_status last_updated url \
+        method authn authn_parms pass_result frequency timeout pass_count fail_count count200 \
+        count300 count400 count500 network_fails repeated_fails enabled";
+    let original: Vec<&str> = original.split_whitespace().collect();
+    assert_eq!(&columns[..original.len()], &original[..]);
+}
+
+fn config_of(db: &TestDb) -> skypunch::config::Config {
+    skypunch::config::load_file(&db.config_path())
+        .unwrap()
+        .config
+}
+
+/// The 1.0 schema as the original's skypunch.sql made it (shared/legacy.md).
+const SCHEMA_1_0: &str = "
+CREATE TABLE versions (major INT, minor INT, PRIMARY KEY(major)) DEFAULT CHARSET utf8;
+INSERT INTO versions VALUES (1, 0);
+CREATE TABLE targets (
+    id BIGINT NOT NULL AUTO_INCREMENT, name VARCHAR(128) NOT NULL, tenantid VARCHAR(128) NOT NULL,
+    status VARCHAR(50) NOT NULL, status_description VARCHAR(128) NULL,
+    previous_status VARCHAR(50) NOT NULL, last_updated TIMESTAMP NOT NULL,
+    url VARCHAR(256) NOT NULL, method VARCHAR(128) NOT NULL, authn VARCHAR(128) NOT NULL,
+    authn_parms VARCHAR(256) NULL, pass_result INT NOT NULL, frequency INT NOT NULL,
+    timeout INT NOT NULL, pass_count BIGINT NOT NULL, fail_count BIGINT NOT NULL,
+    count200 BIGINT NOT NULL, count300 BIGINT NOT NULL, count400 BIGINT NOT NULL,
+    count500 BIGINT NOT NULL, network_fails BIGINT NOT NULL, repeated_fails BIGINT NOT NULL,
+    enabled BOOLEAN NOT NULL, PRIMARY KEY (id)
+) DEFAULT CHARSET utf8 DEFAULT COLLATE utf8_general_ci;
+CREATE TABLE notifiers (
+    id BIGINT NOT NULL AUTO_INCREMENT, name VARCHAR(128) NOT NULL, type VARCHAR(50) NOT NULL,
+    address VARCHAR(128) NOT NULL, params VARCHAR(128) NOT NULL, pass_count BIGINT NOT NULL,
+    fail_count BIGINT NOT NULL, enabled BOOLEAN NOT NULL, PRIMARY KEY (id)
+) DEFAULT CHARSET utf8 DEFAULT COLLATE utf8_general_ci;
+INSERT INTO targets VALUES (0,'HP Cloud Dot COM','0','PASS','OK','PASS','2013-07-11 06:10:57',
+    'https://www.hpcloud.com','GET','NONE','',200,10,10,1234,5,1230,4,3,2,1,0,1);
+INSERT INTO targets VALUES (0,'Keystone','t1','FAIL','target status:503 != 200','PASS',
+    '2013-07-12 08:00:00','https://api.example.com/v2.0/tenants','GET','OPENSTACK',
+    'user=ops,password=s3cret,osauthendpoint=https://id.example.com/v2.0/tokens,tenantid=t1',
+    200,60,5,10,20,10,0,0,20,0,3,0);
+INSERT INTO notifiers VALUES (0,'Ops','SMTP','ops@example.com',
+    'user=ops,password=mailpw,server=smtp.example.com',7,1,1);
+";
+
+const COUNTERS: &str = "SELECT id, name, tenantid, status, status_description, previous_status, \
+    DATE_FORMAT(last_updated, '%Y-%m-%d %H:%i:%s'), url, method, authn, authn_parms, \
+    CONCAT_WS(',', pass_result, frequency, timeout, pass_count, fail_count, count200, count300, \
+    count400, count500, network_fails, repeated_fails, enabled) FROM targets ORDER BY id";
+
+type NotifierRow1 = (u64, String, String, String, String, i64, i64, bool);
+
+type Row1 = (
+    u64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
+#[test]
+fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value() {
+    let db = TestDb::empty();
+    for statement in skypunch::db::split_script(SCHEMA_1_0) {
+        db.exec(&statement);
+    }
+    let before: Vec<Row1> = db.query(COUNTERS);
+    let notifiers_before: Vec<NotifierRow1> = db.query("SELECT * FROM notifiers");
+
+    let refused = db.cli(&["targets"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("schema 1.0, older than the 2.0"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("skypunch upgrade-db"));
+
+    let upgraded = db.cli(&["upgrade-db"]);
+    assert!(upgraded.status.success(), "{}", stderr(&upgraded));
+    assert!(
+        stdout(&upgraded).contains("from schema 1.0 to 2.0"),
+        "{}",
+        stdout(&upgraded)
+    );
+
+    let after: Vec<Row1> = db.query(COUNTERS);
+    assert_eq!(before, after);
+    let notifiers_after: Vec<NotifierRow1> = db.query(
+        "SELECT id, name, type, address, params, pass_count, fail_count, enabled FROM notifiers",
+    );
+    assert_eq!(notifiers_before, notifiers_after);
+    let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
+    assert_eq!(versions, vec![(2, 0)]);
+
+    // The upgraded database works: the CLI reads it, and a named INSERT gets every default.
+    let listed = db.cli(&["targets"]);
+    assert!(
+        stdout(&listed).contains("HP Cloud Dot COM"),
+        "{}",
+        stderr(&listed)
+    );
+    db.add_target("name, url", "'new', 'http://127.0.0.1/'");
+    let again = db.cli(&["upgrade-db"]);
+    assert!(stdout(&again).contains("already has skypunch schema 2.0"));
+}
+
+#[test]
+fn an_empty_database_is_refused_with_what_to_run() {
+    let db = TestDb::empty();
+    let out = db.cli(&["targets"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has no skypunch tables: run `skypunch init-db`"),
+        "{}",
+        stderr(&out)
+    );
+    let init = db.cli(&["init-db"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    assert!(db.cli(&["targets"]).status.success());
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let db = TestDb::new();
+    db.exec("INSERT INTO versions VALUES (3, 1)");
+    let out = db.cli(&["targets"]);
+    assert!(
+        stderr(&out).contains("schema 3.1, newer than the 2.0"),
+        "{}",
+        stderr(&out)
+    );
+}
