@@ -232,11 +232,8 @@ fn transport(
 /// A lettre error as one line: the SMTP reply or the network cause, with the password (should
 /// a server echo it) scrubbed.
 fn describe(e: &lettre::transport::smtp::Error, p: &SmtpParams) -> String {
-    let mut reason = if e.is_timeout() {
-        format!(
-            "timed out after no answer from {}:{} ({e})",
-            p.server, p.port
-        )
+    let mut reason = if is_timeout(e) {
+        format!("timed out waiting for {}:{} ({e})", p.server, p.port)
     } else {
         e.to_string()
     };
@@ -245,6 +242,24 @@ fn describe(e: &lettre::transport::smtp::Error, p: &SmtpParams) -> String {
         reason = reason.replace(password.expose(), "(redacted)");
     }
     reason
+}
+
+/// A blocking socket read or write that ran into its timeout reports `WouldBlock` on Unix
+/// (`EAGAIN`), which lettre's own `is_timeout` does not recognize.
+fn is_timeout(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    e.is_timeout()
 }
 
 /// Transports by notifier id, rebuilt only when the row's type, params or address change.

@@ -35,7 +35,10 @@ pub fn ensure_aiosmtpd() {
                 .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "pip install aiosmtpd failed: the notification tests need it");
+            assert!(
+                ok,
+                "pip install aiosmtpd failed: the notification tests need it"
+            );
         }
     });
 }
@@ -84,7 +87,11 @@ impl SmtpServer {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("smtp_server.py exited early: {status}");
             }
-            std::fs::read_to_string(&ready).ok()?.trim().parse::<u16>().ok()
+            std::fs::read_to_string(&ready)
+                .ok()?
+                .trim()
+                .parse::<u16>()
+                .ok()
         });
         SmtpServer {
             child,
@@ -130,7 +137,16 @@ pub fn messages_in(dir: &Path) -> Vec<serde_json::Value> {
     files.sort();
     files
         .iter()
-        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .map(|p| {
+            let mut m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            // The decoded parts keep the wire's CRLF line ends.
+            for part in ["text", "html"] {
+                let text = m[part].as_str().unwrap_or("").replace("\r\n", "\n");
+                m[part] = serde_json::Value::String(text);
+            }
+            m
+        })
         .collect()
 }
 
@@ -222,7 +238,9 @@ impl Running {
     /// Disconnects `wake` and waits for the thread to end.
     pub fn stop(self) {
         drop(self.wake);
-        self.handle.join().expect("the notifier thread does not panic");
+        self.handle
+            .join()
+            .expect("the notifier thread does not panic");
     }
 }
 
@@ -239,7 +257,14 @@ pub fn queue_alert(config: &Config, target: u64, kind: AlertKind, trace: &str) {
 }
 
 /// Inserts a notifier; returns its id.
-pub fn add_notifier(db: &TestDb, name: &str, kind: &str, address: &str, params: &str, enabled: bool) -> u64 {
+pub fn add_notifier(
+    db: &TestDb,
+    name: &str,
+    kind: &str,
+    address: &str,
+    params: &str,
+    enabled: bool,
+) -> u64 {
     use mysql::prelude::Queryable;
     let mut conn = db.conn();
     conn.exec_drop(

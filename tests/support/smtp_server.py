@@ -91,7 +91,8 @@ def main():
             ok = (isinstance(auth_data, LoginPassword)
                   and auth_data.login.decode() == args.user
                   and auth_data.password.decode() == args.password)
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd itself answers 535 on failure.
+            return AuthResult(success=ok, handled=False)
 
     handler = Saver(args.dir)
 
