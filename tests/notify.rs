@@ -545,3 +545,53 @@ fn notifiers_id_test_sends_a_message_through_the_binary() {
     assert!(stdout(&out).contains("Pending Alerts"));
     assert!(!stdout(&out).contains("Zq9-secret"));
 }
+
+#[test]
+fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    add_notifier(&db, "down", "SMTP", "down@example.com", &plain(9), true);
+    db.write_config("\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n");
+    db.add_target(
+        "name, url, frequency, timeout",
+        "'refused', 'http://127.0.0.1:9/', 1, 2",
+    );
+    let mut daemon = common::skypunch_cmd(&db.config_path(), &["start", "--foreground"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = smtp.wait_messages(1);
+    let warn = wait_for(WAIT, "a WARN line for the notifier that is down", || {
+        let log = db.log();
+        log.lines()
+            .find(|l| l.contains("WARN") && l.contains("notifier 2 (down) <down@example.com>"))
+            .map(String::from)
+    });
+    assert!(
+        warn.contains("alert 1 for target 1 not sent (attempt 1)"),
+        "{warn}"
+    );
+    // SIGTERM: the daemon stops its stages in order, the notifier last.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for refused");
+    assert_eq!(recipients(&got), ["ops@example.com"]);
+    assert_eq!(smtp.messages().len(), 1, "one alert for one state change");
+    let counts: Vec<(i64, i64)> =
+        db.query("SELECT pass_count, fail_count FROM notifiers ORDER BY id");
+    assert_eq!(counts[0], (1, 0));
+    assert!(counts[1].0 == 0 && counts[1].1 >= 1, "{counts:?}");
+    assert!(db
+        .log()
+        .contains("notifier 1 (ops) <ops@example.com>: sent alert 1"));
+}

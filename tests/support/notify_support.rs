@@ -31,10 +31,15 @@ pub fn ensure_aiosmtpd() {
             .status()
             .is_ok_and(|s| s.success());
         if !have {
-            let ok = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
-                .status()
-                .is_ok_and(|s| s.success());
+            let pip = |extra: &[&str]| {
+                Command::new("python3")
+                    .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+                    .args(extra)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            // Debian's system python refuses plain pip installs (PEP 668).
+            let ok = pip(&[]) || pip(&["--break-system-packages"]);
             assert!(
                 ok,
                 "pip install aiosmtpd failed: the notification tests need it"
