@@ -595,3 +595,116 @@ fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
         .log()
         .contains("notifier 1 (ops) <ops@example.com>: sent alert 1"));
 }
+
+/// A free port on 127.0.0.1 with nothing listening on it (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_daemon(db: &TestDb) -> std::process::Child {
+    common::skypunch_cmd(&db.config_path(), &["start", "--foreground"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
+    let db = TestDb::new();
+    let port = free_port();
+    add_notifier(&db, "ops", "SMTP", "ops@example.com", &plain(port), true);
+    db.write_config("\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n");
+    let id = db.add_target(
+        "name, url, frequency, timeout",
+        "'gone', 'http://127.0.0.1:9/', 1, 2",
+    );
+    let mut daemon = start_daemon(&db);
+    // The state change is recorded with its alert, but the SMTP server is not there yet.
+    wait_for(WAIT, "a failed delivery try", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE attempts > 0",
+        ) > 0)
+            .then_some(())
+    });
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'PENDING'"
+        ),
+        1
+    );
+
+    let smtp = SmtpServer::start(
+        &db.dir.join("mail"),
+        &SmtpOptions {
+            port,
+            ..SmtpOptions::default()
+        },
+    );
+    let mut daemon = start_daemon(&db);
+    let got = smtp.wait_messages(1);
+    wait_for(WAIT, "the delivery to be marked sent", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'SENT'",
+        ) == 1)
+            .then_some(())
+    });
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for gone");
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "sent once, not again for the repeated failures"
+    );
+    let fails: i64 = db.one(&format!(
+        "SELECT repeated_fails FROM targets WHERE id = {id}"
+    ));
+    assert!(fails >= 2, "the target kept failing across the restart");
+}
+
+#[test]
+fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let web = common::http::HttpServer::start(503);
+    let id = db.add_target(
+        "name, url, frequency, timeout, fail_threshold",
+        &format!("'Shaky', '{}', 1, 2, 3", web.url("/")),
+    );
+    let mut daemon = start_daemon(&db);
+    let got = smtp.wait_messages(1);
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for Shaky");
+    let snapshot: String = db.one(&format!(
+        "SELECT snapshot FROM alerts WHERE target_id = {id}"
+    ));
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(
+        snapshot["repeated_fails"], 3,
+        "alerted on the third failure: {snapshot}"
+    );
+
+    web.set_status(200);
+    let got = smtp.wait_messages(2);
+    assert_eq!(got[1]["subject"], "Skypunch SUCCESS detected for Shaky");
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    assert_eq!(smtp.messages().len(), 2);
+}
