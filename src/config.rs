@@ -177,6 +177,23 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Makes the file paths absolute, relative ones taken from `base` (the folder `start` was
+    /// run in): the daemon works in `/`, and a re-read on SIGHUP must compare like with like.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p.strip_prefix(".").unwrap_or(p))
+            }
+        };
+        self.log_file = abs(&self.log_file);
+        self.pid_file = abs(&self.pid_file);
+        self.source = self.source.as_deref().map(abs);
+    }
+}
+
 /// `/run/skypunch.pid` for root (the init script's user), else a file in the temp folder that
 /// only this user's daemon uses.
 fn default_pid_file() -> PathBuf {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod lifecycle;
 pub mod loader;
 pub mod logging;
 pub mod model;
