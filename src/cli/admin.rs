@@ -204,7 +204,9 @@ fn targets_line(config: &Config) -> String {
 fn reload(config: &Config) -> Result<(), Error> {
     match lifecycle::reload(&config.pid_file) {
         Ok(Some(pid)) => {
-            println!("skypunch (pid {pid}) asked to reopen its log file and re-read its configuration");
+            println!(
+                "skypunch (pid {pid}) asked to reopen its log file and re-read its configuration"
+            );
             Ok(())
         }
         Ok(None) => {

@@ -161,11 +161,15 @@ fn run(args: &[String]) -> Result<(), Error> {
     }
     let stop_timeout = match m.opt_str("t") {
         None => DEFAULT_STOP_TIMEOUT,
-        Some(t) => t.parse::<u64>().ok().filter(|&t| t <= 86400).ok_or_else(|| {
-            Error::usage(format!(
-                "--timeout takes whole seconds from 0 to 86400, not `{t}`"
-            ))
-        })?,
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|&t| t <= 86400)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "--timeout takes whole seconds from 0 to 86400, not `{t}`"
+                ))
+            })?,
     };
     let inv = Invocation {
         config: m.opt_str("c").map(PathBuf::from),

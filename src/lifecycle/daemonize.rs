@@ -80,9 +80,7 @@ fn os_error(what: &str) -> String {
 
 /// The number of threads in this process, from /proc; `None` where /proc is not mounted.
 fn thread_count() -> Option<usize> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()
-        .map(|d| d.count())
+    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
 /// Forks the daemon off. Must run before any thread is started: fork copies only the calling
@@ -101,7 +99,8 @@ pub fn daemonize() -> Result<Forked, String> {
         return Err(os_error("cannot create the start-up pipe"));
     }
     // SAFETY: the descriptors were just created and are owned by nothing else.
-    let (mut read_end, write_end) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let (mut read_end, write_end) =
+        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     // SAFETY: the process is single-threaded (checked above), so the child is a faithful copy.
     match unsafe { libc::fork() } {
         -1 => Err(os_error("cannot fork")),
@@ -187,7 +186,9 @@ fn detach_stdio_and_cwd() -> Result<(), String> {
     for fd in 0..=2 {
         // SAFETY: dup2 onto the standard descriptors, replacing the terminal.
         if unsafe { libc::dup2(null.as_raw_fd(), fd) } == -1 {
-            return Err(os_error("cannot redirect the standard streams to /dev/null"));
+            return Err(os_error(
+                "cannot redirect the standard streams to /dev/null",
+            ));
         }
     }
     Ok(())
@@ -200,7 +201,10 @@ mod tests {
     #[test]
     fn reports_survive_the_pipe() {
         for report in [
-            Report::Started { pid: 42, note: None },
+            Report::Started {
+                pid: 42,
+                note: None,
+            },
             Report::Started {
                 pid: 42,
                 note: Some("waiting for database u@h:1/db: refused".into()),

@@ -112,10 +112,7 @@ pub fn stop(path: &Path, limit: Duration) -> Result<Stopped, StopError> {
             return Ok(Stopped::Exited { pid });
         }
         if start.elapsed() >= limit {
-            return Err(StopError::Timeout {
-                pid,
-                waited: limit,
-            });
+            return Err(StopError::Timeout { pid, waited: limit });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -178,10 +178,7 @@ pub fn probe(path: &Path) -> Probe {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Probe::Unknown {
-                reason: format!(
-                    "pid file {} is locked but holds no pid",
-                    path.display()
-                ),
+                reason: format!("pid file {} is locked but holds no pid", path.display()),
             }
         }
         Err(e) => Probe::Unknown {
