@@ -75,7 +75,10 @@ fn a_local_prefix_is_written_into_the_scripts_and_the_config_is_kept() {
     install(&root, "/opt/sp");
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let init = std::fs::read_to_string(at("/etc/init.d/skypunch")).unwrap();
-    assert!(init.contains("DAEMON=${DAEMON:-/opt/sp/sbin/skypunch}"), "{init}");
+    assert!(
+        init.contains("DAEMON=${DAEMON:-/opt/sp/sbin/skypunch}"),
+        "{init}"
+    );
     let unit = std::fs::read_to_string(at("/opt/sp/lib/systemd/system/skypunch.service")).unwrap();
     assert!(unit.contains("ExecStart=/opt/sp/sbin/skypunch "), "{unit}");
     let logrotate = std::fs::read_to_string(at("/etc/logrotate.d/skypunch")).unwrap();

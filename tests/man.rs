@@ -12,7 +12,9 @@ fn repo(path: &str) -> PathBuf {
 /// The page's source with groff's escaped hyphens and font changes made plain, as a reader
 /// sees the words.
 fn page(path: &str) -> String {
-    let mut text = std::fs::read_to_string(repo(path)).unwrap().replace("\\-", "-");
+    let mut text = std::fs::read_to_string(repo(path))
+        .unwrap()
+        .replace("\\-", "-");
     for font in ["\\fB", "\\fI", "\\fR", "\\fP"] {
         text = text.replace(font, "");
     }
@@ -33,10 +35,16 @@ fn has_word(text: &str, word: &str) -> bool {
 fn every_option_and_command_is_in_skypunch_8() {
     let text = page("man/skypunch.8");
     for option in skypunch::cli::option_names() {
-        assert!(has_word(&text, &option), "{option} is not in man/skypunch.8");
+        assert!(
+            has_word(&text, &option),
+            "{option} is not in man/skypunch.8"
+        );
     }
     for command in skypunch::cli::COMMANDS {
-        assert!(has_word(&text, command), "{command} is not in man/skypunch.8");
+        assert!(
+            has_word(&text, command),
+            "{command} is not in man/skypunch.8"
+        );
     }
     for section in [
         "SYNOPSIS",
@@ -51,7 +59,10 @@ fn every_option_and_command_is_in_skypunch_8() {
         "EXIT STATUS",
         "EXAMPLES",
     ] {
-        assert!(text.contains(&format!(".SH {section}\n")), "no {section} section");
+        assert!(
+            text.contains(&format!(".SH {section}\n")),
+            "no {section} section"
+        );
     }
 }
 
@@ -86,7 +97,10 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
     let text = page("man/skypunch.conf.5");
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
     for (section, key) in skypunch::config::known_keys() {
-        assert!(has_word(&text, key), "[{section}] {key} is not in man/skypunch.conf.5");
+        assert!(
+            has_word(&text, key),
+            "[{section}] {key} is not in man/skypunch.conf.5"
+        );
         assert!(
             has_word(&sample, key),
             "[{section}] {key} is not in etc/skypunch.conf"
@@ -144,6 +158,9 @@ fn both_pages_render_without_warnings() {
             .unwrap();
         let warnings = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "groff failed on {page}: {warnings}");
-        assert!(warnings.trim().is_empty(), "groff warns about {page}:\n{warnings}");
+        assert!(
+            warnings.trim().is_empty(),
+            "groff warns about {page}:\n{warnings}"
+        );
     }
 }
