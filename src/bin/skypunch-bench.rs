@@ -125,7 +125,7 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
     let insert = db.insert_targets(s.targets, s.frequency, &url)?;
     eprintln!("skypunch-bench: {} targets inserted in {:.1} s into {}", s.targets, insert.as_secs_f64(), db.name);
     let config = daemon::write_config(dir, &db.db_config(), s.workers)?;
-    let mut d = Daemon::start(&s.skypunch, &config, dir)?;
+    let mut d = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
     let startup_limit = Duration::from_secs(60 + s.targets / 1000) + Duration::from_secs(s.frequency.into());
     d.wait_until(startup_limit, "the first check", |d| d.first_check_at.is_some())?;
     let first_check = d.first_check_at.unwrap_or(d.spawned_at);

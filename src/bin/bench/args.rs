@@ -7,6 +7,7 @@ pub const USAGE: &str = "\
 usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--workers K]
                       [--json FILE] [--skypunch PATH] [--db URL] [--keep] [--no-blackbox]
                       [--blackbox-duration S] [--blackbox-concurrency C] [--builtin-server]
+                      [--wrap 'CMD ARGS']
        skypunch-bench --smoke [--skypunch PATH] [--db URL] [--json FILE]
 
 Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
@@ -39,6 +40,8 @@ pub struct Settings {
     pub blackbox_duration: Duration,
     pub blackbox_concurrency: usize,
     pub server: ServerKind,
+    /// A command the daemon runs under (a profiler), split at spaces.
+    pub wrap: Vec<String>,
 }
 
 fn options() -> getopts::Options {
@@ -56,6 +59,7 @@ fn options() -> getopts::Options {
     o.optopt("", "blackbox-duration", "seconds of blackbox_exporter load (default 10)", "S");
     o.optopt("", "blackbox-concurrency", "load generator threads (default 32)", "C");
     o.optflag("", "builtin-server", "use the built-in HTTP server instead of nginx");
+    o.optopt("", "wrap", "run the daemon under this command, e.g. 'valgrind --tool=callgrind'", "CMD");
     o.optflag("", "smoke", "200 targets, F=1, 5 s, built-in server, no blackbox; fail on loss");
     o.optflag("h", "help", "print this help");
     o
@@ -123,5 +127,9 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         blackbox_duration,
         blackbox_concurrency,
         server,
+        wrap: m
+            .opt_str("wrap")
+            .map(|w| w.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
     }))
 }

@@ -54,10 +54,20 @@ pub fn write_config(dir: &Path, db: &DbConfig, workers: usize) -> Result<PathBuf
 }
 
 impl Daemon {
-    pub fn start(binary: &Path, config: &Path, dir: &Path) -> Result<Daemon, Error> {
+    /// Starts `binary` (under `wrap`, a profiler, when given: it must run the program in its
+    /// own process, as valgrind and `perf record` do, so that signals and /proc figures reach it).
+    pub fn start(binary: &Path, wrap: &[String], config: &Path, dir: &Path) -> Result<Daemon, Error> {
         let stderr = File::create(dir.join("skypunch.stderr")).map_err(|e| e.to_string())?;
         let spawned_at = now_epoch();
-        let child = Command::new(binary)
+        let mut cmd = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = cmd
             .arg("-c")
             .arg(config)
             .arg("--foreground")
