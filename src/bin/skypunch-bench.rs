@@ -146,6 +146,7 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         d.stats.last().is_some_and(|l| l.at >= end_at - 0.01)
     })?;
     let cpu1 = cpu_now(d.pid(), mariadb, server)?;
+    let rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
     let db1 = db.recorded_checks()?;
     let window = bench::statsline::window(&start, &d.stats[seen..]);
     let reload_scan = database::reload_scan(&db.db_config(), 7)?;
@@ -188,6 +189,7 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
             bench: cpu1.bench - cpu0.bench,
         },
         peak_rss_mib,
+        rss_end_mib,
         reload_scan,
         verify,
         window,

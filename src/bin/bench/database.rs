@@ -159,26 +159,62 @@ impl BenchDb {
     }
 }
 
-/// The cost of one reload scan: the loader's two queries, run through the library exactly as
-/// the loader runs them, `runs` times. Returns (median ms, max ms, rows the scan returned).
-pub fn reload_scan(cfg: &DbConfig, runs: usize) -> Result<(f64, f64, usize), Error> {
-    let pool = skypunch::db::connect(cfg).map_err(|e| e.to_string())?;
-    let mut conn = skypunch::db::checkout(&pool).map_err(|e| e.to_string())?;
-    // The loader scans from its newest revision minus 5 s of slack (loader::SLACK_MICROS).
-    let newest: Option<i64> = conn
-        .query_first("SELECT CAST(UNIX_TIMESTAMP(MAX(config_changed)) * 1000000 AS SIGNED) FROM targets")
-        .map_err(q("reading the newest revision"))?;
-    let since = newest.unwrap_or(0) - 5_000_000;
-    let mut times = Vec::with_capacity(runs);
+/// The cost of reload scans, in ms: medians (and the total's maximum) of `runs` scans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanCost {
+    pub total_median: f64,
+    pub total_max: f64,
+    pub changed_since_median: f64,
+    pub fingerprint_median: f64,
+    /// Rows `changed_since` returned.
+    pub rows: usize,
+}
+
+/// The loader's two scan queries, run through the library exactly as the loader runs them,
+/// `runs` times, from `since` (microseconds since the epoch).
+fn scan_cost(conn: &mut skypunch::db::Conn, since: i64, runs: usize) -> Result<ScanCost, Error> {
+    let (mut total, mut changed, mut fingerprint) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = 0;
     for _ in 0..runs {
-        let started = Instant::now();
-        let changed =
-            skypunch::db::targets::changed_since(&mut conn, since).map_err(|e| e.to_string())?;
-        skypunch::db::targets::enabled_fingerprint(&mut conn).map_err(|e| e.to_string())?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-        rows = changed.len();
+        let t0 = Instant::now();
+        rows = skypunch::db::targets::changed_since(conn, since)
+            .map_err(|e| e.to_string())?
+            .len();
+        let t1 = Instant::now();
+        skypunch::db::targets::enabled_fingerprint(conn).map_err(|e| e.to_string())?;
+        let t2 = Instant::now();
+        changed.push((t1 - t0).as_secs_f64() * 1000.0);
+        fingerprint.push((t2 - t1).as_secs_f64() * 1000.0);
+        total.push((t2 - t0).as_secs_f64() * 1000.0);
     }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], times[times.len() - 1], rows))
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(ScanCost {
+        total_median: median(&mut total),
+        total_max: total.last().copied().unwrap_or(0.0),
+        changed_since_median: median(&mut changed),
+        fingerprint_median: median(&mut fingerprint),
+        rows,
+    })
+}
+
+/// Two reload-scan costs: as the loader scans after the targets were inserted (from its
+/// newest revision minus the 5 s slack of `loader::SLACK_MICROS`, which takes in every row
+/// inserted within 5 s of the last one), and as it scans once nothing changed for longer
+/// than the slack (from the server's clock minus 5 s: no rows).
+pub fn reload_scan(cfg: &DbConfig, runs: usize) -> Result<(ScanCost, ScanCost), Error> {
+    let pool = skypunch::db::connect(cfg).map_err(|e| e.to_string())?;
+    let mut conn = skypunch::db::checkout(&pool).map_err(|e| e.to_string())?;
+    let (newest, now): (Option<i64>, i64) = conn
+        .query_first(
+            "SELECT CAST(UNIX_TIMESTAMP(MAX(config_changed)) * 1000000 AS SIGNED), \
+             CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED) FROM targets",
+        )
+        .map_err(q("reading the newest revision"))?
+        .unwrap_or((None, 0));
+    let after_insert = scan_cost(&mut conn, newest.unwrap_or(0) - 5_000_000, runs)?;
+    let quiet = scan_cost(&mut conn, now - 5_000_000, runs)?;
+    Ok((after_insert, quiet))
 }
