@@ -22,11 +22,7 @@ pub fn run(stats: &Arc<Stats>, interval: Duration, shutdown: Receiver<()>) {
         return;
     }
     let mut last = Window::take(stats);
-    loop {
-        match shutdown.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => break,
-        }
+    while let Err(RecvTimeoutError::Timeout) = shutdown.recv_timeout(interval) {
         let now = Window::take(stats);
         log::info!("{}", line(stats, &last, &now, false));
         last = now;

@@ -10,7 +10,12 @@ fn the_smoke_run_loses_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench-results.json");
     let out = Command::new(env!("CARGO_BIN_EXE_skypunch-bench"))
-        .args(["--smoke", "--skypunch", env!("CARGO_BIN_EXE_skypunch"), "--json"])
+        .args([
+            "--smoke",
+            "--skypunch",
+            env!("CARGO_BIN_EXE_skypunch"),
+            "--json",
+        ])
         .arg(&json)
         .output()
         .expect("running skypunch-bench");
@@ -26,6 +31,9 @@ fn the_smoke_run_loses_nothing() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(results["verify"]["lost"], 0, "{results}");
     assert_eq!(results["verify"]["never_checked"], 0, "{results}");
-    assert!(results["checks_in_window"].as_u64().unwrap() > 0, "{results}");
+    assert!(
+        results["checks_in_window"].as_u64().unwrap() > 0,
+        "{results}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

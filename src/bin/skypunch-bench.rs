@@ -52,7 +52,8 @@ fn main() -> ExitCode {
 
 fn write_json(path: &Path, results: &Results) -> Result<(), Error> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
     let text = serde_json::to_string_pretty(&results.json()).map_err(|e| e.to_string())?;
     std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
@@ -84,7 +85,13 @@ fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
     let result = result.and_then(|mut r| {
         if s.blackbox {
             let port = server.port();
-            r.blackbox = Some(blackbox::run(&dir, port, s.blackbox_duration, s.blackbox_concurrency, || server.cpu_seconds())?);
+            r.blackbox = Some(blackbox::run(
+                &dir,
+                port,
+                s.blackbox_duration,
+                s.blackbox_concurrency,
+                || server.cpu_seconds(),
+            )?);
         }
         Ok(r)
     });
@@ -97,13 +104,19 @@ fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
     }
     result.map(|mut r| {
         r.machine = machine;
-        r.command = std::iter::once("skypunch-bench".to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(" ");
+        r.command = std::iter::once("skypunch-bench".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
         r
     })
 }
 
 fn mariadb_pid(db: &BenchDb) -> Option<u32> {
-    db.server.is_local().then(|| procfs::pid_of(&["mariadbd", "mysqld"])).flatten()
+    db.server
+        .is_local()
+        .then(|| procfs::pid_of(&["mariadbd", "mysqld"]))
+        .flatten()
 }
 
 /// CPU seconds of every process measured, at one moment.
@@ -123,15 +136,30 @@ fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Result<Results, Error> {
     let url = format!("http://127.0.0.1:{}/", server.port());
     let insert = db.insert_targets(s.targets, s.frequency, &url)?;
-    eprintln!("skypunch-bench: {} targets inserted in {:.1} s into {}", s.targets, insert.as_secs_f64(), db.name);
+    eprintln!(
+        "skypunch-bench: {} targets inserted in {:.1} s into {}",
+        s.targets,
+        insert.as_secs_f64(),
+        db.name
+    );
     let config = daemon::write_config(dir, &db.db_config(), s.workers)?;
     let mut d = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
-    let startup_limit = Duration::from_secs(60 + s.targets / 1000) + Duration::from_secs(s.frequency.into());
-    d.wait_until(startup_limit, "the first check", |d| d.first_check_at.is_some())?;
+    let startup_limit =
+        Duration::from_secs(60 + s.targets / 1000) + Duration::from_secs(s.frequency.into());
+    d.wait_until(startup_limit, "the first check", |d| {
+        d.first_check_at.is_some()
+    })?;
     let first_check = d.first_check_at.unwrap_or(d.spawned_at);
-    eprintln!("skypunch-bench: first check {:.2} s after spawn; warming up {} s", first_check - d.spawned_at, s.warmup.as_secs());
+    let rss_first_check_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
+    eprintln!(
+        "skypunch-bench: first check {:.2} s after spawn; warming up {} s",
+        first_check - d.spawned_at,
+        s.warmup.as_secs()
+    );
     let warm_until = Instant::now() + s.warmup;
-    d.wait_until(s.warmup + Duration::from_secs(5), "the warm-up", |_| Instant::now() >= warm_until)?;
+    d.wait_until(s.warmup + Duration::from_secs(5), "the warm-up", |_| {
+        Instant::now() >= warm_until
+    })?;
 
     // The window runs from one stats line to a later one, so the daemon's check count over it
     // is exact; CPU and the database counters are read as soon as each line appears.
@@ -142,9 +170,11 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
     let seen = d.stats.len();
     eprintln!("skypunch-bench: measuring {} s", s.duration.as_secs());
     let end_at = start.at + s.duration.as_secs_f64();
-    d.wait_until(s.duration + Duration::from_secs(10), "the end of the window", |d| {
-        d.stats.last().is_some_and(|l| l.at >= end_at - 0.01)
-    })?;
+    d.wait_until(
+        s.duration + Duration::from_secs(10),
+        "the end of the window",
+        |d| d.stats.last().is_some_and(|l| l.at >= end_at - 0.01),
+    )?;
     let cpu1 = cpu_now(d.pid(), mariadb, server)?;
     let rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
     let db1 = db.recorded_checks()?;
@@ -172,7 +202,9 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         daemon_errors: d.errors.clone(),
     };
     Ok(Results {
-        date: chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z").to_string(),
+        date: chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S %z")
+            .to_string(),
         targets: s.targets,
         frequency: s.frequency,
         workers: s.workers,
@@ -190,10 +222,10 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         },
         peak_rss_mib,
         rss_end_mib,
+        rss_first_check_mib,
         reload_scan,
         verify,
         window,
         ..Results::default()
     })
 }
-

@@ -49,18 +49,66 @@ fn options() -> getopts::Options {
     o.optopt("n", "targets", "number of targets", "N");
     o.optopt("f", "frequency", "seconds between checks of a target", "F");
     o.optopt("d", "duration", "measured window, seconds", "S");
-    o.optopt("", "warmup", "seconds after the first check before measuring (default 5)", "W");
-    o.optopt("", "workers", "the daemon's Workers setting (default 64)", "K");
-    o.optopt("", "json", "where to write the results (default target/bench-results.json)", "FILE");
-    o.optopt("", "skypunch", "the daemon binary (default: skypunch next to this tool)", "PATH");
-    o.optopt("", "db", "MariaDB server (default $SKYPUNCH_TEST_DB or mysql://root@127.0.0.1:3306)", "URL");
+    o.optopt(
+        "",
+        "warmup",
+        "seconds after the first check before measuring (default 5)",
+        "W",
+    );
+    o.optopt(
+        "",
+        "workers",
+        "the daemon's Workers setting (default 64)",
+        "K",
+    );
+    o.optopt(
+        "",
+        "json",
+        "where to write the results (default target/bench-results.json)",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "skypunch",
+        "the daemon binary (default: skypunch next to this tool)",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "db",
+        "MariaDB server (default $SKYPUNCH_TEST_DB or mysql://root@127.0.0.1:3306)",
+        "URL",
+    );
     o.optflag("", "keep", "keep the bench database and temp folder");
     o.optflag("", "no-blackbox", "skip the blackbox_exporter comparison");
-    o.optopt("", "blackbox-duration", "seconds of blackbox_exporter load (default 10)", "S");
-    o.optopt("", "blackbox-concurrency", "load generator threads (default 32)", "C");
-    o.optflag("", "builtin-server", "use the built-in HTTP server instead of nginx");
-    o.optopt("", "wrap", "run the daemon under this command, e.g. 'valgrind --tool=callgrind'", "CMD");
-    o.optflag("", "smoke", "200 targets, F=1, 5 s, built-in server, no blackbox; fail on loss");
+    o.optopt(
+        "",
+        "blackbox-duration",
+        "seconds of blackbox_exporter load (default 10)",
+        "S",
+    );
+    o.optopt(
+        "",
+        "blackbox-concurrency",
+        "load generator threads (default 32)",
+        "C",
+    );
+    o.optflag(
+        "",
+        "builtin-server",
+        "use the built-in HTTP server instead of nginx",
+    );
+    o.optopt(
+        "",
+        "wrap",
+        "run the daemon under this command, e.g. 'valgrind --tool=callgrind'",
+        "CMD",
+    );
+    o.optflag(
+        "",
+        "smoke",
+        "200 targets, F=1, 5 s, built-in server, no blackbox; fail on loss",
+    );
     o.optflag("h", "help", "print this help");
     o
 }
@@ -78,13 +126,19 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         match (m.opt_str(name), default) {
             (Some(v), _) => match v.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(format!("--{name} {v}: expected a whole number from {min} to {max}")),
+                _ => Err(format!(
+                    "--{name} {v}: expected a whole number from {min} to {max}"
+                )),
             },
             (None, Some(d)) => Ok(d),
             (None, None) => Err(format!("--{name} is required (or --smoke)\n{USAGE}")),
         }
     };
-    let (n, f, d) = if smoke { (Some(200), Some(1), Some(5)) } else { (None, None, None) };
+    let (n, f, d) = if smoke {
+        (Some(200), Some(1), Some(5))
+    } else {
+        (None, None, None)
+    };
     let targets = num("targets", n, 1, 10_000_000)?;
     let frequency = num("frequency", f, 1, 86_400)? as u32;
     let duration = Duration::from_secs(num("duration", d, 2, 86_400)?);
@@ -119,7 +173,10 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         duration,
         warmup,
         workers,
-        json: PathBuf::from(m.opt_str("json").unwrap_or_else(|| "target/bench-results.json".into())),
+        json: PathBuf::from(
+            m.opt_str("json")
+                .unwrap_or_else(|| "target/bench-results.json".into()),
+        ),
         skypunch,
         db_url,
         keep: m.opt_present("keep"),

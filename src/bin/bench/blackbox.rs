@@ -39,7 +39,10 @@ pub fn run(
     concurrency: usize,
     server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Outcome, Error> {
-    let exe = find_or_install("prometheus-blackbox-exporter", &["prometheus-blackbox-exporter"])?;
+    let exe = find_or_install(
+        "prometheus-blackbox-exporter",
+        &["prometheus-blackbox-exporter"],
+    )?;
     let config = dir.join("blackbox.yml");
     std::fs::write(
         &config,
@@ -119,7 +122,9 @@ fn drive(
 /// an exporter), reconnecting after an error.
 fn load(port: u16, request: &str, deadline: Instant, ok: &AtomicU64, failed: &AtomicU64) {
     let mut conn: Option<Prober> = None;
-    while Instant::now() < deadline && ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < MAX_PROBES {
+    while Instant::now() < deadline
+        && ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < MAX_PROBES
+    {
         let p = match conn.as_mut() {
             Some(p) => p,
             None => match Prober::connect(port) {
@@ -165,7 +170,9 @@ impl Prober {
 
     /// One probe; true when the exporter reports `probe_success 1`.
     fn probe(&mut self, request: &str) -> Result<bool, Error> {
-        self.writer.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        self.writer
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
         let body = read_response(&mut self.reader)?;
         Ok(body.lines().any(|l| l.trim() == "probe_success 1"))
     }

@@ -2,7 +2,7 @@
 //! of its own, its log followed as it grows, and SIGTERM at the end.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,7 +56,12 @@ pub fn write_config(dir: &Path, db: &DbConfig, workers: usize) -> Result<PathBuf
 impl Daemon {
     /// Starts `binary` (under `wrap`, a profiler, when given: it must run the program in its
     /// own process, as valgrind and `perf record` do, so that signals and /proc figures reach it).
-    pub fn start(binary: &Path, wrap: &[String], config: &Path, dir: &Path) -> Result<Daemon, Error> {
+    pub fn start(
+        binary: &Path,
+        wrap: &[String],
+        config: &Path,
+        dir: &Path,
+    ) -> Result<Daemon, Error> {
         let stderr = File::create(dir.join("skypunch.stderr")).map_err(|e| e.to_string())?;
         let spawned_at = now_epoch();
         let mut cmd = match wrap.split_first() {
@@ -116,7 +121,9 @@ impl Daemon {
                 self.load_ms = line
                     .rsplit_once(" in ")
                     .and_then(|(_, t)| t.trim_end_matches(" ms").parse().ok());
-            } else if line.get(24..).is_some_and(|r| r.starts_with("ERROR ")) && !statsline::is_check_line(&line) {
+            } else if line.get(24..).is_some_and(|r| r.starts_with("ERROR "))
+                && !statsline::is_check_line(&line)
+            {
                 self.errors.push(line);
             }
         }
@@ -164,7 +171,9 @@ impl Daemon {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 self.read_log();
-                return Err(format!("the daemon did not exit within {limit:?} of SIGTERM; killed"));
+                return Err(format!(
+                    "the daemon did not exit within {limit:?} of SIGTERM; killed"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -208,7 +217,6 @@ impl LogTail {
         let Some(file) = self.file.as_mut() else {
             return Vec::new();
         };
-        let _ = file.seek(SeekFrom::Current(0));
         let _ = file.read_to_end(&mut self.partial);
         let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return Vec::new();

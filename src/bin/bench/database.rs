@@ -83,7 +83,8 @@ impl BenchDb {
         conn.query_drop(format!("USE {name}"))
             .map_err(q("using the bench database"))?;
         for statement in skypunch::db::split_script(&skypunch::db::schema::tables_sql()) {
-            conn.query_drop(&statement).map_err(q("loading the schema"))?;
+            conn.query_drop(&statement)
+                .map_err(q("loading the schema"))?;
         }
         Ok(BenchDb { server, name, conn })
     }
@@ -96,7 +97,8 @@ impl BenchDb {
         let mut next = 1;
         while next <= n {
             let last = (next + ROWS - 1).min(n);
-            let mut sql = String::from("INSERT INTO targets (id, name, url, frequency, timeout) VALUES ");
+            let mut sql =
+                String::from("INSERT INTO targets (id, name, url, frequency, timeout) VALUES ");
             for id in next..=last {
                 if id > next {
                     sql.push(',');
@@ -113,7 +115,9 @@ impl BenchDb {
     pub fn recorded_checks(&mut self) -> Result<u64, Error> {
         let sum: Option<u64> = self
             .conn
-            .query_first("SELECT CAST(COALESCE(SUM(pass_count + fail_count), 0) AS UNSIGNED) FROM targets")
+            .query_first(
+                "SELECT CAST(COALESCE(SUM(pass_count + fail_count), 0) AS UNSIGNED) FROM targets",
+            )
             .map_err(q("summing the check counters"))?;
         Ok(sum.unwrap_or(0))
     }

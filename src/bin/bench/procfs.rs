@@ -43,7 +43,12 @@ pub fn children(pid: u32) -> Vec<u32> {
 /// CPU seconds of a process and its live children (nginx: master and workers).
 pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
     let own = cpu_seconds(pid)?;
-    Some(own + children(pid).into_iter().filter_map(cpu_seconds).sum::<f64>())
+    Some(
+        own + children(pid)
+            .into_iter()
+            .filter_map(cpu_seconds)
+            .sum::<f64>(),
+    )
 }
 
 /// Peak resident set size in MiB (VmHWM).

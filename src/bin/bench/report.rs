@@ -77,8 +77,7 @@ impl Verify {
     /// Checks the daemon made whose result is not in the database (negative: more recorded
     /// than made). None when the daemon logged no final line.
     pub fn lost(&self) -> Option<i64> {
-        self.daemon_total
-            .map(|t| t as i64 - self.db_total as i64)
+        self.daemon_total.map(|t| t as i64 - self.db_total as i64)
     }
 
     /// Why the run does not verify, if it does not.
@@ -126,6 +125,8 @@ pub struct Results {
     pub reload_scan: (ScanCost, ScanCost),
     /// VmRSS at the end of the window (the peak is often the initial load).
     pub rss_end_mib: f64,
+    /// VmRSS when the first check line was seen (targets loaded, or being loaded).
+    pub rss_first_check_mib: f64,
     pub verify: Verify,
     pub blackbox: Option<blackbox::Outcome>,
 }
@@ -159,52 +160,144 @@ impl Results {
                 c.total_median, c.total_max, c.changed_since_median, c.fingerprint_median, c.rows
             )
         };
-        let opt_us = |c: Option<f64>| c.map_or("n/a".into(), |c| format!("{:.1}", per_check_us(c, n)));
+        let opt_us =
+            |c: Option<f64>| c.map_or("n/a".into(), |c| format!("{:.1}", per_check_us(c, n)));
         let mut rows: Vec<(String, String)> = vec![
-            ("targets / frequency / workers".into(), format!("{} / {} s / {}", self.targets, self.frequency, self.workers)),
+            (
+                "targets / frequency / workers".into(),
+                format!("{} / {} s / {}", self.targets, self.frequency, self.workers),
+            ),
             ("HTTP server".into(), self.server.clone()),
-            ("measured window".into(), format!("{:.1} s ({} stats lines) after {:.0} s warm-up", w.seconds, w.lines, self.warmup_s)),
-            ("checks/s (daemon counter)".into(), format!("{:.0}", self.rate())),
-            ("checks/s (database counters)".into(), format!("{:.0}", self.db_checks_in_window as f64 / w.seconds.max(1e-9))),
+            (
+                "measured window".into(),
+                format!(
+                    "{:.1} s ({} stats lines) after {:.0} s warm-up",
+                    w.seconds, w.lines, self.warmup_s
+                ),
+            ),
+            (
+                "checks/s (daemon counter)".into(),
+                format!("{:.0}", self.rate()),
+            ),
+            (
+                "checks/s (database counters)".into(),
+                format!(
+                    "{:.0}",
+                    self.db_checks_in_window as f64 / w.seconds.max(1e-9)
+                ),
+            ),
             ("dispatch lag p50 ms".into(), sp(w.lag_p50)),
             ("dispatch lag p99 ms".into(), sp(w.lag_p99)),
-            ("dispatch lag max ms (window)".into(), w.lag_max.map_or("n/a".into(), |m| format!("{m:.1}"))),
+            (
+                "dispatch lag max ms (window)".into(),
+                w.lag_max.map_or("n/a".into(), |m| format!("{m:.1}")),
+            ),
             ("check duration p50 ms".into(), sp(w.check_p50)),
             ("check duration p99 ms".into(), sp(w.check_p99)),
             ("DB write latency p50 ms".into(), sp(w.write_p50)),
             ("DB write latency p99 ms".into(), sp(w.write_p99)),
             ("rows per write batch".into(), sp(w.rows_per_batch)),
             ("jobs queued for workers".into(), sp(w.queue)),
-            ("daemon CPU µs/check".into(), format!("{:.1}", per_check_us(self.cpu.daemon, n))),
+            (
+                "daemon CPU µs/check".into(),
+                format!("{:.1}", per_check_us(self.cpu.daemon, n)),
+            ),
             ("MariaDB CPU µs/check".into(), opt_us(self.cpu.mariadb)),
             ("HTTP server CPU µs/check".into(), opt_us(self.cpu.server)),
-            ("bench tool CPU µs/check".into(), format!("{:.1}", per_check_us(self.cpu.bench, n))),
-            ("daemon checks per CPU-second".into(), format!("{:.0}", self.checks_per_cpu_second())),
-            ("daemon peak RSS MiB (VmHWM)".into(), format!("{:.1}", self.peak_rss_mib)),
-            ("daemon RSS at window end MiB".into(), format!("{:.1}", self.rss_end_mib)),
-            ("start-up: spawn to first check s".into(), format!("{:.2}", self.startup_s)),
-            ("  of which loading targets ms".into(), self.load_ms.map_or("n/a".into(), |m| format!("{m:.0}"))),
-            ("reload scan ms, after bulk insert".into(), scan(&self.reload_scan.0)),
-            ("reload scan ms, nothing changed".into(), scan(&self.reload_scan.1)),
+            (
+                "bench tool CPU µs/check".into(),
+                format!("{:.1}", per_check_us(self.cpu.bench, n)),
+            ),
+            (
+                "daemon checks per CPU-second".into(),
+                format!("{:.0}", self.checks_per_cpu_second()),
+            ),
+            (
+                "daemon peak RSS MiB (VmHWM)".into(),
+                format!("{:.1}", self.peak_rss_mib),
+            ),
+            (
+                "daemon RSS at first check / window end MiB".into(),
+                format!("{:.1} / {:.1}", self.rss_first_check_mib, self.rss_end_mib),
+            ),
+            (
+                "start-up: spawn to first check s".into(),
+                format!("{:.2}", self.startup_s),
+            ),
+            (
+                "  of which loading targets ms".into(),
+                self.load_ms.map_or("n/a".into(), |m| format!("{m:.0}")),
+            ),
+            (
+                "reload scan ms, after bulk insert".into(),
+                scan(&self.reload_scan.0),
+            ),
+            (
+                "reload scan ms, nothing changed".into(),
+                scan(&self.reload_scan.1),
+            ),
         ];
         let v = &self.verify;
-        rows.push(("checks made (final stats line)".into(), v.daemon_total.map_or("n/a".into(), |t| t.to_string())));
+        rows.push((
+            "checks made (final stats line)".into(),
+            v.daemon_total.map_or("n/a".into(), |t| t.to_string()),
+        ));
         rows.push(("checks recorded (database)".into(), v.db_total.to_string()));
-        rows.push(("LOST".into(), v.lost().map_or("unknown".into(), |l| l.to_string())));
-        rows.push(("checks per target min/median/max".into(), format!("{} / {} / {} (expected about {:.1})", v.per_target_min, v.per_target_median, v.per_target_max, v.per_target_expected)));
-        rows.push(("targets with a failed check".into(), match &v.failure_example {
-            Some(e) => format!("{} (e.g. {e})", v.targets_failed),
-            None => v.targets_failed.to_string(),
-        }));
+        rows.push((
+            "LOST".into(),
+            v.lost().map_or("unknown".into(), |l| l.to_string()),
+        ));
+        rows.push((
+            "checks per target min/median/max".into(),
+            format!(
+                "{} / {} / {} (expected about {:.1})",
+                v.per_target_min, v.per_target_median, v.per_target_max, v.per_target_expected
+            ),
+        ));
+        rows.push((
+            "targets with a failed check".into(),
+            match &v.failure_example {
+                Some(e) => format!("{} (e.g. {e})", v.targets_failed),
+                None => v.targets_failed.to_string(),
+            },
+        ));
         rows.push(("targets never checked".into(), v.never_checked.to_string()));
-        rows.push(("daemon exit / shutdown time".into(), format!("{} / {:.2} s", v.exit_status, v.shutdown_seconds)));
+        rows.push((
+            "daemon exit / shutdown time".into(),
+            format!("{} / {:.2} s", v.exit_status, v.shutdown_seconds),
+        ));
         if let Some(b) = &self.blackbox {
-            rows.push(("blackbox_exporter probes/s".into(), format!("{:.0} ({} ok, {} failed in {:.1} s)", b.probes_ok as f64 / b.seconds, b.probes_ok, b.probes_failed, b.seconds)));
-            rows.push(("blackbox_exporter CPU µs/probe".into(), format!("{:.1}", per_check_us(b.exporter_cpu, b.probes_ok))));
-            rows.push(("blackbox_exporter probes per CPU-second".into(), format!("{:.0}", b.probes_per_cpu_second())));
-            rows.push(("skypunch / blackbox_exporter (per CPU-second)".into(), format!("{:.2}x", self.checks_per_cpu_second() / b.probes_per_cpu_second())));
+            rows.push((
+                "blackbox_exporter probes/s".into(),
+                format!(
+                    "{:.0} ({} ok, {} failed in {:.1} s)",
+                    b.probes_ok as f64 / b.seconds,
+                    b.probes_ok,
+                    b.probes_failed,
+                    b.seconds
+                ),
+            ));
+            rows.push((
+                "blackbox_exporter CPU µs/probe".into(),
+                format!("{:.1}", per_check_us(b.exporter_cpu, b.probes_ok)),
+            ));
+            rows.push((
+                "blackbox_exporter probes per CPU-second".into(),
+                format!("{:.0}", b.probes_per_cpu_second()),
+            ));
+            rows.push((
+                "skypunch / blackbox_exporter (per CPU-second)".into(),
+                format!(
+                    "{:.2}x",
+                    self.checks_per_cpu_second() / b.probes_per_cpu_second()
+                ),
+            ));
         }
-        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {
             out.push_str(&format!("| {k:<width$} | {v} |\n"));
@@ -245,6 +338,7 @@ impl Results {
             "reload_scan_ms": {"after_bulk_insert": scan_json(&self.reload_scan.0),
                                "nothing_changed": scan_json(&self.reload_scan.1)},
             "rss_end_mib": self.rss_end_mib,
+            "rss_first_check_mib": self.rss_first_check_mib,
             "verify": {"daemon_total": v.daemon_total, "db_total": v.db_total, "lost": v.lost(),
                        "per_target": {"min": v.per_target_min, "median": v.per_target_median,
                                       "max": v.per_target_max, "expected": v.per_target_expected},

@@ -169,8 +169,12 @@ mod tests {
     #[test]
     fn other_lines_are_not_stats() {
         assert!(parse("2025-03-01 10:00:01,250 INFO [1] x GET http://a PASS (OK) 1ms").is_none());
-        assert!(is_check_line("2025-03-01 10:00:01,250 INFO [1] x GET http://a PASS (OK) 1ms"));
-        assert!(is_check_line("2025-03-01 10:00:01,250 ERROR [1] x GET http://a FAIL (x) 1ms"));
+        assert!(is_check_line(
+            "2025-03-01 10:00:01,250 INFO [1] x GET http://a PASS (OK) 1ms"
+        ));
+        assert!(is_check_line(
+            "2025-03-01 10:00:01,250 ERROR [1] x GET http://a FAIL (x) 1ms"
+        ));
         assert!(!is_check_line(LINE));
     }
 

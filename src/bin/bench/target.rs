@@ -27,7 +27,9 @@ pub fn wait_for_port(port: u16, limit: Duration, what: &str) -> Result<(), Error
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("{what} did not listen on 127.0.0.1:{port} within {limit:?}"))
+    Err(format!(
+        "{what} did not listen on 127.0.0.1:{port} within {limit:?}"
+    ))
 }
 
 /// Finds a program on PATH or in the sbin folders, installing the Debian package when absent.
