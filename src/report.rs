@@ -1,6 +1,9 @@
 //! The stats thread ("skypunch-stats"): every `StatsInterval` seconds, one log line with the
-//! daemon's counters over the interval. The benchmark parses this line; keep its keys stable.
+//! daemon's counters over the interval, and a last one (`final=1`) once the pipeline has
+//! stopped, whose `total_checks` is every check the daemon made. The benchmark parses these
+//! lines; keep their keys stable.
 
+use std::sync::atomic::{fence, Ordering::Acquire};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,22 +11,39 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::stats::{quantile, Stats};
 
-/// The thread body: reports until `shutdown` closes. An interval of 0 turns reporting off.
+/// How long the final line waits for the wheel, workers and writer to finish.
+const FINAL_WAIT: Duration = Duration::from_secs(120);
+
+/// The thread body: reports until `shutdown` closes, then logs the final line. An interval of
+/// 0 turns reporting off.
 pub fn run(stats: &Arc<Stats>, interval: Duration, shutdown: Receiver<()>) {
     if interval.is_zero() {
         let _ = shutdown.recv();
         return;
     }
     let mut last = Window::take(stats);
-    loop {
-        match shutdown.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
+    while let Err(RecvTimeoutError::Timeout) = shutdown.recv_timeout(interval) {
         let now = Window::take(stats);
-        log::info!("{}", line(stats, &last, &now));
+        log::info!("{}", line(stats, &last, &now, false));
         last = now;
     }
+    wait_for_pipeline(stats);
+    let now = Window::take(stats);
+    log::info!("{}", line(stats, &last, &now, true));
+}
+
+/// Shutdown closes `shutdown` before the checks in flight finish and the writer's last batch
+/// is written. The wheel, every worker and the writer each hold a clone of `stats` and drop it
+/// when their thread returns, so when this thread's is the only one left, every counter is
+/// final. Polls (only during shutdown) because no channel closes when they are done; gives up
+/// after [`FINAL_WAIT`], which outlasts a check timeout plus the writer's final flush limit.
+fn wait_for_pipeline(stats: &Arc<Stats>) {
+    let deadline = Instant::now() + FINAL_WAIT;
+    while Arc::strong_count(stats) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Pairs with the release decrement of each dropped clone: their counter updates are seen.
+    fence(Acquire);
 }
 
 /// The counters at one moment.
@@ -57,14 +77,15 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-fn line(s: &Stats, a: &Window, b: &Window) -> String {
+fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
     let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
     let checks = b.checks - a.checks;
     let batches = b.batches - a.batches;
     format!(
         "stats: checks={} total_checks={} rate={:.1}/s lag_p50_ms={} lag_p99_ms={} lag_max_ms={} \
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
-         rows_per_batch={:.1} results_written={} results_held={} queue={}",
+         rows_per_batch={:.1} results_written={} results_held={} queue={} \
+         lag_window_max_ms={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -80,5 +101,7 @@ fn line(s: &Stats, a: &Window, b: &Window) -> String {
         b.written,
         b.checks.saturating_sub(b.written),
         Stats::get(&s.queue_depth),
+        ms(quantile(&a.lag, &b.lag, 1.0)),
+        u8::from(last),
     )
 }

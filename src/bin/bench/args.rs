@@ -1,0 +1,192 @@
+//! The command line: raw flags parsed by getopts into validated [`Settings`], once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--workers K]
+                      [--json FILE] [--skypunch PATH] [--db URL] [--keep] [--no-blackbox]
+                      [--blackbox-duration S] [--blackbox-concurrency C] [--builtin-server]
+                      [--wrap 'CMD ARGS']
+       skypunch-bench --smoke [--skypunch PATH] [--db URL] [--json FILE]
+
+Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
+MariaDB database, measures it, checks that no result was lost, and compares its CPU cost
+with Prometheus blackbox_exporter. --smoke: 200 targets, every 1 s, 5 s, built-in HTTP
+server, no blackbox_exporter; exits 1 if anything was lost (what CI runs).";
+
+/// Where the HTTP target comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// nginx from Debian's packages, with a private config (the benchmark's reference target).
+    Nginx,
+    /// A small HTTP server thread inside the tool (the smoke run: nothing to install).
+    Builtin,
+}
+
+/// Validated settings for one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub targets: u64,
+    pub frequency: u32,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub workers: usize,
+    pub json: PathBuf,
+    pub skypunch: PathBuf,
+    pub db_url: String,
+    pub keep: bool,
+    pub blackbox: bool,
+    pub blackbox_duration: Duration,
+    pub blackbox_concurrency: usize,
+    pub server: ServerKind,
+    /// A command the daemon runs under (a profiler), split at spaces.
+    pub wrap: Vec<String>,
+}
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt("n", "targets", "number of targets", "N");
+    o.optopt("f", "frequency", "seconds between checks of a target", "F");
+    o.optopt("d", "duration", "measured window, seconds", "S");
+    o.optopt(
+        "",
+        "warmup",
+        "seconds after the first check before measuring (default 5)",
+        "W",
+    );
+    o.optopt(
+        "",
+        "workers",
+        "the daemon's Workers setting (default 64)",
+        "K",
+    );
+    o.optopt(
+        "",
+        "json",
+        "where to write the results (default target/bench-results.json)",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "skypunch",
+        "the daemon binary (default: skypunch next to this tool)",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "db",
+        "MariaDB server (default $SKYPUNCH_TEST_DB or mysql://root@127.0.0.1:3306)",
+        "URL",
+    );
+    o.optflag("", "keep", "keep the bench database and temp folder");
+    o.optflag("", "no-blackbox", "skip the blackbox_exporter comparison");
+    o.optopt(
+        "",
+        "blackbox-duration",
+        "seconds of blackbox_exporter load (default 10)",
+        "S",
+    );
+    o.optopt(
+        "",
+        "blackbox-concurrency",
+        "load generator threads (default 32)",
+        "C",
+    );
+    o.optflag(
+        "",
+        "builtin-server",
+        "use the built-in HTTP server instead of nginx",
+    );
+    o.optopt(
+        "",
+        "wrap",
+        "run the daemon under this command, e.g. 'valgrind --tool=callgrind'",
+        "CMD",
+    );
+    o.optflag(
+        "",
+        "smoke",
+        "200 targets, F=1, 5 s, built-in server, no blackbox; fail on loss",
+    );
+    o.optflag("h", "help", "print this help");
+    o
+}
+
+/// Parses the arguments (without the program name). `Ok(None)` means help was printed.
+pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
+    let opts = options();
+    let m = opts.parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
+    if m.opt_present("h") {
+        println!("{}", opts.usage(USAGE));
+        return Ok(None);
+    }
+    let smoke = m.opt_present("smoke");
+    let num = |name: &str, default: Option<u64>, min: u64, max: u64| -> Result<u64, String> {
+        match (m.opt_str(name), default) {
+            (Some(v), _) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "--{name} {v}: expected a whole number from {min} to {max}"
+                )),
+            },
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(format!("--{name} is required (or --smoke)\n{USAGE}")),
+        }
+    };
+    let (n, f, d) = if smoke {
+        (Some(200), Some(1), Some(5))
+    } else {
+        (None, None, None)
+    };
+    let targets = num("targets", n, 1, 10_000_000)?;
+    let frequency = num("frequency", f, 1, 86_400)? as u32;
+    let duration = Duration::from_secs(num("duration", d, 2, 86_400)?);
+    let warmup = Duration::from_secs(num("warmup", Some(if smoke { 1 } else { 5 }), 0, 3600)?);
+    let workers = num("workers", Some(64), 1, 4096)? as usize;
+    let blackbox_duration = Duration::from_secs(num("blackbox-duration", Some(10), 1, 3600)?);
+    let blackbox_concurrency = num("blackbox-concurrency", Some(32), 1, 1024)? as usize;
+    let skypunch = match m.opt_str("skypunch") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program's folder: {e}"))?
+            .with_file_name("skypunch"),
+    };
+    if !skypunch.is_file() {
+        return Err(format!(
+            "no skypunch binary at {}: build it (cargo build --release) or pass --skypunch PATH",
+            skypunch.display()
+        ));
+    }
+    let db_url = m
+        .opt_str("db")
+        .or_else(|| std::env::var("SKYPUNCH_TEST_DB").ok())
+        .unwrap_or_else(|| "mysql://root@127.0.0.1:3306".into());
+    let server = if smoke || m.opt_present("builtin-server") {
+        ServerKind::Builtin
+    } else {
+        ServerKind::Nginx
+    };
+    Ok(Some(Settings {
+        targets,
+        frequency,
+        duration,
+        warmup,
+        workers,
+        json: PathBuf::from(
+            m.opt_str("json")
+                .unwrap_or_else(|| "target/bench-results.json".into()),
+        ),
+        skypunch,
+        db_url,
+        keep: m.opt_present("keep"),
+        blackbox: !smoke && !m.opt_present("no-blackbox"),
+        blackbox_duration,
+        blackbox_concurrency,
+        server,
+        wrap: m
+            .opt_str("wrap")
+            .map(|w| w.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
+    }))
+}

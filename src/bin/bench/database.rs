@@ -1,0 +1,224 @@
+//! The bench database: created fresh for one run (`skybench_<pid>`), loaded with the skypunch
+//! schema and N targets, read for the loss check, and dropped at the end.
+
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+
+use super::Error;
+use skypunch::config::DbConfig;
+
+/// The server's address parts, from `mysql://user:password@host:port`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+}
+
+impl Server {
+    pub fn parse(url: &str) -> Result<Server, Error> {
+        let rest = url
+            .strip_prefix("mysql://")
+            .or_else(|| url.strip_prefix("mariadb://"))
+            .ok_or_else(|| format!("--db {url}: expected mysql://user:password@host:port"))?;
+        let rest = rest.trim_end_matches('/');
+        let (cred, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
+        let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
+        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+        Ok(Server {
+            host: host.into(),
+            port: port
+                .parse()
+                .map_err(|_| format!("--db {url}: bad port `{port}`"))?,
+            user: user.into(),
+            password: password.into(),
+        })
+    }
+
+    fn opts(&self, db: Option<&str>) -> mysql::Opts {
+        mysql::OptsBuilder::new()
+            .ip_or_hostname(Some(self.host.clone()))
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.clone()))
+            .db_name(db.map(String::from))
+            .prefer_socket(false)
+            .into()
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.host.as_str(), "127.0.0.1" | "localhost" | "::1")
+    }
+}
+
+/// One run's database.
+pub struct BenchDb {
+    pub server: Server,
+    pub name: String,
+    conn: mysql::Conn,
+}
+
+fn q(what: &str) -> impl Fn(mysql::Error) -> Error + '_ {
+    move |e| format!("database error while {what}: {e}")
+}
+
+impl BenchDb {
+    /// Creates `skybench_<pid>` (dropping a leftover of the same name) with the schema's tables.
+    pub fn create(server: Server) -> Result<BenchDb, Error> {
+        let name = format!("skybench_{}", std::process::id());
+        let mut conn = mysql::Conn::new(server.opts(None)).map_err(|e| {
+            format!(
+                "cannot connect to MariaDB at {}:{} as {}: {e}",
+                server.host, server.port, server.user
+            )
+        })?;
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+            .map_err(q("dropping a leftover bench database"))?;
+        conn.query_drop(format!(
+            "CREATE DATABASE {name} DEFAULT CHARACTER SET utf8mb4"
+        ))
+        .map_err(q("creating the bench database"))?;
+        conn.query_drop(format!("USE {name}"))
+            .map_err(q("using the bench database"))?;
+        for statement in skypunch::db::split_script(&skypunch::db::schema::tables_sql()) {
+            conn.query_drop(&statement)
+                .map_err(q("loading the schema"))?;
+        }
+        Ok(BenchDb { server, name, conn })
+    }
+
+    /// Inserts `n` targets checked every `frequency` seconds, all pointing at `url`, in
+    /// multi-row INSERTs; returns how long that took.
+    pub fn insert_targets(&mut self, n: u64, frequency: u32, url: &str) -> Result<Duration, Error> {
+        let started = Instant::now();
+        const ROWS: u64 = 2000;
+        let mut next = 1;
+        while next <= n {
+            let last = (next + ROWS - 1).min(n);
+            let mut sql =
+                String::from("INSERT INTO targets (id, name, url, frequency, timeout) VALUES ");
+            for id in next..=last {
+                if id > next {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("({id},'bench-{id}','{url}',{frequency},5)"));
+            }
+            self.conn.query_drop(&sql).map_err(q("inserting targets"))?;
+            next = last + 1;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// SUM(pass_count + fail_count) over every target: the checks the database recorded.
+    pub fn recorded_checks(&mut self) -> Result<u64, Error> {
+        let sum: Option<u64> = self
+            .conn
+            .query_first(
+                "SELECT CAST(COALESCE(SUM(pass_count + fail_count), 0) AS UNSIGNED) FROM targets",
+            )
+            .map_err(q("summing the check counters"))?;
+        Ok(sum.unwrap_or(0))
+    }
+
+    /// Checks recorded per target, sorted ascending.
+    pub fn per_target_counts(&mut self) -> Result<Vec<u64>, Error> {
+        self.conn
+            .query("SELECT CAST(pass_count + fail_count AS UNSIGNED) FROM targets ORDER BY 1")
+            .map_err(q("reading per-target counters"))
+    }
+
+    /// Targets whose last check failed, with an example description (a bench target should pass).
+    pub fn failing(&mut self) -> Result<(u64, Option<String>), Error> {
+        let n: Option<u64> = self
+            .conn
+            .query_first("SELECT COUNT(*) FROM targets WHERE fail_count > 0")
+            .map_err(q("counting failed targets"))?;
+        let example: Option<Option<String>> = self
+            .conn
+            .query_first("SELECT status_description FROM targets WHERE fail_count > 0 LIMIT 1")
+            .map_err(q("reading a failure"))?;
+        Ok((n.unwrap_or(0), example.flatten()))
+    }
+
+    /// The skypunch config's view of this database.
+    pub fn db_config(&self) -> DbConfig {
+        DbConfig {
+            host: self.server.host.clone(),
+            port: self.server.port,
+            user: self.server.user.clone(),
+            password: self.server.password.clone(),
+            name: self.name.clone(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Drops the database.
+    pub fn drop_db(mut self) -> Result<(), Error> {
+        self.conn
+            .query_drop(format!("DROP DATABASE IF EXISTS {}", self.name))
+            .map_err(q("dropping the bench database"))
+    }
+}
+
+/// The cost of reload scans, in ms: medians (and the total's maximum) of `runs` scans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanCost {
+    pub total_median: f64,
+    pub total_max: f64,
+    pub changed_since_median: f64,
+    pub fingerprint_median: f64,
+    /// Rows `changed_since` returned.
+    pub rows: usize,
+}
+
+/// The loader's two scan queries, run through the library exactly as the loader runs them,
+/// `runs` times, from `since` (microseconds since the epoch).
+fn scan_cost(conn: &mut skypunch::db::Conn, since: i64, runs: usize) -> Result<ScanCost, Error> {
+    let (mut total, mut changed, mut fingerprint) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rows = 0;
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        rows = skypunch::db::targets::changed_since(conn, since)
+            .map_err(|e| e.to_string())?
+            .len();
+        let t1 = Instant::now();
+        skypunch::db::targets::enabled_fingerprint(conn).map_err(|e| e.to_string())?;
+        let t2 = Instant::now();
+        changed.push((t1 - t0).as_secs_f64() * 1000.0);
+        fingerprint.push((t2 - t1).as_secs_f64() * 1000.0);
+        total.push((t2 - t0).as_secs_f64() * 1000.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(ScanCost {
+        total_median: median(&mut total),
+        total_max: total.last().copied().unwrap_or(0.0),
+        changed_since_median: median(&mut changed),
+        fingerprint_median: median(&mut fingerprint),
+        rows,
+    })
+}
+
+/// Two reload-scan costs: as the loader scans after the targets were inserted (from its
+/// newest revision minus the 5 s slack of `loader::SLACK_MICROS`, which takes in every row
+/// inserted within 5 s of the last one), and as it scans once nothing changed for longer
+/// than the slack (from the server's clock minus 5 s: no rows).
+pub fn reload_scan(cfg: &DbConfig, runs: usize) -> Result<(ScanCost, ScanCost), Error> {
+    let pool = skypunch::db::connect(cfg).map_err(|e| e.to_string())?;
+    let mut conn = skypunch::db::checkout(&pool).map_err(|e| e.to_string())?;
+    let (newest, now): (Option<i64>, i64) = conn
+        .query_first(
+            "SELECT CAST(UNIX_TIMESTAMP(MAX(config_changed)) * 1000000 AS SIGNED), \
+             CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED) FROM targets",
+        )
+        .map_err(q("reading the newest revision"))?
+        .unwrap_or((None, 0));
+    let after_insert = scan_cost(&mut conn, newest.unwrap_or(0) - 5_000_000, runs)?;
+    let quiet = scan_cost(&mut conn, now - 5_000_000, runs)?;
+    Ok((after_insert, quiet))
+}

@@ -1,0 +1,14 @@
+//! The parts of `skypunch-bench`, one file per concern: the flags, the HTTP target, the bench
+//! database, the daemon under test and its log, /proc readings, blackbox_exporter, the report.
+
+pub mod args;
+pub mod blackbox;
+pub mod daemon;
+pub mod database;
+pub mod procfs;
+pub mod report;
+pub mod statsline;
+pub mod target;
+
+/// Why a benchmark run could not finish; the message says what to do.
+pub type Error = String;

@@ -1,0 +1,231 @@
+//! `skypunch-bench`: measures the real daemon against N local targets and checks that no
+//! result was lost. Usage in `bench::args::USAGE`; what it reports in BENCHMARKS.md.
+
+mod bench;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bench::args::{ServerKind, Settings};
+use bench::daemon::{self, Daemon};
+use bench::database::{self, BenchDb};
+use bench::report::{Cpu, Machine, Results, Verify};
+use bench::target::Server;
+use bench::{blackbox, procfs, Error};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = match bench::args::parse(&args) {
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skypunch-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&settings, &args) {
+        Ok(results) => {
+            print!("{}", results.table());
+            let problems = results.verify.problems();
+            if let Err(e) = write_json(&settings.json, &results) {
+                eprintln!("skypunch-bench: {e}");
+                return ExitCode::from(1);
+            }
+            println!("results written to {}", settings.json.display());
+            if problems.is_empty() {
+                println!("verified: 0 lost, every target checked");
+                ExitCode::SUCCESS
+            } else {
+                for p in problems {
+                    eprintln!("skypunch-bench: FAILED: {p}");
+                }
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("skypunch-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn write_json(path: &Path, results: &Results) -> Result<(), Error> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&results.json()).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Sets up the HTTP server, database and temp folder, measures, and tears them down whatever
+/// happened (the folder is kept after a failure, for its logs).
+fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
+    let machine = Machine::read();
+    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let server = match s.server {
+        ServerKind::Nginx => Server::nginx(&dir)?,
+        ServerKind::Builtin => Server::builtin()?,
+    };
+    let db = database::Server::parse(&s.db_url).and_then(BenchDb::create);
+    let result = match db {
+        Ok(mut db) => {
+            let r = measure(s, &mut db, &server, &dir);
+            if s.keep {
+                eprintln!("skypunch-bench: kept database {}", db.name);
+            } else if let Err(e) = db.drop_db() {
+                eprintln!("skypunch-bench: {e}");
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
+    let result = result.and_then(|mut r| {
+        if s.blackbox {
+            let port = server.port();
+            r.blackbox = Some(blackbox::run(
+                &dir,
+                port,
+                s.blackbox_duration,
+                s.blackbox_concurrency,
+                || server.cpu_seconds(),
+            )?);
+        }
+        Ok(r)
+    });
+    server.stop();
+    match (&result, s.keep) {
+        (Ok(_), false) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        _ => eprintln!("skypunch-bench: logs and configs kept in {}", dir.display()),
+    }
+    result.map(|mut r| {
+        r.machine = machine;
+        r.command = std::iter::once("skypunch-bench".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        r
+    })
+}
+
+fn mariadb_pid(db: &BenchDb) -> Option<u32> {
+    db.server
+        .is_local()
+        .then(|| procfs::pid_of(&["mariadbd", "mysqld"]))
+        .flatten()
+}
+
+/// CPU seconds of every process measured, at one moment.
+fn cpu_now(daemon: u32, mariadb: Option<u32>, server: &Server) -> Result<Cpu, Error> {
+    Ok(Cpu {
+        daemon: procfs::cpu_seconds(daemon).ok_or("the daemon is gone")?,
+        mariadb: mariadb.and_then(procfs::cpu_seconds),
+        server: server.cpu_seconds(),
+        bench: procfs::own_cpu_seconds(),
+    })
+}
+
+fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(b? - a?)
+}
+
+fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Result<Results, Error> {
+    let url = format!("http://127.0.0.1:{}/", server.port());
+    let insert = db.insert_targets(s.targets, s.frequency, &url)?;
+    eprintln!(
+        "skypunch-bench: {} targets inserted in {:.1} s into {}",
+        s.targets,
+        insert.as_secs_f64(),
+        db.name
+    );
+    let config = daemon::write_config(dir, &db.db_config(), s.workers)?;
+    let mut d = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
+    let startup_limit =
+        Duration::from_secs(60 + s.targets / 1000) + Duration::from_secs(s.frequency.into());
+    d.wait_until(startup_limit, "the first check", |d| {
+        d.first_check_at.is_some()
+    })?;
+    let first_check = d.first_check_at.unwrap_or(d.spawned_at);
+    let rss_first_check_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
+    eprintln!(
+        "skypunch-bench: first check {:.2} s after spawn; warming up {} s",
+        first_check - d.spawned_at,
+        s.warmup.as_secs()
+    );
+    let warm_until = Instant::now() + s.warmup;
+    d.wait_until(s.warmup + Duration::from_secs(5), "the warm-up", |_| {
+        Instant::now() >= warm_until
+    })?;
+
+    // The window runs from one stats line to a later one, so the daemon's check count over it
+    // is exact; CPU and the database counters are read as soon as each line appears.
+    let mariadb = mariadb_pid(db);
+    let start = d.next_stats(Duration::from_secs(10))?;
+    let cpu0 = cpu_now(d.pid(), mariadb, server)?;
+    let db0 = db.recorded_checks()?;
+    let seen = d.stats.len();
+    eprintln!("skypunch-bench: measuring {} s", s.duration.as_secs());
+    let end_at = start.at + s.duration.as_secs_f64();
+    d.wait_until(
+        s.duration + Duration::from_secs(10),
+        "the end of the window",
+        |d| d.stats.last().is_some_and(|l| l.at >= end_at - 0.01),
+    )?;
+    let cpu1 = cpu_now(d.pid(), mariadb, server)?;
+    let rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
+    let db1 = db.recorded_checks()?;
+    let window = bench::statsline::window(&start, &d.stats[seen..]);
+    let reload_scan = database::reload_scan(&db.db_config(), 7)?;
+    let peak_rss_mib = procfs::peak_rss_mib(d.pid()).unwrap_or(0.0);
+
+    let stop_at = daemon::now_epoch();
+    let (status, shutdown) = d.stop(Duration::from_secs(60))?;
+    let counts = db.per_target_counts()?;
+    let (targets_failed, failure_example) = db.failing()?;
+    let verify = Verify {
+        daemon_total: d.final_stats().map(|f| f.total_checks),
+        db_total: db.recorded_checks()?,
+        per_target_min: counts.first().copied().unwrap_or(0),
+        per_target_median: counts.get(counts.len() / 2).copied().unwrap_or(0),
+        per_target_max: counts.last().copied().unwrap_or(0),
+        per_target_expected: (stop_at - first_check) / f64::from(s.frequency),
+        never_checked: counts.iter().filter(|c| **c == 0).count() as u64,
+        targets_failed,
+        failure_example,
+        exit_ok: status.success(),
+        exit_status: status.to_string(),
+        shutdown_seconds: shutdown.as_secs_f64(),
+        daemon_errors: d.errors.clone(),
+    };
+    Ok(Results {
+        date: chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S %z")
+            .to_string(),
+        targets: s.targets,
+        frequency: s.frequency,
+        workers: s.workers,
+        warmup_s: s.warmup.as_secs_f64(),
+        server: server.describe(),
+        insert_s: insert.as_secs_f64(),
+        startup_s: first_check - d.spawned_at,
+        load_ms: d.load_ms,
+        db_checks_in_window: db1.saturating_sub(db0),
+        cpu: Cpu {
+            daemon: cpu1.daemon - cpu0.daemon,
+            mariadb: diff(cpu0.mariadb, cpu1.mariadb),
+            server: diff(cpu0.server, cpu1.server),
+            bench: cpu1.bench - cpu0.bench,
+        },
+        peak_rss_mib,
+        rss_end_mib,
+        rss_first_check_mib,
+        reload_scan,
+        verify,
+        window,
+        ..Results::default()
+    })
+}
