@@ -191,25 +191,33 @@ pub struct Ports {
 }
 
 /// The thread body: runs until the loader drops its end of `control`.
+///
+/// It wakes for loader messages and once a tick, and only then takes the workers' "finished"
+/// notices: waking for each of them cost a context switch per check at high rates.
 pub fn run(ports: Ports, stats: Arc<Stats>) {
     let mut wheel = Wheel::new(Instant::now());
     let mut ready: VecDeque<Job> = VecDeque::new();
     let mut due = Vec::new();
+    let mut deadline = Instant::now() + TICK;
     loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
         select! {
             recv(ports.control) -> msg => match msg {
                 Ok(Control::Upsert { target, first }) => wheel.upsert(target, first, Instant::now()),
                 Ok(Control::Remove(id)) => wheel.remove(id),
                 Err(_) => break,
             },
-            recv(ports.finished) -> id => {
-                if let Ok(id) = id {
-                    wheel.finished(id, Instant::now());
-                }
-            },
-            default(TICK) => {}
+            default(wait) => {}
         }
-        wheel.advance(Instant::now(), &mut due);
+        let now = Instant::now();
+        if now < deadline {
+            continue;
+        }
+        deadline = (deadline + TICK).max(now);
+        for id in ports.finished.try_iter() {
+            wheel.finished(id, now);
+        }
+        wheel.advance(now, &mut due);
         ready.extend(due.drain(..));
         hand_out(&mut ready, &ports.jobs);
         Stats::set(&stats.queue_depth, (ready.len() + ports.jobs.len()) as u64);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::db::results::{self, NewAlert};
 use crate::db::{self, Pool};
@@ -21,8 +21,9 @@ use crate::stats::Stats;
 
 /// Write at least this often while results come in.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// Or as soon as this many targets have results owed.
-const FLUSH_ROWS: usize = 2000;
+/// Room for the results that arrive while the writer sleeps and writes: seconds of checks at
+/// 15,000 a second. When it is full, workers wait for the writer (back-pressure).
+pub const RESULTS_QUEUE: usize = 32_768;
 /// Between tries while the database is away.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -208,26 +209,29 @@ impl Writer {
 
 /// The thread body: runs until every worker has dropped its results sender, then writes what
 /// is left (trying for a bounded time if the database is away).
+///
+/// It sleeps between flushes and takes the results that came meanwhile all at once, rather
+/// than waking for each: at thousands of checks a second, a wake-up per result cost more than
+/// the result itself. The results channel is sized to hold what arrives between flushes.
 pub fn run(mut writer: Writer, results: Receiver<Finished>) {
-    let mut last_flush = Instant::now();
     loop {
-        let wait = FLUSH_EVERY.saturating_sub(last_flush.elapsed());
-        match results.recv_timeout(wait) {
-            Ok(f) => {
-                writer.add(f);
-                // Take what is already waiting before writing, so a busy second makes few
-                // large batches rather than many small ones.
-                for f in results.try_iter().take(FLUSH_ROWS) {
-                    writer.add(f);
+        let started = Instant::now();
+        let mut open = true;
+        loop {
+            match results.try_recv() {
+                Ok(f) => writer.add(f),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
         }
-        if writer.owed_rows() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY {
-            writer.flush();
-            last_flush = Instant::now();
+        if !open {
+            break;
         }
+        writer.flush();
+        std::thread::sleep(FLUSH_EVERY.saturating_sub(started.elapsed()));
     }
     final_flush(&mut writer);
 }
