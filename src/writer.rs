@@ -152,7 +152,7 @@ impl Writer {
                 true
             }
             Err(e) => {
-                self.failed(&e);
+                self.failed(&e, started);
                 false
             }
         }
@@ -177,13 +177,16 @@ impl Writer {
         Ok((checks, rows, alerts.len()))
     }
 
-    fn failed(&mut self, e: &db::Error) {
+    /// A write that began at `tried` failed.
+    fn failed(&mut self, e: &db::Error, tried: Instant) {
         let now = Instant::now();
         match &mut self.outage {
             None => {
                 log::error!("cannot write check results, holding them in memory and retrying: {e}");
                 self.outage = Some(Outage {
-                    since: now,
+                    // From the try, not its failure: a checkout waits up to ConnectTimeout
+                    // before it fails, and that wait was already part of the outage.
+                    since: tried,
                     retry_at: now + RETRY_MIN,
                     delay: RETRY_MIN,
                 });
