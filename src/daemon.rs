@@ -41,6 +41,13 @@ pub fn run_foreground(
 ) -> Result<(), String> {
     let log = LogFile::open(&config.log_file)?;
     crate::logging::install(&log, config.log_level, false)?;
+    // The CLI printed the file's warnings (a password readable by everyone, unknown keys) on
+    // stderr, which a daemon away from a terminal loses: the log keeps them.
+    if let Some(Ok(loaded)) = config.source.as_deref().map(config::load_file) {
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+    }
     let pool = prepare(&config, wait_for_db)?;
     let opts = Options {
         config_path: source,
