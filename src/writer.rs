@@ -147,7 +147,9 @@ impl Writer {
         let started = Instant::now();
         let written = match self.write() {
             Err(e) if !e.is_outage() => {
-                log::error!("a batch of check results was refused ({e}); writing each target alone");
+                log::error!(
+                    "a batch of check results was refused ({e}); writing each target alone"
+                );
                 self.write_each()
             }
             other => other,
@@ -202,8 +204,12 @@ impl Writer {
         let mut refused = Vec::new();
         let (mut checks, mut rows, mut alerts_written) = (0, 0, 0);
         for id in ids {
-            let one: BTreeMap<TargetId, RowUpdate> =
-                self.pending.get(&id).map(|u| (id, u.clone())).into_iter().collect();
+            let one: BTreeMap<TargetId, RowUpdate> = self
+                .pending
+                .get(&id)
+                .map(|u| (id, u.clone()))
+                .into_iter()
+                .collect();
             let alerts: Vec<NewAlert> = self
                 .alerts
                 .iter()

@@ -115,8 +115,7 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
     mdb.restart();
     let back = Instant::now();
     let recovered = wait_for(Duration::from_secs(20), "the recovery line", || {
-        run::lines_with(&db, "database writes work again after")
-            .pop()
+        run::lines_with(&db, "database writes work again after").pop()
     });
     let caught_up = back.elapsed();
     let (seconds, held_checks, held_rows, held_alerts) = recovery_figures(&recovered);
@@ -129,15 +128,20 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
         held_checks >= (2 + LOAD as u64) * (expected as u64 - 2),
         "{recovered}"
     );
-    assert_eq!(held_alerts, 1, "the failure raised during the outage: {recovered}");
+    assert_eq!(
+        held_alerts, 1,
+        "the failure raised during the outage: {recovered}"
+    );
     assert_eq!(
         run::lines_with(&db, "database writes work again").len(),
         1,
         "the recovery is logged once"
     );
-    wait_for(Duration::from_secs(10), "checks written after the outage", || {
-        (run::counted_checks(&db, a) > logged_at_kill + expected).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "checks written after the outage",
+        || (run::counted_checks(&db, a) > logged_at_kill + expected).then_some(()),
+    );
     let (code, _) = run::terminate(daemon, Duration::from_secs(20));
     assert_eq!(code, Some(0));
 
@@ -159,8 +163,7 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
         .take_while(|l| l.contains(" FAIL ("))
         .count() as i64;
     assert_eq!(repeated, fail_lines, "repeated_fails follows the log");
-    let alerts: Vec<(u64, String)> =
-        db.query("SELECT target_id, kind FROM alerts ORDER BY id");
+    let alerts: Vec<(u64, String)> = db.query("SELECT target_id, kind FROM alerts ORDER BY id");
     assert_eq!(alerts, vec![(b, "FAILURE".to_string())]);
     let snapshot: String = db.one("SELECT snapshot FROM alerts");
     let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
@@ -230,9 +233,11 @@ fn the_daemon_waits_for_a_database_that_is_not_up_yet() {
 
     mdb.restart();
     let up = Instant::now();
-    wait_for(Duration::from_secs(20), "two checks after the database came up", || {
-        (run::counted_checks(&db, id) >= 2).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "two checks after the database came up",
+        || (run::counted_checks(&db, id) >= 2).then_some(()),
+    );
     let to_checks = up.elapsed();
     let (code, _) = run::terminate(daemon, Duration::from_secs(20));
     assert_eq!(code, Some(0));

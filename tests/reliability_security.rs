@@ -66,14 +66,21 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();
         let answer = json!({"token": {"expires_at": expires}}).to_string();
-        write_response(w, "201 Created", &[("X-Subject-Token", TOKEN)], answer.as_bytes())
+        write_response(
+            w,
+            "201 Created",
+            &[("X-Subject-Token", TOKEN)],
+            answer.as_bytes(),
+        )
     });
     // Accepts the token on /ok, answers 500 (echoing nothing) on /broken.
-    let protected = serve(|req, w| match (req.header("x-auth-token"), req.path.as_str()) {
-        (Some(TOKEN), "/ok") => write_response(w, "200 OK", &[], b"ok"),
-        (Some(TOKEN), _) => write_response(w, "500 Internal Server Error", &[], b"oops"),
-        _ => write_response(w, "401 Unauthorized", &[], b""),
-    });
+    let protected = serve(
+        |req, w| match (req.header("x-auth-token"), req.path.as_str()) {
+            (Some(TOKEN), "/ok") => write_response(w, "200 OK", &[], b"ok"),
+            (Some(TOKEN), _) => write_response(w, "500 Internal Server Error", &[], b"oops"),
+            _ => write_response(w, "401 Unauthorized", &[], b""),
+        },
+    );
 
     let basic_parms = format!("user=ops,password={BASIC_PW}");
     let ks_parms = format!(
@@ -85,9 +92,24 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
         .replace("http://", &format!("http://ops:{URL_PW}@"));
     let rows = [
         ("basic ok", basic.url("/ok"), "BASIC", basic_parms.clone()),
-        ("basic refused", basic.url("/no"), "BASIC", basic_parms.clone()),
-        ("keystone ok", protected.url("/ok"), "OPENSTACK", ks_parms.clone()),
-        ("keystone broken", protected.url("/broken"), "OPENSTACK", ks_parms.clone()),
+        (
+            "basic refused",
+            basic.url("/no"),
+            "BASIC",
+            basic_parms.clone(),
+        ),
+        (
+            "keystone ok",
+            protected.url("/ok"),
+            "OPENSTACK",
+            ks_parms.clone(),
+        ),
+        (
+            "keystone broken",
+            protected.url("/broken"),
+            "OPENSTACK",
+            ks_parms.clone(),
+        ),
         ("password in url", url_with_password, "BASIC", basic_parms),
     ];
     let mut ids = Vec::new();
@@ -103,11 +125,15 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
     }
 
     let daemon = run::start(&db);
-    wait_for(Duration::from_secs(20), "three checks of every target", || {
-        ids.iter()
-            .all(|id| run::counted_checks(&db, *id) >= 3)
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "three checks of every target",
+        || {
+            ids.iter()
+                .all(|id| run::counted_checks(&db, *id) >= 3)
+                .then_some(())
+        },
+    );
     let (code, _) = run::terminate(daemon, Duration::from_secs(15));
     assert_eq!(code, Some(0));
 
@@ -117,10 +143,7 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
     let alerts: i64 = db.one("SELECT COUNT(*) FROM alerts");
     assert_eq!(alerts, 2, "the two failing targets raised their alerts");
 
-    let mut produced = vec![
-        ("log", db.log()),
-        ("stderr", run::stderr(&db)),
-    ];
+    let mut produced = vec![("log", db.log()), ("stderr", run::stderr(&db))];
     let mut cli = vec![vec!["targets".to_string()]];
     for id in &ids {
         cli.push(vec!["targets".into(), id.to_string()]);
@@ -142,7 +165,10 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
         db.query("SELECT last_trace, status_description FROM targets");
     for (trace, description) in traces {
         produced.push(("targets.last_trace", trace.unwrap_or_default()));
-        produced.push(("targets.status_description", description.unwrap_or_default()));
+        produced.push((
+            "targets.status_description",
+            description.unwrap_or_default(),
+        ));
     }
     let alert_rows: Vec<(String, String)> = db.query("SELECT snapshot, trace FROM alerts");
     for (snapshot, trace) in alert_rows {
@@ -161,7 +187,10 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
     for (what, text) in &produced {
         bytes += text.len();
         for secret in secrets {
-            assert!(!text.contains(secret), "{secret} leaked into {what}:\n{text}");
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {what}:\n{text}"
+            );
         }
         assert!(
             !text.to_ascii_lowercase().contains("authorization: basic"),
@@ -170,16 +199,23 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
         assert!(!text.contains("panicked"), "{what}:\n{text}");
     }
     // The traces say what was done, without the values.
-    let trace: String = db.one(&format!("SELECT last_trace FROM targets WHERE id = {}", ids[0]));
+    let trace: String = db.one(&format!(
+        "SELECT last_trace FROM targets WHERE id = {}",
+        ids[0]
+    ));
     assert!(trace.contains("BASIC as user ops"), "{trace}");
 
-    let warned = run::lines_with(&db, "holds a database password and is readable by every user");
+    let warned = run::lines_with(
+        &db,
+        "holds a database password and is readable by every user",
+    );
     assert_eq!(warned.len(), 1, "the daemon logs the readable config once");
     assert!(warned[0].contains(" WARN "), "{}", warned[0]);
     assert!(warned[0].contains("chmod 640"), "{}", warned[0]);
 
     let mut conn = db.conn();
-    conn.query_drop(format!("DROP USER '{user}'@'127.0.0.1'")).unwrap();
+    conn.query_drop(format!("DROP USER '{user}'@'127.0.0.1'"))
+        .unwrap();
     run::figures(
         "secrets",
         json!({

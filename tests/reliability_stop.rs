@@ -20,7 +20,11 @@ use servers::{serve, write_response};
 fn last_logged_status(log: &str, id: u64) -> Option<&'static str> {
     let lines = check_lines(log, id);
     let last = lines.last()?;
-    Some(if last.contains(" PASS (") { "PASS" } else { "FAIL" })
+    Some(if last.contains(" PASS (") {
+        "PASS"
+    } else {
+        "FAIL"
+    })
 }
 
 #[test]
@@ -50,19 +54,24 @@ fn sigkill_under_load_then_restart_leaves_every_row_consistent() {
         .iter()
         .map(|(id, _)| check_lines(&log, *id).len() as i64)
         .sum();
-    let counted_before: i64 = db.one("SELECT CAST(SUM(pass_count + fail_count) AS SIGNED) FROM targets");
+    let counted_before: i64 =
+        db.one("SELECT CAST(SUM(pass_count + fail_count) AS SIGNED) FROM targets");
     run::assert_rows_consistent(&db);
     assert!(counted_before <= logged_before);
 
     let daemon = run::start(&db);
     let again = Instant::now();
-    wait_for(Duration::from_secs(20), "every target checked after the restart", || {
-        let log = db.log();
-        let restart_at = log.rfind(" started: ").unwrap();
-        ids.iter()
-            .all(|(id, _)| log[restart_at..].contains(&format!(" [{id}] load ")))
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "every target checked after the restart",
+        || {
+            let log = db.log();
+            let restart_at = log.rfind(" started: ").unwrap();
+            ids.iter()
+                .all(|(id, _)| log[restart_at..].contains(&format!(" [{id}] load ")))
+                .then_some(())
+        },
+    );
     thread::sleep(Duration::from_secs(2).saturating_sub(again.elapsed()));
     let (code, _) = run::terminate(daemon, Duration::from_secs(15));
     assert_eq!(code, Some(0));
@@ -77,20 +86,35 @@ fn sigkill_under_load_then_restart_leaves_every_row_consistent() {
         ));
         let expected = if *passes { "PASS" } else { "FAIL" };
         assert_eq!(status, expected, "target {id}");
-        assert_eq!(Some(status.as_str()), last_logged_status(&log, *id), "target {id}");
+        assert_eq!(
+            Some(status.as_str()),
+            last_logged_status(&log, *id),
+            "target {id}"
+        );
         assert_eq!(alerted, !passes, "target {id}");
         let alerts: Vec<String> = db.query(&format!(
             "SELECT kind FROM alerts WHERE target_id = {id} ORDER BY id"
         ));
-        let want: Vec<String> = if *passes { vec![] } else { vec!["FAILURE".into()] };
-        assert_eq!(alerts, want, "target {id}: one alert per state change, none twice");
+        let want: Vec<String> = if *passes {
+            vec![]
+        } else {
+            vec!["FAILURE".into()]
+        };
+        assert_eq!(
+            alerts, want,
+            "target {id}: one alert per state change, none twice"
+        );
         logged_total += check_lines(&log, *id).len() as i64;
         counted_total += run::counted_checks(&db, *id);
     }
     // What SIGKILL took: checks logged but not yet written (at most the last batch and the
     // checks in flight). Everything after the restart is written.
     let lost = logged_total - counted_total;
-    assert_eq!(lost, logged_before - counted_before, "the restart lost nothing more");
+    assert_eq!(
+        lost,
+        logged_before - counted_before,
+        "the restart lost nothing more"
+    );
     assert!(
         lost <= TARGETS as i64,
         "SIGKILL lost {lost} checks: more than one second's worth"
@@ -157,7 +181,11 @@ fn sigterm_with_checks_in_flight_waits_for_them_and_writes_every_result() {
     let mut logged = 0;
     for id in &ids {
         let n = run::logged_checks(&db, *id);
-        assert_eq!(run::counted_checks(&db, *id), n, "target {id}: every logged check written");
+        assert_eq!(
+            run::counted_checks(&db, *id),
+            n,
+            "target {id}: every logged check written"
+        );
         logged += n;
     }
     assert_eq!(

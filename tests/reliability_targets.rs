@@ -239,7 +239,10 @@ fn hostile_servers_fail_precisely_in_time_in_bounded_memory_without_delaying_oth
             "SELECT status, status_description FROM targets WHERE id = {id}"
         ));
         assert_eq!(status, "FAIL", "{name}");
-        assert!(description.starts_with(expected.as_str()), "{name}: {description}");
+        assert!(
+            description.starts_with(expected.as_str()),
+            "{name}: {description}"
+        );
         per_target.push(json!({"target": name, "checks": lines.len(),
             "description": description, "slowest_check_ms": worst}));
     }
@@ -252,9 +255,16 @@ fn hostile_servers_fail_precisely_in_time_in_bounded_memory_without_delaying_oth
         max_rss < 200 * 1024,
         "the daemon's RSS reached {max_rss} KiB"
     );
-    assert_eq!(run::counted_checks(&db, good), run::logged_checks(&db, good));
+    assert_eq!(
+        run::counted_checks(&db, good),
+        run::logged_checks(&db, good)
+    );
     run::assert_rows_consistent(&db);
-    assert!(!run::stderr(&db).contains("panicked"), "{}", run::stderr(&db));
+    assert!(
+        !run::stderr(&db).contains("panicked"),
+        "{}",
+        run::stderr(&db)
+    );
     run::figures(
         "hostile_targets",
         json!({
@@ -281,42 +291,177 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
     let forged = "evil\n2026-01-01 00:00:00,000 INFO [999] forged PASS (OK) 1ms";
     let bad: Vec<Case> = vec![
         (vec![("url", v(""))], Some("url is empty")),
-        (vec![("url", v("http://a b/c"))], Some("contains white space")),
-        (vec![("url", v("javascript:alert(1)"))], Some("is not an absolute http")),
+        (
+            vec![("url", v("http://a b/c"))],
+            Some("contains white space"),
+        ),
+        (
+            vec![("url", v("javascript:alert(1)"))],
+            Some("is not an absolute http"),
+        ),
         (vec![("url", v("http://"))], Some("is not an absolute http")),
-        (vec![("url", u()), ("frequency", n(0))], Some("frequency 0 is less than 1 second")),
-        (vec![("url", u()), ("frequency", n(-5))], Some("frequency -5 is less than 1 second")),
-        (vec![("url", u()), ("frequency", n(i32::MAX as i64))], Some("is more than 604800 seconds")),
-        (vec![("url", u()), ("timeout", n(-1))], Some("timeout -1 is less than 1 second")),
-        (vec![("url", u()), ("timeout", n(i32::MIN as i64))], Some("is less than 1 second")),
-        (vec![("url", u()), ("pass_result", n(-1))], Some("pass_result -1 is not an HTTP status")),
-        (vec![("url", u()), ("pass_result", n(99999))], Some("pass_result 99999 is not")),
-        (vec![("url", u()), ("method", v("FETCH"))], Some("unknown method `FETCH`")),
-        (vec![("url", u()), ("method", v(""))], Some("unknown method ``")),
-        (vec![("url", u()), ("authn", v("KERBEROS"))], Some("unknown authn `KERBEROS`")),
-        (vec![("url", u()), ("authn", v("BASIC")), ("authn_parms", Value::NULL)], Some("BASIC needs user and password")),
-        (vec![("url", u()), ("authn", v("BASIC")), ("authn_parms", v("user"))], Some("BASIC needs user and password")),
-        (vec![("url", u()), ("authn", v("OPENSTACK")), ("authn_parms", v("user=u,password=p"))], Some("OPENSTACK needs")),
-        (vec![("url", u()), ("fail_threshold", n(0))], Some("fail_threshold 0 is less than 1")),
-        (vec![("url", u()), ("max_response_ms", n(-1))], Some("max_response_ms -1 is less than 1")),
-        (vec![("name", v(forged)), ("url", v("http://x y/"))], Some("contains white space")),
-        (vec![("url", v("http://a\nb/"))], Some("contains white space")),
-        (vec![("name", v("x'; DROP TABLE targets; --")), ("url", u()), ("method", v("GET'; --"))], Some("unknown method")),
+        (
+            vec![("url", u()), ("frequency", n(0))],
+            Some("frequency 0 is less than 1 second"),
+        ),
+        (
+            vec![("url", u()), ("frequency", n(-5))],
+            Some("frequency -5 is less than 1 second"),
+        ),
+        (
+            vec![("url", u()), ("frequency", n(i32::MAX as i64))],
+            Some("is more than 604800 seconds"),
+        ),
+        (
+            vec![("url", u()), ("timeout", n(-1))],
+            Some("timeout -1 is less than 1 second"),
+        ),
+        (
+            vec![("url", u()), ("timeout", n(i32::MIN as i64))],
+            Some("is less than 1 second"),
+        ),
+        (
+            vec![("url", u()), ("pass_result", n(-1))],
+            Some("pass_result -1 is not an HTTP status"),
+        ),
+        (
+            vec![("url", u()), ("pass_result", n(99999))],
+            Some("pass_result 99999 is not"),
+        ),
+        (
+            vec![("url", u()), ("method", v("FETCH"))],
+            Some("unknown method `FETCH`"),
+        ),
+        (
+            vec![("url", u()), ("method", v(""))],
+            Some("unknown method ``"),
+        ),
+        (
+            vec![("url", u()), ("authn", v("KERBEROS"))],
+            Some("unknown authn `KERBEROS`"),
+        ),
+        (
+            vec![
+                ("url", u()),
+                ("authn", v("BASIC")),
+                ("authn_parms", Value::NULL),
+            ],
+            Some("BASIC needs user and password"),
+        ),
+        (
+            vec![
+                ("url", u()),
+                ("authn", v("BASIC")),
+                ("authn_parms", v("user")),
+            ],
+            Some("BASIC needs user and password"),
+        ),
+        (
+            vec![
+                ("url", u()),
+                ("authn", v("OPENSTACK")),
+                ("authn_parms", v("user=u,password=p")),
+            ],
+            Some("OPENSTACK needs"),
+        ),
+        (
+            vec![("url", u()), ("fail_threshold", n(0))],
+            Some("fail_threshold 0 is less than 1"),
+        ),
+        (
+            vec![("url", u()), ("max_response_ms", n(-1))],
+            Some("max_response_ms -1 is less than 1"),
+        ),
+        (
+            vec![("name", v(forged)), ("url", v("http://x y/"))],
+            Some("contains white space"),
+        ),
+        (
+            vec![("url", v("http://a\nb/"))],
+            Some("contains white space"),
+        ),
+        (
+            vec![
+                ("name", v("x'; DROP TABLE targets; --")),
+                ("url", u()),
+                ("method", v("GET'; --")),
+            ],
+            Some("unknown method"),
+        ),
     ];
     let odd_but_valid: Vec<Case> = vec![
-        (vec![("name", v("x'; DROP TABLE targets; --")), ("url", u())], None),
-        (vec![("name", v("<script>alert(\"x\")</script> & <b>")), ("url", u())], None),
+        (
+            vec![("name", v("x'; DROP TABLE targets; --")), ("url", u())],
+            None,
+        ),
+        (
+            vec![
+                ("name", v("<script>alert(\"x\")</script> & <b>")),
+                ("url", u()),
+            ],
+            None,
+        ),
         (vec![("name", v(&long_name)), ("url", u())], None),
-        (vec![("name", v("")), ("url", v(&format!("  {url}  ")))], None),
-        (vec![("name", v("nulls")), ("url", u()), ("authn_parms", Value::NULL), ("request_body", Value::NULL),
-              ("content_type", Value::NULL), ("expect_body", Value::NULL), ("max_response_ms", Value::NULL),
-              ("status_description", Value::NULL)], None),
-        (vec![("name", v("empties")), ("url", u()), ("authn", v("")), ("authn_parms", v("")), ("content_type", v("")),
-              ("expect_body", v("")), ("tenantid", v(""))], None),
-        (vec![("name", v("odd state")), ("url", u()), ("status", v("WEIRD")), ("previous_status", v("")),
-              ("repeated_fails", n(-5)), ("pass_count", n(-3)), ("count200", n(-3))], None),
-        (vec![("name", v("odd booleans")), ("url", u()), ("enabled", n(2)), ("follow_redirects", n(7)), ("verify_tls", n(-1))], None),
-        (vec![("name", v("huge threshold")), ("url", u()), ("fail_threshold", n(i32::MAX as i64)), ("max_response_ms", n(i32::MAX as i64))], None),
+        (
+            vec![("name", v("")), ("url", v(&format!("  {url}  ")))],
+            None,
+        ),
+        (
+            vec![
+                ("name", v("nulls")),
+                ("url", u()),
+                ("authn_parms", Value::NULL),
+                ("request_body", Value::NULL),
+                ("content_type", Value::NULL),
+                ("expect_body", Value::NULL),
+                ("max_response_ms", Value::NULL),
+                ("status_description", Value::NULL),
+            ],
+            None,
+        ),
+        (
+            vec![
+                ("name", v("empties")),
+                ("url", u()),
+                ("authn", v("")),
+                ("authn_parms", v("")),
+                ("content_type", v("")),
+                ("expect_body", v("")),
+                ("tenantid", v("")),
+            ],
+            None,
+        ),
+        (
+            vec![
+                ("name", v("odd state")),
+                ("url", u()),
+                ("status", v("WEIRD")),
+                ("previous_status", v("")),
+                ("repeated_fails", n(-5)),
+                ("pass_count", n(-3)),
+                ("count200", n(-3)),
+            ],
+            None,
+        ),
+        (
+            vec![
+                ("name", v("odd booleans")),
+                ("url", u()),
+                ("enabled", n(2)),
+                ("follow_redirects", n(7)),
+                ("verify_tls", n(-1)),
+            ],
+            None,
+        ),
+        (
+            vec![
+                ("name", v("huge threshold")),
+                ("url", u()),
+                ("fail_threshold", n(i32::MAX as i64)),
+                ("max_response_ms", n(i32::MAX as i64)),
+            ],
+            None,
+        ),
     ];
 
     // Every row checked each second unless it says otherwise.
@@ -344,22 +489,43 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
     // database, and must not hold up everybody else's.
     let poison = insert(
         &db,
-        &[("name", v("poison")), ("url", u()), ("frequency", n(1)), ("pass_count", n(i64::MAX))],
+        &[
+            ("name", v("poison")),
+            ("url", u()),
+            ("frequency", n(1)),
+            ("pass_count", n(i64::MAX)),
+        ],
     );
     // A good row turned bad and back while it runs.
-    let flipped = insert(&db, &[("name", v("flipped")), ("url", u()), ("frequency", n(1))]);
-    wait_for(Duration::from_secs(20), "the flipped row's first check", || {
-        (run::counted_checks(&db, flipped) >= 1).then_some(())
-    });
-    db.exec(&format!("UPDATE targets SET frequency = -1 WHERE id = {flipped}"));
+    let flipped = insert(
+        &db,
+        &[("name", v("flipped")), ("url", u()), ("frequency", n(1))],
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "the flipped row's first check",
+        || (run::counted_checks(&db, flipped) >= 1).then_some(()),
+    );
+    db.exec(&format!(
+        "UPDATE targets SET frequency = -1 WHERE id = {flipped}"
+    ));
     // The log, not the row: a check result still in flight may overwrite the row's config
     // error (a known race, see RELIABILITY.md).
-    wait_for(Duration::from_secs(20), "the flipped row's config error", || {
-        run::lines_with(&db, &format!("[{flipped}] flipped config error: frequency -1"))
+    wait_for(
+        Duration::from_secs(20),
+        "the flipped row's config error",
+        || {
+            run::lines_with(
+                &db,
+                &format!("[{flipped}] flipped config error: frequency -1"),
+            )
             .pop()
             .map(|_| ())
-    });
-    db.exec(&format!("UPDATE targets SET frequency = 1 WHERE id = {flipped}"));
+        },
+    );
+    db.exec(&format!(
+        "UPDATE targets SET frequency = 1 WHERE id = {flipped}"
+    ));
 
     let valid: Vec<u64> = cases
         .iter()
@@ -367,12 +533,16 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
         .map(|(id, _)| *id)
         .chain([flipped])
         .collect();
-    wait_for(Duration::from_secs(30), "two checks of every valid row", || {
-        valid
-            .iter()
-            .all(|id| run::counted_checks(&db, *id) >= 2)
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "two checks of every valid row",
+        || {
+            valid
+                .iter()
+                .all(|id| run::counted_checks(&db, *id) >= 2)
+                .then_some(())
+        },
+    );
     for (id, expected) in &cases {
         let Some(expected) = expected else { continue };
         let (status, description, checks): (String, Option<String>, i64) = db.one(&format!(
@@ -391,23 +561,32 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
             .count();
         assert_eq!(logged, 1, "row {id}: the config error is logged once");
     }
-    let dropped = wait_for(Duration::from_secs(10), "the poison row's results dropped", || {
-        run::lines_with(&db, &format!("[{poison}] the results of ")).pop()
-    });
+    let dropped = wait_for(
+        Duration::from_secs(10),
+        "the poison row's results dropped",
+        || run::lines_with(&db, &format!("[{poison}] the results of ")).pop(),
+    );
     assert!(dropped.contains("the row refused them"), "{dropped}");
     assert!(run::alive(&mut daemon), "the daemon is still running");
     let (code, _) = run::terminate(daemon, Duration::from_secs(15));
     assert_eq!(code, Some(0));
 
-    let poison_left: i64 = db.one(&format!("SELECT pass_count FROM targets WHERE id = {poison}"));
+    let poison_left: i64 = db.one(&format!(
+        "SELECT pass_count FROM targets WHERE id = {poison}"
+    ));
     assert_eq!(poison_left, i64::MAX);
     db.exec(&format!("DELETE FROM targets WHERE id = {poison}"));
     let log = db.log();
     assert!(
-        !log.lines().any(|l| l.starts_with("2026-01-01 00:00:00,000")),
+        !log.lines()
+            .any(|l| l.starts_with("2026-01-01 00:00:00,000")),
         "a target's name forged a log line:\n{log}"
     );
-    assert!(!run::stderr(&db).contains("panicked"), "{}", run::stderr(&db));
+    assert!(
+        !run::stderr(&db).contains("panicked"),
+        "{}",
+        run::stderr(&db)
+    );
     let tables: Vec<String> = db.query("SHOW TABLES");
     assert!(tables.contains(&"targets".to_string()));
     // Counters are added to what the row held: the hand-set -3 stays below the log's count.
@@ -430,12 +609,19 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
     ] {
         let (id,): (u64,) = db
             .conn()
-            .exec_first("SELECT id FROM targets WHERE name = ? AND url = ?", (name, &url))
+            .exec_first(
+                "SELECT id FROM targets WHERE name = ? AND url = ?",
+                (name, &url),
+            )
             .unwrap()
             .expect("the name stored verbatim");
         let out = db.cli(&["targets", &id.to_string()]);
         assert!(out.status.success(), "{}", common::stderr(&out));
-        assert!(common::stdout(&out).contains(name), "{}", common::stdout(&out));
+        assert!(
+            common::stdout(&out).contains(name),
+            "{}",
+            common::stdout(&out)
+        );
         let list = common::stdout(&db.cli(&["targets"]));
         assert!(list.contains(name), "{list}");
     }

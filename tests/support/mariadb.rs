@@ -87,7 +87,10 @@ impl MariaDb {
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", self.dir.join("sock").display()))
             .arg(format!("--pid-file={}", self.dir.join("pid").display()))
-            .arg(format!("--log-error={}", self.dir.join("error.log").display()))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("error.log").display()
+            ))
             .arg(format!("--user={}", current_user()))
             .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
             .args(server_tuning())

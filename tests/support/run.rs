@@ -34,9 +34,11 @@ pub fn spawn(db: &TestDb, extra: &[&str]) -> Daemon {
 pub fn start(db: &TestDb) -> Daemon {
     let before = started_lines(db);
     let d = spawn(db, &[]);
-    wait_for(Duration::from_secs(15), "the daemon's `started` line", || {
-        (started_lines(db) > before).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "the daemon's `started` line",
+        || (started_lines(db) > before).then_some(()),
+    );
     d
 }
 
