@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS alert_deliveries (
     alert_id           BIGINT        NOT NULL,
     notifier_id        BIGINT        NOT NULL,
-    state              VARCHAR(16)   NOT NULL DEFAULT 'PENDING' COMMENT 'PENDING or SENT',
+    state              VARCHAR(16)   NOT NULL DEFAULT 'PENDING' COMMENT 'PENDING, SENT, or DROPPED (its notifier was deleted)',
     attempts           INT           NOT NULL DEFAULT 0,
     next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     last_error         VARCHAR(512)  NULL     DEFAULT NULL,

@@ -18,6 +18,90 @@ pub const SEARCH_PATH: &[&str] = &[
     "/etc/skypunch.conf",
 ];
 
+/// One key of the file, as documented: the man page test and the parser's "known keys" hints
+/// read this list, and a unit test checks that the parser accepts every entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The section, lowercase: `settings`, `database` or `notifications`.
+    pub section: &'static str,
+    /// The name as documented (keys are case-insensitive).
+    pub name: &'static str,
+    /// Other names accepted for the same key.
+    pub aliases: &'static [&'static str],
+    /// A valid value, for tests and examples.
+    pub example: &'static str,
+}
+
+const fn key(section: &'static str, name: &'static str, example: &'static str) -> Key {
+    Key {
+        section,
+        name,
+        aliases: &[],
+        example,
+    }
+}
+
+/// Every key the parser knows, in the order of the sample file.
+pub const KEYS: &[Key] = &[
+    key("settings", "MainLoopTov", "1"),
+    Key {
+        aliases: &["LogFile"],
+        ..key("settings", "LogFilePath", "/var/log/skypunch/skypunch.log")
+    },
+    key("settings", "LogLevel", "info"),
+    key("settings", "PidFile", "/run/skypunch/skypunch.pid"),
+    key("settings", "Workers", "64"),
+    key("settings", "ReloadInterval", "5"),
+    key("settings", "StatsInterval", "60"),
+    key("settings", "MaxBodyBytes", "1048576"),
+    key("settings", "TokenLifetime", "3600"),
+    key("settings", "MaxPendingAlerts", "10000"),
+    Key {
+        aliases: &["Host"],
+        ..key("database", "Location", "localhost")
+    },
+    key("database", "port", "3306"),
+    key("database", "User", "skypunch"),
+    key("database", "Password", "secret"),
+    Key {
+        aliases: &["Database"],
+        ..key("database", "DBName", "skypunch")
+    },
+    key(
+        "database",
+        "URL",
+        "mysql://skypunch:secret@localhost:3306/skypunch",
+    ),
+    key("database", "PoolSize", "8"),
+    key("database", "ConnectTimeout", "5"),
+    key("notifications", "From", "SkyPunch <skypunch@example.com>"),
+    key("notifications", "SmtpTimeout", "20"),
+    key("notifications", "RetryInitial", "10"),
+    key("notifications", "RetryMax", "600"),
+    key("notifications", "RetentionDays", "30"),
+];
+
+/// `(section, key)` for every documented key name, aliases included.
+pub fn known_keys() -> Vec<(&'static str, &'static str)> {
+    KEYS.iter()
+        .flat_map(|k| {
+            std::iter::once(k.name)
+                .chain(k.aliases.iter().copied())
+                .map(|n| (k.section, n))
+        })
+        .collect()
+}
+
+/// `known: A, B, C` for the warning about an unknown key in `section`.
+fn known_hint(section: &str) -> String {
+    let names: Vec<&str> = KEYS
+        .iter()
+        .filter(|k| k.section == section)
+        .map(|k| k.name)
+        .collect();
+    format!("known: {}", names.join(", "))
+}
+
 /// Validated settings. Cheap to share behind an `Arc`; never changed after loading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -174,6 +258,23 @@ impl Default for Config {
                 retention: Duration::from_secs(30 * 86400),
             },
         }
+    }
+}
+
+impl Config {
+    /// Makes the file paths absolute, relative ones taken from `base` (the folder `start` was
+    /// run in): the daemon works in `/`, and a re-read on SIGHUP must compare like with like.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p.strip_prefix(".").unwrap_or(p))
+            }
+        };
+        self.log_file = abs(&self.log_file);
+        self.pid_file = abs(&self.pid_file);
+        self.source = self.source.as_deref().map(abs);
     }
 }
 
@@ -369,13 +470,7 @@ fn apply_settings(
         "maxbodybytes" => config.max_body_bytes = at.number(value, 1024, 1 << 30)?,
         "tokenlifetime" => config.token_lifetime = at.seconds(value, 60, 86400)?,
         "maxpendingalerts" => config.max_pending_alerts = at.number(value, 100, 10_000_000)?,
-        _ => {
-            return Ok(Some(unknown(
-                at,
-                "known: MainLoopTov, LogFilePath, LogLevel, PidFile, Workers, ReloadInterval, \
-                 StatsInterval, MaxBodyBytes, TokenLifetime, MaxPendingAlerts",
-            )))
-        }
+        _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)
 }
@@ -405,12 +500,7 @@ fn apply_database(
         "url" => apply_db_url(db, at, value)?,
         "poolsize" => db.pool_size = at.number(value, 1, 256)?,
         "connecttimeout" => db.connect_timeout = at.seconds(value, 1, 300)?,
-        _ => {
-            return Ok(Some(unknown(
-                at,
-                "known: Location, port, User, Password, DBName, URL, PoolSize, ConnectTimeout",
-            )))
-        }
+        _ => return Ok(Some(unknown(at, &known_hint("database")))),
     }
     Ok(None)
 }
@@ -516,12 +606,7 @@ fn apply_notifications(
         "retentiondays" => {
             notify.retention = Duration::from_secs(at.number::<u64>(value, 1, 3650)? * 86400)
         }
-        _ => {
-            return Ok(Some(unknown(
-                at,
-                "known: From, SmtpTimeout, RetryInitial, RetryMax, RetentionDays",
-            )))
-        }
+        _ => return Ok(Some(unknown(at, &known_hint("notifications")))),
     }
     Ok(None)
 }
@@ -608,6 +693,35 @@ mod tests {
     fn a_bad_url_error_does_not_show_the_password() {
         let err = parse_str("[database]\nurl = postgres://u:secret@h/db\n").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn every_listed_key_and_alias_is_accepted() {
+        for (section, name) in known_keys() {
+            let example = KEYS
+                .iter()
+                .find(|k| k.name == name || k.aliases.contains(&name))
+                .unwrap()
+                .example;
+            let loaded = parse_str(&format!("[{section}]\n{name}: {example}\n"))
+                .unwrap_or_else(|e| panic!("[{section}] {name}: {e}"));
+            assert!(
+                loaded.warnings.iter().all(|w| !w.contains("unknown key")),
+                "[{section}] {name} is listed but not parsed: {:?}",
+                loaded.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn paths_are_resolved_against_the_start_folder() {
+        let mut c = parse_str("[settings]\nLogFilePath: ./x.log\nPidFile: /run/x.pid\n")
+            .unwrap()
+            .config;
+        c.resolve_paths(Path::new("/srv/mon"));
+        assert_eq!(c.log_file, PathBuf::from("/srv/mon/x.log"));
+        assert_eq!(c.pid_file, PathBuf::from("/run/x.pid"));
+        assert_eq!(c.source, Some(PathBuf::from("/srv/mon/test.conf")));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Starts the pipeline's threads on the main thread, waits for signals, and shuts the threads
-//! down in order.
+//! down in order. Start-up ([`serve`]) takes the pid file, opens the log and connects before
+//! the first pipeline thread starts; `skypunch start` forks before calling it (see
+//! `lifecycle::daemonize`), so the fork happens while the process has one thread.
 //!
 //! Shutdown cascades by closing channels, in this order:
 //! 1. the signal loop drops `shutdown`: the loader and the stats thread return;
@@ -19,46 +21,86 @@ use crossbeam_channel::{bounded, unbounded, Receiver};
 use crate::check::{CheckSettings, Checker};
 use crate::config::{self, Config};
 use crate::db::{self, targets::TargetRow, Pool};
+use crate::lifecycle::{PidFile, StartError};
 use crate::logging::LogFile;
 use crate::stats::Stats;
 use crate::{loader, notifier, state, target, wheel, worker, writer};
 
 /// How the daemon was asked to start.
 pub struct Options<'a> {
-    /// The file to re-read on SIGHUP.
+    /// The file to re-read on SIGHUP (an absolute path: the daemon runs in `/`).
     pub config_path: Option<&'a Path>,
+    /// The folder `start` was run in: relative paths in a re-read configuration are taken
+    /// from there, as they were at start.
+    pub start_dir: &'a Path,
     /// Wait for the database instead of failing when it is down at start.
     pub wait_for_db: bool,
     /// Also log to stderr (a foreground run in a terminal).
     pub echo: bool,
 }
 
-/// Runs the daemon in this process until SIGTERM or SIGINT.
-pub fn run_foreground(
+/// Where start-up stands, for whoever waits on it (the `start` command of a daemon).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Startup {
+    /// The pipeline is running.
+    Ready,
+    /// Everything is set up but the database is down; with `--wait` the daemon keeps trying.
+    WaitingForDatabase(String),
+}
+
+/// Runs the daemon in this process, attached to the terminal (systemd, tests), until SIGTERM
+/// or SIGINT.
+pub fn run_foreground(config: Config, opts: &Options) -> Result<(), StartError> {
+    serve(config, opts, &mut |_| {})
+}
+
+/// The daemon from start to exit, in this process: takes the pid file, opens the log, installs
+/// the signal handlers, connects and checks the schema, calls `started`, then runs the
+/// pipeline until SIGTERM or SIGINT and removes the pid file. An `Err` before `started` was
+/// called with [`Startup::Ready`] is a start-up failure.
+pub fn serve(
     config: Config,
-    source: Option<&Path>,
-    wait_for_db: bool,
-) -> Result<(), String> {
+    opts: &Options,
+    started: &mut dyn FnMut(Startup),
+) -> Result<(), StartError> {
+    let pid_file = PidFile::acquire(&config.pid_file)?;
     let log = LogFile::open(&config.log_file)?;
-    crate::logging::install(&log, config.log_level, false)?;
+    crate::logging::install(&log, config.log_level, opts.echo)?;
     // The CLI printed the file's warnings (a password readable by everyone, unknown keys) on
-    // stderr, which a daemon away from a terminal loses: the log keeps them.
+    // stderr, which a daemon away from its terminal loses: the log keeps them.
     if let Some(Ok(loaded)) = config.source.as_deref().map(config::load_file) {
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
     }
-    let pool = prepare(&config, wait_for_db)?;
-    let opts = Options {
-        config_path: source,
-        wait_for_db,
-        echo: false,
+    let mut signals = crate::signals::Signals::new()?;
+    let pool = match prepare(&config, opts.wait_for_db, &mut signals, &log, started) {
+        Ok(Some(pool)) => pool,
+        Ok(None) => {
+            log::info!("stopped while waiting for the database");
+            return Ok(());
+        }
+        Err(e) => {
+            log::error!("not started: {e}");
+            return Err(e.into());
+        }
     };
-    run(config, pool, log, &opts)
+    started(Startup::Ready);
+    let outcome = run(config, pool, log, signals, opts);
+    drop(pid_file);
+    outcome.map_err(StartError::Failed)
 }
 
-/// Connects and checks the schema: the checks that make `start` fail on the terminal.
-pub fn prepare(config: &Config, wait_for_db: bool) -> Result<Pool, String> {
+/// Connects and checks the schema: the checks that make `start` fail on the terminal. With
+/// `wait_for_db`, an unreachable database is retried every 5 s (`started` hears of it once)
+/// until it answers, or until SIGTERM/SIGINT, which gives `Ok(None)`.
+pub fn prepare(
+    config: &Config,
+    wait_for_db: bool,
+    signals: &mut crate::signals::Signals,
+    log: &LogFile,
+    started: &mut dyn FnMut(Startup),
+) -> Result<Option<Pool>, String> {
     let described = config.db.describe();
     let mut logged = false;
     loop {
@@ -69,13 +111,20 @@ pub fn prepare(config: &Config, wait_for_db: bool) -> Result<Pool, String> {
             Ok(pool)
         });
         match attempt {
-            Ok(pool) => return Ok(pool),
+            Ok(pool) => return Ok(Some(pool)),
             Err(e) if wait_for_db && e.is_outage() => {
                 if !logged {
                     log::error!("{e}; waiting for it (retrying every 5 s)");
+                    started(Startup::WaitingForDatabase(e.to_string()));
                     logged = true;
                 }
-                std::thread::sleep(Duration::from_secs(5));
+                // Sleep in small steps so that a stop request is answered at once.
+                for _ in 0..50 {
+                    if signals.stop_requested(log) {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
             Err(e) => return Err(e.to_string()),
         }
@@ -100,9 +149,14 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 /// Runs the pipeline until a stop signal; returns once every thread has finished.
-pub fn run(config: Config, pool: Pool, log: LogFile, opts: &Options) -> Result<(), String> {
+pub fn run(
+    config: Config,
+    pool: Pool,
+    log: LogFile,
+    signals: crate::signals::Signals,
+    opts: &Options,
+) -> Result<(), String> {
     let config = Arc::new(config);
-    let signals = crate::signals::Signals::new()?;
     log::info!(
         "skypunch {} started: {} workers, database {}, config {}",
         crate::cli::VERSION,
@@ -115,7 +169,7 @@ pub fn run(config: Config, pool: Pool, log: LogFile, opts: &Options) -> Result<(
     );
     let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
     let threads = start(&config, pool, shutdown_rx);
-    signals.wait(&log, opts.config_path, &config);
+    signals.wait(&log, opts, &config);
     log::info!("stopping: no new checks; waiting for the checks in flight");
     drop(shutdown_tx);
     join(threads);
@@ -192,8 +246,8 @@ fn join(t: Threads) {
 
 /// Re-reads the configuration for SIGHUP: applies what can change while running, and logs
 /// what needs a restart.
-pub fn reload_config(path: Option<&Path>, running: &Config) {
-    let loaded = match config::load(path) {
+pub fn reload_config(opts: &Options, running: &Config) {
+    let loaded = match config::load(opts.config_path) {
         Ok(l) => l,
         Err(e) => {
             log::error!("SIGHUP: configuration not reloaded, keeping the running one: {e}");
@@ -203,7 +257,8 @@ pub fn reload_config(path: Option<&Path>, running: &Config) {
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
-    let new = loaded.config;
+    let mut new = loaded.config;
+    new.resolve_paths(opts.start_dir);
     log::set_max_level(new.log_level);
     let restart_needed: Vec<&str> = [
         ("LogFilePath", new.log_file != running.log_file),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod keystone;
+pub mod lifecycle;
 pub mod loader;
 pub mod logging;
 pub mod model;

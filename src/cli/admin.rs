@@ -1,8 +1,21 @@
-//! `skypunch init-db | upgrade-db` and the daemon's lifecycle words `start | stop | status`.
+//! `skypunch init-db | upgrade-db` and the daemon's lifecycle words
+//! `start | stop | status | reload`, on the main thread.
+//!
+//! Exit codes of the lifecycle words follow the LSB init script conventions, so that the init
+//! script can pass them on: `status` exits 0 when running, 1 when the daemon is dead but its
+//! pid file remains, 3 when not running, 4 when the state cannot be known; `stop` exits 0 when
+//! the daemon has stopped or was not running, 1 when it did not exit in time, 4 when it may not
+//! be signalled.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::{load_config, Error, Invocation};
 use crate::config::Config;
+use crate::daemon::{self, Options, Startup};
 use crate::db::{self, schema::Upgrade};
+use crate::lifecycle::daemonize::{self, Forked, Report};
+use crate::lifecycle::{self, pidfile, Probe, StartError, StopError, Stopped};
 
 /// Creates the tables, or upgrades a 1.0 database, in the configured database.
 pub fn upgrade_db(config: &Config, word: &str) -> Result<(), Error> {
@@ -22,16 +35,187 @@ pub fn upgrade_db(config: &Config, word: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `start`, `stop`, `status`.
+/// `start`, `stop`, `status`, `reload`.
 pub fn lifecycle(inv: &Invocation, word: &str) -> Result<(), Error> {
-    let config = load_config(inv)?;
+    let (config, here) = absolute_paths(load_config(inv)?)?;
     match word {
-        "start" if inv.foreground => {
-            crate::daemon::run_foreground(config, inv.config.as_deref(), inv.wait_for_db)
-                .map_err(Error::failed)
+        "start" => start(inv, config, &here),
+        "stop" => stop(&config, inv.stop_timeout),
+        "status" => status(&config),
+        _ => reload(&config),
+    }
+}
+
+/// An error already printed in full on stderr, leaving only its exit code.
+fn exit(code: u8) -> Error {
+    Error {
+        message: String::new(),
+        code,
+    }
+}
+
+/// The daemon works in `/`, so every path it uses is made absolute first, relative to the
+/// folder `start` was run in.
+fn absolute_paths(mut config: Config) -> Result<(Config, PathBuf), Error> {
+    let here = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot tell the current directory: {e}")))?;
+    config.resolve_paths(&here);
+    Ok((config, here))
+}
+
+fn already_running(pid: i32) -> Error {
+    eprintln!("{}", StartError::AlreadyRunning(pid));
+    exit(1)
+}
+
+fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
+    let source = config.source.clone();
+    let opts = Options {
+        config_path: source.as_deref(),
+        start_dir: here,
+        wait_for_db: inv.wait_for_db,
+        echo: false,
+    };
+    if inv.foreground {
+        return daemon::run_foreground(config, &opts).map_err(|e| match e {
+            StartError::AlreadyRunning(pid) => already_running(pid),
+            StartError::Failed(reason) => Error::failed(reason),
+        });
+    }
+    // Answer a second `start` at once; the daemon checks again under the lock.
+    if let Probe::Running { pid, .. } = pidfile::probe(&config.pid_file) {
+        return Err(already_running(pid));
+    }
+    match daemonize::daemonize().map_err(Error::failed)? {
+        Forked::Parent(Report::Started { pid, note: None }) => {
+            println!("skypunch started (pid {pid})");
+            Ok(())
         }
-        _ => Err(Error::failed(format!(
-            "`{word}` without --foreground comes with the lifecycle issue"
-        ))),
+        Forked::Parent(Report::Started {
+            pid,
+            note: Some(note),
+        }) => {
+            println!("skypunch started (pid {pid}), {note}");
+            Ok(())
+        }
+        Forked::Parent(Report::AlreadyRunning(pid)) => Err(already_running(pid)),
+        Forked::Parent(Report::Failed(reason)) => Err(Error::failed(reason)),
+        Forked::Daemon(mut reporter) => {
+            let pid = std::process::id() as i32;
+            let outcome = daemon::serve(config, &opts, &mut |startup| {
+                let note = match startup {
+                    Startup::Ready => None,
+                    Startup::WaitingForDatabase(why) => {
+                        Some(format!("waiting for the database: {why}"))
+                    }
+                };
+                reporter.report(&Report::Started { pid, note });
+            });
+            // A failure before start-up was reported goes to the terminal that waits for it;
+            // one after goes nowhere but the log, where `serve` has written it.
+            match outcome {
+                Ok(()) => Ok(()),
+                Err(StartError::AlreadyRunning(pid)) => {
+                    reporter.report(&Report::AlreadyRunning(pid));
+                    Err(exit(1))
+                }
+                Err(StartError::Failed(reason)) => {
+                    reporter.report(&Report::Failed(reason));
+                    Err(exit(1))
+                }
+            }
+        }
+    }
+}
+
+fn stop(config: &Config, limit: Duration) -> Result<(), Error> {
+    match lifecycle::stop(&config.pid_file, limit) {
+        Ok(Stopped::Exited { pid }) => println!("skypunch stopped (pid {pid})"),
+        Ok(Stopped::NotRunning) => println!("skypunch is not running"),
+        Ok(Stopped::Stale { pid }) => println!(
+            "skypunch is not running; removed the stale pid file {}{}",
+            config.pid_file.display(),
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        ),
+        Err(StopError::Timeout { pid, waited }) => {
+            eprintln!(
+                "skypunch (pid {pid}) has not exited after {} s; it may still be finishing \
+                 checks or writing results: see {}",
+                waited.as_secs(),
+                config.log_file.display()
+            );
+            return Err(exit(1));
+        }
+        Err(StopError::Denied(reason)) => {
+            eprintln!("skypunch: {reason}");
+            return Err(exit(4));
+        }
+    }
+    Ok(())
+}
+
+fn status(config: &Config) -> Result<(), Error> {
+    let code = match pidfile::probe(&config.pid_file) {
+        Probe::Running { pid, since } => {
+            let up = lifecycle::format_uptime(since, SystemTime::now());
+            println!("skypunch is running (pid {pid}, up {up})");
+            0
+        }
+        Probe::Absent => {
+            println!("skypunch is not running");
+            3
+        }
+        Probe::Stale { pid } => {
+            println!(
+                "skypunch is not running, but its pid file {} remains{} (it did not stop cleanly)",
+                config.pid_file.display(),
+                pid.map(|p| format!(" with pid {p}")).unwrap_or_default()
+            );
+            1
+        }
+        Probe::Unknown { reason } => {
+            println!("skypunch status unknown: {reason}");
+            4
+        }
+    };
+    println!("{}", targets_line(config));
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(exit(code))
+    }
+}
+
+/// `targets: 12 total, 9 PASS, 2 FAIL, 1 NEW, 3 disabled`, or why the database cannot say.
+fn targets_line(config: &Config) -> String {
+    let summary = db::connect(&config.db).and_then(|pool| {
+        let mut conn = db::checkout(&pool)?;
+        db::targets::summary(&mut conn)
+    });
+    match summary {
+        Ok(s) => format!(
+            "targets: {} total, {} PASS, {} FAIL, {} NEW, {} disabled",
+            s.total, s.pass, s.fail, s.new, s.disabled
+        ),
+        Err(e) => format!("targets: unknown ({e})"),
+    }
+}
+
+fn reload(config: &Config) -> Result<(), Error> {
+    match lifecycle::reload(&config.pid_file) {
+        Ok(Some(pid)) => {
+            println!(
+                "skypunch (pid {pid}) asked to reopen its log file and re-read its configuration"
+            );
+            Ok(())
+        }
+        Ok(None) => {
+            eprintln!("skypunch is not running");
+            Err(exit(7))
+        }
+        Err(reason) => {
+            eprintln!("skypunch: {reason}");
+            Err(exit(4))
+        }
     }
 }

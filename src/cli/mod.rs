@@ -16,7 +16,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The original's one-line usage, with the words added since.
 pub const USAGE: &str =
-    "usage: skypunch start | stop | status | targets [id] [enable | disable | test] | \
+    "usage: skypunch start | stop | status | reload | targets [id] [enable | disable | test] | \
 notifiers [id] [enable | disable | test] | init-db | upgrade-db";
 
 const HELP: &str = "\
@@ -24,6 +24,7 @@ Commands:
   start                  start the daemon (in the background unless --foreground)
   stop                   stop the running daemon and wait until it has exited
   status                 say whether the daemon runs, and summarize the targets
+  reload                 make the daemon reopen its log file and re-read its config
   targets                list every target
   targets ID             show one target in detail
   targets ID enable      enable a target (disable: stop checking it)
@@ -74,8 +75,13 @@ pub struct Invocation {
     pub config: Option<PathBuf>,
     pub foreground: bool,
     pub wait_for_db: bool,
+    /// With `stop`: how long to wait for the daemon to exit.
+    pub stop_timeout: std::time::Duration,
     pub words: Vec<String>,
 }
+
+/// How long `stop` waits for the daemon to exit unless `--timeout` says otherwise.
+pub const DEFAULT_STOP_TIMEOUT: u64 = 60;
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
@@ -90,6 +96,12 @@ fn options() -> getopts::Options {
         "wait",
         "with start: wait for the database instead of failing when it is down",
     );
+    o.optopt(
+        "t",
+        "timeout",
+        "with stop: seconds to wait for the daemon to exit (default 60)",
+        "SECONDS",
+    );
     o.optflag("h", "help", "print this help and exit");
     o.optflag("V", "version", "print the version and exit");
     o
@@ -97,7 +109,7 @@ fn options() -> getopts::Options {
 
 /// Every option the program accepts, long form; the man page test checks each appears.
 pub fn option_names() -> Vec<String> {
-    ["config", "foreground", "wait", "help", "version"]
+    ["config", "foreground", "wait", "timeout", "help", "version"]
         .iter()
         .map(|s| format!("--{s}"))
         .collect()
@@ -108,6 +120,7 @@ pub const COMMANDS: &[&str] = &[
     "start",
     "stop",
     "status",
+    "reload",
     "targets",
     "notifiers",
     "enable",
@@ -146,10 +159,23 @@ fn run(args: &[String]) -> Result<(), Error> {
         println!("skypunch {VERSION}");
         return Ok(());
     }
+    let stop_timeout = match m.opt_str("t") {
+        None => DEFAULT_STOP_TIMEOUT,
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|&t| t <= 86400)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "--timeout takes whole seconds from 0 to 86400, not `{t}`"
+                ))
+            })?,
+    };
     let inv = Invocation {
         config: m.opt_str("c").map(PathBuf::from),
         foreground: m.opt_present("f"),
         wait_for_db: m.opt_present("w"),
+        stop_timeout: std::time::Duration::from_secs(stop_timeout),
         words: m.free,
     };
     dispatch(&inv)
@@ -165,7 +191,7 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
         ["targets", rest @ ..] => targets::run(&load_config(inv)?, rest),
         ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
         ["init-db"] | ["upgrade-db"] => admin::upgrade_db(&load_config(inv)?, words[0]),
-        ["start"] | ["stop"] | ["status"] => admin::lifecycle(inv, words[0]),
+        ["start"] | ["stop"] | ["status"] | ["reload"] => admin::lifecycle(inv, words[0]),
         [word, ..] => Err(Error::usage(format!("unknown command `{word}`\n{USAGE}"))),
     }
 }

@@ -11,8 +11,10 @@ use super::{Conn, Error};
 use crate::model::{AlertKind, TargetId};
 use crate::state::RowUpdate;
 
-/// Rows per UPDATE statement; the batch itself may be larger.
-const ROWS_PER_STATEMENT: usize = 250;
+/// Rows per UPDATE statement. A batch is cut into statements of these sizes only, largest
+/// first, so that the few statement shapes stay prepared on each connection instead of every
+/// odd batch size being parsed and prepared anew.
+const STATEMENT_ROWS: [usize; 5] = [250, 64, 16, 4, 1];
 /// `status_description` is VARCHAR(128).
 const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
@@ -38,7 +40,7 @@ pub fn write(
         .map_err(Error::query("starting a result transaction"))?;
     let entries: Vec<(&TargetId, &RowUpdate)> = updates.iter().collect();
     let mut written = 0;
-    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped_chunks(&entries) {
         let (sql, params) = update_statement(chunk);
         tx.exec_drop(sql, params)
             .map_err(Error::query("writing check results"))?;
@@ -130,6 +132,22 @@ fn signed(n: u64) -> Value {
     Value::from(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
+/// Cuts `items` into runs whose lengths are all in [`STATEMENT_ROWS`].
+fn shaped_chunks<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    while !items.is_empty() {
+        let size = STATEMENT_ROWS
+            .iter()
+            .copied()
+            .find(|s| *s <= items.len())
+            .unwrap_or(1);
+        let (head, rest) = items.split_at(size);
+        chunks.push(head);
+        items = rest;
+    }
+    chunks
+}
+
 fn clip_chars(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -143,4 +161,17 @@ fn clip_bytes(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_the_few_prepared_shapes() {
+        let items: Vec<u32> = (0..587).collect();
+        let sizes: Vec<usize> = shaped_chunks(&items).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![250, 250, 64, 16, 4, 1, 1, 1]);
+        assert_eq!(sizes.iter().sum::<usize>(), 587);
+    }
 }

@@ -201,3 +201,34 @@ pub fn mark_config_error(conn: &mut Conn, id: TargetId, description: &str) -> Re
     )
     .map_err(Error::query("recording a target's config error"))
 }
+
+/// Counts for `skypunch status`: every row by status, and how many are disabled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub total: u64,
+    pub pass: u64,
+    pub fail: u64,
+    pub new: u64,
+    pub disabled: u64,
+}
+
+/// One pass over the table for [`Summary`].
+pub fn summary(conn: &mut Conn) -> Result<Summary, Error> {
+    let row: Option<(u64, u64, u64, u64, u64)> = conn
+        .query_first(
+            "SELECT COUNT(*), \
+             CAST(COALESCE(SUM(status = 'PASS'), 0) AS UNSIGNED), \
+             CAST(COALESCE(SUM(status = 'FAIL'), 0) AS UNSIGNED), \
+             CAST(COALESCE(SUM(status = 'NEW'), 0) AS UNSIGNED), \
+             CAST(COALESCE(SUM(NOT enabled), 0) AS UNSIGNED) FROM targets",
+        )
+        .map_err(Error::query("counting targets"))?;
+    let (total, pass, fail, new, disabled) = row.unwrap_or_default();
+    Ok(Summary {
+        total,
+        pass,
+        fail,
+        new,
+        disabled,
+    })
+}

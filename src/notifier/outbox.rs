@@ -1,7 +1,20 @@
-//! The outbox tables: what is owed to whom.
+//! The outbox tables (`alerts`, `alert_deliveries`): what is owed to whom. Every statement the
+//! notifier thread runs on them is here; `owed_to` also serves `skypunch notifiers ID`.
+//!
+//! A delivery row moves PENDING → SENT (sent, `sent_at` set) or PENDING → DROPPED (never to
+//! be sent, `last_error` says why, `next_attempt` holds when that was decided):
+//! - its notifier was deleted: dropped at the next pass;
+//! - its notifier is disabled: held, untried, until the notifier is enabled again, or dropped
+//!   once the alert is older than the retention period.
+//!
+//! Times are the database's (`NOW(3)`), so the daemon's clock cannot skew the schedule.
+
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
+use mysql::TxOpts;
 
+use super::message::Alert;
 use crate::db::{Conn, Error};
 
 /// What one notifier is owed.
@@ -25,8 +38,8 @@ pub fn owed_to(conn: &mut Conn, id: u64) -> Result<Owed, Error> {
         .map_err(Error::query("counting owed alerts"))?;
     let last_error: Option<Option<String>> = conn
         .exec_first(
-            "SELECT last_error FROM alert_deliveries WHERE notifier_id = ? AND last_error IS NOT NULL \
-             ORDER BY next_attempt DESC LIMIT 1",
+            "SELECT last_error FROM alert_deliveries WHERE notifier_id = ? AND state = 'PENDING' \
+             AND last_error IS NOT NULL ORDER BY next_attempt DESC LIMIT 1",
             (id,),
         )
         .map_err(Error::query("reading the last delivery error"))?;
@@ -36,4 +49,274 @@ pub fn owed_to(conn: &mut Conn, id: u64) -> Result<Owed, Error> {
         failing: failing.unwrap_or(0),
         last_error: last_error.flatten(),
     })
+}
+
+/// One delivery that is due: the alert and the notifier it goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    pub notifier_id: u64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub alert: Alert,
+}
+
+/// The wait before the next try after `attempts` failed ones (1 or more):
+/// `min(initial * 2^(attempts-1), max)`.
+pub fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
+    let doubling = attempts.saturating_sub(1).min(31);
+    initial.saturating_mul(1u32 << doubling).min(max)
+}
+
+/// Alerts expanded per transaction.
+const EXPAND_BATCH: usize = 500;
+
+/// Creates a PENDING delivery per enabled notifier for every alert not yet expanded, and marks
+/// those alerts expanded, each batch in one transaction (so a crash cannot expand an alert
+/// twice or half-way). A new delivery to a notifier that is backing off waits for it rather
+/// than hammering a server that is down. Returns the number of alerts expanded.
+pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
+    let mut total = 0;
+    loop {
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .map_err(Error::query("starting to expand alerts"))?;
+        let ids: Vec<u64> = tx
+            .query(format!(
+                "SELECT id FROM alerts WHERE expanded = 0 ORDER BY id LIMIT {EXPAND_BATCH} FOR UPDATE"
+            ))
+            .map_err(Error::query("finding new alerts"))?;
+        if ids.is_empty() {
+            tx.commit().map_err(Error::query("expanding alerts"))?;
+            return Ok(total);
+        }
+        let list = id_list(&ids);
+        tx.query_drop(format!(
+            "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
+             SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
+             FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
+             FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({list})"
+        ))
+        .map_err(Error::query("creating alert deliveries"))?;
+        tx.query_drop(format!(
+            "UPDATE alerts SET expanded = 1 WHERE id IN ({list})"
+        ))
+        .map_err(Error::query("marking alerts expanded"))?;
+        tx.commit().map_err(Error::query("expanding alerts"))?;
+        total += ids.len();
+        if ids.len() < EXPAND_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Drops the pending deliveries of notifiers that were deleted; returns how many.
+pub fn drop_orphans(conn: &mut Conn) -> Result<u64, Error> {
+    conn.query_drop(
+        "UPDATE alert_deliveries d LEFT JOIN notifiers n ON n.id = d.notifier_id \
+         SET d.state = 'DROPPED', d.last_error = CONCAT('notifier ', d.notifier_id, ' was deleted'), \
+         d.next_attempt = NOW(3) WHERE d.state = 'PENDING' AND n.id IS NULL",
+    )
+    .map_err(Error::query("dropping deliveries of deleted notifiers"))?;
+    Ok(conn.affected_rows())
+}
+
+/// Up to `limit` pending deliveries to enabled notifiers, oldest alert first: those whose
+/// `next_attempt` has come, or all of them when `ignore_backoff` (the last pass at shutdown).
+pub fn due(conn: &mut Conn, limit: usize, ignore_backoff: bool) -> Result<Vec<Due>, Error> {
+    let when = if ignore_backoff {
+        ""
+    } else {
+        "AND d.next_attempt <= NOW(3)"
+    };
+    let rows: Vec<(u64, u64, u32, u64, String, String, String)> = conn
+        .query(format!(
+            "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, a.trace \
+             FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 \
+             WHERE d.state = 'PENDING' {when} ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
+        ))
+        .map_err(Error::query("reading due deliveries"))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, notifier_id, attempts, target_id, kind, snapshot, trace)| Due {
+                notifier_id,
+                attempts,
+                alert: Alert {
+                    id,
+                    target_id,
+                    kind,
+                    snapshot,
+                    trace,
+                },
+            },
+        )
+        .collect())
+}
+
+/// Records a sent delivery and counts it for its notifier, in one transaction. False when the
+/// row was no longer pending (already recorded).
+pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<bool, Error> {
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting to record a sent alert"))?;
+    tx.exec_drop(
+        "UPDATE alert_deliveries SET state = 'SENT', sent_at = NOW(3), last_error = NULL \
+         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+        (alert_id, notifier_id),
+    )
+    .map_err(Error::query("recording a sent alert"))?;
+    let changed = tx.affected_rows() > 0;
+    if changed {
+        tx.exec_drop(
+            "UPDATE notifiers SET pass_count = pass_count + 1 WHERE id = ?",
+            (notifier_id,),
+        )
+        .map_err(Error::query("counting a sent alert"))?;
+    }
+    tx.commit()
+        .map_err(Error::query("recording a sent alert"))?;
+    Ok(changed)
+}
+
+/// Records a failed attempt: attempts+1, the reason, the next try after `wait`, the notifier's
+/// fail_count+1; and holds the notifier's other pending deliveries until then too, so one
+/// server that is down costs one timeout per retry, not one per alert.
+pub fn mark_failed(
+    conn: &mut Conn,
+    alert_id: u64,
+    notifier_id: u64,
+    reason: &str,
+    wait: Duration,
+) -> Result<(), Error> {
+    let reason: String = reason.chars().take(500).collect();
+    let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting to record a failed alert"))?;
+    tx.exec_drop(
+        "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?, \
+         next_attempt = NOW(3) + INTERVAL ? MICROSECOND \
+         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+        (&reason, micros, alert_id, notifier_id),
+    )
+    .map_err(Error::query("recording a failed alert"))?;
+    tx.exec_drop(
+        "UPDATE alert_deliveries SET next_attempt = GREATEST(next_attempt, NOW(3) + INTERVAL ? MICROSECOND) \
+         WHERE notifier_id = ? AND state = 'PENDING'",
+        (micros, notifier_id),
+    )
+    .map_err(Error::query("holding a failing notifier's alerts"))?;
+    tx.exec_drop(
+        "UPDATE notifiers SET fail_count = fail_count + 1 WHERE id = ?",
+        (notifier_id,),
+    )
+    .map_err(Error::query("counting a failed alert"))?;
+    tx.commit()
+        .map_err(Error::query("recording a failed alert"))
+}
+
+/// How long until the next pending delivery to an enabled notifier is due: `None` when
+/// nothing is pending, zero when something is due now.
+pub fn next_due(conn: &mut Conn) -> Result<Option<Duration>, Error> {
+    let micros: Option<Option<i64>> = conn
+        .query_first(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(d.next_attempt)) FROM alert_deliveries d \
+             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 WHERE d.state = 'PENDING'",
+        )
+        .map_err(Error::query("finding the next due delivery"))?;
+    Ok(micros
+        .flatten()
+        .map(|m| Duration::from_micros(m.max(0) as u64)))
+}
+
+/// What a prune removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Pending deliveries to notifiers disabled for longer than the retention period.
+    pub dropped: u64,
+    pub deliveries: u64,
+    pub alerts: u64,
+}
+
+/// Removes what is older than `retention`: SENT and DROPPED deliveries, and alerts that are
+/// expanded and owe nothing any more (with their delivery rows). First drops what a notifier
+/// that is still disabled was owed for that long.
+pub fn prune(conn: &mut Conn, retention: Duration) -> Result<Pruned, Error> {
+    let secs = retention.as_secs();
+    let mut pruned = Pruned::default();
+    conn.exec_drop(
+        "UPDATE alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+         JOIN notifiers n ON n.id = d.notifier_id \
+         SET d.state = 'DROPPED', d.next_attempt = NOW(3), \
+         d.last_error = CONCAT('notifier ', d.notifier_id, ' stayed disabled past the retention period') \
+         WHERE d.state = 'PENDING' AND n.enabled = 0 AND a.created_at < NOW(3) - INTERVAL ? SECOND",
+        (secs,),
+    )
+    .map_err(Error::query("dropping alerts owed to disabled notifiers"))?;
+    pruned.dropped = conn.affected_rows();
+    conn.exec_drop(
+        "DELETE FROM alert_deliveries WHERE state IN ('SENT', 'DROPPED') \
+         AND COALESCE(sent_at, next_attempt) < NOW(3) - INTERVAL ? SECOND",
+        (secs,),
+    )
+    .map_err(Error::query("pruning old deliveries"))?;
+    pruned.deliveries = conn.affected_rows();
+    loop {
+        let ids: Vec<u64> = conn
+            .exec(
+                format!(
+                    "SELECT a.id FROM alerts a WHERE a.expanded = 1 \
+                     AND a.created_at < NOW(3) - INTERVAL ? SECOND AND NOT EXISTS \
+                     (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id AND d.state = 'PENDING') \
+                     ORDER BY a.id LIMIT {EXPAND_BATCH}"
+                ),
+                (secs,),
+            )
+            .map_err(Error::query("finding old alerts"))?;
+        if ids.is_empty() {
+            return Ok(pruned);
+        }
+        let list = id_list(&ids);
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .map_err(Error::query("starting to prune alerts"))?;
+        tx.query_drop(format!(
+            "DELETE FROM alert_deliveries WHERE alert_id IN ({list})"
+        ))
+        .map_err(Error::query("pruning old deliveries"))?;
+        pruned.deliveries += tx.affected_rows();
+        tx.query_drop(format!("DELETE FROM alerts WHERE id IN ({list})"))
+            .map_err(Error::query("pruning old alerts"))?;
+        pruned.alerts += tx.affected_rows();
+        tx.commit().map_err(Error::query("pruning old alerts"))?;
+        if ids.len() < EXPAND_BATCH {
+            return Ok(pruned);
+        }
+    }
+}
+
+/// Ids for an `IN (...)` list; they are numbers, so nothing can be injected.
+fn id_list(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let s = Duration::from_secs;
+        let b = |n| backoff(s(10), s(600), n);
+        assert_eq!([b(1), b(2), b(3), b(4)], [s(10), s(20), s(40), s(80)]);
+        assert_eq!(b(7), s(600));
+        assert_eq!(b(5000), s(600));
+        assert_eq!(b(0), s(10));
+    }
+
+    #[test]
+    fn id_lists_are_plain_numbers() {
+        assert_eq!(id_list(&[3, 10, 7]), "3,10,7");
+    }
 }

@@ -1,0 +1,358 @@
+//! Renders an alert (its JSON snapshot of the target row and its trace) into the e-mail the
+//! original sent: subject `Skypunch FAILURE|SUCCESS detected for <name>`, a text part and an
+//! HTML part with the target table, the statistics table and the trace. Pure apart from the
+//! Date and Message-ID headers; runs on the notifier thread.
+//!
+//! No secret reaches a message: the snapshot never holds `authn_parms`, every value is
+//! HTML-escaped, and a password in the URL's userinfo or in a secret-named query parameter is
+//! replaced by `(redacted)`.
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::Message;
+use serde_json::Value;
+
+use crate::authn::is_secret_key;
+
+/// An alert as read from the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: u64,
+    pub target_id: u64,
+    /// `FAILURE` or `SUCCESS`.
+    pub kind: String,
+    /// The JSON object the writer stored (see `db::results`).
+    pub snapshot: String,
+    pub trace: String,
+}
+
+/// The three texts of one alert's message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The target rows of the message: label and snapshot key.
+const TARGET_FIELDS: [(&str, &str); 12] = [
+    ("Name", "name"),
+    ("ID", "id"),
+    ("Enabled", "enabled"),
+    ("Status", "status"),
+    ("Reason", "status_description"),
+    ("Last Updated", "last_updated"),
+    ("URL", "url"),
+    ("Method", "method"),
+    ("Authentication", "authn"),
+    ("Frequency (sec)", "frequency"),
+    ("Timeout (sec)", "timeout"),
+    ("Required Result", "pass_result"),
+];
+
+const STAT_FIELDS: [(&str, &str); 8] = [
+    ("Success", "pass_count"),
+    ("Fail", "fail_count"),
+    ("2XX", "count200"),
+    ("3XX", "count300"),
+    ("4XX", "count400"),
+    ("5XX", "count500"),
+    ("Repeated Fails", "repeated_fails"),
+    ("Network Fails", "network_fails"),
+];
+
+/// Renders the alert. A snapshot that is not a JSON object still gives a message (the target
+/// named by id), so a damaged row cannot block the outbox.
+pub fn render(alert: &Alert) -> Rendered {
+    let snap: serde_json::Map<String, Value> = serde_json::from_str::<Value>(&alert.snapshot)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let field = |key: &str| -> String {
+        let v = match snap.get(key) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => yes_no(*b),
+            Some(other) => other.to_string(),
+        };
+        match key {
+            "enabled" => match v.as_str() {
+                "1" => yes_no(true),
+                "0" => yes_no(false),
+                _ => v,
+            },
+            "url" => redact_url(&v),
+            _ => v,
+        }
+    };
+    let mut name = field("name");
+    if name.is_empty() {
+        name = format!("target {}", alert.target_id);
+    }
+    let kind = if alert.kind.eq_ignore_ascii_case("SUCCESS") {
+        "SUCCESS"
+    } else {
+        "FAILURE"
+    };
+    // Header injection is impossible through lettre, but a line break would still fold oddly.
+    let subject = format!(
+        "Skypunch {kind} detected for {}",
+        name.replace(['\r', '\n'], " ")
+    );
+    let target: Vec<(&str, String)> = TARGET_FIELDS
+        .iter()
+        .map(|(label, key)| {
+            (
+                *label,
+                if *key == "name" {
+                    name.clone()
+                } else {
+                    field(key)
+                },
+            )
+        })
+        .collect();
+    let stats: Vec<(&str, String)> = STAT_FIELDS.iter().map(|(l, k)| (*l, field(k))).collect();
+
+    let mut text = format!("{subject}\n\nTarget\n");
+    for (label, value) in &target {
+        text.push_str(&format!("  {label:<16} {value}\n"));
+    }
+    text.push_str("\nStatistics\n");
+    for (label, value) in &stats {
+        text.push_str(&format!("  {label:<16} {value}\n"));
+    }
+    text.push_str(&format!("\nTrace\n{}\n", alert.trace));
+
+    let colour = if kind == "SUCCESS" {
+        "#2e7d32"
+    } else {
+        "#c62828"
+    };
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body>\n\
+         <h2 style=\"color:{colour}\">{t}</h2>\n<h3>Target</h3>\n",
+        t = escape(&subject)
+    );
+    html.push_str(&html_table(&target));
+    html.push_str("<h3>Statistics</h3>\n");
+    html.push_str(&html_table(&stats));
+    html.push_str(&format!(
+        "<h3>Trace</h3>\n<pre>{}</pre>\n</body></html>\n",
+        escape(&alert.trace)
+    ));
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The message a `notifiers ID test` sends.
+pub fn render_test(notifier_name: &str, server: &str) -> Rendered {
+    let subject = format!(
+        "Skypunch test message for notifier {}",
+        notifier_name.replace(['\r', '\n'], " ")
+    );
+    let text = format!(
+        "{subject}\n\nThis message was sent by `skypunch notifiers ID test` through {server}.\n\
+         Alerts for failing and recovering targets will arrive the same way.\n"
+    );
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{s}</title></head><body>\n\
+         <h2>{s}</h2>\n<p>This message was sent by <code>skypunch notifiers ID test</code> through \
+         {server}.</p>\n<p>Alerts for failing and recovering targets will arrive the same way.</p>\n\
+         </body></html>\n",
+        s = escape(&subject),
+        server = escape(server)
+    );
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The e-mail: From, To, Subject, Date, Message-ID, multipart/alternative text and HTML.
+pub fn build(r: &Rendered, from: &Mailbox, to: &Mailbox) -> Result<Message, String> {
+    Message::builder()
+        .from(from.clone())
+        .to(to.clone())
+        .subject(r.subject.clone())
+        .date_now()
+        .message_id(None)
+        .user_agent(format!("skypunch {}", env!("CARGO_PKG_VERSION")))
+        .multipart(MultiPart::alternative_plain_html(
+            r.text.clone(),
+            r.html.clone(),
+        ))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+fn html_table(rows: &[(&str, String)]) -> String {
+    let mut s = String::from("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n");
+    for (label, value) in rows {
+        s.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
+            escape(label),
+            escape(value)
+        ));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "Yes" } else { "No" }.to_string()
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The URL with the password of its userinfo and the values of secret-named query parameters
+/// (`password`, `token`, `secret`, ...) replaced by `(redacted)`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:(redacted)@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, format!("#{f}")),
+                None => (query, String::new()),
+            };
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_key(k) => format!("{k}=(redacted)"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}{fragment}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(kind: &str, snapshot: &str) -> Alert {
+        Alert {
+            id: 1,
+            target_id: 7,
+            kind: kind.into(),
+            snapshot: snapshot.into(),
+            trace: "10:00:00 connecting\n10:00:01 [Fail] reason: <refused>".into(),
+        }
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape("<b a=\"1\">&'</b>"),
+            "&lt;b a=&quot;1&quot;&gt;&amp;&#39;&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("https://u:pw@h:8/p?a=1"),
+            "https://u:(redacted)@h:8/p?a=1"
+        );
+        assert_eq!(redact_url("http://u@h/"), "http://u@h/");
+        assert_eq!(
+            redact_url("http://h/x?user=a&api_token=t0k&password=p#frag"),
+            "http://h/x?user=a&api_token=(redacted)&password=(redacted)#frag"
+        );
+        assert_eq!(redact_url("http://h/a@b"), "http://h/a@b");
+    }
+
+    #[test]
+    fn a_failure_renders_every_table_escaped() {
+        let snap = r#"{"id":7,"name":"<script>x</script>","enabled":1,"status":"FAIL",
+            "status_description":"target status:500 != 200","last_updated":"2024-01-02 03:04:05",
+            "url":"https://ops:hunter2@api.example/health","method":"GET","authn":"BASIC",
+            "frequency":60,"timeout":10,"pass_result":200,"pass_count":5,"fail_count":2,
+            "count200":5,"count300":0,"count400":0,"count500":2,"repeated_fails":2,"network_fails":0}"#;
+        let r = render(&alert("FAILURE", snap));
+        assert_eq!(
+            r.subject,
+            "Skypunch FAILURE detected for <script>x</script>"
+        );
+        assert!(r
+            .html
+            .contains("<th align=\"left\">Name</th><td>&lt;script&gt;x&lt;/script&gt;</td>"));
+        assert!(!r.html.contains("<script>"));
+        assert!(r
+            .html
+            .contains("<th align=\"left\">Enabled</th><td>Yes</td>"));
+        assert!(r
+            .html
+            .contains("<th align=\"left\">Reason</th><td>target status:500 != 200</td>"));
+        assert!(r.html.contains("<th align=\"left\">5XX</th><td>2</td>"));
+        assert!(r
+            .html
+            .contains("<th align=\"left\">Required Result</th><td>200</td>"));
+        assert!(r
+            .html
+            .contains("<pre>10:00:00 connecting\n10:00:01 [Fail] reason: &lt;refused&gt;</pre>"));
+        assert!(r.text.contains("  Success          5\n"));
+        for part in [&r.text, &r.html] {
+            assert!(!part.contains("hunter2"));
+            assert!(part.contains("https://ops:(redacted)@api.example/health"));
+        }
+    }
+
+    #[test]
+    fn a_recovery_has_the_success_subject_and_a_damaged_snapshot_still_renders() {
+        let r = render(&alert("SUCCESS", r#"{"name":"api"}"#));
+        assert_eq!(r.subject, "Skypunch SUCCESS detected for api");
+        let r = render(&alert("FAILURE", "not json"));
+        assert_eq!(r.subject, "Skypunch FAILURE detected for target 7");
+    }
+
+    #[test]
+    fn the_message_has_both_parts_and_the_headers() {
+        let r = render(&alert("FAILURE", r#"{"name":"api"}"#));
+        let from: Mailbox = "SkyPunch <sp@localhost>".parse().unwrap();
+        let to: Mailbox = "ops@example.com".parse().unwrap();
+        let m = String::from_utf8(build(&r, &from, &to).unwrap().formatted()).unwrap();
+        for h in [
+            "From: SkyPunch <sp@localhost>",
+            "To: ops@example.com",
+            "Date: ",
+            "Message-ID: <",
+        ] {
+            assert!(m.contains(h), "{h} missing in\n{m}");
+        }
+        assert!(m.contains("Subject: Skypunch FAILURE detected for api"));
+        assert!(m.contains("multipart/alternative"));
+        assert!(m.contains("text/plain") && m.contains("text/html"));
+    }
+}

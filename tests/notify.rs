@@ -1,0 +1,710 @@
+//! Issue 5, notifications: the notifier thread and `notifiers ID test` against real SMTP
+//! servers on 127.0.0.1 (aiosmtpd, and fake peers that misbehave), each test with a fresh
+//! database.
+
+mod common;
+#[path = "support/notify_support.rs"]
+mod notify_support;
+
+use std::time::Duration;
+
+use common::{stderr, stdout, wait_for, TestDb};
+use notify_support::*;
+use skypunch::model::AlertKind;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.one::<i64>(sql)
+}
+
+fn notifier_counts(db: &TestDb, id: u64) -> (i64, i64) {
+    db.one(&format!(
+        "SELECT pass_count, fail_count FROM notifiers WHERE id = {id}"
+    ))
+}
+
+/// A target whose name needs escaping and whose URL and authn_parms hold passwords.
+fn add_risky_target(db: &TestDb) -> u64 {
+    db.add_target(
+        "name, url, authn, authn_parms, status, previous_status, status_description, fail_count, count500, repeated_fails",
+        "'<b>Shop & \"Co\"</b>', 'https://ops:UrlSecret9@shop.example/health', 'BASIC', \
+         'user=ops,password=AuthnSecret9', 'FAIL', 'PASS', 'target status:500 != 200', 3, 3, 3",
+    )
+}
+
+#[test]
+fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    let a = add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let b = add_notifier(
+        &db,
+        "off",
+        "SMTP",
+        "off@example.com",
+        &plain(smtp.port),
+        false,
+    );
+    let c = add_notifier(
+        &db,
+        "dev",
+        "SMTP",
+        "dev@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let target = add_risky_target(&db);
+    let config = config(&db);
+    queue_alert(
+        &config,
+        target,
+        AlertKind::Failure,
+        "12:00:00 connecting\n12:00:01 [Fail] reason: <500>",
+    );
+    queue_alert(&config, target, AlertKind::Success, "12:01:00 response OK");
+
+    let running = Running::start(config.clone());
+    running.poke();
+    let got = smtp.wait_messages(4);
+    wait_for(WAIT, "every delivery recorded as sent", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'SENT'",
+        ) == 4)
+            .then_some(())
+    });
+    running.stop();
+
+    let mut to = recipients(&got);
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "dev@example.com",
+            "dev@example.com",
+            "ops@example.com",
+            "ops@example.com"
+        ]
+    );
+    let name = "<b>Shop & \"Co\"</b>";
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| **s == format!("Skypunch FAILURE detected for {name}"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| **s == format!("Skypunch SUCCESS detected for {name}"))
+            .count(),
+        2
+    );
+    for m in &got {
+        assert_eq!(m["content_type"], "multipart/alternative");
+        assert!(m["headers"]["From"]
+            .as_str()
+            .unwrap()
+            .contains("skypunch@localhost"));
+        assert!(m["headers"].get("Date").is_some() && m["headers"].get("Message-ID").is_some());
+        let html = m["html"].as_str().unwrap();
+        let text = m["text"].as_str().unwrap();
+        assert!(
+            html.contains("&lt;b&gt;Shop &amp; &quot;Co&quot;&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>Shop"), "unescaped name in {html}");
+        assert!(html.contains("target status:500 != 200"));
+        assert!(html.contains("<th align=\"left\">Repeated Fails</th><td>3</td>"));
+        assert!(html.contains("https://ops:(redacted)@shop.example/health"));
+        assert!(text.contains(name));
+        let raw = m["raw"].as_str().unwrap();
+        for secret in ["UrlSecret9", "AuthnSecret9"] {
+            assert!(!raw.contains(secret) && !html.contains(secret) && !text.contains(secret));
+        }
+    }
+    let failure = got
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("FAILURE"))
+        .unwrap();
+    assert!(failure["html"]
+        .as_str()
+        .unwrap()
+        .contains("<pre>12:00:00 connecting\n12:00:01 [Fail] reason: &lt;500&gt;</pre>"));
+    assert_eq!(notifier_counts(&db, a), (2, 0));
+    assert_eq!(notifier_counts(&db, b), (0, 0));
+    assert_eq!(notifier_counts(&db, c), (2, 0));
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT COUNT(*) FROM alert_deliveries WHERE notifier_id = {b}")
+        ),
+        0
+    );
+
+    // A restart sends nothing again.
+    let running = Running::start(config);
+    running.poke();
+    running.stop();
+    assert_eq!(smtp.messages().len(), 4);
+}
+
+#[test]
+fn an_smtp_outage_loses_nothing_and_sends_nothing_twice() {
+    let db = TestDb::new();
+    let mail = db.dir.join("mail");
+    let port = SmtpServer::start(&mail, &SmtpOptions::default()).port; // then down
+    let n = add_notifier(&db, "ops", "SMTP", "ops@example.com", &plain(port), true);
+    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
+    let config = config(&db);
+    let running = Running::start(config.clone());
+    for kind in [AlertKind::Failure, AlertKind::Success, AlertKind::Failure] {
+        queue_alert(&config, target, kind, "trace");
+        running.poke();
+    }
+    wait_for(WAIT, "failed attempts while the server is down", || {
+        (notifier_counts(&db, n).1 >= 2).then_some(())
+    });
+    let owed = wait_for(WAIT, "all three alerts owed", || {
+        let pool = skypunch::db::connect(&config.db).unwrap();
+        let mut conn = skypunch::db::checkout(&pool).unwrap();
+        let owed = skypunch::notifier::outbox::owed_to(&mut conn, n).unwrap();
+        (owed.pending == 3).then_some(owed)
+    });
+    assert!(owed.failing >= 1);
+    assert!(
+        owed.last_error
+            .unwrap()
+            .to_lowercase()
+            .contains("connection"),
+        "a refused connection"
+    );
+    assert!(messages_in(&mail).is_empty());
+
+    let smtp = SmtpServer::start(
+        &mail,
+        &SmtpOptions {
+            port,
+            ..SmtpOptions::default()
+        },
+    );
+    smtp.wait_messages(3);
+    wait_for(WAIT, "every delivery recorded as sent", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'SENT'",
+        ) == 3)
+            .then_some(())
+    });
+    running.stop();
+    let got = smtp.messages();
+    assert_eq!(got.len(), 3, "each owed alert exactly once");
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Skypunch FAILURE detected for api",
+            "Skypunch SUCCESS detected for api",
+            "Skypunch FAILURE detected for api"
+        ],
+        "oldest alert first"
+    );
+    assert_eq!(notifier_counts(&db, n).0, 3);
+}
+
+#[test]
+fn bad_credentials_unknown_types_and_bad_params_fail_without_blocking_others() {
+    let db = TestDb::new();
+    let login = ("ops".to_string(), "Right-Pa55".to_string());
+    let opts = SmtpOptions {
+        starttls: true,
+        login: Some(login),
+        ..SmtpOptions::default()
+    };
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &opts);
+    let p = smtp.port;
+    let wrong = add_notifier(
+        &db,
+        "wrong",
+        "SMTP",
+        "wrong@example.com",
+        &format!("user=ops,password=Wr0ng-Pa55,server=127.0.0.1,port={p},tlsverify=no"),
+        true,
+    );
+    let pigeon = add_notifier(&db, "pigeon", "PIGEON", "coo@example.com", &plain(p), true);
+    let noserver = add_notifier(
+        &db,
+        "noserver",
+        "SMTP",
+        "ns@example.com",
+        "user=ops,password=Right-Pa55",
+        true,
+    );
+    let verify = add_notifier(
+        &db,
+        "verify",
+        "SMTP",
+        "verify@example.com",
+        &format!("user=ops,password=Right-Pa55,server=127.0.0.1,port={p}"),
+        true,
+    );
+    let good = add_notifier(
+        &db,
+        "good",
+        "SMTP",
+        "good@example.com",
+        &format!("user=ops,password=Right-Pa55,server=127.0.0.1,port={p},tlsverify=no"),
+        true,
+    );
+    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
+    let config = config(&db);
+    queue_alert(&config, target, AlertKind::Failure, "trace");
+    let running = Running::start(config);
+    running.poke();
+    let got = smtp.wait_messages(1);
+    for id in [wrong, pigeon, noserver, verify] {
+        wait_for(WAIT, "a counted failure", || {
+            (notifier_counts(&db, id).1 >= 1).then_some(())
+        });
+    }
+    running.stop();
+    assert_eq!(recipients(&got), ["good@example.com"]);
+    assert_eq!(got[0]["tls"], true);
+    assert_eq!(got[0]["authenticated"], true);
+    assert_eq!(notifier_counts(&db, good), (1, 0));
+    let error = |id: u64| -> String {
+        db.one(&format!(
+            "SELECT last_error FROM alert_deliveries WHERE notifier_id = {id}"
+        ))
+    };
+    let e = error(wrong);
+    assert!(e.contains("535") && !e.contains("Wr0ng-Pa55"), "{e}");
+    assert_eq!(
+        error(pigeon),
+        format!("notifier {pigeon}: unknown type `PIGEON` (only SMTP exists)")
+    );
+    assert_eq!(
+        error(noserver),
+        format!("notifier {noserver}: params need server=HOST")
+    );
+    assert!(
+        error(verify).to_lowercase().contains("certificate"),
+        "{}",
+        error(verify)
+    );
+    for m in smtp.messages() {
+        let raw = m["raw"].as_str().unwrap();
+        assert!(!raw.contains("Pa55"));
+    }
+}
+
+#[test]
+fn a_hanging_or_closing_server_does_not_hold_up_the_others() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    let hang = add_notifier(
+        &db,
+        "hang",
+        "SMTP",
+        "hang@example.com",
+        &plain(fake_peer(Misbehaviour::Hang)),
+        true,
+    );
+    let close = add_notifier(
+        &db,
+        "close",
+        "SMTP",
+        "close@example.com",
+        &plain(fake_peer(Misbehaviour::Close)),
+        true,
+    );
+    let half = add_notifier(
+        &db,
+        "half",
+        "SMTP",
+        "half@example.com",
+        &plain(fake_peer(Misbehaviour::CloseAfterGreeting)),
+        true,
+    );
+    let good = add_notifier(
+        &db,
+        "good",
+        "SMTP",
+        "good@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
+    let config = config(&db);
+    for kind in [AlertKind::Failure, AlertKind::Success] {
+        queue_alert(&config, target, kind, "trace");
+    }
+    let running = Running::start(config);
+    running.poke();
+    smtp.wait_messages(2);
+    for id in [hang, close, half] {
+        wait_for(WAIT, "a counted failure", || {
+            (notifier_counts(&db, id).1 >= 1).then_some(())
+        });
+    }
+    running.stop();
+    assert_eq!(
+        recipients(&smtp.messages()),
+        ["good@example.com", "good@example.com"]
+    );
+    assert_eq!(notifier_counts(&db, good), (2, 0));
+    let e: String = db.one(&format!("SELECT last_error FROM alert_deliveries WHERE notifier_id = {hang} AND last_error IS NOT NULL LIMIT 1"));
+    assert!(e.contains("timed out"), "{e}");
+    assert_eq!(
+        count(&db, &format!("SELECT COUNT(*) FROM alert_deliveries WHERE state = 'PENDING' AND notifier_id IN ({hang},{close},{half})")),
+        6,
+        "still owed"
+    );
+}
+
+#[test]
+fn deleted_notifiers_are_dropped_and_disabled_ones_wait() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    let gone = add_notifier(
+        &db,
+        "gone",
+        "SMTP",
+        "gone@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let later = add_notifier(
+        &db,
+        "later",
+        "SMTP",
+        "later@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
+    let config = config(&db);
+    queue_alert(&config, target, AlertKind::Failure, "trace");
+    // Expanded while both were enabled, then one deleted and one disabled.
+    db.exec("INSERT INTO alert_deliveries (alert_id, notifier_id) SELECT a.id, n.id FROM alerts a, notifiers n");
+    db.exec("UPDATE alerts SET expanded = 1");
+    db.exec(&format!("DELETE FROM notifiers WHERE id = {gone}"));
+    db.exec(&format!(
+        "UPDATE notifiers SET enabled = 0 WHERE id = {later}"
+    ));
+    let running = Running::start(config);
+    running.poke();
+    wait_for(WAIT, "the deleted notifier's delivery dropped", || {
+        let s: String = db.one(&format!(
+            "SELECT state FROM alert_deliveries WHERE notifier_id = {gone}"
+        ));
+        (s == "DROPPED").then_some(())
+    });
+    let (state, attempts): (String, i64) = db.one(&format!(
+        "SELECT state, attempts FROM alert_deliveries WHERE notifier_id = {later}"
+    ));
+    assert_eq!((state.as_str(), attempts), ("PENDING", 0));
+    assert!(smtp.messages().is_empty());
+    db.exec(&format!(
+        "UPDATE notifiers SET enabled = 1 WHERE id = {later}"
+    ));
+    running.poke();
+    let got = smtp.wait_messages(1);
+    running.stop();
+    assert_eq!(recipients(&got), ["later@example.com"]);
+}
+
+#[test]
+fn old_rows_are_pruned_and_owed_ones_kept() {
+    let db = TestDb::new();
+    let n = add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        "server=127.0.0.1,port=9,tls=none",
+        false,
+    );
+    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
+    let config = config(&db);
+    for _ in 0..4 {
+        queue_alert(&config, target, AlertKind::Failure, "trace");
+    }
+    let ids: Vec<u64> = db.query("SELECT id FROM alerts ORDER BY id");
+    db.exec("UPDATE alerts SET expanded = 1");
+    let old = "NOW(3) - INTERVAL 40 DAY";
+    // 1: old and sent → pruned. 2: old, owed to an enabled notifier → kept.
+    // 3: recent and sent → kept. 4: old, owed only to a notifier disabled that long → dropped,
+    // so it owes nothing any more and is pruned too.
+    db.exec(&format!(
+        "UPDATE alerts SET created_at = {old} WHERE id IN ({}, {}, {})",
+        ids[0], ids[1], ids[3]
+    ));
+    db.exec(&format!(
+        "INSERT INTO alert_deliveries (alert_id, notifier_id, state, sent_at) VALUES ({}, {n}, 'SENT', {old}), ({}, {n}, 'SENT', NOW(3))",
+        ids[0], ids[2]
+    ));
+    let m = add_notifier(
+        &db,
+        "down",
+        "SMTP",
+        "down@example.com",
+        "server=127.0.0.1,port=9,tls=none",
+        true,
+    );
+    db.exec(&format!("INSERT INTO alert_deliveries (alert_id, notifier_id, next_attempt) VALUES ({}, {m}, NOW(3) + INTERVAL 1 DAY)", ids[1]));
+    db.exec(&format!(
+        "INSERT INTO alert_deliveries (alert_id, notifier_id) VALUES ({}, {n})",
+        ids[3]
+    ));
+
+    let running = Running::start(config);
+    running.poke();
+    wait_for(WAIT, "the old sent alert pruned", || {
+        (count(
+            &db,
+            &format!("SELECT COUNT(*) FROM alerts WHERE id = {}", ids[0]),
+        ) == 0)
+            .then_some(())
+    });
+    running.stop();
+    let left: Vec<u64> = db.query("SELECT id FROM alerts ORDER BY id");
+    assert_eq!(left, [ids[1], ids[2]]);
+    let deliveries: Vec<(u64, u64, String)> =
+        db.query("SELECT alert_id, notifier_id, state FROM alert_deliveries ORDER BY alert_id");
+    assert_eq!(
+        deliveries,
+        [
+            (ids[1], m, "PENDING".to_string()),
+            (ids[2], n, "SENT".to_string())
+        ]
+    );
+}
+
+#[test]
+fn notifiers_id_test_sends_a_message_through_the_binary() {
+    let db = TestDb::new();
+    db.write_config("\n[notifications]\nFrom: Ops Robot <robot@example.com>\nSmtpTimeout: 2\n");
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    let id = add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        false,
+    );
+    let out = db.cli(&["notifiers", &id.to_string(), "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Notifier: ops test message sent to ops@example.com via 127.0.0.1:{}\n",
+            smtp.port
+        )
+    );
+    let got = smtp.wait_messages(1);
+    assert_eq!(got[0]["subject"], "Skypunch test message for notifier ops");
+    assert!(got[0]["headers"]["From"]
+        .as_str()
+        .unwrap()
+        .contains("robot@example.com"));
+    assert_eq!(recipients(&got), ["ops@example.com"]);
+
+    let dead = add_notifier(
+        &db,
+        "dead",
+        "SMTP",
+        "dead@example.com",
+        "user=u,password=Zq9-secret,server=127.0.0.1,port=9,tls=none",
+        true,
+    );
+    let out = db.cli(&["notifiers", &dead.to_string(), "test"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "notifier {dead}: sending to dead@example.com via 127.0.0.1:9 failed"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Zq9-secret"));
+
+    let out = db.cli(&["notifiers", &dead.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Pending Alerts"));
+    assert!(!stdout(&out).contains("Zq9-secret"));
+}
+
+#[test]
+fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    add_notifier(&db, "down", "SMTP", "down@example.com", &plain(9), true);
+    db.write_config("\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n");
+    db.add_target(
+        "name, url, frequency, timeout",
+        "'refused', 'http://127.0.0.1:9/', 1, 2",
+    );
+    let mut daemon = common::skypunch_cmd(&db.config_path(), &["start", "--foreground"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = smtp.wait_messages(1);
+    let warn = wait_for(WAIT, "a WARN line for the notifier that is down", || {
+        let log = db.log();
+        log.lines()
+            .find(|l| l.contains("WARN") && l.contains("notifier 2 (down) <down@example.com>"))
+            .map(String::from)
+    });
+    assert!(
+        warn.contains("alert 1 for target 1 not sent (attempt 1)"),
+        "{warn}"
+    );
+    // SIGTERM: the daemon stops its stages in order, the notifier last.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for refused");
+    assert_eq!(recipients(&got), ["ops@example.com"]);
+    assert_eq!(smtp.messages().len(), 1, "one alert for one state change");
+    let counts: Vec<(i64, i64)> =
+        db.query("SELECT pass_count, fail_count FROM notifiers ORDER BY id");
+    assert_eq!(counts[0], (1, 0));
+    assert!(counts[1].0 == 0 && counts[1].1 >= 1, "{counts:?}");
+    assert!(db
+        .log()
+        .contains("notifier 1 (ops) <ops@example.com>: sent alert 1"));
+}
+
+/// A free port on 127.0.0.1 with nothing listening on it (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_daemon(db: &TestDb) -> std::process::Child {
+    common::skypunch_cmd(&db.config_path(), &["start", "--foreground"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
+    let db = TestDb::new();
+    let port = free_port();
+    add_notifier(&db, "ops", "SMTP", "ops@example.com", &plain(port), true);
+    db.write_config("\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n");
+    let id = db.add_target(
+        "name, url, frequency, timeout",
+        "'gone', 'http://127.0.0.1:9/', 1, 2",
+    );
+    let mut daemon = start_daemon(&db);
+    // The state change is recorded with its alert, but the SMTP server is not there yet.
+    wait_for(WAIT, "a failed delivery try", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE attempts > 0",
+        ) > 0)
+            .then_some(())
+    });
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'PENDING'"
+        ),
+        1
+    );
+
+    let smtp = SmtpServer::start(
+        &db.dir.join("mail"),
+        &SmtpOptions {
+            port,
+            ..SmtpOptions::default()
+        },
+    );
+    let mut daemon = start_daemon(&db);
+    let got = smtp.wait_messages(1);
+    wait_for(WAIT, "the delivery to be marked sent", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'SENT'",
+        ) == 1)
+            .then_some(())
+    });
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for gone");
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "sent once, not again for the repeated failures"
+    );
+    let fails: i64 = db.one(&format!(
+        "SELECT repeated_fails FROM targets WHERE id = {id}"
+    ));
+    assert!(fails >= 2, "the target kept failing across the restart");
+}
+
+#[test]
+fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let web = common::http::HttpServer::start(503);
+    let id = db.add_target(
+        "name, url, frequency, timeout, fail_threshold",
+        &format!("'Shaky', '{}', 1, 2, 3", web.url("/")),
+    );
+    let mut daemon = start_daemon(&db);
+    let got = smtp.wait_messages(1);
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for Shaky");
+    let snapshot: String = db.one(&format!(
+        "SELECT snapshot FROM alerts WHERE target_id = {id}"
+    ));
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(
+        snapshot["repeated_fails"], 3,
+        "alerted on the third failure: {snapshot}"
+    );
+
+    web.set_status(200);
+    let got = smtp.wait_messages(2);
+    assert_eq!(got[1]["subject"], "Skypunch SUCCESS detected for Shaky");
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    assert_eq!(smtp.messages().len(), 2);
+}

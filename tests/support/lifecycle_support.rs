@@ -1,0 +1,89 @@
+//! Helpers for the lifecycle tests: a slow HTTP server on 127.0.0.1 for the daemon to check,
+//! a guard that kills a daemon a failed test left behind, and pid file and process probes.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+/// Starts an HTTP server that answers every request `200 OK` after `delay`, each connection
+/// on its own thread; lives as long as the test process.
+pub fn slow_http_server(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // Read the request head up to the blank line.
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if line == "\r\n" || line == "\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                std::thread::sleep(delay);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// Kills (SIGKILL) the daemon with this pid when dropped, unless it is gone already: a failed
+/// assertion must not leave a daemon running.
+pub struct Reaper(pub i32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if skypunch::lifecycle::process_alive(self.0) {
+            // SAFETY: kill with a pid this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill with a pid this test started.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+/// Whether some process holds an flock on the file (tried without waiting).
+pub fn is_locked(path: &Path) -> bool {
+    let file = std::fs::File::open(path).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0
+}
+
+/// The pid in `skypunch started (pid N)`.
+pub fn started_pid(out: &Output) -> i32 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rest = text
+        .split("skypunch started (pid ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `skypunch started (pid N)` in {text:?}"));
+    rest.split(')').next().unwrap().parse().unwrap()
+}
+
+/// Lines of a log that are check lines of this target: `... [id] name ...`.
+pub fn check_lines(log: &str, id: u64) -> usize {
+    let mark = format!(" [{id}] ");
+    log.lines().filter(|l| l.contains(&mark)).count()
+}
+
+/// The exit code, which a test expects to exist (no death by signal).
+pub fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {out:?}"))
+}
