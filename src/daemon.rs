@@ -66,6 +66,13 @@ pub fn serve(
     let pid_file = PidFile::acquire(&config.pid_file)?;
     let log = LogFile::open(&config.log_file)?;
     crate::logging::install(&log, config.log_level, opts.echo)?;
+    // The CLI printed the file's warnings (a password readable by everyone, unknown keys) on
+    // stderr, which a daemon away from its terminal loses: the log keeps them.
+    if let Some(Ok(loaded)) = config.source.as_deref().map(config::load_file) {
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+    }
     let mut signals = crate::signals::Signals::new()?;
     let pool = match prepare(&config, opts.wait_for_db, &mut signals, &log, started) {
         Ok(Some(pool)) => pool,

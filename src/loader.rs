@@ -156,7 +156,7 @@ impl Loader {
                     log::info!(
                         "[{}] target {} scheduled every {}s",
                         t.id,
-                        t.name,
+                        printable(&t.name),
                         t.frequency.as_secs()
                     );
                 }
@@ -168,9 +168,10 @@ impl Loader {
             }
             Err(reason) => {
                 log::error!(
-                    "[{}] {} config error: {reason} (not checked until the row is fixed)",
+                    "[{}] {} config error: {} (not checked until the row is fixed)",
                     row.id,
-                    row.name
+                    printable(&row.name),
+                    printable(&reason)
                 );
                 let _ = self.wheel.send(Control::Remove(row.id));
                 let already = row.status == "FAIL"
@@ -183,6 +184,14 @@ impl Loader {
             }
         }
     }
+}
+
+/// A value from a row, fit for one log line: a name or URL holding a line break must not
+/// forge a log line of its own.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// The thread body: a pass every `interval` until `shutdown` is closed.

@@ -7,7 +7,7 @@
 //! bounded by the number of targets) and alerts queue up to `MaxPendingAlerts`; all are written
 //! when it is back. Nothing is dropped unless that bound is passed, and then it is logged.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -146,14 +146,23 @@ impl Writer {
             return false;
         }
         let started = Instant::now();
-        match self.write() {
+        let written = match self.write() {
+            Err(e) if !e.is_outage() => {
+                log::error!(
+                    "a batch of check results was refused ({e}); writing each target alone"
+                );
+                self.write_each()
+            }
+            other => other,
+        };
+        match written {
             Ok((checks, rows, alerts)) => {
                 self.stats.write_latency.record(started.elapsed());
                 self.recovered(checks, rows, alerts);
                 true
             }
             Err(e) => {
-                self.failed(&e);
+                self.failed(&e, started);
                 false
             }
         }
@@ -178,13 +187,83 @@ impl Writer {
         Ok((checks, rows, alerts.len()))
     }
 
-    fn failed(&mut self, e: &db::Error) {
+    /// A write that began at `tried` failed.
+    /// The batch was refused for a reason other than an outage: most likely one row cannot
+    /// take its update (a counter hand-edited to the edge of its range). Writes each target in
+    /// its own transaction, so that one bad row does not hold every other result forever.
+    /// A target that still fails is logged and its update dropped, unless several were tried
+    /// and none could be written (a problem with the table, not a row): then nothing is
+    /// dropped and it is retried like an outage.
+    fn write_each(&mut self) -> Result<(u64, usize, usize), db::Error> {
+        let mut conn = db::checkout(&self.pool)?;
+        let ids: BTreeSet<TargetId> = self
+            .pending
+            .keys()
+            .copied()
+            .chain(self.alerts.iter().map(|a| a.target_id))
+            .collect();
+        let mut refused = Vec::new();
+        let (mut checks, mut rows, mut alerts_written) = (0, 0, 0);
+        for id in ids {
+            let one: BTreeMap<TargetId, RowUpdate> = self
+                .pending
+                .get(&id)
+                .map(|u| (id, u.clone()))
+                .into_iter()
+                .collect();
+            let alerts: Vec<NewAlert> = self
+                .alerts
+                .iter()
+                .filter(|a| a.target_id == id)
+                .cloned()
+                .collect();
+            match results::write(&mut conn, &one, &alerts) {
+                Ok(_) => {
+                    if let Some(u) = self.pending.remove(&id) {
+                        checks += u.counts.checks();
+                        rows += 1;
+                    }
+                    self.alerts.retain(|a| a.target_id != id);
+                    alerts_written += alerts.len();
+                }
+                Err(e) if e.is_outage() => return Err(e),
+                Err(e) => refused.push((id, e)),
+            }
+        }
+        if rows + alerts_written == 0 && refused.len() > 1 {
+            if let Some((_, e)) = refused.pop() {
+                return Err(e);
+            }
+        }
+        for (id, e) in refused {
+            let lost = self.pending.remove(&id);
+            let before = self.alerts.len();
+            self.alerts.retain(|a| a.target_id != id);
+            log::error!(
+                "[{id}] the results of {} checks and {} alerts were dropped: the row refused them \
+                 ({e}); fix the row's values",
+                lost.map_or(0, |u| u.counts.checks()),
+                before - self.alerts.len()
+            );
+        }
+        Stats::add(&self.stats.batches, 1);
+        Stats::add(&self.stats.rows_written, rows as u64);
+        Stats::add(&self.stats.results_written, checks);
+        if alerts_written > 0 {
+            let _ = self.wake_notifier.try_send(());
+        }
+        Ok((checks, rows, alerts_written))
+    }
+
+    fn failed(&mut self, e: &db::Error, tried: Instant) {
         let now = Instant::now();
         match &mut self.outage {
             None => {
                 log::error!("cannot write check results, holding them in memory and retrying: {e}");
                 self.outage = Some(Outage {
-                    since: now,
+                    // From the try, not its failure: a checkout waits up to ConnectTimeout
+                    // before it fails, and that wait was already part of the outage.
+                    since: tried,
                     retry_at: now + RETRY_MIN,
                     delay: RETRY_MIN,
                 });

@@ -93,7 +93,7 @@ pub fn detail(r: &TargetRow) -> Table {
         ("Enabled", yes_no(r.enabled)),
         ("Status Description", opt(&r.status_description)),
         ("Last Updated", r.last_updated.clone()),
-        ("Target URL", r.url.clone()),
+        ("Target URL", crate::check::redact_url(&r.url)),
         ("Target Method", r.method.clone()),
         ("Authentication", r.authn.clone()),
         (

@@ -108,13 +108,13 @@ fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
             Value::from(u.previous_status.as_str()),
             Value::from(clip_chars(&u.description, MAX_DESCRIPTION)),
             Value::from(u.at.as_str()),
-            Value::from(u.counts.pass),
-            Value::from(u.counts.fail),
-            Value::from(u.counts.c200),
-            Value::from(u.counts.c300),
-            Value::from(u.counts.c400),
-            Value::from(u.counts.c500),
-            Value::from(u.counts.network),
+            signed(u.counts.pass),
+            signed(u.counts.fail),
+            signed(u.counts.c200),
+            signed(u.counts.c300),
+            signed(u.counts.c400),
+            signed(u.counts.c500),
+            signed(u.counts.network),
             Value::from(u.repeated_fails),
             Value::from(u.alerted),
             u.http_status.map_or(Value::NULL, Value::from),
@@ -123,6 +123,13 @@ fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
         ]);
     }
     (sql, params)
+}
+
+/// A counter increment as a signed value: an unsigned parameter makes MariaDB compute
+/// `pass_count + ?` as BIGINT UNSIGNED, which fails for the whole batch when an operator has
+/// set a counter below zero.
+fn signed(n: u64) -> Value {
+    Value::from(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// Cuts `items` into runs whose lengths are all in [`STATEMENT_ROWS`].

@@ -60,7 +60,11 @@ pub struct TestDb {
 impl TestDb {
     /// An empty database (no tables).
     pub fn empty() -> TestDb {
-        let server = server();
+        TestDb::empty_on(server())
+    }
+
+    /// An empty database on `server` (e.g. a private MariaDB instance a test can kill).
+    pub fn empty_on(server: Server) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -84,6 +88,13 @@ impl TestDb {
     /// A database with the skypunch 2.0 tables, loaded from schema/skypunch.sql.
     pub fn new() -> TestDb {
         let db = TestDb::empty();
+        db.load_schema();
+        db
+    }
+
+    /// A database with the skypunch 2.0 tables on `server`.
+    pub fn new_on(server: Server) -> TestDb {
+        let db = TestDb::empty_on(server);
         db.load_schema();
         db
     }
