@@ -185,7 +185,7 @@ fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
     }));
     let (control_tx, control_rx) = unbounded();
     let (finished_tx, finished_rx) = unbounded();
-    let (jobs_tx, jobs_rx) = bounded(config.workers * 4);
+    let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4, config.workers);
     let (results_tx, results_rx) = bounded(writer::RESULTS_QUEUE);
     let (wake_tx, wake_rx) = bounded(1);
 
@@ -316,9 +316,7 @@ pub fn test_target(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), 
     let mut update = state::RowUpdate::new(
         &transition,
         &outcome,
-        chrono::Local::now()
-            .format("%Y-%m-%d %H:%M:%S%.3f")
-            .to_string(),
+        crate::trace::Stamp(&chrono::Local::now(), '.').to_string(),
     );
     update.alerted = target.stored.alerted;
     let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod jobs;
 pub mod keystone;
 pub mod lifecycle;
 pub mod loader;

@@ -7,13 +7,15 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
-/// The open log file; clones share it. Each record is written with one `write` call, so lines
-/// from different threads never interleave.
+/// The open log file; clones share it. Each line is formatted first and then written with one
+/// `write` call on the append-mode file, so lines from different threads never interleave and
+/// no lock is held while formatting or writing: many workers log at once (the read side of the
+/// lock), and only a SIGHUP reopen takes it exclusively.
 #[derive(Clone)]
 pub struct LogFile {
-    inner: Arc<Mutex<Sink>>,
+    inner: Arc<RwLock<Sink>>,
 }
 
 struct Sink {
@@ -30,17 +32,18 @@ impl LogFile {
     pub fn open(path: &Path) -> Result<LogFile, String> {
         let file =
             open(path).map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        let sink = Sink {
+            path: path.to_path_buf(),
+            file,
+        };
         Ok(LogFile {
-            inner: Arc::new(Mutex::new(Sink {
-                path: path.to_path_buf(),
-                file,
-            })),
+            inner: Arc::new(RwLock::new(sink)),
         })
     }
 
     /// Reopens the file by its path: after logrotate moved the old one away, a new one is made.
     pub fn reopen(&self) -> Result<(), String> {
-        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sink = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let file = open(&sink.path)
             .map_err(|e| format!("cannot reopen log file {}: {e}", sink.path.display()))?;
         sink.file = file;
@@ -49,25 +52,17 @@ impl LogFile {
 
     pub fn path(&self) -> PathBuf {
         self.inner
-            .lock()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
             .path
             .clone()
     }
-}
 
-/// fern hands each formatted record to this writer.
-struct Writer(LogFile);
-
-impl Write for Writer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut sink = self.0.inner.lock().unwrap_or_else(|p| p.into_inner());
-        sink.file.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    /// Appends one whole line. A failed write (a full disk) is dropped: logging must never
+    /// stop a check.
+    fn write_line(&self, line: &[u8]) {
+        let sink = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let _ = (&sink.file).write_all(line);
     }
 }
 
@@ -78,7 +73,7 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .format(|out, message, record| {
             out.finish(format_args!(
                 "{} {} {}",
-                chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f"),
+                crate::trace::Stamp(&chrono::Local::now(), ','),
                 record.level(),
                 message
             ))
@@ -90,7 +85,10 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .level_for("rustls", log::LevelFilter::Warn)
         .level_for("mysql", log::LevelFilter::Warn)
         .level_for("r2d2", log::LevelFilter::Warn)
-        .chain(fern::Output::writer(Box::new(Writer(file.clone())), "\n"));
+        .chain(fern::Output::call({
+            let file = file.clone();
+            move |record| file.write_line(format!("{}\n", record.args()).as_bytes())
+        }));
     if echo {
         dispatch = dispatch.chain(io::stderr());
     }

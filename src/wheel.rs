@@ -9,7 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{select, Receiver};
+
+use crate::jobs::{JobReceiver, JobSender};
 
 use crate::model::{Job, Target, TargetId};
 use crate::stats::Stats;
@@ -185,9 +187,9 @@ fn spread(id: TargetId, period: Duration) -> Duration {
 pub struct Ports {
     pub control: Receiver<Control>,
     pub finished: Receiver<TargetId>,
-    pub jobs: Sender<Job>,
+    pub jobs: JobSender,
     /// The receiving end of `jobs`, used only at shutdown to take back checks not started.
-    pub unstarted: Receiver<Job>,
+    pub unstarted: JobReceiver,
 }
 
 /// The thread body: runs until the loader drops its end of `control`.
@@ -222,22 +224,18 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         hand_out(&mut ready, &ports.jobs);
         Stats::set(&stats.queue_depth, (ready.len() + ports.jobs.len()) as u64);
     }
-    let unstarted = ports.unstarted.try_iter().count() + ready.len();
+    let unstarted = ports.unstarted.discard_queued() + ready.len();
     if unstarted > 0 {
         log::info!("shutdown: {unstarted} due checks not started");
     }
 }
 
-/// Sends ready jobs until the channel is full; the rest wait (and their lag shows it).
-fn hand_out(ready: &mut VecDeque<Job>, jobs: &Sender<Job>) {
+/// Sends ready jobs until the queue is full; the rest wait (and their lag shows it).
+fn hand_out(ready: &mut VecDeque<Job>, jobs: &JobSender) {
     while let Some(job) = ready.pop_front() {
-        match jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                ready.push_front(job);
-                return;
-            }
-            Err(TrySendError::Disconnected(_)) => return,
+        if let Err(job) = jobs.try_send(job) {
+            ready.push_front(job);
+            return;
         }
     }
 }

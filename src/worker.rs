@@ -8,18 +8,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
+
+use crate::jobs::JobReceiver;
 
 use crate::check::Checker;
 use crate::logging::name_column;
-use crate::model::{CheckOutcome, Finished, Job, Target, TargetId, Verdict};
+use crate::model::{CheckOutcome, Finished, Target, TargetId, Verdict};
 use crate::stats::Stats;
 use crate::trace::Trace;
 
 /// The channels a worker works with; cloned for each worker.
 #[derive(Clone)]
 pub struct Ports {
-    pub jobs: Receiver<Job>,
+    pub jobs: JobReceiver,
     pub finished: Sender<TargetId>,
     pub results: Sender<Finished>,
 }
@@ -44,7 +46,7 @@ pub fn spawn(
 }
 
 fn run(checker: &Checker, ports: Ports, stats: &Stats) {
-    for job in ports.jobs.iter() {
+    while let Some(job) = ports.jobs.recv() {
         let started = Instant::now();
         let lag = started.saturating_duration_since(job.due);
         stats.lag.record(lag);

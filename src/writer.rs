@@ -92,7 +92,7 @@ impl Writer {
         }
         let transition = state::apply(known.state, f.outcome.verdict, t.fail_threshold);
         known.state = transition.next;
-        let at = f.at.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+        let at = crate::trace::Stamp(&f.at, '.').to_string();
         let update = RowUpdate::new(&transition, &f.outcome, at);
         match self.pending.get_mut(&t.id) {
             Some(owed) => owed.merge(update),

@@ -1,0 +1,212 @@
+//! The queue from the wheel thread to the workers: a bounded crossbeam channel of [`Job`]s,
+//! plus a doorbell on which idle workers sleep.
+//!
+//! Why the doorbell: a blocking `recv` on an empty crossbeam channel spins and calls
+//! `sched_yield` about ten times before it parks. With 64 workers going idle after every
+//! 10 ms batch of dispatches, that spinning measured 9% of the daemon's CPU at 15,000 checks a
+//! second. Workers here only `try_recv`, and sleep on a condition variable (a futex, no
+//! spinning) when the channel is empty; the wheel rings once per job it sends.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+
+use crate::model::Job;
+
+/// Wake-ups owed to sleeping workers, as permits; `closed` once the sender is gone.
+struct Doorbell {
+    state: Mutex<Bell>,
+    rung: Condvar,
+    max_permits: usize,
+}
+
+struct Bell {
+    permits: usize,
+    closed: bool,
+}
+
+impl Doorbell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bell> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ring(&self, n: usize) {
+        let mut bell = self.lock();
+        bell.permits = (bell.permits + n).min(self.max_permits);
+        drop(bell);
+        if n >= self.max_permits {
+            self.rung.notify_all();
+        } else {
+            (0..n).for_each(|_| self.rung.notify_one());
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.rung.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut bell = self.lock();
+        while bell.permits == 0 && !bell.closed {
+            bell = self.rung.wait(bell).unwrap_or_else(|p| p.into_inner());
+        }
+        bell.permits = bell.permits.saturating_sub(1);
+    }
+}
+
+/// The wheel's end. Dropping it closes the queue: workers finish what is queued, then stop.
+pub struct JobSender {
+    tx: Option<Sender<Job>>,
+    bell: Arc<Doorbell>,
+}
+
+/// A worker's end; clones share the queue.
+#[derive(Clone)]
+pub struct JobReceiver {
+    rx: Receiver<Job>,
+    bell: Arc<Doorbell>,
+}
+
+/// A queue holding at most `capacity` jobs, for `workers` workers.
+pub fn queue(capacity: usize, workers: usize) -> (JobSender, JobReceiver) {
+    let (tx, rx) = bounded(capacity);
+    let bell = Arc::new(Doorbell {
+        state: Mutex::new(Bell {
+            permits: 0,
+            closed: false,
+        }),
+        rung: Condvar::new(),
+        max_permits: workers.max(1),
+    });
+    (
+        JobSender {
+            tx: Some(tx),
+            bell: bell.clone(),
+        },
+        JobReceiver { rx, bell },
+    )
+}
+
+impl JobSender {
+    /// Queues a job without blocking; gives it back when the queue is full.
+    pub fn try_send(&self, job: Job) -> Result<(), Job> {
+        let Some(tx) = &self.tx else { return Err(job) };
+        match tx.try_send(job) {
+            Ok(()) => {
+                self.bell.ring(1);
+                Ok(())
+            }
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(job),
+        }
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn len(&self) -> usize {
+        self.tx.as_ref().map_or(0, Sender::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for JobSender {
+    fn drop(&mut self) {
+        // The channel must be disconnected before the workers are woken to notice it.
+        self.tx.take();
+        self.bell.close();
+    }
+}
+
+impl JobReceiver {
+    /// The next job, sleeping while there is none; `None` once the sender is gone and the
+    /// queue is empty.
+    pub fn recv(&self) -> Option<Job> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Empty) => self.bell.wait(),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Takes every queued job away without running it (shutdown); returns how many.
+    pub fn discard_queued(&self) -> usize {
+        self.rx.try_iter().count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authn::Auth;
+    use crate::model::{Method, Target, TargetState};
+    use std::time::{Duration, Instant};
+
+    fn job(id: u64) -> Job {
+        let target = Target {
+            id,
+            name: String::new(),
+            url: "http://127.0.0.1/".into(),
+            method: Method::Get,
+            auth: Auth::None,
+            pass_result: 200,
+            frequency: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            request_body: None,
+            content_type: None,
+            expect_body: None,
+            max_response_ms: None,
+            follow_redirects: false,
+            verify_tls: true,
+            fail_threshold: 1,
+            revision: 0,
+            stored: TargetState::default(),
+        };
+        Job {
+            target: Arc::new(target),
+            due: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn every_job_reaches_a_sleeping_worker_and_closing_stops_them() {
+        let (tx, rx) = queue(4, 3);
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    let mut got = 0;
+                    while rx.recv().is_some() {
+                        got += 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut sent = 0;
+        let mut id = 0;
+        while sent < 100 {
+            match tx.try_send(job(id)) {
+                Ok(()) => {
+                    sent += 1;
+                    id += 1;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        drop(tx);
+        let got: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(got, 100);
+    }
+
+    #[test]
+    fn a_full_queue_gives_the_job_back() {
+        let (tx, rx) = queue(1, 1);
+        assert!(tx.try_send(job(1)).is_ok());
+        assert_eq!(tx.try_send(job(2)).unwrap_err().target.id, 2);
+        assert_eq!(rx.discard_queued(), 1);
+    }
+}
