@@ -129,13 +129,36 @@ pub fn get(conn: &mut Conn, id: TargetId) -> Result<Option<TargetRow>, Error> {
     Ok(row.map(TargetRow::from_row))
 }
 
-/// Every enabled target: the loader's first read.
-pub fn enabled(conn: &mut Conn) -> Result<Vec<TargetRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM targets WHERE enabled ORDER BY id");
+/// The columns the loader needs: all but `last_trace` (read as NULL), which can be kilobytes
+/// a row and is only shown by the CLI.
+fn loader_columns() -> String {
+    COLUMNS.replace("last_trace,", "NULL,")
+}
+
+/// Up to `limit` enabled targets with ids above `after`, by id: the loader's first read, in
+/// pages so that 100,000 rows are never all in memory at once.
+pub fn enabled_page(
+    conn: &mut Conn,
+    after: TargetId,
+    limit: usize,
+) -> Result<Vec<TargetRow>, Error> {
+    let sql = format!(
+        "SELECT {} FROM targets WHERE enabled AND id > ? ORDER BY id LIMIT ?",
+        loader_columns()
+    );
     let rows: Vec<Row> = conn
-        .query(sql)
+        .exec(sql, (after, limit as u64))
         .map_err(Error::query("loading enabled targets"))?;
     Ok(rows.into_iter().map(TargetRow::from_row).collect())
+}
+
+/// The database server's clock, in microseconds since the epoch: change scans are measured
+/// against it, not against this host's clock.
+pub fn db_clock(conn: &mut Conn) -> Result<i64, Error> {
+    let now: Option<i64> = conn
+        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+        .map_err(Error::query("reading the database clock"))?;
+    Ok(now.unwrap_or(0))
 }
 
 /// The targets with these ids (enabled or not).
@@ -143,7 +166,10 @@ pub fn by_ids(conn: &mut Conn, ids: &[TargetId]) -> Result<Vec<TargetRow>, Error
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!("SELECT {COLUMNS} FROM targets WHERE id IN ({marks})");
+        let sql = format!(
+            "SELECT {} FROM targets WHERE id IN ({marks})",
+            loader_columns()
+        );
         let rows: Vec<Row> = conn
             .exec(sql, chunk.to_vec())
             .map_err(Error::query("reading changed targets"))?;
