@@ -4,12 +4,14 @@
 //! `lifecycle::daemonize`), so the fork happens while the process has one thread.
 //!
 //! Shutdown cascades by closing channels, in this order:
-//! 1. the signal loop drops `shutdown`: the loader and the stats thread return;
+//! 1. the signal loop drops `shutdown`: the loader returns;
 //! 2. the loader's return drops the wheel's `control` sender: the wheel returns, dropping the
-//!    job sender, so workers finish the check in hand and leave their loop;
+//!    job queue, so workers finish the check in hand and leave their loop;
 //! 3. the last worker drops its `results` sender: the writer writes what is left and returns,
 //!    dropping the notifier's `wake` sender;
-//! 4. the notifier tries what is owed once more and returns.
+//! 4. once the writer is joined, `pipeline_done` is dropped: the stats thread logs its final
+//!    line (every check counted) and returns;
+//! 5. the notifier tries what is owed once more and returns.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -134,6 +136,8 @@ pub fn prepare(
 /// The running pipeline's thread handles, joined in shutdown order.
 struct Threads {
     loader: JoinHandle<()>,
+    /// Dropped once the writer is joined: the stats thread then logs its final line.
+    pipeline_done: crossbeam_channel::Sender<()>,
     stats: JoinHandle<()>,
     wheel: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
@@ -220,11 +224,13 @@ fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
         loader::run(l, interval, loader_shutdown)
     });
     let stats_interval = config.stats_interval;
+    let (pipeline_done, done_rx) = bounded::<()>(0);
     let stats = spawn("skypunch-stats", move || {
-        crate::report::run(&stats, stats_interval, shutdown)
+        crate::report::run(&stats, stats_interval, done_rx)
     });
     Threads {
         loader,
+        pipeline_done,
         stats,
         wheel,
         workers,
@@ -235,12 +241,13 @@ fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
 
 fn join(t: Threads) {
     let _ = t.loader.join();
-    let _ = t.stats.join();
     let _ = t.wheel.join();
     for w in t.workers {
         let _ = w.join();
     }
     let _ = t.writer.join();
+    drop(t.pipeline_done);
+    let _ = t.stats.join();
     let _ = t.notifier.join();
 }
 

@@ -3,7 +3,6 @@
 //! stopped, whose `total_checks` is every check the daemon made. The benchmark parses these
 //! lines; keep their keys stable.
 
-use std::sync::atomic::{fence, Ordering::Acquire};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,39 +10,22 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::stats::{quantile, Stats};
 
-/// How long the final line waits for the wheel, workers and writer to finish.
-const FINAL_WAIT: Duration = Duration::from_secs(120);
-
-/// The thread body: reports until `shutdown` closes, then logs the final line. An interval of
-/// 0 turns reporting off.
-pub fn run(stats: &Arc<Stats>, interval: Duration, shutdown: Receiver<()>) {
+/// The thread body: reports until `pipeline_done` closes, which the daemon does once the
+/// wheel, every worker and the writer have finished, so the final line's counters are
+/// complete. An interval of 0 turns reporting off.
+pub fn run(stats: &Arc<Stats>, interval: Duration, pipeline_done: Receiver<()>) {
     if interval.is_zero() {
-        let _ = shutdown.recv();
+        let _ = pipeline_done.recv();
         return;
     }
     let mut last = Window::take(stats);
-    while let Err(RecvTimeoutError::Timeout) = shutdown.recv_timeout(interval) {
+    while let Err(RecvTimeoutError::Timeout) = pipeline_done.recv_timeout(interval) {
         let now = Window::take(stats);
         log::info!("{}", line(stats, &last, &now, false));
         last = now;
     }
-    wait_for_pipeline(stats);
     let now = Window::take(stats);
     log::info!("{}", line(stats, &last, &now, true));
-}
-
-/// Shutdown closes `shutdown` before the checks in flight finish and the writer's last batch
-/// is written. The wheel, every worker and the writer each hold a clone of `stats` and drop it
-/// when their thread returns, so when this thread's is the only one left, every counter is
-/// final. Polls (only during shutdown) because no channel closes when they are done; gives up
-/// after [`FINAL_WAIT`], which outlasts a check timeout plus the writer's final flush limit.
-fn wait_for_pipeline(stats: &Arc<Stats>) {
-    let deadline = Instant::now() + FINAL_WAIT;
-    while Arc::strong_count(stats) > 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Pairs with the release decrement of each dropped clone: their counter updates are seen.
-    fence(Acquire);
 }
 
 /// The counters at one moment.
