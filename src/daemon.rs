@@ -194,13 +194,11 @@ fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
     let (wake_tx, wake_rx) = bounded(1);
 
     let notifier = notifier::spawn(config.clone(), pool.clone(), wake_rx);
-    let w = writer::Writer::new(
-        pool.clone(),
-        stats.clone(),
-        wake_tx,
-        config.max_pending_alerts,
-    );
-    let writer = spawn("skypunch-writer", move || writer::run(w, results_rx));
+    let w = writer::Writer::new(stats.clone(), wake_tx, config.max_pending_alerts);
+    let writer_pool = pool.clone();
+    let writer = spawn("skypunch-writer", move || {
+        writer::run(w, writer_pool, results_rx)
+    });
     let ports = worker::Ports {
         jobs: jobs_rx.clone(),
         finished: finished_tx,
