@@ -305,3 +305,41 @@ fn a_failing_first_check_queues_one_failure_alert_and_recovery_queues_one_succes
     ));
     assert_eq!(kinds, vec!["FAILURE", "SUCCESS"]);
 }
+
+#[test]
+fn a_stalled_database_write_does_not_hold_up_the_checks() {
+    use mysql::prelude::Queryable;
+    let db = TestDb::new();
+    let server = HttpServer::start(200);
+    let id = db.add_target(
+        "name, url, frequency",
+        &format!("'Steady', '{}', 1", server.url("/")),
+    );
+    let daemon = Daemon::start(&db);
+    wait_checks(&db, id, 1, "the first check");
+
+    // Another session holds the table: every write of the daemon waits on the lock.
+    let mut locker = db.conn();
+    locker.query_drop("LOCK TABLES targets WRITE").unwrap();
+    let logged = check_lines(&db.log(), id).len();
+    std::thread::sleep(Duration::from_secs(4));
+    let during = check_lines(&db.log(), id).len() - logged;
+    locker.query_drop("UNLOCK TABLES").unwrap();
+    drop(locker);
+    assert!(
+        during >= 3,
+        "checks went on while writes waited: {during} in 4 s"
+    );
+
+    wait_for(
+        Duration::from_secs(20),
+        "the held results to be written",
+        || (checks(&db, id) as usize >= logged + during).then_some(()),
+    );
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(
+        checks(&db, id) as usize,
+        check_lines(&db.log(), id).len(),
+        "nothing lost"
+    );
+}

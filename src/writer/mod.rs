@@ -50,6 +50,8 @@ pub struct Writer {
     alerts: VecDeque<NewAlert>,
     /// The targets of the batch the store thread is writing, if any.
     in_flight: Option<BTreeSet<TargetId>>,
+    /// Alerts dropped past `MaxPendingAlerts` during the current outage.
+    dropped_alerts: u64,
     outage: Option<Outage>,
 }
 
@@ -70,6 +72,7 @@ impl Writer {
             pending: BTreeMap::new(),
             alerts: VecDeque::new(),
             in_flight: None,
+            dropped_alerts: 0,
             outage: None,
         }
     }
@@ -114,19 +117,29 @@ impl Writer {
     }
 
     fn queue_alert(&mut self, alert: NewAlert) {
+        self.push_alert(alert);
+        Stats::add(&self.stats.alerts_queued, 1);
+    }
+
+    /// Holds an alert, dropping the oldest past `MaxPendingAlerts`: logged for the first drop
+    /// and counted after that, so a long outage does not flood the log.
+    fn push_alert(&mut self, alert: NewAlert) {
         if self.alerts.len() >= self.max_alerts {
             if let Some(lost) = self.alerts.pop_front() {
-                log::error!(
-                    "alert buffer full ({} held while the database is away): dropped the oldest, \
-                     a {} alert for target {}; raise MaxPendingAlerts to hold more",
-                    self.max_alerts,
-                    lost.kind.as_str(),
-                    lost.target_id
-                );
+                if self.dropped_alerts == 0 {
+                    log::error!(
+                        "alert buffer full ({} held while the database is away): dropping the \
+                         oldest, starting with a {} alert for target {}; raise MaxPendingAlerts \
+                         to hold more",
+                        self.max_alerts,
+                        lost.kind.as_str(),
+                        lost.target_id
+                    );
+                }
+                self.dropped_alerts += 1;
             }
         }
         self.alerts.push_back(alert);
-        Stats::add(&self.stats.alerts_queued, 1);
     }
 
     pub fn owed_rows(&self) -> usize {
@@ -215,7 +228,7 @@ impl Writer {
         }
         let newer = std::mem::take(&mut self.alerts);
         for alert in batch.alerts.into_iter().chain(newer) {
-            self.queue_alert(alert);
+            self.push_alert(alert);
         }
     }
 
@@ -246,6 +259,14 @@ impl Writer {
                  targets and {alerts} alerts held meanwhile",
                 o.since.elapsed().as_secs_f64()
             );
+        }
+        if self.dropped_alerts > 0 {
+            log::error!(
+                "{} alerts were dropped during the outage (MaxPendingAlerts {})",
+                self.dropped_alerts,
+                self.max_alerts
+            );
+            self.dropped_alerts = 0;
         }
     }
 }
@@ -415,5 +436,17 @@ mod tests {
             w.next_batch().is_none(),
             "the outage's backoff holds the retry"
         );
+    }
+
+    #[test]
+    fn past_the_alert_bound_the_oldest_are_dropped_and_counted() {
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(Arc::new(Stats::default()), wake, 3);
+        for id in 1..=5 {
+            w.queue_alert(alert(id));
+        }
+        let held: Vec<TargetId> = w.alerts.iter().map(|a| a.target_id).collect();
+        assert_eq!(held, vec![3, 4, 5]);
+        assert_eq!(w.dropped_alerts, 2);
     }
 }
