@@ -141,30 +141,11 @@ impl JobReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authn::Auth;
-    use crate::model::{Method, Target, TargetState};
+    use crate::model::Target;
     use std::time::{Duration, Instant};
 
     fn job(id: u64) -> Job {
-        let target = Target {
-            id,
-            name: String::new(),
-            url: "http://127.0.0.1/".into(),
-            method: Method::Get,
-            auth: Auth::None,
-            pass_result: 200,
-            frequency: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            request_body: None,
-            content_type: None,
-            expect_body: None,
-            max_response_ms: None,
-            follow_redirects: false,
-            verify_tls: true,
-            fail_threshold: 1,
-            revision: 0,
-            stored: TargetState::default(),
-        };
+        let target = Target::new(id, "http://127.0.0.1/");
         Job {
             target: Arc::new(target),
             due: Instant::now(),

@@ -120,6 +120,32 @@ pub struct Target {
     pub stored: TargetState,
 }
 
+impl Target {
+    /// The target a new row gets when only its id and URL are given: GET, no authentication,
+    /// expect 200, every 60 s, a 10 s timeout (the schema's defaults), state NEW.
+    pub fn new(id: TargetId, url: &str) -> Target {
+        Target {
+            id,
+            name: String::new(),
+            url: url.to_string(),
+            method: Method::Get,
+            auth: Auth::None,
+            pass_result: 200,
+            frequency: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            request_body: None,
+            content_type: None,
+            expect_body: None,
+            max_response_ms: None,
+            follow_redirects: false,
+            verify_tls: true,
+            fail_threshold: 1,
+            revision: 0,
+            stored: TargetState::default(),
+        }
+    }
+}
+
 /// The part of a target's row that the state machine reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetState {

@@ -243,28 +243,12 @@ fn hand_out(ready: &mut VecDeque<Job>, jobs: &JobSender) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authn::Auth;
-    use crate::model::{Method, TargetState};
 
     fn target(id: TargetId, seconds: u64) -> Arc<Target> {
+        let frequency = Duration::from_secs(seconds);
         Arc::new(Target {
-            id,
-            name: format!("t{id}"),
-            url: "http://127.0.0.1/".into(),
-            method: Method::Get,
-            auth: Auth::None,
-            pass_result: 200,
-            frequency: Duration::from_secs(seconds),
-            timeout: Duration::from_secs(1),
-            request_body: None,
-            content_type: None,
-            expect_body: None,
-            max_response_ms: None,
-            follow_redirects: false,
-            verify_tls: true,
-            fail_threshold: 1,
-            revision: 0,
-            stored: TargetState::default(),
+            frequency,
+            ..Target::new(id, "http://127.0.0.1/")
         })
     }
 

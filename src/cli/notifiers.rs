@@ -1,6 +1,6 @@
 //! `skypunch notifiers [ID [enable | disable | test]]`.
 
-use super::table::Table;
+use super::table::{yes_no, Table};
 use super::{parse_id, Error, USAGE};
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow};
@@ -46,10 +46,6 @@ pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
 fn find(conn: &mut db::Conn, word: &str) -> Result<NotifierRow, Error> {
     let id = parse_id(word)?;
     db::notifiers::get(conn, id)?.ok_or_else(|| Error::failed(format!("id: {id} does not exist")))
-}
-
-fn yes_no(b: bool) -> String {
-    if b { "Yes" } else { "No" }.to_string()
 }
 
 /// ID, Name, Type, Address, Enabled, Pass Count, Fail Count.

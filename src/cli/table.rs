@@ -1,5 +1,10 @@
 //! Plain-text tables for the CLI, in the original's boxed style.
 
+/// A flag as the original's tables showed it.
+pub fn yes_no(b: bool) -> String {
+    if b { "Yes" } else { "No" }.to_string()
+}
+
 /// A table of rows of cells; the first row is the header.
 pub struct Table {
     rows: Vec<Vec<String>>,

@@ -1,6 +1,6 @@
 //! `skypunch targets [ID [enable | disable | test]]`.
 
-use super::table::Table;
+use super::table::{yes_no, Table};
 use super::{parse_id, Error, USAGE};
 use crate::authn;
 use crate::config::Config;
@@ -48,10 +48,6 @@ pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
 fn find(conn: &mut db::Conn, word: &str) -> Result<TargetRow, Error> {
     let id = parse_id(word)?;
     db::targets::get(conn, id)?.ok_or_else(|| Error::failed(format!("id: {id} does not exist")))
-}
-
-fn yes_no(b: bool) -> String {
-    if b { "Yes" } else { "No" }.to_string()
 }
 
 /// The original's list: ID, Name, Status, LastUpdated, Enabled, Pass Count, Fail Count.

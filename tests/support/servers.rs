@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use skypunch::authn::Auth;
-use skypunch::model::{Method, Target, TargetState};
+use skypunch::model::Target;
 
 /// A request as the server saw it; header names lower-cased.
 #[derive(Debug, Clone, Default)]
@@ -192,22 +191,9 @@ fn tls_config() -> Arc<rustls::ServerConfig> {
 /// A target with the defaults of a new row, checking `url` with a 2 s timeout.
 pub fn target(url: &str) -> Target {
     Target {
-        id: 1,
         name: "test".into(),
-        url: url.into(),
-        method: Method::Get,
-        auth: Auth::None,
-        pass_result: 200,
         frequency: Duration::from_secs(10),
         timeout: Duration::from_secs(2),
-        request_body: None,
-        content_type: None,
-        expect_body: None,
-        max_response_ms: None,
-        follow_redirects: false,
-        verify_tls: true,
-        fail_threshold: 1,
-        revision: 0,
-        stored: TargetState::default(),
+        ..Target::new(1, url)
     }
 }
