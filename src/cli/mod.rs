@@ -34,9 +34,7 @@ Commands:
   notifiers ID enable    enable a notifier (disable: stop sending to it)
   notifiers ID test      send a test message through a notifier now
   init-db                create the skypunch tables in the configured database
-  upgrade-db             upgrade a 1.0 database (the original skypunch) to 2.0 in place
-
-Options:";
+  upgrade-db             upgrade a 1.0 database (the original skypunch) to 2.0 in place";
 
 /// What went wrong, and the exit code that says so.
 #[derive(Debug)]
