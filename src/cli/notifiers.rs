@@ -34,8 +34,7 @@ pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
         }
         [id, "test"] => {
             let row = find(&mut conn, id)?;
-            drop(conn);
-            notifier::send_test(config, &pool, &row).map_err(Error::failed)
+            notifier::send_test(config, &row).map_err(Error::failed)
         }
         [_, word, ..] => Err(Error::usage(format!(
             "unknown notifiers command `{word}`\n{USAGE}"

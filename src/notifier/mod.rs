@@ -71,7 +71,7 @@ fn run(config: &Config, pool: &Pool, wake: &Receiver<()>) {
 /// `skypunch notifiers ID test`: sends a test message now (enabled or not; it is not counted
 /// in the notifier's pass or fail count) and prints the SMTP outcome; `Err(reason)` on
 /// failure.
-pub fn send_test(config: &Config, _pool: &Pool, row: &NotifierRow) -> Result<(), String> {
+pub fn send_test(config: &Config, row: &NotifierRow) -> Result<(), String> {
     let mailer = smtp::Mailer::build(row, &config.notify.from, config.notify.smtp_timeout)?;
     let rendered = message::render_test(&row.name, &mailer.server());
     let msg = message::build(&rendered, &mailer.from, &mailer.to)?;
