@@ -189,7 +189,7 @@ fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
     }));
     let (control_tx, control_rx) = unbounded();
     let (finished_tx, finished_rx) = unbounded();
-    let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4, config.workers);
+    let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4);
     let (results_tx, results_rx) = bounded(writer::RESULTS_QUEUE);
     let (wake_tx, wake_rx) = bounded(1);
 

@@ -5,7 +5,7 @@
 //! `sched_yield` about ten times before it parks. With 64 workers going idle after every
 //! 10 ms batch of dispatches, that spinning measured 9% of the daemon's CPU at 15,000 checks a
 //! second. Workers here only `try_recv`, and sleep on a condition variable (a futex, no
-//! spinning) when the channel is empty; the wheel rings once per job it sends.
+//! spinning) when the channel is empty; the wheel rings after each job it sends.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -13,15 +13,17 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::model::Job;
 
-/// Wake-ups owed to sleeping workers, as permits; `closed` once the sender is gone.
+/// Where idle workers sleep. A worker goes to sleep only after seeing, under the lock, that
+/// the channel is empty; the wheel rings under the same lock after each job it queued, and
+/// only when someone sleeps. So no job waits for a worker that is about to sleep, and a busy
+/// pool makes no wake-up calls at all.
 struct Doorbell {
     state: Mutex<Bell>,
     rung: Condvar,
-    max_permits: usize,
 }
 
 struct Bell {
-    permits: usize,
+    sleepers: usize,
     closed: bool,
 }
 
@@ -30,14 +32,9 @@ impl Doorbell {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn ring(&self, n: usize) {
-        let mut bell = self.lock();
-        bell.permits = (bell.permits + n).min(self.max_permits);
-        drop(bell);
-        if n >= self.max_permits {
-            self.rung.notify_all();
-        } else {
-            (0..n).for_each(|_| self.rung.notify_one());
+    fn ring(&self) {
+        if self.lock().sleepers > 0 {
+            self.rung.notify_one();
         }
     }
 
@@ -46,12 +43,15 @@ impl Doorbell {
         self.rung.notify_all();
     }
 
-    fn wait(&self) {
+    /// Sleeps until rung, unless `rx` already holds a job or the queue is closed.
+    fn wait(&self, rx: &Receiver<Job>) {
         let mut bell = self.lock();
-        while bell.permits == 0 && !bell.closed {
-            bell = self.rung.wait(bell).unwrap_or_else(|p| p.into_inner());
+        if bell.closed || !rx.is_empty() {
+            return;
         }
-        bell.permits = bell.permits.saturating_sub(1);
+        bell.sleepers += 1;
+        bell = self.rung.wait(bell).unwrap_or_else(|p| p.into_inner());
+        bell.sleepers -= 1;
     }
 }
 
@@ -68,16 +68,15 @@ pub struct JobReceiver {
     bell: Arc<Doorbell>,
 }
 
-/// A queue holding at most `capacity` jobs, for `workers` workers.
-pub fn queue(capacity: usize, workers: usize) -> (JobSender, JobReceiver) {
+/// A queue holding at most `capacity` jobs.
+pub fn queue(capacity: usize) -> (JobSender, JobReceiver) {
     let (tx, rx) = bounded(capacity);
     let bell = Arc::new(Doorbell {
         state: Mutex::new(Bell {
-            permits: 0,
+            sleepers: 0,
             closed: false,
         }),
         rung: Condvar::new(),
-        max_permits: workers.max(1),
     });
     (
         JobSender {
@@ -94,7 +93,7 @@ impl JobSender {
         let Some(tx) = &self.tx else { return Err(job) };
         match tx.try_send(job) {
             Ok(()) => {
-                self.bell.ring(1);
+                self.bell.ring();
                 Ok(())
             }
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(job),
@@ -126,7 +125,7 @@ impl JobReceiver {
         loop {
             match self.rx.try_recv() {
                 Ok(job) => return Some(job),
-                Err(TryRecvError::Empty) => self.bell.wait(),
+                Err(TryRecvError::Empty) => self.bell.wait(&self.rx),
                 Err(TryRecvError::Disconnected) => return None,
             }
         }
@@ -154,7 +153,7 @@ mod tests {
 
     #[test]
     fn every_job_reaches_a_sleeping_worker_and_closing_stops_them() {
-        let (tx, rx) = queue(4, 3);
+        let (tx, rx) = queue(4);
         let workers: Vec<_> = (0..3)
             .map(|_| {
                 let rx = rx.clone();
@@ -185,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_gives_the_job_back() {
-        let (tx, rx) = queue(1, 1);
+        let (tx, rx) = queue(1);
         assert!(tx.try_send(job(1)).is_ok());
         assert_eq!(tx.try_send(job(2)).unwrap_err().target.id, 2);
         assert_eq!(rx.discard_queued(), 1);
