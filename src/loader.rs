@@ -27,6 +27,8 @@ pub struct Loader {
     pool: Pool,
     wheel: Sender<Control>,
     known: HashMap<TargetId, i64>,
+    /// Enabled rows that do not validate, with the reason written to them.
+    invalid: HashMap<TargetId, String>,
     /// The database clock at the previous scan (microseconds).
     scanned_at: i64,
     loaded: bool,
@@ -39,6 +41,7 @@ impl Loader {
             pool,
             wheel,
             known: HashMap::new(),
+            invalid: HashMap::new(),
             scanned_at: 0,
             loaded: false,
             outage_logged: false,
@@ -113,6 +116,19 @@ impl Loader {
             let unseen = self.reconcile(&mut conn)?;
             self.refresh(&mut conn, &unseen)?;
         }
+        self.keep_config_errors(&mut conn)
+    }
+
+    /// Marks again a row whose `config error: ...` was overwritten without an edit: a check
+    /// that was in flight when the row was edited into a bad one writes its (older) result
+    /// over the error, and no revision change would bring the loader back to it.
+    fn keep_config_errors(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
+        let ids: Vec<TargetId> = self.invalid.keys().copied().collect();
+        for id in db::targets::without_config_error(conn, &ids)? {
+            if let Some(reason) = self.invalid.get(&id) {
+                db::targets::mark_config_error(conn, id, reason)?;
+            }
+        }
         Ok(())
     }
 
@@ -125,6 +141,7 @@ impl Loader {
             if row.enabled {
                 self.apply(conn, &row, false)?;
             } else if self.known.remove(&row.id).is_some() {
+                self.invalid.remove(&row.id);
                 log::info!("[{}] target disabled: no longer checked", row.id);
                 let _ = self.wheel.send(Control::Remove(row.id));
             }
@@ -144,6 +161,7 @@ impl Loader {
             .collect();
         for id in gone {
             self.known.remove(&id);
+            self.invalid.remove(&id);
             log::info!("[{id}] target deleted: no longer checked");
             let _ = self.wheel.send(Control::Remove(id));
         }
@@ -163,6 +181,7 @@ impl Loader {
         self.known.insert(row.id, row.revision);
         match target::from_row(row) {
             Ok(t) => {
+                self.invalid.remove(&row.id);
                 if !first {
                     log::info!(
                         "[{}] target {} scheduled every {}s",
@@ -191,6 +210,7 @@ impl Loader {
                 if !already {
                     db::targets::mark_config_error(conn, row.id, &reason)?;
                 }
+                self.invalid.insert(row.id, reason);
                 Ok(false)
             }
         }

@@ -343,3 +343,35 @@ fn a_stalled_database_write_does_not_hold_up_the_checks() {
         "nothing lost"
     );
 }
+
+#[test]
+fn a_config_error_overwritten_without_an_edit_is_marked_again() {
+    let db = TestDb::new();
+    let id = db.add_target(
+        "name, url, method",
+        "'Broken', 'http://127.0.0.1:1/', 'FETCH'",
+    );
+    let daemon = Daemon::start(&db);
+    let status = |db: &TestDb| -> (String, String) {
+        db.one(&format!(
+            "SELECT status, status_description FROM targets WHERE id = {id}"
+        ))
+    };
+    wait_for(Duration::from_secs(10), "the config error", || {
+        status(&db).1.starts_with("config error:").then_some(())
+    });
+    // What a check still in flight when the row went bad would do: write a result over the
+    // error without changing the row's revision.
+    db.exec(&format!(
+        "UPDATE targets SET status = 'PASS', status_description = 'OK', \
+         config_changed = config_changed WHERE id = {id}"
+    ));
+    wait_for(
+        Duration::from_secs(10),
+        "the config error to be marked again",
+        || {
+            (status(&db) == ("FAIL".into(), "config error: unknown method `FETCH`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS".into())).then_some(())
+        },
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}

@@ -212,6 +212,23 @@ pub fn set_enabled(conn: &mut Conn, id: TargetId, enabled: bool) -> Result<bool,
     Ok(conn.affected_rows() > 0 || get(conn, id)?.is_some())
 }
 
+/// Of these rows, the ones (still enabled) whose status is not a `config error: ...` FAIL.
+pub fn without_config_error(conn: &mut Conn, ids: &[TargetId]) -> Result<Vec<TargetId>, Error> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT id FROM targets WHERE id IN ({marks}) AND enabled AND NOT \
+             (status = 'FAIL' AND status_description LIKE 'config error:%')"
+        );
+        let found: Vec<TargetId> = conn
+            .exec(sql, chunk.to_vec())
+            .map_err(Error::query("checking config errors"))?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 /// Marks a row that does not validate: FAIL with `config error: ...`, its revision kept so
 /// that the write is not mistaken for an operator's edit.
 pub fn mark_config_error(conn: &mut Conn, id: TargetId, description: &str) -> Result<(), Error> {
