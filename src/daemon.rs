@@ -103,15 +103,9 @@ pub fn prepare(
     log: &LogFile,
     started: &mut dyn FnMut(Startup),
 ) -> Result<Option<Pool>, String> {
-    let described = config.db.describe();
     let mut logged = false;
     loop {
-        let attempt = db::connect(&config.db).and_then(|pool| {
-            let mut conn = db::checkout(&pool)?;
-            db::schema::check(&mut conn, &described)?;
-            drop(conn);
-            Ok(pool)
-        });
+        let attempt = db::open(&config.db).map(|(pool, _)| pool);
         match attempt {
             Ok(pool) => return Ok(Some(pool)),
             Err(e) if wait_for_db && e.is_outage() => {

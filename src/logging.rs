@@ -50,14 +50,6 @@ impl LogFile {
         Ok(())
     }
 
-    pub fn path(&self) -> PathBuf {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .path
-            .clone()
-    }
-
     /// Appends one whole line. A failed write (a full disk) is dropped: logging must never
     /// stop a check.
     fn write_line(&self, line: &[u8]) {

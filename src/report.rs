@@ -32,6 +32,8 @@ pub fn run(stats: &Arc<Stats>, interval: Duration, pipeline_done: Receiver<()>) 
 struct Window {
     at: Instant,
     checks: u64,
+    fails: u64,
+    alerts: u64,
     written: u64,
     batches: u64,
     rows: u64,
@@ -45,6 +47,8 @@ impl Window {
         Window {
             at: Instant::now(),
             checks: Stats::get(&s.checks),
+            fails: Stats::get(&s.fails),
+            alerts: Stats::get(&s.alerts_queued),
             written: Stats::get(&s.results_written),
             batches: Stats::get(&s.batches),
             rows: Stats::get(&s.rows_written),
@@ -67,7 +71,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         "stats: checks={} total_checks={} rate={:.1}/s lag_p50_ms={} lag_p99_ms={} lag_max_ms={} \
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
-         lag_window_max_ms={} final={}",
+         lag_window_max_ms={} fails={} alerts={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -84,6 +88,8 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         b.checks.saturating_sub(b.written),
         Stats::get(&s.queue_depth),
         ms(quantile(&a.lag, &b.lag, 1.0)),
+        b.fails - a.fails,
+        b.alerts - a.alerts,
         u8::from(last),
     )
 }

@@ -86,7 +86,6 @@ pub fn quantile(before: &[u64], after: &[u64], q: f64) -> Duration {
 #[derive(Default)]
 pub struct Stats {
     pub checks: AtomicU64,
-    pub passes: AtomicU64,
     pub fails: AtomicU64,
     pub lag: Histogram,
     pub duration: Histogram,

@@ -203,6 +203,15 @@ pub fn load_config(inv: &Invocation) -> Result<config::Config, Error> {
     Ok(loaded.config)
 }
 
+/// `enable` or `disable`: the flag to set, and the word the original's message used.
+pub fn toggle(word: &str) -> (bool, &'static str) {
+    if word == "enable" {
+        (true, "Enabled")
+    } else {
+        (false, "Disabled")
+    }
+}
+
 /// Parses an id word the way the original did.
 pub fn parse_id(word: &str) -> Result<u64, Error> {
     word.parse::<u64>()

@@ -1,15 +1,13 @@
 //! `skypunch targets [ID [enable | disable | test]]`.
 
 use super::table::{yes_no, Table};
-use super::{parse_id, Error, USAGE};
+use super::{parse_id, toggle, Error, USAGE};
 use crate::authn;
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow};
 
 pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
-    let pool = db::connect(&config.db)?;
-    let mut conn = db::checkout(&pool)?;
-    db::schema::check(&mut conn, &config.db.describe())?;
+    let (pool, mut conn) = db::open(&config.db)?;
     match words {
         [] => {
             print!("{}", list(&db::targets::all(&mut conn)?));
@@ -25,12 +23,8 @@ pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
         }
         [id, word @ ("enable" | "disable")] => {
             let row = find(&mut conn, id)?;
-            db::targets::set_enabled(&mut conn, row.id, *word == "enable")?;
-            let done = if *word == "enable" {
-                "Enabled"
-            } else {
-                "Disabled"
-            };
+            let (enable, done) = toggle(word);
+            db::targets::set_enabled(&mut conn, row.id, enable)?;
             println!("Target: {} has been {done}", row.name);
             Ok(())
         }

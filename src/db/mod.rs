@@ -30,8 +30,6 @@ pub enum Error {
     Query { what: String, reason: String },
     /// The database holds no skypunch schema, or one this program cannot use.
     Schema(String),
-    /// A row that a command names does not exist.
-    NotFound(String),
 }
 
 impl fmt::Display for Error {
@@ -42,7 +40,6 @@ impl fmt::Display for Error {
             }
             Error::Query { what, reason } => write!(f, "database error while {what}: {reason}"),
             Error::Schema(msg) => f.write_str(msg),
-            Error::NotFound(msg) => f.write_str(msg),
         }
     }
 }
@@ -111,6 +108,15 @@ pub fn connect(cfg: &DbConfig) -> Result<Pool, Error> {
     let pool = builder(cfg).build_unchecked(manager(cfg));
     checkout_from(&pool, cfg)?;
     Ok(pool)
+}
+
+/// A pool, a connection from it, and the schema checked: what every command that reads the
+/// tables starts with.
+pub fn open(cfg: &DbConfig) -> Result<(Pool, Conn), Error> {
+    let pool = connect(cfg)?;
+    let mut conn = checkout(&pool)?;
+    schema::check(&mut conn, &cfg.describe())?;
+    Ok((pool, conn))
 }
 
 /// A pool that connects lazily: the daemon keeps running while the database is down and its

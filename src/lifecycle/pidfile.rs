@@ -130,10 +130,6 @@ impl PidFile {
             "the file kept being replaced while locking it",
         )))
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for PidFile {
