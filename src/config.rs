@@ -56,6 +56,7 @@ pub const KEYS: &[Key] = &[
     key("settings", "MaxBodyBytes", "1048576"),
     key("settings", "TokenLifetime", "3600"),
     key("settings", "MaxPendingAlerts", "10000"),
+    key("settings", "StopTimeout", "30"),
     Key {
         aliases: &["Host"],
         ..key("database", "Location", "localhost")
@@ -74,6 +75,9 @@ pub const KEYS: &[Key] = &[
     ),
     key("database", "PoolSize", "8"),
     key("database", "ConnectTimeout", "5"),
+    key("database", "ReadTimeout", "10"),
+    key("database", "WriteTimeout", "10"),
+    key("database", "LockWaitTimeout", "5"),
     key("notifications", "From", "SkyPunch <skypunch@example.com>"),
     key("notifications", "SmtpTimeout", "20"),
     key("notifications", "RetryInitial", "10"),
@@ -116,6 +120,8 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub token_lifetime: Duration,
     pub max_pending_alerts: usize,
+    /// How long a stop may take: the process is gone this long after SIGTERM.
+    pub stop_timeout: Duration,
     pub db: DbConfig,
     pub notify: NotifyConfig,
 }
@@ -130,6 +136,12 @@ pub struct DbConfig {
     pub name: String,
     pub pool_size: u32,
     pub connect_timeout: Duration,
+    /// Bounds on every statement's reply and request.
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    /// The session's `innodb_lock_wait_timeout`: a row lock held longer by another client
+    /// fails the write with error 1205, which is retried.
+    pub lock_wait_timeout: Duration,
 }
 
 /// How the notifier thread sends and retries.
@@ -153,6 +165,9 @@ impl fmt::Debug for DbConfig {
             .field("name", &self.name)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("lock_wait_timeout", &self.lock_wait_timeout)
             .finish()
     }
 }
@@ -228,6 +243,23 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            host: "localhost".into(),
+            port: 3306,
+            user: "root".into(),
+            password: String::new(),
+            name: "skypunch".into(),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            lock_wait_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -241,15 +273,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             token_lifetime: Duration::from_secs(3600),
             max_pending_alerts: 10_000,
-            db: DbConfig {
-                host: "localhost".into(),
-                port: 3306,
-                user: "root".into(),
-                password: String::new(),
-                name: "skypunch".into(),
-                pool_size: 8,
-                connect_timeout: Duration::from_secs(5),
-            },
+            stop_timeout: Duration::from_secs(30),
+            db: DbConfig::default(),
             notify: NotifyConfig {
                 from: "SkyPunch <skypunch@localhost>".into(),
                 smtp_timeout: Duration::from_secs(20),
@@ -470,6 +495,7 @@ fn apply_settings(
         "maxbodybytes" => config.max_body_bytes = at.number(value, 1024, 1 << 30)?,
         "tokenlifetime" => config.token_lifetime = at.seconds(value, 60, 86400)?,
         "maxpendingalerts" => config.max_pending_alerts = at.number(value, 100, 10_000_000)?,
+        "stoptimeout" => config.stop_timeout = at.seconds(value, 1, 3600)?,
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)
@@ -500,6 +526,9 @@ fn apply_database(
         "url" => apply_db_url(db, at, value)?,
         "poolsize" => db.pool_size = at.number(value, 1, 256)?,
         "connecttimeout" => db.connect_timeout = at.seconds(value, 1, 300)?,
+        "readtimeout" => db.read_timeout = at.seconds(value, 1, 3600)?,
+        "writetimeout" => db.write_timeout = at.seconds(value, 1, 3600)?,
+        "lockwaittimeout" => db.lock_wait_timeout = at.seconds(value, 1, 3600)?,
         _ => return Ok(Some(unknown(at, &known_hint("database")))),
     }
     Ok(None)

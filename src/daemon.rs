@@ -1,31 +1,41 @@
-//! Starts the pipeline's threads on the main thread, waits for signals, and shuts the threads
-//! down in order. Start-up ([`serve`]) takes the pid file, opens the log and connects before
-//! the first pipeline thread starts; `skypunch start` forks before calling it (see
-//! `lifecycle::daemonize`), so the fork happens while the process has one thread.
+//! Starts the pipeline's threads on the main thread, waits for signals and for any thread's
+//! end, and shuts the threads down in order within `StopTimeout`. Start-up ([`serve`]) takes
+//! the pid file, opens the log and connects before the first pipeline thread starts, and
+//! reports "started" only once every thread runs; `skypunch start` forks before calling it
+//! (see `lifecycle::daemonize`), so the fork happens while the process has one thread.
 //!
-//! Shutdown cascades by closing channels, in this order:
-//! 1. the signal loop drops `shutdown`: the loader returns;
-//! 2. the loader's return drops the wheel's `control` sender: the wheel returns, dropping the
-//!    job queue, so workers finish the check in hand and leave their loop;
-//! 3. the last worker drops its `results` sender: the writer writes what is left and returns,
-//!    dropping the notifier's `wake` sender;
-//! 4. once the writer is joined, `pipeline_done` is dropped: the stats thread logs its final
-//!    line (every check counted) and returns;
-//! 5. the notifier tries what is owed once more and returns.
+//! Shutdown, on SIGTERM or SIGINT, or when a pipeline thread ends unexpectedly:
+//! 1. the main thread pulls the stop trigger with a deadline of `StopTimeout`: the wheel
+//!    dispatches nothing more, the loader and the notifier leave between two statements or
+//!    two deliveries;
+//! 2. the wheel's return closes the job queue: workers finish the check in hand and leave;
+//! 3. the last worker and the loader drop their report senders: the writer writes what is
+//!    left until shortly before the deadline, then returns, dropping the notifier's `wake`
+//!    and the store thread's batch sender;
+//! 4. once the writer has ended, `pipeline_done` is dropped: the stats thread logs its final
+//!    line and returns;
+//! 5. the notifier makes its last, bounded pass and returns.
+//!
+//! The main thread waits for all of them until the deadline (a second SIGTERM or SIGINT cuts
+//! the wait short), then logs what was left unwritten and exits: 0 when nothing was left,
+//! 1 when work was left, 70 when a thread ended unexpectedly. Whatever the database does, the
+//! process is gone within `StopTimeout` plus the few milliseconds this takes.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::Instant;
 
-use crossbeam_channel::{bounded, unbounded, Receiver};
+use crossbeam_channel::{bounded, select, unbounded, Sender};
 
 use crate::check::{CheckSettings, Checker};
 use crate::config::{self, Config};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::lifecycle::{PidFile, StartError};
 use crate::logging::LogFile;
+use crate::signals::{Forwarded, Signal, Signals};
 use crate::stats::Stats;
+use crate::stop::{self, StopTrigger};
+use crate::threads::{self, Ended, Supervisor};
 use crate::{loader, notifier, state, target, wheel, worker, writer};
 
 /// How the daemon was asked to start.
@@ -50,24 +60,47 @@ pub enum Startup {
     WaitingForDatabase(String),
 }
 
+/// How a daemon that started ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped with every check written and every alert queued.
+    Clean,
+    /// Stopped, but the database did not take everything in time (logged).
+    WorkLeft,
+    /// A pipeline thread ended unexpectedly (logged); systemd's `Restart=on-failure` restarts.
+    ThreadDied,
+}
+
+impl Exit {
+    /// The process's exit status: 0, 1, or 70 (EX_SOFTWARE).
+    pub fn code(&self) -> u8 {
+        match self {
+            Exit::Clean => 0,
+            Exit::WorkLeft => 1,
+            Exit::ThreadDied => 70,
+        }
+    }
+}
+
 /// Runs the daemon in this process, attached to the terminal (systemd, tests), until SIGTERM
 /// or SIGINT.
-pub fn run_foreground(config: Config, opts: &Options) -> Result<(), StartError> {
+pub fn run_foreground(config: Config, opts: &Options) -> Result<Exit, StartError> {
     serve(config, opts, &mut |_| {})
 }
 
 /// The daemon from start to exit, in this process: takes the pid file, opens the log, installs
-/// the signal handlers, connects and checks the schema, calls `started`, then runs the
-/// pipeline until SIGTERM or SIGINT and removes the pid file. An `Err` before `started` was
-/// called with [`Startup::Ready`] is a start-up failure.
+/// the signal handlers, connects and checks the schema, starts every thread, calls `started`,
+/// then runs the pipeline until it stops and removes the pid file. An `Err` is a start-up
+/// failure (`started` was not called with [`Startup::Ready`]).
 pub fn serve(
     config: Config,
     opts: &Options,
     started: &mut dyn FnMut(Startup),
-) -> Result<(), StartError> {
+) -> Result<Exit, StartError> {
     let pid_file = PidFile::acquire(&config.pid_file)?;
     let log = LogFile::open(&config.log_file)?;
     crate::logging::install(&log, config.log_level, opts.echo)?;
+    threads::install_panic_hook();
     // The CLI printed the file's warnings (a password readable by everyone, unknown keys) on
     // stderr, which a daemon away from its terminal loses: the log keeps them.
     if let Some(Ok(loaded)) = config.source.as_deref().map(config::load_file) {
@@ -75,22 +108,37 @@ pub fn serve(
             log::warn!("{w}");
         }
     }
-    let mut signals = crate::signals::Signals::new()?;
+    let mut signals = Signals::new()?;
     let pool = match prepare(&config, opts.wait_for_db, &mut signals, &log, started) {
         Ok(Some(pool)) => pool,
         Ok(None) => {
             log::info!("stopped while waiting for the database");
-            return Ok(());
+            return Ok(Exit::Clean);
         }
-        Err(e) => {
-            log::error!("not started: {e}");
-            return Err(e.into());
-        }
+        Err(e) => return Err(not_started(e)),
     };
+    let config = Arc::new(config);
+    let running = start(&config, pool).map_err(not_started)?;
+    let signals = signals.forward().map_err(not_started)?;
+    log::info!(
+        "skypunch {} started: {} workers, database {}, config {}",
+        crate::cli::VERSION,
+        config.workers,
+        config.db.describe(),
+        config
+            .source
+            .as_deref()
+            .map_or("(defaults)".into(), |p| p.display().to_string())
+    );
     started(Startup::Ready);
-    let outcome = run(config, pool, log, signals, opts);
+    let exit = supervise(running, &signals, &log, opts, &config);
     drop(pid_file);
-    outcome.map_err(StartError::Failed)
+    Ok(exit)
+}
+
+fn not_started(reason: String) -> StartError {
+    log::error!("not started: {reason}");
+    StartError::Failed(reason)
 }
 
 /// Connects and checks the schema: the checks that make `start` fail on the terminal. With
@@ -99,7 +147,7 @@ pub fn serve(
 pub fn prepare(
     config: &Config,
     wait_for_db: bool,
-    signals: &mut crate::signals::Signals,
+    signals: &mut Signals,
     log: &LogFile,
     started: &mut dyn FnMut(Startup),
 ) -> Result<Option<Pool>, String> {
@@ -119,7 +167,7 @@ pub fn prepare(
                     if signals.stop_requested(log) {
                         return Ok(None);
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             }
             Err(e) => return Err(e.to_string()),
@@ -127,56 +175,21 @@ pub fn prepare(
     }
 }
 
-/// The running pipeline's thread handles, joined in shutdown order.
-struct Threads {
-    loader: JoinHandle<()>,
-    /// Dropped once the writer is joined: the stats thread then logs its final line.
-    pipeline_done: crossbeam_channel::Sender<()>,
-    stats: JoinHandle<()>,
-    wheel: JoinHandle<()>,
-    workers: Vec<JoinHandle<()>>,
-    writer: JoinHandle<()>,
-    notifier: JoinHandle<()>,
+/// The running pipeline, as the main thread holds it.
+struct Running {
+    threads: Supervisor,
+    trigger: StopTrigger,
+    /// Dropped once the writer has ended: the stats thread then logs its final line.
+    pipeline_done: Option<Sender<()>>,
+    stats: Arc<Stats>,
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .expect("spawning a daemon thread")
-}
-
-/// Runs the pipeline until a stop signal; returns once every thread has finished.
-pub fn run(
-    config: Config,
-    pool: Pool,
-    log: LogFile,
-    signals: crate::signals::Signals,
-    opts: &Options,
-) -> Result<(), String> {
-    let config = Arc::new(config);
-    log::info!(
-        "skypunch {} started: {} workers, database {}, config {}",
-        crate::cli::VERSION,
-        config.workers,
-        config.db.describe(),
-        config
-            .source
-            .as_deref()
-            .map_or("(defaults)".into(), |p| p.display().to_string())
-    );
-    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
-    let threads = start(&config, pool, shutdown_rx);
-    signals.wait(&log, opts, &config);
-    log::info!("stopping: no new checks; waiting for the checks in flight");
-    drop(shutdown_tx);
-    join(threads);
-    log::info!("skypunch stopped");
-    Ok(())
-}
-
-fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
+/// Starts every pipeline thread; an error if one cannot be started (the ones already
+/// started stop when the returned error drops the stop trigger).
+fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     let stats = Arc::new(Stats::default());
+    let (trigger, stop) = stop::request();
+    let mut threads = Supervisor::default();
     let checker = Arc::new(Checker::new(CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
@@ -184,63 +197,195 @@ fn start(config: &Arc<Config>, pool: Pool, shutdown: Receiver<()>) -> Threads {
     let (control_tx, control_rx) = unbounded();
     let (finished_tx, finished_rx) = unbounded();
     let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4);
-    let (results_tx, results_rx) = bounded(writer::RESULTS_QUEUE);
+    let (reports_tx, reports_rx) = bounded(writer::RESULTS_QUEUE);
     let (wake_tx, wake_rx) = bounded(1);
+    let (store, store_ends) = writer::store_channels();
 
-    let notifier = notifier::spawn(config.clone(), pool.clone(), wake_rx);
+    let (p, s) = (pool.clone(), stats.clone());
+    threads.spawn("skypunch-store", None, move || {
+        writer::run_store(p, s, store_ends)
+    })?;
     let w = writer::Writer::new(stats.clone(), wake_tx, config.max_pending_alerts);
-    let writer_pool = pool.clone();
-    let writer = spawn("skypunch-writer", move || {
-        writer::run(w, writer_pool, results_rx)
-    });
+    let writer_stop = stop.clone();
+    threads.spawn("skypunch-writer", None, move || {
+        writer::run(w, reports_rx, store, writer_stop)
+    })?;
+    let (c, p, st) = (config.clone(), pool.clone(), stop.clone());
+    threads.spawn("skypunch-notifier", None, move || {
+        notifier::run(&c, &p, &wake_rx, &st)
+    })?;
     let ports = worker::Ports {
         jobs: jobs_rx.clone(),
         finished: finished_tx,
-        results: results_tx,
+        results: reports_tx.clone(),
     };
-    let workers = worker::spawn(config.workers, checker, ports, stats.clone());
+    worker::spawn(&mut threads, config.workers, checker, ports, stats.clone())?;
     let wheel_ports = wheel::Ports {
         control: control_rx,
+        stop: stop.clone(),
         finished: finished_rx,
         jobs: jobs_tx,
         unstarted: jobs_rx,
     };
-    let wheel_stats = stats.clone();
-    let wheel = spawn("skypunch-wheel", move || {
-        wheel::run(wheel_ports, wheel_stats)
-    });
-    let l = loader::Loader::new(pool, control_tx);
+    let s = stats.clone();
+    threads.spawn("skypunch-wheel", None, move || wheel::run(wheel_ports, s))?;
+    let l = loader::Loader::new(pool, control_tx, reports_tx, stop);
     let interval = config.reload_interval;
-    let loader_shutdown = shutdown.clone();
-    let loader = spawn("skypunch-loader", move || {
-        loader::run(l, interval, loader_shutdown)
-    });
-    let stats_interval = config.stats_interval;
+    threads.spawn("skypunch-loader", None, move || loader::run(l, interval))?;
     let (pipeline_done, done_rx) = bounded::<()>(0);
-    let stats = spawn("skypunch-stats", move || {
-        crate::report::run(&stats, stats_interval, done_rx)
-    });
-    Threads {
-        loader,
-        pipeline_done,
+    let (s, interval) = (stats.clone(), config.stats_interval);
+    threads.spawn("skypunch-stats", None, move || {
+        crate::report::run(&s, interval, done_rx)
+    })?;
+    Ok(Running {
+        threads,
+        trigger,
+        pipeline_done: Some(pipeline_done),
         stats,
-        wheel,
-        workers,
-        writer,
-        notifier,
+    })
+}
+
+/// Why the daemon stops.
+enum Cause {
+    Signal(&'static str),
+    Died(Ended),
+}
+
+/// How the wait for the threads at stop ended.
+enum WindDown {
+    /// Every thread ended.
+    Done,
+    /// The deadline passed first.
+    Overdue,
+    /// A second SIGTERM or SIGINT.
+    Interrupted(&'static str),
+}
+
+/// Runs until a stop is due, stops the pipeline in order, and gives the account.
+fn supervise(
+    mut running: Running,
+    signals: &Forwarded,
+    log: &LogFile,
+    opts: &Options,
+    config: &Config,
+) -> Exit {
+    let cause = wait_for_stop(&mut running, signals, log, opts, config);
+    match &cause {
+        Cause::Signal(name) => log::info!(
+            "{name} received; stopping: no new checks; waiting for the checks in flight and \
+             the last writes (at most {} s)",
+            config.stop_timeout.as_secs()
+        ),
+        Cause::Died(ended) => log::error!(
+            "thread {} ended unexpectedly{}: stopping skypunch (exit status 70) so that it can \
+             be restarted",
+            ended.name,
+            if ended.panicked { " (it panicked)" } else { "" }
+        ),
+    }
+    running.trigger.pull(config.stop_timeout);
+    let how = wind_down(&mut running, signals, log);
+    account(&running, &how, &cause)
+}
+
+/// Serves SIGHUP until SIGTERM or SIGINT, or until a pipeline thread ends.
+fn wait_for_stop(
+    running: &mut Running,
+    signals: &Forwarded,
+    log: &LogFile,
+    opts: &Options,
+    config: &Config,
+) -> Cause {
+    loop {
+        select! {
+            recv(signals.channel()) -> signal => match signal {
+                Ok(Signal::Reload) => {
+                    reopen(log);
+                    reload_config(opts, config);
+                }
+                Ok(Signal::Stop(name)) => return Cause::Signal(name),
+                Err(_) => return Cause::Died(Ended { name: "skypunch-signals".into(), panicked: true }),
+            },
+            recv(running.threads.ended()) -> ended => {
+                let ended = ended.expect("the supervisor keeps a sender");
+                running.threads.reap(&ended);
+                return Cause::Died(ended);
+            }
+        }
     }
 }
 
-fn join(t: Threads) {
-    let _ = t.loader.join();
-    let _ = t.wheel.join();
-    for w in t.workers {
-        let _ = w.join();
+/// Waits for every thread to end, until the stop deadline.
+fn wind_down(running: &mut Running, signals: &Forwarded, log: &LogFile) -> WindDown {
+    let deadline = running.trigger.deadline().unwrap_or_else(Instant::now);
+    loop {
+        if !running.threads.is_running("skypunch-writer") {
+            running.pipeline_done = None;
+        }
+        if running.threads.running().is_empty() {
+            return WindDown::Done;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        select! {
+            recv(running.threads.ended()) -> ended => {
+                if let Ok(ended) = ended {
+                    log::debug!("thread {} ended", ended.name);
+                    running.threads.reap(&ended);
+                }
+            }
+            recv(signals.channel()) -> signal => match signal {
+                Ok(Signal::Stop(name)) => return WindDown::Interrupted(name),
+                Ok(Signal::Reload) => reopen(log),
+                Err(_) => {}
+            },
+            default(left) => return WindDown::Overdue,
+        }
     }
-    let _ = t.writer.join();
-    drop(t.pipeline_done);
-    let _ = t.stats.join();
-    let _ = t.notifier.join();
+}
+
+/// Logs what the stop left undone, and chooses the exit status.
+fn account(running: &Running, how: &WindDown, cause: &Cause) -> Exit {
+    let stats = &running.stats;
+    match how {
+        WindDown::Done => {}
+        WindDown::Overdue => log::error!(
+            "the stop deadline passed with threads still busy: {}",
+            running.threads.running().join(", ")
+        ),
+        WindDown::Interrupted(name) => log::warn!(
+            "{name} received again: exiting now, with threads still busy: {}",
+            running.threads.running().join(", ")
+        ),
+    }
+    let unwritten = stats.unwritten();
+    let held = Stats::get(&stats.held_checks).min(unwritten);
+    let alerts = Stats::get(&stats.held_alerts);
+    let summary = format!(
+        "skypunch stopped after {} checks: {unwritten} checks not written to the database \
+         ({held} held by the writer, {} on their way to it), {alerts} alerts not queued for \
+         sending; {} checks dropped earlier for their values or deleted targets",
+        Stats::get(&stats.checks),
+        unwritten - held,
+        Stats::get(&stats.results_dropped),
+    );
+    let work_left = unwritten > 0 || (alerts > 0 && !matches!(how, WindDown::Done));
+    if work_left {
+        log::error!("{summary}");
+    } else {
+        log::info!("{summary}");
+    }
+    match cause {
+        Cause::Died(_) => Exit::ThreadDied,
+        Cause::Signal(_) if work_left => Exit::WorkLeft,
+        Cause::Signal(_) => Exit::Clean,
+    }
+}
+
+fn reopen(log: &LogFile) {
+    // On failure the old file stays open, so this message still lands somewhere.
+    if let Err(e) = log.reopen() {
+        log::error!("SIGHUP: {e}");
+    }
 }
 
 /// Re-reads the configuration for SIGHUP: applies what can change while running, and logs
@@ -310,14 +455,15 @@ pub fn test_target(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), 
     let outcome = worker::check_safely(&checker, &target);
     println!("{}", worker::check_line(&target, &outcome));
     print!("{}", outcome.trace);
-    let transition = state::apply(target.stored, outcome.verdict, target.fail_threshold);
+    let stored = target::state_of(row);
+    let transition = state::apply(stored, outcome.verdict, target.fail_threshold);
     // A test never alerts: keep the alert flag as it was.
     let mut update = state::RowUpdate::new(
         &transition,
         &outcome,
-        crate::trace::Stamp(&chrono::Local::now(), '.').to_string(),
+        crate::trace::Stamp(&chrono::Utc::now(), '.').to_string(),
     );
-    update.alerted = target.stored.alerted;
+    update.alerted = stored.alerted;
     let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;
     let updates = std::iter::once((target.id, update)).collect();
     db::results::write(&mut conn, &updates, &[])

@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 
 use crate::db::{self, targets::TargetRow, Pool};
-use crate::model::TargetId;
+use crate::model::{Report, TargetId};
+use crate::stop::Stop;
 use crate::target;
 use crate::wheel::Control;
 
@@ -26,6 +27,9 @@ const SLACK_MICROS: i64 = 5_000_000;
 pub struct Loader {
     pool: Pool,
     wheel: Sender<Control>,
+    /// Told of targets no longer checked, so that it can forget their state.
+    writer: Sender<Report>,
+    stop: Stop,
     known: HashMap<TargetId, i64>,
     /// Enabled rows that do not validate, with the reason written to them.
     invalid: HashMap<TargetId, String>,
@@ -36,10 +40,12 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub fn new(pool: Pool, wheel: Sender<Control>) -> Loader {
+    pub fn new(pool: Pool, wheel: Sender<Control>, writer: Sender<Report>, stop: Stop) -> Loader {
         Loader {
             pool,
             wheel,
+            writer,
+            stop,
             known: HashMap::new(),
             invalid: HashMap::new(),
             scanned_at: 0,
@@ -51,11 +57,14 @@ impl Loader {
     /// One pass: the first read, or a scan for changes. Database errors are logged once per
     /// outage and the pass is retried next time.
     pub fn pass(&mut self) {
-        let result = if self.loaded {
-            self.scan()
-        } else {
-            self.load_all()
-        };
+        let pool = self.pool.clone();
+        let result = db::with_conn(&pool, |conn| {
+            if self.loaded {
+                self.scan(conn)
+            } else {
+                self.load_all(conn)
+            }
+        });
         match result {
             Ok(()) if self.outage_logged => {
                 log::warn!("loader: the database answers again; target changes are picked up");
@@ -70,16 +79,18 @@ impl Loader {
         }
     }
 
-    fn load_all(&mut self) -> Result<(), db::Error> {
+    fn load_all(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
         const PAGE: usize = 5000;
         let started = Instant::now();
-        let mut conn = db::checkout(&self.pool)?;
-        let scanned_at = db::targets::db_clock(&mut conn)?;
+        let scanned_at = db::targets::db_clock(conn)?;
         let (mut count, mut invalid, mut after) = (0, 0, 0);
         loop {
-            let rows = db::targets::enabled_page(&mut conn, after, PAGE)?;
+            if self.stop.requested() {
+                return Ok(());
+            }
+            let rows = db::targets::enabled_page(conn, after, PAGE)?;
             for row in &rows {
-                if !self.apply(&mut conn, row, true)? {
+                if !self.apply(conn, row, true)? {
                     invalid += 1;
                 }
             }
@@ -99,24 +110,35 @@ impl Loader {
         Ok(())
     }
 
-    fn scan(&mut self) -> Result<(), db::Error> {
-        let mut conn = db::checkout(&self.pool)?;
-        let scanned_at = db::targets::db_clock(&mut conn)?;
-        let changed = db::targets::changed_since(&mut conn, self.scanned_at - SLACK_MICROS)?;
+    fn scan(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
+        let scanned_at = db::targets::db_clock(conn)?;
+        let changed = db::targets::changed_since(conn, self.scanned_at - SLACK_MICROS)?;
         let ids: Vec<TargetId> = changed
             .iter()
             .filter(|(id, revision)| self.known.get(id) != Some(revision))
             .map(|(id, _)| *id)
             .collect();
-        self.refresh(&mut conn, &ids)?;
+        log::debug!(
+            "loader: scan found {} rows changed since the last scan, {} of them new to it",
+            changed.len(),
+            ids.len()
+        );
+        if self.stop.requested() {
+            return Ok(());
+        }
+        self.refresh(conn, &ids)?;
         self.scanned_at = scanned_at;
-        let (count, sum) = db::targets::enabled_fingerprint(&mut conn)?;
+        let (count, sum) = db::targets::enabled_fingerprint(conn)?;
         let known_sum = self.known.keys().fold(0u64, |s, id| s.wrapping_add(*id));
         if count != self.known.len() as u64 || sum != known_sum {
-            let unseen = self.reconcile(&mut conn)?;
-            self.refresh(&mut conn, &unseen)?;
+            log::debug!("loader: enabled rows differ from those known; reconciling ids");
+            let unseen = self.reconcile(conn)?;
+            self.refresh(conn, &unseen)?;
         }
-        self.keep_config_errors(&mut conn)
+        if self.stop.requested() {
+            return Ok(());
+        }
+        self.keep_config_errors(conn)
     }
 
     /// Marks again a row whose `config error: ...` was overwritten without an edit: a check
@@ -143,7 +165,7 @@ impl Loader {
             } else if self.known.remove(&row.id).is_some() {
                 self.invalid.remove(&row.id);
                 log::info!("[{}] target disabled: no longer checked", row.id);
-                let _ = self.wheel.send(Control::Remove(row.id));
+                self.unschedule(row.id);
             }
         }
         Ok(())
@@ -163,12 +185,18 @@ impl Loader {
             self.known.remove(&id);
             self.invalid.remove(&id);
             log::info!("[{id}] target deleted: no longer checked");
-            let _ = self.wheel.send(Control::Remove(id));
+            self.unschedule(id);
         }
         Ok(enabled
             .into_iter()
             .filter(|id| !self.known.contains_key(id))
             .collect())
+    }
+
+    /// Tells the wheel to stop checking a target, and the writer that it may forget it.
+    fn unschedule(&self, id: TargetId) {
+        let _ = self.wheel.send(Control::Remove(id));
+        let _ = self.writer.send(Report::Forget(id));
     }
 
     /// Schedules a valid row, or records its config error. Returns whether it was valid.
@@ -203,7 +231,7 @@ impl Loader {
                     printable(&row.name),
                     printable(&reason)
                 );
-                let _ = self.wheel.send(Control::Remove(row.id));
+                self.unschedule(row.id);
                 let already = row.status == "FAIL"
                     && row.status_description.as_deref()
                         == Some(&format!("config error: {reason}")[..]);
@@ -234,13 +262,13 @@ fn release_free_memory() {
     }
 }
 
-/// The thread body: a pass every `interval` until `shutdown` is closed.
-pub fn run(mut loader: Loader, interval: Duration, shutdown: Receiver<()>) {
+/// The thread body: a pass every `interval` until the stop request.
+pub fn run(mut loader: Loader, interval: Duration) {
     loop {
+        crate::fault::point("loader");
         loader.pass();
-        match shutdown.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+        if loader.stop.sleep(interval) {
+            return;
         }
     }
 }

@@ -96,7 +96,8 @@ impl fmt::Display for Status {
 
 /// A validated target definition: everything a worker needs to run one check. Built by the
 /// loader from a row; shared read-only as `Arc<Target>` by the wheel and the workers, and
-/// replaced (never changed in place) when the row is edited.
+/// replaced (never changed in place) when the row is edited. It holds no result state: that
+/// belongs to the writer alone ([`TargetState`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub id: TargetId,
@@ -114,10 +115,6 @@ pub struct Target {
     pub follow_redirects: bool,
     pub verify_tls: bool,
     pub fail_threshold: u64,
-    /// The row's `config_changed` (microseconds since the epoch): which edit this is.
-    pub revision: i64,
-    /// The result state as stored when this definition was read.
-    pub stored: TargetState,
 }
 
 impl Target {
@@ -140,13 +137,12 @@ impl Target {
             follow_redirects: false,
             verify_tls: true,
             fail_threshold: 1,
-            revision: 0,
-            stored: TargetState::default(),
         }
     }
 }
 
-/// The part of a target's row that the state machine reads and writes.
+/// The part of a target's row that the state machine reads and writes. Owned by the writer
+/// thread, which reads it from the row once, the first time it writes a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetState {
     pub status: Status,
@@ -207,10 +203,19 @@ pub struct Job {
 pub struct Finished {
     pub target: Arc<Target>,
     pub outcome: CheckOutcome,
-    /// Wall-clock time the check ended: the row's `last_updated`.
-    pub at: chrono::DateTime<chrono::Local>,
+    /// Wall-clock time the check ended, in UTC: the row's `last_updated`.
+    pub at: chrono::DateTime<chrono::Utc>,
     /// How late the check started (start minus due).
     pub lag: Duration,
+}
+
+/// What the writer thread hears: finished checks from the workers, and from the loader the
+/// targets that are no longer checked here (deleted, disabled, invalid), whose state it may
+/// forget once it owes their rows nothing.
+#[derive(Debug)]
+pub enum Report {
+    Checked(Finished),
+    Forget(TargetId),
 }
 
 /// Which way a target's alert goes.

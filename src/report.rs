@@ -20,6 +20,7 @@ pub fn run(stats: &Arc<Stats>, interval: Duration, pipeline_done: Receiver<()>) 
     }
     let mut last = Window::take(stats);
     while let Err(RecvTimeoutError::Timeout) = pipeline_done.recv_timeout(interval) {
+        crate::fault::point("stats");
         let now = Window::take(stats);
         log::info!("{}", line(stats, &last, &now, false));
         last = now;
@@ -71,7 +72,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         "stats: checks={} total_checks={} rate={:.1}/s lag_p50_ms={} lag_p99_ms={} lag_max_ms={} \
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
-         lag_window_max_ms={} fails={} alerts={} final={}",
+         lag_window_max_ms={} fails={} alerts={} results_dropped={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -85,11 +86,12 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         batches,
         (b.rows - a.rows) as f64 / batches.max(1) as f64,
         b.written,
-        b.checks.saturating_sub(b.written),
+        s.unwritten(),
         Stats::get(&s.queue_depth),
         ms(quantile(&a.lag, &b.lag, 1.0)),
         b.fails - a.fails,
         b.alerts - a.alerts,
+        Stats::get(&s.results_dropped),
         u8::from(last),
     )
 }

@@ -1,15 +1,42 @@
-//! Signals, on the main thread of the daemon: SIGTERM and SIGINT stop it, SIGHUP reopens the
-//! log file and re-reads the configuration. signal-hook turns them into an iterator, so no
-//! code runs inside a signal handler. The handlers are installed before the daemon connects
-//! to its database, so a `stop` during a long start-up (`--wait`) is not lost.
+//! Signals: SIGTERM and SIGINT stop the daemon, SIGHUP reopens the log file and re-reads the
+//! configuration. signal-hook turns them into an iterator, so no code runs inside a signal
+//! handler. The handlers are installed before the daemon connects to its database, so a
+//! `stop` during a long start-up (`--wait`) is not lost; once the pipeline runs, a small
+//! thread ("skypunch-signals") forwards them on a channel, so that the main thread waits on
+//! signals and on the pipeline threads' ends at once and acts on what it receives.
 
+use crossbeam_channel::{unbounded, Receiver};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Handle;
 
-use crate::config::Config;
-use crate::daemon::Options;
 use crate::logging::LogFile;
 
+/// What a signal asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM or SIGINT, by name.
+    Stop(&'static str),
+    /// SIGHUP.
+    Reload,
+}
+
+fn meaning(signal: i32) -> Option<Signal> {
+    match signal {
+        SIGHUP => Some(Signal::Reload),
+        SIGTERM => Some(Signal::Stop("SIGTERM")),
+        SIGINT => Some(Signal::Stop("SIGINT")),
+        _ => None,
+    }
+}
+
+/// The registered handlers, before the pipeline runs.
 pub struct Signals(signal_hook::iterator::Signals);
+
+/// The handlers once forwarded; dropping this ends the forwarding thread.
+pub struct Forwarded {
+    rx: Receiver<Signal>,
+    handle: Handle,
+}
 
 impl Signals {
     /// Registers the handlers; do this before starting threads, so no signal is missed.
@@ -19,46 +46,49 @@ impl Signals {
             .map_err(|e| format!("cannot install signal handlers: {e}"))
     }
 
-    /// Blocks until SIGTERM or SIGINT, handling SIGHUP meanwhile.
-    pub fn wait(mut self, log: &LogFile, opts: &Options, running: &Config) {
-        for signal in self.0.forever() {
-            match signal {
-                SIGHUP => {
-                    // On failure the old file stays open, so this message still lands somewhere.
-                    if let Err(e) = log.reopen() {
-                        log::error!("SIGHUP: {e}");
-                    }
-                    crate::daemon::reload_config(opts, running);
-                }
-                SIGTERM | SIGINT => {
-                    let name = if signal == SIGTERM {
-                        "SIGTERM"
-                    } else {
-                        "SIGINT"
-                    };
-                    log::info!("{name} received");
-                    return;
-                }
-                _ => {}
-            }
-        }
-    }
-
     /// For start-up, before the pipeline runs: has SIGTERM or SIGINT arrived? A SIGHUP meanwhile
     /// only reopens the log file; the configuration is read afresh by the next start anyway.
     pub fn stop_requested(&mut self, log: &LogFile) -> bool {
         let mut stop = false;
-        for signal in self.0.pending() {
+        for signal in self.0.pending().filter_map(meaning) {
             match signal {
-                SIGHUP => {
+                Signal::Reload => {
                     if let Err(e) = log.reopen() {
                         log::error!("SIGHUP: {e}");
                     }
                 }
-                SIGTERM | SIGINT => stop = true,
-                _ => {}
+                Signal::Stop(_) => stop = true,
             }
         }
         stop
+    }
+
+    /// Starts the thread that forwards every signal to [`Forwarded::channel`].
+    pub fn forward(mut self) -> Result<Forwarded, String> {
+        let (tx, rx) = unbounded();
+        let handle = self.0.handle();
+        std::thread::Builder::new()
+            .name("skypunch-signals".into())
+            .spawn(move || {
+                for signal in self.0.forever().filter_map(meaning) {
+                    if tx.send(signal).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start thread skypunch-signals: {e}"))?;
+        Ok(Forwarded { rx, handle })
+    }
+}
+
+impl Forwarded {
+    pub fn channel(&self) -> &Receiver<Signal> {
+        &self.rx
+    }
+}
+
+impl Drop for Forwarded {
+    fn drop(&mut self) {
+        self.handle.close();
     }
 }

@@ -92,10 +92,20 @@ pub struct Stats {
     pub write_latency: Histogram,
     pub batches: AtomicU64,
     pub rows_written: AtomicU64,
-    /// Checks whose results are written (so `checks - results_written` are held).
+    /// Checks whose results are written, counted at the commit.
     pub results_written: AtomicU64,
+    /// Checks whose results will never be written (a row refused them for their values, or
+    /// the target was deleted before its first write), each logged with its reason. So
+    /// `checks - results_written - results_dropped` are still owed to the database.
+    pub results_dropped: AtomicU64,
     pub queue_depth: AtomicU64,
     pub alerts_queued: AtomicU64,
+    /// Alerts the writer gave up past `MaxPendingAlerts` during an outage.
+    pub alerts_dropped: AtomicU64,
+    /// Now: checks the writer holds (waiting for a write, being written, or waiting for
+    /// their target's stored state) and alerts it holds (not yet in the outbox).
+    pub held_checks: AtomicU64,
+    pub held_alerts: AtomicU64,
 }
 
 impl Stats {
@@ -109,6 +119,13 @@ impl Stats {
 
     pub fn set(counter: &AtomicU64, n: u64) {
         counter.store(n, Relaxed);
+    }
+
+    /// Checks made but neither written nor dropped: held by the writer, or on their way to it.
+    pub fn unwritten(&self) -> u64 {
+        Stats::get(&self.checks)
+            .saturating_sub(Stats::get(&self.results_written))
+            .saturating_sub(Stats::get(&self.results_dropped))
     }
 }
 

@@ -60,13 +60,17 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
         follow_redirects: row.follow_redirects,
         verify_tls: row.verify_tls,
         fail_threshold: row.fail_threshold as u64,
-        revision: row.revision,
-        stored: TargetState {
-            status: Status::parse(&row.status),
-            repeated_fails: row.repeated_fails.max(0) as u64,
-            alerted: row.alerted,
-        },
     })
+}
+
+/// The result state a row holds: what the writer starts from the first time it writes the
+/// target, and what `targets ID test` applies its one check to.
+pub fn state_of(row: &TargetRow) -> TargetState {
+    TargetState {
+        status: Status::parse(&row.status),
+        repeated_fails: row.repeated_fails.max(0) as u64,
+        alerted: row.alerted,
+    }
 }
 
 fn seconds(column: &str, value: i64, max: i64) -> Result<Duration, String> {

@@ -15,6 +15,7 @@ use crate::jobs::{JobReceiver, JobSender};
 
 use crate::model::{Job, Target, TargetId};
 use crate::stats::Stats;
+use crate::stop::Stop;
 
 /// What the loader tells the wheel.
 #[derive(Debug)]
@@ -43,6 +44,10 @@ struct Entry {
     target: Arc<Target>,
     due: Instant,
     phase: Phase,
+    /// Removed while its check ran: forgotten when the check finishes, unless added back
+    /// meanwhile. Keeping it until then is what stops a remove-and-add from dispatching a
+    /// second check of a target whose first is still running.
+    removed: bool,
     /// Bumped whenever the entry moves, so the copy left in an old slot is ignored.
     generation: u32,
 }
@@ -69,14 +74,6 @@ impl Wheel {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     fn tick_of(&self, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.origin);
         since.as_nanos().div_ceil(TICK.as_nanos()) as u64
@@ -97,6 +94,12 @@ impl Wheel {
     pub fn upsert(&mut self, target: Arc<Target>, first: bool, now: Instant) {
         let id = target.id;
         match self.entries.get_mut(&id) {
+            Some(e) if e.removed => {
+                // Added back while its last check runs: check it again as soon as that ends.
+                e.removed = false;
+                e.target = target;
+                e.due = now.checked_sub(e.target.frequency).unwrap_or(now);
+            }
             Some(e) => {
                 let frequency_changed = e.target.frequency != target.frequency;
                 e.target = target;
@@ -117,6 +120,7 @@ impl Wheel {
                         target,
                         due,
                         phase: Phase::Waiting,
+                        removed: false,
                         generation: 0,
                     },
                 );
@@ -126,7 +130,12 @@ impl Wheel {
     }
 
     pub fn remove(&mut self, id: TargetId) {
-        self.entries.remove(&id);
+        match self.entries.get_mut(&id) {
+            Some(e) if e.phase == Phase::Running => e.removed = true,
+            _ => {
+                self.entries.remove(&id);
+            }
+        }
     }
 
     /// Moves the wheel to `now`, appending every target that came due to `out` and marking it
@@ -171,6 +180,10 @@ impl Wheel {
         if e.phase != Phase::Running {
             return;
         }
+        if e.removed {
+            self.entries.remove(&id);
+            return;
+        }
         e.due = (e.due + e.target.frequency).max(now);
         self.place(id);
     }
@@ -186,13 +199,16 @@ fn spread(id: TargetId, period: Duration) -> Duration {
 /// The channels the wheel thread works with.
 pub struct Ports {
     pub control: Receiver<Control>,
+    /// The daemon's stop request: the wheel dispatches nothing once it is made.
+    pub stop: Stop,
     pub finished: Receiver<TargetId>,
     pub jobs: JobSender,
     /// The receiving end of `jobs`, used only at shutdown to take back checks not started.
     pub unstarted: JobReceiver,
 }
 
-/// The thread body: runs until the loader drops its end of `control`.
+/// The thread body: runs until the stop request (or until the loader's end of `control` is
+/// gone).
 ///
 /// It wakes for loader messages and once a tick, and only then takes the workers' "finished"
 /// notices: waking for each of them cost a context switch per check at high rates.
@@ -209,6 +225,7 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
                 Ok(Control::Remove(id)) => wheel.remove(id),
                 Err(_) => break,
             },
+            recv(ports.stop.channel()) -> _ => break,
             default(wait) => {}
         }
         let now = Instant::now();
@@ -216,6 +233,7 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
             continue;
         }
         deadline = (deadline + TICK).max(now);
+        crate::fault::point("wheel");
         for id in ports.finished.try_iter() {
             wheel.finished(id, now);
         }
@@ -330,5 +348,40 @@ mod tests {
         w.finished(2, t0);
         w.upsert(target(2, 1), false, t0);
         assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(1010)), vec![2]);
+    }
+
+    #[test]
+    fn removed_and_added_back_while_running_is_never_dispatched_twice() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 1), false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![1]);
+        w.remove(1);
+        w.upsert(target(1, 1), false, t0 + Duration::from_millis(10));
+        w.remove(1);
+        w.upsert(target(1, 1), false, t0 + Duration::from_millis(20));
+        assert!(
+            due_ids(&mut w, t0 + Duration::from_secs(3)).is_empty(),
+            "its first check still runs"
+        );
+        w.finished(1, t0 + Duration::from_secs(3));
+        assert_eq!(
+            due_ids(&mut w, t0 + Duration::from_millis(3010)),
+            vec![1],
+            "checked again at once with the new definition"
+        );
+        assert!(due_ids(&mut w, t0 + Duration::from_millis(3500)).is_empty());
+    }
+
+    #[test]
+    fn removed_while_running_is_forgotten_when_the_check_ends() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 1), false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![1]);
+        w.remove(1);
+        w.finished(1, t0 + Duration::from_millis(100));
+        assert!(w.entries.is_empty());
+        assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
     }
 }

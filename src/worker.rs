@@ -5,7 +5,6 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -14,8 +13,9 @@ use crate::jobs::JobReceiver;
 
 use crate::check::Checker;
 use crate::logging::name_column;
-use crate::model::{CheckOutcome, Finished, Target, TargetId, Verdict};
+use crate::model::{CheckOutcome, Finished, Report, Target, TargetId, Verdict};
 use crate::stats::Stats;
+use crate::threads::Supervisor;
 use crate::trace::Trace;
 
 /// The channels a worker works with; cloned for each worker.
@@ -23,30 +23,35 @@ use crate::trace::Trace;
 pub struct Ports {
     pub jobs: JobReceiver,
     pub finished: Sender<TargetId>,
-    pub results: Sender<Finished>,
+    pub results: Sender<Report>,
 }
 
-/// Starts `count` workers. They leave their loop when the job channel closes.
+/// A worker's stack: checks are shallow, and hundreds of workers should cost little memory.
+pub const STACK: usize = 256 * 1024;
+
+/// Starts `count` workers under the supervisor. They leave their loop when the job channel
+/// closes.
 pub fn spawn(
+    supervisor: &mut Supervisor,
     count: usize,
     checker: Arc<Checker>,
     ports: Ports,
     stats: Arc<Stats>,
-) -> Vec<JoinHandle<()>> {
-    (0..count)
-        .map(|n| {
-            let (checker, ports, stats) = (checker.clone(), ports.clone(), stats.clone());
-            std::thread::Builder::new()
-                .name(format!("skypunch-worker-{n}"))
-                .stack_size(256 * 1024)
-                .spawn(move || run(&checker, ports, &stats))
-                .expect("spawning a worker thread")
-        })
-        .collect()
+) -> Result<(), String> {
+    for n in 0..count {
+        let (checker, ports, stats) = (checker.clone(), ports.clone(), stats.clone());
+        let name = format!("skypunch-worker-{n}");
+        supervisor.spawn(&name, Some(STACK), move || run(&checker, ports, &stats))?;
+    }
+    Ok(())
 }
 
 fn run(checker: &Checker, ports: Ports, stats: &Stats) {
-    while let Some(job) = ports.jobs.recv() {
+    loop {
+        crate::fault::point("worker");
+        let Some(job) = ports.jobs.recv() else {
+            return;
+        };
         let started = Instant::now();
         let lag = started.saturating_duration_since(job.due);
         stats.lag.record(lag);
@@ -61,12 +66,12 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
         let finished = Finished {
             target: job.target,
             outcome,
-            at: chrono::Local::now(),
+            at: chrono::Utc::now(),
             lag,
         };
         // The writer outlives the workers; a send error only happens if it died, and then
-        // there is nobody left to give the result to.
-        let _ = ports.results.send(finished);
+        // the supervisor stops the daemon and counts this check as not written.
+        let _ = ports.results.send(Report::Checked(finished));
         let _ = ports.finished.send(id);
     }
 }
@@ -76,7 +81,7 @@ pub fn check_safely(checker: &Checker, target: &Target) -> CheckOutcome {
     let start = Instant::now();
     catch_unwind(AssertUnwindSafe(|| checker.check(target))).unwrap_or_else(|_| {
         let mut trace = Trace::new();
-        let description = "internal error: the check panicked (see stderr); please report it";
+        let description = "internal error: the check panicked (see the log); please report it";
         trace.fail(description);
         CheckOutcome {
             verdict: Verdict::Fail,

@@ -351,7 +351,6 @@ fn method(m: Method) -> h::Method {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::TargetState;
 
     fn target() -> Target {
         Target {
@@ -370,8 +369,6 @@ mod tests {
             follow_redirects: false,
             verify_tls: true,
             fail_threshold: 1,
-            revision: 0,
-            stored: TargetState::default(),
         }
     }
 

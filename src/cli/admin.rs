@@ -40,13 +40,26 @@ pub fn lifecycle(inv: &Invocation, word: &str) -> Result<(), Error> {
     let (config, here) = absolute_paths(load_config(inv)?)?;
     match word {
         "start" => start(inv, config, &here),
-        "stop" => stop(&config, inv.stop_timeout),
+        "stop" => {
+            let limit = inv
+                .stop_timeout
+                .unwrap_or(config.stop_timeout + super::STOP_GRACE);
+            stop(&config, limit)
+        }
         "status" => status(&config),
         _ => reload(&config),
     }
 }
 
 /// An error already printed in full on stderr, leaving only its exit code.
+/// A daemon that ran and stopped: its exit status says how (the log says why).
+fn exited(ended: daemon::Exit) -> Result<(), Error> {
+    match ended.code() {
+        0 => Ok(()),
+        code => Err(exit(code)),
+    }
+}
+
 fn exit(code: u8) -> Error {
     Error {
         message: String::new(),
@@ -77,10 +90,11 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
         echo: false,
     };
     if inv.foreground {
-        return daemon::run_foreground(config, &opts).map_err(|e| match e {
-            StartError::AlreadyRunning(pid) => already_running(pid),
-            StartError::Failed(reason) => Error::failed(reason),
-        });
+        return match daemon::run_foreground(config, &opts) {
+            Ok(ended) => exited(ended),
+            Err(StartError::AlreadyRunning(pid)) => Err(already_running(pid)),
+            Err(StartError::Failed(reason)) => Err(Error::failed(reason)),
+        };
     }
     // Answer a second `start` at once; the daemon checks again under the lock.
     if let Probe::Running { pid, .. } = pidfile::probe(&config.pid_file) {
@@ -114,7 +128,7 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
             // A failure before start-up was reported goes to the terminal that waits for it;
             // one after goes nowhere but the log, where `serve` has written it.
             match outcome {
-                Ok(()) => Ok(()),
+                Ok(ended) => exited(ended),
                 Err(StartError::AlreadyRunning(pid)) => {
                     reporter.report(&Report::AlreadyRunning(pid));
                     Err(exit(1))

@@ -73,13 +73,14 @@ pub struct Invocation {
     pub config: Option<PathBuf>,
     pub foreground: bool,
     pub wait_for_db: bool,
-    /// With `stop`: how long to wait for the daemon to exit.
-    pub stop_timeout: std::time::Duration,
+    /// With `stop`: how long to wait for the daemon to exit; by default the configuration's
+    /// `StopTimeout` plus [`STOP_GRACE`].
+    pub stop_timeout: Option<std::time::Duration>,
     pub words: Vec<String>,
 }
 
 /// How long `stop` waits for the daemon to exit unless `--timeout` says otherwise.
-pub const DEFAULT_STOP_TIMEOUT: u64 = 60;
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
@@ -158,22 +159,23 @@ fn run(args: &[String]) -> Result<(), Error> {
         return Ok(());
     }
     let stop_timeout = match m.opt_str("t") {
-        None => DEFAULT_STOP_TIMEOUT,
-        Some(t) => t
-            .parse::<u64>()
-            .ok()
-            .filter(|&t| t <= 86400)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "--timeout takes whole seconds from 0 to 86400, not `{t}`"
-                ))
-            })?,
+        None => None,
+        Some(t) => Some(
+            t.parse::<u64>()
+                .ok()
+                .filter(|&t| t <= 86400)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--timeout takes whole seconds from 0 to 86400, not `{t}`"
+                    ))
+                })?,
+        ),
     };
     let inv = Invocation {
         config: m.opt_str("c").map(PathBuf::from),
         foreground: m.opt_present("f"),
         wait_for_db: m.opt_present("w"),
-        stop_timeout: std::time::Duration::from_secs(stop_timeout),
+        stop_timeout: stop_timeout.map(std::time::Duration::from_secs),
         words: m.free,
     };
     dispatch(&inv)

@@ -8,7 +8,7 @@ use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
 use super::{Conn, Error};
-use crate::model::{AlertKind, TargetId};
+use crate::model::{AlertKind, Status, TargetId, TargetState};
 use crate::state::RowUpdate;
 
 /// Rows per UPDATE statement. A batch is cut into statements of these sizes only, largest
@@ -60,6 +60,36 @@ pub fn write(
     tx.commit()
         .map_err(Error::query("committing check results"))?;
     Ok(written)
+}
+
+/// The stored result state of these targets; a deleted target is missing from the answer.
+/// The writer reads a target's state once, the first time it writes it, after every write it
+/// owed the row.
+pub fn read_states(
+    conn: &mut Conn,
+    ids: &[TargetId],
+) -> Result<Vec<(TargetId, TargetState)>, Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let rows: Vec<(TargetId, String, i64, bool)> = conn
+            .exec(
+                format!(
+                    "SELECT id, status, repeated_fails, alerted FROM targets WHERE id IN ({marks})"
+                ),
+                chunk.to_vec(),
+            )
+            .map_err(Error::query("reading the result state of targets"))?;
+        out.extend(rows.into_iter().map(|(id, status, fails, alerted)| {
+            let state = TargetState {
+                status: Status::parse(&status),
+                repeated_fails: fails.max(0) as u64,
+                alerted,
+            };
+            (id, state)
+        }));
+    }
+    Ok(out)
 }
 
 /// The alert's snapshot is taken by the database from the row just updated, so the message

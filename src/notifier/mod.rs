@@ -23,8 +23,7 @@ pub mod smtp;
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, select, Receiver};
@@ -32,6 +31,7 @@ use log::{error, info, warn};
 
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
+use crate::stop::Stop;
 
 /// How often old rows are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -39,31 +39,35 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const RESCAN: Duration = Duration::from_secs(30);
 /// Deliveries read per query.
 const BATCH: usize = 200;
-/// Deliveries the last pass at shutdown reads at most.
-const LAST_PASS_LIMIT: usize = 100_000;
+/// Deliveries the last pass at shutdown reads at most; what it leaves stays in the outbox for
+/// the next start.
+pub const LAST_PASS_LIMIT: usize = 1000;
+/// Left of the stop deadline for the writer's last rounds and the main thread's account.
+const LAST_PASS_MARGIN: Duration = Duration::from_secs(2);
 
-/// Starts the notifier thread ("skypunch-notifier"). It wakes on every message on `wake` (the
-/// writer sends `()` after each commit that queued alerts, with `try_send` on a bounded(1)
-/// channel so wakes coalesce) and on its own retry timer. It returns once `wake` is
-/// disconnected and what is owed has been tried once more, ignoring backoff, for at most
-/// `SmtpTimeout` (a send started before then may take one more `SmtpTimeout`).
-pub fn spawn(config: Arc<Config>, pool: Pool, wake: Receiver<()>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("skypunch-notifier".into())
-        .spawn(move || run(&config, &pool, &wake))
-        .expect("spawning the notifier thread")
-}
-
-fn run(config: &Config, pool: &Pool, wake: &Receiver<()>) {
-    let mut state = Notifier::new(config, pool);
-    loop {
+/// The thread body. It wakes on every message on `wake` (the writer sends `()` after each
+/// commit that queued alerts, with `try_send` on a bounded(1) channel so wakes coalesce) and
+/// on its own retry timer. Once `wake` is disconnected (the writer has written everything at
+/// stop) it makes a last pass over what is owed, ignoring backoff, for at most
+/// [`LAST_PASS_LIMIT`] deliveries and until `SmtpTimeout` has passed or the stop deadline is
+/// near, whichever comes first (a send started before then may take one more `SmtpTimeout`).
+pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
+    let mut state = Notifier::new(config, pool, stop);
+    while !stop.requested() {
+        crate::fault::point("notifier");
         let wait = state.guarded_pass(None);
         select! {
             recv(wake) -> msg => if msg.is_err() { break },
-            recv(after(wait)) -> _ => {}
+            recv(after(wait)) -> _ => {},
+            recv(stop.channel()) -> _ => {},
         }
     }
-    let deadline = Instant::now() + config.notify.smtp_timeout;
+    // Let the writer write its last alerts (it drops `wake` when done), within the time
+    // the stop leaves.
+    let left = stop.time_left().unwrap_or(config.notify.smtp_timeout);
+    let end = Instant::now() + left.saturating_sub(LAST_PASS_MARGIN);
+    while wake.recv_deadline(end).is_ok() {}
+    let deadline = end.min(Instant::now() + config.notify.smtp_timeout);
     state.guarded_pass(Some(deadline));
     info!("notifier: stopped");
 }
@@ -96,6 +100,7 @@ pub fn send_test(config: &Config, row: &NotifierRow) -> Result<(), String> {
 struct Notifier<'a> {
     config: &'a Config,
     pool: &'a Pool,
+    stop: &'a Stop,
     mailers: smtp::Cache,
     /// Sends the server accepted but the database did not record yet: recorded first.
     unrecorded: Vec<(u64, u64)>,
@@ -106,10 +111,11 @@ struct Notifier<'a> {
 }
 
 impl<'a> Notifier<'a> {
-    fn new(config: &'a Config, pool: &'a Pool) -> Self {
+    fn new(config: &'a Config, pool: &'a Pool, stop: &'a Stop) -> Self {
         Notifier {
             config,
             pool,
+            stop,
             mailers: smtp::Cache::default(),
             unrecorded: Vec::new(),
             config_errors: HashMap::new(),
@@ -145,41 +151,19 @@ impl<'a> Notifier<'a> {
     /// `shutdown`: the last pass, which tries everything owed (ignoring backoff) and starts no
     /// send after that instant.
     fn pass(&mut self, shutdown: Option<Instant>) -> Result<Duration, db::Error> {
-        let mut conn = db::checkout(self.pool)?;
-        while let Some(&(alert, notifier)) = self.unrecorded.last() {
-            outbox::mark_sent(&mut conn, alert, notifier)?;
-            self.unrecorded.pop();
-        }
-        if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            let p = outbox::prune(&mut conn, self.config.notify.retention)?;
-            if p != outbox::Pruned::default() {
-                info!(
-                    "notifier: pruned {} alerts and {} deliveries older than the retention period; \
-                     dropped {} owed to notifiers disabled that long",
-                    p.alerts, p.deliveries, p.dropped
-                );
-            }
-            self.last_prune = Some(Instant::now());
-        }
-        outbox::expand(&mut conn)?;
-        let orphans = outbox::drop_orphans(&mut conn)?;
-        if orphans > 0 {
-            info!("notifier: dropped {orphans} deliveries owed to deleted notifiers");
-        }
-        let notifiers: HashMap<u64, NotifierRow> = db::notifiers::all(&mut conn)?
-            .into_iter()
-            .map(|n| (n.id, n))
-            .collect();
-        self.mailers
-            .retain(&notifiers.keys().copied().collect::<Vec<_>>());
-
+        let pool = self.pool;
+        let notifiers = db::with_conn(pool, |conn| self.housekeeping(conn))?;
         let last = shutdown.is_some();
+        let limit = if last { LAST_PASS_LIMIT } else { BATCH };
         let mut failed: HashSet<u64> = HashSet::new();
         loop {
-            let due = outbox::due(&mut conn, if last { LAST_PASS_LIMIT } else { BATCH }, last)?;
+            let due = db::with_conn(pool, |conn| outbox::due(conn, limit, last))?;
             let mut progress = false;
             for d in &due {
-                if shutdown.is_some_and(|t| Instant::now() >= t) {
+                // A stop asked during a pass leaves the rest to the last pass; the last pass
+                // itself ends at its deadline.
+                let out_of_time = shutdown.is_some_and(|t| Instant::now() >= t);
+                if out_of_time || (!last && self.stop.requested()) {
                     return Ok(Duration::ZERO);
                 }
                 let Some(row) = notifiers.get(&d.notifier_id) else {
@@ -189,34 +173,82 @@ impl<'a> Notifier<'a> {
                     continue;
                 }
                 progress = true;
-                // No pooled connection is held across the SMTP conversation.
-                drop(conn);
-                match self.deliver(row, d) {
-                    Ok(()) => {
-                        self.unrecorded.push((d.alert.id, row.id));
-                        conn = db::checkout(self.pool)?;
-                        outbox::mark_sent(&mut conn, d.alert.id, row.id)?;
-                        self.unrecorded.pop();
-                    }
-                    Err(failure) => {
-                        failed.insert(row.id);
-                        let wait = outbox::backoff(
-                            self.config.notify.retry_initial,
-                            self.config.notify.retry_max,
-                            d.attempts + 1,
-                        );
-                        self.log_failure(row, d, &failure, wait);
-                        conn = db::checkout(self.pool)?;
-                        outbox::mark_failed(&mut conn, d.alert.id, row.id, failure.reason(), wait)?;
-                    }
+                if !self.deliver_and_record(row, d)? {
+                    failed.insert(row.id);
                 }
             }
             if last || !progress || due.len() < BATCH {
                 break;
             }
         }
-        let next = outbox::next_due(&mut conn)?.unwrap_or(RESCAN);
+        let next = db::with_conn(pool, outbox::next_due)?.unwrap_or(RESCAN);
         Ok(next.clamp(Duration::from_millis(20), RESCAN))
+    }
+
+    /// The bookkeeping before sending: sends recorded late, pruning, new alerts expanded into
+    /// deliveries, deliveries of deleted notifiers dropped. Returns the notifiers by id.
+    fn housekeeping(
+        &mut self,
+        conn: &mut db::Conn,
+    ) -> Result<HashMap<u64, NotifierRow>, db::Error> {
+        while let Some(&(alert, notifier)) = self.unrecorded.last() {
+            outbox::mark_sent(conn, alert, notifier)?;
+            self.unrecorded.pop();
+        }
+        if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            let p = outbox::prune(conn, self.config.notify.retention)?;
+            if p != outbox::Pruned::default() {
+                info!(
+                    "notifier: pruned {} alerts and {} deliveries older than the retention period; \
+                     dropped {} owed to notifiers disabled that long",
+                    p.alerts, p.deliveries, p.dropped
+                );
+            }
+            self.last_prune = Some(Instant::now());
+        }
+        let expanded = outbox::expand(conn)?;
+        if expanded > 0 {
+            log::debug!("notifier: {expanded} new alerts expanded into deliveries");
+        }
+        let orphans = outbox::drop_orphans(conn)?;
+        if orphans > 0 {
+            info!("notifier: dropped {orphans} deliveries owed to deleted notifiers");
+        }
+        let notifiers: HashMap<u64, NotifierRow> = db::notifiers::all(conn)?
+            .into_iter()
+            .map(|n| (n.id, n))
+            .collect();
+        self.mailers
+            .retain(&notifiers.keys().copied().collect::<Vec<_>>());
+        Ok(notifiers)
+    }
+
+    /// Sends one delivery (holding no pooled connection across the SMTP conversation) and
+    /// records the outcome; false when the send failed.
+    fn deliver_and_record(
+        &mut self,
+        row: &NotifierRow,
+        d: &outbox::Due,
+    ) -> Result<bool, db::Error> {
+        match self.deliver(row, d) {
+            Ok(()) => {
+                self.unrecorded.push((d.alert.id, row.id));
+                db::with_conn(self.pool, |conn| {
+                    outbox::mark_sent(conn, d.alert.id, row.id)
+                })?;
+                self.unrecorded.pop();
+                Ok(true)
+            }
+            Err(failure) => {
+                let notify = &self.config.notify;
+                let wait = outbox::backoff(notify.retry_initial, notify.retry_max, d.attempts + 1);
+                self.log_failure(row, d, &failure, wait);
+                db::with_conn(self.pool, |conn| {
+                    outbox::mark_failed(conn, d.alert.id, row.id, failure.reason(), wait)
+                })?;
+                Ok(false)
+            }
+        }
     }
 
     /// Renders and sends one delivery; the error is the reason, without secrets.

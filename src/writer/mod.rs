@@ -1,27 +1,35 @@
-//! The writer thread ("skypunch-writer"): owns every target's result state, turns finished
-//! checks into row updates and alerts, and hands them in batches to the store thread
-//! (`store.rs`), which writes each batch in one transaction. Reads [`Finished`] from the
-//! workers; wakes the notifier after a batch that queued alerts. It never waits for the
-//! database itself, so a hanging write cannot hold up the workers.
+//! The writer thread ("skypunch-writer"): the one owner of every target's result state
+//! (status, `repeated_fails`, `alerted`). It turns finished checks into row updates and
+//! alerts, and hands them in batches to the store thread (`store.rs`), which writes each
+//! batch in one transaction. Reads [`Report`]s (finished checks from the workers, targets to
+//! forget from the loader); wakes the notifier after a batch that queued alerts. It never
+//! waits for the database itself, so a hanging write cannot hold up the workers.
+//!
+//! The first time it meets a target it has the store thread read the row's state, and parks
+//! that target's results until the answer comes; after that the row is only written, never
+//! read back, so an edit of the row cannot bring back an older state. A target the loader no
+//! longer schedules is forgotten once its row is owed nothing.
 //!
 //! While the database is away, results fold into one pending update per target (so memory is
-//! bounded by the number of targets) and alerts queue up to `MaxPendingAlerts`; all are written
-//! when it is back. Nothing is dropped unless that bound is passed, and then it is logged.
+//! bounded by the number of targets) and alerts queue up to `MaxPendingAlerts`; all are
+//! written when it is back. A passing conflict (lock wait timeout, deadlock) is retried at
+//! once. Only a row refused for its values is dropped, logged with the reason and counted.
 
 mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::db::results::NewAlert;
-use crate::db::{self, Pool};
-use crate::model::{Finished, TargetId, TargetState};
+use crate::db::{self, Class};
+use crate::model::{Finished, Report, TargetId, TargetState};
 use crate::state::{self, RowUpdate};
 use crate::stats::Stats;
-use store::{Batch, Outcome};
+use crate::stop::Stop;
+pub use store::{Batch, Outcome};
 
 /// Write at least this often while results come in.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -31,13 +39,25 @@ pub const RESULTS_QUEUE: usize = 32_768;
 /// Between tries while the database is away.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-/// How long shutdown waits for the database to take what is held.
-const FINAL_FLUSH_LIMIT: Duration = Duration::from_secs(15);
+/// How long shutdown waits for the database when no stop deadline was set (the workers all
+/// ended without a stop request).
+const FINAL_FLUSH_DEFAULT: Duration = Duration::from_secs(15);
+/// Left of the stop deadline for the main thread to log its account and exit.
+const FINAL_MARGIN: Duration = Duration::from_secs(1);
 
 /// What the writer knows of one target.
 struct Known {
-    revision: i64,
     state: TargetState,
+    /// No longer scheduled here: forget it once its row is owed nothing.
+    forget: bool,
+}
+
+/// The batch the store thread is writing.
+struct InFlight {
+    ids: BTreeSet<TargetId>,
+    reading: BTreeSet<TargetId>,
+    checks: u64,
+    alerts: usize,
 }
 
 /// The writer's memory: state per target, and what the database is owed.
@@ -46,19 +66,25 @@ pub struct Writer {
     wake_notifier: Sender<()>,
     max_alerts: usize,
     known: HashMap<TargetId, Known>,
+    /// Checks of targets whose stored state is still to be read, in arrival order.
+    parked: HashMap<TargetId, Vec<Finished>>,
+    /// Targets whose state the next batch reads.
+    to_read: BTreeSet<TargetId>,
+    /// Targets to forget as soon as their state has been read.
+    forget_after_read: HashSet<TargetId>,
     pending: BTreeMap<TargetId, RowUpdate>,
     alerts: VecDeque<NewAlert>,
-    /// The targets of the batch the store thread is writing, if any.
-    in_flight: Option<BTreeSet<TargetId>>,
+    in_flight: Option<InFlight>,
+    /// No batch before this instant (after a failed write).
+    retry_at: Option<Instant>,
+    outage: Option<Outage>,
     /// Alerts dropped past `MaxPendingAlerts` during the current outage.
     dropped_alerts: u64,
-    outage: Option<Outage>,
 }
 
 /// An ongoing database outage, for the two log lines that bracket it.
 struct Outage {
     since: Instant,
-    retry_at: Instant,
     delay: Duration,
 }
 
@@ -69,34 +95,49 @@ impl Writer {
             wake_notifier,
             max_alerts,
             known: HashMap::new(),
+            parked: HashMap::new(),
+            to_read: BTreeSet::new(),
+            forget_after_read: HashSet::new(),
             pending: BTreeMap::new(),
             alerts: VecDeque::new(),
             in_flight: None,
-            dropped_alerts: 0,
+            retry_at: None,
             outage: None,
+            dropped_alerts: 0,
         }
     }
 
-    /// Applies one finished check to the target's state and to what is owed.
-    pub fn add(&mut self, f: Finished) {
-        let t = &f.target;
-        let has_pending = self.pending.contains_key(&t.id)
-            || self
-                .in_flight
-                .as_ref()
-                .is_some_and(|ids| ids.contains(&t.id));
-        let known = self.known.entry(t.id).or_insert(Known {
-            revision: t.revision,
-            state: t.stored,
-        });
-        // A new revision of the row (an edit, or a re-enable) is read fresh from the database,
-        // unless this writer still owes the row a newer state of its own.
-        if known.revision != t.revision {
-            known.revision = t.revision;
-            if !has_pending {
-                known.state = t.stored;
-            }
+    /// Takes in one report from a worker or the loader.
+    pub fn take(&mut self, report: Report) {
+        match report {
+            Report::Checked(f) => self.add(f),
+            Report::Forget(id) => self.forget(id),
         }
+    }
+
+    /// One finished check: applied now if the target's state is known, parked otherwise.
+    fn add(&mut self, f: Finished) {
+        let id = f.target.id;
+        if self.known.contains_key(&id) {
+            self.apply(f);
+            return;
+        }
+        self.parked.entry(id).or_default().push(f);
+        let reading = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|b| b.reading.contains(&id));
+        if !reading {
+            self.to_read.insert(id);
+        }
+    }
+
+    /// Applies a finished check to a known target's state and to what its row is owed.
+    fn apply(&mut self, f: Finished) {
+        let t = &f.target;
+        let Some(known) = self.known.get_mut(&t.id) else {
+            return;
+        };
         let transition = state::apply(known.state, f.outcome.verdict, t.fail_threshold);
         known.state = transition.next;
         let at = crate::trace::Stamp(&f.at, '.').to_string();
@@ -108,17 +149,32 @@ impl Writer {
             }
         }
         if let Some(kind) = transition.alert {
-            self.queue_alert(NewAlert {
+            self.push_alert(NewAlert {
                 target_id: t.id,
                 kind,
                 trace: f.outcome.trace.to_string(),
             });
+            Stats::add(&self.stats.alerts_queued, 1);
         }
     }
 
-    fn queue_alert(&mut self, alert: NewAlert) {
-        self.push_alert(alert);
-        Stats::add(&self.stats.alerts_queued, 1);
+    fn forget(&mut self, id: TargetId) {
+        match self.known.get_mut(&id) {
+            Some(known) => known.forget = true,
+            None if self.parked.contains_key(&id) => {
+                self.forget_after_read.insert(id);
+            }
+            None => {}
+        }
+    }
+
+    /// Drops the state of targets no longer scheduled here whose rows are owed nothing.
+    fn purge(&mut self) {
+        let in_flight = self.in_flight.as_ref().map(|b| &b.ids);
+        let pending = &self.pending;
+        self.known.retain(|id, k| {
+            !k.forget || pending.contains_key(id) || in_flight.is_some_and(|ids| ids.contains(id))
+        });
     }
 
     /// Holds an alert, dropping the oldest past `MaxPendingAlerts`: logged for the first drop
@@ -137,75 +193,93 @@ impl Writer {
                     );
                 }
                 self.dropped_alerts += 1;
+                Stats::add(&self.stats.alerts_dropped, 1);
             }
         }
         self.alerts.push_back(alert);
     }
 
-    pub fn owed_rows(&self) -> usize {
-        self.pending.len()
-    }
-
     fn held_checks(&self) -> u64 {
-        self.pending.values().map(|u| u.counts.checks()).sum()
+        let pending: u64 = self.pending.values().map(|u| u.counts.checks()).sum();
+        let parked: usize = self.parked.values().map(Vec::len).sum();
+        pending + parked as u64 + self.in_flight.as_ref().map_or(0, |b| b.checks)
     }
 
-    /// True when nothing is owed and nothing is being written.
+    fn held_alerts(&self) -> usize {
+        self.alerts.len() + self.in_flight.as_ref().map_or(0, |b| b.alerts)
+    }
+
+    /// Publishes what is held, for the stats line and the account given at stop.
+    fn publish(&self) {
+        Stats::set(&self.stats.held_checks, self.held_checks());
+        Stats::set(&self.stats.held_alerts, self.held_alerts() as u64);
+    }
+
+    /// True when nothing is owed and nothing is being written or read.
     fn settled(&self) -> bool {
-        self.pending.is_empty() && self.alerts.is_empty() && self.in_flight.is_none()
+        self.pending.is_empty()
+            && self.alerts.is_empty()
+            && self.parked.is_empty()
+            && self.in_flight.is_none()
     }
 
-    /// The batch to write now, if one is owed and neither a write in flight nor an outage's
-    /// backoff says to wait.
+    /// The batch to write now, if one is owed and neither a write in flight nor a retry
+    /// delay says to wait.
     fn next_batch(&mut self) -> Option<Batch> {
-        let waiting = self
-            .outage
-            .as_ref()
-            .is_some_and(|o| Instant::now() < o.retry_at);
-        if self.in_flight.is_some()
-            || waiting
-            || (self.pending.is_empty() && self.alerts.is_empty())
-        {
+        let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
+        let idle = self.pending.is_empty() && self.alerts.is_empty() && self.to_read.is_empty();
+        if self.in_flight.is_some() || waiting || idle {
             return None;
         }
         let batch = Batch {
             updates: std::mem::take(&mut self.pending),
             alerts: std::mem::take(&mut self.alerts).into(),
+            read: std::mem::take(&mut self.to_read).into_iter().collect(),
         };
-        self.in_flight = Some(batch.updates.keys().copied().collect());
+        self.in_flight = Some(InFlight {
+            ids: batch.updates.keys().copied().collect(),
+            reading: batch.read.iter().copied().collect(),
+            checks: batch.checks(),
+            alerts: batch.alerts.len(),
+        });
         Some(batch)
     }
 
     /// Takes in what the store thread did with the batch in flight.
     fn settle(&mut self, outcome: Outcome) {
-        self.in_flight = None;
+        let reading = self.in_flight.take().map(|b| b.reading).unwrap_or_default();
         match outcome {
             Outcome::Written {
                 checks,
                 rows,
                 alerts,
                 refused,
+                held,
+                states,
                 took,
             } => {
                 self.stats.write_latency.record(took);
                 Stats::add(&self.stats.batches, 1);
                 Stats::add(&self.stats.rows_written, rows as u64);
-                Stats::add(&self.stats.results_written, checks);
-                for r in refused {
-                    log::error!(
-                        "[{}] the results of {} checks and {} alerts were dropped: the row refused \
-                         them ({}); fix the row's values",
-                        r.id,
-                        r.checks,
-                        r.alerts,
-                        r.error
+                if rows + alerts > 0 {
+                    log::debug!(
+                        "wrote {checks} checks of {rows} targets and {alerts} alerts in {} ms",
+                        took.as_millis()
                     );
                 }
+                self.drop_refused(refused);
+                self.adopt(reading, states);
                 if alerts > 0 {
                     // A full channel means a wake is already waiting: nothing is lost.
                     let _ = self.wake_notifier.try_send(());
                 }
-                self.recovered(checks, rows, alerts);
+                match held {
+                    Some((batch, error)) => {
+                        self.take_back(batch);
+                        self.failed(&error, Instant::now());
+                    }
+                    None => self.recovered(checks, rows, alerts),
+                }
             }
             Outcome::Failed {
                 batch,
@@ -214,6 +288,44 @@ impl Writer {
             } => {
                 self.take_back(batch);
                 self.failed(&error, tried);
+            }
+        }
+        self.purge();
+    }
+
+    fn drop_refused(&mut self, refused: Vec<store::Refused>) {
+        for r in refused {
+            Stats::add(&self.stats.results_dropped, r.checks);
+            log::error!(
+                "[{}] the results of {} checks and {} alerts were dropped: the row refused them \
+                 ({}); fix the row's values",
+                r.id,
+                r.checks,
+                r.alerts,
+                r.error
+            );
+        }
+    }
+
+    /// Takes the states read for targets new to the writer, and applies their parked checks.
+    fn adopt(&mut self, asked: BTreeSet<TargetId>, states: Vec<(TargetId, TargetState)>) {
+        let mut found = BTreeSet::new();
+        for (id, state) in states {
+            found.insert(id);
+            let forget = self.forget_after_read.remove(&id);
+            self.known.insert(id, Known { state, forget });
+            for f in self.parked.remove(&id).unwrap_or_default() {
+                self.apply(f);
+            }
+        }
+        for id in asked.difference(&found) {
+            self.forget_after_read.remove(id);
+            let lost = self.parked.remove(id).map_or(0, |p| p.len());
+            if lost > 0 {
+                Stats::add(&self.stats.results_dropped, lost as u64);
+                log::info!(
+                    "[{id}] target deleted before its first write: {lost} checks not recorded"
+                );
             }
         }
     }
@@ -230,29 +342,40 @@ impl Writer {
         for alert in batch.alerts.into_iter().chain(newer) {
             self.push_alert(alert);
         }
+        self.to_read.extend(batch.read);
     }
 
+    /// A write that did not go through: a passing conflict is retried at once; anything else
+    /// starts (or continues) an outage with backoff.
     fn failed(&mut self, e: &db::Error, tried: Instant) {
         let now = Instant::now();
-        match &mut self.outage {
+        if e.class() == Class::Transient && self.outage.is_none() {
+            log::warn!("writing check results met a passing conflict, retrying: {e}");
+            self.retry_at = Some(now + FLUSH_EVERY);
+            return;
+        }
+        let delay = match &mut self.outage {
             None => {
                 log::error!("cannot write check results, holding them in memory and retrying: {e}");
+                // From the try, not its failure: a checkout waits up to ConnectTimeout
+                // before it fails, and that wait was already part of the outage.
                 self.outage = Some(Outage {
-                    // From the try, not its failure: a checkout waits up to ConnectTimeout
-                    // before it fails, and that wait was already part of the outage.
                     since: tried,
-                    retry_at: now + RETRY_MIN,
                     delay: RETRY_MIN,
                 });
+                RETRY_MIN
             }
             Some(o) => {
+                log::debug!("writing check results failed again: {e}");
                 o.delay = (o.delay * 2).min(RETRY_MAX);
-                o.retry_at = now + o.delay;
+                o.delay
             }
-        }
+        };
+        self.retry_at = Some(now + delay);
     }
 
     fn recovered(&mut self, checks: u64, rows: usize, alerts: usize) {
+        self.retry_at = None;
         if let Some(o) = self.outage.take() {
             log::warn!(
                 "database writes work again after {:.1}s: wrote the {checks} checks of {rows} \
@@ -271,42 +394,69 @@ impl Writer {
     }
 }
 
-/// The thread body: runs until every worker has dropped its results sender, then writes what
-/// is left (trying for a bounded time if the database is away). Starts the store thread and
-/// ends it.
+/// The writer's two channel ends to the store thread.
+pub struct StorePorts {
+    pub batches: Sender<Batch>,
+    pub outcomes: Receiver<Outcome>,
+}
+
+/// The store thread's ends.
+pub struct StoreEnds {
+    pub batches: Receiver<Batch>,
+    pub outcomes: Sender<Outcome>,
+}
+
+/// The channels between the writer and the store thread: one batch at a time.
+pub fn store_channels() -> (StorePorts, StoreEnds) {
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded(1);
+    let (outcome_tx, outcome_rx) = crossbeam_channel::bounded(1);
+    (
+        StorePorts {
+            batches: batch_tx,
+            outcomes: outcome_rx,
+        },
+        StoreEnds {
+            batches: batch_rx,
+            outcomes: outcome_tx,
+        },
+    )
+}
+
+/// The store thread's body.
+pub fn run_store(pool: db::Pool, stats: Arc<Stats>, ends: StoreEnds) {
+    store::run(pool, stats, ends.batches, ends.outcomes)
+}
+
+/// The thread body: runs until every worker and the loader have dropped their senders, then
+/// writes what is left, for as long as the stop deadline allows.
 ///
 /// It sleeps between rounds and takes the results that came meanwhile all at once, rather
 /// than waking for each: at thousands of checks a second, a wake-up per result cost more than
 /// the result itself. The results channel is sized to hold what arrives between rounds.
-pub fn run(mut writer: Writer, pool: Pool, results: Receiver<Finished>) {
-    let (batch_tx, batch_rx) = bounded::<Batch>(1);
-    let (outcome_tx, outcome_rx) = bounded::<Outcome>(1);
-    let store = std::thread::Builder::new()
-        .name("skypunch-store".into())
-        .spawn(move || store::run(pool, batch_rx, outcome_tx))
-        .expect("spawning the store thread");
+pub fn run(mut writer: Writer, reports: Receiver<Report>, store: StorePorts, stop: Stop) {
     loop {
         let started = Instant::now();
-        let open = drain(&mut writer, &results);
-        round(&mut writer, &batch_tx, &outcome_rx);
+        crate::fault::point("writer");
+        let open = drain(&mut writer, &reports);
+        round(&mut writer, &store);
         if !open {
             break;
         }
         std::thread::sleep(FLUSH_EVERY.saturating_sub(started.elapsed()));
     }
-    let settled = final_rounds(&mut writer, &batch_tx, &outcome_rx);
-    drop(batch_tx);
-    // A write still hanging on the database is left to the process's exit.
-    if settled {
-        let _ = store.join();
-    }
+    let allowed = stop.time_left().map_or(FINAL_FLUSH_DEFAULT, |left| {
+        left.saturating_sub(FINAL_MARGIN)
+    });
+    final_rounds(&mut writer, &store, Instant::now() + allowed);
+    // Dropping the batch sender ends the store thread, unless a write still hangs on the
+    // database: that one is left to the process's exit.
 }
 
-/// Takes every result waiting; false once the workers are all gone.
-fn drain(writer: &mut Writer, results: &Receiver<Finished>) -> bool {
+/// Takes every report waiting; false once the workers and the loader are all gone.
+fn drain(writer: &mut Writer, reports: &Receiver<Report>) -> bool {
     loop {
-        match results.try_recv() {
-            Ok(f) => writer.add(f),
+        match reports.try_recv() {
+            Ok(r) => writer.take(r),
             Err(TryRecvError::Empty) => return true,
             Err(TryRecvError::Disconnected) => return false,
         }
@@ -314,55 +464,151 @@ fn drain(writer: &mut Writer, results: &Receiver<Finished>) -> bool {
 }
 
 /// Settles the write in flight if it is done, and starts the next one if one is owed.
-fn round(writer: &mut Writer, batches: &Sender<Batch>, outcomes: &Receiver<Outcome>) {
-    if let Ok(outcome) = outcomes.try_recv() {
+fn round(writer: &mut Writer, store: &StorePorts) {
+    if let Ok(outcome) = store.outcomes.try_recv() {
         writer.settle(outcome);
     }
     if let Some(batch) = writer.next_batch() {
-        // The store thread takes one batch at a time and only fails to if it died.
-        if let Err(e) = batches.send(batch) {
-            writer.settle(Outcome::Failed {
-                batch: e.into_inner(),
-                error: db::Error::Connect {
-                    db: "(store thread)".into(),
-                    reason: "stopped".into(),
-                },
-                tried: Instant::now(),
-            });
+        // The store thread takes one batch at a time and only fails to if it died; the
+        // supervisor then stops the daemon, and the batch is accounted for as unwritten.
+        if let Err(e) = store.batches.send(batch) {
+            writer.in_flight = None;
+            writer.take_back(e.into_inner());
+            writer.retry_at = Some(Instant::now() + RETRY_MAX);
         }
     }
+    writer.publish();
 }
 
-/// Writes what is left at shutdown; false when the database did not take it in time.
-fn final_rounds(
-    writer: &mut Writer,
-    batches: &Sender<Batch>,
-    outcomes: &Receiver<Outcome>,
-) -> bool {
-    let deadline = Instant::now() + FINAL_FLUSH_LIMIT;
-    while !writer.settled() {
-        if Instant::now() >= deadline {
-            log::error!(
-                "shutdown: the database did not come back within {}s; {} checks of {} targets and \
-                 {} alerts were not written",
-                FINAL_FLUSH_LIMIT.as_secs(),
-                writer.held_checks(),
-                writer.owed_rows(),
-                writer.alerts.len()
-            );
-            return false;
-        }
-        round(writer, batches, outcomes);
+/// Writes what is left at shutdown, until `deadline`; the main thread's account says what
+/// was left if the database did not take it in time.
+fn final_rounds(writer: &mut Writer, store: &StorePorts, deadline: Instant) {
+    while !writer.settled() && Instant::now() < deadline {
+        round(writer, store);
         std::thread::sleep(Duration::from_millis(20));
     }
-    true
+    if !writer.settled() {
+        log::error!(
+            "shutdown: the database did not take the last results in time; {} checks and {} \
+             alerts are not written",
+            writer.held_checks(),
+            writer.held_alerts()
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertKind, Status};
+    use crate::model::{AlertKind, CheckOutcome, Status, Target, Verdict};
     use crate::state::Counts;
+    use crossbeam_channel::bounded;
+
+    fn finished(id: TargetId, verdict: Verdict) -> Finished {
+        Finished {
+            target: Arc::new(Target::new(id, "http://127.0.0.1/")),
+            outcome: CheckOutcome {
+                verdict,
+                description: String::new(),
+                http_status: None,
+                elapsed: Duration::ZERO,
+                trace: crate::trace::Trace::new(),
+            },
+            at: chrono::Utc::now(),
+            lag: Duration::ZERO,
+        }
+    }
+
+    fn written(states: Vec<(TargetId, TargetState)>) -> Outcome {
+        Outcome::Written {
+            checks: 0,
+            rows: 0,
+            alerts: 0,
+            refused: Vec::new(),
+            held: None,
+            states,
+            took: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_new_targets_checks_wait_for_its_stored_state_then_apply_in_order() {
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        w.take(Report::Checked(finished(7, Verdict::Pass)));
+        w.take(Report::Checked(finished(7, Verdict::Pass)));
+        let batch = w.next_batch().expect("a read is owed");
+        assert_eq!(batch.read, vec![7]);
+        assert!(batch.updates.is_empty());
+        w.take(Report::Checked(finished(7, Verdict::Pass)));
+        assert!(
+            w.to_read.is_empty(),
+            "not asked twice while the read is in flight"
+        );
+        let stored = TargetState {
+            status: Status::Fail,
+            repeated_fails: 4,
+            alerted: true,
+        };
+        w.settle(written(vec![(7, stored)]));
+        let owed = &w.pending[&7];
+        assert_eq!(owed.counts.pass, 3);
+        assert_eq!(owed.previous_status, Status::Pass);
+        let kinds: Vec<AlertKind> = w.alerts.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![AlertKind::Success],
+            "one recovery from the stored state"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_target_goes_once_its_row_is_owed_nothing() {
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        w.take(Report::Checked(finished(3, Verdict::Fail)));
+        let _ = w.next_batch();
+        w.settle(written(vec![(3, TargetState::default())]));
+        w.take(Report::Forget(3));
+        assert!(w.known.contains_key(&3), "kept while its update is owed");
+        let _ = w.next_batch();
+        w.settle(written(Vec::new()));
+        assert!(!w.known.contains_key(&3));
+    }
+
+    #[test]
+    fn checks_of_a_deleted_target_are_counted_as_dropped() {
+        let stats = Arc::new(Stats::default());
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(stats.clone(), wake, 100);
+        w.take(Report::Checked(finished(9, Verdict::Pass)));
+        let _ = w.next_batch();
+        w.settle(written(Vec::new()));
+        assert!(w.settled());
+        assert_eq!(Stats::get(&stats.results_dropped), 1);
+    }
+
+    #[test]
+    fn a_deadlock_is_retried_at_once_without_an_outage() {
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        w.pending
+            .insert(1, update(Status::Pass, Counts::default(), "t"));
+        let batch = w.next_batch().unwrap();
+        let deadlock = mysql::Error::MySqlError(mysql::MySqlError {
+            state: "40001".into(),
+            message: "Deadlock found".into(),
+            code: 1213,
+        });
+        w.settle(Outcome::Failed {
+            batch,
+            error: db::Error::query("writing")(deadlock),
+            tried: Instant::now(),
+        });
+        assert!(w.outage.is_none());
+        assert!(w.pending.contains_key(&1));
+        assert!(w.retry_at.unwrap() <= Instant::now() + FLUSH_EVERY);
+    }
 
     fn update(status: Status, counts: Counts, at: &str) -> RowUpdate {
         RowUpdate {
@@ -412,6 +658,7 @@ mod tests {
         let error = db::Error::Connect {
             db: "x".into(),
             reason: "down".into(),
+            source: None,
         };
         w.settle(Outcome::Failed {
             batch,
@@ -443,7 +690,7 @@ mod tests {
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(Arc::new(Stats::default()), wake, 3);
         for id in 1..=5 {
-            w.queue_alert(alert(id));
+            w.push_alert(alert(id));
         }
         let held: Vec<TargetId> = w.alerts.iter().map(|a| a.target_id).collect();
         assert_eq!(held, vec![3, 4, 5]);

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -209,6 +209,7 @@ pub fn config(db: &TestDb) -> Config {
             name: db.name.clone(),
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
+            ..DbConfig::default()
         },
         notify: NotifyConfig {
             from: "SkyPunch <skypunch@localhost>".into(),
@@ -225,14 +226,22 @@ pub fn config(db: &TestDb) -> Config {
 pub struct Running {
     pub wake: Sender<()>,
     handle: JoinHandle<()>,
+    /// Never pulled: the notifier ends when `wake` is disconnected, as after the writer.
+    _stop: skypunch::stop::StopTrigger,
 }
 
 impl Running {
     pub fn start(config: Config) -> Running {
         let pool = skypunch::db::connect(&config.db).unwrap();
         let (wake, rx) = crossbeam_channel::bounded(1);
-        let handle = skypunch::notifier::spawn(Arc::new(config), pool, rx);
-        Running { wake, handle }
+        let (trigger, stop) = skypunch::stop::request();
+        let handle =
+            std::thread::spawn(move || skypunch::notifier::run(&config, &pool, &rx, &stop));
+        Running {
+            wake,
+            handle,
+            _stop: trigger,
+        }
     }
 
     /// What the writer does after a commit that queued alerts.

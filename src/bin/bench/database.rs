@@ -152,6 +152,7 @@ impl BenchDb {
             name: self.name.clone(),
             pool_size: 2,
             connect_timeout: Duration::from_secs(5),
+            ..DbConfig::default()
         }
     }
 

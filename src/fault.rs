@@ -1,0 +1,23 @@
+//! Fault injection for the test suite, compiled only with the cargo feature
+//! `fault-injection` (which `scripts/test` turns on): a build without it has no switch an
+//! operator could trip, and [`point`] is an empty function.
+//!
+//! With the feature, each pipeline thread calls [`point`] with its role once per round. When
+//! the folder named by `SKYPUNCH_FAULT_DIR` holds a file `panic-<role>`, the first thread of
+//! that role to pass removes it and panics, so a test can kill exactly one thread at the
+//! moment it chooses.
+
+#[cfg(feature = "fault-injection")]
+pub fn point(role: &str) {
+    let Some(dir) = std::env::var_os("SKYPUNCH_FAULT_DIR") else {
+        return;
+    };
+    let trigger = std::path::Path::new(&dir).join(format!("panic-{role}"));
+    if std::fs::remove_file(&trigger).is_ok() {
+        panic!("fault injected by the test suite into the {role} thread");
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn point(_role: &str) {}

@@ -1,0 +1,104 @@
+//! The stop request: one [`StopTrigger`] on the main thread, a [`Stop`] clone in every
+//! pipeline thread. Pulling the trigger closes a channel, so a thread can wait on it in a
+//! `select!` beside its other channels (the wheel, the loader's sleep, the notifier's sleep)
+//! and look at it between two statements or two deliveries without blocking. The trigger
+//! also sets the instant by which the whole daemon must be gone (`StopTimeout` from the
+//! request), so every thread can fit its last work into the time left.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+
+/// The main thread's end.
+pub struct StopTrigger {
+    tx: Option<Sender<()>>,
+    deadline: Arc<OnceLock<Instant>>,
+}
+
+/// A pipeline thread's end; clones share the request.
+#[derive(Clone)]
+pub struct Stop {
+    rx: Receiver<()>,
+    deadline: Arc<OnceLock<Instant>>,
+}
+
+/// A stop request not yet made.
+pub fn request() -> (StopTrigger, Stop) {
+    let (tx, rx) = bounded(0);
+    let deadline = Arc::new(OnceLock::new());
+    (
+        StopTrigger {
+            tx: Some(tx),
+            deadline: deadline.clone(),
+        },
+        Stop { rx, deadline },
+    )
+}
+
+impl StopTrigger {
+    /// Asks every thread to stop, and to be done within `within`. Later calls change nothing.
+    pub fn pull(&mut self, within: Duration) {
+        let _ = self.deadline.set(Instant::now() + within);
+        self.tx.take();
+    }
+
+    /// When the daemon must be gone, once stopping.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.get().copied()
+    }
+}
+
+impl Stop {
+    /// Has the stop been asked for?
+    pub fn requested(&self) -> bool {
+        matches!(self.rx.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// For `select!`: ready (disconnected) once the stop is asked for.
+    pub fn channel(&self) -> &Receiver<()> {
+        &self.rx
+    }
+
+    /// Sleeps for `d` or until the stop is asked for; true when it was.
+    pub fn sleep(&self, d: Duration) -> bool {
+        !matches!(
+            self.rx.recv_timeout(d),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout)
+        )
+    }
+
+    /// The time left before the daemon must be gone; `None` while not stopping.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .get()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pulling_wakes_sleepers_and_sets_the_deadline() {
+        let (mut trigger, stop) = request();
+        assert!(!stop.requested());
+        assert_eq!(stop.time_left(), None);
+        let sleeper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || stop.sleep(Duration::from_secs(60)))
+        };
+        trigger.pull(Duration::from_secs(30));
+        assert!(sleeper.join().unwrap(), "the sleep ended on the stop");
+        assert!(stop.requested());
+        let left = stop.time_left().unwrap();
+        assert!(left <= Duration::from_secs(30) && left > Duration::from_secs(25));
+    }
+
+    #[test]
+    fn an_unpulled_stop_sleeps_its_time() {
+        let (_trigger, stop) = request();
+        assert!(!stop.sleep(Duration::from_millis(10)));
+    }
+}
