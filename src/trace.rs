@@ -117,6 +117,21 @@ impl<Tz: TimeZone> fmt::Display for Stamp<'_, Tz> {
     }
 }
 
+/// A `YYYY-MM-DD HH:MM:SS` time as the database gives it (in UTC: every connection runs with
+/// `time_zone = '+00:00'`), shown in this host's time with its offset, as
+/// `2026-11-24 11:04:22 +01:00`. Anything else (the zero date of a row never checked) is
+/// shown as it is.
+pub fn local_from_utc(utc: &str) -> String {
+    match chrono::NaiveDateTime::parse_from_str(utc, "%Y-%m-%d %H:%M:%S") {
+        Ok(naive) => naive
+            .and_utc()
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        Err(_) => utc.to_string(),
+    }
+}
+
 /// Milliseconds with one decimal (`12.3`), in integer arithmetic: float formatting showed in
 /// profiles. Honours the width of the format it is written with.
 struct Ms(Duration);
@@ -139,6 +154,18 @@ mod tests {
             Stamp(&t, ',').to_string(),
             t.format("%Y-%m-%d %H:%M:%S,%3f").to_string()
         );
+    }
+
+    #[test]
+    fn database_times_are_shown_in_local_time_with_the_offset() {
+        let shown = local_from_utc("2026-07-01 12:00:00");
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-07-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string();
+        assert_eq!(shown, expected);
+        assert_eq!(local_from_utc("0000-00-00 00:00:00"), "0000-00-00 00:00:00");
     }
 
     #[test]

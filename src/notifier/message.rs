@@ -103,10 +103,11 @@ pub fn render(alert: &Alert) -> Rendered {
         .map(|(label, key)| {
             (
                 *label,
-                if *key == "name" {
-                    name.clone()
-                } else {
-                    field(key)
+                match *key {
+                    "name" => name.clone(),
+                    // Stored in UTC; the reader wants this host's time and zone.
+                    "last_updated" => crate::trace::local_from_utc(&field(key)),
+                    _ => field(key),
                 },
             )
         })

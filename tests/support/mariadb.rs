@@ -20,12 +20,19 @@ pub struct MariaDb {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More `mariadbd` options, e.g. a default time zone.
+    extra: Vec<String>,
 }
 
 impl MariaDb {
     /// Creates a data folder with a root user that logs in without a password, starts the
     /// server on a free port and waits until it answers.
     pub fn start() -> MariaDb {
+        MariaDb::start_with(&[])
+    }
+
+    /// Like [`MariaDb::start`], with more `mariadbd` options.
+    pub fn start_with(extra: &[&str]) -> MariaDb {
         let dir = std::env::temp_dir().join(format!(
             "sp_mariadb_{}_{}",
             std::process::id(),
@@ -41,6 +48,7 @@ impl MariaDb {
             port: free_port(),
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         db.restart();
         db
@@ -74,6 +82,22 @@ impl MariaDb {
         }
     }
 
+    /// SIGSTOP: the server hangs (its port still accepts connections, nothing answers).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`MariaDb::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("the server runs").id() as i32;
+        // SAFETY: kill with the pid of a child we spawned and a valid signal number.
+        unsafe { libc::kill(pid, signal) };
+    }
+
     /// Starts the server (again) on the same port and data folder; waits until it answers.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
@@ -94,6 +118,7 @@ impl MariaDb {
             .arg(format!("--user={}", current_user()))
             .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
             .args(server_tuning())
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
