@@ -211,7 +211,9 @@ fn a_panic_in(role: &str, thread: &str) {
         notify_support::add_notifier(&db, "ops", "SMTP", "ops@example.com", &params, true);
         db.add_target("name, url, frequency", "'down', 'http://127.0.0.1:9/', 1");
     }
+    let panicked_at = Instant::now();
     let (code, _) = exit_within(&mut daemon, Duration::from_secs(30));
+    let took = panicked_at.elapsed();
     let log = db.log();
     assert_eq!(code, Some(70), "{log}");
     assert!(
@@ -222,11 +224,24 @@ fn a_panic_in(role: &str, thread: &str) {
         log.contains(&format!("thread {thread}")) && log.contains("ended unexpectedly"),
         "{log}"
     );
-    assert!(written_checks(&db) >= before, "nothing written is lost");
-    if !matches!(role, "writer" | "store") {
-        let unwritten = unwritten_in_account(&db);
-        assert_eq!(unwritten, all_check_lines(&db) as u64 - written_checks(&db));
+    let written = written_checks(&db);
+    assert!(written >= before, "nothing written is lost");
+    let logged = all_check_lines(&db) as u64;
+    let in_account = Some(unwritten_in_account(&db));
+    if let Some(unwritten) = in_account {
+        assert_eq!(unwritten, logged - written);
     }
+    run::figures(
+        &format!("panic_in_{role}"),
+        json!({
+            "exit_code": code,
+            "exit_after_trigger_s": took.as_secs_f64(),
+            "checks_written_before_panic": before,
+            "checks_written_at_exit": written,
+            "checks_logged": logged,
+            "unwritten_in_account": in_account,
+        }),
+    );
 }
 
 #[cfg(feature = "fault-injection")]

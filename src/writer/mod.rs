@@ -438,6 +438,7 @@ pub fn run(mut writer: Writer, reports: Receiver<Report>, store: StorePorts, sto
         let started = Instant::now();
         crate::fault::point("writer");
         let open = drain(&mut writer, &reports);
+        // A dead store thread is the supervisor's to act on: it stops the daemon.
         round(&mut writer, &store);
         if !open {
             break;
@@ -463,10 +464,16 @@ fn drain(writer: &mut Writer, reports: &Receiver<Report>) -> bool {
     }
 }
 
-/// Settles the write in flight if it is done, and starts the next one if one is owed.
-fn round(writer: &mut Writer, store: &StorePorts) {
-    if let Ok(outcome) = store.outcomes.try_recv() {
-        writer.settle(outcome);
+/// Settles the write in flight if it is done, and starts the next one if one is owed; false
+/// once the store thread is gone (it died: nothing more can be written).
+fn round(writer: &mut Writer, store: &StorePorts) -> bool {
+    match store.outcomes.try_recv() {
+        Ok(outcome) => writer.settle(outcome),
+        Err(TryRecvError::Empty) => {}
+        Err(TryRecvError::Disconnected) => {
+            writer.publish();
+            return false;
+        }
     }
     if let Some(batch) = writer.next_batch() {
         // The store thread takes one batch at a time and only fails to if it died; the
@@ -478,13 +485,15 @@ fn round(writer: &mut Writer, store: &StorePorts) {
         }
     }
     writer.publish();
+    true
 }
 
 /// Writes what is left at shutdown, until `deadline`; the main thread's account says what
 /// was left if the database did not take it in time.
 fn final_rounds(writer: &mut Writer, store: &StorePorts, deadline: Instant) {
-    while !writer.settled() && Instant::now() < deadline {
-        round(writer, store);
+    // Without a store thread the rest cannot be written: waiting out the deadline would
+    // only delay the exit.
+    while !writer.settled() && Instant::now() < deadline && round(writer, store) {
         std::thread::sleep(Duration::from_millis(20));
     }
     if !writer.settled() {
