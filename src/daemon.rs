@@ -403,7 +403,13 @@ pub fn reload_config(opts: &Options, running: &Config) {
     }
     let mut new = loaded.config;
     new.resolve_paths(opts.start_dir);
-    log::set_max_level(new.log_level);
+    if new.log_level != log::max_level() {
+        log::info!(
+            "SIGHUP: LogLevel is now {}",
+            new.log_level.as_str().to_lowercase()
+        );
+        crate::logging::set_level(new.log_level);
+    }
     let restart_needed: Vec<&str> = [
         ("LogFilePath", new.log_file != running.log_file),
         ("PidFile", new.pid_file != running.pid_file),

@@ -2,7 +2,11 @@
 //! `2013-07-11 06:10:57,053 INFO [1] HP Cloud Dot COM               GET https://... PASS (OK)`.
 //!
 //! Every thread logs through the `log` macros. The file is behind a [`LogFile`] handle that
-//! the signal thread uses to reopen it on SIGHUP (after logrotate moved it away).
+//! the main thread reopens on SIGHUP (after logrotate moved it away).
+//!
+//! fern is installed passing every level, and the level in force is `log`'s global maximum,
+//! which [`set_level`] moves either way: fern's own filter is fixed when it is installed and
+//! could only ever narrow a later change.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -59,7 +63,7 @@ impl LogFile {
 }
 
 /// Installs the process logger writing to `file` (and to stderr too when `echo` is set, for
-/// `--foreground` runs in a terminal). Can only be called once per process.
+/// `--foreground` runs in a terminal) at `level`. Can only be called once per process.
 pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<(), String> {
     let mut dispatch = fern::Dispatch::new()
         .format(|out, message, record| {
@@ -70,8 +74,8 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
                 message
             ))
         })
-        .level(level)
-        // ureq and rustls say too much at info for a log people tail.
+        .level(log::LevelFilter::Trace)
+        // ureq and rustls say too much even at debug for a log people tail.
         .level_for("ureq", log::LevelFilter::Warn)
         .level_for("ureq_proto", log::LevelFilter::Warn)
         .level_for("rustls", log::LevelFilter::Warn)
@@ -86,7 +90,14 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
     }
     dispatch
         .apply()
-        .map_err(|e| format!("cannot set up logging: {e}"))
+        .map_err(|e| format!("cannot set up logging: {e}"))?;
+    set_level(level);
+    Ok(())
+}
+
+/// Sets the level in force, higher or lower than before (SIGHUP with a new `LogLevel`).
+pub fn set_level(level: log::LevelFilter) {
+    log::set_max_level(level);
 }
 
 /// The name column of a check line: left-aligned in 30 columns as the original, control

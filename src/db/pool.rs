@@ -89,7 +89,12 @@ impl r2d2::ManageConnection for Manager {
     type Error = mysql::Error;
 
     fn connect(&self) -> Result<Connection, mysql::Error> {
-        self.inner.connect().map(|conn| Connection {
+        let conn = self.inner.connect()?;
+        log::debug!(
+            "database: opened a pooled connection (id {})",
+            conn.connection_id()
+        );
+        Ok(Connection {
             conn,
             broken: false,
         })
@@ -100,6 +105,12 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Connection) -> bool {
+        if conn.broken {
+            log::debug!(
+                "database: closing connection {} after an outage on it",
+                conn.conn.connection_id()
+            );
+        }
         conn.broken
     }
 }

@@ -253,6 +253,13 @@ impl<'a> Notifier<'a> {
 
     /// Renders and sends one delivery; the error is the reason, without secrets.
     fn deliver(&mut self, row: &NotifierRow, d: &outbox::Due) -> Result<(), Failure> {
+        log::debug!(
+            "notifier {} ({}): sending alert {} (attempt {})",
+            row.id,
+            row.name,
+            d.alert.id,
+            d.attempts + 1
+        );
         let notify = &self.config.notify;
         let mailer = match self.mailers.get(row, &notify.from, notify.smtp_timeout) {
             Ok(m) => m,

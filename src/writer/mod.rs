@@ -366,8 +366,11 @@ impl Writer {
                 RETRY_MIN
             }
             Some(o) => {
-                log::debug!("writing check results failed again: {e}");
                 o.delay = (o.delay * 2).min(RETRY_MAX);
+                log::debug!(
+                    "writing check results failed again, retrying in {} ms: {e}",
+                    o.delay.as_millis()
+                );
                 o.delay
             }
         };
