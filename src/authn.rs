@@ -95,7 +95,7 @@ pub fn split_params(parms: &str) -> Result<Vec<(String, String)>, ParamError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for item in parms.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((key, value)) = item.split_once('=') else {
-            let key = item.chars().take(40).collect::<String>();
+            let key = crate::text::clip(item, 40);
             return Err(format!("parameter `{key}` has no `=value`"));
         };
         let key = key.trim().to_ascii_lowercase();

@@ -29,14 +29,14 @@ use crossbeam_channel::{bounded, select, unbounded, Sender};
 
 use crate::check::{CheckSettings, Checker};
 use crate::config::{self, Config};
-use crate::db::{self, targets::TargetRow, Pool};
+use crate::db::{self, Pool};
 use crate::lifecycle::{PidFile, StartError};
 use crate::logging::LogFile;
 use crate::signals::{Forwarded, Signal, Signals};
 use crate::stats::Stats;
 use crate::stop::{self, StopTrigger};
 use crate::threads::{self, Ended, Supervisor};
-use crate::{loader, notifier, state, target, wheel, worker, writer};
+use crate::{loader, notifier, wheel, worker, writer};
 
 /// How the daemon was asked to start.
 pub struct Options<'a> {
@@ -445,34 +445,4 @@ pub fn reload_config(opts: &Options, running: &Config) {
             restart_needed.join(", ")
         );
     }
-}
-
-/// `skypunch targets ID test`: checks the target now, prints the check line and the trace,
-/// and records the result like any check, without sending a notification.
-pub fn test_target(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), String> {
-    let target = match target::from_row(row) {
-        Ok(t) => t,
-        Err(reason) => return Err(format!("target {} has a config error: {reason}", row.id)),
-    };
-    let checker = Checker::new(CheckSettings {
-        max_body_bytes: config.max_body_bytes,
-        token_lifetime: config.token_lifetime,
-    });
-    let outcome = worker::check_safely(&checker, &target);
-    println!("{}", worker::check_line(&target, &outcome));
-    print!("{}", outcome.trace);
-    let stored = target::state_of(row);
-    let transition = state::apply(stored, outcome.verdict, target.fail_threshold);
-    // A test never alerts: keep the alert flag as it was.
-    let mut update = state::RowUpdate::new(
-        &transition,
-        &outcome,
-        crate::trace::Stamp(&chrono::Utc::now(), '.').to_string(),
-    );
-    update.alerted = stored.alerted;
-    let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;
-    let updates = std::iter::once((target.id, update)).collect();
-    db::results::write(&mut conn, &updates, &[])
-        .map_err(|e| format!("result not recorded: {e}"))?;
-    Ok(())
 }

@@ -24,6 +24,7 @@ pub mod state;
 pub mod stats;
 pub mod stop;
 pub mod target;
+pub mod text;
 pub mod threads;
 pub mod trace;
 pub mod wheel;

@@ -17,6 +17,7 @@ use crate::db::{self, targets::TargetRow, Pool};
 use crate::model::{Report, TargetId};
 use crate::stop::Stop;
 use crate::target;
+use crate::text;
 use crate::wheel::Control;
 
 /// Rows changed this long before the previous scan are looked at again, so that a
@@ -214,7 +215,7 @@ impl Loader {
                     log::info!(
                         "[{}] target {} scheduled every {}s",
                         t.id,
-                        printable(&t.name),
+                        text::printable(&t.name),
                         t.frequency.as_secs()
                     );
                 }
@@ -228,8 +229,8 @@ impl Loader {
                 log::error!(
                     "[{}] {} config error: {} (not checked until the row is fixed)",
                     row.id,
-                    printable(&row.name),
-                    printable(&reason)
+                    text::printable(&row.name),
+                    text::printable(&reason)
                 );
                 self.unschedule(row.id);
                 let already = row.status == "FAIL"
@@ -243,14 +244,6 @@ impl Loader {
             }
         }
     }
-}
-
-/// A value from a row, fit for one log line: a name or URL holding a line break must not
-/// forge a log line of its own.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// Gives the memory freed after the first load back to the system: glibc keeps a freed peak

@@ -103,9 +103,7 @@ pub fn set_level(level: log::LevelFilter) {
 /// The name column of a check line: left-aligned in 30 columns as the original, control
 /// characters of a hostile name made harmless so a name cannot forge log lines.
 pub fn name_column(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    format!("{clean:<30}")
+    // Padded by characters, not display columns: the original's `%-30s` did so, and log
+    // parsers written for it count on that.
+    format!("{:<30}", crate::text::printable(name))
 }

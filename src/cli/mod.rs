@@ -2,8 +2,10 @@
 //! and maps the outcome to an exit code. The words are the original's
 //! (`start | stop | targets [id] [enable | disable | test] | notifiers [id] [enable | disable]`).
 
-mod admin;
+mod database;
+mod lifecycle;
 mod notifiers;
+mod out;
 pub mod table;
 mod targets;
 
@@ -52,6 +54,14 @@ impl Error {
         }
     }
 
+    /// The reader closed standard output: nothing more to say, and nothing went wrong.
+    pub fn closed_pipe() -> Error {
+        Error {
+            message: String::new(),
+            code: 0,
+        }
+    }
+
     /// Words the program does not understand (exit 2).
     pub fn usage(message: impl Into<String>) -> Error {
         Error {
@@ -82,36 +92,69 @@ pub struct Invocation {
 /// How long `stop` waits for the daemon to exit unless `--timeout` says otherwise.
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// One command-line option. Each is declared once, in [`OPTIONS`], which builds the parser and
+/// its help and gives the man page test its list: a new flag cannot miss the man page.
+pub struct Opt {
+    pub short: &'static str,
+    pub long: &'static str,
+    /// The value's name in the help, for an option that takes one.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+pub const OPTIONS: &[Opt] = &[
+    Opt {
+        short: "c",
+        long: "config",
+        value: Some("FILE"),
+        help: "read the configuration from FILE",
+    },
+    Opt {
+        short: "f",
+        long: "foreground",
+        value: None,
+        help: "with start: stay in the foreground (systemd, tests)",
+    },
+    Opt {
+        short: "w",
+        long: "wait",
+        value: None,
+        help: "with start: wait for the database instead of failing when it is down",
+    },
+    Opt {
+        short: "t",
+        long: "timeout",
+        value: Some("SECONDS"),
+        help: "with stop: seconds to wait for the daemon to exit (default StopTimeout + 15)",
+    },
+    Opt {
+        short: "h",
+        long: "help",
+        value: None,
+        help: "print this help and exit",
+    },
+    Opt {
+        short: "V",
+        long: "version",
+        value: None,
+        help: "print the version and exit",
+    },
+];
+
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optopt("c", "config", "read the configuration from FILE", "FILE");
-    o.optflag(
-        "f",
-        "foreground",
-        "with start: stay in the foreground (systemd, tests)",
-    );
-    o.optflag(
-        "w",
-        "wait",
-        "with start: wait for the database instead of failing when it is down",
-    );
-    o.optopt(
-        "t",
-        "timeout",
-        "with stop: seconds to wait for the daemon to exit (default 60)",
-        "SECONDS",
-    );
-    o.optflag("h", "help", "print this help and exit");
-    o.optflag("V", "version", "print the version and exit");
+    for opt in OPTIONS {
+        match opt.value {
+            Some(value) => o.optopt(opt.short, opt.long, opt.help, value),
+            None => o.optflag(opt.short, opt.long, opt.help),
+        };
+    }
     o
 }
 
-/// Every option the program accepts, long form; the man page test checks each appears.
+/// Every option the program accepts, long form.
 pub fn option_names() -> Vec<String> {
-    ["config", "foreground", "wait", "timeout", "help", "version"]
-        .iter()
-        .map(|s| format!("--{s}"))
-        .collect()
+    OPTIONS.iter().map(|o| format!("--{}", o.long)).collect()
 }
 
 /// Every command word the program accepts.
@@ -148,15 +191,13 @@ fn run(args: &[String]) -> Result<(), Error> {
         .parse(args)
         .map_err(|e| Error::usage(format!("{e}\n{USAGE}")))?;
     if m.opt_present("h") {
-        println!(
+        return out::line(format_args!(
             "skypunch {VERSION}: service-monitoring daemon\n{USAGE}\n\n{}",
             opts.usage(HELP)
-        );
-        return Ok(());
+        ));
     }
     if m.opt_present("V") {
-        println!("skypunch {VERSION}");
-        return Ok(());
+        return out::line(format_args!("skypunch {VERSION}"));
     }
     let stop_timeout = match m.opt_str("t") {
         None => None,
@@ -185,13 +226,13 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
     let words: Vec<&str> = inv.words.iter().map(String::as_str).collect();
     match words.as_slice() {
         [] => {
-            println!("version: {VERSION}\n{USAGE}");
+            out::line(format_args!("version: {VERSION}\n{USAGE}"))?;
             Err(Error::usage(""))
         }
         ["targets", rest @ ..] => targets::run(&load_config(inv)?, rest),
         ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
-        ["init-db"] | ["upgrade-db"] => admin::upgrade_db(&load_config(inv)?, words[0]),
-        ["start"] | ["stop"] | ["status"] | ["reload"] => admin::lifecycle(inv, words[0]),
+        ["init-db"] | ["upgrade-db"] => database::upgrade(&load_config(inv)?, words[0]),
+        ["start"] | ["stop"] | ["status"] | ["reload"] => lifecycle::run(inv, words[0]),
         [word, ..] => Err(Error::usage(format!("unknown command `{word}`\n{USAGE}"))),
     }
 }

@@ -1,34 +1,36 @@
 //! `skypunch notifiers [ID [enable | disable | test]]`.
 
-use super::table::{yes_no, Table};
+use super::out::{line, print};
+use super::table::Table;
 use super::{parse_id, toggle, Error, USAGE};
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow};
 use crate::notifier;
+use crate::text::yes_no;
 
 pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
     let (_pool, mut conn) = db::open(&config.db)?;
     match words {
         [] => {
-            print!("{}", list(&db::notifiers::all(&mut conn)?));
+            print(list(&db::notifiers::all(&mut conn)?))?;
             Ok(())
         }
         [id] => {
             let row = find(&mut conn, id)?;
             let owed = notifier::outbox::owed_to(&mut conn, row.id)?;
-            print!("{}", detail(&row, &owed));
+            print(detail(&row, &owed))?;
             Ok(())
         }
         [id, word @ ("enable" | "disable")] => {
             let row = find(&mut conn, id)?;
             let (enable, done) = toggle(word);
             db::notifiers::set_enabled(&mut conn, row.id, enable)?;
-            println!("Notifier: {} has been {done}", row.name);
+            line(format_args!("Notifier: {} has been {done}", row.name))?;
             Ok(())
         }
         [id, "test"] => {
             let row = find(&mut conn, id)?;
-            notifier::send_test(config, &row).map_err(Error::failed)
+            line(notifier::send_test(config, &row).map_err(Error::failed)?)
         }
         [_, word, ..] => Err(Error::usage(format!(
             "unknown notifiers command `{word}`\n{USAGE}"
@@ -58,7 +60,7 @@ pub fn list(rows: &[NotifierRow]) -> Table {
             r.name.clone(),
             r.kind.clone(),
             r.address.clone(),
-            yes_no(r.enabled),
+            yes_no(r.enabled).into(),
             r.pass_count.to_string(),
             r.fail_count.to_string(),
         ]);
@@ -75,7 +77,7 @@ pub fn detail(r: &NotifierRow, owed: &notifier::outbox::Owed) -> Table {
         ("Type", r.kind.clone()),
         ("Address", r.address.clone()),
         ("Params", crate::authn::redact_params(&r.params)),
-        ("Enabled", yes_no(r.enabled)),
+        ("Enabled", yes_no(r.enabled).into()),
         ("Pass Count", r.pass_count.to_string()),
         ("Fail Count", r.fail_count.to_string()),
         ("Pending Alerts", owed.pending.to_string()),

@@ -1,9 +1,7 @@
-//! Plain-text tables for the CLI, in the original's boxed style.
+//! Plain-text tables for the CLI, in the original's boxed style, aligned by display width so
+//! CJK and emoji names line up.
 
-/// A flag as the original's tables showed it.
-pub fn yes_no(b: bool) -> String {
-    if b { "Yes" } else { "No" }.to_string()
-}
+use crate::text;
 
 /// A table of rows of cells; the first row is the header.
 pub struct Table {
@@ -36,15 +34,9 @@ impl Table {
     }
 }
 
-/// Display width: characters, with control characters (a hostile name) shown as spaces.
+/// Columns a cell takes, with control characters (a hostile name) shown as spaces.
 fn width(s: &str) -> usize {
-    s.chars().count()
-}
-
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    text::width(&text::printable(s))
 }
 
 impl std::fmt::Display for Table {
@@ -58,8 +50,8 @@ impl std::fmt::Display for Table {
         writeln!(f, "{rule}")?;
         for (i, row) in self.rows.iter().enumerate() {
             for (c, w) in widths.iter().enumerate() {
-                let cell = clean(row.get(c).map(String::as_str).unwrap_or(""));
-                write!(f, "| {}{} ", cell, " ".repeat(w - width(&cell)))?;
+                let cell = text::printable(row.get(c).map(String::as_str).unwrap_or(""));
+                write!(f, "| {}{} ", cell, " ".repeat(w - text::width(&cell)))?;
             }
             writeln!(f, "|")?;
             if i == 0 {
@@ -84,5 +76,19 @@ mod tests {
             "+----+--------------+\n| ID | Name         |\n+----+--------------+\n\
              | 1  | Ünïcode name |\n+----+--------------+\n"
         );
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let mut t = Table::new(&["Name", "X"]);
+        t.row(vec!["監視 🚀".into(), "y".into()]);
+        t.row(vec!["plain".into(), "z".into()]);
+        let lines: Vec<String> = t.to_string().lines().map(text::printable).collect();
+        let bars: Vec<usize> = lines
+            .iter()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| text::width(&l[..l.rfind('|').unwrap()]))
+            .collect();
+        assert!(bars.windows(2).all(|w| w[0] == w[1]), "{lines:?}");
     }
 }

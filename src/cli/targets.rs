@@ -1,23 +1,27 @@
 //! `skypunch targets [ID [enable | disable | test]]`.
 
-use super::table::{yes_no, Table};
+use super::out::{line, print};
+use super::table::Table;
 use super::{parse_id, toggle, Error, USAGE};
 use crate::authn;
+use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
-use crate::db::{self, targets::TargetRow};
+use crate::db::{self, targets::TargetRow, Pool};
+use crate::text::yes_no;
+use crate::{state, target, worker};
 
 pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
     let (pool, mut conn) = db::open(&config.db)?;
     match words {
         [] => {
-            print!("{}", list(&db::targets::all(&mut conn)?));
+            print(list(&db::targets::all(&mut conn)?))?;
             Ok(())
         }
         [id] => {
             let row = find(&mut conn, id)?;
-            print!("{}", detail(&row));
+            print(detail(&row))?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
-                print!("Last check trace:\n{trace}");
+                print(format_args!("Last check trace:\n{trace}"))?;
             }
             Ok(())
         }
@@ -25,18 +29,53 @@ pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
             let row = find(&mut conn, id)?;
             let (enable, done) = toggle(word);
             db::targets::set_enabled(&mut conn, row.id, enable)?;
-            println!("Target: {} has been {done}", row.name);
+            line(format_args!("Target: {} has been {done}", row.name))?;
             Ok(())
         }
         [id, "test"] => {
             let row = find(&mut conn, id)?;
             drop(conn);
-            crate::daemon::test_target(config, &pool, &row).map_err(Error::failed)
+            test(config, &pool, &row)
         }
         [_, word, ..] => Err(Error::usage(format!(
             "unknown targets command `{word}`\n{USAGE}"
         ))),
     }
+}
+
+/// `skypunch targets ID test`: checks the target now, prints the check line and the trace,
+/// and records the result like any check, without sending a notification.
+fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
+    let target = match target::from_row(row) {
+        Ok(t) => t,
+        Err(reason) => {
+            return Err(Error::failed(format!(
+                "target {} has a config error: {reason}",
+                row.id
+            )))
+        }
+    };
+    let checker = Checker::new(CheckSettings {
+        max_body_bytes: config.max_body_bytes,
+        token_lifetime: config.token_lifetime,
+    });
+    let outcome = worker::check_safely(&checker, &target);
+    line(worker::check_line(&target, &outcome))?;
+    print(&outcome.trace)?;
+    let stored = target::state_of(row);
+    let transition = state::apply(stored, outcome.verdict, target.fail_threshold);
+    // A test never alerts: keep the alert flag as it was.
+    let mut update = state::RowUpdate::new(
+        &transition,
+        &outcome,
+        crate::trace::Stamp(&chrono::Utc::now(), '.').to_string(),
+    );
+    update.alerted = stored.alerted;
+    let mut conn = db::checkout(pool)?;
+    let updates = std::iter::once((target.id, update)).collect();
+    db::results::write(&mut conn, &updates, &[])
+        .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
+    Ok(())
 }
 
 fn find(conn: &mut db::Conn, word: &str) -> Result<TargetRow, Error> {
@@ -61,7 +100,7 @@ pub fn list(rows: &[TargetRow]) -> Table {
             r.name.clone(),
             r.status.clone(),
             crate::trace::local_from_utc(&r.last_updated),
-            yes_no(r.enabled),
+            yes_no(r.enabled).into(),
             r.pass_count.to_string(),
             r.fail_count.to_string(),
         ]);
@@ -80,7 +119,7 @@ pub fn detail(r: &TargetRow) -> Table {
         ("Tenant ID", r.tenantid.clone()),
         ("Status", r.status.clone()),
         ("Previous Status", r.previous_status.clone()),
-        ("Enabled", yes_no(r.enabled)),
+        ("Enabled", yes_no(r.enabled).into()),
         ("Status Description", opt(&r.status_description)),
         (
             "Last Updated",
@@ -105,11 +144,11 @@ pub fn detail(r: &TargetRow) -> Table {
         ("Network Fail Count", r.network_fails.to_string()),
         ("Repeated Fail Count", r.repeated_fails.to_string()),
         ("Fail Threshold", r.fail_threshold.to_string()),
-        ("Alert Sent", yes_no(r.alerted)),
+        ("Alert Sent", yes_no(r.alerted).into()),
         ("Expected Body", opt(&r.expect_body)),
         ("Max Response (ms)", opt_n(r.max_response_ms)),
-        ("Follow Redirects", yes_no(r.follow_redirects)),
-        ("Verify TLS", yes_no(r.verify_tls)),
+        ("Follow Redirects", yes_no(r.follow_redirects).into()),
+        ("Verify TLS", yes_no(r.verify_tls).into()),
         ("Last HTTP Status", opt_n(r.last_http_status)),
         ("Last Response (ms)", opt_n(r.last_response_ms)),
     ];

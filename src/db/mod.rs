@@ -91,7 +91,7 @@ pub fn with_conn<T>(
 /// Runs a script of `;`-terminated statements (a schema file), skipping `--` comments.
 pub fn run_script(conn: &mut Conn, script: &str) -> Result<(), Error> {
     for statement in split_script(script) {
-        let head: String = statement.chars().take(60).collect();
+        let head = crate::text::clip(&statement, 60);
         conn.query_drop(&statement).map_err(|source| Error::Query {
             what: format!("running `{head}...`"),
             source,

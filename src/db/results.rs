@@ -10,6 +10,7 @@ use mysql::{TxOpts, Value};
 use super::{Conn, Error};
 use crate::model::{AlertKind, Status, TargetId, TargetState};
 use crate::state::RowUpdate;
+use crate::text;
 
 /// Rows per UPDATE statement. A batch is cut into statements of these sizes only, largest
 /// first, so that the few statement shapes stay prepared on each connection instead of every
@@ -51,7 +52,7 @@ pub fn write(
             INSERT_ALERT,
             (
                 alert.kind.as_str(),
-                clip_bytes(&alert.trace, MAX_TRACE_BYTES),
+                text::clip_bytes(&alert.trace, MAX_TRACE_BYTES),
                 alert.target_id,
             ),
         )
@@ -136,7 +137,7 @@ fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
             Value::from(**id),
             Value::from(u.status.as_str()),
             Value::from(u.previous_status.as_str()),
-            Value::from(clip_chars(&u.description, MAX_DESCRIPTION)),
+            Value::from(text::clip(&u.description, MAX_DESCRIPTION)),
             Value::from(u.at.as_str()),
             signed(u.counts.pass),
             signed(u.counts.fail),
@@ -149,7 +150,7 @@ fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
             Value::from(u.alerted),
             u.http_status.map_or(Value::NULL, Value::from),
             Value::from(u.response_ms.min(i32::MAX as u64)),
-            Value::from(clip_bytes(&u.trace, MAX_TRACE_BYTES)),
+            Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),
         ]);
     }
     (sql, params)
@@ -176,21 +177,6 @@ fn shaped_chunks<T>(mut items: &[T]) -> Vec<&[T]> {
         items = rest;
     }
     chunks
-}
-
-fn clip_chars(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
-fn clip_bytes(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -232,10 +232,8 @@ pub fn without_config_error(conn: &mut Conn, ids: &[TargetId]) -> Result<Vec<Tar
 /// Marks a row that does not validate: FAIL with `config error: ...`, its revision kept so
 /// that the write is not mistaken for an operator's edit.
 pub fn mark_config_error(conn: &mut Conn, id: TargetId, description: &str) -> Result<(), Error> {
-    let description: String = format!("config error: {description}")
-        .chars()
-        .take(128)
-        .collect();
+    let description = format!("config error: {description}");
+    let description = crate::text::clip(&description, 128);
     conn.exec_drop(
         "UPDATE targets SET previous_status = status, status = 'FAIL', \
          status_description = :d, last_updated = NOW(), config_changed = config_changed \

@@ -12,6 +12,7 @@ use lettre::Message;
 use serde_json::Value;
 
 use crate::authn::is_secret_key;
+use crate::text::yes_no;
 
 /// An alert as read from the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,13 +72,13 @@ pub fn render(alert: &Alert) -> Rendered {
         let v = match snap.get(key) {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Bool(b)) => yes_no(*b),
+            Some(Value::Bool(b)) => yes_no(*b).to_string(),
             Some(other) => other.to_string(),
         };
         match key {
             "enabled" => match v.as_str() {
-                "1" => yes_no(true),
-                "0" => yes_no(false),
+                "1" => yes_no(true).to_string(),
+                "0" => yes_no(false).to_string(),
                 _ => v,
             },
             "url" => redact_url(&v),
@@ -200,10 +201,6 @@ fn html_table(rows: &[(&str, String)]) -> String {
     }
     s.push_str("</table>\n");
     s
-}
-
-fn yes_no(b: bool) -> String {
-    if b { "Yes" } else { "No" }.to_string()
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -73,9 +73,8 @@ pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
 }
 
 /// `skypunch notifiers ID test`: sends a test message now (enabled or not; it is not counted
-/// in the notifier's pass or fail count) and prints the SMTP outcome; `Err(reason)` on
-/// failure.
-pub fn send_test(config: &Config, row: &NotifierRow) -> Result<(), String> {
+/// in the notifier's pass or fail count); says where it went, or `Err(reason)`.
+pub fn send_test(config: &Config, row: &NotifierRow) -> Result<String, String> {
     let mailer = smtp::Mailer::build(row, &config.notify.from, config.notify.smtp_timeout)?;
     let rendered = message::render_test(&row.name, &mailer.server());
     let msg = message::build(&rendered, &mailer.from, &mailer.to)?;
@@ -87,13 +86,12 @@ pub fn send_test(config: &Config, row: &NotifierRow) -> Result<(), String> {
             mailer.server()
         )
     })?;
-    println!(
+    Ok(format!(
         "Notifier: {} test message sent to {} via {}",
         row.name,
         row.address,
         mailer.server()
-    );
-    Ok(())
+    ))
 }
 
 /// The thread's state between passes.

@@ -189,7 +189,7 @@ pub fn mark_failed(
     reason: &str,
     wait: Duration,
 ) -> Result<(), Error> {
-    let reason: String = reason.chars().take(500).collect();
+    let reason = crate::text::clip(reason, 500);
     let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
     let mut tx = conn
         .start_transaction(TxOpts::default())

@@ -1,5 +1,4 @@
-//! `skypunch init-db | upgrade-db` and the daemon's lifecycle words
-//! `start | stop | status | reload`, on the main thread.
+//! The daemon's lifecycle words `start | stop | status | reload`, on the main thread.
 //!
 //! Exit codes of the lifecycle words follow the LSB init script conventions, so that the init
 //! script can pass them on: `status` exits 0 when running, 1 when the daemon is dead but its
@@ -10,33 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::out::line;
 use super::{load_config, Error, Invocation};
 use crate::config::Config;
 use crate::daemon::{self, Options, Startup};
-use crate::db::{self, schema::Upgrade};
+use crate::db;
 use crate::lifecycle::daemonize::{self, Forked, Report};
 use crate::lifecycle::{self, pidfile, Probe, StartError, StopError, Stopped};
 
-/// Creates the tables, or upgrades a 1.0 database, in the configured database.
-pub fn upgrade_db(config: &Config, word: &str) -> Result<(), Error> {
-    let pool = db::connect(&config.db)?;
-    let mut conn = db::checkout(&pool)?;
-    let name = config.db.describe();
-    match db::schema::upgrade(&mut conn, &name)? {
-        Upgrade::Created => println!("{word}: created the skypunch 2.0 tables in {name}"),
-        Upgrade::AlreadyCurrent => println!("{word}: {name} already has skypunch schema 2.0"),
-        Upgrade::Upgraded { from } => {
-            println!(
-                "{word}: upgraded {name} from schema {}.{} to 2.0",
-                from.0, from.1
-            )
-        }
-    }
-    Ok(())
-}
-
 /// `start`, `stop`, `status`, `reload`.
-pub fn lifecycle(inv: &Invocation, word: &str) -> Result<(), Error> {
+pub fn run(inv: &Invocation, word: &str) -> Result<(), Error> {
     let (config, here) = absolute_paths(load_config(inv)?)?;
     match word {
         "start" => start(inv, config, &here),
@@ -51,7 +33,6 @@ pub fn lifecycle(inv: &Invocation, word: &str) -> Result<(), Error> {
     }
 }
 
-/// An error already printed in full on stderr, leaving only its exit code.
 /// A daemon that ran and stopped: its exit status says how (the log says why).
 fn exited(ended: daemon::Exit) -> Result<(), Error> {
     match ended.code() {
@@ -60,6 +41,7 @@ fn exited(ended: daemon::Exit) -> Result<(), Error> {
     }
 }
 
+/// An error already printed in full on stderr, leaving only its exit code.
 fn exit(code: u8) -> Error {
     Error {
         message: String::new(),
@@ -102,14 +84,14 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
     }
     match daemonize::daemonize().map_err(Error::failed)? {
         Forked::Parent(Report::Started { pid, note: None }) => {
-            println!("skypunch started (pid {pid})");
+            line(format_args!("skypunch started (pid {pid})"))?;
             Ok(())
         }
         Forked::Parent(Report::Started {
             pid,
             note: Some(note),
         }) => {
-            println!("skypunch started (pid {pid}), {note}");
+            line(format_args!("skypunch started (pid {pid}), {note}"))?;
             Ok(())
         }
         Forked::Parent(Report::AlreadyRunning(pid)) => Err(already_running(pid)),
@@ -144,13 +126,13 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
 
 fn stop(config: &Config, limit: Duration) -> Result<(), Error> {
     match lifecycle::stop(&config.pid_file, limit) {
-        Ok(Stopped::Exited { pid }) => println!("skypunch stopped (pid {pid})"),
-        Ok(Stopped::NotRunning) => println!("skypunch is not running"),
-        Ok(Stopped::Stale { pid }) => println!(
+        Ok(Stopped::Exited { pid }) => line(format_args!("skypunch stopped (pid {pid})"))?,
+        Ok(Stopped::NotRunning) => line(format_args!("skypunch is not running"))?,
+        Ok(Stopped::Stale { pid }) => line(format_args!(
             "skypunch is not running; removed the stale pid file {}{}",
             config.pid_file.display(),
             pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-        ),
+        ))?,
         Err(StopError::Timeout { pid, waited }) => {
             eprintln!(
                 "skypunch (pid {pid}) has not exited after {} s; it may still be finishing \
@@ -172,27 +154,27 @@ fn status(config: &Config) -> Result<(), Error> {
     let code = match pidfile::probe(&config.pid_file) {
         Probe::Running { pid, since } => {
             let up = lifecycle::format_uptime(since, SystemTime::now());
-            println!("skypunch is running (pid {pid}, up {up})");
+            line(format_args!("skypunch is running (pid {pid}, up {up})"))?;
             0
         }
         Probe::Absent => {
-            println!("skypunch is not running");
+            line(format_args!("skypunch is not running"))?;
             3
         }
         Probe::Stale { pid } => {
-            println!(
+            line(format_args!(
                 "skypunch is not running, but its pid file {} remains{} (it did not stop cleanly)",
                 config.pid_file.display(),
                 pid.map(|p| format!(" with pid {p}")).unwrap_or_default()
-            );
+            ))?;
             1
         }
         Probe::Unknown { reason } => {
-            println!("skypunch status unknown: {reason}");
+            line(format_args!("skypunch status unknown: {reason}"))?;
             4
         }
     };
-    println!("{}", targets_line(config));
+    line(targets_line(config))?;
     if code == 0 {
         Ok(())
     } else {
@@ -218,9 +200,9 @@ fn targets_line(config: &Config) -> String {
 fn reload(config: &Config) -> Result<(), Error> {
     match lifecycle::reload(&config.pid_file) {
         Ok(Some(pid)) => {
-            println!(
+            line(format_args!(
                 "skypunch (pid {pid}) asked to reopen its log file and re-read its configuration"
-            );
+            ))?;
             Ok(())
         }
         Ok(None) => {

@@ -1,0 +1,82 @@
+//! Text made fit for where it is shown or stored: a log line, a table cell, a column of
+//! limited size. Every output goes through these, so a hostile name or an endless body is
+//! handled the same way everywhere.
+
+use unicode_width::UnicodeWidthStr;
+
+/// Control characters replaced by spaces: a name or URL holding a line break must not forge
+/// a log line or break a table.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The first `max` characters of `s`.
+pub fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+/// The first `max` characters of `s`, with `...` when something was cut: for a value quoted
+/// in an error, so one hostile row cannot flood the log.
+pub fn clip_marked(s: &str, max: usize) -> String {
+    let head = clip(s, max);
+    if head.len() < s.len() {
+        format!("{head}...")
+    } else {
+        head.to_string()
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary: for columns sized in bytes.
+pub fn clip_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A flag as the original's tables and messages showed it.
+pub fn yes_no(b: bool) -> &'static str {
+    if b {
+        "Yes"
+    } else {
+        "No"
+    }
+}
+
+/// Columns a terminal gives `s`: two for a CJK character or most emoji, none for a combining
+/// mark.
+pub fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clips_count_characters_and_bytes_without_splitting_one() {
+        assert_eq!(clip("héllo", 2), "hé");
+        assert_eq!(clip("hé", 5), "hé");
+        assert_eq!(clip_marked("héllo", 2), "hé...");
+        assert_eq!(clip_marked("hé", 2), "hé");
+        assert_eq!(clip_bytes("hé", 2), "h");
+        assert_eq!(clip_bytes("hé", 3), "hé");
+    }
+
+    #[test]
+    fn control_characters_become_spaces_and_width_is_columns() {
+        assert_eq!(printable("a\nb\tc"), "a b c");
+        assert_eq!(width("名前"), 4);
+        assert_eq!(width("e\u{301}"), 1);
+        assert_eq!(width("ok"), 2);
+    }
+}
