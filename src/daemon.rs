@@ -162,17 +162,29 @@ pub fn prepare(
                     started(Startup::WaitingForDatabase(e.to_string()));
                     logged = true;
                 }
-                // Sleep in small steps so that a stop request is answered at once.
-                for _ in 0..50 {
-                    if signals.stop_requested(log) {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                if stop_while_waiting(signals, log) {
+                    return Ok(None);
                 }
             }
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// Waits 5 s for the database, in small steps so that a stop request is answered at once;
+/// true when one came. A SIGHUP meanwhile only reopens the log file: the configuration is
+/// read afresh once the daemon starts.
+fn stop_while_waiting(signals: &mut Signals, log: &LogFile) -> bool {
+    for _ in 0..50 {
+        for signal in signals.pending() {
+            match signal {
+                Signal::Stop(_) => return true,
+                Signal::Reload => reopen(log),
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }
 
 /// The running pipeline, as the main thread holds it.

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::db::{self, targets::TargetRow, Pool};
+use crate::model::Control;
 use crate::model::{Report, TargetId};
 use crate::stop::Stop;
 use crate::target;
 use crate::text;
-use crate::wheel::Control;
 
 /// Rows changed this long before the previous scan are looked at again, so that a
 /// transaction that committed late with an earlier timestamp is not missed.

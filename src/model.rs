@@ -1,11 +1,16 @@
-//! The plain data types that cross threads: target definitions (loader → wheel → workers),
-//! check outcomes (workers → writer) and alerts (writer → notifier). No I/O here.
+//! The plain data types that cross threads, in one place so one file shows what travels
+//! between them: target definitions and controls (loader → wheel → workers), check outcomes
+//! (workers → writer), batches and their outcomes (writer ⇄ store thread), and alerts
+//! (writer → outbox → notifier). No I/O here.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::authn::Auth;
+use crate::db;
+use crate::state::RowUpdate;
 use crate::trace::Trace;
 
 /// A target id, the `targets.id` column.
@@ -177,11 +182,88 @@ impl Verdict {
     }
 }
 
+/// Why a check failed, named by the step that failed (as ureq names its errors), so that
+/// code and tests match on the variant; `Display` is the description the log line, the
+/// trace and `status_description` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// Keystone gave no token: unreachable, refused the credentials, or answered without one.
+    Keystone(String),
+    /// No complete response head arrived; `phase` is where the check was when it failed
+    /// (resolving, connecting, the TLS handshake, sending, waiting, or the whole timeout).
+    NoResponse {
+        phase: crate::check::timing::Phase,
+        description: String,
+    },
+    /// The response body could not be read to its end.
+    Body { status: u16, description: String },
+    /// The response body was longer than `MaxBodyBytes`.
+    BodyTooLarge { status: u16, max: u64 },
+    /// The status was not the one the target expects (`pass_result`).
+    Status { expected: u16, got: u16 },
+    /// The body did not contain `expect_body`.
+    BodyLacks { status: u16, expected: String },
+    /// The answer took longer than `max_response_ms`.
+    TooSlow {
+        status: u16,
+        took_ms: u128,
+        max_ms: u64,
+    },
+    /// The check itself panicked: a bug, logged with its place.
+    Internal,
+}
+
+impl CheckError {
+    /// The response status, when a response arrived.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Internal => None,
+            CheckError::Body { status, .. }
+            | CheckError::BodyTooLarge { status, .. }
+            | CheckError::BodyLacks { status, .. }
+            | CheckError::TooSlow { status, .. } => Some(*status),
+            CheckError::Status { got, .. } => Some(*got),
+        }
+    }
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Keystone(d)
+            | CheckError::NoResponse { description: d, .. }
+            | CheckError::Body { description: d, .. } => f.write_str(d),
+            CheckError::BodyTooLarge { max, .. } => {
+                write!(f, "response body larger than {max} bytes")
+            }
+            CheckError::Status { expected, got } => write!(
+                f,
+                "expected {expected}, got {}",
+                crate::check::describe::status_text(*got)
+            ),
+            CheckError::BodyLacks { expected, .. } => {
+                write!(f, "response body does not contain {expected:?}")
+            }
+            CheckError::TooSlow {
+                took_ms, max_ms, ..
+            } => write!(
+                f,
+                "response took {took_ms} ms, more than max_response_ms {max_ms}"
+            ),
+            CheckError::Internal => {
+                f.write_str("internal error: the check panicked (see the log); please report it")
+            }
+        }
+    }
+}
+
 /// What one check found. A failed check is data, never an error.
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
     pub verdict: Verdict,
-    /// The reason phrase on PASS (`OK`), what went wrong on FAIL.
+    /// Why it failed; `None` on PASS.
+    pub error: Option<CheckError>,
+    /// The reason phrase on PASS (`OK`), the error's text on FAIL.
     pub description: String,
     /// The final response status, `None` when no response arrived (a network failure).
     pub http_status: Option<u16>,
@@ -232,4 +314,89 @@ impl AlertKind {
             AlertKind::Success => "SUCCESS",
         }
     }
+}
+
+/// What the loader tells the wheel.
+#[derive(Debug)]
+pub enum Control {
+    /// A new or edited target. `first` is true for the targets read at start, whose first
+    /// checks are spread over their period; a target added later is checked at once.
+    Upsert { target: Arc<Target>, first: bool },
+    /// A target deleted, disabled or no longer valid.
+    Remove(TargetId),
+}
+
+/// What one write owes the database: row updates (sorted by id) and the alerts they raised,
+/// and the targets whose stored state the writer needs.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub updates: BTreeMap<TargetId, RowUpdate>,
+    pub alerts: Vec<NewAlert>,
+    /// Read before writing. These targets are new to the writer, so it owes their rows
+    /// nothing and the order does not matter.
+    pub read: Vec<TargetId>,
+}
+
+impl Batch {
+    pub fn checks(&self) -> u64 {
+        self.updates.values().map(|u| u.counts.checks()).sum()
+    }
+
+    pub fn is_write_empty(&self) -> bool {
+        self.updates.is_empty() && self.alerts.is_empty()
+    }
+}
+
+/// A row whose update the database refused for its values, dropped so the others could be
+/// written.
+#[derive(Debug)]
+pub struct Refused {
+    pub id: TargetId,
+    pub checks: u64,
+    pub alerts: usize,
+    pub error: db::Error,
+}
+
+/// What became of a batch.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written, but for the refused rows and the held ones; `took` is the write's latency.
+    Written {
+        checks: u64,
+        rows: usize,
+        alerts: usize,
+        refused: Vec<Refused>,
+        /// Rows the database would not take now for a reason other than their values (a
+        /// lock wait, a missing grant): to merge back and retry, with the last error.
+        held: Option<(Batch, db::Error)>,
+        /// The state of the targets asked for; a deleted target is missing.
+        states: Vec<(TargetId, TargetState)>,
+        took: Duration,
+    },
+    /// Nothing written: the batch comes back to be merged with newer results and retried.
+    Failed {
+        batch: Batch,
+        error: db::Error,
+        tried: Instant,
+    },
+}
+
+/// An alert raised by a state change, written to the outbox with the change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub target_id: TargetId,
+    pub kind: AlertKind,
+    pub trace: String,
+}
+
+/// An alert as read from the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: u64,
+    pub target_id: u64,
+    /// `FAILURE` or `SUCCESS`.
+    pub kind: String,
+    /// The JSON object the writer stored (see `db::results`).
+    pub snapshot: String,
+    pub trace: String,
 }

@@ -9,8 +9,6 @@ use crossbeam_channel::{unbounded, Receiver};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Handle;
 
-use crate::logging::LogFile;
-
 /// What a signal asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -46,21 +44,9 @@ impl Signals {
             .map_err(|e| format!("cannot install signal handlers: {e}"))
     }
 
-    /// For start-up, before the pipeline runs: has SIGTERM or SIGINT arrived? A SIGHUP meanwhile
-    /// only reopens the log file; the configuration is read afresh by the next start anyway.
-    pub fn stop_requested(&mut self, log: &LogFile) -> bool {
-        let mut stop = false;
-        for signal in self.0.pending().filter_map(meaning) {
-            match signal {
-                Signal::Reload => {
-                    if let Err(e) = log.reopen() {
-                        log::error!("SIGHUP: {e}");
-                    }
-                }
-                Signal::Stop(_) => stop = true,
-            }
-        }
-        stop
+    /// For start-up, before the pipeline runs: the signals that arrived since the last look.
+    pub fn pending(&mut self) -> Vec<Signal> {
+        self.0.pending().filter_map(meaning).collect()
     }
 
     /// Starts the thread that forwards every signal to [`Forwarded::channel`].

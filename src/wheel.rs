@@ -13,19 +13,9 @@ use crossbeam_channel::{select, Receiver};
 
 use crate::jobs::{JobReceiver, JobSender};
 
-use crate::model::{Job, Target, TargetId};
+use crate::model::{Control, Job, Target, TargetId};
 use crate::stats::Stats;
 use crate::stop::Stop;
-
-/// What the loader tells the wheel.
-#[derive(Debug)]
-pub enum Control {
-    /// A new or edited target. `first` is true for the targets read at start, whose first
-    /// checks are spread over their period; a target added later is checked at once.
-    Upsert { target: Arc<Target>, first: bool },
-    /// A target deleted, disabled or no longer valid.
-    Remove(TargetId),
-}
 
 /// The resolution of the schedule.
 pub const TICK: Duration = Duration::from_millis(10);

@@ -13,7 +13,7 @@ use crate::jobs::JobReceiver;
 
 use crate::check::Checker;
 use crate::logging::name_column;
-use crate::model::{CheckOutcome, Finished, Report, Target, TargetId, Verdict};
+use crate::model::{CheckError, CheckOutcome, Finished, Report, Target, TargetId, Verdict};
 use crate::stats::Stats;
 use crate::threads::Supervisor;
 use crate::trace::Trace;
@@ -81,11 +81,12 @@ pub fn check_safely(checker: &Checker, target: &Target) -> CheckOutcome {
     let start = Instant::now();
     catch_unwind(AssertUnwindSafe(|| checker.check(target))).unwrap_or_else(|_| {
         let mut trace = Trace::new();
-        let description = "internal error: the check panicked (see the log); please report it";
-        trace.fail(description);
+        let error = CheckError::Internal;
+        trace.fail(&error.to_string());
         CheckOutcome {
             verdict: Verdict::Fail,
-            description: description.into(),
+            description: error.to_string(),
+            error: Some(error),
             http_status: None,
             elapsed: start.elapsed(),
             trace,

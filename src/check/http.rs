@@ -15,11 +15,8 @@ use super::timing::{self, Mark, Phase};
 use super::{CheckSettings, MAX_REDIRECTS};
 use crate::authn::{Auth, IdentityVersion, KeystoneParams};
 use crate::keystone::{self, Source, Token, TokenCache};
-use crate::model::{CheckOutcome, Method, Target, Verdict};
+use crate::model::{CheckError, CheckOutcome, Method, Target, Verdict};
 use crate::trace::Trace;
-
-/// A failed check: the response status when one arrived, and what went wrong.
-type Failure = (Option<u16>, String);
 
 /// What the target answered.
 struct Answer {
@@ -67,9 +64,9 @@ pub(super) fn run(
         addr: describe::host_port(&target.url),
     };
     let result = run.execute().and_then(|answer| judge(target, &answer));
-    let (verdict, http_status, description) = match result {
-        Ok(status) => (Verdict::Pass, Some(status), pass_text(status)),
-        Err((status, description)) => (Verdict::Fail, status, description),
+    let (verdict, http_status, description) = match &result {
+        Ok(status) => (Verdict::Pass, Some(*status), pass_text(*status)),
+        Err(e) => (Verdict::Fail, e.http_status(), e.to_string()),
     };
     match verdict {
         Verdict::Pass => run.trace.step(format!("[Pass] {description}")),
@@ -77,6 +74,7 @@ pub(super) fn run(
     }
     CheckOutcome {
         verdict,
+        error: result.err(),
         description,
         http_status,
         elapsed: run.trace.started().elapsed(),
@@ -93,31 +91,37 @@ fn pass_text(status: u16) -> String {
 
 /// PASS when the status, the body and the time are as the target wants; otherwise says which
 /// one was not.
-fn judge(target: &Target, answer: &Answer) -> Result<u16, Failure> {
+fn judge(target: &Target, answer: &Answer) -> Result<u16, CheckError> {
     let status = answer.status;
-    let fail = |text: String| Err((Some(status), text));
     if status != target.pass_result {
-        let got = describe::status_text(status);
-        return fail(format!("expected {}, got {got}", target.pass_result));
+        return Err(CheckError::Status {
+            expected: target.pass_result,
+            got: status,
+        });
     }
     if let (Some(want), Some(body)) = (&target.expect_body, &answer.body) {
         if !String::from_utf8_lossy(body).contains(want.as_str()) {
-            return fail(format!("response body does not contain {want:?}"));
+            return Err(CheckError::BodyLacks {
+                status,
+                expected: want.clone(),
+            });
         }
     }
     if let Some(max) = target.max_response_ms {
         let ms = answer.took.as_millis();
         if ms > u128::from(max) {
-            return fail(format!(
-                "response took {ms} ms, more than max_response_ms {max}"
-            ));
+            return Err(CheckError::TooSlow {
+                status,
+                took_ms: ms,
+                max_ms: max,
+            });
         }
     }
     Ok(status)
 }
 
 impl<'a> Run<'a> {
-    fn execute(&mut self) -> Result<Answer, Failure> {
+    fn execute(&mut self) -> Result<Answer, CheckError> {
         let mut credential = self.credential()?;
         let started = Instant::now();
         let mut response = self.send(&credential)?;
@@ -137,9 +141,7 @@ impl<'a> Run<'a> {
             response = self.send(&credential)?;
         }
         let status = response.status().as_u16();
-        let body = self
-            .read_body(&mut response)
-            .map_err(|e| (Some(status), e))?;
+        let body = self.read_body(&mut response, status)?;
         Ok(Answer {
             status,
             body,
@@ -147,7 +149,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn credential(&mut self) -> Result<Credential<'a>, Failure> {
+    fn credential(&mut self) -> Result<Credential<'a>, CheckError> {
         let target: &'a Target = self.target;
         match &target.auth {
             Auth::None => Ok(Credential::None),
@@ -162,7 +164,7 @@ impl<'a> Run<'a> {
     }
 
     /// A Keystone token for `params` from the shared cache, fetched on this thread if needed.
-    fn keystone<'p>(&mut self, params: &'p KeystoneParams) -> Result<Credential<'p>, Failure> {
+    fn keystone<'p>(&mut self, params: &'p KeystoneParams) -> Result<Credential<'p>, CheckError> {
         let (agent, lifetime) = (self.agent, self.settings.token_lifetime);
         let timeout = self.remaining();
         let result = self.tokens.get(params, self.deadline, || {
@@ -187,7 +189,7 @@ impl<'a> Run<'a> {
                 ));
                 Ok(Credential::Token(params, token, source))
             }
-            Err(e) => Err((None, e.to_string())),
+            Err(e) => Err(CheckError::Keystone(e.to_string())),
         }
     }
 
@@ -195,7 +197,7 @@ impl<'a> Run<'a> {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    fn send(&mut self, credential: &Credential) -> Result<Response<Body>, Failure> {
+    fn send(&mut self, credential: &Credential) -> Result<Response<Body>, CheckError> {
         let target = self.target;
         let mut request = h::Request::builder()
             .method(method(target.method))
@@ -225,7 +227,10 @@ impl<'a> Run<'a> {
                 self.trace.step(format!("response {text}"));
                 Ok(response)
             }
-            Err(e) => Err((None, self.describe(&e))),
+            Err(e) => Err(CheckError::NoResponse {
+                phase: timing::phase(),
+                description: self.describe(&e),
+            }),
         }
     }
 
@@ -271,7 +276,11 @@ impl<'a> Run<'a> {
 
     /// Reads at most `max_body_bytes` of the body, keeping it only when `expect_body` needs
     /// it. A longer body FAILs and the connection is dropped unread.
-    fn read_body(&mut self, response: &mut Response<Body>) -> Result<Option<Vec<u8>>, String> {
+    fn read_body(
+        &mut self,
+        response: &mut Response<Body>,
+        status: u16,
+    ) -> Result<Option<Vec<u8>>, CheckError> {
         timing::set_phase(Phase::Body);
         let started = Instant::now();
         let max = self.settings.max_body_bytes;
@@ -283,11 +292,16 @@ impl<'a> Run<'a> {
             let n = match reader.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) => return Err(self.describe(&ureq::Error::from(e))),
+                Err(e) => {
+                    return Err(CheckError::Body {
+                        status,
+                        description: self.describe(&ureq::Error::from(e)),
+                    })
+                }
             };
             total += n as u64;
             if total > max {
-                return Err(format!("response body larger than {max} bytes"));
+                return Err(CheckError::BodyTooLarge { status, max });
             }
             if let Some(kept) = kept.as_mut() {
                 kept.extend_from_slice(&chunk[..n]);
@@ -385,19 +399,26 @@ mod tests {
         let t = target();
         assert_eq!(judge(&t, &answer(200, "all healthy", 10)), Ok(200));
         assert_eq!(
-            judge(&t, &answer(503, "", 10)).unwrap_err().1,
+            judge(&t, &answer(503, "", 10)).unwrap_err().to_string(),
             "expected 200, got 503 Service Unavailable"
         );
         assert_eq!(
-            judge(&t, &answer(200, "sick", 10)).unwrap_err().1,
+            judge(&t, &answer(200, "sick", 10)).unwrap_err().to_string(),
             "response body does not contain \"healthy\""
         );
+        let slow = judge(&t, &answer(200, "healthy", 1234)).unwrap_err();
         assert_eq!(
-            judge(&t, &answer(200, "healthy", 1234)).unwrap_err(),
-            (
-                Some(200),
-                "response took 1234 ms, more than max_response_ms 500".into()
-            )
+            slow,
+            CheckError::TooSlow {
+                status: 200,
+                took_ms: 1234,
+                max_ms: 500
+            }
+        );
+        assert_eq!(slow.http_status(), Some(200));
+        assert_eq!(
+            slow.to_string(),
+            "response took 1234 ms, more than max_response_ms 500"
         );
         assert_eq!(pass_text(200), "OK");
         assert_eq!(pass_text(299), "299");

@@ -8,7 +8,7 @@ use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
 use super::{Conn, Error};
-use crate::model::{AlertKind, Status, TargetId, TargetState};
+use crate::model::{NewAlert, Status, TargetId, TargetState};
 use crate::state::RowUpdate;
 use crate::text;
 
@@ -20,14 +20,6 @@ const STATEMENT_ROWS: [usize; 5] = [250, 64, 16, 4, 1];
 const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
-
-/// An alert raised by a state change, written to the outbox with the change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAlert {
-    pub target_id: TargetId,
-    pub kind: AlertKind,
-    pub trace: String,
-}
 
 /// Writes the updates (sorted by id) and the alerts in one transaction; all or nothing.
 /// Returns the number of target rows that still existed.

@@ -12,19 +12,8 @@ use lettre::Message;
 use serde_json::Value;
 
 use crate::authn::is_secret_key;
+use crate::model::Alert;
 use crate::text::yes_no;
-
-/// An alert as read from the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alert {
-    pub id: u64,
-    pub target_id: u64,
-    /// `FAILURE` or `SUCCESS`.
-    pub kind: String,
-    /// The JSON object the writer stored (see `db::results`).
-    pub snapshot: String,
-    pub trace: String,
-}
 
 /// The three texts of one alert's message.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,8 +14,8 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql::TxOpts;
 
-use super::message::Alert;
 use crate::db::{Conn, Error};
+use crate::model::Alert;
 
 /// What one notifier is owed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -23,13 +23,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::db::results::NewAlert;
 use crate::db::{self, Class};
-use crate::model::{Finished, Report, TargetId, TargetState};
+use crate::model::{Batch, Finished, NewAlert, Outcome, Report, TargetId, TargetState};
 use crate::state::{self, RowUpdate};
 use crate::stats::Stats;
 use crate::stop::Stop;
-pub use store::{Batch, Outcome};
 
 /// Write at least this often while results come in.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -293,7 +291,7 @@ impl Writer {
         self.purge();
     }
 
-    fn drop_refused(&mut self, refused: Vec<store::Refused>) {
+    fn drop_refused(&mut self, refused: Vec<crate::model::Refused>) {
         for r in refused {
             Stats::add(&self.stats.results_dropped, r.checks);
             log::error!(
@@ -521,6 +519,7 @@ mod tests {
             target: Arc::new(Target::new(id, "http://127.0.0.1/")),
             outcome: CheckOutcome {
                 verdict,
+                error: None,
                 description: String::new(),
                 http_status: None,
                 elapsed: Duration::ZERO,

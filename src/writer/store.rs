@@ -4,72 +4,16 @@
 //! go on taking results from the workers while a write hangs on a slow or vanished database,
 //! so checks never wait for it. Every statement is bounded by `ReadTimeout`/`WriteTimeout`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::db::results::{self, NewAlert};
+use crate::db::results;
 use crate::db::{self, Class, Pool};
-use crate::model::{TargetId, TargetState};
-use crate::state::RowUpdate;
+use crate::model::{Batch, NewAlert, Outcome, Refused, TargetId, TargetState};
 use crate::stats::Stats;
-
-/// What one write owes the database: row updates (sorted by id) and the alerts they raised,
-/// and the targets whose stored state the writer needs.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub updates: BTreeMap<TargetId, RowUpdate>,
-    pub alerts: Vec<NewAlert>,
-    /// Read before writing. These targets are new to the writer, so it owes their rows
-    /// nothing and the order does not matter.
-    pub read: Vec<TargetId>,
-}
-
-impl Batch {
-    pub fn checks(&self) -> u64 {
-        self.updates.values().map(|u| u.counts.checks()).sum()
-    }
-
-    fn is_write_empty(&self) -> bool {
-        self.updates.is_empty() && self.alerts.is_empty()
-    }
-}
-
-/// A row whose update the database refused for its values, dropped so the others could be
-/// written.
-#[derive(Debug)]
-pub struct Refused {
-    pub id: TargetId,
-    pub checks: u64,
-    pub alerts: usize,
-    pub error: db::Error,
-}
-
-/// What became of a batch.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Written, but for the refused rows and the held ones; `took` is the write's latency.
-    Written {
-        checks: u64,
-        rows: usize,
-        alerts: usize,
-        refused: Vec<Refused>,
-        /// Rows the database would not take now for a reason other than their values (a
-        /// lock wait, a missing grant): to merge back and retry, with the last error.
-        held: Option<(Batch, db::Error)>,
-        /// The state of the targets asked for; a deleted target is missing.
-        states: Vec<(TargetId, TargetState)>,
-        took: Duration,
-    },
-    /// Nothing written: the batch comes back to be merged with newer results and retried.
-    Failed {
-        batch: Batch,
-        error: db::Error,
-        tried: Instant,
-    },
-}
 
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
 pub fn run(pool: Pool, stats: Arc<Stats>, batches: Receiver<Batch>, outcomes: Sender<Outcome>) {

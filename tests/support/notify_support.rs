@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use skypunch::config::{Config, DbConfig, NotifyConfig};
-use skypunch::db::results::NewAlert;
 use skypunch::model::AlertKind;
+use skypunch::model::NewAlert;
 
 use crate::common::{self, wait_for, TestDb};
 
