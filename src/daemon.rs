@@ -207,7 +207,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         token_lifetime: config.token_lifetime,
     }));
     let (control_tx, control_rx) = unbounded();
-    let (finished_tx, finished_rx) = unbounded();
+    let (done_tx, done_rx) = unbounded();
     let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4);
     let (reports_tx, reports_rx) = bounded(writer::RESULTS_QUEUE);
     let (wake_tx, wake_rx) = bounded(1);
@@ -228,14 +228,14 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     })?;
     let ports = worker::Ports {
         jobs: jobs_rx.clone(),
-        finished: finished_tx,
+        done: done_tx,
         results: reports_tx.clone(),
     };
     worker::spawn(&mut threads, config.workers, checker, ports, stats.clone())?;
     let wheel_ports = wheel::Ports {
         control: control_rx,
         stop: stop.clone(),
-        finished: finished_rx,
+        done: done_rx,
         jobs: jobs_tx,
         unstarted: jobs_rx,
     };

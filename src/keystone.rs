@@ -200,7 +200,7 @@ pub(crate) fn fetch(
     let url = token_url(params);
     let unreachable = |err: &ureq::Error| KeystoneError::Unreachable {
         endpoint: endpoint.clone(),
-        reason: describe::describe(
+        reason: describe::failure(
             err,
             &describe::Context {
                 phase: timing::phase(),

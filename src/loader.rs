@@ -31,7 +31,7 @@ pub struct Loader {
     /// Told of targets no longer checked, so that it can forget their state.
     writer: Sender<Report>,
     stop: Stop,
-    known: HashMap<TargetId, i64>,
+    revisions: HashMap<TargetId, i64>,
     /// Enabled rows that do not validate, with the reason written to them.
     invalid: HashMap<TargetId, String>,
     /// The database clock at the previous scan (microseconds).
@@ -47,7 +47,7 @@ impl Loader {
             wheel,
             writer,
             stop,
-            known: HashMap::new(),
+            revisions: HashMap::new(),
             invalid: HashMap::new(),
             scanned_at: 0,
             loaded: false,
@@ -91,7 +91,7 @@ impl Loader {
             }
             let rows = db::targets::enabled_page(conn, after, PAGE)?;
             for row in &rows {
-                if !self.apply(conn, row, true)? {
+                if !self.take_row(conn, row, true)? {
                     invalid += 1;
                 }
             }
@@ -116,7 +116,7 @@ impl Loader {
         let changed = db::targets::changed_since(conn, self.scanned_at - SLACK_MICROS)?;
         let ids: Vec<TargetId> = changed
             .iter()
-            .filter(|(id, revision)| self.known.get(id) != Some(revision))
+            .filter(|(id, revision)| self.revisions.get(id) != Some(revision))
             .map(|(id, _)| *id)
             .collect();
         log::debug!(
@@ -130,8 +130,11 @@ impl Loader {
         self.refresh(conn, &ids)?;
         self.scanned_at = scanned_at;
         let (count, sum) = db::targets::enabled_fingerprint(conn)?;
-        let known_sum = self.known.keys().fold(0u64, |s, id| s.wrapping_add(*id));
-        if count != self.known.len() as u64 || sum != known_sum {
+        let known_sum = self
+            .revisions
+            .keys()
+            .fold(0u64, |s, id| s.wrapping_add(*id));
+        if count != self.revisions.len() as u64 || sum != known_sum {
             log::debug!("loader: enabled rows differ from those known; reconciling ids");
             let unseen = self.reconcile(conn)?;
             self.refresh(conn, &unseen)?;
@@ -162,8 +165,8 @@ impl Loader {
         }
         for row in db::targets::by_ids(conn, ids)? {
             if row.enabled {
-                self.apply(conn, &row, false)?;
-            } else if self.known.remove(&row.id).is_some() {
+                self.take_row(conn, &row, false)?;
+            } else if self.revisions.remove(&row.id).is_some() {
                 self.invalid.remove(&row.id);
                 log::info!("[{}] target disabled: no longer checked", row.id);
                 self.unschedule(row.id);
@@ -177,20 +180,20 @@ impl Loader {
         let enabled: std::collections::HashSet<TargetId> =
             db::targets::enabled_ids(conn)?.into_iter().collect();
         let gone: Vec<TargetId> = self
-            .known
+            .revisions
             .keys()
             .filter(|id| !enabled.contains(id))
             .copied()
             .collect();
         for id in gone {
-            self.known.remove(&id);
+            self.revisions.remove(&id);
             self.invalid.remove(&id);
             log::info!("[{id}] target deleted: no longer checked");
             self.unschedule(id);
         }
         Ok(enabled
             .into_iter()
-            .filter(|id| !self.known.contains_key(id))
+            .filter(|id| !self.revisions.contains_key(id))
             .collect())
     }
 
@@ -201,13 +204,13 @@ impl Loader {
     }
 
     /// Schedules a valid row, or records its config error. Returns whether it was valid.
-    fn apply(
+    fn take_row(
         &mut self,
         conn: &mut db::Conn,
         row: &TargetRow,
         first: bool,
     ) -> Result<bool, db::Error> {
-        self.known.insert(row.id, row.revision);
+        self.revisions.insert(row.id, row.revision);
         match target::from_row(row) {
             Ok(t) => {
                 self.invalid.remove(&row.id);

@@ -282,7 +282,7 @@ pub struct Job {
 
 /// A finished check, handed from a worker to the writer.
 #[derive(Debug)]
-pub struct Finished {
+pub struct CheckResult {
     pub target: Arc<Target>,
     pub outcome: CheckOutcome,
     /// Wall-clock time the check ended, in UTC: the row's `last_updated`.
@@ -296,7 +296,7 @@ pub struct Finished {
 /// forget once it owes their rows nothing.
 #[derive(Debug)]
 pub enum Report {
-    Checked(Finished),
+    Checked(CheckResult),
     Forget(TargetId),
 }
 

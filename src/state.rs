@@ -64,7 +64,7 @@ pub struct Transition {
 }
 
 /// Applies one check's verdict to a target's state.
-pub fn apply(state: TargetState, verdict: Verdict, fail_threshold: u64) -> Transition {
+pub fn transition(state: TargetState, verdict: Verdict, fail_threshold: u64) -> Transition {
     let mut next = TargetState {
         status: verdict.status(),
         ..state
@@ -144,7 +144,7 @@ mod tests {
         let mut state = TargetState::default();
         let mut alerts = Vec::new();
         for v in verdicts {
-            let t = apply(state, *v, threshold);
+            let t = transition(state, *v, threshold);
             state = t.next;
             alerts.push(t.alert);
         }

@@ -163,7 +163,7 @@ impl Wheel {
 
     /// A worker finished the target's check: schedule the next one a period after the last due
     /// time, keeping a steady rate; a check that overran its period runs again at once.
-    pub fn finished(&mut self, id: TargetId, now: Instant) {
+    pub fn check_done(&mut self, id: TargetId, now: Instant) {
         let Some(e) = self.entries.get_mut(&id) else {
             return;
         };
@@ -191,7 +191,7 @@ pub struct Ports {
     pub control: Receiver<Control>,
     /// The daemon's stop request: the wheel dispatches nothing once it is made.
     pub stop: Stop,
-    pub finished: Receiver<TargetId>,
+    pub done: Receiver<TargetId>,
     pub jobs: JobSender,
     /// The receiving end of `jobs`, used only at shutdown to take back checks not started.
     pub unstarted: JobReceiver,
@@ -224,8 +224,8 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         }
         deadline = (deadline + TICK).max(now);
         crate::fault::point("wheel");
-        for id in ports.finished.try_iter() {
-            wheel.finished(id, now);
+        for id in ports.done.try_iter() {
+            wheel.check_done(id, now);
         }
         wheel.advance(now, &mut due);
         ready.extend(due.drain(..));
@@ -274,7 +274,7 @@ mod tests {
         let mut w = Wheel::new(t0);
         w.upsert(target(1, 2), false, t0);
         assert_eq!(due_ids(&mut w, t0), vec![1]);
-        w.finished(1, t0 + Duration::from_millis(30));
+        w.check_done(1, t0 + Duration::from_millis(30));
         assert_eq!(
             due_ids(&mut w, t0 + Duration::from_millis(1990)),
             Vec::<TargetId>::new()
@@ -289,7 +289,7 @@ mod tests {
         w.upsert(target(1, 1), false, t0);
         assert_eq!(due_ids(&mut w, t0), vec![1]);
         assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
-        w.finished(1, t0 + Duration::from_secs(5));
+        w.check_done(1, t0 + Duration::from_secs(5));
         assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(5010)), vec![1]);
     }
 
@@ -317,7 +317,7 @@ mod tests {
         let mut w = Wheel::new(t0);
         w.upsert(target(1, 60), false, t0);
         assert_eq!(due_ids(&mut w, t0), vec![1]);
-        w.finished(1, t0);
+        w.check_done(1, t0);
         for s in 1..60 {
             assert!(
                 due_ids(&mut w, t0 + Duration::from_secs(s)).is_empty(),
@@ -335,7 +335,7 @@ mod tests {
         w.upsert(target(2, 5), false, t0);
         w.remove(1);
         assert_eq!(due_ids(&mut w, t0), vec![2]);
-        w.finished(2, t0);
+        w.check_done(2, t0);
         w.upsert(target(2, 1), false, t0);
         assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(1010)), vec![2]);
     }
@@ -354,7 +354,7 @@ mod tests {
             due_ids(&mut w, t0 + Duration::from_secs(3)).is_empty(),
             "its first check still runs"
         );
-        w.finished(1, t0 + Duration::from_secs(3));
+        w.check_done(1, t0 + Duration::from_secs(3));
         assert_eq!(
             due_ids(&mut w, t0 + Duration::from_millis(3010)),
             vec![1],
@@ -370,7 +370,7 @@ mod tests {
         w.upsert(target(1, 1), false, t0);
         assert_eq!(due_ids(&mut w, t0), vec![1]);
         w.remove(1);
-        w.finished(1, t0 + Duration::from_millis(100));
+        w.check_done(1, t0 + Duration::from_millis(100));
         assert!(w.entries.is_empty());
         assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
     }

@@ -13,7 +13,7 @@ use crate::jobs::JobReceiver;
 
 use crate::check::Checker;
 use crate::logging::name_column;
-use crate::model::{CheckError, CheckOutcome, Finished, Report, Target, TargetId, Verdict};
+use crate::model::{CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict};
 use crate::stats::Stats;
 use crate::threads::Supervisor;
 use crate::trace::Trace;
@@ -22,7 +22,7 @@ use crate::trace::Trace;
 #[derive(Clone)]
 pub struct Ports {
     pub jobs: JobReceiver,
-    pub finished: Sender<TargetId>,
+    pub done: Sender<TargetId>,
     pub results: Sender<Report>,
 }
 
@@ -63,7 +63,7 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             Stats::add(&stats.fails, 1);
         }
         let id = job.target.id;
-        let finished = Finished {
+        let result = CheckResult {
             target: job.target,
             outcome,
             at: chrono::Utc::now(),
@@ -71,8 +71,8 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
         };
         // The writer outlives the workers; a send error only happens if it died, and then
         // the supervisor stops the daemon and counts this check as not written.
-        let _ = ports.results.send(Report::Checked(finished));
-        let _ = ports.finished.send(id);
+        let _ = ports.results.send(Report::Checked(result));
+        let _ = ports.done.send(id);
     }
 }
 

@@ -26,7 +26,7 @@ fn assert_fail(outcome: &CheckOutcome, description: &str) {
     assert_eq!(last.text, format!("[Fail] reason: {description}"));
 }
 
-/// Finished by the timeout, with a generous margin for a loaded machine.
+/// CheckResult by the timeout, with a generous margin for a loaded machine.
 #[track_caller]
 fn assert_bounded(outcome: &CheckOutcome, timeout: Duration) {
     assert!(

@@ -140,7 +140,7 @@ pub struct Context<'a> {
 
 /// Describes a failed request: lowercase, naming what failed and where. Never includes a
 /// header value, so no secret can leak through here.
-pub fn describe(err: &ureq::Error, cx: &Context) -> String {
+pub fn failure(err: &ureq::Error, cx: &Context) -> String {
     use ureq::Error as E;
     let mut text = match err {
         E::Timeout(_) => return timeout(cx),
@@ -272,28 +272,28 @@ mod tests {
     fn errors_name_the_phase_and_the_peer() {
         let refused = ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
         assert_eq!(
-            describe(&refused, &cx(Phase::Connecting)),
+            failure(&refused, &cx(Phase::Connecting)),
             "connection refused (127.0.0.1:1)"
         );
         let t = ureq::Error::Timeout(ureq::Timeout::Global);
         assert_eq!(
-            describe(&t, &cx(Phase::Connecting)),
+            failure(&t, &cx(Phase::Connecting)),
             "connect timed out after 2s (127.0.0.1:1)"
         );
         assert_eq!(
-            describe(&t, &cx(Phase::Waiting)),
+            failure(&t, &cx(Phase::Waiting)),
             "timed out after 2s waiting for the response"
         );
         assert_eq!(
-            describe(&t, &cx(Phase::Body)),
+            failure(&t, &cx(Phase::Body)),
             "timed out after 2s while reading the response body"
         );
         assert_eq!(
-            describe(&ureq::Error::HostNotFound, &cx(Phase::Resolving)),
+            failure(&ureq::Error::HostNotFound, &cx(Phase::Resolving)),
             "unknown host nosuch.invalid"
         );
         assert_eq!(
-            describe(&ureq::Error::TooManyRedirects, &cx(Phase::Receiving)),
+            failure(&ureq::Error::TooManyRedirects, &cx(Phase::Receiving)),
             "too many redirects (10)"
         );
     }

@@ -229,7 +229,7 @@ impl<'a> Run<'a> {
             }
             Err(e) => Err(CheckError::NoResponse {
                 phase: timing::phase(),
-                description: self.describe(&e),
+                description: self.failure_text(&e),
             }),
         }
     }
@@ -258,12 +258,12 @@ impl<'a> Run<'a> {
         self.agent.run(request)
     }
 
-    fn describe(&self, err: &ureq::Error) -> String {
+    fn failure_text(&self, err: &ureq::Error) -> String {
         let host = self
             .addr
             .rsplit_once(':')
             .map_or(self.addr.as_str(), |(h, _)| h);
-        describe::describe(
+        describe::failure(
             err,
             &Context {
                 phase: timing::phase(),
@@ -295,7 +295,7 @@ impl<'a> Run<'a> {
                 Err(e) => {
                     return Err(CheckError::Body {
                         status,
-                        description: self.describe(&ureq::Error::from(e)),
+                        description: self.failure_text(&ureq::Error::from(e)),
                     })
                 }
             };

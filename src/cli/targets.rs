@@ -63,7 +63,7 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     line(worker::check_line(&target, &outcome))?;
     print(&outcome.trace)?;
     let stored = target::state_of(row);
-    let transition = state::apply(stored, outcome.verdict, target.fail_threshold);
+    let transition = state::transition(stored, outcome.verdict, target.fail_threshold);
     // A test never alerts: keep the alert flag as it was.
     let mut update = state::RowUpdate::new(
         &transition,

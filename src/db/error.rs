@@ -46,7 +46,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot connect to database {db}: {reason}")
             }
             Error::Query { what, source } => {
-                write!(f, "database error while {what}: {}", describe(source))
+                write!(f, "database error while {what}: {}", reason_of(source))
             }
             Error::Schema(msg) => f.write_str(msg),
         }
@@ -159,7 +159,7 @@ fn server_class(code: u16) -> Class {
 }
 
 /// A driver error in words: the server's message and code, without the driver's wrapping.
-pub fn describe(e: &mysql::Error) -> String {
+pub fn reason_of(e: &mysql::Error) -> String {
     match e {
         mysql::Error::MySqlError(m) => format!("{} (error {})", m.message, m.code),
         mysql::Error::IoError(io) => format!("I/O error: {io}"),

@@ -12,7 +12,7 @@ pub mod targets;
 use mysql::prelude::Queryable;
 
 use crate::config::DbConfig;
-pub use error::{classify, describe, Class, Error};
+pub use error::{classify, reason_of, Class, Error};
 use pool::Manager;
 pub use pool::{Conn, Connection, Pool};
 
@@ -50,7 +50,7 @@ fn checkout_from(pool: &Pool, cfg: &DbConfig) -> Result<Conn, Error> {
         Err(timeout) => {
             let (reason, source) = match Manager::new(cfg).connect_once() {
                 Ok(_) => (timeout.to_string(), None),
-                Err(e) => (describe(&e), Some(e)),
+                Err(e) => (reason_of(&e), Some(e)),
             };
             Err(Error::Connect {
                 db: cfg.describe(),

@@ -178,7 +178,7 @@ impl Mailer {
             })?,
         };
         let transport = transport(&params, timeout)
-            .map_err(|e| format!("notifier {}: {}", row.id, describe(&e, &params)))?;
+            .map_err(|e| format!("notifier {}: {}", row.id, smtp_reason(&e, &params)))?;
         Ok(Mailer {
             transport,
             params,
@@ -192,7 +192,7 @@ impl Mailer {
         self.transport
             .send(message)
             .map(drop)
-            .map_err(|e| describe(&e, &self.params))
+            .map_err(|e| smtp_reason(&e, &self.params))
     }
 
     /// `host:port`, for messages.
@@ -231,7 +231,7 @@ fn transport(
 
 /// A lettre error as one line: the SMTP reply or the network cause, with the password (should
 /// a server echo it) scrubbed.
-fn describe(e: &lettre::transport::smtp::Error, p: &SmtpParams) -> String {
+fn smtp_reason(e: &lettre::transport::smtp::Error, p: &SmtpParams) -> String {
     let mut reason = if is_timeout(e) {
         format!("timed out waiting for {}:{} ({e})", p.server, p.port)
     } else {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::db::{self, Class};
-use crate::model::{Batch, Finished, NewAlert, Outcome, Report, TargetId, TargetState};
+use crate::model::{Batch, CheckResult, NewAlert, Outcome, Report, TargetId, TargetState};
 use crate::state::{self, RowUpdate};
 use crate::stats::Stats;
 use crate::stop::Stop;
@@ -44,7 +44,7 @@ const FINAL_FLUSH_DEFAULT: Duration = Duration::from_secs(15);
 const FINAL_MARGIN: Duration = Duration::from_secs(1);
 
 /// What the writer knows of one target.
-struct Known {
+struct OwnedState {
     state: TargetState,
     /// No longer scheduled here: forget it once its row is owed nothing.
     forget: bool,
@@ -63,9 +63,9 @@ pub struct Writer {
     stats: Arc<Stats>,
     wake_notifier: Sender<()>,
     max_alerts: usize,
-    known: HashMap<TargetId, Known>,
+    states: HashMap<TargetId, OwnedState>,
     /// Checks of targets whose stored state is still to be read, in arrival order.
-    parked: HashMap<TargetId, Vec<Finished>>,
+    parked: HashMap<TargetId, Vec<CheckResult>>,
     /// Targets whose state the next batch reads.
     to_read: BTreeSet<TargetId>,
     /// Targets to forget as soon as their state has been read.
@@ -92,7 +92,7 @@ impl Writer {
             stats,
             wake_notifier,
             max_alerts,
-            known: HashMap::new(),
+            states: HashMap::new(),
             parked: HashMap::new(),
             to_read: BTreeSet::new(),
             forget_after_read: HashSet::new(),
@@ -114,10 +114,10 @@ impl Writer {
     }
 
     /// One finished check: applied now if the target's state is known, parked otherwise.
-    fn add(&mut self, f: Finished) {
+    fn add(&mut self, f: CheckResult) {
         let id = f.target.id;
-        if self.known.contains_key(&id) {
-            self.apply(f);
+        if self.states.contains_key(&id) {
+            self.fold(f);
             return;
         }
         self.parked.entry(id).or_default().push(f);
@@ -131,13 +131,13 @@ impl Writer {
     }
 
     /// Applies a finished check to a known target's state and to what its row is owed.
-    fn apply(&mut self, f: Finished) {
+    fn fold(&mut self, f: CheckResult) {
         let t = &f.target;
-        let Some(known) = self.known.get_mut(&t.id) else {
+        let Some(owned) = self.states.get_mut(&t.id) else {
             return;
         };
-        let transition = state::apply(known.state, f.outcome.verdict, t.fail_threshold);
-        known.state = transition.next;
+        let transition = state::transition(owned.state, f.outcome.verdict, t.fail_threshold);
+        owned.state = transition.next;
         let at = crate::trace::Stamp(&f.at, '.').to_string();
         let update = RowUpdate::new(&transition, &f.outcome, at);
         match self.pending.get_mut(&t.id) {
@@ -157,8 +157,8 @@ impl Writer {
     }
 
     fn forget(&mut self, id: TargetId) {
-        match self.known.get_mut(&id) {
-            Some(known) => known.forget = true,
+        match self.states.get_mut(&id) {
+            Some(owned) => owned.forget = true,
             None if self.parked.contains_key(&id) => {
                 self.forget_after_read.insert(id);
             }
@@ -170,7 +170,7 @@ impl Writer {
     fn purge(&mut self) {
         let in_flight = self.in_flight.as_ref().map(|b| &b.ids);
         let pending = &self.pending;
-        self.known.retain(|id, k| {
+        self.states.retain(|id, k| {
             !k.forget || pending.contains_key(id) || in_flight.is_some_and(|ids| ids.contains(id))
         });
     }
@@ -311,9 +311,9 @@ impl Writer {
         for (id, state) in states {
             found.insert(id);
             let forget = self.forget_after_read.remove(&id);
-            self.known.insert(id, Known { state, forget });
+            self.states.insert(id, OwnedState { state, forget });
             for f in self.parked.remove(&id).unwrap_or_default() {
-                self.apply(f);
+                self.fold(f);
             }
         }
         for id in asked.difference(&found) {
@@ -514,8 +514,8 @@ mod tests {
     use crate::state::Counts;
     use crossbeam_channel::bounded;
 
-    fn finished(id: TargetId, verdict: Verdict) -> Finished {
-        Finished {
+    fn result(id: TargetId, verdict: Verdict) -> CheckResult {
+        CheckResult {
             target: Arc::new(Target::new(id, "http://127.0.0.1/")),
             outcome: CheckOutcome {
                 verdict,
@@ -546,12 +546,12 @@ mod tests {
     fn a_new_targets_checks_wait_for_its_stored_state_then_apply_in_order() {
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
-        w.take(Report::Checked(finished(7, Verdict::Pass)));
-        w.take(Report::Checked(finished(7, Verdict::Pass)));
+        w.take(Report::Checked(result(7, Verdict::Pass)));
+        w.take(Report::Checked(result(7, Verdict::Pass)));
         let batch = w.next_batch().expect("a read is owed");
         assert_eq!(batch.read, vec![7]);
         assert!(batch.updates.is_empty());
-        w.take(Report::Checked(finished(7, Verdict::Pass)));
+        w.take(Report::Checked(result(7, Verdict::Pass)));
         assert!(
             w.to_read.is_empty(),
             "not asked twice while the read is in flight"
@@ -577,14 +577,14 @@ mod tests {
     fn a_forgotten_target_goes_once_its_row_is_owed_nothing() {
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
-        w.take(Report::Checked(finished(3, Verdict::Fail)));
+        w.take(Report::Checked(result(3, Verdict::Fail)));
         let _ = w.next_batch();
         w.settle(written(vec![(3, TargetState::default())]));
         w.take(Report::Forget(3));
-        assert!(w.known.contains_key(&3), "kept while its update is owed");
+        assert!(w.states.contains_key(&3), "kept while its update is owed");
         let _ = w.next_batch();
         w.settle(written(Vec::new()));
-        assert!(!w.known.contains_key(&3));
+        assert!(!w.states.contains_key(&3));
     }
 
     #[test]
@@ -592,7 +592,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(stats.clone(), wake, 100);
-        w.take(Report::Checked(finished(9, Verdict::Pass)));
+        w.take(Report::Checked(result(9, Verdict::Pass)));
         let _ = w.next_batch();
         w.settle(written(Vec::new()));
         assert!(w.settled());
