@@ -142,6 +142,30 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         insert.as_secs_f64(),
         db.name
     );
+    let (mut d, first_check, rss_first_check_mib) = start_and_warm_up(s, db, dir)?;
+    let mut r = Results {
+        date: chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S %z")
+            .to_string(),
+        targets: s.targets,
+        frequency: s.frequency,
+        workers: s.workers,
+        warmup_s: s.warmup.as_secs_f64(),
+        server: server.describe(),
+        insert_s: insert.as_secs_f64(),
+        startup_s: first_check - d.spawned_at,
+        load_ms: d.load_ms,
+        rss_first_check_mib,
+        ..Results::default()
+    };
+    measure_window(s, db, server, &mut d, &mut r)?;
+    r.verify = stop_and_verify(s, db, d, first_check)?;
+    Ok(r)
+}
+
+/// Starts the daemon and waits for its first check and the warm-up; gives the first check's
+/// time (seconds since the epoch) and the daemon's RSS then (MiB).
+fn start_and_warm_up(s: &Settings, db: &BenchDb, dir: &Path) -> Result<(Daemon, f64, f64), Error> {
     let config = daemon::write_config(dir, &db.db_config(), s.workers)?;
     let mut d = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
     let startup_limit =
@@ -160,9 +184,19 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
     d.wait_until(s.warmup + Duration::from_secs(5), "the warm-up", |_| {
         Instant::now() >= warm_until
     })?;
+    Ok((d, first_check, rss_first_check_mib))
+}
 
-    // The window runs from one stats line to a later one, so the daemon's check count over it
-    // is exact; CPU and the database counters are read as soon as each line appears.
+/// The measured window. It runs from one stats line to a later one, so the daemon's check
+/// count over it is exact; CPU and the database counters are read as soon as each line
+/// appears.
+fn measure_window(
+    s: &Settings,
+    db: &mut BenchDb,
+    server: &Server,
+    d: &mut Daemon,
+    r: &mut Results,
+) -> Result<(), Error> {
     let mariadb = mariadb_pid(db);
     let start = d.next_stats(Duration::from_secs(10))?;
     let cpu0 = cpu_now(d.pid(), mariadb, server)?;
@@ -176,17 +210,32 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         |d| d.stats.last().is_some_and(|l| l.at >= end_at - 0.01),
     )?;
     let cpu1 = cpu_now(d.pid(), mariadb, server)?;
-    let rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
-    let db1 = db.recorded_checks()?;
-    let window = bench::statsline::window(&start, &d.stats[seen..]);
-    let reload_scan = database::reload_scan(&db.db_config(), 7)?;
-    let peak_rss_mib = procfs::peak_rss_mib(d.pid()).unwrap_or(0.0);
+    r.rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
+    r.db_checks_in_window = db.recorded_checks()?.saturating_sub(db0);
+    r.window = bench::statsline::window(&start, &d.stats[seen..]);
+    r.reload_scan = database::reload_scan(&db.db_config(), 7)?;
+    r.peak_rss_mib = procfs::peak_rss_mib(d.pid()).unwrap_or(0.0);
+    r.cpu = Cpu {
+        daemon: cpu1.daemon - cpu0.daemon,
+        mariadb: diff(cpu0.mariadb, cpu1.mariadb),
+        server: diff(cpu0.server, cpu1.server),
+        bench: cpu1.bench - cpu0.bench,
+    };
+    Ok(())
+}
 
+/// Stops the daemon and compares what it logged with what the database holds.
+fn stop_and_verify(
+    s: &Settings,
+    db: &mut BenchDb,
+    mut d: Daemon,
+    first_check: f64,
+) -> Result<Verify, Error> {
     let stop_at = daemon::now_epoch();
     let (status, shutdown) = d.stop(Duration::from_secs(60))?;
     let counts = db.per_target_counts()?;
     let (targets_failed, failure_example) = db.failing()?;
-    let verify = Verify {
+    Ok(Verify {
         daemon_total: d.final_stats().map(|f| f.total_checks),
         db_total: db.recorded_checks()?,
         per_target_min: counts.first().copied().unwrap_or(0),
@@ -200,32 +249,5 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         exit_status: status.to_string(),
         shutdown_seconds: shutdown.as_secs_f64(),
         daemon_errors: d.errors.clone(),
-    };
-    Ok(Results {
-        date: chrono::Local::now()
-            .format("%Y-%m-%d %H:%M:%S %z")
-            .to_string(),
-        targets: s.targets,
-        frequency: s.frequency,
-        workers: s.workers,
-        warmup_s: s.warmup.as_secs_f64(),
-        server: server.describe(),
-        insert_s: insert.as_secs_f64(),
-        startup_s: first_check - d.spawned_at,
-        load_ms: d.load_ms,
-        db_checks_in_window: db1.saturating_sub(db0),
-        cpu: Cpu {
-            daemon: cpu1.daemon - cpu0.daemon,
-            mariadb: diff(cpu0.mariadb, cpu1.mariadb),
-            server: diff(cpu0.server, cpu1.server),
-            bench: cpu1.bench - cpu0.bench,
-        },
-        peak_rss_mib,
-        rss_end_mib,
-        rss_first_check_mib,
-        reload_scan,
-        verify,
-        window,
-        ..Results::default()
     })
 }

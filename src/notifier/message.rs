@@ -53,36 +53,16 @@ const STAT_FIELDS: [(&str, &str); 8] = [
 /// Renders the alert. A snapshot that is not a JSON object still gives a message (the target
 /// named by id), so a damaged row cannot block the outbox.
 pub fn render(alert: &Alert) -> Rendered {
-    let snap: serde_json::Map<String, Value> = serde_json::from_str::<Value>(&alert.snapshot)
+    let snap: Snapshot = serde_json::from_str::<Value>(&alert.snapshot)
         .ok()
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
-    let field = |key: &str| -> String {
-        let v = match snap.get(key) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Bool(b)) => yes_no(*b).to_string(),
-            Some(other) => other.to_string(),
-        };
-        match key {
-            "enabled" => match v.as_str() {
-                "1" => yes_no(true).to_string(),
-                "0" => yes_no(false).to_string(),
-                _ => v,
-            },
-            "url" => redact_url(&v),
-            _ => v,
-        }
-    };
-    let mut name = field("name");
+    let mut name = field(&snap, "name");
     if name.is_empty() {
         name = format!("target {}", alert.target_id);
     }
-    let kind = if alert.kind.eq_ignore_ascii_case("SUCCESS") {
-        "SUCCESS"
-    } else {
-        "FAILURE"
-    };
+    let success = alert.kind.eq_ignore_ascii_case("SUCCESS");
+    let kind = if success { "SUCCESS" } else { "FAILURE" };
     // Header injection is impossible through lettre, but a line break would still fold oddly.
     let subject = format!(
         "Skypunch {kind} detected for {}",
@@ -91,51 +71,87 @@ pub fn render(alert: &Alert) -> Rendered {
     let target: Vec<(&str, String)> = TARGET_FIELDS
         .iter()
         .map(|(label, key)| {
-            (
-                *label,
-                match *key {
-                    "name" => name.clone(),
-                    // Stored in UTC; the reader wants this host's time and zone.
-                    "last_updated" => crate::trace::local_from_utc(&field(key)),
-                    _ => field(key),
-                },
-            )
+            let value = match *key {
+                "name" => name.clone(),
+                // Stored in UTC; the reader wants this host's time and zone.
+                "last_updated" => crate::trace::local_from_utc(&field(&snap, key)),
+                _ => field(&snap, key),
+            };
+            (*label, value)
         })
         .collect();
-    let stats: Vec<(&str, String)> = STAT_FIELDS.iter().map(|(l, k)| (*l, field(k))).collect();
+    let stats: Vec<(&str, String)> = STAT_FIELDS
+        .iter()
+        .map(|(l, k)| (*l, field(&snap, k)))
+        .collect();
+    let sections = Sections {
+        target: &target,
+        stats: &stats,
+        trace: &alert.trace,
+    };
+    Rendered {
+        text: text_body(&subject, &sections),
+        html: html_body(&subject, success, &sections),
+        subject,
+    }
+}
 
+type Snapshot = serde_json::Map<String, Value>;
+
+/// The three parts of every message.
+struct Sections<'a> {
+    target: &'a [(&'a str, String)],
+    stats: &'a [(&'a str, String)],
+    trace: &'a str,
+}
+
+/// A snapshot value as the reader should see it.
+fn field(snap: &Snapshot, key: &str) -> String {
+    let v = match snap.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => yes_no(*b).to_string(),
+        Some(other) => other.to_string(),
+    };
+    match key {
+        "enabled" => match v.as_str() {
+            "1" => yes_no(true).to_string(),
+            "0" => yes_no(false).to_string(),
+            _ => v,
+        },
+        "url" => redact_url(&v),
+        _ => v,
+    }
+}
+
+fn text_body(subject: &str, s: &Sections) -> String {
     let mut text = format!("{subject}\n\nTarget\n");
-    for (label, value) in &target {
+    for (label, value) in s.target {
         text.push_str(&format!("  {label:<16} {value}\n"));
     }
     text.push_str("\nStatistics\n");
-    for (label, value) in &stats {
+    for (label, value) in s.stats {
         text.push_str(&format!("  {label:<16} {value}\n"));
     }
-    text.push_str(&format!("\nTrace\n{}\n", alert.trace));
+    text.push_str(&format!("\nTrace\n{}\n", s.trace));
+    text
+}
 
-    let colour = if kind == "SUCCESS" {
-        "#2e7d32"
-    } else {
-        "#c62828"
-    };
+fn html_body(subject: &str, success: bool, s: &Sections) -> String {
+    let colour = if success { "#2e7d32" } else { "#c62828" };
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body>\n\
          <h2 style=\"color:{colour}\">{t}</h2>\n<h3>Target</h3>\n",
-        t = escape(&subject)
+        t = escape(subject)
     );
-    html.push_str(&html_table(&target));
+    html.push_str(&html_table(s.target));
     html.push_str("<h3>Statistics</h3>\n");
-    html.push_str(&html_table(&stats));
+    html.push_str(&html_table(s.stats));
     html.push_str(&format!(
         "<h3>Trace</h3>\n<pre>{}</pre>\n</body></html>\n",
-        escape(&alert.trace)
+        escape(s.trace)
     ));
-    Rendered {
-        subject,
-        text,
-        html,
-    }
+    html
 }
 
 /// The message a `notifiers ID test` sends.

@@ -52,93 +52,109 @@ pub struct SmtpParams {
 
 const KNOWN: &str = "user, password, server, port, tls, from, tlsverify";
 
+/// The parameters as given, before the defaults and the checks across them.
+#[derive(Default)]
+struct Given {
+    user: Option<String>,
+    password: Option<String>,
+    server: Option<String>,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    verify: Option<bool>,
+    from: Option<Mailbox>,
+}
+
 /// Parses `params` of notifier `id`. Errors name the notifier and never show the password.
 pub fn parse_params(id: u64, params: &str) -> Result<SmtpParams, String> {
     let fail = |why: String| format!("notifier {id}: {why}");
     let pairs = split_params(params).map_err(|e| fail(format!("bad params: {e}")))?;
-    let mut user = None;
-    let mut password = None;
-    let mut server = None;
-    let mut port = None;
-    let mut tls = TlsMode::StartTls;
-    let mut verify = true;
-    let mut from = None;
+    let mut given = Given::default();
     for (key, value) in pairs {
-        match key.as_str() {
-            "user" => user = Some(value).filter(|v| !v.is_empty()),
-            "password" => password = Some(value).filter(|v| !v.is_empty()),
-            "server" => server = Some(value).filter(|v| !v.is_empty()),
-            "port" => {
-                port = Some(
-                    value
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| fail(format!("port `{value}` is not a port number")))?,
-                )
-            }
-            "tls" => {
-                tls = match value.to_ascii_lowercase().as_str() {
-                    "starttls" => TlsMode::StartTls,
-                    "tls" | "ssl" | "smtps" => TlsMode::Wrapper,
-                    "none" | "no" | "off" => TlsMode::None,
-                    _ => return Err(fail(format!("tls `{value}` is not starttls, tls or none"))),
-                }
-            }
-            "tlsverify" => {
-                verify = match value.to_ascii_lowercase().as_str() {
-                    "yes" | "true" | "1" | "on" => true,
-                    "no" | "false" | "0" | "off" => false,
-                    _ => return Err(fail(format!("tlsverify `{value}` is not yes or no"))),
-                }
-            }
+        given.set(&key, value).map_err(fail)?;
+    }
+    given.finish().map_err(fail)
+}
+
+impl Given {
+    fn set(&mut self, key: &str, value: String) -> Result<(), String> {
+        let non_empty = Some(value.clone()).filter(|v| !v.is_empty());
+        match key {
+            "user" => self.user = non_empty,
+            "password" => self.password = non_empty,
+            "server" => self.server = non_empty,
+            "port" => self.port = Some(parse_port(&value)?),
+            "tls" => self.tls = Some(parse_tls(&value)?),
+            "tlsverify" => self.verify = Some(parse_yes_no(&value)?),
             "from" => {
-                from = Some(
-                    value
-                        .parse::<Mailbox>()
-                        .map_err(|_| fail(format!("from `{value}` is not an e-mail address")))?,
-                )
+                let from = value
+                    .parse::<Mailbox>()
+                    .map_err(|_| format!("from `{value}` is not an e-mail address"))?;
+                self.from = Some(from);
             }
-            other => {
-                return Err(fail(format!(
-                    "unknown parameter `{other}` (known: {KNOWN})"
-                )))
-            }
+            other => return Err(format!("unknown parameter `{other}` (known: {KNOWN})")),
         }
+        Ok(())
     }
-    let Some(mut server) = server else {
-        return Err(fail("params need server=HOST".into()));
-    };
-    if port.is_none() {
-        if let Some((host, p)) = server.rsplit_once(':') {
-            if let Ok(p) = p.parse::<u16>() {
-                port = Some(p);
-                server = host.to_string();
+
+    fn finish(self) -> Result<SmtpParams, String> {
+        let Some(mut server) = self.server else {
+            return Err("params need server=HOST".into());
+        };
+        let mut port = self.port;
+        if port.is_none() {
+            // `server=mail.example.com:2525`, as the original's users wrote it.
+            if let Some((host, p)) = server.rsplit_once(':') {
+                if let Ok(p) = p.parse::<u16>() {
+                    port = Some(p);
+                    server = host.to_string();
+                }
             }
         }
+        let login = match (self.user, self.password) {
+            (Some(u), Some(p)) => Some((u, Secret::new(p))),
+            (None, None) => None,
+            _ => return Err("params need both user and password, or neither".into()),
+        };
+        let tls = self.tls.unwrap_or(TlsMode::StartTls);
+        let port = port.unwrap_or(match tls {
+            TlsMode::StartTls => 587,
+            TlsMode::Wrapper => 465,
+            TlsMode::None => 25,
+        });
+        Ok(SmtpParams {
+            server,
+            port,
+            tls,
+            verify: self.verify.unwrap_or(true),
+            login,
+            from: self.from,
+        })
     }
-    let login = match (user, password) {
-        (Some(u), Some(p)) => Some((u, Secret::new(p))),
-        (None, None) => None,
-        _ => {
-            return Err(fail(
-                "params need both user and password, or neither".into(),
-            ))
-        }
-    };
-    let port = port.unwrap_or(match tls {
-        TlsMode::StartTls => 587,
-        TlsMode::Wrapper => 465,
-        TlsMode::None => 25,
-    });
-    Ok(SmtpParams {
-        server,
-        port,
-        tls,
-        verify,
-        login,
-        from,
-    })
+}
+
+fn parse_port(value: &str) -> Result<u16, String> {
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("port `{value}` is not a port number"))
+}
+
+fn parse_tls(value: &str) -> Result<TlsMode, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "starttls" => Ok(TlsMode::StartTls),
+        "tls" | "ssl" | "smtps" => Ok(TlsMode::Wrapper),
+        "none" | "no" | "off" => Ok(TlsMode::None),
+        _ => Err(format!("tls `{value}` is not starttls, tls or none")),
+    }
+}
+
+fn parse_yes_no(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" => Ok(true),
+        "no" | "false" | "0" | "off" => Ok(false),
+        _ => Err(format!("tlsverify `{value}` is not yes or no")),
+    }
 }
 
 /// A ready transport for one notifier, with what messages through it need.

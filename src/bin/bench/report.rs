@@ -151,18 +151,29 @@ impl Results {
 
     /// The table printed on stdout (and kept in BENCHMARKS.md).
     pub fn table(&self) -> String {
+        let mut rows = self.window_rows();
+        rows.extend(self.cost_rows());
+        rows.extend(self.verify_rows());
+        if let Some(b) = &self.blackbox {
+            rows.extend(self.blackbox_rows(b));
+        }
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            out.push_str(&format!("| {k:<width$} | {v} |\n"));
+        }
+        out
+    }
+
+    /// What the window measured: rates, latencies, CPU, memory, start-up and scans.
+    fn window_rows(&self) -> Vec<(String, String)> {
         let w = &self.window;
-        let n = w.checks;
         let sp = |s: Spread| format!("{:.1} (worst second {:.1})", s.median, s.max);
-        let scan = |c: &ScanCost| {
-            format!(
-                "{:.1} median, {:.1} max of 7 (changed_since {:.1} + fingerprint {:.1}; {} rows)",
-                c.total_median, c.total_max, c.changed_since_median, c.fingerprint_median, c.rows
-            )
-        };
-        let opt_us =
-            |c: Option<f64>| c.map_or("n/a".into(), |c| format!("{:.1}", per_check_us(c, n)));
-        let mut rows: Vec<(String, String)> = vec![
+        vec![
             (
                 "targets / frequency / workers".into(),
                 format!("{} / {} s / {}", self.targets, self.frequency, self.workers),
@@ -198,6 +209,21 @@ impl Results {
             ("DB write latency p99 ms".into(), sp(w.write_p99)),
             ("rows per write batch".into(), sp(w.rows_per_batch)),
             ("jobs queued for workers".into(), sp(w.queue)),
+        ]
+    }
+
+    /// What the checks cost: CPU, memory, start-up and reload scans.
+    fn cost_rows(&self) -> Vec<(String, String)> {
+        let n = self.window.checks;
+        let scan = |c: &ScanCost| {
+            format!(
+                "{:.1} median, {:.1} max of 7 (changed_since {:.1} + fingerprint {:.1}; {} rows)",
+                c.total_median, c.total_max, c.changed_since_median, c.fingerprint_median, c.rows
+            )
+        };
+        let opt_us =
+            |c: Option<f64>| c.map_or("n/a".into(), |c| format!("{:.1}", per_check_us(c, n)));
+        vec![
             (
                 "daemon CPU µs/check".into(),
                 format!("{:.1}", per_check_us(self.cpu.daemon, n)),
@@ -236,8 +262,13 @@ impl Results {
                 "reload scan ms, nothing changed".into(),
                 scan(&self.reload_scan.1),
             ),
-        ];
+        ]
+    }
+
+    /// What was lost, and how the daemon ended.
+    fn verify_rows(&self) -> Vec<(String, String)> {
         let v = &self.verify;
+        let mut rows = Vec::new();
         rows.push((
             "checks made (final stats line)".into(),
             v.daemon_total.map_or("n/a".into(), |t| t.to_string()),
@@ -266,43 +297,38 @@ impl Results {
             "daemon exit / shutdown time".into(),
             format!("{} / {:.2} s", v.exit_status, v.shutdown_seconds),
         ));
-        if let Some(b) = &self.blackbox {
-            rows.push((
-                "blackbox_exporter probes/s".into(),
-                format!(
-                    "{:.0} ({} ok, {} failed in {:.1} s)",
-                    b.probes_ok as f64 / b.seconds,
-                    b.probes_ok,
-                    b.probes_failed,
-                    b.seconds
-                ),
-            ));
-            rows.push((
-                "blackbox_exporter CPU µs/probe".into(),
-                format!("{:.1}", per_check_us(b.exporter_cpu, b.probes_ok)),
-            ));
-            rows.push((
-                "blackbox_exporter probes per CPU-second".into(),
-                format!("{:.0}", b.probes_per_cpu_second()),
-            ));
-            rows.push((
-                "skypunch / blackbox_exporter (per CPU-second)".into(),
-                format!(
-                    "{:.2}x",
-                    self.checks_per_cpu_second() / b.probes_per_cpu_second()
-                ),
-            ));
-        }
-        let width = rows
-            .iter()
-            .map(|(k, _)| k.chars().count())
-            .max()
-            .unwrap_or(0);
-        let mut out = String::new();
-        for (k, v) in rows {
-            out.push_str(&format!("| {k:<width$} | {v} |\n"));
-        }
-        out
+        rows
+    }
+
+    /// Prometheus blackbox_exporter on the same server, for comparison.
+    fn blackbox_rows(&self, b: &blackbox::Outcome) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        rows.push((
+            "blackbox_exporter probes/s".into(),
+            format!(
+                "{:.0} ({} ok, {} failed in {:.1} s)",
+                b.probes_ok as f64 / b.seconds,
+                b.probes_ok,
+                b.probes_failed,
+                b.seconds
+            ),
+        ));
+        rows.push((
+            "blackbox_exporter CPU µs/probe".into(),
+            format!("{:.1}", per_check_us(b.exporter_cpu, b.probes_ok)),
+        ));
+        rows.push((
+            "blackbox_exporter probes per CPU-second".into(),
+            format!("{:.0}", b.probes_per_cpu_second()),
+        ));
+        rows.push((
+            "skypunch / blackbox_exporter (per CPU-second)".into(),
+            format!(
+                "{:.2}x",
+                self.checks_per_cpu_second() / b.probes_per_cpu_second()
+            ),
+        ));
+        rows
     }
 
     pub fn json(&self) -> Value {
