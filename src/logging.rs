@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// The open log file; clones share it. Each line is formatted first and then written with one
-/// `write` call on the append-mode file, so lines from different threads never interleave and
-/// no lock is held while formatting or writing: many workers log at once (the read side of the
-/// lock), and only a SIGHUP reopen takes it exclusively.
+/// `write` call on the append-mode file, so lines from different threads never interleave.
+/// Writers share the read side of a lock, so many workers log at once; only a SIGHUP reopen
+/// takes it exclusively, for the moment of swapping the file.
 #[derive(Clone)]
 pub struct LogFile {
     inner: Arc<RwLock<Sink>>,
