@@ -3,10 +3,9 @@
 //! is recognised as stale. Used on the daemon's main thread (acquire, release) and by the
 //! `start`, `stop` and `status` commands (probe).
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -53,18 +52,19 @@ pub enum Probe {
     Unknown { reason: String },
 }
 
-fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
+/// Takes the lock (shared or exclusive) without waiting: false when someone else holds it.
+/// On Linux std's file locks are `flock`s, which the original's users and tools expect.
+fn try_lock(file: &File, shared: bool) -> io::Result<bool> {
+    let result = if shared {
+        file.try_lock_shared()
     } else {
-        Err(io::Error::last_os_error())
+        file.try_lock()
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
     }
-}
-
-fn is_would_block(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
 fn read_pid(file: &mut File) -> Option<i32> {
@@ -94,10 +94,7 @@ impl PidFile {
                 .custom_flags(libc::O_CLOEXEC)
                 .open(path)
                 .map_err(io_err)?;
-            if let Err(e) = flock(&file, libc::LOCK_EX) {
-                if !is_would_block(&e) {
-                    return Err(io_err(e));
-                }
+            if !try_lock(&file, false).map_err(io_err)? {
                 // Held. The holder writes its pid right after locking; give it a moment.
                 for _ in 0..20 {
                     if let Some(pid) = read_pid(&mut file) {
@@ -154,14 +151,14 @@ pub fn probe(path: &Path) -> Probe {
             }
         }
     };
-    match flock(&file, libc::LOCK_SH) {
-        Ok(()) => {
+    match try_lock(&file, true) {
+        Ok(true) => {
             // Nobody holds it. Our shared lock goes when `file` is dropped.
             Probe::Stale {
                 pid: read_pid(&mut file),
             }
         }
-        Err(e) if is_would_block(&e) => {
+        Ok(false) => {
             // Held; the pid is written right after the lock is taken.
             for _ in 0..20 {
                 if let Some(pid) = read_pid(&mut file) {
@@ -186,10 +183,9 @@ pub fn probe(path: &Path) -> Probe {
 /// Removes a stale pid file, unless a daemon took it over meanwhile.
 pub fn remove_stale(path: &Path) -> io::Result<()> {
     let file = File::open(path)?;
-    match flock(&file, libc::LOCK_EX) {
-        Ok(()) => std::fs::remove_file(path),
-        Err(e) if is_would_block(&e) => Ok(()),
-        Err(e) => Err(e),
+    match try_lock(&file, false)? {
+        true => std::fs::remove_file(path),
+        false => Ok(()),
     }
 }
 
