@@ -1,0 +1,109 @@
+//! OpenStack Keystone tokens. A worker thread whose check needs a token fetches it over HTTP
+//! (v2 or v3 password authentication); the [`TokenCache`], shared by every worker through the
+//! `Arc<Checker>`, keeps one token per distinct [`KeystoneParams`] until shortly before it
+//! expires. Reads target auth parameters; writes only the cache.
+//!
+//! - [`protocol`]: the request for a token and the answer, per identity API version;
+//! - [`cache`]: the tokens shared by every worker;
+//! - [`error`]: why no token could be had.
+
+mod cache;
+mod error;
+mod protocol;
+
+pub use cache::{Source, TokenCache};
+pub use error::KeystoneError;
+pub(crate) use protocol::fetch;
+pub use protocol::{parse_answer, request_body, token_url};
+
+use std::time::{Duration, Instant};
+
+use crate::authn::Secret;
+
+/// Refresh a token this long before it expires (less for short-lived tokens, see `refresh_at`).
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// A token and when to stop using it. The value is a [`Secret`]: it never prints.
+#[derive(Debug)]
+pub struct Token {
+    value: Secret,
+    refresh_at: Instant,
+    /// When it expires, for the trace: Keystone's own timestamp, or `in 3600s` when the answer
+    /// had none and `token_lifetime` applies.
+    expires: String,
+}
+
+impl Token {
+    /// A token obtained at `obtained` that Keystone says is valid for `lifetime`.
+    pub fn new(value: Secret, obtained: Instant, lifetime: Duration, expires: String) -> Token {
+        Token {
+            value,
+            refresh_at: refresh_at(obtained, lifetime),
+            expires,
+        }
+    }
+
+    pub fn value(&self) -> &Secret {
+        &self.value
+    }
+
+    pub fn expires(&self) -> &str {
+        &self.expires
+    }
+
+    /// Still good to send at `now`.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now < self.refresh_at
+    }
+}
+
+/// `REFRESH_MARGIN` before expiry, or a tenth of the lifetime for tokens shorter than ten
+/// minutes, so that a short-lived token is still reused a little.
+fn refresh_at(obtained: Instant, lifetime: Duration) -> Instant {
+    obtained + lifetime - REFRESH_MARGIN.min(lifetime / 10)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::authn::{IdentityVersion, KeystoneParams};
+
+    pub fn params(version: IdentityVersion, endpoint: &str) -> KeystoneParams {
+        KeystoneParams {
+            endpoint: endpoint.into(),
+            version,
+            user: "ops".into(),
+            password: Secret::new("pw"),
+            user_domain: "Default".into(),
+            project_id: Some("t1".into()),
+            project_name: None,
+            project_domain: "Default".into(),
+        }
+    }
+
+    pub fn token(obtained: Instant, secs: u64) -> Token {
+        Token::new(
+            Secret::new("t"),
+            obtained,
+            Duration::from_secs(secs),
+            String::new(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::token;
+    use super::*;
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire() {
+        let t0 = Instant::now();
+        let hour = token(t0, 3600);
+        assert!(hour.is_fresh(t0 + Duration::from_secs(3539)));
+        assert!(!hour.is_fresh(t0 + Duration::from_secs(3540)));
+        let short = token(t0, 10);
+        assert!(short.is_fresh(t0 + Duration::from_secs(8)));
+        assert!(!short.is_fresh(t0 + Duration::from_secs(9)));
+    }
+}
