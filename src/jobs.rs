@@ -104,10 +104,6 @@ impl JobSender {
     pub fn len(&self) -> usize {
         self.tx.as_ref().map_or(0, Sender::len)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Drop for JobSender {

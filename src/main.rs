@@ -2,5 +2,5 @@
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    skypunch::cli::main(&args)
+    skypunch::main(&args)
 }

@@ -287,8 +287,6 @@ pub struct CheckResult {
     pub outcome: CheckOutcome,
     /// Wall-clock time the check ended, in UTC: the row's `last_updated`.
     pub at: chrono::DateTime<chrono::Utc>,
-    /// How late the check started (start minus due).
-    pub lag: Duration,
 }
 
 /// What the writer thread hears: finished checks from the workers, and from the loader the

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::authn;
 use crate::db::targets::TargetRow;
 use crate::model::{Method, Status, Target, TargetState};
+use crate::text;
 
 /// Longest frequency accepted: a week.
 const MAX_FREQUENCY: i64 = 7 * 86400;
@@ -18,7 +19,7 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
     let method = Method::parse(&row.method).ok_or_else(|| {
         format!(
             "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
-            clip(&row.method)
+            text::clip_marked(&row.method, 60)
         )
     })?;
     check_url(&row.url)?;
@@ -92,11 +93,14 @@ fn check_url(url: &str) -> Result<(), String> {
     let bad = || {
         format!(
             "url `{}` is not an absolute http:// or https:// URL",
-            clip(url)
+            text::clip_marked(url, 60)
         )
     };
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("url `{}` contains white space", clip(url)));
+        return Err(format!(
+            "url `{}` contains white space",
+            text::clip_marked(url, 60)
+        ));
     }
     let uri: ureq::http::Uri = url.parse().map_err(|_| bad())?;
     let scheme_ok = matches!(
@@ -108,16 +112,6 @@ fn check_url(url: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(bad())
-    }
-}
-
-/// A value quoted in an error, cut short so one hostile row cannot flood the log.
-fn clip(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(MAX).collect::<String>())
     }
 }
 

@@ -67,7 +67,6 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             target: job.target,
             outcome,
             at: chrono::Utc::now(),
-            lag,
         };
         // The writer outlives the workers; a send error only happens if it died, and then
         // the supervisor stops the daemon and counts this check as not written.

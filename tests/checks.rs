@@ -8,9 +8,9 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use skypunch::authn::{Auth, Secret};
-use skypunch::check::{CheckSettings, Checker};
-use skypunch::model::{CheckOutcome, Method, Target, Verdict};
+use skypunch::facade::authn::{Auth, Secret};
+use skypunch::facade::check::{CheckSettings, Checker};
+use skypunch::facade::model::{CheckOutcome, Method, Target, Verdict};
 
 use servers::{respond, serve, serve_tls, target, write_response};
 

@@ -9,9 +9,9 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use skypunch::authn::{self, Auth};
-use skypunch::check::{CheckSettings, Checker};
-use skypunch::model::{CheckOutcome, Target, Verdict};
+use skypunch::facade::authn::{self, Auth};
+use skypunch::facade::check::{CheckSettings, Checker};
+use skypunch::facade::model::{CheckOutcome, Target, Verdict};
 
 use servers::{serve, target, write_response, Server};
 

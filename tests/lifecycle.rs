@@ -17,7 +17,7 @@ use support::*;
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn alive(pid: i32) -> bool {
-    skypunch::lifecycle::process_alive(pid)
+    skypunch::facade::lifecycle::process_alive(pid)
 }
 
 /// A config for `db` whose database is at 127.0.0.1 on `port`.

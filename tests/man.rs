@@ -34,13 +34,13 @@ fn has_word(text: &str, word: &str) -> bool {
 #[test]
 fn every_option_and_command_is_in_skypunch_8() {
     let text = page("man/skypunch.8");
-    for option in skypunch::cli::option_names() {
+    for option in skypunch::facade::cli::option_names() {
         assert!(
             has_word(&text, &option),
             "{option} is not in man/skypunch.8"
         );
     }
-    for command in skypunch::cli::COMMANDS {
+    for command in skypunch::facade::cli::COMMANDS {
         assert!(
             has_word(&text, command),
             "{command} is not in man/skypunch.8"
@@ -96,7 +96,7 @@ fn every_table_column_is_in_skypunch_8() {
 fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
     let text = page("man/skypunch.conf.5");
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
-    for (section, key) in skypunch::config::known_keys() {
+    for (section, key) in skypunch::facade::config::known_keys() {
         assert!(
             has_word(&text, key),
             "[{section}] {key} is not in man/skypunch.conf.5"
@@ -106,7 +106,7 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
             "[{section}] {key} is not in etc/skypunch.conf"
         );
     }
-    for path in skypunch::config::SEARCH_PATH {
+    for path in skypunch::facade::config::SEARCH_PATH {
         assert!(text.contains(path), "{path} is not in man/skypunch.conf.5");
     }
     assert!(text.contains("SKYPUNCH_CONFIG"));
@@ -114,11 +114,11 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
 
 #[test]
 fn the_sample_config_is_valid_and_complete() {
-    let loaded = skypunch::config::load_file(&repo("etc/skypunch.conf")).unwrap();
+    let loaded = skypunch::facade::config::load_file(&repo("etc/skypunch.conf")).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // Every key is there, commented out with its default or set.
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
-    for key in skypunch::config::KEYS {
+    for key in skypunch::facade::config::KEYS {
         let set = sample.lines().any(|l| {
             let l = l.trim_start_matches('#');
             l.starts_with(&format!("{}:", key.name))

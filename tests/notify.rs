@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{stderr, stdout, wait_for, TestDb};
 use notify_support::*;
-use skypunch::model::AlertKind;
+use skypunch::facade::model::AlertKind;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -176,9 +176,9 @@ fn an_smtp_outage_loses_nothing_and_sends_nothing_twice() {
         (notifier_counts(&db, n).1 >= 2).then_some(())
     });
     let owed = wait_for(WAIT, "all three alerts owed", || {
-        let pool = skypunch::db::connect(&config.db).unwrap();
-        let mut conn = skypunch::db::checkout(&pool).unwrap();
-        let owed = skypunch::notifier::outbox::owed_to(&mut conn, n).unwrap();
+        let pool = skypunch::facade::db::connect(&config.db).unwrap();
+        let mut conn = skypunch::facade::db::checkout(&pool).unwrap();
+        let owed = skypunch::facade::notifier::outbox::owed_to(&mut conn, n).unwrap();
         (owed.pending == 3).then_some(owed)
     });
     assert!(owed.failing >= 1);

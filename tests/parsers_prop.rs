@@ -1,12 +1,12 @@
 //! Property tests of the parsers that read what operators type: `authn_parms`
-//! (skypunch::authn) and the configuration file (skypunch::config). Whatever the input, they
+//! (skypunch::facade::authn) and the configuration file (skypunch::facade::config). Whatever the input, they
 //! return a value or an error, never panic, and never echo a password.
 
 use std::path::Path;
 
 use proptest::prelude::*;
-use skypunch::authn::{self, Auth};
-use skypunch::config;
+use skypunch::facade::authn::{self, Auth};
+use skypunch::facade::config;
 
 /// Text made of the characters that matter to these parsers, and anything else.
 fn messy() -> impl Strategy<Value = String> {

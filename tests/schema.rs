@@ -18,13 +18,14 @@ fn the_schema_loads_twice_without_harm() {
 
 #[test]
 fn the_schema_file_creates_its_database_only_when_absent() {
-    let sql = skypunch::db::schema::SCHEMA_SQL;
+    let sql = skypunch::facade::db::schema::SCHEMA_SQL;
     assert!(sql.contains("CREATE DATABASE IF NOT EXISTS skypunch"));
     assert!(
         !sql.to_ascii_uppercase().contains("DROP "),
         "the schema never drops anything"
     );
-    for statement in skypunch::db::split_script(&skypunch::db::schema::tables_sql()) {
+    for statement in skypunch::facade::db::split_script(&skypunch::facade::db::schema::tables_sql())
+    {
         let s = statement.to_ascii_uppercase();
         assert!(
             !s.starts_with("CREATE TABLE") || s.starts_with("CREATE TABLE IF NOT EXISTS"),
@@ -37,12 +38,14 @@ fn the_schema_file_creates_its_database_only_when_absent() {
 fn a_target_inserted_with_name_and_url_only_is_a_working_target() {
     let db = TestDb::new();
     let id = db.add_target("name, url", "'Example', 'http://127.0.0.1:8080/'");
-    let mut conn = skypunch::db::connect(&config_of(&db).db)
+    let mut conn = skypunch::facade::db::connect(&config_of(&db).db)
         .unwrap()
         .get()
         .unwrap();
-    let row = skypunch::db::targets::get(&mut conn, id).unwrap().unwrap();
-    let t = skypunch::target::from_row(&row).expect("a valid target");
+    let row = skypunch::facade::db::targets::get(&mut conn, id)
+        .unwrap()
+        .unwrap();
+    let t = skypunch::facade::target::from_row(&row).expect("a valid target");
     assert_eq!(t.method.as_str(), "GET");
     assert_eq!(t.auth.kind(), "NONE");
     assert_eq!(
@@ -67,8 +70,8 @@ fn the_original_columns_keep_their_names_and_order() {
     assert_eq!(&columns[..original.len()], &original[..]);
 }
 
-fn config_of(db: &TestDb) -> skypunch::config::Config {
-    skypunch::config::load_file(&db.config_path())
+fn config_of(db: &TestDb) -> skypunch::facade::config::Config {
+    skypunch::facade::config::load_file(&db.config_path())
         .unwrap()
         .config
 }
@@ -128,7 +131,7 @@ type Row1 = (
 #[test]
 fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value() {
     let db = TestDb::empty();
-    for statement in skypunch::db::split_script(SCHEMA_1_0) {
+    for statement in skypunch::facade::db::split_script(SCHEMA_1_0) {
         db.exec(&statement);
     }
     let before: Vec<Row1> = db.query(COUNTERS);

@@ -12,9 +12,9 @@ pub mod targets;
 use mysql::prelude::Queryable;
 
 use crate::config::DbConfig;
-pub use error::{classify, reason_of, Class, Error};
+pub use error::{reason_of, Class, Error};
 use pool::Manager;
-pub use pool::{Conn, Connection, Pool};
+pub use pool::{Conn, Pool};
 
 fn builder(cfg: &DbConfig) -> r2d2::Builder<Manager> {
     r2d2::Pool::builder()

@@ -14,7 +14,7 @@ mod protocol;
 pub use cache::{Source, TokenCache};
 pub use error::KeystoneError;
 pub(crate) use protocol::fetch;
-pub use protocol::{parse_answer, request_body, token_url};
+pub use protocol::token_url;
 
 use std::time::{Duration, Instant};
 

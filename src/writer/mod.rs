@@ -526,7 +526,6 @@ mod tests {
                 trace: crate::trace::Trace::new(),
             },
             at: chrono::Utc::now(),
-            lag: Duration::ZERO,
         }
     }
 

@@ -101,9 +101,9 @@ impl TestDb {
 
     /// Loads schema/skypunch.sql's tables into this database (as the README's command does).
     pub fn load_schema(&self) {
-        let sql = skypunch::db::schema::tables_sql();
+        let sql = skypunch::facade::db::schema::tables_sql();
         let mut conn = self.conn();
-        for statement in skypunch::db::split_script(&sql) {
+        for statement in skypunch::facade::db::split_script(&sql) {
             conn.query_drop(statement).unwrap();
         }
     }

@@ -44,7 +44,7 @@ pub struct Reaper(pub i32);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        if skypunch::lifecycle::process_alive(self.0) {
+        if skypunch::facade::lifecycle::process_alive(self.0) {
             // SAFETY: kill with a pid this test started.
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }

@@ -14,9 +14,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use skypunch::config::{Config, DbConfig, NotifyConfig};
-use skypunch::model::AlertKind;
-use skypunch::model::NewAlert;
+use skypunch::facade::config::{Config, DbConfig, NotifyConfig};
+use skypunch::facade::model::AlertKind;
+use skypunch::facade::model::NewAlert;
 
 use crate::common::{self, wait_for, TestDb};
 
@@ -227,16 +227,16 @@ pub struct Running {
     pub wake: Sender<()>,
     handle: JoinHandle<()>,
     /// Never pulled: the notifier ends when `wake` is disconnected, as after the writer.
-    _stop: skypunch::stop::StopTrigger,
+    _stop: skypunch::facade::stop::StopTrigger,
 }
 
 impl Running {
     pub fn start(config: Config) -> Running {
-        let pool = skypunch::db::connect(&config.db).unwrap();
+        let pool = skypunch::facade::db::connect(&config.db).unwrap();
         let (wake, rx) = crossbeam_channel::bounded(1);
-        let (trigger, stop) = skypunch::stop::request();
+        let (trigger, stop) = skypunch::facade::stop::request();
         let handle =
-            std::thread::spawn(move || skypunch::notifier::run(&config, &pool, &rx, &stop));
+            std::thread::spawn(move || skypunch::facade::notifier::run(&config, &pool, &rx, &stop));
         Running {
             wake,
             handle,
@@ -260,14 +260,14 @@ impl Running {
 
 /// Queues an alert for `target` exactly as the writer does (snapshot taken by the database).
 pub fn queue_alert(config: &Config, target: u64, kind: AlertKind, trace: &str) {
-    let pool = skypunch::db::connect(&config.db).unwrap();
-    let mut conn = skypunch::db::checkout(&pool).unwrap();
+    let pool = skypunch::facade::db::connect(&config.db).unwrap();
+    let mut conn = skypunch::facade::db::checkout(&pool).unwrap();
     let alert = NewAlert {
         target_id: target,
         kind,
         trace: trace.into(),
     };
-    skypunch::db::results::write(&mut conn, &BTreeMap::new(), &[alert]).unwrap();
+    skypunch::facade::db::results::write(&mut conn, &BTreeMap::new(), &[alert]).unwrap();
 }
 
 /// Inserts a notifier; returns its id.

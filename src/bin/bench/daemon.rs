@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::statsline::{self, StatsLine};
 use super::Error;
-use skypunch::config::DbConfig;
+use skypunch::facade::config::DbConfig;
 
 /// A running daemon and what its log said so far.
 pub struct Daemon {

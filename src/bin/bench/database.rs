@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 
 use super::Error;
-use skypunch::config::DbConfig;
+use skypunch::facade::config::DbConfig;
 
 /// The server's address parts, from `mysql://user:password@host:port`.
 #[derive(Debug, Clone)]
@@ -82,7 +82,9 @@ impl BenchDb {
         .map_err(q("creating the bench database"))?;
         conn.query_drop(format!("USE {name}"))
             .map_err(q("using the bench database"))?;
-        for statement in skypunch::db::split_script(&skypunch::db::schema::tables_sql()) {
+        for statement in
+            skypunch::facade::db::split_script(&skypunch::facade::db::schema::tables_sql())
+        {
             conn.query_drop(&statement)
                 .map_err(q("loading the schema"))?;
         }
@@ -177,16 +179,20 @@ pub struct ScanCost {
 
 /// The loader's two scan queries, run through the library exactly as the loader runs them,
 /// `runs` times, from `since` (microseconds since the epoch).
-fn scan_cost(conn: &mut skypunch::db::Conn, since: i64, runs: usize) -> Result<ScanCost, Error> {
+fn scan_cost(
+    conn: &mut skypunch::facade::db::Conn,
+    since: i64,
+    runs: usize,
+) -> Result<ScanCost, Error> {
     let (mut total, mut changed, mut fingerprint) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = 0;
     for _ in 0..runs {
         let t0 = Instant::now();
-        rows = skypunch::db::targets::changed_since(conn, since)
+        rows = skypunch::facade::db::targets::changed_since(conn, since)
             .map_err(|e| e.to_string())?
             .len();
         let t1 = Instant::now();
-        skypunch::db::targets::enabled_fingerprint(conn).map_err(|e| e.to_string())?;
+        skypunch::facade::db::targets::enabled_fingerprint(conn).map_err(|e| e.to_string())?;
         let t2 = Instant::now();
         changed.push((t1 - t0).as_secs_f64() * 1000.0);
         fingerprint.push((t2 - t1).as_secs_f64() * 1000.0);
@@ -210,8 +216,8 @@ fn scan_cost(conn: &mut skypunch::db::Conn, since: i64, runs: usize) -> Result<S
 /// inserted within 5 s of the last one), and as it scans once nothing changed for longer
 /// than the slack (from the server's clock minus 5 s: no rows).
 pub fn reload_scan(cfg: &DbConfig, runs: usize) -> Result<(ScanCost, ScanCost), Error> {
-    let pool = skypunch::db::connect(cfg).map_err(|e| e.to_string())?;
-    let mut conn = skypunch::db::checkout(&pool).map_err(|e| e.to_string())?;
+    let pool = skypunch::facade::db::connect(cfg).map_err(|e| e.to_string())?;
+    let mut conn = skypunch::facade::db::checkout(&pool).map_err(|e| e.to_string())?;
     let (newest, now): (Option<i64>, i64) = conn
         .query_first(
             "SELECT CAST(UNIX_TIMESTAMP(MAX(config_changed)) * 1000000 AS SIGNED), \
