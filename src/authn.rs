@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::urls::WebUrl;
+
 /// A password or token. Its `Debug` and `Display` never show the value, so a secret cannot
 /// reach a log line or a trace by accident; [`Secret::expose`] is the one way to read it.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -35,7 +37,8 @@ impl fmt::Display for Secret {
 pub enum Auth {
     None,
     Basic { user: String, password: Secret },
-    OpenStack(KeystoneParams),
+    // Boxed: the parameters are large, and most targets have no authentication.
+    OpenStack(Box<KeystoneParams>),
 }
 
 impl Auth {
@@ -60,7 +63,7 @@ pub enum IdentityVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeystoneParams {
     /// The identity endpoint as given, e.g. `http://keystone:5000/v3`.
-    pub endpoint: String,
+    pub endpoint: WebUrl,
     pub version: IdentityVersion,
     pub user: String,
     pub password: Secret,
@@ -82,7 +85,7 @@ pub fn parse(authn: &str, parms: Option<&str>) -> Result<Auth, ParamError> {
     match authn.trim().to_ascii_uppercase().as_str() {
         "NONE" | "" => Ok(Auth::None),
         "BASIC" => parse_basic(parms),
-        "OPENSTACK" | "KEYSTONE" => parse_keystone(parms).map(Auth::OpenStack),
+        "OPENSTACK" | "KEYSTONE" => parse_keystone(parms).map(|p| Auth::OpenStack(Box::new(p))),
         other => Err(format!(
             "unknown authn `{other}`: use NONE, BASIC or OPENSTACK"
         )),
@@ -139,17 +142,12 @@ fn parse_keystone(parms: &str) -> Result<KeystoneParams, ParamError> {
     if project_id.is_none() && project_name.is_none() {
         return Err(NEEDS.to_string());
     }
-    let lower = endpoint.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(format!(
-            "osauthendpoint `{endpoint}` is not an http:// or https:// URL"
-        ));
-    }
+    let endpoint = WebUrl::parse(&endpoint).map_err(|e| format!("osauthendpoint: {e}"))?;
     let version = match take(&mut pairs, "identityversion").as_deref() {
         Some("2") | Some("2.0") | Some("v2") | Some("v2.0") => IdentityVersion::V2,
         Some("3") | Some("v3") => IdentityVersion::V3,
         Some(other) => return Err(format!("identityversion `{other}` is not 2 or 3")),
-        None => version_from_path(&lower),
+        None => version_from_path(endpoint.path()),
     };
     if version == IdentityVersion::V2 && project_id.is_none() {
         return Err("OPENSTACK with Keystone v2 needs tenantid".to_string());
@@ -168,10 +166,11 @@ fn parse_keystone(parms: &str) -> Result<KeystoneParams, ParamError> {
 
 /// `/v2.0` in the endpoint path means v2, as the original spoke; anything else v3, which every
 /// current cloud speaks.
-fn version_from_path(endpoint: &str) -> IdentityVersion {
-    let path = endpoint.split_once("://").map_or("", |(_, rest)| rest);
-    let path = path.split_once('/').map_or("", |(_, p)| p);
-    if path.split('/').any(|seg| seg == "v2.0" || seg == "v2") {
+fn version_from_path(path: &str) -> IdentityVersion {
+    if path
+        .split('/')
+        .any(|seg| seg.eq_ignore_ascii_case("v2.0") || seg.eq_ignore_ascii_case("v2"))
+    {
         IdentityVersion::V2
     } else {
         IdentityVersion::V3
@@ -183,17 +182,13 @@ pub fn redact_params(parms: &str) -> String {
     parms
         .split(',')
         .map(|item| match item.split_once('=') {
-            Some((key, _)) if is_secret_key(key) => format!("{}=(redacted)", key.trim()),
+            Some((key, _)) if crate::urls::is_secret_param(key) => {
+                format!("{}=(redacted)", key.trim())
+            }
             _ => item.trim().to_string(),
         })
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Keys whose values are secrets, in `authn_parms` and notifier `params` alike.
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.trim().to_ascii_lowercase();
-    key.contains("password") || key.contains("secret") || key.contains("token") || key == "pass"
 }
 
 #[cfg(test)]
@@ -253,7 +248,7 @@ mod tests {
         let ftp = "user=u,password=p,osauthendpoint=ftp://k/v3,tenantid=t";
         assert!(parse("OPENSTACK", Some(ftp))
             .unwrap_err()
-            .contains("not an http:// or https://"));
+            .contains("osauthendpoint: url `ftp://k/v3` is not an absolute http:// or https://"));
         assert!(parse("LDAP", None)
             .unwrap_err()
             .starts_with("unknown authn `LDAP`"));

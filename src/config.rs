@@ -547,78 +547,44 @@ fn parse_db_name(at: &Place, value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
-/// `mysql://user:password@host:port/dbname`; every part but the host may be left out.
+/// `mysql://user:password@host:port/dbname`; every part but the host may be left out. User
+/// and password may be percent-encoded (a `@` or `:` in a password).
 fn apply_db_url(db: &mut DbConfig, at: &Place, value: &str) -> Result<(), Error> {
-    let allowed = "mysql://user:password@host:port/dbname";
-    let rest = value
-        .strip_prefix("mysql://")
-        .or_else(|| value.strip_prefix("mariadb://"))
-        .ok_or_else(|| at.bad(&redact_url(value), allowed))?;
-    let (authority, name) = rest.split_once('/').unwrap_or((rest, ""));
-    let (credentials, host_port) = match authority.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, authority),
+    let bad = || {
+        at.bad(
+            &crate::urls::shown(value),
+            "mysql://user:password@host:port/dbname",
+        )
     };
-    if let Some(credentials) = credentials {
-        let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-        db.user = percent_decode(user);
-        db.password = percent_decode(password);
+    let url = url::Url::parse(value.trim()).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "mysql" | "mariadb") {
+        return Err(bad());
     }
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (host_port, None),
-    };
-    if host.is_empty() {
-        return Err(at.bad(&redact_url(value), allowed));
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    db.host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    match url.port() {
+        Some(0) => return Err(bad()),
+        Some(port) => db.port = port,
+        None => {}
     }
-    db.host = host.to_string();
-    if let Some(port) = port {
-        db.port = at
-            .number(port, 1, 65535)
-            .map_err(|_| at.bad(&redact_url(value), allowed))?;
+    if !url.username().is_empty() {
+        db.user = decoded(url.username());
+        db.password = url.password().map(decoded).unwrap_or_default();
     }
+    let name = url.path().trim_start_matches('/');
     if !name.is_empty() {
-        db.name = parse_db_name(at, name)?;
+        db.name = parse_db_name(at, &decoded(name))?;
     }
     Ok(())
 }
 
-/// The URL with its password replaced, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}{}:(redacted){}", &url[..scheme + 3], user, &url[at..])
-                }
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn apply_notifications(

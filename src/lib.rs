@@ -27,6 +27,10 @@ mod target;
 mod text;
 mod threads;
 mod trace;
+mod urls;
+
+#[cfg(test)]
+mod secrets_test;
 mod wheel;
 mod worker;
 mod writer;
@@ -80,5 +84,8 @@ pub mod facade {
     }
     pub mod target {
         pub use crate::target::from_row;
+    }
+    pub mod urls {
+        pub use crate::urls::shown;
     }
 }

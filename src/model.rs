@@ -12,6 +12,7 @@ use crate::authn::Auth;
 use crate::db;
 use crate::state::RowUpdate;
 use crate::trace::Trace;
+use crate::urls::WebUrl;
 
 /// A target id, the `targets.id` column.
 pub type TargetId = u64;
@@ -107,7 +108,7 @@ impl fmt::Display for Status {
 pub struct Target {
     pub id: TargetId,
     pub name: String,
-    pub url: String,
+    pub url: WebUrl,
     pub method: Method,
     pub auth: Auth,
     pub pass_result: u16,
@@ -124,12 +125,13 @@ pub struct Target {
 
 impl Target {
     /// The target a new row gets when only its id and URL are given: GET, no authentication,
-    /// expect 200, every 60 s, a 10 s timeout (the schema's defaults), state NEW.
+    /// expect 200, every 60 s, a 10 s timeout (the schema's defaults), state NEW. For URLs
+    /// known to be valid (tests, benchmarks); rows go through `target::from_row`.
     pub fn new(id: TargetId, url: &str) -> Target {
         Target {
             id,
             name: String::new(),
-            url: url.to_string(),
+            url: WebUrl::parse(url).expect("a valid http(s) URL"),
             method: Method::Get,
             auth: Auth::None,
             pass_result: 200,

@@ -8,6 +8,7 @@ use crate::authn;
 use crate::db::targets::TargetRow;
 use crate::model::{Method, Status, Target, TargetState};
 use crate::text;
+use crate::urls::WebUrl;
 
 /// Longest frequency accepted: a week.
 const MAX_FREQUENCY: i64 = 7 * 86400;
@@ -22,7 +23,7 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
             text::clip_marked(&row.method, 60)
         )
     })?;
-    check_url(&row.url)?;
+    let url = WebUrl::parse(&row.url)?;
     let auth = authn::parse(&row.authn, row.authn_parms.as_deref())?;
     let pass_result = u16::try_from(row.pass_result)
         .ok()
@@ -48,7 +49,7 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
     Ok(Target {
         id: row.id,
         name: row.name.clone(),
-        url: row.url.trim().to_string(),
+        url,
         method,
         auth,
         pass_result,
@@ -82,37 +83,6 @@ fn seconds(column: &str, value: i64, max: i64) -> Result<Duration, String> {
         return Err(format!("{column} {value} is more than {max} seconds"));
     }
     Ok(Duration::from_secs(value as u64))
-}
-
-/// An absolute http(s) URL with a host and no white space.
-fn check_url(url: &str) -> Result<(), String> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Err("url is empty".into());
-    }
-    let bad = || {
-        format!(
-            "url `{}` is not an absolute http:// or https:// URL",
-            text::clip_marked(url, 60)
-        )
-    };
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "url `{}` contains white space",
-            text::clip_marked(url, 60)
-        ));
-    }
-    let uri: ureq::http::Uri = url.parse().map_err(|_| bad())?;
-    let scheme_ok = matches!(
-        uri.scheme_str().map(str::to_ascii_lowercase).as_deref(),
-        Some("http" | "https")
-    );
-    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-    if scheme_ok && host_ok {
-        Ok(())
-    } else {
-        Err(bad())
-    }
 }
 
 #[cfg(test)]

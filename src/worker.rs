@@ -101,7 +101,7 @@ pub fn check_line(target: &Target, outcome: &CheckOutcome) -> String {
         target.id,
         name_column(&target.name),
         target.method,
-        crate::check::redact_url(&target.url),
+        target.url.shown(),
         outcome.verdict.status(),
         outcome.description,
         outcome.elapsed.as_millis()

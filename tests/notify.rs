@@ -126,7 +126,7 @@ fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
         assert!(!html.contains("<b>Shop"), "unescaped name in {html}");
         assert!(html.contains("target status:500 != 200"));
         assert!(html.contains("<th align=\"left\">Repeated Fails</th><td>3</td>"));
-        assert!(html.contains("https://ops:(redacted)@shop.example/health"));
+        assert!(html.contains("https://***@shop.example/health"));
         assert!(text.contains(name));
         let raw = m["raw"].as_str().unwrap();
         for secret in ["UrlSecret9", "AuthnSecret9"] {

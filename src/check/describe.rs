@@ -35,37 +35,6 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// The URL with any `user:password@` password replaced, safe for traces and descriptions.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..auth_end].rfind('@') else {
-        return url.to_string();
-    };
-    let user = rest[..at].split(':').next().unwrap_or("");
-    format!("{scheme}://{user}:(redacted)@{}", &rest[at + 1..])
-}
-
-/// `host:port` of a URL (default port by scheme), for descriptions; userinfo dropped.
-pub fn host_port(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let has_port = match authority.rfind(':') {
-        Some(colon) => !authority[colon..].contains(']'),
-        None => false,
-    };
-    if has_port {
-        authority.to_string()
-    } else if scheme.eq_ignore_ascii_case("https") {
-        format!("{authority}:443")
-    } else {
-        format!("{authority}:80")
-    }
-}
-
 /// Where a failure happened, to name it: the phase the recorder saw last, the host and port
 /// being talked to, and the check's timeout.
 pub struct Context<'a> {
@@ -186,25 +155,6 @@ mod tests {
         assert_eq!(human(Duration::from_secs(2)), "2s");
         assert_eq!(human(Duration::from_millis(250)), "250ms");
         assert_eq!(human(Duration::from_millis(1500)), "1.5s");
-    }
-
-    #[test]
-    fn url_passwords_are_redacted() {
-        assert_eq!(
-            redact_url("https://ops:s3cret@host:8443/x?a=b@c"),
-            "https://ops:(redacted)@host:8443/x?a=b@c"
-        );
-        assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
-
-    #[test]
-    fn host_port_uses_scheme_defaults() {
-        assert_eq!(host_port("http://u:p@example.com/x"), "example.com:80");
-        assert_eq!(host_port("https://example.com"), "example.com:443");
-        assert_eq!(host_port("http://127.0.0.1:1/"), "127.0.0.1:1");
-        assert_eq!(host_port("http://[::1]/"), "[::1]:80");
-        assert_eq!(host_port("http://[::1]:8080/"), "[::1]:8080");
     }
 
     #[test]

@@ -40,7 +40,7 @@ struct Run<'a> {
     target: &'a Target,
     trace: Trace,
     deadline: Instant,
-    /// The target URL with any password redacted, for the trace.
+    /// The target URL's display form, for the trace.
     url: String,
     /// `host:port`, for descriptions of connection failures.
     addr: String,
@@ -60,8 +60,8 @@ pub(super) fn run(
         target,
         deadline: trace.started() + target.timeout,
         trace,
-        url: describe::redact_url(&target.url),
-        addr: describe::host_port(&target.url),
+        url: target.url.shown().to_string(),
+        addr: target.url.addr(),
     };
     let result = run.execute().and_then(|answer| judge(target, &answer));
     let (verdict, http_status, description) = match &result {
@@ -180,7 +180,7 @@ impl<'a> Run<'a> {
             "POST",
             &keystone::token_url(params),
         );
-        let endpoint = describe::redact_url(&params.endpoint);
+        let endpoint = params.endpoint.shown();
         match result {
             Ok((token, source)) => {
                 let (source_text, expires) = (source.as_str(), token.expires());
@@ -259,16 +259,12 @@ impl<'a> Run<'a> {
     }
 
     fn failure_text(&self, err: &ureq::Error) -> String {
-        let host = self
-            .addr
-            .rsplit_once(':')
-            .map_or(self.addr.as_str(), |(h, _)| h);
         describe::failure(
             err,
             &Context {
                 phase: timing::phase(),
                 addr: Some(&self.addr),
-                host,
+                host: self.target.url.host(),
                 timeout: self.target.timeout,
             },
         )
@@ -370,7 +366,7 @@ mod tests {
         Target {
             id: 1,
             name: "t".into(),
-            url: "http://127.0.0.1/".into(),
+            url: crate::urls::WebUrl::parse("http://127.0.0.1/").unwrap(),
             method: Method::Get,
             auth: Auth::None,
             pass_result: 200,

@@ -7,8 +7,6 @@ pub(crate) mod timing;
 
 mod http;
 
-pub use describe::redact_url;
-
 use std::time::Duration;
 
 use ureq::tls::TlsConfig;

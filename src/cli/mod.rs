@@ -7,7 +7,7 @@ mod lifecycle;
 mod notifiers;
 mod out;
 pub mod table;
-mod targets;
+pub(crate) mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

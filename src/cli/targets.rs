@@ -125,7 +125,7 @@ pub fn detail(r: &TargetRow) -> Table {
             "Last Updated",
             crate::trace::local_from_utc(&r.last_updated),
         ),
-        ("Target URL", crate::check::redact_url(&r.url)),
+        ("Target URL", crate::urls::shown(&r.url)),
         ("Target Method", r.method.clone()),
         ("Authentication", r.authn.clone()),
         (

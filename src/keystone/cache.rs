@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::{KeystoneError, Token};
 use crate::authn::KeystoneParams;
-use crate::check::describe::redact_url;
 
 /// Whether a token came from the cache or was fetched for this check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +107,7 @@ impl TokenCache {
             while slot.fetching && slot.generation == generation {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    let endpoint = redact_url(&params.endpoint);
+                    let endpoint = params.endpoint.shown().to_string();
                     return Err(KeystoneError::Waited { endpoint });
                 }
                 slot = entry

@@ -70,7 +70,7 @@ pub(crate) mod test_support {
 
     pub fn params(version: IdentityVersion, endpoint: &str) -> KeystoneParams {
         KeystoneParams {
-            endpoint: endpoint.into(),
+            endpoint: crate::urls::WebUrl::parse(endpoint).unwrap(),
             version,
             user: "ops".into(),
             password: Secret::new("pw"),

@@ -26,16 +26,13 @@ pub struct Server {
 pub fn server() -> Server {
     let url =
         std::env::var("SKYPUNCH_TEST_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
-    let rest = url.trim_start_matches("mysql://");
-    let (cred, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
-    let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
-    let hostport = hostport.trim_end_matches('/');
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+    let opts = mysql::Opts::from_url(&url)
+        .unwrap_or_else(|e| panic!("SKYPUNCH_TEST_DB is not a mysql:// URL: {e}"));
     Server {
-        host: host.into(),
-        port: port.parse().unwrap(),
-        user: user.into(),
-        password: password.into(),
+        host: opts.get_ip_or_hostname().to_string(),
+        port: opts.get_tcp_port(),
+        user: opts.get_user().unwrap_or("root").to_string(),
+        password: opts.get_pass().unwrap_or("").to_string(),
     }
 }
 

@@ -18,22 +18,24 @@ pub struct Server {
 }
 
 impl Server {
+    /// `mysql://user:password@host:port`, read by the driver's own parser. Errors show the
+    /// URL with its password masked.
     pub fn parse(url: &str) -> Result<Server, Error> {
-        let rest = url
-            .strip_prefix("mysql://")
-            .or_else(|| url.strip_prefix("mariadb://"))
-            .ok_or_else(|| format!("--db {url}: expected mysql://user:password@host:port"))?;
-        let rest = rest.trim_end_matches('/');
-        let (cred, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
-        let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
-        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+        let as_mysql = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_string(),
+        };
+        let opts = mysql::Opts::from_url(&as_mysql).map_err(|e| {
+            format!(
+                "--db {}: {e}; expected mysql://user:password@host:port",
+                skypunch::facade::urls::shown(url)
+            )
+        })?;
         Ok(Server {
-            host: host.into(),
-            port: port
-                .parse()
-                .map_err(|_| format!("--db {url}: bad port `{port}`"))?,
-            user: user.into(),
-            password: password.into(),
+            host: opts.get_ip_or_hostname().to_string(),
+            port: opts.get_tcp_port(),
+            user: opts.get_user().unwrap_or("root").to_string(),
+            password: opts.get_pass().unwrap_or("").to_string(),
         })
     }
 
