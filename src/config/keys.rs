@@ -1,0 +1,266 @@
+//! Every key of the configuration file: the table the man page test and the hints read, and
+//! what each key does to the [`Config`] it is read into.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::parse::Place;
+use super::{Config, DbConfig, Error, NotifyConfig};
+
+/// One key of the file, as documented: the man page test and the parser's "known keys" hints
+/// read this list, and a unit test checks that the parser accepts every entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The section, lowercase: `settings`, `database` or `notifications`.
+    pub section: &'static str,
+    /// The name as documented (keys are case-insensitive).
+    pub name: &'static str,
+    /// Other names accepted for the same key.
+    pub aliases: &'static [&'static str],
+    /// A valid value, for tests and examples.
+    pub example: &'static str,
+}
+
+const fn key(section: &'static str, name: &'static str, example: &'static str) -> Key {
+    Key {
+        section,
+        name,
+        aliases: &[],
+        example,
+    }
+}
+
+/// Every key the parser knows, in the order of the sample file.
+pub const KEYS: &[Key] = &[
+    key("settings", "MainLoopTov", "1"),
+    Key {
+        aliases: &["LogFile"],
+        ..key("settings", "LogFilePath", "/var/log/skypunch/skypunch.log")
+    },
+    key("settings", "LogLevel", "info"),
+    key("settings", "PidFile", "/run/skypunch/skypunch.pid"),
+    key("settings", "Workers", "64"),
+    key("settings", "ReloadInterval", "5"),
+    key("settings", "StatsInterval", "60"),
+    key("settings", "MaxBodyBytes", "1048576"),
+    key("settings", "TokenLifetime", "3600"),
+    key("settings", "MaxPendingAlerts", "10000"),
+    key("settings", "StopTimeout", "30"),
+    Key {
+        aliases: &["Host"],
+        ..key("database", "Location", "localhost")
+    },
+    key("database", "port", "3306"),
+    key("database", "User", "skypunch"),
+    key("database", "Password", "secret"),
+    Key {
+        aliases: &["Database"],
+        ..key("database", "DBName", "skypunch")
+    },
+    key(
+        "database",
+        "URL",
+        "mysql://skypunch:secret@localhost:3306/skypunch",
+    ),
+    key("database", "PoolSize", "8"),
+    key("database", "ConnectTimeout", "5"),
+    key("database", "ReadTimeout", "10"),
+    key("database", "WriteTimeout", "10"),
+    key("database", "LockWaitTimeout", "5"),
+    key("notifications", "From", "SkyPunch <skypunch@example.com>"),
+    key("notifications", "SmtpTimeout", "20"),
+    key("notifications", "RetryInitial", "10"),
+    key("notifications", "RetryMax", "600"),
+    key("notifications", "RetentionDays", "30"),
+];
+
+/// `(section, key)` for every documented key name, aliases included.
+pub fn known_keys() -> Vec<(&'static str, &'static str)> {
+    KEYS.iter()
+        .flat_map(|k| {
+            std::iter::once(k.name)
+                .chain(k.aliases.iter().copied())
+                .map(|n| (k.section, n))
+        })
+        .collect()
+}
+
+/// `known: A, B, C` for the warning about an unknown key in `section`.
+fn known_hint(section: &str) -> String {
+    let names: Vec<&str> = KEYS
+        .iter()
+        .filter(|k| k.section == section)
+        .map(|k| k.name)
+        .collect();
+    format!("known: {}", names.join(", "))
+}
+
+/// Applies one key; returns a warning for keys that are accepted but have no effect.
+pub(super) fn apply(config: &mut Config, at: &Place, value: &str) -> Result<Option<String>, Error> {
+    let key = at.key.to_ascii_lowercase();
+    match at.section {
+        "settings" => apply_settings(config, at, &key, value),
+        "database" => apply_database(&mut config.db, at, &key, value),
+        "notifications" => apply_notifications(&mut config.notify, at, &key, value),
+        _ => Ok(Some(unknown(
+            at,
+            "sections are [settings], [database] and [notifications]",
+        ))),
+    }
+}
+
+fn unknown(at: &Place, hint: &str) -> String {
+    format!(
+        "{}:{}: unknown key `{}` in [{}] ignored ({})",
+        at.path.display(),
+        at.line,
+        at.key,
+        at.section,
+        hint
+    )
+}
+
+fn apply_settings(
+    config: &mut Config,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "mainlooptov" => {
+            at.number::<u64>(value, 0, 3600)?;
+            return Ok(Some(format!(
+                "{}:{}: MainLoopTov is no longer used: every target is checked at its own frequency",
+                at.path.display(),
+                at.line
+            )));
+        }
+        "logfilepath" | "logfile" => config.log_file = PathBuf::from(at.text(value)?),
+        "loglevel" => config.log_level = parse_level(at, value)?,
+        "pidfile" => config.pid_file = PathBuf::from(at.text(value)?),
+        "workers" => config.workers = at.number(value, 1, 4096)?,
+        "reloadinterval" => config.reload_interval = at.seconds(value, 1, 3600)?,
+        "statsinterval" => config.stats_interval = at.seconds(value, 0, 86400)?,
+        "maxbodybytes" => config.max_body_bytes = at.number(value, 1024, 1 << 30)?,
+        "tokenlifetime" => config.token_lifetime = at.seconds(value, 60, 86400)?,
+        "maxpendingalerts" => config.max_pending_alerts = at.number(value, 100, 10_000_000)?,
+        "stoptimeout" => config.stop_timeout = at.seconds(value, 1, 3600)?,
+        _ => return Ok(Some(unknown(at, &known_hint("settings")))),
+    }
+    Ok(None)
+}
+
+fn parse_level(at: &Place, value: &str) -> Result<log::LevelFilter, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" | "warning" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        _ => Err(at.bad(value, "one of error, warn, info, debug")),
+    }
+}
+
+fn apply_database(
+    db: &mut DbConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "location" | "host" => db.host = at.text(value)?,
+        "port" => db.port = at.number(value, 1, 65535)?,
+        "user" => db.user = at.text(value)?,
+        "password" => db.password = value.to_string(),
+        "dbname" | "database" => db.name = parse_db_name(at, value)?,
+        "url" => apply_db_url(db, at, value)?,
+        "poolsize" => db.pool_size = at.number(value, 1, 256)?,
+        "connecttimeout" => db.connect_timeout = at.seconds(value, 1, 300)?,
+        "readtimeout" => db.read_timeout = at.seconds(value, 1, 3600)?,
+        "writetimeout" => db.write_timeout = at.seconds(value, 1, 3600)?,
+        "lockwaittimeout" => db.lock_wait_timeout = at.seconds(value, 1, 3600)?,
+        _ => return Ok(Some(unknown(at, &known_hint("database")))),
+    }
+    Ok(None)
+}
+
+/// Database names go into `USE` and messages; allow what MariaDB allows unquoted.
+fn parse_db_name(at: &Place, value: &str) -> Result<String, Error> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if !ok {
+        return Err(at.bad(value, "letters, digits, `_` and `$`, at most 64 characters"));
+    }
+    Ok(value.to_string())
+}
+
+/// `mysql://user:password@host:port/dbname`; every part but the host may be left out. User
+/// and password may be percent-encoded (a `@` or `:` in a password).
+fn apply_db_url(db: &mut DbConfig, at: &Place, value: &str) -> Result<(), Error> {
+    let bad = || {
+        at.bad(
+            &crate::urls::shown(value),
+            "mysql://user:password@host:port/dbname",
+        )
+    };
+    let url = url::Url::parse(value.trim()).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "mysql" | "mariadb") {
+        return Err(bad());
+    }
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    db.host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    match url.port() {
+        Some(0) => return Err(bad()),
+        Some(port) => db.port = port,
+        None => {}
+    }
+    if !url.username().is_empty() {
+        db.user = decoded(url.username());
+        db.password = url.password().map(decoded).unwrap_or_default();
+    }
+    let name = url.path().trim_start_matches('/');
+    if !name.is_empty() {
+        db.name = parse_db_name(at, &decoded(name))?;
+    }
+    Ok(())
+}
+
+fn decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn apply_notifications(
+    notify: &mut NotifyConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "from" => notify.from = parse_from(at, value)?,
+        "smtptimeout" => notify.smtp_timeout = at.seconds(value, 1, 600)?,
+        "retryinitial" => notify.retry_initial = at.seconds(value, 1, 86400)?,
+        "retrymax" => notify.retry_max = at.seconds(value, 1, 7 * 86400)?,
+        "retentiondays" => {
+            notify.retention = Duration::from_secs(at.number::<u64>(value, 1, 3650)? * 86400)
+        }
+        _ => return Ok(Some(unknown(at, &known_hint("notifications")))),
+    }
+    Ok(None)
+}
+
+fn parse_from(at: &Place, value: &str) -> Result<String, Error> {
+    match value.parse::<lettre::message::Mailbox>() {
+        Ok(_) => Ok(value.to_string()),
+        Err(_) => Err(at.bad(
+            value,
+            "an e-mail address, e.g. `SkyPunch <skypunch@example.com>`",
+        )),
+    }
+}

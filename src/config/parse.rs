@@ -1,0 +1,98 @@
+//! The INI reader: sections, `key: value` or `key = value` lines, comments; every value goes
+//! to [`super::keys`] with the place it was found, so that errors name the file and line.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use super::keys::apply;
+use super::{Config, Error, Loaded};
+
+/// Parses the text of a configuration file; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, Error> {
+    let mut config = Config {
+        source: Some(path.to_path_buf()),
+        ..Config::default()
+    };
+    let mut warnings = Vec::new();
+    let mut section = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = name.trim().to_ascii_lowercase();
+            continue;
+        }
+        let Some((key, value)) = split_pair(trimmed) else {
+            return Err(Error::Syntax {
+                path: path.into(),
+                line,
+                text: trimmed.into(),
+            });
+        };
+        let at = Place {
+            path,
+            line,
+            section: &section,
+            key,
+        };
+        if let Some(warning) = apply(&mut config, &at, value)? {
+            warnings.push(warning);
+        }
+    }
+    Ok(Loaded { config, warnings })
+}
+
+/// Splits `key: value` or `key = value` at whichever separator comes first, so that a value
+/// may itself contain `:` or `=` (a database URL, a password).
+fn split_pair(line: &str) -> Option<(&str, &str)> {
+    let at = line.find([':', '='])?;
+    let key = line[..at].trim();
+    (!key.is_empty()).then(|| (key, line[at + 1..].trim()))
+}
+
+/// Where a value was found, for error messages.
+pub(super) struct Place<'a> {
+    pub(super) path: &'a Path,
+    pub(super) line: usize,
+    pub(super) section: &'a str,
+    pub(super) key: &'a str,
+}
+
+impl Place<'_> {
+    pub(super) fn bad(&self, value: &str, allowed: &str) -> Error {
+        Error::Value {
+            path: self.path.into(),
+            line: self.line,
+            key: format!("[{}] {}", self.section, self.key),
+            value: value.into(),
+            allowed: allowed.into(),
+        }
+    }
+
+    pub(super) fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(
+        &self,
+        value: &str,
+        min: T,
+        max: T,
+    ) -> Result<T, Error> {
+        match value.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(self.bad(value, &format!("a whole number from {min} to {max}"))),
+        }
+    }
+
+    pub(super) fn seconds(&self, value: &str, min: u64, max: u64) -> Result<Duration, Error> {
+        self.number(value, min, max).map(Duration::from_secs)
+    }
+
+    pub(super) fn text(&self, value: &str) -> Result<String, Error> {
+        if value.is_empty() {
+            return Err(self.bad(value, "a non-empty value"));
+        }
+        Ok(value.to_string())
+    }
+}
