@@ -142,6 +142,9 @@ impl Resolver for TimedResolver {
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         record(Phase::Resolving, None);
+        if reserved_invalid(uri) {
+            return Err(ureq::Error::HostNotFound);
+        }
         let t0 = Instant::now();
         let addrs = match literal(uri) {
             Some(addr) => {
@@ -168,6 +171,15 @@ impl Resolver for TimedResolver {
         }
         Ok(addrs)
     }
+}
+
+/// Names under `.invalid` never exist (RFC 6761, section 6.4): answered here as an unknown
+/// host, the same on every machine, without asking a resolver that may be slow or absent.
+fn reserved_invalid(uri: &Uri) -> bool {
+    uri.host().is_some_and(|h| {
+        let h = h.trim_end_matches('.').to_ascii_lowercase();
+        h == "invalid" || h.ends_with(".invalid")
+    })
 }
 
 fn literal(uri: &Uri) -> Option<SocketAddr> {

@@ -1,17 +1,12 @@
 //! Database outages for real: each test runs its own MariaDB server, kills it with SIGKILL
 //! under a running daemon and starts it again on the same port and data.
 
-mod common;
-#[path = "support/mariadb.rs"]
-mod mariadb;
-#[path = "support/run.rs"]
-mod run;
-
+use crate::support::{self as common, run, Daemon};
 use std::time::{Duration, Instant};
 
-use common::http::HttpServer;
-use common::{wait_for, TestDb};
-use mariadb::MariaDb;
+use crate::support::http::HttpServer;
+use crate::support::mariadb::MariaDb;
+use crate::support::{wait_for, TestDb};
 use serde_json::json;
 
 /// A second's connect timeout, so that a try against a dead server fails fast.
@@ -73,7 +68,7 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
             .map(|id| common::check_lines(&log, *id).len() as i64)
             .sum()
     };
-    let mut daemon = run::start(&db);
+    let mut daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "two checks of each", || {
         (run::counted_checks(&db, a) >= 2 && run::counted_checks(&db, b) >= 2).then_some(())
     });
@@ -87,7 +82,7 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
     std::thread::sleep(OUTAGE.saturating_sub(down.elapsed()));
     let logged_during = run::logged_checks(&db, a) - logged_at_kill;
     let crowd_during = crowd_logged() - crowd_at_kill;
-    assert!(run::alive(&mut daemon), "the daemon survived the outage");
+    assert!(daemon.is_running(), "the daemon survived the outage");
     // One check a second on schedule, with slack for the first and last second.
     let expected = OUTAGE.as_secs() as i64;
     assert!(
@@ -123,11 +118,14 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
         seconds >= OUTAGE.as_secs_f64() - 1.0,
         "the outage lasted {seconds}s: {recovered}"
     );
-    assert_eq!(held_rows, 2 + LOAD as u64, "{recovered}");
-    assert!(
-        held_checks >= (2 + LOAD as u64) * (expected as u64 - 2),
-        "{recovered}"
+    assert_eq!(
+        held_rows,
+        2 + LOAD as u64,
+        "every target had results held: {recovered}"
     );
+    // How many depends on how fast the checks ran meanwhile; that none was lost is checked
+    // below, target by target, against the log.
+    assert!(held_checks >= held_rows, "{recovered}");
     assert_eq!(
         held_alerts, 1,
         "the failure raised during the outage: {recovered}"
@@ -142,7 +140,7 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
         "checks written after the outage",
         || (run::counted_checks(&db, a) > logged_at_kill + expected).then_some(()),
     );
-    let (code, _) = run::terminate(daemon, Duration::from_secs(20));
+    let (code, _) = daemon.terminate(Duration::from_secs(20));
     assert_eq!(code, Some(0));
 
     for id in crowd.iter().copied().chain([a, b]) {
@@ -218,7 +216,7 @@ fn the_daemon_waits_for_a_database_that_is_not_up_yet() {
         "{message}"
     );
 
-    let mut daemon = run::spawn(&db, &["--wait"]);
+    let mut daemon = Daemon::spawn(&db, &["--wait"], &[]);
     let waiting = wait_for(Duration::from_secs(10), "the waiting line", || {
         run::lines_with(&db, "waiting for it").pop()
     });
@@ -227,7 +225,7 @@ fn the_daemon_waits_for_a_database_that_is_not_up_yet() {
         "{waiting}"
     );
     std::thread::sleep(Duration::from_secs(3));
-    assert!(run::alive(&mut daemon), "the daemon keeps waiting");
+    assert!(daemon.is_running(), "the daemon keeps waiting");
     assert_eq!(run::lines_with(&db, "waiting for it").len(), 1, "said once");
     assert_eq!(server.requests(), 0, "no checks before the database is up");
 
@@ -239,7 +237,7 @@ fn the_daemon_waits_for_a_database_that_is_not_up_yet() {
         || (run::counted_checks(&db, id) >= 2).then_some(()),
     );
     let to_checks = up.elapsed();
-    let (code, _) = run::terminate(daemon, Duration::from_secs(20));
+    let (code, _) = daemon.terminate(Duration::from_secs(20));
     assert_eq!(code, Some(0));
     assert_eq!(run::counted_checks(&db, id), run::logged_checks(&db, id));
     run::figures(

@@ -2,14 +2,11 @@
 //! servers on 127.0.0.1 (aiosmtpd, and fake peers that misbehave), each test with a fresh
 //! database.
 
-mod common;
-#[path = "support/notify_support.rs"]
-mod notify_support;
-
+use crate::support as common;
 use std::time::Duration;
 
-use common::{stderr, stdout, wait_for, TestDb};
-use notify_support::*;
+use crate::support::notify::*;
+use crate::support::{stderr, stdout, wait_for, Daemon, TestDb};
 use skypunch::facade::model::AlertKind;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -564,11 +561,7 @@ fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
         "name, url, frequency, timeout",
         "'refused', 'http://127.0.0.1:9/', 1, 2",
     );
-    let mut daemon = common::skypunch_cmd(&db.config_path(), &["start", "--foreground"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let daemon = Daemon::spawn(&db, &[], &[]);
     let got = smtp.wait_messages(1);
     let warn = wait_for(WAIT, "a WARN line for the notifier that is down", || {
         let log = db.log();
@@ -581,9 +574,8 @@ fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
         "{warn}"
     );
     // SIGTERM: the daemon stops its stages in order, the notifier last.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let status = wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
-    assert!(status.success(), "{status}");
+    let (code, _) = daemon.terminate(WAIT);
+    assert_eq!(code, Some(0));
     assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for refused");
     assert_eq!(recipients(&got), ["ops@example.com"]);
     assert_eq!(smtp.messages().len(), 1, "one alert for one state change");
@@ -605,14 +597,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_daemon(db: &TestDb) -> std::process::Child {
-    common::skypunch_cmd(&db.config_path(), &["start", "--foreground"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
     let db = TestDb::new();
@@ -623,7 +607,7 @@ fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
         "name, url, frequency, timeout",
         "'gone', 'http://127.0.0.1:9/', 1, 2",
     );
-    let mut daemon = start_daemon(&db);
+    let daemon = Daemon::spawn(&db, &[], &[]);
     // The state change is recorded with its alert, but the SMTP server is not there yet.
     wait_for(WAIT, "a failed delivery try", || {
         (count(
@@ -632,8 +616,7 @@ fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
         ) > 0)
             .then_some(())
     });
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.kill();
     assert_eq!(
         count(
             &db,
@@ -649,7 +632,7 @@ fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
             ..SmtpOptions::default()
         },
     );
-    let mut daemon = start_daemon(&db);
+    let daemon = Daemon::spawn(&db, &[], &[]);
     let got = smtp.wait_messages(1);
     wait_for(WAIT, "the delivery to be marked sent", || {
         (count(
@@ -658,18 +641,20 @@ fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
         ) == 1)
             .then_some(())
     });
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    // The target keeps failing after the restart: a later failure must not alert again.
+    wait_for(WAIT, "failures written after the restart", || {
+        let fails: i64 = db.one(&format!(
+            "SELECT repeated_fails FROM targets WHERE id = {id}"
+        ));
+        (fails >= 2).then_some(())
+    });
+    daemon.terminate(WAIT);
     assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for gone");
     assert_eq!(
         smtp.messages().len(),
         1,
         "sent once, not again for the repeated failures"
     );
-    let fails: i64 = db.one(&format!(
-        "SELECT repeated_fails FROM targets WHERE id = {id}"
-    ));
-    assert!(fails >= 2, "the target kept failing across the restart");
 }
 
 #[test]
@@ -689,7 +674,7 @@ fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
         "name, url, frequency, timeout, fail_threshold",
         &format!("'Shaky', '{}', 1, 2, 3", web.url("/")),
     );
-    let mut daemon = start_daemon(&db);
+    let daemon = Daemon::spawn(&db, &[], &[]);
     let got = smtp.wait_messages(1);
     assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for Shaky");
     let snapshot: String = db.one(&format!(
@@ -704,7 +689,6 @@ fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
     web.set_status(200);
     let got = smtp.wait_messages(2);
     assert_eq!(got[1]["subject"], "Skypunch SUCCESS detected for Shaky");
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    wait_for(WAIT, "the daemon to exit", || daemon.try_wait().unwrap());
+    daemon.terminate(WAIT);
     assert_eq!(smtp.messages().len(), 2);
 }

@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 
+mod daemon;
+pub mod http;
+pub mod lifecycle;
+pub mod mariadb;
+pub mod notify;
+pub mod run;
+pub mod servers;
+
+pub use daemon::Daemon;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The test server's address parts.
@@ -216,59 +226,6 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
             panic!("timed out after {limit:?} waiting for {what}");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub mod http;
-
-/// A daemon run in the foreground for one test; stopped with SIGTERM when dropped.
-pub struct Daemon {
-    pub child: std::process::Child,
-}
-
-impl Daemon {
-    pub fn start(db: &TestDb) -> Daemon {
-        let child = skypunch_cmd(&db.config_path(), &["start", "--foreground"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let d = Daemon { child };
-        wait_for(
-            Duration::from_secs(10),
-            "the daemon's first log line",
-            || db.log().contains("started").then_some(()),
-        );
-        d
-    }
-
-    /// SIGTERM, then waits for the exit; returns the exit code.
-    pub fn stop(mut self) -> Option<i32> {
-        self.terminate()
-    }
-
-    fn terminate(&mut self) -> Option<i32> {
-        // SAFETY: kill with a pid we spawned and a valid signal number.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        panic!("the daemon did not stop within 30 s of SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: as above.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Helpers for the notification tests: a real SMTP server (tests/support/smtp_server.py, on
+//! Helpers for the notification tests: a real SMTP server (tests/it/support/smtp_server.py, on
 //! aiosmtpd, installed with pip when missing), misbehaving fake SMTP peers, a notifier thread
 //! run in-process against a test database, and queueing alerts the way the writer does.
 
@@ -18,11 +18,12 @@ use skypunch::facade::config::{Config, DbConfig, NotifyConfig};
 use skypunch::facade::model::AlertKind;
 use skypunch::facade::model::NewAlert;
 
-use crate::common::{self, wait_for, TestDb};
+use crate::support::{self as common, wait_for, TestDb};
 
 static AIOSMTPD: Once = Once::new();
 
-/// Installs aiosmtpd for python3 unless it is there already.
+/// Fails at once, saying what to do, when python3 cannot import aiosmtpd (scripts/test
+/// installs it; a test never installs software).
 pub fn ensure_aiosmtpd() {
     AIOSMTPD.call_once(|| {
         let have = Command::new("python3")
@@ -30,21 +31,11 @@ pub fn ensure_aiosmtpd() {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !have {
-            let pip = |extra: &[&str]| {
-                Command::new("python3")
-                    .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
-                    .args(extra)
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            // Debian's system python refuses plain pip installs (PEP 668).
-            let ok = pip(&[]) || pip(&["--break-system-packages"]);
-            assert!(
-                ok,
-                "pip install aiosmtpd failed: the notification tests need it"
-            );
-        }
+        assert!(
+            have,
+            "python3 cannot import aiosmtpd, the tests' SMTP server: run the tests with \
+             scripts/test, which installs it"
+        );
     });
 }
 
@@ -70,7 +61,7 @@ impl SmtpServer {
         std::fs::create_dir_all(dir).unwrap();
         let ready = dir.join(format!("ready-{}", opts.port));
         let _ = std::fs::remove_file(&ready);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/smtp_server.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script)
             .arg("--dir")

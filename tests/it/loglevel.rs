@@ -2,19 +2,15 @@
 //! without a restart, sees what the daemon does (connections, scans, batches), and lowers it
 //! again.
 
-#[rustfmt::skip]
-mod common;
-
 use std::time::Duration;
 
-use common::{wait_for, Daemon, TestDb};
+use crate::support::{wait_for, Daemon, TestDb};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const SCAN_LINE: &str = "loader: scan found";
 
 fn hup(daemon: &Daemon) {
-    // SAFETY: kill with a pid we spawned and a valid signal number.
-    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) };
+    daemon.signal(libc::SIGHUP);
 }
 
 #[test]

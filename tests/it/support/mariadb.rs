@@ -54,9 +54,9 @@ impl MariaDb {
         db
     }
 
-    /// The server's address for [`crate::common::TestDb::new_on`].
-    pub fn server(&self) -> crate::common::Server {
-        crate::common::Server {
+    /// The server's address for [`crate::support::TestDb::new_on`].
+    pub fn server(&self) -> crate::support::Server {
+        crate::support::Server {
             host: "127.0.0.1".into(),
             port: self.port,
             user: "root".into(),

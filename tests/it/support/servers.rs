@@ -197,3 +197,42 @@ pub fn target(url: &str) -> Target {
         ..Target::new(1, url)
     }
 }
+
+/// A port on 127.0.0.1 that refuses connections for as long as this lives: a socket bound to
+/// it but not listening. Unlike a port taken from a listener and let go, no other test
+/// running at the same time can be handed it.
+pub struct ClosedPort {
+    fd: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a descriptor this function owns; the address structs
+        // are zeroed and sized as the calls expect.
+        unsafe {
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(raw);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let sa = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+            assert_eq!(libc::bind(raw, sa, len), 0, "bind");
+            let mut got_len = len;
+            assert_eq!(libc::getsockname(raw, sa, &mut got_len), 0, "getsockname");
+            ClosedPort {
+                fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClosedPort({}, {:?})", self.port, self.fd)
+    }
+}

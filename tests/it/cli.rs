@@ -1,9 +1,8 @@
 //! The command line an operator types: the original's words and messages, exit codes, and
 //! no secret ever printed.
 
-mod common;
-
-use common::{stderr, stdout, TestDb};
+use crate::support as common;
+use crate::support::{stderr, stdout, TestDb};
 
 fn with_targets() -> TestDb {
     let db = TestDb::new();

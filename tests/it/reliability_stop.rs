@@ -1,20 +1,15 @@
 //! Stopping the daemon under load: SIGKILL (a crash) and a restart must leave every row
 //! consistent; SIGTERM must let the checks in flight finish and write every result.
 
-mod common;
-#[path = "support/run.rs"]
-mod run;
-#[path = "support/servers.rs"]
-mod servers;
-
+use crate::support::run;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::http::HttpServer;
-use common::{check_lines, wait_for, TestDb};
-use servers::{serve, write_response};
+use crate::support::http::HttpServer;
+use crate::support::servers::{serve, write_response};
+use crate::support::{check_lines, wait_for, Daemon, TestDb};
 
 /// Status of the last check line in the log for target `id`.
 fn last_logged_status(log: &str, id: u64) -> Option<&'static str> {
@@ -46,9 +41,9 @@ fn sigkill_under_load_then_restart_leaves_every_row_consistent() {
         })
         .collect();
 
-    let daemon = run::start(&db);
+    let daemon = Daemon::start(&db);
     thread::sleep(Duration::from_secs(5));
-    run::kill(daemon);
+    daemon.kill();
     let log = db.log();
     let logged_before: i64 = ids
         .iter()
@@ -59,7 +54,7 @@ fn sigkill_under_load_then_restart_leaves_every_row_consistent() {
     run::assert_rows_consistent(&db);
     assert!(counted_before <= logged_before);
 
-    let daemon = run::start(&db);
+    let daemon = Daemon::start(&db);
     let again = Instant::now();
     wait_for(
         Duration::from_secs(20),
@@ -73,7 +68,7 @@ fn sigkill_under_load_then_restart_leaves_every_row_consistent() {
         },
     );
     thread::sleep(Duration::from_secs(2).saturating_sub(again.elapsed()));
-    let (code, _) = run::terminate(daemon, Duration::from_secs(15));
+    let (code, _) = daemon.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
 
     run::assert_rows_consistent(&db);
@@ -155,7 +150,7 @@ fn sigterm_with_checks_in_flight_waits_for_them_and_writes_every_result() {
             )
         })
         .collect();
-    let daemon = run::start(&db);
+    let daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "every target checked once", || {
         let log = db.log();
         ids.iter()
@@ -165,7 +160,7 @@ fn sigterm_with_checks_in_flight_waits_for_them_and_writes_every_result() {
     // Every target's next check is in flight a second after its last one finished.
     thread::sleep(Duration::from_millis(1500));
     let requests_before = slow.hits();
-    let (code, took) = run::terminate(daemon, Duration::from_secs(TIMEOUT_S + 15));
+    let (code, took) = daemon.terminate(Duration::from_secs(TIMEOUT_S + 15));
     assert_eq!(code, Some(0), "SIGTERM exits 0");
     assert!(
         took <= Duration::from_secs(TIMEOUT_S + 3),

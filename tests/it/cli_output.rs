@@ -1,12 +1,9 @@
 //! What the CLI writes: a pipe closed early by its reader (`skypunch targets | head -1`) ends
 //! the output quietly, and tables line up whatever script the names are in.
 
-#[rustfmt::skip]
-mod common;
-
 use std::process::Stdio;
 
-use common::{skypunch_cmd, stderr, stdout, TestDb};
+use crate::support::{skypunch_cmd, stderr, stdout, TestDb};
 
 #[test]
 fn a_reader_that_closes_the_pipe_early_ends_the_output_quietly() {

@@ -1,12 +1,10 @@
 //! The monitoring engine as an operator sees it: targets managed with SQL while the daemon
 //! runs, rows updated by the original's rules, one log line per check.
 
-mod common;
-
 use std::time::Duration;
 
-use common::http::HttpServer;
-use common::{check_lines, stderr, stdout, wait_for, Daemon, TestDb};
+use crate::support::http::HttpServer;
+use crate::support::{check_lines, stderr, stdout, wait_for, Daemon, TestDb};
 
 type Counters = (String, String, i64, i64, i64, i64, i64, i64, i64);
 

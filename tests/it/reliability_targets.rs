@@ -3,12 +3,7 @@
 //! daemon must fail each precisely and in time, stay small, keep checking the good targets,
 //! and never panic.
 
-mod common;
-#[path = "support/run.rs"]
-mod run;
-#[path = "support/servers.rs"]
-mod servers;
-
+use crate::support::{self as common, run, Daemon};
 use std::io::Write;
 use std::net::TcpListener;
 use std::thread;
@@ -18,9 +13,9 @@ use mysql::prelude::Queryable;
 use mysql::Value;
 use serde_json::json;
 
-use common::http::HttpServer;
-use common::{check_lines, wait_for, TestDb};
-use servers::{serve, write_response};
+use crate::support::http::HttpServer;
+use crate::support::servers::{serve, write_response};
+use crate::support::{check_lines, wait_for, TestDb};
 
 /// Inserts a target with these columns, every value a parameter (never spliced into SQL).
 fn insert(db: &TestDb, columns: &[(&str, Value)]) -> u64 {
@@ -204,18 +199,18 @@ fn hostile_servers_fail_precisely_in_time_in_bounded_memory_without_delaying_oth
         ],
     );
 
-    let mut daemon = run::start(&db);
+    let mut daemon = Daemon::start(&db);
     let window = Duration::from_secs(12);
     let started = Instant::now();
     let mut max_rss = 0;
     while started.elapsed() < window {
-        max_rss = max_rss.max(run::rss_kib(&daemon));
+        max_rss = max_rss.max(daemon.rss_kib());
         thread::sleep(Duration::from_millis(200));
     }
     let normal_checks = run::logged_checks(&db, good);
-    max_rss = max_rss.max(run::rss_kib(&daemon));
-    assert!(run::alive(&mut daemon));
-    let (code, _) = run::terminate(daemon, Duration::from_secs(TIMEOUT_S + 10));
+    max_rss = max_rss.max(daemon.rss_kib());
+    assert!(daemon.is_running());
+    let (code, _) = daemon.terminate(Duration::from_secs(TIMEOUT_S + 10));
     assert_eq!(code, Some(0));
 
     let log = db.log();
@@ -479,7 +474,7 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
     for (columns, expected) in before_bad.iter().chain(before_ok) {
         cases.push((insert(&db, &with_frequency(columns)), *expected));
     }
-    let mut daemon = run::start(&db);
+    let mut daemon = Daemon::start(&db);
     thread::sleep(Duration::from_millis(1500));
     for (columns, expected) in after_bad.iter().chain(after_ok) {
         cases.push((insert(&db, &with_frequency(columns)), *expected));
@@ -567,8 +562,8 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
         || run::lines_with(&db, &format!("[{poison}] the results of ")).pop(),
     );
     assert!(dropped.contains("the row refused them"), "{dropped}");
-    assert!(run::alive(&mut daemon), "the daemon is still running");
-    let (code, _) = run::terminate(daemon, Duration::from_secs(15));
+    assert!(daemon.is_running(), "the daemon is still running");
+    let (code, _) = daemon.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
 
     let poison_left: i64 = db.one(&format!(

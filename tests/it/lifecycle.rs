@@ -2,17 +2,13 @@
 //! file and its lock, status, SIGHUP after a log rotation, stop with every in-flight result
 //! written, start-up failures reported on the terminal, and the init script.
 
-#[rustfmt::skip]
-mod common;
-#[path = "support/lifecycle_support.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{skypunch_cmd, stderr, stdout, wait_for, TestDb};
-use support::*;
+use crate::support::lifecycle::*;
+use crate::support::servers::ClosedPort;
+use crate::support::{skypunch_cmd, stderr, stdout, wait_for, Daemon, TestDb};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -52,7 +48,7 @@ fn start_status_hup_stop_keeps_every_result() {
     let out = db.cli(&["start"]);
     assert_eq!(code(&out), 0, "start: {}", stderr(&out));
     let pid = started_pid(&out);
-    let _reaper = Reaper(pid);
+    let _daemon = Daemon::detached(pid);
 
     // The pid file names the daemon and is locked.
     let pid_file = db.pid_path();
@@ -167,12 +163,16 @@ fn a_bad_config_file_fails_on_the_terminal_with_file_and_line() {
 #[test]
 fn an_unreachable_database_fails_on_the_terminal_naming_host_and_port() {
     let db = TestDb::new();
-    let config = config_with_db_port(&db, 1);
+    let closed = ClosedPort::new();
+    let config = config_with_db_port(&db, closed.port);
     let out = skypunch_cmd(&config, &["start"]).output().unwrap();
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     let err = stderr(&out);
     assert!(err.contains("cannot connect to database"), "{err}");
-    assert!(err.contains("@127.0.0.1:1/"), "{err}");
+    assert!(
+        err.contains(&format!("@127.0.0.1:{}/", closed.port)),
+        "{err}"
+    );
     assert!(!db.pid_path().exists(), "a failed start left its pid file");
     // The daemon side logged it too.
     assert!(
@@ -185,13 +185,14 @@ fn an_unreachable_database_fails_on_the_terminal_naming_host_and_port() {
 #[test]
 fn waiting_for_the_database_can_be_stopped() {
     let db = TestDb::new();
-    let config = config_with_db_port(&db, 1);
+    let closed = ClosedPort::new();
+    let config = config_with_db_port(&db, closed.port);
     let out = skypunch_cmd(&config, &["--wait", "start"])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let pid = started_pid(&out);
-    let _reaper = Reaper(pid);
+    let _daemon = Daemon::detached(pid);
     assert!(
         stdout(&out).contains("waiting for the database"),
         "{}",
@@ -226,13 +227,8 @@ fn an_empty_database_says_to_run_init_db() {
 #[test]
 fn foreground_takes_the_lock_and_stops_on_sigterm() {
     let db = TestDb::new();
-    let mut child = skypunch_cmd(&db.config_path(), &["--foreground", "start"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let _reaper = Reaper(pid);
+    let mut daemon = Daemon::spawn(&db, &[], &[]);
+    let pid = daemon.pid();
     wait_for(LIMIT, "the foreground daemon's pid file", || {
         let text = std::fs::read_to_string(db.pid_path()).ok()?;
         (text.trim() == pid.to_string()).then_some(())
@@ -245,11 +241,9 @@ fn foreground_takes_the_lock_and_stops_on_sigterm() {
     assert_eq!(code(&again), 1);
     assert!(stderr(&again).contains(&format!("skypunch is already running (pid {pid})")));
 
-    signal(pid, libc::SIGTERM);
-    let status = wait_for(LIMIT, "the foreground daemon to exit", || {
-        child.try_wait().unwrap()
-    });
-    assert_eq!(status.code(), Some(0));
+    daemon.signal(libc::SIGTERM);
+    let (code, _) = daemon.exit_within(LIMIT);
+    assert_eq!(code, Some(0));
     assert!(!db.pid_path().exists());
 }
 
@@ -284,7 +278,7 @@ fn stop_and_status_without_a_daemon_and_with_a_stale_pid_file() {
     let out = db.cli(&["start"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let pid = started_pid(&out);
-    let _reaper = Reaper(pid);
+    let _daemon = Daemon::detached(pid);
     assert_eq!(code(&db.cli(&["stop"])), 0);
 }
 
@@ -337,7 +331,7 @@ fn the_init_script_starts_reports_reloads_and_stops() {
     let start = init_script(&db, "start");
     assert_eq!(code(&start), 0, "{}", stderr(&start));
     let pid = started_pid(&start);
-    let _reaper = Reaper(pid);
+    let _daemon = Daemon::detached(pid);
     let again = init_script(&db, "start");
     assert_eq!(code(&again), 0, "LSB: starting a running service succeeds");
     assert!(stdout(&again).contains("already running"));
@@ -350,7 +344,7 @@ fn the_init_script_starts_reports_reloads_and_stops() {
     let restart = init_script(&db, "restart");
     assert_eq!(code(&restart), 0, "{}", stderr(&restart));
     let new_pid = started_pid(&restart);
-    let _reaper2 = Reaper(new_pid);
+    let _restarted = Daemon::detached(new_pid);
     assert!(!alive(pid));
 
     let stop = init_script(&db, "stop");

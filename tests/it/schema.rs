@@ -1,9 +1,7 @@
 //! The database schema: loading it, the defaults a minimal INSERT gets, and upgrading a
 //! database made by the original Python skypunch.
 
-mod common;
-
-use common::{stderr, stdout, TestDb};
+use crate::support::{stderr, stdout, TestDb};
 
 #[test]
 fn the_schema_loads_twice_without_harm() {

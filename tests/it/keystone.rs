@@ -1,11 +1,7 @@
 //! Keystone-authenticated checks against a fake Keystone and a target on 127.0.0.1: tokens are
 //! fetched once and shared, refreshed on expiry and on a 401, and never shown.
 
-#[path = "support/servers.rs"]
-mod servers;
-
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -13,7 +9,7 @@ use skypunch::facade::authn::{self, Auth};
 use skypunch::facade::check::{CheckSettings, Checker};
 use skypunch::facade::model::{CheckOutcome, Target, Verdict};
 
-use servers::{serve, target, write_response, Server};
+use crate::support::servers::{serve, target, write_response, ClosedPort, Server};
 
 const PASSWORD: &str = "s3cr3t-pw";
 
@@ -247,12 +243,8 @@ fn keystone_failures_fail_the_check_with_their_reason() {
     );
     assert_secret_free(&malformed);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let down = format!("http://127.0.0.1:{port}/v3");
+    let closed = ClosedPort::new();
+    let down = format!("http://127.0.0.1:{}/v3", closed.port);
     let outcome = checker.check(&keystone_target(&target_server.url("/"), &down, PASSWORD));
     assert_eq!(
         outcome.description,

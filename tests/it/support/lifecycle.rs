@@ -38,19 +38,6 @@ pub fn slow_http_server(delay: Duration) -> SocketAddr {
     addr
 }
 
-/// Kills (SIGKILL) the daemon with this pid when dropped, unless it is gone already: a failed
-/// assertion must not leave a daemon running.
-pub struct Reaper(pub i32);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if skypunch::facade::lifecycle::process_alive(self.0) {
-            // SAFETY: kill with a pid this test started.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
-}
-
 /// Sends a signal to a process.
 pub fn signal(pid: i32, sig: libc::c_int) {
     // SAFETY: kill with a pid this test started.

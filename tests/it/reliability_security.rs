@@ -3,12 +3,7 @@
 //! traces, status descriptions, alert snapshots and traces). And a config file others can read
 //! that holds a password draws a warning in the log.
 
-mod common;
-#[path = "support/run.rs"]
-mod run;
-#[path = "support/servers.rs"]
-mod servers;
-
+use crate::support::{self as common, run, Daemon};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -16,8 +11,8 @@ use base64::Engine;
 use mysql::prelude::Queryable;
 use serde_json::json;
 
-use common::{wait_for, TestDb};
-use servers::{serve, write_response};
+use crate::support::servers::{serve, write_response};
+use crate::support::{wait_for, TestDb};
 
 const BASIC_PW: &str = "basic-S3CRET-pw";
 const KEYSTONE_PW: &str = "ks-S3CRET-pw";
@@ -124,7 +119,7 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
         ids.push(conn.last_insert_id());
     }
 
-    let daemon = run::start(&db);
+    let daemon = Daemon::start(&db);
     wait_for(
         Duration::from_secs(20),
         "three checks of every target",
@@ -134,7 +129,7 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
                 .then_some(())
         },
     );
-    let (code, _) = run::terminate(daemon, Duration::from_secs(15));
+    let (code, _) = daemon.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
 
     // The outcomes are what the credentials make them, so the secrets were really used.

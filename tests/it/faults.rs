@@ -3,63 +3,27 @@
 //! runs the real daemon against a real MariaDB (a private server where the test freezes it
 //! or changes its time zone) and writes what it measured to `target/reliability/`.
 
-mod common;
-#[path = "support/mariadb.rs"]
-mod mariadb;
-#[path = "support/notify_support.rs"]
-mod notify_support;
-#[path = "support/run.rs"]
-mod run;
-
-use std::process::Stdio;
+use crate::support::{self as common, notify as notify_support, run};
 use std::time::{Duration, Instant};
 
-use common::http::HttpServer;
-use common::{check_lines, skypunch_cmd, wait_for, Daemon, TestDb};
-use mariadb::MariaDb;
+use crate::support::http::HttpServer;
+use crate::support::mariadb::MariaDb;
+use crate::support::{check_lines, skypunch_cmd, wait_for, Daemon, TestDb};
 use mysql::prelude::Queryable;
 use serde_json::json;
 
-/// Starts `start --foreground` with extra environment, stderr kept like `run::spawn`, and
-/// waits for its first load of the targets (a target added after it is checked at once).
+/// Starts the daemon with extra environment and waits for its first load of the targets (a
+/// target added after it is checked at once).
 fn spawn_with_env(db: &TestDb, env: &[(&str, &str)]) -> Daemon {
     let loads = || db.log().matches(" enabled targets (").count();
     let runs = loads();
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run::stderr_path(db))
-        .unwrap();
-    let mut cmd = skypunch_cmd(&db.config_path(), &["start", "--foreground"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let daemon = Daemon::spawn(db, &[], env);
     wait_for(
         Duration::from_secs(15),
         "the daemon's first load of targets",
         || (loads() > runs).then_some(()),
     );
-    Daemon { child }
-}
-
-/// Waits for the daemon to exit by itself; its exit code and how long it took.
-fn exit_within(daemon: &mut Daemon, limit: Duration) -> (Option<i32>, Duration) {
-    let started = Instant::now();
-    let status = wait_for(limit, "the daemon to exit", || {
-        daemon.child.try_wait().unwrap()
-    });
-    (status.code(), started.elapsed())
-}
-
-fn sigterm(daemon: &Daemon) {
-    // SAFETY: kill with the pid of a child we spawned and a valid signal number.
-    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    daemon
 }
 
 /// Every check line in the log, for all targets.
@@ -105,7 +69,7 @@ fn a_stop_with_a_frozen_database_ends_within_the_bound_and_counts_what_it_left()
     );
     let web = HttpServer::start(200);
     add_targets(&db, &web, 20);
-    let mut daemon = run::start(&db);
+    let mut daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "checks written", || {
         (written_checks(&db) >= 40).then_some(())
     });
@@ -115,8 +79,8 @@ fn a_stop_with_a_frozen_database_ends_within_the_bound_and_counts_what_it_left()
     wait_for(Duration::from_secs(10), "checks made while frozen", || {
         (all_check_lines(&db) >= frozen_at + 40).then_some(())
     });
-    sigterm(&daemon);
-    let (code, took) = exit_within(&mut daemon, Duration::from_secs(5 + 5));
+    daemon.signal(libc::SIGTERM);
+    let (code, took) = daemon.exit_within(Duration::from_secs(5 + 5));
     assert_eq!(code, Some(1), "work was left unwritten:\n{}", db.log());
 
     let log = db.log();
@@ -167,18 +131,18 @@ fn a_second_sigterm_exits_at_once_after_the_account() {
     db.write_config("StatsInterval: 0\nStopTimeout: 60\n[database]\nConnectTimeout: 1");
     let web = HttpServer::start(200);
     add_targets(&db, &web, 5);
-    let mut daemon = run::start(&db);
+    let mut daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "checks written", || {
         (written_checks(&db) >= 5).then_some(())
     });
     server.freeze();
     std::thread::sleep(Duration::from_millis(1500));
-    sigterm(&daemon);
+    daemon.signal(libc::SIGTERM);
     wait_for(Duration::from_secs(5), "the stopping line", || {
         db.log().contains("stopping: no new checks").then_some(())
     });
-    sigterm(&daemon);
-    let (code, took) = exit_within(&mut daemon, Duration::from_secs(5));
+    daemon.signal(libc::SIGTERM);
+    let (code, took) = daemon.exit_within(Duration::from_secs(5));
     assert_eq!(code, Some(1));
     assert!(db.log().contains("SIGTERM received again: exiting now"));
     assert!(unwritten_in_account(&db) > 0);
@@ -212,7 +176,7 @@ fn a_panic_in(role: &str, thread: &str) {
         db.add_target("name, url, frequency", "'down', 'http://127.0.0.1:9/', 1");
     }
     let panicked_at = Instant::now();
-    let (code, _) = exit_within(&mut daemon, Duration::from_secs(30));
+    let (code, _) = daemon.exit_within(Duration::from_secs(30));
     let took = panicked_at.elapsed();
     let log = db.log();
     assert_eq!(code, Some(70), "{log}");
@@ -308,7 +272,7 @@ fn a_lock_wait_timeout_and_a_deadlock_lose_nothing() {
     let ids = add_targets(&db, &web, 10);
     db.exec("CREATE TABLE ballast (id INT PRIMARY KEY, v INT)");
     db.exec("INSERT INTO ballast SELECT seq, 0 FROM seq_1_to_2000");
-    let mut daemon = run::start(&db);
+    let daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "checks written", || {
         (written_checks(&db) >= 10).then_some(())
     });
@@ -358,7 +322,7 @@ fn a_lock_wait_timeout_and_a_deadlock_lose_nothing() {
         tx.query_drop("COMMIT").unwrap();
     }
 
-    let (code, _) = run::terminate(daemon_take(&mut daemon), Duration::from_secs(40));
+    let (code, _) = daemon.terminate(Duration::from_secs(40));
     assert_eq!(code, Some(0), "{}", db.log());
     for id in &ids {
         assert_eq!(
@@ -378,13 +342,6 @@ fn a_lock_wait_timeout_and_a_deadlock_lose_nothing() {
             "checks_written": written_checks(&db),
         }),
     );
-}
-
-fn daemon_take(d: &mut Daemon) -> Daemon {
-    let placeholder = std::process::Command::new("true").spawn().unwrap();
-    Daemon {
-        child: std::mem::replace(&mut d.child, placeholder),
-    }
 }
 
 #[test]
@@ -408,7 +365,7 @@ fn editing_a_failing_target_in_a_loop_gives_one_failure_and_one_success_mail() {
         "name, url, frequency, timeout",
         &format!("'Edited', '{}', 1, 2", web.url("/")),
     );
-    let mut daemon = run::start(&db);
+    let daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "a pass", || {
         (run::counted_checks(&db, id) >= 1).then_some(())
     });
@@ -447,7 +404,7 @@ fn editing_a_failing_target_in_a_loop_gives_one_failure_and_one_success_mail() {
     });
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let edits = editor.join().unwrap();
-    let (code, _) = run::terminate(daemon_take(&mut daemon), Duration::from_secs(40));
+    let (code, _) = daemon.terminate(Duration::from_secs(40));
     assert_eq!(code, Some(0));
     let subjects: Vec<String> = smtp
         .messages()
@@ -480,7 +437,7 @@ fn last_updated_is_the_same_instant_whatever_the_time_zones() {
     let web = HttpServer::start(200);
     let mut offsets = Vec::new();
     for zone in ["America/Los_Angeles", "Asia/Kolkata"] {
-        let mut daemon = spawn_with_env(&db, &[("TZ", zone)]);
+        let daemon = spawn_with_env(&db, &[("TZ", zone)]);
         // Added while the daemon runs, so it is checked at once.
         let id = db.add_target(
             "name, url, frequency",
@@ -496,7 +453,7 @@ fn last_updated_is_the_same_instant_whatever_the_time_zones() {
         let stored: i64 = db.one(&format!(
             "SELECT UNIX_TIMESTAMP(last_updated) FROM targets WHERE id = {id}"
         ));
-        let (code, _) = run::terminate(daemon_take(&mut daemon), Duration::from_secs(20));
+        let (code, _) = daemon.terminate(Duration::from_secs(20));
         assert_eq!(code, Some(0));
         assert!(
             (now - stored).abs() <= 5,

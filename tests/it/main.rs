@@ -1,0 +1,24 @@
+//! The integration tests, one binary: each module is one subject, told as the operator meets
+//! it; `support` holds the real parts they run against (a fresh MariaDB database per test,
+//! HTTP, Keystone and SMTP servers on 127.0.0.1, the built `skypunch` binary).
+
+mod support;
+
+mod bench_smoke;
+mod checks;
+mod cli;
+mod cli_output;
+mod engine;
+mod faults;
+mod install;
+mod keystone;
+mod lifecycle;
+mod loglevel;
+mod man;
+mod notify;
+mod parsers_prop;
+mod reliability_db;
+mod reliability_security;
+mod reliability_stop;
+mod reliability_targets;
+mod schema;

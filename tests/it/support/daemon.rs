@@ -1,0 +1,172 @@
+//! The one guard for a daemon a test starts. Whatever happens to the test, dropping it stops
+//! the process: SIGTERM, at most [`GRACE`] to exit, then SIGKILL; so a failed assertion never
+//! leaves a daemon running into the next test.
+
+use std::fs::OpenOptions;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{skypunch_cmd, wait_for, TestDb};
+
+/// How long a dropped daemon gets to exit after SIGTERM before it is killed.
+const GRACE: Duration = Duration::from_secs(10);
+
+pub struct Daemon {
+    process: Process,
+}
+
+enum Process {
+    /// `start --foreground`: our child.
+    Child(Child),
+    /// `start` without `--foreground`: it detached; only its pid is known.
+    Detached(i32),
+}
+
+impl Daemon {
+    /// `skypunch -c <config> start --foreground [extra...]` with `env` added, stderr appended
+    /// to `<dir>/stderr.log`; does not wait for anything.
+    pub fn spawn(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(stderr_path(db))
+            .unwrap();
+        let mut args = vec!["start", "--foreground"];
+        args.extend_from_slice(extra);
+        let mut cmd = skypunch_cmd(&db.config_path(), &args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Daemon {
+            process: Process::Child(child),
+        }
+    }
+
+    /// Starts the daemon and waits for its `started` line (lines from an earlier run in the
+    /// same log do not count).
+    pub fn start(db: &TestDb) -> Daemon {
+        Daemon::start_with(db, &[])
+    }
+
+    /// [`Daemon::start`] with `env` added.
+    pub fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Daemon {
+        let before = started_lines(db);
+        let daemon = Daemon::spawn(db, &[], env);
+        wait_for(
+            Duration::from_secs(20),
+            "the daemon's `started` line",
+            || (started_lines(db) > before).then_some(()),
+        );
+        daemon
+    }
+
+    /// A daemon that `skypunch start` detached, known by its pid.
+    pub fn detached(pid: i32) -> Daemon {
+        Daemon {
+            process: Process::Detached(pid),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        match &self.process {
+            Process::Child(c) => c.id() as i32,
+            Process::Detached(pid) => *pid,
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill with the pid of a process we started and a valid signal number.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.process {
+            Process::Child(c) => matches!(c.try_wait(), Ok(None)),
+            Process::Detached(pid) => skypunch::facade::lifecycle::process_alive(*pid),
+        }
+    }
+
+    /// Waits for the process to exit by itself (after a signal, or a fault); its exit code
+    /// (none for a detached daemon, or one killed by a signal) and how long it took.
+    pub fn exit_within(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        let code = wait_for(limit, "the daemon to exit", || match &mut self.process {
+            Process::Child(c) => c.try_wait().unwrap().map(|s| s.code()),
+            Process::Detached(pid) => {
+                (!skypunch::facade::lifecycle::process_alive(*pid)).then_some(None)
+            }
+        });
+        (code, started.elapsed())
+    }
+
+    /// SIGTERM, then waits at most `limit`; the exit code and how long the exit took.
+    pub fn terminate(mut self, limit: Duration) -> (Option<i32>, Duration) {
+        self.signal(libc::SIGTERM);
+        self.exit_within(limit)
+    }
+
+    /// SIGTERM, then waits for the exit (at most 30 s); the exit code.
+    pub fn stop(self) -> Option<i32> {
+        self.terminate(Duration::from_secs(30)).0
+    }
+
+    /// SIGKILL: no shutdown, no flush (a crash).
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        self.exit_within(Duration::from_secs(10));
+    }
+
+    /// The daemon's resident memory in KiB, from /proc/<pid>/status.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.is_running() {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + GRACE;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.signal(libc::SIGKILL);
+        if let Process::Child(c) = &mut self.process {
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn stderr_path(db: &TestDb) -> std::path::PathBuf {
+    db.dir.join("stderr.log")
+}
+
+/// Everything the daemon wrote to stderr.
+pub fn stderr(db: &TestDb) -> String {
+    std::fs::read_to_string(stderr_path(db)).unwrap_or_default()
+}
+
+fn started_lines(db: &TestDb) -> usize {
+    db.log()
+        .lines()
+        .filter(|l| l.contains(" skypunch ") && l.contains(" started: "))
+        .count()
+}
