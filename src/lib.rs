@@ -45,6 +45,7 @@ pub mod facade {
         pub use crate::authn::{parse, redact_params, split_params, Auth, Secret};
     }
     pub mod check {
+        pub use crate::check::timing::Phase;
         pub use crate::check::{CheckSettings, Checker};
     }
     pub mod cli {
@@ -71,7 +72,9 @@ pub mod facade {
         pub use crate::lifecycle::process_alive;
     }
     pub mod model {
-        pub use crate::model::{AlertKind, CheckOutcome, Method, NewAlert, Target, Verdict};
+        pub use crate::model::{
+            AlertKind, CheckError, CheckOutcome, Method, NewAlert, Target, Verdict,
+        };
     }
     pub mod notifier {
         pub use crate::notifier::run;

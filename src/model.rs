@@ -216,6 +216,32 @@ pub enum CheckError {
 }
 
 impl CheckError {
+    /// Every kind, in [`CheckError::index`] order: the names the stats line counts them by.
+    pub const KINDS: [&'static str; 8] = [
+        "keystone",
+        "no_response",
+        "body",
+        "body_too_large",
+        "status",
+        "body_lacks",
+        "too_slow",
+        "internal",
+    ];
+
+    /// This kind's place in [`CheckError::KINDS`].
+    pub fn index(&self) -> usize {
+        match self {
+            CheckError::Keystone(_) => 0,
+            CheckError::NoResponse { .. } => 1,
+            CheckError::Body { .. } => 2,
+            CheckError::BodyTooLarge { .. } => 3,
+            CheckError::Status { .. } => 4,
+            CheckError::BodyLacks { .. } => 5,
+            CheckError::TooSlow { .. } => 6,
+            CheckError::Internal => 7,
+        }
+    }
+
     /// The response status, when a response arrived.
     pub fn http_status(&self) -> Option<u16> {
         match self {

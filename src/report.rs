@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::model::CheckError;
 use crate::stats::{quantile, Stats};
 
 /// The thread body: reports until `pipeline_done` closes, which the daemon does once the
@@ -72,7 +73,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         "stats: checks={} total_checks={} rate={:.1}/s lag_p50_ms={} lag_p99_ms={} lag_max_ms={} \
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
-         lag_window_max_ms={} fails={} alerts={} results_dropped={} final={}",
+         lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -92,6 +93,23 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         b.fails - a.fails,
         b.alerts - a.alerts,
         Stats::get(&s.results_dropped),
+        fails_by_kind(s),
         u8::from(last),
     )
+}
+
+/// `status:3,no_response:1`: failed checks since start by kind, `-` when none failed.
+fn fails_by_kind(s: &Stats) -> String {
+    let kinds: Vec<String> = CheckError::KINDS
+        .iter()
+        .zip(&s.fails_by_kind)
+        .map(|(name, n)| (name, Stats::get(n)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name}:{n}"))
+        .collect();
+    if kinds.is_empty() {
+        "-".to_string()
+    } else {
+        kinds.join(",")
+    }
 }

@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::model::CheckError;
+
 /// A histogram of durations with buckets about 19% wide (4 per power of two), in microseconds.
 pub struct Histogram {
     buckets: Vec<AtomicU64>,
@@ -87,6 +89,8 @@ pub fn quantile(before: &[u64], after: &[u64], q: f64) -> Duration {
 pub struct Stats {
     pub checks: AtomicU64,
     pub fails: AtomicU64,
+    /// Failed checks since start by kind, in `CheckError::KINDS` order.
+    pub fails_by_kind: [AtomicU64; CheckError::KINDS.len()],
     pub lag: Histogram,
     pub duration: Histogram,
     pub write_latency: Histogram,

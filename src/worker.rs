@@ -62,6 +62,9 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
         if outcome.verdict == Verdict::Fail {
             Stats::add(&stats.fails, 1);
         }
+        if let Some(error) = &outcome.error {
+            Stats::add(&stats.fails_by_kind[error.index()], 1);
+        }
         let id = job.target.id;
         let result = CheckResult {
             target: job.target,

@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use skypunch::facade::authn::{Auth, Secret};
-use skypunch::facade::check::{CheckSettings, Checker};
-use skypunch::facade::model::{CheckOutcome, Method, Target, Verdict};
+use skypunch::facade::check::{CheckSettings, Checker, Phase};
+use skypunch::facade::model::{CheckError, CheckOutcome, Method, Target, Verdict};
 
 use crate::support::servers::{
     respond, serve, serve_tls, target, write_response, ClosedPort, Server,
@@ -84,6 +84,13 @@ fn a_status_mismatch_fails_naming_both() {
     let server = respond("503 Service Unavailable", "down");
     let outcome = check(&target(&server.url("/")));
     assert_fail(&outcome, "expected 200, got 503 Service Unavailable");
+    assert_eq!(
+        outcome.error,
+        Some(CheckError::Status {
+            expected: 200,
+            got: 503
+        })
+    );
     assert_eq!(outcome.http_status, Some(503));
 }
 
@@ -93,6 +100,17 @@ fn a_closed_port_is_connection_refused() {
     let port = closed.port;
     let outcome = check(&target(&format!("http://127.0.0.1:{port}/")));
     assert_fail(&outcome, &format!("connection refused (127.0.0.1:{port})"));
+    assert!(
+        matches!(
+            outcome.error,
+            Some(CheckError::NoResponse {
+                phase: Phase::Connecting,
+                ..
+            })
+        ),
+        "{:?}",
+        outcome.error
+    );
     assert_eq!(outcome.http_status, None);
 }
 
@@ -102,6 +120,17 @@ fn an_unknown_host_is_named() {
     // machine's resolver, so this holds on a machine with no DNS at all.
     let outcome = check(&target("http://nosuch.invalid/"));
     assert_fail(&outcome, "unknown host nosuch.invalid");
+    assert!(
+        matches!(
+            outcome.error,
+            Some(CheckError::NoResponse {
+                phase: Phase::Resolving,
+                ..
+            })
+        ),
+        "{:?}",
+        outcome.error
+    );
 }
 
 #[test]
@@ -153,6 +182,17 @@ fn a_server_that_never_answers_times_out_waiting_for_the_response() {
     t.timeout = Duration::from_secs(1);
     let outcome = check(&t);
     assert_fail(&outcome, "timed out after 1s waiting for the response");
+    assert!(
+        matches!(
+            outcome.error,
+            Some(CheckError::NoResponse {
+                phase: Phase::Waiting | Phase::Receiving,
+                ..
+            })
+        ),
+        "{:?}",
+        outcome.error
+    );
     assert_bounded(&outcome, t.timeout);
     assert!(
         outcome.trace.to_string().contains("GET "),
@@ -189,6 +229,13 @@ fn a_body_over_the_limit_fails_with_its_size() {
     let server = serve(move |_, w| write_response(w, "200 OK", &[], &big));
     let outcome = check(&target(&server.url("/")));
     assert_fail(&outcome, "response body larger than 1048576 bytes");
+    assert_eq!(
+        outcome.error,
+        Some(CheckError::BodyTooLarge {
+            status: 200,
+            max: 1 << 20
+        })
+    );
 }
 
 #[test]
@@ -354,7 +401,15 @@ fn expect_body_must_be_in_the_body() {
     t.expect_body = Some("healthy".into());
     assert_eq!(check(&t).verdict, Verdict::Pass);
     t.expect_body = Some("xyz".into());
-    assert_fail(&check(&t), "response body does not contain \"xyz\"");
+    let outcome = check(&t);
+    assert_fail(&outcome, "response body does not contain \"xyz\"");
+    assert_eq!(
+        outcome.error,
+        Some(CheckError::BodyLacks {
+            status: 200,
+            expected: "xyz".into()
+        })
+    );
 }
 
 #[test]
@@ -367,6 +422,18 @@ fn a_slow_answer_fails_max_response_ms() {
     t.max_response_ms = Some(100);
     let outcome = check(&t);
     assert_eq!(outcome.verdict, Verdict::Fail);
+    assert!(
+        matches!(
+            outcome.error,
+            Some(CheckError::TooSlow {
+                status: 200,
+                max_ms: 100,
+                ..
+            })
+        ),
+        "{:?}",
+        outcome.error
+    );
     assert!(
         outcome.description.starts_with("response took "),
         "{}",

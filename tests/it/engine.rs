@@ -32,10 +32,7 @@ fn wait_checks(db: &TestDb, id: u64, at_least: i64, what: &str) {
 fn counters_follow_the_original_rules_through_pass_and_fail() {
     let db = TestDb::new();
     let server = HttpServer::start(200);
-    let id = db.add_target(
-        "name, url, frequency, timeout",
-        &format!("'API', '{}', 1, 2", server.url("/health")),
-    );
+    let id = db.add_watched("API", &server.url("/health"));
     let daemon = Daemon::start(&db);
     wait_checks(&db, id, 2, "two passing checks");
     server.set_status(503);
@@ -372,4 +369,42 @@ fn a_config_error_overwritten_without_an_edit_is_marked_again() {
         },
     );
     assert_eq!(daemon.stop(), Some(0));
+}
+
+#[test]
+fn the_stats_line_counts_failures_by_kind() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 1");
+    let down = crate::support::servers::ClosedPort::new();
+    let sick = HttpServer::start(503);
+    db.add_watched("refused", &format!("http://127.0.0.1:{}/", down.port));
+    db.add_watched("sick", &sick.url("/"));
+    let daemon = Daemon::start(&db);
+    let line = wait_for(
+        Duration::from_secs(20),
+        "a stats line with both kinds",
+        || {
+            db.log()
+                .lines()
+                .filter(|l| l.contains(" stats: "))
+                .find(|l| l.contains("no_response:") && l.contains("status:"))
+                .map(String::from)
+        },
+    );
+    assert!(line.contains(" fails="), "{line}");
+    assert_eq!(daemon.stop(), Some(0));
+    let last = db
+        .log()
+        .lines()
+        .rfind(|l| l.contains(" stats: ") && l.contains("final=1"))
+        .map(String::from)
+        .expect("a final stats line");
+    let kinds = last.split("fails_by_kind=").nth(1).unwrap();
+    let kinds = kinds.split(' ').next().unwrap();
+    let total: u64 = kinds
+        .split(',')
+        .map(|kv| kv.split(':').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    let fail_lines = db.log().lines().filter(|l| l.contains(" FAIL (")).count() as u64;
+    assert_eq!(total, fail_lines, "every failed check counted once: {last}");
 }

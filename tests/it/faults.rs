@@ -50,12 +50,7 @@ fn written_checks(db: &TestDb) -> u64 {
 
 fn add_targets(db: &TestDb, web: &HttpServer, n: usize) -> Vec<u64> {
     (0..n)
-        .map(|i| {
-            db.add_target(
-                "name, url, frequency, timeout",
-                &format!("'t{i}', '{}', 1, 2", web.url("/")),
-            )
-        })
+        .map(|i| db.add_watched(&format!("t{i}"), &web.url("/")))
         .collect()
 }
 
@@ -361,10 +356,7 @@ fn editing_a_failing_target_in_a_loop_gives_one_failure_and_one_success_mail() {
         true,
     );
     let web = HttpServer::start(200);
-    let id = db.add_target(
-        "name, url, frequency, timeout",
-        &format!("'Edited', '{}', 1, 2", web.url("/")),
-    );
+    let id = db.add_watched("Edited", &web.url("/"));
     let daemon = Daemon::start(&db);
     wait_for(Duration::from_secs(20), "a pass", || {
         (run::counted_checks(&db, id) >= 1).then_some(())

@@ -43,23 +43,12 @@ fn a_database_outage_holds_results_and_alerts_and_writes_them_when_it_returns() 
     db.write_config("StatsInterval: 0");
     let steady = HttpServer::start(200);
     let flaky = HttpServer::start(200);
-    let a = db.add_target(
-        "name, url, frequency, timeout",
-        &format!("'steady', '{}', 1, 2", steady.url("/")),
-    );
-    let b = db.add_target(
-        "name, url, frequency, timeout",
-        &format!("'fails during the outage', '{}', 1, 2", flaky.url("/")),
-    );
+    let a = db.add_watched("steady", &steady.url("/"));
+    let b = db.add_watched("fails during the outage", &flaky.url("/"));
     // A crowd of 1 s targets, so that results pile up faster than a writer blocked on the
     // dead database could hold them in its channel.
     let crowd: Vec<u64> = (0..LOAD)
-        .map(|n| {
-            db.add_target(
-                "name, url, frequency, timeout",
-                &format!("'crowd {n}', '{}', 1, 2", steady.url("/crowd")),
-            )
-        })
+        .map(|n| db.add_watched(&format!("crowd {n}"), &steady.url("/crowd")))
         .collect();
     let crowd_logged = || -> i64 {
         let log = db.log();
@@ -198,10 +187,7 @@ fn the_daemon_waits_for_a_database_that_is_not_up_yet() {
     let db = TestDb::new_on(mdb.server());
     db.write_config(CONFIG);
     let server = HttpServer::start(200);
-    let id = db.add_target(
-        "name, url, frequency, timeout",
-        &format!("'early', '{}', 1, 2", server.url("/")),
-    );
+    let id = db.add_watched("early", &server.url("/"));
     mdb.kill();
 
     // Without --wait, start fails at once and says why.

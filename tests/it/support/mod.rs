@@ -146,6 +146,14 @@ impl TestDb {
         conn.last_insert_id()
     }
 
+    /// A target checked every second with a 2 s timeout, the shape most tests watch; its id.
+    pub fn add_watched(&self, name: &str, url: &str) -> u64 {
+        self.add_target(
+            "name, url, frequency, timeout",
+            &format!("'{}', '{}', 1, 2", name.replace('\'', "''"), url),
+        )
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("skypunch.conf")
     }
