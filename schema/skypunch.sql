@@ -1,8 +1,8 @@
--- skypunch database schema, version 2.0.
+-- skypunch database schema, version 2.1.
 --
 -- Safe to load more than once: nothing is dropped, every object is created only when absent.
 -- Load it with:   mariadb -u root < schema/skypunch.sql
--- An existing 1.0 database (the original Python skypunch) is upgraded with
+-- An existing 1.0 or 2.0 database is upgraded with
 --   skypunch upgrade-db
 -- not by this file.
 
@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS versions (
     PRIMARY KEY (major)
 ) DEFAULT CHARSET utf8mb4;
 
-INSERT IGNORE INTO versions (major, minor) VALUES (2, 0);
+INSERT IGNORE INTO versions (major, minor) VALUES (2, 1);
 
 CREATE TABLE IF NOT EXISTS targets (
     -- The original (1.0) columns, in their original order.
@@ -98,4 +98,75 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     sent_at            TIMESTAMP(3)  NULL     DEFAULT NULL,
     PRIMARY KEY (alert_id, notifier_id),
     KEY deliveries_due (state, next_attempt)
+) DEFAULT CHARSET utf8mb4;
+
+-- History (2.1). Times are UTC.
+--
+-- One row per FAIL period of a target: opened by the first failed check, in the same
+-- transaction as the state change, and closed by the first passing one. A period shorter
+-- than fail_threshold is an incident that did not alert. open_target holds the target id
+-- while the incident is open, so a target has at most one open incident.
+CREATE TABLE IF NOT EXISTS incidents (
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    target_id          BIGINT        NOT NULL,
+    started            TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3) COMMENT 'the first failed check',
+    ended              TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'the first passing check; NULL while it lasts',
+    first_reason       VARCHAR(128)  NOT NULL DEFAULT '',
+    last_reason        VARCHAR(128)  NOT NULL DEFAULT '',
+    failed_checks      BIGINT        NOT NULL DEFAULT 0,
+    alerted            BOOLEAN       NOT NULL DEFAULT 0 COMMENT '1 once the FAILURE alert went out (fail_threshold reached)',
+    http_status        INT           NULL     DEFAULT NULL COMMENT 'the last HTTP status seen in it, NULL when no response came',
+    open_target        BIGINT        AS (IF(ended IS NULL, target_id, NULL)) PERSISTENT,
+    PRIMARY KEY (id),
+    UNIQUE KEY incidents_open (open_target),
+    KEY incidents_target (target_id, started),
+    KEY incidents_started (started)
+) DEFAULT CHARSET utf8mb4;
+
+-- Periods a target was disabled: left out of its uptime, and shown as such.
+CREATE TABLE IF NOT EXISTS target_pauses (
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    target_id          BIGINT        NOT NULL,
+    started            TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    ended              TIMESTAMP(3)  NULL     DEFAULT NULL,
+    open_target        BIGINT        AS (IF(ended IS NULL, target_id, NULL)) PERSISTENT,
+    PRIMARY KEY (id),
+    UNIQUE KEY pauses_open (open_target),
+    KEY pauses_target (target_id, started)
+) DEFAULT CHARSET utf8mb4;
+
+-- Per target and UTC hour (target_hours) or day (target_days): added to by the daemon at most
+-- once a minute per target. Response times fall in fixed buckets (upper bounds in ms: 10, 25,
+-- 50, 100, 250, 500, 1000, 2500, 5000, 10000, above), so rows add up across hours and daemons
+-- and percentiles are read from the sums.
+CREATE TABLE IF NOT EXISTS target_hours (
+    target_id          BIGINT        NOT NULL,
+    hour               DATETIME      NOT NULL COMMENT 'the hour''s start, UTC',
+    checks             BIGINT        NOT NULL DEFAULT 0,
+    failures           BIGINT        NOT NULL DEFAULT 0,
+    fail_seconds       DOUBLE        NOT NULL DEFAULT 0 COMMENT 'seconds of the hour spent in FAIL',
+    response_ms_sum    BIGINT        NOT NULL DEFAULT 0,
+    response_ms_max    INT           NOT NULL DEFAULT 0,
+    b10 INT NOT NULL DEFAULT 0, b25 INT NOT NULL DEFAULT 0, b50 INT NOT NULL DEFAULT 0,
+    b100 INT NOT NULL DEFAULT 0, b250 INT NOT NULL DEFAULT 0, b500 INT NOT NULL DEFAULT 0,
+    b1000 INT NOT NULL DEFAULT 0, b2500 INT NOT NULL DEFAULT 0, b5000 INT NOT NULL DEFAULT 0,
+    b10000 INT NOT NULL DEFAULT 0, b_over INT NOT NULL DEFAULT 0,
+    PRIMARY KEY (target_id, hour),
+    KEY hours_hour (hour)
+) DEFAULT CHARSET utf8mb4;
+
+CREATE TABLE IF NOT EXISTS target_days (
+    target_id          BIGINT        NOT NULL,
+    day                DATE          NOT NULL COMMENT 'UTC',
+    checks             BIGINT        NOT NULL DEFAULT 0,
+    failures           BIGINT        NOT NULL DEFAULT 0,
+    fail_seconds       DOUBLE        NOT NULL DEFAULT 0,
+    response_ms_sum    BIGINT        NOT NULL DEFAULT 0,
+    response_ms_max    INT           NOT NULL DEFAULT 0,
+    b10 INT NOT NULL DEFAULT 0, b25 INT NOT NULL DEFAULT 0, b50 INT NOT NULL DEFAULT 0,
+    b100 INT NOT NULL DEFAULT 0, b250 INT NOT NULL DEFAULT 0, b500 INT NOT NULL DEFAULT 0,
+    b1000 INT NOT NULL DEFAULT 0, b2500 INT NOT NULL DEFAULT 0, b5000 INT NOT NULL DEFAULT 0,
+    b10000 INT NOT NULL DEFAULT 0, b_over INT NOT NULL DEFAULT 0,
+    PRIMARY KEY (target_id, day),
+    KEY days_day (day)
 ) DEFAULT CHARSET utf8mb4;

@@ -10,15 +10,16 @@ pub fn upgrade(config: &Config, word: &str) -> Result<(), Error> {
     let pool = db::connect(&config.db)?;
     let mut conn = db::checkout(&pool)?;
     let name = config.db.describe();
+    let v = format!("{}.{}", db::schema::VERSION.0, db::schema::VERSION.1);
     match db::schema::upgrade(&mut conn, &name)? {
         Upgrade::Created => line(format_args!(
-            "{word}: created the skypunch 2.0 tables in {name}"
+            "{word}: created the skypunch {v} tables in {name}"
         ))?,
         Upgrade::AlreadyCurrent => line(format_args!(
-            "{word}: {name} already has skypunch schema 2.0"
+            "{word}: {name} already has skypunch schema {v}"
         ))?,
         Upgrade::Upgraded { from } => line(format_args!(
-            "{word}: upgraded {name} from schema {}.{} to 2.0",
+            "{word}: upgraded {name} from schema {}.{} to {v}",
             from.0, from.1
         ))?,
     }

@@ -6,7 +6,7 @@ use mysql::prelude::Queryable;
 use super::{run_script, Conn, Error};
 
 /// The schema this program reads and writes.
-pub const VERSION: (i32, i32) = (2, 0);
+pub const VERSION: (i32, i32) = (2, 1);
 
 /// `schema/skypunch.sql`, embedded so that `init-db` and `upgrade-db` need no files.
 pub const SCHEMA_SQL: &str = include_str!("../../schema/skypunch.sql");
@@ -65,8 +65,8 @@ pub enum Upgrade {
     Upgraded { from: (i32, i32) },
 }
 
-/// Creates the tables when there are none, upgrades a 1.0 database in place, and leaves a
-/// current one alone.
+/// Creates the tables when there are none, upgrades a 1.0 or 2.0 database in place, and
+/// leaves a current one alone. Every step can run again after an interruption.
 pub fn upgrade(conn: &mut Conn, db: &str) -> Result<Upgrade, Error> {
     match stored_version(conn)? {
         None => {
@@ -78,8 +78,15 @@ pub fn upgrade(conn: &mut Conn, db: &str) -> Result<Upgrade, Error> {
             run_script(conn, UPGRADE_1_0)?;
             run_script(conn, &tables_sql())?;
             conn.query_drop("DELETE FROM versions WHERE major < 2")
-                .map_err(Error::query("recording schema version 2.0"))?;
+                .map_err(Error::query("recording schema version 2.1"))?;
             Ok(Upgrade::Upgraded { from: (1, minor) })
+        }
+        Some((2, 0)) => {
+            // 2.1 only adds tables (history), which the schema file creates when absent.
+            run_script(conn, &tables_sql())?;
+            conn.query_drop("UPDATE versions SET minor = 1 WHERE major = 2")
+                .map_err(Error::query("recording schema version 2.1"))?;
+            Ok(Upgrade::Upgraded { from: (2, 0) })
         }
         Some(_) => check(conn, db).map(|_| Upgrade::AlreadyCurrent),
     }
