@@ -445,6 +445,7 @@ pub fn reload_config(opts: &Options, running: &Config) {
         ),
         ("[database]", new.db != running.db),
         ("[notifications]", new.notify != running.notify),
+        ("[history]", new.history != running.history),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

@@ -19,6 +19,7 @@ mod logging;
 mod model;
 mod notifier;
 mod report;
+mod rollup;
 mod signals;
 mod state;
 mod stats;

@@ -103,6 +103,7 @@ impl Loader {
         }
         self.scanned_at = scanned_at;
         self.loaded = true;
+        db::history::reconcile_pauses(conn)?;
         release_free_memory();
         log::info!(
             "loaded {count} enabled targets ({invalid} with config errors) in {} ms",
@@ -168,6 +169,7 @@ impl Loader {
                 self.take_row(conn, &row, false)?;
             } else if self.revisions.remove(&row.id).is_some() {
                 self.invalid.remove(&row.id);
+                db::history::pause(conn, row.id)?;
                 log::info!("[{}] target disabled: no longer checked", row.id);
                 self.unschedule(row.id);
             }
@@ -210,6 +212,10 @@ impl Loader {
         row: &TargetRow,
         first: bool,
     ) -> Result<bool, db::Error> {
+        if !first {
+            // Enabled again (or edited, or new): a pause it was in ends now.
+            db::history::resume(conn, row.id)?;
+        }
         self.revisions.insert(row.id, row.revision);
         match target::from_row(row) {
             Ok(t) => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::authn::Auth;
 use crate::db;
+use crate::rollup::Rollups;
 use crate::state::RowUpdate;
 use crate::trace::Trace;
 use crate::urls::WebUrl;
@@ -361,6 +362,8 @@ pub struct Batch {
     /// Read before writing. These targets are new to the writer, so it owes their rows
     /// nothing and the order does not matter.
     pub read: Vec<TargetId>,
+    /// Hourly rollups to add to the history tables, at most once a minute.
+    pub rollups: Rollups,
 }
 
 impl Batch {
@@ -369,7 +372,7 @@ impl Batch {
     }
 
     pub fn is_write_empty(&self) -> bool {
-        self.updates.is_empty() && self.alerts.is_empty()
+        self.updates.is_empty() && self.alerts.is_empty() && self.rollups.is_empty()
     }
 }
 

@@ -93,6 +93,73 @@ pub fn transition(state: TargetState, verdict: Verdict, fail_threshold: u64) -> 
     }
 }
 
+/// What checks do to a target's incidents (its FAIL periods), in the order they happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncidentEvent {
+    /// One or more failed checks in a row: they open the target's incident when none is open
+    /// (started at the first), and extend it otherwise.
+    Failed {
+        /// When the first of them ended, `YYYY-MM-DD HH:MM:SS.mmm` UTC.
+        at: String,
+        first_reason: String,
+        last_reason: String,
+        checks: u64,
+        /// The FAILURE alert went out during them.
+        alerted: bool,
+        http_status: Option<u16>,
+    },
+    /// The first passing check after a failure: it closes the open incident.
+    Recovered { at: String },
+}
+
+impl IncidentEvent {
+    /// The event of one check, if it has one.
+    fn of(t: &Transition, outcome: &CheckOutcome, at: &str) -> Option<IncidentEvent> {
+        match outcome.verdict {
+            Verdict::Fail => Some(IncidentEvent::Failed {
+                at: at.to_string(),
+                first_reason: outcome.description.clone(),
+                last_reason: outcome.description.clone(),
+                checks: 1,
+                alerted: t.alert == Some(AlertKind::Failure),
+                http_status: outcome.http_status,
+            }),
+            Verdict::Pass if t.previous == Status::Fail => {
+                Some(IncidentEvent::Recovered { at: at.to_string() })
+            }
+            Verdict::Pass => None,
+        }
+    }
+}
+
+/// Appends `later` to `events`, folding consecutive failures into one event.
+fn push_event(events: &mut Vec<IncidentEvent>, later: IncidentEvent) {
+    if let (
+        Some(IncidentEvent::Failed {
+            last_reason,
+            checks,
+            alerted,
+            http_status,
+            ..
+        }),
+        IncidentEvent::Failed {
+            last_reason: reason,
+            checks: more,
+            alerted: alerted_later,
+            http_status: status,
+            ..
+        },
+    ) = (events.last_mut(), &later)
+    {
+        *last_reason = reason.clone();
+        *checks += more;
+        *alerted |= alerted_later;
+        *http_status = *status;
+        return;
+    }
+    events.push(later);
+}
+
 /// What is owed to one target's row: the latest check's values and the counters of every
 /// check since the last write. Checks made while the database is away fold into one of these
 /// per target, so holding results costs memory per target, not per check.
@@ -109,11 +176,14 @@ pub struct RowUpdate {
     pub http_status: Option<u16>,
     pub response_ms: u64,
     pub trace: String,
+    /// What the checks did to the target's incidents, in order.
+    pub incidents: Vec<IncidentEvent>,
 }
 
 impl RowUpdate {
     /// The update for one check.
     pub fn new(t: &Transition, outcome: &CheckOutcome, at: String) -> RowUpdate {
+        let incidents = IncidentEvent::of(t, outcome, &at).into_iter().collect();
         RowUpdate {
             status: t.next.status,
             previous_status: t.previous,
@@ -125,14 +195,23 @@ impl RowUpdate {
             http_status: outcome.http_status,
             response_ms: outcome.elapsed.as_millis() as u64,
             trace: outcome.trace.to_string(),
+            incidents,
         }
     }
 
     /// Folds a later check into this one.
-    pub fn merge(&mut self, later: RowUpdate) {
+    pub fn merge(&mut self, mut later: RowUpdate) {
         let mut counts = self.counts;
         counts.add(&later.counts);
-        *self = RowUpdate { counts, ..later };
+        let mut incidents = std::mem::take(&mut self.incidents);
+        for event in later.incidents.drain(..) {
+            push_event(&mut incidents, event);
+        }
+        *self = RowUpdate {
+            counts,
+            incidents,
+            ..later
+        };
     }
 }
 

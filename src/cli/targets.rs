@@ -73,7 +73,7 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     update.alerted = stored.alerted;
     let mut conn = db::checkout(pool)?;
     let updates = std::iter::once((target.id, update)).collect();
-    db::results::write(&mut conn, &updates, &[])
+    db::results::write(&mut conn, &updates, &[], &Default::default())
         .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
     Ok(())
 }

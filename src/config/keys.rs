@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::Place;
-use super::{Config, DbConfig, Error, NotifyConfig};
+use super::{Config, DbConfig, Error, HistoryConfig, NotifyConfig};
 
 /// One key of the file, as documented: the man page test and the parser's "known keys" hints
 /// read this list, and a unit test checks that the parser accepts every entry.
@@ -72,6 +72,9 @@ pub const KEYS: &[Key] = &[
     key("notifications", "RetryInitial", "10"),
     key("notifications", "RetryMax", "600"),
     key("notifications", "RetentionDays", "30"),
+    key("history", "HourlyDays", "35"),
+    key("history", "DailyDays", "800"),
+    key("history", "IncidentDays", "3650"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -102,9 +105,10 @@ pub(super) fn apply(config: &mut Config, at: &Place, value: &str) -> Result<Opti
         "settings" => apply_settings(config, at, &key, value),
         "database" => apply_database(&mut config.db, at, &key, value),
         "notifications" => apply_notifications(&mut config.notify, at, &key, value),
+        "history" => apply_history(&mut config.history, at, &key, value),
         _ => Ok(Some(unknown(
             at,
-            "sections are [settings], [database] and [notifications]",
+            "sections are [settings], [database], [notifications] and [history]",
         ))),
     }
 }
@@ -251,6 +255,21 @@ fn apply_notifications(
             notify.retention = Duration::from_secs(at.number::<u64>(value, 1, 3650)? * 86400)
         }
         _ => return Ok(Some(unknown(at, &known_hint("notifications")))),
+    }
+    Ok(None)
+}
+
+fn apply_history(
+    history: &mut HistoryConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "hourlydays" => history.hourly_days = at.number(value, 1, 3650)?,
+        "dailydays" => history.daily_days = at.number(value, 1, 36500)?,
+        "incidentdays" => history.incident_days = Some(at.number(value, 1, 36500)?),
+        _ => return Ok(Some(unknown(at, &known_hint("history")))),
     }
     Ok(None)
 }

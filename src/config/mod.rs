@@ -45,6 +45,18 @@ pub struct Config {
     pub stop_timeout: Duration,
     pub db: DbConfig,
     pub notify: NotifyConfig,
+    pub history: HistoryConfig,
+}
+
+/// How long history is kept (`[history]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Days of `target_hours` rows.
+    pub hourly_days: u32,
+    /// Days of `target_days` rows.
+    pub daily_days: u32,
+    /// Days an ended incident is kept; `None`: forever.
+    pub incident_days: Option<u32>,
 }
 
 /// How to reach the database.
@@ -202,6 +214,11 @@ impl Default for Config {
                 retry_initial: Duration::from_secs(10),
                 retry_max: Duration::from_secs(600),
                 retention: Duration::from_secs(30 * 86400),
+            },
+            history: HistoryConfig {
+                hourly_days: 35,
+                daily_days: 800,
+                incident_days: None,
             },
         }
     }

@@ -3,6 +3,7 @@
 //! CLI; a [`Pool`] is an `Arc` inside, so clones share the same connections.
 
 mod error;
+pub mod history;
 pub mod notifiers;
 mod pool;
 pub mod results;

@@ -9,6 +9,7 @@ use mysql::{TxOpts, Value};
 
 use super::{Conn, Error};
 use crate::model::{NewAlert, Status, TargetId, TargetState};
+use crate::rollup::Rollups;
 use crate::state::RowUpdate;
 use crate::text;
 
@@ -21,12 +22,14 @@ const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
 
-/// Writes the updates (sorted by id) and the alerts in one transaction; all or nothing.
+/// Writes the updates (sorted by id), the incidents they open and close, the rollups and the
+/// alerts in one transaction; all or nothing.
 /// Returns the number of target rows that still existed.
 pub fn write(
     conn: &mut Conn,
     updates: &BTreeMap<TargetId, RowUpdate>,
     alerts: &[NewAlert],
+    rollups: &Rollups,
 ) -> Result<u64, Error> {
     let mut tx = conn
         .start_transaction(TxOpts::default())
@@ -38,6 +41,10 @@ pub fn write(
         tx.exec_drop(sql, params)
             .map_err(Error::query("writing check results"))?;
         written += tx.affected_rows();
+    }
+    super::history::write_incidents(&mut tx, updates)?;
+    if !rollups.is_empty() {
+        super::history::write_rollups(&mut tx, rollups)?;
     }
     for alert in alerts {
         tx.exec_drop(

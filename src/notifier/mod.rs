@@ -202,6 +202,7 @@ impl<'a> Notifier<'a> {
                     p.alerts, p.deliveries, p.dropped
                 );
             }
+            self.prune_history(conn)?;
             self.last_prune = Some(Instant::now());
         }
         let expanded = outbox::expand(conn)?;
@@ -219,6 +220,22 @@ impl<'a> Notifier<'a> {
         self.mailers
             .retain(&notifiers.keys().copied().collect::<Vec<_>>());
         Ok(notifiers)
+    }
+
+    /// Removes history older than `[history]` keeps, a chunk at a time, leaving early when a
+    /// stop is asked (the next prune goes on).
+    fn prune_history(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
+        let stop = self.stop;
+        let keep_going = || !stop.requested();
+        let p = db::history::prune(conn, &self.config.history, &keep_going)?;
+        if p != db::history::Pruned::default() {
+            info!(
+                "history: pruned {} hourly and {} daily rollup rows and {} incidents past \
+                 their retention",
+                p.hours, p.days, p.incidents
+            );
+        }
+        Ok(())
     }
 
     /// Sends one delivery (holding no pooled connection across the SMTP conversation) and

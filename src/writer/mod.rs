@@ -21,10 +21,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::db::{self, Class};
-use crate::model::{Batch, CheckResult, NewAlert, Outcome, Report, TargetId, TargetState};
+use crate::model::{
+    Batch, CheckResult, NewAlert, Outcome, Report, Status, TargetId, TargetState, Verdict,
+};
+use crate::rollup::{self, Rollups};
 use crate::state::{self, RowUpdate};
 use crate::stats::Stats;
 use crate::stop::Stop;
@@ -43,11 +47,17 @@ const FINAL_FLUSH_DEFAULT: Duration = Duration::from_secs(15);
 /// Left of the stop deadline for the main thread to log its account and exit.
 const FINAL_MARGIN: Duration = Duration::from_secs(1);
 
+/// Rollups go to the database this often (and at stop): their cost grows with the number
+/// of targets, not the check rate; a SIGKILL loses at most this much of them.
+const ROLLUP_EVERY: Duration = Duration::from_secs(60);
+
 /// What the writer knows of one target.
 struct OwnedState {
     state: TargetState,
     /// No longer scheduled here: forget it once its row is owed nothing.
     forget: bool,
+    /// When the last check here ended and what it found, for the time spent in FAIL.
+    last: Option<(DateTime<Utc>, Status)>,
 }
 
 /// The batch the store thread is writing.
@@ -78,6 +88,11 @@ pub struct Writer {
     outage: Option<Outage>,
     /// Alerts dropped past `MaxPendingAlerts` during the current outage.
     dropped_alerts: u64,
+    /// Rollups not yet handed to the store thread, and when they last were.
+    rollups: Rollups,
+    rollups_sent: Instant,
+    /// Stopping: the rollups go with the next batch, whatever their age.
+    flush_all: bool,
 }
 
 /// An ongoing database outage, for the two log lines that bracket it.
@@ -102,6 +117,9 @@ impl Writer {
             retry_at: None,
             outage: None,
             dropped_alerts: 0,
+            rollups: Rollups::new(),
+            rollups_sent: Instant::now(),
+            flush_all: false,
         }
     }
 
@@ -138,6 +156,13 @@ impl Writer {
         };
         let transition = state::transition(owned.state, f.outcome.verdict, t.fail_threshold);
         owned.state = transition.next;
+        let failed = f.outcome.verdict == Verdict::Fail;
+        let ms = f.outcome.elapsed.as_millis() as u64;
+        rollup::add_check(&mut self.rollups, t.id, f.at, ms, failed);
+        if let Some((since, Status::Fail)) = owned.last {
+            rollup::add_fail_time(&mut self.rollups, t.id, since, f.at);
+        }
+        owned.last = Some((f.at, transition.next.status));
         let at = crate::trace::Stamp(&f.at, '.').to_string();
         let update = RowUpdate::new(&transition, &f.outcome, at);
         match self.pending.get_mut(&t.id) {
@@ -219,20 +244,33 @@ impl Writer {
             && self.alerts.is_empty()
             && self.parked.is_empty()
             && self.in_flight.is_none()
+            && self.rollups.is_empty()
     }
 
     /// The batch to write now, if one is owed and neither a write in flight nor a retry
     /// delay says to wait.
     fn next_batch(&mut self) -> Option<Batch> {
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
-        let idle = self.pending.is_empty() && self.alerts.is_empty() && self.to_read.is_empty();
+        let rollups_due = !self.rollups.is_empty()
+            && (self.flush_all || self.rollups_sent.elapsed() >= ROLLUP_EVERY);
+        let idle = self.pending.is_empty()
+            && self.alerts.is_empty()
+            && self.to_read.is_empty()
+            && !rollups_due;
         if self.in_flight.is_some() || waiting || idle {
             return None;
         }
+        let rollups = if rollups_due {
+            self.rollups_sent = Instant::now();
+            std::mem::take(&mut self.rollups)
+        } else {
+            Rollups::new()
+        };
         let batch = Batch {
             updates: std::mem::take(&mut self.pending),
             alerts: std::mem::take(&mut self.alerts).into(),
             read: std::mem::take(&mut self.to_read).into_iter().collect(),
+            rollups,
         };
         self.in_flight = Some(InFlight {
             ids: batch.updates.keys().copied().collect(),
@@ -311,7 +349,14 @@ impl Writer {
         for (id, state) in states {
             found.insert(id);
             let forget = self.forget_after_read.remove(&id);
-            self.states.insert(id, OwnedState { state, forget });
+            self.states.insert(
+                id,
+                OwnedState {
+                    state,
+                    forget,
+                    last: None,
+                },
+            );
             for f in self.parked.remove(&id).unwrap_or_default() {
                 self.fold(f);
             }
@@ -341,6 +386,7 @@ impl Writer {
             self.push_alert(alert);
         }
         self.to_read.extend(batch.read);
+        rollup::merge(&mut self.rollups, batch.rollups);
     }
 
     /// A write that did not go through: a passing conflict is retried at once; anything else
@@ -492,6 +538,7 @@ fn round(writer: &mut Writer, store: &StorePorts) -> bool {
 /// Writes what is left at shutdown, until `deadline`; the main thread's account says what
 /// was left if the database did not take it in time.
 fn final_rounds(writer: &mut Writer, store: &StorePorts, deadline: Instant) {
+    writer.flush_all = true;
     // Without a store thread the rest cannot be written: waiting out the deadline would
     // only delay the exit.
     while !writer.settled() && Instant::now() < deadline && round(writer, store) {
@@ -632,6 +679,7 @@ mod tests {
             http_status: None,
             response_ms: 0,
             trace: String::new(),
+            incidents: Vec::new(),
         }
     }
 

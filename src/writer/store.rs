@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::db::results;
 use crate::db::{self, Class, Pool};
 use crate::model::{Batch, NewAlert, Outcome, Refused, TargetId, TargetState};
+use crate::rollup::{self, Rollups};
 use crate::stats::Stats;
 
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
@@ -37,7 +38,7 @@ pub fn store(pool: &Pool, stats: &Stats, batch: Batch) -> Outcome {
         return written(0, 0, 0, states, tried);
     }
     let first = db::with_conn(pool, |conn| {
-        results::write(conn, &batch.updates, &batch.alerts)
+        results::write(conn, &batch.updates, &batch.alerts, &batch.rollups)
     });
     match first {
         Ok(_) => {
@@ -119,6 +120,7 @@ fn store_each(
         .keys()
         .copied()
         .chain(batch.alerts.iter().map(|a| a.target_id))
+        .chain(batch.rollups.keys().map(|(id, _)| *id))
         .collect();
     let (mut checks, mut rows, mut alerts) = (0, 0, 0);
     let mut refused = Vec::new();
@@ -134,8 +136,12 @@ fn store_each(
                 .collect(),
             alerts: take_alerts(&mut batch.alerts, id),
             read: Vec::new(),
+            rollups: take_rollups(&mut batch.rollups, id),
         };
-        match db::with_conn(pool, |conn| results::write(conn, &one.updates, &one.alerts)) {
+        let write = |conn: &mut db::Conn| {
+            results::write(conn, &one.updates, &one.alerts, &one.rollups)
+        };
+        match db::with_conn(pool, write) {
             Ok(_) => {
                 Stats::add(&stats.results_written, one.checks());
                 checks += one.checks();
@@ -178,8 +184,17 @@ fn take_alerts(alerts: &mut Vec<NewAlert>, id: TargetId) -> Vec<NewAlert> {
     mine
 }
 
+fn take_rollups(rollups: &mut Rollups, id: TargetId) -> Rollups {
+    let (mine, rest) = std::mem::take(rollups)
+        .into_iter()
+        .partition(|((target, _), _)| *target == id);
+    *rollups = rest;
+    mine
+}
+
 fn merge_back(into: &mut Batch, from: Batch) {
     into.updates.extend(from.updates);
     into.alerts.extend(from.alerts);
     into.read.extend(from.read);
+    rollup::merge(&mut into.rollups, from.rollups);
 }

@@ -349,7 +349,7 @@ fn a_config_error_overwritten_without_an_edit_is_marked_again() {
     let daemon = Daemon::start(&db);
     let status = |db: &TestDb| -> (String, String) {
         db.one(&format!(
-            "SELECT status, status_description FROM targets WHERE id = {id}"
+            "SELECT status, COALESCE(status_description, '') FROM targets WHERE id = {id}"
         ))
     };
     wait_for(Duration::from_secs(10), "the config error", || {

@@ -258,7 +258,8 @@ pub fn queue_alert(config: &Config, target: u64, kind: AlertKind, trace: &str) {
         kind,
         trace: trace.into(),
     };
-    skypunch::facade::db::results::write(&mut conn, &BTreeMap::new(), &[alert]).unwrap();
+    skypunch::facade::db::results::write(&mut conn, &BTreeMap::new(), &[alert], &BTreeMap::new())
+        .unwrap();
 }
 
 /// Inserts a notifier; returns its id.
