@@ -120,7 +120,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     PRIMARY KEY (id),
     UNIQUE KEY incidents_open (open_target),
     KEY incidents_target (target_id, started),
-    KEY incidents_started (started)
+    KEY incidents_started (started),
+    KEY incidents_ended (ended)
 ) DEFAULT CHARSET utf8mb4;
 
 -- Periods a target was disabled: left out of its uptime, and shown as such.

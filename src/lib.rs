@@ -28,6 +28,7 @@ mod target;
 mod text;
 mod threads;
 mod trace;
+mod uptime;
 mod urls;
 
 #[cfg(test)]

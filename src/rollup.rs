@@ -85,12 +85,7 @@ pub fn add_check(rollups: &mut Rollups, id: TargetId, at: DateTime<Utc>, ms: u64
 }
 
 /// Adds the time from `from` to `to` spent in FAIL, split at hour boundaries.
-pub fn add_fail_time(
-    rollups: &mut Rollups,
-    id: TargetId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) {
+pub fn add_fail_time(rollups: &mut Rollups, id: TargetId, from: DateTime<Utc>, to: DateTime<Utc>) {
     let (mut start, end) = (from.timestamp_millis(), to.timestamp_millis());
     while start < end {
         let hour = start.div_euclid(3_600_000) * 3600;

@@ -3,9 +3,11 @@
 //! (`start | stop | targets [id] [enable | disable | test] | notifiers [id] [enable | disable]`).
 
 mod database;
+mod history;
 mod lifecycle;
 mod notifiers;
 mod out;
+mod report;
 pub mod table;
 pub(crate) mod targets;
 
@@ -17,9 +19,9 @@ use crate::config;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The original's one-line usage, with the words added since.
-pub const USAGE: &str =
-    "usage: skypunch start | stop | status | reload | targets [id] [enable | disable | test] | \
-notifiers [id] [enable | disable | test] | init-db | upgrade-db";
+pub const USAGE: &str = "usage: skypunch start | stop | status | reload | \
+targets [id] [enable | disable | test | history] | notifiers [id] [enable | disable | test] | \
+report [id...] | init-db | upgrade-db";
 
 const HELP: &str = "\
 Commands:
@@ -31,6 +33,8 @@ Commands:
   targets ID             show one target in detail
   targets ID enable      enable a target (disable: stop checking it)
   targets ID test        check a target now, print the result and trace, record it
+  targets ID history     its incidents, uptime by day and p95 response time by hour
+  report [ID...]         uptime, downtime, incidents, MTTR and response times per target
   notifiers              list every notifier
   notifiers ID           show one notifier in detail
   notifiers ID enable    enable a notifier (disable: stop sending to it)
@@ -86,6 +90,11 @@ pub struct Invocation {
     /// With `stop`: how long to wait for the daemon to exit; by default the configuration's
     /// `StopTimeout` plus [`STOP_GRACE`].
     pub stop_timeout: Option<std::time::Duration>,
+    /// With `report` and `history`: the window and the output format, as given.
+    pub since: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: Option<String>,
     pub words: Vec<String>,
 }
 
@@ -128,6 +137,30 @@ pub const OPTIONS: &[Opt] = &[
         help: "with stop: seconds to wait for the daemon to exit (default StopTimeout + 15)",
     },
     Opt {
+        short: "",
+        long: "since",
+        value: Some("SPAN"),
+        help: "with report and history: the last SPAN (30d, 12h, 90m, 2w)",
+    },
+    Opt {
+        short: "",
+        long: "from",
+        value: Some("TIME"),
+        help: "with report and history: from TIME (YYYY-MM-DD[ HH:MM[:SS]], local; Z: UTC)",
+    },
+    Opt {
+        short: "",
+        long: "to",
+        value: Some("TIME"),
+        help: "with report and history: up to TIME (default now)",
+    },
+    Opt {
+        short: "",
+        long: "format",
+        value: Some("FORMAT"),
+        help: "with report: table (default), csv or json",
+    },
+    Opt {
         short: "h",
         long: "help",
         value: None,
@@ -168,6 +201,8 @@ pub const COMMANDS: &[&str] = &[
     "enable",
     "disable",
     "test",
+    "history",
+    "report",
     "init-db",
     "upgrade-db",
 ];
@@ -217,6 +252,10 @@ fn run(args: &[String]) -> Result<(), Error> {
         foreground: m.opt_present("f"),
         wait_for_db: m.opt_present("w"),
         stop_timeout: stop_timeout.map(std::time::Duration::from_secs),
+        since: m.opt_str("since"),
+        from: m.opt_str("from"),
+        to: m.opt_str("to"),
+        format: m.opt_str("format"),
         words: m.free,
     };
     dispatch(&inv)
@@ -229,7 +268,8 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
             out::line(format_args!("version: {VERSION}\n{USAGE}"))?;
             Err(Error::usage(""))
         }
-        ["targets", rest @ ..] => targets::run(&load_config(inv)?, rest),
+        ["targets", rest @ ..] => targets::run(&load_config(inv)?, inv, rest),
+        ["report", rest @ ..] => report::run(&load_config(inv)?, inv, rest),
         ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
         ["init-db"] | ["upgrade-db"] => database::upgrade(&load_config(inv)?, words[0]),
         ["start"] | ["stop"] | ["status"] | ["reload"] => lifecycle::run(inv, words[0]),

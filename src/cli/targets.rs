@@ -1,21 +1,30 @@
-//! `skypunch targets [ID [enable | disable | test]]`.
+//! `skypunch targets [ID [enable | disable | test | history]]`.
+
+use std::collections::BTreeMap;
 
 use super::out::{line, print};
 use super::table::Table;
-use super::{parse_id, toggle, Error, USAGE};
+use super::{parse_id, toggle, Error, Invocation, USAGE};
 use crate::authn;
 use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
+use crate::model::TargetId;
 use crate::text::yes_no;
 use crate::{state, target, worker};
 
-pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
+pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Error> {
     let (pool, mut conn) = db::open(&config.db)?;
     match words {
         [] => {
-            print(list(&db::targets::all(&mut conn)?))?;
+            let rows = db::targets::all(&mut conn)?;
+            let uptime = super::report::uptime_30d(&mut conn)?;
+            print(list(&rows, &uptime))?;
             Ok(())
+        }
+        [id, "history"] => {
+            let row = find(&mut conn, id)?;
+            print(super::history::render(&mut conn, &row, inv)?)
         }
         [id] => {
             let row = find(&mut conn, id)?;
@@ -83,8 +92,9 @@ fn find(conn: &mut db::Conn, word: &str) -> Result<TargetRow, Error> {
     db::targets::get(conn, id)?.ok_or_else(|| Error::failed(format!("id: {id} does not exist")))
 }
 
-/// The original's list: ID, Name, Status, LastUpdated, Enabled, Pass Count, Fail Count.
-pub fn list(rows: &[TargetRow]) -> Table {
+/// The original's list: ID, Name, Status, LastUpdated, Enabled, Pass Count, Fail Count; then
+/// the uptime over the last 30 days (100 % for a target without incidents or pauses).
+pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Table {
     let mut t = Table::new(&[
         "ID",
         "Name",
@@ -93,8 +103,10 @@ pub fn list(rows: &[TargetRow]) -> Table {
         "Enabled",
         "Pass Count",
         "Fail Count",
+        "Uptime 30d",
     ]);
     for r in rows {
+        let up = uptime.get(&r.id).copied().unwrap_or(Some(100.0));
         t.row(vec![
             r.id.to_string(),
             r.name.clone(),
@@ -103,6 +115,7 @@ pub fn list(rows: &[TargetRow]) -> Table {
             yes_no(r.enabled).into(),
             r.pass_count.to_string(),
             r.fail_count.to_string(),
+            up.map_or("-".into(), |u| format!("{u:.3} %")),
         ]);
     }
     t

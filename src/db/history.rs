@@ -28,7 +28,11 @@ pub fn write_incidents(
     tx: &mut impl Queryable,
     updates: &BTreeMap<TargetId, RowUpdate>,
 ) -> Result<(), Error> {
-    let rounds = updates.values().map(|u| u.incidents.len()).max().unwrap_or(0);
+    let rounds = updates
+        .values()
+        .map(|u| u.incidents.len())
+        .max()
+        .unwrap_or(0);
     for round in 0..rounds {
         let mut failed = Vec::new();
         let mut recovered = Vec::new();
@@ -51,7 +55,10 @@ pub fn write_incidents(
 
 /// Opens an incident for each target without an open one, and extends the open ones (the
 /// unique key on `open_target` tells which).
-fn open_or_extend(tx: &mut impl Queryable, rows: &[(TargetId, &IncidentEvent)]) -> Result<(), Error> {
+fn open_or_extend(
+    tx: &mut impl Queryable,
+    rows: &[(TargetId, &IncidentEvent)],
+) -> Result<(), Error> {
     let marks = vec!["(?,?,?,?,?,?,?)"; rows.len()].join(",");
     let sql = format!(
         "INSERT INTO incidents (target_id, started, first_reason, last_reason, failed_checks, \
@@ -87,9 +94,8 @@ fn open_or_extend(tx: &mut impl Queryable, rows: &[(TargetId, &IncidentEvent)]) 
 
 fn close(tx: &mut impl Queryable, rows: &[(TargetId, &str)]) -> Result<(), Error> {
     let values = vec!["SELECT ? AS t, ? AS e"; rows.len()].join(" UNION ALL ");
-    let sql = format!(
-        "UPDATE incidents i JOIN ({values}) v ON i.open_target = v.t SET i.ended = v.e"
-    );
+    let sql =
+        format!("UPDATE incidents i JOIN ({values}) v ON i.open_target = v.t SET i.ended = v.e");
     let params: Vec<Value> = rows
         .iter()
         .flat_map(|(id, at)| [Value::from(*id), Value::from(*at)])
@@ -100,14 +106,16 @@ fn close(tx: &mut impl Queryable, rows: &[(TargetId, &str)]) -> Result<(), Error
 
 /// Adds the rollups to `target_hours`, and the same sums to `target_days`.
 pub fn write_rollups(tx: &mut impl Queryable, rollups: &Rollups) -> Result<(), Error> {
-    let hours: Vec<(TargetId, i64, Rollup)> = rollups.iter().map(|((t, h), r)| (*t, *h, *r)).collect();
+    let hours: Vec<(TargetId, i64, Rollup)> =
+        rollups.iter().map(|((t, h), r)| (*t, *h, *r)).collect();
     let mut days: BTreeMap<(TargetId, i64), Rollup> = BTreeMap::new();
     for (id, hour, r) in &hours {
         days.entry((*id, hour.div_euclid(86400) * 86400))
             .or_default()
             .add(r);
     }
-    let days: Vec<(TargetId, i64, Rollup)> = days.into_iter().map(|((t, d), r)| (t, d, r)).collect();
+    let days: Vec<(TargetId, i64, Rollup)> =
+        days.into_iter().map(|((t, d), r)| (t, d, r)).collect();
     for chunk in hours.chunks(CHUNK) {
         add_rollups(tx, "target_hours", "hour", "FROM_UNIXTIME(?)", chunk)?;
     }
@@ -126,7 +134,10 @@ fn add_rollups(
     rows: &[(TargetId, i64, Rollup)],
 ) -> Result<(), Error> {
     let buckets = BUCKET_COLUMNS.join(", ");
-    let one = format!("(?, {time}, ?, ?, ?, ?, ?{})", ", ?".repeat(BUCKET_COLUMNS.len()));
+    let one = format!(
+        "(?, {time}, ?, ?, ?, ?, ?{})",
+        ", ?".repeat(BUCKET_COLUMNS.len())
+    );
     let marks = vec![one.as_str(); rows.len()].join(",");
     let added: Vec<String> = ["checks", "failures", "fail_seconds", "response_ms_sum"]
         .iter()
@@ -249,4 +260,178 @@ pub fn reconcile_pauses(conn: &mut Conn) -> Result<(), Error> {
          SELECT id, UTC_TIMESTAMP(3) FROM targets WHERE enabled = 0",
     )
     .map_err(Error::query("opening pauses of disabled targets"))
+}
+
+/// An incident as the reports read it; times in ms since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub target_id: TargetId,
+    pub started: i64,
+    pub ended: Option<i64>,
+    pub first_reason: String,
+    pub failed_checks: u64,
+    pub alerted: bool,
+}
+
+/// Ids as a parameter list, or every target.
+fn id_filter(ids: &[TargetId], column: &str) -> (String, Vec<Value>) {
+    if ids.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    (
+        format!(" AND {column} IN ({marks})"),
+        ids.iter().map(|id| Value::from(*id)).collect(),
+    )
+}
+
+/// Incidents of these targets (all when empty) that overlap `[from, to)`, oldest first.
+pub fn incidents(
+    conn: &mut Conn,
+    ids: &[TargetId],
+    from: i64,
+    to: i64,
+) -> Result<Vec<Incident>, Error> {
+    let (filter, mut params) = id_filter(ids, "target_id");
+    let sql = format!(
+        "SELECT target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
+         CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED), first_reason, failed_checks, alerted \
+         FROM incidents WHERE started < FROM_UNIXTIME(? / 1000) \
+         AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter} ORDER BY started"
+    );
+    params.splice(0..0, [Value::from(to), Value::from(from)]);
+    type Row = (TargetId, i64, Option<i64>, String, u64, bool);
+    let rows: Vec<Row> = conn
+        .exec(sql, params)
+        .map_err(Error::query("reading incidents"))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(target_id, started, ended, first_reason, failed_checks, alerted)| Incident {
+                target_id,
+                started,
+                ended,
+                first_reason,
+                failed_checks,
+                alerted,
+            },
+        )
+        .collect())
+}
+
+/// Disabled periods `(target, started, ended)` overlapping `[from, to)`, in ms.
+pub fn pauses(
+    conn: &mut Conn,
+    ids: &[TargetId],
+    from: i64,
+    to: i64,
+) -> Result<Vec<(TargetId, i64, Option<i64>)>, Error> {
+    let (filter, mut params) = id_filter(ids, "target_id");
+    let sql = format!(
+        "SELECT target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
+         CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED) FROM target_pauses \
+         WHERE started < FROM_UNIXTIME(? / 1000) \
+         AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter}"
+    );
+    params.splice(0..0, [Value::from(to), Value::from(from)]);
+    conn.exec(sql, params)
+        .map_err(Error::query("reading disabled periods"))
+}
+
+/// Rollups summed per target over `[from, to)`: from `target_hours` (`hourly`) or
+/// `target_days`, whole hours or days that start in the window.
+pub fn rollup_sums(
+    conn: &mut Conn,
+    ids: &[TargetId],
+    from: i64,
+    to: i64,
+    hourly: bool,
+) -> Result<BTreeMap<TargetId, Rollup>, Error> {
+    let (table, column) = if hourly {
+        ("target_hours", "hour")
+    } else {
+        ("target_days", "day")
+    };
+    let rows = rollup_rows(conn, ids, from, to, table, column, "target_id")?;
+    Ok(rows.into_iter().collect())
+}
+
+/// One target's hourly rollups over `[from, to)`, by the hour's start (seconds).
+pub fn hourly(
+    conn: &mut Conn,
+    id: TargetId,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, Rollup)>, Error> {
+    let rows = rollup_rows(
+        conn,
+        &[id],
+        from,
+        to,
+        "target_hours",
+        "hour",
+        "UNIX_TIMESTAMP(hour)",
+    )?;
+    Ok(rows.into_iter().map(|(k, r)| (k as i64, r)).collect())
+}
+
+fn rollup_rows(
+    conn: &mut Conn,
+    ids: &[TargetId],
+    from: i64,
+    to: i64,
+    table: &str,
+    column: &str,
+    key: &str,
+) -> Result<Vec<(u64, Rollup)>, Error> {
+    let (filter, mut params) = id_filter(ids, "target_id");
+    let sums: Vec<String> = ["checks", "failures", "fail_seconds", "response_ms_sum"]
+        .iter()
+        .chain(BUCKET_COLUMNS.iter())
+        .map(|c| format!("SUM({c})"))
+        .collect();
+    let sql = format!(
+        "SELECT CAST({key} AS UNSIGNED), MAX(response_ms_max), {} FROM {table} \
+         WHERE {column} >= FROM_UNIXTIME(? / 1000) AND {column} < FROM_UNIXTIME(? / 1000){filter} \
+         GROUP BY 1 ORDER BY 1",
+        sums.join(", ")
+    );
+    params.splice(0..0, [Value::from(from), Value::from(to)]);
+    let rows: Vec<mysql::Row> = conn
+        .exec(sql, params)
+        .map_err(Error::query("reading rollups"))?;
+    Ok(rows.into_iter().map(rollup_of).collect())
+}
+
+fn rollup_of(row: mysql::Row) -> (u64, Rollup) {
+    let x = |i: usize| number(row.as_ref(i));
+    let n = |i: usize| x(i) as u64;
+    let mut r = Rollup {
+        response_ms_max: n(1),
+        checks: n(2),
+        failures: n(3),
+        fail_seconds: x(4),
+        response_ms_sum: n(5),
+        buckets: [0; 11],
+    };
+    for (i, b) in r.buckets.iter_mut().enumerate() {
+        *b = n(6 + i);
+    }
+    (n(0), r)
+}
+
+/// A numeric column as the server sent it (integers, doubles, or decimals as text; the
+/// binary and text protocols differ), 0 for NULL.
+fn number(v: Option<&Value>) -> f64 {
+    match v {
+        Some(Value::Int(i)) => *i as f64,
+        Some(Value::UInt(u)) => *u as f64,
+        Some(Value::Float(f)) => f64::from(*f),
+        Some(Value::Double(d)) => *d,
+        Some(Value::Bytes(b)) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0),
+        _ => 0.0,
+    }
 }

@@ -138,9 +138,8 @@ fn store_each(
             read: Vec::new(),
             rollups: take_rollups(&mut batch.rollups, id),
         };
-        let write = |conn: &mut db::Conn| {
-            results::write(conn, &one.updates, &one.alerts, &one.rollups)
-        };
+        let write =
+            |conn: &mut db::Conn| results::write(conn, &one.updates, &one.alerts, &one.rollups);
         match db::with_conn(pool, write) {
             Ok(_) => {
                 Stats::add(&stats.results_written, one.checks());

@@ -10,6 +10,7 @@ mod cli;
 mod cli_output;
 mod engine;
 mod faults;
+mod history;
 mod install;
 mod keystone;
 mod lifecycle;

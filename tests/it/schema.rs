@@ -233,5 +233,8 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
         tables,
         ["incidents", "target_days", "target_hours", "target_pauses"]
     );
-    assert!(db.cli(&["upgrade-db"]).status.success(), "twice is harmless");
+    assert!(
+        db.cli(&["upgrade-db"]).status.success(),
+        "twice is harmless"
+    );
 }

@@ -1,0 +1,122 @@
+//! `skypunch targets ID history [--since SPAN]`: a target's incidents, a day-by-day uptime
+//! strip and its hourly p95 response time, drawn with block characters so the shape shows
+//! at a glance.
+
+use chrono::Utc;
+
+use super::report::{duration, local, window};
+use super::table::Table;
+use super::{Error, Invocation};
+use crate::db::history::{self, Incident};
+use crate::db::{self, targets::TargetRow};
+use crate::rollup::Rollup;
+use crate::uptime::{self, Span};
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+/// Eight heights, lowest first.
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// The text of the history of `row` over the window the options ask for (7 days by default).
+pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<String, Error> {
+    let window = window(inv, 7)?;
+    let now = Utc::now().timestamp_millis();
+    let incidents = history::incidents(conn, &[row.id], window.0, window.1)?;
+    let pauses: Vec<(i64, Option<i64>)> = history::pauses(conn, &[row.id], window.0, window.1)?
+        .into_iter()
+        .map(|p| (p.1, p.2))
+        .collect();
+    let first_hour = window.0 - window.0.rem_euclid(HOUR_MS);
+    let hours = history::hourly(conn, row.id, first_hour, window.1)?;
+    let refs: Vec<&Incident> = incidents.iter().collect();
+    let whole = uptime::availability(window, now, &refs, &pauses);
+    let mut out = format!(
+        "Target {} {}: from {} to {}, uptime {} ({} incidents, {} down, {} disabled)\n",
+        row.id,
+        row.name,
+        local(window.0),
+        local(window.1),
+        whole.uptime().map_or("-".into(), |u| format!("{u:.3} %")),
+        whole.incidents,
+        duration(whole.down_ms),
+        duration(whole.paused_ms),
+    );
+    out.push_str(&incident_table(&incidents, now).to_string());
+    out.push_str(&day_strip(window, now, &refs, &pauses));
+    out.push_str(&p95_strip(first_hour, window.1, &hours));
+    Ok(out)
+}
+
+fn incident_table(incidents: &[Incident], now: i64) -> Table {
+    let mut t = Table::new(&[
+        "Started",
+        "Ended",
+        "Duration",
+        "Failed checks",
+        "Alerted",
+        "Reason",
+    ]);
+    for i in incidents {
+        t.row(vec![
+            local(i.started),
+            i.ended.map_or("(open)".into(), local),
+            duration(i.ended.unwrap_or(now) - i.started),
+            i.failed_checks.to_string(),
+            crate::text::yes_no(i.alerted).into(),
+            i.first_reason.clone(),
+        ]);
+    }
+    t
+}
+
+/// One character per UTC day: █ 100 %, ▇ ≥ 99.9, ▆ ≥ 99, ▅ ≥ 98, ▄ ≥ 95, ▃ ≥ 90, ▂ ≥ 50,
+/// ▁ below, a space for a day the target was disabled all along.
+fn day_strip(
+    window: Span,
+    now: i64,
+    incidents: &[&Incident],
+    pauses: &[(i64, Option<i64>)],
+) -> String {
+    let mut strip = String::new();
+    let mut worst: Option<f64> = None;
+    let mut day = window.0 - window.0.rem_euclid(DAY_MS);
+    while day < window.1 {
+        let span = (day.max(window.0), (day + DAY_MS).min(window.1));
+        let up = uptime::availability(span, now, incidents, pauses).uptime();
+        strip.push(match up {
+            None => ' ',
+            Some(u) => {
+                worst = Some(worst.map_or(u, |w: f64| w.min(u)));
+                let steps = [50.0, 90.0, 95.0, 98.0, 99.0, 99.9, 100.0];
+                BARS[steps.iter().take_while(|s| u >= **s).count()]
+            }
+        });
+        day += DAY_MS;
+    }
+    format!(
+        "Uptime by day (UTC, oldest first; █ 100 %, ▇ 99.9, ▆ 99, ▅ 98, ▄ 95, ▃ 90, ▂ 50):\n  {strip}\n  worst day {}\n",
+        worst.map_or("-".into(), |w| format!("{w:.3} %"))
+    )
+}
+
+/// One character per hour, scaled to the window's highest p95; `·` for an hour without
+/// checks.
+fn p95_strip(first_hour: i64, to: i64, hours: &[(i64, Rollup)]) -> String {
+    let p95 = |r: &Rollup| r.percentile(0.95);
+    let max = hours.iter().filter_map(|(_, r)| p95(r)).max().unwrap_or(0);
+    let mut strip = String::new();
+    let mut hour = first_hour;
+    while hour < to {
+        let seen = hours
+            .iter()
+            .find(|(h, _)| *h * 1000 == hour)
+            .and_then(|(_, r)| p95(r));
+        strip.push(match seen {
+            None => '·',
+            Some(_) if max == 0 => BARS[0],
+            Some(v) => BARS[((v * 7 + max / 2) / max).min(7) as usize],
+        });
+        hour += HOUR_MS;
+    }
+    format!("p95 response time by hour (UTC, oldest first; █ = {max} ms):\n  {strip}\n")
+}
