@@ -24,11 +24,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if settings.history {
+        return history(&settings);
+    }
     match run(&settings, &args) {
         Ok(results) => {
             print!("{}", results.table());
             let problems = results.verify.problems();
-            if let Err(e) = write_json(&settings.json, &results) {
+            if let Err(e) = write_json(&settings.json, &results.json()) {
                 eprintln!("skypunch-bench: {e}");
                 return ExitCode::from(1);
             }
@@ -50,13 +53,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn write_json(path: &Path, results: &Results) -> Result<(), Error> {
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), Error> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
-    let text = serde_json::to_string_pretty(&results.json()).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
     std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// `--history`: the cost of reading and keeping history.
+fn history(s: &Settings) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
+    let measured = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))
+        .and_then(|()| bench::history::run(s, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    match measured.and_then(|f| {
+        print!("{}", f.table());
+        write_json(&s.json, &f.json())
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skypunch-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Sets up the HTTP server, database and temp folder, measures, and tears them down whatever

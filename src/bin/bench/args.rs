@@ -9,11 +9,14 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--blackbox-duration S] [--blackbox-concurrency C] [--builtin-server]
                       [--wrap 'CMD ARGS']
        skypunch-bench --smoke [--skypunch PATH] [--db URL] [--json FILE]
+       skypunch-bench --history --targets N [--skypunch PATH] [--db URL] [--json FILE]
 
 Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
 MariaDB database, measures it, checks that no result was lost, and compares its CPU cost
 with Prometheus blackbox_exporter. --smoke: 200 targets, every 1 s, 5 s, built-in HTTP
-server, no blackbox_exporter; exits 1 if anything was lost (what CI runs).";
+server, no blackbox_exporter; exits 1 if anything was lost (what CI runs). --history: times
+`skypunch report` over N targets with 30 days of history, and measures the history tables'
+size per target per year.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,8 @@ pub struct Settings {
     pub server: ServerKind,
     /// A command the daemon runs under (a profiler), split at spaces.
     pub wrap: Vec<String>,
+    /// `--history`: measure the history tables instead of the daemon.
+    pub history: bool,
 }
 
 fn options() -> getopts::Options {
@@ -109,6 +114,11 @@ fn options() -> getopts::Options {
         "smoke",
         "200 targets, F=1, 5 s, built-in server, no blackbox; fail on loss",
     );
+    o.optflag(
+        "",
+        "history",
+        "time `skypunch report` over N targets' history and measure its size",
+    );
     o.optflag("h", "help", "print this help");
     o
 }
@@ -134,8 +144,11 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
             (None, None) => Err(format!("--{name} is required (or --smoke)\n{USAGE}")),
         }
     };
+    let history = m.opt_present("history");
     let (n, f, d) = if smoke {
         (Some(200), Some(1), Some(5))
+    } else if history {
+        (None, Some(60), Some(2))
     } else {
         (None, None, None)
     };
@@ -188,5 +201,6 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
             .opt_str("wrap")
             .map(|w| w.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),
+        history,
     }))
 }

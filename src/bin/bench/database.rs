@@ -115,6 +115,22 @@ impl BenchDb {
         Ok(started.elapsed())
     }
 
+    /// Runs one statement in the bench database.
+    pub fn exec(&mut self, sql: &str) -> Result<(), Error> {
+        self.conn
+            .query_drop(sql)
+            .map_err(q("filling the bench database"))
+    }
+
+    /// The first column of the first row of `sql`.
+    pub fn query_one(&mut self, sql: &str) -> Result<u64, Error> {
+        let v: Option<u64> = self
+            .conn
+            .query_first(sql)
+            .map_err(q("reading table sizes"))?;
+        v.ok_or_else(|| format!("no answer to {sql}"))
+    }
+
     /// SUM(pass_count + fail_count) over every target: the checks the database recorded.
     pub fn recorded_checks(&mut self) -> Result<u64, Error> {
         let sum: Option<u64> = self

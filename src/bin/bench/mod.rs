@@ -5,6 +5,7 @@ pub mod args;
 pub mod blackbox;
 pub mod daemon;
 pub mod database;
+pub mod history;
 pub mod procfs;
 pub mod report;
 pub mod statsline;
