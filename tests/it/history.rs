@@ -355,3 +355,47 @@ fn retention_prunes_only_what_is_older() {
         [89]
     );
 }
+
+#[test]
+fn disabling_a_target_is_recorded_and_left_out_of_its_uptime() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(200);
+    let id = db.add_watched("paused", &web.url("/"));
+    let daemon = Daemon::start(&db);
+    let pauses = |db: &TestDb| -> Vec<(i64, Option<i64>)> {
+        db.query(&format!(
+            "SELECT CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
+             CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED) FROM target_pauses WHERE target_id = {id}"
+        ))
+    };
+    assert!(db
+        .cli(&["targets", &id.to_string(), "disable"])
+        .status
+        .success());
+    wait_for(LIMIT, "the pause to open", || {
+        (pauses(&db).len() == 1).then_some(())
+    });
+    assert!(db
+        .cli(&["targets", &id.to_string(), "enable"])
+        .status
+        .success());
+    wait_for(LIMIT, "the pause to close", || pauses(&db)[0].1.map(|_| ()));
+    assert_eq!(daemon.stop(), Some(0));
+    let out = db.cli(&[
+        "--since",
+        "1h",
+        "--format",
+        "json",
+        "report",
+        &id.to_string(),
+    ]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (started, ended) = pauses(&db)[0];
+    let disabled = json["targets"][0]["disabled_s"].as_f64().unwrap();
+    assert!(
+        (disabled - (ended.unwrap() - started) as f64 / 1000.0).abs() < 0.001,
+        "{json}"
+    );
+    assert_eq!(json["targets"][0]["uptime_percent"], 100.0);
+}
