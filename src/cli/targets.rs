@@ -9,7 +9,7 @@ use crate::authn;
 use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
-use crate::model::TargetId;
+use crate::model::{TargetId, Verdict};
 use crate::text::yes_no;
 use crate::{state, target, worker};
 
@@ -84,7 +84,25 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     let updates = std::iter::once((target.id, update)).collect();
     db::results::write(&mut conn, &updates, &[], &Default::default())
         .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
-    Ok(())
+    // Scripts read the verdict from the exit status; the line and trace above say why.
+    match outcome.verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail => Err(Error {
+            message: String::new(),
+            code: 1,
+        }),
+    }
+}
+
+/// `config_changed` (µs since the epoch) in local time with its offset.
+fn changed_at(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 fn find(conn: &mut db::Conn, word: &str) -> Result<TargetRow, Error> {
@@ -158,12 +176,15 @@ pub fn detail(r: &TargetRow) -> Table {
         ("Repeated Fail Count", r.repeated_fails.to_string()),
         ("Fail Threshold", r.fail_threshold.to_string()),
         ("Alert Sent", yes_no(r.alerted).into()),
+        ("Request Body", opt(&r.request_body)),
+        ("Content Type", opt(&r.content_type)),
         ("Expected Body", opt(&r.expect_body)),
         ("Max Response (ms)", opt_n(r.max_response_ms)),
         ("Follow Redirects", yes_no(r.follow_redirects).into()),
         ("Verify TLS", yes_no(r.verify_tls).into()),
         ("Last HTTP Status", opt_n(r.last_http_status)),
         ("Last Response (ms)", opt_n(r.last_response_ms)),
+        ("Config Changed", changed_at(r.revision)),
     ];
     let mut t = Table::new(&["Field", "Value"]);
     for (k, v) in fields {

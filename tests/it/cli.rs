@@ -66,6 +66,17 @@ fn targets_id_shows_every_field_without_the_password() {
         "500 Status Count",
         "Network Fail Count",
         "Repeated Fail Count",
+        "Request Body",
+        "Content Type",
+        "Expected Body",
+        "Max Response (ms)",
+        "Follow Redirects",
+        "Verify TLS",
+        "Fail Threshold",
+        "Alert Sent",
+        "Last HTTP Status",
+        "Last Response (ms)",
+        "Config Changed",
     ] {
         assert!(text.contains(field), "{field} missing: {text}");
     }

@@ -263,7 +263,12 @@ fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
     let server = HttpServer::start(503);
     let id = db.add_target("name, url", &format!("'Manual', '{}'", server.url("/x")));
     let out = db.cli(&["targets", &id.to_string(), "test"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed check exits 1: {}",
+        stderr(&out)
+    );
     let text = stdout(&out);
     let first = text.lines().next().unwrap();
     assert!(
@@ -276,6 +281,14 @@ fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
     assert_eq!((c.0.as_str(), c.3, c.5, c.7), ("FAIL", 1, 1, 1));
     let alerts: i64 = db.one("SELECT COUNT(*) FROM alerts");
     assert_eq!(alerts, 0, "a test sends no notification");
+    server.set_status(200);
+    let out = db.cli(&["targets", &id.to_string(), "test"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a passing check exits 0: {}",
+        stdout(&out)
+    );
 }
 
 #[test]
