@@ -2,6 +2,7 @@
 //! and maps the outcome to an exit code. The words are the original's
 //! (`start | stop | targets [id] [enable | disable | test] | notifiers [id] [enable | disable]`).
 
+mod check_config;
 mod database;
 mod history;
 mod lifecycle;
@@ -21,7 +22,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The original's one-line usage, with the words added since.
 pub const USAGE: &str = "usage: skypunch start | stop | status | reload | \
 targets [id] [enable | disable | test | history] | notifiers [id] [enable | disable | test] | \
-report [id...] | init-db | upgrade-db";
+report [id...] | check-config | init-db | upgrade-db";
 
 const HELP: &str = "\
 Commands:
@@ -39,6 +40,7 @@ Commands:
   notifiers ID           show one notifier in detail
   notifiers ID enable    enable a notifier (disable: stop sending to it)
   notifiers ID test      send a test message through a notifier now
+  check-config           check the config file, the log and pid folders and the database
   init-db                create the skypunch tables in the configured database
   upgrade-db             upgrade a 1.0 database (the original skypunch) to 2.0 in place";
 
@@ -203,6 +205,7 @@ pub const COMMANDS: &[&str] = &[
     "test",
     "history",
     "report",
+    "check-config",
     "init-db",
     "upgrade-db",
 ];
@@ -270,6 +273,7 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
         }
         ["targets", rest @ ..] => targets::run(&load_config(inv)?, inv, rest),
         ["report", rest @ ..] => report::run(&load_config(inv)?, inv, rest),
+        ["check-config"] => check_config::run(inv),
         ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
         ["init-db"] | ["upgrade-db"] => database::upgrade(&load_config(inv)?, words[0]),
         ["start"] | ["stop"] | ["status"] | ["reload"] => lifecycle::run(inv, words[0]),

@@ -256,18 +256,37 @@ fn default_pid_file() -> PathBuf {
 /// Finds the configuration: `explicit` when given (it must exist), else `$SKYPUNCH_CONFIG`,
 /// else the first file of [`SEARCH_PATH`] that exists, else the defaults.
 pub fn load(explicit: Option<&Path>) -> Result<Loaded, Error> {
-    let env = std::env::var_os("SKYPUNCH_CONFIG").map(PathBuf::from);
-    let chosen = explicit
-        .map(Path::to_path_buf)
-        .or(env)
-        .or_else(|| SEARCH_PATH.iter().map(PathBuf::from).find(|p| p.is_file()));
-    match chosen {
+    match locate(explicit) {
         Some(path) => load_file(&path),
         None => Ok(Loaded {
             config: Config::default(),
             warnings: Vec::new(),
         }),
     }
+}
+
+/// The file to read: `-c FILE`, else `$SKYPUNCH_CONFIG`, else the first of [`SEARCH_PATH`]
+/// that exists; `None`: no file, the defaults apply.
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    let env = std::env::var_os("SKYPUNCH_CONFIG").map(PathBuf::from);
+    explicit
+        .map(Path::to_path_buf)
+        .or(env)
+        .or_else(|| SEARCH_PATH.iter().map(PathBuf::from).find(|p| p.is_file()))
+}
+
+/// Reads one file and reports every problem in it, not only the first: the configuration as
+/// far as it is valid, and each bad line. `Err` when the file cannot be read.
+pub fn check_file(path: &Path) -> Result<(Loaded, Vec<Error>), Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let (mut loaded, errors) = parse::parse_all(path, &text);
+    if let Some(warning) = readable_secret_warning(path, &loaded.config) {
+        loaded.warnings.push(warning);
+    }
+    Ok((loaded, errors))
 }
 
 /// Reads and validates one file.

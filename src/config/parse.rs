@@ -8,13 +8,26 @@ use std::time::Duration;
 use super::keys::apply;
 use super::{Config, Error, Loaded};
 
-/// Parses the text of a configuration file; `path` is only used in messages.
+/// Parses the text of a configuration file; `path` is only used in messages. Stops at the
+/// first bad line.
 pub fn parse(path: &Path, text: &str) -> Result<Loaded, Error> {
+    let (loaded, mut errors) = parse_all(path, text);
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(errors.remove(0))
+    }
+}
+
+/// Parses the whole text, collecting every bad line instead of stopping at the first (for
+/// `skypunch check-config`); the configuration keeps the defaults where a value was bad.
+pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     let mut config = Config {
         source: Some(path.to_path_buf()),
         ..Config::default()
     };
     let mut warnings = Vec::new();
+    let mut errors = Vec::new();
     let mut section = String::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -27,11 +40,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Error> {
             continue;
         }
         let Some((key, value)) = split_pair(trimmed) else {
-            return Err(Error::Syntax {
+            errors.push(Error::Syntax {
                 path: path.into(),
                 line,
                 text: trimmed.into(),
             });
+            continue;
         };
         let at = Place {
             path,
@@ -39,11 +53,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Error> {
             section: &section,
             key,
         };
-        if let Some(warning) = apply(&mut config, &at, value)? {
-            warnings.push(warning);
+        match apply(&mut config, &at, value) {
+            Ok(Some(warning)) => warnings.push(warning),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
     }
-    Ok(Loaded { config, warnings })
+    (Loaded { config, warnings }, errors)
 }
 
 /// Splits `key: value` or `key = value` at whichever separator comes first, so that a value

@@ -2,7 +2,7 @@
 //! no secret ever printed.
 
 use crate::support as common;
-use crate::support::{stderr, stdout, TestDb};
+use crate::support::{skypunch_cmd, stderr, stdout, TestDb};
 
 fn with_targets() -> TestDb {
     let db = TestDb::new();
@@ -268,4 +268,42 @@ fn an_unreachable_database_is_named_in_the_error() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("@127.0.0.1:1/"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_config_passes_a_good_setup_and_names_every_problem_of_a_broken_one() {
+    let db = TestDb::new();
+    db.write_config("");
+    let good = db.cli(&["check-config"]);
+    assert_eq!(good.status.code(), Some(0), "{}", stdout(&good));
+    let text = stdout(&good);
+    assert!(
+        text.contains(": ok") && text.contains("reachable, schema 2.1"),
+        "{text}"
+    );
+    assert!(text.ends_with("all checks passed\n"), "{text}");
+
+    // Two bad values, a line without a separator, a missing log folder, a wrong port.
+    let broken = db.dir.join("broken.conf");
+    std::fs::write(
+        &broken,
+        "[settings]\nWorkers: many\nLogFilePath: /nonexistent/dir/skypunch.log\n\
+         this line has no separator\nStopTimeout: 0\n[database]\nLocation: 127.0.0.1\nport: 1\nConnectTimeout: 1\n",
+    )
+    .unwrap();
+    let out = skypunch_cmd(&broken, &["check-config"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let file = broken.display().to_string();
+    for expected in [
+        format!("{file}:2"),
+        format!("{file}:4"),
+        format!("{file}:5"),
+        "LogFilePath /nonexistent/dir/skypunch.log: the folder /nonexistent/dir does not exist"
+            .to_string(),
+        "cannot connect to database".to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected} missing:\n{text}");
+    }
+    assert!(stderr(&out).contains("problems found"), "{}", stderr(&out));
 }
