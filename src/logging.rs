@@ -13,6 +13,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// `LogFilePath: -`: the log goes to stderr, for the journal.
+pub const STDERR: &str = "-";
+
 /// The open log file; clones share it. Each line is formatted first and then written with one
 /// `write` call on the append-mode file, so lines from different threads never interleave.
 /// Writers share the read side of a lock, so many workers log at once; only a SIGHUP reopen
@@ -25,6 +28,8 @@ pub struct LogFile {
 struct Sink {
     path: PathBuf,
     file: File,
+    /// Writing to stderr for systemd's journal: each line starts with its priority.
+    journal: bool,
 }
 
 fn open(path: &Path) -> io::Result<File> {
@@ -34,11 +39,13 @@ fn open(path: &Path) -> io::Result<File> {
 impl LogFile {
     /// Opens (creating) the log file for appending.
     pub fn open(path: &Path) -> Result<LogFile, String> {
-        let file =
-            open(path).map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        let journal = path.as_os_str() == STDERR;
+        let file = if journal { stderr_file() } else { open(path) }
+            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
         let sink = Sink {
             path: path.to_path_buf(),
             file,
+            journal,
         };
         Ok(LogFile {
             inner: Arc::new(RwLock::new(sink)),
@@ -48,17 +55,30 @@ impl LogFile {
     /// Reopens the file by its path: after logrotate moved the old one away, a new one is made.
     pub fn reopen(&self) -> Result<(), String> {
         let mut sink = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if sink.journal {
+            return Ok(());
+        }
         let file = open(&sink.path)
             .map_err(|e| format!("cannot reopen log file {}: {e}", sink.path.display()))?;
         sink.file = file;
         Ok(())
     }
 
+    /// Writing to stderr for the journal, not to a file.
+    pub fn is_journal(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).journal
+    }
+
     /// Appends one whole line. A failed write (a full disk) is dropped: logging must never
     /// stop a check.
-    fn write_line(&self, line: &[u8]) {
+    fn write_line(&self, level: log::Level, line: &str) {
         let sink = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let _ = (&sink.file).write_all(line);
+        let text = if sink.journal {
+            format!("<{}>{line}\n", priority(level))
+        } else {
+            format!("{line}\n")
+        };
+        let _ = (&sink.file).write_all(text.as_bytes());
     }
 }
 
@@ -83,9 +103,9 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .level_for("r2d2", log::LevelFilter::Warn)
         .chain(fern::Output::call({
             let file = file.clone();
-            move |record| file.write_line(format!("{}\n", record.args()).as_bytes())
+            move |record| file.write_line(record.level(), &record.args().to_string())
         }));
-    if echo {
+    if echo && !file.is_journal() {
         dispatch = dispatch.chain(io::stderr());
     }
     dispatch
@@ -93,6 +113,23 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .map_err(|e| format!("cannot set up logging: {e}"))?;
     set_level(level);
     Ok(())
+}
+
+/// The journal's priority for a level (sd-daemon(3) prefixes): `journalctl -p err` then
+/// shows the failed checks.
+fn priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+/// A handle on fd 2 of its own, so that the log writes like to any file.
+fn stderr_file() -> io::Result<File> {
+    use std::os::fd::AsFd;
+    io::stderr().as_fd().try_clone_to_owned().map(File::from)
 }
 
 /// Sets the level in force, higher or lower than before (SIGHUP with a new `LogLevel`).

@@ -43,6 +43,12 @@ pub fn run(inv: &Invocation) -> Result<(), Error> {
 
 /// The folder `file` goes in must exist and be writable; 1 when it is not.
 fn check_folder(file: &Path, key: &str) -> Result<usize, Error> {
+    if file.as_os_str() == crate::logging::STDERR {
+        line(format_args!(
+            "{key} -: standard error (the journal under systemd)"
+        ))?;
+        return Ok(0);
+    }
     let dir = match file.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(d) => d,
         None => Path::new("."),

@@ -64,6 +64,12 @@ fn already_running(pid: i32) -> Error {
 }
 
 fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
+    if !inv.foreground && config.log_file.as_os_str() == crate::logging::STDERR {
+        return Err(Error::failed(
+            "LogFilePath `-` sends the log to stderr, which a detached daemon does not have: \
+             start it with --foreground (as the systemd unit does) or give LogFilePath a file",
+        ));
+    }
     let source = config.source.clone();
     let opts = Options {
         config_path: source.as_deref(),

@@ -235,7 +235,9 @@ impl Config {
                 base.join(p.strip_prefix(".").unwrap_or(p))
             }
         };
-        self.log_file = abs(&self.log_file);
+        if self.log_file.as_os_str() != crate::logging::STDERR {
+            self.log_file = abs(&self.log_file);
+        }
         self.pid_file = abs(&self.pid_file);
         self.source = self.source.as_deref().map(abs);
     }
@@ -256,13 +258,18 @@ fn default_pid_file() -> PathBuf {
 /// Finds the configuration: `explicit` when given (it must exist), else `$SKYPUNCH_CONFIG`,
 /// else the first file of [`SEARCH_PATH`] that exists, else the defaults.
 pub fn load(explicit: Option<&Path>) -> Result<Loaded, Error> {
-    match locate(explicit) {
-        Some(path) => load_file(&path),
-        None => Ok(Loaded {
+    let mut loaded = match locate(explicit) {
+        Some(path) => load_file(&path)?,
+        None => Loaded {
             config: Config::default(),
             warnings: Vec::new(),
-        }),
+        },
+    };
+    // The systemd unit sends the log to the journal this way, whatever the file says.
+    if let Some(log) = std::env::var_os("SKYPUNCH_LOG_FILE").filter(|v| !v.is_empty()) {
+        loaded.config.log_file = PathBuf::from(log);
     }
+    Ok(loaded)
 }
 
 /// The file to read: `-c FILE`, else `$SKYPUNCH_CONFIG`, else the first of [`SEARCH_PATH`]

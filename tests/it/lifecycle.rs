@@ -354,3 +354,62 @@ fn the_init_script_starts_reports_reloads_and_stops() {
     assert_eq!(code(&status), 3);
     assert_eq!(code(&init_script(&db, "bogus")), 2);
 }
+
+#[test]
+fn log_file_dash_writes_journal_lines_to_stderr() {
+    let db = TestDb::new();
+    let web = crate::support::http::HttpServer::start(200);
+    db.write_config("StatsInterval: 0");
+    // Every line of the config but LogFilePath, which becomes `-`.
+    let text = std::fs::read_to_string(db.config_path()).unwrap();
+    let text = text.replace(
+        &format!("LogFilePath: {}", db.log_path().display()),
+        "LogFilePath: -",
+    );
+    std::fs::write(db.config_path(), text).unwrap();
+    let up = db.add_watched("up", &web.url("/"));
+    let down = crate::support::servers::ClosedPort::new();
+    let refused = db.add_watched("down", &format!("http://127.0.0.1:{}/", down.port));
+    let detached = db.cli(&["start"]);
+    assert_eq!(code(&detached), 1);
+    assert!(
+        stderr(&detached).contains("--foreground"),
+        "{}",
+        stderr(&detached)
+    );
+
+    let daemon = Daemon::spawn(&db, &[], &[]);
+    let journal = || crate::support::run::stderr(&db);
+    wait_for(LIMIT, "a PASS and a FAIL line on stderr", || {
+        let text = journal();
+        (text.contains(&format!(" [{up}] up")) && text.contains(&format!(" [{refused}] down")))
+            .then_some(())
+    });
+    assert_eq!(daemon.stop(), Some(0));
+    let text = journal();
+    for line in text.lines() {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "every line has its priority: {line}"
+        );
+    }
+    let pass = text
+        .lines()
+        .find(|l| l.contains(&format!(" [{up}] up")))
+        .unwrap();
+    assert!(
+        pass.starts_with("<6>") && pass.contains(" INFO ") && pass.contains(" PASS ("),
+        "{pass}"
+    );
+    let fail = text
+        .lines()
+        .find(|l| l.contains(&format!(" [{refused}] down")))
+        .unwrap();
+    assert!(
+        fail.starts_with("<3>") && fail.contains(" ERROR ") && fail.contains(" FAIL ("),
+        "{fail}"
+    );
+    assert!(!db.log_path().exists(), "no log file");
+}
