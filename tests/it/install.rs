@@ -1,17 +1,31 @@
-//! scripts/install.sh into a temporary DESTDIR: every file lands where its header says, paths
-//! in the init script and unit point at the installed binary, and an existing configuration
-//! is never overwritten.
+//! scripts/install.sh into a temporary DESTDIR: every file lands where its header says, the
+//! binary is stripped, paths in the init script and unit point at the installed binary, an
+//! existing configuration is never overwritten, and (as root, as in CI) the daemon's system
+//! user is created and given the configuration and the log folder.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The user the tests install for: not `skypunch`, which the machine's own install may own.
+const TEST_USER: &str = "skypunchit";
+
+/// Installs without the user and ownership steps, as scripts/package does.
 fn install(destdir: &Path, prefix: &str) -> Output {
+    run_install(destdir, prefix, &[("MAKE_USER", "no")])
+}
+
+fn install_as(destdir: &Path, prefix: &str, user: &str) -> Output {
+    run_install(destdir, prefix, &[("SKYPUNCH_USER", user)])
+}
+
+fn run_install(destdir: &Path, prefix: &str, vars: &[(&str, &str)]) -> Output {
     let out = Command::new("sh")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
         .env("DESTDIR", destdir)
         .env("PREFIX", prefix)
         .env("BINARY", env!("CARGO_BIN_EXE_skypunch"))
+        .envs(vars.iter().copied())
         .env_remove("SYSCONFDIR")
         .output()
         .unwrap();
@@ -59,6 +73,8 @@ fn installs_every_file_under_destdir_and_prefix() {
         "/etc/logrotate.d/skypunch",
         "/usr/share/skypunch/skypunch.sql",
         "/usr/share/skypunch/upgrade-1.0-to-2.0.sql",
+        "/usr/share/skypunch/example-data.sql",
+        "/etc/default/skypunch",
     ] {
         assert_eq!(mode(&at(file)), 0o644, "{file}");
     }
@@ -94,5 +110,81 @@ fn a_local_prefix_is_written_into_the_scripts_and_the_config_is_kept() {
         "[database]\nPassword: mine\n"
     );
     assert!(at("/etc/skypunch/skypunch.conf.sample").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The ELF section names of a binary, by readelf (binutils, which `install -s` needs too).
+fn sections(binary: &Path) -> String {
+    let out = Command::new("readelf")
+        .args(["-S", "--wide"])
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_installed_binary_is_stripped() {
+    let root = temp_root("strip");
+    install(&root, "/usr");
+    let built = Path::new(env!("CARGO_BIN_EXE_skypunch"));
+    let installed = root.join("usr/sbin/skypunch");
+    assert!(sections(built).contains(" .debug_info "), "the test build has no debug info");
+    let left = sections(&installed);
+    // .debug_gdb_scripts is loaded with the program and stays; the debug data and symbols go.
+    assert!(!left.contains(" .debug_info ") && !left.contains(" .symtab "), "{left}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+fn uid_gid(path: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.uid(), meta.gid())
+}
+
+fn id(args: &[&str]) -> Option<u32> {
+    let out = Command::new("id").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success().then(|| text.trim().parse().unwrap())
+}
+
+#[test]
+fn as_root_it_creates_the_daemon_user_and_gives_it_the_config_and_the_log_folder() {
+    if id(&["-u"]) != Some(0) {
+        // Not root: the steps are printed for the operator instead.
+        let root = temp_root("nonroot");
+        let out = install_as(&root, "/usr", TEST_USER);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("not root: as root, create the user"), "{text}");
+        std::fs::remove_dir_all(&root).unwrap();
+        return;
+    }
+    let root = temp_root("user");
+    let out = install_as(&root, "/usr", TEST_USER);
+    let uid = id(&["-u", TEST_USER]).expect("install.sh did not create the user");
+    let gid = id(&["-g", TEST_USER]).unwrap();
+    let passwd = Command::new("getent").args(["passwd", TEST_USER]).output().unwrap();
+    let entry = String::from_utf8_lossy(&passwd.stdout);
+    assert!(entry.trim_end().ends_with(":/usr/sbin/nologin"), "{entry}");
+    assert!(uid < 1000, "not a system user: {entry}");
+
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let conf = at("/etc/skypunch/skypunch.conf");
+    assert_eq!((uid_gid(&conf).1, mode(&conf)), (gid, 0o640));
+    let logs = at("/var/log/skypunch");
+    assert_eq!((uid_gid(&logs), mode(&logs)), ((uid, gid), 0o750));
+    let defaults = std::fs::read_to_string(at("/etc/default/skypunch")).unwrap();
+    assert!(defaults.contains(&format!("\nSKYPUNCH_USER={TEST_USER}\n")), "{defaults}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Next steps"));
+
+    // Run again: the user exists, the operator's defaults file stays.
+    std::fs::write(at("/etc/default/skypunch"), "SKYPUNCH_USER=mine\n").unwrap();
+    let again = install_as(&root, "/usr", TEST_USER);
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("created the system user"));
+    assert_eq!(
+        std::fs::read_to_string(at("/etc/default/skypunch")).unwrap(),
+        "SKYPUNCH_USER=mine\n"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -319,7 +319,9 @@ fn init_script(db: &TestDb, action: &str) -> Output {
         .env("DAEMON", env!("CARGO_BIN_EXE_skypunch"))
         .env("CONFIG", db.config_path())
         .env("SKYPUNCH_DEFAULTS", db.dir.join("no-defaults"))
-        .env_remove("USER")
+        // The user comes from the defaults file only: a USER left in the environment (after
+        // `su` without `-`) must not be taken for it.
+        .env("USER", "nobody")
         .env_remove("SKYPUNCH_CONFIG")
         .output()
         .unwrap()
