@@ -120,7 +120,11 @@ fn sections(binary: &Path) -> String {
         .arg(binary)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -130,10 +134,16 @@ fn the_installed_binary_is_stripped() {
     install(&root, "/usr");
     let built = Path::new(env!("CARGO_BIN_EXE_skypunch"));
     let installed = root.join("usr/sbin/skypunch");
-    assert!(sections(built).contains(" .debug_info "), "the test build has no debug info");
+    assert!(
+        sections(built).contains(" .debug_info "),
+        "the test build has no debug info"
+    );
     let left = sections(&installed);
     // .debug_gdb_scripts is loaded with the program and stays; the debug data and symbols go.
-    assert!(!left.contains(" .debug_info ") && !left.contains(" .symtab "), "{left}");
+    assert!(
+        !left.contains(" .debug_info ") && !left.contains(" .symtab "),
+        "{left}"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -156,7 +166,10 @@ fn as_root_it_creates_the_daemon_user_and_gives_it_the_config_and_the_log_folder
         let root = temp_root("nonroot");
         let out = install_as(&root, "/usr", TEST_USER);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("not root: as root, create the user"), "{text}");
+        assert!(
+            text.contains("not root: as root, create the user"),
+            "{text}"
+        );
         std::fs::remove_dir_all(&root).unwrap();
         return;
     }
@@ -164,7 +177,10 @@ fn as_root_it_creates_the_daemon_user_and_gives_it_the_config_and_the_log_folder
     let out = install_as(&root, "/usr", TEST_USER);
     let uid = id(&["-u", TEST_USER]).expect("install.sh did not create the user");
     let gid = id(&["-g", TEST_USER]).unwrap();
-    let passwd = Command::new("getent").args(["passwd", TEST_USER]).output().unwrap();
+    let passwd = Command::new("getent")
+        .args(["passwd", TEST_USER])
+        .output()
+        .unwrap();
     let entry = String::from_utf8_lossy(&passwd.stdout);
     assert!(entry.trim_end().ends_with(":/usr/sbin/nologin"), "{entry}");
     assert!(uid < 1000, "not a system user: {entry}");
@@ -175,7 +191,10 @@ fn as_root_it_creates_the_daemon_user_and_gives_it_the_config_and_the_log_folder
     let logs = at("/var/log/skypunch");
     assert_eq!((uid_gid(&logs), mode(&logs)), ((uid, gid), 0o750));
     let defaults = std::fs::read_to_string(at("/etc/default/skypunch")).unwrap();
-    assert!(defaults.contains(&format!("\nSKYPUNCH_USER={TEST_USER}\n")), "{defaults}");
+    assert!(
+        defaults.contains(&format!("\nSKYPUNCH_USER={TEST_USER}\n")),
+        "{defaults}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Next steps"));
 
     // Run again: the user exists, the operator's defaults file stays.

@@ -17,6 +17,7 @@ mod lifecycle;
 mod loglevel;
 mod man;
 mod notify;
+mod package;
 mod parsers_prop;
 mod reliability_db;
 mod reliability_security;
