@@ -70,3 +70,9 @@ root_sql() {
         $SUDO mariadb -uroot "$@"
     fi
 }
+
+# target_dir: cargo's target folder (CARGO_TARGET_DIR, a config's build.target-dir, or ./target).
+target_dir() {
+    cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'
+}

@@ -19,6 +19,7 @@ mod man;
 mod notify;
 mod package;
 mod parsers_prop;
+mod quickstart;
 mod reliability_db;
 mod reliability_security;
 mod reliability_stop;
