@@ -118,10 +118,11 @@ pub fn serve(
         Err(e) => return Err(not_started(e)),
     };
     let config = Arc::new(config);
+    let in_use = host_in_use(&config, &pool);
     let running = start(&config, pool).map_err(not_started)?;
     let signals = signals.forward().map_err(not_started)?;
     log::info!(
-        "skypunch {} started: {} workers, database {}, config {}",
+        "skypunch {} started: {} workers, database {}{in_use}, config {}",
         crate::cli::VERSION,
         config.workers,
         config.db.describe(),
@@ -134,6 +135,14 @@ pub fn serve(
     let exit = supervise(running, &signals, &log, opts, &config);
     drop(pid_file);
     Ok(exit)
+}
+
+/// `" (using host:port)"` when `Location` lists several hosts, for the start line.
+fn host_in_use(config: &Config, pool: &Pool) -> String {
+    if config.db.endpoints().len() < 2 {
+        return String::new();
+    }
+    db::checkout(pool).map_or_else(|_| String::new(), |c| format!(" (using {})", c.host()))
 }
 
 fn not_started(reason: String) -> StartError {

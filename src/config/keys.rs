@@ -171,7 +171,7 @@ fn apply_database(
     value: &str,
 ) -> Result<Option<String>, Error> {
     match key {
-        "location" | "host" => db.host = at.text(value)?,
+        "location" | "host" => db.host = parse_location(at, value)?,
         "port" => db.port = at.number(value, 1, 65535)?,
         "user" => db.user = at.text(value)?,
         "password" => db.password = value.to_string(),
@@ -185,6 +185,19 @@ fn apply_database(
         _ => return Ok(Some(unknown(at, &known_hint("database")))),
     }
     Ok(None)
+}
+
+/// One host or a comma-separated list (a Galera cluster without a proxy), each `host`,
+/// `host:port` or `[v6]:port`.
+fn parse_location(at: &Place, value: &str) -> Result<String, Error> {
+    let allowed = "a host, host:port, or a comma-separated list of them";
+    let entries: Vec<&str> = value.split(',').map(str::trim).collect();
+    for entry in &entries {
+        if super::parse_endpoint(entry, 3306).is_none() {
+            return Err(at.bad(value, allowed));
+        }
+    }
+    Ok(entries.join(","))
 }
 
 /// Database names go into `USE` and messages; allow what MariaDB allows unquoted.

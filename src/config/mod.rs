@@ -106,10 +106,70 @@ impl fmt::Debug for DbConfig {
 }
 
 impl DbConfig {
-    /// `user@host:port/db`, for messages: never the password.
+    /// `user@host:port/db` (every host of the list), for messages: never the password.
     pub fn describe(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.name)
+        let hosts: Vec<String> = self.endpoints().iter().map(Endpoint::to_string).collect();
+        format!("{}@{}/{}", self.user, hosts.join(","), self.name)
     }
+
+    /// The hosts of `Location`, in order, each with its port (`port` where it names none).
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let list: Vec<Endpoint> = self
+            .host
+            .split(',')
+            .filter_map(|entry| parse_endpoint(entry.trim(), self.port))
+            .collect();
+        if list.is_empty() {
+            // Only a value the file's checks never let through gets here: try it as it is.
+            return vec![Endpoint {
+                host: self.host.clone(),
+                port: self.port,
+            }];
+        }
+        list
+    }
+}
+
+/// One database server of `[database] Location`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when it is none of them.
+pub fn parse_endpoint(entry: &str, default_port: u16) -> Option<Endpoint> {
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(p) => (host, port(p)?),
+            None if after.is_empty() => (host, default_port),
+            None => return None,
+        }
+    } else {
+        match entry.split_once(':') {
+            Some((host, p)) if !p.contains(':') => (host, port(p)?),
+            // A bare IPv6 address: no port can follow it.
+            Some(_) => (entry, default_port),
+            None => (entry, default_port),
+        }
+    };
+    let fine = !host.is_empty() && !host.contains(char::is_whitespace);
+    fine.then(|| Endpoint {
+        host: host.to_string(),
+        port,
+    })
 }
 
 /// Why a configuration could not be used. Every message names the file and, where there is
@@ -323,6 +383,31 @@ fn readable_secret_warning(path: &Path, config: &Config) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn location_takes_a_list_of_hosts_each_with_an_optional_port() {
+        let text = "[database]\nLocation: db1, db2:3307,[::1]:3308, [fe80::1]\nport: 3310\n";
+        let c = parse_str(text).unwrap().config;
+        let list: Vec<String> = c.db.endpoints().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            list,
+            ["db1:3310", "db2:3307", "[::1]:3308", "[fe80::1]:3310"]
+        );
+        let shown = c.db.describe();
+        assert!(
+            shown.contains("@db1:3310,db2:3307,[::1]:3308,[fe80::1]:3310/"),
+            "{shown}"
+        );
+        for bad in ["db1,,db2", "db1:x", "db1:0", "db 1", "[::1"] {
+            let text = format!("[database]\nLocation: {bad}\n");
+            let err = parse_str(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("a host, host:port, or a comma-separated list"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
     use super::*;
 
     fn parse_str(text: &str) -> Result<Loaded, Error> {

@@ -21,7 +21,8 @@ fn builder(cfg: &DbConfig) -> r2d2::Builder<Manager> {
     r2d2::Pool::builder()
         .max_size(cfg.pool_size)
         .min_idle(Some(0))
-        .connection_timeout(cfg.connect_timeout)
+        // Each host of the list may take ConnectTimeout before the next one is tried.
+        .connection_timeout(cfg.connect_timeout * cfg.endpoints().len() as u32)
         .test_on_check_out(false)
         .error_handler(Box::new(r2d2::NopErrorHandler))
 }

@@ -10,26 +10,39 @@
 //! A [`Pool`] is an `Arc` inside: clones share the same connections across threads.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use r2d2::ManageConnection;
 use r2d2_mysql::MySqlConnectionManager;
 
-use crate::config::DbConfig;
+use crate::config::{DbConfig, Endpoint};
 
 /// A pool of database connections; clones share it.
 pub type Pool = r2d2::Pool<Manager>;
 /// A connection checked out of the pool; goes back when dropped, unless discarded.
 pub type Conn = r2d2::PooledConnection<Manager>;
 
-/// Makes connections with r2d2_mysql and tells r2d2 which ones to throw away.
+/// Makes connections with r2d2_mysql and tells r2d2 which ones to throw away. With several
+/// hosts in `Location` it connects to the one in use, and when that one does not answer, to
+/// the next that does, which is then in use until it fails in turn.
 #[derive(Debug)]
 pub struct Manager {
+    hosts: Vec<Host>,
+    /// Index into `hosts` of the host in use.
+    current: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Host {
+    name: Arc<str>,
     inner: MySqlConnectionManager,
 }
 
-/// A MySQL connection and whether it is still fit for use.
+/// A MySQL connection, the host it goes to, and whether it is still fit for use.
 pub struct Connection {
     conn: mysql::Conn,
+    host: Arc<str>,
     broken: bool,
 }
 
@@ -37,6 +50,11 @@ impl Connection {
     /// Marks the connection unfit: the pool closes it instead of taking it back.
     pub fn discard(&mut self) {
         self.broken = true;
+    }
+
+    /// The database server this connection goes to (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
     }
 }
 
@@ -55,26 +73,17 @@ impl DerefMut for Connection {
 
 impl Manager {
     pub fn new(cfg: &DbConfig) -> Manager {
-        let opts = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some(cfg.host.clone()))
-            .tcp_port(cfg.port)
-            .user(Some(cfg.user.clone()))
-            .pass(Some(cfg.password.clone()))
-            .db_name(Some(cfg.name.clone()))
-            .tcp_connect_timeout(Some(cfg.connect_timeout))
-            .read_timeout(Some(cfg.read_timeout))
-            .write_timeout(Some(cfg.write_timeout))
-            .prefer_socket(false)
-            .stmt_cache_size(Some(64))
-            .init(vec![
-                "SET time_zone = '+00:00'".to_string(),
-                format!(
-                    "SET SESSION innodb_lock_wait_timeout = {}",
-                    cfg.lock_wait_timeout.as_secs().max(1)
-                ),
-            ]);
+        let hosts = cfg
+            .endpoints()
+            .into_iter()
+            .map(|at| Host {
+                name: at.to_string().into(),
+                inner: MySqlConnectionManager::new(options(cfg, &at)),
+            })
+            .collect();
         Manager {
-            inner: MySqlConnectionManager::new(opts),
+            hosts,
+            current: AtomicUsize::new(0),
         }
     }
 
@@ -82,6 +91,71 @@ impl Manager {
     pub fn connect_once(&self) -> Result<Connection, mysql::Error> {
         self.connect()
     }
+
+    /// Tries the host in use, then the others in order; the first that answers is in use
+    /// from now on. The error is the one of the host that was in use.
+    fn connect_any(&self) -> Result<Connection, mysql::Error> {
+        let start = self.current.load(Ordering::Relaxed);
+        let mut first_error = None;
+        for k in 0..self.hosts.len() {
+            let i = (start + k) % self.hosts.len();
+            let host = &self.hosts[i];
+            match host.inner.connect() {
+                Ok(conn) => {
+                    if i != start
+                        && self
+                            .current
+                            .compare_exchange(start, i, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                    {
+                        log::warn!(
+                            "database: {} did not answer ({}); now using {}",
+                            self.hosts[start].name,
+                            first_error
+                                .as_ref()
+                                .map_or_else(String::new, super::reason_of),
+                            host.name
+                        );
+                    }
+                    return Ok(Connection {
+                        conn,
+                        host: host.name.clone(),
+                        broken: false,
+                    });
+                }
+                Err(e) => {
+                    log::debug!(
+                        "database: cannot connect to {}: {}",
+                        host.name,
+                        super::reason_of(&e)
+                    );
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.expect("Location names at least one host"))
+    }
+}
+
+fn options(cfg: &DbConfig, at: &Endpoint) -> mysql::OptsBuilder {
+    mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(at.host.clone()))
+        .tcp_port(at.port)
+        .user(Some(cfg.user.clone()))
+        .pass(Some(cfg.password.clone()))
+        .db_name(Some(cfg.name.clone()))
+        .tcp_connect_timeout(Some(cfg.connect_timeout))
+        .read_timeout(Some(cfg.read_timeout))
+        .write_timeout(Some(cfg.write_timeout))
+        .prefer_socket(false)
+        .stmt_cache_size(Some(64))
+        .init(vec![
+            "SET time_zone = '+00:00'".to_string(),
+            format!(
+                "SET SESSION innodb_lock_wait_timeout = {}",
+                cfg.lock_wait_timeout.as_secs().max(1)
+            ),
+        ])
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -89,19 +163,17 @@ impl r2d2::ManageConnection for Manager {
     type Error = mysql::Error;
 
     fn connect(&self) -> Result<Connection, mysql::Error> {
-        let conn = self.inner.connect()?;
+        let conn = self.connect_any()?;
         log::debug!(
-            "database: opened a pooled connection (id {})",
-            conn.connection_id()
+            "database: opened a pooled connection to {} (id {})",
+            conn.host,
+            conn.conn.connection_id()
         );
-        Ok(Connection {
-            conn,
-            broken: false,
-        })
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut Connection) -> Result<(), mysql::Error> {
-        self.inner.is_valid(&mut conn.conn)
+        self.hosts[0].inner.is_valid(&mut conn.conn)
     }
 
     fn has_broken(&self, conn: &mut Connection) -> bool {

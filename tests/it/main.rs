@@ -8,6 +8,7 @@ mod bench_smoke;
 mod checks;
 mod cli;
 mod cli_output;
+mod cluster;
 mod engine;
 mod faults;
 mod history;

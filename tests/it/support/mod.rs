@@ -92,7 +92,27 @@ impl TestDb {
         db
     }
 
-    /// A database with the skypunch 2.0 tables, loaded from schema/skypunch.sql.
+    /// A database called `name` with the tables, on `server`: the twin of another test
+    /// database on a second server (a daemon whose `Location` lists both).
+    pub fn named_on(server: Server, name: &str) -> TestDb {
+        let mut conn = mysql::Conn::new(opts(&server, None))
+            .expect("test MariaDB reachable (SKYPUNCH_TEST_DB)");
+        conn.query_drop(format!(
+            "CREATE DATABASE {name} DEFAULT CHARACTER SET utf8mb4"
+        ))
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("{name}_twin"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = TestDb {
+            name: name.to_string(),
+            dir,
+            server,
+        };
+        db.load_schema();
+        db
+    }
+
+    /// A database with the skypunch tables, loaded from schema/skypunch.sql.
     pub fn new() -> TestDb {
         let db = TestDb::empty();
         db.load_schema();
