@@ -1,4 +1,4 @@
--- skypunch database schema, version 2.1.
+-- skypunch database schema, version 2.2.
 --
 -- Safe to load more than once: nothing is dropped, every object is created only when absent.
 -- Load it with:   mariadb -u root < schema/skypunch.sql
@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS versions (
     PRIMARY KEY (major)
 ) DEFAULT CHARSET utf8mb4;
 
-INSERT IGNORE INTO versions (major, minor) VALUES (2, 1);
+INSERT IGNORE INTO versions (major, minor) VALUES (2, 2);
 
 CREATE TABLE IF NOT EXISTS targets (
     -- The original (1.0) columns, in their original order.
@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS targets (
     last_http_status   INT           NULL     DEFAULT NULL COMMENT 'set by the daemon: HTTP status of the last check, NULL when there was no response',
     last_response_ms   INT           NULL     DEFAULT NULL COMMENT 'set by the daemon: duration of the last check in milliseconds',
     last_trace         TEXT          NULL     DEFAULT NULL COMMENT 'set by the daemon: the trace of the last check',
+    -- Column added in 2.2.
+    state_seq          BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: +1 with every result written; each write is conditional on it, so two daemons never both write a state change',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),
@@ -96,6 +98,8 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     last_error         VARCHAR(512)  NULL     DEFAULT NULL,
     sent_at            TIMESTAMP(3)  NULL     DEFAULT NULL,
+    claimed_by         VARCHAR(64)   NULL     DEFAULT NULL COMMENT '2.2: the node sending it now',
+    claim_until        TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT '2.2: after this another node may take the delivery over',
     PRIMARY KEY (alert_id, notifier_id),
     KEY deliveries_due (state, next_attempt)
 ) DEFAULT CHARSET utf8mb4;
@@ -170,4 +174,24 @@ CREATE TABLE IF NOT EXISTS target_days (
     b10000 INT NOT NULL DEFAULT 0, b_over INT NOT NULL DEFAULT 0,
     PRIMARY KEY (target_id, day),
     KEY days_day (day)
+) DEFAULT CHARSET utf8mb4;
+
+-- Cluster (2.2): the daemons sharing this database. Each row is one live daemon ("node"); its
+-- heartbeat is the database clock. A node whose heartbeat is older than [cluster] DeadAfter is
+-- deleted by the others, which then share its targets; every result it writes is conditional
+-- on its row and epoch still being here, so a node that was frozen cannot write once declared
+-- dead.
+CREATE TABLE IF NOT EXISTS nodes (
+    name               VARCHAR(64)   NOT NULL COMMENT '[cluster] NodeName, the host name by default',
+    epoch              BIGINT        NOT NULL COMMENT 'new each time the node joins',
+    host               VARCHAR(255)  NOT NULL DEFAULT '',
+    pid                INT           NOT NULL DEFAULT 0,
+    version            VARCHAR(32)   NOT NULL DEFAULT '',
+    started            TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    heartbeat          TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    state              VARCHAR(16)   NOT NULL DEFAULT 'active' COMMENT 'active, or stopping (its targets already handed over)',
+    targets_owned      INT           NOT NULL DEFAULT 0,
+    checks_per_s       DOUBLE        NOT NULL DEFAULT 0,
+    last_write         TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'the last batch of results it wrote',
+    PRIMARY KEY (name)
 ) DEFAULT CHARSET utf8mb4;

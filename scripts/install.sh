@@ -28,7 +28,7 @@
 #   $SYSCONFDIR/init.d/skypunch                   LSB init script (DAEMON set to the binary)
 #   $PREFIX/lib/systemd/system/skypunch.service   systemd unit (ExecStart set to the binary)
 #   $SYSCONFDIR/logrotate.d/skypunch
-#   $PREFIX/share/skypunch/skypunch.sql, upgrade-1.0-to-2.0.sql, example-data.sql
+#   $PREFIX/share/skypunch/skypunch.sql, upgrade-*.sql, example-data.sql
 #   /var/log/skypunch                             mode 750, owned by SKYPUNCH_USER
 #
 # The user is made on this machine even with DESTDIR set (ownership inside DESTDIR needs it).
@@ -116,7 +116,8 @@ edit "$here/etc/logrotate.d/skypunch" > "$DESTDIR$SYSCONFDIR/logrotate.d/skypunc
 chmod 0644 "$DESTDIR$SYSCONFDIR/logrotate.d/skypunch"
 
 install -m 0644 "$here/schema/skypunch.sql" "$here/schema/upgrade-1.0-to-2.0.sql" \
-    "$here/schema/example-data.sql" "$DESTDIR$PREFIX/share/skypunch/"
+    "$here/schema/upgrade-2.1-to-2.2.sql" "$here/schema/example-data.sql" \
+    "$DESTDIR$PREFIX/share/skypunch/"
 
 echo "install.sh: installed skypunch under ${DESTDIR:-/} (prefix $PREFIX)"
 if [ -z "$owner" ] && [ "$MAKE_USER" != no ]; then

@@ -215,16 +215,19 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
     }));
+    let member = crate::cluster::join(&pool, &config.cluster)?;
+    let (targets_tx, targets_rx) = unbounded();
     let (control_tx, control_rx) = unbounded();
     let (done_tx, done_rx) = unbounded();
+    let (pipeline_done, pipeline_done_rx) = bounded::<()>(0);
     let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4);
     let (reports_tx, reports_rx) = bounded(writer::RESULTS_QUEUE);
     let (wake_tx, wake_rx) = bounded(1);
     let (store, store_ends) = writer::store_channels();
 
-    let (p, s) = (pool.clone(), stats.clone());
+    let (p, s, m) = (pool.clone(), stats.clone(), member.clone());
     threads.spawn("skypunch-store", None, move || {
-        writer::run_store(p, s, store_ends)
+        writer::run_store(p, s, m, store_ends)
     })?;
     let w = writer::Writer::new(stats.clone(), wake_tx, config.max_pending_alerts);
     let writer_stop = stop.clone();
@@ -247,16 +250,29 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         done: done_rx,
         jobs: jobs_tx,
         unstarted: jobs_rx,
+        member: member.clone(),
     };
     let s = stats.clone();
     threads.spawn("skypunch-wheel", None, move || wheel::run(wheel_ports, s))?;
-    let l = loader::Loader::new(pool, control_tx, reports_tx, stop);
+    let cluster_ports = crate::cluster::Ports {
+        targets: targets_rx,
+        wheel: control_tx,
+        writer: reports_tx.clone(),
+        stop: stop.clone(),
+        pipeline_done: pipeline_done_rx.clone(),
+    };
+    let c =
+        crate::cluster::Cluster::new(pool.clone(), config.cluster.clone(), member, stats.clone());
+    let read_timeout = config.db.read_timeout;
+    threads.spawn("skypunch-cluster", None, move || {
+        crate::cluster::run(c, cluster_ports, read_timeout)
+    })?;
+    let l = loader::Loader::new(pool, targets_tx, reports_tx, stop);
     let interval = config.reload_interval;
     threads.spawn("skypunch-loader", None, move || loader::run(l, interval))?;
-    let (pipeline_done, done_rx) = bounded::<()>(0);
     let (s, interval) = (stats.clone(), config.stats_interval);
     threads.spawn("skypunch-stats", None, move || {
-        crate::report::run(&s, interval, done_rx)
+        crate::report::run(&s, interval, pipeline_done_rx)
     })?;
     Ok(Running {
         threads,

@@ -1,12 +1,13 @@
 //! skypunch: a service-monitoring daemon.
 //!
 //! Pipeline (each stage a module owning its thread(s) and channel ends):
-//! loader → wheel → workers → writer → notifier, with the CLI beside it. `daemon` starts the
+//! loader → cluster → wheel → workers → writer → notifier, with the CLI beside it. `daemon` starts the
 //! threads and says in which order they stop.
 
 mod authn;
 mod check;
 mod cli;
+mod cluster;
 mod config;
 mod daemon;
 mod db;

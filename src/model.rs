@@ -157,6 +157,8 @@ pub struct TargetState {
     pub repeated_fails: u64,
     /// A FAIL alert was queued and no recovery alert since.
     pub alerted: bool,
+    /// The row's `state_seq` as last written or read: every write is conditional on it.
+    pub seq: u64,
 }
 
 impl Default for TargetState {
@@ -165,6 +167,7 @@ impl Default for TargetState {
             status: Status::New,
             repeated_fails: 0,
             alerted: false,
+            seq: 0,
         }
     }
 }
@@ -400,6 +403,9 @@ pub enum Outcome {
         held: Option<(Batch, db::Error)>,
         /// The state of the targets asked for; a deleted target is missing.
         states: Vec<(TargetId, TargetState)>,
+        /// Targets whose row another writer moved on since this one read it, with their
+        /// checks, which were not written: their state is to be read again.
+        stale: Vec<(TargetId, u64)>,
         took: Duration,
     },
     /// Nothing written: the batch comes back to be merged with newer results and retried.

@@ -67,7 +67,10 @@ fn outputs(url: &str) -> Vec<(&'static str, String)> {
         ("log line", worker::check_line(&target, &outcome)),
         ("status description", outcome.description.clone()),
         ("trace", trace),
-        ("targets ID", cli::targets::detail(&shown_row).to_string()),
+        (
+            "targets ID",
+            cli::targets::detail(&shown_row, "node-a (of 1 live nodes)").to_string(),
+        ),
         ("mail subject", mail.subject),
         ("mail text", mail.text),
         ("mail html", mail.html),

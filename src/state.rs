@@ -178,6 +178,9 @@ pub struct RowUpdate {
     pub trace: String,
     /// What the checks did to the target's incidents, in order.
     pub incidents: Vec<IncidentEvent>,
+    /// The row's `state_seq` this update was made from: it is written only if the row still
+    /// holds it (the writer sets it when the update goes into a batch).
+    pub seq: u64,
 }
 
 impl RowUpdate {
@@ -196,6 +199,7 @@ impl RowUpdate {
             response_ms: outcome.elapsed.as_millis() as u64,
             trace: outcome.trace.to_string(),
             incidents,
+            seq: t.next.seq,
         }
     }
 

@@ -72,6 +72,7 @@ pub fn state_of(row: &TargetRow) -> TargetState {
         status: Status::parse(&row.status),
         repeated_fails: row.repeated_fails.max(0) as u64,
         alerted: row.alerted,
+        seq: row.state_seq,
     }
 }
 

@@ -195,6 +195,8 @@ pub struct Ports {
     pub jobs: JobSender,
     /// The receiving end of `jobs`, used only at shutdown to take back checks not started.
     pub unstarted: JobReceiver,
+    /// Whether this node's cluster lease allows checks now.
+    pub member: Arc<crate::cluster::Member>,
 }
 
 /// The thread body: runs until the stop request (or until the loader's end of `control` is
@@ -227,9 +229,13 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         for id in ports.done.try_iter() {
             wheel.check_done(id, now);
         }
-        wheel.advance(now, &mut due);
-        ready.extend(due.drain(..));
-        hand_out(&mut ready, &ports.jobs);
+        // A node whose lease ran out (frozen, or cut off from the database while others
+        // were alive) starts nothing until its heartbeat says it still owns its targets.
+        if ports.member.may_check(now) {
+            wheel.advance(now, &mut due);
+            ready.extend(due.drain(..));
+            hand_out(&mut ready, &ports.jobs);
+        }
         Stats::set(&stats.queue_depth, (ready.len() + ports.jobs.len()) as u64);
     }
     let unstarted = ports.unstarted.discard_queued() + ready.len();

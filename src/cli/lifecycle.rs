@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::out::line;
+use super::table::Table;
 use super::{load_config, Error, Invocation};
 use crate::config::Config;
 use crate::daemon::{self, Options, Startup};
@@ -181,6 +182,9 @@ fn status(config: &Config) -> Result<(), Error> {
         }
     };
     line(targets_line(config))?;
+    if let Some(nodes) = nodes_table(config) {
+        super::out::print(nodes)?;
+    }
     if code == 0 {
         Ok(())
     } else {
@@ -201,6 +205,49 @@ fn targets_line(config: &Config) -> String {
         ),
         Err(e) => format!("targets: unknown ({e})"),
     }
+}
+
+/// The daemons sharing the database, this host's marked; `None` when the database cannot
+/// say (the targets line already said why).
+fn nodes_table(config: &Config) -> Option<String> {
+    let rows = db::connect(&config.db)
+        .and_then(|pool| db::nodes::all(&mut db::checkout(&pool)?))
+        .ok()?;
+    let dead_after = config.cluster.dead_after;
+    if rows.is_empty() {
+        return Some("nodes: none running against this database\n".into());
+    }
+    let me = crate::cluster::node_name(&config.cluster);
+    let live = rows
+        .iter()
+        .filter(|r| r.state == "active" && r.heartbeat_age_ms <= dead_after.as_millis() as i64)
+        .count();
+    let mut t = Table::new(&["Node", "Host", "Heartbeat", "State", "Targets", "Checks/s"]);
+    for r in &rows {
+        let state = if r.heartbeat_age_ms > dead_after.as_millis() as i64 {
+            "dead (no heartbeat)".to_string()
+        } else {
+            r.state.clone()
+        };
+        let name = if r.name == me {
+            format!("{} (this host)", r.name)
+        } else {
+            r.name.clone()
+        };
+        t.row(vec![
+            name,
+            r.host.clone(),
+            format!("{:.1} s ago", r.heartbeat_age_ms.max(0) as f64 / 1000.0),
+            state,
+            r.targets_owned.to_string(),
+            format!("{:.1}", r.checks_per_s),
+        ]);
+    }
+    Some(format!(
+        "nodes: {live} live of {} (DeadAfter {} s)\n{t}",
+        rows.len(),
+        dead_after.as_secs()
+    ))
 }
 
 fn reload(config: &Config) -> Result<(), Error> {

@@ -9,7 +9,7 @@ use crate::authn;
 use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
-use crate::model::{TargetId, Verdict};
+use crate::model::{CheckOutcome, TargetId, Verdict};
 use crate::text::yes_no;
 use crate::{state, target, worker};
 
@@ -28,7 +28,8 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
         }
         [id] => {
             let row = find(&mut conn, id)?;
-            print(detail(&row))?;
+            let by = checked_by(config, &mut conn, &row)?;
+            print(detail(&row, &by))?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
                 print(format_args!("Last check trace:\n{trace}"))?;
             }
@@ -71,19 +72,7 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     let outcome = worker::check_safely(&checker, &target);
     line(worker::check_line(&target, &outcome))?;
     print(&outcome.trace)?;
-    let stored = target::state_of(row);
-    let transition = state::transition(stored, outcome.verdict, target.fail_threshold);
-    // A test never alerts: keep the alert flag as it was.
-    let mut update = state::RowUpdate::new(
-        &transition,
-        &outcome,
-        crate::trace::Stamp(&chrono::Utc::now(), '.').to_string(),
-    );
-    update.alerted = stored.alerted;
-    let mut conn = db::checkout(pool)?;
-    let updates = std::iter::once((target.id, update)).collect();
-    db::results::write(&mut conn, &updates, &[], &Default::default())
-        .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
+    record(pool, &target, &outcome)?;
     // Scripts read the verdict from the exit status; the line and trace above say why.
     match outcome.verdict {
         Verdict::Pass => Ok(()),
@@ -92,6 +81,33 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
             code: 1,
         }),
     }
+}
+
+/// Writes a test's result like a check's, from the row's state as it is now. A daemon may
+/// write the row between the read and the write (its `state_seq` moves on): then the state
+/// is read again, a few times at most.
+fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) -> Result<(), Error> {
+    let at = crate::trace::Stamp(&chrono::Utc::now(), '.').to_string();
+    let mut conn = db::checkout(pool)?;
+    for _ in 0..5 {
+        let Some(row) = db::targets::get(&mut conn, target.id)? else {
+            return Err(Error::failed(format!("target {} was deleted", target.id)));
+        };
+        let stored = target::state_of(&row);
+        let transition = state::transition(stored, outcome.verdict, target.fail_threshold);
+        let mut update = state::RowUpdate::new(&transition, outcome, at.clone());
+        // A test never alerts: keep the alert flag as it was.
+        update.alerted = stored.alerted;
+        let updates = std::iter::once((target.id, update)).collect();
+        let done = db::results::write(&mut conn, None, &updates, &[], &Default::default())
+            .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
+        if done.stale.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(Error::failed(
+        "result not recorded: the daemon kept writing this target's row meanwhile".to_string(),
+    ))
 }
 
 /// `config_changed` (µs since the epoch) in local time with its offset.
@@ -139,9 +155,28 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
     t
 }
 
+/// Which live node checks the target (rendezvous hashing over the live nodes, as the nodes
+/// themselves decide), or why none does.
+fn checked_by(config: &Config, conn: &mut db::Conn, r: &TargetRow) -> Result<String, Error> {
+    if !r.enabled {
+        return Ok("- (disabled)".into());
+    }
+    let dead_after = config.cluster.dead_after.as_millis() as i64;
+    let mut live: Vec<String> = db::nodes::all(conn)?
+        .into_iter()
+        .filter(|n| n.state == "active" && n.heartbeat_age_ms <= dead_after)
+        .map(|n| n.name)
+        .collect();
+    live.sort();
+    Ok(match crate::cluster::owner(r.id, &live) {
+        Some(node) => format!("{node} (of {} live nodes)", live.len()),
+        None => "- (no skypunch daemon is running against this database)".into(),
+    })
+}
+
 /// Every field of one target, the original's first, as a two-column table. Passwords in
 /// `authn_parms` are redacted.
-pub fn detail(r: &TargetRow) -> Table {
+pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let opt_n = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     let fields: Vec<(&str, String)> = vec![
@@ -185,6 +220,8 @@ pub fn detail(r: &TargetRow) -> Table {
         ("Last HTTP Status", opt_n(r.last_http_status)),
         ("Last Response (ms)", opt_n(r.last_response_ms)),
         ("Config Changed", changed_at(r.revision)),
+        ("State Seq", r.state_seq.to_string()),
+        ("Checked By", checked_by.to_string()),
     ];
     let mut t = Table::new(&["Field", "Value"]);
     for (k, v) in fields {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::Place;
-use super::{Config, DbConfig, Error, HistoryConfig, NotifyConfig};
+use super::{ClusterConfig, Config, DbConfig, Error, HistoryConfig, NotifyConfig};
 
 /// One key of the file, as documented: the man page test and the parser's "known keys" hints
 /// read this list, and a unit test checks that the parser accepts every entry.
@@ -75,6 +75,8 @@ pub const KEYS: &[Key] = &[
     key("history", "HourlyDays", "35"),
     key("history", "DailyDays", "800"),
     key("history", "IncidentDays", "3650"),
+    key("cluster", "NodeName", "monitor-1"),
+    key("cluster", "DeadAfter", "6"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -106,9 +108,10 @@ pub(super) fn apply(config: &mut Config, at: &Place, value: &str) -> Result<Opti
         "database" => apply_database(&mut config.db, at, &key, value),
         "notifications" => apply_notifications(&mut config.notify, at, &key, value),
         "history" => apply_history(&mut config.history, at, &key, value),
+        "cluster" => apply_cluster(&mut config.cluster, at, &key, value),
         _ => Ok(Some(unknown(
             at,
-            "sections are [settings], [database], [notifications] and [history]",
+            "sections are [settings], [database], [notifications], [history] and [cluster]",
         ))),
     }
 }
@@ -285,6 +288,36 @@ fn apply_history(
         _ => return Ok(Some(unknown(at, &known_hint("history")))),
     }
     Ok(None)
+}
+
+fn apply_cluster(
+    cluster: &mut ClusterConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "nodename" => cluster.node_name = parse_node_name(at, value)?,
+        "deadafter" => cluster.dead_after = at.seconds(value, 2, 300)?,
+        _ => return Ok(Some(unknown(at, &known_hint("cluster")))),
+    }
+    Ok(None)
+}
+
+/// Node names go into `nodes.name` (VARCHAR(64)) and log lines.
+fn parse_node_name(at: &Place, value: &str) -> Result<String, Error> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(at.bad(
+            value,
+            "letters, digits, `-`, `_` and `.`, at most 64 characters",
+        ));
+    }
+    Ok(value.to_string())
 }
 
 fn parse_from(at: &Place, value: &str) -> Result<String, Error> {

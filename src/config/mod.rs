@@ -46,6 +46,23 @@ pub struct Config {
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// How this daemon takes part in a cluster of daemons sharing the database (`[cluster]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's name in `nodes`; empty: the host name.
+    pub node_name: String,
+    /// A node whose heartbeat is older than this is dead; its targets go to the others.
+    pub dead_after: Duration,
+}
+
+impl ClusterConfig {
+    /// How often the heartbeat is written: six times per `DeadAfter`, between 0.25 and 2 s.
+    pub fn heartbeat(&self) -> Duration {
+        (self.dead_after / 6).clamp(Duration::from_millis(250), Duration::from_secs(2))
+    }
 }
 
 /// How long history is kept (`[history]`).
@@ -279,6 +296,10 @@ impl Default for Config {
                 hourly_days: 35,
                 daily_days: 800,
                 incident_days: None,
+            },
+            cluster: ClusterConfig {
+                node_name: String::new(),
+                dead_after: Duration::from_secs(6),
             },
         }
     }

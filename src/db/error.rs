@@ -17,6 +17,9 @@ pub enum Class {
     /// The server refuses the values themselves (out of range, too long, not NULL, a bad
     /// JSON or constraint): retrying cannot help; only this row's work may be dropped.
     Refused,
+    /// This node is no longer a member of the cluster (the others declared it dead): its
+    /// work is dropped and it joins again.
+    Fenced,
     /// Anything else the server or driver rejected (a missing table or column, a missing
     /// grant, a driver-side error): not about one row's values, so never a reason to drop
     /// work; held and retried with backoff until an operator fixes it.
@@ -37,6 +40,8 @@ pub enum Error {
     Query { what: String, source: mysql::Error },
     /// The database holds no skypunch schema, or one this program cannot use.
     Schema(String),
+    /// This node's row in `nodes` is gone or has another epoch.
+    Fenced { node: String },
 }
 
 impl fmt::Display for Error {
@@ -49,6 +54,11 @@ impl fmt::Display for Error {
                 write!(f, "database error while {what}: {}", reason_of(source))
             }
             Error::Schema(msg) => f.write_str(msg),
+            Error::Fenced { node } => write!(
+                f,
+                "node {node} was declared dead by the other nodes (no heartbeat within \
+                 DeadAfter), which took its targets over"
+            ),
         }
     }
 }
@@ -58,7 +68,7 @@ impl std::error::Error for Error {
         match self {
             Error::Connect { source, .. } => source.as_ref().map(|e| e as _),
             Error::Query { source, .. } => Some(source),
-            Error::Schema(_) => None,
+            Error::Schema(_) | Error::Fenced { .. } => None,
         }
     }
 }
@@ -77,6 +87,7 @@ impl Error {
             Error::Connect { .. } => Class::Outage,
             Error::Query { source, .. } => classify(source),
             Error::Schema(_) => Class::Rejected,
+            Error::Fenced { .. } => Class::Fenced,
         }
     }
 

@@ -26,7 +26,7 @@ const PRUNE_CHUNK: u64 = 5000;
 /// statement.
 pub fn write_incidents(
     tx: &mut impl Queryable,
-    updates: &BTreeMap<TargetId, RowUpdate>,
+    updates: &BTreeMap<TargetId, &RowUpdate>,
 ) -> Result<(), Error> {
     let rounds = updates
         .values()

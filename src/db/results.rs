@@ -2,11 +2,12 @@
 //! concurrent writers cannot deadlock), with the alerts the batch raised inserted in the same
 //! transaction. Called from the writer thread and by `targets ID test`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
+use super::nodes::Fence;
 use super::{Conn, Error};
 use crate::model::{NewAlert, Status, TargetId, TargetState};
 use crate::rollup::Rollups;
@@ -22,31 +23,59 @@ const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
 
+/// What a result transaction did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Target rows updated.
+    pub rows: u64,
+    /// Targets whose row another writer (another node, `targets ID test`) changed since this
+    /// one read it: nothing of theirs was written, and their state must be read again.
+    pub stale: Vec<TargetId>,
+}
+
 /// Writes the updates (sorted by id), the incidents they open and close, the rollups and the
-/// alerts in one transaction; all or nothing.
-/// Returns the number of target rows that still existed.
+/// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
+/// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
+/// `state_seq` is still the one the update was made from, and moves it on by one; the rows
+/// that moved on meanwhile come back as `stale`, with neither their incidents nor their
+/// alerts written.
 pub fn write(
     conn: &mut Conn,
+    fence: Option<&Fence>,
     updates: &BTreeMap<TargetId, RowUpdate>,
     alerts: &[NewAlert],
     rollups: &Rollups,
-) -> Result<u64, Error> {
+) -> Result<Written, Error> {
     let mut tx = conn
         .start_transaction(TxOpts::default())
         .map_err(Error::query("starting a result transaction"))?;
-    let entries: Vec<(&TargetId, &RowUpdate)> = updates.iter().collect();
-    let mut written = 0;
+    if let Some(fence) = fence {
+        super::nodes::hold_fence(&mut tx, fence)?;
+    }
+    let seqs = lock_seqs(&mut tx, updates)?;
+    let stale: Vec<TargetId> = updates
+        .iter()
+        .filter(|(id, u)| seqs.get(id).is_some_and(|seq| *seq != u.seq))
+        .map(|(id, _)| *id)
+        .collect();
+    let live: BTreeMap<TargetId, &RowUpdate> = updates
+        .iter()
+        .filter(|(id, u)| seqs.get(id) == Some(&u.seq))
+        .map(|(id, u)| (*id, u))
+        .collect();
+    let entries: Vec<(&TargetId, &&RowUpdate)> = live.iter().collect();
+    let mut rows = 0;
     for chunk in shaped_chunks(&entries) {
         let (sql, params) = update_statement(chunk);
         tx.exec_drop(sql, params)
             .map_err(Error::query("writing check results"))?;
-        written += tx.affected_rows();
+        rows += tx.affected_rows();
     }
-    super::history::write_incidents(&mut tx, updates)?;
+    super::history::write_incidents(&mut tx, &live)?;
     if !rollups.is_empty() {
         super::history::write_rollups(&mut tx, rollups)?;
     }
-    for alert in alerts {
+    for alert in alerts.iter().filter(|a| !stale.contains(&a.target_id)) {
         tx.exec_drop(
             INSERT_ALERT,
             (
@@ -59,7 +88,28 @@ pub fn write(
     }
     tx.commit()
         .map_err(Error::query("committing check results"))?;
-    Ok(written)
+    Ok(Written { rows, stale })
+}
+
+/// The `state_seq` of the rows to update, locked until the commit so that no other writer
+/// can move them on in between; a deleted row is missing from the answer.
+fn lock_seqs(
+    tx: &mut mysql::Transaction,
+    updates: &BTreeMap<TargetId, RowUpdate>,
+) -> Result<HashMap<TargetId, u64>, Error> {
+    let ids: Vec<TargetId> = updates.keys().copied().collect();
+    let mut seqs = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let rows: Vec<(TargetId, u64)> = tx
+            .exec(
+                format!("SELECT id, state_seq FROM targets WHERE id IN ({marks}) FOR UPDATE"),
+                chunk.to_vec(),
+            )
+            .map_err(Error::query("locking the rows of check results"))?;
+        seqs.extend(rows);
+    }
+    Ok(seqs)
 }
 
 /// The stored result state of these targets; a deleted target is missing from the answer.
@@ -72,19 +122,21 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let rows: Vec<(TargetId, String, i64, bool)> = conn
+        let rows: Vec<(TargetId, String, i64, bool, u64)> = conn
             .exec(
                 format!(
-                    "SELECT id, status, repeated_fails, alerted FROM targets WHERE id IN ({marks})"
+                    "SELECT id, status, repeated_fails, alerted, state_seq FROM targets \
+                     WHERE id IN ({marks})"
                 ),
                 chunk.to_vec(),
             )
             .map_err(Error::query("reading the result state of targets"))?;
-        out.extend(rows.into_iter().map(|(id, status, fails, alerted)| {
+        out.extend(rows.into_iter().map(|(id, status, fails, alerted, seq)| {
             let state = TargetState {
                 status: Status::parse(&status),
                 repeated_fails: fails.max(0) as u64,
                 alerted,
+                seq,
             };
             (id, state)
         }));
@@ -105,14 +157,14 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace
     'last_http_status', last_http_status, 'last_response_ms', last_response_ms), ? \
     FROM targets WHERE id = ?";
 
-const VALUE_COLUMNS: [&str; 17] = [
+const VALUE_COLUMNS: [&str; 18] = [
     "id", "st", "prev", "descr", "at", "dp", "df", "c2", "c3", "c4", "c5", "nf", "rf", "al", "hs",
-    "ms", "tr",
+    "ms", "tr", "sq",
 ];
 
 /// One multi-row UPDATE joined to a derived table of the new values; rows deleted meanwhile
 /// simply match nothing. Counters are added, so a hand edit of a counter is never overwritten.
-fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
+fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) {
     let marks = vec!["?"; VALUE_COLUMNS.len()].join(",");
     let first: Vec<String> = VALUE_COLUMNS.iter().map(|c| format!("? AS {c}")).collect();
     let mut sql = format!("UPDATE targets t JOIN (SELECT {}", first.join(","));
@@ -121,7 +173,7 @@ fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
         sql.push_str(&marks);
     }
     sql.push_str(
-        ") v ON t.id = v.id SET t.status = v.st, t.previous_status = v.prev, \
+        ") v ON t.id = v.id AND t.state_seq = v.sq SET t.state_seq = v.sq + 1, t.status = v.st, t.previous_status = v.prev, \
          t.status_description = v.descr, t.last_updated = v.at, \
          t.pass_count = t.pass_count + v.dp, t.fail_count = t.fail_count + v.df, \
          t.count200 = t.count200 + v.c2, t.count300 = t.count300 + v.c3, \
@@ -150,6 +202,7 @@ fn update_statement(chunk: &[(&TargetId, &RowUpdate)]) -> (String, Vec<Value>) {
             u.http_status.map_or(Value::NULL, Value::from),
             Value::from(u.response_ms.min(i32::MAX as u64)),
             Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),
+            Value::from(u.seq),
         ]);
     }
     (sql, params)

@@ -6,11 +6,12 @@ use mysql::prelude::Queryable;
 use super::{run_script, Conn, Error};
 
 /// The schema this program reads and writes.
-pub const VERSION: (i32, i32) = (2, 1);
+pub const VERSION: (i32, i32) = (2, 2);
 
 /// `schema/skypunch.sql`, embedded so that `init-db` and `upgrade-db` need no files.
 pub const SCHEMA_SQL: &str = include_str!("../../schema/skypunch.sql");
 const UPGRADE_1_0: &str = include_str!("../../schema/upgrade-1.0-to-2.0.sql");
+const UPGRADE_2_1: &str = include_str!("../../schema/upgrade-2.1-to-2.2.sql");
 
 /// The table part of skypunch.sql: without `CREATE DATABASE` and `USE`, so that it runs in
 /// whatever database the connection is in.
@@ -65,29 +66,26 @@ pub enum Upgrade {
     Upgraded { from: (i32, i32) },
 }
 
-/// Creates the tables when there are none, upgrades a 1.0 or 2.0 database in place, and
+/// Creates the tables when there are none, upgrades a 1.0, 2.0 or 2.1 database in place, and
 /// leaves a current one alone. Every step can run again after an interruption.
 pub fn upgrade(conn: &mut Conn, db: &str) -> Result<Upgrade, Error> {
-    match stored_version(conn)? {
+    let from = match stored_version(conn)? {
         None => {
             run_script(conn, &tables_sql())?;
-            Ok(Upgrade::Created)
+            return Ok(Upgrade::Created);
         }
-        Some(v) if v == VERSION => Ok(Upgrade::AlreadyCurrent),
-        Some((1, minor)) => {
+        Some(v) if v == VERSION => return Ok(Upgrade::AlreadyCurrent),
+        Some(v @ (1, _)) => {
             run_script(conn, UPGRADE_1_0)?;
-            run_script(conn, &tables_sql())?;
             conn.query_drop("DELETE FROM versions WHERE major < 2")
-                .map_err(Error::query("recording schema version 2.1"))?;
-            Ok(Upgrade::Upgraded { from: (1, minor) })
+                .map_err(Error::query("recording schema version 2"))?;
+            v
         }
-        Some((2, 0)) => {
-            // 2.1 only adds tables (history), which the schema file creates when absent.
-            run_script(conn, &tables_sql())?;
-            conn.query_drop("UPDATE versions SET minor = 1 WHERE major = 2")
-                .map_err(Error::query("recording schema version 2.1"))?;
-            Ok(Upgrade::Upgraded { from: (2, 0) })
-        }
-        Some(_) => check(conn, db).map(|_| Upgrade::AlreadyCurrent),
-    }
+        // 2.1 added tables only (history), which the schema file creates when absent.
+        Some(v @ (2, 0 | 1)) => v,
+        Some(_) => return check(conn, db).map(|_| Upgrade::AlreadyCurrent),
+    };
+    run_script(conn, &tables_sql())?;
+    run_script(conn, UPGRADE_2_1)?;
+    Ok(Upgrade::Upgraded { from })
 }

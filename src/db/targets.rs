@@ -47,6 +47,8 @@ pub struct TargetRow {
     pub last_trace: Option<String>,
     /// `config_changed` in microseconds since the epoch.
     pub revision: i64,
+    /// Moved on by one with every result written.
+    pub state_seq: u64,
 }
 
 const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_status, \
@@ -54,7 +56,8 @@ const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_
     pass_result, frequency, timeout, pass_count, fail_count, count200, count300, count400, \
     count500, network_fails, repeated_fails, enabled, request_body, content_type, expect_body, \
     max_response_ms, follow_redirects, verify_tls, fail_threshold, alerted, last_http_status, \
-    last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED)";
+    last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED), \
+    state_seq";
 
 /// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
 /// make a whole row unreadable.
@@ -109,6 +112,7 @@ impl TargetRow {
             last_response_ms: opt(&mut r, 32),
             last_trace: opt(&mut r, 33),
             revision: col(&mut r, 34),
+            state_seq: col(&mut r, 35),
         }
     }
 }

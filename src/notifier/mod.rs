@@ -94,6 +94,12 @@ pub fn send_test(config: &Config, row: &NotifierRow) -> Result<String, String> {
     ))
 }
 
+/// How long a claim on a delivery holds: long enough for a send that meets every timeout
+/// (connect, greeting, each command) before another node may take the delivery over.
+pub fn claim_lease(smtp_timeout: Duration) -> Duration {
+    smtp_timeout * 4 + Duration::from_secs(10)
+}
+
 /// The thread's state between passes.
 struct Notifier<'a> {
     config: &'a Config,
@@ -106,6 +112,8 @@ struct Notifier<'a> {
     config_errors: HashMap<u64, String>,
     db_down: bool,
     last_prune: Option<Instant>,
+    /// This node's name, which its claims on deliveries carry.
+    node: String,
 }
 
 impl<'a> Notifier<'a> {
@@ -119,6 +127,7 @@ impl<'a> Notifier<'a> {
             config_errors: HashMap::new(),
             db_down: false,
             last_prune: None,
+            node: crate::cluster::node_name(&config.cluster),
         }
     }
 
@@ -155,7 +164,7 @@ impl<'a> Notifier<'a> {
         let limit = if last { LAST_PASS_LIMIT } else { BATCH };
         let mut failed: HashSet<u64> = HashSet::new();
         loop {
-            let due = db::with_conn(pool, |conn| outbox::due(conn, limit, last))?;
+            let due = db::with_conn(pool, |conn| outbox::due(conn, &self.node, limit, last))?;
             let mut progress = false;
             for d in &due {
                 // A stop asked during a pass leaves the rest to the last pass; the last pass
@@ -179,7 +188,8 @@ impl<'a> Notifier<'a> {
                 break;
             }
         }
-        let next = db::with_conn(pool, outbox::next_due)?.unwrap_or(RESCAN);
+        let next =
+            db::with_conn(pool, |conn| outbox::next_due(conn, &self.node))?.unwrap_or(RESCAN);
         Ok(next.clamp(Duration::from_millis(20), RESCAN))
     }
 
@@ -245,6 +255,19 @@ impl<'a> Notifier<'a> {
         row: &NotifierRow,
         d: &outbox::Due,
     ) -> Result<bool, db::Error> {
+        // Every node's notifier sends the outbox: a delivery is sent by the one that claims it.
+        let lease = claim_lease(self.config.notify.smtp_timeout);
+        let claimed = db::with_conn(self.pool, |conn| {
+            outbox::claim(conn, d.alert.id, row.id, &self.node, lease)
+        })?;
+        if !claimed {
+            log::debug!(
+                "alert {} to notifier {}: claimed by another node",
+                d.alert.id,
+                row.id
+            );
+            return Ok(true);
+        }
         match self.deliver(row, d) {
             Ok(()) => {
                 self.unrecorded.push((d.alert.id, row.id));

@@ -121,20 +121,30 @@ pub fn drop_orphans(conn: &mut Conn) -> Result<u64, Error> {
 }
 
 /// Up to `limit` pending deliveries to enabled notifiers, oldest alert first: those whose
-/// `next_attempt` has come, or all of them when `ignore_backoff` (the last pass at shutdown).
-pub fn due(conn: &mut Conn, limit: usize, ignore_backoff: bool) -> Result<Vec<Due>, Error> {
+/// `next_attempt` has come, or all of them when `ignore_backoff` (the last pass at shutdown);
+/// never one that another node has claimed and may be sending now.
+pub fn due(
+    conn: &mut Conn,
+    node: &str,
+    limit: usize,
+    ignore_backoff: bool,
+) -> Result<Vec<Due>, Error> {
     let when = if ignore_backoff {
         ""
     } else {
         "AND d.next_attempt <= NOW(3)"
     };
     let rows: Vec<(u64, u64, u32, u64, String, String, String)> = conn
-        .query(format!(
-            "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, a.trace \
-             FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 \
-             WHERE d.state = 'PENDING' {when} ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
-        ))
+        .exec(
+            format!(
+                "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, \
+                 a.trace FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 \
+                 WHERE d.state = 'PENDING' {when} AND {UNCLAIMED} \
+                 ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
+            ),
+            (node,),
+        )
         .map_err(Error::query("reading due deliveries"))?;
     Ok(rows
         .into_iter()
@@ -154,6 +164,33 @@ pub fn due(conn: &mut Conn, limit: usize, ignore_backoff: bool) -> Result<Vec<Du
         .collect())
 }
 
+/// A delivery no other node holds a live claim on (`?` is this node's name).
+const UNCLAIMED: &str =
+    "(d.claimed_by IS NULL OR d.claimed_by = ? OR d.claim_until IS NULL OR d.claim_until < NOW(3))";
+
+/// Claims a pending delivery for this node for `lease` before it is sent: true when this node
+/// may send it, false when another node holds a live claim or it is no longer pending. A
+/// claim that outlived its lease (its node died) is taken over.
+pub fn claim(
+    conn: &mut Conn,
+    alert_id: u64,
+    notifier_id: u64,
+    node: &str,
+    lease: Duration,
+) -> Result<bool, Error> {
+    let micros = u64::try_from(lease.as_micros()).unwrap_or(u64::MAX);
+    conn.exec_drop(
+        format!(
+            "UPDATE alert_deliveries d SET d.claimed_by = ?, \
+             d.claim_until = NOW(3) + INTERVAL ? MICROSECOND \
+             WHERE d.alert_id = ? AND d.notifier_id = ? AND d.state = 'PENDING' AND {UNCLAIMED}"
+        ),
+        (node, micros, alert_id, notifier_id, node),
+    )
+    .map_err(Error::query("claiming a delivery"))?;
+    Ok(conn.affected_rows() > 0)
+}
+
 /// Records a sent delivery and counts it for its notifier, in one transaction. False when the
 /// row was no longer pending (already recorded).
 pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<bool, Error> {
@@ -161,7 +198,8 @@ pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<boo
         .start_transaction(TxOpts::default())
         .map_err(Error::query("starting to record a sent alert"))?;
     tx.exec_drop(
-        "UPDATE alert_deliveries SET state = 'SENT', sent_at = NOW(3), last_error = NULL \
+        "UPDATE alert_deliveries SET state = 'SENT', sent_at = NOW(3), last_error = NULL, \
+         claimed_by = NULL, claim_until = NULL \
          WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
         (alert_id, notifier_id),
     )
@@ -196,7 +234,7 @@ pub fn mark_failed(
         .map_err(Error::query("starting to record a failed alert"))?;
     tx.exec_drop(
         "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?, \
-         next_attempt = NOW(3) + INTERVAL ? MICROSECOND \
+         next_attempt = NOW(3) + INTERVAL ? MICROSECOND, claimed_by = NULL, claim_until = NULL \
          WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
         (&reason, micros, alert_id, notifier_id),
     )
@@ -217,12 +255,16 @@ pub fn mark_failed(
 }
 
 /// How long until the next pending delivery to an enabled notifier is due: `None` when
-/// nothing is pending, zero when something is due now.
-pub fn next_due(conn: &mut Conn) -> Result<Option<Duration>, Error> {
+/// nothing is pending, zero when something is due now. A delivery another node claimed is
+/// due, for this node, when the claim runs out.
+pub fn next_due(conn: &mut Conn, node: &str) -> Result<Option<Duration>, Error> {
     let micros: Option<Option<i64>> = conn
-        .query_first(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(d.next_attempt)) FROM alert_deliveries d \
+        .exec_first(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(IF(d.claimed_by IS NOT NULL \
+             AND d.claimed_by <> ? AND d.claim_until > d.next_attempt, d.claim_until, \
+             d.next_attempt))) FROM alert_deliveries d \
              JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 WHERE d.state = 'PENDING'",
+            (node,),
         )
         .map_err(Error::query("finding the next due delivery"))?;
     Ok(micros

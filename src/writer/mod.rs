@@ -266,8 +266,13 @@ impl Writer {
         } else {
             Rollups::new()
         };
+        let mut updates = std::mem::take(&mut self.pending);
+        for (id, update) in &mut updates {
+            // Written only if the row still holds what this writer last wrote or read.
+            update.seq = self.states.get(id).map_or(0, |o| o.state.seq);
+        }
         let batch = Batch {
-            updates: std::mem::take(&mut self.pending),
+            updates,
             alerts: std::mem::take(&mut self.alerts).into(),
             read: std::mem::take(&mut self.to_read).into_iter().collect(),
             rollups,
@@ -283,7 +288,11 @@ impl Writer {
 
     /// Takes in what the store thread did with the batch in flight.
     fn settle(&mut self, outcome: Outcome) {
-        let reading = self.in_flight.take().map(|b| b.reading).unwrap_or_default();
+        let (reading, written_ids) = self
+            .in_flight
+            .take()
+            .map(|b| (b.reading, b.ids))
+            .unwrap_or_default();
         match outcome {
             Outcome::Written {
                 checks,
@@ -292,6 +301,7 @@ impl Writer {
                 refused,
                 held,
                 states,
+                stale,
                 took,
             } => {
                 self.stats.write_latency.record(took);
@@ -303,7 +313,15 @@ impl Writer {
                         took.as_millis()
                     );
                 }
+                let mut written_ids = written_ids;
+                for r in &refused {
+                    written_ids.remove(&r.id);
+                }
+                if let Some((batch, _)) = &held {
+                    written_ids.retain(|id| !batch.updates.contains_key(id));
+                }
                 self.drop_refused(refused);
+                self.moved_on(&written_ids, &stale);
                 self.adopt(reading, states);
                 if alerts > 0 {
                     // A full channel means a wake is already waiting: nothing is lost.
@@ -317,6 +335,9 @@ impl Writer {
                     None => self.recovered(checks, rows, alerts),
                 }
             }
+            Outcome::Failed { batch, error, .. } if error.class() == Class::Fenced => {
+                self.fenced(batch, &error);
+            }
             Outcome::Failed {
                 batch,
                 error,
@@ -327,6 +348,57 @@ impl Writer {
             }
         }
         self.purge();
+    }
+
+    /// After a write: the rows written moved on by one; the stale ones (another writer
+    /// wrote them since this one read them) are forgotten with what was folded into them
+    /// since, so that their next check starts from the row as it is now.
+    fn moved_on(&mut self, written: &BTreeSet<TargetId>, stale: &[(TargetId, u64)]) {
+        let stale_ids: BTreeSet<TargetId> = stale.iter().map(|(id, _)| *id).collect();
+        for id in written.difference(&stale_ids) {
+            if let Some(owned) = self.states.get_mut(id) {
+                owned.state.seq += 1;
+            }
+        }
+        let mut lost = 0;
+        for (id, checks) in stale {
+            self.states.remove(id);
+            let later = self.pending.remove(id).map_or(0, |u| u.counts.checks());
+            self.alerts.retain(|a| a.target_id != *id);
+            Stats::add(&self.stats.results_dropped, later);
+            lost += checks + later;
+            log::debug!("[{id}] written by another writer meanwhile; its state is read again");
+        }
+        if !stale.is_empty() {
+            // Expected when targets change hands: the node giving them up wrote them until
+            // its next heartbeat.
+            log::info!(
+                "{} targets were written meanwhile by another writer (a node taking them over, \
+                 or `targets ID test`): {lost} checks of this node not recorded; their state \
+                 is read again",
+                stale.len()
+            );
+        }
+    }
+
+    /// This node was declared dead by the others, who took its targets over: what it holds
+    /// is theirs to record now. Dropped, counted and logged; the cluster thread joins again.
+    fn fenced(&mut self, batch: Batch, error: &db::Error) {
+        self.take_back(batch);
+        let checks = self
+            .pending
+            .values()
+            .map(|u| u.counts.checks())
+            .sum::<u64>();
+        let alerts = self.alerts.len();
+        Stats::add(&self.stats.results_dropped, checks);
+        self.pending.clear();
+        self.alerts.clear();
+        self.states.clear();
+        log::error!(
+            "{error}: the {checks} checks and {alerts} alerts this node held are not recorded"
+        );
+        self.retry_at = Some(Instant::now() + FLUSH_EVERY);
     }
 
     fn drop_refused(&mut self, refused: Vec<crate::model::Refused>) {
@@ -470,8 +542,13 @@ pub fn store_channels() -> (StorePorts, StoreEnds) {
 }
 
 /// The store thread's body.
-pub fn run_store(pool: db::Pool, stats: Arc<Stats>, ends: StoreEnds) {
-    store::run(pool, stats, ends.batches, ends.outcomes)
+pub fn run_store(
+    pool: db::Pool,
+    stats: Arc<Stats>,
+    member: Arc<crate::cluster::Member>,
+    ends: StoreEnds,
+) {
+    store::run(pool, stats, member, ends.batches, ends.outcomes)
 }
 
 /// The thread body: runs until every worker and the loader have dropped their senders, then
@@ -584,6 +661,7 @@ mod tests {
             refused: Vec::new(),
             held: None,
             states,
+            stale: Vec::new(),
             took: Duration::ZERO,
         }
     }
@@ -606,6 +684,7 @@ mod tests {
             status: Status::Fail,
             repeated_fails: 4,
             alerted: true,
+            seq: 9,
         };
         w.settle(written(vec![(7, stored)]));
         let owed = &w.pending[&7];
@@ -680,6 +759,7 @@ mod tests {
             response_ms: 0,
             trace: String::new(),
             incidents: Vec::new(),
+            seq: 0,
         }
     }
 

@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::cluster::Member;
+use crate::db::nodes::Fence;
 use crate::db::results;
 use crate::db::{self, Class, Pool};
 use crate::model::{Batch, NewAlert, Outcome, Refused, TargetId, TargetState};
@@ -17,10 +19,17 @@ use crate::rollup::{self, Rollups};
 use crate::stats::Stats;
 
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
-pub fn run(pool: Pool, stats: Arc<Stats>, batches: Receiver<Batch>, outcomes: Sender<Outcome>) {
+pub fn run(
+    pool: Pool,
+    stats: Arc<Stats>,
+    member: Arc<Member>,
+    batches: Receiver<Batch>,
+    outcomes: Sender<Outcome>,
+) {
     for batch in batches {
         crate::fault::point("store");
-        if outcomes.send(store(&pool, &stats, batch)).is_err() {
+        let fence = member.fence();
+        if outcomes.send(store(&pool, &stats, &fence, batch)).is_err() {
             return;
         }
     }
@@ -28,7 +37,7 @@ pub fn run(pool: Pool, stats: Arc<Stats>, batches: Receiver<Batch>, outcomes: Se
 
 /// Reads what is asked, then writes the batch in one transaction; when the database refuses
 /// it for a reason other than an outage or a passing conflict, writes it target by target.
-pub fn store(pool: &Pool, stats: &Stats, batch: Batch) -> Outcome {
+pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome {
     let tried = Instant::now();
     let states = match read(pool, &batch.read) {
         Ok(states) => states,
@@ -38,31 +47,61 @@ pub fn store(pool: &Pool, stats: &Stats, batch: Batch) -> Outcome {
         return written(0, 0, 0, states, tried);
     }
     let first = db::with_conn(pool, |conn| {
-        results::write(conn, &batch.updates, &batch.alerts, &batch.rollups)
+        results::write(
+            conn,
+            Some(fence),
+            &batch.updates,
+            &batch.alerts,
+            &batch.rollups,
+        )
     });
     match first {
-        Ok(_) => {
+        Ok(done) => {
+            let stale = stale_checks(&batch, &done.stale);
+            let lost: u64 = stale.iter().map(|(_, n)| n).sum();
             // Counted here, at the commit, so that a stop cut short by a hung database
             // reports exactly the checks that did not reach it.
-            Stats::add(&stats.results_written, batch.checks());
-            written(
-                batch.checks(),
-                batch.updates.len(),
-                batch.alerts.len(),
+            Stats::add(&stats.results_written, batch.checks() - lost);
+            Stats::add(&stats.results_dropped, lost);
+            let alerts = batch
+                .alerts
+                .iter()
+                .filter(|a| !done.stale.contains(&a.target_id));
+            let mut outcome = written(
+                batch.checks() - lost,
+                batch.updates.len() - stale.len(),
+                alerts.count(),
                 states,
                 tried,
-            )
+            );
+            if let Outcome::Written { stale: s, .. } = &mut outcome {
+                *s = stale;
+            }
+            outcome
         }
-        Err(error) if matches!(error.class(), Class::Outage | Class::Transient) => {
+        Err(error)
+            if matches!(
+                error.class(),
+                Class::Outage | Class::Transient | Class::Fenced
+            ) =>
+        {
             failed(batch, error, tried)
         }
         Err(error) => {
             log::error!(
                 "a batch of check results was not taken ({error}); writing each target alone"
             );
-            store_each(pool, stats, batch, states, tried)
+            store_each(pool, stats, fence, batch, states, tried)
         }
     }
+}
+
+/// The checks of each stale target in the batch: not written.
+fn stale_checks(batch: &Batch, stale: &[TargetId]) -> Vec<(TargetId, u64)> {
+    stale
+        .iter()
+        .map(|id| (*id, batch.updates.get(id).map_or(0, |u| u.counts.checks())))
+        .collect()
 }
 
 fn read(pool: &Pool, ids: &[TargetId]) -> Result<Vec<(TargetId, TargetState)>, db::Error> {
@@ -99,6 +138,7 @@ fn written(
         refused: Vec::new(),
         held: None,
         states,
+        stale: Vec::new(),
         took: tried.elapsed(),
     }
 }
@@ -111,6 +151,7 @@ fn written(
 fn store_each(
     pool: &Pool,
     stats: &Stats,
+    fence: &Fence,
     mut batch: Batch,
     states: Vec<(TargetId, TargetState)>,
     tried: Instant,
@@ -124,6 +165,7 @@ fn store_each(
         .collect();
     let (mut checks, mut rows, mut alerts) = (0, 0, 0);
     let mut refused = Vec::new();
+    let mut stale = Vec::new();
     let mut held = Batch::default();
     let mut held_error = None;
     for id in ids {
@@ -138,16 +180,22 @@ fn store_each(
             read: Vec::new(),
             rollups: take_rollups(&mut batch.rollups, id),
         };
-        let write =
-            |conn: &mut db::Conn| results::write(conn, &one.updates, &one.alerts, &one.rollups);
+        let write = |conn: &mut db::Conn| {
+            results::write(conn, Some(fence), &one.updates, &one.alerts, &one.rollups)
+        };
         match db::with_conn(pool, write) {
+            Ok(done) if !done.stale.is_empty() => {
+                let lost = one.checks();
+                Stats::add(&stats.results_dropped, lost);
+                stale.push((id, lost));
+            }
             Ok(_) => {
                 Stats::add(&stats.results_written, one.checks());
                 checks += one.checks();
                 rows += one.updates.len();
                 alerts += one.alerts.len();
             }
-            Err(error) if error.class() == Class::Outage => {
+            Err(error) if matches!(error.class(), Class::Outage | Class::Fenced) => {
                 merge_back(&mut batch, one);
                 merge_back(&mut batch, held);
                 return failed(batch, error, tried);
@@ -171,6 +219,7 @@ fn store_each(
         refused,
         held: held_error.map(|e| (held, e)),
         states,
+        stale,
         took: tried.elapsed(),
     }
 }

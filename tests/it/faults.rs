@@ -99,10 +99,13 @@ fn a_stop_with_a_frozen_database_ends_within_the_bound_and_counts_what_it_left()
     let logged = all_check_lines(&db) as u64;
     let in_db = written_checks(&db);
     let unwritten = unwritten_in_account(&db);
-    assert_eq!(
-        unwritten,
-        logged - in_db,
-        "the account names the checks logged but not in the database"
+    // Every check logged but not in the database is in the account. The account can name
+    // more: a commit the server made just as it froze, whose reply never came, counts as not
+    // written (the daemon cannot know), and survives the crash.
+    assert!(
+        unwritten >= logged - in_db,
+        "the account ({unwritten}) misses checks logged but not in the database ({})",
+        logged - in_db
     );
     assert!(unwritten > 0);
     run::figures(
@@ -114,6 +117,7 @@ fn a_stop_with_a_frozen_database_ends_within_the_bound_and_counts_what_it_left()
             "checks_logged": logged,
             "checks_in_database": in_db,
             "unwritten_in_account": unwritten,
+            "logged_not_in_database": logged - in_db,
             "checks_after_stop_line": after_stop,
         }),
     );
@@ -232,6 +236,10 @@ mod panics {
     #[test]
     fn in_the_stats_thread() {
         super::a_panic_in("stats", "skypunch-stats");
+    }
+    #[test]
+    fn in_the_cluster_thread() {
+        super::a_panic_in("cluster", "skypunch-cluster");
     }
 }
 

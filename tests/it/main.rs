@@ -17,6 +17,7 @@ mod keystone;
 mod lifecycle;
 mod loglevel;
 mod man;
+mod nodes;
 mod notify;
 mod package;
 mod parsers_prop;

@@ -9,7 +9,7 @@ fn the_schema_loads_twice_without_harm() {
     db.add_target("name, url", "'kept', 'http://127.0.0.1:1/'");
     db.load_schema();
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 1)]);
+    assert_eq!(versions, vec![(2, 2)]);
     let names: Vec<String> = db.query("SELECT name FROM targets");
     assert_eq!(names, vec!["kept"]);
 }
@@ -138,7 +138,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     let refused = db.cli(&["targets"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        stderr(&refused).contains("schema 1.0, older than the 2.1"),
+        stderr(&refused).contains("schema 1.0, older than the 2.2"),
         "{}",
         stderr(&refused)
     );
@@ -147,7 +147,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     let upgraded = db.cli(&["upgrade-db"]);
     assert!(upgraded.status.success(), "{}", stderr(&upgraded));
     assert!(
-        stdout(&upgraded).contains("from schema 1.0 to 2.1"),
+        stdout(&upgraded).contains("from schema 1.0 to 2.2"),
         "{}",
         stdout(&upgraded)
     );
@@ -159,7 +159,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     );
     assert_eq!(notifiers_before, notifiers_after);
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 1)]);
+    assert_eq!(versions, vec![(2, 2)]);
 
     // The upgraded database works: the CLI reads it, and a named INSERT gets every default.
     let listed = db.cli(&["targets"]);
@@ -170,7 +170,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     );
     db.add_target("name, url", "'new', 'http://127.0.0.1/'");
     let again = db.cli(&["upgrade-db"]);
-    assert!(stdout(&again).contains("already has skypunch schema 2.1"));
+    assert!(stdout(&again).contains("already has skypunch schema 2.2"));
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn a_newer_schema_is_refused() {
     db.exec("INSERT INTO versions VALUES (3, 1)");
     let out = db.cli(&["targets"]);
     assert!(
-        stderr(&out).contains("schema 3.1, newer than the 2.1"),
+        stderr(&out).contains("schema 3.1, newer than the 2.2"),
         "{}",
         stderr(&out)
     );
@@ -205,7 +205,8 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
     let db = TestDb::new();
     db.add_target("name, url", "'kept', 'http://127.0.0.1:9/'");
     db.exec("UPDATE targets SET pass_count = 41, fail_count = 2, status = 'PASS'");
-    // What a 2.0 database looks like: no history tables, version 2.0.
+    // What a 2.0 database looks like: no history or cluster tables and columns, version 2.0.
+    as_2_1(&db);
     for table in ["incidents", "target_pauses", "target_hours", "target_days"] {
         db.exec(&format!("DROP TABLE {table}"));
     }
@@ -214,16 +215,16 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
 
     let refused = db.cli(&["targets"]);
     assert!(
-        stderr(&refused).contains("schema 2.0, older than the 2.1"),
+        stderr(&refused).contains("schema 2.0, older than the 2.2"),
         "{}",
         stderr(&refused)
     );
     let upgraded = db.cli(&["upgrade-db"]);
     assert!(upgraded.status.success(), "{}", stderr(&upgraded));
-    assert!(stdout(&upgraded).contains("from schema 2.0 to 2.1"));
+    assert!(stdout(&upgraded).contains("from schema 2.0 to 2.2"));
     assert_eq!(before, db.query::<Row1>(COUNTERS));
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 1)]);
+    assert_eq!(versions, vec![(2, 2)]);
     let tables: Vec<String> = db.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
          AND table_name IN ('incidents', 'target_pauses', 'target_hours', 'target_days') \
@@ -233,6 +234,45 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
         tables,
         ["incidents", "target_days", "target_hours", "target_pauses"]
     );
+    assert!(
+        db.cli(&["upgrade-db"]).status.success(),
+        "twice is harmless"
+    );
+}
+
+/// Takes the 2.2 additions out of a current database: what a 2.1 database looks like.
+fn as_2_1(db: &TestDb) {
+    db.exec("DROP TABLE nodes");
+    db.exec("ALTER TABLE targets DROP COLUMN state_seq");
+    db.exec("ALTER TABLE alert_deliveries DROP COLUMN claimed_by, DROP COLUMN claim_until");
+    db.exec("UPDATE versions SET minor = 1");
+}
+
+#[test]
+fn a_2_1_database_gets_the_cluster_table_and_columns_keeping_every_value() {
+    let db = TestDb::new();
+    db.add_target("name, url", "'kept', 'http://127.0.0.1:9/'");
+    db.exec("UPDATE targets SET pass_count = 41, fail_count = 2, status = 'PASS'");
+    as_2_1(&db);
+    let before: Vec<Row1> = db.query(COUNTERS);
+
+    let refused = db.cli(&["targets"]);
+    assert!(
+        stderr(&refused).contains("schema 2.1, older than the 2.2"),
+        "{}",
+        stderr(&refused)
+    );
+    let upgraded = db.cli(&["upgrade-db"]);
+    assert!(upgraded.status.success(), "{}", stderr(&upgraded));
+    assert!(stdout(&upgraded).contains("from schema 2.1 to 2.2"));
+    assert_eq!(before, db.query::<Row1>(COUNTERS));
+    assert_eq!(db.one::<u64>("SELECT state_seq FROM targets"), 0);
+    assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM nodes"), 0);
+    let claim: Vec<(Option<String>, Option<String>)> =
+        db.query("SELECT claimed_by, CAST(claim_until AS CHAR) FROM alert_deliveries");
+    assert!(claim.is_empty());
+    let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
+    assert_eq!(versions, vec![(2, 2)]);
     assert!(
         db.cli(&["upgrade-db"]).status.success(),
         "twice is harmless"

@@ -26,14 +26,25 @@ impl Daemon {
     /// `skypunch -c <config> start --foreground [extra...]` with `env` added, stderr appended
     /// to `<dir>/stderr.log`; does not wait for anything.
     pub fn spawn(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_at(&db.config_path(), &stderr_path(db), extra, env)
+    }
+
+    /// [`Daemon::spawn`] with another configuration file (one of several daemons sharing a
+    /// database) and stderr file.
+    pub fn spawn_at(
+        config: &std::path::Path,
+        stderr: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(stderr_path(db))
+            .open(stderr)
             .unwrap();
         let mut args = vec!["start", "--foreground"];
         args.extend_from_slice(extra);
-        let mut cmd = skypunch_cmd(&db.config_path(), &args);
+        let mut cmd = skypunch_cmd(config, &args);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -258,8 +258,14 @@ pub fn queue_alert(config: &Config, target: u64, kind: AlertKind, trace: &str) {
         kind,
         trace: trace.into(),
     };
-    skypunch::facade::db::results::write(&mut conn, &BTreeMap::new(), &[alert], &BTreeMap::new())
-        .unwrap();
+    skypunch::facade::db::results::write(
+        &mut conn,
+        None,
+        &BTreeMap::new(),
+        &[alert],
+        &BTreeMap::new(),
+    )
+    .unwrap();
 }
 
 /// Inserts a notifier; returns its id.

@@ -1,0 +1,16 @@
+-- skypunch schema 2.1 (or 2.0) to 2.2: what `skypunch upgrade-db` runs, after creating the
+-- tables that are new in 2.2 (nodes) from skypunch.sql. Safe to run again.
+-- Load by hand with:  mariadb skypunch < schema/upgrade-2.1-to-2.2.sql
+
+ALTER TABLE targets
+    ADD COLUMN IF NOT EXISTS state_seq BIGINT NOT NULL DEFAULT 0
+        COMMENT 'set by the daemon: +1 with every result written; each write is conditional on it, so two daemons never both write a state change'
+        AFTER last_trace;
+
+ALTER TABLE alert_deliveries
+    ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL
+        COMMENT '2.2: the node sending it now' AFTER sent_at,
+    ADD COLUMN IF NOT EXISTS claim_until TIMESTAMP(3) NULL DEFAULT NULL
+        COMMENT '2.2: after this another node may take the delivery over' AFTER claimed_by;
+
+INSERT INTO versions (major, minor) VALUES (2, 2) ON DUPLICATE KEY UPDATE minor = 2;

@@ -1,0 +1,192 @@
+//! The `nodes` table: the daemons sharing this database. Every statement the cluster thread
+//! and the writer's fence run on it, and what `skypunch status` reads. Times are the
+//! database's clock, so the daemons' clocks need not agree.
+
+use mysql::prelude::Queryable;
+use mysql::TxOpts;
+
+use super::{Conn, Error};
+
+/// A node's claim to write results: its name and the epoch it joined with. Results are
+/// written only while the row holds both, so a node the others declared dead (and deleted)
+/// cannot write after waking up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub node: String,
+    pub epoch: i64,
+}
+
+/// What a node tells the others about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joining<'a> {
+    pub fence: &'a Fence,
+    pub host: &'a str,
+    pub pid: u32,
+    pub version: &'a str,
+}
+
+/// One row of `nodes`, as others see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub name: String,
+    pub epoch: i64,
+    pub host: String,
+    pub pid: u32,
+    pub version: String,
+    pub state: String,
+    /// Milliseconds since its last heartbeat, by the database's clock.
+    pub heartbeat_age_ms: i64,
+    pub targets_owned: u64,
+    pub checks_per_s: f64,
+}
+
+/// Why a node could not join.
+#[derive(Debug)]
+pub enum JoinError {
+    /// A live node holds the name.
+    NameTaken(Box<NodeRow>),
+    Db(Error),
+}
+
+impl From<Error> for JoinError {
+    fn from(e: Error) -> JoinError {
+        JoinError::Db(e)
+    }
+}
+
+/// Adds this node's row with a new epoch. A row of the same name whose heartbeat is older
+/// than `dead_after_ms` (a node that died or stopped without saying so), or whose epoch is
+/// `replace` (one the caller knows to be dead), is replaced; a live one is refused.
+pub fn join(
+    conn: &mut Conn,
+    me: &Joining,
+    dead_after_ms: i64,
+    replace: Option<i64>,
+) -> Result<(), JoinError> {
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting to join the cluster"))?;
+    let held: Option<mysql::Row> = tx
+        .exec_first(
+            format!("SELECT {SELECT_COLUMNS} FROM nodes WHERE name = ? FOR UPDATE"),
+            (&me.fence.node,),
+        )
+        .map_err(Error::query("looking for a node of the same name"))?;
+    if let Some(row) = held.map(node_row) {
+        let live = row.heartbeat_age_ms <= dead_after_ms && row.state == "active";
+        if live && replace != Some(row.epoch) {
+            return Err(JoinError::NameTaken(Box::new(row)));
+        }
+    }
+    tx.exec_drop(
+        "REPLACE INTO nodes (name, epoch, host, pid, version, started, heartbeat, state) \
+         VALUES (?, ?, ?, ?, ?, NOW(3), NOW(3), 'active')",
+        (&me.fence.node, me.fence.epoch, me.host, me.pid, me.version),
+    )
+    .map_err(Error::query("adding this node to the nodes table"))?;
+    tx.commit().map_err(Error::query("joining the cluster"))?;
+    Ok(())
+}
+
+/// The heartbeat: this node is alive, owns `owned` targets and checks `rate` a second, and is
+/// `state`. False when its row is gone or has another epoch: the others declared it dead.
+pub fn beat(
+    conn: &mut Conn,
+    fence: &Fence,
+    state: &str,
+    owned: u64,
+    rate: f64,
+) -> Result<bool, Error> {
+    conn.exec_drop(
+        "UPDATE nodes SET heartbeat = NOW(3), state = ?, targets_owned = ?, checks_per_s = ? \
+         WHERE name = ? AND epoch = ?",
+        (state, owned, rate, &fence.node, fence.epoch),
+    )
+    .map_err(Error::query("writing this node's heartbeat"))?;
+    Ok(conn.affected_rows() > 0)
+}
+
+/// Deletes the rows of nodes whose heartbeat is older than `dead_after_ms`: from then on
+/// their writes are refused ([`hold_fence`]), and the others take their targets. Returns
+/// the names deleted.
+pub fn reap(conn: &mut Conn, dead_after_ms: i64) -> Result<Vec<String>, Error> {
+    let dead: Vec<(String, i64)> = conn
+        .exec(
+            "SELECT name, epoch FROM nodes WHERE heartbeat < NOW(3) - INTERVAL ? MICROSECOND",
+            (dead_after_ms * 1000,),
+        )
+        .map_err(Error::query("looking for dead nodes"))?;
+    let mut reaped = Vec::new();
+    for (name, epoch) in dead {
+        // Only if it did not beat meanwhile.
+        conn.exec_drop(
+            "DELETE FROM nodes WHERE name = ? AND epoch = ? \
+             AND heartbeat < NOW(3) - INTERVAL ? MICROSECOND",
+            (&name, epoch, dead_after_ms * 1000),
+        )
+        .map_err(Error::query("removing a dead node"))?;
+        if conn.affected_rows() > 0 {
+            reaped.push(name);
+        }
+    }
+    Ok(reaped)
+}
+
+/// Every node's row, by name.
+pub fn all(conn: &mut Conn) -> Result<Vec<NodeRow>, Error> {
+    let rows: Vec<mysql::Row> = conn
+        .query(format!("SELECT {SELECT_COLUMNS} FROM nodes ORDER BY name"))
+        .map_err(Error::query("reading the nodes table"))?;
+    Ok(rows.into_iter().map(node_row).collect())
+}
+
+/// Removes this node's row at a clean stop.
+pub fn leave(conn: &mut Conn, fence: &Fence) -> Result<(), Error> {
+    conn.exec_drop(
+        "DELETE FROM nodes WHERE name = ? AND epoch = ?",
+        (&fence.node, fence.epoch),
+    )
+    .map_err(Error::query("removing this node from the nodes table"))
+}
+
+/// The first statement of a result transaction: touches this node's row, which fails (and
+/// so refuses the whole transaction) when the row is gone or has another epoch. Writing the
+/// row, not only reading it, makes a Galera cluster order it against the delete that
+/// declared the node dead.
+pub fn hold_fence(tx: &mut mysql::Transaction, fence: &Fence) -> Result<(), Error> {
+    tx.exec_drop(
+        "UPDATE nodes SET last_write = NOW(3) WHERE name = ? AND epoch = ?",
+        (&fence.node, fence.epoch),
+    )
+    .map_err(Error::query("checking this node's membership"))?;
+    if tx.affected_rows() == 0 {
+        return Err(Error::Fenced {
+            node: fence.node.clone(),
+        });
+    }
+    Ok(())
+}
+
+const SELECT_COLUMNS: &str = "name, epoch, host, pid, version, state, \
+    CAST(TIMESTAMPDIFF(MICROSECOND, heartbeat, NOW(3)) / 1000 AS SIGNED), targets_owned, \
+    checks_per_s";
+
+fn node_row(mut r: mysql::Row) -> NodeRow {
+    fn col<T: mysql::prelude::FromValue + Default>(r: &mut mysql::Row, i: usize) -> T {
+        r.take_opt::<Option<T>, usize>(i)
+            .and_then(Result::ok)
+            .flatten()
+            .unwrap_or_default()
+    }
+    NodeRow {
+        name: col(&mut r, 0),
+        epoch: col(&mut r, 1),
+        host: col(&mut r, 2),
+        pid: col(&mut r, 3),
+        version: col(&mut r, 4),
+        state: col(&mut r, 5),
+        heartbeat_age_ms: col(&mut r, 6),
+        targets_owned: col(&mut r, 7),
+        checks_per_s: col(&mut r, 8),
+    }
+}

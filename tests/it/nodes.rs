@@ -1,0 +1,463 @@
+//! Several daemons ("nodes") on one database, as an operator runs them for no single point
+//! of failure: they share the targets (each checked by one node), take over a dead node's
+//! targets within `DeadAfter` plus a frequency, hand over at once at a clean stop, fence a
+//! node that was frozen, and send each alert once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::http::HttpServer;
+use crate::support::notify::{add_notifier, plain, SmtpOptions, SmtpServer};
+use crate::support::{run, skypunch_cmd, stdout, wait_for, Daemon, TestDb};
+
+/// One daemon of the cluster: its own config (node name, log and pid file) on the shared
+/// database.
+struct Node {
+    name: String,
+    config: PathBuf,
+    log: PathBuf,
+    daemon: Option<Daemon>,
+}
+
+impl Node {
+    fn new(db: &TestDb, name: &str, dead_after: u64) -> Node {
+        let base = std::fs::read_to_string(db.config_path()).unwrap();
+        let log = db.dir.join(format!("{name}.log"));
+        let pid = db.dir.join(format!("{name}.pid"));
+        let text: Vec<String> = base
+            .lines()
+            .map(|l| {
+                if l.starts_with("LogFilePath:") {
+                    format!("LogFilePath: {}", log.display())
+                } else if l.starts_with("PidFile:") {
+                    format!("PidFile: {}", pid.display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let config = db.dir.join(format!("{name}.conf"));
+        let text = format!(
+            "{}\n[cluster]\nNodeName: {name}\nDeadAfter: {dead_after}\n",
+            text.join("\n")
+        );
+        std::fs::write(&config, text).unwrap();
+        Node {
+            name: name.into(),
+            config,
+            log,
+            daemon: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let stderr = self.log.with_extension("stderr");
+        self.daemon = Some(Daemon::spawn_at(&self.config, &stderr, &[], &[]));
+        wait_for(Duration::from_secs(20), "the node's `started` line", || {
+            self.log().contains(" started: ").then_some(())
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: i32) {
+        self.daemon.as_ref().expect("started").signal(signal);
+    }
+
+    /// The targets this node checked after `since` (a log time stamp).
+    fn checked_after(&self, since: &str) -> BTreeSet<u64> {
+        check_lines(&self.log())
+            .into_iter()
+            .filter(|(at, _)| at.as_str() > since)
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    /// The time stamp of the first log line containing `text`, once there is one.
+    fn when(&self, text: &str) -> Option<String> {
+        self.log()
+            .lines()
+            .find(|l| l.contains(text))
+            .map(|l| l[..23].to_string())
+    }
+
+    fn sees(&self, live: &str) -> Option<String> {
+        self.when(&format!("cluster: live nodes {live};"))
+    }
+
+    /// The time stamp of the last "live nodes" line for `live`.
+    fn last_sees(&self, live: &str) -> Option<String> {
+        let text = format!("cluster: live nodes {live};");
+        self.log()
+            .lines()
+            .rev()
+            .find(|l| l.contains(&text))
+            .map(|l| l[..23].to_string())
+    }
+}
+
+/// `(time stamp, target id)` of every check line of a log.
+fn check_lines(log: &str) -> Vec<(String, u64)> {
+    log.lines()
+        .filter(|l| l.contains(" PASS (") || l.contains(" FAIL ("))
+        .filter_map(|l| {
+            let id = l.split('[').nth(1)?.split(']').next()?.parse().ok()?;
+            Some((l.get(..23)?.to_string(), id))
+        })
+        .collect()
+}
+
+/// Now, as the log writes its time stamps.
+fn log_now() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S,%3f")
+        .to_string()
+}
+
+fn add_targets(db: &TestDb, web: &HttpServer, n: usize) {
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("('t{i}', '{}', 1, 2)", web.url("/")))
+        .collect();
+    db.exec(&format!(
+        "INSERT INTO targets (name, url, frequency, timeout) VALUES {}",
+        values.join(",")
+    ));
+}
+
+fn start_nodes(db: &TestDb, names: &[&str], dead_after: u64) -> Vec<Node> {
+    let mut nodes: Vec<Node> = names.iter().map(|n| Node::new(db, n, dead_after)).collect();
+    for node in &mut nodes {
+        node.start();
+    }
+    let all = names.join(", ");
+    wait_for(
+        Duration::from_secs(20),
+        "every node sees all of them",
+        || nodes.iter().all(|n| n.sees(&all).is_some()).then_some(()),
+    );
+    nodes
+}
+
+/// The latest of the nodes' "live nodes" lines for `live`: from then on they agree.
+fn settled(nodes: &[&Node], live: &str) -> String {
+    nodes.iter().filter_map(|n| n.sees(live)).max().unwrap()
+}
+
+#[test]
+fn three_nodes_share_the_targets_each_checked_by_one_node() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(200);
+    add_targets(&db, &web, 300);
+    let nodes = start_nodes(&db, &["node-a", "node-b", "node-c"], 3);
+    settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b, node-c");
+    // Checks that were in flight when the view changed end within a second.
+    std::thread::sleep(Duration::from_secs(1));
+    let since = log_now();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mut by_target: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut shares = Vec::new();
+    for node in &nodes {
+        let mine = node.checked_after(&since);
+        shares.push(mine.len());
+        for id in mine {
+            by_target.entry(id).or_default().insert(node.name.clone());
+        }
+    }
+    assert_eq!(by_target.len(), 300, "every target checked");
+    let doubled: Vec<_> = by_target.iter().filter(|(_, n)| n.len() > 1).collect();
+    assert!(doubled.is_empty(), "checked by two nodes: {doubled:?}");
+    for share in &shares {
+        assert!((80..=120).contains(share), "uneven shares {shares:?}");
+    }
+
+    let status = skypunch_cmd(&nodes[0].config, &["status"])
+        .output()
+        .unwrap();
+    let text = stdout(&status);
+    assert!(
+        text.contains("nodes: 3 live of 3 (DeadAfter 3 s)"),
+        "{text}"
+    );
+    assert!(text.contains("node-a (this host)"), "{text}");
+    let one = by_target.iter().next().unwrap();
+    let shown = skypunch_cmd(&nodes[0].config, &["targets", &one.0.to_string()])
+        .output()
+        .unwrap();
+    let owner = one.1.iter().next().unwrap();
+    assert!(stdout(&shown).contains(&format!("{owner} (of 3 live nodes)")));
+    run::figures("cluster_shares", json!({"targets": 300, "shares": shares}));
+}
+
+#[test]
+fn a_killed_nodes_targets_are_taken_over_within_dead_after_and_a_frequency() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(200);
+    add_targets(&db, &web, 60);
+    let mut nodes = start_nodes(&db, &["node-a", "node-b", "node-c"], 3);
+    let since = settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b, node-c");
+    std::thread::sleep(Duration::from_secs(2));
+    let orphans = nodes[1].checked_after(&since);
+    assert!(!orphans.is_empty());
+
+    let killed_at = log_now();
+    let killed = Instant::now();
+    nodes[1].daemon.take().unwrap().kill();
+    let (a, c) = (&nodes[0], &nodes[2]);
+    let took = wait_for(
+        Duration::from_secs(20),
+        "every orphan checked again",
+        || {
+            let taken: BTreeSet<u64> = a
+                .checked_after(&killed_at)
+                .union(&c.checked_after(&killed_at))
+                .copied()
+                .collect();
+            orphans.is_subset(&taken).then(|| killed.elapsed())
+        },
+    );
+    assert!(
+        a.log().contains("cluster: node node-b sent no heartbeat")
+            || c.log().contains("cluster: node node-b sent no heartbeat")
+    );
+    // DeadAfter 3 s + frequency 1 s, plus a heartbeat and the scheduling slack of a busy
+    // two-core test machine.
+    assert!(
+        took < Duration::from_secs(3 + 1 + 3),
+        "takeover took {took:?}"
+    );
+    run::figures(
+        "cluster_takeover_after_sigkill",
+        json!({"dead_after_s": 3, "frequency_s": 1, "orphans": orphans.len(),
+               "takeover_s": took.as_secs_f64()}),
+    );
+}
+
+#[test]
+fn a_cleanly_stopped_node_hands_its_targets_over_at_once() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(200);
+    add_targets(&db, &web, 40);
+    // A long DeadAfter: a hand-over that waited for it would take 20 s.
+    let mut nodes = start_nodes(&db, &["node-a", "node-b"], 20);
+    let since = settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b");
+    std::thread::sleep(Duration::from_secs(2));
+    let orphans = nodes[1].checked_after(&since);
+    assert!(!orphans.is_empty());
+
+    let stopped_at = log_now();
+    let stopped = Instant::now();
+    let (code, _) = nodes[1]
+        .daemon
+        .take()
+        .unwrap()
+        .terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0));
+    let took = wait_for(
+        Duration::from_secs(15),
+        "every orphan checked by node-a",
+        || {
+            orphans
+                .is_subset(&nodes[0].checked_after(&stopped_at))
+                .then(|| stopped.elapsed())
+        },
+    );
+    assert!(took < Duration::from_secs(6), "hand-over took {took:?}");
+    assert!(nodes[1].log().contains("cluster: node node-b left"));
+    assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM nodes"), 1);
+    run::figures(
+        "cluster_handover_at_stop",
+        json!({"dead_after_s": 20, "handover_s": took.as_secs_f64()}),
+    );
+}
+
+#[test]
+fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(200);
+    add_targets(&db, &web, 30);
+    let nodes = start_nodes(&db, &["node-a", "node-b"], 3);
+    let since = settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b");
+    std::thread::sleep(Duration::from_secs(2));
+    let b_targets = nodes[1].checked_after(&since);
+
+    nodes[1].signal(libc::SIGSTOP);
+    wait_for(
+        Duration::from_secs(15),
+        "node-a declares node-b dead",
+        || nodes[0].when("cluster: node node-b sent no heartbeat"),
+    );
+    let frozen_at = log_now();
+    wait_for(
+        Duration::from_secs(10),
+        "node-a checks node-b's targets",
+        || {
+            b_targets
+                .is_subset(&nodes[0].checked_after(&frozen_at))
+                .then_some(())
+        },
+    );
+    let woke_at = log_now();
+    nodes[1].signal(libc::SIGCONT);
+    let dead_line = wait_for(
+        Duration::from_secs(10),
+        "node-b learns it was declared dead",
+        || nodes[1].when("was declared dead by the others"),
+    );
+    // Between waking and learning it, node-b started no check (its lease had run out);
+    // only checks in flight when it froze may end then.
+    let in_between = check_lines(&nodes[1].log())
+        .into_iter()
+        .filter(|(at, _)| at.as_str() > woke_at.as_str() && at.as_str() < dead_line.as_str())
+        .count();
+    assert!(
+        in_between <= 8,
+        "{in_between} checks between waking and the fence"
+    );
+    wait_for(
+        Duration::from_secs(15),
+        "node-b back in the cluster",
+        || {
+            nodes[0]
+                .last_sees("node-a, node-b")
+                .filter(|t| t.as_str() > woke_at.as_str())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let back = log_now();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !nodes[1].checked_after(&back).is_empty(),
+        "node-b checks again"
+    );
+    assert!(nodes[1].log().contains("joined again as node node-b"));
+}
+
+#[test]
+fn two_live_nodes_cannot_share_a_name() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let _first = start_nodes(&db, &["node-a"], 6);
+    let twin = Node::new(&db, "node-a", 6);
+    // Another pid and log file, the same node name.
+    let text = std::fs::read_to_string(&twin.config)
+        .unwrap()
+        .replace("node-a.pid", "twin.pid")
+        .replace("node-a.log", "twin.log");
+    std::fs::write(&twin.config, text).unwrap();
+    let out = skypunch_cmd(&twin.config, &["start", "--foreground"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("node name node-a is in use by a live skypunch on"),
+        "{err}"
+    );
+    assert!(err.contains("give this one another [cluster] NodeName"));
+}
+
+#[test]
+fn one_incident_through_a_killed_node_gives_one_failure_and_one_recovery_per_notifier() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    for who in ["ops", "dev"] {
+        let address = format!("{who}@example.com");
+        add_notifier(&db, who, "SMTP", &address, &plain(smtp.port), true);
+    }
+    let web = HttpServer::start(200);
+    db.add_watched("shop", &web.url("/"));
+    let mut nodes = start_nodes(&db, &["node-a", "node-b", "node-c"], 3);
+    let owner = wait_for(Duration::from_secs(10), "the shop's node", || {
+        nodes.iter().position(|n| !check_lines(&n.log()).is_empty())
+    });
+
+    web.set_status(503);
+    smtp.wait_messages(2);
+    nodes[owner].daemon.take().unwrap().kill();
+    wait_for(
+        Duration::from_secs(15),
+        "another node checks the shop",
+        || {
+            let after = log_now();
+            std::thread::sleep(Duration::from_millis(1500));
+            nodes
+                .iter()
+                .enumerate()
+                .any(|(i, n)| i != owner && !n.checked_after(&after).is_empty())
+                .then_some(())
+        },
+    );
+    web.set_status(200);
+    let mails = smtp.wait_messages(4);
+    std::thread::sleep(Duration::from_secs(3));
+    let mails = if smtp.messages().len() > mails.len() {
+        smtp.messages()
+    } else {
+        mails
+    };
+    let mut subjects: Vec<(String, String)> = mails
+        .iter()
+        .map(|m| {
+            let to = m["rcpt_tos"][0].as_str().unwrap_or("").to_string();
+            let subject = m["subject"].as_str().unwrap_or("").to_string();
+            (to, subject)
+        })
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    for who in ["dev@example.com", "ops@example.com"] {
+        let mine: Vec<&String> = subjects
+            .iter()
+            .filter(|(t, _)| t == who)
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(mine.len(), 2, "{who}: {mine:?}");
+        assert!(mine.iter().any(|s| s.contains("FAILURE")), "{mine:?}");
+        assert!(mine.iter().any(|s| s.contains("SUCCESS")), "{mine:?}");
+    }
+    assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM alerts"), 2);
+}
+
+#[test]
+fn a_row_written_by_another_writer_is_read_again_before_the_next_write() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(200);
+    let id = db.add_watched("shop", &web.url("/"));
+    let _daemon = Daemon::start(&db);
+    wait_for(Duration::from_secs(10), "a first write", || {
+        (db.one::<u64>(&format!("SELECT state_seq FROM targets WHERE id = {id}")) > 0).then_some(())
+    });
+    // What another node's write of a FAIL with its alert looks like to this one.
+    db.exec(&format!(
+        "UPDATE targets SET state_seq = state_seq + 100, status = 'FAIL', alerted = 1, \
+         repeated_fails = 3 WHERE id = {id}"
+    ));
+    wait_for(
+        Duration::from_secs(10),
+        "the recovery alert from the state read again",
+        || (db.one::<u64>("SELECT COUNT(*) FROM alerts WHERE kind = 'SUCCESS'") == 1).then_some(()),
+    );
+    assert!(db
+        .log()
+        .contains("1 targets were written meanwhile by another writer"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM alerts"), 1);
+    assert_eq!(
+        db.one::<(String, u64, bool)>(&format!(
+            "SELECT status, repeated_fails, alerted FROM targets WHERE id = {id}"
+        )),
+        ("PASS".to_string(), 0, false)
+    );
+}
