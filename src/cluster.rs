@@ -362,6 +362,11 @@ impl Cluster {
                 self.back_from_outage();
                 Beat::DeclaredDead
             }
+            Err(e) if e.class() == db::Class::Transient => {
+                // A lock wait or a Galera certification conflict: the next beat will do.
+                log::debug!("cluster: heartbeat met a passing conflict, retrying: {e}");
+                Beat::Failed
+            }
             Err(e) => {
                 if !self.outage_logged {
                     log::error!("cluster: cannot write the heartbeat, will retry: {e}");

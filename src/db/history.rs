@@ -92,16 +92,16 @@ fn open_or_extend(
         .map_err(Error::query("opening or extending incidents"))
 }
 
+/// One statement per incident: recoveries are few, and a multi-table `UPDATE ... JOIN
+/// (SELECT ... UNION ALL ...)` makes MariaDB 10.11 build a temporary table whose failure has
+/// crashed the server (see `db::results`).
 fn close(tx: &mut impl Queryable, rows: &[(TargetId, &str)]) -> Result<(), Error> {
-    let values = vec!["SELECT ? AS t, ? AS e"; rows.len()].join(" UNION ALL ");
-    let sql =
-        format!("UPDATE incidents i JOIN ({values}) v ON i.open_target = v.t SET i.ended = v.e");
-    let params: Vec<Value> = rows
-        .iter()
-        .flat_map(|(id, at)| [Value::from(*id), Value::from(*at)])
-        .collect();
-    tx.exec_drop(sql, params)
-        .map_err(Error::query("closing incidents"))
+    tx.exec_batch(
+        "UPDATE incidents SET ended = ? WHERE open_target = ?",
+        rows.iter()
+            .map(|(id, at)| (Value::from(*at), Value::from(*id))),
+    )
+    .map_err(Error::query("closing incidents"))
 }
 
 /// Adds the rollups to `target_hours`, and the same sums to `target_days`.

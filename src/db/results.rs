@@ -64,13 +64,13 @@ pub fn write(
         .map(|(id, u)| (*id, u))
         .collect();
     let entries: Vec<(&TargetId, &&RowUpdate)> = live.iter().collect();
-    let mut rows = 0;
     for chunk in shaped_chunks(&entries) {
         let (sql, params) = update_statement(chunk);
         tx.exec_drop(sql, params)
             .map_err(Error::query("writing check results"))?;
-        rows += tx.affected_rows();
     }
+    // Every locked row with its state_seq as expected was updated (state_seq moved on).
+    let rows = live.len() as u64;
     super::history::write_incidents(&mut tx, &live)?;
     if !rollups.is_empty() {
         super::history::write_rollups(&mut tx, rollups)?;
@@ -157,32 +157,54 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace
     'last_http_status', last_http_status, 'last_response_ms', last_response_ms), ? \
     FROM targets WHERE id = ?";
 
-const VALUE_COLUMNS: [&str; 18] = [
-    "id", "st", "prev", "descr", "at", "dp", "df", "c2", "c3", "c4", "c5", "nf", "rf", "al", "hs",
-    "ms", "tr", "sq",
+/// The columns a result writes, in the order of each row's values.
+const COLUMNS: [&str; 17] = [
+    "id",
+    "status",
+    "previous_status",
+    "status_description",
+    "last_updated",
+    "pass_count",
+    "fail_count",
+    "count200",
+    "count300",
+    "count400",
+    "count500",
+    "network_fails",
+    "repeated_fails",
+    "alerted",
+    "last_http_status",
+    "last_response_ms",
+    "last_trace",
 ];
 
-/// One multi-row UPDATE joined to a derived table of the new values; rows deleted meanwhile
-/// simply match nothing. Counters are added, so a hand edit of a counter is never overwritten.
+/// One multi-row `INSERT ... ON DUPLICATE KEY UPDATE` over rows that exist and are locked
+/// ([`lock_seqs`]), so it only ever updates; counters are added, so a hand edit of a counter
+/// is never overwritten, and `state_seq` moves on by one.
+///
+/// Not `UPDATE targets JOIN (SELECT ... UNION ALL ...)`, which this program used until
+/// schema 2.2: MariaDB 10.11.19 builds a temporary table for that multi-table update, and a
+/// failure to build it crashed the server (signal 11 in `ha_maria::drop_table` from
+/// `Create_tmp_table::cleanup_on_failure`), twice under the test suite's load.
 fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) {
-    let marks = vec!["?"; VALUE_COLUMNS.len()].join(",");
-    let first: Vec<String> = VALUE_COLUMNS.iter().map(|c| format!("? AS {c}")).collect();
-    let mut sql = format!("UPDATE targets t JOIN (SELECT {}", first.join(","));
-    for _ in 1..chunk.len() {
-        sql.push_str(" UNION ALL SELECT ");
-        sql.push_str(&marks);
-    }
-    sql.push_str(
-        ") v ON t.id = v.id AND t.state_seq = v.sq SET t.state_seq = v.sq + 1, t.status = v.st, t.previous_status = v.prev, \
-         t.status_description = v.descr, t.last_updated = v.at, \
-         t.pass_count = t.pass_count + v.dp, t.fail_count = t.fail_count + v.df, \
-         t.count200 = t.count200 + v.c2, t.count300 = t.count300 + v.c3, \
-         t.count400 = t.count400 + v.c4, t.count500 = t.count500 + v.c5, \
-         t.network_fails = t.network_fails + v.nf, t.repeated_fails = v.rf, t.alerted = v.al, \
-         t.last_http_status = v.hs, t.last_response_ms = v.ms, t.last_trace = v.tr, \
-         t.config_changed = t.config_changed",
+    let row = format!("({})", vec!["?"; COLUMNS.len()].join(","));
+    let rows = vec![row.as_str(); chunk.len()].join(",");
+    let sql = format!(
+        "INSERT INTO targets ({}) VALUES {rows} ON DUPLICATE KEY UPDATE \
+         state_seq = state_seq + 1, status = VALUES(status), \
+         previous_status = VALUES(previous_status), \
+         status_description = VALUES(status_description), last_updated = VALUES(last_updated), \
+         pass_count = pass_count + VALUES(pass_count), fail_count = fail_count + VALUES(fail_count), \
+         count200 = count200 + VALUES(count200), count300 = count300 + VALUES(count300), \
+         count400 = count400 + VALUES(count400), count500 = count500 + VALUES(count500), \
+         network_fails = network_fails + VALUES(network_fails), \
+         repeated_fails = VALUES(repeated_fails), alerted = VALUES(alerted), \
+         last_http_status = VALUES(last_http_status), \
+         last_response_ms = VALUES(last_response_ms), last_trace = VALUES(last_trace), \
+         config_changed = config_changed",
+        COLUMNS.join(", ")
     );
-    let mut params = Vec::with_capacity(chunk.len() * VALUE_COLUMNS.len());
+    let mut params = Vec::with_capacity(chunk.len() * COLUMNS.len());
     for (id, u) in chunk {
         params.extend([
             Value::from(**id),
@@ -202,7 +224,6 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             u.http_status.map_or(Value::NULL, Value::from),
             Value::from(u.response_ms.min(i32::MAX as u64)),
             Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),
-            Value::from(u.seq),
         ]);
     }
     (sql, params)

@@ -9,9 +9,40 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::galera::Galera;
 use crate::support::http::HttpServer;
 use crate::support::notify::{add_notifier, plain, SmtpOptions, SmtpServer};
 use crate::support::{run, skypunch_cmd, stdout, wait_for, Daemon, TestDb};
+
+/// Where the daemons' database lives: the test MariaDB, or a three-node Galera cluster with
+/// each daemon on another node first (the others listed after it, for failover).
+pub struct Setup {
+    pub db: TestDb,
+    galera: Option<Galera>,
+}
+
+impl Setup {
+    fn plain() -> Setup {
+        let db = TestDb::new();
+        db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
+        Setup { db, galera: None }
+    }
+
+    fn galera() -> Setup {
+        let galera = Galera::start(3);
+        let db = TestDb::new_on(galera.server(0));
+        db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
+        Setup {
+            db,
+            galera: Some(galera),
+        }
+    }
+
+    /// `[database] Location` for the `i`th daemon.
+    fn location(&self, i: usize) -> Option<String> {
+        self.galera.as_ref().map(|g| g.location(i % 3))
+    }
+}
 
 /// One daemon of the cluster: its own config (node name, log and pid file) on the shared
 /// database.
@@ -23,7 +54,9 @@ struct Node {
 }
 
 impl Node {
-    fn new(db: &TestDb, name: &str, dead_after: u64) -> Node {
+    fn new(setup: &Setup, i: usize, name: &str, dead_after: u64) -> Node {
+        let db = &setup.db;
+        let location = setup.location(i);
         let base = std::fs::read_to_string(db.config_path()).unwrap();
         let log = db.dir.join(format!("{name}.log"));
         let pid = db.dir.join(format!("{name}.pid"));
@@ -34,6 +67,9 @@ impl Node {
                     format!("LogFilePath: {}", log.display())
                 } else if l.starts_with("PidFile:") {
                     format!("PidFile: {}", pid.display())
+                } else if let Some(list) = location.as_ref().filter(|_| l.starts_with("Location:"))
+                {
+                    format!("Location: {list}")
                 } else {
                     l.to_string()
                 }
@@ -101,6 +137,9 @@ impl Node {
     }
 }
 
+/// Seconds the steady state is watched.
+const WINDOW_S: u64 = 5;
+
 /// `(time stamp, target id)` of every check line of a log.
 fn check_lines(log: &str) -> Vec<(String, u64)> {
     log.lines()
@@ -129,8 +168,12 @@ fn add_targets(db: &TestDb, web: &HttpServer, n: usize) {
     ));
 }
 
-fn start_nodes(db: &TestDb, names: &[&str], dead_after: u64) -> Vec<Node> {
-    let mut nodes: Vec<Node> = names.iter().map(|n| Node::new(db, n, dead_after)).collect();
+fn start_nodes(setup: &Setup, names: &[&str], dead_after: u64) -> Vec<Node> {
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Node::new(setup, i, n, dead_after))
+        .collect();
     for node in &mut nodes {
         node.start();
     }
@@ -148,20 +191,20 @@ fn settled(nodes: &[&Node], live: &str) -> String {
     nodes.iter().filter_map(|n| n.sees(live)).max().unwrap()
 }
 
-#[test]
-fn three_nodes_share_the_targets_each_checked_by_one_node() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
+fn three_nodes_share_the_targets_each_checked_by_one_node(setup: &Setup) {
+    let db = &setup.db;
     let web = HttpServer::start(200);
-    add_targets(&db, &web, 300);
-    let nodes = start_nodes(&db, &["node-a", "node-b", "node-c"], 3);
+    add_targets(db, &web, 300);
+    let nodes = start_nodes(setup, &["node-a", "node-b", "node-c"], 3);
     settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b, node-c");
     // Checks that were in flight when the view changed end within a second.
     std::thread::sleep(Duration::from_secs(1));
     let since = log_now();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(WINDOW_S));
+    let until = log_now();
 
     let mut by_target: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut per_target: BTreeMap<u64, u64> = BTreeMap::new();
     let mut shares = Vec::new();
     for node in &nodes {
         let mine = node.checked_after(&since);
@@ -169,8 +212,19 @@ fn three_nodes_share_the_targets_each_checked_by_one_node() {
         for id in mine {
             by_target.entry(id).or_default().insert(node.name.clone());
         }
+        for (at, id) in check_lines(&node.log()) {
+            if at > since && at <= until {
+                *per_target.entry(id).or_default() += 1;
+            }
+        }
     }
     assert_eq!(by_target.len(), 300, "every target checked");
+    // Every second, once: WINDOW_S checks each, one more or less at the window's edges.
+    let off: Vec<_> = per_target
+        .iter()
+        .filter(|(_, n)| n.abs_diff(WINDOW_S) > 1)
+        .collect();
+    assert!(off.is_empty(), "targets not checked once a second: {off:?}");
     let doubled: Vec<_> = by_target.iter().filter(|(_, n)| n.len() > 1).collect();
     assert!(doubled.is_empty(), "checked by two nodes: {doubled:?}");
     for share in &shares {
@@ -192,16 +246,22 @@ fn three_nodes_share_the_targets_each_checked_by_one_node() {
         .unwrap();
     let owner = one.1.iter().next().unwrap();
     assert!(stdout(&shown).contains(&format!("{owner} (of 3 live nodes)")));
-    run::figures("cluster_shares", json!({"targets": 300, "shares": shares}));
+    let name = if setup.galera.is_some() {
+        "galera_shares"
+    } else {
+        "cluster_shares"
+    };
+    run::figures(
+        name,
+        json!({"targets": 300, "window_s": WINDOW_S, "shares": shares}),
+    );
 }
 
-#[test]
-fn a_killed_nodes_targets_are_taken_over_within_dead_after_and_a_frequency() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
+fn a_killed_nodes_targets_are_taken_over_within_dead_after_and_a_frequency(setup: &Setup) {
+    let db = &setup.db;
     let web = HttpServer::start(200);
-    add_targets(&db, &web, 60);
-    let mut nodes = start_nodes(&db, &["node-a", "node-b", "node-c"], 3);
+    add_targets(db, &web, 60);
+    let mut nodes = start_nodes(setup, &["node-a", "node-b", "node-c"], 3);
     let since = settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b, node-c");
     std::thread::sleep(Duration::from_secs(2));
     let orphans = nodes[1].checked_after(&since);
@@ -233,21 +293,73 @@ fn a_killed_nodes_targets_are_taken_over_within_dead_after_and_a_frequency() {
         took < Duration::from_secs(3 + 1 + 3),
         "takeover took {took:?}"
     );
+    let name = if setup.galera.is_some() {
+        "galera_takeover_after_sigkill"
+    } else {
+        "cluster_takeover_after_sigkill"
+    };
     run::figures(
-        "cluster_takeover_after_sigkill",
+        name,
         json!({"dead_after_s": 3, "frequency_s": 1, "orphans": orphans.len(),
                "takeover_s": took.as_secs_f64()}),
     );
 }
 
-#[test]
-fn a_cleanly_stopped_node_hands_its_targets_over_at_once() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
+/// A Galera node dies under the daemon that uses it: the daemon moves to the next host of
+/// its list and goes on; no check it logged is missing from the database.
+fn a_killed_database_node_is_replaced_by_the_next_host(setup: &mut Setup) {
+    let db = &setup.db;
     let web = HttpServer::start(200);
-    add_targets(&db, &web, 40);
+    add_targets(db, &web, 20);
+    let before = written(db);
+    // One daemon, on the second Galera node first.
+    let mut nodes = vec![Node::new(setup, 1, "node-z", 3)];
+    nodes[0].start();
+    wait_for(Duration::from_secs(20), "checks written", || {
+        (written(db) >= before + 40).then_some(())
+    });
+    let galera = setup.galera.as_mut().expect("a Galera setup");
+    galera.kill(1);
+    let killed_at = log_now();
+    wait_for(
+        Duration::from_secs(30),
+        "the daemon on the next host",
+        || nodes[0].when("now using 127.0.0.1:"),
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "checks after the kill written",
+        || (!nodes[0].checked_after(&killed_at).is_empty()).then_some(()),
+    );
+    let (code, _) = nodes[0]
+        .daemon
+        .take()
+        .unwrap()
+        .terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{}", nodes[0].log());
+    let logged = check_lines(&nodes[0].log()).len() as u64;
+    let stored = written(&setup.db) - before;
+    assert_eq!(
+        stored, logged,
+        "every logged check is in the database, once"
+    );
+    run::figures(
+        "galera_node_killed_under_a_daemon",
+        json!({"checks_logged": logged, "checks_in_database": stored}),
+    );
+}
+
+fn written(db: &TestDb) -> u64 {
+    db.one::<Option<u64>>("SELECT CAST(SUM(pass_count + fail_count) AS UNSIGNED) FROM targets")
+        .unwrap_or(0)
+}
+
+fn a_cleanly_stopped_node_hands_its_targets_over_at_once(setup: &Setup) {
+    let db = &setup.db;
+    let web = HttpServer::start(200);
+    add_targets(db, &web, 40);
     // A long DeadAfter: a hand-over that waited for it would take 20 s.
-    let mut nodes = start_nodes(&db, &["node-a", "node-b"], 20);
+    let mut nodes = start_nodes(setup, &["node-a", "node-b"], 20);
     let since = settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b");
     std::thread::sleep(Duration::from_secs(2));
     let orphans = nodes[1].checked_after(&since);
@@ -273,19 +385,22 @@ fn a_cleanly_stopped_node_hands_its_targets_over_at_once() {
     assert!(took < Duration::from_secs(6), "hand-over took {took:?}");
     assert!(nodes[1].log().contains("cluster: node node-b left"));
     assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM nodes"), 1);
+    let name = if setup.galera.is_some() {
+        "galera_handover_at_stop"
+    } else {
+        "cluster_handover_at_stop"
+    };
     run::figures(
-        "cluster_handover_at_stop",
+        name,
         json!({"dead_after_s": 20, "handover_s": took.as_secs_f64()}),
     );
 }
 
-#[test]
-fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
+fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(setup: &Setup) {
+    let db = &setup.db;
     let web = HttpServer::start(200);
-    add_targets(&db, &web, 30);
-    let nodes = start_nodes(&db, &["node-a", "node-b"], 3);
+    add_targets(db, &web, 30);
+    let nodes = start_nodes(setup, &["node-a", "node-b"], 3);
     let since = settled(&nodes.iter().collect::<Vec<_>>(), "node-a, node-b");
     std::thread::sleep(Duration::from_secs(2));
     let b_targets = nodes[1].checked_after(&since);
@@ -344,10 +459,9 @@ fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins() {
 
 #[test]
 fn two_live_nodes_cannot_share_a_name() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
-    let _first = start_nodes(&db, &["node-a"], 6);
-    let twin = Node::new(&db, "node-a", 6);
+    let setup = Setup::plain();
+    let _first = start_nodes(&setup, &["node-a"], 6);
+    let twin = Node::new(&setup, 1, "node-a", 6);
     // Another pid and log file, the same node name.
     let text = std::fs::read_to_string(&twin.config)
         .unwrap()
@@ -366,18 +480,18 @@ fn two_live_nodes_cannot_share_a_name() {
     assert!(err.contains("give this one another [cluster] NodeName"));
 }
 
-#[test]
-fn one_incident_through_a_killed_node_gives_one_failure_and_one_recovery_per_notifier() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
+fn one_incident_through_a_killed_node_gives_one_failure_and_one_recovery_per_notifier(
+    setup: &Setup,
+) {
+    let db = &setup.db;
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
     for who in ["ops", "dev"] {
         let address = format!("{who}@example.com");
-        add_notifier(&db, who, "SMTP", &address, &plain(smtp.port), true);
+        add_notifier(db, who, "SMTP", &address, &plain(smtp.port), true);
     }
     let web = HttpServer::start(200);
     db.add_watched("shop", &web.url("/"));
-    let mut nodes = start_nodes(&db, &["node-a", "node-b", "node-c"], 3);
+    let mut nodes = start_nodes(setup, &["node-a", "node-b", "node-c"], 3);
     let owner = wait_for(Duration::from_secs(10), "the shop's node", || {
         nodes.iter().position(|n| !check_lines(&n.log()).is_empty())
     });
@@ -460,4 +574,67 @@ fn a_row_written_by_another_writer_is_read_again_before_the_next_write() {
         )),
         ("PASS".to_string(), 0, false)
     );
+}
+
+#[test]
+fn three_nodes_share_the_targets() {
+    three_nodes_share_the_targets_each_checked_by_one_node(&Setup::plain());
+}
+
+#[test]
+fn a_killed_nodes_targets_are_taken_over() {
+    a_killed_nodes_targets_are_taken_over_within_dead_after_and_a_frequency(&Setup::plain());
+}
+
+#[test]
+fn a_clean_stop_hands_over_at_once() {
+    a_cleanly_stopped_node_hands_its_targets_over_at_once(&Setup::plain());
+}
+
+#[test]
+fn a_frozen_node_is_fenced() {
+    a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(&Setup::plain());
+}
+
+#[test]
+fn one_alert_per_change_and_notifier_through_a_killed_node() {
+    one_incident_through_a_killed_node_gives_one_failure_and_one_recovery_per_notifier(
+        &Setup::plain(),
+    );
+}
+
+/// The same stories on a real three-node Galera cluster, each daemon on another node.
+mod galera {
+    use super::*;
+
+    #[test]
+    fn three_nodes_share_the_targets() {
+        let setup = Setup::galera();
+        three_nodes_share_the_targets_each_checked_by_one_node(&setup);
+    }
+
+    #[test]
+    fn a_killed_daemon_then_a_killed_database_node() {
+        let setup = Setup::galera();
+        a_killed_nodes_targets_are_taken_over_within_dead_after_and_a_frequency(&setup);
+        let mut setup = setup;
+        a_killed_database_node_is_replaced_by_the_next_host(&mut setup);
+    }
+
+    #[test]
+    fn a_frozen_daemon_is_fenced() {
+        a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(&Setup::galera());
+    }
+
+    #[test]
+    fn one_alert_per_change_and_notifier() {
+        one_incident_through_a_killed_node_gives_one_failure_and_one_recovery_per_notifier(
+            &Setup::galera(),
+        );
+    }
+
+    #[test]
+    fn a_clean_stop_hands_over_at_once() {
+        a_cleanly_stopped_node_hands_its_targets_over_at_once(&Setup::galera());
+    }
 }

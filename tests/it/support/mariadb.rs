@@ -111,6 +111,7 @@ impl MariaDb {
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", self.dir.join("sock").display()))
             .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .arg(format!(
                 "--log-error={}",
                 self.dir.join("error.log").display()
@@ -168,15 +169,21 @@ impl Drop for MariaDb {
     }
 }
 
-/// Creates the system tables. The bootstrap server has been seen to crash now and then when
-/// several start at once on this 2-core machine; a fresh try in an empty folder then works.
-fn install(data: &Path) {
+/// Creates the system tables. The bootstrap has been seen to fail now and then when several
+/// servers start at once on this 2-core machine (a temporary table it could not create); a
+/// fresh try in an empty folder, a moment later, then works.
+pub fn install(data: &Path) {
     let mut failures = String::new();
-    for _ in 0..3 {
+    // Its own folder for temporary tables, beside the data.
+    let tmp = data.with_file_name("tmp");
+    for attempt in 0..5 {
         let _ = std::fs::remove_dir_all(data);
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::thread::sleep(Duration::from_millis(300 * attempt));
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -192,11 +199,11 @@ fn install(data: &Path) {
         failures.push_str(&String::from_utf8_lossy(&out.stdout));
         failures.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    panic!("mariadb-install-db failed three times:\n{failures}");
+    panic!("mariadb-install-db failed five times:\n{failures}");
 }
 
 /// Small buffers and logs: a test server holds a few rows, and several may run at once.
-fn server_tuning() -> [&'static str; 4] {
+pub fn server_tuning() -> [&'static str; 4] {
     [
         "--innodb-buffer-pool-size=16M",
         "--innodb-log-file-size=8M",
@@ -205,7 +212,7 @@ fn server_tuning() -> [&'static str; 4] {
     ]
 }
 
-fn current_user() -> String {
+pub fn current_user() -> String {
     // SAFETY: geteuid cannot fail; getpwuid returns a pointer into static storage or null.
     unsafe {
         let pw = libc::getpwuid(libc::geteuid());

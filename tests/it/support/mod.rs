@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 
 mod daemon;
+pub mod galera;
 pub mod http;
 pub mod lifecycle;
 pub mod mariadb;
