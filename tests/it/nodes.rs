@@ -313,8 +313,8 @@ fn a_killed_database_node_is_replaced_by_the_next_host(setup: &mut Setup) {
     add_targets(db, &web, 20);
     let before = written(db);
     // One daemon, on the second Galera node first.
-    let mut nodes = vec![Node::new(setup, 1, "node-z", 3)];
-    nodes[0].start();
+    let mut node = Node::new(setup, 1, "node-z", 3);
+    node.start();
     wait_for(Duration::from_secs(20), "checks written", || {
         (written(db) >= before + 40).then_some(())
     });
@@ -324,20 +324,20 @@ fn a_killed_database_node_is_replaced_by_the_next_host(setup: &mut Setup) {
     wait_for(
         Duration::from_secs(30),
         "the daemon on the next host",
-        || nodes[0].when("now using 127.0.0.1:"),
+        || node.when("now using 127.0.0.1:"),
     );
     wait_for(
         Duration::from_secs(20),
         "checks after the kill written",
-        || (!nodes[0].checked_after(&killed_at).is_empty()).then_some(()),
+        || (!node.checked_after(&killed_at).is_empty()).then_some(()),
     );
-    let (code, _) = nodes[0]
+    let (code, _) = node
         .daemon
         .take()
         .unwrap()
         .terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{}", nodes[0].log());
-    let logged = check_lines(&nodes[0].log()).len() as u64;
+    assert_eq!(code, Some(0), "{}", node.log());
+    let logged = check_lines(&node.log()).len() as u64;
     let stored = written(&setup.db) - before;
     assert_eq!(
         stored, logged,
