@@ -178,9 +178,7 @@ CREATE TABLE IF NOT EXISTS target_days (
 
 -- Cluster (2.2): the daemons sharing this database. Each row is one live daemon ("node"); its
 -- heartbeat is the database clock. A node whose heartbeat is older than [cluster] DeadAfter is
--- deleted by the others, which then share its targets; every result it writes is conditional
--- on its row and epoch still being here, so a node that was frozen cannot write once declared
--- dead.
+-- deleted by the others (with its node_fences row), which then share its targets.
 CREATE TABLE IF NOT EXISTS nodes (
     name               VARCHAR(64)   NOT NULL COMMENT '[cluster] NodeName, the host name by default',
     epoch              BIGINT        NOT NULL COMMENT 'new each time the node joins',
@@ -192,6 +190,15 @@ CREATE TABLE IF NOT EXISTS nodes (
     state              VARCHAR(16)   NOT NULL DEFAULT 'active' COMMENT 'active, or stopping (its targets already handed over)',
     targets_owned      INT           NOT NULL DEFAULT 0,
     checks_per_s       DOUBLE        NOT NULL DEFAULT 0,
-    last_write         TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'the last batch of results it wrote',
+    PRIMARY KEY (name)
+) DEFAULT CHARSET utf8mb4;
+
+-- Every transaction of results a node writes first updates its row here, by name and epoch:
+-- once the others have deleted it (declaring the node dead), the node cannot write. A table
+-- of its own, so that the heartbeat (on nodes) never waits for a long result transaction.
+CREATE TABLE IF NOT EXISTS node_fences (
+    name               VARCHAR(64)   NOT NULL,
+    epoch              BIGINT        NOT NULL,
+    batches            BIGINT        NOT NULL DEFAULT 0 COMMENT 'result transactions written under this epoch',
     PRIMARY KEY (name)
 ) DEFAULT CHARSET utf8mb4;

@@ -1,5 +1,5 @@
 -- skypunch schema 2.1 (or 2.0) to 2.2: what `skypunch upgrade-db` runs, after creating the
--- tables that are new in 2.2 (nodes) from skypunch.sql. Safe to run again.
+-- tables that are new in 2.2 (nodes, node_fences) from skypunch.sql. Safe to run again.
 -- Load by hand with:  mariadb skypunch < schema/upgrade-2.1-to-2.2.sql
 
 ALTER TABLE targets

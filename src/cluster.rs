@@ -10,7 +10,7 @@
 //!   belongs to the node with the highest hash, so a node that joins or leaves moves only its
 //!   own share. One node alone owns everything.
 //! - Fencing: the others delete a dead node's row before they take its targets, and every
-//!   result transaction is conditional on the writer's row and epoch (`db::nodes::hold_fence`),
+//!   result transaction is conditional on its fence row and epoch (`db::nodes::hold_fence`),
 //!   so a node that was frozen cannot write once declared dead. It cannot check either: the
 //!   wheel dispatches only within the lease of the last heartbeat that got through (the
 //!   heartbeat's start plus `DeadAfter` less a margin), unless the node was alone then.
@@ -342,7 +342,7 @@ impl Cluster {
             if !alive {
                 return Ok(None);
             }
-            for name in nodes::reap(conn, dead_after_ms)? {
+            for name in nodes::reap(conn, &fence, dead_after_ms)? {
                 log::warn!(
                     "cluster: node {name} sent no heartbeat for {} s: declared dead, its \
                      targets are taken over",
@@ -354,7 +354,7 @@ impl Cluster {
         match result {
             Ok(Some(rows)) => {
                 self.back_from_outage();
-                let live = live_names(&rows, dead_after_ms);
+                let live = live_names(&rows);
                 self.renew_lease(started, &live);
                 Beat::View(live)
             }
@@ -487,11 +487,13 @@ impl Cluster {
     }
 }
 
-/// The names of the nodes that are active and beat within `dead_after_ms`, sorted.
-fn live_names(rows: &[NodeRow], dead_after_ms: i64) -> Vec<String> {
+/// The names of the active nodes, sorted. A node whose heartbeat is late still counts until
+/// a live node has deleted its row (and its fence): its targets change hands only once it can
+/// no longer write.
+fn live_names(rows: &[NodeRow]) -> Vec<String> {
     let mut live: Vec<String> = rows
         .iter()
-        .filter(|r| r.state == "active" && r.heartbeat_age_ms <= dead_after_ms)
+        .filter(|r| r.state == "active")
         .map(|r| r.name.clone())
         .collect();
     live.sort();
@@ -566,7 +568,7 @@ mod tests {
     }
 
     #[test]
-    fn live_nodes_are_the_active_ones_that_beat_in_time() {
+    fn live_nodes_are_the_active_ones_until_their_row_is_deleted() {
         let row = |name: &str, state: &str, age: i64| NodeRow {
             name: name.into(),
             epoch: 1,
@@ -584,6 +586,6 @@ mod tests {
             row("b", "stopping", 10),
             row("d", "active", 6001),
         ];
-        assert_eq!(live_names(&rows, 6000), names(&["a", "c"]));
+        assert_eq!(live_names(&rows), names(&["a", "c", "d"]));
     }
 }

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     if settings.history {
         return history(&settings);
     }
+    if settings.nodes > 0 {
+        return cluster(&settings, &args);
+    }
     match run(&settings, &args) {
         Ok(results) => {
             print!("{}", results.table());
@@ -78,6 +81,56 @@ fn history(s: &Settings) -> ExitCode {
             eprintln!("skypunch-bench: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--nodes K`: several daemons on one database.
+fn cluster(s: &Settings, args: &[String]) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
+    let command = std::iter::once("skypunch-bench".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let measured = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))
+        .and_then(|()| {
+            let server = match s.server {
+                ServerKind::Nginx => Server::nginx(&dir)?,
+                ServerKind::Builtin => Server::builtin()?,
+            };
+            let url = format!("http://127.0.0.1:{}/", server.port());
+            let mut db = database::Server::parse(&s.db_url).and_then(BenchDb::create)?;
+            let figures = bench::cluster::run(s, &mut db, &url, &dir);
+            if !s.keep {
+                let _ = db.drop_db();
+            }
+            server.stop();
+            figures
+        });
+    let figures = match measured {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("skypunch-bench: {e} (logs kept in {})", dir.display());
+            return ExitCode::from(1);
+        }
+    };
+    print!("{}", figures.table());
+    if let Err(e) = write_json(&s.json, &figures.json(&command)) {
+        eprintln!("skypunch-bench: {e}");
+        return ExitCode::from(1);
+    }
+    println!("results written to {}", s.json.display());
+    let problems = figures.problems();
+    for p in &problems {
+        eprintln!("skypunch-bench: FAILED: {p}");
+    }
+    if problems.is_empty() && !s.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

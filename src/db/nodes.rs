@@ -84,6 +84,11 @@ pub fn join(
         (&me.fence.node, me.fence.epoch, me.host, me.pid, me.version),
     )
     .map_err(Error::query("adding this node to the nodes table"))?;
+    tx.exec_drop(
+        "REPLACE INTO node_fences (name, epoch) VALUES (?, ?)",
+        (&me.fence.node, me.fence.epoch),
+    )
+    .map_err(Error::query("adding this node's fence"))?;
     tx.commit().map_err(Error::query("joining the cluster"))?;
     Ok(())
 }
@@ -106,28 +111,41 @@ pub fn beat(
     Ok(conn.affected_rows() > 0)
 }
 
-/// Deletes the rows of nodes whose heartbeat is older than `dead_after_ms`: from then on
+/// Deletes the rows of other nodes whose heartbeat is older than `dead_after_ms`: from then on
 /// their writes are refused ([`hold_fence`]), and the others take their targets. Returns
 /// the names deleted.
-pub fn reap(conn: &mut Conn, dead_after_ms: i64) -> Result<Vec<String>, Error> {
+pub fn reap(conn: &mut Conn, me: &Fence, dead_after_ms: i64) -> Result<Vec<String>, Error> {
+    // Never this node's own row: a heartbeat whose statements were held up (a database
+    // host failing over) must not make a node declare itself dead.
     let dead: Vec<(String, i64)> = conn
         .exec(
-            "SELECT name, epoch FROM nodes WHERE heartbeat < NOW(3) - INTERVAL ? MICROSECOND",
-            (dead_after_ms * 1000,),
+            "SELECT name, epoch FROM nodes WHERE heartbeat < NOW(3) - INTERVAL ? MICROSECOND \
+             AND name <> ?",
+            (dead_after_ms * 1000, &me.node),
         )
         .map_err(Error::query("looking for dead nodes"))?;
     let mut reaped = Vec::new();
     for (name, epoch) in dead {
-        // Only if it did not beat meanwhile.
-        conn.exec_drop(
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .map_err(Error::query("starting to remove a dead node"))?;
+        // Only if it did not beat meanwhile; its fence goes in the same transaction, so that
+        // its targets change hands only once it can no longer write.
+        tx.exec_drop(
             "DELETE FROM nodes WHERE name = ? AND epoch = ? \
              AND heartbeat < NOW(3) - INTERVAL ? MICROSECOND",
             (&name, epoch, dead_after_ms * 1000),
         )
         .map_err(Error::query("removing a dead node"))?;
-        if conn.affected_rows() > 0 {
+        if tx.affected_rows() > 0 {
+            tx.exec_drop(
+                "DELETE FROM node_fences WHERE name = ? AND epoch = ?",
+                (&name, epoch),
+            )
+            .map_err(Error::query("removing a dead node's fence"))?;
             reaped.push(name);
         }
+        tx.commit().map_err(Error::query("removing a dead node"))?;
     }
     Ok(reaped)
 }
@@ -142,20 +160,26 @@ pub fn all(conn: &mut Conn) -> Result<Vec<NodeRow>, Error> {
 
 /// Removes this node's row at a clean stop.
 pub fn leave(conn: &mut Conn, fence: &Fence) -> Result<(), Error> {
-    conn.exec_drop(
-        "DELETE FROM nodes WHERE name = ? AND epoch = ?",
-        (&fence.node, fence.epoch),
-    )
-    .map_err(Error::query("removing this node from the nodes table"))
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting to leave the cluster"))?;
+    for table in ["nodes", "node_fences"] {
+        tx.exec_drop(
+            format!("DELETE FROM {table} WHERE name = ? AND epoch = ?"),
+            (&fence.node, fence.epoch),
+        )
+        .map_err(Error::query("removing this node from the nodes table"))?;
+    }
+    tx.commit().map_err(Error::query("leaving the cluster"))
 }
 
-/// The first statement of a result transaction: touches this node's row, which fails (and
-/// so refuses the whole transaction) when the row is gone or has another epoch. Writing the
-/// row, not only reading it, makes a Galera cluster order it against the delete that
-/// declared the node dead.
+/// The first statement of a result transaction: touches this node's fence row, which fails
+/// (and so refuses the whole transaction) when the row is gone or has another epoch. Writing
+/// the row, not only reading it, makes a Galera cluster order it against the delete that
+/// declared the node dead. Not the `nodes` row: the heartbeat would wait for its lock.
 pub fn hold_fence(tx: &mut mysql::Transaction, fence: &Fence) -> Result<(), Error> {
     tx.exec_drop(
-        "UPDATE nodes SET last_write = NOW(3) WHERE name = ? AND epoch = ?",
+        "UPDATE node_fences SET batches = batches + 1 WHERE name = ? AND epoch = ?",
         (&fence.node, fence.epoch),
     )
     .map_err(Error::query("checking this node's membership"))?;

@@ -93,6 +93,8 @@ pub struct Writer {
     rollups_sent: Instant,
     /// Stopping: the rollups go with the next batch, whatever their age.
     flush_all: bool,
+    /// A write was refused by the cluster fence and logged, and none got through since.
+    fence_logged: bool,
 }
 
 /// An ongoing database outage, for the two log lines that bracket it.
@@ -120,6 +122,7 @@ impl Writer {
             rollups: Rollups::new(),
             rollups_sent: Instant::now(),
             flush_all: false,
+            fence_logged: false,
         }
     }
 
@@ -395,9 +398,15 @@ impl Writer {
         self.pending.clear();
         self.alerts.clear();
         self.states.clear();
-        log::error!(
-            "{error}: the {checks} checks and {alerts} alerts this node held are not recorded"
-        );
+        // The hourly rollups of those checks go too: the nodes that took the targets over
+        // count their own.
+        self.rollups.clear();
+        if checks + alerts as u64 > 0 || !self.fence_logged {
+            log::error!(
+                "{error}: the {checks} checks and {alerts} alerts this node held are not recorded"
+            );
+        }
+        self.fence_logged = true;
         self.retry_at = Some(Instant::now() + FLUSH_EVERY);
     }
 
@@ -495,6 +504,7 @@ impl Writer {
 
     fn recovered(&mut self, checks: u64, rows: usize, alerts: usize) {
         self.retry_at = None;
+        self.fence_logged = false;
         if let Some(o) = self.outage.take() {
             log::warn!(
                 "database writes work again after {:.1}s: wrote the {checks} checks of {rows} \

@@ -243,6 +243,7 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
 /// Takes the 2.2 additions out of a current database: what a 2.1 database looks like.
 fn as_2_1(db: &TestDb) {
     db.exec("DROP TABLE nodes");
+    db.exec("DROP TABLE node_fences");
     db.exec("ALTER TABLE targets DROP COLUMN state_seq");
     db.exec("ALTER TABLE alert_deliveries DROP COLUMN claimed_by, DROP COLUMN claim_until");
     db.exec("UPDATE versions SET minor = 1");
@@ -268,6 +269,7 @@ fn a_2_1_database_gets_the_cluster_table_and_columns_keeping_every_value() {
     assert_eq!(before, db.query::<Row1>(COUNTERS));
     assert_eq!(db.one::<u64>("SELECT state_seq FROM targets"), 0);
     assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM nodes"), 0);
+    assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM node_fences"), 0);
     let claim: Vec<(Option<String>, Option<String>)> =
         db.query("SELECT claimed_by, CAST(claim_until AS CHAR) FROM alert_deliveries");
     assert!(claim.is_empty());

@@ -10,13 +10,17 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--wrap 'CMD ARGS']
        skypunch-bench --smoke [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --history --targets N [--skypunch PATH] [--db URL] [--json FILE]
+       skypunch-bench --nodes K --targets N --frequency F --duration S [--warmup W]
+                      [--workers K] [--builtin-server] [--json FILE] [--skypunch PATH] [--db URL]
 
 Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
 MariaDB database, measures it, checks that no result was lost, and compares its CPU cost
 with Prometheus blackbox_exporter. --smoke: 200 targets, every 1 s, 5 s, built-in HTTP
 server, no blackbox_exporter; exits 1 if anything was lost (what CI runs). --history: times
 `skypunch report` over N targets with 30 days of history, and measures the history tables'
-size per target per year.";
+size per target per year. --nodes K: K daemons on one database: aggregate checks/s, each
+node's share, targets checked twice, statements per check, and the takeover time after a
+SIGKILL of one node.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +51,8 @@ pub struct Settings {
     pub wrap: Vec<String>,
     /// `--history`: measure the history tables instead of the daemon.
     pub history: bool,
+    /// `--nodes K`: K daemons on one database; 0 for the one-daemon benchmark.
+    pub nodes: usize,
 }
 
 fn options() -> getopts::Options {
@@ -118,6 +124,12 @@ fn options() -> getopts::Options {
         "",
         "history",
         "time `skypunch report` over N targets' history and measure its size",
+    );
+    o.optopt(
+        "",
+        "nodes",
+        "run K daemons on one database and measure the cluster",
+        "K",
     );
     o.optflag("h", "help", "print this help");
     o
@@ -202,5 +214,6 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
             .map(|w| w.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),
         history,
+        nodes: num("nodes", Some(0), 0, 16)? as usize,
     }))
 }

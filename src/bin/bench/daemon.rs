@@ -25,6 +25,8 @@ pub struct Daemon {
     pub load_ms: Option<f64>,
     /// Lines logged at ERROR that are not check lines (the run is suspect if there are any).
     pub errors: Vec<String>,
+    /// The cluster's "live nodes" lines, in order.
+    pub views: Vec<String>,
 }
 
 pub fn now_epoch() -> f64 {
@@ -91,6 +93,7 @@ impl Daemon {
             first_check_at: None,
             load_ms: None,
             errors: Vec::new(),
+            views: Vec::new(),
         })
     }
 
@@ -115,6 +118,8 @@ impl Daemon {
         for line in self.log.new_lines() {
             if let Some(s) = statsline::parse(&line) {
                 self.stats.push(s);
+            } else if line.contains(" cluster: live nodes ") {
+                self.views.push(line);
             } else if self.first_check_at.is_none() && statsline::is_check_line(&line) {
                 self.first_check_at = statsline::timestamp(&line);
             } else if line.contains(" INFO loaded ") && self.load_ms.is_none() {
@@ -177,6 +182,16 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL: a crash, no shutdown.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The line logged once the pipeline stopped, if the daemon logs one.

@@ -131,6 +131,11 @@ impl BenchDb {
         v.ok_or_else(|| format!("no answer to {sql}"))
     }
 
+    /// The connection to the bench database.
+    pub fn conn(&mut self) -> &mut mysql::Conn {
+        &mut self.conn
+    }
+
     /// SUM(pass_count + fail_count) over every target: the checks the database recorded.
     pub fn recorded_checks(&mut self) -> Result<u64, Error> {
         let sum: Option<u64> = self
