@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::mariadb::{current_user, free_port, install, server_tuning};
+use super::mariadb::{current_user, install, server_tuning};
 use super::Server;
 
 pub const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
@@ -58,10 +58,10 @@ impl Galera {
                 install(&node_dir.join("data"));
                 Node {
                     ports: Ports {
-                        sql: free_port(),
-                        gcomm: free_port(),
-                        ist: free_port(),
-                        sst: free_port(),
+                        sql: quiet_port(),
+                        gcomm: quiet_port(),
+                        ist: quiet_port(),
+                        sst: quiet_port(),
                     },
                     dir: node_dir,
                     child: None,
@@ -209,6 +209,23 @@ impl Galera {
         let text = std::fs::read_to_string(self.nodes[i].dir.join("error.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up on Linux): a joining node
+/// binds its SQL port only after its state transfer, seconds later, and a port from the
+/// ephemeral range may meanwhile be taken by any test's outgoing connection.
+fn quiet_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 97) * 100;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (base + n % 12_000) as u16;
+        let port = if port >= 32_000 { port - 12_000 } else { port };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
