@@ -99,7 +99,9 @@ fn lock_seqs(
 ) -> Result<HashMap<TargetId, u64>, Error> {
     let ids: Vec<TargetId> = updates.keys().copied().collect();
     let mut seqs = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(1000) {
+    // In the few prepared shapes, as the writes below: a new `IN (...)` length per batch
+    // would be prepared anew every time.
+    for chunk in shaped_chunks(&ids) {
         let marks = vec!["?"; chunk.len()].join(",");
         let rows: Vec<(TargetId, u64)> = tx
             .exec(
