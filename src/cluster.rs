@@ -125,13 +125,34 @@ fn join_as(
         version: crate::cli::VERSION,
     };
     let dead_after_ms = config.dead_after.as_millis() as i64;
-    match nodes::join(conn, &me, dead_after_ms, None) {
+    match join_retrying(conn, &me, dead_after_ms, None) {
         Err(JoinError::NameTaken(row))
             if row.host == host && (again && row.pid == me.pid || !process_alive(row.pid)) =>
         {
-            nodes::join(conn, &me, dead_after_ms, Some(row.epoch))
+            join_retrying(conn, &me, dead_after_ms, Some(row.epoch))
         }
         other => other,
+    }
+}
+
+/// [`nodes::join`], tried again after a passing conflict: daemons starting at the same moment
+/// deadlock on the table's gap locks (error 1213), and one of them is told to retry.
+fn join_retrying(
+    conn: &mut db::Conn,
+    me: &Joining,
+    dead_after_ms: i64,
+    replace: Option<i64>,
+) -> Result<(), JoinError> {
+    let mut tries = 0;
+    loop {
+        match nodes::join(conn, me, dead_after_ms, replace) {
+            Err(JoinError::Db(e)) if e.class() == db::Class::Transient && tries < 10 => {
+                tries += 1;
+                log::debug!("cluster: joining met a passing conflict, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(20 * tries));
+            }
+            other => return other,
+        }
     }
 }
 
