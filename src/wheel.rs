@@ -5,7 +5,7 @@
 //! [`Wheel`] is the pure schedule (a hashed timing wheel, clock passed in); [`run`] is the
 //! thread around it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,14 +207,23 @@ pub struct Ports {
 pub fn run(ports: Ports, stats: Arc<Stats>) {
     let mut wheel = Wheel::new(Instant::now());
     let mut ready: VecDeque<Job> = VecDeque::new();
+    // Removed since the last tick: their checks still waiting in `ready` (a backlog when the
+    // workers cannot keep up) are dropped, not run for a target handed to another node.
+    let mut removed: HashSet<TargetId> = HashSet::new();
     let mut due = Vec::new();
     let mut deadline = Instant::now() + TICK;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
         select! {
             recv(ports.control) -> msg => match msg {
-                Ok(Control::Upsert { target, first }) => wheel.upsert(target, first, Instant::now()),
-                Ok(Control::Remove(id)) => wheel.remove(id),
+                Ok(Control::Upsert { target, first }) => {
+                    removed.remove(&target.id);
+                    wheel.upsert(target, first, Instant::now());
+                }
+                Ok(Control::Remove(id)) => {
+                    removed.insert(id);
+                    wheel.remove(id);
+                }
                 Err(_) => break,
             },
             recv(ports.stop.channel()) -> _ => break,
@@ -231,6 +240,9 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         }
         // A node whose lease ran out (frozen, or cut off from the database while others
         // were alive) starts nothing until its heartbeat says it still owns its targets.
+        if !removed.is_empty() {
+            drop_removed(&mut ready, &mut removed, &mut wheel, now);
+        }
         if ports.member.may_check(now) {
             wheel.advance(now, &mut due);
             ready.extend(due.drain(..));
@@ -242,6 +254,28 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
     if unstarted > 0 {
         log::info!("shutdown: {unstarted} due checks not started");
     }
+}
+
+/// Drops the waiting checks of targets removed since the last tick; each counts as ended
+/// for the wheel, which forgets a removed target once its check has ended.
+fn drop_removed(
+    ready: &mut VecDeque<Job>,
+    removed: &mut HashSet<TargetId>,
+    wheel: &mut Wheel,
+    now: Instant,
+) {
+    let mut dropped = Vec::new();
+    ready.retain(|job| {
+        let keep = !removed.contains(&job.target.id);
+        if !keep {
+            dropped.push(job.target.id);
+        }
+        keep
+    });
+    for id in dropped {
+        wheel.check_done(id, now);
+    }
+    removed.clear();
 }
 
 /// Sends ready jobs until the queue is full; the rest wait (and their lag shows it).
@@ -379,5 +413,28 @@ mod tests {
         w.check_done(1, t0 + Duration::from_millis(100));
         assert!(w.entries.is_empty());
         assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
+    }
+
+    #[test]
+    fn a_waiting_check_of_a_target_handed_over_is_dropped_and_it_can_come_back() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(5, 1), false, t0);
+        let mut ready: VecDeque<Job> = VecDeque::new();
+        let mut out = Vec::new();
+        w.advance(t0 + TICK, &mut out);
+        ready.extend(out.drain(..));
+        assert_eq!(ready.len(), 1, "due and waiting for a worker");
+
+        w.remove(5);
+        let mut removed: HashSet<TargetId> = [5].into_iter().collect();
+        drop_removed(&mut ready, &mut removed, &mut w, t0 + TICK);
+        assert!(ready.is_empty() && removed.is_empty());
+
+        // Handed back later: checked again, not waiting for a check that never ran.
+        let later = t0 + Duration::from_secs(3);
+        w.upsert(target(5, 1), false, later);
+        w.advance(later + TICK, &mut out);
+        assert_eq!(out.len(), 1);
     }
 }
