@@ -36,6 +36,8 @@ pub struct Figures {
     pub orphans: usize,
     pub takeover_s: Option<f64>,
     pub never_checked: u64,
+    /// Each surviving node's "checks not written to the database" at its stop.
+    pub unwritten_at_stop: Vec<u64>,
 }
 
 impl Figures {
@@ -75,6 +77,10 @@ impl Figures {
             self.per_node_s(upd),
             self.per_node_s(ins),
             self.per_node_s(del)
+        );
+        t += &format!(
+            "unwritten at stop (surviving nodes) {:?}\n",
+            self.unwritten_at_stop
         );
         if let Some(took) = self.takeover_s {
             t += &format!(
@@ -124,6 +130,7 @@ impl Figures {
             "orphans": self.orphans,
             "takeover_s": self.takeover_s,
             "never_checked": self.never_checked,
+            "unwritten_at_stop_per_surviving_node": self.unwritten_at_stop,
         })
     }
 
@@ -147,6 +154,12 @@ impl Figures {
         }
         if self.never_checked > 0 {
             p.push(format!("{} targets never checked", self.never_checked));
+        }
+        if self.unwritten_at_stop.iter().any(|n| *n > 0) {
+            p.push(format!(
+                "surviving nodes left checks unwritten at their stop: {:?}",
+                self.unwritten_at_stop
+            ));
         }
         p
     }
@@ -178,6 +191,7 @@ pub fn run(s: &Settings, db: &mut BenchDb, url: &str, dir: &Path) -> Result<Figu
     for node in &mut nodes[..] {
         if node.daemon.is_running() {
             node.daemon.stop(Duration::from_secs(60))?;
+            f.unwritten_at_stop.push(unwritten_at_stop(&node.dir));
         }
     }
     f.never_checked = db.per_target_counts()?.iter().filter(|c| **c == 0).count() as u64;
@@ -275,6 +289,19 @@ fn takeover(s: &Settings, nodes: &mut [Node], f: &mut Figures) -> Result<(), Err
         }
     }
     Ok(())
+}
+
+/// The "N checks not written to the database" of a node's last line; `u64::MAX` when the
+/// line is missing.
+fn unwritten_at_stop(dir: &Path) -> u64 {
+    let text = std::fs::read_to_string(dir.join("skypunch.log")).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            let rest = l.split(" checks: ").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// Checks per target in a node's log between two times (seconds since the epoch).
