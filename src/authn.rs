@@ -183,7 +183,7 @@ pub fn redact_params(parms: &str) -> String {
         .split(',')
         .map(|item| match item.split_once('=') {
             Some((key, _)) if crate::urls::is_secret_param(key) => {
-                format!("{}=(redacted)", key.trim())
+                format!("{}=***", key.trim())
             }
             _ => item.trim().to_string(),
         })
@@ -256,10 +256,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        assert_eq!(
-            redact_params("user=a, password=b=c"),
-            "user=a,password=(redacted)"
-        );
+        assert_eq!(redact_params("user=a, password=b=c"), "user=a,password=***");
         assert_eq!(format!("{:?}", Secret::new("x")), "(redacted)");
     }
 }

@@ -98,8 +98,9 @@ pub fn shown(text: &str) -> String {
 /// Whether a query or fragment parameter's name says its value is a secret.
 pub fn is_secret_param(name: &str) -> bool {
     const EXACT: [&str; 7] = ["key", "sig", "auth", "pwd", "pass", "jwt", "sessionid"];
-    const PARTS: [&str; 9] = [
+    const PARTS: [&str; 10] = [
         "token",
+        "routing_key",
         "secret",
         "password",
         "passwd",

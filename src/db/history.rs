@@ -435,3 +435,24 @@ fn number(v: Option<&Value>) -> f64 {
         _ => 0.0,
     }
 }
+
+/// The target's latest incident (the open one, or the one a recovery just closed): what a
+/// webhook or PagerDuty delivery names, so that its FAILURE and SUCCESS share one key.
+pub fn incident_of(
+    conn: &mut Conn,
+    target: TargetId,
+) -> Result<crate::notifier::hooks::Incident, Error> {
+    let row: Option<(u64, String)> = conn
+        .exec_first(
+            "SELECT id, DATE_FORMAT(started, '%Y-%m-%d %H:%i:%s.%f') FROM incidents \
+             WHERE target_id = ? ORDER BY started DESC, id DESC LIMIT 1",
+            (target,),
+        )
+        .map_err(Error::query("reading the target's incident"))?;
+    Ok(row
+        .map(|(id, started)| crate::notifier::hooks::Incident {
+            id,
+            started: started.get(..23).unwrap_or(&started).to_string(),
+        })
+        .unwrap_or_default())
+}

@@ -17,6 +17,7 @@
 //! never sent again once marked; a crash between the two (or a database outage that outlasts
 //! the daemon) can send one message twice, nothing can lose one.
 
+pub mod hooks;
 pub mod message;
 pub mod outbox;
 pub mod smtp;
@@ -75,6 +76,15 @@ pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
 /// `skypunch notifiers ID test`: sends a test message now (enabled or not; it is not counted
 /// in the notifier's pass or fail count); says where it went, or `Err(reason)`.
 pub fn send_test(config: &Config, row: &NotifierRow) -> Result<String, String> {
+    if let Some(kind) = hooks::Kind::of(row) {
+        let hook = hooks::Hook::build(row, kind)?;
+        let status = hook.send_test(row, config.notify.smtp_timeout)?;
+        return Ok(format!(
+            "Notifier: {} test message sent to {} (HTTP {status})",
+            row.name,
+            hook.shown()
+        ));
+    }
     let mailer = smtp::Mailer::build(row, &config.notify.from, config.notify.smtp_timeout)?;
     let rendered = message::render_test(&row.name, &mailer.server());
     let msg = message::build(&rendered, &mailer.from, &mailer.to)?;
@@ -298,6 +308,9 @@ impl<'a> Notifier<'a> {
             d.alert.id,
             d.attempts + 1
         );
+        if let Some(kind) = hooks::Kind::of(row) {
+            return self.deliver_hook(row, kind, d);
+        }
         let notify = &self.config.notify;
         let mailer = match self.mailers.get(row, &notify.from, notify.smtp_timeout) {
             Ok(m) => m,
@@ -315,6 +328,34 @@ impl<'a> Notifier<'a> {
             d.alert.id,
             rendered.subject,
             mailer.server()
+        );
+        Ok(())
+    }
+
+    /// A WEBHOOK, SLACK or PAGERDUTY delivery: one POST, bounded by `SmtpTimeout`.
+    fn deliver_hook(
+        &mut self,
+        row: &NotifierRow,
+        kind: hooks::Kind,
+        d: &outbox::Due,
+    ) -> Result<(), Failure> {
+        let hook = hooks::Hook::build(row, kind).map_err(Failure::Config)?;
+        self.config_errors.remove(&row.id);
+        let incident = db::with_conn(self.pool, |conn| {
+            db::history::incident_of(conn, d.alert.target_id)
+        })
+        .map_err(|e| Failure::Send(e.to_string()))?;
+        let status = hook
+            .send(&d.alert, &incident, self.config.notify.smtp_timeout)
+            .map_err(Failure::Send)?;
+        info!(
+            "notifier {} ({}): sent alert {} ({} of target {}) to {} (HTTP {status})",
+            row.id,
+            row.name,
+            d.alert.id,
+            d.alert.kind,
+            d.alert.target_id,
+            hook.shown()
         );
         Ok(())
     }
@@ -339,7 +380,7 @@ impl<'a> Notifier<'a> {
             "notifier {} ({}) <{}>: alert {} for target {} not sent (attempt {}), next try in {}s: {reason}",
             row.id,
             row.name,
-            row.address,
+            hooks::shown_address(row),
             d.alert.id,
             d.alert.target_id,
             d.attempts + 1,

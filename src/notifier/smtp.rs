@@ -176,7 +176,7 @@ impl Mailer {
     ) -> Result<Mailer, String> {
         if !row.kind.trim().eq_ignore_ascii_case("SMTP") {
             return Err(format!(
-                "notifier {}: unknown type `{}` (only SMTP exists)",
+                "notifier {}: unknown type `{}` (SMTP, WEBHOOK, SLACK or PAGERDUTY)",
                 row.id, row.kind
             ));
         }
@@ -385,7 +385,10 @@ mod tests {
         let e = Mailer::build(&row, "SkyPunch <s@localhost>", t)
             .err()
             .unwrap();
-        assert_eq!(e, "notifier 4: unknown type `SLACK` (only SMTP exists)");
+        assert_eq!(
+            e,
+            "notifier 4: unknown type `SLACK` (SMTP, WEBHOOK, SLACK or PAGERDUTY)"
+        );
         let row = NotifierRow {
             kind: "smtp".into(),
             address: "not mail".into(),

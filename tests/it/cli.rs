@@ -81,7 +81,7 @@ fn targets_id_shows_every_field_without_the_password() {
         assert!(text.contains(field), "{field} missing: {text}");
     }
     assert!(text.contains("https://billing.example.com/health"));
-    assert!(text.contains("user=ops,password=(redacted)"), "{text}");
+    assert!(text.contains("user=ops,password=***"), "{text}");
     assert!(!text.contains("Sup3rSecret"));
 }
 

@@ -12,6 +12,7 @@ mod cluster;
 mod engine;
 mod faults;
 mod history;
+mod hooks;
 mod install;
 mod keystone;
 mod lifecycle;

@@ -288,7 +288,7 @@ fn bad_credentials_unknown_types_and_bad_params_fail_without_blocking_others() {
     assert!(e.contains("535") && !e.contains("Wr0ng-Pa55"), "{e}");
     assert_eq!(
         error(pigeon),
-        format!("notifier {pigeon}: unknown type `PIGEON` (only SMTP exists)")
+        format!("notifier {pigeon}: unknown type `PIGEON` (SMTP, WEBHOOK, SLACK or PAGERDUTY)")
     );
     assert_eq!(
         error(noserver),

@@ -152,7 +152,7 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
         produced.push(("cli stderr", common::stderr(&out)));
     }
     let detail = common::stdout(&db.cli(&["targets", &ids[0].to_string()]));
-    assert!(detail.contains("password=(redacted)"), "{detail}");
+    assert!(detail.contains("password=***"), "{detail}");
     let test_run = common::stdout(&db.cli(&["targets", &ids[2].to_string(), "test"]));
     assert!(test_run.contains("PASS"), "{test_run}");
     produced.push(("cli stdout", test_run));

@@ -19,6 +19,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod mariadb;
 pub mod notify;
+pub mod receiver;
 pub mod run;
 pub mod servers;
 

@@ -1,0 +1,377 @@
+//! The HTTP notifier types: `WEBHOOK` (a documented JSON body, optionally signed with
+//! HMAC-SHA256), `SLACK` (an incoming-webhook message, also taken by Mattermost and
+//! Rocket.Chat) and `PAGERDUTY` (Events API v2: trigger on FAILURE, resolve on SUCCESS, one
+//! dedup key per target and incident). One POST per delivery, bounded by `SmtpTimeout`; a 2xx
+//! answer is delivered, anything else is a failure retried with the outbox's backoff.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::authn::Secret;
+use crate::db::notifiers::NotifierRow;
+use crate::model::Alert;
+
+/// PagerDuty's Events API v2 endpoint, unless the notifier's params name another.
+pub const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
+/// The header that carries a WEBHOOK body's signature: `sha256=<hex HMAC-SHA256>`.
+pub const SIGNATURE_HEADER: &str = "X-Skypunch-Signature";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Webhook,
+    Slack,
+    PagerDuty,
+}
+
+impl Kind {
+    /// The notifier type of a row, when it is one of these.
+    pub fn of(row: &NotifierRow) -> Option<Kind> {
+        match row.kind.trim().to_ascii_uppercase().as_str() {
+            "WEBHOOK" => Some(Kind::Webhook),
+            "SLACK" => Some(Kind::Slack),
+            "PAGERDUTY" => Some(Kind::PagerDuty),
+            _ => None,
+        }
+    }
+}
+
+/// A validated HTTP notifier.
+#[derive(Debug)]
+pub struct Hook {
+    kind: Kind,
+    url: crate::urls::WebUrl,
+    /// WEBHOOK: the HMAC key; PAGERDUTY: the routing key.
+    secret: Option<Secret>,
+    header: Option<(String, String)>,
+}
+
+/// What the body of one delivery says about the target and its incident.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Incident {
+    pub id: u64,
+    /// `YYYY-MM-DD HH:MM:SS.mmm` UTC.
+    pub started: String,
+}
+
+impl Hook {
+    /// Validates the row: the URL (the address, or PAGERDUTY's `endpoint=`), and the params.
+    pub fn build(row: &NotifierRow, kind: Kind) -> Result<Hook, String> {
+        let bad = |what: String| format!("notifier {}: {what}", row.id);
+        let params = crate::authn::split_params(&row.params).map_err(bad)?;
+        let get = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let address = match kind {
+            Kind::PagerDuty => get("endpoint").unwrap_or_else(|| PAGERDUTY_EVENTS.into()),
+            _ => row.address.trim().to_string(),
+        };
+        let url = crate::urls::WebUrl::parse(&address).map_err(|e| {
+            bad(format!(
+                "`{}` is not an http(s) URL: {e}",
+                crate::urls::shown(&address)
+            ))
+        })?;
+        let secret = match kind {
+            Kind::Webhook => get("secret").map(Secret::new),
+            Kind::PagerDuty => Some(Secret::new(
+                get("routing_key").ok_or_else(|| bad("PAGERDUTY needs routing_key=".into()))?,
+            )),
+            Kind::Slack => None,
+        };
+        let header = match get("header") {
+            Some(h) => {
+                Some(parse_header(&h).ok_or_else(|| bad("header= takes `Name: value`".into()))?)
+            }
+            None => None,
+        };
+        Ok(Hook {
+            kind,
+            url,
+            secret,
+            header,
+        })
+    }
+
+    /// Where deliveries go, with any secret in it masked: a Slack URL's path is its token.
+    pub fn shown(&self) -> String {
+        match self.kind {
+            Kind::Slack => format!("{}/***", origin(self.url.shown())),
+            _ => self.url.shown().to_string(),
+        }
+    }
+
+    /// POSTs the alert; the answer's status, or why it failed (never a secret).
+    pub fn send(
+        &self,
+        alert: &Alert,
+        incident: &Incident,
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        let body = self.body(alert, incident).to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let mut request = agent
+            .post(self.url.as_str())
+            .header("content-type", "application/json")
+            .header(
+                "user-agent",
+                concat!("skypunch/", env!("CARGO_PKG_VERSION")),
+            );
+        if let (Kind::Webhook, Some(key)) = (self.kind, &self.secret) {
+            request = request.header(SIGNATURE_HEADER, signature(key.expose(), &body));
+        }
+        if let Some((name, value)) = &self.header {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send(body.as_bytes()).map_err(|e| {
+            format!(
+                "POST to {} failed: {}",
+                self.shown(),
+                hide(&e.to_string(), self)
+            )
+        })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(status)
+        } else {
+            Err(format!("POST to {} answered HTTP {status}", self.shown()))
+        }
+    }
+
+    /// `skypunch notifiers ID test`: a message of kind TEST (PagerDuty: an event triggered and
+    /// resolved at once, under a key of its own); the answer's status.
+    pub fn send_test(&self, row: &NotifierRow, timeout: Duration) -> Result<u16, String> {
+        let test = Alert {
+            id: 0,
+            target_id: 0,
+            kind: "TEST".into(),
+            snapshot: json!({
+                "name": format!("skypunch notifier {} ({})", row.id, row.name),
+                "status": "TEST",
+                "status_description": "a test message from `skypunch notifiers ID test`",
+            })
+            .to_string(),
+            trace: String::new(),
+        };
+        let incident = Incident {
+            id: row.id,
+            started: String::new(),
+        };
+        let status = self.send(&test, &incident, timeout)?;
+        if self.kind == Kind::PagerDuty {
+            let resolve = Alert {
+                kind: "SUCCESS".into(),
+                ..test
+            };
+            self.send(&resolve, &incident, timeout)?;
+        }
+        Ok(status)
+    }
+
+    fn body(&self, alert: &Alert, incident: &Incident) -> Value {
+        let facts = Facts::of(alert, incident);
+        match self.kind {
+            Kind::Webhook => facts.webhook(),
+            Kind::Slack => json!({ "text": facts.line() }),
+            Kind::PagerDuty => facts.pagerduty(self.secret.as_ref().map_or("", Secret::expose)),
+        }
+    }
+}
+
+/// The facts every body is made of, from the alert's snapshot.
+struct Facts {
+    kind: &'static str,
+    id: u64,
+    name: String,
+    url: String,
+    status: String,
+    reason: String,
+    http_status: Value,
+    at: String,
+    incident: Incident,
+    trace: String,
+}
+
+impl Facts {
+    fn of(alert: &Alert, incident: &Incident) -> Facts {
+        let snap: Value = serde_json::from_str(&alert.snapshot).unwrap_or(Value::Null);
+        let text = |key: &str| {
+            snap.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let kind = match alert.kind.to_ascii_uppercase().as_str() {
+            "SUCCESS" => "SUCCESS",
+            "TEST" => "TEST",
+            _ => "FAILURE",
+        };
+        Facts {
+            kind,
+            id: alert.target_id,
+            name: text("name"),
+            url: crate::urls::shown(&text("url")),
+            status: text("status"),
+            reason: text("status_description"),
+            http_status: snap.get("last_http_status").cloned().unwrap_or(Value::Null),
+            at: Some(text("last_updated"))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()),
+            incident: incident.clone(),
+            trace: alert.trace.clone(),
+        }
+    }
+
+    fn webhook(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "target": { "id": self.id, "name": self.name, "url": self.url },
+            "status": self.status,
+            "reason": self.reason,
+            "http_status": self.http_status,
+            "time": format!("{}Z", self.at.replace(' ', "T")),
+            "incident": { "id": self.incident.id, "started": self.incident.started },
+            "trace": self.trace,
+        })
+    }
+
+    /// One line: the state, the name, the reason.
+    fn line(&self) -> String {
+        match self.kind {
+            "SUCCESS" => format!("RECOVERED: {} ({})", self.name, self.url),
+            "TEST" => format!("TEST: {}: {}", self.name, self.reason),
+            _ => format!("DOWN: {} ({}): {}", self.name, self.url, self.reason),
+        }
+    }
+
+    fn pagerduty(&self, routing_key: &str) -> Value {
+        let action = if self.kind == "SUCCESS" {
+            "resolve"
+        } else {
+            "trigger"
+        };
+        json!({
+            "routing_key": routing_key,
+            "event_action": action,
+            "dedup_key": if self.id == 0 {
+                format!("skypunch-test-notifier-{}", self.incident.id)
+            } else {
+                format!("skypunch-target-{}-incident-{}", self.id, self.incident.id)
+            },
+            "payload": {
+                "summary": self.line(),
+                "source": self.url,
+                "severity": "critical",
+                "timestamp": format!("{}Z", self.at.replace(' ', "T")),
+                "custom_details": {
+                    "target_id": self.id,
+                    "reason": self.reason,
+                    "http_status": self.http_status,
+                    "incident_started": self.incident.started,
+                    "trace": self.trace,
+                },
+            },
+        })
+    }
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `key`.
+pub fn signature(key: &str, body: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    let tag = ring::hmac::sign(&key, body.as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// A notifier's address as every output shows it: a Slack URL without its token, a webhook
+/// URL with its secrets masked, an e-mail address as it is.
+pub fn shown_address(row: &NotifierRow) -> String {
+    match Kind::of(row) {
+        Some(Kind::Slack) => format!("{}/***", origin(&crate::urls::shown(row.address.trim()))),
+        Some(_) => crate::urls::shown(row.address.trim()),
+        None => row.address.clone(),
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+fn parse_header(h: &str) -> Option<(String, String)> {
+    let (name, value) = h.split_once(':')?;
+    let name = name.trim();
+    let fine = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    fine.then(|| (name.to_string(), value.trim().to_string()))
+}
+
+/// An error's text without the notifier's secrets (a URL with a token in its path).
+fn hide(text: &str, hook: &Hook) -> String {
+    let mut out = text.replace(hook.url.as_str(), &hook.shown());
+    if let Some(s) = &hook.secret {
+        if !s.expose().is_empty() {
+            out = out.replace(s.expose(), "***");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_the_hex_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", "what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn params_are_checked_and_pagerduty_needs_a_routing_key() {
+        let row = |kind: &str, address: &str, params: &str| NotifierRow {
+            id: 3,
+            name: "n".into(),
+            kind: kind.into(),
+            address: address.into(),
+            params: params.into(),
+            pass_count: 0,
+            fail_count: 0,
+            enabled: true,
+        };
+        let pd = row("PAGERDUTY", "", "");
+        let e = Hook::build(&pd, Kind::PagerDuty).unwrap_err();
+        assert_eq!(e, "notifier 3: PAGERDUTY needs routing_key=");
+        let w = row("WEBHOOK", "not a url", "");
+        assert!(Hook::build(&w, Kind::Webhook)
+            .unwrap_err()
+            .contains("is not an http(s) URL"));
+        let w = row("WEBHOOK", "http://127.0.0.1/x", "header=X Bad: 1");
+        assert!(Hook::build(&w, Kind::Webhook)
+            .unwrap_err()
+            .contains("header= takes"));
+        let ok = row(
+            "PAGERDUTY",
+            "",
+            "routing_key=abc,endpoint=http://127.0.0.1:9/e",
+        );
+        assert_eq!(
+            Hook::build(&ok, Kind::PagerDuty).unwrap().shown(),
+            "http://127.0.0.1:9/e"
+        );
+    }
+}
