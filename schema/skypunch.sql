@@ -202,3 +202,12 @@ CREATE TABLE IF NOT EXISTS node_fences (
     batches            BIGINT        NOT NULL DEFAULT 0 COMMENT 'result transactions written under this epoch',
     PRIMARY KEY (name)
 ) DEFAULT CHARSET utf8mb4;
+
+-- Routing (2.2): which notifiers hear of a target. A target with no row here alerts every
+-- enabled notifier (the original's rule); one with rows alerts only those (when enabled).
+CREATE TABLE IF NOT EXISTS target_notifiers (
+    target_id          BIGINT        NOT NULL,
+    notifier_id        BIGINT        NOT NULL,
+    PRIMARY KEY (target_id, notifier_id),
+    KEY target_notifiers_notifier (notifier_id)
+) DEFAULT CHARSET utf8mb4;

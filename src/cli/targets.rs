@@ -29,7 +29,10 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
         [id] => {
             let row = find(&mut conn, id)?;
             let by = checked_by(config, &mut conn, &row)?;
-            print(detail(&row, &by))?;
+            let routed = db::notifiers::routed_to(&mut conn, row.id)?;
+            let mut t = detail(&row, &by);
+            t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
+            print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
                 print(format_args!("Last check trace:\n{trace}"))?;
             }
@@ -153,6 +156,18 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
         ]);
     }
     t
+}
+
+/// `ops (3), dev (4)`, or what an unrouted target does.
+fn notifiers_line(routed: &[(u64, String)]) -> String {
+    if routed.is_empty() {
+        return "every enabled notifier (no target_notifiers rows)".into();
+    }
+    let names: Vec<String> = routed
+        .iter()
+        .map(|(id, name)| format!("{name} ({id})"))
+        .collect();
+    names.join(", ")
 }
 
 /// Which live node checks the target (rendezvous hashing over the live nodes, as the nodes

@@ -67,3 +67,13 @@ pub fn set_enabled(conn: &mut Conn, id: u64, enabled: bool) -> Result<bool, Erro
     .map_err(Error::query("enabling or disabling a notifier"))?;
     Ok(conn.affected_rows() > 0 || get(conn, id)?.is_some())
 }
+
+/// The notifiers a target is routed to (`target_notifiers`), by id; empty: every one.
+pub fn routed_to(conn: &mut Conn, target: u64) -> Result<Vec<(u64, String)>, Error> {
+    conn.exec(
+        "SELECT n.id, n.name FROM target_notifiers r JOIN notifiers n ON n.id = r.notifier_id \
+         WHERE r.target_id = ? ORDER BY n.id",
+        (target,),
+    )
+    .map_err(Error::query("reading the target's notifiers"))
+}

@@ -67,10 +67,18 @@ pub fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
     initial.saturating_mul(1u32 << doubling).min(max)
 }
 
+/// The notifier `n` hears of alert `a`'s target: the target has no rows in
+/// `target_notifiers` (everybody hears of it), or one naming `n`.
+const ROUTED: &str =
+    "(NOT EXISTS (SELECT 1 FROM target_notifiers r WHERE r.target_id = a.target_id) \
+    OR EXISTS (SELECT 1 FROM target_notifiers r WHERE r.target_id = a.target_id \
+    AND r.notifier_id = n.id))";
+
 /// Alerts expanded per transaction.
 const EXPAND_BATCH: usize = 500;
 
-/// Creates a PENDING delivery per enabled notifier for every alert not yet expanded, and marks
+/// Creates a PENDING delivery per enabled notifier the alert's target is routed to (see
+/// [`ROUTED`]) for every alert not yet expanded, and marks
 /// those alerts expanded, each batch in one transaction (so a crash cannot expand an alert
 /// twice or half-way). A new delivery to a notifier that is backing off waits for it rather
 /// than hammering a server that is down. Returns the number of alerts expanded.
@@ -94,7 +102,8 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
             "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
              SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
              FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
-             FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({list})"
+             FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({list}) \
+             AND {ROUTED}"
         ))
         .map_err(Error::query("creating alert deliveries"))?;
         tx.query_drop(format!(

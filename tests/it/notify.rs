@@ -692,3 +692,75 @@ fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
     daemon.terminate(WAIT);
     assert_eq!(smtp.messages().len(), 2);
 }
+
+#[test]
+fn a_target_routed_to_some_notifiers_alerts_only_them_and_the_others_alert_everybody() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    let ops = add_notifier(
+        &db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    add_notifier(
+        &db,
+        "dev",
+        "SMTP",
+        "dev@example.com",
+        &plain(smtp.port),
+        true,
+    );
+    let payments = db.add_target("name, url", "'payments', 'http://127.0.0.1:9/'");
+    let blog = db.add_target("name, url", "'blog', 'http://127.0.0.1:9/'");
+    // Plain SQL: payments pages ops only; the blog, with no row, alerts everybody.
+    db.exec(&format!(
+        "INSERT INTO target_notifiers (target_id, notifier_id) VALUES ({payments}, {ops})"
+    ));
+    let config = config(&db);
+    queue_alert(&config, payments, AlertKind::Failure, "down");
+    queue_alert(&config, blog, AlertKind::Failure, "down");
+
+    let running = Running::start(config.clone());
+    running.poke();
+    let got = smtp.wait_messages(3);
+    wait_for(WAIT, "every delivery sent", || {
+        (count(
+            &db,
+            "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'SENT'",
+        ) == 3)
+            .then_some(())
+    });
+    running.stop();
+    let mut sent: Vec<(String, String)> = got
+        .iter()
+        .map(|m| {
+            let to = m["rcpt_tos"][0].as_str().unwrap().to_string();
+            (to, m["subject"].as_str().unwrap().to_string())
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            (
+                "dev@example.com".into(),
+                "Skypunch FAILURE detected for blog".into()
+            ),
+            (
+                "ops@example.com".into(),
+                "Skypunch FAILURE detected for blog".into()
+            ),
+            (
+                "ops@example.com".into(),
+                "Skypunch FAILURE detected for payments".into()
+            ),
+        ]
+    );
+    let shown = stdout(&db.cli(&["targets", &payments.to_string()]));
+    assert!(shown.contains(&format!("ops ({ops})")), "{shown}");
+    let shown = stdout(&db.cli(&["targets", &blog.to_string()]));
+    assert!(shown.contains("every enabled notifier"), "{shown}");
+}
