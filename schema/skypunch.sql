@@ -54,8 +54,10 @@ CREATE TABLE IF NOT EXISTS targets (
     last_http_status   INT           NULL     DEFAULT NULL COMMENT 'set by the daemon: HTTP status of the last check, NULL when there was no response',
     last_response_ms   INT           NULL     DEFAULT NULL COMMENT 'set by the daemon: duration of the last check in milliseconds',
     last_trace         TEXT          NULL     DEFAULT NULL COMMENT 'set by the daemon: the trace of the last check',
-    -- Column added in 2.2.
+    -- Columns added in 2.2.
     state_seq          BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: +1 with every result written; each write is conditional on it, so two daemons never both write a state change',
+    success_threshold  INT           NOT NULL DEFAULT 1    COMMENT 'consecutive passes, after a FAIL alert, before the SUCCESS alert (flap control)',
+    repeated_passes    BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: consecutive passes now; 0 after a failure',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),

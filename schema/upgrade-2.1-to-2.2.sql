@@ -5,7 +5,13 @@
 ALTER TABLE targets
     ADD COLUMN IF NOT EXISTS state_seq BIGINT NOT NULL DEFAULT 0
         COMMENT 'set by the daemon: +1 with every result written; each write is conditional on it, so two daemons never both write a state change'
-        AFTER last_trace;
+        AFTER last_trace,
+    ADD COLUMN IF NOT EXISTS success_threshold INT NOT NULL DEFAULT 1
+        COMMENT 'consecutive passes, after a FAIL alert, before the SUCCESS alert (flap control)'
+        AFTER state_seq,
+    ADD COLUMN IF NOT EXISTS repeated_passes BIGINT NOT NULL DEFAULT 0
+        COMMENT 'set by the daemon: consecutive passes now; 0 after a failure'
+        AFTER success_threshold;
 
 ALTER TABLE alert_deliveries
     ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL

@@ -122,6 +122,8 @@ pub struct Target {
     pub follow_redirects: bool,
     pub verify_tls: bool,
     pub fail_threshold: u64,
+    /// Passes in a row before a SUCCESS alert (flap control); 1: the first pass.
+    pub success_threshold: u64,
 }
 
 impl Target {
@@ -145,6 +147,7 @@ impl Target {
             follow_redirects: false,
             verify_tls: true,
             fail_threshold: 1,
+            success_threshold: 1,
         }
     }
 }
@@ -157,6 +160,8 @@ pub struct TargetState {
     pub repeated_fails: u64,
     /// A FAIL alert was queued and no recovery alert since.
     pub alerted: bool,
+    /// Consecutive passes now; 0 after a failure.
+    pub repeated_passes: u64,
     /// The row's `state_seq` as last written or read: every write is conditional on it.
     pub seq: u64,
 }
@@ -167,6 +172,7 @@ impl Default for TargetState {
             status: Status::New,
             repeated_fails: 0,
             alerted: false,
+            repeated_passes: 0,
             seq: 0,
         }
     }

@@ -46,6 +46,7 @@ fn outputs(url: &str) -> Vec<(&'static str, String)> {
         enabled: true,
         verify_tls: true,
         fail_threshold: 1,
+        success_threshold: 1,
         ..TargetRow::default()
     };
     let target = target::from_row(&row).unwrap();

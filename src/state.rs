@@ -5,7 +5,8 @@
 //! previous_status := status; PASS → pass_count+1, repeated_fails := 0; FAIL → fail_count+1,
 //! repeated_fails+1; then the 2xx..5xx counter of the response, or network_fails+1 when no
 //! response came. A FAIL alert goes out when repeated_fails reaches the target's
-//! fail_threshold (a first check included); a recovery alert when it passes after one.
+//! fail_threshold (a first check included); a recovery alert when, after one, repeated_passes
+//! reaches its success_threshold (1 by default: the first pass; more for flap control).
 
 use crate::model::{AlertKind, CheckOutcome, Status, TargetState, Verdict};
 
@@ -63,8 +64,16 @@ pub struct Transition {
     pub alert: Option<AlertKind>,
 }
 
+/// How many checks in a row make an alert: `fail_threshold` failures for FAILURE,
+/// `success_threshold` passes after it for SUCCESS (flap control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub fail: u64,
+    pub success: u64,
+}
+
 /// Applies one check's verdict to a target's state.
-pub fn transition(state: TargetState, verdict: Verdict, fail_threshold: u64) -> Transition {
+pub fn transition(state: TargetState, verdict: Verdict, thresholds: Thresholds) -> Transition {
     let mut next = TargetState {
         status: verdict.status(),
         ..state
@@ -73,14 +82,16 @@ pub fn transition(state: TargetState, verdict: Verdict, fail_threshold: u64) -> 
     match verdict {
         Verdict::Pass => {
             next.repeated_fails = 0;
-            if state.alerted {
+            next.repeated_passes = state.repeated_passes + 1;
+            if state.alerted && next.repeated_passes >= thresholds.success.max(1) {
                 next.alerted = false;
                 alert = Some(AlertKind::Success);
             }
         }
         Verdict::Fail => {
             next.repeated_fails = state.repeated_fails + 1;
-            if !state.alerted && next.repeated_fails >= fail_threshold.max(1) {
+            next.repeated_passes = 0;
+            if !state.alerted && next.repeated_fails >= thresholds.fail.max(1) {
                 next.alerted = true;
                 alert = Some(AlertKind::Failure);
             }
@@ -172,6 +183,7 @@ pub struct RowUpdate {
     pub at: String,
     pub counts: Counts,
     pub repeated_fails: u64,
+    pub repeated_passes: u64,
     pub alerted: bool,
     pub http_status: Option<u16>,
     pub response_ms: u64,
@@ -194,6 +206,7 @@ impl RowUpdate {
             at,
             counts: Counts::of(outcome.verdict, outcome.http_status),
             repeated_fails: t.next.repeated_fails,
+            repeated_passes: t.next.repeated_passes,
             alerted: t.next.alerted,
             http_status: outcome.http_status,
             response_ms: outcome.elapsed.as_millis() as u64,
@@ -227,7 +240,14 @@ mod tests {
         let mut state = TargetState::default();
         let mut alerts = Vec::new();
         for v in verdicts {
-            let t = transition(state, *v, threshold);
+            let t = transition(
+                state,
+                *v,
+                Thresholds {
+                    fail: threshold,
+                    success: 1,
+                },
+            );
             state = t.next;
             alerts.push(t.alert);
         }
@@ -269,6 +289,42 @@ mod tests {
                 Some(Success)
             ]
         );
+    }
+
+    #[test]
+    fn a_success_threshold_waits_for_that_many_passes_in_a_row() {
+        let mut state = TargetState::default();
+        let mut alerts = Vec::new();
+        let flapping = [Fail, Pass, Fail, Pass, Pass, Fail, Pass, Pass, Pass, Pass];
+        for v in flapping {
+            let t = transition(
+                state,
+                v,
+                Thresholds {
+                    fail: 1,
+                    success: 3,
+                },
+            );
+            state = t.next;
+            alerts.push(t.alert);
+        }
+        let expected = [
+            Some(Failure),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(Success),
+            None,
+        ];
+        assert_eq!(
+            alerts, expected,
+            "one FAILURE, one SUCCESS across the flapping"
+        );
+        assert_eq!((state.repeated_passes, state.alerted), (4, false));
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
             row.fail_threshold
         ));
     }
+    if row.success_threshold < 1 {
+        return Err(format!(
+            "success_threshold {} is less than 1",
+            row.success_threshold
+        ));
+    }
     let max_response_ms = match row.max_response_ms {
         Some(ms) if ms < 1 => return Err(format!("max_response_ms {ms} is less than 1")),
         other => other.map(|ms| ms as u64),
@@ -62,6 +68,7 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
         follow_redirects: row.follow_redirects,
         verify_tls: row.verify_tls,
         fail_threshold: row.fail_threshold as u64,
+        success_threshold: row.success_threshold as u64,
     })
 }
 
@@ -72,6 +79,7 @@ pub fn state_of(row: &TargetRow) -> TargetState {
         status: Status::parse(&row.status),
         repeated_fails: row.repeated_fails.max(0) as u64,
         alerted: row.alerted,
+        repeated_passes: row.repeated_passes.max(0) as u64,
         seq: row.state_seq,
     }
 }
@@ -104,6 +112,7 @@ mod tests {
             enabled: true,
             verify_tls: true,
             fail_threshold: 1,
+            success_threshold: 1,
             ..TargetRow::default()
         }
     }
@@ -145,6 +154,10 @@ mod tests {
                 "BASIC needs user and password",
             ),
             (|r| r.fail_threshold = 0, "fail_threshold 0 is less than 1"),
+            (
+                |r| r.success_threshold = 0,
+                "success_threshold 0 is less than 1",
+            ),
         ];
         for (spoil, expected) in cases {
             let mut r = row();

@@ -379,6 +379,7 @@ mod tests {
             follow_redirects: false,
             verify_tls: true,
             fail_threshold: 1,
+            success_threshold: 1,
         }
     }
 

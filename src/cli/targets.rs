@@ -97,7 +97,11 @@ fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) ->
             return Err(Error::failed(format!("target {} was deleted", target.id)));
         };
         let stored = target::state_of(&row);
-        let transition = state::transition(stored, outcome.verdict, target.fail_threshold);
+        let thresholds = state::Thresholds {
+            fail: target.fail_threshold,
+            success: target.success_threshold,
+        };
+        let transition = state::transition(stored, outcome.verdict, thresholds);
         let mut update = state::RowUpdate::new(&transition, outcome, at.clone());
         // A test never alerts: keep the alert flag as it was.
         update.alerted = stored.alerted;
@@ -225,6 +229,8 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("Network Fail Count", r.network_fails.to_string()),
         ("Repeated Fail Count", r.repeated_fails.to_string()),
         ("Fail Threshold", r.fail_threshold.to_string()),
+        ("Success Threshold", r.success_threshold.to_string()),
+        ("Repeated Pass Count", r.repeated_passes.to_string()),
         ("Alert Sent", yes_no(r.alerted).into()),
         ("Request Body", opt(&r.request_body)),
         ("Content Type", opt(&r.content_type)),

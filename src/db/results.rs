@@ -124,24 +124,28 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let rows: Vec<(TargetId, String, i64, bool, u64)> = conn
+        let rows: Vec<(TargetId, String, i64, bool, u64, i64)> = conn
             .exec(
                 format!(
-                    "SELECT id, status, repeated_fails, alerted, state_seq FROM targets \
-                     WHERE id IN ({marks})"
+                    "SELECT id, status, repeated_fails, alerted, state_seq, repeated_passes \
+                     FROM targets WHERE id IN ({marks})"
                 ),
                 chunk.to_vec(),
             )
             .map_err(Error::query("reading the result state of targets"))?;
-        out.extend(rows.into_iter().map(|(id, status, fails, alerted, seq)| {
-            let state = TargetState {
-                status: Status::parse(&status),
-                repeated_fails: fails.max(0) as u64,
-                alerted,
-                seq,
-            };
-            (id, state)
-        }));
+        out.extend(
+            rows.into_iter()
+                .map(|(id, status, fails, alerted, seq, passes)| {
+                    let state = TargetState {
+                        status: Status::parse(&status),
+                        repeated_fails: fails.max(0) as u64,
+                        alerted,
+                        repeated_passes: passes.max(0) as u64,
+                        seq,
+                    };
+                    (id, state)
+                }),
+        );
     }
     Ok(out)
 }
@@ -156,11 +160,12 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace
     'pass_count', pass_count, 'fail_count', fail_count, 'count200', count200, 'count300', count300, \
     'count400', count400, 'count500', count500, 'repeated_fails', repeated_fails, \
     'network_fails', network_fails, 'fail_threshold', fail_threshold, \
+    'success_threshold', success_threshold, 'repeated_passes', repeated_passes, \
     'last_http_status', last_http_status, 'last_response_ms', last_response_ms), ? \
     FROM targets WHERE id = ?";
 
 /// The columns a result writes, in the order of each row's values.
-const COLUMNS: [&str; 17] = [
+const COLUMNS: [&str; 18] = [
     "id",
     "status",
     "previous_status",
@@ -174,6 +179,7 @@ const COLUMNS: [&str; 17] = [
     "count500",
     "network_fails",
     "repeated_fails",
+    "repeated_passes",
     "alerted",
     "last_http_status",
     "last_response_ms",
@@ -200,7 +206,8 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          count200 = count200 + VALUES(count200), count300 = count300 + VALUES(count300), \
          count400 = count400 + VALUES(count400), count500 = count500 + VALUES(count500), \
          network_fails = network_fails + VALUES(network_fails), \
-         repeated_fails = VALUES(repeated_fails), alerted = VALUES(alerted), \
+         repeated_fails = VALUES(repeated_fails), repeated_passes = VALUES(repeated_passes), \
+         alerted = VALUES(alerted), \
          last_http_status = VALUES(last_http_status), \
          last_response_ms = VALUES(last_response_ms), last_trace = VALUES(last_trace), \
          config_changed = config_changed",
@@ -222,6 +229,7 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             signed(u.counts.c500),
             signed(u.counts.network),
             Value::from(u.repeated_fails),
+            Value::from(u.repeated_passes),
             Value::from(u.alerted),
             u.http_status.map_or(Value::NULL, Value::from),
             Value::from(u.response_ms.min(i32::MAX as u64)),

@@ -49,6 +49,8 @@ pub struct TargetRow {
     pub revision: i64,
     /// Moved on by one with every result written.
     pub state_seq: u64,
+    pub success_threshold: i64,
+    pub repeated_passes: i64,
 }
 
 const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_status, \
@@ -57,7 +59,7 @@ const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_
     count500, network_fails, repeated_fails, enabled, request_body, content_type, expect_body, \
     max_response_ms, follow_redirects, verify_tls, fail_threshold, alerted, last_http_status, \
     last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED), \
-    state_seq";
+    state_seq, success_threshold, repeated_passes";
 
 /// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
 /// make a whole row unreadable.
@@ -113,6 +115,8 @@ impl TargetRow {
             last_trace: opt(&mut r, 33),
             revision: col(&mut r, 34),
             state_seq: col(&mut r, 35),
+            success_threshold: col(&mut r, 36),
+            repeated_passes: col(&mut r, 37),
         }
     }
 }

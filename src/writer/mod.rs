@@ -157,7 +157,7 @@ impl Writer {
         let Some(owned) = self.states.get_mut(&t.id) else {
             return;
         };
-        let transition = state::transition(owned.state, f.outcome.verdict, t.fail_threshold);
+        let transition = state::transition(owned.state, f.outcome.verdict, thresholds(t));
         owned.state = transition.next;
         let failed = f.outcome.verdict == Verdict::Fail;
         let ms = f.outcome.elapsed.as_millis() as u64;
@@ -523,6 +523,13 @@ impl Writer {
     }
 }
 
+fn thresholds(t: &crate::model::Target) -> state::Thresholds {
+    state::Thresholds {
+        fail: t.fail_threshold,
+        success: t.success_threshold,
+    }
+}
+
 /// The writer's two channel ends to the store thread.
 pub struct StorePorts {
     pub batches: Sender<Batch>,
@@ -694,6 +701,7 @@ mod tests {
             status: Status::Fail,
             repeated_fails: 4,
             alerted: true,
+            repeated_passes: 0,
             seq: 9,
         };
         w.settle(written(vec![(7, stored)]));
@@ -764,6 +772,7 @@ mod tests {
             at: at.into(),
             counts,
             repeated_fails: 0,
+            repeated_passes: 0,
             alerted: false,
             http_status: None,
             response_ms: 0,

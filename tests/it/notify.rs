@@ -764,3 +764,35 @@ fn a_target_routed_to_some_notifiers_alerts_only_them_and_the_others_alert_every
     let shown = stdout(&db.cli(&["targets", &blog.to_string()]));
     assert!(shown.contains("every enabled notifier"), "{shown}");
 }
+
+#[test]
+fn a_success_threshold_holds_the_recovery_alert_for_that_many_passes() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = crate::support::http::HttpServer::start(503);
+    let id = db.add_target(
+        "name, url, frequency, timeout, success_threshold",
+        &format!("'flappy', '{}', 1, 2, 3", web.url("/")),
+    );
+    let _daemon = Daemon::start(&db);
+    wait_for(WAIT, "the FAILURE alert", || {
+        (count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'FAILURE'") == 1).then_some(())
+    });
+    web.set_status(200);
+    let snapshot: String = wait_for(WAIT, "the SUCCESS alert", || {
+        db.query::<String>("SELECT snapshot FROM alerts WHERE kind = 'SUCCESS'")
+            .into_iter()
+            .next()
+    });
+    let snap: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(snap["repeated_passes"], 3, "{snap}");
+    assert_eq!(snap["status"], "PASS");
+    // The status was PASS, and the incident over, from the first pass; only the alert waited.
+    let (ended, alerted_at): (String, String) = db.one(&format!(
+        "SELECT CAST(i.ended AS CHAR), CAST(a.created_at AS CHAR) FROM incidents i, alerts a \
+         WHERE i.target_id = {id} AND a.kind = 'SUCCESS'"
+    ));
+    assert!(ended < alerted_at, "{ended} / {alerted_at}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM alerts"), 2);
+}
