@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS targets (
     state_seq          BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: +1 with every result written; each write is conditional on it, so two daemons never both write a state change',
     success_threshold  INT           NOT NULL DEFAULT 1    COMMENT 'consecutive passes, after a FAIL alert, before the SUCCESS alert (flap control)',
     repeated_passes    BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: consecutive passes now; 0 after a failure',
+    realert_minutes    INT           NOT NULL DEFAULT 0    COMMENT 'while the target stays failed, a REMINDER alert every this many minutes; 0: none',
+    last_alerted       TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last FAILURE or REMINDER alert was queued (UTC)',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),

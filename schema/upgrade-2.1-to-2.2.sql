@@ -11,7 +11,13 @@ ALTER TABLE targets
         AFTER state_seq,
     ADD COLUMN IF NOT EXISTS repeated_passes BIGINT NOT NULL DEFAULT 0
         COMMENT 'set by the daemon: consecutive passes now; 0 after a failure'
-        AFTER success_threshold;
+        AFTER success_threshold,
+    ADD COLUMN IF NOT EXISTS realert_minutes INT NOT NULL DEFAULT 0
+        COMMENT 'while the target stays failed, a REMINDER alert every this many minutes; 0: none'
+        AFTER repeated_passes,
+    ADD COLUMN IF NOT EXISTS last_alerted TIMESTAMP(3) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: when the last FAILURE or REMINDER alert was queued (UTC)'
+        AFTER realert_minutes;
 
 ALTER TABLE alert_deliveries
     ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL

@@ -124,6 +124,8 @@ pub struct Target {
     pub fail_threshold: u64,
     /// Passes in a row before a SUCCESS alert (flap control); 1: the first pass.
     pub success_threshold: u64,
+    /// A REMINDER alert this often while the target stays failed.
+    pub realert: Option<Duration>,
 }
 
 impl Target {
@@ -148,6 +150,7 @@ impl Target {
             verify_tls: true,
             fail_threshold: 1,
             success_threshold: 1,
+            realert: None,
         }
     }
 }
@@ -162,6 +165,8 @@ pub struct TargetState {
     pub alerted: bool,
     /// Consecutive passes now; 0 after a failure.
     pub repeated_passes: u64,
+    /// When the last FAILURE or REMINDER alert was queued, milliseconds since the epoch.
+    pub last_alerted_ms: Option<i64>,
     /// The row's `state_seq` as last written or read: every write is conditional on it.
     pub seq: u64,
 }
@@ -173,6 +178,7 @@ impl Default for TargetState {
             repeated_fails: 0,
             alerted: false,
             repeated_passes: 0,
+            last_alerted_ms: None,
             seq: 0,
         }
     }
@@ -341,6 +347,8 @@ pub enum Report {
 pub enum AlertKind {
     Failure,
     Success,
+    /// The target is still failed `realert_minutes` after the last FAILURE or reminder.
+    Reminder,
 }
 
 impl AlertKind {
@@ -348,6 +356,7 @@ impl AlertKind {
         match self {
             AlertKind::Failure => "FAILURE",
             AlertKind::Success => "SUCCESS",
+            AlertKind::Reminder => "REMINDER",
         }
     }
 }

@@ -70,10 +70,18 @@ pub struct Transition {
 pub struct Thresholds {
     pub fail: u64,
     pub success: u64,
+    /// A reminder this often while failed, in milliseconds.
+    pub realert_ms: Option<i64>,
 }
 
-/// Applies one check's verdict to a target's state.
-pub fn transition(state: TargetState, verdict: Verdict, thresholds: Thresholds) -> Transition {
+/// Applies one check's verdict, of a check that ended at `now_ms` (milliseconds since the
+/// epoch), to a target's state.
+pub fn transition(
+    state: TargetState,
+    verdict: Verdict,
+    thresholds: Thresholds,
+    now_ms: i64,
+) -> Transition {
     let mut next = TargetState {
         status: verdict.status(),
         ..state
@@ -93,7 +101,11 @@ pub fn transition(state: TargetState, verdict: Verdict, thresholds: Thresholds) 
             next.repeated_passes = 0;
             if !state.alerted && next.repeated_fails >= thresholds.fail.max(1) {
                 next.alerted = true;
+                next.last_alerted_ms = Some(now_ms);
                 alert = Some(AlertKind::Failure);
+            } else if state.alerted && reminder_due(&state, thresholds, now_ms) {
+                next.last_alerted_ms = Some(now_ms);
+                alert = Some(AlertKind::Reminder);
             }
         }
     }
@@ -102,6 +114,20 @@ pub fn transition(state: TargetState, verdict: Verdict, thresholds: Thresholds) 
         next,
         alert,
     }
+}
+
+/// A target still failed `realert` after its last FAILURE or reminder is owed a reminder.
+fn reminder_due(state: &TargetState, thresholds: Thresholds, now_ms: i64) -> bool {
+    match (thresholds.realert_ms, state.last_alerted_ms) {
+        (Some(every), Some(last)) if every > 0 => now_ms - last >= every,
+        _ => false,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` UTC of milliseconds since the epoch.
+fn utc_millis(ms: i64) -> Option<String> {
+    let t = chrono::DateTime::from_timestamp_millis(ms)?;
+    Some(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
 }
 
 /// What checks do to a target's incidents (its FAIL periods), in the order they happened.
@@ -185,6 +211,8 @@ pub struct RowUpdate {
     pub repeated_fails: u64,
     pub repeated_passes: u64,
     pub alerted: bool,
+    /// `last_alerted`, UTC `YYYY-MM-DD HH:MM:SS.mmm`, when known.
+    pub last_alerted: Option<String>,
     pub http_status: Option<u16>,
     pub response_ms: u64,
     pub trace: String,
@@ -207,6 +235,7 @@ impl RowUpdate {
             counts: Counts::of(outcome.verdict, outcome.http_status),
             repeated_fails: t.next.repeated_fails,
             repeated_passes: t.next.repeated_passes,
+            last_alerted: t.next.last_alerted_ms.and_then(utc_millis),
             alerted: t.next.alerted,
             http_status: outcome.http_status,
             response_ms: outcome.elapsed.as_millis() as u64,
@@ -246,7 +275,9 @@ mod tests {
                 Thresholds {
                     fail: threshold,
                     success: 1,
+                    realert_ms: None,
                 },
+                0,
             );
             state = t.next;
             alerts.push(t.alert);
@@ -254,7 +285,7 @@ mod tests {
         (state, alerts)
     }
 
-    use AlertKind::{Failure, Success};
+    use AlertKind::{Failure, Reminder, Success};
     use Verdict::{Fail, Pass};
 
     #[test]
@@ -303,7 +334,9 @@ mod tests {
                 Thresholds {
                     fail: 1,
                     success: 3,
+                    realert_ms: None,
                 },
+                0,
             );
             state = t.next;
             alerts.push(t.alert);
@@ -325,6 +358,30 @@ mod tests {
             "one FAILURE, one SUCCESS across the flapping"
         );
         assert_eq!((state.repeated_passes, state.alerted), (4, false));
+    }
+
+    #[test]
+    fn a_failed_target_gets_a_reminder_every_realert_period() {
+        let thresholds = Thresholds {
+            fail: 1,
+            success: 1,
+            realert_ms: Some(600_000),
+        };
+        let mut state = TargetState::default();
+        let mut alerts = Vec::new();
+        // A check a minute: FAILURE at 0, reminders at 10 and 20 minutes, SUCCESS at 25.
+        for minute in 0..26 {
+            let verdict = if minute < 25 { Fail } else { Pass };
+            let t = transition(state, verdict, thresholds, minute * 60_000);
+            state = t.next;
+            if let Some(a) = t.alert {
+                alerts.push((minute, a));
+            }
+        }
+        assert_eq!(
+            alerts,
+            [(0, Failure), (10, Reminder), (20, Reminder), (25, Success)]
+        );
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
         verify_tls: row.verify_tls,
         fail_threshold: row.fail_threshold as u64,
         success_threshold: row.success_threshold as u64,
+        realert: (row.realert_minutes > 0)
+            .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
     })
 }
 
@@ -80,6 +82,7 @@ pub fn state_of(row: &TargetRow) -> TargetState {
         repeated_fails: row.repeated_fails.max(0) as u64,
         alerted: row.alerted,
         repeated_passes: row.repeated_passes.max(0) as u64,
+        last_alerted_ms: row.last_alerted_ms,
         seq: row.state_seq,
     }
 }

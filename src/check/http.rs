@@ -380,6 +380,7 @@ mod tests {
             verify_tls: true,
             fail_threshold: 1,
             success_threshold: 1,
+            realert: None,
         }
     }
 

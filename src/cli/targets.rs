@@ -97,11 +97,9 @@ fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) ->
             return Err(Error::failed(format!("target {} was deleted", target.id)));
         };
         let stored = target::state_of(&row);
-        let thresholds = state::Thresholds {
-            fail: target.fail_threshold,
-            success: target.success_threshold,
-        };
-        let transition = state::transition(stored, outcome.verdict, thresholds);
+        let thresholds = crate::writer::thresholds(target);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let transition = state::transition(stored, outcome.verdict, thresholds, now_ms);
         let mut update = state::RowUpdate::new(&transition, outcome, at.clone());
         // A test never alerts: keep the alert flag as it was.
         update.alerted = stored.alerted;

@@ -124,28 +124,30 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let rows: Vec<(TargetId, String, i64, bool, u64, i64)> = conn
+        type StateRow = (TargetId, String, i64, bool, u64, i64, Option<i64>);
+        let rows: Vec<StateRow> = conn
             .exec(
                 format!(
-                    "SELECT id, status, repeated_fails, alerted, state_seq, repeated_passes \
+                    "SELECT id, status, repeated_fails, alerted, state_seq, repeated_passes, \
+                     CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED) \
                      FROM targets WHERE id IN ({marks})"
                 ),
                 chunk.to_vec(),
             )
             .map_err(Error::query("reading the result state of targets"))?;
-        out.extend(
-            rows.into_iter()
-                .map(|(id, status, fails, alerted, seq, passes)| {
-                    let state = TargetState {
-                        status: Status::parse(&status),
-                        repeated_fails: fails.max(0) as u64,
-                        alerted,
-                        repeated_passes: passes.max(0) as u64,
-                        seq,
-                    };
-                    (id, state)
-                }),
-        );
+        out.extend(rows.into_iter().map(
+            |(id, status, fails, alerted, seq, passes, last_alerted_ms)| {
+                let state = TargetState {
+                    status: Status::parse(&status),
+                    repeated_fails: fails.max(0) as u64,
+                    alerted,
+                    repeated_passes: passes.max(0) as u64,
+                    last_alerted_ms,
+                    seq,
+                };
+                (id, state)
+            },
+        ));
     }
     Ok(out)
 }
@@ -161,11 +163,14 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace
     'count400', count400, 'count500', count500, 'repeated_fails', repeated_fails, \
     'network_fails', network_fails, 'fail_threshold', fail_threshold, \
     'success_threshold', success_threshold, 'repeated_passes', repeated_passes, \
+    'realert_minutes', realert_minutes, \
+    'incident_started', (SELECT DATE_FORMAT(i.started, '%Y-%m-%d %H:%i:%s') FROM incidents i \
+        WHERE i.open_target = targets.id), \
     'last_http_status', last_http_status, 'last_response_ms', last_response_ms), ? \
     FROM targets WHERE id = ?";
 
 /// The columns a result writes, in the order of each row's values.
-const COLUMNS: [&str; 18] = [
+const COLUMNS: [&str; 19] = [
     "id",
     "status",
     "previous_status",
@@ -181,6 +186,7 @@ const COLUMNS: [&str; 18] = [
     "repeated_fails",
     "repeated_passes",
     "alerted",
+    "last_alerted",
     "last_http_status",
     "last_response_ms",
     "last_trace",
@@ -207,7 +213,7 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          count400 = count400 + VALUES(count400), count500 = count500 + VALUES(count500), \
          network_fails = network_fails + VALUES(network_fails), \
          repeated_fails = VALUES(repeated_fails), repeated_passes = VALUES(repeated_passes), \
-         alerted = VALUES(alerted), \
+         alerted = VALUES(alerted), last_alerted = VALUES(last_alerted), \
          last_http_status = VALUES(last_http_status), \
          last_response_ms = VALUES(last_response_ms), last_trace = VALUES(last_trace), \
          config_changed = config_changed",
@@ -231,6 +237,7 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             Value::from(u.repeated_fails),
             Value::from(u.repeated_passes),
             Value::from(u.alerted),
+            u.last_alerted.as_deref().map_or(Value::NULL, Value::from),
             u.http_status.map_or(Value::NULL, Value::from),
             Value::from(u.response_ms.min(i32::MAX as u64)),
             Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),

@@ -51,6 +51,9 @@ pub struct TargetRow {
     pub state_seq: u64,
     pub success_threshold: i64,
     pub repeated_passes: i64,
+    pub realert_minutes: i64,
+    /// `last_alerted` in milliseconds since the epoch.
+    pub last_alerted_ms: Option<i64>,
 }
 
 const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_status, \
@@ -59,7 +62,8 @@ const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_
     count500, network_fails, repeated_fails, enabled, request_body, content_type, expect_body, \
     max_response_ms, follow_redirects, verify_tls, fail_threshold, alerted, last_http_status, \
     last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED), \
-    state_seq, success_threshold, repeated_passes";
+    state_seq, success_threshold, repeated_passes, realert_minutes, \
+    CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED)";
 
 /// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
 /// make a whole row unreadable.
@@ -117,6 +121,8 @@ impl TargetRow {
             state_seq: col(&mut r, 35),
             success_threshold: col(&mut r, 36),
             repeated_passes: col(&mut r, 37),
+            realert_minutes: col(&mut r, 38),
+            last_alerted_ms: opt(&mut r, 39),
         }
     }
 }

@@ -198,6 +198,8 @@ struct Facts {
     at: String,
     incident: Incident,
     trace: String,
+    /// How long the target has been down (reminders).
+    down: String,
 }
 
 impl Facts {
@@ -212,8 +214,13 @@ impl Facts {
         let kind = match alert.kind.to_ascii_uppercase().as_str() {
             "SUCCESS" => "SUCCESS",
             "TEST" => "TEST",
+            "REMINDER" => "REMINDER",
             _ => "FAILURE",
         };
+        let down = snap
+            .as_object()
+            .and_then(super::message::down_for)
+            .unwrap_or_default();
         Facts {
             kind,
             id: alert.target_id,
@@ -227,6 +234,7 @@ impl Facts {
                 .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()),
             incident: incident.clone(),
             trace: alert.trace.clone(),
+            down,
         }
     }
 
@@ -239,6 +247,7 @@ impl Facts {
             "http_status": self.http_status,
             "time": format!("{}Z", self.at.replace(' ', "T")),
             "incident": { "id": self.incident.id, "started": self.incident.started },
+            "down_for": self.down,
             "trace": self.trace,
         })
     }
@@ -248,6 +257,10 @@ impl Facts {
         match self.kind {
             "SUCCESS" => format!("RECOVERED: {} ({})", self.name, self.url),
             "TEST" => format!("TEST: {}: {}", self.name, self.reason),
+            "REMINDER" => format!(
+                "STILL DOWN ({}): {} ({}): {}",
+                self.down, self.name, self.url, self.reason
+            ),
             _ => format!("DOWN: {} ({}): {}", self.name, self.url, self.reason),
         }
     }

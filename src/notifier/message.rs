@@ -63,10 +63,15 @@ pub fn render(alert: &Alert) -> Rendered {
     let success = alert.kind.eq_ignore_ascii_case("SUCCESS");
     let kind = if success { "SUCCESS" } else { "FAILURE" };
     // Header injection is impossible through lettre, but a line break would still fold oddly.
-    let subject = format!(
-        "Skypunch {kind} detected for {}",
-        name.replace(['\r', '\n'], " ")
-    );
+    let one_line = name.replace(['\r', '\n'], " ");
+    let subject = if alert.kind.eq_ignore_ascii_case("REMINDER") {
+        let down = down_for(&snap)
+            .map(|d| format!(": down for {d}"))
+            .unwrap_or_default();
+        format!("Skypunch FAILURE reminder for {one_line}{down}")
+    } else {
+        format!("Skypunch {kind} detected for {one_line}")
+    };
     let target: Vec<(&str, String)> = TARGET_FIELDS
         .iter()
         .map(|(label, key)| {
@@ -96,6 +101,23 @@ pub fn render(alert: &Alert) -> Rendered {
 }
 
 type Snapshot = serde_json::Map<String, Value>;
+
+/// How long the target has been down at the alert: from its open incident's start to the
+/// check (both UTC in the snapshot), as `2h 5m`, `25m` or `40s`.
+pub fn down_for(snap: &Snapshot) -> Option<String> {
+    let at = |key: &str| {
+        let text = snap.get(key)?.as_str()?;
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()
+    };
+    let secs = (at("last_updated")? - at("incident_started")?)
+        .num_seconds()
+        .max(0);
+    Some(match secs {
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    })
+}
 
 /// The three parts of every message.
 struct Sections<'a> {
@@ -306,5 +328,15 @@ mod tests {
         assert!(m.contains("Subject: Skypunch FAILURE detected for api"));
         assert!(m.contains("multipart/alternative"));
         assert!(m.contains("text/plain") && m.contains("text/html"));
+    }
+
+    #[test]
+    fn a_reminder_says_how_long_the_target_has_been_down() {
+        let snap = r#"{"name":"api","last_updated":"2026-11-30 12:25:00","incident_started":"2026-11-30 10:20:00"}"#;
+        let r = render(&alert("REMINDER", snap));
+        assert_eq!(
+            r.subject,
+            "Skypunch FAILURE reminder for api: down for 2h 5m"
+        );
     }
 }

@@ -157,7 +157,8 @@ impl Writer {
         let Some(owned) = self.states.get_mut(&t.id) else {
             return;
         };
-        let transition = state::transition(owned.state, f.outcome.verdict, thresholds(t));
+        let at_ms = f.at.timestamp_millis();
+        let transition = state::transition(owned.state, f.outcome.verdict, thresholds(t), at_ms);
         owned.state = transition.next;
         let failed = f.outcome.verdict == Verdict::Fail;
         let ms = f.outcome.elapsed.as_millis() as u64;
@@ -523,10 +524,12 @@ impl Writer {
     }
 }
 
-fn thresholds(t: &crate::model::Target) -> state::Thresholds {
+/// A target's alerting thresholds, for the state machine.
+pub fn thresholds(t: &crate::model::Target) -> state::Thresholds {
     state::Thresholds {
         fail: t.fail_threshold,
         success: t.success_threshold,
+        realert_ms: t.realert.map(|d| d.as_millis() as i64),
     }
 }
 
@@ -702,6 +705,7 @@ mod tests {
             repeated_fails: 4,
             alerted: true,
             repeated_passes: 0,
+            last_alerted_ms: None,
             seq: 9,
         };
         w.settle(written(vec![(7, stored)]));
@@ -774,6 +778,7 @@ mod tests {
             repeated_fails: 0,
             repeated_passes: 0,
             alerted: false,
+            last_alerted: None,
             http_status: None,
             response_ms: 0,
             trace: String::new(),

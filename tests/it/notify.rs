@@ -796,3 +796,44 @@ fn a_success_threshold_holds_the_recovery_alert_for_that_many_passes() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count(&db, "SELECT COUNT(*) FROM alerts"), 2);
 }
+
+#[test]
+fn a_target_still_failed_realert_minutes_after_its_alert_gets_one_reminder() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = crate::support::http::HttpServer::start(503);
+    let id = db.add_target(
+        "name, url, frequency, timeout, realert_minutes",
+        &format!("'still-down', '{}', 1, 2, 1", web.url("/")),
+    );
+    let _daemon = Daemon::start(&db);
+    wait_for(WAIT, "the FAILURE alert", || {
+        (count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'FAILURE'") == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM alerts"),
+        1,
+        "no reminder within the minute"
+    );
+    // Two minutes later, as far as the row says: what the daemon reads when another writer
+    // has moved the row on (state_seq).
+    db.exec(&format!(
+        "UPDATE targets SET last_alerted = last_alerted - INTERVAL 2 MINUTE, \
+         state_seq = state_seq + 1 WHERE id = {id}"
+    ));
+    let snapshot: String = wait_for(WAIT, "the REMINDER alert", || {
+        db.query::<String>("SELECT snapshot FROM alerts WHERE kind = 'REMINDER'")
+            .into_iter()
+            .next()
+    });
+    let snap: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(snap["status"], "FAIL");
+    assert!(snap["incident_started"].is_string(), "{snap}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'REMINDER'"),
+        1,
+        "the next reminder is a minute away"
+    );
+}

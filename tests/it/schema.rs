@@ -247,7 +247,7 @@ fn as_2_1(db: &TestDb) {
     db.exec("DROP TABLE target_notifiers");
     db.exec(
         "ALTER TABLE targets DROP COLUMN state_seq, DROP COLUMN success_threshold, \
-         DROP COLUMN repeated_passes",
+         DROP COLUMN repeated_passes, DROP COLUMN realert_minutes, DROP COLUMN last_alerted",
     );
     db.exec("ALTER TABLE alert_deliveries DROP COLUMN claimed_by, DROP COLUMN claim_until");
     db.exec("UPDATE versions SET minor = 1");
