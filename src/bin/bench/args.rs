@@ -135,6 +135,14 @@ fn options() -> getopts::Options {
     o
 }
 
+fn server_kind(builtin: bool) -> ServerKind {
+    if builtin {
+        ServerKind::Builtin
+    } else {
+        ServerKind::Nginx
+    }
+}
+
 /// Parses the arguments (without the program name). `Ok(None)` means help was printed.
 pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     let opts = options();
@@ -187,11 +195,7 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         .opt_str("db")
         .or_else(|| std::env::var("SKYPUNCH_TEST_DB").ok())
         .unwrap_or_else(|| "mysql://root@127.0.0.1:3306".into());
-    let server = if smoke || m.opt_present("builtin-server") {
-        ServerKind::Builtin
-    } else {
-        ServerKind::Nginx
-    };
+    let server = server_kind(smoke || m.opt_present("builtin-server"));
     Ok(Some(Settings {
         targets,
         frequency,
