@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS targets (
     repeated_passes    BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: consecutive passes now; 0 after a failure',
     realert_minutes    INT           NOT NULL DEFAULT 0    COMMENT 'while the target stays failed, a REMINDER alert every this many minutes; 0: none',
     last_alerted       TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last FAILURE or REMINDER alert was queued (UTC)',
+    ca_file            VARCHAR(512)  NULL     DEFAULT NULL COMMENT 'PEM bundle of CA certificates trusted for this target besides the public roots ([settings] CaFile when NULL)',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),

@@ -17,7 +17,10 @@ ALTER TABLE targets
         AFTER repeated_passes,
     ADD COLUMN IF NOT EXISTS last_alerted TIMESTAMP(3) NULL DEFAULT NULL
         COMMENT 'set by the daemon: when the last FAILURE or REMINDER alert was queued (UTC)'
-        AFTER realert_minutes;
+        AFTER realert_minutes,
+    ADD COLUMN IF NOT EXISTS ca_file VARCHAR(512) NULL DEFAULT NULL
+        COMMENT 'PEM bundle of CA certificates trusted for this target besides the public roots ([settings] CaFile when NULL)'
+        AFTER last_alerted;
 
 ALTER TABLE alert_deliveries
     ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL

@@ -267,7 +267,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     threads.spawn("skypunch-cluster", None, move || {
         crate::cluster::run(c, cluster_ports, read_timeout)
     })?;
-    let l = loader::Loader::new(pool, targets_tx, reports_tx, stop);
+    let l = loader::Loader::new(pool, targets_tx, reports_tx, stop, config.ca_file.clone());
     let interval = config.reload_interval;
     threads.spawn("skypunch-loader", None, move || loader::run(l, interval))?;
     let (s, interval) = (stats.clone(), config.stats_interval);

@@ -38,10 +38,18 @@ pub struct Loader {
     scanned_at: i64,
     loaded: bool,
     outage_logged: bool,
+    /// `[settings] CaFile`: the CA bundle of targets without a `ca_file`.
+    default_ca: Option<std::path::PathBuf>,
 }
 
 impl Loader {
-    pub fn new(pool: Pool, wheel: Sender<Control>, writer: Sender<Report>, stop: Stop) -> Loader {
+    pub fn new(
+        pool: Pool,
+        wheel: Sender<Control>,
+        writer: Sender<Report>,
+        stop: Stop,
+        default_ca: Option<std::path::PathBuf>,
+    ) -> Loader {
         Loader {
             pool,
             wheel,
@@ -52,6 +60,7 @@ impl Loader {
             scanned_at: 0,
             loaded: false,
             outage_logged: false,
+            default_ca,
         }
     }
 
@@ -217,7 +226,7 @@ impl Loader {
             db::history::resume(conn, row.id)?;
         }
         self.revisions.insert(row.id, row.revision);
-        match target::from_row(row) {
+        match target::from_row(row, self.default_ca.as_deref()) {
             Ok(t) => {
                 self.invalid.remove(&row.id);
                 if !first {

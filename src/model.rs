@@ -126,6 +126,8 @@ pub struct Target {
     pub success_threshold: u64,
     /// A REMINDER alert this often while the target stays failed.
     pub realert: Option<Duration>,
+    /// CA certificates trusted besides the public roots.
+    pub ca: Option<Arc<crate::check::CaBundle>>,
 }
 
 impl Target {
@@ -151,6 +153,7 @@ impl Target {
             fail_threshold: 1,
             success_threshold: 1,
             realert: None,
+            ca: None,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! loader thread and the CLI. A row that does not validate is never scheduled: its error
 //! becomes the row's `config error: ...` description.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authn;
+use crate::check::CaBundle;
 use crate::db::targets::TargetRow;
 use crate::model::{Method, Status, Target, TargetState};
 use crate::text;
@@ -16,7 +18,7 @@ const MAX_FREQUENCY: i64 = 7 * 86400;
 const MAX_TIMEOUT: i64 = 3600;
 
 /// Validates a row; the error is the text after `config error: `.
-pub fn from_row(row: &TargetRow) -> Result<Target, String> {
+pub fn from_row(row: &TargetRow, default_ca: Option<&std::path::Path>) -> Result<Target, String> {
     let method = Method::parse(&row.method).ok_or_else(|| {
         format!(
             "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
@@ -71,7 +73,29 @@ pub fn from_row(row: &TargetRow) -> Result<Target, String> {
         success_threshold: row.success_threshold as u64,
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
+        ca: ca_bundle(row, default_ca)?,
     })
+}
+
+/// The row's `ca_file`, or the configured default, read now: a file that cannot be read is
+/// the row's config error.
+fn ca_bundle(
+    row: &TargetRow,
+    default_ca: Option<&std::path::Path>,
+) -> Result<Option<Arc<CaBundle>>, String> {
+    let own = row
+        .ca_file
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let path = match own {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match default_ca {
+            Some(p) => p.to_path_buf(),
+            None => return Ok(None),
+        },
+    };
+    CaBundle::load(&path).map(|b| Some(Arc::new(b)))
 }
 
 /// The result state a row holds: what the writer starts from the first time it writes the
@@ -122,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_defaulted_row_is_a_valid_target() {
-        let t = from_row(&row()).unwrap();
+        let t = from_row(&row(), None).unwrap();
         assert_eq!(
             (
                 t.method,
@@ -165,7 +189,7 @@ mod tests {
         for (spoil, expected) in cases {
             let mut r = row();
             spoil(&mut r);
-            let err = from_row(&r).unwrap_err();
+            let err = from_row(&r, None).unwrap_err();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
     }
@@ -174,6 +198,6 @@ mod tests {
     fn methods_are_case_insensitive() {
         let mut r = row();
         r.method = " post ".into();
-        assert_eq!(from_row(&r).unwrap().method, Method::Post);
+        assert_eq!(from_row(&r, None).unwrap().method, Method::Post);
     }
 }

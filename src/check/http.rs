@@ -381,6 +381,7 @@ mod tests {
             fail_threshold: 1,
             success_threshold: 1,
             realert: None,
+            ca: None,
         }
     }
 

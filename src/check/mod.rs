@@ -7,8 +7,14 @@ pub(crate) mod timing;
 
 mod http;
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use ureq::tls::TlsConfig;
 use ureq::Agent;
 
@@ -36,6 +42,40 @@ impl Default for CheckSettings {
     }
 }
 
+/// CA certificates a target trusts besides the public roots: a PEM bundle (`ca_file`, or
+/// `[settings] CaFile`), read when the loader takes the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaBundle {
+    pub path: PathBuf,
+    certs: Vec<CertificateDer<'static>>,
+    /// Tells bundles apart by content, for the agents built from them.
+    key: u64,
+}
+
+impl CaBundle {
+    /// Reads a PEM bundle; the error names the file and what is wrong with it.
+    pub fn load(path: &Path) -> Result<CaBundle, String> {
+        let shown = path.display();
+        let pem =
+            std::fs::read(path).map_err(|e| format!("ca_file {shown}: cannot read it: {e}"))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("ca_file {shown}: not a PEM bundle: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file {shown}: no certificate in it"));
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for c in &certs {
+            c.as_ref().hash(&mut hasher);
+        }
+        Ok(CaBundle {
+            path: path.to_path_buf(),
+            certs,
+            key: hasher.finish(),
+        })
+    }
+}
+
 /// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds two ureq
 /// agents (certificates verified or not; each an `Arc` inside, built once with its TLS
 /// configuration) and the Keystone token cache. Every check opens its own connection and
@@ -44,6 +84,8 @@ impl Default for CheckSettings {
 pub struct Checker {
     verifying: Agent,
     trusting: Agent,
+    /// Verifying agents that also trust a target's CA bundle, by the bundle's key.
+    with_ca: Mutex<HashMap<u64, Agent>>,
     tokens: TokenCache,
     settings: CheckSettings,
 }
@@ -51,8 +93,9 @@ pub struct Checker {
 impl Checker {
     pub fn new(settings: CheckSettings) -> Checker {
         Checker {
-            verifying: agent(false),
-            trusting: agent(true),
+            verifying: agent(false, Vec::new()),
+            trusting: agent(true, Vec::new()),
+            with_ca: Mutex::new(HashMap::new()),
             tokens: TokenCache::new(),
             settings,
         }
@@ -66,19 +109,31 @@ impl Checker {
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::model::Verdict::Fail`] and a description of what failed.
     pub fn check(&self, target: &Target) -> CheckOutcome {
-        let agent = match target.verify_tls {
-            true => &self.verifying,
-            false => &self.trusting,
+        let agent = match (target.verify_tls, &target.ca) {
+            (false, _) => self.trusting.clone(),
+            (true, None) => self.verifying.clone(),
+            (true, Some(ca)) => self.agent_trusting(ca),
         };
         timing::begin();
-        let outcome = http::run(agent, &self.tokens, &self.settings, target);
+        let outcome = http::run(&agent, &self.tokens, &self.settings, target);
         timing::end();
         outcome
     }
 }
 
+impl Checker {
+    /// The verifying agent that also trusts `ca`, built the first time it is needed.
+    fn agent_trusting(&self, ca: &CaBundle) -> Agent {
+        let mut agents = self.with_ca.lock().unwrap_or_else(|e| e.into_inner());
+        agents
+            .entry(ca.key)
+            .or_insert_with(|| agent(false, ca.certs.clone()))
+            .clone()
+    }
+}
+
 /// The agent-wide part of the configuration; timeouts and redirects are set per request.
-fn agent(trust_any_certificate: bool) -> Agent {
+fn agent(trust_any_certificate: bool, extra_roots: Vec<CertificateDer<'static>>) -> Agent {
     let tls = TlsConfig::builder()
         .disable_verification(trust_any_certificate)
         .build();
@@ -98,7 +153,7 @@ fn agent(trust_any_certificate: bool) -> Agent {
         .build();
     Agent::with_parts(
         config,
-        timing::TimedConnector::new(),
+        timing::TimedConnector::new(extra_roots),
         timing::TimedResolver::default(),
     )
 }

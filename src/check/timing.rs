@@ -212,11 +212,16 @@ impl fmt::Debug for TimedConnector {
 }
 
 impl TimedConnector {
-    pub fn new() -> TimedConnector {
+    /// `extra_roots`: CA certificates trusted besides the public roots (a target's
+    /// `ca_file`).
+    pub fn new(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> TimedConnector {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = RootCertStore {
+        let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        // A certificate rustls cannot use as a root is left out; the check then fails with
+        // the handshake's reason.
+        roots.add_parsable_certificates(extra_roots);
         let builder = || {
             ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()

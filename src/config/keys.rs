@@ -46,6 +46,7 @@ pub const KEYS: &[Key] = &[
     key("settings", "TokenLifetime", "3600"),
     key("settings", "MaxPendingAlerts", "10000"),
     key("settings", "StopTimeout", "30"),
+    key("settings", "CaFile", "/etc/skypunch/ca.pem"),
     Key {
         aliases: &["Host"],
         ..key("database", "Location", "localhost")
@@ -152,6 +153,7 @@ fn apply_settings(
         "tokenlifetime" => config.token_lifetime = at.seconds(value, 60, 86400)?,
         "maxpendingalerts" => config.max_pending_alerts = at.number(value, 100, 10_000_000)?,
         "stoptimeout" => config.stop_timeout = at.seconds(value, 1, 3600)?,
+        "cafile" => config.ca_file = Some(PathBuf::from(at.text(value)?)),
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)

@@ -43,6 +43,9 @@ pub struct Config {
     pub max_pending_alerts: usize,
     /// How long a stop may take: the process is gone this long after SIGTERM.
     pub stop_timeout: Duration,
+    /// PEM bundle of CA certificates trusted, besides the public roots, for the HTTPS checks
+    /// of targets without a `ca_file` of their own.
+    pub ca_file: Option<PathBuf>,
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
@@ -284,6 +287,7 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(3600),
             max_pending_alerts: 10_000,
             stop_timeout: Duration::from_secs(30),
+            ca_file: None,
             db: DbConfig::default(),
             notify: NotifyConfig {
                 from: "SkyPunch <skypunch@localhost>".into(),
@@ -321,6 +325,7 @@ impl Config {
         }
         self.pid_file = abs(&self.pid_file);
         self.source = self.source.as_deref().map(abs);
+        self.ca_file = self.ca_file.as_deref().map(abs);
     }
 }
 

@@ -54,6 +54,7 @@ pub struct TargetRow {
     pub realert_minutes: i64,
     /// `last_alerted` in milliseconds since the epoch.
     pub last_alerted_ms: Option<i64>,
+    pub ca_file: Option<String>,
 }
 
 const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_status, \
@@ -63,7 +64,7 @@ const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_
     max_response_ms, follow_redirects, verify_tls, fail_threshold, alerted, last_http_status, \
     last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED), \
     state_seq, success_threshold, repeated_passes, realert_minutes, \
-    CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED)";
+    CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED), ca_file";
 
 /// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
 /// make a whole row unreadable.
@@ -123,6 +124,7 @@ impl TargetRow {
             repeated_passes: col(&mut r, 37),
             realert_minutes: col(&mut r, 38),
             last_alerted_ms: opt(&mut r, 39),
+            ca_file: opt(&mut r, 40),
         }
     }
 }

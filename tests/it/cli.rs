@@ -307,3 +307,47 @@ fn check_config_passes_a_good_setup_and_names_every_problem_of_a_broken_one() {
     }
     assert!(stderr(&out).contains("problems found"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_https_target_of_a_private_ca_passes_with_its_ca_file_and_fails_clearly_without() {
+    use crate::support::servers::{serve_tls_private_ca, write_response};
+    let db = TestDb::new();
+    let (server, ca_pem) = serve_tls_private_ca(|_, w| write_response(w, "200 OK", &[], b"ok"));
+    let ca_file = db.dir.join("private-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let url = server.https_url("/health");
+    let with = db.add_target(
+        "name, url, ca_file",
+        &format!("'internal', '{url}', '{}'", ca_file.display()),
+    );
+    let without = db.add_target("name, url", &format!("'internal-untrusted', '{url}'"));
+    let missing = db.add_target(
+        "name, url, ca_file",
+        &format!("'internal-lost', '{url}', '/nonexistent/ca.pem'"),
+    );
+
+    let ok = db.cli(&["targets", &with.to_string(), "test"]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains(" PASS (OK)"), "{}", stdout(&ok));
+
+    let bad = db.cli(&["targets", &without.to_string(), "test"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let line = stdout(&bad);
+    assert!(
+        line.contains(" FAIL (") && line.contains("certificate"),
+        "{line}"
+    );
+
+    let lost = db.cli(&["targets", &missing.to_string(), "test"]);
+    assert_eq!(lost.status.code(), Some(1));
+    assert!(
+        stderr(&lost).contains("ca_file /nonexistent/ca.pem: cannot read it"),
+        "{}",
+        stderr(&lost)
+    );
+
+    // [settings] CaFile: the bundle of every target without a ca_file of its own.
+    db.write_config(&format!("CaFile: {}", ca_file.display()));
+    let ok = db.cli(&["targets", &without.to_string(), "test"]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+}

@@ -19,22 +19,57 @@ use crate::support::{run, skypunch_cmd, stdout, wait_for, Daemon, TestDb};
 pub struct Setup {
     pub db: TestDb,
     galera: Option<Galera>,
+    /// Held while a Galera cluster runs (dropped last).
+    _permit: Option<GaleraPermit>,
+}
+
+/// At most two Galera clusters at a time: each is three servers with state transfers, and
+/// more at once starve the other tests' daemons on two cores.
+struct GaleraPermit;
+
+static RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+impl GaleraPermit {
+    fn take() -> GaleraPermit {
+        let (count, freed) = &RUNNING;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= 2 {
+            n = freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        GaleraPermit
+    }
+}
+
+impl Drop for GaleraPermit {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
 }
 
 impl Setup {
     fn plain() -> Setup {
         let db = TestDb::new();
         db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
-        Setup { db, galera: None }
+        Setup {
+            db,
+            galera: None,
+            _permit: None,
+        }
     }
 
     fn galera() -> Setup {
+        let permit = GaleraPermit::take();
         let galera = Galera::start(3);
         let db = TestDb::new_on(galera.server(0));
         db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
         Setup {
             db,
             galera: Some(galera),
+            _permit: Some(permit),
         }
     }
 

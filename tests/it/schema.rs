@@ -43,7 +43,7 @@ fn a_target_inserted_with_name_and_url_only_is_a_working_target() {
     let row = skypunch::facade::db::targets::get(&mut conn, id)
         .unwrap()
         .unwrap();
-    let t = skypunch::facade::target::from_row(&row).expect("a valid target");
+    let t = skypunch::facade::target::from_row(&row, None).expect("a valid target");
     assert_eq!(t.method.as_str(), "GET");
     assert_eq!(t.auth.kind(), "NONE");
     assert_eq!(
@@ -247,7 +247,8 @@ fn as_2_1(db: &TestDb) {
     db.exec("DROP TABLE target_notifiers");
     db.exec(
         "ALTER TABLE targets DROP COLUMN state_seq, DROP COLUMN success_threshold, \
-         DROP COLUMN repeated_passes, DROP COLUMN realert_minutes, DROP COLUMN last_alerted",
+         DROP COLUMN repeated_passes, DROP COLUMN realert_minutes, DROP COLUMN last_alerted, \
+         DROP COLUMN ca_file",
     );
     db.exec("ALTER TABLE alert_deliveries DROP COLUMN claimed_by, DROP COLUMN claim_until");
     db.exec("UPDATE versions SET minor = 1");

@@ -74,6 +74,32 @@ pub fn serve_tls(
     start(Some(tls_config()), Arc::new(handler))
 }
 
+/// Serves HTTPS with a certificate for `localhost` signed by a fresh private CA; gives the
+/// CA's certificate in PEM as well (what a target's `ca_file` holds).
+pub fn serve_tls_private_ca(
+    handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
+) -> (Server, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "skypunch test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    (start(Some(Arc::new(config)), Arc::new(handler)), ca.pem())
+}
+
 /// Answers every request with `status` and `body`.
 pub fn respond(status: &'static str, body: &'static str) -> Server {
     serve(move |_, w| write_response(w, status, &[], body.as_bytes()))
