@@ -216,3 +216,16 @@ CREATE TABLE IF NOT EXISTS target_notifiers (
     PRIMARY KEY (target_id, notifier_id),
     KEY target_notifiers_notifier (notifier_id)
 ) DEFAULT CHARSET utf8mb4;
+
+-- Maintenance windows (2.2): during one, checks go on and are recorded, but no alert is sent
+-- for its targets; a target still failing when it ends alerts then. Reports leave the time
+-- out of uptime, like a disabled period. `skypunch maintenance add|list|end` manage them.
+CREATE TABLE IF NOT EXISTS maintenance (
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    target_id          BIGINT        NULL     DEFAULT NULL COMMENT 'NULL: every target',
+    starts             TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    ends               TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    reason             VARCHAR(255)  NOT NULL DEFAULT '',
+    PRIMARY KEY (id),
+    KEY maintenance_ends (ends)
+) DEFAULT CHARSET utf8mb4;

@@ -6,6 +6,7 @@ mod check_config;
 mod database;
 mod history;
 mod lifecycle;
+mod maintenance;
 mod notifiers;
 mod out;
 mod report;
@@ -22,7 +23,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The original's one-line usage, with the words added since.
 pub const USAGE: &str = "usage: skypunch start | stop | status | reload | \
 targets [id] [enable | disable | test | history] | notifiers [id] [enable | disable | test] | \
-report [id...] | check-config | init-db | upgrade-db";
+report [id...] | maintenance [add id|all | list | end n] | check-config | init-db | upgrade-db";
 
 const HELP: &str = "\
 Commands:
@@ -97,6 +98,10 @@ pub struct Invocation {
     pub from: Option<String>,
     pub to: Option<String>,
     pub format: Option<String>,
+    /// `--for`: how long a maintenance window lasts.
+    pub for_span: Option<String>,
+    /// `--reason`: why (a maintenance window).
+    pub reason: Option<String>,
     pub words: Vec<String>,
 }
 
@@ -163,6 +168,18 @@ pub const OPTIONS: &[Opt] = &[
         help: "with report: table (default), csv or json",
     },
     Opt {
+        short: "",
+        long: "for",
+        value: Some("SPAN"),
+        help: "with maintenance add: how long the window lasts (2h, 90m, 1d)",
+    },
+    Opt {
+        short: "",
+        long: "reason",
+        value: Some("TEXT"),
+        help: "with maintenance add: why, shown by maintenance list",
+    },
+    Opt {
         short: "h",
         long: "help",
         value: None,
@@ -205,6 +222,10 @@ pub const COMMANDS: &[&str] = &[
     "test",
     "history",
     "report",
+    "maintenance",
+    "add",
+    "list",
+    "end",
     "check-config",
     "init-db",
     "upgrade-db",
@@ -259,6 +280,8 @@ fn run(args: &[String]) -> Result<(), Error> {
         from: m.opt_str("from"),
         to: m.opt_str("to"),
         format: m.opt_str("format"),
+        for_span: m.opt_str("for"),
+        reason: m.opt_str("reason"),
         words: m.free,
     };
     dispatch(&inv)
@@ -273,6 +296,7 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
         }
         ["targets", rest @ ..] => targets::run(&load_config(inv)?, inv, rest),
         ["report", rest @ ..] => report::run(&load_config(inv)?, inv, rest),
+        ["maintenance", rest @ ..] => maintenance::run(&load_config(inv)?, inv, rest),
         ["check-config"] => check_config::run(inv),
         ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
         ["init-db"] | ["upgrade-db"] => database::upgrade(&load_config(inv)?, words[0]),

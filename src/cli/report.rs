@@ -36,7 +36,7 @@ pub fn window(inv: &Invocation, default_days: i64) -> Result<Span, Error> {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             Err(Error::usage("give --since, or --from (and --to), not both"))
         }
-        (Some(span), None, None) => Ok((now - span_ms(span)?, now)),
+        (Some(span), None, None) => Ok((now - span_ms("--since", span)?, now)),
         (None, Some(from), to) => {
             let from = time_ms(from)?;
             let to = to.as_deref().map(time_ms).transpose()?.unwrap_or(now);
@@ -50,11 +50,11 @@ pub fn window(inv: &Invocation, default_days: i64) -> Result<Span, Error> {
     }
 }
 
-/// `30d`, `12h`, `90m`, `2w`.
-fn span_ms(text: &str) -> Result<i64, Error> {
+/// `30d`, `12h`, `90m`, `2w`, given with `flag`.
+pub fn span_ms(flag: &str, text: &str) -> Result<i64, Error> {
     let bad = || {
         Error::usage(format!(
-            "--since takes a span like 30d, 12h, 90m or 2w, not `{text}`"
+            "{flag} takes a span like 30d, 12h, 90m or 2w, not `{text}`"
         ))
     };
     let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);

@@ -319,23 +319,34 @@ pub fn incidents(
         .collect())
 }
 
-/// Disabled periods `(target, started, ended)` overlapping `[from, to)`, in ms.
+/// Time left out of uptime, for these targets (all when empty), overlapping `[from, to)`:
+/// disabled periods (`target_pauses`; an open one has no end) and maintenance windows (one
+/// for every target applies to each).
 pub fn pauses(
     conn: &mut Conn,
     ids: &[TargetId],
     from: i64,
     to: i64,
 ) -> Result<Vec<(TargetId, i64, Option<i64>)>, Error> {
-    let (filter, mut params) = id_filter(ids, "target_id");
+    let (filter, ids_params) = id_filter(ids, "target_id");
+    let (t_filter, t_params) = id_filter(ids, "t.id");
     let sql = format!(
         "SELECT target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
          CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED) FROM target_pauses \
          WHERE started < FROM_UNIXTIME(? / 1000) \
-         AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter}"
+         AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter} \
+         UNION ALL SELECT t.id, CAST(UNIX_TIMESTAMP(m.starts) * 1000 AS SIGNED), \
+         CAST(UNIX_TIMESTAMP(m.ends) * 1000 AS SIGNED) FROM maintenance m \
+         JOIN targets t ON m.target_id IS NULL OR m.target_id = t.id \
+         WHERE m.starts < FROM_UNIXTIME(? / 1000) AND m.ends > FROM_UNIXTIME(? / 1000){t_filter}"
     );
-    params.splice(0..0, [Value::from(to), Value::from(from)]);
-    conn.exec(sql, params)
-        .map_err(Error::query("reading disabled periods"))
+    let mut params = vec![Value::from(to), Value::from(from)];
+    params.extend(ids_params);
+    params.extend([Value::from(to), Value::from(from)]);
+    params.extend(t_params);
+    conn.exec(sql, params).map_err(Error::query(
+        "reading disabled periods and maintenance windows",
+    ))
 }
 
 /// Rollups summed per target over `[from, to)`: from `target_hours` (`hourly`) or

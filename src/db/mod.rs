@@ -4,6 +4,7 @@
 
 mod error;
 pub mod history;
+pub mod maintenance;
 pub mod nodes;
 pub mod notifiers;
 mod pool;

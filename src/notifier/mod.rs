@@ -38,6 +38,8 @@ use crate::stop::Stop;
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The longest sleep: alerts queued by hand, or a notifier enabled again, are seen this soon.
 const RESCAN: Duration = Duration::from_secs(30);
+/// How often alerts held by a maintenance window are looked at again.
+const HELD_RESCAN: Duration = Duration::from_secs(2);
 /// Deliveries read per query.
 const BATCH: usize = 200;
 /// Deliveries the last pass at shutdown reads at most; what it leaves stays in the outbox for
@@ -200,6 +202,12 @@ impl<'a> Notifier<'a> {
         }
         let next =
             db::with_conn(pool, |conn| outbox::next_due(conn, &self.node))?.unwrap_or(RESCAN);
+        // Alerts held by a maintenance window go out soon after it ends (or is ended).
+        let next = if db::with_conn(pool, outbox::held)? {
+            next.min(HELD_RESCAN)
+        } else {
+            next
+        };
         Ok(next.clamp(Duration::from_millis(20), RESCAN))
     }
 

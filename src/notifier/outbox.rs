@@ -78,7 +78,10 @@ const ROUTED: &str =
 const EXPAND_BATCH: usize = 500;
 
 /// Creates a PENDING delivery per enabled notifier the alert's target is routed to (see
-/// [`ROUTED`]) for every alert not yet expanded, and marks
+/// [`ROUTED`]) for every alert not yet expanded, except during a maintenance window of its
+/// target (it waits until the window ends; then only the target's latest alert goes out, and
+/// only if it says the target is still down: the rest are marked expanded without a
+/// delivery). Marks
 /// those alerts expanded, each batch in one transaction (so a crash cannot expand an alert
 /// twice or half-way). A new delivery to a notifier that is backing off waits for it rather
 /// than hammering a server that is down. Returns the number of alerts expanded.
@@ -88,35 +91,65 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .map_err(Error::query("starting to expand alerts"))?;
-        let ids: Vec<u64> = tx
+        let found: Vec<(u64, bool)> = tx
             .query(format!(
-                "SELECT id FROM alerts WHERE expanded = 0 ORDER BY id LIMIT {EXPAND_BATCH} FOR UPDATE"
+                "SELECT a.id, {WINDOWED} AND NOT ({STILL_DOWN}) FROM alerts a \
+                 WHERE a.expanded = 0 AND NOT {HELD} ORDER BY a.id LIMIT {EXPAND_BATCH} FOR UPDATE"
             ))
             .map_err(Error::query("finding new alerts"))?;
-        if ids.is_empty() {
+        if found.is_empty() {
             tx.commit().map_err(Error::query("expanding alerts"))?;
             return Ok(total);
         }
-        let list = id_list(&ids);
+        let send: Vec<u64> = found
+            .iter()
+            .filter(|(_, quiet)| !quiet)
+            .map(|(id, _)| *id)
+            .collect();
+        if !send.is_empty() {
+            tx.query_drop(format!(
+                "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
+                 SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
+                 FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
+                 FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({}) \
+                 AND {ROUTED}",
+                id_list(&send)
+            ))
+            .map_err(Error::query("creating alert deliveries"))?;
+        }
+        let all: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
         tx.query_drop(format!(
-            "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
-             SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
-             FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
-             FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({list}) \
-             AND {ROUTED}"
-        ))
-        .map_err(Error::query("creating alert deliveries"))?;
-        tx.query_drop(format!(
-            "UPDATE alerts SET expanded = 1 WHERE id IN ({list})"
+            "UPDATE alerts SET expanded = 1 WHERE id IN ({})",
+            id_list(&all)
         ))
         .map_err(Error::query("marking alerts expanded"))?;
         tx.commit().map_err(Error::query("expanding alerts"))?;
-        total += ids.len();
-        if ids.len() < EXPAND_BATCH {
+        total += found.len();
+        if found.len() < EXPAND_BATCH {
             return Ok(total);
         }
     }
 }
+
+/// Whether alerts wait for a maintenance window to end (all others were just expanded).
+pub fn held(conn: &mut Conn) -> Result<bool, Error> {
+    let any: Option<u64> = conn
+        .query_first("SELECT 1 FROM alerts WHERE expanded = 0 LIMIT 1")
+        .map_err(Error::query("looking for held alerts"))?;
+    Ok(any.is_some())
+}
+
+/// A maintenance window covering the alert's target now: the alert waits.
+const HELD: &str = "EXISTS (SELECT 1 FROM maintenance m WHERE m.starts <= NOW(3) \
+    AND m.ends > NOW(3) AND (m.target_id IS NULL OR m.target_id = a.target_id))";
+
+/// The alert was raised during a maintenance window (now over).
+const WINDOWED: &str = "EXISTS (SELECT 1 FROM maintenance m WHERE m.starts <= a.created_at \
+    AND m.ends > a.created_at AND (m.target_id IS NULL OR m.target_id = a.target_id))";
+
+/// The alert is the target's latest and says it is down: the one alert a window releases.
+const STILL_DOWN: &str = "a.kind IN ('FAILURE', 'REMINDER') \
+    AND a.id = (SELECT MAX(b.id) FROM alerts b WHERE b.target_id = a.target_id)";
 
 /// Drops the pending deliveries of notifiers that were deleted; returns how many.
 pub fn drop_orphans(conn: &mut Conn) -> Result<u64, Error> {

@@ -17,6 +17,7 @@ mod install;
 mod keystone;
 mod lifecycle;
 mod loglevel;
+mod maintenance;
 mod man;
 mod nodes;
 mod notify;

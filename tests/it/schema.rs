@@ -245,6 +245,7 @@ fn as_2_1(db: &TestDb) {
     db.exec("DROP TABLE nodes");
     db.exec("DROP TABLE node_fences");
     db.exec("DROP TABLE target_notifiers");
+    db.exec("DROP TABLE maintenance");
     db.exec(
         "ALTER TABLE targets DROP COLUMN state_seq, DROP COLUMN success_threshold, \
          DROP COLUMN repeated_passes, DROP COLUMN realert_minutes, DROP COLUMN last_alerted, \

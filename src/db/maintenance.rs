@@ -1,0 +1,67 @@
+//! The `maintenance` table: windows during which a target's alerts are held (see
+//! `notifier::outbox::expand`) and its time is left out of uptime (`history::pauses`).
+
+use mysql::prelude::Queryable;
+
+use super::{Conn, Error};
+use crate::model::TargetId;
+
+/// One window, as `skypunch maintenance list` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub id: u64,
+    /// `None`: every target.
+    pub target: Option<TargetId>,
+    /// Seconds since the epoch.
+    pub starts: i64,
+    pub ends: i64,
+    pub reason: String,
+}
+
+/// Opens a window from now for `minutes`; its id.
+pub fn add(
+    conn: &mut Conn,
+    target: Option<TargetId>,
+    seconds: i64,
+    reason: &str,
+) -> Result<u64, Error> {
+    conn.exec_drop(
+        "INSERT INTO maintenance (target_id, starts, ends, reason) \
+         VALUES (?, NOW(3), NOW(3) + INTERVAL ? SECOND, ?)",
+        (target, seconds, reason),
+    )
+    .map_err(Error::query("adding a maintenance window"))?;
+    Ok(conn.last_insert_id())
+}
+
+/// Windows that have not ended, and those that ended in the last `recent_days`.
+pub fn list(conn: &mut Conn, recent_days: i64) -> Result<Vec<Window>, Error> {
+    let rows: Vec<(u64, Option<TargetId>, i64, i64, String)> = conn
+        .exec(
+            "SELECT id, target_id, CAST(FLOOR(UNIX_TIMESTAMP(starts)) AS SIGNED), \
+             CAST(FLOOR(UNIX_TIMESTAMP(ends)) AS SIGNED), reason FROM maintenance \
+             WHERE ends > NOW(3) - INTERVAL ? DAY ORDER BY starts, id",
+            (recent_days,),
+        )
+        .map_err(Error::query("listing maintenance windows"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, target, starts, ends, reason)| Window {
+            id,
+            target,
+            starts,
+            ends,
+            reason,
+        })
+        .collect())
+}
+
+/// Ends a window now; false when there is no such window still open.
+pub fn end(conn: &mut Conn, id: u64) -> Result<bool, Error> {
+    conn.exec_drop(
+        "UPDATE maintenance SET ends = GREATEST(starts, NOW(3)) WHERE id = ? AND ends > NOW(3)",
+        (id,),
+    )
+    .map_err(Error::query("ending a maintenance window"))?;
+    Ok(conn.affected_rows() > 0)
+}
