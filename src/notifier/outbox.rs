@@ -93,8 +93,9 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
             .map_err(Error::query("starting to expand alerts"))?;
         let found: Vec<(u64, bool)> = tx
             .query(format!(
-                "SELECT a.id, {WINDOWED} AND NOT ({STILL_DOWN}) FROM alerts a \
-                 WHERE a.expanded = 0 AND NOT {HELD} ORDER BY a.id LIMIT {EXPAND_BATCH} FOR UPDATE"
+                "SELECT a.id, ({WINDOWED} AND NOT ({STILL_DOWN})) OR ({RESOLVES_DROPPED}) \
+                 FROM alerts a WHERE a.expanded = 0 AND NOT {HELD} \
+                 ORDER BY a.id LIMIT {EXPAND_BATCH} FOR UPDATE"
             ))
             .map_err(Error::query("finding new alerts"))?;
         if found.is_empty() {
@@ -146,6 +147,15 @@ const HELD: &str = "EXISTS (SELECT 1 FROM maintenance m WHERE m.starts <= NOW(3)
 /// The alert was raised during a maintenance window (now over).
 const WINDOWED: &str = "EXISTS (SELECT 1 FROM maintenance m WHERE m.starts <= a.created_at \
     AND m.ends > a.created_at AND (m.target_id IS NULL OR m.target_id = a.target_id))";
+
+/// A SUCCESS raised after a window whose FAILURE (or reminder) was raised in the window and
+/// dropped with it: nobody was told of the failure, so nobody is told of the recovery.
+const RESOLVES_DROPPED: &str = "a.kind = 'SUCCESS' AND EXISTS (SELECT 1 FROM alerts f \
+    WHERE f.id = (SELECT MAX(g.id) FROM alerts g WHERE g.target_id = a.target_id \
+    AND g.id < a.id AND g.kind IN ('FAILURE', 'REMINDER')) \
+    AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = f.id) \
+    AND EXISTS (SELECT 1 FROM maintenance m WHERE m.starts <= f.created_at \
+    AND m.ends > f.created_at AND (m.target_id IS NULL OR m.target_id = f.target_id)))";
 
 /// The alert is the target's latest and says it is down: the one alert a window releases.
 const STILL_DOWN: &str = "a.kind IN ('FAILURE', 'REMINDER') \

@@ -96,3 +96,56 @@ fn a_window_holds_alerts_then_releases_only_the_target_still_down() {
     let row = &json["targets"][0];
     assert_eq!(row["downtime_s"].as_f64(), Some(0.0), "{report}");
 }
+
+#[test]
+fn a_recovery_after_a_window_is_sent_only_if_its_failure_was() {
+    use crate::support::notify::{config, queue_alert, Running};
+    use skypunch::facade::model::AlertKind;
+    let db = TestDb::new();
+    let receiver = Receiver::start(200);
+    add_notifier(&db, "hook", "WEBHOOK", &receiver.url("/hook"), "", true);
+    let quiet = db.add_target("name, url", "'failed-in-window', 'http://127.0.0.1:9/'");
+    let told = db.add_target("name, url", "'failed-before', 'http://127.0.0.1:9/'");
+    // A window from 3 h to 1 h ago; `quiet` failed inside it, `told` before it; both
+    // recovered after it, before the notifier looked.
+    db.exec(
+        "INSERT INTO maintenance (target_id, starts, ends) VALUES \
+             (NULL, NOW(3) - INTERVAL 3 HOUR, NOW(3) - INTERVAL 1 HOUR)",
+    );
+    let config = config(&db);
+    for (target, failed_at) in [(quiet, "2 HOUR"), (told, "4 HOUR")] {
+        queue_alert(&config, target, AlertKind::Failure, "down");
+        db.exec(&format!(
+            "UPDATE alerts SET created_at = NOW(3) - INTERVAL {failed_at} \
+             WHERE target_id = {target} AND kind = 'FAILURE'"
+        ));
+        queue_alert(&config, target, AlertKind::Success, "up");
+    }
+    let running = Running::start(config.clone());
+    running.poke();
+    wait_for(WAIT, "every alert handled", || {
+        (db.one::<u64>("SELECT COUNT(*) FROM alerts WHERE expanded = 0") == 0).then_some(())
+    });
+    wait_for(WAIT, "the deliveries sent", || {
+        (receiver.to("/hook").len() == 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    running.stop();
+    let mut sent: Vec<(u64, String)> = receiver
+        .to("/hook")
+        .iter()
+        .map(|r| {
+            let b = r.json();
+            (
+                b["target"]["id"].as_u64().unwrap(),
+                b["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [(told, "FAILURE".to_string()), (told, "SUCCESS".to_string())],
+        "the target that failed inside the window tells nobody of its recovery"
+    );
+}
