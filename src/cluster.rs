@@ -19,8 +19,8 @@
 //!   heartbeat), keeps beating while the writer writes what it holds, then deletes its row.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
@@ -39,7 +39,10 @@ const LEASE_MARGIN: Duration = Duration::from_millis(1000);
 /// What the cluster thread shares with the wheel and the store thread.
 #[derive(Debug)]
 pub struct Member {
-    fence: Mutex<Fence>,
+    /// `[cluster] NodeName`: fixed for the life of the process.
+    name: String,
+    /// Changes each time the node joins again after being declared dead.
+    epoch: AtomicI64,
     origin: Instant,
     /// Milliseconds since `origin` until which this node may dispatch checks; `u64::MAX`
     /// while it is the only live node.
@@ -49,7 +52,8 @@ pub struct Member {
 impl Member {
     fn new(fence: Fence) -> Member {
         Member {
-            fence: Mutex::new(fence),
+            name: fence.node,
+            epoch: AtomicI64::new(fence.epoch),
             origin: Instant::now(),
             lease_until: AtomicU64::new(u64::MAX),
         }
@@ -57,15 +61,18 @@ impl Member {
 
     /// The name and epoch every result write is conditional on.
     pub fn fence(&self) -> Fence {
-        self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        Fence {
+            node: self.name.clone(),
+            epoch: self.epoch.load(Ordering::Relaxed),
+        }
     }
 
-    pub fn name(&self) -> String {
-        self.fence().node
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     fn set_epoch(&self, epoch: i64) {
-        self.fence.lock().unwrap_or_else(|e| e.into_inner()).epoch = epoch;
+        self.epoch.store(epoch, Ordering::Relaxed);
     }
 
     /// Whether this node may start checks now: within the lease of its last heartbeat.
@@ -92,20 +99,25 @@ pub fn join(pool: &Pool, config: &ClusterConfig) -> Result<Arc<Member>, String> 
         epoch: new_epoch(),
     };
     let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;
-    join_as(&mut conn, &fence, config, false).map_err(|e| match e {
-        JoinError::NameTaken(row) => format!(
-            "node name {} is in use by a live skypunch on {} (pid {}, heartbeat {} ms ago): \
-             give this one another [cluster] NodeName",
-            row.name, row.host, row.pid, row.heartbeat_age_ms
-        ),
-        JoinError::Db(e) => format!("cannot join the cluster: {e}"),
-    })?;
+    join_as(&mut conn, &fence, config, false).map_err(join_error)?;
     log::info!(
         "cluster: joined as node {} (epoch {})",
         fence.node,
         fence.epoch
     );
     Ok(Arc::new(Member::new(fence)))
+}
+
+/// What an operator is told when joining fails.
+fn join_error(e: JoinError) -> String {
+    match e {
+        JoinError::NameTaken(row) => format!(
+            "node name {} is in use by a live skypunch on {} (pid {}, heartbeat {} ms ago): \
+             give this one another [cluster] NodeName",
+            row.name, row.host, row.pid, row.heartbeat_age_ms
+        ),
+        JoinError::Db(e) => format!("cannot join the cluster: {e}"),
+    }
 }
 
 /// Joins with `fence`. A row of the same name left by a process of this host that is gone
@@ -127,7 +139,7 @@ fn join_as(
     let dead_after_ms = config.dead_after.as_millis() as i64;
     match join_retrying(conn, &me, dead_after_ms, None) {
         Err(JoinError::NameTaken(row))
-            if row.host == host && (again && row.pid == me.pid || !process_alive(row.pid)) =>
+            if row.host == host && (again && row.pid == me.pid || !pid_alive(row.pid)) =>
         {
             join_retrying(conn, &me, dead_after_ms, Some(row.epoch))
         }
@@ -156,14 +168,9 @@ fn join_retrying(
     }
 }
 
-/// Whether a process with this pid runs on this host.
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// Whether the process `pid` of this host runs (a zombie does not).
+fn pid_alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(crate::lifecycle::process_alive)
 }
 
 /// `[cluster] NodeName`, or the host name.
@@ -264,7 +271,7 @@ impl Cluster {
         member: Arc<Member>,
         stats: Arc<Stats>,
     ) -> Cluster {
-        let me = member.name();
+        let me = member.name().to_string();
         Cluster {
             pool,
             config,
@@ -280,11 +287,7 @@ impl Cluster {
     }
 
     fn owns(&self, id: TargetId) -> bool {
-        owner(id, &self.live) == Some(self.me().as_str())
-    }
-
-    fn me(&self) -> String {
-        self.member.name()
+        owner(id, &self.live) == Some(self.member.name())
     }
 
     /// A target from the loader: kept, and passed on when it is this node's.
@@ -430,7 +433,7 @@ impl Cluster {
         log::error!(
             "cluster: this node ({}) was declared dead by the others (no heartbeat got through \
              for {} s) and its targets were taken over; joining again",
-            self.me(),
+            self.member.name(),
             self.config.dead_after.as_secs()
         );
         self.member.lease(Some(self.member.origin));
@@ -440,15 +443,19 @@ impl Cluster {
         }
         self.live = Vec::new();
         let fence = Fence {
-            node: self.me(),
+            node: self.member.name().to_string(),
             epoch: new_epoch(),
         };
+        // A database error goes through `with_conn`, which throws away a broken connection.
         let joined = db::with_conn(&self.pool, |conn| {
-            join_as(conn, &fence, &self.config, true).map_err(|e| match e {
-                JoinError::Db(e) => e,
-                JoinError::NameTaken(row) => db::Error::Fenced { node: row.name },
-            })
-        });
+            match join_as(conn, &fence, &self.config, true) {
+                Err(JoinError::Db(e)) => Err(e),
+                other => Ok(other),
+            }
+        })
+        .map_err(JoinError::Db)
+        .and_then(|r| r)
+        .map_err(join_error);
         match joined {
             Ok(()) => {
                 self.member.set_epoch(fence.epoch);
@@ -458,7 +465,7 @@ impl Cluster {
                     fence.epoch
                 );
             }
-            Err(e) => log::error!("cluster: cannot join again, will retry: {e}"),
+            Err(e) => log::error!("cluster: {e}; trying again at the next heartbeat"),
         }
     }
 
@@ -511,7 +518,7 @@ impl Cluster {
 /// The names of the active nodes, sorted. A node whose heartbeat is late still counts until
 /// a live node has deleted its row (and its fence): its targets change hands only once it can
 /// no longer write.
-fn live_names(rows: &[NodeRow]) -> Vec<String> {
+pub fn live_names(rows: &[NodeRow]) -> Vec<String> {
     let mut live: Vec<String> = rows
         .iter()
         .filter(|r| r.state == "active")

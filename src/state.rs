@@ -74,6 +74,17 @@ pub struct Thresholds {
     pub realert_ms: Option<i64>,
 }
 
+impl Thresholds {
+    /// A target's thresholds, as its row sets them.
+    pub fn of(t: &crate::model::Target) -> Thresholds {
+        Thresholds {
+            fail: t.fail_threshold,
+            success: t.success_threshold,
+            realert_ms: t.realert.map(|d| d.as_millis() as i64),
+        }
+    }
+}
+
 /// Applies one check's verdict, of a check that ended at `now_ms` (milliseconds since the
 /// epoch), to a target's state.
 pub fn transition(

@@ -97,7 +97,17 @@ pub fn shown(text: &str) -> String {
 
 /// Whether a query or fragment parameter's name says its value is a secret.
 pub fn is_secret_param(name: &str) -> bool {
-    const EXACT: [&str; 7] = ["key", "sig", "auth", "pwd", "pass", "jwt", "sessionid"];
+    // `header`: a webhook notifier's extra header, often `Authorization: Bearer ...`.
+    const EXACT: [&str; 8] = [
+        "key",
+        "sig",
+        "auth",
+        "pwd",
+        "pass",
+        "jwt",
+        "sessionid",
+        "header",
+    ];
     const PARTS: [&str; 10] = [
         "token",
         "routing_key",

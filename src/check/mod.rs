@@ -109,13 +109,18 @@ impl Checker {
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::model::Verdict::Fail`] and a description of what failed.
     pub fn check(&self, target: &Target) -> CheckOutcome {
+        // Borrowed on the common path; only a target with its own CA takes a clone.
+        let with_ca;
         let agent = match (target.verify_tls, &target.ca) {
-            (false, _) => self.trusting.clone(),
-            (true, None) => self.verifying.clone(),
-            (true, Some(ca)) => self.agent_trusting(ca),
+            (false, _) => &self.trusting,
+            (true, None) => &self.verifying,
+            (true, Some(ca)) => {
+                with_ca = self.agent_trusting(ca);
+                &with_ca
+            }
         };
         timing::begin();
-        let outcome = http::run(&agent, &self.tokens, &self.settings, target);
+        let outcome = http::run(agent, &self.tokens, &self.settings, target);
         timing::end();
         outcome
     }

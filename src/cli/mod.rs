@@ -29,7 +29,7 @@ const HELP: &str = "\
 Commands:
   start                  start the daemon (in the background unless --foreground)
   stop                   stop the running daemon and wait until it has exited
-  status                 say whether the daemon runs, and summarize the targets
+  status                 say whether the daemon runs, summarize the targets, list the nodes
   reload                 make the daemon reopen its log file and re-read its config
   targets                list every target
   targets ID             show one target in detail
@@ -41,9 +41,13 @@ Commands:
   notifiers ID           show one notifier in detail
   notifiers ID enable    enable a notifier (disable: stop sending to it)
   notifiers ID test      send a test message through a notifier now
+  maintenance add ID|all --for SPAN [--reason TEXT]
+                         hold a target's (or every target's) alerts for SPAN
+  maintenance list       the maintenance windows, open and recent
+  maintenance end N      end window N now
   check-config           check the config file, the log and pid folders and the database
   init-db                create the skypunch tables in the configured database
-  upgrade-db             upgrade a 1.0 database (the original skypunch) to 2.0 in place";
+  upgrade-db             upgrade a 1.0, 2.0 or 2.1 database to schema 2.2 in place";
 
 /// What went wrong, and the exit code that says so.
 #[derive(Debug)]

@@ -97,16 +97,16 @@ fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) ->
             return Err(Error::failed(format!("target {} was deleted", target.id)));
         };
         let stored = target::state_of(&row);
-        let thresholds = crate::writer::thresholds(target);
+        let thresholds = state::Thresholds::of(target);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let transition = state::transition(stored, outcome.verdict, thresholds, now_ms);
         let mut update = state::RowUpdate::new(&transition, outcome, at.clone());
         // A test never alerts: keep the alert flag as it was.
         update.alerted = stored.alerted;
         let updates = std::iter::once((target.id, update)).collect();
-        let done = db::results::write(&mut conn, None, &updates, &[], &Default::default())
+        let stale = db::results::write(&mut conn, None, &updates, &[], &Default::default())
             .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
-        if done.stale.is_empty() {
+        if stale.is_empty() {
             return Ok(());
         }
     }
@@ -179,12 +179,13 @@ fn checked_by(config: &Config, conn: &mut db::Conn, r: &TargetRow) -> Result<Str
         return Ok("- (disabled)".into());
     }
     let dead_after = config.cluster.dead_after.as_millis() as i64;
-    let mut live: Vec<String> = db::nodes::all(conn)?
-        .into_iter()
-        .filter(|n| n.state == "active" && n.heartbeat_age_ms <= dead_after)
-        .map(|n| n.name)
-        .collect();
-    live.sort();
+    let rows = db::nodes::all(conn)?;
+    // The daemons' own rule: a late node counts until one of them has removed it.
+    let live = crate::cluster::live_names(&rows);
+    let anyone_beating = rows.iter().any(|n| n.heartbeat_age_ms <= dead_after);
+    if !anyone_beating {
+        return Ok("- (no skypunch daemon is running against this database)".into());
+    }
     Ok(match crate::cluster::owner(r.id, &live) {
         Some(node) => format!("{node} (of {} live nodes)", live.len()),
         None => "- (no skypunch daemon is running against this database)".into(),

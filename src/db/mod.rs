@@ -92,6 +92,19 @@ pub fn with_conn<T>(
     result
 }
 
+/// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
+/// make a whole row unreadable.
+fn col<T: mysql::prelude::FromValue + Default>(row: &mut mysql::Row, i: usize) -> T {
+    opt(row, i).unwrap_or_default()
+}
+
+/// Takes column `i` of a row, NULL or unreadable becoming `None`.
+fn opt<T: mysql::prelude::FromValue>(row: &mut mysql::Row, i: usize) -> Option<T> {
+    row.take_opt::<Option<T>, usize>(i)
+        .and_then(Result::ok)
+        .flatten()
+}
+
 /// Runs a script of `;`-terminated statements (a schema file), skipping `--` comments.
 pub fn run_script(conn: &mut Conn, script: &str) -> Result<(), Error> {
     for statement in split_script(script) {

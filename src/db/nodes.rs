@@ -5,7 +5,7 @@
 use mysql::prelude::Queryable;
 use mysql::TxOpts;
 
-use super::{Conn, Error};
+use super::{col, Conn, Error};
 
 /// A node's claim to write results: its name and the epoch it joined with. Results are
 /// written only while the row holds both, so a node the others declared dead (and deleted)
@@ -196,12 +196,6 @@ const SELECT_COLUMNS: &str = "name, epoch, host, pid, version, state, \
     checks_per_s";
 
 fn node_row(mut r: mysql::Row) -> NodeRow {
-    fn col<T: mysql::prelude::FromValue + Default>(r: &mut mysql::Row, i: usize) -> T {
-        r.take_opt::<Option<T>, usize>(i)
-            .and_then(Result::ok)
-            .flatten()
-            .unwrap_or_default()
-    }
     NodeRow {
         name: col(&mut r, 0),
         epoch: col(&mut r, 1),

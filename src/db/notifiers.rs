@@ -3,7 +3,7 @@
 use mysql::prelude::Queryable;
 use mysql::Row;
 
-use super::{Conn, Error};
+use super::{col, Conn, Error};
 
 /// A `notifiers` row as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,21 +21,15 @@ pub struct NotifierRow {
 const COLUMNS: &str = "id, name, type, address, params, pass_count, fail_count, enabled";
 
 fn from_row(mut r: Row) -> NotifierRow {
-    fn take<T: mysql::prelude::FromValue + Default>(r: &mut Row, i: usize) -> T {
-        r.take_opt::<Option<T>, usize>(i)
-            .and_then(Result::ok)
-            .flatten()
-            .unwrap_or_default()
-    }
     NotifierRow {
-        id: take(&mut r, 0),
-        name: take(&mut r, 1),
-        kind: take(&mut r, 2),
-        address: take(&mut r, 3),
-        params: take(&mut r, 4),
-        pass_count: take(&mut r, 5),
-        fail_count: take(&mut r, 6),
-        enabled: take(&mut r, 7),
+        id: col(&mut r, 0),
+        name: col(&mut r, 1),
+        kind: col(&mut r, 2),
+        address: col(&mut r, 3),
+        params: col(&mut r, 4),
+        pass_count: col(&mut r, 5),
+        fail_count: col(&mut r, 6),
+        enabled: col(&mut r, 7),
     }
 }
 

@@ -23,29 +23,20 @@ const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
 
-/// What a result transaction did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Written {
-    /// Target rows updated.
-    pub rows: u64,
-    /// Targets whose row another writer (another node, `targets ID test`) changed since this
-    /// one read it: nothing of theirs was written, and their state must be read again.
-    pub stale: Vec<TargetId>,
-}
-
 /// Writes the updates (sorted by id), the incidents they open and close, the rollups and the
 /// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
-/// `state_seq` is still the one the update was made from, and moves it on by one; the rows
-/// that moved on meanwhile come back as `stale`, with neither their incidents nor their
-/// alerts written.
+/// `state_seq` is still the one the update was made from, and moves it on by one. Returns the
+/// stale targets: rows another writer (another node, `targets ID test`) moved on since this
+/// one read them, of which nothing was written, incidents and alerts included; their state
+/// must be read again.
 pub fn write(
     conn: &mut Conn,
     fence: Option<&Fence>,
     updates: &BTreeMap<TargetId, RowUpdate>,
     alerts: &[NewAlert],
     rollups: &Rollups,
-) -> Result<Written, Error> {
+) -> Result<Vec<TargetId>, Error> {
     let mut tx = conn
         .start_transaction(TxOpts::default())
         .map_err(Error::query("starting a result transaction"))?;
@@ -69,8 +60,6 @@ pub fn write(
         tx.exec_drop(sql, params)
             .map_err(Error::query("writing check results"))?;
     }
-    // Every locked row with its state_seq as expected was updated (state_seq moved on).
-    let rows = live.len() as u64;
     super::history::write_incidents(&mut tx, &live)?;
     if !rollups.is_empty() {
         super::history::write_rollups(&mut tx, rollups)?;
@@ -88,7 +77,7 @@ pub fn write(
     }
     tx.commit()
         .map_err(Error::query("committing check results"))?;
-    Ok(Written { rows, stale })
+    Ok(stale)
 }
 
 /// The `state_seq` of the rows to update, locked until the commit so that no other writer

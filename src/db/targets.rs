@@ -4,7 +4,7 @@
 use mysql::prelude::Queryable;
 use mysql::{params, Row};
 
-use super::{Conn, Error};
+use super::{col, opt, Conn, Error};
 use crate::model::TargetId;
 
 /// A `targets` row as stored, before validation. Values the operator may have left NULL or
@@ -65,21 +65,6 @@ const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_
     last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED), \
     state_seq, success_threshold, repeated_passes, realert_minutes, \
     CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED), ca_file";
-
-/// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
-/// make a whole row unreadable.
-fn col<T: mysql::prelude::FromValue + Default>(row: &mut Row, i: usize) -> T {
-    row.take_opt::<Option<T>, usize>(i)
-        .and_then(Result::ok)
-        .flatten()
-        .unwrap_or_default()
-}
-
-fn opt<T: mysql::prelude::FromValue>(row: &mut Row, i: usize) -> Option<T> {
-    row.take_opt::<Option<T>, usize>(i)
-        .and_then(Result::ok)
-        .flatten()
-}
 
 impl TargetRow {
     fn from_row(mut r: Row) -> TargetRow {

@@ -98,10 +98,7 @@ impl Hook {
 
     /// Where deliveries go, with any secret in it masked: a Slack URL's path is its token.
     pub fn shown(&self) -> String {
-        match self.kind {
-            Kind::Slack => format!("{}/***", origin(self.url.shown())),
-            _ => self.url.shown().to_string(),
-        }
+        masked(self.kind, self.url.shown())
     }
 
     /// POSTs the alert; the answer's status, or why it failed (never a secret).
@@ -308,9 +305,16 @@ pub fn signature(key: &str, body: &str) -> String {
 /// URL with its secrets masked, an e-mail address as it is.
 pub fn shown_address(row: &NotifierRow) -> String {
     match Kind::of(row) {
-        Some(Kind::Slack) => format!("{}/***", origin(&crate::urls::shown(row.address.trim()))),
-        Some(_) => crate::urls::shown(row.address.trim()),
+        Some(kind) => masked(kind, &crate::urls::shown(row.address.trim())),
         None => row.address.clone(),
+    }
+}
+
+/// A URL (already in its display form) as a notifier of `kind` shows it.
+fn masked(kind: Kind, shown: &str) -> String {
+    match kind {
+        Kind::Slack => format!("{}/***", origin(shown)),
+        _ => shown.to_string(),
     }
 }
 

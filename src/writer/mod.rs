@@ -158,7 +158,12 @@ impl Writer {
             return;
         };
         let at_ms = f.at.timestamp_millis();
-        let transition = state::transition(owned.state, f.outcome.verdict, thresholds(t), at_ms);
+        let transition = state::transition(
+            owned.state,
+            f.outcome.verdict,
+            state::Thresholds::of(t),
+            at_ms,
+        );
         owned.state = transition.next;
         let failed = f.outcome.verdict == Verdict::Fail;
         let ms = f.outcome.elapsed.as_millis() as u64;
@@ -521,15 +526,6 @@ impl Writer {
             );
             self.dropped_alerts = 0;
         }
-    }
-}
-
-/// A target's alerting thresholds, for the state machine.
-pub fn thresholds(t: &crate::model::Target) -> state::Thresholds {
-    state::Thresholds {
-        fail: t.fail_threshold,
-        success: t.success_threshold,
-        realert_ms: t.realert.map(|d| d.as_millis() as i64),
     }
 }
 

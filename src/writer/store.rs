@@ -44,7 +44,7 @@ pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome
         Err(error) => return failed(batch, error, tried),
     };
     if batch.is_write_empty() {
-        return written(0, 0, 0, states, tried);
+        return written(0, 0, 0, states, Vec::new(), tried);
     }
     let first = db::with_conn(pool, |conn| {
         results::write(
@@ -56,8 +56,8 @@ pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome
         )
     });
     match first {
-        Ok(done) => {
-            let stale = stale_checks(&batch, &done.stale);
+        Ok(stale_ids) => {
+            let stale = stale_checks(&batch, &stale_ids);
             let lost: u64 = stale.iter().map(|(_, n)| n).sum();
             // Counted here, at the commit, so that a stop cut short by a hung database
             // reports exactly the checks that did not reach it.
@@ -66,18 +66,15 @@ pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome
             let alerts = batch
                 .alerts
                 .iter()
-                .filter(|a| !done.stale.contains(&a.target_id));
-            let mut outcome = written(
+                .filter(|a| !stale_ids.contains(&a.target_id));
+            written(
                 batch.checks() - lost,
                 batch.updates.len() - stale.len(),
                 alerts.count(),
                 states,
+                stale,
                 tried,
-            );
-            if let Outcome::Written { stale: s, .. } = &mut outcome {
-                *s = stale;
-            }
-            outcome
+            )
         }
         Err(error)
             if matches!(
@@ -129,6 +126,7 @@ fn written(
     rows: usize,
     alerts: usize,
     states: Vec<(TargetId, TargetState)>,
+    stale: Vec<(TargetId, u64)>,
     tried: Instant,
 ) -> Outcome {
     Outcome::Written {
@@ -138,7 +136,7 @@ fn written(
         refused: Vec::new(),
         held: None,
         states,
-        stale: Vec::new(),
+        stale,
         took: tried.elapsed(),
     }
 }
@@ -184,7 +182,7 @@ fn store_each(
             results::write(conn, Some(fence), &one.updates, &one.alerts, &one.rollups)
         };
         match db::with_conn(pool, write) {
-            Ok(done) if !done.stale.is_empty() => {
+            Ok(stale_ids) if !stale_ids.is_empty() => {
                 let lost = one.checks();
                 Stats::add(&stats.results_dropped, lost);
                 stale.push((id, lost));

@@ -11,6 +11,19 @@ use crate::support::{stdout, wait_for, Daemon, TestDb};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// `(target id, kind)` of every webhook delivery the receiver got.
+fn webhooks(receiver: &Receiver) -> Vec<(u64, String)> {
+    let pair = |b: serde_json::Value| {
+        let id = b["target"]["id"].as_u64().unwrap();
+        (id, b["kind"].as_str().unwrap().to_string())
+    };
+    receiver
+        .to("/hook")
+        .iter()
+        .map(|r| pair(r.json()))
+        .collect()
+}
+
 fn alerts(db: &TestDb, target: u64, kind: &str) -> u64 {
     db.one(&format!(
         "SELECT COUNT(*) FROM alerts WHERE target_id = {target} AND kind = '{kind}'"
@@ -68,17 +81,7 @@ fn a_window_holds_alerts_then_releases_only_the_target_still_down() {
         (!receiver.to("/hook").is_empty()).then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
-    let sent: Vec<(u64, String)> = receiver
-        .to("/hook")
-        .iter()
-        .map(|r| {
-            let b = r.json();
-            (
-                b["target"]["id"].as_u64().unwrap(),
-                b["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let sent: Vec<(u64, String)> = webhooks(&receiver);
     assert_eq!(sent, [(stays_down, "FAILURE".to_string())]);
     let again = db.cli(&["maintenance", "end", "1"]);
     assert_eq!(again.status.code(), Some(1), "a window ends once");
@@ -131,17 +134,7 @@ fn a_recovery_after_a_window_is_sent_only_if_its_failure_was() {
     });
     std::thread::sleep(Duration::from_secs(1));
     running.stop();
-    let mut sent: Vec<(u64, String)> = receiver
-        .to("/hook")
-        .iter()
-        .map(|r| {
-            let b = r.json();
-            (
-                b["target"]["id"].as_u64().unwrap(),
-                b["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let mut sent: Vec<(u64, String)> = webhooks(&receiver);
     sent.sort();
     assert_eq!(
         sent,

@@ -767,24 +767,10 @@ fn a_target_routed_to_some_notifiers_alerts_only_them_and_the_others_alert_every
 
 #[test]
 fn a_success_threshold_holds_the_recovery_alert_for_that_many_passes() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
-    let web = crate::support::http::HttpServer::start(503);
-    let id = db.add_target(
-        "name, url, frequency, timeout, success_threshold",
-        &format!("'flappy', '{}', 1, 2, 3", web.url("/")),
-    );
-    let _daemon = Daemon::start(&db);
-    wait_for(WAIT, "the FAILURE alert", || {
-        (count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'FAILURE'") == 1).then_some(())
-    });
-    web.set_status(200);
-    let snapshot: String = wait_for(WAIT, "the SUCCESS alert", || {
-        db.query::<String>("SELECT snapshot FROM alerts WHERE kind = 'SUCCESS'")
-            .into_iter()
-            .next()
-    });
-    let snap: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    let down = FailingTarget::start("success_threshold", 3);
+    let (db, id) = (&down.db, down.id);
+    down.web.set_status(200);
+    let snap = down.snapshot("SUCCESS");
     assert_eq!(snap["repeated_passes"], 3, "{snap}");
     assert_eq!(snap["status"], "PASS");
     // The status was PASS, and the incident over, from the first pass; only the alert waited.
@@ -794,25 +780,16 @@ fn a_success_threshold_holds_the_recovery_alert_for_that_many_passes() {
     ));
     assert!(ended < alerted_at, "{ended} / {alerted_at}");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM alerts"), 2);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM alerts"), 2);
 }
 
 #[test]
 fn a_target_still_failed_realert_minutes_after_its_alert_gets_one_reminder() {
-    let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
-    let web = crate::support::http::HttpServer::start(503);
-    let id = db.add_target(
-        "name, url, frequency, timeout, realert_minutes",
-        &format!("'still-down', '{}', 1, 2, 1", web.url("/")),
-    );
-    let _daemon = Daemon::start(&db);
-    wait_for(WAIT, "the FAILURE alert", || {
-        (count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'FAILURE'") == 1).then_some(())
-    });
+    let down = FailingTarget::start("realert_minutes", 1);
+    let (db, id) = (&down.db, down.id);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM alerts"),
+        count(db, "SELECT COUNT(*) FROM alerts"),
         1,
         "no reminder within the minute"
     );
@@ -822,18 +799,53 @@ fn a_target_still_failed_realert_minutes_after_its_alert_gets_one_reminder() {
         "UPDATE targets SET last_alerted = last_alerted - INTERVAL 2 MINUTE, \
          state_seq = state_seq + 1 WHERE id = {id}"
     ));
-    let snapshot: String = wait_for(WAIT, "the REMINDER alert", || {
-        db.query::<String>("SELECT snapshot FROM alerts WHERE kind = 'REMINDER'")
-            .into_iter()
-            .next()
-    });
-    let snap: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    let snap = down.snapshot("REMINDER");
     assert_eq!(snap["status"], "FAIL");
     assert!(snap["incident_started"].is_string(), "{snap}");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'REMINDER'"),
+        count(db, "SELECT COUNT(*) FROM alerts WHERE kind = 'REMINDER'"),
         1,
         "the next reminder is a minute away"
     );
+}
+
+/// A target checked every second against a server answering 503, with one more column set,
+/// under a running daemon, once its FAILURE alert is written.
+struct FailingTarget {
+    db: TestDb,
+    web: crate::support::http::HttpServer,
+    id: u64,
+    _daemon: Daemon,
+}
+
+impl FailingTarget {
+    fn start(column: &str, value: u64) -> FailingTarget {
+        let db = TestDb::new();
+        db.write_config("StatsInterval: 0");
+        let web = crate::support::http::HttpServer::start(503);
+        let id = db.add_target(
+            &format!("name, url, frequency, timeout, {column}"),
+            &format!("'down', '{}', 1, 2, {value}", web.url("/")),
+        );
+        let daemon = Daemon::start(&db);
+        wait_for(WAIT, "the FAILURE alert", || {
+            (count(&db, "SELECT COUNT(*) FROM alerts WHERE kind = 'FAILURE'") == 1).then_some(())
+        });
+        FailingTarget {
+            db,
+            web,
+            id,
+            _daemon: daemon,
+        }
+    }
+
+    /// The snapshot of the first alert of `kind`, once there is one.
+    fn snapshot(&self, kind: &str) -> serde_json::Value {
+        let sql = format!("SELECT snapshot FROM alerts WHERE kind = '{kind}'");
+        let text: String = wait_for(WAIT, &format!("the {kind} alert"), || {
+            self.db.query::<String>(&sql).into_iter().next()
+        });
+        serde_json::from_str(&text).unwrap()
+    }
 }
