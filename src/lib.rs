@@ -89,6 +89,7 @@ pub mod facade {
         pub use crate::stop::{request, StopTrigger};
     }
     pub mod target {
+        pub use crate::check::CaFiles;
         pub use crate::target::from_row;
     }
     pub mod urls {

@@ -38,8 +38,8 @@ pub struct Loader {
     scanned_at: i64,
     loaded: bool,
     outage_logged: bool,
-    /// `[settings] CaFile`: the CA bundle of targets without a `ca_file`.
-    default_ca: Option<std::path::PathBuf>,
+    /// The CA bundles rows name (and `[settings] CaFile`), read once per pass.
+    cas: crate::check::CaFiles,
 }
 
 impl Loader {
@@ -60,13 +60,14 @@ impl Loader {
             scanned_at: 0,
             loaded: false,
             outage_logged: false,
-            default_ca,
+            cas: crate::check::CaFiles::new(default_ca),
         }
     }
 
     /// One pass: the first read, or a scan for changes. Database errors are logged once per
     /// outage and the pass is retried next time.
     pub fn pass(&mut self) {
+        self.cas.forget();
         let pool = self.pool.clone();
         let result = db::with_conn(&pool, |conn| {
             if self.loaded {
@@ -226,7 +227,7 @@ impl Loader {
             db::history::resume(conn, row.id)?;
         }
         self.revisions.insert(row.id, row.revision);
-        match target::from_row(row, self.default_ca.as_deref()) {
+        match target::from_row(row, &mut self.cas) {
             Ok(t) => {
                 self.invalid.remove(&row.id);
                 if !first {

@@ -2,11 +2,10 @@
 //! loader thread and the CLI. A row that does not validate is never scheduled: its error
 //! becomes the row's `config error: ...` description.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authn;
-use crate::check::CaBundle;
+use crate::check::CaFiles;
 use crate::db::targets::TargetRow;
 use crate::model::{Method, Status, Target, TargetState};
 use crate::text;
@@ -18,7 +17,9 @@ const MAX_FREQUENCY: i64 = 7 * 86400;
 const MAX_TIMEOUT: i64 = 3600;
 
 /// Validates a row; the error is the text after `config error: `.
-pub fn from_row(row: &TargetRow, default_ca: Option<&std::path::Path>) -> Result<Target, String> {
+/// `cas` reads the row's `ca_file` (or the configured default): a file that cannot be read
+/// is the row's config error.
+pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
     let method = Method::parse(&row.method).ok_or_else(|| {
         format!(
             "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
@@ -73,29 +74,8 @@ pub fn from_row(row: &TargetRow, default_ca: Option<&std::path::Path>) -> Result
         success_threshold: row.success_threshold as u64,
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
-        ca: ca_bundle(row, default_ca)?,
+        ca: cas.get(row.ca_file.as_deref())?,
     })
-}
-
-/// The row's `ca_file`, or the configured default, read now: a file that cannot be read is
-/// the row's config error.
-fn ca_bundle(
-    row: &TargetRow,
-    default_ca: Option<&std::path::Path>,
-) -> Result<Option<Arc<CaBundle>>, String> {
-    let own = row
-        .ca_file
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty());
-    let path = match own {
-        Some(p) => std::path::PathBuf::from(p),
-        None => match default_ca {
-            Some(p) => p.to_path_buf(),
-            None => return Ok(None),
-        },
-    };
-    CaBundle::load(&path).map(|b| Some(Arc::new(b)))
 }
 
 /// The result state a row holds: what the writer starts from the first time it writes the
@@ -146,7 +126,7 @@ mod tests {
 
     #[test]
     fn a_defaulted_row_is_a_valid_target() {
-        let t = from_row(&row(), None).unwrap();
+        let t = from_row(&row(), &mut CaFiles::default()).unwrap();
         assert_eq!(
             (
                 t.method,
@@ -189,7 +169,7 @@ mod tests {
         for (spoil, expected) in cases {
             let mut r = row();
             spoil(&mut r);
-            let err = from_row(&r, None).unwrap_err();
+            let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
     }
@@ -198,6 +178,9 @@ mod tests {
     fn methods_are_case_insensitive() {
         let mut r = row();
         r.method = " post ".into();
-        assert_eq!(from_row(&r, None).unwrap().method, Method::Post);
+        assert_eq!(
+            from_row(&r, &mut CaFiles::default()).unwrap().method,
+            Method::Post
+        );
     }
 }

@@ -238,11 +238,11 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         for id in ports.done.try_iter() {
             wheel.check_done(id, now);
         }
-        // A node whose lease ran out (frozen, or cut off from the database while others
-        // were alive) starts nothing until its heartbeat says it still owns its targets.
         if !removed.is_empty() {
             drop_removed(&mut ready, &mut removed, &mut wheel, now);
         }
+        // A node whose lease ran out (frozen, or cut off from the database while others
+        // were alive) starts nothing until its heartbeat says it still owns its targets.
         if ports.member.may_check(now) {
             wheel.advance(now, &mut due);
             ready.extend(due.drain(..));

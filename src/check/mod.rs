@@ -10,7 +10,7 @@ mod http;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -73,6 +73,45 @@ impl CaBundle {
             certs,
             key: hasher.finish(),
         })
+    }
+}
+
+/// The CA bundles rows name, each file read once until [`CaFiles::forget`]: 100,000 rows
+/// using `[settings] CaFile` read it once, not 100,000 times.
+#[derive(Debug, Default)]
+pub struct CaFiles {
+    /// `[settings] CaFile`: for rows without a `ca_file`.
+    default: Option<PathBuf>,
+    read: HashMap<PathBuf, Result<Arc<CaBundle>, String>>,
+}
+
+impl CaFiles {
+    pub fn new(default: Option<PathBuf>) -> CaFiles {
+        CaFiles {
+            default,
+            read: HashMap::new(),
+        }
+    }
+
+    /// The bundle of a row whose `ca_file` is `own`: its own file, else the default, if any.
+    pub fn get(&mut self, own: Option<&str>) -> Result<Option<Arc<CaBundle>>, String> {
+        let own = own
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let Some(path) = own.or_else(|| self.default.clone()) else {
+            return Ok(None);
+        };
+        let bundle = self
+            .read
+            .entry(path)
+            .or_insert_with_key(|p| CaBundle::load(p).map(Arc::new));
+        bundle.clone().map(Some)
+    }
+
+    /// Files are read again from now on (an operator may have replaced one).
+    pub fn forget(&mut self) {
+        self.read.clear();
     }
 }
 
@@ -161,4 +200,28 @@ fn agent(trust_any_certificate: bool, extra_roots: Vec<CertificateDer<'static>>)
         timing::TimedConnector::new(extra_roots),
         timing::TimedResolver::default(),
     )
+}
+
+#[cfg(test)]
+mod ca_tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_is_read_once_per_pass() {
+        let dir = std::env::temp_dir().join(format!("sp-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        std::fs::write(&path, cert.cert.pem()).unwrap();
+        let mut cas = CaFiles::new(Some(path.clone()));
+        let first = cas.get(None).unwrap().unwrap();
+        let again = cas.get(Some("  ")).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the default read once");
+        std::fs::remove_file(&path).unwrap();
+        assert!(cas.get(None).is_ok(), "not read again within a pass");
+        cas.forget();
+        let err = cas.get(None).unwrap_err();
+        assert!(err.contains("cannot read it"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -43,7 +43,8 @@ fn a_target_inserted_with_name_and_url_only_is_a_working_target() {
     let row = skypunch::facade::db::targets::get(&mut conn, id)
         .unwrap()
         .unwrap();
-    let t = skypunch::facade::target::from_row(&row, None).expect("a valid target");
+    let t =
+        skypunch::facade::target::from_row(&row, &mut Default::default()).expect("a valid target");
     assert_eq!(t.method.as_str(), "GET");
     assert_eq!(t.auth.kind(), "NONE");
     assert_eq!(
