@@ -15,8 +15,8 @@ use super::daemon::{self, Daemon};
 use super::database::BenchDb;
 use super::{procfs, statsline, Error};
 
-/// `[cluster] DeadAfter` of the nodes: the default.
-const DEAD_AFTER_S: f64 = 6.0;
+/// `[cluster] DeadAfter` written into every node's configuration (the daemon's default).
+const DEAD_AFTER_S: u64 = 6;
 
 /// What one run measured.
 #[derive(Debug, Default)]
@@ -205,7 +205,7 @@ fn start(s: &Settings, db: &BenchDb, dir: &Path) -> Result<Vec<Node>, Error> {
             std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
             let config = daemon::write_config(&node_dir, &db.db_config(), s.workers)?;
             let mut text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-            text += &format!("\n[cluster]\nNodeName: node-{i}\n");
+            text += &format!("\n[cluster]\nNodeName: node-{i}\nDeadAfter: {DEAD_AFTER_S}\n");
             std::fs::write(&config, text).map_err(|e| e.to_string())?;
             let daemon = Daemon::start(&s.skypunch, &s.wrap, &config, &node_dir)?;
             Ok(Node {
@@ -270,7 +270,7 @@ fn takeover(s: &Settings, nodes: &mut [Node], f: &mut Figures) -> Result<(), Err
     f.orphans = orphans.len();
     let killed_at = daemon::now_epoch();
     nodes[1].daemon.kill();
-    let limit = Duration::from_secs_f64(DEAD_AFTER_S + f64::from(s.frequency) + 60.0);
+    let limit = Duration::from_secs(DEAD_AFTER_S + u64::from(s.frequency) + 60);
     let started = Instant::now();
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(500));
