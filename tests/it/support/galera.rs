@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::mariadb::{current_user, install, server_tuning};
+use super::mariadb::{install, server_args};
 use super::Server;
 
 pub const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
@@ -122,19 +122,7 @@ impl Galera {
         let node = &self.nodes[i];
         let p = node.ports;
         let mut cmd = Command::new("/usr/sbin/mariadbd");
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", node.dir.join("data").display()))
-            .arg(format!("--port={}", p.sql))
-            .arg(format!("--socket={}", node.dir.join("sock").display()))
-            .arg(format!("--pid-file={}", node.dir.join("pid").display()))
-            .arg(format!("--tmpdir={}", node.dir.join("tmp").display()))
-            .arg(format!(
-                "--log-error={}",
-                node.dir.join("error.log").display()
-            ))
-            .arg(format!("--user={}", current_user()))
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
-            .args(server_tuning())
+        cmd.args(server_args(&node.dir, p.sql))
             .args([
                 "--binlog-format=ROW",
                 "--default-storage-engine=InnoDB",

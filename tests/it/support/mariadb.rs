@@ -106,19 +106,7 @@ impl MariaDb {
             .find(|p| !p.starts_with('/') || Path::new(p).exists())
             .unwrap();
         let child = Command::new(daemon)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", self.dir.join("data").display()))
-            .arg(format!("--port={}", self.port))
-            .arg(format!("--socket={}", self.dir.join("sock").display()))
-            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
-            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
-            .arg(format!(
-                "--log-error={}",
-                self.dir.join("error.log").display()
-            ))
-            .arg(format!("--user={}", current_user()))
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
-            .args(server_tuning())
+            .args(server_args(&self.dir, self.port))
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -200,6 +188,26 @@ pub fn install(data: &Path) {
         failures.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     panic!("mariadb-install-db failed five times:\n{failures}");
+}
+
+/// A private server's options: everything under `dir` (data, socket, pid, temporary tables,
+/// error log), TCP on 127.0.0.1:`port`, no option files read.
+pub fn server_args(dir: &Path, port: u16) -> Vec<String> {
+    let at = |name: &str| dir.join(name).display().to_string();
+    let mut args = vec![
+        "--no-defaults".to_string(),
+        format!("--datadir={}", at("data")),
+        format!("--port={port}"),
+        format!("--socket={}", at("sock")),
+        format!("--pid-file={}", at("pid")),
+        format!("--tmpdir={}", at("tmp")),
+        format!("--log-error={}", at("error.log")),
+        format!("--user={}", current_user()),
+        "--bind-address=127.0.0.1".to_string(),
+        "--skip-name-resolve".to_string(),
+    ];
+    args.extend(server_tuning().map(String::from));
+    args
 }
 
 /// Small buffers and logs: a test server holds a few rows, and several may run at once.
