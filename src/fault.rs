@@ -5,7 +5,9 @@
 //! With the feature, each pipeline thread calls [`point`] with its role once per round. When
 //! the folder named by `SKYPUNCH_FAULT_DIR` holds a file `panic-<role>`, the first thread of
 //! that role to pass removes it and panics, so a test can kill exactly one thread at the
-//! moment it chooses.
+//! moment it chooses. A file `freeze-<role>` makes the thread that passes [`freeze`] stop
+//! the whole process (SIGSTOP) there, as a paused VM would: the test then sees what a node
+//! frozen at that exact step (say, inside a result transaction) does to the others.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
@@ -21,3 +23,21 @@ pub fn point(role: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn point(_role: &str) {}
+
+#[cfg(feature = "fault-injection")]
+pub fn freeze(role: &str) {
+    let Some(dir) = std::env::var_os("SKYPUNCH_FAULT_DIR") else {
+        return;
+    };
+    let trigger = std::path::Path::new(&dir).join(format!("freeze-{role}"));
+    if std::fs::remove_file(&trigger).is_ok() {
+        // SAFETY: raise() only sends a signal to this process.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn freeze(_role: &str) {}

@@ -95,6 +95,10 @@ pub struct DbConfig {
     /// The session's `innodb_lock_wait_timeout`: a row lock held longer by another client
     /// fails the write with error 1205, which is retried.
     pub lock_wait_timeout: Duration,
+    /// The session's `idle_transaction_timeout` (MariaDB): a transaction whose client sends
+    /// nothing for this long is rolled back and its connection closed by the server, so that
+    /// a frozen daemon's row locks cannot stop the others. A third of `[cluster] DeadAfter`.
+    pub idle_transaction_timeout: Duration,
 }
 
 /// How the notifier thread sends and retries.
@@ -121,6 +125,7 @@ impl fmt::Debug for DbConfig {
             .field("read_timeout", &self.read_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("lock_wait_timeout", &self.lock_wait_timeout)
+            .field("idle_transaction_timeout", &self.idle_transaction_timeout)
             .finish()
     }
 }
@@ -269,6 +274,7 @@ impl Default for DbConfig {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             lock_wait_timeout: Duration::from_secs(5),
+            idle_transaction_timeout: Duration::from_secs(2),
         }
     }
 }

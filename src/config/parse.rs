@@ -59,6 +59,8 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
             Err(e) => errors.push(e),
         }
     }
+    config.db.idle_transaction_timeout =
+        (config.cluster.dead_after / 3).max(Duration::from_secs(1));
     (Loaded { config, warnings }, errors)
 }
 

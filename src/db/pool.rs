@@ -3,6 +3,9 @@
 //! - every connection has read and write timeouts (`ReadTimeout`, `WriteTimeout`), a session
 //!   lock wait bound (`LockWaitTimeout`) and runs in UTC (`time_zone = '+00:00'`), so
 //!   `TIMESTAMP` values mean the same instant whatever zone the daemon or the server runs in;
+//! - on MariaDB a transaction left idle by its client (a daemon frozen mid-write) is rolled
+//!   back by the server after `idle_transaction_timeout`, so its row locks cannot stop the
+//!   other nodes; MySQL, which lacks the setting, keeps only the lock wait bound;
 //! - a connection handed back is not pinged (r2d2_mysql's check does a round trip, which on a
 //!   frozen server waits out the read timeout in whichever thread returns it); instead the
 //!   code that saw an outage on it marks it with [`Connection::discard`].
@@ -31,6 +34,7 @@ pub struct Manager {
     hosts: Vec<Host>,
     /// Index into `hosts` of the host in use.
     current: AtomicUsize,
+    idle_transaction_timeout: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -84,12 +88,28 @@ impl Manager {
         Manager {
             hosts,
             current: AtomicUsize::new(0),
+            idle_transaction_timeout: cfg.idle_transaction_timeout,
         }
     }
 
     /// One connection attempt outside the pool, to learn why the pool could not connect.
     pub fn connect_once(&self) -> Result<Connection, mysql::Error> {
         self.connect()
+    }
+
+    /// Sets the session's idle transaction bound where the server knows it (MariaDB 10.3 and
+    /// later); on a server that does not (MySQL: error 1193) the connection is kept as it is.
+    fn limit_idle_transactions(&self, mut conn: mysql::Conn) -> Result<mysql::Conn, mysql::Error> {
+        use mysql::prelude::Queryable;
+        let sql = format!(
+            "SET SESSION idle_transaction_timeout = {}",
+            self.idle_transaction_timeout.as_secs().max(1)
+        );
+        match conn.query_drop(sql) {
+            Err(mysql::Error::MySqlError(e)) if e.code == 1193 => Ok(conn),
+            Err(e) => Err(e),
+            Ok(()) => Ok(conn),
+        }
     }
 
     /// Tries the host in use, then the others in order; the first that answers is in use
@@ -100,7 +120,11 @@ impl Manager {
         for k in 0..self.hosts.len() {
             let i = (start + k) % self.hosts.len();
             let host = &self.hosts[i];
-            match host.inner.connect() {
+            match host
+                .inner
+                .connect()
+                .and_then(|c| self.limit_idle_transactions(c))
+            {
                 Ok(conn) => {
                     if i != start
                         && self

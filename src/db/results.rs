@@ -42,6 +42,7 @@ pub fn write(
         .map_err(Error::query("starting a result transaction"))?;
     if let Some(fence) = fence {
         super::nodes::hold_fence(&mut tx, fence)?;
+        crate::fault::freeze("result-transaction");
     }
     let seqs = lock_seqs(&mut tx, updates)?;
     let stale: Vec<TargetId> = updates

@@ -126,7 +126,10 @@ impl Node {
 
     fn start(&mut self) {
         let stderr = self.log.with_extension("stderr");
-        self.daemon = Some(Daemon::spawn_at(&self.config, &stderr, &[], &[]));
+        let faults = self.faults();
+        std::fs::create_dir_all(&faults).unwrap();
+        let env = [("SKYPUNCH_FAULT_DIR", faults.to_str().unwrap())];
+        self.daemon = Some(Daemon::spawn_at(&self.config, &stderr, &[], &env));
         wait_for(Duration::from_secs(20), "the node's `started` line", || {
             self.log().contains(" started: ").then_some(())
         });
@@ -134,6 +137,23 @@ impl Node {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The folder of this node's fault triggers (see src/fault.rs).
+    fn faults(&self) -> PathBuf {
+        self.log.with_extension("faults")
+    }
+
+    /// Whether the process is stopped (state T in /proc).
+    fn is_stopped(&self) -> bool {
+        let pid = self.daemon.as_ref().expect("started").pid();
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
     }
 
     fn signal(&self, signal: i32) {
@@ -431,7 +451,20 @@ fn a_cleanly_stopped_node_hands_its_targets_over_at_once(setup: &Setup) {
     );
 }
 
-fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(setup: &Setup) {
+/// How the test freezes node-b.
+#[derive(Clone, Copy, PartialEq)]
+enum Freeze {
+    /// SIGSTOP from outside, wherever it happens to be.
+    Anywhere,
+    /// The node stops itself inside a result transaction, holding its row locks (the
+    /// server rolls that transaction back after `idle_transaction_timeout`).
+    InsideAWrite,
+}
+
+fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(
+    setup: &Setup,
+    freeze: Freeze,
+) {
     let db = &setup.db;
     let web = HttpServer::start(200);
     add_targets(db, &web, 30);
@@ -440,19 +473,34 @@ fn a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(setup: 
     std::thread::sleep(Duration::from_secs(2));
     let b_targets = nodes[1].checked_after(&since);
 
-    nodes[1].signal(libc::SIGSTOP);
+    if freeze == Freeze::Anywhere {
+        nodes[1].signal(libc::SIGSTOP);
+    } else {
+        std::fs::write(nodes[1].faults().join("freeze-result-transaction"), "").unwrap();
+        wait_for(Duration::from_secs(10), "node-b stops itself", || {
+            nodes[1].is_stopped().then_some(())
+        });
+    }
     wait_for(
         Duration::from_secs(15),
         "node-a declares node-b dead",
         || nodes[0].when("cluster: node node-b sent no heartbeat"),
     );
     let frozen_at = log_now();
+    let list = b_targets
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let passes =
+        format!("SELECT CAST(SUM(pass_count) AS UNSIGNED) FROM targets WHERE id IN ({list})");
+    let passes_then = db.one::<u64>(&passes);
     wait_for(
         Duration::from_secs(10),
-        "node-a checks node-b's targets",
+        "node-a checks node-b's targets and writes their rows",
         || {
-            b_targets
-                .is_subset(&nodes[0].checked_after(&frozen_at))
+            (b_targets.is_subset(&nodes[0].checked_after(&frozen_at))
+                && db.one::<u64>(&passes) >= passes_then + b_targets.len() as u64)
                 .then_some(())
         },
     );
@@ -628,7 +676,18 @@ fn a_clean_stop_hands_over_at_once() {
 
 #[test]
 fn a_frozen_node_is_fenced() {
-    a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(&Setup::plain());
+    a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(
+        &Setup::plain(),
+        Freeze::Anywhere,
+    );
+}
+
+#[test]
+fn a_node_frozen_inside_a_write_does_not_stop_the_others() {
+    a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(
+        &Setup::plain(),
+        Freeze::InsideAWrite,
+    );
 }
 
 #[test]
@@ -658,7 +717,10 @@ mod galera {
 
     #[test]
     fn a_frozen_daemon_is_fenced() {
-        a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(&Setup::galera());
+        a_frozen_node_is_fenced_checks_and_writes_nothing_it_lost_and_rejoins(
+            &Setup::galera(),
+            Freeze::Anywhere,
+        );
     }
 
     #[test]
