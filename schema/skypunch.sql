@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS targets (
     realert_minutes    INT           NOT NULL DEFAULT 0    COMMENT 'while the target stays failed, a REMINDER alert every this many minutes; 0: none',
     last_alerted       TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last FAILURE or REMINDER alert was queued (UTC)',
     ca_file            VARCHAR(512)  NULL     DEFAULT NULL COMMENT 'PEM bundle of CA certificates trusted for this target besides the public roots ([settings] CaFile when NULL)',
+    cert_warn_days     INT           NOT NULL DEFAULT 14   COMMENT 'a CERTIFICATE alert once the TLS certificate expires within this many days; 0: none',
+    cert_expires_at    DATETIME      NULL     DEFAULT NULL COMMENT 'set by the daemon: expiry (UTC) of the leaf certificate of the last TLS handshake; NULL for http:// targets',
+    cert_issuer        VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'set by the daemon: issuer of that certificate',
+    cert_alerted_for   DATETIME      NULL     DEFAULT NULL COMMENT 'set by the daemon: expiry of the certificate the last CERTIFICATE alert was about',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),

@@ -20,7 +20,19 @@ ALTER TABLE targets
         AFTER realert_minutes,
     ADD COLUMN IF NOT EXISTS ca_file VARCHAR(512) NULL DEFAULT NULL
         COMMENT 'PEM bundle of CA certificates trusted for this target besides the public roots ([settings] CaFile when NULL)'
-        AFTER last_alerted;
+        AFTER last_alerted,
+    ADD COLUMN IF NOT EXISTS cert_warn_days INT NOT NULL DEFAULT 14
+        COMMENT 'a CERTIFICATE alert once the TLS certificate expires within this many days; 0: none'
+        AFTER ca_file,
+    ADD COLUMN IF NOT EXISTS cert_expires_at DATETIME NULL DEFAULT NULL
+        COMMENT 'set by the daemon: expiry (UTC) of the leaf certificate of the last TLS handshake; NULL for http:// targets'
+        AFTER cert_warn_days,
+    ADD COLUMN IF NOT EXISTS cert_issuer VARCHAR(256) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: issuer of that certificate'
+        AFTER cert_expires_at,
+    ADD COLUMN IF NOT EXISTS cert_alerted_for DATETIME NULL DEFAULT NULL
+        COMMENT 'set by the daemon: expiry of the certificate the last CERTIFICATE alert was about'
+        AFTER cert_issuer;
 
 ALTER TABLE alert_deliveries
     ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL

@@ -128,6 +128,8 @@ pub struct Target {
     pub realert: Option<Duration>,
     /// CA certificates trusted besides the public roots.
     pub ca: Option<Arc<crate::check::CaBundle>>,
+    /// A CERTIFICATE alert once the certificate expires within this many days; 0: never.
+    pub cert_warn_days: u32,
 }
 
 impl Target {
@@ -154,6 +156,7 @@ impl Target {
             success_threshold: 1,
             realert: None,
             ca: None,
+            cert_warn_days: 14,
         }
     }
 }
@@ -172,6 +175,9 @@ pub struct TargetState {
     pub last_alerted_ms: Option<i64>,
     /// The row's `state_seq` as last written or read: every write is conditional on it.
     pub seq: u64,
+    /// The expiry (seconds since the epoch) of the certificate the last CERTIFICATE alert
+    /// was about: one alert per certificate.
+    pub cert_alerted_for: Option<i64>,
 }
 
 impl Default for TargetState {
@@ -183,6 +189,7 @@ impl Default for TargetState {
             repeated_passes: 0,
             last_alerted_ms: None,
             seq: 0,
+            cert_alerted_for: None,
         }
     }
 }
@@ -317,6 +324,20 @@ pub struct CheckOutcome {
     /// From the start of the check to the verdict.
     pub elapsed: Duration,
     pub trace: Trace,
+    /// The leaf certificate, when the check got through a TLS handshake (boxed: every
+    /// plain-HTTP result carries only the empty pointer through the channels).
+    pub cert: Option<Box<CertInfo>>,
+}
+
+/// The leaf certificate a check's TLS handshake saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Its `notAfter`, seconds since the epoch.
+    pub expires: i64,
+    /// Its subject's common name (the whole subject when it has none).
+    pub subject: String,
+    /// Its issuer's distinguished name, as RFC 4514 text.
+    pub issuer: String,
 }
 
 /// A due check handed from the wheel to a worker.
@@ -352,6 +373,8 @@ pub enum AlertKind {
     Success,
     /// The target is still failed `realert_minutes` after the last FAILURE or reminder.
     Reminder,
+    /// The target's TLS certificate expires within its `cert_warn_days`.
+    Certificate,
 }
 
 impl AlertKind {
@@ -360,6 +383,7 @@ impl AlertKind {
             AlertKind::Failure => "FAILURE",
             AlertKind::Success => "SUCCESS",
             AlertKind::Reminder => "REMINDER",
+            AlertKind::Certificate => "CERTIFICATE",
         }
     }
 }

@@ -8,7 +8,7 @@
 //! fail_threshold (a first check included); a recovery alert when, after one, repeated_passes
 //! reaches its success_threshold (1 by default: the first pass; more for flap control).
 
-use crate::model::{AlertKind, CheckOutcome, Status, TargetState, Verdict};
+use crate::model::{AlertKind, CertInfo, CheckOutcome, Status, TargetState, Verdict};
 
 /// The counters one or more checks add to a row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -135,6 +135,21 @@ fn reminder_due(state: &TargetState, thresholds: Thresholds, now_ms: i64) -> boo
     }
 }
 
+/// The certificate a CERTIFICATE alert is owed for, seen by a check at `now_ms`: one that
+/// expires within `warn_days` (0: never) and that no alert was about yet. A renewed
+/// certificate has another expiry, so it is alerted again once it nears its own.
+pub fn certificate_due(
+    state: &TargetState,
+    cert: Option<&CertInfo>,
+    warn_days: u32,
+    now_ms: i64,
+) -> Option<i64> {
+    let cert = cert?;
+    let window_ms = i64::from(warn_days) * 86_400_000;
+    let near = warn_days > 0 && cert.expires.saturating_mul(1000) - now_ms < window_ms;
+    (near && state.cert_alerted_for != Some(cert.expires)).then_some(cert.expires)
+}
+
 /// `YYYY-MM-DD HH:MM:SS.mmm` UTC of milliseconds since the epoch.
 fn utc_millis(ms: i64) -> Option<String> {
     let t = chrono::DateTime::from_timestamp_millis(ms)?;
@@ -208,6 +223,17 @@ fn push_event(events: &mut Vec<IncidentEvent>, later: IncidentEvent) {
     events.push(later);
 }
 
+/// What a row's certificate columns get from a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertSeen {
+    /// A TLS handshake showed this leaf certificate.
+    Seen(CertInfo),
+    /// The target is `http://`: the columns are cleared.
+    NotTls,
+    /// No handshake got through: the columns keep what the last one saw.
+    Unknown,
+}
+
 /// What is owed to one target's row: the latest check's values and the counters of every
 /// check since the last write. Checks made while the database is away fold into one of these
 /// per target, so holding results costs memory per target, not per check.
@@ -232,11 +258,20 @@ pub struct RowUpdate {
     /// The row's `state_seq` this update was made from: it is written only if the row still
     /// holds it (the writer sets it when the update goes into a batch).
     pub seq: u64,
+    pub cert: CertSeen,
+    /// `cert_alerted_for`, seconds since the epoch.
+    pub cert_alerted_for: Option<i64>,
 }
 
 impl RowUpdate {
-    /// The update for one check.
-    pub fn new(t: &Transition, outcome: &CheckOutcome, at: String) -> RowUpdate {
+    /// The update for one check; `https` tells a check that saw no certificate because it
+    /// talks plain HTTP from one whose handshake did not get through.
+    pub fn new(t: &Transition, outcome: &CheckOutcome, https: bool, at: String) -> RowUpdate {
+        let cert = match (&outcome.cert, https) {
+            (Some(c), _) => CertSeen::Seen(CertInfo::clone(c)),
+            (None, false) => CertSeen::NotTls,
+            (None, true) => CertSeen::Unknown,
+        };
         let incidents = IncidentEvent::of(t, outcome, &at).into_iter().collect();
         RowUpdate {
             status: t.next.status,
@@ -253,6 +288,8 @@ impl RowUpdate {
             trace: outcome.trace.to_string(),
             incidents,
             seq: t.next.seq,
+            cert,
+            cert_alerted_for: t.next.cert_alerted_for,
         }
     }
 
@@ -263,6 +300,9 @@ impl RowUpdate {
         let mut incidents = std::mem::take(&mut self.incidents);
         for event in later.incidents.drain(..) {
             push_event(&mut incidents, event);
+        }
+        if later.cert == CertSeen::Unknown {
+            later.cert = std::mem::replace(&mut self.cert, CertSeen::Unknown);
         }
         *self = RowUpdate {
             counts,
@@ -297,6 +337,36 @@ mod tests {
     }
 
     use AlertKind::{Failure, Reminder, Success};
+
+    #[test]
+    fn a_certificate_near_expiry_is_alerted_once_and_again_when_renewed() {
+        let day = 86_400_000_i64;
+        let now = 1_000 * day;
+        let cert = |expires_ms: i64| CertInfo {
+            expires: expires_ms / 1000,
+            subject: "svc".into(),
+            issuer: "CN=ca".into(),
+        };
+        let mut state = TargetState::default();
+        let far = cert(now + 30 * day);
+        assert_eq!(certificate_due(&state, Some(&far), 14, now), None);
+        let near = cert(now + 5 * day);
+        assert_eq!(
+            certificate_due(&state, Some(&near), 14, now),
+            Some(near.expires)
+        );
+        assert_eq!(certificate_due(&state, Some(&near), 0, now), None, "0: off");
+        assert_eq!(certificate_due(&state, None, 14, now), None);
+        state.cert_alerted_for = Some(near.expires);
+        assert_eq!(certificate_due(&state, Some(&near), 14, now), None, "once");
+        let renewed = cert(now + 6 * day);
+        assert_eq!(
+            certificate_due(&state, Some(&renewed), 14, now),
+            Some(renewed.expires)
+        );
+        let expired = cert(now - day);
+        assert!(certificate_due(&state, Some(&expired), 14, now).is_some());
+    }
     use Verdict::{Fail, Pass};
 
     #[test]

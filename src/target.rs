@@ -15,6 +15,8 @@ use crate::urls::WebUrl;
 const MAX_FREQUENCY: i64 = 7 * 86400;
 /// Longest timeout accepted: an hour.
 const MAX_TIMEOUT: i64 = 3600;
+/// Ten years: longer than any certificate a public CA issues.
+const MAX_CERT_WARN_DAYS: u32 = 3650;
 
 /// Validates a row; the error is the text after `config error: `.
 /// `cas` reads the row's `ca_file` (or the configured default): a file that cannot be read
@@ -51,6 +53,15 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
             row.success_threshold
         ));
     }
+    let cert_warn_days = u32::try_from(row.cert_warn_days)
+        .ok()
+        .filter(|d| *d <= MAX_CERT_WARN_DAYS)
+        .ok_or_else(|| {
+            format!(
+                "cert_warn_days {} is not between 0 and {MAX_CERT_WARN_DAYS}",
+                row.cert_warn_days
+            )
+        })?;
     let max_response_ms = match row.max_response_ms {
         Some(ms) if ms < 1 => return Err(format!("max_response_ms {ms} is less than 1")),
         other => other.map(|ms| ms as u64),
@@ -75,6 +86,7 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
         ca: cas.get(row.ca_file.as_deref())?,
+        cert_warn_days,
     })
 }
 
@@ -88,6 +100,7 @@ pub fn state_of(row: &TargetRow) -> TargetState {
         repeated_passes: row.repeated_passes.max(0) as u64,
         last_alerted_ms: row.last_alerted_ms,
         seq: row.state_seq,
+        cert_alerted_for: row.cert_alerted_for,
     }
 }
 
@@ -120,6 +133,7 @@ mod tests {
             verify_tls: true,
             fail_threshold: 1,
             success_threshold: 1,
+            cert_warn_days: 14,
             ..TargetRow::default()
         }
     }

@@ -70,6 +70,13 @@ impl WebUrl {
         &self.shown
     }
 
+    /// Whether the check talks TLS (an `https://` URL).
+    pub fn is_https(&self) -> bool {
+        self.raw
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    }
+
     /// The host name or address (an IPv6 address in brackets).
     pub fn host(&self) -> &str {
         &self.host

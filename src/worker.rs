@@ -92,6 +92,7 @@ pub fn check_safely(checker: &Checker, target: &Target) -> CheckOutcome {
             http_status: None,
             elapsed: start.elapsed(),
             trace,
+            cert: None,
         }
     })
 }

@@ -79,6 +79,7 @@ pub(super) fn run(
         http_status,
         elapsed: run.trace.started().elapsed(),
         trace: run.trace,
+        cert: timing::take_cert().map(Box::new),
     }
 }
 
@@ -180,6 +181,8 @@ impl<'a> Run<'a> {
             "POST",
             &keystone::token_url(params),
         );
+        // The row's certificate is the target's, not Keystone's (its trace line has it).
+        let _ = timing::take_cert();
         let endpoint = params.endpoint.shown();
         match result {
             Ok((token, source)) => {
@@ -313,6 +316,7 @@ impl<'a> Run<'a> {
 /// Turns what the connector hooks recorded into trace lines.
 fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
     let mut sent = 0;
+    let mut handshakes = 0;
     timing::drain(|mark| {
         let (at, took, text): (Instant, Duration, Cow<str>) = match mark {
             Mark::Resolved {
@@ -332,7 +336,17 @@ fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
                 format!("resolved host to {first} (of {count} addresses)").into(),
             ),
             Mark::Connected { at, took, peer } => (at, took, format!("connected to {peer}").into()),
-            Mark::Handshake { at, took } => (at, took, "TLS handshake done".into()),
+            Mark::Handshake { at, took } => {
+                handshakes += 1;
+                match timing::cert().filter(|_| handshakes == 1) {
+                    Some(cert) => {
+                        let now = chrono::Utc::now().timestamp();
+                        let seen = super::cert::describe(&cert, now);
+                        (at, took, format!("TLS handshake done; {seen}").into())
+                    }
+                    None => (at, took, "TLS handshake done".into()),
+                }
+            }
             Mark::Sent { at, took } => {
                 sent += 1;
                 match sent {
@@ -382,6 +396,7 @@ mod tests {
             success_threshold: 1,
             realert: None,
             ca: None,
+            cert_warn_days: 14,
         }
     }
 

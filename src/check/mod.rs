@@ -2,6 +2,7 @@
 //! definition and the shared Keystone token cache, talks to the target (and Keystone), and
 //! returns a [`CheckOutcome`] with a trace. Touches no database.
 
+pub(crate) mod cert;
 pub(crate) mod describe;
 pub(crate) mod timing;
 

@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::model::CertInfo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -76,11 +77,14 @@ struct Recorder {
     armed: bool,
     phase: Phase,
     marks: Vec<Mark>,
+    /// The leaf certificate of the check's first TLS handshake (the target's own host; a
+    /// redirect's is not kept).
+    cert: Option<CertInfo>,
 }
 
 thread_local! {
     static RECORDER: RefCell<Recorder> = const {
-        RefCell::new(Recorder { armed: false, phase: Phase::Start, marks: Vec::new() })
+        RefCell::new(Recorder { armed: false, phase: Phase::Start, marks: Vec::new(), cert: None })
     };
 }
 
@@ -90,6 +94,29 @@ pub fn begin() {
         r.armed = true;
         r.phase = Phase::Start;
         r.marks.clear();
+        r.cert = None;
+    });
+}
+
+/// The leaf certificate the check's first TLS handshake saw, if any; it stays recorded for
+/// [`take_cert`].
+pub fn cert() -> Option<CertInfo> {
+    RECORDER.with_borrow(|r| r.cert.clone())
+}
+
+/// Takes the leaf certificate recorded by this check.
+pub fn take_cert() -> Option<CertInfo> {
+    RECORDER.with_borrow_mut(|r| r.cert.take())
+}
+
+fn record_cert(conn: &ClientConnection) {
+    RECORDER.with_borrow_mut(|r| {
+        if r.armed && r.cert.is_none() {
+            r.cert = conn
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| super::cert::parse_cached(leaf.as_ref()));
+        }
     });
 }
 
@@ -354,6 +381,7 @@ fn handshake(
     while conn.is_handshaking() {
         conn.complete_io(&mut sock).map_err(tls_io_error)?;
     }
+    record_cert(&conn);
     Ok(StreamOwned::new(conn, sock))
 }
 

@@ -101,7 +101,8 @@ fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) ->
         let thresholds = state::Thresholds::of(target);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let transition = state::transition(stored, outcome.verdict, thresholds, now_ms);
-        let mut update = state::RowUpdate::new(&transition, outcome, at.clone());
+        let mut update =
+            state::RowUpdate::new(&transition, outcome, target.url.is_https(), at.clone());
         // A test never alerts: keep the alert flag as it was.
         update.alerted = stored.alerted;
         let updates = std::iter::once((target.id, update)).collect();
@@ -114,6 +115,11 @@ fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) ->
     Err(Error::failed(
         "result not recorded: the daemon kept writing this target's row meanwhile".to_string(),
     ))
+}
+
+/// Milliseconds since the epoch in local time with its offset.
+fn local_millis(ms: i64) -> String {
+    changed_at(ms.saturating_mul(1000))
 }
 
 /// `config_changed` (µs since the epoch) in local time with its offset.
@@ -232,12 +238,21 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("Success Threshold", r.success_threshold.to_string()),
         ("Repeated Pass Count", r.repeated_passes.to_string()),
         ("Alert Sent", yes_no(r.alerted).into()),
+        ("Realert (min)", r.realert_minutes.to_string()),
+        (
+            "Last Alerted",
+            r.last_alerted_ms.map_or_else(String::new, local_millis),
+        ),
         ("Request Body", opt(&r.request_body)),
         ("Content Type", opt(&r.content_type)),
         ("Expected Body", opt(&r.expect_body)),
         ("Max Response (ms)", opt_n(r.max_response_ms)),
         ("Follow Redirects", yes_no(r.follow_redirects).into()),
         ("Verify TLS", yes_no(r.verify_tls).into()),
+        ("CA File", opt(&r.ca_file)),
+        ("Cert Warn Days", r.cert_warn_days.to_string()),
+        ("Cert Expires (UTC)", opt(&r.cert_expires_at)),
+        ("Cert Issuer", opt(&r.cert_issuer)),
         ("Last HTTP Status", opt_n(r.last_http_status)),
         ("Last Response (ms)", opt_n(r.last_response_ms)),
         ("Config Changed", changed_at(r.revision)),

@@ -11,7 +11,7 @@ use super::nodes::Fence;
 use super::{Conn, Error};
 use crate::model::{NewAlert, Status, TargetId, TargetState};
 use crate::rollup::Rollups;
-use crate::state::RowUpdate;
+use crate::state::{CertSeen, RowUpdate};
 use crate::text;
 
 /// Rows per UPDATE statement. A batch is cut into statements of these sizes only, largest
@@ -114,19 +114,29 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
-        type StateRow = (TargetId, String, i64, bool, u64, i64, Option<i64>);
+        type StateRow = (
+            TargetId,
+            String,
+            i64,
+            bool,
+            u64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
         let rows: Vec<StateRow> = conn
             .exec(
                 format!(
                     "SELECT id, status, repeated_fails, alerted, state_seq, repeated_passes, \
-                     CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED) \
+                     CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED), \
+                     TIMESTAMPDIFF(SECOND, '1970-01-01', cert_alerted_for) \
                      FROM targets WHERE id IN ({marks})"
                 ),
                 chunk.to_vec(),
             )
             .map_err(Error::query("reading the result state of targets"))?;
         out.extend(rows.into_iter().map(
-            |(id, status, fails, alerted, seq, passes, last_alerted_ms)| {
+            |(id, status, fails, alerted, seq, passes, last_alerted_ms, cert_alerted_for)| {
                 let state = TargetState {
                     status: Status::parse(&status),
                     repeated_fails: fails.max(0) as u64,
@@ -134,6 +144,7 @@ pub fn read_states(
                     repeated_passes: passes.max(0) as u64,
                     last_alerted_ms,
                     seq,
+                    cert_alerted_for,
                 };
                 (id, state)
             },
@@ -156,11 +167,13 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace
     'realert_minutes', realert_minutes, \
     'incident_started', (SELECT DATE_FORMAT(i.started, '%Y-%m-%d %H:%i:%s') FROM incidents i \
         WHERE i.open_target = targets.id), \
-    'last_http_status', last_http_status, 'last_response_ms', last_response_ms), ? \
+    'last_http_status', last_http_status, 'last_response_ms', last_response_ms, \
+    'cert_expires_at', DATE_FORMAT(cert_expires_at, '%Y-%m-%d %H:%i:%s'), \
+    'cert_issuer', cert_issuer), ? \
     FROM targets WHERE id = ?";
 
 /// The columns a result writes, in the order of each row's values.
-const COLUMNS: [&str; 19] = [
+const COLUMNS: [&str; 22] = [
     "id",
     "status",
     "previous_status",
@@ -180,6 +193,9 @@ const COLUMNS: [&str; 19] = [
     "last_http_status",
     "last_response_ms",
     "last_trace",
+    "cert_expires_at",
+    "cert_issuer",
+    "cert_alerted_for",
 ];
 
 /// One multi-row `INSERT ... ON DUPLICATE KEY UPDATE` over rows that exist and are locked
@@ -206,6 +222,9 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          alerted = VALUES(alerted), last_alerted = VALUES(last_alerted), \
          last_http_status = VALUES(last_http_status), \
          last_response_ms = VALUES(last_response_ms), last_trace = VALUES(last_trace), \
+         cert_expires_at = IF(VALUES(cert_issuer) IS NULL, cert_expires_at, VALUES(cert_expires_at)), \
+         cert_issuer = IF(VALUES(cert_issuer) IS NULL, cert_issuer, NULLIF(VALUES(cert_issuer), '')), \
+         cert_alerted_for = VALUES(cert_alerted_for), \
          config_changed = config_changed",
         COLUMNS.join(", ")
     );
@@ -232,8 +251,32 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             Value::from(u.response_ms.min(i32::MAX as u64)),
             Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),
         ]);
+        params.extend(cert_values(u));
     }
     (sql, params)
+}
+
+/// `cert_expires_at`, `cert_issuer`, `cert_alerted_for`. The issuer says what the update
+/// does to the first two: NULL keeps them (no handshake got through), '' clears them (plain
+/// HTTP), a name sets them.
+fn cert_values(u: &RowUpdate) -> [Value; 3] {
+    let (expires, issuer) = match &u.cert {
+        CertSeen::Seen(c) => (utc_seconds(c.expires), Value::from(c.issuer.as_str())),
+        CertSeen::NotTls => (Value::NULL, Value::from("")),
+        CertSeen::Unknown => (Value::NULL, Value::NULL),
+    };
+    [
+        expires,
+        issuer,
+        u.cert_alerted_for.map_or(Value::NULL, utc_seconds),
+    ]
+}
+
+/// A DATETIME value (UTC, as every session runs) of seconds since the epoch.
+fn utc_seconds(s: i64) -> Value {
+    chrono::DateTime::from_timestamp(s, 0).map_or(Value::NULL, |t| {
+        Value::from(t.format("%Y-%m-%d %H:%M:%S").to_string())
+    })
 }
 
 /// A counter increment as a signed value: an unsigned parameter makes MariaDB compute

@@ -55,6 +55,12 @@ pub struct TargetRow {
     /// `last_alerted` in milliseconds since the epoch.
     pub last_alerted_ms: Option<i64>,
     pub ca_file: Option<String>,
+    pub cert_warn_days: i64,
+    /// `cert_expires_at`, `YYYY-MM-DD HH:MM:SS` UTC.
+    pub cert_expires_at: Option<String>,
+    pub cert_issuer: Option<String>,
+    /// `cert_alerted_for` in seconds since the epoch.
+    pub cert_alerted_for: Option<i64>,
 }
 
 const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_status, \
@@ -64,7 +70,9 @@ const COLUMNS: &str = "id, name, tenantid, status, status_description, previous_
     max_response_ms, follow_redirects, verify_tls, fail_threshold, alerted, last_http_status, \
     last_response_ms, last_trace, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED), \
     state_seq, success_threshold, repeated_passes, realert_minutes, \
-    CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED), ca_file";
+    CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED), ca_file, cert_warn_days, \
+    DATE_FORMAT(cert_expires_at, '%Y-%m-%d %H:%i:%s'), cert_issuer, \
+    TIMESTAMPDIFF(SECOND, '1970-01-01', cert_alerted_for)";
 
 impl TargetRow {
     fn from_row(mut r: Row) -> TargetRow {
@@ -110,6 +118,10 @@ impl TargetRow {
             realert_minutes: col(&mut r, 38),
             last_alerted_ms: opt(&mut r, 39),
             ca_file: opt(&mut r, 40),
+            cert_warn_days: col(&mut r, 41),
+            cert_expires_at: opt(&mut r, 42),
+            cert_issuer: opt(&mut r, 43),
+            cert_alerted_for: opt(&mut r, 44),
         }
     }
 }

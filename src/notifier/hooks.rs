@@ -197,6 +197,10 @@ struct Facts {
     trace: String,
     /// How long the target has been down (reminders).
     down: String,
+    /// The certificate's expiry (`YYYY-MM-DD HH:MM:SS` UTC) and issuer, when known.
+    cert: Option<(String, String)>,
+    /// How long the certificate had left at the check (`in 5 days`).
+    cert_left: String,
 }
 
 impl Facts {
@@ -212,6 +216,7 @@ impl Facts {
             "SUCCESS" => "SUCCESS",
             "TEST" => "TEST",
             "REMINDER" => "REMINDER",
+            "CERTIFICATE" => "CERTIFICATE",
             _ => "FAILURE",
         };
         let down = snap
@@ -232,6 +237,12 @@ impl Facts {
             incident: incident.clone(),
             trace: alert.trace.clone(),
             down,
+            cert: Some((text("cert_expires_at"), text("cert_issuer")))
+                .filter(|(expires, _)| !expires.is_empty()),
+            cert_left: snap
+                .as_object()
+                .and_then(super::message::cert_left)
+                .unwrap_or_default(),
         }
     }
 
@@ -245,6 +256,10 @@ impl Facts {
             "time": format!("{}Z", self.at.replace(' ', "T")),
             "incident": { "id": self.incident.id, "started": self.incident.started },
             "down_for": self.down,
+            "certificate": self.cert.as_ref().map(|(expires, issuer)| json!({
+                "expires": format!("{}Z", expires.replace(' ', "T")),
+                "issuer": issuer,
+            })),
             "trace": self.trace,
         })
     }
@@ -258,7 +273,29 @@ impl Facts {
                 "STILL DOWN ({}): {} ({}): {}",
                 self.down, self.name, self.url, self.reason
             ),
+            "CERTIFICATE" => format!(
+                "CERTIFICATE EXPIRES {}: {} ({}), issued by {}",
+                self.cert_left,
+                self.name,
+                self.url,
+                self.cert.as_ref().map_or("", |(_, issuer)| issuer.as_str())
+            ),
             _ => format!("DOWN: {} ({}): {}", self.name, self.url, self.reason),
+        }
+    }
+
+    /// One PagerDuty alert per target and incident; a certificate warning is one of its own
+    /// per certificate, never resolved by the target's recovery.
+    fn dedup_key(&self) -> String {
+        match (self.id, self.kind, &self.cert) {
+            (0, _, _) => format!("skypunch-test-notifier-{}", self.incident.id),
+            (id, "CERTIFICATE", Some((expires, _))) => {
+                format!(
+                    "skypunch-target-{id}-certificate-{}",
+                    expires.replace(' ', "T")
+                )
+            }
+            (id, _, _) => format!("skypunch-target-{id}-incident-{}", self.incident.id),
         }
     }
 
@@ -271,15 +308,11 @@ impl Facts {
         json!({
             "routing_key": routing_key,
             "event_action": action,
-            "dedup_key": if self.id == 0 {
-                format!("skypunch-test-notifier-{}", self.incident.id)
-            } else {
-                format!("skypunch-target-{}-incident-{}", self.id, self.incident.id)
-            },
+            "dedup_key": self.dedup_key(),
             "payload": {
                 "summary": self.line(),
                 "source": self.url,
-                "severity": "critical",
+                "severity": if self.kind == "CERTIFICATE" { "warning" } else { "critical" },
                 "timestamp": format!("{}Z", self.at.replace(' ', "T")),
                 "custom_details": {
                     "target_id": self.id,

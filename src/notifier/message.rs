@@ -38,6 +38,12 @@ const TARGET_FIELDS: [(&str, &str); 12] = [
     ("Required Result", "pass_result"),
 ];
 
+/// Rows added for an HTTPS target whose certificate a check has seen.
+const CERT_FIELDS: [(&str, &str); 2] = [
+    ("Certificate Expires (UTC)", "cert_expires_at"),
+    ("Certificate Issuer", "cert_issuer"),
+];
+
 const STAT_FIELDS: [(&str, &str); 8] = [
     ("Success", "pass_count"),
     ("Fail", "fail_count"),
@@ -69,11 +75,19 @@ pub fn render(alert: &Alert) -> Rendered {
             .map(|d| format!(": down for {d}"))
             .unwrap_or_default();
         format!("Skypunch FAILURE reminder for {one_line}{down}")
+    } else if alert.kind.eq_ignore_ascii_case("CERTIFICATE") {
+        let left = cert_left(&snap).unwrap_or_else(|| "soon".into());
+        format!("Skypunch CERTIFICATE of {one_line} expires {left}")
     } else {
         format!("Skypunch {kind} detected for {one_line}")
     };
     let target: Vec<(&str, String)> = TARGET_FIELDS
         .iter()
+        .chain(
+            CERT_FIELDS
+                .iter()
+                .filter(|(_, key)| !field(&snap, key).is_empty()),
+        )
         .map(|(label, key)| {
             let value = match *key {
                 "name" => name.clone(),
@@ -101,6 +115,16 @@ pub fn render(alert: &Alert) -> Rendered {
 }
 
 type Snapshot = serde_json::Map<String, Value>;
+
+/// How long the certificate had left at the check (`in 5 days`, `expired 2 days ago`).
+pub fn cert_left(snap: &Snapshot) -> Option<String> {
+    let at = |key: &str| {
+        let text = snap.get(key)?.as_str()?;
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()
+    };
+    let left = (at("cert_expires_at")? - at("last_updated")?).num_seconds();
+    Some(crate::check::cert::days_left(left))
+}
 
 /// How long the target has been down at the alert: from its open incident's start to the
 /// check (both UTC in the snapshot), as `2h 5m`, `25m` or `40s`.

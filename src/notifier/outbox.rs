@@ -93,7 +93,8 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
             .map_err(Error::query("starting to expand alerts"))?;
         let found: Vec<(u64, bool)> = tx
             .query(format!(
-                "SELECT a.id, ({WINDOWED} AND NOT ({STILL_DOWN})) OR ({RESOLVES_DROPPED}) \
+                "SELECT a.id, ({WINDOWED} AND NOT ({STILL_DOWN}) AND NOT ({CERTIFICATE})) \
+                 OR ({RESOLVES_DROPPED}) \
                  FROM alerts a WHERE a.expanded = 0 AND NOT {HELD} \
                  ORDER BY a.id LIMIT {EXPAND_BATCH} FOR UPDATE"
             ))
@@ -159,7 +160,12 @@ const RESOLVES_DROPPED: &str = "a.kind = 'SUCCESS' AND EXISTS (SELECT 1 FROM ale
 
 /// The alert is the target's latest and says it is down: the one alert a window releases.
 const STILL_DOWN: &str = "a.kind IN ('FAILURE', 'REMINDER') \
-    AND a.id = (SELECT MAX(b.id) FROM alerts b WHERE b.target_id = a.target_id)";
+    AND a.id = (SELECT MAX(b.id) FROM alerts b WHERE b.target_id = a.target_id \
+    AND b.kind <> 'CERTIFICATE')";
+
+/// A certificate nearing expiry: still true after the window, and alerted once per
+/// certificate, so a window delays it rather than dropping it.
+const CERTIFICATE: &str = "a.kind = 'CERTIFICATE'";
 
 /// Drops the pending deliveries of notifiers that were deleted; returns how many.
 pub fn drop_orphans(conn: &mut Conn) -> Result<u64, Error> {

@@ -26,7 +26,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::db::{self, Class};
 use crate::model::{
-    Batch, CheckResult, NewAlert, Outcome, Report, Status, TargetId, TargetState, Verdict,
+    AlertKind, Batch, CheckResult, NewAlert, Outcome, Report, Status, TargetId, TargetState,
+    Verdict,
 };
 use crate::rollup::{self, Rollups};
 use crate::state::{self, RowUpdate};
@@ -158,12 +159,17 @@ impl Writer {
             return;
         };
         let at_ms = f.at.timestamp_millis();
-        let transition = state::transition(
+        let mut transition = state::transition(
             owned.state,
             f.outcome.verdict,
             state::Thresholds::of(t),
             at_ms,
         );
+        let cert = f.outcome.cert.as_deref();
+        let cert_due = state::certificate_due(&transition.next, cert, t.cert_warn_days, at_ms);
+        if cert_due.is_some() {
+            transition.next.cert_alerted_for = cert_due;
+        }
         owned.state = transition.next;
         let failed = f.outcome.verdict == Verdict::Fail;
         let ms = f.outcome.elapsed.as_millis() as u64;
@@ -173,14 +179,15 @@ impl Writer {
         }
         owned.last = Some((f.at, transition.next.status));
         let at = crate::trace::Stamp(&f.at, '.').to_string();
-        let update = RowUpdate::new(&transition, &f.outcome, at);
+        let update = RowUpdate::new(&transition, &f.outcome, t.url.is_https(), at);
         match self.pending.get_mut(&t.id) {
             Some(owed) => owed.merge(update),
             None => {
                 self.pending.insert(t.id, update);
             }
         }
-        if let Some(kind) = transition.alert {
+        let certificate = cert_due.map(|_| AlertKind::Certificate);
+        for kind in transition.alert.into_iter().chain(certificate) {
             self.push_alert(NewAlert {
                 target_id: t.id,
                 kind,
@@ -664,6 +671,7 @@ mod tests {
                 http_status: None,
                 elapsed: Duration::ZERO,
                 trace: crate::trace::Trace::new(),
+                cert: None,
             },
             at: chrono::Utc::now(),
         }
@@ -703,6 +711,7 @@ mod tests {
             repeated_passes: 0,
             last_alerted_ms: None,
             seq: 9,
+            cert_alerted_for: None,
         };
         w.settle(written(vec![(7, stored)]));
         let owed = &w.pending[&7];
@@ -780,6 +789,8 @@ mod tests {
             trace: String::new(),
             incidents: Vec::new(),
             seq: 0,
+            cert: crate::state::CertSeen::NotTls,
+            cert_alerted_for: None,
         }
     }
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod bench_smoke;
+mod certificates;
 mod checks;
 mod cli;
 mod cli_output;

@@ -79,6 +79,15 @@ pub fn serve_tls(
 pub fn serve_tls_private_ca(
     handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
 ) -> (Server, String) {
+    serve_tls_private_ca_until(None, handler)
+}
+
+/// As [`serve_tls_private_ca`], the certificate expiring at the start of the UTC day `days`
+/// from today (rcgen's default, far off, when `None`).
+pub fn serve_tls_private_ca_until(
+    days: Option<i64>,
+    handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
+) -> (Server, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -87,7 +96,16 @@ pub fn serve_tls_private_ca(
         .push(rcgen::DnType::CommonName, "skypunch test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    if let Some(days) = days {
+        use chrono::Datelike;
+        let day = chrono::Utc::now().date_naive() + chrono::Days::new(days as u64);
+        leaf_params.not_after =
+            rcgen::date_time_ymd(day.year(), day.month() as u8, day.day() as u8);
+    }
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
