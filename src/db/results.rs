@@ -95,7 +95,12 @@ fn lock_seqs(
         let marks = vec!["?"; chunk.len()].join(",");
         let rows: Vec<(TargetId, u64)> = tx
             .exec(
-                format!("SELECT id, state_seq FROM targets WHERE id IN ({marks}) FOR UPDATE"),
+                // A key lookup, never a scan: a scan (the optimizer's pick when the list is a
+                // large share of a small table) would lock rows of other nodes' targets too.
+                format!(
+                    "SELECT id, state_seq FROM targets FORCE INDEX (PRIMARY) \
+                     WHERE id IN ({marks}) FOR UPDATE"
+                ),
                 chunk.to_vec(),
             )
             .map_err(Error::query("locking the rows of check results"))?;
