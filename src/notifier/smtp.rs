@@ -11,7 +11,9 @@
 //!   (SMTPS), or plain text;
 //! - `from=ADDRESS`: the sender, instead of `[notifications] From`;
 //! - `tlsverify=no`: accept any certificate and host name (test servers with self-signed
-//!   certificates only; the default `yes` verifies against the webpki roots).
+//!   certificates only; the default `yes` verifies against the webpki roots);
+//! - `ca_file=PATH`: a PEM bundle of CA certificates trusted besides those roots (a server
+//!   with a private CA), read when the notifier is built.
 //!
 //! No `user` and no `password` means no authentication. Lettre has no pool feature here, so
 //! every message is one connection; each blocking read, write and connect is bounded by
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::authn::{split_params, Secret};
@@ -48,9 +50,11 @@ pub struct SmtpParams {
     pub verify: bool,
     pub login: Option<(String, Secret)>,
     pub from: Option<Mailbox>,
+    /// CA certificates trusted besides the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
-const KNOWN: &str = "user, password, server, port, tls, from, tlsverify";
+const KNOWN: &str = "user, password, server, port, tls, from, tlsverify, ca_file";
 
 /// The parameters as given, before the defaults and the checks across them.
 #[derive(Default)]
@@ -62,6 +66,7 @@ struct Given {
     tls: Option<TlsMode>,
     verify: Option<bool>,
     from: Option<Mailbox>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Parses `params` of notifier `id`. Errors name the notifier and never show the password.
@@ -85,6 +90,7 @@ impl Given {
             "port" => self.port = Some(parse_port(&value)?),
             "tls" => self.tls = Some(parse_tls(&value)?),
             "tlsverify" => self.verify = Some(parse_yes_no(&value)?),
+            "ca_file" => self.ca_file = non_empty.map(std::path::PathBuf::from),
             "from" => {
                 let from = value
                     .parse::<Mailbox>()
@@ -128,6 +134,7 @@ impl Given {
             verify: self.verify.unwrap_or(true),
             login,
             from: self.from,
+            ca_file: self.ca_file,
         })
     }
 }
@@ -193,8 +200,8 @@ impl Mailer {
                 format!("configured From `{default_from}` is not an e-mail address")
             })?,
         };
-        let transport = transport(&params, timeout)
-            .map_err(|e| format!("notifier {}: {}", row.id, smtp_reason(&e, &params)))?;
+        let transport =
+            transport(&params, timeout).map_err(|e| format!("notifier {}: {e}", row.id))?;
         Ok(Mailer {
             transport,
             params,
@@ -217,15 +224,19 @@ impl Mailer {
     }
 }
 
-fn transport(
-    p: &SmtpParams,
-    timeout: Duration,
-) -> Result<SmtpTransport, lettre::transport::smtp::Error> {
+fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, String> {
+    let roots = match &p.ca_file {
+        Some(path) => Some(private_roots(path)?),
+        None => None,
+    };
     let tls = || {
-        TlsParameters::builder(p.server.clone())
+        let mut builder = TlsParameters::builder(p.server.clone())
             .dangerous_accept_invalid_certs(!p.verify)
-            .dangerous_accept_invalid_hostnames(!p.verify)
-            .build()
+            .dangerous_accept_invalid_hostnames(!p.verify);
+        if let Some(roots) = &roots {
+            builder = builder.add_root_certificate(roots.clone());
+        }
+        builder.build().map_err(|e| smtp_reason(&e, p))
     };
     let mode = match p.tls {
         TlsMode::StartTls => Tls::Required(tls()?),
@@ -243,6 +254,14 @@ fn transport(
         ));
     }
     Ok(builder.build())
+}
+
+/// The CA certificates of `ca_file=`; the error names the file and what is wrong with it.
+fn private_roots(path: &std::path::Path) -> Result<Certificate, String> {
+    crate::check::CaBundle::load(path)?;
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("ca_file {}: cannot read it: {e}", path.display()))?;
+    Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))
 }
 
 /// A lettre error as one line: the SMTP reply or the network cause, with the password (should

@@ -166,3 +166,55 @@ fn cert_warn_days_zero_never_alerts_and_plain_http_clears_the_columns() {
         (cleared == 1).then_some(())
     });
 }
+
+#[test]
+fn an_smtp_server_of_a_private_ca_is_trusted_through_ca_file() {
+    let db = TestDb::new();
+    let dir = db.dir.join("mail");
+    let smtp = SmtpServer::start(
+        &dir,
+        &SmtpOptions {
+            starttls: true,
+            ..SmtpOptions::default()
+        },
+    );
+    // smtp_server.py's certificate is signed by a CA it made (ca.pem).
+    let ca = dir.join("ca.pem");
+    let base = format!("server=localhost,port={},tls=starttls", smtp.port);
+    let trusted = add_notifier(
+        &db,
+        "private",
+        "SMTP",
+        "ops@example.com",
+        &format!("{base},ca_file={}", ca.display()),
+        true,
+    );
+    let untrusted = add_notifier(&db, "public-only", "SMTP", "ops@example.com", &base, true);
+    let lost = add_notifier(
+        &db,
+        "lost",
+        "SMTP",
+        "ops@example.com",
+        &format!("{base},ca_file=/nonexistent/ca.pem"),
+        true,
+    );
+
+    let ok = db.cli(&["notifiers", &trusted.to_string(), "test"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", crate::support::stderr(&ok));
+    let mail = smtp.wait_messages(1);
+    assert_eq!(mail[0]["tls"], true);
+
+    let bad = db.cli(&["notifiers", &untrusted.to_string(), "test"]);
+    assert_ne!(bad.status.code(), Some(0));
+    let why = format!("{}{}", stdout(&bad), crate::support::stderr(&bad));
+    assert!(why.to_lowercase().contains("certificate"), "{why}");
+
+    let missing = db.cli(&["notifiers", &lost.to_string(), "test"]);
+    assert_ne!(missing.status.code(), Some(0));
+    let why = format!("{}{}", stdout(&missing), crate::support::stderr(&missing));
+    assert!(
+        why.contains("ca_file /nonexistent/ca.pem: cannot read it"),
+        "{why}"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+}

@@ -2,8 +2,8 @@
 """A real SMTP server for skypunch's notification tests (aiosmtpd).
 
 Listens on 127.0.0.1:PORT (0: any free port), optionally offers and requires STARTTLS with a
-self-signed certificate it makes with the openssl command, optionally requires AUTH PLAIN or
-LOGIN with one user and password. Every message it accepts becomes two files in --dir:
+certificate of a private CA it makes with the openssl command (ca.pem in --dir), optionally
+requires AUTH PLAIN or LOGIN with one user and password. Every message it accepts becomes two files in --dir:
 NNNN.eml (the raw message) and NNNN.json (envelope, headers and the decoded text and html
 parts). Once listening it writes its port to --ready-file. Stops on SIGTERM or SIGINT.
 
@@ -24,16 +24,24 @@ import sys
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
-def self_signed(folder):
-    cert = os.path.join(folder, "cert.pem")
-    key = os.path.join(folder, "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-         "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def private_ca(folder):
+    """A certificate for localhost and 127.0.0.1 signed by a CA of its own: ca.pem is what a
+    notifier's ca_file= names; cert.pem and key.pem are the server's."""
+    path = lambda name: os.path.join(folder, name)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    quiet = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", path("ca-key.pem"),
+                    "-out", path("ca.pem"), "-days", "2",
+                    "-subj", "/CN=skypunch test SMTP CA"], **quiet)
+    subprocess.run(["openssl", "req", *ec, "-keyout", path("key.pem"),
+                    "-out", path("leaf.csr"), "-subj", "/CN=localhost"], **quiet)
+    with open(path("leaf.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", path("leaf.csr"), "-CA", path("ca.pem"),
+                    "-CAkey", path("ca-key.pem"), "-CAcreateserial", "-out", path("cert.pem"),
+                    "-days", "2", "-extfile", path("leaf.ext")], **quiet)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(path("cert.pem"), path("key.pem"))
     return ctx
 
 
@@ -84,7 +92,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
 
-    tls_context = self_signed(args.dir) if args.starttls else None
+    tls_context = private_ca(args.dir) if args.starttls else None
     authenticator = None
     if args.user is not None:
         def authenticator(server, session, envelope, mechanism, auth_data):
