@@ -26,6 +26,7 @@ pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<
         .into_iter()
         .map(|p| (p.1, p.2))
         .collect();
+    let windows = history::windows(conn, row.id, window.0, window.1)?;
     let first_hour = window.0 - window.0.rem_euclid(HOUR_MS);
     let hours = history::hourly(conn, row.id, first_hour, window.1)?;
     let refs: Vec<&Incident> = incidents.iter().collect();
@@ -41,28 +42,34 @@ pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<
         duration(whole.down_ms),
         duration(whole.paused_ms),
     );
-    out.push_str(&incident_table(&incidents, now).to_string());
+    out.push_str(&incident_table(&incidents, &windows, now).to_string());
     out.push_str(&day_strip(window, now, &refs, &pauses));
     out.push_str(&p95_strip(first_hour, window.1, &hours));
     Ok(out)
 }
 
-fn incident_table(incidents: &[Incident], now: i64) -> Table {
+/// The incidents; one that overlaps a maintenance window says so (its time inside the
+/// window is left out of uptime, and its alerts were held).
+fn incident_table(incidents: &[Incident], windows: &[(i64, i64)], now: i64) -> Table {
     let mut t = Table::new(&[
         "Started",
         "Ended",
         "Duration",
         "Failed checks",
         "Alerted",
+        "Maintenance",
         "Reason",
     ]);
     for i in incidents {
+        let end = i.ended.unwrap_or(now);
+        let in_window = windows.iter().any(|(s, e)| *s < end && *e > i.started);
         t.row(vec![
             local(i.started),
             i.ended.map_or("(open)".into(), local),
             duration(i.ended.unwrap_or(now) - i.started),
             i.failed_checks.to_string(),
             crate::text::yes_no(i.alerted).into(),
+            crate::text::yes_no(in_window).into(),
             i.first_reason.clone(),
         ]);
     }

@@ -349,6 +349,24 @@ pub fn pauses(
     ))
 }
 
+/// The maintenance windows covering target `id` (its own and those of every target) that
+/// overlap `[from, to)`: start and end, milliseconds since the epoch.
+pub fn windows(
+    conn: &mut Conn,
+    id: TargetId,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, i64)>, Error> {
+    conn.exec(
+        "SELECT CAST(UNIX_TIMESTAMP(starts) * 1000 AS SIGNED), \
+         CAST(UNIX_TIMESTAMP(ends) * 1000 AS SIGNED) FROM maintenance \
+         WHERE (target_id IS NULL OR target_id = ?) \
+         AND starts < FROM_UNIXTIME(? / 1000) AND ends > FROM_UNIXTIME(? / 1000) ORDER BY starts",
+        (id, to, from),
+    )
+    .map_err(Error::query("reading maintenance windows"))
+}
+
 /// Rollups summed per target over `[from, to)`: from `target_hours` (`hourly`) or
 /// `target_days`, whole hours or days that start in the window.
 pub fn rollup_sums(

@@ -98,6 +98,15 @@ fn a_window_holds_alerts_then_releases_only_the_target_still_down() {
     let json: serde_json::Value = serde_json::from_str(&report).unwrap();
     let row = &json["targets"][0];
     assert_eq!(row["downtime_s"].as_f64(), Some(0.0), "{report}");
+    // Its history marks the incident as one of a maintenance window.
+    let history = stdout(&db.cli(&["targets", &recovers.to_string(), "history"]));
+    let header = history.lines().find(|l| l.contains("Started")).unwrap();
+    let column = header.find("Maintenance").expect("a Maintenance column");
+    let incident = history
+        .lines()
+        .find(|l| l.contains("503"))
+        .unwrap_or_else(|| panic!("no incident row:\n{history}"));
+    assert_eq!(incident.get(column..column + 3), Some("Yes"), "{history}");
 }
 
 #[test]
