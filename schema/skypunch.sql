@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS targets (
     realert_minutes    INT           NOT NULL DEFAULT 0    COMMENT 'while the target stays failed, a REMINDER alert every this many minutes; 0: none',
     last_alerted       TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last FAILURE or REMINDER alert was queued (UTC)',
     ca_file            VARCHAR(512)  NULL     DEFAULT NULL COMMENT 'PEM bundle of CA certificates trusted for this target besides the public roots ([settings] CaFile when NULL)',
+    group_name         VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'the status page groups targets by it; NULL: no group',
+    public             BOOLEAN       NOT NULL DEFAULT 0    COMMENT '1: shown on the status page and in the JSON API when [http] PublicOnly is on',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),

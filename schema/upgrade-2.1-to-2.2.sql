@@ -20,7 +20,13 @@ ALTER TABLE targets
         AFTER realert_minutes,
     ADD COLUMN IF NOT EXISTS ca_file VARCHAR(512) NULL DEFAULT NULL
         COMMENT 'PEM bundle of CA certificates trusted for this target besides the public roots ([settings] CaFile when NULL)'
-        AFTER last_alerted;
+        AFTER last_alerted,
+    ADD COLUMN IF NOT EXISTS group_name VARCHAR(128) NULL DEFAULT NULL
+        COMMENT 'the status page groups targets by it; NULL: no group'
+        AFTER ca_file,
+    ADD COLUMN IF NOT EXISTS public BOOLEAN NOT NULL DEFAULT 0
+        COMMENT '1: shown on the status page and in the JSON API when [http] PublicOnly is on'
+        AFTER group_name;
 
 ALTER TABLE alert_deliveries
     ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL

@@ -13,6 +13,7 @@ mod engine;
 mod faults;
 mod history;
 mod hooks;
+mod http;
 mod install;
 mod keystone;
 mod lifecycle;
