@@ -32,7 +32,13 @@ ALTER TABLE targets
         AFTER cert_expires_at,
     ADD COLUMN IF NOT EXISTS cert_alerted_for DATETIME NULL DEFAULT NULL
         COMMENT 'set by the daemon: expiry of the certificate the last CERTIFICATE alert was about'
-        AFTER cert_issuer;
+        AFTER cert_issuer,
+    ADD COLUMN IF NOT EXISTS group_name VARCHAR(128) NULL DEFAULT NULL
+        COMMENT 'the status page groups targets by it; NULL: no group'
+        AFTER cert_alerted_for,
+    ADD COLUMN IF NOT EXISTS public BOOLEAN NOT NULL DEFAULT 0
+        COMMENT '1: shown on the status page and in the JSON API when [http] PublicOnly is on'
+        AFTER group_name;
 
 ALTER TABLE alert_deliveries
     ADD COLUMN IF NOT EXISTS claimed_by VARCHAR(64) NULL DEFAULT NULL

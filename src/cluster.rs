@@ -290,8 +290,19 @@ impl Cluster {
         owner(id, &self.live) == Some(self.member.name())
     }
 
+    /// The share figures `/metrics` shows, after every change of them.
+    fn publish(&self) {
+        Stats::set(&self.stats.targets_known, self.targets.len() as u64);
+        Stats::set(&self.stats.targets_owned, self.owned.len() as u64);
+    }
+
     /// A target from the loader: kept, and passed on when it is this node's.
     fn take(&mut self, msg: Control, ports: &Ports) {
+        self.take_one(msg, ports);
+        self.publish();
+    }
+
+    fn take_one(&mut self, msg: Control, ports: &Ports) {
         match msg {
             Control::Upsert { target, first } => {
                 let id = target.id;
@@ -344,6 +355,7 @@ impl Cluster {
                 _ => {}
             }
         }
+        self.publish();
         log::info!(
             "cluster: live nodes {}; this node checks {} of {} targets ({gained} taken over, \
              {lost} handed over)",
@@ -375,10 +387,16 @@ impl Cluster {
             }
             nodes::all(conn).map(Some)
         });
+        match &result {
+            Ok(_) => self.stats.db_write(true),
+            Err(e) if e.class() != db::Class::Transient => self.stats.db_write(false),
+            Err(_) => {}
+        }
         match result {
             Ok(Some(rows)) => {
                 self.back_from_outage();
                 let live = live_names(&rows);
+                Stats::set(&self.stats.live_nodes, live.len() as u64);
                 self.renew_lease(started, &live);
                 Beat::View(live)
             }

@@ -16,6 +16,10 @@
 //!    line and returns;
 //! 5. the notifier makes its last, bounded pass and returns.
 //!
+//! The HTTP server's threads (when `[http] Listen` is set) watch the same trigger: they stop
+//! first, at step 1, after answering the requests already accepted (each bounded by its
+//! read and write deadlines), so that a load balancer sees the node go at once.
+//!
 //! The main thread waits for all of them until the deadline (a second SIGTERM or SIGINT cuts
 //! the wait short), then logs what was left unwritten and exits: 0 when nothing was left,
 //! 1 when work was left, 70 when a thread ended unexpectedly. Whatever the database does, the
@@ -208,6 +212,8 @@ struct Running {
 /// Starts every pipeline thread; an error if one cannot be started (the ones already
 /// started stop when the returned error drops the stop trigger).
 fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
+    // Bound first: a port in use fails the start before any thread runs.
+    let listeners = crate::http::bind(config).map_err(|e| e.to_string())?;
     let stats = Arc::new(Stats::default());
     let (trigger, stop) = stop::request();
     let mut threads = Supervisor::default();
@@ -216,6 +222,8 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         token_lifetime: config.token_lifetime,
     }));
     let member = crate::cluster::join(&pool, &config.cluster)?;
+    // Joining wrote this node's row: the database took a write (for `/healthz`).
+    stats.db_write(true);
     let (targets_tx, targets_rx) = unbounded();
     let (control_tx, control_rx) = unbounded();
     let (done_tx, done_rx) = unbounded();
@@ -267,13 +275,29 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     threads.spawn("skypunch-cluster", None, move || {
         crate::cluster::run(c, cluster_ports, read_timeout)
     })?;
-    let l = loader::Loader::new(pool, targets_tx, reports_tx, stop, config.ca_file.clone());
+    let l = loader::Loader::new(
+        pool,
+        targets_tx,
+        reports_tx,
+        stop.clone(),
+        config.ca_file.clone(),
+    );
     let interval = config.reload_interval;
     threads.spawn("skypunch-loader", None, move || loader::run(l, interval))?;
     let (s, interval) = (stats.clone(), config.stats_interval);
     threads.spawn("skypunch-stats", None, move || {
         crate::report::run(&s, interval, pipeline_done_rx)
     })?;
+    if !listeners.is_empty() {
+        let shared = Arc::new(crate::http::Shared {
+            config: config.clone(),
+            pool: crate::http::pool(&config.db).map_err(|e| e.to_string())?,
+            stats: stats.clone(),
+            liveness: threads.liveness(),
+            stop,
+        });
+        crate::http::spawn(&mut threads, listeners, shared)?;
+    }
     Ok(Running {
         threads,
         trigger,
@@ -471,6 +495,7 @@ pub fn reload_config(opts: &Options, running: &Config) {
         ("[database]", new.db != running.db),
         ("[notifications]", new.notify != running.notify),
         ("[history]", new.history != running.history),
+        ("[http]", new.http != running.http),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

@@ -12,6 +12,7 @@ mod config;
 mod daemon;
 mod db;
 mod fault;
+mod http;
 mod jobs;
 mod keystone;
 mod lifecycle;

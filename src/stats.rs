@@ -8,10 +8,29 @@ use std::time::Duration;
 
 use crate::model::CheckError;
 
-/// A histogram of durations with buckets about 19% wide (4 per power of two), in microseconds.
+/// A histogram of durations with buckets about 19% wide (4 per power of two), in microseconds,
+/// and beside them the sum and the counts in [`EXPORT_BOUNDS_US`], for `/metrics`: the
+/// exported buckets are exact (each observation lands in one), so `le` values stay round.
 pub struct Histogram {
     buckets: Vec<AtomicU64>,
     max: AtomicU64,
+    sum_us: AtomicU64,
+    exported: [AtomicU64; EXPORT_BOUNDS_US.len() + 1],
+}
+
+/// Upper bounds of the buckets `/metrics` shows, in microseconds (1 ms to 60 s); the last
+/// exported bucket is everything above.
+pub const EXPORT_BOUNDS_US: [u64; 14] = [
+    1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000, 60_000_000,
+];
+
+/// A histogram as Prometheus shows it: the sum in seconds, the count, and the count of each
+/// bucket (not cumulative) by upper bound in seconds, the last one `+Inf`.
+pub struct Exported {
+    pub sum_s: f64,
+    pub count: u64,
+    pub buckets: Vec<(f64, u64)>,
 }
 
 const SUB: u32 = 4;
@@ -22,6 +41,8 @@ impl Default for Histogram {
         Histogram {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             max: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            exported: Default::default(),
         }
     }
 }
@@ -50,6 +71,26 @@ impl Histogram {
         let us = d.as_micros().min(u64::MAX as u128) as u64;
         self.buckets[bucket_of(us).min(BUCKETS - 1)].fetch_add(1, Relaxed);
         self.max.fetch_max(us, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        let slot = EXPORT_BOUNDS_US.partition_point(|&top| top < us);
+        self.exported[slot].fetch_add(1, Relaxed);
+    }
+
+    /// The exported buckets, sum and count, read without a lock: a scrape during a record
+    /// may see the count one ahead of the sum, which Prometheus tolerates.
+    pub fn exported(&self) -> Exported {
+        let buckets: Vec<(f64, u64)> = EXPORT_BOUNDS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain([f64::INFINITY])
+            .zip(&self.exported)
+            .map(|(le, n)| (le, n.load(Relaxed)))
+            .collect();
+        Exported {
+            sum_s: self.sum_us.load(Relaxed) as f64 / 1e6,
+            count: buckets.iter().map(|(_, n)| n).sum(),
+            buckets,
+        }
     }
 
     /// A snapshot of the counts, to diff against a later one.
@@ -110,6 +151,15 @@ pub struct Stats {
     /// their target's stored state) and alerts it holds (not yet in the outbox).
     pub held_checks: AtomicU64,
     pub held_alerts: AtomicU64,
+    /// When (Unix ms) a database write last succeeded (a heartbeat or a batch of results),
+    /// and when one last failed for an outage; 0: never. Read by `/healthz` and `/metrics`.
+    pub db_ok_ms: AtomicU64,
+    pub db_failed_ms: AtomicU64,
+    /// Enabled targets this node knows, those it checks, and the live nodes, as of the last
+    /// heartbeat (the cluster thread sets them).
+    pub targets_known: AtomicU64,
+    pub targets_owned: AtomicU64,
+    pub live_nodes: AtomicU64,
 }
 
 impl Stats {
@@ -123,6 +173,17 @@ impl Stats {
 
     pub fn set(counter: &AtomicU64, n: u64) {
         counter.store(n, Relaxed);
+    }
+
+    /// Records a database write that succeeded (`ok`) or failed for an outage, now.
+    pub fn db_write(&self, ok: bool) {
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let field = if ok {
+            &self.db_ok_ms
+        } else {
+            &self.db_failed_ms
+        };
+        field.store(now, Relaxed);
     }
 
     /// Checks made but neither written nor dropped: held by the writer, or on their way to it.
@@ -146,6 +207,21 @@ mod tests {
                 "{us} -> {top}"
             );
         }
+    }
+
+    #[test]
+    fn exported_buckets_are_exact() {
+        let h = Histogram::default();
+        for ms in [0, 1, 2, 7, 70_000] {
+            h.record(Duration::from_millis(ms));
+        }
+        let e = h.exported();
+        assert_eq!(e.count, 5);
+        assert_eq!(e.buckets[0], (0.001, 2), "0 and 1 ms are <= 1 ms");
+        assert_eq!(e.buckets[1], (0.005, 1));
+        assert_eq!(e.buckets[2], (0.01, 1));
+        assert_eq!(e.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert!((e.sum_s - 70.010).abs() < 1e-9, "{}", e.sum_s);
     }
 
     #[test]

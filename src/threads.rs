@@ -4,6 +4,7 @@
 //! that runs and checks nothing. [`install_panic_hook`] puts every panic's thread, message
 //! and location in the log, since a daemon's stderr goes nowhere.
 
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -15,14 +16,33 @@ pub struct Ended {
     pub panicked: bool,
 }
 
+/// The names of the supervised threads that have ended, for `/healthz`. Shared as an `Arc`
+/// between the supervisor, every supervised thread (which adds its name as it ends) and the
+/// HTTP server; the lock is held only to push or copy a few names.
+#[derive(Default)]
+pub struct Liveness {
+    ended: Mutex<Vec<String>>,
+}
+
+impl Liveness {
+    /// The threads that ended so far, by name.
+    pub fn ended(&self) -> Vec<String> {
+        self.ended.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
 /// Sends [`Ended`] when the thread's body returns or unwinds.
 struct Reporter {
     name: String,
     tx: Sender<Ended>,
+    liveness: Arc<Liveness>,
 }
 
 impl Drop for Reporter {
     fn drop(&mut self) {
+        if let Ok(mut ended) = self.liveness.ended.lock() {
+            ended.push(self.name.clone());
+        }
         let _ = self.tx.send(Ended {
             name: std::mem::take(&mut self.name),
             panicked: std::thread::panicking(),
@@ -35,6 +55,7 @@ pub struct Supervisor {
     tx: Sender<Ended>,
     rx: Receiver<Ended>,
     running: Vec<(String, JoinHandle<()>)>,
+    liveness: Arc<Liveness>,
 }
 
 impl Default for Supervisor {
@@ -44,6 +65,7 @@ impl Default for Supervisor {
             tx,
             rx,
             running: Vec::new(),
+            liveness: Arc::default(),
         }
     }
 }
@@ -60,6 +82,7 @@ impl Supervisor {
         let reporter = Reporter {
             name: name.to_string(),
             tx: self.tx.clone(),
+            liveness: self.liveness.clone(),
         };
         let mut builder = std::thread::Builder::new().name(name.to_string());
         if let Some(bytes) = stack {
@@ -73,6 +96,11 @@ impl Supervisor {
             .map_err(|e| format!("cannot start thread {name}: {e}"))?;
         self.running.push((name.to_string(), handle));
         Ok(())
+    }
+
+    /// The names of the threads that ended, shared.
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.liveness.clone()
     }
 
     /// Where ends are reported.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::Place;
-use super::{ClusterConfig, Config, DbConfig, Error, HistoryConfig, NotifyConfig};
+use super::{ClusterConfig, Config, DbConfig, Error, HistoryConfig, HttpConfig, NotifyConfig};
 
 /// One key of the file, as documented: the man page test and the parser's "known keys" hints
 /// read this list, and a unit test checks that the parser accepts every entry.
@@ -78,6 +78,10 @@ pub const KEYS: &[Key] = &[
     key("history", "IncidentDays", "3650"),
     key("cluster", "NodeName", "monitor-1"),
     key("cluster", "DeadAfter", "6"),
+    key("http", "Listen", "127.0.0.1:9470"),
+    key("http", "User", "monitor"),
+    key("http", "Password", "secret"),
+    key("http", "PublicOnly", "no"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -110,9 +114,11 @@ pub(super) fn apply(config: &mut Config, at: &Place, value: &str) -> Result<Opti
         "notifications" => apply_notifications(&mut config.notify, at, &key, value),
         "history" => apply_history(&mut config.history, at, &key, value),
         "cluster" => apply_cluster(&mut config.cluster, at, &key, value),
+        "http" => apply_http(&mut config.http, at, &key, value),
         _ => Ok(Some(unknown(
             at,
-            "sections are [settings], [database], [notifications], [history] and [cluster]",
+            "sections are [settings], [database], [notifications], [history], [cluster] and \
+             [http]",
         ))),
     }
 }
@@ -304,6 +310,57 @@ fn apply_cluster(
         _ => return Ok(Some(unknown(at, &known_hint("cluster")))),
     }
     Ok(None)
+}
+
+fn apply_http(
+    http: &mut HttpConfig,
+    at: &Place,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    match key {
+        "listen" => http.listen = parse_listen(at, value)?,
+        "user" => http.user = at.text(value)?,
+        "password" => http.password = value.to_string(),
+        "publiconly" => http.public_only = parse_bool(at, value)?,
+        _ => return Ok(Some(unknown(at, &known_hint("http")))),
+    }
+    Ok(None)
+}
+
+/// A comma-separated list of `host`, `host:port` or `[v6]:port` (port 9470 when none is
+/// named); empty turns the server off.
+fn parse_listen(at: &Place, value: &str) -> Result<Vec<super::Endpoint>, Error> {
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|entry| {
+            let entry = entry.trim();
+            // Port 0: any free port, which the log names (tests, several daemons on a host).
+            let any_port = entry.strip_suffix(":0").and_then(|host| {
+                super::parse_endpoint(host, super::HTTP_PORT)
+                    .map(|e| super::Endpoint { port: 0, ..e })
+            });
+            any_port
+                .or_else(|| super::parse_endpoint(entry, super::HTTP_PORT))
+                .ok_or_else(|| {
+                    at.bad(
+                        value,
+                        "host:port, [v6]:port, or a comma-separated list of them; empty: no server",
+                    )
+                })
+        })
+        .collect()
+}
+
+fn parse_bool(at: &Place, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(at.bad(value, "yes or no")),
+    }
 }
 
 /// Node names go into `nodes.name` (VARCHAR(64)) and log lines.

@@ -50,6 +50,34 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
     pub cluster: ClusterConfig,
+    pub http: HttpConfig,
+}
+
+/// The daemon's HTTP server (`[http]`): metrics, health, status page and JSON API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where to listen; empty: no server.
+    pub listen: Vec<Endpoint>,
+    /// HTTP Basic credentials asked for everything but `/healthz`; no user: none asked.
+    pub user: String,
+    pub password: String,
+    /// Show only targets with `public = 1` on the status page and in the API.
+    pub public_only: bool,
+}
+
+/// The port `[http] Listen` uses when an address names none.
+pub const HTTP_PORT: u16 = 9470;
+
+// Hand-written, as for DbConfig: `{:?}` never prints the password.
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("user", &self.user)
+            .field("password", &"(redacted)")
+            .field("public_only", &self.public_only)
+            .finish()
+    }
 }
 
 /// How this daemon takes part in a cluster of daemons sharing the database (`[cluster]`).
@@ -311,6 +339,15 @@ impl Default for Config {
                 node_name: String::new(),
                 dead_after: Duration::from_secs(6),
             },
+            http: HttpConfig {
+                listen: vec![Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: HTTP_PORT,
+                }],
+                user: String::new(),
+                password: String::new(),
+                public_only: false,
+            },
         }
     }
 }
@@ -404,9 +441,16 @@ pub fn load_file(path: &Path) -> Result<Loaded, Error> {
 fn readable_secret_warning(path: &Path, config: &Config) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (!config.db.password.is_empty() && mode & 0o004 != 0).then(|| {
+    let which = if !config.db.password.is_empty() {
+        "a database password"
+    } else if !config.http.password.is_empty() {
+        "an [http] password"
+    } else {
+        return None;
+    };
+    (mode & 0o004 != 0).then(|| {
         format!(
-            "{} holds a database password and is readable by every user (mode {:o}): chmod 640 it",
+            "{} holds {which} and is readable by every user (mode {:o}): chmod 640 it",
             path.display(),
             mode & 0o777
         )
@@ -520,7 +564,13 @@ mod tests {
                 .find(|k| k.name == name || k.aliases.contains(&name))
                 .unwrap()
                 .example;
-            let loaded = parse_str(&format!("[{section}]\n{name}: {example}\n"))
+            // Basic authentication takes both or neither: the other of the pair is given.
+            let pair = if section == "http" {
+                "User: u\nPassword: p\n"
+            } else {
+                ""
+            };
+            let loaded = parse_str(&format!("[{section}]\n{pair}{name}: {example}\n"))
                 .unwrap_or_else(|e| panic!("[{section}] {name}: {e}"));
             assert!(
                 loaded.warnings.iter().all(|w| !w.contains("unknown key")),
@@ -543,9 +593,25 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_password() {
-        let c = parse_str("[database]\npassword = hunter2\n")
+        let c = parse_str("[database]\npassword = hunter2\n[http]\nUser: u\nPassword: swordfish\n")
             .unwrap()
             .config;
         assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c:?}").contains("swordfish"));
+    }
+
+    #[test]
+    fn http_listen_takes_a_list_or_nothing() {
+        let c = parse_str("[http]\nListen: 0.0.0.0:80, [::1], localhost\n")
+            .unwrap()
+            .config;
+        let list: Vec<String> = c.http.listen.iter().map(|e| e.to_string()).collect();
+        assert_eq!(list, ["0.0.0.0:80", "[::1]:9470", "localhost:9470"]);
+        let off = parse_str("[http]\nListen:\n").unwrap().config;
+        assert!(off.http.listen.is_empty());
+        let err = parse_str("[http]\nListen: a:b\n").unwrap_err().to_string();
+        assert!(err.contains("[http] Listen"), "{err}");
+        let err = parse_str("[http]\nPassword: x\n").unwrap_err().to_string();
+        assert!(err.contains("[http] Password needs [http] User"), "{err}");
     }
 }

@@ -29,6 +29,8 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let mut section = String::new();
+    // Where [http] User and Password were set: one without the other is an error there.
+    let mut http_lines = (0, 0);
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -53,6 +55,13 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
             section: &section,
             key,
         };
+        if section == "http" {
+            match key.to_ascii_lowercase().as_str() {
+                "user" => http_lines.0 = line,
+                "password" => http_lines.1 = line,
+                _ => {}
+            }
+        }
         match apply(&mut config, &at, value) {
             Ok(Some(warning)) => warnings.push(warning),
             Ok(None) => {}
@@ -61,7 +70,38 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     }
     config.db.idle_transaction_timeout =
         (config.cluster.dead_after / 3).max(Duration::from_secs(1));
+    if let Some(e) = http_pair_error(path, &config, http_lines) {
+        errors.push(e);
+    }
     (Loaded { config, warnings }, errors)
+}
+
+/// Basic authentication needs both a user and a password: one alone is a mistake, not a
+/// server left open on purpose.
+fn http_pair_error(path: &Path, config: &Config, lines: (usize, usize)) -> Option<Error> {
+    let (user, password) = (&config.http.user, &config.http.password);
+    let (line, key, value, allowed) = match (user.is_empty(), password.is_empty()) {
+        (true, false) => (
+            lines.1,
+            "Password",
+            "(hidden)",
+            "[http] Password needs [http] User",
+        ),
+        (false, true) => (
+            lines.0,
+            "User",
+            user.as_str(),
+            "[http] User needs [http] Password",
+        ),
+        _ => return None,
+    };
+    Some(Error::Value {
+        path: path.into(),
+        line,
+        key: format!("[http] {key}"),
+        value: value.into(),
+        allowed: allowed.into(),
+    })
 }
 
 /// Splits `key: value` or `key = value` at whichever separator comes first, so that a value

@@ -55,6 +55,11 @@ pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome
             &batch.rollups,
         )
     });
+    match &first {
+        Ok(_) => stats.db_write(true),
+        Err(e) if e.class() == Class::Outage => stats.db_write(false),
+        Err(_) => {}
+    }
     match first {
         Ok(stale_ids) => {
             let stale = stale_checks(&batch, &stale_ids);

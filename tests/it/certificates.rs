@@ -129,10 +129,26 @@ fn a_certificate_near_expiry_alerts_once_per_certificate() {
     assert_eq!(receiver.to("/hook").len(), 2);
 }
 
+/// The body of `GET /metrics` from the daemon's HTTP server (on the port it logged).
+fn scrape(db: &TestDb) -> String {
+    use std::io::{Read, Write};
+    let port = wait_for(WAIT, "the http listening line", || {
+        db.log()
+            .lines()
+            .find_map(|l| l.split("http: listening on 127.0.0.1:").nth(1))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+    });
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text
+}
+
 #[test]
 fn cert_warn_days_zero_never_alerts_and_plain_http_clears_the_columns() {
     let db = TestDb::new();
-    db.write_config("StatsInterval: 0");
     let soon = service(&db, 3, "ca.pem");
     let id = db.add_target(
         "name, url, frequency, timeout, ca_file, cert_warn_days",
@@ -142,12 +158,25 @@ fn cert_warn_days_zero_never_alerts_and_plain_http_clears_the_columns() {
             db.dir.join("ca.pem").display()
         ),
     );
+    db.write_config("StatsInterval: 0\n[http]\nListen: 127.0.0.1:0");
     let _daemon = Daemon::start(&db);
     wait_for(WAIT, "the certificate in the row", || {
         let issuer: Option<String> =
             db.one(&format!("SELECT cert_issuer FROM targets WHERE id = {id}"));
         issuer
     });
+    // The metrics give the expiry, as the row has it.
+    let expires: i64 = db.one(&format!(
+        "SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', cert_expires_at) FROM targets WHERE id = {id}"
+    ));
+    let metrics = scrape(&db);
+    let series = format!("skypunch_target_cert_expiry_timestamp_seconds{{id=\"{id}\"");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&series))
+        .unwrap_or_else(|| panic!("no {series}:\n{metrics}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(value as i64, expires, "{line}");
     let checks = pass_count(&db, id);
     wait_for(WAIT, "two more checks", || {
         (pass_count(&db, id) >= checks + 2).then_some(())

@@ -14,6 +14,7 @@ mod engine;
 mod faults;
 mod history;
 mod hooks;
+mod http;
 mod install;
 mod keystone;
 mod lifecycle;

@@ -42,7 +42,7 @@ pub fn write_config(dir: &Path, db: &DbConfig, workers: usize) -> Result<PathBuf
     let text = format!(
         "[settings]\nLogFilePath: {}\nPidFile: {}\nWorkers: {workers}\nStatsInterval: 1\n\
          ReloadInterval: 5\nLogLevel: info\n\n[database]\nLocation: {}\nport: {}\nUser: {}\n\
-         Password: {}\nDBName: {}\nPoolSize: 4\n",
+         Password: {}\nDBName: {}\nPoolSize: 4\n\n[http]\nListen:\n",
         dir.join("skypunch.log").display(),
         dir.join("skypunch.pid").display(),
         db.host,

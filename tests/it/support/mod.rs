@@ -189,12 +189,14 @@ impl TestDb {
     }
 
     /// Writes the test's config file: this database, a log and pid file in the working
-    /// folder, a 1 s reload interval, plus `extra` lines (which may add sections).
+    /// folder, a 1 s reload interval, no HTTP server (tests run in parallel: a fixed port
+    /// would collide), plus `extra` lines (which may add sections, `[http]` included).
     pub fn write_config(&self, extra: &str) {
         let s = &self.server;
         let text = format!(
             "[settings]\nLogFilePath: {}\nPidFile: {}\nReloadInterval: 1\nWorkers: 8\n{extra_settings}\n\
-             [database]\nLocation: {}\nport: {}\nUser: {}\nPassword: {}\nDBName: {}\n{extra_rest}\n",
+             [database]\nLocation: {}\nport: {}\nUser: {}\nPassword: {}\nDBName: {}\n\
+             [http]\nListen:\n{extra_rest}\n",
             self.log_path().display(),
             self.pid_path().display(),
             s.host,

@@ -1,0 +1,495 @@
+//! `/metrics`: the Prometheus text exposition (format 0.0.4), encoded by `prometheus-client`.
+//! Daemon figures come from [`Stats`] (atomics); per-target figures from one read of the
+//! `targets` rows (their counters, last result and open incident), which every node shares,
+//! so every node of a cluster shows the same per-target series. The text is written to the
+//! socket as it is encoded (4 KiB at a time): only the rows read are held, not the text.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::health::Facts;
+use super::query::{self, NotifierNow, TargetNow, Which};
+use super::server::{Answer, Body};
+use super::Shared;
+use crate::model::CheckError;
+use crate::stats::{Exported, Stats};
+
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Everything one scrape shows, read before the answer starts.
+#[derive(Debug)]
+struct Scrape {
+    daemon: Daemon,
+    targets: Vec<TargetNow>,
+    notifiers: Vec<NotifierNow>,
+}
+
+#[derive(Debug)]
+struct Daemon {
+    checks: u64,
+    fails_by_kind: Vec<(&'static str, u64)>,
+    lag: Histo,
+    duration: Histo,
+    write: Histo,
+    queue_depth: u64,
+    held_checks: u64,
+    held_alerts: u64,
+    written: u64,
+    dropped: u64,
+    alerts_queued: u64,
+    alerts_dropped: u64,
+    database_up: bool,
+    db_ok_s: f64,
+    targets_known: u64,
+    targets_owned: u64,
+    live_nodes: u64,
+    /// Whether the per-target read worked (`skypunch_scrape_database_ok`).
+    read_ok: bool,
+}
+
+/// A histogram's exported figures (a newtype, for `Debug`).
+struct Histo(Exported);
+
+impl fmt::Debug for Histo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Histo(count {})", self.0.count)
+    }
+}
+
+pub fn answer(shared: &Shared) -> Answer {
+    let (targets, notifiers, read_ok) = match read(shared) {
+        Ok((t, n)) => (t, n, true),
+        Err(e) => {
+            log::warn!("http: /metrics without per-target series: {e}");
+            (Vec::new(), Vec::new(), false)
+        }
+    };
+    let scrape = Scrape {
+        daemon: daemon(shared, read_ok),
+        targets,
+        notifiers,
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(scrape));
+    Answer {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        headers: Vec::new(),
+        body: Body::Stream(Box::new(move |out| {
+            let mut sink = FmtToIo { out, error: None };
+            match prometheus_client::encoding::prometheus_text::encode(&mut sink, &registry) {
+                Ok(()) => Ok(()),
+                Err(_) => Err(sink
+                    .error
+                    .unwrap_or_else(|| std::io::Error::other("encoding"))),
+            }
+        })),
+    }
+}
+
+fn read(shared: &Shared) -> Result<(Vec<TargetNow>, Vec<NotifierNow>), crate::db::Error> {
+    let mut conn = query::checkout(&shared.pool)?;
+    let which = Which {
+        enabled_only: true,
+        lean: true,
+        ..Which::default()
+    };
+    let targets = query::targets(&mut conn, which)?;
+    let notifiers = query::notifiers(&mut conn)?;
+    Ok((targets, notifiers))
+}
+
+fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
+    let s = &shared.stats;
+    let facts = Facts::read(shared);
+    Daemon {
+        checks: Stats::get(&s.checks),
+        fails_by_kind: CheckError::KINDS
+            .iter()
+            .zip(&s.fails_by_kind)
+            .map(|(k, n)| (*k, Stats::get(n)))
+            .collect(),
+        lag: Histo(s.lag.exported()),
+        duration: Histo(s.duration.exported()),
+        write: Histo(s.write_latency.exported()),
+        queue_depth: Stats::get(&s.queue_depth),
+        held_checks: s.unwritten(),
+        held_alerts: Stats::get(&s.held_alerts),
+        written: Stats::get(&s.results_written),
+        dropped: Stats::get(&s.results_dropped),
+        alerts_queued: Stats::get(&s.alerts_queued),
+        alerts_dropped: Stats::get(&s.alerts_dropped),
+        database_up: facts.database_up(),
+        db_ok_s: s.db_ok_ms.load(Relaxed) as f64 / 1000.0,
+        targets_known: Stats::get(&s.targets_known),
+        targets_owned: Stats::get(&s.targets_owned),
+        live_nodes: Stats::get(&s.live_nodes),
+        read_ok,
+    }
+}
+
+/// `fmt::Write` onto the socket, keeping the I/O error that `fmt::Error` cannot carry.
+struct FmtToIo<'a> {
+    out: &'a mut dyn Write,
+    error: Option<std::io::Error>,
+}
+
+impl fmt::Write for FmtToIo<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.out.write_all(s.as_bytes()).map_err(|e| {
+            self.error = Some(e);
+            fmt::Error
+        })
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
+    let m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+    let m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(v).encode(m)
+}
+
+fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &Histo) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    let h = &h.0;
+    m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        h.sum_s, h.count, &h.buckets, None,
+    )
+}
+
+/// A family with one series per item that has a value.
+fn family<T>(
+    e: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    items: &[T],
+    series: impl Fn(&T) -> Vec<(Labels, f64)>,
+) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    for item in items {
+        for (labels, v) in series(item) {
+            let inner = m.encode_family(&labels)?;
+            if matches!(kind, MetricType::Counter) {
+                ConstCounter::new(v as u64).encode(inner)?;
+            } else {
+                ConstGauge::new(v).encode(inner)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn target_labels(t: &TargetNow) -> Labels {
+    vec![("id", t.id.to_string()), ("name", t.name.clone())]
+}
+
+fn with(t: &TargetNow, key: &'static str, value: &str) -> Labels {
+    let mut l = target_labels(t);
+    l.push((key, value.to_string()));
+    l
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        self.encode_daemon(&mut e)?;
+        self.encode_notifiers(&mut e)?;
+        self.encode_targets(&mut e)
+    }
+}
+
+impl Scrape {
+    fn encode_daemon(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let d = &self.daemon;
+        counter(
+            e,
+            "skypunch_checks",
+            "Checks made by this daemon since it started.",
+            d.checks,
+        )?;
+        let kinds: Vec<(Labels, f64)> = d
+            .fails_by_kind
+            .iter()
+            .map(|(k, n)| (vec![("kind", k.to_string())], *n as f64))
+            .collect();
+        family(
+            e,
+            (
+                "skypunch_check_failures",
+                "Failed checks by kind since start.",
+                MetricType::Counter,
+            ),
+            &kinds,
+            |x| vec![x.clone()],
+        )?;
+        histogram(
+            e,
+            "skypunch_dispatch_lag_seconds",
+            "How late checks started.",
+            &d.lag,
+        )?;
+        histogram(
+            e,
+            "skypunch_check_duration_seconds",
+            "How long checks took.",
+            &d.duration,
+        )?;
+        histogram(
+            e,
+            "skypunch_write_duration_seconds",
+            "How long writing a batch of results took.",
+            &d.write,
+        )?;
+        gauge(
+            e,
+            "skypunch_queue_depth",
+            "Due checks waiting for a worker.",
+            d.queue_depth as f64,
+        )?;
+        gauge(
+            e,
+            "skypunch_results_held",
+            "Checks made but not yet written to the database (a database outage holds them).",
+            d.held_checks as f64,
+        )?;
+        gauge(
+            e,
+            "skypunch_alerts_held",
+            "Alerts not yet in the outbox.",
+            d.held_alerts as f64,
+        )?;
+        counter(
+            e,
+            "skypunch_results_written",
+            "Check results written.",
+            d.written,
+        )?;
+        counter(
+            e,
+            "skypunch_results_dropped",
+            "Check results never to be written.",
+            d.dropped,
+        )?;
+        counter(
+            e,
+            "skypunch_alerts_queued",
+            "Alerts put in the outbox.",
+            d.alerts_queued,
+        )?;
+        counter(
+            e,
+            "skypunch_alerts_dropped",
+            "Alerts given up past MaxPendingAlerts during an outage.",
+            d.alerts_dropped,
+        )?;
+        gauge(
+            e,
+            "skypunch_database_up",
+            "1 when the last database write succeeded within DeadAfter.",
+            f64::from(u8::from(d.database_up)),
+        )?;
+        gauge(
+            e,
+            "skypunch_database_last_write_timestamp_seconds",
+            "When a database write last succeeded.",
+            d.db_ok_s,
+        )?;
+        gauge(
+            e,
+            "skypunch_scrape_database_ok",
+            "1 when this scrape could read the targets (else no per-target series).",
+            f64::from(u8::from(d.read_ok)),
+        )?;
+        let errors = self.targets.iter().filter(|t| t.config_error()).count();
+        gauge(
+            e,
+            "skypunch_config_errors",
+            "Enabled targets not checked for a config error in their row.",
+            errors as f64,
+        )?;
+        gauge(
+            e,
+            "skypunch_targets",
+            "Enabled targets this node knows.",
+            d.targets_known as f64,
+        )?;
+        gauge(
+            e,
+            "skypunch_targets_owned",
+            "Targets this node checks.",
+            d.targets_owned as f64,
+        )?;
+        let share = if d.targets_known == 0 {
+            0.0
+        } else {
+            d.targets_owned as f64 / d.targets_known as f64
+        };
+        gauge(
+            e,
+            "skypunch_node_share_ratio",
+            "This node's share of the targets.",
+            share,
+        )?;
+        gauge(
+            e,
+            "skypunch_cluster_nodes",
+            "Live nodes sharing the database.",
+            d.live_nodes as f64,
+        )
+    }
+
+    fn encode_notifiers(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let labels = |n: &NotifierNow| vec![("id", n.id.to_string()), ("name", n.name.clone())];
+        family(
+            e,
+            (
+                "skypunch_notifier_alerts_pending",
+                "Deliveries not yet sent.",
+                MetricType::Gauge,
+            ),
+            &self.notifiers,
+            |n| vec![(labels(n), n.pending as f64)],
+        )?;
+        family(
+            e,
+            (
+                "skypunch_notifier_alerts_sent",
+                "Alerts sent (all nodes).",
+                MetricType::Counter,
+            ),
+            &self.notifiers,
+            |n| vec![(labels(n), n.sent as f64)],
+        )?;
+        family(
+            e,
+            (
+                "skypunch_notifier_alerts_failed",
+                "Failed sends (all nodes).",
+                MetricType::Counter,
+            ),
+            &self.notifiers,
+            |n| vec![(labels(n), n.failed as f64)],
+        )
+    }
+
+    fn encode_targets(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let t = &self.targets;
+        let g = MetricType::Gauge;
+        let c = MetricType::Counter;
+        let secs = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
+        let one =
+            |t: &TargetNow, v: Option<f64>| v.map(|v| (target_labels(t), v)).into_iter().collect();
+        family(
+            e,
+            (
+                "skypunch_target_up",
+                "1: PASS, 0: FAIL (no series while NEW).",
+                g,
+            ),
+            t,
+            |t| {
+                let v = match t.status.as_str() {
+                    "PASS" => Some(1.0),
+                    "FAIL" => Some(0.0),
+                    _ => None,
+                };
+                one(t, v)
+            },
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_response_seconds",
+                "Duration of the last check.",
+                g,
+            ),
+            t,
+            |t| one(t, secs(t.response_ms)),
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_http_status",
+                "HTTP status of the last check.",
+                g,
+            ),
+            t,
+            |t| one(t, t.http_status.map(|s| s as f64)),
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_last_check_timestamp_seconds",
+                "When the last result was written.",
+                g,
+            ),
+            t,
+            |t| one(t, secs(t.last_check_ms).filter(|_| t.status != "NEW")),
+        )?;
+        family(
+            e,
+            ("skypunch_target_checks", "Checks by result.", c),
+            t,
+            |t| {
+                vec![
+                    (with(t, "result", "pass"), t.pass as f64),
+                    (with(t, "result", "fail"), t.fail as f64),
+                ]
+            },
+        )?;
+        family(
+            e,
+            ("skypunch_target_responses", "Responses by status class.", c),
+            t,
+            |t| {
+                ["2xx", "3xx", "4xx", "5xx"]
+                    .iter()
+                    .zip(t.classes)
+                    .map(|(class, n)| (with(t, "class", class), n as f64))
+                    .collect()
+            },
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_network_failures",
+                "Checks that got no response.",
+                c,
+            ),
+            t,
+            |t| vec![(target_labels(t), t.network_fails as f64)],
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_incident_start_timestamp_seconds",
+                "Start of the open incident.",
+                g,
+            ),
+            t,
+            |t| one(t, secs(t.incident_ms)),
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_cert_expiry_timestamp_seconds",
+                "Expiry of the TLS certificate the last handshake saw.",
+                g,
+            ),
+            t,
+            |t| one(t, t.cert_expires_s.map(|s| s as f64)),
+        )
+    }
+}

@@ -1,0 +1,211 @@
+//! The HTTP server's database reads: one statement per page, on the server's own small
+//! connection pool (so a slow page never takes a connection the pipeline needs).
+
+use mysql::prelude::Queryable;
+
+use crate::db::{self, Conn, Pool};
+
+/// One target as the pages and the metrics show it: its row and its open incident.
+#[derive(Debug, Clone, Default)]
+pub struct TargetNow {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub description: String,
+    pub enabled: bool,
+    /// The display form (no user info, secret parameters masked); empty in the lean read.
+    pub url: String,
+    pub method: String,
+    pub frequency: i64,
+    pub http_status: Option<i64>,
+    pub response_ms: Option<i64>,
+    /// When the last result was written, ms since the epoch.
+    pub last_check_ms: Option<i64>,
+    pub pass: u64,
+    pub fail: u64,
+    /// Responses by class: 2xx, 3xx, 4xx, 5xx.
+    pub classes: [u64; 4],
+    pub network_fails: u64,
+    pub group: Option<String>,
+    pub public: bool,
+    /// The open incident's start, ms since the epoch, and its latest reason.
+    pub incident_ms: Option<i64>,
+    pub incident_reason: Option<String>,
+    /// The TLS certificate's expiry, seconds since the epoch, where a check saw one.
+    pub cert_expires_s: Option<i64>,
+}
+
+impl TargetNow {
+    /// Whether `description` is a config error the loader wrote (the row is not checked).
+    pub fn config_error(&self) -> bool {
+        self.description.starts_with("config error:")
+    }
+}
+
+/// Which targets a read takes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Which {
+    /// Only `public = 1` ones (`[http] PublicOnly`).
+    pub public_only: bool,
+    /// Only enabled ones.
+    pub enabled_only: bool,
+    /// Only this one.
+    pub id: Option<i64>,
+    /// Without url and description, for the metrics of many targets.
+    pub lean: bool,
+}
+
+pub fn checkout(pool: &Pool) -> Result<Conn, db::Error> {
+    db::checkout(pool)
+}
+
+/// The targets `which` selects, by id.
+pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Error> {
+    let mut filter = vec!["1 = 1".to_string()];
+    if which.public_only {
+        filter.push("t.public = 1".into());
+    }
+    if which.enabled_only {
+        filter.push("t.enabled = 1".into());
+    }
+    if let Some(id) = which.id {
+        filter.push(format!("t.id = {id}"));
+    }
+    let text = if which.lean {
+        "'', '', ''"
+    } else {
+        "t.url, IFNULL(t.status_description, ''), i.last_reason"
+    };
+    let sql = format!(
+        "SELECT t.id, t.name, t.status, t.enabled, t.method, t.frequency, t.last_http_status, \
+         t.last_response_ms, CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
+         t.pass_count, t.fail_count, t.count200, t.count300, t.count400, t.count500, \
+         t.network_fails, t.group_name, t.public, \
+         CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
+         t.status_description LIKE 'config error:%', {text}, \
+         TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at) \
+         FROM targets t LEFT JOIN incidents i ON i.open_target = t.id \
+         WHERE {} ORDER BY t.id",
+        filter.join(" AND ")
+    );
+    let mut out = Vec::new();
+    conn.query_map(sql, |mut r: mysql::Row| {
+        let mut t = row(&mut r);
+        if which.lean && take::<bool>(&mut r, 19).unwrap_or(false) {
+            t.description = "config error:".into();
+        }
+        out.push(t);
+    })
+    .map_err(db::Error::query("reading targets for the HTTP server"))?;
+    Ok(out)
+}
+
+fn take<T: mysql::prelude::FromValue>(r: &mut mysql::Row, i: usize) -> Option<T> {
+    r.take_opt::<Option<T>, usize>(i)
+        .and_then(Result::ok)
+        .flatten()
+}
+
+fn row(r: &mut mysql::Row) -> TargetNow {
+    let n = |r: &mut mysql::Row, i| take::<u64>(r, i).unwrap_or(0);
+    TargetNow {
+        id: take(r, 0).unwrap_or(0),
+        name: take(r, 1).unwrap_or_default(),
+        status: take(r, 2).unwrap_or_default(),
+        enabled: take(r, 3).unwrap_or(false),
+        method: take(r, 4).unwrap_or_default(),
+        frequency: take(r, 5).unwrap_or(0),
+        http_status: take(r, 6),
+        response_ms: take(r, 7),
+        last_check_ms: take(r, 8),
+        pass: n(r, 9),
+        fail: n(r, 10),
+        classes: [n(r, 11), n(r, 12), n(r, 13), n(r, 14)],
+        network_fails: n(r, 15),
+        group: take::<String>(r, 16).filter(|g| !g.is_empty()),
+        public: take(r, 17).unwrap_or(false),
+        incident_ms: take(r, 18),
+        url: crate::urls::shown(&take::<String>(r, 20).unwrap_or_default()),
+        description: take(r, 21).unwrap_or_default(),
+        incident_reason: take(r, 22),
+        cert_expires_s: take(r, 23),
+    }
+}
+
+/// A notifier's deliveries: pending now, sent and failed since it was made (its row's
+/// counters, shared by every node).
+#[derive(Debug, Clone)]
+pub struct NotifierNow {
+    pub id: i64,
+    pub name: String,
+    pub pending: u64,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+pub fn notifiers(conn: &mut Conn) -> Result<Vec<NotifierNow>, db::Error> {
+    conn.query_map(
+        "SELECT n.id, n.name, n.pass_count, n.fail_count, \
+         (SELECT COUNT(*) FROM alert_deliveries d WHERE d.notifier_id = n.id \
+          AND d.state = 'PENDING') FROM notifiers n ORDER BY n.id",
+        |(id, name, sent, failed, pending): (i64, String, i64, i64, i64)| NotifierNow {
+            id,
+            name,
+            pending: pending.max(0) as u64,
+            sent: sent.max(0) as u64,
+            failed: failed.max(0) as u64,
+        },
+    )
+    .map_err(db::Error::query("reading notifiers for the HTTP server"))
+}
+
+/// An incident as the pages show it; times in ms since the epoch.
+#[derive(Debug, Clone)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub target_id: i64,
+    pub target_name: String,
+    pub started: i64,
+    pub ended: Option<i64>,
+    pub first_reason: String,
+    pub last_reason: String,
+    pub failed_checks: u64,
+    pub http_status: Option<i64>,
+}
+
+/// The open incidents and those that ended in the last `days`, newest first, at most
+/// `limit`; of one target when `target` is given, of public targets only when `public_only`.
+pub fn incidents(
+    conn: &mut Conn,
+    target: Option<i64>,
+    public_only: bool,
+    days: u32,
+    limit: u32,
+) -> Result<Vec<IncidentRow>, db::Error> {
+    let mut filter =
+        format!("(i.ended IS NULL OR i.ended > UTC_TIMESTAMP() - INTERVAL {days} DAY)");
+    if let Some(id) = target {
+        filter.push_str(&format!(" AND i.target_id = {id}"));
+    }
+    if public_only {
+        filter.push_str(" AND t.public = 1");
+    }
+    let sql = format!(
+        "SELECT i.id, i.target_id, t.name, CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
+         CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.last_reason, \
+         i.failed_checks, i.http_status FROM incidents i JOIN targets t ON t.id = i.target_id \
+         WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT {limit}"
+    );
+    conn.query_map(sql, |mut r: mysql::Row| IncidentRow {
+        id: take(&mut r, 0).unwrap_or(0),
+        target_id: take(&mut r, 1).unwrap_or(0),
+        target_name: take(&mut r, 2).unwrap_or_default(),
+        started: take(&mut r, 3).unwrap_or(0),
+        ended: take(&mut r, 4),
+        first_reason: take(&mut r, 5).unwrap_or_default(),
+        last_reason: take(&mut r, 6).unwrap_or_default(),
+        failed_checks: take(&mut r, 7).unwrap_or(0),
+        http_status: take(&mut r, 8),
+    })
+    .map_err(db::Error::query("reading incidents for the HTTP server"))
+}
