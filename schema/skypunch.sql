@@ -65,8 +65,8 @@ CREATE TABLE IF NOT EXISTS targets (
     cert_expires_at    DATETIME      NULL     DEFAULT NULL COMMENT 'set by the daemon: expiry (UTC) of the leaf certificate of the last TLS handshake; NULL for http:// targets',
     cert_issuer        VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'set by the daemon: issuer of that certificate',
     cert_alerted_for   DATETIME      NULL     DEFAULT NULL COMMENT 'set by the daemon: expiry of the certificate the last CERTIFICATE alert was about',
-    group_name         VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'the status page groups targets by it; NULL: no group',
-    public             BOOLEAN       NOT NULL DEFAULT 0    COMMENT '1: shown on the status page and in the JSON API when [http] PublicOnly is on',
+    group_name         VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'a group the target belongs to (the JSON API gives it); NULL: none',
+    public             BOOLEAN       NOT NULL DEFAULT 0    COMMENT '1: shown in the JSON API when [http] PublicOnly is on',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
     PRIMARY KEY (id),

@@ -34,10 +34,10 @@ ALTER TABLE targets
         COMMENT 'set by the daemon: expiry of the certificate the last CERTIFICATE alert was about'
         AFTER cert_issuer,
     ADD COLUMN IF NOT EXISTS group_name VARCHAR(128) NULL DEFAULT NULL
-        COMMENT 'the status page groups targets by it; NULL: no group'
+        COMMENT 'a group the target belongs to (the JSON API gives it); NULL: none'
         AFTER cert_alerted_for,
     ADD COLUMN IF NOT EXISTS public BOOLEAN NOT NULL DEFAULT 0
-        COMMENT '1: shown on the status page and in the JSON API when [http] PublicOnly is on'
+        COMMENT '1: shown in the JSON API when [http] PublicOnly is on'
         AFTER group_name;
 
 ALTER TABLE alert_deliveries

@@ -53,7 +53,7 @@ pub struct Config {
     pub http: HttpConfig,
 }
 
-/// The daemon's HTTP server (`[http]`): metrics, health, status page and JSON API.
+/// The daemon's HTTP server (`[http]`): metrics, health and JSON API.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Where to listen; empty: no server.
@@ -61,7 +61,7 @@ pub struct HttpConfig {
     /// HTTP Basic credentials asked for everything but `/healthz`; no user: none asked.
     pub user: String,
     pub password: String,
-    /// Show only targets with `public = 1` on the status page and in the API.
+    /// Show only targets with `public = 1` in the JSON API.
     pub public_only: bool,
 }
 

@@ -1,5 +1,5 @@
-//! The daemon's HTTP server (`[http]`): `/metrics`, `/healthz`, the status page (`/`,
-//! `/target/ID`) and the read-only JSON API (`/api/v1/...`). One acceptor thread per listen
+//! The daemon's HTTP server (`[http]`): `/metrics`, `/healthz` and the read-only JSON API
+//! (`/api/v1/...`). One acceptor thread per listen
 //! address ("skypunch-http-accept-N") hands connections over a bounded channel to a fixed pool
 //! of [`HANDLERS`] threads ("skypunch-http-N"). Handlers read the daemon's counters
 //! ([`Stats`], atomics) and the database through the shared r2d2 pool; they take no lock the
