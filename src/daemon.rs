@@ -217,10 +217,6 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     let stats = Arc::new(Stats::default());
     let (trigger, stop) = stop::request();
     let mut threads = Supervisor::default();
-    let checker = Arc::new(Checker::new(CheckSettings {
-        max_body_bytes: config.max_body_bytes,
-        token_lifetime: config.token_lifetime,
-    }));
     let member = crate::cluster::join(&pool, &config.cluster)?;
     // Joining wrote this node's row: the database took a write (for `/healthz`).
     stats.db_write(true);
@@ -251,6 +247,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         done: done_tx,
         results: reports_tx.clone(),
     };
+    let checker = checker(config);
     worker::spawn(&mut threads, config.workers, checker, ports, stats.clone())?;
     let wheel_ports = wheel::Ports {
         control: control_rx,
@@ -288,22 +285,42 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     threads.spawn("skypunch-stats", None, move || {
         crate::report::run(&s, interval, pipeline_done_rx)
     })?;
-    if !listeners.is_empty() {
-        let shared = Arc::new(crate::http::Shared {
-            config: config.clone(),
-            pool: crate::http::pool(&config.db).map_err(|e| e.to_string())?,
-            stats: stats.clone(),
-            liveness: threads.liveness(),
-            stop,
-        });
-        crate::http::spawn(&mut threads, listeners, shared)?;
-    }
+    start_http(config, &mut threads, listeners, &stats, stop)?;
     Ok(Running {
         threads,
         trigger,
         pipeline_done: Some(pipeline_done),
         stats,
     })
+}
+
+/// The check runner every worker shares.
+fn checker(config: &Config) -> Arc<Checker> {
+    Arc::new(Checker::new(CheckSettings {
+        max_body_bytes: config.max_body_bytes,
+        token_lifetime: config.token_lifetime,
+    }))
+}
+
+/// The HTTP server's threads, when `[http] Listen` names an address (bound already).
+fn start_http(
+    config: &Arc<Config>,
+    threads: &mut Supervisor,
+    listeners: Vec<std::net::TcpListener>,
+    stats: &Arc<Stats>,
+    stop: stop::Stop,
+) -> Result<(), String> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let shared = Arc::new(crate::http::Shared {
+        config: config.clone(),
+        pool: crate::http::pool(&config.db).map_err(|e| e.to_string())?,
+        stats: stats.clone(),
+        liveness: threads.liveness(),
+        stop,
+    });
+    crate::http::spawn(threads, listeners, shared)
 }
 
 /// Why the daemon stops.

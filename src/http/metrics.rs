@@ -213,12 +213,6 @@ impl Collector for Scrape {
 impl Scrape {
     fn encode_daemon(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let d = &self.daemon;
-        counter(
-            e,
-            "skypunch_checks",
-            "Checks made by this daemon since it started.",
-            d.checks,
-        )?;
         let kinds: Vec<(Labels, f64)> = d
             .fails_by_kind
             .iter()
@@ -234,120 +228,129 @@ impl Scrape {
             &kinds,
             |x| vec![x.clone()],
         )?;
-        histogram(
-            e,
-            "skypunch_dispatch_lag_seconds",
-            "How late checks started.",
-            &d.lag,
-        )?;
-        histogram(
-            e,
-            "skypunch_check_duration_seconds",
-            "How long checks took.",
-            &d.duration,
-        )?;
-        histogram(
-            e,
-            "skypunch_write_duration_seconds",
-            "How long writing a batch of results took.",
-            &d.write,
-        )?;
-        gauge(
-            e,
-            "skypunch_queue_depth",
-            "Due checks waiting for a worker.",
-            d.queue_depth as f64,
-        )?;
-        gauge(
-            e,
-            "skypunch_results_held",
-            "Checks made but not yet written to the database (a database outage holds them).",
-            d.held_checks as f64,
-        )?;
-        gauge(
-            e,
-            "skypunch_alerts_held",
-            "Alerts not yet in the outbox.",
-            d.held_alerts as f64,
-        )?;
-        counter(
-            e,
-            "skypunch_results_written",
-            "Check results written.",
-            d.written,
-        )?;
-        counter(
-            e,
-            "skypunch_results_dropped",
-            "Check results never to be written.",
-            d.dropped,
-        )?;
-        counter(
-            e,
-            "skypunch_alerts_queued",
-            "Alerts put in the outbox.",
-            d.alerts_queued,
-        )?;
-        counter(
-            e,
-            "skypunch_alerts_dropped",
-            "Alerts given up past MaxPendingAlerts during an outage.",
-            d.alerts_dropped,
-        )?;
-        gauge(
-            e,
-            "skypunch_database_up",
-            "1 when the last database write succeeded within DeadAfter.",
-            f64::from(u8::from(d.database_up)),
-        )?;
-        gauge(
-            e,
-            "skypunch_database_last_write_timestamp_seconds",
-            "When a database write last succeeded.",
-            d.db_ok_s,
-        )?;
-        gauge(
-            e,
-            "skypunch_scrape_database_ok",
-            "1 when this scrape could read the targets (else no per-target series).",
-            f64::from(u8::from(d.read_ok)),
-        )?;
+        let histograms = [
+            (
+                "skypunch_dispatch_lag_seconds",
+                "How late checks started.",
+                &d.lag,
+            ),
+            (
+                "skypunch_check_duration_seconds",
+                "How long checks took.",
+                &d.duration,
+            ),
+            (
+                "skypunch_write_duration_seconds",
+                "How long writing a batch of results took.",
+                &d.write,
+            ),
+        ];
+        for (name, help, h) in histograms {
+            histogram(e, name, help, h)?;
+        }
+        let counters = [
+            (
+                "skypunch_checks",
+                "Checks made by this daemon since it started.",
+                d.checks,
+            ),
+            (
+                "skypunch_results_written",
+                "Check results written.",
+                d.written,
+            ),
+            (
+                "skypunch_results_dropped",
+                "Check results never to be written.",
+                d.dropped,
+            ),
+            (
+                "skypunch_alerts_queued",
+                "Alerts put in the outbox.",
+                d.alerts_queued,
+            ),
+            (
+                "skypunch_alerts_dropped",
+                "Alerts given up past MaxPendingAlerts during an outage.",
+                d.alerts_dropped,
+            ),
+        ];
+        for (name, help, v) in counters {
+            counter(e, name, help, v)?;
+        }
+        for (name, help, v) in self.daemon_gauges() {
+            gauge(e, name, help, v)?;
+        }
+        Ok(())
+    }
+
+    /// The daemon's gauges: name, help, value.
+    fn daemon_gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let d = &self.daemon;
         let errors = self.targets.iter().filter(|t| t.config_error()).count();
-        gauge(
-            e,
-            "skypunch_config_errors",
-            "Enabled targets not checked for a config error in their row.",
-            errors as f64,
-        )?;
-        gauge(
-            e,
-            "skypunch_targets",
-            "Enabled targets this node knows.",
-            d.targets_known as f64,
-        )?;
-        gauge(
-            e,
-            "skypunch_targets_owned",
-            "Targets this node checks.",
-            d.targets_owned as f64,
-        )?;
         let share = if d.targets_known == 0 {
             0.0
         } else {
             d.targets_owned as f64 / d.targets_known as f64
         };
-        gauge(
-            e,
-            "skypunch_node_share_ratio",
-            "This node's share of the targets.",
-            share,
-        )?;
-        gauge(
-            e,
-            "skypunch_cluster_nodes",
-            "Live nodes sharing the database.",
-            d.live_nodes as f64,
-        )
+        let flag = |b: bool| f64::from(u8::from(b));
+        vec![
+            (
+                "skypunch_queue_depth",
+                "Due checks waiting for a worker.",
+                d.queue_depth as f64,
+            ),
+            (
+                "skypunch_results_held",
+                "Checks made but not yet written to the database (a database outage holds them).",
+                d.held_checks as f64,
+            ),
+            (
+                "skypunch_alerts_held",
+                "Alerts not yet in the outbox.",
+                d.held_alerts as f64,
+            ),
+            (
+                "skypunch_database_up",
+                "1 when the last database write succeeded within DeadAfter.",
+                flag(d.database_up),
+            ),
+            (
+                "skypunch_database_last_write_timestamp_seconds",
+                "When a database write last succeeded.",
+                d.db_ok_s,
+            ),
+            (
+                "skypunch_scrape_database_ok",
+                "1 when this scrape could read the targets (else no per-target series).",
+                flag(d.read_ok),
+            ),
+            (
+                "skypunch_config_errors",
+                "Enabled targets not checked for a config error in their row.",
+                errors as f64,
+            ),
+            (
+                "skypunch_targets",
+                "Enabled targets this node knows.",
+                d.targets_known as f64,
+            ),
+            (
+                "skypunch_targets_owned",
+                "Targets this node checks.",
+                d.targets_owned as f64,
+            ),
+            (
+                "skypunch_node_share_ratio",
+                "This node's share of the targets.",
+                share,
+            ),
+            (
+                "skypunch_cluster_nodes",
+                "Live nodes sharing the database.",
+                d.live_nodes as f64,
+            ),
+        ]
     }
 
     fn encode_notifiers(&self, e: &mut DescriptorEncoder) -> fmt::Result {
@@ -384,10 +387,15 @@ impl Scrape {
         )
     }
 
+    /// Per target: its state now (gauges), then its counters.
     fn encode_targets(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        self.encode_target_state(e)?;
+        self.encode_target_counts(e)
+    }
+
+    fn encode_target_state(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let t = &self.targets;
         let g = MetricType::Gauge;
-        let c = MetricType::Counter;
         let secs = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
         let one =
             |t: &TargetNow, v: Option<f64>| v.map(|v| (target_labels(t), v)).into_iter().collect();
@@ -440,6 +448,31 @@ impl Scrape {
         )?;
         family(
             e,
+            (
+                "skypunch_target_incident_start_timestamp_seconds",
+                "Start of the open incident.",
+                g,
+            ),
+            t,
+            |t| one(t, secs(t.incident_ms)),
+        )?;
+        family(
+            e,
+            (
+                "skypunch_target_cert_expiry_timestamp_seconds",
+                "Expiry of the TLS certificate the last handshake saw.",
+                g,
+            ),
+            t,
+            |t| one(t, t.cert_expires_s.map(|s| s as f64)),
+        )
+    }
+
+    fn encode_target_counts(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let t = &self.targets;
+        let c = MetricType::Counter;
+        family(
+            e,
             ("skypunch_target_checks", "Checks by result.", c),
             t,
             |t| {
@@ -470,26 +503,6 @@ impl Scrape {
             ),
             t,
             |t| vec![(target_labels(t), t.network_fails as f64)],
-        )?;
-        family(
-            e,
-            (
-                "skypunch_target_incident_start_timestamp_seconds",
-                "Start of the open incident.",
-                g,
-            ),
-            t,
-            |t| one(t, secs(t.incident_ms)),
-        )?;
-        family(
-            e,
-            (
-                "skypunch_target_cert_expiry_timestamp_seconds",
-                "Expiry of the TLS certificate the last handshake saw.",
-                g,
-            ),
-            t,
-            |t| one(t, t.cert_expires_s.map(|s| s as f64)),
         )
     }
 }
