@@ -11,13 +11,19 @@
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
-    let Some(dir) = std::env::var_os("SKYPUNCH_FAULT_DIR") else {
-        return;
-    };
-    let trigger = std::path::Path::new(&dir).join(format!("panic-{role}"));
-    if std::fs::remove_file(&trigger).is_ok() {
+    if triggered("panic", role) {
         panic!("fault injected by the test suite into the {role} thread");
     }
+}
+
+/// Whether the test asked for fault `kind` at `role` (the file `<kind>-<role>` in
+/// `SKYPUNCH_FAULT_DIR`); the first caller to see the file takes it away.
+#[cfg(feature = "fault-injection")]
+fn triggered(kind: &str, role: &str) -> bool {
+    std::env::var_os("SKYPUNCH_FAULT_DIR").is_some_and(|dir| {
+        let trigger = std::path::Path::new(&dir).join(format!("{kind}-{role}"));
+        std::fs::remove_file(trigger).is_ok()
+    })
 }
 
 #[cfg(not(feature = "fault-injection"))]
@@ -26,11 +32,7 @@ pub fn point(_role: &str) {}
 
 #[cfg(feature = "fault-injection")]
 pub fn freeze(role: &str) {
-    let Some(dir) = std::env::var_os("SKYPUNCH_FAULT_DIR") else {
-        return;
-    };
-    let trigger = std::path::Path::new(&dir).join(format!("freeze-{role}"));
-    if std::fs::remove_file(&trigger).is_ok() {
+    if triggered("freeze", role) {
         // SAFETY: raise() only sends a signal to this process.
         unsafe {
             libc::raise(libc::SIGSTOP);

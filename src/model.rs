@@ -324,9 +324,9 @@ pub struct CheckOutcome {
     /// From the start of the check to the verdict.
     pub elapsed: Duration,
     pub trace: Trace,
-    /// The leaf certificate, when the check got through a TLS handshake (boxed: every
-    /// plain-HTTP result carries only the empty pointer through the channels).
-    pub cert: Option<Box<CertInfo>>,
+    /// The leaf certificate, when the check got through a TLS handshake; shared with the
+    /// worker's cache of parsed certificates, so a check of a known one allocates nothing.
+    pub cert: Option<Arc<CertInfo>>,
 }
 
 /// The leaf certificate a check's TLS handshake saw.

@@ -227,7 +227,7 @@ fn push_event(events: &mut Vec<IncidentEvent>, later: IncidentEvent) {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CertSeen {
     /// A TLS handshake showed this leaf certificate.
-    Seen(CertInfo),
+    Seen(std::sync::Arc<CertInfo>),
     /// The target is `http://`: the columns are cleared.
     NotTls,
     /// No handshake got through: the columns keep what the last one saw.
@@ -268,7 +268,7 @@ impl RowUpdate {
     /// talks plain HTTP from one whose handshake did not get through.
     pub fn new(t: &Transition, outcome: &CheckOutcome, https: bool, at: String) -> RowUpdate {
         let cert = match (&outcome.cert, https) {
-            (Some(c), _) => CertSeen::Seen(CertInfo::clone(c)),
+            (Some(c), _) => CertSeen::Seen(c.clone()),
             (None, false) => CertSeen::NotTls,
             (None, true) => CertSeen::Unknown,
         };

@@ -58,6 +58,23 @@ pub fn width(s: &str) -> usize {
     UnicodeWidthStr::width(s)
 }
 
+/// `in 5 days`, `in 3 hours`, `expired 2 days ago`.
+pub fn time_left(seconds: i64) -> String {
+    let (ago, s) = (seconds < 0, seconds.unsigned_abs());
+    let span = if s >= 2 * 86_400 {
+        format!("{} days", s / 86_400)
+    } else if s >= 2 * 3600 {
+        format!("{} hours", s / 3600)
+    } else {
+        format!("{} minutes", s / 60)
+    };
+    if ago {
+        format!("expired {span} ago")
+    } else {
+        format!("in {span}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +95,13 @@ mod tests {
         assert_eq!(width("名前"), 4);
         assert_eq!(width("e\u{301}"), 1);
         assert_eq!(width("ok"), 2);
+    }
+
+    #[test]
+    fn time_left_reads_naturally() {
+        assert_eq!(time_left(5 * 86_400 + 30), "in 5 days");
+        assert_eq!(time_left(86_400 + 10), "in 24 hours");
+        assert_eq!(time_left(-3 * 86_400), "expired 3 days ago");
+        assert_eq!(time_left(300), "in 5 minutes");
     }
 }

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -17,11 +18,11 @@ const MAX_NAME: usize = 200;
 const CACHED: usize = 1024;
 
 thread_local! {
-    static SEEN: RefCell<HashMap<u64, Option<CertInfo>>> = RefCell::new(HashMap::new());
+    static SEEN: RefCell<HashMap<u64, Option<Arc<CertInfo>>>> = RefCell::new(HashMap::new());
 }
 
 /// [`parse`], remembered by the certificate's hash on this thread.
-pub fn parse_cached(der: &[u8]) -> Option<CertInfo> {
+pub fn parse_cached(der: &[u8]) -> Option<Arc<CertInfo>> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     der.hash(&mut hasher);
     let key = hasher.finish();
@@ -32,7 +33,9 @@ pub fn parse_cached(der: &[u8]) -> Option<CertInfo> {
         if seen.len() >= CACHED {
             seen.clear();
         }
-        seen.entry(key).or_insert_with(|| parse(der)).clone()
+        seen.entry(key)
+            .or_insert_with(|| parse(der).map(Arc::new))
+            .clone()
     })
 }
 
@@ -61,25 +64,8 @@ pub fn describe(cert: &CertInfo, now: i64) -> String {
         "certificate of {} issued by {}, expires {expires} ({})",
         cert.subject,
         cert.issuer,
-        days_left(cert.expires - now)
+        crate::text::time_left(cert.expires - now)
     )
-}
-
-/// `in 5 days`, `in 3 hours`, `expired 2 days ago`.
-pub fn days_left(seconds: i64) -> String {
-    let (ago, s) = (seconds < 0, seconds.unsigned_abs());
-    let span = if s >= 2 * 86_400 {
-        format!("{} days", s / 86_400)
-    } else if s >= 2 * 3600 {
-        format!("{} hours", s / 3600)
-    } else {
-        format!("{} minutes", s / 60)
-    };
-    if ago {
-        format!("expired {span} ago")
-    } else {
-        format!("in {span}")
-    }
 }
 
 #[cfg(test)]
@@ -106,13 +92,5 @@ mod tests {
             "2031-05-06"
         );
         assert!(parse(b"not a certificate").is_none());
-    }
-
-    #[test]
-    fn time_left_reads_naturally() {
-        assert_eq!(days_left(5 * 86_400 + 30), "in 5 days");
-        assert_eq!(days_left(86_400 + 10), "in 24 hours");
-        assert_eq!(days_left(-3 * 86_400), "expired 3 days ago");
-        assert_eq!(days_left(300), "in 5 minutes");
     }
 }

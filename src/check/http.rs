@@ -79,7 +79,7 @@ pub(super) fn run(
         http_status,
         elapsed: run.trace.started().elapsed(),
         trace: run.trace,
-        cert: timing::take_cert().map(Box::new),
+        cert: timing::take_cert(),
     }
 }
 

@@ -79,7 +79,7 @@ struct Recorder {
     marks: Vec<Mark>,
     /// The leaf certificate of the check's first TLS handshake (the target's own host; a
     /// redirect's is not kept).
-    cert: Option<CertInfo>,
+    cert: Option<Arc<CertInfo>>,
 }
 
 thread_local! {
@@ -100,12 +100,12 @@ pub fn begin() {
 
 /// The leaf certificate the check's first TLS handshake saw, if any; it stays recorded for
 /// [`take_cert`].
-pub fn cert() -> Option<CertInfo> {
+pub fn cert() -> Option<Arc<CertInfo>> {
     RECORDER.with_borrow(|r| r.cert.clone())
 }
 
 /// Takes the leaf certificate recorded by this check.
-pub fn take_cert() -> Option<CertInfo> {
+pub fn take_cert() -> Option<Arc<CertInfo>> {
     RECORDER.with_borrow_mut(|r| r.cert.take())
 }
 

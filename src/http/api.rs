@@ -64,10 +64,11 @@ fn read(
         Ok(Some(v)) => json_answer(200, &v),
         Ok(None) => json_answer(404, &json!({ "error": "no such target" })),
         Err(e) => {
+            // The reason names the database host and user: for the log, not for clients.
             log::warn!("http: API read failed: {e}");
             json_answer(
                 503,
-                &json!({ "error": format!("database unavailable: {e}") }),
+                &json!({ "error": "database unavailable; the daemon's log says why" }),
             )
         }
     }

@@ -393,79 +393,57 @@ impl Scrape {
         self.encode_target_counts(e)
     }
 
+    /// One gauge family per figure, a series for each target that has a value.
     fn encode_target_state(&self, e: &mut DescriptorEncoder) -> fmt::Result {
-        let t = &self.targets;
-        let g = MetricType::Gauge;
-        let secs = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
-        let one =
-            |t: &TargetNow, v: Option<f64>| v.map(|v| (target_labels(t), v)).into_iter().collect();
-        family(
-            e,
+        type Figure = fn(&TargetNow) -> Option<f64>;
+        let gauges: [(&str, &str, Figure); 6] = [
             (
                 "skypunch_target_up",
                 "1: PASS, 0: FAIL (no series while NEW).",
-                g,
-            ),
-            t,
-            |t| {
-                let v = match t.status.as_str() {
+                |t| match t.status.as_str() {
                     "PASS" => Some(1.0),
                     "FAIL" => Some(0.0),
                     _ => None,
-                };
-                one(t, v)
-            },
-        )?;
-        family(
-            e,
+                },
+            ),
             (
                 "skypunch_target_response_seconds",
                 "Duration of the last check.",
-                g,
+                |t| t.response_ms.map(|ms| ms as f64 / 1000.0),
             ),
-            t,
-            |t| one(t, secs(t.response_ms)),
-        )?;
-        family(
-            e,
             (
                 "skypunch_target_http_status",
                 "HTTP status of the last check.",
-                g,
+                |t| t.http_status.map(|s| s as f64),
             ),
-            t,
-            |t| one(t, t.http_status.map(|s| s as f64)),
-        )?;
-        family(
-            e,
             (
                 "skypunch_target_last_check_timestamp_seconds",
                 "When the last result was written.",
-                g,
+                |t| {
+                    let ms = t.last_check_ms.filter(|_| t.status != "NEW");
+                    ms.map(|ms| ms as f64 / 1000.0)
+                },
             ),
-            t,
-            |t| one(t, secs(t.last_check_ms).filter(|_| t.status != "NEW")),
-        )?;
-        family(
-            e,
             (
                 "skypunch_target_incident_start_timestamp_seconds",
                 "Start of the open incident.",
-                g,
+                |t| t.incident_ms.map(|ms| ms as f64 / 1000.0),
             ),
-            t,
-            |t| one(t, secs(t.incident_ms)),
-        )?;
-        family(
-            e,
             (
                 "skypunch_target_cert_expiry_timestamp_seconds",
                 "Expiry of the TLS certificate the last handshake saw.",
-                g,
+                |t| t.cert_expires_s.map(|s| s as f64),
             ),
-            t,
-            |t| one(t, t.cert_expires_s.map(|s| s as f64)),
-        )
+        ];
+        for (name, help, figure) in gauges {
+            family(e, (name, help, MetricType::Gauge), &self.targets, |t| {
+                figure(t)
+                    .map(|v| (target_labels(t), v))
+                    .into_iter()
+                    .collect()
+            })?;
+        }
+        Ok(())
     }
 
     fn encode_target_counts(&self, e: &mut DescriptorEncoder) -> fmt::Result {

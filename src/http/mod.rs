@@ -13,7 +13,7 @@
 //!
 //! - [`server`]: listening, accepting, reading requests, writing answers;
 //! - [`route`]: which page answers which path, and Basic authentication;
-//! - [`health`], [`metrics`], [`api`], [`page`]: the answers; [`query`]: their reads.
+//! - [`health`], [`metrics`], [`api`]: the answers; [`query`]: their reads.
 
 mod api;
 mod health;
@@ -74,7 +74,7 @@ pub struct Shared {
     pub stop: Stop,
 }
 
-/// The server's own two database connections: pages wait for each other, never for the
+/// The server's own two database connections: answers wait for each other, never for the
 /// pipeline, and never take a connection the pipeline needs.
 pub fn pool(db: &crate::config::DbConfig) -> Result<Pool, crate::db::Error> {
     let mut cfg = db.clone();

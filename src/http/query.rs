@@ -1,11 +1,11 @@
-//! The HTTP server's database reads: one statement per page, on the server's own small
-//! connection pool (so a slow page never takes a connection the pipeline needs).
+//! The HTTP server's database reads: one statement per answer, on the server's own small
+//! connection pool (so a slow answer never takes a connection the pipeline needs).
 
 use mysql::prelude::Queryable;
 
 use crate::db::{self, Conn, Pool};
 
-/// One target as the pages and the metrics show it: its row and its open incident.
+/// One target as the API and the metrics show it: its row and its open incident.
 #[derive(Debug, Clone, Default)]
 pub struct TargetNow {
     pub id: i64,
@@ -61,15 +61,17 @@ pub fn checkout(pool: &Pool) -> Result<Conn, db::Error> {
 
 /// The targets `which` selects, by id.
 pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Error> {
-    let mut filter = vec!["1 = 1".to_string()];
+    let mut filter = vec!["1 = 1"];
+    let mut params = Vec::new();
     if which.public_only {
-        filter.push("t.public = 1".into());
+        filter.push("t.public = 1");
     }
     if which.enabled_only {
-        filter.push("t.enabled = 1".into());
+        filter.push("t.enabled = 1");
     }
     if let Some(id) = which.id {
-        filter.push(format!("t.id = {id}"));
+        filter.push("t.id = ?");
+        params.push(mysql::Value::from(id));
     }
     let text = if which.lean {
         "'', '', ''"
@@ -89,7 +91,7 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
         filter.join(" AND ")
     );
     let mut out = Vec::new();
-    conn.query_map(sql, |mut r: mysql::Row| {
+    conn.exec_map(sql, params, |mut r: mysql::Row| {
         let mut t = row(&mut r);
         if which.lean && take::<bool>(&mut r, 19).unwrap_or(false) {
             t.description = "config error:".into();
@@ -159,7 +161,7 @@ pub fn notifiers(conn: &mut Conn) -> Result<Vec<NotifierNow>, db::Error> {
     .map_err(db::Error::query("reading notifiers for the HTTP server"))
 }
 
-/// An incident as the pages show it; times in ms since the epoch.
+/// An incident as the API shows it; times in ms since the epoch.
 #[derive(Debug, Clone)]
 pub struct IncidentRow {
     pub id: i64,
@@ -182,21 +184,23 @@ pub fn incidents(
     days: u32,
     limit: u32,
 ) -> Result<Vec<IncidentRow>, db::Error> {
-    let mut filter =
-        format!("(i.ended IS NULL OR i.ended > UTC_TIMESTAMP() - INTERVAL {days} DAY)");
+    let mut filter = "(i.ended IS NULL OR i.ended > UTC_TIMESTAMP() - INTERVAL ? DAY)".to_string();
+    let mut params = vec![mysql::Value::from(days)];
     if let Some(id) = target {
-        filter.push_str(&format!(" AND i.target_id = {id}"));
+        filter.push_str(" AND i.target_id = ?");
+        params.push(mysql::Value::from(id));
     }
     if public_only {
         filter.push_str(" AND t.public = 1");
     }
+    params.push(mysql::Value::from(limit));
     let sql = format!(
         "SELECT i.id, i.target_id, t.name, CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
          CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.last_reason, \
          i.failed_checks, i.http_status FROM incidents i JOIN targets t ON t.id = i.target_id \
-         WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT {limit}"
+         WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT ?"
     );
-    conn.query_map(sql, |mut r: mysql::Row| IncidentRow {
+    conn.exec_map(sql, params, |mut r: mysql::Row| IncidentRow {
         id: take(&mut r, 0).unwrap_or(0),
         target_id: take(&mut r, 1).unwrap_or(0),
         target_name: take(&mut r, 2).unwrap_or_default(),

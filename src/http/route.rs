@@ -41,7 +41,7 @@ pub fn answer(request: &Request, shared: &Shared) -> Answer {
     }
 }
 
-/// Whether the request may see the pages: no user configured, or the right `Basic` pair.
+/// Whether the request may be answered: no user configured, or the right `Basic` pair.
 pub fn authorized(config: &HttpConfig, header: Option<&str>) -> bool {
     if config.user.is_empty() {
         return true;

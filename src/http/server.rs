@@ -29,9 +29,8 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
-    /// The path, without the query.
+    /// The path, without the query (no page reads one).
     pub path: String,
-    pub query: String,
     /// The `Authorization` header's value.
     pub authorization: Option<String>,
 }
@@ -192,7 +191,7 @@ pub fn parse_head(head: &str) -> Result<Request, Refused> {
     if !version.starts_with("HTTP/1.") || !target.starts_with('/') || method.is_empty() {
         return Err(Refused::Malformed);
     }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = target.split_once('?').map_or(*target, |(path, _)| path);
     let mut authorization = None;
     for line in lines.filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or(Refused::Malformed)?;
@@ -207,7 +206,6 @@ pub fn parse_head(head: &str) -> Result<Request, Refused> {
     Ok(Request {
         method: method.to_string(),
         path: path.to_string(),
-        query: query.to_string(),
         authorization,
     })
 }
@@ -371,7 +369,6 @@ mod tests {
             Ok(Request {
                 method: "GET".into(),
                 path: "/target/3".into(),
-                query: "x=1".into(),
                 authorization: Some("Basic eA==".into()),
             })
         );

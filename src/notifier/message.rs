@@ -118,24 +118,24 @@ type Snapshot = serde_json::Map<String, Value>;
 
 /// How long the certificate had left at the check (`in 5 days`, `expired 2 days ago`).
 pub fn cert_left(snap: &Snapshot) -> Option<String> {
+    let left = seconds_between(snap, "last_updated", "cert_expires_at")?;
+    Some(crate::text::time_left(left))
+}
+
+/// Seconds from the snapshot's time `from` to its time `to` (both UTC, as the writer stores
+/// them).
+fn seconds_between(snap: &Snapshot, from: &str, to: &str) -> Option<i64> {
     let at = |key: &str| {
         let text = snap.get(key)?.as_str()?;
         chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()
     };
-    let left = (at("cert_expires_at")? - at("last_updated")?).num_seconds();
-    Some(crate::check::cert::days_left(left))
+    Some((at(to)? - at(from)?).num_seconds())
 }
 
 /// How long the target has been down at the alert: from its open incident's start to the
 /// check (both UTC in the snapshot), as `2h 5m`, `25m` or `40s`.
 pub fn down_for(snap: &Snapshot) -> Option<String> {
-    let at = |key: &str| {
-        let text = snap.get(key)?.as_str()?;
-        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok()
-    };
-    let secs = (at("last_updated")? - at("incident_started")?)
-        .num_seconds()
-        .max(0);
+    let secs = seconds_between(snap, "incident_started", "last_updated")?.max(0);
     Some(match secs {
         s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s if s >= 60 => format!("{}m", s / 60),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::notify::{add_notifier, plain, SmtpOptions, SmtpServer};
+use crate::support::notify::{add_notifier, mail_notifier, SmtpOptions, SmtpServer};
 use crate::support::receiver::Receiver;
 use crate::support::servers::{serve_tls_private_ca_until, write_response, Server};
 use crate::support::{stdout, wait_for, Daemon, TestDb};
@@ -45,14 +45,7 @@ fn a_certificate_near_expiry_alerts_once_per_certificate() {
     let db = TestDb::new();
     db.write_config("StatsInterval: 0");
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    add_notifier(
-        &db,
-        "ops",
-        "SMTP",
-        "ops@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    mail_notifier(&db, "ops", smtp.port);
     let receiver = Receiver::start(200);
     add_notifier(&db, "hook", "WEBHOOK", &receiver.url("/hook"), "", true);
     let soon = service(&db, 5, "ca-soon.pem");

@@ -364,14 +364,7 @@ fn editing_a_failing_target_in_a_loop_gives_one_failure_and_one_success_mail() {
         &db.dir.join("mail"),
         &notify_support::SmtpOptions::default(),
     );
-    notify_support::add_notifier(
-        &db,
-        "ops",
-        "SMTP",
-        "ops@example.com",
-        &notify_support::plain(smtp.port),
-        true,
-    );
+    notify_support::mail_notifier(&db, "ops", smtp.port);
     let web = HttpServer::start(200);
     let id = db.add_watched("Edited", &web.url("/"));
     let daemon = Daemon::start(&db);

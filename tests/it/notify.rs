@@ -34,14 +34,7 @@ fn add_risky_target(db: &TestDb) -> u64 {
 fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
     let db = TestDb::new();
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    let a = add_notifier(
-        &db,
-        "ops",
-        "SMTP",
-        "ops@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    let a = mail_notifier(&db, "ops", smtp.port);
     let b = add_notifier(
         &db,
         "off",
@@ -50,14 +43,7 @@ fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
         &plain(smtp.port),
         false,
     );
-    let c = add_notifier(
-        &db,
-        "dev",
-        "SMTP",
-        "dev@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    let c = mail_notifier(&db, "dev", smtp.port);
     let target = add_risky_target(&db);
     let config = config(&db);
     queue_alert(
@@ -161,7 +147,7 @@ fn an_smtp_outage_loses_nothing_and_sends_nothing_twice() {
     let db = TestDb::new();
     let mail = db.dir.join("mail");
     let port = SmtpServer::start(&mail, &SmtpOptions::default()).port; // then down
-    let n = add_notifier(&db, "ops", "SMTP", "ops@example.com", &plain(port), true);
+    let n = mail_notifier(&db, "ops", port);
     let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
     let config = config(&db);
     let running = Running::start(config.clone());
@@ -309,38 +295,10 @@ fn bad_credentials_unknown_types_and_bad_params_fail_without_blocking_others() {
 fn a_hanging_or_closing_server_does_not_hold_up_the_others() {
     let db = TestDb::new();
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    let hang = add_notifier(
-        &db,
-        "hang",
-        "SMTP",
-        "hang@example.com",
-        &plain(fake_peer(Misbehaviour::Hang)),
-        true,
-    );
-    let close = add_notifier(
-        &db,
-        "close",
-        "SMTP",
-        "close@example.com",
-        &plain(fake_peer(Misbehaviour::Close)),
-        true,
-    );
-    let half = add_notifier(
-        &db,
-        "half",
-        "SMTP",
-        "half@example.com",
-        &plain(fake_peer(Misbehaviour::CloseAfterGreeting)),
-        true,
-    );
-    let good = add_notifier(
-        &db,
-        "good",
-        "SMTP",
-        "good@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    let hang = mail_notifier(&db, "hang", fake_peer(Misbehaviour::Hang));
+    let close = mail_notifier(&db, "close", fake_peer(Misbehaviour::Close));
+    let half = mail_notifier(&db, "half", fake_peer(Misbehaviour::CloseAfterGreeting));
+    let good = mail_notifier(&db, "good", smtp.port);
     let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
     let config = config(&db);
     for kind in [AlertKind::Failure, AlertKind::Success] {
@@ -373,22 +331,8 @@ fn a_hanging_or_closing_server_does_not_hold_up_the_others() {
 fn deleted_notifiers_are_dropped_and_disabled_ones_wait() {
     let db = TestDb::new();
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    let gone = add_notifier(
-        &db,
-        "gone",
-        "SMTP",
-        "gone@example.com",
-        &plain(smtp.port),
-        true,
-    );
-    let later = add_notifier(
-        &db,
-        "later",
-        "SMTP",
-        "later@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    let gone = mail_notifier(&db, "gone", smtp.port);
+    let later = mail_notifier(&db, "later", smtp.port);
     let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
     let config = config(&db);
     queue_alert(&config, target, AlertKind::Failure, "trace");
@@ -547,15 +491,8 @@ fn notifiers_id_test_sends_a_message_through_the_binary() {
 fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
     let db = TestDb::new();
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    add_notifier(
-        &db,
-        "ops",
-        "SMTP",
-        "ops@example.com",
-        &plain(smtp.port),
-        true,
-    );
-    add_notifier(&db, "down", "SMTP", "down@example.com", &plain(9), true);
+    mail_notifier(&db, "ops", smtp.port);
+    mail_notifier(&db, "down", 9);
     db.write_config("\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n");
     db.add_target(
         "name, url, frequency, timeout",
@@ -601,7 +538,7 @@ fn free_port() -> u16 {
 fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
     let db = TestDb::new();
     let port = free_port();
-    add_notifier(&db, "ops", "SMTP", "ops@example.com", &plain(port), true);
+    mail_notifier(&db, "ops", port);
     db.write_config("\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n");
     let id = db.add_target(
         "name, url, frequency, timeout",
@@ -661,14 +598,7 @@ fn an_alert_owed_when_the_daemon_is_killed_is_delivered_after_restart() {
 fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
     let db = TestDb::new();
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    add_notifier(
-        &db,
-        "ops",
-        "SMTP",
-        "ops@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    mail_notifier(&db, "ops", smtp.port);
     let web = common::http::HttpServer::start(503);
     let id = db.add_target(
         "name, url, frequency, timeout, fail_threshold",
@@ -697,22 +627,8 @@ fn a_threshold_of_three_alerts_on_the_third_failure_and_recovery_alerts_once() {
 fn a_target_routed_to_some_notifiers_alerts_only_them_and_the_others_alert_everybody() {
     let db = TestDb::new();
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
-    let ops = add_notifier(
-        &db,
-        "ops",
-        "SMTP",
-        "ops@example.com",
-        &plain(smtp.port),
-        true,
-    );
-    add_notifier(
-        &db,
-        "dev",
-        "SMTP",
-        "dev@example.com",
-        &plain(smtp.port),
-        true,
-    );
+    let ops = mail_notifier(&db, "ops", smtp.port);
+    mail_notifier(&db, "dev", smtp.port);
     let payments = db.add_target("name, url", "'payments', 'http://127.0.0.1:9/'");
     let blog = db.add_target("name, url", "'blog', 'http://127.0.0.1:9/'");
     // Plain SQL: payments pages ops only; the blog, with no row, alerts everybody.

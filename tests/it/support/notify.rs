@@ -287,6 +287,19 @@ pub fn add_notifier(
     conn.last_insert_id()
 }
 
+/// An enabled SMTP notifier `name` that mails `name@example.com` through the plain-text
+/// server on 127.0.0.1:`port`; its id.
+pub fn mail_notifier(db: &TestDb, name: &str, port: u16) -> u64 {
+    add_notifier(
+        db,
+        name,
+        "SMTP",
+        &format!("{name}@example.com"),
+        &plain(port),
+        true,
+    )
+}
+
 /// `params` for a plain-text server on 127.0.0.1.
 pub fn plain(port: u16) -> String {
     format!("server=127.0.0.1,port={port},tls=none")
