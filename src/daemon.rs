@@ -246,6 +246,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         jobs: jobs_rx.clone(),
         done: done_tx,
         results: reports_tx.clone(),
+        member: member.clone(),
     };
     let checker = checker(config);
     worker::spawn(&mut threads, config.workers, checker, ports, stats.clone())?;

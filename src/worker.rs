@@ -1,7 +1,8 @@
 //! The worker pool ("skypunch-worker-N"): a fixed number of threads that take due checks
 //! from the job channel, run them (blocking HTTP with timeouts), log the check line, and hand
 //! the outcome to the writer and the "finished" notice to the wheel. Workers never touch the
-//! database and hold no lock across a check.
+//! database and hold no lock across a check. A check still queued when the node's cluster
+//! lease runs out is dropped unstarted (see `cluster`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct Ports {
     pub jobs: JobReceiver,
     pub done: Sender<TargetId>,
     pub results: Sender<Report>,
+    /// This node's cluster lease, looked at again as each check is taken from the queue.
+    pub member: Arc<crate::cluster::Member>,
 }
 
 /// A worker's stack: checks are shallow, and hundreds of workers should cost little memory.
@@ -53,6 +56,12 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             return;
         };
         let started = Instant::now();
+        // A check queued before the node froze (or lost the database) must not start once
+        // its lease has run out: another node owns that target by now.
+        if !ports.member.may_check(started) {
+            let _ = ports.done.send(job.target.id);
+            continue;
+        }
         let lag = started.saturating_duration_since(job.due);
         stats.lag.record(lag);
         let outcome = check_safely(checker, &job.target);
