@@ -43,6 +43,22 @@ pub fn clip_bytes(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Text escaped for HTML element content and attribute values (e-mails, the status page).
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A flag as the original's tables and messages showed it.
 pub fn yes_no(b: bool) -> &'static str {
     if b {

@@ -82,6 +82,7 @@ pub const KEYS: &[Key] = &[
     key("http", "User", "monitor"),
     key("http", "Password", "secret"),
     key("http", "PublicOnly", "no"),
+    key("http", "PublicUrl", "https://status.example.com"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -323,9 +324,30 @@ fn apply_http(
         "user" => http.user = at.text(value)?,
         "password" => http.password = value.to_string(),
         "publiconly" => http.public_only = parse_bool(at, value)?,
+        "publicurl" => http.public_url = parse_public_url(at, value)?,
         _ => return Ok(Some(unknown(at, &known_hint("http")))),
     }
     Ok(None)
+}
+
+/// The status pages' address as others reach it (behind a proxy, a name): an http or https
+/// URL with a host, kept without its trailing `/`; empty for none.
+fn parse_public_url(at: &Place, value: &str) -> Result<Option<String>, Error> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let ok = url::Url::parse(value)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .filter(|u| u.username().is_empty() && u.password().is_none() && u.query().is_none());
+    match ok {
+        Some(_) => Ok(Some(value.trim_end_matches('/').to_string())),
+        None => Err(at.bad(
+            value,
+            "an http:// or https:// URL with a host and no user or query, such as \
+             https://status.example.com",
+        )),
+    }
 }
 
 /// A comma-separated list of `host`, `host:port` or `[v6]:port` (port 9470 when none is

@@ -61,8 +61,35 @@ pub struct HttpConfig {
     /// HTTP Basic credentials asked for everything but `/healthz`; no user: none asked.
     pub user: String,
     pub password: String,
-    /// Show only targets with `public = 1` in the JSON API.
+    /// Show only targets with `public = 1` on the status pages and in the JSON API.
     pub public_only: bool,
+    /// The status pages' base URL for links in alerts; `None`: the first `listen` address.
+    pub public_url: Option<String>,
+}
+
+impl HttpConfig {
+    /// The base URL of the status pages that alerts link to: `PublicUrl`, else the first
+    /// listen address (a wildcard address named by this host's name); `None` with the server
+    /// off or on a port chosen at start (0).
+    pub fn page_base(&self) -> Option<String> {
+        if let Some(url) = &self.public_url {
+            return Some(url.clone());
+        }
+        let first = self.listen.first().filter(|e| e.port != 0)?;
+        let wildcard = matches!(first.host.as_str(), "0.0.0.0" | "::" | "");
+        let host = if wildcard {
+            crate::cluster::host_name()
+        } else {
+            first.host.clone()
+        };
+        Some(format!(
+            "http://{}",
+            Endpoint {
+                host,
+                port: first.port
+            }
+        ))
+    }
 }
 
 /// The port `[http] Listen` uses when an address names none.
@@ -76,6 +103,7 @@ impl fmt::Debug for HttpConfig {
             .field("user", &self.user)
             .field("password", &"(redacted)")
             .field("public_only", &self.public_only)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -347,6 +375,7 @@ impl Default for Config {
                 user: String::new(),
                 password: String::new(),
                 public_only: false,
+                public_url: None,
             },
         }
     }
@@ -613,5 +642,37 @@ mod tests {
         assert!(err.contains("[http] Listen"), "{err}");
         let err = parse_str("[http]\nPassword: x\n").unwrap_err().to_string();
         assert!(err.contains("[http] Password needs [http] User"), "{err}");
+    }
+
+    #[test]
+    fn alerts_link_to_the_public_url_else_the_first_listen_address() {
+        let c = parse_str("[http]\nListen: 127.0.0.1:9470\nPublicUrl: https://s.example.com/x/\n")
+            .unwrap();
+        assert_eq!(
+            c.config.http.page_base().as_deref(),
+            Some("https://s.example.com/x")
+        );
+        let c = parse_str("[http]\nListen: 10.0.0.5:8080, 127.0.0.1\n").unwrap();
+        assert_eq!(
+            c.config.http.page_base().as_deref(),
+            Some("http://10.0.0.5:8080")
+        );
+        let c = parse_str("[http]\nListen: 127.0.0.1:0\n").unwrap();
+        assert_eq!(
+            c.config.http.page_base(),
+            None,
+            "a port chosen at start is not known here"
+        );
+        let c = parse_str("[http]\nListen:\n").unwrap();
+        assert_eq!(c.config.http.page_base(), None);
+        for bad in [
+            "ftp://x",
+            "status.example.com",
+            "https://u:p@x",
+            "https://x/?a=1",
+        ] {
+            let e = parse_str(&format!("[http]\nPublicUrl: {bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("[http] PublicUrl"), "{bad}: {e}");
+        }
     }
 }

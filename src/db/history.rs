@@ -413,40 +413,81 @@ fn rollup_rows(
     column: &str,
     key: &str,
 ) -> Result<Vec<(u64, Rollup)>, Error> {
+    let rows = rollup_query(conn, ids, (from, to), (table, column), &[key])?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (number(row.as_ref(0)) as u64, rollup_of(&row, 1)))
+        .collect())
+}
+
+/// Daily rollups of these targets (all when empty) for the days that start in `[from, to)`:
+/// target, the day's start (seconds since the epoch), and its figures.
+pub fn daily(
+    conn: &mut Conn,
+    ids: &[TargetId],
+    from: i64,
+    to: i64,
+) -> Result<Vec<(TargetId, i64, Rollup)>, Error> {
+    let keys = ["target_id", "UNIX_TIMESTAMP(day)"];
+    let rows = rollup_query(conn, ids, (from, to), ("target_days", "day"), &keys)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (id, day) = (number(row.as_ref(0)), number(row.as_ref(1)));
+            (id as TargetId, day as i64, rollup_of(&row, 2))
+        })
+        .collect())
+}
+
+/// Rollup sums grouped by `keys` (selected first, as unsigned numbers), from `table` rows
+/// whose `column` is in `[from, to)` (ms).
+fn rollup_query(
+    conn: &mut Conn,
+    ids: &[TargetId],
+    (from, to): (i64, i64),
+    (table, column): (&str, &str),
+    keys: &[&str],
+) -> Result<Vec<mysql::Row>, Error> {
     let (filter, mut params) = id_filter(ids, "target_id");
     let sums: Vec<String> = ["checks", "failures", "fail_seconds", "response_ms_sum"]
         .iter()
         .chain(BUCKET_COLUMNS.iter())
         .map(|c| format!("SUM({c})"))
         .collect();
+    let selected: Vec<String> = keys
+        .iter()
+        .map(|k| format!("CAST({k} AS UNSIGNED)"))
+        .collect();
+    let groups: Vec<String> = (1..=keys.len()).map(|i| i.to_string()).collect();
     let sql = format!(
-        "SELECT CAST({key} AS UNSIGNED), MAX(response_ms_max), {} FROM {table} \
+        "SELECT {}, MAX(response_ms_max), {} FROM {table} \
          WHERE {column} >= FROM_UNIXTIME(? / 1000) AND {column} < FROM_UNIXTIME(? / 1000){filter} \
-         GROUP BY 1 ORDER BY 1",
-        sums.join(", ")
+         GROUP BY {groups} ORDER BY {groups}",
+        selected.join(", "),
+        sums.join(", "),
+        groups = groups.join(", ")
     );
     params.splice(0..0, [Value::from(from), Value::from(to)]);
-    let rows: Vec<mysql::Row> = conn
-        .exec(sql, params)
-        .map_err(Error::query("reading rollups"))?;
-    Ok(rows.into_iter().map(rollup_of).collect())
+    conn.exec(sql, params)
+        .map_err(Error::query("reading rollups"))
 }
 
-fn rollup_of(row: mysql::Row) -> (u64, Rollup) {
-    let x = |i: usize| number(row.as_ref(i));
+/// The figures of a rollup row, from column `first` on: the maximum, then the sums.
+fn rollup_of(row: &mysql::Row, first: usize) -> Rollup {
+    let x = |i: usize| number(row.as_ref(first + i));
     let n = |i: usize| x(i) as u64;
     let mut r = Rollup {
-        response_ms_max: n(1),
-        checks: n(2),
-        failures: n(3),
-        fail_seconds: x(4),
-        response_ms_sum: n(5),
+        response_ms_max: n(0),
+        checks: n(1),
+        failures: n(2),
+        fail_seconds: x(3),
+        response_ms_sum: n(4),
         buckets: [0; 11],
     };
     for (i, b) in r.buckets.iter_mut().enumerate() {
-        *b = n(6 + i);
+        *b = n(5 + i);
     }
-    (n(0), r)
+    r
 }
 
 /// A numeric column as the server sent it (integers, doubles, or decimals as text; the

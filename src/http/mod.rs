@@ -1,5 +1,5 @@
-//! The daemon's HTTP server (`[http]`): `/metrics`, `/healthz` and the read-only JSON API
-//! (`/api/v1/...`). One acceptor thread per listen
+//! The daemon's HTTP server (`[http]`): the status pages (`/`, `/target/ID`), `/metrics`,
+//! `/healthz` and the read-only JSON API (`/api/v1/...`). One acceptor thread per listen
 //! address ("skypunch-http-accept-N") hands connections over a bounded channel to a fixed pool
 //! of [`HANDLERS`] threads ("skypunch-http-N"). Handlers read the daemon's counters
 //! ([`Stats`], atomics) and the database through the shared r2d2 pool; they take no lock the
@@ -13,11 +13,15 @@
 //!
 //! - [`server`]: listening, accepting, reading requests, writing answers;
 //! - [`route`]: which page answers which path, and Basic authentication;
-//! - [`health`], [`metrics`], [`api`]: the answers; [`query`]: their reads.
+//! - [`health`], [`metrics`], [`api`], [`page`] (with [`chart`]): the answers; [`query`] and
+//!   [`status`]: their reads.
 
 mod api;
+mod chart;
 mod health;
 mod metrics;
+mod page;
+mod status;
 
 mod query;
 mod route;

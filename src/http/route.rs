@@ -28,12 +28,15 @@ pub fn answer(request: &Request, shared: &Shared) -> Answer {
             .and_then(|s| s.parse::<i64>().ok())
     };
     match path {
+        "/" | "/index.html" => super::page::front(shared),
         "/metrics" => super::metrics::answer(shared),
         "/api/v1/targets" => super::api::targets(shared),
         "/api/v1/incidents" => super::api::incidents(shared),
         _ => {
             if let Some(id) = id("/api/v1/targets/") {
                 super::api::target(shared, id)
+            } else if let Some(id) = id("/target/") {
+                super::page::target(shared, id)
             } else {
                 Answer::text(404, "not found\n")
             }

@@ -44,6 +44,9 @@ pub struct Hook {
     /// WEBHOOK: the HMAC key; PAGERDUTY: the routing key.
     secret: Option<Secret>,
     header: Option<(String, String)>,
+    /// The status pages' base URL (`[http] PublicUrl` or the listen address), for a link to
+    /// the target's page; `None` with the HTTP server off.
+    pages: Option<String>,
 }
 
 /// What the body of one delivery says about the target and its incident.
@@ -93,7 +96,15 @@ impl Hook {
             url,
             secret,
             header,
+            pages: None,
         })
+    }
+
+    /// Links each message to the target's status page under `base` (see
+    /// [`crate::config::HttpConfig::page_base`]).
+    pub fn with_pages(mut self, base: Option<String>) -> Hook {
+        self.pages = base;
+        self
     }
 
     /// Where deliveries go, with any secret in it masked: a Slack URL's path is its token.
@@ -174,10 +185,16 @@ impl Hook {
     }
 
     fn body(&self, alert: &Alert, incident: &Incident) -> Value {
-        let facts = Facts::of(alert, incident);
+        let mut facts = Facts::of(alert, incident);
+        if facts.id != 0 {
+            facts.page = self
+                .pages
+                .as_ref()
+                .map(|base| format!("{base}/target/{}", facts.id));
+        }
         match self.kind {
             Kind::Webhook => facts.webhook(),
-            Kind::Slack => json!({ "text": facts.line() }),
+            Kind::Slack => json!({ "text": facts.slack() }),
             Kind::PagerDuty => facts.pagerduty(self.secret.as_ref().map_or("", Secret::expose)),
         }
     }
@@ -201,6 +218,8 @@ struct Facts {
     cert: Option<(String, String)>,
     /// How long the certificate had left at the check (`in 5 days`).
     cert_left: String,
+    /// The target's status page, when the HTTP server is on.
+    page: Option<String>,
 }
 
 impl Facts {
@@ -243,6 +262,7 @@ impl Facts {
                 .as_object()
                 .and_then(super::message::cert_left)
                 .unwrap_or_default(),
+            page: None,
         }
     }
 
@@ -261,7 +281,22 @@ impl Facts {
                 "issuer": issuer,
             })),
             "trace": self.trace,
+            "status_page": self.page,
         })
+    }
+
+    /// The line for Slack (and Mattermost, Rocket.Chat): `&`, `<` and `>` escaped as Slack
+    /// asks, then a link to the target's status page.
+    fn slack(&self) -> String {
+        let line = self
+            .line()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        match &self.page {
+            Some(page) => format!("{line} <{page}|status page>"),
+            None => line,
+        }
     }
 
     /// One line: the state, the name, the reason.
@@ -305,10 +340,16 @@ impl Facts {
         } else {
             "trigger"
         };
+        let links: Vec<Value> = self
+            .page
+            .iter()
+            .map(|href| json!({ "href": href, "text": "status page" }))
+            .collect();
         json!({
             "routing_key": routing_key,
             "event_action": action,
             "dedup_key": self.dedup_key(),
+            "links": links,
             "payload": {
                 "summary": self.line(),
                 "source": self.url,
@@ -423,5 +464,42 @@ mod tests {
             Hook::build(&ok, Kind::PagerDuty).unwrap().shown(),
             "http://127.0.0.1:9/e"
         );
+    }
+
+    #[test]
+    fn slack_escapes_its_markup_and_links_the_status_page() {
+        let alert = Alert {
+            id: 1,
+            target_id: 7,
+            kind: "FAILURE".into(),
+            snapshot: json!({
+                "name": "<b>shop</b> & co",
+                "url": "http://127.0.0.1/",
+                "status_description": "expected 200, got 500",
+            })
+            .to_string(),
+            trace: String::new(),
+        };
+        let hook = Hook {
+            kind: Kind::Slack,
+            url: crate::urls::WebUrl::parse("http://127.0.0.1:9/s").unwrap(),
+            secret: None,
+            header: None,
+            pages: Some("https://status.example.com".into()),
+        };
+        let body = hook.body(&alert, &Incident::default());
+        assert_eq!(
+            body["text"],
+            "DOWN: &lt;b&gt;shop&lt;/b&gt; &amp; co (http://127.0.0.1/): expected 200, got 500 \
+             <https://status.example.com/target/7|status page>"
+        );
+        let without = Hook {
+            pages: None,
+            ..hook
+        };
+        assert!(!without.body(&alert, &Incident::default())["text"]
+            .as_str()
+            .unwrap()
+            .contains("status page"));
     }
 }

@@ -12,7 +12,7 @@ use lettre::Message;
 use serde_json::Value;
 
 use crate::model::Alert;
-use crate::text::yes_no;
+use crate::text::{html, yes_no};
 
 /// The three texts of one alert's message.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,19 +184,19 @@ fn text_body(subject: &str, s: &Sections) -> String {
 
 fn html_body(subject: &str, success: bool, s: &Sections) -> String {
     let colour = if success { "#2e7d32" } else { "#c62828" };
-    let mut html = format!(
+    let mut page = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body>\n\
          <h2 style=\"color:{colour}\">{t}</h2>\n<h3>Target</h3>\n",
-        t = escape(subject)
+        t = html(subject)
     );
-    html.push_str(&html_table(s.target));
-    html.push_str("<h3>Statistics</h3>\n");
-    html.push_str(&html_table(s.stats));
-    html.push_str(&format!(
+    page.push_str(&html_table(s.target));
+    page.push_str("<h3>Statistics</h3>\n");
+    page.push_str(&html_table(s.stats));
+    page.push_str(&format!(
         "<h3>Trace</h3>\n<pre>{}</pre>\n</body></html>\n",
-        escape(s.trace)
+        html(s.trace)
     ));
-    html
+    page
 }
 
 /// The message a `notifiers ID test` sends.
@@ -214,8 +214,8 @@ pub fn render_test(notifier_name: &str, server: &str) -> Rendered {
          <h2>{s}</h2>\n<p>This message was sent by <code>skypunch notifiers ID test</code> through \
          {server}.</p>\n<p>Alerts for failing and recovering targets will arrive the same way.</p>\n\
          </body></html>\n",
-        s = escape(&subject),
-        server = escape(server)
+        s = html(&subject),
+        server = html(server)
     );
     Rendered {
         subject,
@@ -245,28 +245,12 @@ fn html_table(rows: &[(&str, String)]) -> String {
     for (label, value) in rows {
         s.push_str(&format!(
             "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
-            escape(label),
-            escape(value)
+            html(label),
+            html(value)
         ));
     }
     s.push_str("</table>\n");
     s
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -286,7 +270,7 @@ mod tests {
     #[test]
     fn html_is_escaped() {
         assert_eq!(
-            escape("<b a=\"1\">&'</b>"),
+            html("<b a=\"1\">&'</b>"),
             "&lt;b a=&quot;1&quot;&gt;&amp;&#39;&lt;/b&gt;"
         );
     }

@@ -79,7 +79,7 @@ pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
 /// in the notifier's pass or fail count); says where it went, or `Err(reason)`.
 pub fn send_test(config: &Config, row: &NotifierRow) -> Result<String, String> {
     if let Some(kind) = hooks::Kind::of(row) {
-        let hook = hooks::Hook::build(row, kind)?;
+        let hook = hooks::Hook::build(row, kind)?.with_pages(config.http.page_base());
         let status = hook.send_test(row, config.notify.smtp_timeout)?;
         return Ok(format!(
             "Notifier: {} test message sent to {} (HTTP {status})",
@@ -347,7 +347,9 @@ impl<'a> Notifier<'a> {
         kind: hooks::Kind,
         d: &outbox::Due,
     ) -> Result<(), Failure> {
-        let hook = hooks::Hook::build(row, kind).map_err(Failure::Config)?;
+        let hook = hooks::Hook::build(row, kind)
+            .map_err(Failure::Config)?
+            .with_pages(self.config.http.page_base());
         self.config_errors.remove(&row.id);
         let incident = db::with_conn(self.pool, |conn| {
             db::history::incident_of(conn, d.alert.target_id)

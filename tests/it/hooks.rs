@@ -22,7 +22,11 @@ fn hmac_hex(key: &str, body: &str) -> String {
 #[test]
 fn webhook_slack_and_pagerduty_get_their_bodies_retried_until_delivered() {
     let db = TestDb::new();
-    db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1\nRetryMax: 2");
+    // The status pages are published behind a proxy: alerts link there.
+    db.write_config(
+        "StatsInterval: 0\n[notifications]\nRetryInitial: 1\nRetryMax: 2\n\
+         [http]\nPublicUrl: https://status.example.com/",
+    );
     let receiver = Receiver::start(500); // the first deliveries fail
     let closed = ClosedPort::new();
     let webhook = add_notifier(
@@ -72,6 +76,8 @@ fn webhook_slack_and_pagerduty_get_their_bodies_retried_until_delivered() {
     assert_eq!(body["target"]["id"], id);
     assert_eq!(body["target"]["name"], "shop");
     assert_eq!(body["status"], "PASS");
+    let page = format!("https://status.example.com/target/{id}");
+    assert_eq!(body["status_page"], page.as_str());
     assert!(body["time"].as_str().unwrap().ends_with('Z'));
     assert!(body["incident"]["id"].as_u64().unwrap() > 0);
     let failure = hooks
@@ -104,6 +110,8 @@ fn webhook_slack_and_pagerduty_get_their_bodies_retried_until_delivered() {
         texts.iter().any(|t| t.starts_with("RECOVERED: shop (")),
         "{texts:?}"
     );
+    let link = format!(" <{page}|status page>");
+    assert!(texts.iter().all(|t| t.ends_with(&link)), "{texts:?}");
 
     // PagerDuty: trigger then resolve, one dedup key, the routing key in the body.
     let events: Vec<serde_json::Value> = receiver.to("/pd").iter().map(|r| r.json()).collect();
@@ -119,6 +127,7 @@ fn webhook_slack_and_pagerduty_get_their_bodies_retried_until_delivered() {
     assert_eq!(triggers[0]["dedup_key"], resolves[0]["dedup_key"]);
     assert_eq!(triggers[0]["routing_key"], "pd-routing-key-123");
     assert_eq!(triggers[0]["payload"]["severity"], "critical");
+    assert_eq!(triggers[0]["links"][0]["href"], page.as_str());
 
     // A refused connection and a 500 were logged and retried; no secret anywhere.
     let log = db.log();

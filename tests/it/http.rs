@@ -16,10 +16,10 @@ const PARAM_SECRET: &str = "tok3nsecret";
 const AUTHN_SECRET: &str = "keystonepw9";
 
 /// An answer: status, headers (lowercase names), body.
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
 }
 
 fn raw(port: u16, request: &[u8]) -> Reply {
@@ -42,7 +42,7 @@ fn raw(port: u16, request: &[u8]) -> Reply {
     }
 }
 
-fn get(port: u16, path: &str) -> Reply {
+pub(crate) fn get(port: u16, path: &str) -> Reply {
     raw(
         port,
         format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
@@ -58,7 +58,7 @@ fn get_as(port: u16, path: &str, user_password: &str) -> Reply {
 
 /// Starts the daemon with `[http]` on a free port (`Listen: 127.0.0.1:0`) and `http_extra`;
 /// the port it logged.
-fn start(db: &TestDb, http_extra: &str) -> (Daemon, u16) {
+pub(crate) fn start(db: &TestDb, http_extra: &str) -> (Daemon, u16) {
     db.write_config(&format!(
         "StatsInterval: 0\n[http]\nListen: 127.0.0.1:0\n{http_extra}"
     ));
