@@ -40,6 +40,7 @@ use crate::signals::{Forwarded, Signal, Signals};
 use crate::stats::Stats;
 use crate::stop::{self, StopTrigger};
 use crate::threads::{self, Ended, Supervisor};
+use crate::watchdog::{self, Notify};
 use crate::{loader, notifier, wheel, worker, writer};
 
 /// How the daemon was asked to start.
@@ -136,9 +137,19 @@ pub fn serve(
             .map_or("(defaults)".into(), |p| p.display().to_string())
     );
     started(Startup::Ready);
+    notify(&running, "READY=1");
     let exit = supervise(running, &signals, &log, opts, &config);
     drop(pid_file);
     Ok(exit)
+}
+
+/// Tells systemd `state`, when it listens; a failure is only logged.
+fn notify(running: &Running, state: &str) {
+    if let Some(n) = &running.notify {
+        if let Err(e) = n.send(state) {
+            log::warn!("systemd: cannot send {state}: {e}");
+        }
+    }
 }
 
 /// `" (using host:port)"` when `Location` lists several hosts, for the start line.
@@ -207,6 +218,8 @@ struct Running {
     /// Dropped once the writer has ended: the stats thread then logs its final line.
     pipeline_done: Option<Sender<()>>,
     stats: Arc<Stats>,
+    /// systemd's notification socket, when the daemon runs under it.
+    notify: Option<Notify>,
 }
 
 /// Starts every pipeline thread; an error if one cannot be started (the ones already
@@ -286,12 +299,13 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     threads.spawn("skypunch-stats", None, move || {
         crate::report::run(&s, interval, pipeline_done_rx)
     })?;
-    start_http(config, &mut threads, listeners, &stats, stop)?;
+    let notify = start_services(config, &mut threads, listeners, &stats, stop)?;
     Ok(Running {
         threads,
         trigger,
         pipeline_done: Some(pipeline_done),
         stats,
+        notify,
     })
 }
 
@@ -301,6 +315,37 @@ fn checker(config: &Config) -> Arc<Checker> {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
     }))
+}
+
+/// The threads beside the pipeline: the HTTP server and systemd's watchdog. Returns
+/// systemd's notification socket, when there is one.
+fn start_services(
+    config: &Arc<Config>,
+    threads: &mut Supervisor,
+    listeners: Vec<std::net::TcpListener>,
+    stats: &Arc<Stats>,
+    stop: stop::Stop,
+) -> Result<Option<Notify>, String> {
+    start_http(config, threads, listeners, stats, stop.clone())?;
+    let Some(notify) = Notify::from_env() else {
+        return Ok(None);
+    };
+    if let (Some(every), Some(pinger)) = (watchdog::period(), Notify::from_env()) {
+        let watched = watchdog::Watched {
+            stats: stats.clone(),
+            liveness: threads.liveness(),
+            stop,
+            dead_after: config.cluster.dead_after,
+        };
+        threads.spawn("skypunch-watchdog", None, move || {
+            watchdog::run(pinger, every, watched)
+        })?;
+        log::info!(
+            "systemd: watchdog on, a ping every {} ms",
+            every.as_millis()
+        );
+    }
+    Ok(Some(notify))
 }
 
 /// The HTTP server's threads, when `[http] Listen` names an address (bound already).
@@ -362,6 +407,7 @@ fn supervise(
             if ended.panicked { " (it panicked)" } else { "" }
         ),
     }
+    notify(&running, "STOPPING=1");
     running.trigger.pull(config.stop_timeout);
     let how = wind_down(&mut running, signals, log);
     account(&running, &how, &cause)

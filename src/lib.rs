@@ -12,6 +12,7 @@ mod config;
 mod daemon;
 mod db;
 mod fault;
+mod health;
 mod http;
 mod jobs;
 mod keystone;
@@ -32,6 +33,7 @@ mod threads;
 mod trace;
 mod uptime;
 mod urls;
+mod watchdog;
 
 #[cfg(test)]
 mod secrets_test;

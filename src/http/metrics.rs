@@ -15,7 +15,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::health::Facts;
 use super::query::{self, NotifierNow, TargetNow, Which};
 use super::server::{Answer, Body};
 use super::Shared;
@@ -109,7 +108,7 @@ fn read(shared: &Shared) -> Result<(Vec<TargetNow>, Vec<NotifierNow>), crate::db
 
 fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
     let s = &shared.stats;
-    let facts = Facts::read(shared);
+    let facts = super::health::facts(shared);
     Daemon {
         checks: Stats::get(&s.checks),
         fails_by_kind: CheckError::KINDS

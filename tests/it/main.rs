@@ -32,3 +32,4 @@ mod reliability_stop;
 mod reliability_targets;
 mod schema;
 mod status_page;
+mod systemd;
