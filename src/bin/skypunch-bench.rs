@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     if settings.history {
         return history(&settings);
     }
+    if settings.http {
+        return http(&settings, &args);
+    }
     if settings.nodes > 0 {
         return cluster(&settings, &args);
     }
@@ -63,6 +66,43 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), Error> {
     }
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
     std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// `--http`: the HTTP server's cost with N targets.
+fn http(s: &Settings, args: &[String]) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
+    let command = std::iter::once("skypunch-bench".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let measured = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))
+        .and_then(|()| bench::http::run(s, &dir));
+    let figures = match measured {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("skypunch-bench: {e} (logs kept in {})", dir.display());
+            return ExitCode::from(1);
+        }
+    };
+    print!("{}", figures.table());
+    if let Err(e) = write_json(&s.json, &figures.json(&command)) {
+        eprintln!("skypunch-bench: {e}");
+        return ExitCode::from(1);
+    }
+    println!("results written to {}", s.json.display());
+    let problems = figures.problems();
+    for p in &problems {
+        eprintln!("skypunch-bench: FAILED: {p}");
+    }
+    if problems.is_empty() && !s.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// `--history`: the cost of reading and keeping history.

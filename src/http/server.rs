@@ -33,6 +33,8 @@ pub struct Request {
     pub path: String,
     /// The `Authorization` header's value.
     pub authorization: Option<String>,
+    /// `Accept-Encoding` names gzip.
+    pub gzip: bool,
 }
 
 /// A request refused before routing, with its status.
@@ -131,7 +133,10 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
             return;
         }
     };
-    let answer = super::route::answer(&request, shared);
+    let mut answer = super::route::answer(&request, shared);
+    if request.gzip {
+        answer = answer.gzipped();
+    }
     let head_only = request.method == "HEAD";
     if let Err(e) = answer.write(&mut Deadline::new(&stream), head_only) {
         log::debug!("http: answer to {} not delivered: {e}", request.path);
@@ -193,11 +198,13 @@ pub fn parse_head(head: &str) -> Result<Request, Refused> {
     }
     let path = target.split_once('?').map_or(*target, |(path, _)| path);
     let mut authorization = None;
+    let mut gzip = false;
     for line in lines.filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or(Refused::Malformed)?;
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "authorization" => authorization = Some(value.to_string()),
+            "accept-encoding" => gzip = accepts_gzip(value),
             "content-length" if value != "0" => return Err(Refused::Body),
             "transfer-encoding" => return Err(Refused::Body),
             _ => {}
@@ -207,6 +214,21 @@ pub fn parse_head(head: &str) -> Result<Request, Refused> {
         method: method.to_string(),
         path: path.to_string(),
         authorization,
+        gzip,
+    })
+}
+
+/// Whether an `Accept-Encoding` value takes gzip (named without `q=0`).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        coding.eq_ignore_ascii_case("gzip") && !refused
     })
 }
 
@@ -287,6 +309,30 @@ impl Answer {
         )
     }
 
+    /// The body gzipped, for a client that takes it: pages and JSON over 1 KiB (a status page
+    /// of many targets shrinks about twentyfold). `/metrics` is streamed as it is made, and
+    /// left as it is.
+    pub fn gzipped(self) -> Answer {
+        let compressible = self.content_type.starts_with("text/html")
+            || self.content_type.starts_with("application/json");
+        let Body::Bytes(body) = &self.body else {
+            return self;
+        };
+        if !compressible || body.len() < 1024 {
+            return self;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(5));
+        match gz.write_all(body).and_then(|()| gz.finish()) {
+            Ok(packed) => Answer {
+                body: Body::Bytes(packed),
+                ..self
+            }
+            .with_header("Content-Encoding", "gzip")
+            .with_header("Vary", "Accept-Encoding"),
+            Err(_) => self,
+        }
+    }
+
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
         self.headers.push((name, value.into()));
         self
@@ -363,14 +409,41 @@ mod tests {
 
     #[test]
     fn a_request_head_is_read() {
-        let r = read("GET /target/3?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Basic eA==\r\n\r\n");
+        let r = read(
+            "GET /target/3?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Basic eA==\r\n\
+             Accept-Encoding: gzip, deflate, br\r\n\r\n",
+        );
         assert_eq!(
             r,
             Ok(Request {
                 method: "GET".into(),
                 path: "/target/3".into(),
                 authorization: Some("Basic eA==".into()),
+                gzip: true,
             })
+        );
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, GZIP;q=0.5"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("gzip; q=0.0, br"));
+        assert!(!accepts_gzip("identity"));
+        let page = Answer::new(200, "text/html; charset=utf-8", vec![b'x'; 10_000]).gzipped();
+        assert!(page.headers.contains(&("Content-Encoding", "gzip".into())));
+        let Body::Bytes(packed) = &page.body else {
+            panic!()
+        };
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut back)
+            .unwrap();
+        assert_eq!(back, vec![b'x'; 10_000]);
+        let small = Answer::text(200, "ok\n").gzipped();
+        assert!(
+            small.headers.is_empty(),
+            "plain text and small bodies stay as they are"
         );
     }
 

@@ -17,8 +17,9 @@ use crate::uptime::{self, Availability};
 
 /// Days of uptime bars.
 pub const DAYS: i64 = 90;
-/// Targets the front page lists at most; the rest are counted, and the JSON API has them all.
-pub const PAGE_TARGETS: usize = 1000;
+/// Targets the front page lists at most: every failing one, then the others by id; the rest
+/// are counted, and the JSON API has them all.
+pub const PAGE_TARGETS: usize = 500;
 /// Ended incidents the front page lists: those of the last this many days, at most
 /// [`RECENT_INCIDENTS`].
 pub const RECENT_DAYS: u32 = 7;
@@ -94,7 +95,11 @@ pub fn overview(conn: &mut Conn, public_only: bool) -> Result<Overview, db::Erro
     };
     let mut all = query::targets(conn, which)?;
     let left_out = all.len().saturating_sub(PAGE_TARGETS);
-    all.truncate(PAGE_TARGETS);
+    if left_out > 0 {
+        // Stable: by id within the failing and the others.
+        all.sort_by_key(|t| t.status != "FAIL");
+        all.truncate(PAGE_TARGETS);
+    }
     let targets = with_history(conn, all, now_ms)?;
     let incidents = query::incidents(conn, None, public_only, RECENT_DAYS, RECENT_INCIDENTS)?;
     Ok(Overview {

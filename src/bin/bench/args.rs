@@ -10,6 +10,8 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--wrap 'CMD ARGS']
        skypunch-bench --smoke [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --history --targets N [--skypunch PATH] [--db URL] [--json FILE]
+       skypunch-bench --http --targets N [--frequency F] [--duration S] [--warmup W]
+                      [--workers K] [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --nodes K --targets N --frequency F --duration S [--warmup W]
                       [--workers K] [--builtin-server] [--json FILE] [--skypunch PATH] [--db URL]
 
@@ -18,7 +20,9 @@ MariaDB database, measures it, checks that no result was lost, and compares its 
 with Prometheus blackbox_exporter. --smoke: 200 targets, every 1 s, 5 s, built-in HTTP
 server, no blackbox_exporter; exits 1 if anything was lost (what CI runs). --history: times
 `skypunch report` over N targets with 30 days of history, and measures the history tables'
-size per target per year. --nodes K: K daemons on one database: aggregate checks/s, each
+size per target per year. --http: the daemon's HTTP server with N targets (default every
+60 s): /metrics scrape time and memory, status page time, and the checks' dispatch lag
+without and with hostile clients (500 connections, slow and 10 MB requests). --nodes K: K daemons on one database: aggregate checks/s, each
 node's share, targets checked twice, statements per check, and the takeover time after a
 SIGKILL of one node.";
 
@@ -53,6 +57,8 @@ pub struct Settings {
     pub history: bool,
     /// `--nodes K`: K daemons on one database; 0 for the one-daemon benchmark.
     pub nodes: usize,
+    /// `--http`: measure the HTTP server (scrapes, pages, hostile clients).
+    pub http: bool,
 }
 
 fn options() -> getopts::Options {
@@ -125,6 +131,11 @@ fn options() -> getopts::Options {
         "history",
         "time `skypunch report` over N targets' history and measure its size",
     );
+    o.optflag(
+        "",
+        "http",
+        "measure the HTTP server: scrapes, status page, hostile clients",
+    );
     o.optopt(
         "",
         "nodes",
@@ -165,10 +176,13 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         }
     };
     let history = m.opt_present("history");
+    let http = m.opt_present("http");
     let (n, f, d) = if smoke {
         (Some(200), Some(1), Some(5))
     } else if history {
         (None, Some(60), Some(2))
+    } else if http {
+        (None, Some(60), Some(20))
     } else {
         (None, None, None)
     };
@@ -219,5 +233,6 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
             .unwrap_or_default(),
         history,
         nodes: num("nodes", Some(0), 0, 16)? as usize,
+        http,
     }))
 }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod database;
 pub mod history;
+pub mod http;
 pub mod procfs;
 pub mod report;
 pub mod statsline;
