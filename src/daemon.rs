@@ -239,22 +239,13 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     let (pipeline_done, pipeline_done_rx) = bounded::<()>(0);
     let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4);
     let (reports_tx, reports_rx) = bounded(writer::RESULTS_QUEUE);
-    let (wake_tx, wake_rx) = bounded(1);
-    let (store, store_ends) = writer::store_channels();
-
-    let (p, s, m) = (pool.clone(), stats.clone(), member.clone());
-    threads.spawn("skypunch-store", None, move || {
-        writer::run_store(p, s, m, store_ends)
-    })?;
-    let w = writer::Writer::new(stats.clone(), wake_tx, config.max_pending_alerts);
-    let writer_stop = stop.clone();
-    threads.spawn("skypunch-writer", None, move || {
-        writer::run(w, reports_rx, store, writer_stop)
-    })?;
-    let (c, p, st) = (config.clone(), pool.clone(), stop.clone());
-    threads.spawn("skypunch-notifier", None, move || {
-        notifier::run(&c, &p, &wake_rx, &st)
-    })?;
+    let back = Back {
+        pool: pool.clone(),
+        stats: stats.clone(),
+        member: member.clone(),
+        stop: stop.clone(),
+    };
+    start_back(config, back, reports_rx, &mut threads)?;
     let ports = worker::Ports {
         jobs: jobs_rx.clone(),
         done: done_tx,
@@ -306,6 +297,39 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         pipeline_done: Some(pipeline_done),
         stats,
         notify,
+    })
+}
+
+/// What the back of the pipeline shares with the rest.
+struct Back {
+    pool: Pool,
+    stats: Arc<Stats>,
+    member: Arc<crate::cluster::Member>,
+    stop: stop::Stop,
+}
+
+/// The back of the pipeline: the writer (results in from `reports`), its store thread, and
+/// the notifier it wakes.
+fn start_back(
+    config: &Arc<Config>,
+    back: Back,
+    reports: crossbeam_channel::Receiver<crate::model::Report>,
+    threads: &mut Supervisor,
+) -> Result<(), String> {
+    let (wake_tx, wake_rx) = bounded(1);
+    let (store, store_ends) = writer::store_channels();
+    let (p, s, m) = (back.pool.clone(), back.stats.clone(), back.member);
+    threads.spawn("skypunch-store", None, move || {
+        writer::run_store(p, s, m, store_ends)
+    })?;
+    let w = writer::Writer::new(back.stats, wake_tx, config.max_pending_alerts);
+    let writer_stop = back.stop.clone();
+    threads.spawn("skypunch-writer", None, move || {
+        writer::run(w, reports, store, writer_stop)
+    })?;
+    let (c, p, st) = (config.clone(), back.pool, back.stop);
+    threads.spawn("skypunch-notifier", None, move || {
+        notifier::run(&c, &p, &wake_rx, &st)
     })
 }
 

@@ -59,6 +59,9 @@ fn the_http_run_gets_every_page_and_the_daemon_exits_cleanly() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(results["daemon_exit"], "exit status: 0", "{results}");
     assert!(results["samples"].as_u64().unwrap() > 300 * 5, "{results}");
-    assert!(results["front_page_gzip_bytes"].as_u64().unwrap() > 0, "{results}");
+    assert!(
+        results["front_page_gzip_bytes"].as_u64().unwrap() > 0,
+        "{results}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
