@@ -265,9 +265,10 @@ impl Loader {
     }
 }
 
-/// Gives the memory freed after the first load back to the system: glibc keeps a freed peak
-/// otherwise, and 100,000 rows read at start would stay in the daemon's RSS for good.
-fn release_free_memory() {
+/// Gives the memory freed after the first load (or a large scrape) back to the system: glibc
+/// keeps a freed peak otherwise, and 100,000 rows read at start would stay in the daemon's RSS
+/// for good.
+pub fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);

@@ -9,17 +9,21 @@ use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::query::{self, NotifierNow, TargetNow, Which};
+use super::query::{self, NotifierNow, TargetFigures};
 use super::server::{Answer, Body};
 use super::Shared;
 use crate::model::CheckError;
 use crate::stats::{Exported, Stats};
+
+/// Targets from which a scrape gives the memory it freed back to the system at once (glibc
+/// would keep the peak of each handler thread's arena otherwise).
+const LARGE: usize = 10_000;
 
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -27,7 +31,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 #[derive(Debug)]
 struct Scrape {
     daemon: Daemon,
-    targets: Vec<TargetNow>,
+    targets: Vec<TargetFigures>,
     notifiers: Vec<NotifierNow>,
 }
 
@@ -76,6 +80,7 @@ pub fn answer(shared: &Shared) -> Answer {
         targets,
         notifiers,
     };
+    let large = scrape.targets.len() >= LARGE;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
     Answer {
@@ -84,7 +89,13 @@ pub fn answer(shared: &Shared) -> Answer {
         headers: Vec::new(),
         body: Body::Stream(Box::new(move |out| {
             let mut sink = FmtToIo { out, error: None };
-            match prometheus_client::encoding::prometheus_text::encode(&mut sink, &registry) {
+            let encoded =
+                prometheus_client::encoding::prometheus_text::encode(&mut sink, &registry);
+            drop(registry);
+            if large {
+                crate::loader::release_free_memory();
+            }
+            match encoded {
                 Ok(()) => Ok(()),
                 Err(_) => Err(sink
                     .error
@@ -94,14 +105,9 @@ pub fn answer(shared: &Shared) -> Answer {
     }
 }
 
-fn read(shared: &Shared) -> Result<(Vec<TargetNow>, Vec<NotifierNow>), crate::db::Error> {
+fn read(shared: &Shared) -> Result<(Vec<TargetFigures>, Vec<NotifierNow>), crate::db::Error> {
     let mut conn = query::checkout(&shared.pool)?;
-    let which = Which {
-        enabled_only: true,
-        lean: true,
-        ..Which::default()
-    };
-    let targets = query::targets(&mut conn, which)?;
+    let targets = query::figures(&mut conn)?;
     let notifiers = query::notifiers(&mut conn)?;
     Ok((targets, notifiers))
 }
@@ -150,7 +156,21 @@ impl fmt::Write for FmtToIo<'_> {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
+/// A series' labels, borrowed from the rows: no allocation per series.
+type Id<'a> = ([(&'static str, i64); 1], [(&'static str, &'a str); 1]);
+type IdAnd<'a> = (Id<'a>, [(&'static str, &'a str); 1]);
+
+fn target_labels(t: &TargetFigures) -> Id<'_> {
+    ([("id", t.id)], [("name", &t.name)])
+}
+
+fn notifier_labels(n: &NotifierNow) -> Id<'_> {
+    ([("id", n.id)], [("name", &n.name)])
+}
+
+fn with<'a>(t: &'a TargetFigures, key: &'static str, value: &'a str) -> IdAnd<'a> {
+    (target_labels(t), [(key, value)])
+}
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
     let m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
@@ -170,12 +190,12 @@ fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &Histo) -> fm
     )
 }
 
-/// A family with one series per item that has a value.
-fn family<T>(
+/// A family with the series `series` gives for each item.
+fn family<'a, T, L: EncodeLabelSet, I: IntoIterator<Item = (L, f64)>>(
     e: &mut DescriptorEncoder,
     (name, help, kind): (&str, &str, MetricType),
-    items: &[T],
-    series: impl Fn(&T) -> Vec<(Labels, f64)>,
+    items: &'a [T],
+    series: impl Fn(&'a T) -> I,
 ) -> fmt::Result {
     let mut m = e.encode_descriptor(name, help, None, kind)?;
     for item in items {
@@ -191,16 +211,6 @@ fn family<T>(
     Ok(())
 }
 
-fn target_labels(t: &TargetNow) -> Labels {
-    vec![("id", t.id.to_string()), ("name", t.name.clone())]
-}
-
-fn with(t: &TargetNow, key: &'static str, value: &str) -> Labels {
-    let mut l = target_labels(t);
-    l.push((key, value.to_string()));
-    l
-}
-
 impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         self.encode_daemon(&mut e)?;
@@ -212,11 +222,6 @@ impl Collector for Scrape {
 impl Scrape {
     fn encode_daemon(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let d = &self.daemon;
-        let kinds: Vec<(Labels, f64)> = d
-            .fails_by_kind
-            .iter()
-            .map(|(k, n)| (vec![("kind", k.to_string())], *n as f64))
-            .collect();
         family(
             e,
             (
@@ -224,8 +229,8 @@ impl Scrape {
                 "Failed checks by kind since start.",
                 MetricType::Counter,
             ),
-            &kinds,
-            |x| vec![x.clone()],
+            &d.fails_by_kind,
+            |(kind, n)| [([("kind", *kind)], *n as f64)],
         )?;
         let histograms = [
             (
@@ -286,7 +291,7 @@ impl Scrape {
     /// The daemon's gauges: name, help, value.
     fn daemon_gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
         let d = &self.daemon;
-        let errors = self.targets.iter().filter(|t| t.config_error()).count();
+        let errors = self.targets.iter().filter(|t| t.config_error).count();
         let share = if d.targets_known == 0 {
             0.0
         } else {
@@ -353,7 +358,7 @@ impl Scrape {
     }
 
     fn encode_notifiers(&self, e: &mut DescriptorEncoder) -> fmt::Result {
-        let labels = |n: &NotifierNow| vec![("id", n.id.to_string()), ("name", n.name.clone())];
+        let labels = notifier_labels;
         family(
             e,
             (
@@ -362,7 +367,7 @@ impl Scrape {
                 MetricType::Gauge,
             ),
             &self.notifiers,
-            |n| vec![(labels(n), n.pending as f64)],
+            |n| [(labels(n), n.pending as f64)],
         )?;
         family(
             e,
@@ -372,7 +377,7 @@ impl Scrape {
                 MetricType::Counter,
             ),
             &self.notifiers,
-            |n| vec![(labels(n), n.sent as f64)],
+            |n| [(labels(n), n.sent as f64)],
         )?;
         family(
             e,
@@ -382,7 +387,7 @@ impl Scrape {
                 MetricType::Counter,
             ),
             &self.notifiers,
-            |n| vec![(labels(n), n.failed as f64)],
+            |n| [(labels(n), n.failed as f64)],
         )
     }
 
@@ -394,32 +399,28 @@ impl Scrape {
 
     /// One gauge family per figure, a series for each target that has a value.
     fn encode_target_state(&self, e: &mut DescriptorEncoder) -> fmt::Result {
-        type Figure = fn(&TargetNow) -> Option<f64>;
+        type Figure = fn(&TargetFigures) -> Option<f64>;
         let gauges: [(&str, &str, Figure); 6] = [
             (
                 "skypunch_target_up",
                 "1: PASS, 0: FAIL (no series while NEW).",
-                |t| match t.status.as_str() {
-                    "PASS" => Some(1.0),
-                    "FAIL" => Some(0.0),
-                    _ => None,
-                },
+                |t| t.up.map(|up| f64::from(u8::from(up))),
             ),
             (
                 "skypunch_target_response_seconds",
                 "Duration of the last check.",
-                |t| t.response_ms.map(|ms| ms as f64 / 1000.0),
+                |t| t.response_ms.map(|ms| f64::from(ms) / 1000.0),
             ),
             (
                 "skypunch_target_http_status",
                 "HTTP status of the last check.",
-                |t| t.http_status.map(|s| s as f64),
+                |t| t.http_status.map(f64::from),
             ),
             (
                 "skypunch_target_last_check_timestamp_seconds",
                 "When the last result was written.",
                 |t| {
-                    let ms = t.last_check_ms.filter(|_| t.status != "NEW");
+                    let ms = t.last_check_ms.filter(|_| t.up.is_some());
                     ms.map(|ms| ms as f64 / 1000.0)
                 },
             ),
@@ -436,10 +437,7 @@ impl Scrape {
         ];
         for (name, help, figure) in gauges {
             family(e, (name, help, MetricType::Gauge), &self.targets, |t| {
-                figure(t)
-                    .map(|v| (target_labels(t), v))
-                    .into_iter()
-                    .collect()
+                figure(t).map(|v| (target_labels(t), v))
             })?;
         }
         Ok(())
@@ -453,7 +451,7 @@ impl Scrape {
             ("skypunch_target_checks", "Checks by result.", c),
             t,
             |t| {
-                vec![
+                [
                     (with(t, "result", "pass"), t.pass as f64),
                     (with(t, "result", "fail"), t.fail as f64),
                 ]
@@ -465,10 +463,9 @@ impl Scrape {
             t,
             |t| {
                 ["2xx", "3xx", "4xx", "5xx"]
-                    .iter()
+                    .into_iter()
                     .zip(t.classes)
-                    .map(|(class, n)| (with(t, "class", class), n as f64))
-                    .collect()
+                    .map(move |(class, n)| (with(t, "class", class), n as f64))
             },
         )?;
         family(
@@ -479,7 +476,7 @@ impl Scrape {
                 c,
             ),
             t,
-            |t| vec![(target_labels(t), t.network_fails as f64)],
+            |t| [(target_labels(t), t.network_fails as f64)],
         )
     }
 }

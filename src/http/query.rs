@@ -5,7 +5,7 @@ use mysql::prelude::Queryable;
 
 use crate::db::{self, Conn, Pool};
 
-/// One target as the API and the metrics show it: its row and its open incident.
+/// One target as the API and the status pages show it: its row and its open incident.
 #[derive(Debug, Clone, Default)]
 pub struct TargetNow {
     pub id: i64,
@@ -13,7 +13,7 @@ pub struct TargetNow {
     pub status: String,
     pub description: String,
     pub enabled: bool,
-    /// The display form (no user info, secret parameters masked); empty in the lean read.
+    /// The display form (no user info, secret parameters masked).
     pub url: String,
     pub method: String,
     pub frequency: i64,
@@ -51,8 +51,8 @@ pub struct Which {
     pub enabled_only: bool,
     /// Only this one.
     pub id: Option<i64>,
-    /// Without url and description, for the metrics of many targets.
-    pub lean: bool,
+    /// At most this many: the failing ones first, then by id (the status page).
+    pub limit: Option<u32>,
 }
 
 pub fn checkout(pool: &Pool) -> Result<Conn, db::Error> {
@@ -73,33 +73,114 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
         filter.push("t.id = ?");
         params.push(mysql::Value::from(id));
     }
-    let text = if which.lean {
-        "'', '', ''"
-    } else {
-        "t.url, IFNULL(t.status_description, ''), i.last_reason"
-    };
+    let mut order = "t.id".to_string();
+    if let Some(n) = which.limit {
+        order = format!("t.status = 'FAIL' DESC, t.id LIMIT {n}");
+    }
     let sql = format!(
         "SELECT t.id, t.name, t.status, t.enabled, t.method, t.frequency, t.last_http_status, \
          t.last_response_ms, CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
          t.pass_count, t.fail_count, t.count200, t.count300, t.count400, t.count500, \
          t.network_fails, t.group_name, t.public, \
          CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
-         t.status_description LIKE 'config error:%', {text}, \
+         t.url, IFNULL(t.status_description, ''), i.last_reason, \
          TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at) \
          FROM targets t LEFT JOIN incidents i ON i.open_target = t.id \
-         WHERE {} ORDER BY t.id",
+         WHERE {} ORDER BY {order}",
         filter.join(" AND ")
     );
-    let mut out = Vec::new();
-    conn.exec_map(sql, params, |mut r: mysql::Row| {
-        let mut t = row(&mut r);
-        if which.lean && take::<bool>(&mut r, 19).unwrap_or(false) {
-            t.description = "config error:".into();
-        }
-        out.push(t);
-    })
-    .map_err(db::Error::query("reading targets for the HTTP server"))?;
+    conn.exec_map(sql, params, |mut r: mysql::Row| row(&mut r))
+        .map_err(db::Error::query("reading targets for the HTTP server"))
+}
+
+/// How many targets `which` selects (its id and limit aside).
+pub fn count(conn: &mut Conn, which: Which) -> Result<usize, db::Error> {
+    let mut sql = "SELECT COUNT(*) FROM targets t WHERE 1 = 1".to_string();
+    if which.public_only {
+        sql.push_str(" AND t.public = 1");
+    }
+    if which.enabled_only {
+        sql.push_str(" AND t.enabled = 1");
+    }
+    let n: Option<u64> = conn
+        .query_first(sql)
+        .map_err(db::Error::query("counting targets for the HTTP server"))?;
+    Ok(n.unwrap_or(0) as usize)
+}
+
+/// What `/metrics` shows of one enabled target, kept small: a scrape of 100,000 targets holds
+/// all of them at once.
+#[derive(Debug, Clone)]
+pub struct TargetFigures {
+    pub id: i64,
+    pub name: Box<str>,
+    /// `Some(true)`: PASS, `Some(false)`: FAIL, `None`: NEW.
+    pub up: Option<bool>,
+    pub config_error: bool,
+    pub http_status: Option<u16>,
+    pub response_ms: Option<u32>,
+    pub last_check_ms: Option<i64>,
+    pub incident_ms: Option<i64>,
+    pub cert_expires_s: Option<i64>,
+    pub pass: u64,
+    pub fail: u64,
+    /// Responses by class: 2xx, 3xx, 4xx, 5xx.
+    pub classes: [u64; 4],
+    pub network_fails: u64,
+}
+
+/// Every enabled target's figures, by id.
+pub fn figures(conn: &mut Conn) -> Result<Vec<TargetFigures>, db::Error> {
+    let n = count(
+        conn,
+        Which {
+            enabled_only: true,
+            ..Which::default()
+        },
+    )?;
+    let mut out = Vec::with_capacity(n + n / 16);
+    let what = "reading targets for the metrics";
+    let rows = conn
+        .query_iter(
+            "SELECT t.id, t.name, t.status, t.status_description LIKE 'config error:%', \
+         t.last_http_status, t.last_response_ms, \
+         CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
+         CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
+         TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at), t.pass_count, t.fail_count, \
+         t.count200, t.count300, t.count400, t.count500, t.network_fails \
+         FROM targets t LEFT JOIN incidents i ON i.open_target = t.id \
+         WHERE t.enabled = 1 ORDER BY t.id",
+        )
+        .map_err(db::Error::query(what))?;
+    for row in rows {
+        let mut r = row.map_err(db::Error::query(what))?;
+        out.push(figures_row(&mut r));
+    }
     Ok(out)
+}
+
+fn figures_row(r: &mut mysql::Row) -> TargetFigures {
+    let n = |r: &mut mysql::Row, i| take::<u64>(r, i).unwrap_or(0);
+    let status: String = take(r, 2).unwrap_or_default();
+    TargetFigures {
+        id: take(r, 0).unwrap_or(0),
+        name: take::<String>(r, 1).unwrap_or_default().into_boxed_str(),
+        up: match status.as_str() {
+            "PASS" => Some(true),
+            "FAIL" => Some(false),
+            _ => None,
+        },
+        config_error: take(r, 3).unwrap_or(false),
+        http_status: take(r, 4),
+        response_ms: take(r, 5),
+        last_check_ms: take(r, 6),
+        incident_ms: take(r, 7),
+        cert_expires_s: take(r, 8),
+        pass: n(r, 9),
+        fail: n(r, 10),
+        classes: [n(r, 11), n(r, 12), n(r, 13), n(r, 14)],
+        network_fails: n(r, 15),
+    }
 }
 
 fn take<T: mysql::prelude::FromValue>(r: &mut mysql::Row, i: usize) -> Option<T> {
@@ -127,10 +208,10 @@ fn row(r: &mut mysql::Row) -> TargetNow {
         group: take::<String>(r, 16).filter(|g| !g.is_empty()),
         public: take(r, 17).unwrap_or(false),
         incident_ms: take(r, 18),
-        url: crate::urls::shown(&take::<String>(r, 20).unwrap_or_default()),
-        description: take(r, 21).unwrap_or_default(),
-        incident_reason: take(r, 22),
-        cert_expires_s: take(r, 23),
+        url: crate::urls::shown(&take::<String>(r, 19).unwrap_or_default()),
+        description: take(r, 20).unwrap_or_default(),
+        incident_reason: take(r, 21),
+        cert_expires_s: take(r, 22),
     }
 }
 

@@ -91,15 +91,12 @@ pub fn overview(conn: &mut Conn, public_only: bool) -> Result<Overview, db::Erro
     let which = Which {
         public_only,
         enabled_only: true,
+        limit: Some(PAGE_TARGETS as u32),
         ..Which::default()
     };
-    let mut all = query::targets(conn, which)?;
-    let left_out = all.len().saturating_sub(PAGE_TARGETS);
-    if left_out > 0 {
-        // Stable: by id within the failing and the others.
-        all.sort_by_key(|t| t.status != "FAIL");
-        all.truncate(PAGE_TARGETS);
-    }
+    let total = query::count(conn, which)?;
+    let all = query::targets(conn, which)?;
+    let left_out = total.saturating_sub(all.len());
     let targets = with_history(conn, all, now_ms)?;
     let incidents = query::incidents(conn, None, public_only, RECENT_DAYS, RECENT_INCIDENTS)?;
     Ok(Overview {
