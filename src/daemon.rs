@@ -257,6 +257,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         jobs: jobs_tx,
         unstarted: jobs_rx,
         member: member.clone(),
+        workers: config.workers,
     };
     let s = stats.clone();
     threads.spawn("skypunch-wheel", None, move || wheel::run(wheel_ports, s))?;

@@ -31,3 +31,4 @@ mod reliability_security;
 mod reliability_stop;
 mod reliability_targets;
 mod schema;
+mod workers;
