@@ -355,6 +355,72 @@ fn remaining(details: &ConnectionDetails) -> NextTimeout {
     timeout
 }
 
+/// Connects within `timeout` in three system calls (socket, setsockopt, connect): Linux
+/// bounds a blocking `connect` by the socket's send timeout and then fails it with
+/// EINPROGRESS. std's `connect_timeout` takes six (socket, ioctl to non-blocking, connect,
+/// poll, ioctl back to blocking) — two of every twelve a plain check made. A signal that
+/// interrupts the connect leaves it going on in the kernel: then we wait for it as std does.
+fn connect_within(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let started = Instant::now();
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_write_timeout(Some(timeout))?;
+    match socket.connect(&(*addr).into()) {
+        Ok(()) => Ok(socket.into()),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection timed out",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            let left = timeout.saturating_sub(started.elapsed());
+            await_connected(socket.into(), left)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits up to `left` for a connect still in progress; its outcome.
+fn await_connected(stream: TcpStream, left: Duration) -> io::Result<TcpStream> {
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + left;
+    loop {
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        if ms == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            ));
+        }
+        let mut fd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for a descriptor `stream` owns, for the call's duration.
+        let n = unsafe { libc::poll(&mut fd, 1, ms.min(i32::MAX as u128) as i32) };
+        match n {
+            0 => continue,
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            _ => {
+                return match stream.take_error()? {
+                    Some(e) => Err(e),
+                    None => stream.peer_addr().map(|_| stream),
+                }
+            }
+        }
+    }
+}
+
 fn connect_tcp(details: &ConnectionDetails) -> Result<(TcpStream, SocketAddr), ureq::Error> {
     let mut last = None;
     for &addr in details.addrs.iter() {
@@ -363,7 +429,7 @@ fn connect_tcp(details: &ConnectionDetails) -> Result<(TcpStream, SocketAddr), u
             ut::Duration::Exact(d) if d.is_zero() => {
                 return Err(ureq::Error::Timeout(timeout.reason))
             }
-            ut::Duration::Exact(d) => TcpStream::connect_timeout(&addr, d),
+            ut::Duration::Exact(d) => connect_within(&addr, d),
             ut::Duration::NotHappening => TcpStream::connect(addr),
         };
         match result {
@@ -428,7 +494,15 @@ pub struct TcpTransport {
     buffers: LazyBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// Whether anything was written yet.
+    wrote: bool,
 }
+
+/// A first write this small goes into the empty send buffer of a new connection (at least
+/// 16 KiB on Linux) without blocking, so it needs no send timeout of its own: one
+/// setsockopt less per check (a GET's request, or a TLS ClientHello). The socket still has
+/// the connect's send timeout.
+const FIRST_WRITE_CANNOT_BLOCK: usize = 4096;
 
 impl fmt::Debug for TcpTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -443,6 +517,7 @@ impl TcpTransport {
             buffers,
             read_timeout: None,
             write_timeout: None,
+            wrote: false,
         }
     }
 }
@@ -480,9 +555,14 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let stream = &self.stream;
-        set_timeout(timeout, &mut self.write_timeout, |t| {
-            stream.set_write_timeout(t)
-        })?;
+        if self.wrote || amount > FIRST_WRITE_CANNOT_BLOCK {
+            set_timeout(timeout, &mut self.write_timeout, |t| {
+                stream.set_write_timeout(t)
+            })?;
+        } else if timeout.after == ut::Duration::Exact(Duration::ZERO) {
+            return Err(ureq::Error::Timeout(timeout.reason));
+        }
+        self.wrote = true;
         let output = &self.buffers.output()[..amount];
         (&self.stream)
             .write_all(output)
