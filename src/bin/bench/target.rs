@@ -47,15 +47,26 @@ pub fn find_or_install(program: &str, packages: &[&str]) -> Result<PathBuf, Erro
     if let Some(p) = find() {
         return Ok(p);
     }
-    for package in packages {
-        eprintln!("skypunch-bench: {program} is absent: installing Debian package {package}");
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(Stdio::null())
             .status()
-            .map_err(|e| format!("cannot run apt-get to install {package}: {e}"))?;
-        if status.success() {
+            .map(|s| s.success())
+            .map_err(|e| format!("cannot run apt-get: {e}"))
+    };
+    // A fresh machine has no package lists yet: the first failed install reads them once.
+    let mut updated = false;
+    for package in packages {
+        eprintln!("skypunch-bench: {program} is absent: installing Debian package {package}");
+        let install = ["install", "-y", "--no-install-recommends", package];
+        let mut installed = apt(&install)?;
+        if !installed && !updated {
+            updated = true;
+            installed = apt(&["update", "-qq"])? && apt(&install)?;
+        }
+        if installed {
             if let Some(p) = find() {
                 return Ok(p);
             }
