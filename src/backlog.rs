@@ -46,6 +46,8 @@ pub struct Watch {
     /// episode was warned about (one that was not ends silently too).
     since: Option<(Instant, Duration, bool)>,
     last_warned: Option<Instant>,
+    /// How long the oldest waiting check had waited at the last look.
+    oldest: Duration,
 }
 
 impl Watch {
@@ -56,6 +58,7 @@ impl Watch {
             in_flight: 0,
             since: None,
             last_warned: None,
+            oldest: Duration::ZERO,
         }
     }
 
@@ -68,6 +71,11 @@ impl Watch {
     /// `n` checks ended (or were dropped unstarted by a worker).
     pub fn finished(&mut self, n: usize) {
         self.in_flight = self.in_flight.saturating_sub(n);
+    }
+
+    /// How long the oldest check waiting for a worker had waited at the last `observe`.
+    pub fn oldest(&self) -> Duration {
+        self.oldest
     }
 
     /// Workers running a check now: jobs out of the channel and not yet finished.
@@ -92,6 +100,7 @@ impl Watch {
             (a, b) => a.copied().or(b),
         };
         let oldest = oldest_due.map_or(Duration::ZERO, |d| now.saturating_duration_since(d));
+        self.oldest = oldest;
         if oldest <= WAIT_LIMIT {
             let (started, worst, warned) = self.since.take()?;
             return warned.then_some(Notice::Cleared {
@@ -161,6 +170,7 @@ mod tests {
         }
         assert_eq!(w.observe(t0 + ms(900), 6, 0, None), None);
         assert_eq!(w.busy(), 4, "10 sent, 6 queued: 4 running");
+        assert_eq!(w.oldest(), ms(900));
         w.finished(4);
         assert_eq!(w.busy(), 0);
     }

@@ -255,20 +255,33 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
             ready.extend(due.drain(..));
             hand_out(&mut ready, &ports.jobs, &mut watch);
         }
-        let in_channel = ports.jobs.len();
-        Stats::set(&stats.queue_depth, (ready.len() + in_channel) as u64);
-        let oldest_unsent = ready.front().map(|j| j.due);
-        match watch.observe(now, in_channel, ready.len(), oldest_unsent) {
-            Some(n @ Notice::Waiting(_)) => log::warn!("{}", n.line()),
-            Some(n @ Notice::Cleared { .. }) => log::info!("{}", n.line()),
-            None => {}
-        }
-        Stats::set(&stats.workers_busy, watch.busy() as u64);
+        watch_queues(&mut watch, now, &ready, &ports.jobs, &stats);
     }
     let unstarted = ports.unstarted.discard_queued() + ready.len();
     if unstarted > 0 {
         log::info!("shutdown: {unstarted} due checks not started");
     }
+}
+
+/// Once a tick: the queue depth and busy workers for the stats, and the operator told when
+/// checks wait too long for a free worker (and when they no longer do).
+fn watch_queues(
+    watch: &mut Watch,
+    now: Instant,
+    ready: &VecDeque<Job>,
+    jobs: &JobSender,
+    stats: &Stats,
+) {
+    let in_channel = jobs.len();
+    Stats::set(&stats.queue_depth, (ready.len() + in_channel) as u64);
+    let oldest_unsent = ready.front().map(|j| j.due);
+    match watch.observe(now, in_channel, ready.len(), oldest_unsent) {
+        Some(n @ Notice::Waiting(_)) => log::warn!("{}", n.line()),
+        Some(n @ Notice::Cleared { .. }) => log::info!("{}", n.line()),
+        None => {}
+    }
+    Stats::set(&stats.workers_busy, watch.busy() as u64);
+    Stats::set(&stats.oldest_wait_ms, watch.oldest().as_millis() as u64);
 }
 
 /// Drops the waiting checks of targets removed since the last tick; each counts as ended
