@@ -27,7 +27,8 @@ with openssl (ECDSA P-256, or RSA-2048 with `--tls rsa`), verified through the t
 ca_file; blackbox_exporter probes the same URL with the same CA. --mix: 100,000 targets at
 10-300 s, 10 % HTTPS, 2 % answering after 2 s, 1 % never answering (10 s timeout), 0.5 %
 answering 500, the rest 200; per-kind figures from the log. --smoke with --tls: 200 HTTPS
-targets on a built-in rustls server; with --mix: 2,000 targets at 1-4 s, built-in servers.";
+targets on a built-in rustls server; with --mix: 2,000 targets at 1-4 s (timeout 4 s, slow
+answers after 0.5 s), built-in servers.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -123,9 +123,9 @@ impl Server {
             } => "nginx (2 workers, private config, HTTPS without session cache or tickets)".into(),
             Server::Nginx { .. } => "nginx (2 workers, private config)".into(),
             Server::Builtin { tls: Some(_), .. } => {
-                "built-in HTTP and HTTPS servers (rustls, no resumption; 2 threads each)".into()
+                "built-in HTTP and HTTPS servers (rustls, no resumption; 8 threads each)".into()
             }
-            Server::Builtin { .. } => "built-in HTTP server (2 threads)".into(),
+            Server::Builtin { .. } => "built-in HTTP server (8 threads)".into(),
         }
     }
 
@@ -217,13 +217,17 @@ impl Server {
     }
 }
 
-/// Two threads answering every request (`/500`: 500, else 200) and closing the connection;
+/// Threads answering every request (`/500`: 500, else 200) and closing the connection;
 /// over TLS when given a configuration.
 pub struct Builtin {
     port: u16,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
+
+/// Each thread serves one connection at a time and, over TLS, waits for the client's next
+/// flight: on a loaded CI machine two threads made handshakes queue for seconds.
+const BUILTIN_THREADS: usize = 8;
 
 const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
@@ -237,7 +241,7 @@ impl Builtin {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for n in 0..2 {
+        for n in 0..BUILTIN_THREADS {
             let l = listener.try_clone().map_err(|e| e.to_string())?;
             let (stop, tls) = (stop.clone(), tls.clone());
             let t = std::thread::Builder::new()
