@@ -82,7 +82,7 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "workers",
-        "the daemon's Workers setting (default 64)",
+        "the daemon's Workers setting (default 64; with --mix 256, the daemon's default)",
         "K",
     );
     o.optopt(
