@@ -5,6 +5,7 @@
 //! threads and says in which order they stop.
 
 mod authn;
+mod backlog;
 mod check;
 mod cli;
 mod cluster;

@@ -73,7 +73,8 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         "stats: checks={} total_checks={} rate={:.1}/s lag_p50_ms={} lag_p99_ms={} lag_max_ms={} \
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
-         lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} final={}",
+         lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} busy={} \
+         oldest_wait_ms={} late_starts={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -94,6 +95,9 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         b.alerts - a.alerts,
         Stats::get(&s.results_dropped),
         fails_by_kind(s),
+        Stats::get(&s.workers_busy),
+        Stats::get(&s.oldest_wait_ms),
+        Stats::get(&s.late_starts),
         u8::from(last),
     )
 }

@@ -144,6 +144,14 @@ pub struct Stats {
     /// `checks - results_written - results_dropped` are still owed to the database.
     pub results_dropped: AtomicU64,
     pub queue_depth: AtomicU64,
+    /// Workers running a check, as of the wheel's last tick.
+    pub workers_busy: AtomicU64,
+    /// How long the oldest due check not yet started had waited, in ms, as of the wheel's
+    /// last tick (0: none waits).
+    pub oldest_wait_ms: AtomicU64,
+    /// Checks started more than `backlog::WAIT_LIMIT` after they were due: they waited for
+    /// a free worker (or the machine stalled).
+    pub late_starts: AtomicU64,
     pub alerts_queued: AtomicU64,
     /// Alerts the writer gave up past `MaxPendingAlerts` during an outage.
     pub alerts_dropped: AtomicU64,

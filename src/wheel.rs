@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 
+use crate::backlog::{Notice, Watch};
 use crate::jobs::{JobReceiver, JobSender};
 
 use crate::model::{Control, Job, Target, TargetId};
@@ -197,6 +198,8 @@ pub struct Ports {
     pub unstarted: JobReceiver,
     /// Whether this node's cluster lease allows checks now.
     pub member: Arc<crate::cluster::Member>,
+    /// `[settings] Workers`, named in the warning when checks wait for a free worker.
+    pub workers: usize,
 }
 
 /// The thread body: runs until the stop request (or until the loader's end of `control` is
@@ -211,6 +214,7 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
     // workers cannot keep up) are dropped, not run for a target handed to another node.
     let mut removed: HashSet<TargetId> = HashSet::new();
     let mut due = Vec::new();
+    let mut watch = Watch::new(ports.workers);
     let mut deadline = Instant::now() + TICK;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -235,9 +239,12 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         }
         deadline = (deadline + TICK).max(now);
         crate::fault::point("wheel");
+        let mut finished = 0;
         for id in ports.done.try_iter() {
             wheel.check_done(id, now);
+            finished += 1;
         }
+        watch.finished(finished);
         if !removed.is_empty() {
             drop_removed(&mut ready, &mut removed, &mut wheel, now);
         }
@@ -246,14 +253,35 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
         if ports.member.may_check(now) {
             wheel.advance(now, &mut due);
             ready.extend(due.drain(..));
-            hand_out(&mut ready, &ports.jobs);
+            hand_out(&mut ready, &ports.jobs, &mut watch);
         }
-        Stats::set(&stats.queue_depth, (ready.len() + ports.jobs.len()) as u64);
+        watch_queues(&mut watch, now, &ready, &ports.jobs, &stats);
     }
     let unstarted = ports.unstarted.discard_queued() + ready.len();
     if unstarted > 0 {
         log::info!("shutdown: {unstarted} due checks not started");
     }
+}
+
+/// Once a tick: the queue depth and busy workers for the stats, and the operator told when
+/// checks wait too long for a free worker (and when they no longer do).
+fn watch_queues(
+    watch: &mut Watch,
+    now: Instant,
+    ready: &VecDeque<Job>,
+    jobs: &JobSender,
+    stats: &Stats,
+) {
+    let in_channel = jobs.len();
+    Stats::set(&stats.queue_depth, (ready.len() + in_channel) as u64);
+    let oldest_unsent = ready.front().map(|j| j.due);
+    match watch.observe(now, in_channel, ready.len(), oldest_unsent) {
+        Some(n @ Notice::Waiting(_)) => log::warn!("{}", n.line()),
+        Some(n @ Notice::Cleared { .. }) => log::info!("{}", n.line()),
+        None => {}
+    }
+    Stats::set(&stats.workers_busy, watch.busy() as u64);
+    Stats::set(&stats.oldest_wait_ms, watch.oldest().as_millis() as u64);
 }
 
 /// Drops the waiting checks of targets removed since the last tick; each counts as ended
@@ -279,12 +307,14 @@ fn drop_removed(
 }
 
 /// Sends ready jobs until the queue is full; the rest wait (and their lag shows it).
-fn hand_out(ready: &mut VecDeque<Job>, jobs: &JobSender) {
+fn hand_out(ready: &mut VecDeque<Job>, jobs: &JobSender, watch: &mut Watch) {
     while let Some(job) = ready.pop_front() {
+        let due = job.due;
         if let Err(job) = jobs.try_send(job) {
             ready.push_front(job);
             return;
         }
+        watch.sent(due);
     }
 }
 

@@ -64,6 +64,9 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
         }
         let lag = started.saturating_duration_since(job.due);
         stats.lag.record(lag);
+        if lag > crate::backlog::WAIT_LIMIT {
+            Stats::add(&stats.late_starts, 1);
+        }
         let outcome = check_safely(checker, &job.target);
         stats.duration.record(outcome.elapsed);
         log_line(&job.target, &outcome);

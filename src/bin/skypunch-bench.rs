@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use bench::args::{ServerKind, Settings};
 use bench::daemon::{self, Daemon};
-use bench::database::{self, BenchDb};
-use bench::report::{Cpu, Machine, Results, Verify};
+use bench::database::{self, BenchDb, Row};
+use bench::mix::{self, Kind, MixFigures, Service, Shape, Urls};
+use bench::report::{Cpu, Machine, Results, TlsFigures, Verify};
 use bench::target::Server;
+use bench::tls::{self, KeyKind, Pki};
 use bench::{blackbox, procfs, Error};
 
 fn main() -> ExitCode {
@@ -36,7 +38,7 @@ fn main() -> ExitCode {
     match run(&settings, &args) {
         Ok(results) => {
             print!("{}", results.table());
-            let problems = results.verify.problems();
+            let problems = results.problems();
             if let Err(e) = write_json(&settings.json, &results.json()) {
                 eprintln!("skypunch-bench: {e}");
                 return ExitCode::from(1);
@@ -135,8 +137,8 @@ fn cluster(s: &Settings, args: &[String]) -> ExitCode {
         .map_err(|e| format!("creating {}: {e}", dir.display()))
         .and_then(|()| {
             let server = match s.server {
-                ServerKind::Nginx => Server::nginx(&dir)?,
-                ServerKind::Builtin => Server::builtin()?,
+                ServerKind::Nginx => Server::nginx(&dir, None)?,
+                ServerKind::Builtin => Server::builtin(None)?,
             };
             let url = format!("http://127.0.0.1:{}/", server.port());
             let mut db = database::Server::parse(&s.db_url).and_then(BenchDb::create)?;
@@ -174,20 +176,84 @@ fn cluster(s: &Settings, args: &[String]) -> ExitCode {
     }
 }
 
+/// What the targets of a run point at: the HTTP(S) server, the run's CA, and (`--mix`) the
+/// slow and hanging services.
+struct Setup {
+    server: Server,
+    pki: Option<Pki>,
+    services: Option<(Service, Service)>,
+}
+
+impl Setup {
+    fn start(s: &Settings, dir: &Path) -> Result<Setup, Error> {
+        // A mix's HTTPS targets use the default key type.
+        let key = s.tls.or(s.mix.then_some(KeyKind::Ecdsa));
+        let pki = key.map(|k| Pki::make(dir, k)).transpose()?;
+        let services = if s.mix {
+            Some((Service::slow(shape(s).slow_after)?, Service::hanging()?))
+        } else {
+            None
+        };
+        let server = match s.server {
+            ServerKind::Nginx => Server::nginx(dir, pki.as_ref()),
+            ServerKind::Builtin => Server::builtin(pki.as_ref()),
+        };
+        match server {
+            Ok(server) => Ok(Setup {
+                server,
+                pki,
+                services,
+            }),
+            Err(e) => {
+                if let Some((a, b)) = services {
+                    a.stop();
+                    b.stop();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn https_url(&self) -> Option<String> {
+        Some(format!("https://127.0.0.1:{}/", self.server.tls_port()?))
+    }
+
+    /// The URL blackbox_exporter probes: the HTTPS one in `--tls`, else plain HTTP.
+    fn probed(&self) -> (String, Option<&Path>) {
+        match (self.https_url(), &self.pki) {
+            (Some(url), Some(pki)) => (url, Some(pki.ca_pem.as_path())),
+            _ => (format!("http://127.0.0.1:{}/", self.server.port()), None),
+        }
+    }
+
+    fn stop(self) {
+        self.server.stop();
+        if let Some((a, b)) = self.services {
+            a.stop();
+            b.stop();
+        }
+    }
+}
+
+fn shape(s: &Settings) -> Shape {
+    if s.smoke {
+        Shape::SMOKE
+    } else {
+        Shape::FULL
+    }
+}
+
 /// Sets up the HTTP server, database and temp folder, measures, and tears them down whatever
 /// happened (the folder is kept after a failure, for its logs).
 fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
     let machine = Machine::read();
     let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let server = match s.server {
-        ServerKind::Nginx => Server::nginx(&dir)?,
-        ServerKind::Builtin => Server::builtin()?,
-    };
+    let setup = Setup::start(s, &dir)?;
     let db = database::Server::parse(&s.db_url).and_then(BenchDb::create);
     let result = match db {
         Ok(mut db) => {
-            let r = measure(s, &mut db, &server, &dir);
+            let r = measure(s, &mut db, &setup, &dir);
             if s.keep {
                 eprintln!("skypunch-bench: kept database {}", db.name);
             } else if let Err(e) = db.drop_db() {
@@ -199,18 +265,19 @@ fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
     };
     let result = result.and_then(|mut r| {
         if s.blackbox {
-            let port = server.port();
+            let (target, ca) = setup.probed();
             r.blackbox = Some(blackbox::run(
                 &dir,
-                port,
+                &target,
+                ca,
                 s.blackbox_duration,
                 s.blackbox_concurrency,
-                || server.cpu_seconds(),
+                || setup.server.cpu_seconds(),
             )?);
         }
         Ok(r)
     });
-    server.stop();
+    setup.stop();
     match (&result, s.keep) {
         (Ok(_), false) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -248,9 +315,45 @@ fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(b? - a?)
 }
 
-fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Result<Results, Error> {
-    let url = format!("http://127.0.0.1:{}/", server.port());
-    let insert = db.insert_targets(s.targets, s.frequency, &url)?;
+/// Inserts the run's targets: N copies of one URL (HTTPS through the run's CA with
+/// `--tls`), or the mix.
+fn insert(s: &Settings, db: &mut BenchDb, setup: &Setup) -> Result<Duration, Error> {
+    let ca = setup.pki.as_ref().map(|p| p.ca_pem.display().to_string());
+    let plain = format!("http://127.0.0.1:{}/", setup.server.port());
+    if s.mix {
+        let (slow, hanging) = setup.services.as_ref().ok_or("no mix services")?;
+        let urls = Urls {
+            failing: format!("{plain}500"),
+            plain,
+            https: setup.https_url().ok_or("no HTTPS server")?,
+            slow: slow.url(),
+            hanging: hanging.url(),
+        };
+        let shape = shape(s);
+        return db.insert_rows(s.targets, |id| {
+            let kind = mix::kind_of(id);
+            Row {
+                url: urls.of(kind).to_string(),
+                frequency: mix::frequency_of(id, &shape),
+                timeout: shape.timeout,
+                ca_file: (kind == Kind::Https).then(|| ca.clone()).flatten(),
+            }
+        });
+    }
+    match setup.https_url() {
+        Some(url) => db.insert_rows(s.targets, |_| Row {
+            url: url.clone(),
+            frequency: s.frequency,
+            timeout: 5,
+            ca_file: ca.clone(),
+        }),
+        None => db.insert_targets(s.targets, s.frequency, &plain),
+    }
+}
+
+fn measure(s: &Settings, db: &mut BenchDb, setup: &Setup, dir: &Path) -> Result<Results, Error> {
+    let server = &setup.server;
+    let insert = insert(s, db, setup)?;
     eprintln!(
         "skypunch-bench: {} targets inserted in {:.1} s into {}",
         s.targets,
@@ -274,8 +377,32 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         ..Results::default()
     };
     measure_window(s, db, server, &mut d, &mut r)?;
-    r.verify = stop_and_verify(s, db, d, first_check)?;
+    let period = (!s.mix).then_some(f64::from(s.frequency));
+    r.verify = stop_and_verify(db, d, first_check, period)?;
+    if let Some(pki) = &setup.pki {
+        if !s.mix {
+            r.tls = Some(TlsFigures {
+                key: pki.kind.name().to_string(),
+                handshake_ms: tls::handshake_ms(&db.traces(10_000)?),
+            });
+        }
+    }
+    if let Some(m) = r.mix.as_mut() {
+        m.overdue_never_checked = overdue(db, s, daemon::now_epoch() - first_check)?;
+    }
     Ok(r)
+}
+
+/// Mix targets that should have been checked by now (their first check falls within one
+/// period of the start; it ends within the timeout; its result is written within 3 s) and
+/// were not.
+fn overdue(db: &mut BenchDb, s: &Settings, ran_s: f64) -> Result<u64, Error> {
+    let timeout = f64::from(shape(s).timeout);
+    Ok(db
+        .frequencies_and_counts()?
+        .iter()
+        .filter(|(_, f, n)| *n == 0 && f64::from(*f) + timeout + 3.0 <= ran_s)
+        .count() as u64)
 }
 
 /// Starts the daemon and waits for its first check and the warm-up; gives the first check's
@@ -283,6 +410,9 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
 fn start_and_warm_up(s: &Settings, db: &BenchDb, dir: &Path) -> Result<(Daemon, f64, f64), Error> {
     let config = daemon::write_config(dir, &db.db_config(), s.workers)?;
     let mut d = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
+    if s.mix {
+        d.checks = Some(Vec::new());
+    }
     let startup_limit =
         Duration::from_secs(60 + s.targets / 1000) + Duration::from_secs(s.frequency.into());
     d.wait_until(startup_limit, "the first check", |d| {
@@ -328,6 +458,14 @@ fn measure_window(
     r.rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
     r.db_checks_in_window = db.recorded_checks()?.saturating_sub(db0);
     r.window = bench::statsline::window(&start, &d.stats[seen..]);
+    if let Some(checks) = &d.checks {
+        let end = d.stats.last().map_or(start.at, |l| l.at);
+        r.mix = Some(MixFigures {
+            shape: mix_shape(s),
+            kinds: mix::by_kind(checks, start.at, end, s.targets),
+            overdue_never_checked: 0,
+        });
+    }
     r.reload_scan = database::reload_scan(&db.db_config(), 7)?;
     r.peak_rss_mib = procfs::peak_rss_mib(d.pid()).unwrap_or(0.0);
     r.cpu = Cpu {
@@ -339,12 +477,25 @@ fn measure_window(
     Ok(())
 }
 
-/// Stops the daemon and compares what it logged with what the database holds.
+fn mix_shape(s: &Settings) -> String {
+    let sh = shape(s);
+    format!(
+        "10 % HTTPS, 2 % slow, 1 % hanging, 0.5 % 500, the rest 200; frequencies {}-{} s, \
+         timeout {} s, slow answers after {:.1} s",
+        sh.min_frequency,
+        sh.max_frequency,
+        sh.timeout,
+        sh.slow_after.as_secs_f64(),
+    )
+}
+
+/// Stops the daemon and compares what it logged with what the database holds; `period`:
+/// the one frequency of every target (None for a mix), for the expected count per target.
 fn stop_and_verify(
-    s: &Settings,
     db: &mut BenchDb,
     mut d: Daemon,
     first_check: f64,
+    period: Option<f64>,
 ) -> Result<Verify, Error> {
     let stop_at = daemon::now_epoch();
     let (status, shutdown) = d.stop(Duration::from_secs(60))?;
@@ -356,7 +507,7 @@ fn stop_and_verify(
         per_target_min: counts.first().copied().unwrap_or(0),
         per_target_median: counts.get(counts.len() / 2).copied().unwrap_or(0),
         per_target_max: counts.last().copied().unwrap_or(0),
-        per_target_expected: (stop_at - first_check) / f64::from(s.frequency),
+        per_target_expected: period.map_or(0.0, |p| (stop_at - first_check) / p),
         never_checked: counts.iter().filter(|c| **c == 0).count() as u64,
         targets_failed,
         failure_example,
@@ -364,5 +515,6 @@ fn stop_and_verify(
         exit_status: status.to_string(),
         shutdown_seconds: shutdown.as_secs_f64(),
         daemon_errors: d.errors.clone(),
+        worker_warnings: d.worker_warnings.clone(),
     })
 }

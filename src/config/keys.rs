@@ -39,7 +39,7 @@ pub const KEYS: &[Key] = &[
     },
     key("settings", "LogLevel", "info"),
     key("settings", "PidFile", "/run/skypunch/skypunch.pid"),
-    key("settings", "Workers", "64"),
+    key("settings", "Workers", "256"),
     key("settings", "ReloadInterval", "5"),
     key("settings", "StatsInterval", "60"),
     key("settings", "MaxBodyBytes", "1048576"),

@@ -342,7 +342,7 @@ impl Default for Config {
             log_file: PathBuf::from("./skypunch.log"),
             log_level: log::LevelFilter::Info,
             pid_file: default_pid_file(),
-            workers: 64,
+            workers: 256,
             reload_interval: Duration::from_secs(5),
             stats_interval: Duration::from_secs(60),
             max_body_bytes: 1024 * 1024,

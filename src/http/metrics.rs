@@ -54,6 +54,10 @@ struct Daemon {
     targets_known: u64,
     targets_owned: u64,
     live_nodes: u64,
+    workers: u64,
+    workers_busy: u64,
+    oldest_wait_s: f64,
+    late_starts: u64,
     /// Whether the per-target read worked (`skypunch_scrape_database_ok`).
     read_ok: bool,
 }
@@ -137,6 +141,10 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
         targets_known: Stats::get(&s.targets_known),
         targets_owned: Stats::get(&s.targets_owned),
         live_nodes: Stats::get(&s.live_nodes),
+        workers: shared.config.workers as u64,
+        workers_busy: Stats::get(&s.workers_busy),
+        oldest_wait_s: Stats::get(&s.oldest_wait_ms) as f64 / 1000.0,
+        late_starts: Stats::get(&s.late_starts),
         read_ok,
     }
 }
@@ -278,6 +286,11 @@ impl Scrape {
                 "Alerts given up past MaxPendingAlerts during an outage.",
                 d.alerts_dropped,
             ),
+            (
+                "skypunch_checks_started_late",
+                "Checks started more than 1 s after they were due (no free worker).",
+                d.late_starts,
+            ),
         ];
         for (name, help, v) in counters {
             counter(e, name, help, v)?;
@@ -353,6 +366,17 @@ impl Scrape {
                 "skypunch_cluster_nodes",
                 "Live nodes sharing the database.",
                 d.live_nodes as f64,
+            ),
+            ("skypunch_workers", "[settings] Workers.", d.workers as f64),
+            (
+                "skypunch_workers_busy",
+                "Workers running a check now.",
+                d.workers_busy as f64,
+            ),
+            (
+                "skypunch_check_wait_oldest_seconds",
+                "How long the oldest due check has waited for a free worker.",
+                d.oldest_wait_s,
             ),
         ]
     }

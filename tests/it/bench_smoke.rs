@@ -1,25 +1,29 @@
-//! The benchmark tool's smoke run, so that it cannot rot: 200 targets every second for 5 s
-//! against the built-in HTTP server and a fresh database on the test MariaDB
-//! (`SKYPUNCH_TEST_DB`), checking that nothing was lost. No timing assertions.
+//! The benchmark tool's smoke runs, so that they cannot rot: each starts a fresh database on
+//! the test MariaDB (`SKYPUNCH_TEST_DB`) and built-in servers inside the tool (CI installs
+//! nothing for them but the `openssl` command `scripts/test` already ensures), runs the real
+//! daemon for 5 s, and fails on a lost result or a stalled schedule. No timing assertions.
 
 use std::process::Command;
 
-#[test]
-fn the_smoke_run_loses_nothing() {
-    let dir = std::env::temp_dir().join(format!("bench_smoke_{}", std::process::id()));
+use serde_json::Value;
+
+/// Runs `skypunch-bench --smoke <mode>`; the JSON it wrote and its table.
+fn smoke(mode: &[&str]) -> (Value, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "bench_smoke_{}_{}",
+        std::process::id(),
+        mode.join("")
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench-results.json");
     let out = Command::new(env!("CARGO_BIN_EXE_skypunch-bench"))
-        .args([
-            "--smoke",
-            "--skypunch",
-            env!("CARGO_BIN_EXE_skypunch"),
-            "--json",
-        ])
+        .arg("--smoke")
+        .args(mode)
+        .args(["--skypunch", env!("CARGO_BIN_EXE_skypunch"), "--json"])
         .arg(&json)
         .output()
         .expect("running skypunch-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
     let lost = stdout
@@ -27,8 +31,7 @@ fn the_smoke_run_loses_nothing() {
         .find(|l| l.starts_with("| LOST "))
         .unwrap_or_else(|| panic!("no LOST row in:\n{stdout}"));
     assert!(lost.trim_end().ends_with("| 0 |"), "{lost}");
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(results["verify"]["lost"], 0, "{results}");
     assert_eq!(results["verify"]["never_checked"], 0, "{results}");
     assert!(
@@ -36,6 +39,47 @@ fn the_smoke_run_loses_nothing() {
         "{results}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+    (results, stdout)
+}
+
+#[test]
+fn the_smoke_run_loses_nothing() {
+    smoke(&[]);
+}
+
+#[test]
+fn https_targets_verified_through_a_private_ca_lose_nothing_and_all_pass() {
+    let (results, table) = smoke(&["--tls"]);
+    assert_eq!(results["verify"]["targets_failed"], 0, "{results}");
+    assert_eq!(results["tls"]["key"], "ECDSA P-256", "{results}");
+    assert!(
+        results["tls"]["handshake_ms"]["n"].as_u64().unwrap() > 0,
+        "the daemon's traces show its handshakes:\n{table}"
+    );
+}
+
+#[test]
+fn a_mixed_fleet_with_slow_and_hanging_services_keeps_its_schedule() {
+    let (results, table) = smoke(&["--mix"]);
+    let mix = &results["mix"];
+    assert_eq!(mix["overdue_never_checked"], 0, "{table}");
+    for kind in ["plain 200", "HTTPS 200", "slow 200", "hanging", "500"] {
+        let k = &mix["kinds"][kind];
+        assert!(
+            k["checks"].as_u64().unwrap() > 0,
+            "no {kind} check:\n{table}"
+        );
+    }
+    let passed = |kind: &str| mix["kinds"][kind]["passed"].as_u64().unwrap();
+    let checks = |kind: &str| mix["kinds"][kind]["checks"].as_u64().unwrap();
+    assert_eq!(passed("HTTPS 200"), checks("HTTPS 200"), "{table}");
+    assert_eq!(passed("slow 200"), checks("slow 200"), "{table}");
+    assert_eq!(
+        passed("hanging"),
+        0,
+        "a service that never answers fails:\n{table}"
+    );
+    assert_eq!(passed("500"), 0, "{table}");
 }
 
 /// `--http`, small: every scrape and page answered 200 and the daemon stopped cleanly while

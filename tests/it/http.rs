@@ -223,6 +223,12 @@ fn every_endpoint_answers_from_the_running_daemon() {
     assert!(get(port, "/metrics").body.contains(&line), "{line}");
     assert!(sample(&s, "skypunch_checks_total", &[]).unwrap() >= 2.0);
     assert_eq!(sample(&s, "skypunch_database_up", &[]), Some(1.0));
+    assert_eq!(sample(&s, "skypunch_workers", &[]), Some(8.0));
+    assert_eq!(
+        sample(&s, "skypunch_checks_started_late_total", &[]),
+        Some(0.0)
+    );
+    assert!(sample(&s, "skypunch_check_wait_oldest_seconds", &[]).is_some());
     assert_eq!(sample(&s, "skypunch_targets_owned", &[]), Some(3.0));
     assert_eq!(sample(&s, "skypunch_node_share_ratio", &[]), Some(1.0));
     let lag_count = s

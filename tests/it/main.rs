@@ -33,3 +33,4 @@ mod reliability_targets;
 mod schema;
 mod status_page;
 mod systemd;
+mod workers;

@@ -8,7 +8,9 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--json FILE] [--skypunch PATH] [--db URL] [--keep] [--no-blackbox]
                       [--blackbox-duration S] [--blackbox-concurrency C] [--builtin-server]
                       [--wrap 'CMD ARGS']
-       skypunch-bench --smoke [--skypunch PATH] [--db URL] [--json FILE]
+       skypunch-bench --tls [ecdsa|rsa] --targets N --frequency F --duration S [...]
+       skypunch-bench --mix [--targets N] [--duration S] [--workers K] [...]
+       skypunch-bench --smoke [--tls | --mix] [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --history --targets N [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --http --targets N [--frequency F] [--duration S] [--warmup W]
                       [--workers K] [--skypunch PATH] [--db URL] [--json FILE]
@@ -22,9 +24,15 @@ server, no blackbox_exporter; exits 1 if anything was lost (what CI runs). --his
 `skypunch report` over N targets with 30 days of history, and measures the history tables'
 size per target per year. --http: the daemon's HTTP server with N targets (default every
 60 s): /metrics scrape time and memory, status page time, and the checks' dispatch lag
-without and with hostile clients (500 connections, slow and 10 MB requests). --nodes K: K daemons on one database: aggregate checks/s, each
-node's share, targets checked twice, statements per check, and the takeover time after a
-SIGKILL of one node.";
+without and with hostile clients (500 connections, slow and 10 MB requests). --nodes K: K
+daemons on one database: aggregate checks/s, each node's share, targets checked twice, statements per check, and the takeover time after a
+SIGKILL of one node. --tls: the targets are HTTPS with a certificate from a private CA made
+with openssl (ECDSA P-256, or RSA-2048 with `--tls rsa`), verified through the targets'
+ca_file; blackbox_exporter probes the same URL with the same CA. --mix: 100,000 targets at
+10-300 s, 10 % HTTPS, 2 % answering after 2 s, 1 % never answering (10 s timeout), 0.5 %
+answering 500, the rest 200; per-kind figures from the log. --smoke with --tls: 200 HTTPS
+targets on a built-in rustls server; with --mix: 2,000 targets at 1-4 s (timeout 4 s, slow
+answers after 0.5 s), built-in servers.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +67,11 @@ pub struct Settings {
     pub nodes: usize,
     /// `--http`: measure the HTTP server (scrapes, pages, hostile clients).
     pub http: bool,
+    /// `--tls`: HTTPS targets with a certificate of this key type.
+    pub tls: Option<super::tls::KeyKind>,
+    /// `--mix`: the fleet mix of `bench::mix`.
+    pub mix: bool,
+    pub smoke: bool,
 }
 
 fn options() -> getopts::Options {
@@ -75,7 +88,7 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "workers",
-        "the daemon's Workers setting (default 64)",
+        "the daemon's Workers setting (default 64; with --mix 256, the daemon's default)",
         "K",
     );
     o.optopt(
@@ -121,6 +134,13 @@ fn options() -> getopts::Options {
         "run the daemon under this command, e.g. 'valgrind --tool=callgrind'",
         "CMD",
     );
+    mode_options(&mut o);
+    o.optflag("h", "help", "print this help");
+    o
+}
+
+/// The flags that choose what is measured.
+fn mode_options(o: &mut getopts::Options) {
     o.optflag(
         "",
         "smoke",
@@ -142,8 +162,13 @@ fn options() -> getopts::Options {
         "run K daemons on one database and measure the cluster",
         "K",
     );
-    o.optflag("h", "help", "print this help");
-    o
+    o.optflagopt(
+        "",
+        "tls",
+        "HTTPS targets through a private CA: ecdsa (default) or rsa",
+        "KEY",
+    );
+    o.optflag("", "mix", "100,000 targets of mixed kinds and frequencies");
 }
 
 fn server_kind(builtin: bool) -> ServerKind {
@@ -154,10 +179,66 @@ fn server_kind(builtin: bool) -> ServerKind {
     }
 }
 
+/// The arguments with `--tls rsa` joined as `--tls=rsa` (getopts takes only the latter for an
+/// optional value).
+fn join_tls(args: &[String]) -> Vec<String> {
+    let mut joined: Vec<String> = Vec::new();
+    for a in args {
+        match joined.last_mut() {
+            Some(last) if last == "--tls" && (a == "rsa" || a == "ecdsa") => {
+                *last = format!("--tls={a}")
+            }
+            _ => joined.push(a.clone()),
+        }
+    }
+    joined
+}
+
+/// Each mode's defaults for `--targets`, `--frequency` and `--duration` (none: required).
+fn defaults(
+    smoke: bool,
+    mix: bool,
+    history: bool,
+    http: bool,
+) -> (Option<u64>, Option<u64>, Option<u64>) {
+    if smoke && mix {
+        (Some(2000), Some(1), Some(5))
+    } else if smoke {
+        (Some(200), Some(1), Some(5))
+    } else if mix {
+        (Some(100_000), Some(1), Some(90))
+    } else if history {
+        (None, Some(60), Some(2))
+    } else if http {
+        (None, Some(60), Some(20))
+    } else {
+        (None, None, None)
+    }
+}
+
+/// `--skypunch PATH`, else `skypunch` beside this program; it must exist.
+fn skypunch_binary(given: Option<String>) -> Result<PathBuf, String> {
+    let skypunch = match given {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program's folder: {e}"))?
+            .with_file_name("skypunch"),
+    };
+    if !skypunch.is_file() {
+        return Err(format!(
+            "no skypunch binary at {}: build it (cargo build --release) or pass --skypunch PATH",
+            skypunch.display()
+        ));
+    }
+    Ok(skypunch)
+}
+
 /// Parses the arguments (without the program name). `Ok(None)` means help was printed.
 pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     let opts = options();
-    let m = opts.parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
+    let m = opts
+        .parse(join_tls(args))
+        .map_err(|e| format!("{e}\n{USAGE}"))?;
     if m.opt_present("h") {
         println!("{}", opts.usage(USAGE));
         return Ok(None);
@@ -177,34 +258,24 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     };
     let history = m.opt_present("history");
     let http = m.opt_present("http");
-    let (n, f, d) = if smoke {
-        (Some(200), Some(1), Some(5))
-    } else if history {
-        (None, Some(60), Some(2))
-    } else if http {
-        (None, Some(60), Some(20))
-    } else {
-        (None, None, None)
+    let mix = m.opt_present("mix");
+    let tls = match m.opt_present("tls") {
+        true => Some(super::tls::KeyKind::parse(
+            &m.opt_str("tls").unwrap_or_default(),
+        )?),
+        false => None,
     };
+    let (n, f, d) = defaults(smoke, mix, history, http);
     let targets = num("targets", n, 1, 10_000_000)?;
     let frequency = num("frequency", f, 1, 86_400)? as u32;
     let duration = Duration::from_secs(num("duration", d, 2, 86_400)?);
     let warmup = Duration::from_secs(num("warmup", Some(if smoke { 1 } else { 5 }), 0, 3600)?);
-    let workers = num("workers", Some(64), 1, 4096)? as usize;
+    // The mix and HTTP runs use the daemon's own default; the throughput runs keep the 64 of
+    // their history, so that their figures stay comparable.
+    let workers = num("workers", Some(if mix || http { 256 } else { 64 }), 1, 4096)? as usize;
     let blackbox_duration = Duration::from_secs(num("blackbox-duration", Some(10), 1, 3600)?);
     let blackbox_concurrency = num("blackbox-concurrency", Some(32), 1, 1024)? as usize;
-    let skypunch = match m.opt_str("skypunch") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot find this program's folder: {e}"))?
-            .with_file_name("skypunch"),
-    };
-    if !skypunch.is_file() {
-        return Err(format!(
-            "no skypunch binary at {}: build it (cargo build --release) or pass --skypunch PATH",
-            skypunch.display()
-        ));
-    }
+    let skypunch = skypunch_binary(m.opt_str("skypunch"))?;
     let db_url = m
         .opt_str("db")
         .or_else(|| std::env::var("SKYPUNCH_TEST_DB").ok())
@@ -223,7 +294,7 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         skypunch,
         db_url,
         keep: m.opt_present("keep"),
-        blackbox: !smoke && !m.opt_present("no-blackbox"),
+        blackbox: !smoke && !mix && !m.opt_present("no-blackbox"),
         blackbox_duration,
         blackbox_concurrency,
         server,
@@ -234,5 +305,8 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         history,
         nodes: num("nodes", Some(0), 0, 16)? as usize,
         http,
+        tls,
+        mix,
+        smoke,
     }))
 }

@@ -21,20 +21,33 @@ pub struct Outcome {
     pub probes_failed: u64,
     pub exporter_cpu: f64,
     pub server_cpu: Option<f64>,
+    /// The URL probed.
+    pub target: String,
+    /// Sum over successful probes of `probe_http_duration_seconds{phase="tls"}`, seconds.
+    pub tls_phase_sum_s: f64,
 }
 
 impl Outcome {
     pub fn probes_per_cpu_second(&self) -> f64 {
         self.probes_ok as f64 / self.exporter_cpu.max(1e-9)
     }
+
+    /// The mean TLS phase of a probe in ms, for HTTPS targets.
+    pub fn tls_phase_ms(&self) -> Option<f64> {
+        (self.target.starts_with("https:") && self.probes_ok > 0)
+            .then(|| self.tls_phase_sum_s * 1000.0 / self.probes_ok as f64)
+    }
 }
 
 /// At most this many probes per run, whatever the duration.
 const MAX_PROBES: u64 = 2_000_000;
 
+/// Probes `target` (with `ca_file` trusted, for HTTPS) for `duration` from `concurrency`
+/// threads.
 pub fn run(
     dir: &Path,
-    http_port: u16,
+    target: &str,
+    ca_file: Option<&Path>,
     duration: Duration,
     concurrency: usize,
     server_cpu: impl Fn() -> Option<f64>,
@@ -44,11 +57,21 @@ pub fn run(
         &["prometheus-blackbox-exporter"],
     )?;
     let config = dir.join("blackbox.yml");
+    // Go's TLS client keeps no session cache unless told to, so each probe is a full
+    // handshake, as each of the daemon's checks is.
+    let tls = ca_file.map_or(String::new(), |ca| {
+        format!(
+            "      fail_if_not_ssl: true\n      tls_config:\n        ca_file: {}\n",
+            ca.display()
+        )
+    });
     std::fs::write(
         &config,
-        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      \
-         valid_status_codes: [200]\n      preferred_ip_protocol: ip4\n      \
-         ip_protocol_fallback: false\n      headers:\n        Connection: close\n",
+        format!(
+            "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      \
+             valid_status_codes: [200]\n      preferred_ip_protocol: ip4\n      \
+             ip_protocol_fallback: false\n      headers:\n        Connection: close\n{tls}"
+        ),
     )
     .map_err(|e| format!("writing {}: {e}", config.display()))?;
     let port = free_port()?;
@@ -62,7 +85,7 @@ pub fn run(
         .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let result = drive(&child, port, http_port, duration, concurrency, server_cpu);
+    let result = drive(&child, port, target, duration, concurrency, server_cpu);
     // SAFETY: kill with the pid of a child we started and a valid signal number.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
@@ -72,24 +95,27 @@ pub fn run(
 fn drive(
     child: &Child,
     port: u16,
-    http_port: u16,
+    target: &str,
     duration: Duration,
     concurrency: usize,
     server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Outcome, Error> {
     wait_for_port(port, Duration::from_secs(10), "blackbox_exporter")?;
     let request = format!(
-        "GET /probe?target=http://127.0.0.1:{http_port}/&module=http_2xx HTTP/1.1\r\n\
+        "GET /probe?target={target}&module=http_2xx HTTP/1.1\r\n\
          Host: 127.0.0.1:{port}\r\n\r\n"
     );
     // One probe first, so that a broken setup fails loudly instead of measuring errors.
     let mut probe = Prober::connect(port)?;
-    if !probe.probe(&request)? {
-        return Err("blackbox_exporter's first probe of the HTTP server failed".into());
+    if probe.probe(&request)?.is_none() {
+        return Err(format!(
+            "blackbox_exporter's first probe of {target} failed (see blackbox.log)"
+        ));
     }
     let pid = child.id();
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let tls_ns = Arc::new(AtomicU64::new(0));
     let cpu0 = procfs::cpu_seconds(pid).ok_or("blackbox_exporter exited")?;
     let server0 = server_cpu();
     let started = Instant::now();
@@ -97,7 +123,8 @@ fn drive(
     let threads: Vec<_> = (0..concurrency)
         .map(|_| {
             let (ok, failed, request) = (ok.clone(), failed.clone(), request.clone());
-            std::thread::spawn(move || load(port, &request, deadline, &ok, &failed))
+            let tls_ns = tls_ns.clone();
+            std::thread::spawn(move || load(port, &request, deadline, [&ok, &failed, &tls_ns]))
         })
         .collect();
     for t in threads {
@@ -115,12 +142,16 @@ fn drive(
         probes_failed: failed.load(Ordering::SeqCst),
         exporter_cpu: cpu1 - cpu0,
         server_cpu,
+        target: target.to_string(),
+        tls_phase_sum_s: tls_ns.load(Ordering::SeqCst) as f64 / 1e9,
     })
 }
 
 /// One load thread: probes back to back over a kept-alive connection (as Prometheus scrapes
-/// an exporter), reconnecting after an error.
-fn load(port: u16, request: &str, deadline: Instant, ok: &AtomicU64, failed: &AtomicU64) {
+/// an exporter), reconnecting after an error. Counts successes, failures and the TLS phase
+/// (ns) of successes.
+fn load(port: u16, request: &str, deadline: Instant, counters: [&AtomicU64; 3]) {
+    let [ok, failed, tls_ns] = counters;
     let mut conn: Option<Prober> = None;
     while Instant::now() < deadline
         && ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < MAX_PROBES
@@ -137,10 +168,11 @@ fn load(port: u16, request: &str, deadline: Instant, ok: &AtomicU64, failed: &At
             },
         };
         match p.probe(request) {
-            Ok(true) => {
+            Ok(Some(tls_s)) => {
                 ok.fetch_add(1, Ordering::Relaxed);
+                tls_ns.fetch_add((tls_s * 1e9) as u64, Ordering::Relaxed);
             }
-            Ok(false) => {
+            Ok(None) => {
                 failed.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
@@ -168,13 +200,22 @@ impl Prober {
         })
     }
 
-    /// One probe; true when the exporter reports `probe_success 1`.
-    fn probe(&mut self, request: &str) -> Result<bool, Error> {
+    /// One probe: when the exporter reports `probe_success 1`, its TLS phase in seconds
+    /// (0 for plain HTTP); None when the probe failed.
+    fn probe(&mut self, request: &str) -> Result<Option<f64>, Error> {
         self.writer
             .write_all(request.as_bytes())
             .map_err(|e| e.to_string())?;
         let body = read_response(&mut self.reader)?;
-        Ok(body.lines().any(|l| l.trim() == "probe_success 1"))
+        if !body.lines().any(|l| l.trim() == "probe_success 1") {
+            return Ok(None);
+        }
+        let tls = body
+            .lines()
+            .find_map(|l| l.strip_prefix("probe_http_duration_seconds{phase=\"tls\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        Ok(Some(tls))
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::mix::{self, CheckLine};
 use super::statsline::{self, StatsLine};
 use super::Error;
 use skypunch::facade::config::DbConfig;
@@ -27,6 +28,10 @@ pub struct Daemon {
     pub errors: Vec<String>,
     /// The cluster's "live nodes" lines, in order.
     pub views: Vec<String>,
+    /// Every check line, when asked for (`--mix`); None otherwise, to keep memory flat.
+    pub checks: Option<Vec<CheckLine>>,
+    /// The daemon's warnings that checks wait for a free worker, and its all-clear lines.
+    pub worker_warnings: Vec<String>,
 }
 
 pub fn now_epoch() -> f64 {
@@ -94,6 +99,8 @@ impl Daemon {
             load_ms: None,
             errors: Vec::new(),
             views: Vec::new(),
+            checks: None,
+            worker_warnings: Vec::new(),
         })
     }
 
@@ -120,8 +127,16 @@ impl Daemon {
                 self.stats.push(s);
             } else if line.contains(" cluster: live nodes ") {
                 self.views.push(line);
-            } else if self.first_check_at.is_none() && statsline::is_check_line(&line) {
-                self.first_check_at = statsline::timestamp(&line);
+            } else if statsline::is_check_line(&line) {
+                if self.first_check_at.is_none() {
+                    self.first_check_at = statsline::timestamp(&line);
+                }
+                if let Some(checks) = self.checks.as_mut() {
+                    let at = statsline::timestamp(&line).unwrap_or(0.0);
+                    checks.extend(mix::parse_check(&line, at));
+                }
+            } else if line.contains("wait for a free worker") {
+                self.worker_warnings.push(line);
             } else if line.contains(" INFO loaded ") && self.load_ms.is_none() {
                 self.load_ms = line
                     .rsplit_once(" in ")

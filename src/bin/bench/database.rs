@@ -55,6 +55,14 @@ impl Server {
     }
 }
 
+/// One target as the bench inserts it.
+pub struct Row {
+    pub url: String,
+    pub frequency: u32,
+    pub timeout: u32,
+    pub ca_file: Option<String>,
+}
+
 /// One run's database.
 pub struct BenchDb {
     pub server: Server,
@@ -96,23 +104,60 @@ impl BenchDb {
     /// Inserts `n` targets checked every `frequency` seconds, all pointing at `url`, in
     /// multi-row INSERTs; returns how long that took.
     pub fn insert_targets(&mut self, n: u64, frequency: u32, url: &str) -> Result<Duration, Error> {
+        self.insert_rows(n, |_| Row {
+            url: url.to_string(),
+            frequency,
+            timeout: 5,
+            ca_file: None,
+        })
+    }
+
+    /// Inserts targets 1..=n, each as `row` says, 2,000 to an INSERT; how long that took.
+    pub fn insert_rows(&mut self, n: u64, row: impl Fn(u64) -> Row) -> Result<Duration, Error> {
         let started = Instant::now();
         const ROWS: u64 = 2000;
         let mut next = 1;
         while next <= n {
             let last = (next + ROWS - 1).min(n);
-            let mut sql =
-                String::from("INSERT INTO targets (id, name, url, frequency, timeout) VALUES ");
+            let mut sql = String::from(
+                "INSERT INTO targets (id, name, url, frequency, timeout, ca_file) VALUES ",
+            );
             for id in next..=last {
                 if id > next {
                     sql.push(',');
                 }
-                sql.push_str(&format!("({id},'bench-{id}','{url}',{frequency},5)"));
+                let r = row(id);
+                let ca = r.ca_file.map_or("NULL".to_string(), |p| {
+                    format!("'{}'", p.replace('\'', "''"))
+                });
+                sql.push_str(&format!(
+                    "({id},'bench-{id}','{}',{},{},{ca})",
+                    r.url, r.frequency, r.timeout
+                ));
             }
             self.conn.query_drop(&sql).map_err(q("inserting targets"))?;
             next = last + 1;
         }
         Ok(started.elapsed())
+    }
+
+    /// (frequency, checks recorded) of every target, by id.
+    pub fn frequencies_and_counts(&mut self) -> Result<Vec<(u64, u32, u64)>, Error> {
+        self.conn
+            .query(
+                "SELECT id, frequency, CAST(pass_count + fail_count AS UNSIGNED) FROM targets \
+                 ORDER BY id",
+            )
+            .map_err(q("reading per-target counters"))
+    }
+
+    /// The stored trace of the last check of up to `limit` targets that have one.
+    pub fn traces(&mut self, limit: u32) -> Result<Vec<String>, Error> {
+        self.conn
+            .query(format!(
+                "SELECT last_trace FROM targets WHERE last_trace IS NOT NULL LIMIT {limit}"
+            ))
+            .map_err(q("reading traces"))
     }
 
     /// Runs one statement in the bench database.

@@ -69,7 +69,7 @@ pub struct Figures {
 }
 
 pub fn run(s: &Settings, dir: &Path) -> Result<Figures, Error> {
-    let server = Server::builtin()?;
+    let server = Server::builtin(None)?;
     let mut db = database::Server::parse(&s.db_url).and_then(BenchDb::create)?;
     let measured = measure(s, &mut db, &server, dir);
     if !s.keep {

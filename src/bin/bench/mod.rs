@@ -8,10 +8,12 @@ pub mod daemon;
 pub mod database;
 pub mod history;
 pub mod http;
+pub mod mix;
 pub mod procfs;
 pub mod report;
 pub mod statsline;
 pub mod target;
+pub mod tls;
 
 /// Why a benchmark run could not finish; the message says what to do.
 pub type Error = String;

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::blackbox;
 use super::database::ScanCost;
+use super::mix::MixFigures;
 use super::statsline::{Spread, Window};
 
 /// The machine the run was made on.
@@ -71,6 +72,8 @@ pub struct Verify {
     pub exit_status: String,
     pub shutdown_seconds: f64,
     pub daemon_errors: Vec<String>,
+    /// The daemon's "checks wait for a free worker" warnings and all-clear lines.
+    pub worker_warnings: Vec<String>,
 }
 
 impl Verify {
@@ -129,6 +132,35 @@ pub struct Results {
     pub rss_first_check_mib: f64,
     pub verify: Verify,
     pub blackbox: Option<blackbox::Outcome>,
+    /// `--tls`: the key type and the daemon's handshake times.
+    pub tls: Option<TlsFigures>,
+    pub mix: Option<MixFigures>,
+}
+
+/// The daemon's TLS handshakes, from the traces of the targets' last checks.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFigures {
+    pub key: String,
+    /// Sorted, ms.
+    pub handshake_ms: Vec<f64>,
+}
+
+impl TlsFigures {
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let v = &self.handshake_ms;
+        let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+        v.get(i).copied()
+    }
+
+    fn summary(&self) -> String {
+        match (self.quantile(0.5), self.quantile(0.99)) {
+            (Some(p50), Some(p99)) => format!(
+                "{p50:.1} median, {p99:.1} p99 ({} targets' last checks)",
+                self.handshake_ms.len()
+            ),
+            _ => "n/a (no trace with a handshake)".into(),
+        }
+    }
 }
 
 fn scan_json(c: &ScanCost) -> Value {
@@ -141,6 +173,36 @@ fn per_check_us(cpu_s: f64, checks: u64) -> f64 {
 }
 
 impl Results {
+    /// Why the run does not verify: the common checks, and those of its mode (every HTTPS
+    /// target passes; in a mix no target is overdue and never checked).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = self.verify.problems();
+        if self.tls.is_some() && self.verify.targets_failed > 0 {
+            p.push(format!(
+                "{} HTTPS targets failed, e.g. {}",
+                self.verify.targets_failed,
+                self.verify.failure_example.as_deref().unwrap_or("?")
+            ));
+        }
+        if let Some(m) = &self.mix {
+            // Generous: a schedule that slips by seconds is stalled, not noisy.
+            if self.window.lag_p99.max > 5000.0 {
+                p.push(format!(
+                    "dispatch lag p99 reached {:.0} ms in a second of the window",
+                    self.window.lag_p99.max
+                ));
+            }
+            if m.overdue_never_checked > 0 {
+                p.push(format!(
+                    "{} targets were due well before the stop and never checked (a stalled \
+                     schedule)",
+                    m.overdue_never_checked
+                ));
+            }
+        }
+        p
+    }
+
     pub fn rate(&self) -> f64 {
         self.window.checks as f64 / self.window.seconds.max(1e-9)
     }
@@ -152,6 +214,13 @@ impl Results {
     /// The table printed on stdout (and kept in BENCHMARKS.md).
     pub fn table(&self) -> String {
         let mut rows = self.window_rows();
+        if let Some(t) = &self.tls {
+            rows.push(("TLS key (CA and server)".into(), t.key.clone()));
+            rows.push(("daemon TLS handshake ms".into(), t.summary()));
+        }
+        if let Some(m) = &self.mix {
+            rows.extend(m.rows(self.window.seconds));
+        }
         rows.extend(self.cost_rows());
         rows.extend(self.verify_rows());
         if let Some(b) = &self.blackbox {
@@ -209,6 +278,11 @@ impl Results {
             ("DB write latency p99 ms".into(), sp(w.write_p99)),
             ("rows per write batch".into(), sp(w.rows_per_batch)),
             ("jobs queued for workers".into(), sp(w.queue)),
+            ("workers busy".into(), sp(w.busy)),
+            (
+                "checks started over 1 s late (window)".into(),
+                w.late_starts.map_or("n/a".into(), |n| n.to_string()),
+            ),
         ]
     }
 
@@ -280,10 +354,17 @@ impl Results {
         ));
         rows.push((
             "checks per target min/median/max".into(),
-            format!(
-                "{} / {} / {} (expected about {:.1})",
-                v.per_target_min, v.per_target_median, v.per_target_max, v.per_target_expected
-            ),
+            if v.per_target_expected > 0.0 {
+                format!(
+                    "{} / {} / {} (expected about {:.1})",
+                    v.per_target_min, v.per_target_median, v.per_target_max, v.per_target_expected
+                )
+            } else {
+                format!(
+                    "{} / {} / {} (frequencies differ)",
+                    v.per_target_min, v.per_target_median, v.per_target_max
+                )
+            },
         ));
         rows.push((
             "targets with a failed check".into(),
@@ -294,6 +375,17 @@ impl Results {
         ));
         rows.push(("targets never checked".into(), v.never_checked.to_string()));
         rows.push((
+            "warnings: checks waiting for a worker".into(),
+            match v.worker_warnings.first() {
+                Some(first) => format!(
+                    "{} lines, the first: {}",
+                    v.worker_warnings.len(),
+                    first.get(24..).unwrap_or(first)
+                ),
+                None => "none".into(),
+            },
+        ));
+        rows.push((
             "daemon exit / shutdown time".into(),
             format!("{} / {:.2} s", v.exit_status, v.shutdown_seconds),
         ));
@@ -303,6 +395,13 @@ impl Results {
     /// Prometheus blackbox_exporter on the same server, for comparison.
     fn blackbox_rows(&self, b: &blackbox::Outcome) -> Vec<(String, String)> {
         let mut rows = Vec::new();
+        rows.push(("blackbox_exporter target".into(), b.target.clone()));
+        if let Some(ms) = b.tls_phase_ms() {
+            rows.push((
+                "blackbox_exporter TLS phase ms (mean)".into(),
+                format!("{ms:.2}"),
+            ));
+        }
         rows.push((
             "blackbox_exporter probes/s".into(),
             format!(
@@ -351,6 +450,11 @@ impl Results {
             "db_write_ms": {"p50": sp(w.write_p50), "p99": sp(w.write_p99)},
             "rows_per_batch": sp(w.rows_per_batch),
             "queue_depth": sp(w.queue),
+            "workers_busy": sp(w.busy),
+            "late_starts_in_window": w.late_starts,
+            "tls": self.tls.as_ref().map(|t| json!({"key": t.key, "handshake_ms": {
+                "median": t.quantile(0.5), "p99": t.quantile(0.99), "n": t.handshake_ms.len()}})),
+            "mix": self.mix.as_ref().map(MixFigures::json),
             "cpu_s": {"daemon": self.cpu.daemon, "mariadb": self.cpu.mariadb,
                       "http_server": self.cpu.server, "bench_tool": self.cpu.bench},
             "cpu_us_per_check": {"daemon": per_check_us(self.cpu.daemon, w.checks),
@@ -370,11 +474,12 @@ impl Results {
                                       "max": v.per_target_max, "expected": v.per_target_expected},
                        "never_checked": v.never_checked, "targets_failed": v.targets_failed,
                        "exit_ok": v.exit_ok, "shutdown_s": v.shutdown_seconds,
-                       "daemon_errors": v.daemon_errors, "problems": v.problems()},
+                       "daemon_errors": v.daemon_errors, "worker_warnings": v.worker_warnings, "problems": self.problems()},
             "blackbox": self.blackbox.as_ref().map(|b| json!({
                 "seconds": b.seconds, "probes_ok": b.probes_ok, "probes_failed": b.probes_failed,
                 "exporter_cpu_s": b.exporter_cpu, "http_server_cpu_s": b.server_cpu,
                 "probes_per_cpu_s": b.probes_per_cpu_second(),
+                "target": b.target, "tls_phase_ms_mean": b.tls_phase_ms(),
                 "skypunch_ratio": self.checks_per_cpu_second() / b.probes_per_cpu_second(),
             })),
         })

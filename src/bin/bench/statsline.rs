@@ -39,6 +39,10 @@ pub struct StatsLine {
     pub results_written: u64,
     pub results_held: u64,
     pub queue: u64,
+    /// Workers running a check at the wheel's last tick; absent from older daemons.
+    pub busy: Option<u64>,
+    /// Checks started more than 1 s after they were due, since start; absent from older daemons.
+    pub late_starts: Option<u64>,
     /// The line logged once the pipeline has stopped.
     pub last: bool,
 }
@@ -78,6 +82,8 @@ pub fn parse(line: &str) -> Option<StatsLine> {
             "results_written" => s.results_written = u()?,
             "results_held" => s.results_held = u()?,
             "queue" => s.queue = u()?,
+            "busy" => s.busy = Some(u()?),
+            "late_starts" => s.late_starts = Some(u()?),
             "final" => s.last = value == "1",
             _ => {}
         }
@@ -120,6 +126,9 @@ pub struct Window {
     pub write_p99: Spread,
     pub rows_per_batch: Spread,
     pub queue: Spread,
+    pub busy: Spread,
+    /// Checks started more than 1 s late within the window (None: the daemon does not say).
+    pub late_starts: Option<u64>,
 }
 
 pub fn window(start: &StatsLine, inside: &[StatsLine]) -> Window {
@@ -141,6 +150,8 @@ pub fn window(start: &StatsLine, inside: &[StatsLine]) -> Window {
         write_p99: get(|s| s.write_p99_ms),
         rows_per_batch: get(|s| s.rows_per_batch),
         queue: get(|s| s.queue as f64),
+        busy: get(|s| s.busy.unwrap_or(0) as f64),
+        late_starts: end.late_starts.zip(start.late_starts).map(|(b, a)| b - a),
     }
 }
 

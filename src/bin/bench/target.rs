@@ -1,5 +1,5 @@
-//! The HTTP server the targets point at: nginx with a private config (installed from
-//! Debian's packages when absent), or a small built-in server thread for the smoke run.
+//! The HTTP(S) server the targets point at: nginx with a private config (installed from
+//! Debian's packages when absent), or small built-in server threads for the smoke runs.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::tls::Pki;
 use super::{procfs, Error};
 
 /// A free TCP port on 127.0.0.1 (free when asked; the caller binds it right away).
@@ -46,15 +47,26 @@ pub fn find_or_install(program: &str, packages: &[&str]) -> Result<PathBuf, Erro
     if let Some(p) = find() {
         return Ok(p);
     }
-    for package in packages {
-        eprintln!("skypunch-bench: {program} is absent: installing Debian package {package}");
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(Stdio::null())
             .status()
-            .map_err(|e| format!("cannot run apt-get to install {package}: {e}"))?;
-        if status.success() {
+            .map(|s| s.success())
+            .map_err(|e| format!("cannot run apt-get: {e}"))
+    };
+    // A fresh machine has no package lists yet: the first failed install reads them once.
+    let mut updated = false;
+    for package in packages {
+        eprintln!("skypunch-bench: {program} is absent: installing Debian package {package}");
+        let install = ["install", "-y", "--no-install-recommends", package];
+        let mut installed = apt(&install)?;
+        if !installed && !updated {
+            updated = true;
+            installed = apt(&["update", "-qq"])? && apt(&install)?;
+        }
+        if installed {
             if let Some(p) = find() {
                 return Ok(p);
             }
@@ -66,17 +78,32 @@ pub fn find_or_install(program: &str, packages: &[&str]) -> Result<PathBuf, Erro
     ))
 }
 
-/// A running HTTP target.
+/// A running HTTP target: plain HTTP on `port` (`/` answers 200, `/500` answers 500) and,
+/// with `--tls`, HTTPS on `tls_port` with the run's certificate.
 pub enum Server {
-    Nginx { child: Child, port: u16 },
-    Builtin(Builtin),
+    Nginx {
+        child: Child,
+        port: u16,
+        tls_port: Option<u16>,
+    },
+    Builtin {
+        plain: Builtin,
+        tls: Option<Builtin>,
+    },
 }
 
 impl Server {
     pub fn port(&self) -> u16 {
         match self {
             Server::Nginx { port, .. } => *port,
-            Server::Builtin(b) => b.port,
+            Server::Builtin { plain, .. } => plain.port,
+        }
+    }
+
+    pub fn tls_port(&self) -> Option<u16> {
+        match self {
+            Server::Nginx { tls_port, .. } => *tls_port,
+            Server::Builtin { tls, .. } => tls.as_ref().map(|b| b.port),
         }
     }
 
@@ -85,28 +112,49 @@ impl Server {
     pub fn pid(&self) -> Option<u32> {
         match self {
             Server::Nginx { child, .. } => Some(child.id()),
-            Server::Builtin(_) => None,
+            Server::Builtin { .. } => None,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
+            Server::Nginx {
+                tls_port: Some(_), ..
+            } => "nginx (2 workers, private config, HTTPS without session cache or tickets)".into(),
             Server::Nginx { .. } => "nginx (2 workers, private config)".into(),
-            Server::Builtin(_) => "built-in HTTP server (2 threads)".into(),
+            Server::Builtin { tls: Some(_), .. } => {
+                "built-in HTTP and HTTPS servers (rustls, no resumption; 8 threads each)".into()
+            }
+            Server::Builtin { .. } => "built-in HTTP server (8 threads)".into(),
         }
     }
 
-    /// Starts nginx in the foreground (`daemon off`) with a config of its own in `dir`.
-    pub fn nginx(dir: &Path) -> Result<Server, Error> {
+    /// Starts nginx in the foreground (`daemon off`) with a config of its own in `dir`; with
+    /// `pki`, a second server block serves HTTPS with its certificate, without a session
+    /// cache or tickets, so that every connection is a full handshake.
+    pub fn nginx(dir: &Path, pki: Option<&Pki>) -> Result<Server, Error> {
         let nginx = find_or_install("nginx", &["nginx-light", "nginx"])?;
         let port = free_port()?;
+        let tls_port = pki.map(|_| free_port()).transpose()?;
         let d = dir.display();
+        let locations = "location / { default_type text/plain; return 200 \"ok\"; }\n    \
+                         location = /500 { default_type text/plain; return 500 \"failing\"; }";
+        let tls_block = match (pki, tls_port) {
+            (Some(pki), Some(tls)) => format!(
+                "  server {{\n    listen 127.0.0.1:{tls} ssl backlog=4096;\n    \
+                 ssl_certificate {};\n    ssl_certificate_key {};\n    \
+                 ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache off;\n    \
+                 ssl_session_tickets off;\n    {locations}\n  }}\n",
+                pki.cert_pem.display(),
+                pki.key_pem.display()
+            ),
+            _ => String::new(),
+        };
         let conf = format!(
             "daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
              events {{ worker_connections 8192; }}\n\
              http {{\n  access_log off;\n  keepalive_timeout 0;\n  client_body_temp_path {d}/nginx-body;\n\
-               server {{\n    listen 127.0.0.1:{port} backlog=4096;\n\
-                 location / {{ default_type text/plain; return 200 \"ok\"; }}\n  }}\n}}\n"
+               server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    {locations}\n  }}\n{tls_block}}}\n"
         );
         let path = dir.join("nginx.conf");
         std::fs::write(&path, conf).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -122,13 +170,27 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", nginx.display()))?;
-        let server = Server::Nginx { child, port };
+        let server = Server::Nginx {
+            child,
+            port,
+            tls_port,
+        };
         wait_for_port(port, Duration::from_secs(10), "nginx")?;
+        if let Some(tls) = tls_port {
+            wait_for_port(tls, Duration::from_secs(10), "nginx (HTTPS)")?;
+        }
         Ok(server)
     }
 
-    pub fn builtin() -> Result<Server, Error> {
-        Builtin::start().map(Server::Builtin)
+    pub fn builtin(pki: Option<&Pki>) -> Result<Server, Error> {
+        let tls = match pki {
+            Some(p) => Some(Builtin::start(Some(p.server_config()?))?),
+            None => None,
+        };
+        Ok(Server::Builtin {
+            plain: Builtin::start(None)?,
+            tls,
+        })
     }
 
     /// Stops the server and waits for it.
@@ -140,7 +202,12 @@ impl Server {
                 unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
                 let _ = child.wait();
             }
-            Server::Builtin(b) => b.stop(),
+            Server::Builtin { plain, tls } => {
+                plain.stop();
+                if let Some(t) = tls {
+                    t.stop();
+                }
+            }
         }
     }
 
@@ -150,29 +217,36 @@ impl Server {
     }
 }
 
-/// Two threads answering every request with `200 ok` and closing the connection.
+/// Threads answering every request (`/500`: 500, else 200) and closing the connection;
+/// over TLS when given a configuration.
 pub struct Builtin {
     port: u16,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
-const RESPONSE: &[u8] =
+/// Each thread serves one connection at a time and, over TLS, waits for the client's next
+/// flight: on a loaded CI machine two threads made handshakes queue for seconds.
+const BUILTIN_THREADS: usize = 8;
+
+const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+const FAILING: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n\
+    Content-Length: 7\r\nConnection: close\r\n\r\nfailing";
 
 impl Builtin {
-    fn start() -> Result<Builtin, Error> {
+    fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Result<Builtin, Error> {
         let listener =
             TcpListener::bind("127.0.0.1:0").map_err(|e| format!("built-in server: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for n in 0..2 {
+        for n in 0..BUILTIN_THREADS {
             let l = listener.try_clone().map_err(|e| e.to_string())?;
-            let stop = stop.clone();
+            let (stop, tls) = (stop.clone(), tls.clone());
             let t = std::thread::Builder::new()
                 .name(format!("bench-http-{n}"))
-                .spawn(move || serve(l, &stop))
+                .spawn(move || serve(l, &stop, tls))
                 .map_err(|e| e.to_string())?;
             threads.push(t);
         }
@@ -195,23 +269,48 @@ impl Builtin {
     }
 }
 
-fn serve(listener: TcpListener, stop: &AtomicBool) {
+fn serve(listener: TcpListener, stop: &AtomicBool, tls: Option<Arc<rustls::ServerConfig>>) {
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(mut conn) = conn else { continue };
+        let Ok(conn) = conn else { continue };
         let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut buf = [0u8; 4096];
-        let mut seen = Vec::new();
-        // Read the request head; the targets send GET without a body.
-        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
+        let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+        match &tls {
+            None => {
+                let mut conn = conn;
+                answer(&mut conn);
+                let _ = conn.shutdown(Shutdown::Write);
+            }
+            Some(config) => {
+                let Ok(session) = rustls::ServerConnection::new(config.clone()) else {
+                    continue;
+                };
+                let mut stream = rustls::StreamOwned::new(session, conn);
+                answer(&mut stream);
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
+                let _ = stream.sock.shutdown(Shutdown::Write);
             }
         }
-        let _ = conn.write_all(RESPONSE);
-        let _ = conn.shutdown(Shutdown::Write);
     }
+}
+
+/// Reads the request head (the targets send GET without a body) and answers it.
+pub fn answer(conn: &mut (impl Read + Write)) {
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < 64 * 1024 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let response = if seen.starts_with(b"GET /500 ") {
+        FAILING
+    } else {
+        OK
+    };
+    let _ = conn.write_all(response);
 }
