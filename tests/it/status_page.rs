@@ -17,6 +17,8 @@ use crate::support::http::HttpServer;
 use crate::support::{wait_for, TestDb};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)> & \"Co\"";
+const URL_SECRET: &str = "hunter2pw";
+const TOKEN: &str = "tok3nsecret";
 
 /// The targets an operator's page shows, with history written as the daemon would have
 /// written it over the last weeks.
@@ -43,7 +45,15 @@ fn fleet(db: &TestDb, up: &HttpServer, down: &HttpServer) -> Fleet {
         search: add("Search", down.url("/search"), "Website", "1, 1"),
         disabled: add("Old reports", up.url("/old"), "Website", "1, 0"),
         private: add("Admin console", up.url("/admin"), "Internal", "0, 1"),
-        hostile: add(HOSTILE, up.url("/x"), "", "1, 1"),
+        hostile: add(
+            HOSTILE,
+            format!(
+                "http://admin:{URL_SECRET}@127.0.0.1:{}/x?token={TOKEN}",
+                up.port
+            ),
+            "",
+            "1, 1",
+        ),
     };
     for id in [fleet.billing, fleet.search, fleet.private, fleet.hostile] {
         history(db, id);
@@ -203,7 +213,11 @@ fn the_front_page_groups_targets_with_states_bars_and_incidents() {
         "disabled: not listed"
     );
 
-    // The hostile name is text, not markup, everywhere.
+    // No secret of a URL shows; the hostile name is text, not markup, everywhere.
+    assert!(
+        !page.contains(URL_SECRET) && !page.contains(TOKEN),
+        "{page}"
+    );
     assert!(!page.contains("<img src=x"), "{page}");
     assert!(page.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;Co&quot;"));
 
@@ -270,6 +284,10 @@ fn a_targets_page_shows_its_figures_chart_and_incidents() {
     assert!(search.contains("<p class=\"badge down\">Down</p>"));
     assert!(search.contains("<dt>Response</dt><dd>") && search.contains("HTTP 500"));
     let hostile = get(port, &format!("/target/{}", f.hostile)).body;
+    assert!(
+        !hostile.contains(URL_SECRET) && !hostile.contains(TOKEN),
+        "{hostile}"
+    );
     assert!(!hostile.contains("<img src=x") && hostile.contains("&lt;img src=x"));
     let disabled = get(port, &format!("/target/{}", f.disabled)).body;
     assert!(disabled.contains("<p class=\"badge off\">Disabled</p>"));
