@@ -220,7 +220,7 @@ struct Running {
     pipeline_done: Option<Sender<()>>,
     stats: Arc<Stats>,
     /// systemd's notification socket, when the daemon runs under it.
-    notify: Option<Notify>,
+    notify: Option<Arc<Notify>>,
 }
 
 /// Starts every pipeline thread; an error if one cannot be started (the ones already
@@ -364,12 +364,13 @@ fn start_services(
     listeners: Vec<std::net::TcpListener>,
     stats: &Arc<Stats>,
     stop: stop::Stop,
-) -> Result<Option<Notify>, String> {
+) -> Result<Option<Arc<Notify>>, String> {
     start_http(config, threads, listeners, stats, stop.clone())?;
-    let Some(notify) = Notify::from_env() else {
+    let Some(notify) = Notify::from_env().map(Arc::new) else {
         return Ok(None);
     };
-    if let (Some(every), Some(pinger)) = (watchdog::period(), Notify::from_env()) {
+    if let Some(every) = watchdog::period() {
+        let pinger = notify.clone();
         let watched = watchdog::Watched {
             stats: stats.clone(),
             liveness: threads.liveness(),

@@ -76,7 +76,7 @@ pub struct Watched {
 
 /// The thread body: `WATCHDOG=1` every `every` while the process is sound; a fault is logged
 /// once, and the pings stop, so systemd restarts the daemon. Ends with the stop request.
-pub fn run(notify: Notify, every: Duration, watched: Watched) {
+pub fn run(notify: std::sync::Arc<Notify>, every: Duration, watched: Watched) {
     let mut fault_logged = false;
     loop {
         let facts = Facts::read(

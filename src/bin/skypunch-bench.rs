@@ -72,6 +72,47 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), Error> {
 
 /// `--http`: the HTTP server's cost with N targets.
 fn http(s: &Settings, args: &[String]) -> ExitCode {
+    run_mode(s, args, |dir| bench::http::run(s, dir))
+}
+
+/// What the modes with their own figures (`--http`, `--nodes`) give the common ending.
+trait Outcome {
+    fn table(&self) -> String;
+    fn json(&self, command: &str) -> serde_json::Value;
+    fn problems(&self) -> Vec<String>;
+}
+
+impl Outcome for bench::http::Figures {
+    fn table(&self) -> String {
+        self.table()
+    }
+    fn json(&self, command: &str) -> serde_json::Value {
+        self.json(command)
+    }
+    fn problems(&self) -> Vec<String> {
+        self.problems()
+    }
+}
+
+impl Outcome for bench::cluster::Figures {
+    fn table(&self) -> String {
+        self.table()
+    }
+    fn json(&self, command: &str) -> serde_json::Value {
+        self.json(command)
+    }
+    fn problems(&self) -> Vec<String> {
+        self.problems()
+    }
+}
+
+/// Runs `measure` in a temp folder, prints its table, writes its JSON, and fails on its
+/// problems; the folder is kept after a failure (for its logs) or with `--keep`.
+fn run_mode<F: Outcome>(
+    s: &Settings,
+    args: &[String],
+    measure: impl FnOnce(&Path) -> Result<F, Error>,
+) -> ExitCode {
     let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
     let command = std::iter::once("skypunch-bench".to_string())
         .chain(args.iter().cloned())
@@ -79,7 +120,7 @@ fn http(s: &Settings, args: &[String]) -> ExitCode {
         .join(" ");
     let measured = std::fs::create_dir_all(&dir)
         .map_err(|e| format!("creating {}: {e}", dir.display()))
-        .and_then(|()| bench::http::run(s, &dir));
+        .and_then(|()| measure(&dir));
     let figures = match measured {
         Ok(f) => f,
         Err(e) => {
@@ -128,52 +169,20 @@ fn history(s: &Settings) -> ExitCode {
 
 /// `--nodes K`: several daemons on one database.
 fn cluster(s: &Settings, args: &[String]) -> ExitCode {
-    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
-    let command = std::iter::once("skypunch-bench".to_string())
-        .chain(args.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let measured = std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("creating {}: {e}", dir.display()))
-        .and_then(|()| {
-            let server = match s.server {
-                ServerKind::Nginx => Server::nginx(&dir, None)?,
-                ServerKind::Builtin => Server::builtin(None)?,
-            };
-            let url = format!("http://127.0.0.1:{}/", server.port());
-            let mut db = database::Server::parse(&s.db_url).and_then(BenchDb::create)?;
-            let figures = bench::cluster::run(s, &mut db, &url, &dir);
-            if !s.keep {
-                let _ = db.drop_db();
-            }
-            server.stop();
-            figures
-        });
-    let figures = match measured {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("skypunch-bench: {e} (logs kept in {})", dir.display());
-            return ExitCode::from(1);
+    run_mode(s, args, |dir| {
+        let server = match s.server {
+            ServerKind::Nginx => Server::nginx(dir, None)?,
+            ServerKind::Builtin => Server::builtin(None)?,
+        };
+        let url = format!("http://127.0.0.1:{}/", server.port());
+        let mut db = database::Server::parse(&s.db_url).and_then(BenchDb::create)?;
+        let figures = bench::cluster::run(s, &mut db, &url, dir);
+        if !s.keep {
+            let _ = db.drop_db();
         }
-    };
-    print!("{}", figures.table());
-    if let Err(e) = write_json(&s.json, &figures.json(&command)) {
-        eprintln!("skypunch-bench: {e}");
-        return ExitCode::from(1);
-    }
-    println!("results written to {}", s.json.display());
-    let problems = figures.problems();
-    for p in &problems {
-        eprintln!("skypunch-bench: FAILED: {p}");
-    }
-    if problems.is_empty() && !s.keep {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    if problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+        server.stop();
+        figures
+    })
 }
 
 /// What the targets of a run point at: the HTTP(S) server, the run's CA, and (`--mix`) the

@@ -59,8 +59,8 @@ pub fn checkout(pool: &Pool) -> Result<Conn, db::Error> {
     db::checkout(pool)
 }
 
-/// The targets `which` selects, by id.
-pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Error> {
+/// `which`'s conditions on `targets t`, and their parameters.
+fn conditions(which: Which) -> (String, Vec<mysql::Value>) {
     let mut filter = vec!["1 = 1"];
     let mut params = Vec::new();
     if which.public_only {
@@ -73,10 +73,19 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
         filter.push("t.id = ?");
         params.push(mysql::Value::from(id));
     }
-    let mut order = "t.id".to_string();
-    if let Some(n) = which.limit {
-        order = format!("t.status = 'FAIL' DESC, t.id LIMIT {n}");
-    }
+    (filter.join(" AND "), params)
+}
+
+/// The targets `which` selects, by id (the failing ones first under a limit).
+pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Error> {
+    let (filter, mut params) = conditions(which);
+    let order = match which.limit {
+        Some(n) => {
+            params.push(mysql::Value::from(n));
+            "t.status = 'FAIL' DESC, t.id LIMIT ?"
+        }
+        None => "t.id",
+    };
     let sql = format!(
         "SELECT t.id, t.name, t.status, t.enabled, t.method, t.frequency, t.last_http_status, \
          t.last_response_ms, CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
@@ -86,24 +95,20 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
          t.url, IFNULL(t.status_description, ''), i.last_reason, \
          TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at) \
          FROM targets t LEFT JOIN incidents i ON i.open_target = t.id \
-         WHERE {} ORDER BY {order}",
-        filter.join(" AND ")
+         WHERE {filter} ORDER BY {order}"
     );
     conn.exec_map(sql, params, |mut r: mysql::Row| row(&mut r))
         .map_err(db::Error::query("reading targets for the HTTP server"))
 }
 
-/// How many targets `which` selects (its id and limit aside).
+/// How many targets `which` selects, its limit aside.
 pub fn count(conn: &mut Conn, which: Which) -> Result<usize, db::Error> {
-    let mut sql = "SELECT COUNT(*) FROM targets t WHERE 1 = 1".to_string();
-    if which.public_only {
-        sql.push_str(" AND t.public = 1");
-    }
-    if which.enabled_only {
-        sql.push_str(" AND t.enabled = 1");
-    }
+    let (filter, params) = conditions(which);
     let n: Option<u64> = conn
-        .query_first(sql)
+        .exec_first(
+            format!("SELECT COUNT(*) FROM targets t WHERE {filter}"),
+            params,
+        )
         .map_err(db::Error::query("counting targets for the HTTP server"))?;
     Ok(n.unwrap_or(0) as usize)
 }

@@ -309,9 +309,9 @@ impl Answer {
         )
     }
 
-    /// The body gzipped, for a client that takes it: pages and JSON over 1 KiB (a status page
-    /// of many targets shrinks about twentyfold). `/metrics` is streamed as it is made, and
-    /// left as it is.
+    /// The body gzipped, for a client that takes it: pages and JSON over 1 KiB (a status page's
+    /// day bars repeat the same markup). `/metrics` is streamed as it is made, and left as it
+    /// is.
     pub fn gzipped(self) -> Answer {
         let compressible = self.content_type.starts_with("text/html")
             || self.content_type.starts_with("application/json");
