@@ -1,4 +1,4 @@
--- skypunch database schema, version 2.2.
+-- skypunch database schema, version 2.3.
 --
 -- Safe to load more than once: nothing is dropped, every object is created only when absent.
 -- Load it with:   mariadb -u root < schema/skypunch.sql
@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS versions (
     PRIMARY KEY (major)
 ) DEFAULT CHARSET utf8mb4;
 
-INSERT IGNORE INTO versions (major, minor) VALUES (2, 2);
+INSERT IGNORE INTO versions (major, minor) VALUES (2, 3);
 
 CREATE TABLE IF NOT EXISTS targets (
     -- The original (1.0) columns, in their original order.

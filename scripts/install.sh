@@ -116,7 +116,8 @@ edit "$here/etc/logrotate.d/skypunch" > "$DESTDIR$SYSCONFDIR/logrotate.d/skypunc
 chmod 0644 "$DESTDIR$SYSCONFDIR/logrotate.d/skypunch"
 
 install -m 0644 "$here/schema/skypunch.sql" "$here/schema/upgrade-1.0-to-2.0.sql" \
-    "$here/schema/upgrade-2.1-to-2.2.sql" "$here/schema/example-data.sql" \
+    "$here/schema/upgrade-2.1-to-2.2.sql" "$here/schema/upgrade-2.2-to-2.3.sql" \
+    "$here/schema/example-data.sql" \
     "$DESTDIR$PREFIX/share/skypunch/"
 
 echo "install.sh: installed skypunch under ${DESTDIR:-/} (prefix $PREFIX)"

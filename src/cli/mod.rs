@@ -47,7 +47,7 @@ Commands:
   maintenance end N      end window N now
   check-config           check the config file, the log and pid folders and the database
   init-db                create the skypunch tables in the configured database
-  upgrade-db             upgrade a 1.0, 2.0 or 2.1 database to schema 2.2 in place";
+  upgrade-db             upgrade a 1.0, 2.0, 2.1 or 2.2 database to schema 2.3 in place";
 
 /// What went wrong, and the exit code that says so.
 #[derive(Debug)]

@@ -6,12 +6,13 @@ use mysql::prelude::Queryable;
 use super::{run_script, Conn, Error};
 
 /// The schema this program reads and writes.
-pub const VERSION: (i32, i32) = (2, 2);
+pub const VERSION: (i32, i32) = (2, 3);
 
 /// `schema/skypunch.sql`, embedded so that `init-db` and `upgrade-db` need no files.
 pub const SCHEMA_SQL: &str = include_str!("../../schema/skypunch.sql");
 const UPGRADE_1_0: &str = include_str!("../../schema/upgrade-1.0-to-2.0.sql");
 const UPGRADE_2_1: &str = include_str!("../../schema/upgrade-2.1-to-2.2.sql");
+const UPGRADE_2_2: &str = include_str!("../../schema/upgrade-2.2-to-2.3.sql");
 
 /// The table part of skypunch.sql: without `CREATE DATABASE` and `USE`, so that it runs in
 /// whatever database the connection is in.
@@ -66,7 +67,7 @@ pub enum Upgrade {
     Upgraded { from: (i32, i32) },
 }
 
-/// Creates the tables when there are none, upgrades a 1.0, 2.0 or 2.1 database in place, and
+/// Creates the tables when there are none, upgrades a 1.0, 2.0, 2.1 or 2.2 database in place, and
 /// leaves a current one alone. Every step can run again after an interruption.
 pub fn upgrade(conn: &mut Conn, db: &str) -> Result<Upgrade, Error> {
     let from = match stored_version(conn)? {
@@ -82,10 +83,11 @@ pub fn upgrade(conn: &mut Conn, db: &str) -> Result<Upgrade, Error> {
             v
         }
         // 2.1 added tables only (history), which the schema file creates when absent.
-        Some(v @ (2, 0 | 1)) => v,
+        Some(v @ (2, 0..=2)) => v,
         Some(_) => return check(conn, db).map(|_| Upgrade::AlreadyCurrent),
     };
     run_script(conn, &tables_sql())?;
     run_script(conn, UPGRADE_2_1)?;
+    run_script(conn, UPGRADE_2_2)?;
     Ok(Upgrade::Upgraded { from })
 }

@@ -278,7 +278,7 @@ fn check_config_passes_a_good_setup_and_names_every_problem_of_a_broken_one() {
     assert_eq!(good.status.code(), Some(0), "{}", stdout(&good));
     let text = stdout(&good);
     assert!(
-        text.contains(": ok") && text.contains("reachable, schema 2.2"),
+        text.contains(": ok") && text.contains("reachable, schema 2.3"),
         "{text}"
     );
     assert!(text.ends_with("all checks passed\n"), "{text}");

@@ -74,6 +74,7 @@ fn installs_every_file_under_destdir_and_prefix() {
         "/usr/share/skypunch/skypunch.sql",
         "/usr/share/skypunch/upgrade-1.0-to-2.0.sql",
         "/usr/share/skypunch/upgrade-2.1-to-2.2.sql",
+        "/usr/share/skypunch/upgrade-2.2-to-2.3.sql",
         "/usr/share/skypunch/example-data.sql",
         "/etc/default/skypunch",
     ] {

@@ -9,7 +9,7 @@ fn the_schema_loads_twice_without_harm() {
     db.add_target("name, url", "'kept', 'http://127.0.0.1:1/'");
     db.load_schema();
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 2)]);
+    assert_eq!(versions, vec![(2, 3)]);
     let names: Vec<String> = db.query("SELECT name FROM targets");
     assert_eq!(names, vec!["kept"]);
 }
@@ -139,7 +139,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     let refused = db.cli(&["targets"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        stderr(&refused).contains("schema 1.0, older than the 2.2"),
+        stderr(&refused).contains("schema 1.0, older than the 2.3"),
         "{}",
         stderr(&refused)
     );
@@ -148,7 +148,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     let upgraded = db.cli(&["upgrade-db"]);
     assert!(upgraded.status.success(), "{}", stderr(&upgraded));
     assert!(
-        stdout(&upgraded).contains("from schema 1.0 to 2.2"),
+        stdout(&upgraded).contains("from schema 1.0 to 2.3"),
         "{}",
         stdout(&upgraded)
     );
@@ -160,7 +160,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     );
     assert_eq!(notifiers_before, notifiers_after);
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 2)]);
+    assert_eq!(versions, vec![(2, 3)]);
 
     // The upgraded database works: the CLI reads it, and a named INSERT gets every default.
     let listed = db.cli(&["targets"]);
@@ -171,7 +171,7 @@ fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value()
     );
     db.add_target("name, url", "'new', 'http://127.0.0.1/'");
     let again = db.cli(&["upgrade-db"]);
-    assert!(stdout(&again).contains("already has skypunch schema 2.2"));
+    assert!(stdout(&again).contains("already has skypunch schema 2.3"));
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn a_newer_schema_is_refused() {
     db.exec("INSERT INTO versions VALUES (3, 1)");
     let out = db.cli(&["targets"]);
     assert!(
-        stderr(&out).contains("schema 3.1, newer than the 2.2"),
+        stderr(&out).contains("schema 3.1, newer than the 2.3"),
         "{}",
         stderr(&out)
     );
@@ -216,16 +216,16 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
 
     let refused = db.cli(&["targets"]);
     assert!(
-        stderr(&refused).contains("schema 2.0, older than the 2.2"),
+        stderr(&refused).contains("schema 2.0, older than the 2.3"),
         "{}",
         stderr(&refused)
     );
     let upgraded = db.cli(&["upgrade-db"]);
     assert!(upgraded.status.success(), "{}", stderr(&upgraded));
-    assert!(stdout(&upgraded).contains("from schema 2.0 to 2.2"));
+    assert!(stdout(&upgraded).contains("from schema 2.0 to 2.3"));
     assert_eq!(before, db.query::<Row1>(COUNTERS));
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 2)]);
+    assert_eq!(versions, vec![(2, 3)]);
     let tables: Vec<String> = db.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
          AND table_name IN ('incidents', 'target_pauses', 'target_hours', 'target_days') \
@@ -266,13 +266,13 @@ fn a_2_1_database_gets_the_cluster_table_and_columns_keeping_every_value() {
 
     let refused = db.cli(&["targets"]);
     assert!(
-        stderr(&refused).contains("schema 2.1, older than the 2.2"),
+        stderr(&refused).contains("schema 2.1, older than the 2.3"),
         "{}",
         stderr(&refused)
     );
     let upgraded = db.cli(&["upgrade-db"]);
     assert!(upgraded.status.success(), "{}", stderr(&upgraded));
-    assert!(stdout(&upgraded).contains("from schema 2.1 to 2.2"));
+    assert!(stdout(&upgraded).contains("from schema 2.1 to 2.3"));
     assert_eq!(before, db.query::<Row1>(COUNTERS));
     assert_eq!(db.one::<u64>("SELECT state_seq FROM targets"), 0);
     assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM nodes"), 0);
@@ -281,7 +281,7 @@ fn a_2_1_database_gets_the_cluster_table_and_columns_keeping_every_value() {
         db.query("SELECT claimed_by, CAST(claim_until AS CHAR) FROM alert_deliveries");
     assert!(claim.is_empty());
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
-    assert_eq!(versions, vec![(2, 2)]);
+    assert_eq!(versions, vec![(2, 3)]);
     assert!(
         db.cli(&["upgrade-db"]).status.success(),
         "twice is harmless"

@@ -1,0 +1,5 @@
+-- skypunch schema 2.2 (or older, after the earlier upgrades) to 2.3: what `skypunch upgrade-db`
+-- runs, after creating the tables that are new in 2.3 from skypunch.sql. Safe to run again.
+-- Load by hand with:  mariadb skypunch < schema/upgrade-2.2-to-2.3.sql
+
+INSERT INTO versions (major, minor) VALUES (2, 3) ON DUPLICATE KEY UPDATE minor = 3;
