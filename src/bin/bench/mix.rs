@@ -126,6 +126,26 @@ pub struct Service {
 const HELD: usize = 20_000;
 /// A hanging connection is let go after this long (targets time out well before).
 const HOLD: Duration = Duration::from_secs(60);
+/// Threads answering the slow service's connections once due. One was not enough on a loaded
+/// machine: a client that sent its request late held the only responder for its read timeout
+/// while the connections behind it passed their targets' timeouts.
+const SLOW_RESPONDERS: usize = 4;
+/// How long a responder waits for a request that is due; past it the connection is closed
+/// unanswered, which its check reports.
+const SLOW_READ: Duration = Duration::from_secs(1);
+
+/// A slow service's responder: answers each connection at its due time, in arrival order.
+fn respond_when_due(stop: &AtomicBool, rx: &crossbeam_channel::Receiver<(Instant, TcpStream)>) {
+    while !stop.load(Ordering::SeqCst) {
+        let Ok((at, mut conn)) = rx.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        let _ = conn.set_read_timeout(Some(SLOW_READ));
+        answer(&mut conn);
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+    }
+}
 
 impl Service {
     /// Accepts and answers 200 `after` the connection came in, in arrival order.
@@ -147,25 +167,19 @@ impl Service {
                 }
             })
             .map_err(|e| e.to_string())?;
-        let s = stop.clone();
-        let responder = std::thread::Builder::new()
-            .name("bench-slow-answer".into())
-            .spawn(move || {
-                while !s.load(Ordering::SeqCst) {
-                    let Ok((at, mut conn)) = rx.recv_timeout(Duration::from_millis(100)) else {
-                        continue;
-                    };
-                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-                    answer(&mut conn);
-                    let _ = conn.shutdown(std::net::Shutdown::Write);
-                }
-            })
-            .map_err(|e| e.to_string())?;
+        let mut threads = vec![acceptor];
+        for n in 0..SLOW_RESPONDERS {
+            let (s, rx) = (stop.clone(), rx.clone());
+            let responder = std::thread::Builder::new()
+                .name(format!("bench-slow-answer-{n}"))
+                .spawn(move || respond_when_due(&s, &rx))
+                .map_err(|e| e.to_string())?;
+            threads.push(responder);
+        }
         Ok(Service {
             port,
             stop,
-            threads: vec![acceptor, responder],
+            threads,
         })
     }
 
