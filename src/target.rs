@@ -114,8 +114,8 @@ pub fn stretched_schedule(frequency: Duration, timeout: Duration) -> Option<Stri
     (timeout > frequency).then(|| {
         format!(
             "every {f}s to {t}s, not every {f}s: its timeout {t}s is longer than its frequency \
-             {f}s and a target is never checked twice at once, so a check that takes longer than \
-             {f}s delays the next, which starts when it ends (every {t}s while checks time out)"
+             {f}s, and a check that takes longer than {f}s delays the next (never two at once; \
+             every {t}s while checks time out)"
         )
     })
 }
@@ -211,8 +211,14 @@ mod tests {
         assert_eq!(stretched_schedule(secs(5), secs(5)), None);
         let why = stretched_schedule(secs(2), secs(8)).unwrap();
         assert!(why.starts_with("every 2s to 8s, not every 2s: "), "{why}");
-        assert!(why.contains("timeout 8s is longer than its frequency 2s"), "{why}");
-        assert!(why.ends_with("(every 8s while checks time out)"), "{why}");
+        assert!(
+            why.contains("timeout 8s is longer than its frequency 2s"),
+            "{why}"
+        );
+        assert!(
+            why.ends_with("(never two at once; every 8s while checks time out)"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -179,7 +179,10 @@ mod tests {
         assert_eq!((a.monitored_ms, a.down_ms), (60_000, 55_000));
         assert!(a.uptime().unwrap() < 8.4, "{:?}", a.uptime());
         // A day wholly before it: no data; the day it was created counts from then.
-        assert_eq!(availability((0, DAY), now, created, &[], &[]).uptime(), None);
+        assert_eq!(
+            availability((0, DAY), now, created, &[], &[]).uptime(),
+            None
+        );
         let that_day = availability((29 * DAY, now), now, created, &refs, &[]);
         assert_eq!(that_day.monitored_ms, 60_000);
     }

@@ -117,10 +117,7 @@ fn day_strip(
 /// see [`Rollup::percentile`]); `·` for an hour without checks.
 fn p95_strip(first_hour: i64, to: i64, hours: &[(i64, Rollup)]) -> String {
     let p95 = |r: &Rollup| r.percentile(0.95);
-    let max = hours
-        .iter()
-        .filter_map(|(_, r)| p95(r))
-        .fold(0.0, f64::max);
+    let max = hours.iter().filter_map(|(_, r)| p95(r)).fold(0.0, f64::max);
     let mut strip = String::new();
     let mut hour = first_hour;
     while hour < to {

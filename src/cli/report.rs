@@ -342,10 +342,8 @@ pub fn uptime_30d(conn: &mut db::Conn) -> Result<BTreeMap<TargetId, Option<f64>>
     let incidents = history::incidents(conn, &[], window.0, window.1)?;
     let pauses = history::pauses(conn, &[], window.0, window.1)?;
     let created = history::created(conn, &[])?;
-    let mut by_target: BTreeMap<TargetId, (Vec<&Incident>, Vec<Pause>)> = created
-        .keys()
-        .map(|id| (*id, Default::default()))
-        .collect();
+    let mut by_target: BTreeMap<TargetId, (Vec<&Incident>, Vec<Pause>)> =
+        created.keys().map(|id| (*id, Default::default())).collect();
     for i in &incidents {
         by_target.entry(i.target_id).or_default().0.push(i);
     }
@@ -356,7 +354,10 @@ pub fn uptime_30d(conn: &mut db::Conn) -> Result<BTreeMap<TargetId, Option<f64>>
         .into_iter()
         .map(|(id, (i, p))| {
             let since = created.get(&id).copied().unwrap_or(window.0);
-            (id, uptime::availability(window, now, since, &i, &p).uptime())
+            (
+                id,
+                uptime::availability(window, now, since, &i, &p).uptime(),
+            )
         })
         .collect())
 }

@@ -33,8 +33,10 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             let created = db::history::created(&mut conn, &[row.id])?;
             let mut t = detail(&row, &by);
             t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
-            let created = created.get(&row.id).map_or_else(String::new, |ms| local_millis(*ms));
-            t.row(vec!["Created (uptime from)".into(), created]);
+            let created = created
+                .get(&row.id)
+                .map_or_else(String::new, |ms| local_millis(*ms));
+            t.row(vec!["Created".into(), created]);
             print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
                 print(format_args!("Last check trace:\n{trace}"))?;

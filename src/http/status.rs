@@ -213,7 +213,13 @@ impl Facts {
 
     fn availability(&self, window: uptime::Span) -> Availability {
         let incidents: Vec<&Incident> = self.incidents.iter().collect();
-        uptime::availability(window, self.now_ms, self.created_ms, &incidents, &self.pauses)
+        uptime::availability(
+            window,
+            self.now_ms,
+            self.created_ms,
+            &incidents,
+            &self.pauses,
+        )
     }
 }
 
@@ -324,7 +330,10 @@ mod tests {
             assert!(a.uptime().unwrap() < 0.03, "{label}: {:?}", a.uptime());
         }
         let today = s.days.last().unwrap().as_ref().unwrap();
-        assert_eq!(today.availability.monitored_ms, HOUR_MS, "today from its creation");
+        assert_eq!(
+            today.availability.monitored_ms, HOUR_MS,
+            "today from its creation"
+        );
     }
 
     #[test]
