@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS targets (
     public             BOOLEAN       NOT NULL DEFAULT 0    COMMENT '1: shown in the JSON API when [http] PublicOnly is on',
     config_changed     TIMESTAMP(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
                                               COMMENT 'bumped by any UPDATE that does not set it; the daemon finds edited rows by it',
+    -- Columns added in 2.3.
+    created_at         TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+                                              COMMENT 'when the row was inserted (UTC); uptime counts from here (2.3: the upgrade set it to the row''s oldest history)',
     PRIMARY KEY (id),
     KEY targets_config_changed (config_changed),
     KEY targets_enabled (enabled, id)

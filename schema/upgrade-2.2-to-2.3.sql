@@ -2,4 +2,25 @@
 -- runs, after creating the tables that are new in 2.3 from skypunch.sql. Safe to run again.
 -- Load by hand with:  mariadb skypunch < schema/upgrade-2.2-to-2.3.sql
 
+-- The history tables mix TIMESTAMP (incidents, pauses) and UTC DATETIME/DATE (rollups)
+-- columns: compared in UTC, they agree whatever the server's time zone is.
+SET time_zone = '+00:00';
+
+-- Uptime counts from created_at: time before a target existed is no data, not up. Rows that
+-- exist already get the upgrade's time here, then the oldest history they have below.
+ALTER TABLE targets
+    ADD COLUMN IF NOT EXISTS created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+        COMMENT 'when the row was inserted (UTC); uptime counts from here (2.3: the upgrade set it to the row''s oldest history)';
+
+-- The oldest incident, disabled period, hourly or daily rollup of each row (index lookups
+-- on the tables' target keys). LEAST only moves created_at back, so a second run changes
+-- nothing; history dated before 1970 (hand-made rows), which a TIMESTAMP cannot hold, counts
+-- as 1970-01-02. config_changed is kept: the rows' settings did not change.
+UPDATE targets t SET t.config_changed = t.config_changed,
+    t.created_at = GREATEST(TIMESTAMP '1970-01-02 00:00:00', LEAST(t.created_at,
+    COALESCE((SELECT MIN(i.started) FROM incidents i WHERE i.target_id = t.id), t.created_at),
+    COALESCE((SELECT MIN(p.started) FROM target_pauses p WHERE p.target_id = t.id), t.created_at),
+    COALESCE((SELECT MIN(h.hour) FROM target_hours h WHERE h.target_id = t.id), t.created_at),
+    COALESCE((SELECT MIN(d.day) FROM target_days d WHERE d.target_id = t.id), t.created_at)));
+
 INSERT INTO versions (major, minor) VALUES (2, 3) ON DUPLICATE KEY UPDATE minor = 3;

@@ -230,14 +230,7 @@ impl Loader {
         match target::from_row(row, &mut self.cas) {
             Ok(t) => {
                 self.invalid.remove(&row.id);
-                if !first {
-                    log::info!(
-                        "[{}] target {} scheduled every {}s",
-                        t.id,
-                        text::printable(&t.name),
-                        t.frequency.as_secs()
-                    );
-                }
+                log_schedule(&t, first);
                 let _ = self.wheel.send(Control::Upsert {
                     target: Arc::new(t),
                     first,
@@ -262,6 +255,22 @@ impl Loader {
                 Ok(false)
             }
         }
+    }
+}
+
+/// Says when a target is scheduled (a row new or edited since the first load), and every
+/// time its row is loaded, first load included, when its timeout stretches its schedule:
+/// the operator must never read "every 2s" of a target checked every 8s.
+fn log_schedule(t: &crate::model::Target, first: bool) {
+    let name = text::printable(&t.name);
+    match target::stretched_schedule(t.frequency, t.timeout) {
+        Some(why) => log::warn!("[{}] target {name} scheduled {why}", t.id),
+        None if !first => log::info!(
+            "[{}] target {name} scheduled every {}s",
+            t.id,
+            t.frequency.as_secs()
+        ),
+        None => {}
     }
 }
 

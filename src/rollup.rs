@@ -43,22 +43,35 @@ impl Rollup {
         }
     }
 
-    /// The response time below which `q` of the checks fell, as its bucket's upper bound
-    /// (the largest time seen, for the last bucket); `None` without checks.
-    pub fn percentile(&self, q: f64) -> Option<u64> {
+    /// The response time (ms) below which `q` of the checks fell, estimated as Prometheus's
+    /// `histogram_quantile` does: linearly within the bucket that holds it, from the bucket's
+    /// lower bound (0 for the first) to its upper one, never a bound given as a measurement.
+    /// The rollups know one more thing: no check took longer than `response_ms_max`, so the
+    /// bucket holding it (the open last one included) ends there. Checks of 0-3 ms thus give
+    /// a p50 of 1.5 ms, not the first bucket's 10. `None` without checks.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
         let total: u64 = self.buckets.iter().sum();
         if total == 0 {
             return None;
         }
-        let wanted = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= wanted {
-                return Some(BOUNDS_MS.get(i).copied().unwrap_or(self.response_ms_max));
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let max = self.response_ms_max as f64;
+        let top = bucket(self.response_ms_max);
+        let mut below = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            if n == 0 || ((below + n) as f64) < rank {
+                below += n;
+                continue;
             }
+            let lower = i.checked_sub(1).map_or(0.0, |j| BOUNDS_MS[j] as f64);
+            let upper = match BOUNDS_MS.get(i) {
+                Some(b) if i != top => *b as f64,
+                // A maximum below the bucket is a hand-edited row: keep within the bucket.
+                _ => max.max(lower),
+            };
+            return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
         }
-        Some(self.response_ms_max)
+        Some(max)
     }
 }
 
@@ -135,15 +148,46 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_come_from_the_buckets() {
+    fn percentiles_are_interpolated_within_their_bucket() {
         let mut r = Rollup::default();
         assert_eq!(r.percentile(0.5), None);
-        r.buckets[1] = 90; // ≤ 25 ms
-        r.buckets[6] = 9; // ≤ 1000 ms
-        r.buckets[10] = 1;
+        r.buckets[1] = 90; // 10-25 ms
+        r.buckets[6] = 9; // 500-1000 ms
+        r.buckets[10] = 1; // above 10 s
         r.response_ms_max = 31000;
-        assert_eq!(r.percentile(0.5), Some(25));
-        assert_eq!(r.percentile(0.95), Some(1000));
-        assert_eq!(r.percentile(1.0), Some(31000));
+        let near = |got: Option<f64>, want: f64| {
+            let got = got.unwrap();
+            assert!((got - want).abs() < 1e-9, "{got} != {want}");
+        };
+        near(r.percentile(0.5), 10.0 + 15.0 * 50.0 / 90.0);
+        near(r.percentile(0.95), 500.0 + 500.0 * 5.0 / 9.0);
+        near(r.percentile(1.0), 31000.0);
+        near(r.percentile(0.0), 10.0);
+    }
+
+    #[test]
+    fn checks_of_0_to_3_ms_are_not_reported_as_10_ms() {
+        let mut r = Rollups::new();
+        for ms in [0, 1, 2, 3].repeat(25) {
+            add_check(&mut r, 1, at(10, 0, 0), ms, false);
+        }
+        let r = r[&(1, hour_of(at(10, 0, 0)))];
+        assert_eq!((r.buckets[0], r.response_ms_max), (100, 3));
+        let p50 = r.percentile(0.5).unwrap();
+        let p95 = r.percentile(0.95).unwrap();
+        assert!((p50 - 1.5).abs() < 1e-9, "p50 {p50}");
+        assert!((p95 - 2.85).abs() < 1e-9, "p95 {p95}");
+        assert!(p95 <= 3.0, "never above the slowest check");
+    }
+
+    #[test]
+    fn a_maximum_that_contradicts_the_buckets_keeps_the_estimate_in_its_bucket() {
+        let r = Rollup {
+            buckets: [0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0], // 50-100 ms
+            response_ms_max: 0,
+            ..Rollup::default()
+        };
+        let p = r.percentile(0.5).unwrap();
+        assert!((50.0..=100.0).contains(&p), "{p}");
     }
 }

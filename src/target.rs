@@ -104,6 +104,22 @@ pub fn state_of(row: &TargetRow) -> TargetState {
     }
 }
 
+/// Why a target is checked less often than its frequency says, when its timeout is longer:
+/// a target is never checked twice at once, so a check that takes longer than the frequency
+/// delays the next one, which starts as soon as it ends. Checks then come every `frequency`
+/// to `timeout` seconds: the effective interval is the time the checks take. `None` when the
+/// timeout fits in the frequency. Pure; the loader logs it, `targets ID` shows it.
+pub fn stretched_schedule(frequency: Duration, timeout: Duration) -> Option<String> {
+    let (f, t) = (frequency.as_secs(), timeout.as_secs());
+    (timeout > frequency).then(|| {
+        format!(
+            "every {f}s to {t}s, not every {f}s: its timeout {t}s is longer than its frequency \
+             {f}s, and a check that takes longer than {f}s delays the next (never two at once; \
+             every {t}s while checks time out)"
+        )
+    })
+}
+
 fn seconds(column: &str, value: i64, max: i64) -> Result<Duration, String> {
     if value < 1 {
         return Err(format!("{column} {value} is less than 1 second"));
@@ -186,6 +202,23 @@ mod tests {
             let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
+    }
+
+    #[test]
+    fn a_timeout_longer_than_the_frequency_says_how_often_checks_really_come() {
+        let secs = Duration::from_secs;
+        assert_eq!(stretched_schedule(secs(60), secs(10)), None);
+        assert_eq!(stretched_schedule(secs(5), secs(5)), None);
+        let why = stretched_schedule(secs(2), secs(8)).unwrap();
+        assert!(why.starts_with("every 2s to 8s, not every 2s: "), "{why}");
+        assert!(
+            why.contains("timeout 8s is longer than its frequency 2s"),
+            "{why}"
+        );
+        assert!(
+            why.ends_with("(never two at once; every 8s while checks time out)"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Time-based uptime, as SLAs are written: the share of a window a target was not in an
-//! incident, leaving out the time it was disabled. Pure interval arithmetic over the history
-//! tables' rows; times in ms since the epoch.
+//! incident, counted from when the target was created (`targets.created_at`) and leaving out
+//! the time it was disabled. Pure interval arithmetic over the history tables' rows; times in
+//! ms since the epoch. Run by whichever thread asks (CLI, HTTP handlers).
 
 use crate::db::history::Incident;
 
@@ -10,7 +11,7 @@ pub type Span = (i64, i64);
 /// What a window holds for one target.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Availability {
-    /// The window less the time the target was disabled.
+    /// The window from the target's creation on, less the time it was disabled.
     pub monitored_ms: i64,
     /// Time in an incident while monitored.
     pub down_ms: i64,
@@ -49,13 +50,19 @@ impl Availability {
 }
 
 /// One target's availability over `window`, from its incidents and pauses (open ones end
-/// at `now`).
+/// at `now`). Only the part of the window from `created` on counts: before it the target did
+/// not exist, so that time is neither up nor down (a window wholly before it has no uptime).
 pub fn availability(
     window: Span,
     now: i64,
+    created: i64,
     incidents: &[&Incident],
     pauses: &[(i64, Option<i64>)],
 ) -> Availability {
+    let window = (window.0.max(created), window.1);
+    if window.0 >= window.1 {
+        return Availability::default();
+    }
     let clip = |s: i64, e: Option<i64>| -> Option<Span> {
         let (a, b) = (s.max(window.0), e.unwrap_or(now).min(window.1));
         (a < b).then_some((a, b))
@@ -142,7 +149,7 @@ mod tests {
     fn incidents_are_clipped_to_the_window() {
         let i = [incident(50, Some(150)), incident(180, None)];
         let refs: Vec<&Incident> = i.iter().collect();
-        let a = availability((100, 200), 190, &refs, &[]);
+        let a = availability((100, 200), 190, 0, &refs, &[]);
         assert_eq!((a.monitored_ms, a.down_ms, a.incidents), (100, 60, 2));
         assert_eq!(a.uptime(), Some(40.0));
         assert_eq!((a.longest_ms, a.mttr_ms()), (50, Some(100)));
@@ -152,11 +159,32 @@ mod tests {
     fn paused_time_is_left_out_of_both_sides() {
         let i = [incident(100, Some(140))];
         let refs: Vec<&Incident> = i.iter().collect();
-        let a = availability((100, 200), 300, &refs, &[(120, Some(160)), (150, None)]);
+        let a = availability((100, 200), 300, 0, &refs, &[(120, Some(160)), (150, None)]);
         assert_eq!((a.paused_ms, a.monitored_ms, a.down_ms), (80, 20, 20));
         assert_eq!(a.uptime(), Some(0.0));
-        let never = availability((100, 200), 300, &[], &[(0, None)]);
+        let never = availability((100, 200), 300, 0, &[], &[(0, None)]);
         assert_eq!(never.uptime(), None);
+    }
+
+    #[test]
+    fn time_before_the_target_was_created_is_no_data() {
+        const DAY: i64 = 86_400_000;
+        let now = 30 * DAY;
+        // Created a minute ago, failing since its first check 5 s later: about 0 %, not the
+        // 99.99 % that counting 30 days before it existed as up would give.
+        let created = now - 60_000;
+        let i = [incident(created + 5_000, None)];
+        let refs: Vec<&Incident> = i.iter().collect();
+        let a = availability((0, now), now, created, &refs, &[]);
+        assert_eq!((a.monitored_ms, a.down_ms), (60_000, 55_000));
+        assert!(a.uptime().unwrap() < 8.4, "{:?}", a.uptime());
+        // A day wholly before it: no data; the day it was created counts from then.
+        assert_eq!(
+            availability((0, DAY), now, created, &[], &[]).uptime(),
+            None
+        );
+        let that_day = availability((29 * DAY, now), now, created, &refs, &[]);
+        assert_eq!(that_day.monitored_ms, 60_000);
     }
 
     #[test]

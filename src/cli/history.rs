@@ -29,8 +29,12 @@ pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<
     let windows = history::windows(conn, row.id, window.0, window.1)?;
     let first_hour = window.0 - window.0.rem_euclid(HOUR_MS);
     let hours = history::hourly(conn, row.id, first_hour, window.1)?;
+    let created = history::created(conn, &[row.id])?
+        .get(&row.id)
+        .copied()
+        .unwrap_or(window.0);
     let refs: Vec<&Incident> = incidents.iter().collect();
-    let whole = uptime::availability(window, now, &refs, &pauses);
+    let whole = uptime::availability(window, now, created, &refs, &pauses);
     let mut out = format!(
         "Target {} {}: from {} to {}, uptime {} ({} incidents, {} down, {} disabled)\n",
         row.id,
@@ -43,7 +47,7 @@ pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<
         duration(whole.paused_ms),
     );
     out.push_str(&incident_table(&incidents, &windows, now).to_string());
-    out.push_str(&day_strip(window, now, &refs, &pauses));
+    out.push_str(&day_strip(window, now, created, &refs, &pauses));
     out.push_str(&p95_strip(first_hour, window.1, &hours));
     Ok(out)
 }
@@ -77,10 +81,12 @@ fn incident_table(incidents: &[Incident], windows: &[(i64, i64)], now: i64) -> T
 }
 
 /// One character per UTC day: █ 100 %, ▇ ≥ 99.9, ▆ ≥ 99, ▅ ≥ 98, ▄ ≥ 95, ▃ ≥ 90, ▂ ≥ 50,
-/// ▁ below, a space for a day the target was disabled all along.
+/// ▁ below, a space for a day without data (the target was disabled all along, or did not
+/// exist yet: `created` is when it was).
 fn day_strip(
     window: Span,
     now: i64,
+    created: i64,
     incidents: &[&Incident],
     pauses: &[(i64, Option<i64>)],
 ) -> String {
@@ -89,7 +95,7 @@ fn day_strip(
     let mut day = window.0 - window.0.rem_euclid(DAY_MS);
     while day < window.1 {
         let span = (day.max(window.0), (day + DAY_MS).min(window.1));
-        let up = uptime::availability(span, now, incidents, pauses).uptime();
+        let up = uptime::availability(span, now, created, incidents, pauses).uptime();
         strip.push(match up {
             None => ' ',
             Some(u) => {
@@ -101,16 +107,17 @@ fn day_strip(
         day += DAY_MS;
     }
     format!(
-        "Uptime by day (UTC, oldest first; █ 100 %, ▇ 99.9, ▆ 99, ▅ 98, ▄ 95, ▃ 90, ▂ 50):\n  {strip}\n  worst day {}\n",
+        "Uptime by day (UTC, oldest first; █ 100 %, ▇ 99.9, ▆ 99, ▅ 98, ▄ 95, ▃ 90, ▂ 50, \
+         blank: no data):\n  {strip}\n  worst day {}\n",
         worst.map_or("-".into(), |w| format!("{w:.3} %"))
     )
 }
 
-/// One character per hour, scaled to the window's highest p95; `·` for an hour without
-/// checks.
+/// One character per hour, scaled to the window's highest p95 (estimated within its bucket,
+/// see [`Rollup::percentile`]); `·` for an hour without checks.
 fn p95_strip(first_hour: i64, to: i64, hours: &[(i64, Rollup)]) -> String {
     let p95 = |r: &Rollup| r.percentile(0.95);
-    let max = hours.iter().filter_map(|(_, r)| p95(r)).max().unwrap_or(0);
+    let max = hours.iter().filter_map(|(_, r)| p95(r)).fold(0.0, f64::max);
     let mut strip = String::new();
     let mut hour = first_hour;
     while hour < to {
@@ -120,10 +127,10 @@ fn p95_strip(first_hour: i64, to: i64, hours: &[(i64, Rollup)]) -> String {
             .and_then(|(_, r)| p95(r));
         strip.push(match seen {
             None => '·',
-            Some(_) if max == 0 => BARS[0],
-            Some(v) => BARS[((v * 7 + max / 2) / max).min(7) as usize],
+            Some(_) if max <= 0.0 => BARS[0],
+            Some(v) => BARS[((v * 7.0 / max).round() as usize).min(7)],
         });
         hour += HOUR_MS;
     }
-    format!("p95 response time by hour (UTC, oldest first; █ = {max} ms):\n  {strip}\n")
+    format!("p95 response time by hour (UTC, oldest first; █ = {max:.1} ms):\n  {strip}\n")
 }

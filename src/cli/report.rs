@@ -1,6 +1,7 @@
 //! `skypunch report [--since SPAN | --from TIME --to TIME] [--format table|csv|json] [ID...]`
-//! and `skypunch targets ID history [--since SPAN]`: uptime from incidents (time-based, the
-//! disabled time left out), response times and check counts from the rollups.
+//! and `skypunch targets ID history [--since SPAN]`: uptime from incidents (time-based, from
+//! each target's creation on, the disabled time left out), response times (estimated within
+//! the rollups' buckets) and check counts from the rollups.
 
 use std::collections::BTreeMap;
 
@@ -153,6 +154,7 @@ fn lines(
     let now = Utc::now().timestamp_millis();
     let incidents = history::incidents(conn, ids, window.0, window.1)?;
     let pauses = history::pauses(conn, ids, window.0, window.1)?;
+    let created = history::created(conn, ids)?;
     let hourly = window.1 - window.0 <= HOURLY_UP_TO_MS;
     let (from, to) = if hourly {
         (window.0 - window.0.rem_euclid(3_600_000), window.1)
@@ -174,7 +176,8 @@ fn lines(
             .filter(|p| p.0 == t.id)
             .map(|p| (p.1, p.2))
             .collect();
-        let availability = uptime::availability(window, now, &mine, &paused);
+        let since = created.get(&t.id).copied().unwrap_or(window.0);
+        let availability = uptime::availability(window, now, since, &mine, &paused);
         let rollup = rollups.get(&t.id).copied().unwrap_or_default();
         total.availability.add(&availability);
         total.rollup.add(&rollup);
@@ -205,8 +208,20 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
-fn ms_or_dash(v: Option<u64>) -> String {
-    v.map_or("-".into(), |v| v.to_string())
+/// A response time estimated from the buckets (see [`Rollup::percentile`]), to 0.1 ms; empty
+/// without checks.
+fn estimate(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.1}"))
+}
+
+/// The same for the table, `-` without checks.
+fn ms_or_dash(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+/// The same in JSON: a number rounded to 0.1 ms, or null.
+fn estimate_json(v: Option<f64>) -> Option<f64> {
+    v.map(|v| (v * 10.0).round() / 10.0)
 }
 
 fn table(lines: &[Line], window: Span) -> String {
@@ -278,12 +293,8 @@ fn csv(lines: &[Line]) -> String {
             a.longest_ms as f64 / 1000.0,
             a.mttr_ms()
                 .map_or(String::new(), |m| format!("{:.3}", m as f64 / 1000.0)),
-            l.rollup
-                .percentile(0.5)
-                .map_or(String::new(), |v| v.to_string()),
-            l.rollup
-                .percentile(0.95)
-                .map_or(String::new(), |v| v.to_string()),
+            estimate(l.rollup.percentile(0.5)),
+            estimate(l.rollup.percentile(0.95)),
             l.rollup.checks,
         ));
     }
@@ -296,13 +307,14 @@ fn json_line(l: &Line) -> serde_json::Value {
         "id": l.id,
         "name": l.name,
         "uptime_percent": a.uptime(),
+        "monitored_s": a.monitored_ms as f64 / 1000.0,
         "downtime_s": a.down_ms as f64 / 1000.0,
         "disabled_s": a.paused_ms as f64 / 1000.0,
         "incidents": a.incidents,
         "longest_s": a.longest_ms as f64 / 1000.0,
         "mttr_s": a.mttr_ms().map(|m| m as f64 / 1000.0),
-        "p50_ms": l.rollup.percentile(0.5),
-        "p95_ms": l.rollup.percentile(0.95),
+        "p50_ms": estimate_json(l.rollup.percentile(0.5)),
+        "p95_ms": estimate_json(l.rollup.percentile(0.95)),
         "checks": l.rollup.checks,
     })
 }
@@ -322,13 +334,16 @@ fn json_report(lines: &[Line], window: Span) -> String {
 /// A disabled period: its start and end (none while it lasts), in ms.
 type Pause = (i64, Option<i64>);
 
-/// Uptime over the last 30 days per target, for `skypunch targets`.
+/// Uptime over the last 30 days (from its creation, when later) per target, for `skypunch
+/// targets`.
 pub fn uptime_30d(conn: &mut db::Conn) -> Result<BTreeMap<TargetId, Option<f64>>, db::Error> {
     let now = Utc::now().timestamp_millis();
     let window = (now - 30 * DAY_MS, now);
     let incidents = history::incidents(conn, &[], window.0, window.1)?;
     let pauses = history::pauses(conn, &[], window.0, window.1)?;
-    let mut by_target: BTreeMap<TargetId, (Vec<&Incident>, Vec<Pause>)> = BTreeMap::new();
+    let created = history::created(conn, &[])?;
+    let mut by_target: BTreeMap<TargetId, (Vec<&Incident>, Vec<Pause>)> =
+        created.keys().map(|id| (*id, Default::default())).collect();
     for i in &incidents {
         by_target.entry(i.target_id).or_default().0.push(i);
     }
@@ -337,6 +352,12 @@ pub fn uptime_30d(conn: &mut db::Conn) -> Result<BTreeMap<TargetId, Option<f64>>
     }
     Ok(by_target
         .into_iter()
-        .map(|(id, (i, p))| (id, uptime::availability(window, now, &i, &p).uptime()))
+        .map(|(id, (i, p))| {
+            let since = created.get(&id).copied().unwrap_or(window.0);
+            (
+                id,
+                uptime::availability(window, now, since, &i, &p).uptime(),
+            )
+        })
         .collect())
 }

@@ -30,8 +30,13 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             let row = find(&mut conn, id)?;
             let by = checked_by(config, &mut conn, &row)?;
             let routed = db::notifiers::routed_to(&mut conn, row.id)?;
+            let created = db::history::created(&mut conn, &[row.id])?;
             let mut t = detail(&row, &by);
             t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
+            let created = created
+                .get(&row.id)
+                .map_or_else(String::new, |ms| local_millis(*ms));
+            t.row(vec!["Created".into(), created]);
             print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
                 print(format_args!("Last check trace:\n{trace}"))?;
@@ -139,7 +144,7 @@ fn find(conn: &mut db::Conn, word: &str) -> Result<TargetRow, Error> {
 }
 
 /// The original's list: ID, Name, Status, LastUpdated, Enabled, Pass Count, Fail Count; then
-/// the uptime over the last 30 days (100 % for a target without incidents or pauses).
+/// the uptime over the last 30 days (from its creation, when later; `-` before any).
 pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Table {
     let mut t = Table::new(&[
         "ID",
@@ -152,7 +157,7 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
         "Uptime 30d",
     ]);
     for r in rows {
-        let up = uptime.get(&r.id).copied().unwrap_or(Some(100.0));
+        let up = uptime.get(&r.id).copied().flatten();
         t.row(vec![
             r.id.to_string(),
             r.name.clone(),
@@ -165,6 +170,23 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
         ]);
     }
     t
+}
+
+/// How often the target is really checked: its frequency, or, when its timeout is longer,
+/// the stretched schedule and what the last check's time makes of it now.
+fn schedule(r: &TargetRow) -> String {
+    let secs = |s: i64| std::time::Duration::from_secs(s.max(1) as u64);
+    let every = format!("every {}s", r.frequency);
+    let Some(why) = target::stretched_schedule(secs(r.frequency), secs(r.timeout)) else {
+        return every;
+    };
+    match r.last_response_ms.filter(|ms| *ms > r.frequency * 1000) {
+        Some(ms) => {
+            let took = ms as f64 / 1000.0;
+            format!("WARNING: {why}; the last check took {took:.1}s, so every {took:.1}s now")
+        }
+        None => format!("WARNING: {why}"),
+    }
 }
 
 /// `ops (3), dev (4)`, or what an unrouted target does.
@@ -226,6 +248,7 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("Expected Value", r.pass_result.to_string()),
         ("Frequency (sec)", r.frequency.to_string()),
         ("Timeout (sec)", r.timeout.to_string()),
+        ("Schedule", schedule(r)),
         ("Pass Count", r.pass_count.to_string()),
         ("Fail Count", r.fail_count.to_string()),
         ("200 Status Count", r.count200.to_string()),

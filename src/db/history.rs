@@ -301,6 +301,28 @@ fn id_filter(ids: &[TargetId], column: &str) -> (String, Vec<Value>) {
     )
 }
 
+/// When each of these targets (all when empty) was created (`created_at`, ms since the
+/// epoch): uptime counts from then. A row whose id or time does not read is left out; its
+/// reader counts from the window's start.
+pub fn created(conn: &mut Conn, ids: &[TargetId]) -> Result<BTreeMap<TargetId, i64>, Error> {
+    let (filter, params) = id_filter(ids, "id");
+    let sql = format!(
+        "SELECT id, CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED) FROM targets \
+         WHERE 1 = 1{filter}"
+    );
+    let rows: Vec<mysql::Row> = conn
+        .exec(sql, params)
+        .map_err(Error::query("reading when targets were created"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|mut row| {
+            let id: i64 = super::opt(&mut row, 0)?;
+            let created: i64 = super::opt(&mut row, 1)?;
+            Some((TargetId::try_from(id).ok()?, created))
+        })
+        .collect())
+}
+
 /// Incidents of these targets (all when empty) that overlap `[from, to)`, oldest first.
 pub fn incidents(
     conn: &mut Conn,

@@ -115,9 +115,10 @@ fn flush(svg: &mut String, line: &mut Vec<(f64, f64)>) {
 }
 
 fn title(start: i64, r: &Rollup) -> String {
+    // Estimated within its histogram bucket (rollup::Rollup::percentile), hence the ~.
     let p95 = r
         .percentile(0.95)
-        .map_or(String::new(), |p| format!(", 95% under {p} ms"));
+        .map_or(String::new(), |p| format!(", p95 ~{p:.1} ms"));
     format!(
         "{}: {} checks, {} failed; {} ms on average{p95}, at most {} ms",
         hour_label(start),

@@ -1,8 +1,8 @@
 //! What the status pages show, read in a handful of statements on the server's own pool:
 //! the targets, each one's last [`DAYS`] days (the daily rollups say which days it was
-//! checked and how; its incidents and pauses give the exact uptime, as `skypunch report`
-//! computes it), the maintenance windows open now, the incidents, and for one target its
-//! last 24 hours of hourly rollups.
+//! checked and how; its creation, incidents and pauses give the exact uptime, as `skypunch
+//! report` computes it), the maintenance windows open now, the incidents, and for one target
+//! its last 24 hours of hourly rollups.
 
 use std::collections::{HashMap, HashSet};
 
@@ -48,8 +48,8 @@ pub struct TargetStatus {
     pub maintenance: bool,
     /// One entry per day of the history, oldest first; `None` for a day it was not checked.
     pub days: Vec<Option<Day>>,
-    /// Over the last 24 hours, 7, 30 and [`DAYS`] days, each from the first day it was
-    /// checked at the earliest.
+    /// Over the last 24 hours, 7, 30 and [`DAYS`] days, each from the target's creation at
+    /// the earliest.
     pub recent: [(&'static str, Availability); 4],
 }
 
@@ -153,6 +153,7 @@ fn with_history(
     for (id, start, end) in history::pauses(conn, &ids, from, now_ms + 1)? {
         pauses.entry(id).or_default().push((start, end));
     }
+    let created = history::created(conn, &ids)?;
     let in_maintenance = maintenance_now(conn)?;
     Ok(targets
         .into_iter()
@@ -160,6 +161,7 @@ fn with_history(
             let id = now.id as TargetId;
             let facts = Facts {
                 now_ms,
+                created_ms: created.get(&id).copied().unwrap_or(from),
                 rollups: rollups.remove(&id).unwrap_or_default(),
                 incidents: incidents.remove(&id).unwrap_or_default(),
                 pauses: pauses.remove(&id).unwrap_or_default(),
@@ -173,6 +175,8 @@ fn with_history(
 /// One target's history rows, as read.
 struct Facts {
     now_ms: i64,
+    /// When the target was created: before, it has no uptime.
+    created_ms: i64,
     rollups: Vec<(i64, Rollup)>,
     incidents: Vec<Incident>,
     pauses: Vec<(i64, Option<i64>)>,
@@ -193,8 +197,7 @@ impl Facts {
                 });
             }
         }
-        let since = self.rollups.first().map_or(self.now_ms, |(s, _)| *s);
-        let back = |ms: i64| self.availability(((self.now_ms - ms).max(since), self.now_ms));
+        let back = |ms: i64| self.availability((self.now_ms - ms, self.now_ms));
         TargetStatus {
             recent: [
                 ("24 hours", back(DAY_MS)),
@@ -210,7 +213,13 @@ impl Facts {
 
     fn availability(&self, window: uptime::Span) -> Availability {
         let incidents: Vec<&Incident> = self.incidents.iter().collect();
-        uptime::availability(window, self.now_ms, &incidents, &self.pauses)
+        uptime::availability(
+            window,
+            self.now_ms,
+            self.created_ms,
+            &incidents,
+            &self.pauses,
+        )
     }
 }
 
@@ -272,6 +281,7 @@ mod tests {
         let yesterday = first + (DAYS - 2) * DAY_MS;
         let facts = Facts {
             now_ms,
+            created_ms: first,
             rollups: vec![(yesterday, rollup(1440, 60))],
             // An hour down yesterday.
             incidents: vec![Incident {
@@ -294,6 +304,36 @@ mod tests {
         assert!((up - 100.0 * 23.0 / 24.0).abs() < 1e-9, "{up}");
         assert_eq!(s.availability().incidents, 1);
         assert_eq!(s.recent[0].1.incidents, 0, "not in the last 24 hours");
+    }
+
+    #[test]
+    fn a_target_created_an_hour_ago_and_failing_since_is_not_up_for_90_days() {
+        let now_ms = 1_700_000_000_000;
+        let created_ms = now_ms - HOUR_MS;
+        let facts = Facts {
+            now_ms,
+            created_ms,
+            rollups: vec![(now_ms.div_euclid(DAY_MS) * DAY_MS, rollup(60, 60))],
+            incidents: vec![Incident {
+                target_id: 1,
+                started: created_ms + 1000,
+                ended: None,
+                first_reason: String::new(),
+                failed_checks: 60,
+                alerted: true,
+            }],
+            pauses: Vec::new(),
+        };
+        let s = facts.status(TargetNow::default(), false);
+        for (label, a) in &s.recent {
+            assert_eq!(a.monitored_ms, HOUR_MS, "{label}");
+            assert!(a.uptime().unwrap() < 0.03, "{label}: {:?}", a.uptime());
+        }
+        let today = s.days.last().unwrap().as_ref().unwrap();
+        assert_eq!(
+            today.availability.monitored_ms, HOUR_MS,
+            "today from its creation"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! History as an operator reads it: a failure is one incident with its start, end, reason and
 //! count, whatever happens to the daemon meanwhile; the rollups add up to the counters; the
-//! report's uptime is exact for windows that cut through an incident; retention prunes only
-//! what is older.
+//! report's uptime is exact for windows that cut through an incident and counts only from the
+//! target's creation; response times are estimates, never a bucket's bound; retention prunes
+//! only what is older; a timeout longer than the frequency is said, with the interval checks
+//! really get.
 
 use std::time::Duration;
 
@@ -169,6 +171,8 @@ fn the_report_gives_exact_uptime_for_windows_that_cut_through_incidents() {
     db.write_config("");
     let a = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
     let b = db.add_target("name, url", "'web, \"front\"', 'http://127.0.0.1:9/'");
+    // Both existed before the window: uptime counts from their creation.
+    db.exec("UPDATE targets SET created_at = '2026-02-01 00:00:00'");
     // a: down 10:30-10:45 and from 11:50 on past the window; b: disabled 10:00-10:20, down
     // 10:10-10:30 (half of it while disabled).
     incident(
@@ -197,8 +201,8 @@ fn the_report_gives_exact_uptime_for_windows_that_cut_through_incidents() {
          VALUES ({b}, '2026-03-02 09:00:00', '2026-03-02 10:20:00')"
     ));
     db.exec(&format!(
-        "INSERT INTO target_hours (target_id, hour, checks, failures, b10, b100, b1000) \
-         VALUES ({a}, '2026-03-02 10:00:00', 3600, 900, 3000, 400, 200)"
+        "INSERT INTO target_hours (target_id, hour, checks, failures, response_ms_max, \
+         b10, b100, b1000) VALUES ({a}, '2026-03-02 10:00:00', 3600, 900, 900, 3000, 400, 200)"
     ));
     let report = |format: &str| {
         let out = db.cli(&[
@@ -225,11 +229,14 @@ fn the_report_gives_exact_uptime_for_windows_that_cut_through_incidents() {
         ta["mttr_s"], 900.0,
         "only the incident that ended in the window"
     );
+    // Percentiles are interpolated within their bucket: the 1800th of 3000 checks of 0-10 ms
+    // is at 6 ms; the 3420th is the 20th of 200 in 500-1000 ms, whose slowest took 900 ms.
     assert_eq!(
-        (ta["checks"].as_u64(), ta["p50_ms"].as_u64()),
-        (Some(3600), Some(10))
+        (ta["checks"].as_u64(), ta["p50_ms"].as_f64()),
+        (Some(3600), Some(6.0))
     );
-    assert_eq!(ta["p95_ms"], 1000);
+    assert_eq!(ta["p95_ms"], 540.0);
+    assert_eq!(ta["monitored_s"], 7200.0);
     let tb = &json["targets"][1];
     // b: monitored 100 min (20 disabled), down 10 of them.
     assert_eq!(tb["uptime_percent"].as_f64().unwrap(), 90.0);
@@ -249,7 +256,7 @@ fn the_report_gives_exact_uptime_for_windows_that_cut_through_incidents() {
     assert_eq!(rows[0], "id,name,uptime_percent,downtime_s,disabled_s,incidents,longest_s,mttr_s,p50_ms,p95_ms,checks");
     assert_eq!(
         rows[1],
-        format!("{a},api,79.166667,1500.000,0.000,2,900.000,900.000,10,1000,3600")
+        format!("{a},api,79.166667,1500.000,0.000,2,900.000,900.000,6.0,540.0,3600")
     );
     assert_eq!(
         rows[2],
@@ -301,6 +308,7 @@ fn the_targets_list_shows_uptime_over_30_days() {
     db.write_config("");
     let id = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
     db.add_target("name, url", "'calm', 'http://127.0.0.1:9/'");
+    db.exec("UPDATE targets SET created_at = NOW(3) - INTERVAL 31 DAY");
     // Down 3 hours of the last 30 days.
     db.exec(&format!(
         "INSERT INTO incidents (target_id, started, ended, first_reason, last_reason) VALUES \
@@ -398,4 +406,148 @@ fn disabling_a_target_is_recorded_and_left_out_of_its_uptime() {
         "{json}"
     );
     assert_eq!(json["targets"][0]["uptime_percent"], 100.0);
+}
+
+#[test]
+fn a_target_created_a_minute_ago_that_never_passed_is_down_not_up() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let web = HttpServer::start(503);
+    let id = db.add_watched("brand new", &web.url("/"));
+    let daemon = Daemon::start(&db);
+    wait_for(LIMIT, "three failures", || {
+        (check_lines(&db.log(), id).len() >= 3).then_some(())
+    });
+    assert_eq!(daemon.stop(), Some(0));
+
+    let out = db.cli(&["--format", "json", "report", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let line = &json["targets"][0];
+    let to = chrono::DateTime::parse_from_rfc3339(json["to"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let created: i64 = db.one(&format!(
+        "SELECT CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED) FROM targets WHERE id = {id}"
+    ));
+    let started = incidents(&db, id)[0].0;
+    // 30 days asked, a few seconds monitored: those since it was created, down from the
+    // first check on.
+    let monitored = line["monitored_s"].as_f64().unwrap();
+    assert!(
+        (monitored - (to - created) as f64 / 1000.0).abs() < 0.01,
+        "{json}"
+    );
+    assert!(
+        (line["downtime_s"].as_f64().unwrap() - (to - started) as f64 / 1000.0).abs() < 0.01,
+        "{json}"
+    );
+    let uptime = line["uptime_percent"].as_f64().unwrap();
+    assert!(
+        (uptime - 100.0 * (started - created) as f64 / (to - created) as f64).abs() < 0.1,
+        "{json}"
+    );
+    assert!(uptime < 50.0, "up only before its first check: {uptime} %");
+
+    // Its checks of a server on this host took a few ms: the estimate is within what was
+    // measured, never the 10 ms bound of the first bucket.
+    let slowest: i64 = db.one(&format!(
+        "SELECT MAX(response_ms_max) FROM target_hours WHERE target_id = {id}"
+    ));
+    let p50 = line["p50_ms"].as_f64().expect("checks were rolled up");
+    assert!(p50 <= slowest as f64, "p50 {p50} ms, slowest {slowest} ms");
+
+    // The list shows the same figure; the history's days before it existed are blank.
+    let list = stdout(&db.cli(&["targets"]));
+    let row = list
+        .lines()
+        .find(|l| l.contains("brand new"))
+        .unwrap_or_else(|| panic!("{list}"));
+    // Read a moment later, while the incident goes on: a little lower, far from 99.99 %.
+    let listed: f64 = row
+        .split('|')
+        .rev()
+        .find_map(|cell| cell.trim().strip_suffix(" %"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{row}"));
+    assert!(listed <= uptime && listed < 50.0, "{row}\n{json}");
+    let history = stdout(&db.cli(&["targets", &id.to_string(), "history"]));
+    let strip = history
+        .lines()
+        .skip_while(|l| !l.starts_with("Uptime by day"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(strip.chars().count() >= 8, "a week of days: {history}");
+    assert_eq!(strip.trim(), "▁", "only today, below 50 %: {history}");
+}
+
+#[test]
+fn a_timeout_longer_than_the_frequency_is_said_with_the_interval_checks_really_get() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let server = crate::support::lifecycle::slow_http_server(Duration::from_secs(2));
+    let id = db.add_target(
+        "name, url, frequency, timeout",
+        &format!("'slowpoke', 'http://{server}/', 1, 3"),
+    );
+    let warnings = |db: &TestDb| -> Vec<String> {
+        db.log()
+            .lines()
+            .filter(|l| l.contains(&format!("[{id}] target slowpoke scheduled every 1s to 3s")))
+            .map(String::from)
+            .collect()
+    };
+    let daemon = Daemon::start(&db);
+    wait_for(LIMIT, "four checks", || {
+        (check_lines(&db.log(), id).len() >= 4).then_some(())
+    });
+    let warned = warnings(&db);
+    assert_eq!(warned.len(), 1, "once per load of the row: {warned:?}");
+    assert!(warned[0].contains(" WARN "), "{}", warned[0]);
+    assert!(
+        warned[0].contains(
+            "every 1s to 3s, not every 1s: its timeout 3s is longer than its frequency 1s"
+        ),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        warned[0].ends_with("(never two at once; every 3s while checks time out)"),
+        "{}",
+        warned[0]
+    );
+    // What it says is what happens: a check every ~2 s (each takes 2 s), never two at once.
+    let lines = check_lines(&db.log(), id);
+    for pair in lines.windows(2) {
+        let gap = logged_at(&pair[1]) - logged_at(&pair[0]);
+        assert!(gap >= 1900, "checks {gap} ms apart:\n{}", lines.join("\n"));
+    }
+    assert!(lines.iter().all(|l| l.contains(" PASS (OK) ")), "{lines:?}");
+
+    // The row keeps the check's result; `targets ID` shows the warning and what it means now.
+    let (status, description): (String, String) = db.one(&format!(
+        "SELECT status, status_description FROM targets WHERE id = {id}"
+    ));
+    assert_eq!((status.as_str(), description.as_str()), ("PASS", "OK"));
+    let shown = stdout(&db.cli(&["targets", &id.to_string()]));
+    let schedule = shown
+        .lines()
+        .find(|l| l.contains("| Schedule "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        schedule.contains("WARNING: every 1s to 3s, not every 1s")
+            && schedule.contains("the last check took 2."),
+        "{shown}"
+    );
+
+    // An edit loads the row again: said again, once.
+    db.exec(&format!(
+        "UPDATE targets SET realert_minutes = 5 WHERE id = {id}"
+    ));
+    wait_for(LIMIT, "the warning at the reload", || {
+        (warnings(&db).len() == 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(warnings(&db).len(), 2, "{:?}", warnings(&db));
+    assert_eq!(daemon.stop(), Some(0));
 }

@@ -241,8 +241,10 @@ fn a_2_0_database_gets_the_history_tables_keeping_every_value() {
     );
 }
 
-/// Takes the 2.2 additions out of a current database: what a 2.1 database looks like.
+/// Takes the 2.2 and 2.3 additions out of a current database: what a 2.1 database looks
+/// like.
 fn as_2_1(db: &TestDb) {
+    as_2_2(db);
     db.exec("DROP TABLE nodes");
     db.exec("DROP TABLE node_fences");
     db.exec("DROP TABLE target_notifiers");
@@ -286,4 +288,119 @@ fn a_2_1_database_gets_the_cluster_table_and_columns_keeping_every_value() {
         db.cli(&["upgrade-db"]).status.success(),
         "twice is harmless"
     );
+}
+
+/// Takes the 2.3 additions out of a current database: what a 2.2 database looks like.
+fn as_2_2(db: &TestDb) {
+    db.exec("ALTER TABLE targets DROP COLUMN created_at");
+    db.exec("UPDATE versions SET minor = 2");
+}
+
+/// `created_at` of a target, in ms since the epoch.
+fn created_ms(db: &TestDb, id: u64) -> i64 {
+    db.one(&format!(
+        "SELECT CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED) FROM targets WHERE id = {id}"
+    ))
+}
+
+#[test]
+fn a_target_inserted_with_name_and_url_only_is_created_now() {
+    let db = TestDb::new();
+    let id = db.add_target("name, url", "'new', 'http://127.0.0.1:9/'");
+    let now: i64 = db.one("SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)");
+    let created = created_ms(&db, id);
+    assert!((0..5000).contains(&(now - created)), "{created} vs {now}");
+}
+
+#[test]
+fn a_2_2_database_gets_created_at_from_each_targets_oldest_history() {
+    use mysql::prelude::Queryable;
+    let db = TestDb::new();
+    let kept = |name: &str| db.add_target("name, url", &format!("'{name}', 'http://127.0.0.1:9/'"));
+    let (failed, paused, rolled, daily, fresh) = (
+        kept("failed"),
+        kept("paused"),
+        kept("rolled"),
+        kept("daily"),
+        kept("fresh"),
+    );
+    as_2_2(&db);
+    // Each target's oldest history is of another kind; the later rows are not the oldest.
+    // The upgrade compares in UTC: this session's zone must not matter, so it is not UTC.
+    let mut conn = db.conn();
+    conn.query_drop("SET time_zone = '+05:00'").unwrap();
+    for sql in [
+        format!(
+            "INSERT INTO incidents (target_id, started, ended) VALUES \
+             ({failed}, '2026-01-10 08:00:00.250', '2026-01-10 09:00:00'), \
+             ({failed}, '2026-02-01 00:00:00', NULL), ({daily}, '2026-02-01 00:00:00', NULL)"
+        ),
+        format!(
+            "INSERT INTO target_pauses (target_id, started, ended) VALUES \
+             ({paused}, '2025-12-24 18:30:00', '2025-12-25 00:00:00')"
+        ),
+        // Rollup times are UTC DATETIMEs, whatever the session's zone.
+        format!(
+            "INSERT INTO target_hours (target_id, hour, checks) VALUES \
+             ({rolled}, '2025-11-02 13:00:00', 60), ({failed}, '2026-01-20 10:00:00', 60)"
+        ),
+        format!(
+            "INSERT INTO target_days (target_id, day, checks) VALUES \
+             ({daily}, '2025-10-31', 1440), ({rolled}, '2025-11-02', 1440)"
+        ),
+    ] {
+        conn.query_drop(sql).unwrap();
+    }
+    let before: Vec<Row1> = db.query(COUNTERS);
+    let revisions = "SELECT CAST(config_changed AS CHAR) FROM targets ORDER BY id";
+    let revisions_before: Vec<String> = db.query(revisions);
+
+    let upgraded = db.cli(&["upgrade-db"]);
+    assert!(upgraded.status.success(), "{}", stderr(&upgraded));
+    assert!(
+        stdout(&upgraded).contains("from schema 2.2 to 2.3"),
+        "{}",
+        stdout(&upgraded)
+    );
+    let utc_ms = |t: &str| {
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    // The incident was written at 08:00:00.250 in +05:00: 03:00:00.250 UTC.
+    assert_eq!(created_ms(&db, failed), utc_ms("2026-01-10 03:00:00.250"));
+    assert_eq!(created_ms(&db, paused), utc_ms("2025-12-24 13:30:00"));
+    assert_eq!(
+        created_ms(&db, rolled),
+        utc_ms("2025-11-02 00:00:00"),
+        "the day's start"
+    );
+    assert_eq!(created_ms(&db, daily), utc_ms("2025-10-31 00:00:00"));
+    let now: i64 = db.one("SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)");
+    let fresh_at = created_ms(&db, fresh);
+    assert!(
+        (0..60_000).contains(&(now - fresh_at)),
+        "no history: now ({fresh_at} vs {now})"
+    );
+    assert_eq!(before, db.query::<Row1>(COUNTERS), "every value kept");
+    assert_eq!(
+        revisions_before,
+        db.query::<String>(revisions),
+        "no row looks edited"
+    );
+
+    // Twice is harmless: an interrupted upgrade runs again and moves nothing.
+    db.exec("UPDATE versions SET minor = 2");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = db.cli(&["upgrade-db"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(created_ms(&db, failed), utc_ms("2026-01-10 03:00:00.250"));
+    assert_eq!(
+        created_ms(&db, fresh),
+        fresh_at,
+        "now stays the first upgrade's now"
+    );
+    let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
+    assert_eq!(versions, vec![(2, 3)]);
 }

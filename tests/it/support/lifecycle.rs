@@ -62,10 +62,13 @@ pub fn started_pid(out: &Output) -> i32 {
     rest.split(')').next().unwrap().parse().unwrap()
 }
 
-/// Lines of a log that are check lines of this target: `... [id] name ...`.
+/// Lines of a log that are check lines of this target: `... [id] name ... PASS (...)`, not
+/// the other lines about it (a schedule warning).
 pub fn check_lines(log: &str, id: u64) -> usize {
     let mark = format!(" [{id}] ");
-    log.lines().filter(|l| l.contains(&mark)).count()
+    log.lines()
+        .filter(|l| l.contains(&mark) && (l.contains(" PASS (") || l.contains(" FAIL (")))
+        .count()
 }
 
 /// The exit code, which a test expects to exist (no death by signal).
