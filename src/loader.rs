@@ -18,7 +18,6 @@ use crate::model::Control;
 use crate::model::{Report, TargetId};
 use crate::stop::Stop;
 use crate::target;
-use crate::text;
 
 /// Rows changed this long before the previous scan are looked at again, so that a
 /// transaction that committed late with an earlier timestamp is not missed.
@@ -234,7 +233,7 @@ impl Loader {
                     log::info!(
                         "[{}] target {} scheduled every {}s",
                         t.id,
-                        text::printable(&t.name),
+                        t.name,
                         t.frequency.as_secs()
                     );
                 }
@@ -248,8 +247,8 @@ impl Loader {
                 log::error!(
                     "[{}] {} config error: {} (not checked until the row is fixed)",
                     row.id,
-                    text::printable(&row.name),
-                    text::printable(&reason)
+                    row.name,
+                    reason
                 );
                 self.unschedule(row.id);
                 let already = row.status == "FAIL"
