@@ -177,13 +177,17 @@ fn version_from_path(path: &str) -> IdentityVersion {
     }
 }
 
-/// `authn_parms` with every password replaced, for the CLI and e-mails.
+/// `authn_parms` with every password replaced and every URL (`osauthendpoint`) in its
+/// display form, for the CLI and e-mails.
 pub fn redact_params(parms: &str) -> String {
     parms
         .split(',')
         .map(|item| match item.split_once('=') {
             Some((key, _)) if crate::urls::is_secret_param(key) => {
                 format!("{}=***", key.trim())
+            }
+            Some((key, value)) if value.contains("://") => {
+                format!("{}={}", key.trim(), crate::urls::shown(value.trim()))
             }
             _ => item.trim().to_string(),
         })
@@ -257,6 +261,10 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         assert_eq!(redact_params("user=a, password=b=c"), "user=a,password=***");
+        assert_eq!(
+            redact_params("osauthendpoint=https://u:pw@ks/v3?api_key=k,tenantid=t"),
+            "osauthendpoint=https://***@ks/v3?api_key=***,tenantid=t"
+        );
         assert_eq!(format!("{:?}", Secret::new("x")), "(redacted)");
     }
 }

@@ -38,6 +38,8 @@ mod watchdog;
 
 #[cfg(test)]
 mod secrets_test;
+#[cfg(test)]
+mod sinks_test;
 mod wheel;
 mod worker;
 mod writer;

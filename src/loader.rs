@@ -18,7 +18,6 @@ use crate::model::Control;
 use crate::model::{Report, TargetId};
 use crate::stop::Stop;
 use crate::target;
-use crate::text;
 
 /// Rows changed this long before the previous scan are looked at again, so that a
 /// transaction that committed late with an earlier timestamp is not missed.
@@ -241,8 +240,8 @@ impl Loader {
                 log::error!(
                     "[{}] {} config error: {} (not checked until the row is fixed)",
                     row.id,
-                    text::printable(&row.name),
-                    text::printable(&reason)
+                    row.name,
+                    reason
                 );
                 self.unschedule(row.id);
                 let already = row.status == "FAIL"
@@ -262,7 +261,7 @@ impl Loader {
 /// time its row is loaded, first load included, when its timeout stretches its schedule:
 /// the operator must never read "every 2s" of a target checked every 8s.
 fn log_schedule(t: &crate::model::Target, first: bool) {
-    let name = text::printable(&t.name);
+    let name = &t.name;
     match target::stretched_schedule(t.frequency, t.timeout) {
         Some(why) => log::warn!("[{}] target {name} scheduled {why}", t.id),
         None if !first => log::info!(

@@ -4,6 +4,11 @@
 //! Every thread logs through the `log` macros. The file is behind a [`LogFile`] handle that
 //! the main thread reopens on SIGHUP (after logrotate moved it away).
 //!
+//! One event, one line: the formatter writes every message through [`crate::text::Visible`],
+//! so a control character, line break or bidi override that a row, a server or a library put
+//! in a message is shown escaped (`\x1b`, `\n`, `\u{202e}`), whichever call site logged it.
+//! A message of several lines (a panic's) becomes one line with `\n` between its parts.
+//!
 //! fern is installed passing every level, and the level in force is `log`'s global maximum,
 //! which [`set_level`] moves either way: fern's own filter is fixed when it is installed and
 //! could only ever narrow a later change.
@@ -88,10 +93,12 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
     let mut dispatch = fern::Dispatch::new()
         .format(|out, message, record| {
             out.finish(format_args!(
-                "{} {} {}",
-                crate::trace::Stamp(&chrono::Local::now(), ','),
-                record.level(),
-                message
+                "{}",
+                Line {
+                    at: chrono::Local::now(),
+                    level: record.level(),
+                    message,
+                }
             ))
         })
         .level(log::LevelFilter::Trace)
@@ -113,6 +120,26 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .map_err(|e| format!("cannot set up logging: {e}"))?;
     set_level(level);
     Ok(())
+}
+
+/// One log line as the formatter writes it, without its line end:
+/// `2013-07-11 06:10:57,053 INFO <message>`, the message's hidden characters shown escaped.
+pub(crate) struct Line<M> {
+    pub at: chrono::DateTime<chrono::Local>,
+    pub level: log::Level,
+    pub message: M,
+}
+
+impl<M: std::fmt::Display> std::fmt::Display for Line<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            crate::trace::Stamp(&self.at, ','),
+            self.level,
+            crate::text::Visible(&self.message)
+        )
+    }
 }
 
 /// The journal's priority for a level (sd-daemon(3) prefixes): `journalctl -p err` then
@@ -137,10 +164,10 @@ pub fn set_level(level: log::LevelFilter) {
     log::set_max_level(level);
 }
 
-/// The name column of a check line: left-aligned in 30 columns as the original, control
-/// characters of a hostile name made harmless so a name cannot forge log lines.
+/// The name column of a check line: left-aligned in 30 columns as the original, the hidden
+/// characters of a hostile name shown escaped before padding, so the column stays aligned.
 pub fn name_column(name: &str) -> String {
     // Padded by characters, not display columns: the original's `%-30s` did so, and log
     // parsers written for it count on that.
-    format!("{:<30}", crate::text::printable(name))
+    format!("{:<30}", crate::text::visible(name))
 }

@@ -87,7 +87,8 @@ impl fmt::Display for Trace {
                 Some(took) => write!(f, "({:>7}ms) ", Ms(took))?,
                 None => f.write_str("           ")?,
             }
-            writeln!(f, "{}", s.text)?;
+            // One step, one line, whatever a server or a row put in the step's text.
+            writeln!(f, "{}", crate::text::Visible(&s.text))?;
         }
         Ok(())
     }

@@ -9,6 +9,8 @@
 //! `***`. A URL with nothing to hide is shown exactly as written, so log lines stay as
 //! operators and their scripts know them.
 
+use std::borrow::Cow;
+
 use url::Url;
 
 /// What replaces a secret.
@@ -100,6 +102,40 @@ pub fn shown(text: &str) -> String {
         Ok(url) => display(text.trim(), &url),
         Err(_) => unparsed(text),
     }
+}
+
+/// `text` with every URL in it in its display form: for free text stored before the URLs in
+/// it were shown redacted (a trace, a snapshot that is not JSON). A URL runs from its
+/// `scheme://` to the next white space, control character, quote, backquote, `<` or `>`.
+pub fn redact_in(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let (mut copied, mut from) = (0, 0);
+    while let Some(found) = text[from..].find("://") {
+        let sep = from + found;
+        let start = text[..sep]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let end = text[sep..]
+            .find(|c: char| {
+                c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '<' | '>')
+            })
+            .map_or(text.len(), |i| sep + i);
+        let url = &text[start..end];
+        let safe = shown(url);
+        if start < sep && safe != url {
+            out.push_str(&text[copied..start]);
+            out.push_str(&safe);
+            copied = end;
+        }
+        from = end.max(sep + 3);
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// Whether a query or fragment parameter's name says its value is a secret.
@@ -263,6 +299,31 @@ mod tests {
             shown("mysql://root:pw@db:3306/skypunch"),
             "mysql://***@db:3306/skypunch"
         );
+    }
+
+    #[test]
+    fn urls_in_free_text_are_redacted_where_they_stand() {
+        let trace = "10:00:00 keystone: POST https://u:pw@ks:5000/v3/auth/tokens?nocatalog sent\n\
+                     10:00:01 GET http://h/x?a=1&token=abc sent\n10:00:02 response 200 OK\n";
+        assert_eq!(
+            redact_in(trace),
+            "10:00:00 keystone: POST https://***@ks:5000/v3/auth/tokens?nocatalog sent\n\
+             10:00:01 GET http://h/x?a=1&token=*** sent\n10:00:02 response 200 OK\n"
+        );
+        let json = r#"{"url":"https://user:PW@h/?token=abc","name":"n"}"#;
+        assert_eq!(
+            redact_in(json),
+            r#"{"url":"https://***@h/?token=***","name":"n"}"#
+        );
+        for clean in [
+            "GET http://127.0.0.1:9/ sent",
+            "no url here ://",
+            "a://",
+            "é://x",
+        ] {
+            assert!(matches!(redact_in(clean), Cow::Borrowed(_)), "{clean}");
+        }
+        assert_eq!(redact_in("(mysql://root:pw@db/x)"), "(mysql://***@db/x)");
     }
 
     fn secret() -> impl Strategy<Value = String> {

@@ -8,6 +8,7 @@ pub mod maintenance;
 pub mod nodes;
 pub mod notifiers;
 mod pool;
+pub mod redact;
 pub mod results;
 pub mod schema;
 pub mod targets;

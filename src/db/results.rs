@@ -66,15 +66,7 @@ pub fn write(
         super::history::write_rollups(&mut tx, rollups)?;
     }
     for alert in alerts.iter().filter(|a| !stale.contains(&a.target_id)) {
-        tx.exec_drop(
-            INSERT_ALERT,
-            (
-                alert.kind.as_str(),
-                text::clip_bytes(&alert.trace, MAX_TRACE_BYTES),
-                alert.target_id,
-            ),
-        )
-        .map_err(Error::query("queueing an alert"))?;
+        queue_alert(&mut tx, alert)?;
     }
     tx.commit()
         .map_err(Error::query("committing check results"))?;
@@ -158,12 +150,38 @@ pub fn read_states(
     Ok(out)
 }
 
+/// Puts an alert in the outbox, its snapshot holding the display form of the row's URL: the
+/// URL as written may hold a password or a token, and the outbox keeps alerts for
+/// `RetentionDays`. The row is locked (by [`lock_seqs`]), so its URL cannot change between
+/// the two statements; a deleted row queues nothing.
+fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Error> {
+    // As bytes: decoding a column can never fail, whatever a person wrote into it.
+    let url: Option<Option<Vec<u8>>> = tx
+        .exec_first("SELECT url FROM targets WHERE id = ?", (alert.target_id,))
+        .map_err(Error::query("reading the URL of an alert's target"))?;
+    let Some(url) = url else {
+        return Ok(());
+    };
+    let shown = crate::urls::shown(&String::from_utf8_lossy(&url.unwrap_or_default()));
+    tx.exec_drop(
+        INSERT_ALERT,
+        (
+            alert.kind.as_str(),
+            shown,
+            text::clip_bytes(&alert.trace, MAX_TRACE_BYTES),
+            alert.target_id,
+        ),
+    )
+    .map_err(Error::query("queueing an alert"))
+}
+
 /// The alert's snapshot is taken by the database from the row just updated, so the message
-/// shows the counters exactly as they were after the change. Never `authn_parms`.
+/// shows the counters exactly as they were after the change. Never `authn_parms`; the URL is
+/// the parameter [`queue_alert`] gives, in its display form.
 const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace) \
     SELECT id, ?, JSON_OBJECT('id', id, 'name', name, 'tenantid', tenantid, 'enabled', enabled, \
     'status', status, 'previous_status', previous_status, 'status_description', status_description, \
-    'last_updated', DATE_FORMAT(last_updated, '%Y-%m-%d %H:%i:%s'), 'url', url, 'method', method, \
+    'last_updated', DATE_FORMAT(last_updated, '%Y-%m-%d %H:%i:%s'), 'url', ?, 'method', method, \
     'authn', authn, 'frequency', frequency, 'timeout', timeout, 'pass_result', pass_result, \
     'pass_count', pass_count, 'fail_count', fail_count, 'count200', count200, 'count300', count300, \
     'count400', count400, 'count500', count500, 'repeated_fails', repeated_fails, \

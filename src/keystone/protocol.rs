@@ -14,12 +14,24 @@ use crate::check::timing;
 /// Keystone bodies are small (v3 is asked for `nocatalog`); this bounds a wrong endpoint.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
-/// The URL to POST to: v2 `<endpoint>/tokens`, v3 `<endpoint>/auth/tokens?nocatalog` (the
-/// catalog can be hundreds of kilobytes and a check does not need it). An endpoint without
-/// `/v3` gets it added, since Keystone's root URL serves no tokens.
+/// The URL the token request goes to, in its display form (user info and secret parameters
+/// of the endpoint masked, see [`crate::urls`]): what a trace, a log line or a message shows.
+/// The request itself goes to [`request_url`].
 pub fn token_url(params: &KeystoneParams) -> String {
-    let base = params.endpoint.as_str().trim_end_matches('/');
-    match params.version {
+    with_token_path(params.endpoint.shown(), params.version)
+}
+
+/// The URL to POST to, as the endpoint was written: for the request only, never shown.
+fn request_url(params: &KeystoneParams) -> String {
+    with_token_path(params.endpoint.as_str(), params.version)
+}
+
+/// v2 `<endpoint>/tokens`, v3 `<endpoint>/auth/tokens?nocatalog` (the catalog can be hundreds
+/// of kilobytes and a check does not need it). An endpoint without `/v3` gets it added, since
+/// Keystone's root URL serves no tokens.
+fn with_token_path(endpoint: &str, version: IdentityVersion) -> String {
+    let base = endpoint.trim_end_matches('/');
+    match version {
         IdentityVersion::V2 if base.ends_with("/tokens") => base.to_string(),
         IdentityVersion::V2 => format!("{base}/tokens"),
         IdentityVersion::V3 if base.ends_with("/auth/tokens") => format!("{base}?nocatalog"),
@@ -116,7 +128,7 @@ pub(crate) fn fetch(
     default_lifetime: Duration,
 ) -> Result<Token, KeystoneError> {
     let endpoint = params.endpoint.shown().to_string();
-    let url = token_url(params);
+    let url = request_url(params);
     let unreachable = |err: &ureq::Error| KeystoneError::Unreachable {
         endpoint: endpoint.clone(),
         reason: describe::failure(
@@ -193,6 +205,21 @@ mod tests {
             v3("http://k/v3/auth/tokens"),
             "http://k/v3/auth/tokens?nocatalog"
         );
+    }
+
+    #[test]
+    fn the_token_url_is_shown_without_the_endpoints_user_info() {
+        let p = params(IdentityVersion::V3, "https://u:pw@ks:5000/v3");
+        assert_eq!(
+            token_url(&p),
+            "https://***@ks:5000/v3/auth/tokens?nocatalog"
+        );
+        assert_eq!(
+            request_url(&p),
+            "https://u:pw@ks:5000/v3/auth/tokens?nocatalog"
+        );
+        let p = params(IdentityVersion::V2, "http://k/v2.0?api_key=S3CRET");
+        assert!(!token_url(&p).contains("S3CRET"), "{}", token_url(&p));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! Rocket.Chat) and `PAGERDUTY` (Events API v2: trigger on FAILURE, resolve on SUCCESS, one
 //! dedup key per target and incident). One POST per delivery, bounded by `SmtpTimeout`; a 2xx
 //! answer is delivered, anything else is a failure retried with the outbox's backoff.
+//!
+//! The JSON fields carry the row's text as it is (serde escapes it for JSON); the texts a
+//! person reads as one line, Slack's message and PagerDuty's summary, go through
+//! [`crate::text`]'s sanitizers.
 
 use std::time::Duration;
 
@@ -184,7 +188,8 @@ impl Hook {
         Ok(status)
     }
 
-    fn body(&self, alert: &Alert, incident: &Incident) -> Value {
+    /// The JSON body of one delivery.
+    pub(crate) fn body(&self, alert: &Alert, incident: &Incident) -> Value {
         let mut facts = Facts::of(alert, incident);
         if facts.id != 0 {
             facts.page = self
@@ -285,14 +290,10 @@ impl Facts {
         })
     }
 
-    /// The line for Slack (and Mattermost, Rocket.Chat): `&`, `<` and `>` escaped as Slack
-    /// asks, then a link to the target's status page.
+    /// The line for Slack (and Mattermost, Rocket.Chat): escaped by [`crate::text::slack`],
+    /// then a link to the target's status page.
     fn slack(&self) -> String {
-        let line = self
-            .line()
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let line = crate::text::slack(&self.line());
         match &self.page {
             Some(page) => format!("{line} <{page}|status page>"),
             None => line,
@@ -351,7 +352,8 @@ impl Facts {
             "dedup_key": self.dedup_key(),
             "links": links,
             "payload": {
-                "summary": self.line(),
+                // Shown as one line in PagerDuty's lists: hidden characters shown escaped.
+                "summary": crate::text::visible(&self.line()),
                 "source": self.url,
                 "severity": if self.kind == "CERTIFICATE" { "warning" } else { "critical" },
                 "timestamp": format!("{}Z", self.at.replace(' ', "T")),

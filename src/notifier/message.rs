@@ -5,14 +5,15 @@
 //!
 //! No secret reaches a message: the snapshot never holds `authn_parms`, every value is
 //! HTML-escaped, and a password in the URL's userinfo or in a secret-named query parameter is
-//! replaced by `(redacted)`.
+//! replaced by `***`. No row forges a line: in the text part and the subject every field is
+//! one line ([`mail_line`]: hidden characters shown escaped), the trace one line per step.
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 use serde_json::Value;
 
 use crate::model::Alert;
-use crate::text::{html, yes_no};
+use crate::text::{html, html_lines, mail_line, yes_no};
 
 /// The three texts of one alert's message.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +70,7 @@ pub fn render(alert: &Alert) -> Rendered {
     let success = alert.kind.eq_ignore_ascii_case("SUCCESS");
     let kind = if success { "SUCCESS" } else { "FAILURE" };
     // Header injection is impossible through lettre, but a line break would still fold oddly.
-    let one_line = name.replace(['\r', '\n'], " ");
+    let one_line = mail_line(&name);
     let subject = if alert.kind.eq_ignore_ascii_case("REMINDER") {
         let down = down_for(&snap)
             .map(|d| format!(": down for {d}"))
@@ -170,15 +171,21 @@ fn field(snap: &Snapshot, key: &str) -> String {
 }
 
 fn text_body(subject: &str, s: &Sections) -> String {
-    let mut text = format!("{subject}\n\nTarget\n");
+    let mut text = format!("{}\n\nTarget\n", mail_line(subject));
     for (label, value) in s.target {
-        text.push_str(&format!("  {label:<16} {value}\n"));
+        text.push_str(&format!("  {label:<16} {}\n", mail_line(value)));
     }
     text.push_str("\nStatistics\n");
     for (label, value) in s.stats {
-        text.push_str(&format!("  {label:<16} {value}\n"));
+        text.push_str(&format!("  {label:<16} {}\n", mail_line(value)));
     }
-    text.push_str(&format!("\nTrace\n{}\n", s.trace));
+    // A stored trace is one step a line; a row written by hand (or by an older release) may
+    // hold anything, so each of its lines is made one line again.
+    text.push_str("\nTrace\n");
+    for line in s.trace.split('\n') {
+        text.push_str(&mail_line(line));
+        text.push('\n');
+    }
     text
 }
 
@@ -194,7 +201,7 @@ fn html_body(subject: &str, success: bool, s: &Sections) -> String {
     page.push_str(&html_table(s.stats));
     page.push_str(&format!(
         "<h3>Trace</h3>\n<pre>{}</pre>\n</body></html>\n",
-        html(s.trace)
+        html_lines(s.trace)
     ));
     page
 }
@@ -203,7 +210,7 @@ fn html_body(subject: &str, success: bool, s: &Sections) -> String {
 pub fn render_test(notifier_name: &str, server: &str) -> Rendered {
     let subject = format!(
         "Skypunch test message for notifier {}",
-        notifier_name.replace(['\r', '\n'], " ")
+        mail_line(notifier_name)
     );
     let text = format!(
         "{subject}\n\nThis message was sent by `skypunch notifiers ID test` through {server}.\n\

@@ -1,7 +1,8 @@
-//! Secrets never leave: a daemon run with Basic and Keystone targets, a database password and
-//! a password in a URL, then a grep over everything the run produced (log, stderr, CLI output,
-//! traces, status descriptions, alert snapshots and traces). And a config file others can read
-//! that holds a password draws a warning in the log.
+//! Secrets never leave: a daemon run with Basic and Keystone targets (the Keystone endpoint
+//! with a password in its URL), a database password and a password and a token in a target's
+//! URL, then a grep over everything the run produced (log, stderr, CLI output, traces, status
+//! descriptions, alert snapshots and traces). And a config file others can read that holds a
+//! password draws a warning in the log.
 
 use crate::support::{self as common, run, Daemon};
 use std::os::unix::fs::PermissionsExt;
@@ -19,6 +20,8 @@ const KEYSTONE_PW: &str = "ks-S3CRET-pw";
 const TOKEN: &str = "tok-S3CRET-TOKEN-4242";
 const DB_PW: &str = "db-S3CRET-pw";
 const URL_PW: &str = "url-S3CRET-pw";
+const URL_TOKEN: &str = "url-S3CRET-token";
+const ENDPOINT_PW: &str = "endpoint-S3CRET-pw";
 
 #[test]
 fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warned_about() {
@@ -80,11 +83,20 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
     let basic_parms = format!("user=ops,password={BASIC_PW}");
     let ks_parms = format!(
         "user=ops,password={KEYSTONE_PW},osauthendpoint={},tenantid=t1",
-        keystone.url("/v3")
+        keystone
+            .url("/v3")
+            .replace("http://", &format!("http://ks:{ENDPOINT_PW}@"))
     );
     let url_with_password = basic
         .url("/ok")
         .replace("http://", &format!("http://ops:{URL_PW}@"));
+    // Refused, so its alert's snapshot holds the URL.
+    let refused_url_with_secrets = format!(
+        "{}?a=1&token={URL_TOKEN}",
+        basic
+            .url("/no")
+            .replace("http://", &format!("http://ops:{URL_PW}@"))
+    );
     let rows = [
         ("basic ok", basic.url("/ok"), "BASIC", basic_parms.clone()),
         (
@@ -105,7 +117,18 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
             "OPENSTACK",
             ks_parms.clone(),
         ),
-        ("password in url", url_with_password, "BASIC", basic_parms),
+        (
+            "password in url",
+            url_with_password,
+            "BASIC",
+            basic_parms.clone(),
+        ),
+        (
+            "secrets in a refused url",
+            refused_url_with_secrets,
+            "BASIC",
+            basic_parms,
+        ),
     ];
     let mut ids = Vec::new();
     for (name, url, authn, parms) in &rows {
@@ -134,9 +157,16 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
 
     // The outcomes are what the credentials make them, so the secrets were really used.
     let statuses: Vec<String> = db.query("SELECT status FROM targets ORDER BY id");
-    assert_eq!(statuses, ["PASS", "FAIL", "PASS", "FAIL", "PASS"]);
+    assert_eq!(statuses, ["PASS", "FAIL", "PASS", "FAIL", "PASS", "FAIL"]);
     let alerts: i64 = db.one("SELECT COUNT(*) FROM alerts");
-    assert_eq!(alerts, 2, "the two failing targets raised their alerts");
+    assert_eq!(alerts, 3, "the three failing targets raised their alerts");
+    let snapshot: String = db.one(&format!(
+        "SELECT snapshot FROM alerts WHERE target_id = {}",
+        ids[5]
+    ));
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    let url = snapshot["url"].as_str().unwrap();
+    assert!(url.starts_with("http://***@127.0.0.1:") && url.ends_with("/no?a=1&token=***"));
 
     let mut produced = vec![("log", db.log()), ("stderr", run::stderr(&db))];
     let mut cli = vec![vec!["targets".to_string()]];
@@ -176,6 +206,8 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
         TOKEN,
         DB_PW,
         URL_PW,
+        URL_TOKEN,
+        ENDPOINT_PW,
         &basic_header["Basic ".len()..],
     ];
     let mut bytes = 0;
@@ -214,7 +246,8 @@ fn no_secret_reaches_the_log_traces_alerts_or_cli_and_a_readable_config_is_warne
     run::figures(
         "secrets",
         json!({
-            "fault": "BASIC, Keystone v3 and URL passwords and a database password in a 0644 config",
+            "fault": "BASIC, Keystone v3 and URL passwords, a URL token, a Keystone endpoint \
+                      password and a database password in a 0644 config",
             "places_searched": produced.len(),
             "bytes_searched": bytes,
             "secrets_searched_for": secrets.len(),

@@ -1,6 +1,9 @@
 //! The database schema: loading it, the defaults a minimal INSERT gets, and upgrading a
 //! database made by the original Python skypunch.
 
+use mysql::prelude::Queryable;
+use serde_json::Value;
+
 use crate::support::{stderr, stdout, TestDb};
 
 #[test]
@@ -403,4 +406,109 @@ fn a_2_2_database_gets_created_at_from_each_targets_oldest_history() {
     );
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
     assert_eq!(versions, vec![(2, 3)]);
+}
+
+/// An alert as a release before 2.3 stored it: the URL as typed in its snapshot, and the
+/// Keystone endpoint as written in its trace.
+const OLD_SNAPSHOT: &str = r#"{"id": 1, "name": "shop", "url": "https://user:PW@h/?token=abc&x=1", "pass_count": 5, "status_description": "target status:500 != 200"}"#;
+const OLD_TRACE: &str = "2026-01-02 03:04:05.000 +     1.0ms keystone: POST https://ks:KSPW@ks/v3/auth/tokens?nocatalog sent\n\
+    2026-01-02 03:04:05.002 +     2.0ms GET https://user:PW@h/?token=abc&x=1 sent\n";
+
+#[test]
+fn a_2_2_database_keeps_its_alerts_but_not_the_secrets_in_their_urls() {
+    let db = TestDb::new();
+    let id = db.add_target("name, url", "'shop', 'https://user:PW@h/?token=abc&x=1'");
+    let mut conn = db.conn();
+    // More than one batch of them, one damaged by hand, one with nothing to hide.
+    conn.exec_drop(
+        "INSERT INTO alerts (target_id, kind, snapshot, trace) \
+         SELECT ?, 'FAILURE', ?, ? FROM seq_1_to_1200",
+        (id, OLD_SNAPSHOT, OLD_TRACE),
+    )
+    .unwrap();
+    conn.exec_drop(
+        "INSERT INTO alerts (target_id, kind, snapshot, trace) VALUES (?, 'FAILURE', ?, '')",
+        (id, "not json: see https://user:PW@h/?token=abc"),
+    )
+    .unwrap();
+    let clean = r#"{"id": 1, "url": "http://127.0.0.1:9/"}"#;
+    conn.exec_drop(
+        "INSERT INTO alerts (target_id, kind, snapshot, trace) VALUES (?, 'SUCCESS', ?, 'ok')",
+        (id, clean),
+    )
+    .unwrap();
+    conn.exec_drop(
+        "UPDATE targets SET last_trace = ?, config_changed = '2026-01-01 00:00:00' WHERE id = ?",
+        (OLD_TRACE, id),
+    )
+    .unwrap();
+    db.exec("UPDATE versions SET minor = 2");
+    let edited: String = db.one("SELECT CAST(config_changed AS CHAR) FROM targets");
+
+    let upgraded = db.cli(&["upgrade-db"]);
+    assert!(upgraded.status.success(), "{}", stderr(&upgraded));
+    assert!(stdout(&upgraded).contains("from schema 2.2 to 2.3"));
+
+    let leaks = "SELECT COUNT(*) FROM alerts WHERE CONCAT_WS('|', kind, snapshot, trace) \
+                 LIKE BINARY '%PW%' OR CONCAT_WS('|', snapshot, trace) LIKE BINARY '%abc%'";
+    assert_eq!(
+        db.one::<i64>(leaks),
+        0,
+        "no password or token left in alerts"
+    );
+    assert_eq!(db.one::<i64>("SELECT COUNT(*) FROM alerts"), 1202);
+    let (snapshot, trace): (String, String) =
+        db.one("SELECT snapshot, trace FROM alerts ORDER BY id LIMIT 1");
+    let snapshot: Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(snapshot["url"], "https://***@h/?token=***&x=1");
+    let kept = ["id", "name", "pass_count", "status_description"];
+    let old: Value = serde_json::from_str(OLD_SNAPSHOT).unwrap();
+    for key in kept {
+        assert_eq!(snapshot[key], old[key], "{key} is kept");
+    }
+    assert!(trace.contains("POST https://***@ks/v3/auth/tokens?nocatalog sent\n"));
+    assert!(trace.contains("GET https://***@h/?token=***&x=1 sent\n"));
+    let damaged: String =
+        db.one("SELECT snapshot FROM alerts WHERE kind = 'FAILURE' AND trace = ''");
+    assert_eq!(damaged, "not json: see https://***@h/?token=***");
+    let untouched: String = db.one("SELECT snapshot FROM alerts WHERE kind = 'SUCCESS'");
+    assert_eq!(
+        untouched, clean,
+        "a snapshot with nothing to hide is left as it was"
+    );
+
+    // The target's last trace too, without the row counting as edited; its URL is what the
+    // checks use, and stays as written.
+    let (trace, url, changed): (String, String, String) =
+        db.one("SELECT last_trace, url, CAST(config_changed AS CHAR) FROM targets");
+    assert!(!trace.contains("PW") && !trace.contains("abc"), "{trace}");
+    assert_eq!(url, "https://user:PW@h/?token=abc&x=1");
+    assert_eq!(changed, edited);
+
+    let before: Vec<(i64, String, String)> = db.query("SELECT id, snapshot, trace FROM alerts");
+    let again = db.cli(&["upgrade-db"]);
+    assert!(stdout(&again).contains("already has skypunch schema 2.3"));
+    let after: Vec<(i64, String, String)> = db.query("SELECT id, snapshot, trace FROM alerts");
+    assert!(before == after, "running it again changes nothing");
+}
+
+#[test]
+fn an_upgrade_cut_short_is_finished_by_running_upgrade_db_again() {
+    // The 2.3 script loaded by hand (or an upgrade stopped after it): version 2.3, secrets
+    // still stored.
+    let db = TestDb::new();
+    let id = db.add_target("name, url", "'shop', 'http://127.0.0.1:9/'");
+    db.conn()
+        .exec_drop(
+            "INSERT INTO alerts (target_id, kind, snapshot, trace) VALUES (?, 'FAILURE', ?, ?)",
+            (id, OLD_SNAPSHOT, OLD_TRACE),
+        )
+        .unwrap();
+    let again = db.cli(&["upgrade-db"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let left: i64 = db.one(
+        "SELECT COUNT(*) FROM alerts WHERE CONCAT(snapshot, trace) LIKE BINARY '%PW%' \
+         OR CONCAT(snapshot, trace) LIKE BINARY '%abc%'",
+    );
+    assert_eq!(left, 0);
 }
