@@ -7,14 +7,19 @@
 //! Shutdown, on SIGTERM or SIGINT, or when a pipeline thread ends unexpectedly:
 //! 1. the main thread pulls the stop trigger with a deadline of `StopTimeout`: the wheel
 //!    dispatches nothing more, the loader and the notifier leave between two statements or
-//!    two deliveries;
+//!    two deliveries, and the cluster thread marks the node `stopping` (the others take its
+//!    targets at their next heartbeat);
 //! 2. the wheel's return closes the job queue: workers finish the check in hand and leave;
-//! 3. the last worker and the loader drop their report senders: the writer writes what is
-//!    left until shortly before the deadline, then returns, dropping the notifier's `wake`
-//!    and the store thread's batch sender;
-//! 4. once the writer has ended, `pipeline_done` is dropped: the stats thread logs its final
-//!    line and returns;
-//! 5. the notifier makes its last, bounded pass and returns.
+//! 3. the main thread waits up to `StopGrace` for the workers; past it, it abandons the
+//!    checks still in flight (`check::sockets`: their sockets are shut down, so they end at
+//!    once and record nothing) and waits [`ABANDONED_EXIT`] more for their workers to leave;
+//! 4. it then tells the writer that the checks are over (`StopTrigger::checks_over`): the
+//!    writer writes what is left, the rollups of the current minute included, until shortly
+//!    before the deadline, then returns, dropping the notifier's `wake` and the store
+//!    thread's batch sender;
+//! 5. once the writer has ended, `pipeline_done` is dropped: the stats thread logs its final
+//!    line (with the checks abandoned), and the cluster thread removes the node's row;
+//! 6. the notifier makes its last, bounded pass and returns.
 //!
 //! The HTTP server's threads (when `[http] Listen` is set) watch the same trigger: they stop
 //! first, at step 1, after answering the requests already accepted (each bounded by its
@@ -22,15 +27,18 @@
 //!
 //! The main thread waits for all of them until the deadline (a second SIGTERM or SIGINT cuts
 //! the wait short), then logs what was left unwritten and exits: 0 when nothing was left,
-//! 1 when work was left, 70 when a thread ended unexpectedly. Whatever the database does, the
-//! process is gone within `StopTimeout` plus the few milliseconds this takes.
+//! 1 when work was left, 70 when a thread ended unexpectedly. A worker still blocked after
+//! its check was abandoned (in a name lookup, which no socket reaches) is not waited for.
+//! Whatever the database does, the process is gone within `StopTimeout` plus the few
+//! milliseconds this takes.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, unbounded, Sender};
 
+use crate::check::sockets::InFlight;
 use crate::check::{CheckSettings, Checker};
 use crate::config::{self, Config};
 use crate::db::{self, Pool};
@@ -212,10 +220,19 @@ fn stop_while_waiting(signals: &mut Signals, log: &LogFile) -> bool {
     false
 }
 
+/// How long the workers get to leave once their checks were abandoned: a check whose sockets
+/// were shut down ends at once; a worker still busy after this is blocked where no socket
+/// reaches (a name lookup) and is left to the process's exit.
+const ABANDONED_EXIT: Duration = Duration::from_millis(500);
+
 /// The running pipeline, as the main thread holds it.
 struct Running {
     threads: Supervisor,
     trigger: StopTrigger,
+    /// The workers' checks in flight, for the stop to abandon past `StopGrace`.
+    in_flight: Arc<InFlight>,
+    /// Workers still busy after their checks were abandoned: not waited for.
+    workers_left: bool,
     /// Dropped once the writer has ended: the stats thread then logs its final line.
     pipeline_done: Option<Sender<()>>,
     stats: Arc<Stats>,
@@ -240,6 +257,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     let (pipeline_done, pipeline_done_rx) = bounded::<()>(0);
     let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * 4);
     let (reports_tx, reports_rx) = bounded(writer::RESULTS_QUEUE);
+    let in_flight = Arc::new(InFlight::default());
     let back = Back {
         pool: pool.clone(),
         stats: stats.clone(),
@@ -252,6 +270,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         done: done_tx,
         results: reports_tx.clone(),
         member: member.clone(),
+        in_flight: in_flight.clone(),
     };
     let checker = checker(config);
     worker::spawn(&mut threads, config.workers, checker, ports, stats.clone())?;
@@ -296,6 +315,8 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     Ok(Running {
         threads,
         trigger,
+        in_flight,
+        workers_left: false,
         pipeline_done: Some(pipeline_done),
         stats,
         notify,
@@ -436,8 +457,9 @@ fn supervise(
     let cause = wait_for_stop(&mut running, signals, log, opts, config);
     match &cause {
         Cause::Signal(name) => log::info!(
-            "{name} received; stopping: no new checks; waiting for the checks in flight and \
-             the last writes (at most {} s)",
+            "{name} received; stopping: no new checks; the checks in flight get {} s to \
+             finish (StopGrace), the last writes until {} s after the stop (StopTimeout)",
+            config.stop_grace.as_secs(),
             config.stop_timeout.as_secs()
         ),
         Cause::Died(ended) => log::error!(
@@ -449,7 +471,10 @@ fn supervise(
     }
     notify(&running, "STOPPING=1");
     running.trigger.pull(config.stop_timeout);
-    let how = wind_down(&mut running, signals, log);
+    let how = match end_checks(&mut running, signals, log, config.stop_grace) {
+        Ok(()) => wind_down(&mut running, signals, log),
+        Err(interrupted) => interrupted,
+    };
     account(&running, &how, &cause)
 }
 
@@ -480,17 +505,65 @@ fn wait_for_stop(
     }
 }
 
-/// Waits for every thread to end, until the stop deadline.
-fn wind_down(running: &mut Running, signals: &Forwarded, log: &LogFile) -> WindDown {
+/// Steps 3 and 4 of the stop: waits up to `grace` for the workers, abandons the checks still
+/// in flight, and tells the writer the checks are over. `Err` when a second SIGTERM or
+/// SIGINT ended the wait.
+fn end_checks(
+    running: &mut Running,
+    signals: &Forwarded,
+    log: &LogFile,
+    grace: Duration,
+) -> Result<(), WindDown> {
     let deadline = running.trigger.deadline().unwrap_or_else(Instant::now);
+    let no_worker = |r: &mut Running| !r.threads.running().iter().any(|n| is_worker(n));
+    let until = (Instant::now() + grace).min(deadline);
+    if !wait_until(running, signals, log, until, no_worker)? {
+        let cut = running.in_flight.abandon();
+        log::info!(
+            "stop: {cut} checks still in flight after StopGrace ({} s) abandoned: their \
+             connections closed, their results not recorded",
+            grace.as_secs()
+        );
+        let until = (Instant::now() + ABANDONED_EXIT).min(deadline);
+        if !wait_until(running, signals, log, until, no_worker)? {
+            let busy = running
+                .threads
+                .running()
+                .iter()
+                .filter(|n| is_worker(n))
+                .count();
+            log::warn!(
+                "stop: {busy} workers still busy {} ms after their checks were abandoned \
+                 (blocked where a closed connection does not reach them, such as a name \
+                 lookup): not waited for",
+                ABANDONED_EXIT.as_millis()
+            );
+            running.workers_left = true;
+        }
+    }
+    Stats::set(&running.stats.abandoned, running.in_flight.abandoned());
+    running.trigger.checks_over();
+    Ok(())
+}
+
+fn is_worker(thread: &str) -> bool {
+    thread.starts_with("skypunch-worker-")
+}
+
+/// Takes the threads' ends (and serves signals) until `done` holds (`Ok(true)`) or `until`
+/// has passed (`Ok(false)`); `Err` on a second SIGTERM or SIGINT.
+fn wait_until(
+    running: &mut Running,
+    signals: &Forwarded,
+    log: &LogFile,
+    until: Instant,
+    mut done: impl FnMut(&mut Running) -> bool,
+) -> Result<bool, WindDown> {
     loop {
-        if !running.threads.is_running("skypunch-writer") {
-            running.pipeline_done = None;
+        if done(running) {
+            return Ok(true);
         }
-        if running.threads.running().is_empty() {
-            return WindDown::Done;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = until.saturating_duration_since(Instant::now());
         select! {
             recv(running.threads.ended()) -> ended => {
                 if let Ok(ended) = ended {
@@ -499,12 +572,33 @@ fn wind_down(running: &mut Running, signals: &Forwarded, log: &LogFile) -> WindD
                 }
             }
             recv(signals.channel()) -> signal => match signal {
-                Ok(Signal::Stop(name)) => return WindDown::Interrupted(name),
+                Ok(Signal::Stop(name)) => return Err(WindDown::Interrupted(name)),
                 Ok(Signal::Reload) => reopen(log),
                 Err(_) => {}
             },
-            default(left) => return WindDown::Overdue,
+            default(left) => return Ok(false),
         }
+    }
+}
+
+/// Steps 5 and 6: waits for every thread to end (but the workers left behind), until the
+/// stop deadline.
+fn wind_down(running: &mut Running, signals: &Forwarded, log: &LogFile) -> WindDown {
+    let deadline = running.trigger.deadline().unwrap_or_else(Instant::now);
+    let all_ended = |r: &mut Running| {
+        if !r.threads.is_running("skypunch-writer") {
+            r.pipeline_done = None;
+        }
+        let skip_workers = r.workers_left;
+        r.threads
+            .running()
+            .iter()
+            .all(|n| skip_workers && is_worker(n))
+    };
+    match wait_until(running, signals, log, deadline, all_ended) {
+        Ok(true) => WindDown::Done,
+        Ok(false) => WindDown::Overdue,
+        Err(interrupted) => interrupted,
     }
 }
 
@@ -528,9 +622,11 @@ fn account(running: &Running, how: &WindDown, cause: &Cause) -> Exit {
     let summary = format!(
         "skypunch stopped after {} checks: {unwritten} checks not written to the database \
          ({held} held by the writer, {} on their way to it), {alerts} alerts not queued for \
-         sending; {} checks dropped earlier for their values or deleted targets",
+         sending; {} checks abandoned in flight at StopGrace (not recorded); {} checks \
+         dropped earlier for their values or deleted targets",
         Stats::get(&stats.checks),
         unwritten - held,
+        Stats::get(&stats.abandoned),
         Stats::get(&stats.results_dropped),
     );
     let work_left = unwritten > 0 || (alerts > 0 && !matches!(how, WindDown::Done));
@@ -596,6 +692,8 @@ pub fn reload_config(opts: &Options, running: &Config) {
             "MaxPendingAlerts",
             new.max_pending_alerts != running.max_pending_alerts,
         ),
+        ("StopTimeout", new.stop_timeout != running.stop_timeout),
+        ("StopGrace", new.stop_grace != running.stop_grace),
         ("[database]", new.db != running.db),
         ("[notifications]", new.notify != running.notify),
         ("[history]", new.history != running.history),

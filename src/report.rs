@@ -1,6 +1,7 @@
 //! The stats thread ("skypunch-stats"): every `StatsInterval` seconds, one log line with the
 //! daemon's counters over the interval, and a last one (`final=1`) once the pipeline has
-//! stopped, whose `total_checks` is every check the daemon made. The benchmark parses these
+//! stopped, whose `total_checks` is every check the daemon made and whose `abandoned` counts
+//! the checks a stop cut short past `StopGrace` (not recorded). The benchmark parses these
 //! lines; keep their keys stable.
 
 use std::sync::Arc;
@@ -74,7 +75,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
          lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} busy={} \
-         oldest_wait_ms={} late_starts={} final={}",
+         oldest_wait_ms={} late_starts={} abandoned={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -98,6 +99,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         Stats::get(&s.workers_busy),
         Stats::get(&s.oldest_wait_ms),
         Stats::get(&s.late_starts),
+        Stats::get(&s.abandoned),
         u8::from(last),
     )
 }

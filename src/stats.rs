@@ -152,6 +152,9 @@ pub struct Stats {
     /// Checks started more than `backlog::WAIT_LIMIT` after they were due: they waited for
     /// a free worker (or the machine stalled).
     pub late_starts: AtomicU64,
+    /// Checks in flight when `StopGrace` ran out at a stop: abandoned, not recorded (set
+    /// once, before the final stats line).
+    pub abandoned: AtomicU64,
     pub alerts_queued: AtomicU64,
     /// Alerts the writer gave up past `MaxPendingAlerts` during an outage.
     pub alerts_dropped: AtomicU64,

@@ -4,6 +4,11 @@
 //! and look at it between two statements or two deliveries without blocking. The trigger
 //! also sets the instant by which the whole daemon must be gone (`StopTimeout` from the
 //! request), so every thread can fit its last work into the time left.
+//!
+//! A second channel closes when the checks in flight at the stop are over (finished, or
+//! abandoned past `StopGrace`): every result the workers will hand in is then in the
+//! writer's channel, and the writer makes its last rounds without waiting for the workers'
+//! senders to go (a worker blocked where no closed socket reaches may never let go of its).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 /// The main thread's end.
 pub struct StopTrigger {
     tx: Option<Sender<()>>,
+    checks_over: Option<Sender<()>>,
     deadline: Arc<OnceLock<Instant>>,
 }
 
@@ -20,19 +26,26 @@ pub struct StopTrigger {
 #[derive(Clone)]
 pub struct Stop {
     rx: Receiver<()>,
+    checks_over: Receiver<()>,
     deadline: Arc<OnceLock<Instant>>,
 }
 
 /// A stop request not yet made.
 pub fn request() -> (StopTrigger, Stop) {
     let (tx, rx) = bounded(0);
+    let (over_tx, over_rx) = bounded(0);
     let deadline = Arc::new(OnceLock::new());
     (
         StopTrigger {
             tx: Some(tx),
+            checks_over: Some(over_tx),
             deadline: deadline.clone(),
         },
-        Stop { rx, deadline },
+        Stop {
+            rx,
+            checks_over: over_rx,
+            deadline,
+        },
     )
 }
 
@@ -47,12 +60,22 @@ impl StopTrigger {
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline.get().copied()
     }
+
+    /// Says that the checks in flight at the stop are over: no more results will come.
+    pub fn checks_over(&mut self) {
+        self.checks_over.take();
+    }
 }
 
 impl Stop {
     /// Has the stop been asked for?
     pub fn requested(&self) -> bool {
         matches!(self.rx.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// Are the checks in flight at the stop over (see [`StopTrigger::checks_over`])?
+    pub fn checks_over(&self) -> bool {
+        matches!(self.checks_over.try_recv(), Err(TryRecvError::Disconnected))
     }
 
     /// For `select!`: ready (disconnected) once the stop is asked for.
@@ -94,6 +117,9 @@ mod tests {
         assert!(stop.requested());
         let left = stop.time_left().unwrap();
         assert!(left <= Duration::from_secs(30) && left > Duration::from_secs(25));
+        assert!(!stop.checks_over(), "a later stage");
+        trigger.checks_over();
+        assert!(stop.checks_over());
     }
 
     #[test]

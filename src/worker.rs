@@ -2,7 +2,9 @@
 //! from the job channel, run them (blocking HTTP with timeouts), log the check line, and hand
 //! the outcome to the writer and the "finished" notice to the wheel. Workers never touch the
 //! database and hold no lock across a check. A check still queued when the node's cluster
-//! lease runs out is dropped unstarted (see `cluster`).
+//! lease runs out is dropped unstarted (see `cluster`). A check the stop abandons (its
+//! sockets shut down past `StopGrace`, see `check::sockets`) is not recorded: no check line,
+//! no result; one that had its complete answer before the cut is recorded as usual.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use crossbeam_channel::Sender;
 
 use crate::jobs::JobReceiver;
 
+use crate::check::sockets::{Ended, InFlight};
 use crate::check::Checker;
 use crate::logging::name_column;
 use crate::model::{CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict};
@@ -27,6 +30,8 @@ pub struct Ports {
     pub results: Sender<Report>,
     /// This node's cluster lease, looked at again as each check is taken from the queue.
     pub member: Arc<crate::cluster::Member>,
+    /// The checks in flight, which a stop past `StopGrace` abandons.
+    pub in_flight: Arc<InFlight>,
 }
 
 /// A worker's stack: checks are shallow, and hundreds of workers should cost little memory.
@@ -50,6 +55,7 @@ pub fn spawn(
 }
 
 fn run(checker: &Checker, ports: Ports, stats: &Stats) {
+    let slot = ports.in_flight.join();
     loop {
         crate::fault::point("worker");
         let Some(job) = ports.jobs.recv() else {
@@ -62,12 +68,26 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             let _ = ports.done.send(job.target.id);
             continue;
         }
+        // Past the stop's grace nothing starts (the job queue is closing as well).
+        if !slot.begin() {
+            let _ = ports.done.send(job.target.id);
+            continue;
+        }
         let lag = started.saturating_duration_since(job.due);
         stats.lag.record(lag);
         if lag > crate::backlog::WAIT_LIMIT {
             Stats::add(&stats.late_starts, 1);
         }
         let outcome = check_safely(checker, &job.target);
+        if slot.end(has_verdict(&outcome)) == Ended::Abandoned {
+            log::debug!(
+                "[{}] check abandoned at stop after {} ms: not recorded",
+                job.target.id,
+                outcome.elapsed.as_millis()
+            );
+            let _ = ports.done.send(job.target.id);
+            continue;
+        }
         stats.duration.record(outcome.elapsed);
         log_line(&job.target, &outcome);
         Stats::add(&stats.checks, 1);
@@ -88,6 +108,16 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
         let _ = ports.results.send(Report::Checked(result));
         let _ = ports.done.send(id);
     }
+}
+
+/// Whether an outcome stands even if the stop cut the check's sockets just before it ended:
+/// true when it was decided from a complete answer (a status, a body, a time) or by a panic.
+/// A failure to get an answer (Keystone's or the target's) may be the cut's doing.
+fn has_verdict(outcome: &CheckOutcome) -> bool {
+    !matches!(
+        outcome.error,
+        Some(CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Body { .. })
+    )
 }
 
 /// Runs the check; a panic in it (a bug) becomes a failed check instead of a dead worker.

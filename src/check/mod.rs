@@ -4,6 +4,7 @@
 
 pub(crate) mod cert;
 pub(crate) mod describe;
+pub mod sockets;
 pub(crate) mod timing;
 
 mod http;

@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::sockets;
 use crate::model::CertInfo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -302,7 +303,7 @@ impl Connector<()> for TimedConnector {
     ) -> Result<Option<Conn>, ureq::Error> {
         let config = details.config;
         let t0 = Instant::now();
-        let (stream, peer) = connect_tcp(details)?;
+        let (tracked, peer) = connect_tcp(details)?;
         let at = Instant::now();
         record(
             Phase::Connecting,
@@ -313,7 +314,7 @@ impl Connector<()> for TimedConnector {
             }),
         );
         let buffers = || LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-        let tcp = TcpTransport::new(stream, buffers());
+        let tcp = TcpTransport::new(tracked, buffers());
         let mut ready = at;
         let inner = if details.needs_tls() {
             record(Phase::Handshaking, None);
@@ -359,41 +360,63 @@ fn remaining(details: &ConnectionDetails) -> NextTimeout {
     timeout
 }
 
-/// Connects within `timeout` in three system calls (socket, setsockopt, connect): Linux
-/// bounds a blocking `connect` by the socket's send timeout and then fails it with
-/// EINPROGRESS. std's `connect_timeout` takes six (socket, ioctl to non-blocking, connect,
-/// poll, ioctl back to blocking) — two of every twelve a plain check made. A signal that
-/// interrupts the connect leaves it going on in the kernel: then we wait for it as std does.
-fn connect_within(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// Connects within `timeout` (`None`: the kernel's own bound) in three system calls (socket,
+/// setsockopt, connect): Linux bounds a blocking `connect` by the socket's send timeout and
+/// then fails it with EINPROGRESS. std's `connect_timeout` takes six (socket, ioctl to
+/// non-blocking, connect, poll, ioctl back to blocking) — two of every twelve a plain check
+/// made. A signal that interrupts the connect leaves it going on in the kernel: then we wait
+/// for it as std does. The socket is registered before the connect, so that a stop can cut
+/// a connect that hangs as well as a read.
+fn connect_within(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<Tracked> {
+    use std::os::fd::AsRawFd;
     let started = Instant::now();
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(*addr),
         socket2::Type::STREAM,
         None,
     )?;
-    socket.set_write_timeout(Some(timeout))?;
-    match socket.connect(&(*addr).into()) {
-        Ok(()) => Ok(socket.into()),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "connection timed out",
-        )),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-            let left = timeout.saturating_sub(started.elapsed());
-            await_connected(socket.into(), left)
-        }
-        Err(e) => Err(e),
+    // Declared after `socket`, so dropped (deregistered) before it on every early return.
+    let registration = sockets::register(socket.as_raw_fd())?;
+    if timeout.is_some() {
+        socket.set_write_timeout(timeout)?;
     }
+    let stream = match socket.connect(&(*addr).into()) {
+        Ok(()) => socket.into(),
+        // Whatever a connect cut by the stop reports, it is the stop's doing.
+        Err(_) if registration.cut() => return Err(sockets::abandoned_error()),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+            await_connected(socket.into(), left)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Tracked {
+        registration,
+        stream,
+    })
 }
 
-/// Waits up to `left` for a connect still in progress; its outcome.
-fn await_connected(stream: TcpStream, left: Duration) -> io::Result<TcpStream> {
+/// A check's connection and its registration. Fields drop in declaration order: the
+/// registration goes before the socket closes, as [`sockets`] needs.
+struct Tracked {
+    registration: sockets::Registration,
+    stream: TcpStream,
+}
+
+/// Waits up to `left` (`None`: without a bound) for a connect still in progress; its outcome.
+fn await_connected(stream: TcpStream, left: Option<Duration>) -> io::Result<TcpStream> {
     use std::os::fd::AsRawFd;
-    let deadline = Instant::now() + left;
+    let deadline = left.map(|left| Instant::now() + left);
     loop {
-        let ms = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis();
+        let ms = deadline.map_or(i32::MAX as u128, |d| {
+            d.saturating_duration_since(Instant::now()).as_millis()
+        });
         if ms == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -425,7 +448,7 @@ fn await_connected(stream: TcpStream, left: Duration) -> io::Result<TcpStream> {
     }
 }
 
-fn connect_tcp(details: &ConnectionDetails) -> Result<(TcpStream, SocketAddr), ureq::Error> {
+fn connect_tcp(details: &ConnectionDetails) -> Result<(Tracked, SocketAddr), ureq::Error> {
     let mut last = None;
     for &addr in details.addrs.iter() {
         let timeout = remaining(details);
@@ -433,17 +456,19 @@ fn connect_tcp(details: &ConnectionDetails) -> Result<(TcpStream, SocketAddr), u
             ut::Duration::Exact(d) if d.is_zero() => {
                 return Err(ureq::Error::Timeout(timeout.reason))
             }
-            ut::Duration::Exact(d) => connect_within(&addr, d),
-            ut::Duration::NotHappening => TcpStream::connect(addr),
+            ut::Duration::Exact(d) => connect_within(&addr, Some(d)),
+            ut::Duration::NotHappening => connect_within(&addr, None),
         };
         match result {
-            Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok((stream, addr));
+            Ok(tracked) => {
+                tracked.stream.set_nodelay(true)?;
+                return Ok((tracked, addr));
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 last = Some(ureq::Error::Timeout(timeout.reason));
             }
+            // A stop abandoned the check: no other address is tried.
+            Err(e) if sockets::this_check_cut() => return Err(ureq::Error::Io(e)),
             // Another address of the host may answer; the last error is what we report.
             Err(e) => last = Some(ureq::Error::Io(e)),
         }
@@ -494,6 +519,9 @@ fn tls_io_error(e: io::Error) -> ureq::Error {
 /// reused: `is_open` answers false, which tells ureq's pool to close it after the check
 /// (and spares the probe's three system calls).
 pub struct TcpTransport {
+    /// First: fields drop in declaration order, and the socket must be deregistered before
+    /// it closes.
+    registration: sockets::Registration,
     stream: TcpStream,
     buffers: LazyBuffers,
     read_timeout: Option<Duration>,
@@ -515,9 +543,10 @@ impl fmt::Debug for TcpTransport {
 }
 
 impl TcpTransport {
-    fn new(stream: TcpStream, buffers: LazyBuffers) -> TcpTransport {
+    fn new(tracked: Tracked, buffers: LazyBuffers) -> TcpTransport {
         TcpTransport {
-            stream,
+            registration: tracked.registration,
+            stream: tracked.stream,
             buffers,
             read_timeout: None,
             write_timeout: None,
@@ -582,6 +611,11 @@ impl Transport for TcpTransport {
         let amount = loop {
             match (&self.stream).read(input) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The end of a stream the stop shut down is not the server's: a body read
+                // to it would look complete.
+                Ok(0) | Err(_) if self.registration.cut() => {
+                    return Err(ureq::Error::Io(sockets::abandoned_error()))
+                }
                 result => break result.map_err(|e| timed_out(e, timeout))?,
             }
         };
@@ -735,6 +769,49 @@ impl ServerCertVerifier for AnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abandoning_cuts_a_connect_that_hangs() {
+        // A listener that never accepts, with a full queue: the kernel drops further SYNs,
+        // so the next connect hangs as it would to a host that does not answer.
+        let listener =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any.into()).unwrap();
+        listener.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        let hanging = loop {
+            match connect_within(&addr, Some(Duration::from_millis(300))) {
+                Ok(t) => queued.push(t),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => break true,
+                Err(_) => break false,
+            }
+            if queued.len() > 64 {
+                break false;
+            }
+        };
+        assert!(hanging, "the queue never filled up");
+        let in_flight = Arc::new(sockets::InFlight::default());
+        let registry = in_flight.clone();
+        let check = std::thread::spawn(move || {
+            let slot = registry.join();
+            assert!(slot.begin());
+            let started = Instant::now();
+            let result = connect_within(&addr, Some(Duration::from_secs(60)));
+            (
+                result.err().map(|e| e.kind()),
+                started.elapsed(),
+                slot.end(false),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(in_flight.abandon(), 1);
+        let (error, took, ended) = check.join().unwrap();
+        assert_eq!(error, Some(io::ErrorKind::ConnectionAborted));
+        assert!(took < Duration::from_secs(5), "the connect took {took:?}");
+        assert_eq!(ended, sockets::Ended::Abandoned);
+    }
 
     #[test]
     fn the_128_bit_suites_are_offered_first_and_none_is_dropped() {

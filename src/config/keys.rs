@@ -46,6 +46,7 @@ pub const KEYS: &[Key] = &[
     key("settings", "TokenLifetime", "3600"),
     key("settings", "MaxPendingAlerts", "10000"),
     key("settings", "StopTimeout", "30"),
+    key("settings", "StopGrace", "2"),
     key("settings", "CaFile", "/etc/skypunch/ca.pem"),
     Key {
         aliases: &["Host"],
@@ -160,6 +161,8 @@ fn apply_settings(
         "tokenlifetime" => config.token_lifetime = at.seconds(value, 60, 86400)?,
         "maxpendingalerts" => config.max_pending_alerts = at.number(value, 100, 10_000_000)?,
         "stoptimeout" => config.stop_timeout = at.seconds(value, 1, 3600)?,
+        // Below StopTimeout too, checked once the whole file is read (either may come first).
+        "stopgrace" => config.stop_grace = at.seconds(value, 0, 3599)?,
         "cafile" => config.ca_file = Some(PathBuf::from(at.text(value)?)),
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }

@@ -43,6 +43,9 @@ pub struct Config {
     pub max_pending_alerts: usize,
     /// How long a stop may take: the process is gone this long after SIGTERM.
     pub stop_timeout: Duration,
+    /// How long the checks in flight at a stop get to finish before they are abandoned;
+    /// below `stop_timeout`.
+    pub stop_grace: Duration,
     /// PEM bundle of CA certificates trusted, besides the public roots, for the HTTPS checks
     /// of targets without a `ca_file` of their own.
     pub ca_file: Option<PathBuf>,
@@ -349,6 +352,7 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(3600),
             max_pending_alerts: 10_000,
             stop_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(2),
             ca_file: None,
             db: DbConfig::default(),
             notify: NotifyConfig {
@@ -553,6 +557,24 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "test.conf:3: bad value `many` for [settings] Workers: a whole number from 1 to 4096"
+        );
+    }
+
+    #[test]
+    fn the_stop_grace_ends_before_the_stop_timeout_wherever_either_is_set() {
+        let c = parse_str("[settings]\nStopGrace: 0\n").unwrap().config;
+        assert_eq!(c.stop_grace, Duration::ZERO, "0: abandon at once");
+        assert_eq!(Config::default().stop_grace, Duration::from_secs(2));
+        let err = parse_str("[settings]\nStopGrace: 10\nStopTimeout: 10\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test.conf:2: bad value `10` for [settings] StopGrace: a whole number of seconds \
+             below StopTimeout (10): the last writes need time after it"
+        );
+        let err = parse_str("[settings]\nStopGrace: 2s\n").unwrap_err();
+        assert!(
+            err.to_string().contains("a whole number from 0 to 3599"),
+            "{err}"
         );
     }
 

@@ -31,6 +31,7 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     let mut section = String::new();
     // Where [http] User and Password were set: one without the other is an error there.
     let mut http_lines = (0, 0);
+    let mut grace_line = 0;
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -55,6 +56,9 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
             section: &section,
             key,
         };
+        if section == "settings" && key.eq_ignore_ascii_case("StopGrace") {
+            grace_line = line;
+        }
         if section == "http" {
             match key.to_ascii_lowercase().as_str() {
                 "user" => http_lines.0 = line,
@@ -71,6 +75,9 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     config.db.idle_transaction_timeout =
         (config.cluster.dead_after / 3).max(Duration::from_secs(1));
     if let Some(e) = http_pair_error(path, &config, http_lines) {
+        errors.push(e);
+    }
+    if let Some(e) = grace_error(path, &config, grace_line) {
         errors.push(e);
     }
     (Loaded { config, warnings }, errors)
@@ -101,6 +108,25 @@ fn http_pair_error(path: &Path, config: &Config, lines: (usize, usize)) -> Optio
         key: format!("[http] {key}"),
         value: value.into(),
         allowed: allowed.into(),
+    })
+}
+
+/// The checks' grace at a stop must end before the stop's deadline, leaving time for the
+/// last writes.
+fn grace_error(path: &Path, config: &Config, line: usize) -> Option<Error> {
+    if line == 0 || config.stop_grace < config.stop_timeout {
+        return None;
+    }
+    Some(Error::Value {
+        path: path.into(),
+        line,
+        key: "[settings] StopGrace".into(),
+        value: config.stop_grace.as_secs().to_string(),
+        allowed: format!(
+            "a whole number of seconds below StopTimeout ({}): the last writes need time \
+             after it",
+            config.stop_timeout.as_secs()
+        ),
     })
 }
 

@@ -574,8 +574,10 @@ pub fn run_store(
     store::run(pool, stats, member, ends.batches, ends.outcomes)
 }
 
-/// The thread body: runs until every worker and the loader have dropped their senders, then
-/// writes what is left, for as long as the stop deadline allows.
+/// The thread body: runs until the checks in flight at a stop are over (finished, or
+/// abandoned past `StopGrace`) or every worker and the loader have dropped their senders,
+/// then writes what is left, the rollups of the current minute included, for as long as the
+/// stop deadline allows.
 ///
 /// It sleeps between rounds and takes the results that came meanwhile all at once, rather
 /// than waking for each: at thousands of checks a second, a wake-up per result cost more than
@@ -584,10 +586,13 @@ pub fn run(mut writer: Writer, reports: Receiver<Report>, store: StorePorts, sto
     loop {
         let started = Instant::now();
         crate::fault::point("writer");
+        // Looked at before the drain: every result handed in before the checks were over is
+        // in the channel by then, so this drain takes the last of them.
+        let over = stop.checks_over();
         let open = drain(&mut writer, &reports);
         // A dead store thread is the supervisor's to act on: it stops the daemon.
         round(&mut writer, &store);
-        if !open {
+        if !open || over {
             break;
         }
         std::thread::sleep(FLUSH_EVERY.saturating_sub(started.elapsed()));
