@@ -116,6 +116,13 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
 fn the_sample_config_is_valid_and_complete() {
     let loaded = skypunch::facade::config::load_file(&repo("etc/skypunch.conf")).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // The package's account is a placeholder until `setup-db`: never root by default.
+    let db = &loaded.config.db;
+    assert_eq!(db.user, skypunch::facade::config::PLACEHOLDER);
+    assert!(db
+        .placeholder_error()
+        .unwrap()
+        .contains("run 'skypunch setup-db' or edit /"));
     // Every key is there, commented out with its default or set.
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
     for key in skypunch::facade::config::KEYS {
