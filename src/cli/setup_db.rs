@@ -253,9 +253,10 @@ fn write_credentials(plan: &Plan, new_password: Option<&str>) -> Result<(), Erro
             plan.file.display()
         ))
     })?;
-    let what = match new_password {
-        Some(_) => "User and a new random Password",
-        None => "User",
+    let what = match (user, new_password) {
+        (Some(_), Some(_)) => "User and a new random Password",
+        (None, Some(_)) => "a new random Password",
+        _ => "User",
     };
     say(format_args!(
         "wrote [database] {what} to {}",
