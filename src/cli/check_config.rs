@@ -40,11 +40,12 @@ pub fn run(inv: &Invocation) -> Result<(), Error> {
             for e in &errors {
                 line(format_args!("error: {e}"))?;
             }
-            problems += errors.len();
-            if let Some(s) = &service {
-                problems += check_readable(&path, &s.account)?;
-            }
-            if errors.is_empty() {
+            let unreadable = match &service {
+                Some(s) => check_readable(&path, &s.account)?,
+                None => 0,
+            };
+            problems += errors.len() + unreadable;
+            if errors.is_empty() && unreadable == 0 {
                 line(format_args!("config {}: ok", path.display()))?;
             }
             loaded.config

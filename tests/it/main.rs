@@ -31,6 +31,7 @@ mod reliability_security;
 mod reliability_stop;
 mod reliability_targets;
 mod schema;
+mod setup_db;
 mod status_page;
 mod systemd;
 mod workers;
