@@ -12,6 +12,7 @@ mod cli_output;
 mod cluster;
 mod engine;
 mod faults;
+mod first_hour;
 mod history;
 mod hooks;
 mod http;
