@@ -65,8 +65,8 @@ pub fn defaults_path() -> PathBuf {
 /// (`None`, as for an absent key).
 pub fn shell_value(text: &str, key: &str) -> Option<String> {
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
         .map(|v| {
             let v = v.split(" #").next().unwrap_or("").trim();
             v.trim_matches(|c| c == '"' || c == '\'').to_string()
