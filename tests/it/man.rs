@@ -154,3 +154,21 @@ fn both_pages_render_without_warnings() {
         );
     }
 }
+
+#[test]
+fn no_quote_is_left_over_in_the_rendered_page() {
+    let out = Command::new("groff")
+        .args(["-man", "-Tutf8", "-P-cbou"])
+        .arg(repo("man/skypunch.8"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("maintenance add id|all --for span"))
+        .expect("the maintenance add entry");
+    assert_eq!(
+        line.trim(),
+        "maintenance add id|all --for span [--reason text]"
+    );
+}
