@@ -57,7 +57,8 @@ pub fn run(inv: &Invocation) -> Result<(), Error> {
     create_accounts(&mut conn, &plan, &existing, &password)?;
     drop(conn);
     let config = config::load_file(&plan.file)?.config;
-    database::upgrade(&config, "setup-db").map_err(|e| wrong_password(e, &plan, &existing))?;
+    login(&config, &plan, &existing)?;
+    database::upgrade(&config, "setup-db")?;
     next_steps(inv, &plan.file)
 }
 
@@ -304,18 +305,26 @@ fn create_accounts(
     ))
 }
 
-/// A refused login of an account that existed before: the file's password is not its own.
-fn wrong_password(e: Error, plan: &Plan, existing: &[String]) -> Error {
-    if existing.is_empty() {
-        return e;
+/// Logs in as the daemon will. A refused login of an account that existed before means the
+/// file's password is not its own, which setup-db never changes.
+fn login(config: &Config, plan: &Plan, existing: &[String]) -> Result<(), Error> {
+    let e = match crate::db::connect(&config.db) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let denied = matches!(
+        std::error::Error::source(&e).and_then(|s| s.downcast_ref::<mysql::Error>()),
+        Some(mysql::Error::MySqlError(m)) if m.code == 1045
+    );
+    if existing.is_empty() || !denied {
+        return Err(e.into());
     }
-    Error::failed(format!(
-        "{} (the database user {} existed before: setup-db never changes its password; put \
+    Err(Error::failed(format!(
+        "{e} (the database user {} existed before: setup-db never changes its password; put \
          its password in {})",
-        e.message,
         plan.user,
         plan.file.display()
-    ))
+    )))
 }
 
 fn next_steps(inv: &Invocation, file: &Path) -> Result<(), Error> {
