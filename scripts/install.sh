@@ -126,11 +126,15 @@ if [ -z "$owner" ] && [ "$MAKE_USER" != no ]; then
     echo "    useradd --system --user-group --no-create-home --shell /usr/sbin/nologin $SKYPUNCH_USER"
     echo "    chgrp $SKYPUNCH_USER $conf; chown $SKYPUNCH_USER:$SKYPUNCH_USER $logdir"
 fi
+if [ -d /run/systemd/system ]; then
+    start="systemctl daemon-reload && systemctl enable --now skypunch"
+else
+    start="update-rc.d skypunch defaults && service skypunch start"
+fi
 cat <<NEXT
 Next steps, as root:
-  1. Set the database in $conf ([database] Location, User, Password, DBName).
-  2. $sbin -c $conf init-db            (creates the tables; upgrade-db for an older schema)
-  3. $sbin -c $conf check-config       (exit 0 when the file, database and schema are right)
-  4. systemctl daemon-reload && systemctl enable --now skypunch
-     or, without systemd: update-rc.d skypunch defaults && service skypunch start
+  1. $sbin -c $conf setup-db           (creates the database and its user in this host's
+     MariaDB and writes them into $conf; or set [database] there by hand and run init-db)
+  2. $sbin -c $conf check-config       (exit 0 when the file, database and schema are right)
+  3. $start
 NEXT

@@ -62,7 +62,8 @@ pub mod facade {
     }
     pub mod config {
         pub use crate::config::{
-            known_keys, load_file, parse, Config, DbConfig, NotifyConfig, KEYS, SEARCH_PATH,
+            known_keys, load_file, parse, Config, DbConfig, NotifyConfig, KEYS, PLACEHOLDER,
+            SEARCH_PATH,
         };
     }
     pub mod db {

@@ -290,11 +290,10 @@ impl fmt::Display for CheckError {
             CheckError::BodyTooLarge { max, .. } => {
                 write!(f, "response body larger than {max} bytes")
             }
-            CheckError::Status { expected, got } => write!(
-                f,
-                "expected {expected}, got {}",
-                crate::check::describe::status_text(*got)
-            ),
+            // The original's words, which scripts reading status_description match.
+            CheckError::Status { expected, got } => {
+                write!(f, "target status:{got} != {expected}")
+            }
             CheckError::BodyLacks { expected, .. } => {
                 write!(f, "response body does not contain {expected:?}")
             }

@@ -195,6 +195,8 @@ pub fn time_left(seconds: i64) -> String {
         format!("{} days", s / 86_400)
     } else if s >= 2 * 3600 {
         format!("{} hours", s / 3600)
+    } else if s / 60 == 1 {
+        "1 minute".to_string()
     } else {
         format!("{} minutes", s / 60)
     };

@@ -1,18 +1,20 @@
 //! The trace of one check: a timestamped line per step, with the time since the check began
 //! and the time the step itself took. Built by the worker running the check; stored in
-//! `targets.last_trace`, printed by `targets ID test`, and sent in alert e-mails.
+//! `targets.last_trace` and the alerts, in UTC marked `Z` whoever wrote it (the daemon or
+//! `targets ID test` in any `TZ`); the CLI and the e-mails show it in local time with its
+//! offset ([`localize`]).
 //!
 //! Nothing secret may be written here: callers pass only redacted values.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local, TimeZone};
+use chrono::{DateTime, Local, TimeZone, Utc};
 
 /// One step of a check.
 #[derive(Debug, Clone)]
 pub struct Step {
-    pub at: DateTime<Local>,
+    pub at: DateTime<Utc>,
     /// Since the check began.
     pub offset: Duration,
     /// How long this step took, when it is a timed phase.
@@ -24,7 +26,7 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub struct Trace {
     started: Instant,
-    started_at: DateTime<Local>,
+    started_at: DateTime<Utc>,
     steps: Vec<Step>,
 }
 
@@ -38,7 +40,7 @@ impl Trace {
     pub fn new() -> Trace {
         Trace {
             started: Instant::now(),
-            started_at: Local::now(),
+            started_at: Utc::now(),
             steps: Vec::with_capacity(8),
         }
     }
@@ -79,10 +81,12 @@ impl Trace {
     }
 }
 
+/// The stored form: `2026-11-24 10:04:22.273Z +     3.0ms (    3.0ms) connected`, one line
+/// per step, times in UTC.
 impl fmt::Display for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for s in &self.steps {
-            write!(f, "{} +{:>8}ms ", Stamp(&s.at, '.'), Ms(s.offset))?;
+            write!(f, "{}Z +{:>8}ms ", Stamp(&s.at, '.'), Ms(s.offset))?;
             match s.took {
                 Some(took) => write!(f, "({:>7}ms) ", Ms(took))?,
                 None => f.write_str("           ")?,
@@ -131,6 +135,28 @@ pub fn local_from_utc(utc: &str) -> String {
             .to_string(),
         Err(_) => utc.to_string(),
     }
+}
+
+/// A stored trace with each line's UTC time (`2026-11-24 10:04:22.273Z`) shown in this
+/// host's time with its offset (`2026-11-24 11:04:22.273 +01:00`). A line without such a time
+/// (a trace written before times were marked, whose zone nobody knows) stays as it is.
+pub fn localize(trace: &str) -> String {
+    let mut out = String::with_capacity(trace.len() + trace.len() / 8);
+    for line in trace.split_inclusive('\n') {
+        let stamp = line.get(..24).filter(|s| s.ends_with('Z'));
+        let parsed = stamp.and_then(|s| {
+            chrono::NaiveDateTime::parse_from_str(&s[..23], "%Y-%m-%d %H:%M:%S%.3f").ok()
+        });
+        match parsed {
+            Some(utc) => {
+                let local = utc.and_utc().with_timezone(&Local);
+                out.push_str(&format!("{} {}", Stamp(&local, '.'), local.format("%:z")));
+                out.push_str(&line[24..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// Milliseconds with one decimal (`12.3`), in integer arithmetic: float formatting showed in
@@ -190,5 +216,24 @@ mod tests {
             lines[1].ends_with("[Fail] reason: target status:503 != 200"),
             "{text}"
         );
+        // Stored in UTC, and saying so.
+        let stamp = Stamp(&t.steps()[0].at, '.').to_string();
+        assert!(lines[0].starts_with(&format!("{stamp}Z +")), "{text}");
+    }
+
+    #[test]
+    fn stored_traces_are_shown_in_local_time_with_the_offset() {
+        let stored = "2026-07-01 12:00:00.250Z +     0.2ms (    0.2ms) connected\n\
+                      2026-07-01 12:00:01.000 +     1.0ms            an old line\n";
+        let local = chrono::DateTime::parse_from_rfc3339("2026-07-01T12:00:00.250Z")
+            .unwrap()
+            .with_timezone(&Local);
+        let expected = format!(
+            "{} {} +     0.2ms (    0.2ms) connected\n\
+             2026-07-01 12:00:01.000 +     1.0ms            an old line\n",
+            local.format("%Y-%m-%d %H:%M:%S%.3f"),
+            local.format("%:z")
+        );
+        assert_eq!(localize(stored), expected);
     }
 }

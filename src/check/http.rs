@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(judge(&t, &answer(200, "all healthy", 10)), Ok(200));
         assert_eq!(
             judge(&t, &answer(503, "", 10)).unwrap_err().to_string(),
-            "expected 200, got 503 Service Unavailable"
+            "target status:503 != 200"
         );
         assert_eq!(
             judge(&t, &answer(200, "sick", 10)).unwrap_err().to_string(),

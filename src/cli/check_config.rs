@@ -1,10 +1,14 @@
-//! `skypunch check-config`: everything `start` would check, without starting: every bad line
-//! of the file (with its file and line), the folders of the log and pid files, and the
-//! database (reachable, schema version). Exits 0 only when all is well.
+//! `skypunch check-config`: everything `start` would check, without starting, judged as the
+//! service would meet it: every bad line of the file (with its file and line), the package's
+//! placeholders, the folders of the log and pid files and the file itself as the user the
+//! service runs as (when run by root), and the database (reachable, schema version). Exits 0
+//! only when all is well. Runs on the main thread; reads the file, the defaults file and the
+//! database, writes nothing.
 
 use std::path::Path;
 
-use super::out::line;
+use super::out::{line, plural};
+use super::service::{self, Access, Account, Service};
 use super::{Error, Invocation};
 use crate::config::{self, Config};
 use crate::db;
@@ -12,6 +16,17 @@ use crate::db;
 /// Runs every check and prints one line per finding.
 pub fn run(inv: &Invocation) -> Result<(), Error> {
     let mut problems = 0;
+    let service = match service::service() {
+        Ok(s) => {
+            line(format_args!("paths judged as {}", s.why))?;
+            Some(s)
+        }
+        Err(e) => {
+            line(format_args!("error: {e}"))?;
+            problems += 1;
+            None
+        }
+    };
     let config = match config::locate(inv.config.as_deref()) {
         None => {
             line("config: no file found; the built-in defaults apply")?;
@@ -25,24 +40,46 @@ pub fn run(inv: &Invocation) -> Result<(), Error> {
             for e in &errors {
                 line(format_args!("error: {e}"))?;
             }
-            problems += errors.len();
-            if errors.is_empty() {
+            let unreadable = match &service {
+                Some(s) => check_readable(&path, &s.account)?,
+                None => 0,
+            };
+            problems += errors.len() + unreadable;
+            if errors.is_empty() && unreadable == 0 {
                 line(format_args!("config {}: ok", path.display()))?;
             }
             loaded.config
         }
     };
-    problems += check_folder(&config.log_file, "LogFilePath")?;
-    problems += check_folder(&config.pid_file, "PidFile")?;
+    if let Some(s) = &service {
+        problems += check_folder(&config.log_file, "LogFilePath", s)?;
+        problems += check_folder(&config.pid_file, "PidFile", s)?;
+    }
     problems += check_database(&config)?;
     if problems == 0 {
         return line("all checks passed");
     }
-    Err(Error::failed(format!("{problems} problems found")))
+    Err(Error::failed(format!(
+        "{} found",
+        plural(problems as u64, "problem")
+    )))
 }
 
-/// The folder `file` goes in must exist and be writable; 1 when it is not.
-fn check_folder(file: &Path, key: &str) -> Result<usize, Error> {
+/// The service reads its configuration as its own user: 1 when that user cannot.
+fn check_readable(path: &Path, account: &Account) -> Result<usize, Error> {
+    if service::may(account, path, Access::Read) {
+        return Ok(0);
+    }
+    let (file, user) = (path.display(), &account.name);
+    line(format_args!(
+        "error: config {file}: not readable by user {user}: chgrp {user} {file}; chmod 640 {file}"
+    ))?;
+    Ok(1)
+}
+
+/// The folder `file` goes in must exist and be writable by the service's user, unless the
+/// service manager makes it at start; 1 when it is neither.
+fn check_folder(file: &Path, key: &str, service: &Service) -> Result<usize, Error> {
     if file.as_os_str() == crate::logging::STDERR {
         line(format_args!(
             "{key} -: standard error (the journal under systemd)"
@@ -53,25 +90,36 @@ fn check_folder(file: &Path, key: &str) -> Result<usize, Error> {
         Some(d) => d,
         None => Path::new("."),
     };
-    let writable = std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) && tempfile_in(dir).is_ok();
-    if writable {
+    let who = &service.account;
+    let exists = std::fs::metadata(dir).is_ok_and(|m| m.is_dir());
+    if exists && service::may(who, dir, Access::Write) {
+        // A log file that exists must take appends too.
+        if file.exists() && !service::may(who, file, Access::Write) {
+            line(format_args!(
+                "error: {key} {}: the file exists and is not writable by user {}",
+                file.display(),
+                who.name
+            ))?;
+            return Ok(1);
+        }
         line(format_args!("{key} {}: folder ok", file.display()))?;
-        Ok(0)
-    } else {
+        return Ok(0);
+    }
+    if service.managed.iter().any(|m| m == dir) {
         line(format_args!(
-            "error: {key} {}: the folder {} does not exist or is not writable by this user",
+            "{key} {}: the folder {} is created by the service manager at start",
             file.display(),
             dir.display()
         ))?;
-        Ok(1)
+        return Ok(0);
     }
-}
-
-/// Creates and removes a file in `dir`, the one sure test of writing there.
-fn tempfile_in(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".skypunch-check-{}", std::process::id()));
-    std::fs::write(&probe, b"")?;
-    std::fs::remove_file(&probe)
+    line(format_args!(
+        "error: {key} {}: the folder {} does not exist or is not writable by user {}",
+        file.display(),
+        dir.display(),
+        who.name
+    ))?;
+    Ok(1)
 }
 
 /// Connects and checks the schema; 1 when either fails.

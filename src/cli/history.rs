@@ -4,6 +4,7 @@
 
 use chrono::Utc;
 
+use super::out::plural;
 use super::report::{duration, local, window};
 use super::table::Table;
 use super::{Error, Invocation};
@@ -36,17 +37,17 @@ pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<
     let refs: Vec<&Incident> = incidents.iter().collect();
     let whole = uptime::availability(window, now, created, &refs, &pauses);
     let mut out = format!(
-        "Target {} {}: from {} to {}, uptime {} ({} incidents, {} down, {} disabled)\n",
+        "Target {} {}: from {} to {}, uptime {} ({}, {} down, {} disabled)\n",
         row.id,
         row.name,
         local(window.0),
         local(window.1),
         whole.uptime().map_or("-".into(), |u| format!("{u:.3} %")),
-        whole.incidents,
+        plural(whole.incidents as u64, "incident"),
         duration(whole.down_ms),
         duration(whole.paused_ms),
     );
-    out.push_str(&incident_table(&incidents, &windows, now).to_string());
+    out.push_str(&incident_table(conn, &incidents, &windows, now)?.to_string());
     out.push_str(&day_strip(window, now, created, &refs, &pauses));
     out.push_str(&p95_strip(first_hour, window.1, &hours));
     Ok(out)
@@ -54,7 +55,12 @@ pub fn render(conn: &mut db::Conn, row: &TargetRow, inv: &Invocation) -> Result<
 
 /// The incidents; one that overlaps a maintenance window says so (its time inside the
 /// window is left out of uptime, and its alerts were held).
-fn incident_table(incidents: &[Incident], windows: &[(i64, i64)], now: i64) -> Table {
+fn incident_table(
+    conn: &mut db::Conn,
+    incidents: &[Incident],
+    windows: &[(i64, i64)],
+    now: i64,
+) -> Result<Table, Error> {
     let mut t = Table::new(&[
         "Started",
         "Ended",
@@ -72,12 +78,28 @@ fn incident_table(incidents: &[Incident], windows: &[(i64, i64)], now: i64) -> T
             i.ended.map_or("(open)".into(), local),
             duration(i.ended.unwrap_or(now) - i.started),
             i.failed_checks.to_string(),
-            crate::text::yes_no(i.alerted).into(),
+            alerted(conn, i, in_window)?.into(),
             crate::text::yes_no(in_window).into(),
             i.first_reason.clone(),
         ]);
     }
-    t
+    Ok(t)
+}
+
+/// `Yes` only when someone was (or is about to be) told: an alert went out, or is owed to a
+/// notifier that is enabled.
+fn alerted(conn: &mut db::Conn, i: &Incident, in_window: bool) -> Result<&'static str, Error> {
+    if !i.alerted {
+        return Ok("No");
+    }
+    let fate = db::notifiers::alerts_fate(conn, i.target_id, i.started, i.ended)?;
+    Ok(match fate {
+        f if f.delivered > 0 => "Yes",
+        f if f.raised == 0 => "unknown (pruned)",
+        f if f.waiting > 0 => "pending",
+        _ if in_window => "No (maintenance)",
+        _ => "No (no enabled notifier)",
+    })
 }
 
 /// One character per UTC day: █ 100 %, ▇ ≥ 99.9, ▆ ≥ 99, ▅ ≥ 98, ▄ ≥ 95, ▃ ≥ 90, ▂ ≥ 50,

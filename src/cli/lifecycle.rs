@@ -65,6 +65,13 @@ fn already_running(pid: i32) -> Error {
 }
 
 fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
+    // LSB 6, "not configured": the unit does not restart it (RestartPreventExitStatus=6).
+    if let Some(what_to_do) = config.db.placeholder_error() {
+        return Err(Error {
+            message: what_to_do,
+            code: 6,
+        });
+    }
     if !inv.foreground && config.log_file.as_os_str() == crate::logging::STDERR {
         return Err(Error::failed(
             "LogFilePath `-` sends the log to stderr, which a detached daemon does not have: \
@@ -158,6 +165,9 @@ fn stop(config: &Config, limit: Duration) -> Result<(), Error> {
 }
 
 fn status(config: &Config) -> Result<(), Error> {
+    let nodes = db::connect(&config.db)
+        .and_then(|pool| db::nodes::all(&mut db::checkout(&pool)?))
+        .ok();
     let code = match pidfile::probe(&config.pid_file) {
         Probe::Running { pid, since } => {
             let up = lifecycle::format_uptime(since, SystemTime::now());
@@ -165,14 +175,22 @@ fn status(config: &Config) -> Result<(), Error> {
             0
         }
         Probe::Absent => {
-            line(format_args!("skypunch is not running"))?;
+            line(not_running(
+                config,
+                nodes.as_deref(),
+                "skypunch is not running",
+            ))?;
             3
         }
         Probe::Stale { pid } => {
-            line(format_args!(
-                "skypunch is not running, but its pid file {} remains{} (it did not stop cleanly)",
-                config.pid_file.display(),
-                pid.map(|p| format!(" with pid {p}")).unwrap_or_default()
+            line(not_running(
+                config,
+                nodes.as_deref(),
+                &format!(
+                    "skypunch is not running, but its pid file {} remains{} (it did not stop cleanly)",
+                    config.pid_file.display(),
+                    pid.map(|p| format!(" with pid {p}")).unwrap_or_default()
+                ),
             ))?;
             1
         }
@@ -182,14 +200,33 @@ fn status(config: &Config) -> Result<(), Error> {
         }
     };
     line(targets_line(config))?;
-    if let Some(nodes) = nodes_table(config) {
-        super::out::print(nodes)?;
+    if let Some(rows) = &nodes {
+        super::out::print(nodes_table(config, rows))?;
     }
     if code == 0 {
         Ok(())
     } else {
         Err(exit(code))
     }
+}
+
+/// `said`, unless this host's node is alive in `nodes` all the same (a daemon of this host
+/// with another pid file): then both facts, so that the line and the table agree.
+fn not_running(config: &Config, nodes: Option<&[db::nodes::NodeRow]>, said: &str) -> String {
+    let me = crate::cluster::node_name(&config.cluster);
+    let dead_after = config.cluster.dead_after.as_millis() as i64;
+    let alive = nodes
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.name == me && r.state == "active" && r.heartbeat_age_ms <= dead_after);
+    if !alive {
+        return said.to_string();
+    }
+    format!(
+        "skypunch is not running here (pid file {}); this host's node {me} is active in the \
+         cluster (a daemon with another PidFile?)",
+        config.pid_file.display()
+    )
 }
 
 /// `targets: 12 total, 9 PASS, 2 FAIL, 1 NEW, 3 disabled`, or why the database cannot say.
@@ -207,15 +244,11 @@ fn targets_line(config: &Config) -> String {
     }
 }
 
-/// The daemons sharing the database, this host's marked; `None` when the database cannot
-/// say (the targets line already said why).
-fn nodes_table(config: &Config) -> Option<String> {
-    let rows = db::connect(&config.db)
-        .and_then(|pool| db::nodes::all(&mut db::checkout(&pool)?))
-        .ok()?;
+/// The daemons sharing the database, this host's marked.
+fn nodes_table(config: &Config, rows: &[db::nodes::NodeRow]) -> String {
     let dead_after = config.cluster.dead_after;
     if rows.is_empty() {
-        return Some("nodes: none running against this database\n".into());
+        return "nodes: none running against this database\n".into();
     }
     let me = crate::cluster::node_name(&config.cluster);
     let live = rows
@@ -223,7 +256,7 @@ fn nodes_table(config: &Config) -> Option<String> {
         .filter(|r| r.state == "active" && r.heartbeat_age_ms <= dead_after.as_millis() as i64)
         .count();
     let mut t = Table::new(&["Node", "Host", "Heartbeat", "State", "Targets", "Checks/s"]);
-    for r in &rows {
+    for r in rows {
         let state = if r.heartbeat_age_ms > dead_after.as_millis() as i64 {
             "dead (no heartbeat)".to_string()
         } else {
@@ -243,11 +276,11 @@ fn nodes_table(config: &Config) -> Option<String> {
             format!("{:.1}", r.checks_per_s),
         ]);
     }
-    Some(format!(
+    format!(
         "nodes: {live} live of {} (DeadAfter {} s)\n{t}",
         rows.len(),
         dead_after.as_secs()
-    ))
+    )
 }
 
 fn reload(config: &Config) -> Result<(), Error> {

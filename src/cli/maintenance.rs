@@ -76,12 +76,12 @@ fn list(windows: &[db::maintenance::Window]) -> Table {
     t
 }
 
-/// Seconds since the epoch in local time.
+/// Seconds since the epoch in local time with its offset.
 fn local(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| {
             t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
+                .format("%Y-%m-%d %H:%M:%S %:z")
                 .to_string()
         })
         .unwrap_or_default()

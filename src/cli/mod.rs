@@ -10,6 +10,8 @@ mod maintenance;
 mod notifiers;
 mod out;
 mod report;
+mod service;
+mod setup_db;
 pub mod table;
 pub(crate) mod targets;
 
@@ -23,7 +25,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The original's one-line usage, with the words added since.
 pub const USAGE: &str = "usage: skypunch start | stop | status | reload | \
 targets [id] [enable | disable | test | history] | notifiers [id] [enable | disable | test] | \
-report [id...] | maintenance [add id|all | list | end n] | check-config | init-db | upgrade-db";
+report [id...] | maintenance [add id|all | list | end n] | check-config | setup-db | init-db | \
+upgrade-db";
 
 const HELP: &str = "\
 Commands:
@@ -45,7 +48,10 @@ Commands:
                          hold a target's (or every target's) alerts for SPAN
   maintenance list       the maintenance windows, open and recent
   maintenance end N      end window N now
-  check-config           check the config file, the log and pid folders and the database
+  check-config           check the config file, the log and pid folders (as the service's
+                         user) and the database
+  setup-db               as root on the database host: create the database and the daemon's
+                         user when absent, write them into the config, create the tables
   init-db                create the skypunch tables in the configured database
   upgrade-db             upgrade a 1.0, 2.0, 2.1 or 2.2 database to schema 2.3 in place";
 
@@ -106,6 +112,9 @@ pub struct Invocation {
     pub for_span: Option<String>,
     /// `--reason`: why (a maintenance window).
     pub reason: Option<String>,
+    /// `--admin-user`, `--admin-password`: `setup-db`'s administrator account over TCP.
+    pub admin_user: Option<String>,
+    pub admin_password: Option<crate::authn::Secret>,
     pub words: Vec<String>,
 }
 
@@ -184,6 +193,19 @@ pub const OPTIONS: &[Opt] = &[
         help: "with maintenance add: why, shown by maintenance list",
     },
     Opt {
+        short: "",
+        long: "admin-user",
+        value: Some("USER"),
+        help: "with setup-db: connect as USER over TCP to [database] Location (default: root \
+               through the local socket)",
+    },
+    Opt {
+        short: "",
+        long: "admin-password",
+        value: Some("PASSWORD"),
+        help: "with setup-db: the --admin-user's password; - reads it from standard input",
+    },
+    Opt {
         short: "h",
         long: "help",
         value: None,
@@ -231,6 +253,7 @@ pub const COMMANDS: &[&str] = &[
     "list",
     "end",
     "check-config",
+    "setup-db",
     "init-db",
     "upgrade-db",
 ];
@@ -286,6 +309,8 @@ fn run(args: &[String]) -> Result<(), Error> {
         format: m.opt_str("format"),
         for_span: m.opt_str("for"),
         reason: m.opt_str("reason"),
+        admin_user: m.opt_str("admin-user"),
+        admin_password: m.opt_str("admin-password").map(crate::authn::Secret::new),
         words: m.free,
     };
     dispatch(&inv)
@@ -302,6 +327,7 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
         ["report", rest @ ..] => report::run(&load_config(inv)?, inv, rest),
         ["maintenance", rest @ ..] => maintenance::run(&load_config(inv)?, inv, rest),
         ["check-config"] => check_config::run(inv),
+        ["setup-db"] => setup_db::run(inv),
         ["notifiers", rest @ ..] => notifiers::run(&load_config(inv)?, rest),
         ["init-db"] | ["upgrade-db"] => database::upgrade(&load_config(inv)?, words[0]),
         ["start"] | ["stop"] | ["status"] | ["reload"] => lifecycle::run(inv, words[0]),

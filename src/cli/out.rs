@@ -20,6 +20,15 @@ pub fn line(text: impl Display) -> Result<(), Error> {
     print(format_args!("{text}\n"))
 }
 
+/// `1 problem`, `2 problems`: a count and its noun (a regular plural).
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn failed(e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Error::closed_pipe()

@@ -39,6 +39,7 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             t.row(vec!["Created".into(), created]);
             print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
+                let trace = crate::trace::localize(trace);
                 print(format_args!("Last check trace:\n{trace}"))?;
             }
             Ok(())
@@ -80,7 +81,7 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     });
     let outcome = worker::check_safely(&checker, &target);
     line(worker::check_line(&target, &outcome))?;
-    print(&outcome.trace)?;
+    print(crate::trace::localize(&outcome.trace.to_string()))?;
     record(pool, &target, &outcome)?;
     // Scripts read the verdict from the exit status; the line and trace above say why.
     match outcome.verdict {
@@ -274,7 +275,12 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("Verify TLS", yes_no(r.verify_tls).into()),
         ("CA File", opt(&r.ca_file)),
         ("Cert Warn Days", r.cert_warn_days.to_string()),
-        ("Cert Expires (UTC)", opt(&r.cert_expires_at)),
+        (
+            "Cert Expires",
+            r.cert_expires_at
+                .as_deref()
+                .map_or_else(String::new, crate::trace::local_from_utc),
+        ),
         ("Cert Issuer", opt(&r.cert_issuer)),
         ("Last HTTP Status", opt_n(r.last_http_status)),
         ("Last Response (ms)", opt_n(r.last_response_ms)),

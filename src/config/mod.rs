@@ -7,8 +7,10 @@
 //! they are. The parser is hand-written so that every error can name the file and line.
 //!
 //! - [`parse`]: the INI reader, and where each value was found;
-//! - [`keys`]: every key, and what each does to the [`Config`].
+//! - [`keys`]: every key, and what each does to the [`Config`];
+//! - [`edit`]: `setup-db`'s rewrite of `[database] User` and `Password` in a file.
 
+pub mod edit;
 mod keys;
 mod parse;
 
@@ -158,7 +160,14 @@ pub struct DbConfig {
     /// nothing for this long is rolled back and its connection closed by the server, so that
     /// a frozen daemon's row locks cannot stop the others. A third of `[cluster] DeadAfter`.
     pub idle_transaction_timeout: Duration,
+    /// The file whose `User` or `Password` is still the package's [`PLACEHOLDER`]: nothing
+    /// connects with such a configuration (never as root by default), it says what to do.
+    pub placeholder_in: Option<PathBuf>,
 }
+
+/// The value of `[database] User` and `Password` in the packaged configuration until
+/// `skypunch setup-db` (or the operator) writes real ones.
+pub const PLACEHOLDER: &str = "<set by skypunch setup-db>";
 
 /// How the notifier thread sends and retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +194,7 @@ impl fmt::Debug for DbConfig {
             .field("write_timeout", &self.write_timeout)
             .field("lock_wait_timeout", &self.lock_wait_timeout)
             .field("idle_transaction_timeout", &self.idle_transaction_timeout)
+            .field("placeholder_in", &self.placeholder_in)
             .finish()
     }
 }
@@ -194,6 +204,17 @@ impl DbConfig {
     pub fn describe(&self) -> String {
         let hosts: Vec<String> = self.endpoints().iter().map(Endpoint::to_string).collect();
         format!("{}@{}/{}", self.user, hosts.join(","), self.name)
+    }
+
+    /// What to do when the configuration still holds the package's placeholders, in the
+    /// words `start`, `check-config` and every command that connects print.
+    pub fn placeholder_error(&self) -> Option<String> {
+        let file = self.placeholder_in.as_ref()?;
+        Some(format!(
+            "[database] User/Password are the package's placeholders: run 'skypunch setup-db' \
+             or edit {}",
+            file.display()
+        ))
     }
 
     /// The hosts of `Location`, in order, each with its port (`port` where it names none).
@@ -334,6 +355,7 @@ impl Default for DbConfig {
             write_timeout: Duration::from_secs(10),
             lock_wait_timeout: Duration::from_secs(5),
             idle_transaction_timeout: Duration::from_secs(2),
+            placeholder_in: None,
         }
     }
 }
@@ -474,7 +496,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, Error> {
 fn readable_secret_warning(path: &Path, config: &Config) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    let which = if !config.db.password.is_empty() {
+    let which = if !config.db.password.is_empty() && config.db.password != PLACEHOLDER {
         "a database password"
     } else if !config.http.password.is_empty() {
         "an [http] password"

@@ -74,6 +74,12 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     }
     config.db.idle_transaction_timeout =
         (config.cluster.dead_after / 3).max(Duration::from_secs(1));
+    let db = &config.db;
+    if db.user == super::PLACEHOLDER || db.password == super::PLACEHOLDER {
+        // The real path, for the message: `-c ./x.conf` may be run from anywhere.
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        config.db.placeholder_in = Some(real);
+    }
     if let Some(e) = http_pair_error(path, &config, http_lines) {
         errors.push(e);
     }

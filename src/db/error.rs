@@ -42,6 +42,9 @@ pub enum Error {
     Schema(String),
     /// This node's row in `nodes` is gone or has another epoch.
     Fenced { node: String },
+    /// The configuration names no usable account (the package's placeholders): nothing was
+    /// tried, and waiting cannot help.
+    Unconfigured(String),
 }
 
 impl fmt::Display for Error {
@@ -53,7 +56,7 @@ impl fmt::Display for Error {
             Error::Query { what, source } => {
                 write!(f, "database error while {what}: {}", reason_of(source))
             }
-            Error::Schema(msg) => f.write_str(msg),
+            Error::Schema(msg) | Error::Unconfigured(msg) => f.write_str(msg),
             Error::Fenced { node } => write!(
                 f,
                 "node {node} was declared dead by the other nodes (no heartbeat within \
@@ -68,7 +71,7 @@ impl std::error::Error for Error {
         match self {
             Error::Connect { source, .. } => source.as_ref().map(|e| e as _),
             Error::Query { source, .. } => Some(source),
-            Error::Schema(_) | Error::Fenced { .. } => None,
+            Error::Schema(_) | Error::Fenced { .. } | Error::Unconfigured(_) => None,
         }
     }
 }
@@ -86,7 +89,7 @@ impl Error {
         match self {
             Error::Connect { .. } => Class::Outage,
             Error::Query { source, .. } => classify(source),
-            Error::Schema(_) => Class::Rejected,
+            Error::Schema(_) | Error::Unconfigured(_) => Class::Rejected,
             Error::Fenced { .. } => Class::Fenced,
         }
     }

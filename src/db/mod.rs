@@ -2,6 +2,7 @@
 //! program runs, all parameterized. Used from the loader, writer and notifier threads and the
 //! CLI; a [`Pool`] is an `Arc` inside, so clones share the same connections.
 
+pub mod accounts;
 mod error;
 pub mod history;
 pub mod maintenance;
@@ -32,9 +33,24 @@ fn builder(cfg: &DbConfig) -> r2d2::Builder<Manager> {
 
 /// A pool whose first connection is made now: fails at once, with the reason, when the
 /// database cannot be reached. For the CLI and for starting the daemon.
+///
+/// The first connection is made outside r2d2, which retries a failed connect until
+/// `ConnectTimeout`: a refused port, a wrong password or an unknown database would otherwise
+/// take the whole timeout to report. The manager then goes into the pool, on the host that
+/// answered.
 pub fn connect(cfg: &DbConfig) -> Result<Pool, Error> {
-    let pool = builder(cfg).build_unchecked(Manager::new(cfg));
-    checkout_from(&pool, cfg)?;
+    if let Some(what_to_do) = cfg.placeholder_error() {
+        return Err(Error::Unconfigured(what_to_do));
+    }
+    let manager = Manager::new(cfg);
+    if let Err(e) = manager.connect_once() {
+        return Err(Error::Connect {
+            db: cfg.describe(),
+            reason: reason_of(&e),
+            source: Some(e),
+        });
+    }
+    let pool = builder(cfg).build_unchecked(manager);
     log::debug!("connected to database {}", cfg.describe());
     Ok(pool)
 }
@@ -46,24 +62,6 @@ pub fn open(cfg: &DbConfig) -> Result<(Pool, Conn), Error> {
     let mut conn = checkout(&pool)?;
     schema::check(&mut conn, &cfg.describe())?;
     Ok((pool, conn))
-}
-
-fn checkout_from(pool: &Pool, cfg: &DbConfig) -> Result<Conn, Error> {
-    match pool.get() {
-        Ok(conn) => Ok(conn),
-        // r2d2 only says "timed out"; connect once more directly to learn why.
-        Err(timeout) => {
-            let (reason, source) = match Manager::new(cfg).connect_once() {
-                Ok(_) => (timeout.to_string(), None),
-                Err(e) => (reason_of(&e), Some(e)),
-            };
-            Err(Error::Connect {
-                db: cfg.describe(),
-                reason,
-                source,
-            })
-        }
-    }
 }
 
 /// Checks a connection out of the pool, waiting at most `ConnectTimeout`.
@@ -170,14 +168,33 @@ mod tests {
             password: "hunter2".into(),
             name: "skypunch".into(),
             pool_size: 1,
-            connect_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
             ..DbConfig::default()
         };
+        let began = std::time::Instant::now();
         let err = connect(&cfg).unwrap_err().to_string();
+        // Nothing listens on port 1: refused at once, not after ConnectTimeout.
+        assert!(began.elapsed() < Duration::from_millis(2500), "{err}");
         assert!(
             err.starts_with("cannot connect to database mon@127.0.0.1:1/skypunch: "),
             "{err}"
         );
         assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_packages_placeholders_are_never_tried() {
+        let cfg = DbConfig {
+            user: crate::config::PLACEHOLDER.into(),
+            placeholder_in: Some("/etc/skypunch/skypunch.conf".into()),
+            ..DbConfig::default()
+        };
+        let err = connect(&cfg).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[database] User/Password are the package's placeholders: run 'skypunch setup-db' \
+             or edit /etc/skypunch/skypunch.conf"
+        );
+        assert!(!err.is_outage(), "--wait must not wait for an edit");
     }
 }

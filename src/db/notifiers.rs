@@ -71,3 +71,42 @@ pub fn routed_to(conn: &mut Conn, target: u64) -> Result<Vec<(u64, String)>, Err
     )
     .map_err(Error::query("reading the target's notifiers"))
 }
+
+/// What became of the FAILURE and REMINDER alerts a target raised in `[from, to]` (ms since
+/// the epoch; `to` `None`: until now), for `targets ID history`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertsFate {
+    /// Alerts raised (those older than `RetentionDays` are pruned and not counted).
+    pub raised: u64,
+    /// Not yet expanded into deliveries: held by a maintenance window, or just raised.
+    pub waiting: u64,
+    /// Sent, or owed to a notifier that is enabled.
+    pub delivered: u64,
+}
+
+/// The fate of a target's alerts of an incident: see [`AlertsFate`].
+pub fn alerts_fate(
+    conn: &mut Conn,
+    target_id: u64,
+    from: i64,
+    to: Option<i64>,
+) -> Result<AlertsFate, Error> {
+    let row: Option<(u64, u64, u64)> = conn
+        .exec_first(
+            "SELECT COUNT(*), COALESCE(SUM(a.expanded = 0), 0), COALESCE(SUM(EXISTS (SELECT 1 \
+             FROM alert_deliveries d JOIN notifiers n ON n.id = d.notifier_id \
+             WHERE d.alert_id = a.id AND (d.state = 'SENT' OR (d.state = 'PENDING' \
+             AND n.enabled = 1)))), 0) \
+             FROM alerts a WHERE a.target_id = ? AND a.kind IN ('FAILURE', 'REMINDER') \
+             AND a.created_at >= FROM_UNIXTIME(? / 1000) \
+             AND (? IS NULL OR a.created_at <= FROM_UNIXTIME(? / 1000))",
+            (target_id, from, to, to),
+        )
+        .map_err(Error::query("reading the alerts of an incident"))?;
+    let (raised, waiting, delivered) = row.unwrap_or_default();
+    Ok(AlertsFate {
+        raised,
+        waiting,
+        delivered,
+    })
+}

@@ -422,14 +422,18 @@ fn footer(out: &mut String, now_ms: i64) {
     );
 }
 
-/// `2026-11-30 05:42 UTC`.
+/// `2026-11-30 06:42 +01:00`: the daemon host's time, with its offset.
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M %:z")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
-/// `2026-11-30 05:42 UTC (12 s ago)`.
+/// `2026-11-30 06:42 +01:00 (12 s ago)`.
 fn ago(ms: i64, now_ms: i64) -> String {
     format!("{} ({} ago)", time(ms), span(now_ms - ms))
 }

@@ -477,7 +477,7 @@ mod tests {
             snapshot: json!({
                 "name": "<b>shop</b> & co",
                 "url": "http://127.0.0.1/",
-                "status_description": "expected 200, got 500",
+                "status_description": "target status:500 != 200",
             })
             .to_string(),
             trace: String::new(),
@@ -492,7 +492,7 @@ mod tests {
         let body = hook.body(&alert, &Incident::default());
         assert_eq!(
             body["text"],
-            "DOWN: &lt;b&gt;shop&lt;/b&gt; &amp; co (http://127.0.0.1/): expected 200, got 500 \
+            "DOWN: &lt;b&gt;shop&lt;/b&gt; &amp; co (http://127.0.0.1/): target status:500 != 200 \
              <https://status.example.com/target/7|status page>"
         );
         let without = Hook {

@@ -41,7 +41,7 @@ const TARGET_FIELDS: [(&str, &str); 12] = [
 
 /// Rows added for an HTTPS target whose certificate a check has seen.
 const CERT_FIELDS: [(&str, &str); 2] = [
-    ("Certificate Expires (UTC)", "cert_expires_at"),
+    ("Certificate Expires", "cert_expires_at"),
     ("Certificate Issuer", "cert_issuer"),
 ];
 
@@ -93,7 +93,9 @@ pub fn render(alert: &Alert) -> Rendered {
             let value = match *key {
                 "name" => name.clone(),
                 // Stored in UTC; the reader wants this host's time and zone.
-                "last_updated" => crate::trace::local_from_utc(&field(&snap, key)),
+                "last_updated" | "cert_expires_at" => {
+                    crate::trace::local_from_utc(&field(&snap, key))
+                }
                 _ => field(&snap, key),
             };
             (*label, value)
@@ -103,10 +105,11 @@ pub fn render(alert: &Alert) -> Rendered {
         .iter()
         .map(|(l, k)| (*l, field(&snap, k)))
         .collect();
+    let trace = crate::trace::localize(&alert.trace);
     let sections = Sections {
         target: &target,
         stats: &stats,
-        trace: &alert.trace,
+        trace: &trace,
     };
     Rendered {
         text: text_body(&subject, &sections),

@@ -79,7 +79,7 @@ fn a_failure_is_one_incident_with_its_start_end_reason_and_count() {
         recovered - first_fail,
         "one count per failed check"
     );
-    assert_eq!(first, "expected 200, got 503 Service Unavailable");
+    assert_eq!(first, "target status:503 != 200");
     assert_eq!(last, first);
     assert!(alerted, "fail_threshold 1: it alerted");
     assert_eq!(status, Some(503));

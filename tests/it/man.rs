@@ -116,6 +116,13 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
 fn the_sample_config_is_valid_and_complete() {
     let loaded = skypunch::facade::config::load_file(&repo("etc/skypunch.conf")).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // The package's account is a placeholder until `setup-db`: never root by default.
+    let db = &loaded.config.db;
+    assert_eq!(db.user, skypunch::facade::config::PLACEHOLDER);
+    assert!(db
+        .placeholder_error()
+        .unwrap()
+        .contains("run 'skypunch setup-db' or edit /"));
     // Every key is there, commented out with its default or set.
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
     for key in skypunch::facade::config::KEYS {
@@ -146,4 +153,22 @@ fn both_pages_render_without_warnings() {
             "groff warns about {page}:\n{warnings}"
         );
     }
+}
+
+#[test]
+fn no_quote_is_left_over_in_the_rendered_page() {
+    let out = Command::new("groff")
+        .args(["-man", "-Tutf8", "-P-cbou"])
+        .arg(repo("man/skypunch.8"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("maintenance add id|all --for span"))
+        .expect("the maintenance add entry");
+    assert_eq!(
+        line.trim(),
+        "maintenance add id|all --for span [--reason text]"
+    );
 }

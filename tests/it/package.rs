@@ -1,7 +1,10 @@
 //! scripts/package: the .deb passes lintian with no errors or warnings, and (as root, as in
 //! CI) installs into a throw-away root with `dpkg --root --force-script-chrootless`, where
 //! its maintainer scripts create the skypunch user, its log folder and the boot links, and a
-//! purge removes them again.
+//! purge removes them again. Then the operator's first hour, on a host without systemd: the
+//! unedited configuration refuses to start with the words to run `skypunch setup-db`,
+//! `setup-db` makes the database and its account on the test MariaDB, `check-config` passes
+//! before the first start, and the init script starts the service, which checks targets.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -152,5 +155,313 @@ fn the_package_passes_lintian_and_installs_and_purges_in_a_throwaway_root() {
     ] {
         assert!(at(gone).symlink_metadata().is_err(), "purge left {gone}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The host's account the throw-away root's `skypunch` user stands for: the init script
+/// runs the daemon with runuser(1), which asks this host's password database, not the root's.
+const SERVICE_USER: &str = "skypunchpkg";
+
+/// [`SERVICE_USER`] on this host, created when absent and then removed again when the test
+/// ends, however it ends.
+struct HostUser {
+    made: bool,
+}
+
+impl HostUser {
+    fn ensure() -> HostUser {
+        let exists = Command::new("id")
+            .arg(SERVICE_USER)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !exists {
+            run(Command::new("useradd").args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ]));
+        }
+        HostUser { made: !exists }
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = Command::new("userdel").arg(SERVICE_USER).output();
+        }
+    }
+}
+
+fn id_of(args: &[&str]) -> u32 {
+    let out = run(Command::new("id").args(args));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The throw-away root's `skypunch` user is the host's [`SERVICE_USER`], by uid and gid, so
+/// that the ownership postinst gives the configuration and the log folder means the same on
+/// both sides.
+fn root_with_service_user(root: &Path) -> (u32, u32) {
+    throwaway_root(root);
+    let (uid, gid) = (id_of(&["-u", SERVICE_USER]), id_of(&["-g", SERVICE_USER]));
+    std::fs::write(
+        root.join("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\n\
+             skypunch:x:{uid}:{gid}:skypunch monitoring daemon:/nonexistent:/usr/sbin/nologin\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        format!("root:x:0:\nskypunch:x:{gid}:\n"),
+    )
+    .unwrap();
+    (uid, gid)
+}
+
+/// Rewrites the lines of `file` that start with one of `edits`' keys, keeping the file's
+/// mode and owner (it is written in place).
+fn edit_lines(file: &Path, edits: &[(&str, String)]) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        match edits.iter().find(|(key, _)| line.starts_with(key)) {
+            Some((_, new)) => out.push_str(new),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    std::fs::write(file, out).unwrap();
+}
+
+/// The installed init script, pointed at the throw-away root's binary, configuration and
+/// defaults (the script's own variables for that).
+fn init_script(root: &Path, action: &str) -> Output {
+    Command::new("sh")
+        .arg(root.join("etc/init.d/skypunch"))
+        .arg(action)
+        .env("DAEMON", root.join("usr/sbin/skypunch"))
+        .env("CONFIG", root.join("etc/skypunch/skypunch.conf"))
+        .env("SKYPUNCH_DEFAULTS", root.join("etc/default/skypunch"))
+        .env_remove("SKYPUNCH_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// Stops the daemon the init script started, whatever happens to the test.
+struct Service<'a>(&'a Path);
+
+impl Drop for Service<'_> {
+    fn drop(&mut self) {
+        let _ = init_script(self.0, "stop");
+    }
+}
+
+#[test]
+fn from_the_package_to_a_running_service_with_setup_db_and_the_init_script() {
+    use crate::support::accounts::{admin_args, admin_conn, Made};
+    use crate::support::http::HttpServer;
+    use mysql::prelude::Queryable;
+
+    if id_of(&["-u"]) != 0 {
+        eprintln!("not root: the package is installed and started in CI, which runs as root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sp-first-hour-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let deb = build_package(&dir.join("dist"));
+    let _host_user = HostUser::ensure();
+    let root = dir.join("root");
+    let (uid, gid) = root_with_service_user(&root);
+    let installed = text(&dpkg(&root, &["-i", deb.to_str().unwrap()]));
+    let at = |p: &str| root.join(p);
+    let conf = at("etc/skypunch/skypunch.conf");
+    let start_word = if Path::new("/run/systemd/system").is_dir() {
+        "systemctl start skypunch"
+    } else {
+        "service skypunch start"
+    };
+    assert!(
+        installed.contains("run `skypunch setup-db`") && installed.contains(start_word),
+        "postinst does not say what to do next on this host:\n{installed}"
+    );
+
+    // The configuration as the package installs it: placeholders, never root.
+    let binary = at("usr/sbin/skypunch");
+    let cli = |args: &[&str]| {
+        Command::new(&binary)
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .env("SKYPUNCH_DEFAULTS", at("etc/default/skypunch"))
+            .env_remove("SKYPUNCH_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let placeholders = format!(
+        "[database] User/Password are the package's placeholders: run 'skypunch setup-db' or \
+         edit {}",
+        conf.display()
+    );
+    let refused = cli(&["start"]);
+    assert_eq!(refused.status.code(), Some(6), "{}", text(&refused));
+    assert!(text(&refused).contains(&placeholders), "{}", text(&refused));
+    let unchecked = cli(&["check-config"]);
+    assert_eq!(unchecked.status.code(), Some(1));
+    assert!(
+        text(&unchecked).contains(&placeholders),
+        "{}",
+        text(&unchecked)
+    );
+
+    // The operator's edits for a root that is not a chroot: its own run and log folders,
+    // the test server and a database of this test's, no HTTP server (ports are shared).
+    let made = Made::new("sppkg");
+    let server = crate::support::server();
+    edit_lines(
+        &conf,
+        &[
+            (
+                "LogFilePath:",
+                format!(
+                    "LogFilePath: {}",
+                    at("var/log/skypunch/skypunch.log").display()
+                ),
+            ),
+            (
+                "PidFile:",
+                format!("PidFile: {}", at("run/skypunch/skypunch.pid").display()),
+            ),
+            ("#Location:", format!("Location: {}", server.host)),
+            ("#port:", format!("port: {}", server.port)),
+            ("#DBName:", format!("DBName: {}", made.db)),
+            ("User: <set", format!("User: {}", made.user)),
+            ("#Listen:", "Listen:".to_string()),
+        ],
+    );
+    edit_lines(
+        &at("etc/default/skypunch"),
+        &[
+            ("SKYPUNCH_USER=", format!("SKYPUNCH_USER={SERVICE_USER}")),
+            (
+                "#RUNDIR=",
+                format!("RUNDIR={}", at("run/skypunch").display()),
+            ),
+            (
+                "#LOGDIR=",
+                format!("LOGDIR={}", at("var/log/skypunch").display()),
+            ),
+        ],
+    );
+
+    let setup = cli(&admin_args()
+        .iter()
+        .map(String::as_str)
+        .chain(["setup-db"])
+        .collect::<Vec<_>>());
+    let said = text(&setup);
+    assert!(setup.status.success(), "{said}");
+    let written = std::fs::read_to_string(&conf).unwrap();
+    let password = written
+        .lines()
+        .find_map(|l| l.strip_prefix("Password: "))
+        .expect("no Password line");
+    assert_eq!(password.len(), 24, "not a generated password");
+    assert!(
+        !said.contains(password),
+        "setup-db printed the password:\n{said}"
+    );
+    for expected in [
+        format!("created database {}", made.db),
+        format!(
+            "created database user '{u}'@'localhost', '{u}'@'127.0.0.1', '{u}'@'::1'",
+            u = made.user
+        ),
+        format!(
+            "wrote [database] a new random Password to {}",
+            conf.display()
+        ),
+        "created the skypunch 2.3 tables".to_string(),
+        format!("then {start_word}"),
+    ] {
+        assert!(said.contains(&expected), "{expected} missing:\n{said}");
+    }
+    // Comments, mode and owner as the package left them.
+    assert!(
+        written.contains("# The daemon's database account."),
+        "{written}"
+    );
+    let meta = std::fs::metadata(&conf).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.permissions().mode() & 0o777),
+        (0, gid, 0o640)
+    );
+    assert!(made.hosts().contains(&"127.0.0.1".to_string()));
+
+    // Before the first start: judged as the service's user, the run folder to come.
+    assert!(!at("run/skypunch").exists());
+    let checked = cli(&["check-config"]);
+    let report = text(&checked);
+    assert_eq!(checked.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains(&format!("paths judged as user {SERVICE_USER}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("is created by the service manager at start"),
+        "{report}"
+    );
+
+    // A target to check, then the service through its init script, as the service's user.
+    let web = HttpServer::start(200);
+    admin_conn()
+        .exec_drop(
+            format!(
+                "INSERT INTO `{}`.targets (name, url, frequency, timeout) VALUES ('pkg', ?, 1, 2)",
+                made.db
+            ),
+            (web.url("/health"),),
+        )
+        .unwrap();
+    let started = init_script(&root, "start");
+    let service = Service(&root);
+    assert!(started.status.success(), "{}", text(&started));
+    assert!(
+        text(&started).contains("skypunch started (pid "),
+        "{}",
+        text(&started)
+    );
+    let pid_file = at("run/skypunch/skypunch.pid");
+    assert_eq!(
+        std::fs::metadata(pid_file.parent().unwrap()).unwrap().uid(),
+        uid
+    );
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let owner = std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
+    assert_eq!(owner, uid, "the daemon does not run as the service's user");
+    crate::support::wait_for(std::time::Duration::from_secs(30), "a PASS", || {
+        let status: Option<String> = admin_conn()
+            .query_first(format!("SELECT status FROM `{}`.targets", made.db))
+            .unwrap();
+        (status.as_deref() == Some("PASS")).then_some(())
+    });
+    assert!(web.requests() > 0);
+    let status = init_script(&root, "status");
+    assert!(status.status.success(), "{}", text(&status));
+
+    let stopped = init_script(&root, "stop");
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    drop(service);
+    dpkg(&root, &["--purge", "skypunch"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

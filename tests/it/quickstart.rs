@@ -4,10 +4,14 @@
 //! configuration of the existing user stops and asks for another user name instead of
 //! touching it. Each run sets up, starts the daemon, waits until it answers and stops it
 //! (`--check`); the binary is the test build (SKYPUNCH_BINARY), so nothing is compiled.
+//! The daemon's HTTP server listens on a free port (QUICKSTART_LISTEN); when that port is
+//! taken, the quick start ends at once with the daemon's own reason.
 
+use crate::support::mariadb::free_port;
 use crate::support::TestDb;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A checkout: what the quick start reads (its scripts and schema files).
 fn checkout(root: &Path, name: &str) -> PathBuf {
@@ -39,6 +43,8 @@ struct QuickStart<'a> {
     home: PathBuf,
     db: &'a TestDb,
     user: String,
+    /// QUICKSTART_LISTEN: the daemon's HTTP address.
+    listen: String,
 }
 
 impl QuickStart<'_> {
@@ -50,6 +56,7 @@ impl QuickStart<'_> {
             .env_remove("XDG_CONFIG_HOME")
             .env("QUICKSTART_DB", &self.db.name)
             .env("QUICKSTART_USER", &self.user)
+            .env("QUICKSTART_LISTEN", &self.listen)
             .env("SKYPUNCH_BINARY", env!("CARGO_BIN_EXE_skypunch"))
             .stdin(Stdio::null())
             .output()
@@ -90,6 +97,7 @@ fn a_second_checkout_reuses_the_database_user_and_never_changes_its_password() {
         home: root.join("home"),
         db: &db,
         user: user.1.clone(),
+        listen: format!("127.0.0.1:{}", free_port()),
     };
 
     let first = checkout(&root, "first");
@@ -103,7 +111,16 @@ fn a_second_checkout_reuses_the_database_user_and_never_changes_its_password() {
     assert!(text.contains("loading the example targets"), "{text}");
     assert!(text.contains("skypunch runs (pid "), "{text}");
     assert!(text.contains("skypunch is running"), "{text}");
+    assert!(
+        text.contains(&format!("The status page is at http://{}/", qs.listen)),
+        "{text}"
+    );
     let first_conf = first.join("skypunch.conf");
+    let written = std::fs::read_to_string(&first_conf).unwrap();
+    assert!(
+        written.contains(&format!("[http]\nListen: {}\n", qs.listen)),
+        "{written}"
+    );
     assert!(qs.connects(&first_conf));
     assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM targets"), 4);
 
@@ -137,6 +154,7 @@ fn a_second_checkout_reuses_the_database_user_and_never_changes_its_password() {
         home: root.join("other-home"),
         db: &db,
         user: qs.user.clone(),
+        listen: qs.listen.clone(),
     };
     let out = stranger.run(&third);
     let text = output(&out);
@@ -151,4 +169,35 @@ fn a_second_checkout_reuses_the_database_user_and_never_changes_its_password() {
         qs.connects(&first_conf),
         "the first checkout's config no longer connects"
     );
+}
+
+#[test]
+fn a_taken_port_ends_the_quick_start_at_once_with_the_daemons_reason() {
+    let db = TestDb::empty();
+    let root = db.dir.join("checkouts");
+    let user = DbUser(&db, format!("spqp_{}", std::process::id()));
+    // Something else holds the port the daemon is to listen on.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let qs = QuickStart {
+        home: root.join("home"),
+        db: &db,
+        user: user.1.clone(),
+        listen: taken.local_addr().unwrap().to_string(),
+    };
+    let began = Instant::now();
+    let out = qs.run(&checkout(&root, "busy"));
+    let took = began.elapsed();
+    let text = output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("skypunch exited during start-up (exit status 1):"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("cannot listen on {} ([http] Listen)", qs.listen)),
+        "the daemon's own reason is missing:\n{text}"
+    );
+    assert!(!text.contains("did not"), "{text}");
+    // The whole run (set-up included) ends long before the 30 s wait for a daemon that runs.
+    assert!(took < Duration::from_secs(15), "took {took:?}: {text}");
 }

@@ -242,7 +242,7 @@ fn the_front_page_groups_targets_with_states_bars_and_incidents() {
     let incidents = &page[at("Incidents, last 7 days")..];
     assert!(incidents.contains("<tr class=\"open\">"), "{incidents}");
     assert!(
-        incidents.contains("ongoing") && incidents.contains("got 500 Internal Server Error"),
+        incidents.contains("ongoing") && incidents.contains("target status:500 != 200"),
         "{incidents}"
     );
     assert!(!incidents.contains("502 Bad Gateway"));

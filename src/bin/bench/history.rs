@@ -150,7 +150,7 @@ impl BenchDb {
              failed_checks, alerted, http_status) \
              SELECT t.id, UTC_TIMESTAMP() - INTERVAL (s.seq * {every} + 900) SECOND, \
              UTC_TIMESTAMP() - INTERVAL (s.seq * {every} + 300) SECOND, \
-             'expected 200, got 503 Service Unavailable', 'connection refused (10.0.0.1:443)', \
+             'target status:503 != 200', 'connection refused (10.0.0.1:443)', \
              10, 1, 503 FROM targets t JOIN seq_1_to_{incidents} s"
         ))
     }

@@ -150,7 +150,7 @@ fn fill_page_history(db: &mut BenchDb) -> Result<(), Error> {
          failed_checks, alerted, http_status) \
          SELECT t.id, UTC_TIMESTAMP() - INTERVAL (s.seq * 20 + 1) DAY, \
          UTC_TIMESTAMP() - INTERVAL (s.seq * 20 + 1) DAY + INTERVAL 10 MINUTE, \
-         'expected 200, got 503 Service Unavailable', 'connection refused', 10, 1, 503 \
+         'target status:503 != 200', 'connection refused', 10, 1, 503 \
          FROM targets t JOIN seq_1_to_3 s WHERE t.id <= {PAGE_TARGETS}"
     ))
 }

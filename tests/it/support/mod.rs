@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 
+pub mod accounts;
 mod daemon;
 pub mod galera;
 pub mod http;
