@@ -22,6 +22,9 @@ const MAX_CERT_WARN_DAYS: u32 = 3650;
 /// `cas` reads the row's `ca_file` (or the configured default): a file that cannot be read
 /// is the row's config error.
 pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
+    if let Some(problem) = &row.undecodable {
+        return Err(problem.clone());
+    }
     let method = Method::parse(&row.method).ok_or_else(|| {
         format!(
             "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
@@ -91,15 +94,18 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
 }
 
 /// The result state a row holds: what the writer starts from the first time it writes the
-/// target, and what `targets ID test` applies its one check to.
+/// target, and what `targets ID test` applies its one check to. Values edited out of range
+/// are taken as their repairs (see [`TargetRow::fixes`]).
 pub fn state_of(row: &TargetRow) -> TargetState {
+    let fixes = row.fixes();
+    let now = |column: &str, was: i64| crate::db::decode::repaired(&fixes, column, was) as u64;
     TargetState {
         status: Status::parse(&row.status),
-        repeated_fails: row.repeated_fails.max(0) as u64,
+        repeated_fails: now("repeated_fails", row.repeated_fails),
         alerted: row.alerted,
-        repeated_passes: row.repeated_passes.max(0) as u64,
+        repeated_passes: now("repeated_passes", row.repeated_passes),
         last_alerted_ms: row.last_alerted_ms,
-        seq: row.state_seq,
+        seq: now("state_seq", row.state_seq),
         cert_alerted_for: row.cert_alerted_for,
     }
 }

@@ -42,6 +42,8 @@ pub enum Error {
     Schema(String),
     /// This node's row in `nodes` is gone or has another epoch.
     Fenced { node: String },
+    /// The row asked for does not decode (a value edited out of its column's range).
+    Row(super::decode::BadRow),
 }
 
 impl fmt::Display for Error {
@@ -54,6 +56,7 @@ impl fmt::Display for Error {
                 write!(f, "database error while {what}: {}", reason_of(source))
             }
             Error::Schema(msg) => f.write_str(msg),
+            Error::Row(bad) => bad.fmt(f),
             Error::Fenced { node } => write!(
                 f,
                 "node {node} was declared dead by the other nodes (no heartbeat within \
@@ -68,7 +71,7 @@ impl std::error::Error for Error {
         match self {
             Error::Connect { source, .. } => source.as_ref().map(|e| e as _),
             Error::Query { source, .. } => Some(source),
-            Error::Schema(_) | Error::Fenced { .. } => None,
+            Error::Schema(_) | Error::Fenced { .. } | Error::Row(_) => None,
         }
     }
 }
@@ -86,7 +89,7 @@ impl Error {
         match self {
             Error::Connect { .. } => Class::Outage,
             Error::Query { source, .. } => classify(source),
-            Error::Schema(_) => Class::Rejected,
+            Error::Schema(_) | Error::Row(_) => Class::Rejected,
             Error::Fenced { .. } => Class::Fenced,
         }
     }
