@@ -11,8 +11,8 @@
 //! thread and poll.
 //!
 //! Values the daemon owns that a person edited into nonsense (a negative counter or
-//! `state_seq`, one past what any count reaches) decode as they are; [`counter_fix`] and
-//! [`seq_fix`] say what they are repaired to, and the daemon's readers write that back.
+//! `state_seq`, one past what any count reaches) decode as they are; [`counter_fix`] says what
+//! they are repaired to, and the daemon's readers write that back.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -24,8 +24,8 @@ use mysql::{Row, Value};
 
 use crate::text;
 
-/// The highest value a counter is kept at: 2^53, the largest integer a JSON number (the API,
-/// the alert snapshot) holds exactly, and more than any daemon counts in centuries.
+/// The highest value a counter may hold: 2^53, the largest integer a JSON number (the API, the
+/// alert snapshot) holds exactly, and more than any daemon counts in centuries.
 pub const COUNTER_MAX: i64 = 1 << 53;
 
 /// Distinct problems remembered as reported; past this many, further ones are not logged (one
@@ -230,11 +230,17 @@ fn what<T>() -> &'static str {
     }
 }
 
-/// A value as an error shows it: numbers as they are, text quoted, cut and made printable.
+/// A value as an error shows it: numbers as they are (the text protocol sends them as text),
+/// other text quoted, cut and made printable.
 fn shown(value: &Value) -> String {
+    let number = |s: &str| {
+        let digits = |b: u8| b.is_ascii_digit() || b"+-.e".contains(&b);
+        !s.is_empty() && s.len() < 40 && s.bytes().all(digits)
+    };
     match value {
         Value::NULL => "NULL".into(),
         Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) if number(s) => s.to_string(),
             Ok(s) => format!("'{}'", text::printable(&text::clip_marked(s, 40))),
             Err(_) => format!("{} bytes of binary", b.len()),
         },
@@ -333,14 +339,10 @@ impl fmt::Display for Fix {
     }
 }
 
-/// A counter below zero goes to 0, one above [`COUNTER_MAX`] to that.
+/// A counter (or a sequence number, `state_seq`) below zero or above [`COUNTER_MAX`] starts
+/// again at 0: no count reaches either, and a counter kept at the edge would be out of range
+/// again at its next step.
 pub fn counter_fix(column: &'static str, was: i64) -> Option<Fix> {
-    let now = was.clamp(0, COUNTER_MAX);
-    (now != was).then_some(Fix { column, was, now })
-}
-
-/// A sequence number (`state_seq`) below zero or above [`COUNTER_MAX`] starts again at 0.
-pub fn seq_fix(column: &'static str, was: i64) -> Option<Fix> {
     (!(0..=COUNTER_MAX).contains(&was)).then_some(Fix {
         column,
         was,
@@ -393,8 +395,10 @@ mod tests {
             assert_eq!(bad.problem(), "ids are positive");
             assert_eq!(bad.usable_id(), None);
         }
-        let bad = fields(vec![Value::Int(-1)]).id(0, "id").unwrap_err();
-        assert_eq!(bad.to_string(), "targets row with id -1: ids are positive");
+        for id in [Value::Int(-1), text("-1")] {
+            let bad = fields(vec![id]).id(0, "id").unwrap_err();
+            assert_eq!(bad.to_string(), "targets row with id -1: ids are positive");
+        }
     }
 
     #[test]
@@ -469,8 +473,9 @@ mod tests {
     }
 
     #[test]
-    fn counters_are_clamped_and_sequences_start_again() {
+    fn counters_out_of_range_start_again_at_zero() {
         assert_eq!(counter_fix("pass_count", 5), None);
+        assert_eq!(counter_fix("pass_count", COUNTER_MAX), None);
         assert_eq!(
             counter_fix("pass_count", -3),
             Some(Fix {
@@ -479,15 +484,14 @@ mod tests {
                 now: 0
             })
         );
+        assert_eq!(counter_fix("fail_count", i64::MAX).map(|f| f.now), Some(0));
         assert_eq!(
-            counter_fix("fail_count", i64::MAX).map(|f| f.now),
-            Some(COUNTER_MAX)
+            counter_fix("state_seq", COUNTER_MAX + 1).map(|f| f.now),
+            Some(0)
         );
-        assert_eq!(seq_fix("state_seq", i64::MAX).map(|f| f.now), Some(0));
-        assert_eq!(seq_fix("state_seq", i64::MIN).map(|f| f.now), Some(0));
-        assert_eq!(seq_fix("state_seq", 12), None);
+        assert_eq!(counter_fix("state_seq", i64::MIN).map(|f| f.now), Some(0));
         let fixes = [
-            seq_fix("state_seq", -1).unwrap(),
+            counter_fix("state_seq", -1).unwrap(),
             counter_fix("attempts", -5).unwrap(),
         ];
         assert_eq!(describe(&fixes), "state_seq -1 -> 0, attempts -5 -> 0");

@@ -375,14 +375,18 @@ pub fn pauses(
     let rows: Vec<mysql::Row> = conn.exec(sql, params).map_err(Error::query(
         "reading disabled periods and maintenance windows",
     ))?;
-    Ok(decode::good_rows(
-        "target_pauses and maintenance",
-        rows,
-        |f| {
-            let id = f.reference(0, "target_id")?;
-            Ok((id, f.get(1, "started")?, f.opt(2, "ended")?))
-        },
-    ))
+    let all = decode::good_rows("target_pauses", rows, |f| {
+        Ok((
+            f.get::<i64>(0, "target_id")?,
+            f.get(1, "started")?,
+            f.opt(2, "ended")?,
+        ))
+    });
+    // A target whose id is not usable is reported where its row is read, not here.
+    Ok(all
+        .into_iter()
+        .filter_map(|(id, from, to)| Some((u64::try_from(id).ok()?, from, to)))
+        .collect())
 }
 
 /// The maintenance windows covering target `id` (its own and those of every target) that

@@ -110,7 +110,7 @@ fn lock_seqs(
         seqs.extend(decode::good_rows("targets", rows, |f| {
             let id = f.id(0, "id")?;
             let seq: i64 = f.get(1, "state_seq")?;
-            let usable = decode::seq_fix("state_seq", seq).is_none();
+            let usable = decode::counter_fix("state_seq", seq).is_none();
             Ok((id, usable.then_some(seq as u64)))
         }));
     }
@@ -156,7 +156,7 @@ fn state_row(f: &mut Fields) -> Result<(TargetId, TargetState, Vec<Fix>), BadRow
     let seq: i64 = f.get(4, "state_seq")?;
     let passes: i64 = f.get(5, "repeated_passes")?;
     let fixes: Vec<Fix> = [
-        decode::seq_fix("state_seq", seq),
+        decode::counter_fix("state_seq", seq),
         decode::counter_fix("repeated_fails", fails),
         decode::counter_fix("repeated_passes", passes),
     ]

@@ -172,7 +172,7 @@ impl TargetRow {
             ("repeated_fails", self.repeated_fails),
             ("repeated_passes", self.repeated_passes),
         ];
-        decode::seq_fix("state_seq", self.state_seq)
+        decode::counter_fix("state_seq", self.state_seq)
             .into_iter()
             .chain(
                 counters

@@ -119,7 +119,7 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
                 "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
                  SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
                  FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
-                 FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({}) \
+                 FROM alerts a JOIN notifiers n ON n.enabled <> 0 WHERE a.id IN ({}) \
                  AND {ROUTED}",
                 id_list(&send)
             ))
@@ -227,7 +227,7 @@ pub fn due(
             format!(
                 "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, \
                  a.trace FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 \
+                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 \
                  WHERE d.state = 'PENDING' {when} AND {UNCLAIMED} \
                  ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
             ),
@@ -402,7 +402,7 @@ pub fn next_due(conn: &mut Conn, node: &str) -> Result<Option<Duration>, Error> 
             "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(IF(d.claimed_by IS NOT NULL \
              AND d.claimed_by <> ? AND d.claim_until > d.next_attempt, d.claim_until, \
              d.next_attempt))) FROM alert_deliveries d \
-             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 WHERE d.state = 'PENDING'",
+             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 WHERE d.state = 'PENDING'",
             (node,),
         )
         .map_err(Error::query("finding the next due delivery"))?;
