@@ -195,6 +195,22 @@ mod tests {
     }
 
     #[test]
+    fn a_row_that_does_not_decode_is_its_own_config_error() {
+        let mut r = row();
+        r.undecodable = Some("frequency: 'abc' is not a whole number".into());
+        let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+        assert_eq!(err, "frequency: 'abc' is not a whole number");
+    }
+
+    #[test]
+    fn a_state_edited_out_of_range_is_taken_as_its_repair() {
+        let mut r = row();
+        (r.state_seq, r.repeated_fails, r.repeated_passes) = (-1, i64::MAX, 3);
+        let s = state_of(&r);
+        assert_eq!((s.seq, s.repeated_fails, s.repeated_passes), (0, 0, 3));
+    }
+
+    #[test]
     fn methods_are_case_insensitive() {
         let mut r = row();
         r.method = " post ".into();

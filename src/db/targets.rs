@@ -377,3 +377,53 @@ pub fn summary(conn: &mut Conn) -> Result<Summary, Error> {
     });
     Ok(summary.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql::Value;
+
+    /// A row of [`COLUMNS`], all NULL but id, status and revision.
+    fn fields(id: i64) -> Fields {
+        let mut values = vec![Some(Value::NULL); 45];
+        values[0] = Some(Value::Int(id));
+        values[3] = Some(Value::Bytes(b"PASS".to_vec()));
+        values[34] = Some(Value::Int(1234));
+        Fields::of(TABLE, values)
+    }
+
+    #[test]
+    fn a_row_with_a_usable_id_that_does_not_decode_comes_back_as_its_config_error() {
+        let row = TargetRow::load(&mut fields(5)).unwrap();
+        assert_eq!(
+            (row.id, row.revision, row.status.as_str()),
+            (5, 1234, "PASS")
+        );
+        assert_eq!(
+            row.undecodable.as_deref(),
+            Some("name: NULL is not UTF-8 text")
+        );
+        let bad = TargetRow::load(&mut fields(-1)).unwrap_err();
+        assert_eq!(bad.to_string(), "targets row with id -1: ids are positive");
+    }
+
+    #[test]
+    fn counters_and_state_seq_out_of_range_are_repaired_to_zero() {
+        let row = TargetRow {
+            state_seq: -1,
+            pass_count: i64::MAX,
+            fail_count: 3,
+            repeated_passes: -2,
+            ..TargetRow::default()
+        };
+        let fixes: Vec<String> = row.fixes().iter().map(Fix::to_string).collect();
+        assert_eq!(
+            fixes,
+            [
+                "state_seq -1 -> 0",
+                "pass_count 9223372036854775807 -> 0",
+                "repeated_passes -2 -> 0"
+            ]
+        );
+    }
+}
