@@ -1,6 +1,7 @@
 //! The database layer: an r2d2 pool of MySQL/MariaDB connections and every SQL statement the
 //! program runs, all parameterized. Used from the loader, writer and notifier threads and the
-//! CLI; a [`Pool`] is an `Arc` inside, so clones share the same connections.
+//! CLI; a [`Pool`] is an `Arc` inside, so clones share the same connections. Every row read is
+//! decoded column by column ([`decode`]), never by a `FromRow` that can panic.
 
 pub mod decode;
 mod error;

@@ -238,10 +238,7 @@ pub fn due(
     for row in decode::rows(DELIVERIES, rows, due_row) {
         match row {
             Ok((d, fixes)) => {
-                let key = "alert_id = ? AND notifier_id = ?";
-                let params = vec![d.alert.id.into(), d.notifier_id.into()];
-                let shown = format!("alert_id {}, notifier_id {}", d.alert.id, d.notifier_id);
-                crate::db::repair_row(conn, (DELIVERIES, &shown), (key, params), &fixes, "")?;
+                repair(conn, &d, &fixes)?;
                 out.push(d);
             }
             Err(bad) => {
@@ -277,6 +274,15 @@ fn due_row(f: &mut Fields) -> Result<(Due, Vec<Fix>), BadRow> {
         alert,
     };
     Ok((due, fixes))
+}
+
+/// Writes (and logs) the repair of a due delivery's `attempts` set below zero.
+fn repair(conn: &mut Conn, d: &Due, fixes: &[Fix]) -> Result<(), Error> {
+    let key = "alert_id = ? AND notifier_id = ?";
+    let params = vec![d.alert.id.into(), d.notifier_id.into()];
+    let shown = format!("alert_id {}, notifier_id {}", d.alert.id, d.notifier_id);
+    crate::db::repair_row(conn, (DELIVERIES, &shown), (key, params), fixes, "")?;
+    Ok(())
 }
 
 /// Drops a due delivery whose row does not decode, saying why in its `last_error`: it can

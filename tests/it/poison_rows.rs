@@ -296,9 +296,9 @@ fn poison_targets(conn: &mut mysql::Conn, up: &HttpServer, good: u64) {
 /// deliveries are written by hand: `attempts` at both ends of INT, a state nobody knows, a
 /// claim held until 2038 by a node that does not exist.
 fn poison_outbox(conn: &mut mysql::Conn, good: u64, webhook: u64, down: u64) {
-    let alert = |id: u64, target: &str, snapshot: &str, trace: &str| {
+    let alert = |id: &str, target: &str, snapshot: &str, trace: &str| {
         Row::default()
-            .set("id", id.to_string())
+            .set("id", id)
             .set("target_id", target)
             .set("kind", "'FAILURE'")
             .set("snapshot", snapshot)
@@ -306,23 +306,21 @@ fn poison_outbox(conn: &mut mysql::Conn, good: u64, webhook: u64, down: u64) {
             .set("expanded", "0")
     };
     let good = good.to_string();
-    alert(0, &good, "'[]'", "''")
-        .set("id", "-1")
-        .insert(conn, "alerts");
-    alert(0, &good, "'{}'", "''").insert(conn, "alerts");
-    alert(A_BAD_TARGET, BIG_MIN, TEXT_FULL, TEXT_FULL)
+    alert("-1", &good, "'[]'", "''").insert(conn, "alerts");
+    alert("0", &good, "'{}'", "''").insert(conn, "alerts");
+    alert(&A_BAD_TARGET.to_string(), BIG_MIN, TEXT_FULL, TEXT_FULL)
         .set("kind", "''")
         .set("created_at", TS3_MAX)
         .insert(conn, "alerts");
     alert(
-        A_NOT_JSON,
+        &A_NOT_JSON.to_string(),
         &good,
         "'{\"name\": '",
         "'not-json-trace-marker'",
     )
     .insert(conn, "alerts");
     alert(
-        A_ATTEMPTS,
+        &A_ATTEMPTS.to_string(),
         &good,
         "'{\"name\":\"attempts\"}'",
         "'attempts-trace-marker'",
