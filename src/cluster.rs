@@ -378,12 +378,8 @@ impl Cluster {
             if !alive {
                 return Ok(None);
             }
-            for name in nodes::reap(conn, &fence, dead_after_ms)? {
-                log::warn!(
-                    "cluster: node {name} sent no heartbeat for {} s: declared dead, its \
-                     targets are taken over",
-                    self.config.dead_after.as_secs()
-                );
+            for dead in nodes::reap(conn, &fence, dead_after_ms)? {
+                self.log_dead(&dead);
             }
             nodes::all(conn).map(Some)
         });
@@ -395,7 +391,13 @@ impl Cluster {
         match result {
             Ok(Some(rows)) => {
                 self.back_from_outage();
-                let live = live_names(&rows);
+                let mut live = live_names(&rows);
+                // This node's row was just written: a value edited into it that does not
+                // decode must not make the node hand every target away.
+                if !live.iter().any(|n| n == self.member.name()) {
+                    live.push(self.member.name().to_string());
+                    live.sort();
+                }
                 Stats::set(&self.stats.live_nodes, live.len() as u64);
                 self.renew_lease(started, &live);
                 Beat::View(live)
@@ -416,6 +418,23 @@ impl Cluster {
                 }
                 Beat::Failed
             }
+        }
+    }
+
+    fn log_dead(&self, dead: &nodes::Dead) {
+        let name = crate::text::printable(&dead.name);
+        let secs = self.config.dead_after.as_secs();
+        if dead.ahead {
+            log::warn!(
+                "cluster: node {name}'s heartbeat is more than {secs} s ahead of the database's \
+                 clock (a hand edit, or a database host with a skewed clock): declared dead, \
+                 its targets are taken over"
+            );
+        } else {
+            log::warn!(
+                "cluster: node {name} sent no heartbeat for {secs} s: declared dead, its \
+                 targets are taken over"
+            );
         }
     }
 

@@ -1,7 +1,9 @@
 //! The loader thread ("skypunch-loader"): reads the enabled targets at start, then every
 //! `ReloadInterval` finds what was changed with the mysql client (insert, update, enable,
 //! disable, delete) and tells the wheel. Reads the `targets` table; writes only the
-//! `config error: ...` of rows that do not validate.
+//! `config error: ...` of rows that do not validate (or decode), and the repair of values the
+//! daemon keeps that a person edited out of range (see `db::decode`). A row whose id is not
+//! usable (0 or negative) is reported once and never checked.
 //!
 //! A scan reads `(id, config_changed)` of recently changed rows through an index, and a count
 //! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
@@ -112,6 +114,8 @@ impl Loader {
         }
         self.scanned_at = scanned_at;
         self.loaded = true;
+        // Rows with ids no page reads are reported once (later ones by the scan).
+        db::targets::report_unusable(conn)?;
         db::history::reconcile_pauses(conn)?;
         release_free_memory();
         log::info!(
@@ -152,6 +156,9 @@ impl Loader {
         if self.stop.requested() {
             return Ok(());
         }
+        // A row given an id of 0 or below with an old `config_changed` escapes the scan; an
+        // index range read finds it (each is reported once).
+        db::targets::report_unusable(conn)?;
         self.keep_config_errors(conn)
     }
 
@@ -226,6 +233,8 @@ impl Loader {
             db::history::resume(conn, row.id)?;
         }
         self.revisions.insert(row.id, row.revision);
+        // Counters and `state_seq` edited out of range: repaired, and the repair logged.
+        db::targets::repair(conn, row.id, &row.fixes())?;
         match target::from_row(row, &mut self.cas) {
             Ok(t) => {
                 self.invalid.remove(&row.id);

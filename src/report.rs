@@ -75,7 +75,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
          lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} busy={} \
-         oldest_wait_ms={} late_starts={} abandoned={} final={}",
+         oldest_wait_ms={} late_starts={} abandoned={} rows_skipped={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -100,6 +100,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         Stats::get(&s.oldest_wait_ms),
         Stats::get(&s.late_starts),
         Stats::get(&s.abandoned),
+        crate::db::decode::skipped(),
         u8::from(last),
     )
 }

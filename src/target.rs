@@ -22,6 +22,9 @@ const MAX_CERT_WARN_DAYS: u32 = 3650;
 /// `cas` reads the row's `ca_file` (or the configured default): a file that cannot be read
 /// is the row's config error.
 pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
+    if let Some(problem) = &row.undecodable {
+        return Err(problem.clone());
+    }
     let method = Method::parse(&row.method).ok_or_else(|| {
         format!(
             "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
@@ -91,15 +94,18 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
 }
 
 /// The result state a row holds: what the writer starts from the first time it writes the
-/// target, and what `targets ID test` applies its one check to.
+/// target, and what `targets ID test` applies its one check to. Values edited out of range
+/// are taken as their repairs (see [`TargetRow::fixes`]).
 pub fn state_of(row: &TargetRow) -> TargetState {
+    let fixes = row.fixes();
+    let now = |column: &str, was: i64| crate::db::decode::repaired(&fixes, column, was) as u64;
     TargetState {
         status: Status::parse(&row.status),
-        repeated_fails: row.repeated_fails.max(0) as u64,
+        repeated_fails: now("repeated_fails", row.repeated_fails),
         alerted: row.alerted,
-        repeated_passes: row.repeated_passes.max(0) as u64,
+        repeated_passes: now("repeated_passes", row.repeated_passes),
         last_alerted_ms: row.last_alerted_ms,
-        seq: row.state_seq,
+        seq: now("state_seq", row.state_seq),
         cert_alerted_for: row.cert_alerted_for,
     }
 }
@@ -219,6 +225,22 @@ mod tests {
             why.ends_with("(never two at once; every 8s while checks time out)"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_its_own_config_error() {
+        let mut r = row();
+        r.undecodable = Some("frequency: 'abc' is not a whole number".into());
+        let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+        assert_eq!(err, "frequency: 'abc' is not a whole number");
+    }
+
+    #[test]
+    fn a_state_edited_out_of_range_is_taken_as_its_repair() {
+        let mut r = row();
+        (r.state_seq, r.repeated_fails, r.repeated_passes) = (-1, i64::MAX, 3);
+        let s = state_of(&r);
+        assert_eq!((s.seq, s.repeated_fails, s.repeated_passes), (0, 0, 3));
     }
 
     #[test]

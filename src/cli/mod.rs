@@ -15,6 +15,7 @@ mod setup_db;
 pub mod table;
 pub(crate) mod targets;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -318,6 +319,10 @@ fn run(args: &[String]) -> Result<(), Error> {
 
 fn dispatch(inv: &Invocation) -> Result<(), Error> {
     let words: Vec<&str> = inv.words.iter().map(String::as_str).collect();
+    if words.first() != Some(&"start") {
+        // `start` runs the daemon, which logs to its own file.
+        warnings_to_stderr();
+    }
     match words.as_slice() {
         [] => {
             out::line(format_args!("version: {VERSION}\n{USAGE}"))?;
@@ -332,6 +337,33 @@ fn dispatch(inv: &Invocation) -> Result<(), Error> {
         ["init-db"] | ["upgrade-db"] => database::upgrade(&load_config(inv)?, words[0]),
         ["start"] | ["stop"] | ["status"] | ["reload"] => lifecycle::run(inv, words[0]),
         [word, ..] => Err(Error::usage(format!("unknown command `{word}`\n{USAGE}"))),
+    }
+}
+
+/// The CLI has no log file: what the layers below log at WARN or worse (a row left out
+/// because it does not decode, a database host that did not answer) goes to stderr, and the
+/// answer on stdout holds the rest.
+struct Stderr;
+
+impl log::Log for Stderr {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let line = crate::text::printable(&r.args().to_string());
+            // Never a panic for a closed stderr, as `eprintln!` would.
+            let _ = writeln!(std::io::stderr(), "skypunch: warning: {line}");
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn warnings_to_stderr() {
+    if log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
     }
 }
 

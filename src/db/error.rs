@@ -45,6 +45,8 @@ pub enum Error {
     /// The configuration names no usable account (the package's placeholders): nothing was
     /// tried, and waiting cannot help.
     Unconfigured(String),
+    /// The row asked for does not decode (a value edited out of its column's range).
+    Row(super::decode::BadRow),
 }
 
 impl fmt::Display for Error {
@@ -57,6 +59,7 @@ impl fmt::Display for Error {
                 write!(f, "database error while {what}: {}", reason_of(source))
             }
             Error::Schema(msg) | Error::Unconfigured(msg) => f.write_str(msg),
+            Error::Row(bad) => bad.fmt(f),
             Error::Fenced { node } => write!(
                 f,
                 "node {node} was declared dead by the other nodes (no heartbeat within \
@@ -71,7 +74,9 @@ impl std::error::Error for Error {
         match self {
             Error::Connect { source, .. } => source.as_ref().map(|e| e as _),
             Error::Query { source, .. } => Some(source),
-            Error::Schema(_) | Error::Fenced { .. } | Error::Unconfigured(_) => None,
+            Error::Schema(_) | Error::Fenced { .. } | Error::Unconfigured(_) | Error::Row(_) => {
+                None
+            }
         }
     }
 }
@@ -89,7 +94,7 @@ impl Error {
         match self {
             Error::Connect { .. } => Class::Outage,
             Error::Query { source, .. } => classify(source),
-            Error::Schema(_) | Error::Unconfigured(_) => Class::Rejected,
+            Error::Schema(_) | Error::Unconfigured(_) | Error::Row(_) => Class::Rejected,
             Error::Fenced { .. } => Class::Fenced,
         }
     }

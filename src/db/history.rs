@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use mysql::prelude::Queryable;
 use mysql::Value;
 
+use super::decode::{self, BadRow, Fields};
 use super::{Conn, Error};
 use crate::config::HistoryConfig;
 use crate::model::TargetId;
@@ -63,8 +64,9 @@ fn open_or_extend(
     let sql = format!(
         "INSERT INTO incidents (target_id, started, first_reason, last_reason, failed_checks, \
          alerted, http_status) VALUES {marks} ON DUPLICATE KEY UPDATE \
-         last_reason = VALUES(last_reason), failed_checks = failed_checks + VALUES(failed_checks), \
-         alerted = alerted OR VALUES(alerted), http_status = VALUES(http_status)"
+         last_reason = VALUES(last_reason), {}, \
+         alerted = alerted OR VALUES(alerted), http_status = VALUES(http_status)",
+        super::capped_add("failed_checks", super::BIGINT_MAX)
     );
     let mut params = Vec::with_capacity(rows.len() * 7);
     for (id, event) in rows {
@@ -155,10 +157,16 @@ fn add_rollups(
         ", ?".repeat(BUCKET_COLUMNS.len())
     );
     let marks = vec![one.as_str(); rows.len()].join(",");
-    let added: Vec<String> = ["checks", "failures", "fail_seconds", "response_ms_sum"]
-        .iter()
-        .chain(BUCKET_COLUMNS.iter())
-        .map(|c| format!("{c} = {c} + VALUES({c})"))
+    let sums = [
+        ("checks", super::BIGINT_MAX),
+        ("failures", super::BIGINT_MAX),
+        ("fail_seconds", super::DOUBLE_MAX),
+        ("response_ms_sum", super::BIGINT_MAX),
+    ];
+    let added: Vec<String> = sums
+        .into_iter()
+        .chain(BUCKET_COLUMNS.iter().map(|c| (*c, super::INT_MAX)))
+        .map(|(c, max)| super::capped_add(c, max))
         .collect();
     let sql = format!(
         "INSERT INTO {table} (target_id, {column}, checks, failures, fail_seconds, \
@@ -313,14 +321,11 @@ pub fn created(conn: &mut Conn, ids: &[TargetId]) -> Result<BTreeMap<TargetId, i
     let rows: Vec<mysql::Row> = conn
         .exec(sql, params)
         .map_err(Error::query("reading when targets were created"))?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|mut row| {
-            let id: i64 = super::opt(&mut row, 0)?;
-            let created: i64 = super::opt(&mut row, 1)?;
-            Some((TargetId::try_from(id).ok()?, created))
-        })
-        .collect())
+    Ok(super::decode::good_rows("targets", rows, |f| {
+        Ok((f.id(0, "id")?, f.get(1, "created_at")?))
+    })
+    .into_iter()
+    .collect())
 }
 
 /// Incidents of these targets (all when empty) that overlap `[from, to)`, oldest first.
@@ -332,29 +337,33 @@ pub fn incidents(
 ) -> Result<Vec<Incident>, Error> {
     let (filter, mut params) = id_filter(ids, "target_id");
     let sql = format!(
-        "SELECT target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
+        "SELECT id, target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
          CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED), first_reason, failed_checks, alerted \
          FROM incidents WHERE started < FROM_UNIXTIME(? / 1000) \
          AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter} ORDER BY started"
     );
     params.splice(0..0, [Value::from(to), Value::from(from)]);
-    type Row = (TargetId, i64, Option<i64>, String, u64, bool);
-    let rows: Vec<Row> = conn
+    let rows: Vec<mysql::Row> = conn
         .exec(sql, params)
         .map_err(Error::query("reading incidents"))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(target_id, started, ended, first_reason, failed_checks, alerted)| Incident {
-                target_id,
-                started,
-                ended,
-                first_reason,
-                failed_checks,
-                alerted,
-            },
-        )
-        .collect())
+    Ok(decode::good_rows("incidents", rows, incident))
+}
+
+fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
+    f.id(0, "id")?;
+    let target_id = f.reference(1, "target_id")?;
+    let started = f.get(2, "started")?;
+    let ended = f.opt(3, "ended")?;
+    let first_reason = f.get(4, "first_reason")?;
+    let failed_checks = f.get::<i64>(5, "failed_checks")?.max(0) as u64;
+    Ok(Incident {
+        target_id,
+        started,
+        ended,
+        first_reason,
+        failed_checks,
+        alerted: f.flag(6, "alerted")?,
+    })
 }
 
 /// Time left out of uptime, for these targets (all when empty), overlapping `[from, to)`:
@@ -382,9 +391,21 @@ pub fn pauses(
     params.extend(ids_params);
     params.extend([Value::from(to), Value::from(from)]);
     params.extend(t_params);
-    conn.exec(sql, params).map_err(Error::query(
+    let rows: Vec<mysql::Row> = conn.exec(sql, params).map_err(Error::query(
         "reading disabled periods and maintenance windows",
-    ))
+    ))?;
+    let all = decode::good_rows("target_pauses", rows, |f| {
+        Ok((
+            f.get::<i64>(0, "target_id")?,
+            f.get(1, "started")?,
+            f.opt(2, "ended")?,
+        ))
+    });
+    // A target whose id is not usable is reported where its row is read, not here.
+    Ok(all
+        .into_iter()
+        .filter_map(|(id, from, to)| Some((u64::try_from(id).ok()?, from, to)))
+        .collect())
 }
 
 /// The maintenance windows covering target `id` (its own and those of every target) that
@@ -395,14 +416,19 @@ pub fn windows(
     from: i64,
     to: i64,
 ) -> Result<Vec<(i64, i64)>, Error> {
-    conn.exec(
-        "SELECT CAST(UNIX_TIMESTAMP(starts) * 1000 AS SIGNED), \
-         CAST(UNIX_TIMESTAMP(ends) * 1000 AS SIGNED) FROM maintenance \
-         WHERE (target_id IS NULL OR target_id = ?) \
-         AND starts < FROM_UNIXTIME(? / 1000) AND ends > FROM_UNIXTIME(? / 1000) ORDER BY starts",
-        (id, to, from),
-    )
-    .map_err(Error::query("reading maintenance windows"))
+    let rows: Vec<mysql::Row> = conn
+        .exec(
+            "SELECT id, CAST(UNIX_TIMESTAMP(starts) * 1000 AS SIGNED), \
+             CAST(UNIX_TIMESTAMP(ends) * 1000 AS SIGNED) FROM maintenance \
+             WHERE (target_id IS NULL OR target_id = ?) \
+             AND starts < FROM_UNIXTIME(? / 1000) AND ends > FROM_UNIXTIME(? / 1000) ORDER BY starts",
+            (id, to, from),
+        )
+        .map_err(Error::query("reading maintenance windows"))?;
+    Ok(decode::good_rows("maintenance", rows, |f| {
+        f.id(0, "id")?;
+        Ok((f.get(1, "starts")?, f.get(2, "ends")?))
+    }))
 }
 
 /// Rollups summed per target over `[from, to)`: from `target_hours` (`hourly`) or
@@ -550,17 +576,20 @@ pub fn incident_of(
     conn: &mut Conn,
     target: TargetId,
 ) -> Result<crate::notifier::hooks::Incident, Error> {
-    let row: Option<(u64, String)> = conn
+    let row: Option<mysql::Row> = conn
         .exec_first(
             "SELECT id, DATE_FORMAT(started, '%Y-%m-%d %H:%i:%s.%f') FROM incidents \
              WHERE target_id = ? ORDER BY started DESC, id DESC LIMIT 1",
             (target,),
         )
         .map_err(Error::query("reading the target's incident"))?;
-    Ok(row
-        .map(|(id, started)| crate::notifier::hooks::Incident {
+    let incident = decode::first("incidents", row, |f| {
+        let id = f.id(0, "id")?;
+        let started: String = f.get(1, "started")?;
+        Ok(crate::notifier::hooks::Incident {
             id,
             started: started.get(..23).unwrap_or(&started).to_string(),
         })
-        .unwrap_or_default())
+    });
+    Ok(incident.unwrap_or_default())
 }

@@ -3,6 +3,7 @@
 
 use mysql::prelude::Queryable;
 
+use super::decode::{self, BadRow, Fields};
 use super::{Conn, Error};
 use crate::model::TargetId;
 
@@ -34,9 +35,22 @@ pub fn add(
     Ok(conn.last_insert_id())
 }
 
-/// Windows that have not ended, and those that ended in the last `recent_days`.
+fn decode(f: &mut Fields) -> Result<Window, BadRow> {
+    let id = f.id(0, "id")?;
+    let target = f.opt_ref(1, "target_id")?;
+    Ok(Window {
+        id,
+        target,
+        starts: f.get(2, "starts")?,
+        ends: f.get(3, "ends")?,
+        reason: f.get(4, "reason")?,
+    })
+}
+
+/// Windows that have not ended, and those that ended in the last `recent_days`; those that do
+/// not decode are reported (see [`decode::skip`]).
 pub fn list(conn: &mut Conn, recent_days: i64) -> Result<Vec<Window>, Error> {
-    let rows: Vec<(u64, Option<TargetId>, i64, i64, String)> = conn
+    let rows: Vec<mysql::Row> = conn
         .exec(
             "SELECT id, target_id, CAST(FLOOR(UNIX_TIMESTAMP(starts)) AS SIGNED), \
              CAST(FLOOR(UNIX_TIMESTAMP(ends)) AS SIGNED), reason FROM maintenance \
@@ -44,16 +58,7 @@ pub fn list(conn: &mut Conn, recent_days: i64) -> Result<Vec<Window>, Error> {
             (recent_days,),
         )
         .map_err(Error::query("listing maintenance windows"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, target, starts, ends, reason)| Window {
-            id,
-            target,
-            starts,
-            ends,
-            reason,
-        })
-        .collect())
+    Ok(decode::good_rows("maintenance", rows, decode))
 }
 
 /// Ends a window now; false when there is no such window still open.

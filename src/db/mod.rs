@@ -1,8 +1,10 @@
 //! The database layer: an r2d2 pool of MySQL/MariaDB connections and every SQL statement the
 //! program runs, all parameterized. Used from the loader, writer and notifier threads and the
-//! CLI; a [`Pool`] is an `Arc` inside, so clones share the same connections.
+//! CLI; a [`Pool`] is an `Arc` inside, so clones share the same connections. Every row read is
+//! decoded column by column ([`decode`]), never by a `FromRow` that can panic.
 
 pub mod accounts;
+pub mod decode;
 mod error;
 pub mod history;
 pub mod maintenance;
@@ -91,18 +93,60 @@ pub fn with_conn<T>(
     result
 }
 
-/// Takes column `i` of a row, NULL becoming `T::default()`, so that one hand-edited value cannot
-/// make a whole row unreadable.
-fn col<T: mysql::prelude::FromValue + Default>(row: &mut mysql::Row, i: usize) -> T {
-    opt(row, i).unwrap_or_default()
+/// Writes the repairs of one row's values (see [`decode::Fix`]), only where the row still
+/// holds the values they repair (a writer may have moved it on meanwhile); `also` is more of
+/// the `SET` list (`config_changed = config_changed`). Logs the repair when this call made
+/// it, so that only the first of the threads that met the row does; true then.
+pub fn repair_row(
+    conn: &mut Conn,
+    (table, shown): (&str, &str),
+    (key, mut params): (&str, Vec<mysql::Value>),
+    fixes: &[decode::Fix],
+    also: &str,
+) -> Result<bool, Error> {
+    if fixes.is_empty() {
+        return Ok(false);
+    }
+    // Table and column names come from the program's own lists, never from a row.
+    let set: Vec<String> = fixes.iter().map(|f| format!("{} = ?", f.column)).collect();
+    let held: String = fixes
+        .iter()
+        .map(|f| format!(" AND {} = ?", f.column))
+        .collect();
+    let mut values: Vec<mysql::Value> = fixes.iter().map(|f| f.now.into()).collect();
+    values.append(&mut params);
+    values.extend(fixes.iter().map(|f| mysql::Value::from(f.was)));
+    conn.exec_drop(
+        format!(
+            "UPDATE {table} SET {}{also} WHERE {key}{held}",
+            set.join(", ")
+        ),
+        values,
+    )
+    .map_err(Error::query("repairing values edited out of range"))?;
+    let repaired = conn.affected_rows() > 0;
+    if repaired {
+        log::warn!(
+            "{table} row with {shown} repaired: {} (values the daemon keeps, edited out of range)",
+            decode::describe(fixes)
+        );
+    }
+    Ok(repaired)
 }
 
-/// Takes column `i` of a row, NULL or unreadable becoming `None`.
-fn opt<T: mysql::prelude::FromValue>(row: &mut mysql::Row, i: usize) -> Option<T> {
-    row.take_opt::<Option<T>, usize>(i)
-        .and_then(Result::ok)
-        .flatten()
+/// `column = column + VALUES(column)` of an additive upsert, stopping at `max` (about the
+/// column type's largest value, [`BIGINT_MAX`] and the like) instead of failing: a counter a
+/// person set near that limit would otherwise make the server refuse every write of its row.
+fn capped_add(column: &str, max: &str) -> String {
+    format!(
+        "{column} = IF({column} > {max} - VALUES({column}), {max}, {column} + VALUES({column}))"
+    )
 }
+
+/// Largest values of the column types counters have, for [`capped_add`].
+const BIGINT_MAX: &str = "9223372036854775807";
+const INT_MAX: &str = "2147483647";
+const DOUBLE_MAX: &str = "1e300";
 
 /// Runs a script of `;`-terminated statements (a schema file), skipping `--` comments.
 pub fn run_script(conn: &mut Conn, script: &str) -> Result<(), Error> {

@@ -5,7 +5,8 @@
 use mysql::prelude::Queryable;
 use mysql::TxOpts;
 
-use super::{col, Conn, Error};
+use super::decode::{self, BadRow, Fields};
+use super::{Conn, Error};
 
 /// A node's claim to write results: its name and the epoch it joined with. Results are
 /// written only while the row holds both, so a node the others declared dead (and deleted)
@@ -72,7 +73,8 @@ pub fn join(
             (&me.fence.node,),
         )
         .map_err(Error::query("looking for a node of the same name"))?;
-    if let Some(row) = held.map(node_row) {
+    // A row of the same name that does not decode is no live node's: it is replaced.
+    if let Some(row) = decode::first(TABLE, held, node_row) {
         let live = row.heartbeat_age_ms <= dead_after_ms && row.state == "active";
         if live && replace != Some(row.epoch) {
             return Err(JoinError::NameTaken(Box::new(row)));
@@ -111,30 +113,52 @@ pub fn beat(
     Ok(conn.affected_rows() > 0)
 }
 
-/// Deletes the rows of other nodes whose heartbeat is older than `dead_after_ms`: from then on
-/// their writes are refused ([`hold_fence`]), and the others take their targets. Returns
-/// the names deleted.
-pub fn reap(conn: &mut Conn, me: &Fence, dead_after_ms: i64) -> Result<Vec<String>, Error> {
+/// A node row [`reap`] deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dead {
+    pub name: String,
+    /// Its heartbeat was ahead of the database's clock by more than `DeadAfter`: no node
+    /// writes that (a hand edit, or a database host whose clock is far off), and such a row
+    /// would otherwise hold its share of the targets for ever.
+    pub ahead: bool,
+}
+
+/// A heartbeat further than `DeadAfter` (`?`, microseconds, given twice) from the clock.
+const STALE: &str = "(heartbeat < NOW(3) - INTERVAL ? MICROSECOND \
+    OR heartbeat > NOW(3) + INTERVAL ? MICROSECOND)";
+
+/// Deletes the rows of other nodes whose heartbeat is further than `dead_after_ms` from the
+/// database's clock (older, or ahead of it): from then on their writes are refused
+/// ([`hold_fence`]), and the others take their targets. Returns the rows deleted.
+pub fn reap(conn: &mut Conn, me: &Fence, dead_after_ms: i64) -> Result<Vec<Dead>, Error> {
+    let micros = dead_after_ms.saturating_mul(1000);
     // Never this node's own row: a heartbeat whose statements were held up (a database
     // host failing over) must not make a node declare itself dead.
-    let dead: Vec<(String, i64)> = conn
+    let rows: Vec<mysql::Row> = conn
         .exec(
-            "SELECT name, epoch FROM nodes WHERE heartbeat < NOW(3) - INTERVAL ? MICROSECOND \
-             AND name <> ?",
-            (dead_after_ms * 1000, &me.node),
+            format!(
+                "SELECT name, epoch, heartbeat > NOW(3) FROM nodes WHERE {STALE} AND name <> ?"
+            ),
+            (micros, micros, &me.node),
         )
         .map_err(Error::query("looking for dead nodes"))?;
+    let dead = decode::good_rows(TABLE, rows, |f| {
+        Ok((
+            f.key_text(0, "name")?,
+            f.get::<i64>(1, "epoch")?,
+            f.flag(2, "heartbeat")?,
+        ))
+    });
     let mut reaped = Vec::new();
-    for (name, epoch) in dead {
+    for (name, epoch, ahead) in dead {
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .map_err(Error::query("starting to remove a dead node"))?;
         // Only if it did not beat meanwhile; its fence goes in the same transaction, so that
         // its targets change hands only once it can no longer write.
         tx.exec_drop(
-            "DELETE FROM nodes WHERE name = ? AND epoch = ? \
-             AND heartbeat < NOW(3) - INTERVAL ? MICROSECOND",
-            (&name, epoch, dead_after_ms * 1000),
+            format!("DELETE FROM nodes WHERE name = ? AND epoch = ? AND {STALE}"),
+            (&name, epoch, micros, micros),
         )
         .map_err(Error::query("removing a dead node"))?;
         if tx.affected_rows() > 0 {
@@ -143,19 +167,19 @@ pub fn reap(conn: &mut Conn, me: &Fence, dead_after_ms: i64) -> Result<Vec<Strin
                 (&name, epoch),
             )
             .map_err(Error::query("removing a dead node's fence"))?;
-            reaped.push(name);
+            reaped.push(Dead { name, ahead });
         }
         tx.commit().map_err(Error::query("removing a dead node"))?;
     }
     Ok(reaped)
 }
 
-/// Every node's row, by name.
+/// Every node's row that decodes, by name; the others are reported (see [`decode::skip`]).
 pub fn all(conn: &mut Conn) -> Result<Vec<NodeRow>, Error> {
     let rows: Vec<mysql::Row> = conn
         .query(format!("SELECT {SELECT_COLUMNS} FROM nodes ORDER BY name"))
         .map_err(Error::query("reading the nodes table"))?;
-    Ok(rows.into_iter().map(node_row).collect())
+    Ok(decode::good_rows(TABLE, rows, node_row))
 }
 
 /// Removes this node's row at a clean stop.
@@ -179,7 +203,10 @@ pub fn leave(conn: &mut Conn, fence: &Fence) -> Result<(), Error> {
 /// declared the node dead. Not the `nodes` row: the heartbeat would wait for its lock.
 pub fn hold_fence(tx: &mut mysql::Transaction, fence: &Fence) -> Result<(), Error> {
     tx.exec_drop(
-        "UPDATE node_fences SET batches = batches + 1 WHERE name = ? AND epoch = ?",
+        // Starting again at 0 rather than failing past the column's range: the change must
+        // always happen, since an unchanged row counts as no row.
+        "UPDATE node_fences SET batches = IF(batches < 9223372036854775807, batches + 1, 0) \
+         WHERE name = ? AND epoch = ?",
         (&fence.node, fence.epoch),
     )
     .map_err(Error::query("checking this node's membership"))?;
@@ -195,16 +222,18 @@ const SELECT_COLUMNS: &str = "name, epoch, host, pid, version, state, \
     CAST(TIMESTAMPDIFF(MICROSECOND, heartbeat, NOW(3)) / 1000 AS SIGNED), targets_owned, \
     checks_per_s";
 
-fn node_row(mut r: mysql::Row) -> NodeRow {
-    NodeRow {
-        name: col(&mut r, 0),
-        epoch: col(&mut r, 1),
-        host: col(&mut r, 2),
-        pid: col(&mut r, 3),
-        version: col(&mut r, 4),
-        state: col(&mut r, 5),
-        heartbeat_age_ms: col(&mut r, 6),
-        targets_owned: col(&mut r, 7),
-        checks_per_s: col(&mut r, 8),
-    }
+const TABLE: &str = "nodes";
+
+fn node_row(f: &mut Fields) -> Result<NodeRow, BadRow> {
+    Ok(NodeRow {
+        name: f.key_text(0, "name")?,
+        epoch: f.get(1, "epoch")?,
+        host: f.get(2, "host")?,
+        pid: f.get(3, "pid")?,
+        version: f.get(4, "version")?,
+        state: f.get(5, "state")?,
+        heartbeat_age_ms: f.get(6, "heartbeat")?,
+        targets_owned: f.get(7, "targets_owned")?,
+        checks_per_s: f.get(8, "checks_per_s")?,
+    })
 }

@@ -3,7 +3,8 @@
 use mysql::prelude::Queryable;
 use mysql::Row;
 
-use super::{col, Conn, Error};
+use super::decode::{self, BadRow, Fields, Fix};
+use super::{Conn, Error};
 
 /// A `notifiers` row as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,28 +21,43 @@ pub struct NotifierRow {
 
 const COLUMNS: &str = "id, name, type, address, params, pass_count, fail_count, enabled";
 
-fn from_row(mut r: Row) -> NotifierRow {
-    NotifierRow {
-        id: col(&mut r, 0),
-        name: col(&mut r, 1),
-        kind: col(&mut r, 2),
-        address: col(&mut r, 3),
-        params: col(&mut r, 4),
-        pass_count: col(&mut r, 5),
-        fail_count: col(&mut r, 6),
-        enabled: col(&mut r, 7),
+const TABLE: &str = "notifiers";
+
+fn decode(f: &mut Fields) -> Result<NotifierRow, BadRow> {
+    Ok(NotifierRow {
+        id: f.id(0, "id")?,
+        name: f.get(1, "name")?,
+        kind: f.get(2, "type")?,
+        address: f.get(3, "address")?,
+        params: f.secret(4, "params")?.unwrap_or_default(),
+        pass_count: f.get(5, "pass_count")?,
+        fail_count: f.get(6, "fail_count")?,
+        enabled: f.flag(7, "enabled")?,
+    })
+}
+
+impl NotifierRow {
+    /// Its counters a person edited out of range, and what they are repaired to.
+    pub fn fixes(&self) -> Vec<Fix> {
+        [
+            ("pass_count", self.pass_count),
+            ("fail_count", self.fail_count),
+        ]
+        .into_iter()
+        .filter_map(|(column, n)| decode::counter_fix(column, n))
+        .collect()
     }
 }
 
-/// Every notifier, by id.
+/// Every notifier that decodes, by id; the others are reported (see [`decode::skip`]).
 pub fn all(conn: &mut Conn) -> Result<Vec<NotifierRow>, Error> {
     let rows: Vec<Row> = conn
         .query(format!("SELECT {COLUMNS} FROM notifiers ORDER BY id"))
         .map_err(Error::query("listing notifiers"))?;
-    Ok(rows.into_iter().map(from_row).collect())
+    Ok(decode::good_rows(TABLE, rows, decode))
 }
 
-/// One notifier by id.
+/// One notifier by id; a row that does not decode is an [`Error::Row`] saying why.
 pub fn get(conn: &mut Conn, id: u64) -> Result<Option<NotifierRow>, Error> {
     let row: Option<Row> = conn
         .exec_first(
@@ -49,7 +65,20 @@ pub fn get(conn: &mut Conn, id: u64) -> Result<Option<NotifierRow>, Error> {
             (id,),
         )
         .map_err(Error::query("reading a notifier"))?;
-    Ok(row.map(from_row))
+    row.map(|r| decode(&mut Fields::new(TABLE, r)).map_err(Error::Row))
+        .transpose()
+}
+
+/// Writes (and logs) the repairs of a notifier's counters; true when this call made them.
+pub fn repair(conn: &mut Conn, id: u64, fixes: &[Fix]) -> Result<bool, Error> {
+    let shown = format!("id {id}");
+    super::repair_row(
+        conn,
+        (TABLE, &shown),
+        ("id = ?", vec![id.into()]),
+        fixes,
+        "",
+    )
 }
 
 /// Enables or disables a notifier; false when there is no such id.
@@ -64,12 +93,16 @@ pub fn set_enabled(conn: &mut Conn, id: u64, enabled: bool) -> Result<bool, Erro
 
 /// The notifiers a target is routed to (`target_notifiers`), by id; empty: every one.
 pub fn routed_to(conn: &mut Conn, target: u64) -> Result<Vec<(u64, String)>, Error> {
-    conn.exec(
-        "SELECT n.id, n.name FROM target_notifiers r JOIN notifiers n ON n.id = r.notifier_id \
-         WHERE r.target_id = ? ORDER BY n.id",
-        (target,),
-    )
-    .map_err(Error::query("reading the target's notifiers"))
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT n.id, n.name FROM target_notifiers r JOIN notifiers n ON n.id = r.notifier_id \
+             WHERE r.target_id = ? ORDER BY n.id",
+            (target,),
+        )
+        .map_err(Error::query("reading the target's notifiers"))?;
+    Ok(decode::good_rows(TABLE, rows, |f| {
+        Ok((f.id(0, "id")?, f.get(1, "name")?))
+    }))
 }
 
 /// What became of the FAILURE and REMINDER alerts a target raised in `[from, to]` (ms since

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
+use super::decode::{self, BadRow, Fields, Fix};
 use super::nodes::Fence;
 use super::{Conn, Error};
 use crate::model::{NewAlert, Status, TargetId, TargetState};
@@ -47,12 +48,12 @@ pub fn write(
     let seqs = lock_seqs(&mut tx, updates)?;
     let stale: Vec<TargetId> = updates
         .iter()
-        .filter(|(id, u)| seqs.get(id).is_some_and(|seq| *seq != u.seq))
+        .filter(|(id, u)| seqs.get(id).is_some_and(|seq| *seq != Some(u.seq)))
         .map(|(id, _)| *id)
         .collect();
     let live: BTreeMap<TargetId, &RowUpdate> = updates
         .iter()
-        .filter(|(id, u)| seqs.get(id) == Some(&u.seq))
+        .filter(|(id, u)| seqs.get(id) == Some(&Some(u.seq)))
         .map(|(id, u)| (*id, u))
         .collect();
     let entries: Vec<(&TargetId, &&RowUpdate)> = live.iter().collect();
@@ -74,18 +75,20 @@ pub fn write(
 }
 
 /// The `state_seq` of the rows to update, locked until the commit so that no other writer
-/// can move them on in between; a deleted row is missing from the answer.
+/// can move them on in between; a deleted row is missing from the answer, and one whose
+/// `state_seq` was edited out of range is `None` (stale: its state is read, and repaired,
+/// again).
 fn lock_seqs(
     tx: &mut mysql::Transaction,
     updates: &BTreeMap<TargetId, RowUpdate>,
-) -> Result<HashMap<TargetId, u64>, Error> {
+) -> Result<HashMap<TargetId, Option<u64>>, Error> {
     let ids: Vec<TargetId> = updates.keys().copied().collect();
     let mut seqs = HashMap::with_capacity(ids.len());
     // In the few prepared shapes, as the writes below: a new `IN (...)` length per batch
     // would be prepared anew every time.
     for chunk in shaped_chunks(&ids) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let rows: Vec<(TargetId, u64)> = tx
+        let rows: Vec<mysql::Row> = tx
             .exec(
                 // A key lookup, never a scan: a scan (the optimizer's pick when the list is a
                 // large share of a small table) would lock rows of other nodes' targets too.
@@ -96,14 +99,19 @@ fn lock_seqs(
                 chunk.to_vec(),
             )
             .map_err(Error::query("locking the rows of check results"))?;
-        seqs.extend(rows);
+        seqs.extend(decode::good_rows("targets", rows, |f| {
+            let id = f.id(0, "id")?;
+            let seq: i64 = f.get(1, "state_seq")?;
+            let usable = decode::counter_fix("state_seq", seq).is_none();
+            Ok((id, usable.then_some(seq as u64)))
+        }));
     }
     Ok(seqs)
 }
 
 /// The stored result state of these targets; a deleted target is missing from the answer.
 /// The writer reads a target's state once, the first time it writes it, after every write it
-/// owed the row.
+/// owed the row. Daemon-owned values edited out of range are repaired (and logged) here.
 pub fn read_states(
     conn: &mut Conn,
     ids: &[TargetId],
@@ -111,17 +119,7 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
-        type StateRow = (
-            TargetId,
-            String,
-            i64,
-            bool,
-            u64,
-            i64,
-            Option<i64>,
-            Option<i64>,
-        );
-        let rows: Vec<StateRow> = conn
+        let rows: Vec<mysql::Row> = conn
             .exec(
                 format!(
                     "SELECT id, status, repeated_fails, alerted, state_seq, repeated_passes, \
@@ -132,20 +130,10 @@ pub fn read_states(
                 chunk.to_vec(),
             )
             .map_err(Error::query("reading the result state of targets"))?;
-        out.extend(rows.into_iter().map(
-            |(id, status, fails, alerted, seq, passes, last_alerted_ms, cert_alerted_for)| {
-                let state = TargetState {
-                    status: Status::parse(&status),
-                    repeated_fails: fails.max(0) as u64,
-                    alerted,
-                    repeated_passes: passes.max(0) as u64,
-                    last_alerted_ms,
-                    seq,
-                    cert_alerted_for,
-                };
-                (id, state)
-            },
-        ));
+        for (id, state, fixes) in decode::good_rows("targets", rows, state_row) {
+            super::targets::repair(conn, id, &fixes)?;
+            out.push((id, state));
+        }
     }
     Ok(out)
 }
@@ -173,6 +161,36 @@ fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Erro
         ),
     )
     .map_err(Error::query("queueing an alert"))
+}
+
+/// One row of [`read_states`]: the state, with the values it needs repaired already as they
+/// will be, and those repairs.
+fn state_row(f: &mut Fields) -> Result<(TargetId, TargetState, Vec<Fix>), BadRow> {
+    let id = f.id(0, "id")?;
+    let status: String = f.get(1, "status")?;
+    let fails: i64 = f.get(2, "repeated_fails")?;
+    let alerted = f.flag(3, "alerted")?;
+    let seq: i64 = f.get(4, "state_seq")?;
+    let passes: i64 = f.get(5, "repeated_passes")?;
+    let fixes: Vec<Fix> = [
+        decode::counter_fix("state_seq", seq),
+        decode::counter_fix("repeated_fails", fails),
+        decode::counter_fix("repeated_passes", passes),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let now = |column: &str, was: i64| decode::repaired(&fixes, column, was) as u64;
+    let state = TargetState {
+        status: Status::parse(&status),
+        repeated_fails: now("repeated_fails", fails),
+        alerted,
+        repeated_passes: now("repeated_passes", passes),
+        last_alerted_ms: f.opt(6, "last_alerted")?,
+        seq: now("state_seq", seq),
+        cert_alerted_for: f.opt(7, "cert_alerted_for")?,
+    };
+    Ok((id, state, fixes))
 }
 
 /// The alert's snapshot is taken by the database from the row just updated, so the message
@@ -221,9 +239,21 @@ const COLUMNS: [&str; 22] = [
     "cert_alerted_for",
 ];
 
+/// The counters a result adds to.
+const COUNTERS: [&str; 7] = [
+    "pass_count",
+    "fail_count",
+    "count200",
+    "count300",
+    "count400",
+    "count500",
+    "network_fails",
+];
+
 /// One multi-row `INSERT ... ON DUPLICATE KEY UPDATE` over rows that exist and are locked
-/// ([`lock_seqs`]), so it only ever updates; counters are added, so a hand edit of a counter
-/// is never overwritten, and `state_seq` moves on by one.
+/// ([`lock_seqs`]), so it only ever updates; counters are added (stopping at the column's
+/// largest value rather than failing), so a hand edit of a counter is never overwritten, and
+/// `state_seq` moves on by one.
 ///
 /// Not `UPDATE targets JOIN (SELECT ... UNION ALL ...)`, which this program used until
 /// schema 2.2: MariaDB 10.11.19 builds a temporary table for that multi-table update, and a
@@ -237,10 +267,7 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          state_seq = state_seq + 1, status = VALUES(status), \
          previous_status = VALUES(previous_status), \
          status_description = VALUES(status_description), last_updated = VALUES(last_updated), \
-         pass_count = pass_count + VALUES(pass_count), fail_count = fail_count + VALUES(fail_count), \
-         count200 = count200 + VALUES(count200), count300 = count300 + VALUES(count300), \
-         count400 = count400 + VALUES(count400), count500 = count500 + VALUES(count500), \
-         network_fails = network_fails + VALUES(network_fails), \
+         {}, \
          repeated_fails = VALUES(repeated_fails), repeated_passes = VALUES(repeated_passes), \
          alerted = VALUES(alerted), last_alerted = VALUES(last_alerted), \
          last_http_status = VALUES(last_http_status), \
@@ -249,7 +276,12 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          cert_issuer = IF(VALUES(cert_issuer) IS NULL, cert_issuer, NULLIF(VALUES(cert_issuer), '')), \
          cert_alerted_for = VALUES(cert_alerted_for), \
          config_changed = config_changed",
-        COLUMNS.join(", ")
+        COLUMNS.join(", "),
+        COUNTERS
+            .iter()
+            .map(|c| super::capped_add(c, super::BIGINT_MAX))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut params = Vec::with_capacity(chunk.len() * COLUMNS.len());
     for (id, u) in chunk {

@@ -3,6 +3,7 @@
 
 use mysql::prelude::Queryable;
 
+use super::decode::{BadRow, Fields};
 use super::{run_script, Conn, Error};
 
 /// The schema this program reads and writes.
@@ -29,14 +30,25 @@ pub fn tables_sql() -> String {
 
 /// The version stored in `versions`, or `None` when the database has no skypunch tables.
 pub fn stored_version(conn: &mut Conn) -> Result<Option<(i32, i32)>, Error> {
-    let has_table: Option<String> = conn
+    let has_table: Option<mysql::Row> = conn
         .query_first("SHOW TABLES LIKE 'versions'")
         .map_err(Error::query("looking for the versions table"))?;
     if has_table.is_none() {
         return Ok(None);
     }
-    conn.query_first("SELECT major, minor FROM versions ORDER BY major DESC LIMIT 1")
-        .map_err(Error::query("reading the schema version"))
+    let row: Option<mysql::Row> = conn
+        .query_first("SELECT major, minor FROM versions ORDER BY major DESC LIMIT 1")
+        .map_err(Error::query("reading the schema version"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    version(&mut Fields::new("versions", row))
+        .map(Some)
+        .map_err(Error::Row)
+}
+
+fn version(f: &mut Fields) -> Result<(i32, i32), BadRow> {
+    Ok((f.get(0, "major")?, f.get(1, "minor")?))
 }
 
 /// Refuses a database whose schema this program cannot use, saying what to run.

@@ -60,6 +60,7 @@ struct Daemon {
     workers_busy: u64,
     oldest_wait_s: f64,
     late_starts: u64,
+    rows_skipped: u64,
     /// Whether the per-target read worked (`skypunch_scrape_database_ok`).
     read_ok: bool,
 }
@@ -147,6 +148,7 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
         workers_busy: Stats::get(&s.workers_busy),
         oldest_wait_s: Stats::get(&s.oldest_wait_ms) as f64 / 1000.0,
         late_starts: Stats::get(&s.late_starts),
+        rows_skipped: crate::db::decode::skipped(),
         read_ok,
     }
 }
@@ -293,6 +295,11 @@ impl Scrape {
                 "skypunch_checks_started_late",
                 "Checks started more than 1 s after they were due (no free worker).",
                 d.late_starts,
+            ),
+            (
+                "skypunch_rows_skipped",
+                "Database rows left out because they do not decode (each counted once).",
+                d.rows_skipped,
             ),
         ];
         for (name, help, v) in counters {

@@ -104,12 +104,13 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
 /// How many targets `which` selects, its limit aside.
 pub fn count(conn: &mut Conn, which: Which) -> Result<usize, db::Error> {
     let (filter, params) = conditions(which);
-    let n: Option<u64> = conn
+    let row: Option<mysql::Row> = conn
         .exec_first(
             format!("SELECT COUNT(*) FROM targets t WHERE {filter}"),
             params,
         )
         .map_err(db::Error::query("counting targets for the HTTP server"))?;
+    let n: Option<u64> = db::decode::first("targets", row, |f| f.get(0, "COUNT"));
     Ok(n.unwrap_or(0) as usize)
 }
 
@@ -232,19 +233,24 @@ pub struct NotifierNow {
 }
 
 pub fn notifiers(conn: &mut Conn) -> Result<Vec<NotifierNow>, db::Error> {
-    conn.query_map(
-        "SELECT n.id, n.name, n.pass_count, n.fail_count, \
-         (SELECT COUNT(*) FROM alert_deliveries d WHERE d.notifier_id = n.id \
-          AND d.state = 'PENDING') FROM notifiers n ORDER BY n.id",
-        |(id, name, sent, failed, pending): (i64, String, i64, i64, i64)| NotifierNow {
-            id,
-            name,
-            pending: pending.max(0) as u64,
-            sent: sent.max(0) as u64,
-            failed: failed.max(0) as u64,
-        },
-    )
-    .map_err(db::Error::query("reading notifiers for the HTTP server"))
+    let rows: Vec<mysql::Row> = conn
+        .query(
+            "SELECT n.id, n.name, n.pass_count, n.fail_count, \
+             (SELECT COUNT(*) FROM alert_deliveries d WHERE d.notifier_id = n.id \
+              AND d.state = 'PENDING') FROM notifiers n ORDER BY n.id",
+        )
+        .map_err(db::Error::query("reading notifiers for the HTTP server"))?;
+    let count =
+        |f: &mut db::decode::Fields, i, column| f.get::<i64>(i, column).map(|n| n.max(0) as u64);
+    Ok(db::decode::good_rows("notifiers", rows, |f| {
+        Ok(NotifierNow {
+            id: f.id(0, "id")? as i64,
+            name: f.get(1, "name")?,
+            sent: count(f, 2, "pass_count")?,
+            failed: count(f, 3, "fail_count")?,
+            pending: count(f, 4, "pending")?,
+        })
+    }))
 }
 
 /// An incident as the API shows it; times in ms since the epoch.

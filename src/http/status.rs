@@ -230,12 +230,16 @@ struct Maintenance {
 }
 
 fn maintenance_now(conn: &mut Conn) -> Result<Maintenance, db::Error> {
-    let rows: Vec<Option<u64>> = conn
+    let rows: Vec<mysql::Row> = conn
         .query(
-            "SELECT DISTINCT target_id FROM maintenance \
+            "SELECT id, target_id FROM maintenance \
              WHERE starts <= UTC_TIMESTAMP(3) AND ends > UTC_TIMESTAMP(3)",
         )
         .map_err(db::Error::query("reading the maintenance windows open now"))?;
+    let rows: Vec<Option<u64>> = db::decode::good_rows("maintenance", rows, |f| {
+        f.id(0, "id")?;
+        f.opt_ref(1, "target_id")
+    });
     Ok(Maintenance {
         all: rows.iter().any(Option::is_none),
         ids: rows.into_iter().flatten().collect(),

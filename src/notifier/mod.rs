@@ -245,6 +245,9 @@ impl<'a> Notifier<'a> {
             .into_iter()
             .map(|n| (n.id, n))
             .collect();
+        for n in notifiers.values() {
+            db::notifiers::repair(conn, n.id, &n.fixes())?;
+        }
         self.mailers
             .retain(&notifiers.keys().copied().collect::<Vec<_>>());
         Ok(notifiers)

@@ -5,7 +5,12 @@
 //! be sent, `last_error` says why, `next_attempt` holds when that was decided):
 //! - its notifier was deleted: dropped at the next pass;
 //! - its notifier is disabled: held, untried, until the notifier is enabled again, or dropped
-//!   once the alert is older than the retention period.
+//!   once the alert is older than the retention period;
+//! - its row (or its alert's) does not decode (an id or `target_id` of 0 or below, a value
+//!   edited out of its column's range): dropped when it comes due, reported once. An alert
+//!   whose own id is not usable is marked expanded without a delivery. An `attempts` set
+//!   below zero is repaired to 0; a `snapshot` that is not JSON still renders (see
+//!   `message::render`).
 //!
 //! Times are the database's (`NOW(3)`), so the daemon's clock cannot skew the schedule.
 
@@ -14,6 +19,7 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql::TxOpts;
 
+use crate::db::decode::{self, BadRow, Fields, Fix};
 use crate::db::{Conn, Error};
 use crate::model::Alert;
 
@@ -29,25 +35,28 @@ pub struct Owed {
 
 /// What notifier `id` is owed.
 pub fn owed_to(conn: &mut Conn, id: u64) -> Result<Owed, Error> {
-    let row: Option<(u64, Option<u64>)> = conn
+    let row: Option<mysql::Row> = conn
         .exec_first(
             "SELECT COUNT(*), CAST(SUM(attempts > 0) AS UNSIGNED) FROM alert_deliveries \
              WHERE notifier_id = ? AND state = 'PENDING'",
             (id,),
         )
         .map_err(Error::query("counting owed alerts"))?;
-    let last_error: Option<Option<String>> = conn
+    let last_error: Option<mysql::Row> = conn
         .exec_first(
             "SELECT last_error FROM alert_deliveries WHERE notifier_id = ? AND state = 'PENDING' \
              AND last_error IS NOT NULL ORDER BY next_attempt DESC LIMIT 1",
             (id,),
         )
         .map_err(Error::query("reading the last delivery error"))?;
-    let (pending, failing) = row.unwrap_or((0, None));
+    let (pending, failing) = decode::first(DELIVERIES, row, |f| {
+        Ok((f.get(0, "COUNT")?, f.opt(1, "attempts")?.unwrap_or(0)))
+    })
+    .unwrap_or((0, 0));
     Ok(Owed {
         pending,
-        failing: failing.unwrap_or(0),
-        last_error: last_error.flatten(),
+        failing,
+        last_error: decode::first(DELIVERIES, last_error, |f| f.opt(0, "last_error")).flatten(),
     })
 }
 
@@ -91,7 +100,7 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .map_err(Error::query("starting to expand alerts"))?;
-        let found: Vec<(u64, bool)> = tx
+        let found: Vec<mysql::Row> = tx
             .query(format!(
                 "SELECT a.id, ({WINDOWED} AND NOT ({STILL_DOWN}) AND NOT ({CERTIFICATE})) \
                  OR ({RESOLVES_DROPPED}) \
@@ -103,39 +112,60 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
             tx.commit().map_err(Error::query("expanding alerts"))?;
             return Ok(total);
         }
-        let send: Vec<u64> = found
-            .iter()
-            .filter(|(_, quiet)| !quiet)
-            .map(|(id, _)| *id)
-            .collect();
+        let count = found.len();
+        let (send, all) = new_alerts(found);
         if !send.is_empty() {
             tx.query_drop(format!(
                 "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
                  SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
                  FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
-                 FROM alerts a JOIN notifiers n ON n.enabled = 1 WHERE a.id IN ({}) \
+                 FROM alerts a JOIN notifiers n ON n.enabled <> 0 WHERE a.id IN ({}) \
                  AND {ROUTED}",
                 id_list(&send)
             ))
             .map_err(Error::query("creating alert deliveries"))?;
         }
-        let all: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
         tx.query_drop(format!(
             "UPDATE alerts SET expanded = 1 WHERE id IN ({})",
             id_list(&all)
         ))
         .map_err(Error::query("marking alerts expanded"))?;
         tx.commit().map_err(Error::query("expanding alerts"))?;
-        total += found.len();
-        if found.len() < EXPAND_BATCH {
+        total += count;
+        if count < EXPAND_BATCH {
             return Ok(total);
         }
     }
 }
 
+/// Of the alerts found by [`expand`], those to send (not quiet), and the ids of all to mark
+/// expanded as stored: an alert whose id is not usable is reported and marked expanded
+/// without a delivery, so that it neither goes out nor holds up the alerts behind it.
+fn new_alerts(found: Vec<mysql::Row>) -> (Vec<u64>, Vec<i64>) {
+    let mut send = Vec::new();
+    let mut all = Vec::new();
+    for row in decode::rows("alerts", found, |f| {
+        Ok((f.id(0, "id")?, f.flag(1, "quiet")?))
+    }) {
+        match row {
+            Ok((id, quiet)) => {
+                if !quiet {
+                    send.push(id);
+                }
+                all.push(id as i64);
+            }
+            Err(bad) => {
+                decode::skip(&bad);
+                all.extend(bad.keys.first());
+            }
+        }
+    }
+    (send, all)
+}
+
 /// Whether alerts wait for a maintenance window to end (all others were just expanded).
 pub fn held(conn: &mut Conn) -> Result<bool, Error> {
-    let any: Option<u64> = conn
+    let any: Option<mysql::Row> = conn
         .query_first("SELECT 1 FROM alerts WHERE expanded = 0 LIMIT 1")
         .map_err(Error::query("looking for held alerts"))?;
     Ok(any.is_some())
@@ -192,34 +222,83 @@ pub fn due(
     } else {
         "AND d.next_attempt <= NOW(3)"
     };
-    let rows: Vec<(u64, u64, u32, u64, String, String, String)> = conn
+    let rows: Vec<mysql::Row> = conn
         .exec(
             format!(
                 "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, \
                  a.trace FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 \
+                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 \
                  WHERE d.state = 'PENDING' {when} AND {UNCLAIMED} \
                  ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
             ),
             (node,),
         )
         .map_err(Error::query("reading due deliveries"))?;
-    Ok(rows
+    let mut out = Vec::with_capacity(rows.len());
+    for row in decode::rows(DELIVERIES, rows, due_row) {
+        match row {
+            Ok((d, fixes)) => {
+                repair(conn, &d, &fixes)?;
+                out.push(d);
+            }
+            Err(bad) => {
+                decode::skip(&bad);
+                drop_undecodable(conn, &bad)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+const DELIVERIES: &str = "alert_deliveries";
+
+/// One row of [`due`], and the repair its `attempts` needs when a person set it below zero.
+fn due_row(f: &mut Fields) -> Result<(Due, Vec<Fix>), BadRow> {
+    let id = f.id(0, "alert_id")?;
+    let notifier_id = f.id(1, "notifier_id")?;
+    let attempts: i64 = f.get(2, "attempts")?;
+    let fixes: Vec<Fix> = decode::counter_fix("attempts", attempts)
         .into_iter()
-        .map(
-            |(id, notifier_id, attempts, target_id, kind, snapshot, trace)| Due {
-                notifier_id,
-                attempts,
-                alert: Alert {
-                    id,
-                    target_id,
-                    kind,
-                    snapshot,
-                    trace,
-                },
-            },
-        )
-        .collect())
+        .collect();
+    let attempts = decode::repaired(&fixes, "attempts", attempts);
+    let alert = Alert {
+        id,
+        target_id: f.reference(3, "alerts.target_id")?,
+        kind: f.get(4, "alerts.kind")?,
+        snapshot: f.get(5, "alerts.snapshot")?,
+        trace: f.get(6, "alerts.trace")?,
+    };
+    let due = Due {
+        notifier_id,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        alert,
+    };
+    Ok((due, fixes))
+}
+
+/// Writes (and logs) the repair of a due delivery's `attempts` set below zero.
+fn repair(conn: &mut Conn, d: &Due, fixes: &[Fix]) -> Result<(), Error> {
+    let key = "alert_id = ? AND notifier_id = ?";
+    let params = vec![d.alert.id.into(), d.notifier_id.into()];
+    let shown = format!("alert_id {}, notifier_id {}", d.alert.id, d.notifier_id);
+    crate::db::repair_row(conn, (DELIVERIES, &shown), (key, params), fixes, "")?;
+    Ok(())
+}
+
+/// Drops a due delivery whose row does not decode, saying why in its `last_error`: it can
+/// never be sent, and is no longer read (and reported) every pass.
+fn drop_undecodable(conn: &mut Conn, bad: &BadRow) -> Result<(), Error> {
+    let [alert_id, notifier_id] = bad.keys[..] else {
+        return Ok(()); // not even its key reads: nothing can name it
+    };
+    let reason = format!("the row does not decode: {}", bad.problem());
+    conn.exec_drop(
+        "UPDATE alert_deliveries SET state = 'DROPPED', last_error = ?, next_attempt = NOW(3), \
+         claimed_by = NULL, claim_until = NULL \
+         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+        (crate::text::clip(&reason, 500), alert_id, notifier_id),
+    )
+    .map_err(Error::query("dropping a delivery that does not decode"))
 }
 
 /// A delivery no other node holds a live claim on (`?` is this node's name).
@@ -265,7 +344,10 @@ pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<boo
     let changed = tx.affected_rows() > 0;
     if changed {
         tx.exec_drop(
-            "UPDATE notifiers SET pass_count = pass_count + 1 WHERE id = ?",
+            format!(
+                "UPDATE notifiers SET {} WHERE id = ?",
+                plus_one("pass_count", BIGINT)
+            ),
             (notifier_id,),
         )
         .map_err(Error::query("counting a sent alert"))?;
@@ -291,9 +373,11 @@ pub fn mark_failed(
         .start_transaction(TxOpts::default())
         .map_err(Error::query("starting to record a failed alert"))?;
     tx.exec_drop(
-        "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?, \
-         next_attempt = NOW(3) + INTERVAL ? MICROSECOND, claimed_by = NULL, claim_until = NULL \
+        format!(
+            "UPDATE alert_deliveries SET {}, last_error = ?, next_attempt = NOW(3) + INTERVAL ? MICROSECOND, claimed_by = NULL, claim_until = NULL \
          WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+            plus_one("attempts", INT)
+        ),
         (&reason, micros, alert_id, notifier_id),
     )
     .map_err(Error::query("recording a failed alert"))?;
@@ -304,7 +388,10 @@ pub fn mark_failed(
     )
     .map_err(Error::query("holding a failing notifier's alerts"))?;
     tx.exec_drop(
-        "UPDATE notifiers SET fail_count = fail_count + 1 WHERE id = ?",
+        format!(
+            "UPDATE notifiers SET {} WHERE id = ?",
+            plus_one("fail_count", BIGINT)
+        ),
         (notifier_id,),
     )
     .map_err(Error::query("counting a failed alert"))?;
@@ -316,18 +403,18 @@ pub fn mark_failed(
 /// nothing is pending, zero when something is due now. A delivery another node claimed is
 /// due, for this node, when the claim runs out.
 pub fn next_due(conn: &mut Conn, node: &str) -> Result<Option<Duration>, Error> {
-    let micros: Option<Option<i64>> = conn
+    let row: Option<mysql::Row> = conn
         .exec_first(
             "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(IF(d.claimed_by IS NOT NULL \
              AND d.claimed_by <> ? AND d.claim_until > d.next_attempt, d.claim_until, \
              d.next_attempt))) FROM alert_deliveries d \
-             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled = 1 WHERE d.state = 'PENDING'",
+             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 WHERE d.state = 'PENDING'",
             (node,),
         )
         .map_err(Error::query("finding the next due delivery"))?;
-    Ok(micros
-        .flatten()
-        .map(|m| Duration::from_micros(m.max(0) as u64)))
+    let micros: Option<i64> =
+        decode::first(DELIVERIES, row, |f| f.opt(0, "next_attempt")).flatten();
+    Ok(micros.map(|m| Duration::from_micros(m.max(0) as u64)))
 }
 
 /// What a prune removed.
@@ -363,7 +450,7 @@ pub fn prune(conn: &mut Conn, retention: Duration) -> Result<Pruned, Error> {
     .map_err(Error::query("pruning old deliveries"))?;
     pruned.deliveries = conn.affected_rows();
     loop {
-        let ids: Vec<u64> = conn
+        let rows: Vec<mysql::Row> = conn
             .exec(
                 format!(
                     "SELECT a.id FROM alerts a WHERE a.expanded = 1 \
@@ -374,6 +461,8 @@ pub fn prune(conn: &mut Conn, retention: Duration) -> Result<Pruned, Error> {
                 (secs,),
             )
             .map_err(Error::query("finding old alerts"))?;
+        // As stored: an alert with an id no delivery could name goes too.
+        let ids: Vec<i64> = decode::good_rows("alerts", rows, |f| f.get(0, "id"));
         if ids.is_empty() {
             return Ok(pruned);
         }
@@ -397,8 +486,19 @@ pub fn prune(conn: &mut Conn, retention: Duration) -> Result<Pruned, Error> {
 }
 
 /// Ids for an `IN (...)` list; they are numbers, so nothing can be injected.
-fn id_list(ids: &[u64]) -> String {
-    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+fn id_list<T: ToString>(ids: &[T]) -> String {
+    ids.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Largest values of the counters' column types.
+const BIGINT: i64 = i64::MAX;
+const INT: i64 = i32::MAX as i64;
+
+/// `column = column + 1`, staying at `max` rather than failing: a counter a person set to its
+/// type's largest value would otherwise make every delivery's bookkeeping fail, and the
+/// notifier send the same alert again and again.
+fn plus_one(column: &str, max: i64) -> String {
+    format!("{column} = IF({column} < {max}, {column} + 1, {column})")
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod nodes;
 mod notify;
 mod package;
 mod parsers_prop;
+mod poison_rows;
 mod quickstart;
 mod reliability_db;
 mod reliability_security;

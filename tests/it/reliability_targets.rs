@@ -492,8 +492,8 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
         cases.push((insert(&db, &with_frequency(columns)), *expected));
     }
 
-    // A row whose counter cannot take one more check: its results are refused by the
-    // database, and must not hold up everybody else's.
+    // A row whose counter cannot take one more check: repaired (started again at 0) when the
+    // loader reads it, with one log line, then counted like any other.
     let poison = insert(
         &db,
         &[
@@ -568,21 +568,18 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
             .count();
         assert_eq!(logged, 1, "row {id}: the config error is logged once");
     }
-    let dropped = wait_for(
-        Duration::from_secs(10),
-        "the poison row's results dropped",
-        || run::lines_with(&db, &format!("[{poison}] the results of ")).pop(),
+    let repaired = format!(
+        "targets row with id {poison} repaired: pass_count {} -> 0",
+        i64::MAX
     );
-    assert!(dropped.contains("the row refused them"), "{dropped}");
+    wait_for(Duration::from_secs(10), "the poison row's repair", || {
+        run::lines_with(&db, &repaired).pop()
+    });
     assert!(daemon.is_running(), "the daemon is still running");
     let (code, _) = daemon.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
-
-    let poison_left: i64 = db.one(&format!(
-        "SELECT pass_count FROM targets WHERE id = {poison}"
-    ));
-    assert_eq!(poison_left, i64::MAX);
-    db.exec(&format!("DELETE FROM targets WHERE id = {poison}"));
+    assert_eq!(run::lines_with(&db, &repaired).len(), 1);
+    assert!(run::lines_with(&db, "the row refused them").is_empty());
     let log = db.log();
     assert!(
         !log.lines()
@@ -596,12 +593,17 @@ fn hostile_rows_get_their_config_errors_and_never_stop_the_daemon() {
     );
     let tables: Vec<String> = db.query("SHOW TABLES");
     assert!(tables.contains(&"targets".to_string()));
-    // Counters are added to what the row held: the hand-set -3 stays below the log's count.
+    // Counters hand-set below zero start again at 0 before the row's first check, with one
+    // log line: from then on they count every check.
     let odd_state: u64 = db.one("SELECT id FROM targets WHERE name = 'odd state'");
-    for id in &valid {
-        let offset = if *id == odd_state { -3 } else { 0 };
+    let odd = format!(
+        "targets row with id {odd_state} repaired: pass_count -3 -> 0, count200 -3 -> 0, \
+         repeated_fails -5 -> 0"
+    );
+    assert_eq!(run::lines_with(&db, &odd).len(), 1, "{odd}");
+    for id in valid.iter().chain([&poison]) {
         assert_eq!(
-            run::counted_checks(&db, *id) - offset,
+            run::counted_checks(&db, *id),
             run::logged_checks(&db, *id),
             "row {id}"
         );
