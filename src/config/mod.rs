@@ -65,6 +65,8 @@ pub struct HttpConfig {
     pub public_only: bool,
     /// The status pages' base URL for links in alerts; `None`: the first `listen` address.
     pub public_url: Option<String>,
+    /// Open connections at most (reading their request or being answered).
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
@@ -104,6 +106,7 @@ impl fmt::Debug for HttpConfig {
             .field("password", &"(redacted)")
             .field("public_only", &self.public_only)
             .field("public_url", &self.public_url)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -376,6 +379,7 @@ impl Default for Config {
                 password: String::new(),
                 public_only: false,
                 public_url: None,
+                max_connections: 256,
             },
         }
     }

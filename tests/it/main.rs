@@ -15,6 +15,7 @@ mod faults;
 mod history;
 mod hooks;
 mod http;
+mod http_hostile;
 mod install;
 mod keystone;
 mod lifecycle;
