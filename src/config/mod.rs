@@ -649,6 +649,18 @@ mod tests {
     }
 
     #[test]
+    fn http_max_connections_is_bounded() {
+        let c = parse_str("[http]\nMaxConnections: 2000\n").unwrap().config;
+        assert_eq!(c.http.max_connections, 2000);
+        assert_eq!(Config::default().http.max_connections, 256);
+        let err = parse_str("[http]\nMaxConnections: 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MaxConnections"), "{err}");
+        assert!(err.contains("a whole number from 8 to 1000000"), "{err}");
+    }
+
+    #[test]
     fn alerts_link_to_the_public_url_else_the_first_listen_address() {
         let c = parse_str("[http]\nListen: 127.0.0.1:9470\nPublicUrl: https://s.example.com/x/\n")
             .unwrap();

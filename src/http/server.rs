@@ -15,8 +15,8 @@
 //! head close; handlers drop what is queued and finish the answer in hand ([`super::answer`]).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -293,9 +293,12 @@ fn refuse(stream: &TcpStream, refused: Refused) {
 
 /// Writes a small answer to a non-blocking socket, once: a fresh connection's send buffer
 /// takes it whole, and a client that cannot take a few hundred bytes gets no more tries.
-/// The caller closes the connection.
+/// Then takes in what the client sent unread (a request refused before it was read), so
+/// that closing sends a FIN, not a reset that may overtake the answer. The caller closes.
 fn send(stream: &TcpStream, answer: Answer, head_only: bool) {
     let _ = (&*stream).write(&answer.to_bytes(head_only));
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = (&*stream).read(&mut [0u8; 4096]);
 }
 
 /// What was refused and closed since the last line about it.
