@@ -8,10 +8,10 @@
 //! with no HTTP client against one under hostile clients (500 connections at once, slow
 //! clients sending a byte a second, 10 MB requests ten times a second each; the attackers run
 //! at nice 19, as their CPU would be another host's), while a client asks `/healthz` every
-//! 100 ms and counts its answers. Before that window: four concurrent walks of every page of
-//! `/api/v1/targets` ([`walks`], at the largest page and the default one) with the daemon's
-//! memory sampled, and `/healthz` timed beside a thousand idle and trickling connections
-//! ([`crowd`]; `[http] MaxConnections` is 1,500 for it).
+//! 100 ms and counts its answers. Also, before the scrapes: four concurrent walks of every
+//! page of `/api/v1/targets` ([`walks`], at the largest page and the default one) with the
+//! daemon's memory sampled; and before the hostile window, `/healthz` timed beside a
+//! thousand idle and trickling connections ([`crowd`]; `[http] MaxConnections` is 1,500).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -111,6 +111,12 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         d.stats.iter().filter(|l| l.checks > 0).count() as f64 >= warm.as_secs_f64()
     })?;
     let lag_quiet = stats_over(&mut d, s.duration)?;
+    // The walks first, so that what they add is measured from the daemon's own level, not
+    // from arenas the scrapes and pages have grown already.
+    let walks = WALK_LIMITS
+        .iter()
+        .map(|limit| walks::run(port, pid, WALKERS, *limit))
+        .collect();
     let rss_before_mib = procfs::rss_mib(pid).unwrap_or(0.0);
     let peak_before_mib = procfs::peak_rss_mib(pid).unwrap_or(0.0);
     let (scrapes, rss_during_max_mib) = sampled(pid, || timed(port, "/metrics", RUNS));
@@ -119,10 +125,6 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
     let front = timed(port, "/", RUNS);
     let front_gzip = (0..RUNS).map(|_| get_as(port, "/", true)).collect();
     let target_page = timed(port, "/target/1", RUNS);
-    let walks = WALK_LIMITS
-        .iter()
-        .map(|limit| walks::run(port, pid, WALKERS, *limit))
-        .collect();
     let crowd = crowd::run(port, pid, CROWD, s.duration);
     let (lag_hostile, hostile) = under_attack(&mut d, port, s.duration)?;
     let (status, _) = d.stop(Duration::from_secs(60))?;
