@@ -57,6 +57,9 @@ pub struct Server {
     scratch: Vec<u8>,
     accept_paused: Option<Instant>,
     tally: Tally,
+    /// Kept here too: the waker's eventfd must outlive the wake, or closing it may take the
+    /// event away before the poll returns it.
+    _waker: Arc<Waker>,
 }
 
 impl Server {
@@ -65,7 +68,7 @@ impl Server {
         listeners: Vec<TcpListener>,
         jobs: Sender<Job>,
         shared: Arc<Shared>,
-    ) -> io::Result<(Server, Waker)> {
+    ) -> io::Result<(Server, Arc<Waker>)> {
         let poll = Poll::new()?;
         for (i, listener) in listeners.iter().enumerate() {
             listener.set_nonblocking(true)?;
@@ -73,7 +76,7 @@ impl Server {
             poll.registry()
                 .register(&mut SourceFd(&fd), Token(i + 1), Interest::READABLE)?;
         }
-        let waker = Waker::new(poll.registry(), WAKE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let server = Server {
             poll,
             next_key: listeners.len() + 1,
@@ -86,6 +89,7 @@ impl Server {
             scratch: vec![0; MAX_HEAD],
             accept_paused: None,
             tally: Tally::default(),
+            _waker: waker.clone(),
         };
         Ok((server, waker))
     }

@@ -279,6 +279,22 @@ fn at_the_stop_line_the_server_stops_accepting_and_answers_no_one_waiting() {
     assert!(db.log().contains("http: stopped accepting connections"));
 }
 
+#[test]
+fn a_daemon_serving_http_stops_at_once_every_time() {
+    // The poller is woken at the stop; a wake-up lost once held the stop for StopTimeout.
+    let db = TestDb::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_file(db.log_path());
+        let (mut daemon, port) = start(&db, "");
+        assert_eq!(get(port, "/healthz").status, 200);
+        daemon.signal(libc::SIGTERM);
+        let (code, took) = daemon.exit_within(Duration::from_secs(40));
+        assert_eq!(code, Some(0), "{}", db.log());
+        assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+        assert!(db.log().contains("http: stopped accepting connections"));
+    }
+}
+
 /// A GET with headers of our own: status, lowercase head, raw body.
 fn fetch(port: u16, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -38,7 +38,7 @@ const RUNS: usize = 5;
 /// Clients walking the API's pages at once, and the page sizes they ask for (the largest
 /// allowed, and the default).
 const WALKERS: usize = 4;
-const WALK_LIMITS: [u32; 2] = [5_000, 500];
+const WALK_LIMITS: [u32; 4] = [5_000, 5_000, 500, 500];
 /// Connections in the crowd that never finish a request.
 const CROWD: usize = 1_000;
 
