@@ -127,7 +127,7 @@ impl Answer {
     }
 
     /// The whole answer as bytes, for the poller's small answers.
-    pub fn to_bytes(self, head_only: bool) -> Vec<u8> {
+    pub fn into_bytes(self, head_only: bool) -> Vec<u8> {
         let mut out = Vec::new();
         let _ = self.write(&mut out, head_only);
         out
@@ -244,7 +244,7 @@ mod tests {
                 Ok(())
             })),
         };
-        let bytes = stream.gzipped().to_bytes(false);
+        let bytes = stream.gzipped().into_bytes(false);
         let text = String::from_utf8_lossy(&bytes);
         let (head, _) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains("Content-Encoding: gzip"), "{head}");

@@ -155,7 +155,7 @@ fn raise_open_files(config: &Config) {
         }
     }
     let needed = files_needed(config);
-    if (limit.rlim_cur as u64) < needed {
+    if limit.rlim_cur < needed {
         log::warn!(
             "the open file limit is {} but [http] MaxConnections ({}) and [settings] Workers \
              ({}) may need {needed}: raise LimitNOFILE (systemd) or `ulimit -Hn`, or lower them",

@@ -300,7 +300,7 @@ fn refuse(stream: &TcpStream, refused: Refused) {
 /// Then takes in what the client sent unread (a request refused before it was read), so
 /// that closing sends a FIN, not a reset that may overtake the answer. The caller closes.
 fn send(stream: &TcpStream, answer: Answer, head_only: bool) {
-    let _ = (&*stream).write(&answer.to_bytes(head_only));
+    let _ = (&*stream).write(&answer.into_bytes(head_only));
     let _ = stream.shutdown(Shutdown::Write);
     let _ = (&*stream).read(&mut [0u8; 4096]);
 }

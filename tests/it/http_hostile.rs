@@ -91,7 +91,7 @@ fn crowd(port: u16, n: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
                         for (i, slot) in mine.iter_mut().enumerate() {
                             let alive = slot.as_mut().is_some_and(|h| h.tick(&answers_408));
                             if !alive {
-                                *slot = Hostile::open(port, (i + t) % 2 == 0);
+                                *slot = Hostile::open(port, (i + t).is_multiple_of(2));
                                 opened += 1;
                             }
                         }

@@ -75,7 +75,7 @@ fn keep(port: u16, n: usize, t: usize, stop: &AtomicBool) -> u64 {
     while !stop.load(Ordering::Relaxed) {
         let turn = Instant::now();
         for (i, slot) in mine.iter_mut().enumerate() {
-            let trickles = (i + t) % 2 == 0;
+            let trickles = (i + t).is_multiple_of(2);
             let alive = slot
                 .as_mut()
                 .is_some_and(|(s, sent)| tick(s, sent, trickles));
