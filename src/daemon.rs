@@ -21,9 +21,10 @@
 //!    line (with the checks abandoned), and the cluster thread removes the node's row;
 //! 6. the notifier makes its last, bounded pass and returns.
 //!
-//! The HTTP server's threads (when `[http] Listen` is set) watch the same trigger: they stop
-//! first, at step 1, after answering the requests already accepted (each bounded by its
-//! read and write deadlines), so that a load balancer sees the node go at once.
+//! The HTTP server's threads (when `[http] Listen` is set) watch the same trigger: at step 1
+//! the poller closes the listening sockets and the connections still sending their request,
+//! the handlers drop the requests queued and finish the answer in hand within 2 s, so that
+//! a load balancer sees the node go at once.
 //!
 //! The main thread waits for all of them until the deadline (a second SIGTERM or SIGINT cuts
 //! the wait short), then logs what was left unwritten and exits: 0 when nothing was left,

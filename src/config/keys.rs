@@ -84,6 +84,7 @@ pub const KEYS: &[Key] = &[
     key("http", "Password", "secret"),
     key("http", "PublicOnly", "no"),
     key("http", "PublicUrl", "https://status.example.com"),
+    key("http", "MaxConnections", "256"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -328,6 +329,7 @@ fn apply_http(
         "password" => http.password = value.to_string(),
         "publiconly" => http.public_only = parse_bool(at, value)?,
         "publicurl" => http.public_url = parse_public_url(at, value)?,
+        "maxconnections" => http.max_connections = at.number(value, 8, 1_000_000)?,
         _ => return Ok(Some(unknown(at, &known_hint("http")))),
     }
     Ok(None)

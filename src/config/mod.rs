@@ -70,6 +70,8 @@ pub struct HttpConfig {
     pub public_only: bool,
     /// The status pages' base URL for links in alerts; `None`: the first `listen` address.
     pub public_url: Option<String>,
+    /// Open connections at most (reading their request or being answered).
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
@@ -109,6 +111,7 @@ impl fmt::Debug for HttpConfig {
             .field("password", &"(redacted)")
             .field("public_only", &self.public_only)
             .field("public_url", &self.public_url)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -402,6 +405,7 @@ impl Default for Config {
                 password: String::new(),
                 public_only: false,
                 public_url: None,
+                max_connections: 256,
             },
         }
     }
@@ -686,6 +690,18 @@ mod tests {
         assert!(err.contains("[http] Listen"), "{err}");
         let err = parse_str("[http]\nPassword: x\n").unwrap_err().to_string();
         assert!(err.contains("[http] Password needs [http] User"), "{err}");
+    }
+
+    #[test]
+    fn http_max_connections_is_bounded() {
+        let c = parse_str("[http]\nMaxConnections: 2000\n").unwrap().config;
+        assert_eq!(c.http.max_connections, 2000);
+        assert_eq!(Config::default().http.max_connections, 256);
+        let err = parse_str("[http]\nMaxConnections: 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MaxConnections"), "{err}");
+        assert!(err.contains("a whole number from 8 to 1000000"), "{err}");
     }
 
     #[test]

@@ -1,28 +1,42 @@
-//! The read-only JSON API: `/api/v1/targets`, `/api/v1/targets/ID`, `/api/v1/incidents`.
-//! Fields are documented in skypunch(8); URLs are in their display form and no credential
-//! (`authn_parms`, a password in a URL) is ever read. Times are RFC 3339 UTC.
+//! The read-only JSON API (handler threads): `/api/v1/targets`, `/api/v1/targets/ID`,
+//! `/api/v1/incidents`. Fields are documented in skypunch(8); URLs are in their display form
+//! and no credential (`authn_parms`, a password in a URL) is ever read. Times are RFC 3339 UTC.
+//! The lists come a page at a time (`?limit=N&after=ID`, [`Paging`]) and are written row by
+//! row as the database hands them over: an answer holds one row, not its whole text.
+
+use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::query::{self, IncidentRow, TargetNow, Which};
-use super::server::Answer;
+use super::answer::{Answer, Body};
+use super::paging::Paging;
+use super::query::{self, Bounds, IncidentRow, Streamed, TargetNow, Which};
 use super::Shared;
+use crate::db::{self, Conn};
 
-/// Ended incidents shown: those of the last this many days, at most [`INCIDENTS`].
+/// Ended incidents shown: those of the last this many days (and on a target's own answer,
+/// at most [`INCIDENTS`]).
 pub const INCIDENT_DAYS: u32 = 30;
 pub const INCIDENTS: u32 = 500;
 
-pub fn targets(shared: &Shared) -> Answer {
+pub fn targets(shared: &Shared, query: &str) -> Answer {
+    let paging = match Paging::parse(query) {
+        Ok(p) => p,
+        Err(e) => return json_answer(400, &json!({ "error": e.to_string() })),
+    };
     let which = Which {
         public_only: shared.config.http.public_only,
         ..Which::default()
     };
-    read(shared, |conn| {
-        let list = query::targets(conn, which)?;
-        Ok(Some(
-            json!({ "targets": list.iter().map(target_json).collect::<Vec<_>>() }),
-        ))
-    })
+    list(
+        shared,
+        "targets",
+        paging,
+        move |conn| query::target_bounds(conn, which, paging),
+        move |conn, page, rows| {
+            query::each_target(conn, which, paging, page, |t| rows.push(&target_json(&t)))
+        },
+    )
 }
 
 pub fn target(shared: &Shared, id: i64) -> Answer {
@@ -43,35 +57,106 @@ pub fn target(shared: &Shared, id: i64) -> Answer {
     })
 }
 
-pub fn incidents(shared: &Shared) -> Answer {
+pub fn incidents(shared: &Shared, query: &str) -> Answer {
+    let paging = match Paging::parse(query) {
+        Ok(p) => p,
+        Err(e) => return json_answer(400, &json!({ "error": e.to_string() })),
+    };
     let public_only = shared.config.http.public_only;
-    read(shared, |conn| {
-        let list = query::incidents(conn, None, public_only, INCIDENT_DAYS, INCIDENTS)?;
-        Ok(Some(
-            json!({ "incidents": list.iter().map(incident_json).collect::<Vec<_>>() }),
-        ))
-    })
+    list(
+        shared,
+        "incidents",
+        paging,
+        move |conn| query::incident_bounds(conn, public_only, INCIDENT_DAYS, paging),
+        move |conn, page, rows| {
+            query::each_incident(conn, public_only, INCIDENT_DAYS, paging, page, |i| {
+                rows.push(&incident_json(&i))
+            })
+        },
+    )
+}
+
+/// The rows of a list as they are written: `{"NAME": [` before them, `,` between them.
+struct Rows<'a> {
+    out: &'a mut dyn Write,
+    first: bool,
+}
+
+impl Rows<'_> {
+    fn push(&mut self, row: &Value) -> io::Result<()> {
+        self.out
+            .write_all(if self.first { b"\n" } else { b",\n" })?;
+        self.first = false;
+        serde_json::to_writer(&mut *self.out, row)?;
+        Ok(())
+    }
+}
+
+/// A page of a list: `{"NAME": [rows], "next": LINK}`, with a `Link` header when a page
+/// follows. The page's bounds are read first (503 when the database cannot be read), then
+/// its rows as the answer is written; the connection goes with the answer.
+fn list<B, R>(shared: &Shared, name: &'static str, paging: Paging, bounds: B, rows: R) -> Answer
+where
+    B: FnOnce(&mut Conn) -> Result<Bounds, db::Error>,
+    R: FnOnce(&mut Conn, Bounds, &mut Rows) -> Result<(), Streamed> + 'static,
+{
+    let read = query::checkout(&shared.pool)
+        .and_then(|mut conn| bounds(&mut conn).map(|page| (conn, page)));
+    let (mut conn, page) = match read {
+        Ok(ok) => ok,
+        Err(e) => return unavailable(&e),
+    };
+    let next = page
+        .last
+        .filter(|_| page.more)
+        .map(|last| paging.next(last));
+    let link = next.as_ref().map(|n| format!("<{n}>; rel=\"next\""));
+    let body = Body::Stream(Box::new(move |out: &mut dyn Write| {
+        write!(out, "{{\"{name}\": [")?;
+        let mut list = Rows { out, first: true };
+        match rows(&mut conn, page, &mut list) {
+            Ok(()) => {}
+            Err(Streamed::Write(e)) => return Err(e),
+            Err(Streamed::Db(e)) => {
+                log::warn!("http: API read failed half-way, answer cut short: {e}");
+                if e.class() == db::Class::Outage {
+                    conn.discard();
+                }
+                return Err(io::Error::other("database read failed"));
+            }
+        }
+        write!(out, "\n],\n\"next\": {}}}\n", json!(next))
+    }));
+    let answer = Answer {
+        status: 200,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body,
+    };
+    match link {
+        Some(link) => answer.with_header("Link", link),
+        None => answer,
+    }
 }
 
 /// Runs `f` on a connection: 200 with its JSON, 404 for `None`, 503 when the database
 /// cannot be read.
-fn read(
-    shared: &Shared,
-    f: impl FnOnce(&mut crate::db::Conn) -> Result<Option<Value>, crate::db::Error>,
-) -> Answer {
+fn read(shared: &Shared, f: impl FnOnce(&mut Conn) -> Result<Option<Value>, db::Error>) -> Answer {
     let result = query::checkout(&shared.pool).and_then(|mut conn| f(&mut conn));
     match result {
         Ok(Some(v)) => json_answer(200, &v),
         Ok(None) => json_answer(404, &json!({ "error": "no such target" })),
-        Err(e) => {
-            // The reason names the database host and user: for the log, not for clients.
-            log::warn!("http: API read failed: {e}");
-            json_answer(
-                503,
-                &json!({ "error": "database unavailable; the daemon's log says why" }),
-            )
-        }
+        Err(e) => unavailable(&e),
     }
+}
+
+fn unavailable(e: &db::Error) -> Answer {
+    // The reason names the database host and user: for the log, not for clients.
+    log::warn!("http: API read failed: {e}");
+    json_answer(
+        503,
+        &json!({ "error": "database unavailable; the daemon's log says why" }),
+    )
 }
 
 fn json_answer(status: u16, v: &Value) -> Answer {

@@ -1,7 +1,7 @@
 //! `/healthz`: 200 when the daemon works, 503 when it does not, with a one-line reason
 //! (the test is [`crate::health`]'s).
 
-use super::server::Answer;
+use super::answer::Answer;
 use super::Shared;
 use crate::health::{verdict, Facts};
 

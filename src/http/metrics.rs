@@ -16,8 +16,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use super::answer::{Answer, Body};
 use super::query::{self, NotifierNow, TargetFigures};
-use super::server::{Answer, Body};
 use super::Shared;
 use crate::model::CheckError;
 use crate::stats::{Exported, Stats};

@@ -1,26 +1,35 @@
 //! The daemon's HTTP server (`[http]`): the status pages (`/`, `/target/ID`), `/metrics`,
-//! `/healthz` and the read-only JSON API (`/api/v1/...`). One acceptor thread per listen
-//! address ("skypunch-http-accept-N") hands connections over a bounded channel to a fixed pool
-//! of [`HANDLERS`] threads ("skypunch-http-N"). Handlers read the daemon's counters
-//! ([`Stats`], atomics) and the database through the shared r2d2 pool; they take no lock the
-//! pipeline uses, so a slow scrape or client never delays a check.
+//! `/healthz` and the read-only JSON API (`/api/v1/...`). One poller thread
+//! ("skypunch-http-poll") accepts on every listen address and reads every request head
+//! through epoll, answering `/healthz` itself; a fixed pool of [`HANDLERS`] threads
+//! ("skypunch-http-N") answers the rest; a small thread ("skypunch-http-stop") wakes the
+//! poller at the stop. Handlers read the daemon's counters ([`Stats`], atomics) and the
+//! database through the server's own r2d2 pool; they take no lock the pipeline uses, so a
+//! slow scrape or client never delays a check.
 //!
-//! Why not `tiny_http`: 0.12 reads requests on a thread pool of its own that grows by one
-//! thread per waiting connection, without read timeouts or a bound on header size, so a client
-//! sending a byte a second holds a thread forever and 500 such clients make 500 threads. The
-//! server here is small ([`server`]): one request per connection, a deadline on reading the
-//! request head and on writing the answer, heads of at most 16 KiB, no request bodies.
+//! Why not `tiny_http`: 0.12 reads each request on a thread of its own pool, which grows by one
+//! thread per waiting connection, without read timeouts or a bound on header size: a client
+//! sending a byte a second holds a thread, and 500 such clients make 500 threads. A thread per
+//! connection cannot give every connection a head deadline and still answer `/healthz` under a
+//! thousand of them; a poller can. The HTTP spoken is small: one request per connection, GET
+//! and HEAD, no request bodies ([`conn`]).
 //!
-//! - [`server`]: listening, accepting, reading requests, writing answers;
+//! - [`server`]: the poller: accepting, the connection cap, head deadlines, dispatch;
+//! - [`conn`]: reading and parsing one request head; [`handler`]: the handler threads;
+//! - [`answer`]: answers and how they are written, under a deadline;
 //! - [`route`]: which page answers which path, and Basic authentication;
-//! - [`health`], [`metrics`], [`api`], [`page`] (with [`chart`]): the answers; [`query`] and
-//!   [`status`]: their reads.
+//! - [`health`], [`metrics`], [`api`] (with [`paging`]), [`page`] (with [`chart`]): the
+//!   answers; [`query`] and [`status`]: their reads.
 
+mod answer;
 mod api;
 mod chart;
+mod conn;
+mod handler;
 mod health;
 mod metrics;
 mod page;
+mod paging;
 mod status;
 
 mod query;
@@ -37,9 +46,7 @@ use crate::stats::Stats;
 use crate::stop::Stop;
 use crate::threads::{Liveness, Supervisor};
 
-/// Handler threads: enough that a few slow clients (each held at most [`server::HEAD_TIMEOUT`]
-/// plus [`server::WRITE_TIMEOUT`]) leave others served, few enough to be cheap.
-pub const HANDLERS: usize = 4;
+pub use handler::HANDLERS;
 
 /// Why the server could not start. Every message names the address and the key.
 #[derive(Debug)]
@@ -78,17 +85,21 @@ pub struct Shared {
     pub stop: Stop,
 }
 
-/// The server's own two database connections: answers wait for each other, never for the
-/// pipeline, and never take a connection the pipeline needs.
+/// The server's own database connections, one per handler: a list is read while it is
+/// written to its client, so a handler holds its connection for as long as its answer takes
+/// (at most [`answer::WRITE_TIMEOUT`]). Answers never wait for the pipeline, and never take a
+/// connection the pipeline needs.
 pub fn pool(db: &crate::config::DbConfig) -> Result<Pool, crate::db::Error> {
     let mut cfg = db.clone();
-    cfg.pool_size = 2;
+    cfg.pool_size = HANDLERS as u32;
     crate::db::connect(&cfg)
 }
 
 /// Binds every address of `[http] Listen` (before any pipeline thread starts, so a port in
 /// use fails the start). Logs a warning for an address off the loopback without a password.
+/// Raises the open file limit first (see [`raise_open_files`]).
 pub fn bind(config: &Config) -> Result<Vec<TcpListener>, Error> {
+    raise_open_files(config);
     let mut listeners = Vec::new();
     for endpoint in &config.http.listen {
         for addr in resolve(endpoint)? {
@@ -106,6 +117,53 @@ pub fn bind(config: &Config) -> Result<Vec<TcpListener>, Error> {
         }
     }
     Ok(listeners)
+}
+
+/// File descriptors the daemon may hold at once: one per HTTP connection, two per worker
+/// (its check's socket, and a token request's), the database pools, and a margin for the
+/// listening sockets, the log, the poller and what the libraries open.
+pub fn files_needed(config: &Config) -> u64 {
+    let http = if config.http.listen.is_empty() {
+        0
+    } else {
+        config.http.max_connections + HANDLERS
+    };
+    (http + 2 * config.workers + config.db.pool_size as usize + 64) as u64
+}
+
+/// Raises the soft limit on open files to the hard one: every connection and every check is
+/// a file descriptor, and the usual soft limit (1024) is below what `[http] MaxConnections`
+/// and `[settings] Workers` may need. Warns when even the hard limit is below that.
+fn raise_open_files(config: &Config) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit this function owns.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                ..limit
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let needed = files_needed(config);
+    if limit.rlim_cur < needed {
+        log::warn!(
+            "the open file limit is {} but [http] MaxConnections ({}) and [settings] Workers \
+             ({}) may need {needed}: raise LimitNOFILE (systemd) or `ulimit -Hn`, or lower them",
+            limit.rlim_cur,
+            config.http.max_connections,
+            config.workers
+        );
+    }
 }
 
 fn resolve(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, Error> {
@@ -131,9 +189,10 @@ fn resolve(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, Error> {
     Ok(chosen)
 }
 
-/// Starts the acceptors and the handlers under the supervisor. They end once `shared.stop`
-/// is pulled: the acceptors at their next poll (within 200 ms), the handlers once the
-/// connections already accepted are answered.
+/// Starts the poller, its waker and the handlers under the supervisor. They end once
+/// `shared.stop` is pulled: the poller at once (closing the listening sockets and the
+/// connections still sending their head), the handlers once the answer in hand is written
+/// (within [`answer::AT_STOP`]), dropping the requests still queued.
 pub fn spawn(
     threads: &mut Supervisor,
     listeners: Vec<TcpListener>,
@@ -142,22 +201,27 @@ pub fn spawn(
     if listeners.is_empty() {
         return Ok(());
     }
-    let (tx, rx) = crossbeam_channel::bounded(server::QUEUE);
-    for (i, listener) in listeners.into_iter().enumerate() {
+    for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             log::info!("http: listening on {addr}");
         }
-        let (tx, stop) = (tx.clone(), shared.stop.clone());
-        threads.spawn(&format!("skypunch-http-accept-{i}"), None, move || {
-            server::accept(listener, tx, stop)
-        })?;
     }
-    drop(tx);
+    let (tx, rx) = crossbeam_channel::bounded(handler::QUEUE);
+    let (server, waker) = server::Server::new(listeners, tx, shared.clone())
+        .map_err(|e| format!("cannot poll the HTTP server's sockets: {e}"))?;
     for i in 0..HANDLERS {
         let (rx, shared) = (rx.clone(), shared.clone());
         threads.spawn(&format!("skypunch-http-{i}"), None, move || {
-            server::handle(rx, &shared)
+            handler::run(rx, &shared)
         })?;
     }
-    Ok(())
+    threads.spawn("skypunch-http-poll", None, move || server.run())?;
+    let stop = shared.stop.clone();
+    threads.spawn("skypunch-http-stop", None, move || {
+        // Returns once the stop is asked for (the trigger's end is dropped).
+        let _ = stop.channel().recv();
+        if let Err(e) = waker.wake() {
+            log::error!("http: cannot wake the poller to stop it: {e}");
+        }
+    })
 }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::answer::Answer;
 use super::query::{self, IncidentRow};
-use super::server::Answer;
 use super::status::{self, Day, Detail, Overview, TargetStatus, DAYS, RECENT_DAYS};
 use super::{chart, Shared};
 use crate::text::html;

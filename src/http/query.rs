@@ -1,8 +1,13 @@
-//! The HTTP server's database reads: one statement per answer, on the server's own small
-//! connection pool (so a slow answer never takes a connection the pipeline needs).
+//! The HTTP server's database reads (handler threads), on the server's own small connection
+//! pool, so a slow answer never takes a connection the pipeline needs. The API's lists are
+//! read a page at a time and handed over row by row ([`each_target`], [`each_incident`]) to
+//! be written as they come.
+
+use std::io;
 
 use mysql::prelude::Queryable;
 
+use super::paging::Paging;
 use crate::db::{self, Conn, Pool};
 
 /// One target as the API and the status pages show it: its row and its open incident.
@@ -76,6 +81,19 @@ fn conditions(which: Which) -> (String, Vec<mysql::Value>) {
     (filter.join(" AND "), params)
 }
 
+/// The columns of [`TargetNow`], as [`row`] reads them.
+const TARGET_SELECT: &str = "SELECT t.id, t.name, t.status, t.enabled, t.method, t.frequency, \
+     t.last_http_status, t.last_response_ms, \
+     CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
+     t.pass_count, t.fail_count, t.count200, t.count300, t.count400, t.count500, \
+     t.network_fails, t.group_name, t.public, \
+     CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
+     t.url, IFNULL(t.status_description, ''), i.last_reason, \
+     TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at) \
+     FROM targets t LEFT JOIN incidents i ON i.open_target = t.id";
+
+const READING_TARGETS: &str = "reading targets for the HTTP server";
+
 /// The targets `which` selects, by id (the failing ones first under a limit).
 pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Error> {
     let (filter, mut params) = conditions(which);
@@ -86,19 +104,81 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
         }
         None => "t.id",
     };
-    let sql = format!(
-        "SELECT t.id, t.name, t.status, t.enabled, t.method, t.frequency, t.last_http_status, \
-         t.last_response_ms, CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
-         t.pass_count, t.fail_count, t.count200, t.count300, t.count400, t.count500, \
-         t.network_fails, t.group_name, t.public, \
-         CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
-         t.url, IFNULL(t.status_description, ''), i.last_reason, \
-         TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at) \
-         FROM targets t LEFT JOIN incidents i ON i.open_target = t.id \
-         WHERE {filter} ORDER BY {order}"
-    );
+    let sql = format!("{TARGET_SELECT} WHERE {filter} ORDER BY {order}");
     conn.exec_map(sql, params, |mut r: mysql::Row| row(&mut r))
-        .map_err(db::Error::query("reading targets for the HTTP server"))
+        .map_err(db::Error::query(READING_TARGETS))
+}
+
+/// Where a page of a list ends, read before the page so that its `next` link can lead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// The page's last id, when the page is full (`None`: the rest of the list fits).
+    pub last: Option<i64>,
+    /// Whether items follow the page.
+    pub more: bool,
+}
+
+/// Why a list stopped half-way.
+#[derive(Debug)]
+pub enum Streamed {
+    Db(db::Error),
+    Write(io::Error),
+}
+
+/// The bounds of a page of the targets `which` selects, by id: the page holds the ids after
+/// `paging.after`, up to [`Bounds::last`]. Reads ids only, from the primary key.
+pub fn target_bounds(conn: &mut Conn, which: Which, paging: Paging) -> Result<Bounds, db::Error> {
+    let (mut filter, mut params) = conditions(which);
+    if let Some(after) = paging.after {
+        filter.push_str(" AND t.id > ?");
+        params.push(after.into());
+    }
+    params.push((paging.limit - 1).into());
+    let sql = format!("SELECT t.id FROM targets t WHERE {filter} ORDER BY t.id LIMIT ?, 2");
+    bounds(conn, sql, params, READING_TARGETS)
+}
+
+/// Hands the targets of a page (as [`target_bounds`] gave it) to `f` one at a time, as they
+/// are read.
+pub fn each_target(
+    conn: &mut Conn,
+    which: Which,
+    paging: Paging,
+    page: Bounds,
+    mut f: impl FnMut(TargetNow) -> io::Result<()>,
+) -> Result<(), Streamed> {
+    let (mut filter, mut params) = conditions(which);
+    if let Some(after) = paging.after {
+        filter.push_str(" AND t.id > ?");
+        params.push(after.into());
+    }
+    if let Some(last) = page.last {
+        filter.push_str(" AND t.id <= ?");
+        params.push(last.into());
+    }
+    params.push(paging.limit.into());
+    let sql = format!("{TARGET_SELECT} WHERE {filter} ORDER BY t.id LIMIT ?");
+    let failed = |e| Streamed::Db(db::Error::query(READING_TARGETS)(e));
+    for r in conn.exec_iter(sql, params).map_err(failed)? {
+        f(row(&mut r.map_err(failed)?)).map_err(Streamed::Write)?;
+    }
+    Ok(())
+}
+
+/// The first id of a bounds query's answer, and whether a second came.
+fn bounds(
+    conn: &mut Conn,
+    sql: String,
+    params: Vec<mysql::Value>,
+    what: &str,
+) -> Result<Bounds, db::Error> {
+    let ids: Vec<Option<i64>> = conn
+        .exec_map(sql, params, |mut r: mysql::Row| take::<i64>(&mut r, 0))
+        .map_err(db::Error::query(what))?;
+    Ok(Bounds {
+        last: ids.first().copied().flatten(),
+        more: ids.len() > 1,
+    })
 }
 
 /// How many targets `which` selects, its limit aside.
@@ -267,6 +347,24 @@ pub struct IncidentRow {
     pub http_status: Option<i64>,
 }
 
+/// The columns of [`IncidentRow`], as [`incident_row`] reads them.
+const INCIDENT_SELECT: &str = "SELECT i.id, i.target_id, t.name, \
+     CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
+     CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.last_reason, \
+     i.failed_checks, i.http_status FROM incidents i JOIN targets t ON t.id = i.target_id";
+
+const READING_INCIDENTS: &str = "reading incidents for the HTTP server";
+
+/// The open incidents and those that ended in the last `days`; of public targets only when
+/// `public_only`.
+fn incident_conditions(public_only: bool, days: u32) -> (String, Vec<mysql::Value>) {
+    let mut filter = "(i.ended IS NULL OR i.ended > UTC_TIMESTAMP() - INTERVAL ? DAY)".to_string();
+    if public_only {
+        filter.push_str(" AND t.public = 1");
+    }
+    (filter, vec![mysql::Value::from(days)])
+}
+
 /// The open incidents and those that ended in the last `days`, newest first, at most
 /// `limit`; of one target when `target` is given, of public targets only when `public_only`.
 pub fn incidents(
@@ -276,32 +374,76 @@ pub fn incidents(
     days: u32,
     limit: u32,
 ) -> Result<Vec<IncidentRow>, db::Error> {
-    let mut filter = "(i.ended IS NULL OR i.ended > UTC_TIMESTAMP() - INTERVAL ? DAY)".to_string();
-    let mut params = vec![mysql::Value::from(days)];
+    let (mut filter, mut params) = incident_conditions(public_only, days);
     if let Some(id) = target {
         filter.push_str(" AND i.target_id = ?");
         params.push(mysql::Value::from(id));
     }
-    if public_only {
-        filter.push_str(" AND t.public = 1");
-    }
     params.push(mysql::Value::from(limit));
+    let sql =
+        format!("{INCIDENT_SELECT} WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT ?");
+    conn.exec_map(sql, params, |mut r: mysql::Row| incident_row(&mut r))
+        .map_err(db::Error::query(READING_INCIDENTS))
+}
+
+/// The bounds of a page of the incidents [`incident_conditions`] selects, newest (highest
+/// id) first: the page holds the ids below `paging.after`, down to [`Bounds::last`].
+pub fn incident_bounds(
+    conn: &mut Conn,
+    public_only: bool,
+    days: u32,
+    paging: Paging,
+) -> Result<Bounds, db::Error> {
+    let (mut filter, mut params) = incident_conditions(public_only, days);
+    if let Some(after) = paging.after {
+        filter.push_str(" AND i.id < ?");
+        params.push(after.into());
+    }
+    params.push((paging.limit - 1).into());
     let sql = format!(
-        "SELECT i.id, i.target_id, t.name, CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
-         CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.last_reason, \
-         i.failed_checks, i.http_status FROM incidents i JOIN targets t ON t.id = i.target_id \
-         WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT ?"
+        "SELECT i.id FROM incidents i JOIN targets t ON t.id = i.target_id WHERE {filter} \
+         ORDER BY i.id DESC LIMIT ?, 2"
     );
-    conn.exec_map(sql, params, |mut r: mysql::Row| IncidentRow {
-        id: take(&mut r, 0).unwrap_or(0),
-        target_id: take(&mut r, 1).unwrap_or(0),
-        target_name: take(&mut r, 2).unwrap_or_default(),
-        started: take(&mut r, 3).unwrap_or(0),
-        ended: take(&mut r, 4),
-        first_reason: take(&mut r, 5).unwrap_or_default(),
-        last_reason: take(&mut r, 6).unwrap_or_default(),
-        failed_checks: take(&mut r, 7).unwrap_or(0),
-        http_status: take(&mut r, 8),
-    })
-    .map_err(db::Error::query("reading incidents for the HTTP server"))
+    bounds(conn, sql, params, READING_INCIDENTS)
+}
+
+/// Hands the incidents of a page (as [`incident_bounds`] gave it) to `f` one at a time.
+pub fn each_incident(
+    conn: &mut Conn,
+    public_only: bool,
+    days: u32,
+    paging: Paging,
+    page: Bounds,
+    mut f: impl FnMut(IncidentRow) -> io::Result<()>,
+) -> Result<(), Streamed> {
+    let (mut filter, mut params) = incident_conditions(public_only, days);
+    if let Some(after) = paging.after {
+        filter.push_str(" AND i.id < ?");
+        params.push(after.into());
+    }
+    if let Some(last) = page.last {
+        filter.push_str(" AND i.id >= ?");
+        params.push(last.into());
+    }
+    params.push(paging.limit.into());
+    let sql = format!("{INCIDENT_SELECT} WHERE {filter} ORDER BY i.id DESC LIMIT ?");
+    let failed = |e| Streamed::Db(db::Error::query(READING_INCIDENTS)(e));
+    for r in conn.exec_iter(sql, params).map_err(failed)? {
+        f(incident_row(&mut r.map_err(failed)?)).map_err(Streamed::Write)?;
+    }
+    Ok(())
+}
+
+fn incident_row(r: &mut mysql::Row) -> IncidentRow {
+    IncidentRow {
+        id: take(r, 0).unwrap_or(0),
+        target_id: take(r, 1).unwrap_or(0),
+        target_name: take(r, 2).unwrap_or_default(),
+        started: take(r, 3).unwrap_or(0),
+        ended: take(r, 4),
+        first_reason: take(r, 5).unwrap_or_default(),
+        last_reason: take(r, 6).unwrap_or_default(),
+        failed_checks: take(r, 7).unwrap_or(0),
+        http_status: take(r, 8),
+    }
 }

@@ -1,9 +1,10 @@
-//! Which answer a request gets: the method check, Basic authentication (everything but
-//! `/healthz`), then the path.
+//! Which answer a request gets (on a handler thread; `/healthz` on the poller): the method
+//! check, Basic authentication (everything but `/healthz`), then the path.
 
 use base64::Engine;
 
-use super::server::{Answer, Request};
+use super::answer::Answer;
+use super::conn::Request;
 use super::Shared;
 use crate::config::HttpConfig;
 
@@ -30,8 +31,8 @@ pub fn answer(request: &Request, shared: &Shared) -> Answer {
     match path {
         "/" | "/index.html" => super::page::front(shared),
         "/metrics" => super::metrics::answer(shared),
-        "/api/v1/targets" => super::api::targets(shared),
-        "/api/v1/incidents" => super::api::incidents(shared),
+        "/api/v1/targets" => super::api::targets(shared, &request.query),
+        "/api/v1/incidents" => super::api::incidents(shared, &request.query),
         _ => {
             if let Some(id) = id("/api/v1/targets/") {
                 super::api::target(shared, id)

@@ -107,5 +107,9 @@ fn the_http_run_gets_every_page_and_the_daemon_exits_cleanly() {
         results["front_page_gzip_bytes"].as_u64().unwrap() > 0,
         "{results}"
     );
+    for walk in results["api_walks"].as_array().unwrap() {
+        assert_eq!(walk["rows_each"], 300, "{walk}");
+    }
+    assert_eq!(results["healthz_beside_crowd"]["healthz_not_200"], 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -16,6 +16,7 @@ mod first_hour;
 mod history;
 mod hooks;
 mod http;
+mod http_hostile;
 mod install;
 mod keystone;
 mod lifecycle;

@@ -8,7 +8,10 @@
 //! with no HTTP client against one under hostile clients (500 connections at once, slow
 //! clients sending a byte a second, 10 MB requests ten times a second each; the attackers run
 //! at nice 19, as their CPU would be another host's), while a client asks `/healthz` every
-//! 100 ms and counts its answers.
+//! 100 ms and counts its answers. Also, before the scrapes: four concurrent walks of every
+//! page of `/api/v1/targets` ([`walks`], at the largest page and the default one) with the
+//! daemon's memory sampled; and before the hostile window, `/healthz` timed beside a
+//! thousand idle and trickling connections ([`crowd`]; `[http] MaxConnections` is 1,500).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,16 +23,24 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::args::Settings;
+use super::crowd::{self, Crowd};
 use super::daemon::{self, Daemon};
 use super::database::{self, BenchDb};
 use super::statsline::StatsLine;
 use super::target::{free_port, Server};
+use super::walks::{self, Walks};
 use super::{procfs, Error};
 
 /// Targets given a status page's history (the page lists at most 500).
 const PAGE_TARGETS: u64 = 500;
 /// Scrapes and page loads measured.
 const RUNS: usize = 5;
+/// Clients walking the API's pages at once, and the page sizes they ask for (the largest
+/// allowed, and the default).
+const WALKERS: usize = 4;
+const WALK_LIMITS: [u32; 4] = [5_000, 5_000, 500, 500];
+/// Connections in the crowd that never finish a request.
+const CROWD: usize = 1_000;
 
 /// One timed request.
 #[derive(Debug, Clone)]
@@ -65,6 +76,8 @@ pub struct Figures {
     pub lag_quiet: Vec<StatsLine>,
     pub lag_hostile: Vec<StatsLine>,
     pub hostile: Hostile,
+    pub walks: Vec<Walks>,
+    pub crowd: Crowd,
     pub exit: String,
 }
 
@@ -88,7 +101,7 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
     let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
     let text = text.replace(
         "[http]\nListen:\n",
-        &format!("[http]\nListen: 127.0.0.1:{port}\n"),
+        &format!("[http]\nListen: 127.0.0.1:{port}\nMaxConnections: 1500\n"),
     );
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let mut d = Daemon::start(&s.skypunch, &[], &config, dir)?;
@@ -98,6 +111,12 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         d.stats.iter().filter(|l| l.checks > 0).count() as f64 >= warm.as_secs_f64()
     })?;
     let lag_quiet = stats_over(&mut d, s.duration)?;
+    // The walks first, so that what they add is measured from the daemon's own level, not
+    // from arenas the scrapes and pages have grown already.
+    let walks = WALK_LIMITS
+        .iter()
+        .map(|limit| walks::run(port, pid, WALKERS, *limit))
+        .collect();
     let rss_before_mib = procfs::rss_mib(pid).unwrap_or(0.0);
     let peak_before_mib = procfs::peak_rss_mib(pid).unwrap_or(0.0);
     let (scrapes, rss_during_max_mib) = sampled(pid, || timed(port, "/metrics", RUNS));
@@ -106,6 +125,7 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
     let front = timed(port, "/", RUNS);
     let front_gzip = (0..RUNS).map(|_| get_as(port, "/", true)).collect();
     let target_page = timed(port, "/target/1", RUNS);
+    let crowd = crowd::run(port, pid, CROWD, s.duration);
     let (lag_hostile, hostile) = under_attack(&mut d, port, s.duration)?;
     let (status, _) = d.stop(Duration::from_secs(60))?;
     Ok(Figures {
@@ -123,6 +143,8 @@ fn measure(s: &Settings, db: &mut BenchDb, server: &Server, dir: &Path) -> Resul
         lag_quiet,
         lag_hostile,
         hostile,
+        walks,
+        crowd,
         exit: status.to_string(),
     })
 }
@@ -168,7 +190,7 @@ fn stats_over(d: &mut Daemon, window: Duration) -> Result<Vec<StatsLine>, Error>
 }
 
 /// `f`'s result, and the daemon's largest RSS seen every 10 ms while it ran.
-fn sampled<T>(pid: u32, f: impl FnOnce() -> T) -> (T, f64) {
+pub fn sampled<T>(pid: u32, f: impl FnOnce() -> T) -> (T, f64) {
     let done = Arc::new(AtomicBool::new(false));
     let max = Arc::new(Mutex::new(0.0f64));
     let sampler = {
@@ -194,7 +216,7 @@ fn timed(port: u16, path: &str, runs: usize) -> Vec<Fetch> {
     (0..runs).map(|_| get(port, path)).collect()
 }
 
-fn get(port: u16, path: &str) -> Fetch {
+pub fn get(port: u16, path: &str) -> Fetch {
     get_as(port, path, false)
 }
 
@@ -210,7 +232,7 @@ fn get_as(port: u16, path: &str, gzip: bool) -> Fetch {
 }
 
 /// One GET: the status and the body.
-fn request(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn request(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
     request_as(port, path, false)
 }
 
@@ -416,6 +438,7 @@ impl Figures {
              | the same under hostile clients, ms | {hostile_mean:.1} / {hostile_max:.1} |\n\
              | /healthz under hostile clients: 200 / 503 busy / failed, p99 ms | {} / {} / {}, {:.1} |\n\
              | hostile connections answered | {} |\n\
+             {}{}\
              | daemon exit | {} |\n",
             self.frequency,
             self.targets,
@@ -438,6 +461,8 @@ impl Figures {
             h.healthz_failed,
             h.healthz_p99_ms,
             h.connections_opened,
+            self.walks.iter().map(Walks::row).collect::<String>(),
+            self.crowd.row(),
             self.exit,
         )
     }
@@ -472,12 +497,14 @@ impl Figures {
                 "p99_ms": h.healthz_p99_ms,
             },
             "hostile_connections_answered": h.connections_opened,
+            "api_walks": self.walks.iter().map(Walks::json).collect::<Vec<_>>(),
+            "healthz_beside_crowd": self.crowd.json(),
             "daemon_exit": self.exit,
         })
     }
 
-    /// What makes the run a failure: a scrape or page that did not answer 200, or a daemon
-    /// that did not exit cleanly.
+    /// What makes the run a failure: a scrape, page or walk that did not answer 200, a
+    /// `/healthz` beside the crowd that did not, or a daemon that did not exit cleanly.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (what, list) in [
@@ -489,6 +516,19 @@ impl Figures {
             if let Some(f) = list.iter().find(|f| f.status != 200) {
                 out.push(format!("{what} answered {}", f.status));
             }
+        }
+        for w in &self.walks {
+            out.extend(
+                w.failures
+                    .iter()
+                    .map(|f| format!("a walk of limit {}: {f}", w.limit)),
+            );
+        }
+        if self.crowd.not_200 > 0 {
+            out.push(format!(
+                "/healthz beside the crowd: {} answers not 200",
+                self.crowd.not_200
+            ));
         }
         if self.exit != "exit status: 0" {
             out.push(format!("the daemon ended with {}", self.exit));

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod blackbox;
 pub mod cluster;
+pub mod crowd;
 pub mod daemon;
 pub mod database;
 pub mod history;
@@ -14,6 +15,7 @@ pub mod report;
 pub mod statsline;
 pub mod target;
 pub mod tls;
+pub mod walks;
 
 /// Why a benchmark run could not finish; the message says what to do.
 pub type Error = String;
