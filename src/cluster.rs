@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+use crate::base::model::{Control, Report, Target, TargetId};
+use crate::base::stats::Stats;
+use crate::base::stop::Stop;
 use crate::config::ClusterConfig;
 use crate::db::nodes::{self, Fence, JoinError, Joining, NodeRow};
 use crate::db::{self, Pool};
-use crate::model::{Control, Report, Target, TargetId};
-use crate::stats::Stats;
-use crate::stop::Stop;
 
 /// Taken off the lease, for the time between the others' clock reading the heartbeat as
 /// stale and this node's reading of its own.
@@ -422,7 +422,7 @@ impl Cluster {
     }
 
     fn log_dead(&self, dead: &nodes::Dead) {
-        let name = crate::text::printable(&dead.name);
+        let name = crate::base::text::printable(&dead.name);
         let secs = self.config.dead_after.as_secs();
         if dead.ahead {
             log::warn!(
@@ -582,7 +582,7 @@ pub fn run(mut cluster: Cluster, ports: Ports, read_timeout: Duration) {
             default(wait) => {}
         }
         if Instant::now() >= next {
-            crate::fault::point("cluster");
+            crate::base::fault::point("cluster");
             cluster.beat_active(&ports);
             next = Instant::now() + every;
         }

@@ -39,6 +39,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, unbounded, Sender};
 
+use crate::base::stats::Stats;
+use crate::base::stop::{self, StopTrigger};
+use crate::base::threads::{self, Ended, Supervisor};
 use crate::check::sockets::InFlight;
 use crate::check::{CheckSettings, Checker};
 use crate::config::{self, Config};
@@ -46,9 +49,6 @@ use crate::db::{self, Pool};
 use crate::lifecycle::{PidFile, StartError};
 use crate::logging::LogFile;
 use crate::signals::{Forwarded, Signal, Signals};
-use crate::stats::Stats;
-use crate::stop::{self, StopTrigger};
-use crate::threads::{self, Ended, Supervisor};
 use crate::watchdog::{self, Notify};
 use crate::{loader, notifier, wheel, worker, writer};
 
@@ -337,7 +337,7 @@ struct Back {
 fn start_back(
     config: &Arc<Config>,
     back: Back,
-    reports: crossbeam_channel::Receiver<crate::model::Report>,
+    reports: crossbeam_channel::Receiver<crate::base::model::Report>,
     threads: &mut Supervisor,
 ) -> Result<(), String> {
     let (wake_tx, wake_rx) = bounded(1);

@@ -10,9 +10,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::stats::Stats;
-use crate::stop::Stop;
-use crate::threads::Liveness;
+use crate::base::stats::Stats;
+use crate::base::stop::Stop;
+use crate::base::threads::Liveness;
 
 /// What the verdict is made of, read from the shared state at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]

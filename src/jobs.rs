@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
-use crate::model::Job;
+use crate::base::model::Job;
 
 /// Where idle workers sleep. A worker goes to sleep only after seeing, under the lock, that
 /// the channel is empty; the wheel rings under the same lock after each job it queued, and
@@ -136,7 +136,7 @@ impl JobReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Target;
+    use crate::base::model::Target;
     use std::time::{Duration, Instant};
 
     fn job(id: u64) -> Job {

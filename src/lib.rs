@@ -4,36 +4,24 @@
 //! loader → cluster → wheel → workers → writer → notifier, with the CLI beside it. `daemon` starts the
 //! threads and says in which order they stop.
 
-mod authn;
 mod backlog;
+mod base;
 mod check;
 mod cli;
 mod cluster;
 mod config;
 mod daemon;
 mod db;
-mod fault;
 mod health;
 mod http;
 mod jobs;
-mod keystone;
 mod lifecycle;
 mod loader;
 mod logging;
-mod model;
 mod notifier;
 mod report;
-mod rollup;
 mod signals;
-mod state;
-mod stats;
-mod stop;
 mod target;
-mod text;
-mod threads;
-mod trace;
-mod uptime;
-mod urls;
 mod watchdog;
 
 #[cfg(test)]
@@ -51,7 +39,7 @@ pub use cli::main;
 /// the crate, so rustc reports the code nothing uses.
 pub mod facade {
     pub mod authn {
-        pub use crate::authn::{parse, redact_params, split_params, Auth, Secret};
+        pub use crate::base::authn::{parse, redact_params, split_params, Auth, Secret};
     }
     pub mod check {
         pub use crate::check::timing::Phase;
@@ -82,7 +70,7 @@ pub mod facade {
         pub use crate::lifecycle::process_alive;
     }
     pub mod model {
-        pub use crate::model::{
+        pub use crate::base::model::{
             AlertKind, CheckError, CheckOutcome, Method, NewAlert, Target, Verdict,
         };
     }
@@ -93,13 +81,13 @@ pub mod facade {
         }
     }
     pub mod stop {
-        pub use crate::stop::{request, StopTrigger};
+        pub use crate::base::stop::{request, StopTrigger};
     }
     pub mod target {
         pub use crate::check::CaFiles;
         pub use crate::target::from_row;
     }
     pub mod urls {
-        pub use crate::urls::shown;
+        pub use crate::base::urls::shown;
     }
 }

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::base::model::Control;
+use crate::base::model::{Report, TargetId};
+use crate::base::stop::Stop;
 use crate::db::{self, targets::TargetRow, Pool};
-use crate::model::Control;
-use crate::model::{Report, TargetId};
-use crate::stop::Stop;
 use crate::target;
 
 /// Rows changed this long before the previous scan are looked at again, so that a
@@ -269,7 +269,7 @@ impl Loader {
 /// Says when a target is scheduled (a row new or edited since the first load), and every
 /// time its row is loaded, first load included, when its timeout stretches its schedule:
 /// the operator must never read "every 2s" of a target checked every 8s.
-fn log_schedule(t: &crate::model::Target, first: bool) {
+fn log_schedule(t: &crate::base::model::Target, first: bool) {
     let name = &t.name;
     match target::stretched_schedule(t.frequency, t.timeout) {
         Some(why) => log::warn!("[{}] target {name} scheduled {why}", t.id),
@@ -295,7 +295,7 @@ pub fn release_free_memory() {
 /// The thread body: a pass every `interval` until the stop request.
 pub fn run(mut loader: Loader, interval: Duration) {
     loop {
-        crate::fault::point("loader");
+        crate::base::fault::point("loader");
         loader.pass();
         if loader.stop.sleep(interval) {
             return;

@@ -4,7 +4,7 @@
 //! Every thread logs through the `log` macros. The file is behind a [`LogFile`] handle that
 //! the main thread reopens on SIGHUP (after logrotate moved it away).
 //!
-//! One event, one line: the formatter writes every message through [`crate::text::Visible`],
+//! One event, one line: the formatter writes every message through [`crate::base::text::Visible`],
 //! so a control character, line break or bidi override that a row, a server or a library put
 //! in a message is shown escaped (`\x1b`, `\n`, `\u{202e}`), whichever call site logged it.
 //! A message of several lines (a panic's) becomes one line with `\n` between its parts.
@@ -135,9 +135,9 @@ impl<M: std::fmt::Display> std::fmt::Display for Line<M> {
         write!(
             f,
             "{} {} {}",
-            crate::trace::Stamp(&self.at, ','),
+            crate::base::trace::Stamp(&self.at, ','),
             self.level,
-            crate::text::Visible(&self.message)
+            crate::base::text::Visible(&self.message)
         )
     }
 }
@@ -169,5 +169,5 @@ pub fn set_level(level: log::LevelFilter) {
 pub fn name_column(name: &str) -> String {
     // Padded by characters, not display columns: the original's `%-30s` did so, and log
     // parsers written for it count on that.
-    format!("{:<30}", crate::text::visible(name))
+    format!("{:<30}", crate::base::text::visible(name))
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::model::CheckError;
-use crate::stats::{quantile, Stats};
+use crate::base::model::CheckError;
+use crate::base::stats::{quantile, Stats};
 
 /// The thread body: reports until `pipeline_done` closes, which the daemon does once the
 /// wheel, every worker and the writer have finished, so the final line's counters are
@@ -22,7 +22,7 @@ pub fn run(stats: &Arc<Stats>, interval: Duration, pipeline_done: Receiver<()>) 
     }
     let mut last = Window::take(stats);
     while let Err(RecvTimeoutError::Timeout) = pipeline_done.recv_timeout(interval) {
-        crate::fault::point("stats");
+        crate::base::fault::point("stats");
         let now = Window::take(stats);
         log::info!("{}", line(stats, &last, &now, false));
         last = now;

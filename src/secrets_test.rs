@@ -9,10 +9,11 @@ use std::net::TcpListener;
 
 use proptest::prelude::*;
 
+use crate::base::model::Alert;
+use crate::base::urls;
 use crate::check::{CheckSettings, Checker};
 use crate::db::targets::TargetRow;
-use crate::model::Alert;
-use crate::{cli, db, notifier, target, urls, worker};
+use crate::{cli, db, notifier, target, worker};
 
 /// A server that answers every request `200 ok`; its port.
 fn answering_server() -> u16 {

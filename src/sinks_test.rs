@@ -10,12 +10,12 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::json;
 
+use crate::base::model::{Alert, CheckOutcome, Verdict};
+use crate::base::text::{is_hidden, mail_line};
+use crate::base::trace::Trace;
 use crate::db::notifiers::NotifierRow;
 use crate::db::targets::TargetRow;
-use crate::model::{Alert, CheckOutcome, Verdict};
 use crate::notifier::{hooks, message};
-use crate::text::{is_hidden, mail_line};
-use crate::trace::Trace;
 use crate::{logging, target, worker};
 
 /// Text a hostile row could hold: mostly what a sink must handle (controls, line breaks,

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use crate::authn;
+use crate::base::authn;
+use crate::base::model::{Method, Status, Target, TargetState};
+use crate::base::text;
+use crate::base::urls::WebUrl;
 use crate::check::CaFiles;
 use crate::db::targets::TargetRow;
-use crate::model::{Method, Status, Target, TargetState};
-use crate::text;
-use crate::urls::WebUrl;
 
 /// Longest frequency accepted: a week.
 const MAX_FREQUENCY: i64 = 7 * 86400;

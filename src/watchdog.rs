@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use crossbeam_channel::select;
 
+use crate::base::stats::Stats;
+use crate::base::stop::Stop;
+use crate::base::threads::Liveness;
 use crate::health::{process_fault, Facts};
-use crate::stats::Stats;
-use crate::stop::Stop;
-use crate::threads::Liveness;
 
 /// The socket systemd listens on for this service's notifications.
 pub struct Notify {

@@ -14,9 +14,9 @@ use crossbeam_channel::{select, Receiver};
 use crate::backlog::{Notice, Watch};
 use crate::jobs::{JobReceiver, JobSender};
 
-use crate::model::{Control, Job, Target, TargetId};
-use crate::stats::Stats;
-use crate::stop::Stop;
+use crate::base::model::{Control, Job, Target, TargetId};
+use crate::base::stats::Stats;
+use crate::base::stop::Stop;
 
 /// The resolution of the schedule.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -238,7 +238,7 @@ pub fn run(ports: Ports, stats: Arc<Stats>) {
             continue;
         }
         deadline = (deadline + TICK).max(now);
-        crate::fault::point("wheel");
+        crate::base::fault::point("wheel");
         let mut finished = 0;
         for id in ports.done.try_iter() {
             wheel.check_done(id, now);

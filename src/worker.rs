@@ -14,13 +14,15 @@ use crossbeam_channel::Sender;
 
 use crate::jobs::JobReceiver;
 
+use crate::base::model::{
+    CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict,
+};
+use crate::base::stats::Stats;
+use crate::base::threads::Supervisor;
+use crate::base::trace::Trace;
 use crate::check::sockets::{Ended, InFlight};
 use crate::check::Checker;
 use crate::logging::name_column;
-use crate::model::{CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict};
-use crate::stats::Stats;
-use crate::threads::Supervisor;
-use crate::trace::Trace;
 
 /// The channels a worker works with; cloned for each worker.
 #[derive(Clone)]
@@ -57,7 +59,7 @@ pub fn spawn(
 fn run(checker: &Checker, ports: Ports, stats: &Stats) {
     let slot = ports.in_flight.join();
     loop {
-        crate::fault::point("worker");
+        crate::base::fault::point("worker");
         let Some(job) = ports.jobs.recv() else {
             return;
         };

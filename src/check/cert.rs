@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::model::CertInfo;
+use crate::base::model::CertInfo;
 
 /// Longest issuer kept, in characters (the column is 256 bytes of utf8mb4).
 const MAX_NAME: usize = 200;
@@ -50,8 +50,8 @@ pub fn parse(der: &[u8]) -> Option<CertInfo> {
         .unwrap_or_else(|| cert.subject().to_string());
     Some(CertInfo {
         expires: cert.validity().not_after.timestamp(),
-        subject: crate::text::clip(&subject, MAX_NAME).to_string(),
-        issuer: crate::text::clip(&cert.issuer().to_string(), MAX_NAME).to_string(),
+        subject: crate::base::text::clip(&subject, MAX_NAME).to_string(),
+        issuer: crate::base::text::clip(&cert.issuer().to_string(), MAX_NAME).to_string(),
     })
 }
 
@@ -64,7 +64,7 @@ pub fn describe(cert: &CertInfo, now: i64) -> String {
         "certificate of {} issued by {}, expires {expires} ({})",
         cert.subject,
         cert.issuer,
-        crate::text::time_left(cert.expires - now)
+        crate::base::text::time_left(cert.expires - now)
     )
 }
 

@@ -13,10 +13,10 @@ use ureq::{Agent, AsSendBody, Body};
 use super::describe::{self, Context};
 use super::timing::{self, Mark, Phase};
 use super::{CheckSettings, MAX_REDIRECTS};
-use crate::authn::{Auth, IdentityVersion, KeystoneParams};
-use crate::keystone::{self, Source, Token, TokenCache};
-use crate::model::{CheckError, CheckOutcome, Method, Target, Verdict};
-use crate::trace::Trace;
+use crate::base::authn::{Auth, IdentityVersion, KeystoneParams};
+use crate::base::model::{CheckError, CheckOutcome, Method, Target, Verdict};
+use crate::base::trace::Trace;
+use crate::check::keystone::{self, Source, Token, TokenCache};
 
 /// What the target answered.
 struct Answer {
@@ -380,7 +380,7 @@ mod tests {
         Target {
             id: 1,
             name: "t".into(),
-            url: crate::urls::WebUrl::parse("http://127.0.0.1/").unwrap(),
+            url: crate::base::urls::WebUrl::parse("http://127.0.0.1/").unwrap(),
             method: Method::Get,
             auth: Auth::None,
             pass_result: 200,

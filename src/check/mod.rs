@@ -4,6 +4,7 @@
 
 pub(crate) mod cert;
 pub(crate) mod describe;
+pub mod keystone;
 pub mod sockets;
 pub(crate) mod timing;
 
@@ -20,8 +21,8 @@ use rustls::pki_types::CertificateDer;
 use ureq::tls::TlsConfig;
 use ureq::Agent;
 
-use crate::keystone::TokenCache;
-use crate::model::{CheckOutcome, Target};
+use crate::base::model::{CheckOutcome, Target};
+use crate::check::keystone::TokenCache;
 
 /// Redirect hops followed when a target asks for it.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -148,7 +149,7 @@ impl Checker {
     }
 
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
-    /// an outcome with [`crate::model::Verdict::Fail`] and a description of what failed.
+    /// an outcome with [`crate::base::model::Verdict::Fail`] and a description of what failed.
     pub fn check(&self, target: &Target) -> CheckOutcome {
         // Borrowed on the common path; only a target with its own CA takes a clone.
         let with_ca;

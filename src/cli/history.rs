@@ -8,10 +8,10 @@ use super::out::plural;
 use super::report::{duration, local, window};
 use super::table::Table;
 use super::{Error, Invocation};
+use crate::base::rollup::Rollup;
+use crate::base::uptime::{self, Span};
 use crate::db::history::{self, Incident};
 use crate::db::{self, targets::TargetRow};
-use crate::rollup::Rollup;
-use crate::uptime::{self, Span};
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -79,7 +79,7 @@ fn incident_table(
             duration(i.ended.unwrap_or(now) - i.started),
             i.failed_checks.to_string(),
             alerted(conn, i, in_window)?.into(),
-            crate::text::yes_no(in_window).into(),
+            crate::base::text::yes_no(in_window).into(),
             i.first_reason.clone(),
         ]);
     }

@@ -115,7 +115,7 @@ pub struct Invocation {
     pub reason: Option<String>,
     /// `--admin-user`, `--admin-password`: `setup-db`'s administrator account over TCP.
     pub admin_user: Option<String>,
-    pub admin_password: Option<crate::authn::Secret>,
+    pub admin_password: Option<crate::base::authn::Secret>,
     pub words: Vec<String>,
 }
 
@@ -311,7 +311,9 @@ fn run(args: &[String]) -> Result<(), Error> {
         for_span: m.opt_str("for"),
         reason: m.opt_str("reason"),
         admin_user: m.opt_str("admin-user"),
-        admin_password: m.opt_str("admin-password").map(crate::authn::Secret::new),
+        admin_password: m
+            .opt_str("admin-password")
+            .map(crate::base::authn::Secret::new),
         words: m.free,
     };
     dispatch(&inv)
@@ -352,7 +354,7 @@ impl log::Log for Stderr {
 
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) {
-            let line = crate::text::printable(&r.args().to_string());
+            let line = crate::base::text::printable(&r.args().to_string());
             // Never a panic for a closed stderr, as `eprintln!` would.
             let _ = writeln!(std::io::stderr(), "skypunch: warning: {line}");
         }

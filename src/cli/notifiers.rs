@@ -3,10 +3,10 @@
 use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, toggle, Error, USAGE};
+use crate::base::text::yes_no;
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow};
 use crate::notifier;
-use crate::text::yes_no;
 
 pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
     let (_pool, mut conn) = db::open(&config.db)?;
@@ -76,7 +76,7 @@ pub fn detail(r: &NotifierRow, owed: &notifier::outbox::Owed) -> Table {
         ("Name", r.name.clone()),
         ("Type", r.kind.clone()),
         ("Address", crate::notifier::hooks::shown_address(r)),
-        ("Params", crate::authn::redact_params(&r.params)),
+        ("Params", crate::base::authn::redact_params(&r.params)),
         ("Enabled", yes_no(r.enabled).into()),
         ("Pass Count", r.pass_count.to_string()),
         ("Fail Count", r.fail_count.to_string()),

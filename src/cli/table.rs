@@ -1,7 +1,7 @@
 //! Plain-text tables for the CLI, in the original's boxed style, aligned by display width so
 //! CJK and emoji names line up.
 
-use crate::text;
+use crate::base::text;
 
 /// A table of rows of cells; the first row is the header.
 pub struct Table {

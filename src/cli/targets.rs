@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, toggle, Error, Invocation, USAGE};
-use crate::authn;
+use crate::base::authn;
+use crate::base::model::{CheckOutcome, TargetId, Verdict};
+use crate::base::state;
+use crate::base::text::yes_no;
 use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
-use crate::model::{CheckOutcome, TargetId, Verdict};
-use crate::text::yes_no;
-use crate::{state, target, worker};
+use crate::{target, worker};
 
 pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Error> {
     let (pool, mut conn) = db::open(&config.db)?;
@@ -39,7 +40,7 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             t.row(vec!["Created".into(), created]);
             print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
-                let trace = crate::trace::localize(trace);
+                let trace = crate::base::trace::localize(trace);
                 print(format_args!("Last check trace:\n{trace}"))?;
             }
             Ok(())
@@ -81,7 +82,7 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     });
     let outcome = worker::check_safely(&checker, &target);
     line(worker::check_line(&target, &outcome))?;
-    print(crate::trace::localize(&outcome.trace.to_string()))?;
+    print(crate::base::trace::localize(&outcome.trace.to_string()))?;
     record(pool, &target, &outcome)?;
     // Scripts read the verdict from the exit status; the line and trace above say why.
     match outcome.verdict {
@@ -96,8 +97,12 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
 /// Writes a test's result like a check's, from the row's state as it is now. A daemon may
 /// write the row between the read and the write (its `state_seq` moves on): then the state
 /// is read again, a few times at most.
-fn record(pool: &Pool, target: &crate::model::Target, outcome: &CheckOutcome) -> Result<(), Error> {
-    let at = crate::trace::Stamp(&chrono::Utc::now(), '.').to_string();
+fn record(
+    pool: &Pool,
+    target: &crate::base::model::Target,
+    outcome: &CheckOutcome,
+) -> Result<(), Error> {
+    let at = crate::base::trace::Stamp(&chrono::Utc::now(), '.').to_string();
     let mut conn = db::checkout(pool)?;
     for _ in 0..5 {
         let Some(row) = db::targets::get(&mut conn, target.id)? else {
@@ -163,7 +168,7 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
             r.id.to_string(),
             r.name.clone(),
             r.status.clone(),
-            crate::trace::local_from_utc(&r.last_updated),
+            crate::base::trace::local_from_utc(&r.last_updated),
             yes_no(r.enabled).into(),
             r.pass_count.to_string(),
             r.fail_count.to_string(),
@@ -237,9 +242,9 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("Status Description", opt(&r.status_description)),
         (
             "Last Updated",
-            crate::trace::local_from_utc(&r.last_updated),
+            crate::base::trace::local_from_utc(&r.last_updated),
         ),
-        ("Target URL", crate::urls::shown(&r.url)),
+        ("Target URL", crate::base::urls::shown(&r.url)),
         ("Target Method", r.method.clone()),
         ("Authentication", r.authn.clone()),
         (
@@ -279,7 +284,7 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
             "Cert Expires",
             r.cert_expires_at
                 .as_deref()
-                .map_or_else(String::new, crate::trace::local_from_utc),
+                .map_or_else(String::new, crate::base::trace::local_from_utc),
         ),
         ("Cert Issuer", opt(&r.cert_issuer)),
         ("Last HTTP Status", opt_n(r.last_http_status)),

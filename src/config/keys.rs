@@ -234,7 +234,7 @@ fn parse_db_name(at: &Place, value: &str) -> Result<String, Error> {
 fn apply_db_url(db: &mut DbConfig, at: &Place, value: &str) -> Result<(), Error> {
     let bad = || {
         at.bad(
-            &crate::urls::shown(value),
+            &crate::base::urls::shown(value),
             "mysql://user:password@host:port/dbname",
         )
     };

@@ -22,7 +22,7 @@ use std::sync::{Mutex, OnceLock};
 use mysql::prelude::FromValue;
 use mysql::{Row, Value};
 
-use crate::text;
+use crate::base::text;
 
 /// The highest value a counter may hold: 2^53, the largest integer a JSON number (the API, the
 /// alert snapshot) holds exactly, and more than any daemon counts in centuries.

@@ -9,11 +9,11 @@ use mysql::Value;
 
 use super::decode::{self, BadRow, Fields};
 use super::{Conn, Error};
+use crate::base::model::TargetId;
+use crate::base::rollup::{Rollup, Rollups, BUCKET_COLUMNS};
+use crate::base::state::{IncidentEvent, RowUpdate};
+use crate::base::text;
 use crate::config::HistoryConfig;
-use crate::model::TargetId;
-use crate::rollup::{Rollup, Rollups, BUCKET_COLUMNS};
-use crate::state::{IncidentEvent, RowUpdate};
-use crate::text;
 
 /// `first_reason` and `last_reason` are VARCHAR(128).
 const MAX_REASON: usize = 128;

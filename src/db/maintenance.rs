@@ -5,7 +5,7 @@ use mysql::prelude::Queryable;
 
 use super::decode::{self, BadRow, Fields};
 use super::{Conn, Error};
-use crate::model::TargetId;
+use crate::base::model::TargetId;
 
 /// One window, as `skypunch maintenance list` shows it.
 #[derive(Debug, Clone, PartialEq)]

@@ -151,7 +151,7 @@ const DOUBLE_MAX: &str = "1e300";
 /// Runs a script of `;`-terminated statements (a schema file), skipping `--` comments.
 pub fn run_script(conn: &mut Conn, script: &str) -> Result<(), Error> {
     for statement in split_script(script) {
-        let head = crate::text::clip(&statement, 60);
+        let head = crate::base::text::clip(&statement, 60);
         conn.query_drop(&statement).map_err(|source| Error::Query {
             what: format!("running `{head}...`"),
             source,

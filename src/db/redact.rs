@@ -1,6 +1,6 @@
 //! Stored text brought to schema 2.3's rule that no secret is at rest: the URLs in alert
 //! snapshots and traces and in the targets' last traces, written by releases that stored the
-//! URL as typed, are put in their display form ([`crate::urls`]). Run by `upgrade-db` on the
+//! URL as typed, are put in their display form ([`crate::base::urls`]). Run by `upgrade-db` on the
 //! main thread; reads and rewrites `alerts` and `targets.last_trace`.
 //!
 //! Batched (a bounded number of rows per statement, in id order), parameterized, and safe to
@@ -13,7 +13,7 @@ use mysql::prelude::Queryable;
 use serde_json::Value;
 
 use super::{Conn, Error};
-use crate::urls;
+use crate::base::urls;
 
 /// Rows read per statement.
 const BATCH: u64 = 500;

@@ -10,10 +10,10 @@ use mysql::{TxOpts, Value};
 use super::decode::{self, BadRow, Fields, Fix};
 use super::nodes::Fence;
 use super::{Conn, Error};
-use crate::model::{NewAlert, Status, TargetId, TargetState};
-use crate::rollup::Rollups;
-use crate::state::{CertSeen, RowUpdate};
-use crate::text;
+use crate::base::model::{NewAlert, Status, TargetId, TargetState};
+use crate::base::rollup::Rollups;
+use crate::base::state::{CertSeen, RowUpdate};
+use crate::base::text;
 
 /// Rows per UPDATE statement. A batch is cut into statements of these sizes only, largest
 /// first, so that the few statement shapes stay prepared on each connection instead of every
@@ -43,7 +43,7 @@ pub fn write(
         .map_err(Error::query("starting a result transaction"))?;
     if let Some(fence) = fence {
         super::nodes::hold_fence(&mut tx, fence)?;
-        crate::fault::freeze("result-transaction");
+        crate::base::fault::freeze("result-transaction");
     }
     let seqs = lock_seqs(&mut tx, updates)?;
     let stale: Vec<TargetId> = updates
@@ -150,7 +150,7 @@ fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Erro
     let Some(url) = url else {
         return Ok(());
     };
-    let shown = crate::urls::shown(&String::from_utf8_lossy(&url.unwrap_or_default()));
+    let shown = crate::base::urls::shown(&String::from_utf8_lossy(&url.unwrap_or_default()));
     tx.exec_drop(
         INSERT_ALERT,
         (

@@ -6,7 +6,7 @@ use mysql::{params, Row};
 
 use super::decode::{self, BadRow, Fields, Fix};
 use super::{Conn, Error};
-use crate::model::TargetId;
+use crate::base::model::TargetId;
 
 /// A `targets` row as stored, before validation. Values the operator may have left NULL or
 /// out of range are kept as they are so that validation can name them.
@@ -335,7 +335,7 @@ pub fn without_config_error(conn: &mut Conn, ids: &[TargetId]) -> Result<Vec<Tar
 /// that the write is not mistaken for an operator's edit.
 pub fn mark_config_error(conn: &mut Conn, id: TargetId, description: &str) -> Result<(), Error> {
     let description = format!("config error: {description}");
-    let description = crate::text::clip(&description, 128);
+    let description = crate::base::text::clip(&description, 128);
     conn.exec_drop(
         "UPDATE targets SET previous_status = status, status = 'FAIL', \
          status_description = :d, last_updated = NOW(), config_changed = config_changed \

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::stop::Stop;
+use crate::base::stop::Stop;
 
 /// How long a client has to take the whole answer (a large `/metrics` included).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::rollup::Rollup;
+use crate::base::rollup::Rollup;
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 220.0;
@@ -97,7 +97,7 @@ fn hover(svg: &mut String, x: f64, width: f64, title: &str) {
         "<rect class=\"hover\" x=\"{x:.1}\" y=\"{TOP}\" width=\"{width:.1}\" height=\"{:.1}\">\
          <title>{}</title></rect>",
         BOTTOM + 12.0 - TOP,
-        crate::text::html(title)
+        crate::base::text::html(title)
     );
 }
 

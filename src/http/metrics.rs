@@ -19,9 +19,9 @@ use prometheus_client::registry::Registry;
 use super::answer::{Answer, Body};
 use super::query::{self, NotifierNow, TargetFigures};
 use super::Shared;
-use crate::model::CheckError;
-use crate::stats::{Exported, Stats};
-use crate::text::label_value;
+use crate::base::model::CheckError;
+use crate::base::stats::{Exported, Stats};
+use crate::base::text::label_value;
 
 /// Targets from which a scrape gives the memory it freed back to the system at once (glibc
 /// would keep the peak of each handler thread's arena otherwise).
@@ -169,7 +169,7 @@ impl fmt::Write for FmtToIo<'_> {
 }
 
 /// A series' labels, borrowed from the rows: no allocation per series but for a name with
-/// hidden characters, which [`crate::text::label_value`] shows escaped.
+/// hidden characters, which [`crate::base::text::label_value`] shows escaped.
 type Id<'a> = ([(&'static str, i64); 1], [(&'static str, Cow<'a, str>); 1]);
 type IdAnd<'a> = (Id<'a>, [(&'static str, &'a str); 1]);
 
@@ -627,7 +627,7 @@ mod tests {
             let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
             prop_assert_eq!(samples.len(), 3 * names.len(), "{}", text);
             for line in text.lines() {
-                prop_assert!(!line.chars().any(crate::text::is_hidden), "{:?}", line);
+                prop_assert!(!line.chars().any(crate::base::text::is_hidden), "{:?}", line);
             }
             for line in samples {
                 let labels = labels_of(line);
@@ -647,7 +647,7 @@ mod tests {
             for sample in &scrape.samples {
                 let id: usize = sample.labels.get("id").unwrap().parse().unwrap();
                 let written = label_value(&names[id - 1]).replace('\\', "\\\\");
-                prop_assert!(!written.chars().any(crate::text::is_hidden));
+                prop_assert!(!written.chars().any(crate::base::text::is_hidden));
                 prop_assert_eq!(sample.labels.get("name"), Some(written.as_str()));
             }
         }

@@ -40,11 +40,11 @@ use std::fmt;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
+use crate::base::stats::Stats;
+use crate::base::stop::Stop;
+use crate::base::threads::{Liveness, Supervisor};
 use crate::config::{Config, Endpoint};
 use crate::db::Pool;
-use crate::stats::Stats;
-use crate::stop::Stop;
-use crate::threads::{Liveness, Supervisor};
 
 pub use handler::HANDLERS;
 

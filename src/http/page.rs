@@ -13,7 +13,7 @@ use super::answer::Answer;
 use super::query::{self, IncidentRow};
 use super::status::{self, Day, Detail, Overview, TargetStatus, DAYS, RECENT_DAYS};
 use super::{chart, Shared};
-use crate::text::html;
+use crate::base::text::html;
 
 /// Seconds between the page's reloads of itself.
 pub const REFRESH_S: u32 = 30;
@@ -360,7 +360,7 @@ fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
         rows.push(("Result", html(&n.description)));
     }
     if let Some(s) = n.cert_expires_s {
-        let left = crate::text::time_left(s - now_ms / 1000);
+        let left = crate::base::text::time_left(s - now_ms / 1000);
         rows.push((
             "Certificate expires",
             format!("{} ({left})", time(s * 1000)),

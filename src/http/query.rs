@@ -294,7 +294,7 @@ fn row(r: &mut mysql::Row) -> TargetNow {
         group: take::<String>(r, 16).filter(|g| !g.is_empty()),
         public: take(r, 17).unwrap_or(false),
         incident_ms: take(r, 18),
-        url: crate::urls::shown(&take::<String>(r, 19).unwrap_or_default()),
+        url: crate::base::urls::shown(&take::<String>(r, 19).unwrap_or_default()),
         description: take(r, 20).unwrap_or_default(),
         incident_reason: take(r, 21),
         cert_expires_s: take(r, 22),

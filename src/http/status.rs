@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 use mysql::prelude::Queryable;
 
 use super::query::{self, IncidentRow, TargetNow, Which};
+use crate::base::model::TargetId;
+use crate::base::rollup::Rollup;
+use crate::base::uptime::{self, Availability};
 use crate::db::history::{self, Incident};
 use crate::db::{self, Conn};
-use crate::model::TargetId;
-use crate::rollup::Rollup;
-use crate::uptime::{self, Availability};
 
 /// Days of uptime bars.
 pub const DAYS: i64 = 90;

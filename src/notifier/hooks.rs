@@ -6,15 +6,15 @@
 //!
 //! The JSON fields carry the row's text as it is (serde escapes it for JSON); the texts a
 //! person reads as one line, Slack's message and PagerDuty's summary, go through
-//! [`crate::text`]'s sanitizers.
+//! [`crate::base::text`]'s sanitizers.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::authn::Secret;
+use crate::base::authn::Secret;
+use crate::base::model::Alert;
 use crate::db::notifiers::NotifierRow;
-use crate::model::Alert;
 
 /// PagerDuty's Events API v2 endpoint, unless the notifier's params name another.
 pub const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -44,7 +44,7 @@ impl Kind {
 #[derive(Debug)]
 pub struct Hook {
     kind: Kind,
-    url: crate::urls::WebUrl,
+    url: crate::base::urls::WebUrl,
     /// WEBHOOK: the HMAC key; PAGERDUTY: the routing key.
     secret: Option<Secret>,
     header: Option<(String, String)>,
@@ -65,7 +65,7 @@ impl Hook {
     /// Validates the row: the URL (the address, or PAGERDUTY's `endpoint=`), and the params.
     pub fn build(row: &NotifierRow, kind: Kind) -> Result<Hook, String> {
         let bad = |what: String| format!("notifier {}: {what}", row.id);
-        let params = crate::authn::split_params(&row.params).map_err(bad)?;
+        let params = crate::base::authn::split_params(&row.params).map_err(bad)?;
         let get = |key: &str| {
             params
                 .iter()
@@ -76,10 +76,10 @@ impl Hook {
             Kind::PagerDuty => get("endpoint").unwrap_or_else(|| PAGERDUTY_EVENTS.into()),
             _ => row.address.trim().to_string(),
         };
-        let url = crate::urls::WebUrl::parse(&address).map_err(|e| {
+        let url = crate::base::urls::WebUrl::parse(&address).map_err(|e| {
             bad(format!(
                 "`{}` is not an http(s) URL: {e}",
-                crate::urls::shown(&address)
+                crate::base::urls::shown(&address)
             ))
         })?;
         let secret = match kind {
@@ -251,7 +251,7 @@ impl Facts {
             kind,
             id: alert.target_id,
             name: text("name"),
-            url: crate::urls::shown(&text("url")),
+            url: crate::base::urls::shown(&text("url")),
             status: text("status"),
             reason: text("status_description"),
             http_status: snap.get("last_http_status").cloned().unwrap_or(Value::Null),
@@ -290,10 +290,10 @@ impl Facts {
         })
     }
 
-    /// The line for Slack (and Mattermost, Rocket.Chat): escaped by [`crate::text::slack`],
+    /// The line for Slack (and Mattermost, Rocket.Chat): escaped by [`crate::base::text::slack`],
     /// then a link to the target's status page.
     fn slack(&self) -> String {
-        let line = crate::text::slack(&self.line());
+        let line = crate::base::text::slack(&self.line());
         match &self.page {
             Some(page) => format!("{line} <{page}|status page>"),
             None => line,
@@ -353,7 +353,7 @@ impl Facts {
             "links": links,
             "payload": {
                 // Shown as one line in PagerDuty's lists: hidden characters shown escaped.
-                "summary": crate::text::visible(&self.line()),
+                "summary": crate::base::text::visible(&self.line()),
                 "source": self.url,
                 "severity": if self.kind == "CERTIFICATE" { "warning" } else { "critical" },
                 "timestamp": format!("{}Z", self.at.replace(' ', "T")),
@@ -381,7 +381,7 @@ pub fn signature(key: &str, body: &str) -> String {
 /// URL with its secrets masked, an e-mail address as it is.
 pub fn shown_address(row: &NotifierRow) -> String {
     match Kind::of(row) {
-        Some(kind) => masked(kind, &crate::urls::shown(row.address.trim())),
+        Some(kind) => masked(kind, &crate::base::urls::shown(row.address.trim())),
         None => row.address.clone(),
     }
 }
@@ -484,7 +484,7 @@ mod tests {
         };
         let hook = Hook {
             kind: Kind::Slack,
-            url: crate::urls::WebUrl::parse("http://127.0.0.1:9/s").unwrap(),
+            url: crate::base::urls::WebUrl::parse("http://127.0.0.1:9/s").unwrap(),
             secret: None,
             header: None,
             pages: Some("https://status.example.com".into()),

@@ -12,8 +12,8 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 use serde_json::Value;
 
-use crate::model::Alert;
-use crate::text::{html, html_lines, mail_line, yes_no};
+use crate::base::model::Alert;
+use crate::base::text::{html, html_lines, mail_line, yes_no};
 
 /// The three texts of one alert's message.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +94,7 @@ pub fn render(alert: &Alert) -> Rendered {
                 "name" => name.clone(),
                 // Stored in UTC; the reader wants this host's time and zone.
                 "last_updated" | "cert_expires_at" => {
-                    crate::trace::local_from_utc(&field(&snap, key))
+                    crate::base::trace::local_from_utc(&field(&snap, key))
                 }
                 _ => field(&snap, key),
             };
@@ -105,7 +105,7 @@ pub fn render(alert: &Alert) -> Rendered {
         .iter()
         .map(|(l, k)| (*l, field(&snap, k)))
         .collect();
-    let trace = crate::trace::localize(&alert.trace);
+    let trace = crate::base::trace::localize(&alert.trace);
     let sections = Sections {
         target: &target,
         stats: &stats,
@@ -123,7 +123,7 @@ type Snapshot = serde_json::Map<String, Value>;
 /// How long the certificate had left at the check (`in 5 days`, `expired 2 days ago`).
 pub fn cert_left(snap: &Snapshot) -> Option<String> {
     let left = seconds_between(snap, "last_updated", "cert_expires_at")?;
-    Some(crate::text::time_left(left))
+    Some(crate::base::text::time_left(left))
 }
 
 /// Seconds from the snapshot's time `from` to its time `to` (both UTC, as the writer stores
@@ -168,7 +168,7 @@ fn field(snap: &Snapshot, key: &str) -> String {
             "0" => yes_no(false).to_string(),
             _ => v,
         },
-        "url" => crate::urls::shown(&v),
+        "url" => crate::base::urls::shown(&v),
         _ => v,
     }
 }

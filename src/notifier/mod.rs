@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{after, select, Receiver};
 use log::{error, info, warn};
 
+use crate::base::stop::Stop;
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
-use crate::stop::Stop;
 
 /// How often old rows are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -57,7 +57,7 @@ const LAST_PASS_MARGIN: Duration = Duration::from_secs(2);
 pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
     let mut state = Notifier::new(config, pool, stop);
     while !stop.requested() {
-        crate::fault::point("notifier");
+        crate::base::fault::point("notifier");
         let wait = state.guarded_pass(None);
         select! {
             recv(wake) -> msg => if msg.is_err() { break },

@@ -19,9 +19,9 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql::TxOpts;
 
+use crate::base::model::Alert;
 use crate::db::decode::{self, BadRow, Fields, Fix};
 use crate::db::{Conn, Error};
-use crate::model::Alert;
 
 /// What one notifier is owed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -296,7 +296,7 @@ fn drop_undecodable(conn: &mut Conn, bad: &BadRow) -> Result<(), Error> {
         "UPDATE alert_deliveries SET state = 'DROPPED', last_error = ?, next_attempt = NOW(3), \
          claimed_by = NULL, claim_until = NULL \
          WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
-        (crate::text::clip(&reason, 500), alert_id, notifier_id),
+        (crate::base::text::clip(&reason, 500), alert_id, notifier_id),
     )
     .map_err(Error::query("dropping a delivery that does not decode"))
 }
@@ -367,7 +367,7 @@ pub fn mark_failed(
     reason: &str,
     wait: Duration,
 ) -> Result<(), Error> {
-    let reason = crate::text::clip(reason, 500);
+    let reason = crate::base::text::clip(reason, 500);
     let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
     let mut tx = conn
         .start_transaction(TxOpts::default())

@@ -27,7 +27,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
-use crate::authn::{split_params, Secret};
+use crate::base::authn::{split_params, Secret};
 use crate::db::notifiers::NotifierRow;
 
 /// How the connection to the server is protected.

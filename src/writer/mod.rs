@@ -24,15 +24,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::db::{self, Class};
-use crate::model::{
+use crate::base::model::{
     AlertKind, Batch, CheckResult, NewAlert, Outcome, Report, Status, TargetId, TargetState,
     Verdict,
 };
-use crate::rollup::{self, Rollups};
-use crate::state::{self, RowUpdate};
-use crate::stats::Stats;
-use crate::stop::Stop;
+use crate::base::rollup::{self, Rollups};
+use crate::base::state::{self, RowUpdate};
+use crate::base::stats::Stats;
+use crate::base::stop::Stop;
+use crate::db::{self, Class};
 
 /// Write at least this often while results come in.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -178,7 +178,7 @@ impl Writer {
             rollup::add_fail_time(&mut self.rollups, t.id, since, f.at);
         }
         owned.last = Some((f.at, transition.next.status));
-        let at = crate::trace::Stamp(&f.at, '.').to_string();
+        let at = crate::base::trace::Stamp(&f.at, '.').to_string();
         let update = RowUpdate::new(&transition, &f.outcome, t.url.is_https(), at);
         match self.pending.get_mut(&t.id) {
             Some(owed) => owed.merge(update),
@@ -423,7 +423,7 @@ impl Writer {
         self.retry_at = Some(Instant::now() + FLUSH_EVERY);
     }
 
-    fn drop_refused(&mut self, refused: Vec<crate::model::Refused>) {
+    fn drop_refused(&mut self, refused: Vec<crate::base::model::Refused>) {
         for r in refused {
             Stats::add(&self.stats.results_dropped, r.checks);
             log::error!(
@@ -585,7 +585,7 @@ pub fn run_store(
 pub fn run(mut writer: Writer, reports: Receiver<Report>, store: StorePorts, stop: Stop) {
     loop {
         let started = Instant::now();
-        crate::fault::point("writer");
+        crate::base::fault::point("writer");
         // Looked at before the drain: every result handed in before the checks were over is
         // in the channel by then, so this drain takes the last of them.
         let over = stop.checks_over();
@@ -662,8 +662,8 @@ fn final_rounds(writer: &mut Writer, store: &StorePorts, deadline: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertKind, CheckOutcome, Status, Target, Verdict};
-    use crate::state::Counts;
+    use crate::base::model::{AlertKind, CheckOutcome, Status, Target, Verdict};
+    use crate::base::state::Counts;
     use crossbeam_channel::bounded;
 
     fn result(id: TargetId, verdict: Verdict) -> CheckResult {
@@ -675,7 +675,7 @@ mod tests {
                 description: String::new(),
                 http_status: None,
                 elapsed: Duration::ZERO,
-                trace: crate::trace::Trace::new(),
+                trace: crate::base::trace::Trace::new(),
                 cert: None,
             },
             at: chrono::Utc::now(),
@@ -794,7 +794,7 @@ mod tests {
             trace: String::new(),
             incidents: Vec::new(),
             seq: 0,
-            cert: crate::state::CertSeen::NotTls,
+            cert: crate::base::state::CertSeen::NotTls,
             cert_alerted_for: None,
         }
     }

@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::base::model::{Batch, NewAlert, Outcome, Refused, TargetId, TargetState};
+use crate::base::rollup::{self, Rollups};
+use crate::base::stats::Stats;
 use crate::cluster::Member;
 use crate::db::nodes::Fence;
 use crate::db::results;
 use crate::db::{self, Class, Pool};
-use crate::model::{Batch, NewAlert, Outcome, Refused, TargetId, TargetState};
-use crate::rollup::{self, Rollups};
-use crate::stats::Stats;
 
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
 pub fn run(
@@ -27,7 +27,7 @@ pub fn run(
     outcomes: Sender<Outcome>,
 ) {
     for batch in batches {
-        crate::fault::point("store");
+        crate::base::fault::point("store");
         let fence = member.fence();
         if outcomes.send(store(&pool, &stats, &fence, batch)).is_err() {
             return;

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{KeystoneError, Token};
-use crate::authn::{IdentityVersion, KeystoneParams, Secret};
+use crate::base::authn::{IdentityVersion, KeystoneParams, Secret};
 use crate::check::describe;
 use crate::check::timing;
 
@@ -15,7 +15,7 @@ use crate::check::timing;
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
 /// The URL the token request goes to, in its display form (user info and secret parameters
-/// of the endpoint masked, see [`crate::urls`]): what a trace, a log line or a message shows.
+/// of the endpoint masked, see [`crate::base::urls`]): what a trace, a log line or a message shows.
 /// The request itself goes to [`request_url`].
 pub fn token_url(params: &KeystoneParams) -> String {
     with_token_path(params.endpoint.shown(), params.version)

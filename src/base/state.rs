@@ -8,7 +8,7 @@
 //! fail_threshold (a first check included); a recovery alert when, after one, repeated_passes
 //! reaches its success_threshold (1 by default: the first pass; more for flap control).
 
-use crate::model::{AlertKind, CertInfo, CheckOutcome, Status, TargetState, Verdict};
+use crate::base::model::{AlertKind, CertInfo, CheckOutcome, Status, TargetState, Verdict};
 
 /// The counters one or more checks add to a row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// A target's thresholds, as its row sets them.
-    pub fn of(t: &crate::model::Target) -> Thresholds {
+    pub fn of(t: &crate::base::model::Target) -> Thresholds {
         Thresholds {
             fail: t.fail_threshold,
             success: t.success_threshold,

@@ -18,7 +18,7 @@ pub use protocol::token_url;
 
 use std::time::{Duration, Instant};
 
-use crate::authn::Secret;
+use crate::base::authn::Secret;
 
 /// Refresh a token this long before it expires (less for short-lived tokens, see `refresh_at`).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -66,11 +66,11 @@ fn refresh_at(obtained: Instant, lifetime: Duration) -> Instant {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use crate::authn::{IdentityVersion, KeystoneParams};
+    use crate::base::authn::{IdentityVersion, KeystoneParams};
 
     pub fn params(version: IdentityVersion, endpoint: &str) -> KeystoneParams {
         KeystoneParams {
-            endpoint: crate::urls::WebUrl::parse(endpoint).unwrap(),
+            endpoint: crate::base::urls::WebUrl::parse(endpoint).unwrap(),
             version,
             user: "ops".into(),
             password: Secret::new("pw"),

@@ -8,12 +8,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::authn::Auth;
+use crate::base::authn::Auth;
+use crate::base::rollup::Rollups;
+use crate::base::state::RowUpdate;
+use crate::base::trace::Trace;
+use crate::base::urls::WebUrl;
 use crate::db;
-use crate::rollup::Rollups;
-use crate::state::RowUpdate;
-use crate::trace::Trace;
-use crate::urls::WebUrl;
 
 /// A target id, the `targets.id` column.
 pub type TargetId = u64;

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::model::CheckError;
+use crate::base::model::CheckError;
 
 /// A histogram of durations with buckets about 19% wide (4 per power of two), in microseconds,
 /// and beside them the sum and the counts in [`EXPORT_BOUNDS_US`], for `/metrics`: the

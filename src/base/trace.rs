@@ -92,7 +92,7 @@ impl fmt::Display for Trace {
                 None => f.write_str("           ")?,
             }
             // One step, one line, whatever a server or a row put in the step's text.
-            writeln!(f, "{}", crate::text::Visible(&s.text))?;
+            writeln!(f, "{}", crate::base::text::Visible(&s.text))?;
         }
         Ok(())
     }

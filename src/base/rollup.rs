@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Timelike, Utc};
 
-use crate::model::TargetId;
+use crate::base::model::TargetId;
 
 /// Upper bounds of the response-time buckets, in ms; a last bucket takes everything above.
 pub const BOUNDS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];

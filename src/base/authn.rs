@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::urls::WebUrl;
+use crate::base::urls::WebUrl;
 
 /// A password or token. Its `Debug` and `Display` never show the value, so a secret cannot
 /// reach a log line or a trace by accident; [`Secret::expose`] is the one way to read it.
@@ -98,7 +98,7 @@ pub fn split_params(parms: &str) -> Result<Vec<(String, String)>, ParamError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for item in parms.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((key, value)) = item.split_once('=') else {
-            let key = crate::text::clip(item, 40);
+            let key = crate::base::text::clip(item, 40);
             return Err(format!("parameter `{key}` has no `=value`"));
         };
         let key = key.trim().to_ascii_lowercase();
@@ -183,11 +183,11 @@ pub fn redact_params(parms: &str) -> String {
     parms
         .split(',')
         .map(|item| match item.split_once('=') {
-            Some((key, _)) if crate::urls::is_secret_param(key) => {
+            Some((key, _)) if crate::base::urls::is_secret_param(key) => {
                 format!("{}=***", key.trim())
             }
             Some((key, value)) if value.contains("://") => {
-                format!("{}={}", key.trim(), crate::urls::shown(value.trim()))
+                format!("{}={}", key.trim(), crate::base::urls::shown(value.trim()))
             }
             _ => item.trim().to_string(),
         })

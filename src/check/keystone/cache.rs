@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::{KeystoneError, Token};
-use crate::authn::KeystoneParams;
+use crate::base::authn::KeystoneParams;
 
 /// Whether a token came from the cache or was fetched for this check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +171,7 @@ impl Drop for Fetching<'_> {
 mod tests {
     use super::super::test_support::{params, token};
     use super::*;
-    use crate::authn::IdentityVersion;
+    use crate::base::authn::IdentityVersion;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 

@@ -35,7 +35,7 @@ impl WebUrl {
         if raw.is_empty() {
             return Err("url is empty".into());
         }
-        let quoted = || crate::text::clip_marked(&shown(raw), 60);
+        let quoted = || crate::base::text::clip_marked(&shown(raw), 60);
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("url `{}` contains white space", quoted()));
         }

@@ -1,0 +1,17 @@
+//! The bottom layer: plain data and small utilities that every other layer may use and that
+//! use nothing above them. No thread, no database, no network: the types that cross threads
+//! (`model`), the pure logic with an injectable clock (`state`, `rollup`, `uptime`), text and
+//! time helpers, and the process-wide plumbing (`stats`, `stop`, `threads`, `fault`).
+
+pub mod authn;
+pub mod fault;
+pub mod model;
+pub mod rollup;
+pub mod state;
+pub mod stats;
+pub mod stop;
+pub mod text;
+pub mod threads;
+pub mod trace;
+pub mod uptime;
+pub mod urls;
