@@ -95,7 +95,7 @@ impl Member {
 /// when a live node has the same name.
 pub fn join(pool: &Pool, config: &ClusterConfig) -> Result<Arc<Member>, String> {
     let fence = Fence {
-        node: node_name(config),
+        node: config.node_name(),
         epoch: new_epoch(),
     };
     let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;
@@ -129,12 +129,12 @@ fn join_as(
     config: &ClusterConfig,
     again: bool,
 ) -> Result<(), JoinError> {
-    let host = host_name();
+    let host = crate::base::os::host_name();
     let me = Joining {
         fence,
         host: &host,
         pid: std::process::id(),
-        version: crate::cli::VERSION,
+        version: crate::base::version::VERSION,
     };
     let dead_after_ms = config.dead_after.as_millis() as i64;
     match join_retrying(conn, &me, dead_after_ms, None) {
@@ -171,28 +171,6 @@ fn join_retrying(
 /// Whether the process `pid` of this host runs (a zombie does not).
 fn pid_alive(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(crate::lifecycle::process_alive)
-}
-
-/// `[cluster] NodeName`, or the host name.
-pub fn node_name(config: &ClusterConfig) -> String {
-    if config.node_name.is_empty() {
-        host_name()
-    } else {
-        config.node_name.clone()
-    }
-}
-
-/// The host name (the kernel's), cut to the 64 characters of `nodes.name`.
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
-    if rc != 0 || name.is_empty() {
-        return "localhost".into();
-    }
-    name.chars().take(64).collect()
 }
 
 /// A new epoch: the time in microseconds, which no earlier join of this name can have had.

@@ -138,7 +138,7 @@ pub fn serve(
     let signals = signals.forward().map_err(not_started)?;
     log::info!(
         "skypunch {} started: {} workers, database {}{in_use}, config {}",
-        crate::cli::VERSION,
+        crate::base::version::VERSION,
         config.workers,
         config.db.describe(),
         config

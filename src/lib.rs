@@ -84,7 +84,7 @@ pub mod facade {
         pub use crate::base::stop::{request, StopTrigger};
     }
     pub mod target {
-        pub use crate::check::CaFiles;
+        pub use crate::base::ca::CaFiles;
         pub use crate::target::from_row;
     }
     pub mod urls {

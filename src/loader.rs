@@ -40,7 +40,7 @@ pub struct Loader {
     loaded: bool,
     outage_logged: bool,
     /// The CA bundles rows name (and `[settings] CaFile`), read once per pass.
-    cas: crate::check::CaFiles,
+    cas: crate::base::ca::CaFiles,
 }
 
 impl Loader {
@@ -61,7 +61,7 @@ impl Loader {
             scanned_at: 0,
             loaded: false,
             outage_logged: false,
-            cas: crate::check::CaFiles::new(default_ca),
+            cas: crate::base::ca::CaFiles::new(default_ca),
         }
     }
 
@@ -117,7 +117,7 @@ impl Loader {
         // Rows with ids no page reads are reported once (later ones by the scan).
         db::targets::report_unusable(conn)?;
         db::history::reconcile_pauses(conn)?;
-        release_free_memory();
+        crate::base::os::release_free_memory();
         log::info!(
             "loaded {count} enabled targets ({invalid} with config errors) in {} ms",
             started.elapsed().as_millis()
@@ -279,16 +279,6 @@ fn log_schedule(t: &crate::base::model::Target, first: bool) {
             t.frequency.as_secs()
         ),
         None => {}
-    }
-}
-
-/// Gives the memory freed after the first load (or a large scrape) back to the system: glibc
-/// keeps a freed peak otherwise, and 100,000 rows read at start would stay in the daemon's RSS
-/// for good.
-pub fn release_free_memory() {
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

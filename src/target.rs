@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use crate::base::authn;
+use crate::base::ca::CaFiles;
 use crate::base::model::{Method, Status, Target, TargetState};
 use crate::base::text;
 use crate::base::urls::WebUrl;
-use crate::check::CaFiles;
 use crate::db::targets::TargetRow;
 
 /// Longest frequency accepted: a week.

@@ -4,8 +4,10 @@
 //! time helpers, and the process-wide plumbing (`stats`, `stop`, `threads`, `fault`).
 
 pub mod authn;
+pub mod ca;
 pub mod fault;
 pub mod model;
+pub mod os;
 pub mod rollup;
 pub mod state;
 pub mod stats;
@@ -15,3 +17,4 @@ pub mod threads;
 pub mod trace;
 pub mod uptime;
 pub mod urls;
+pub mod version;

@@ -1,22 +1,32 @@
 //! The plain data types that cross threads, in one place so one file shows what travels
 //! between them: target definitions and controls (loader → wheel → workers), check outcomes
-//! (workers → writer), batches and their outcomes (writer ⇄ store thread), and alerts
-//! (writer → outbox → notifier). No I/O here.
+//! (workers → writer), alerts (writer → outbox → notifier) and incidents (the history every
+//! face reads). No I/O here; what only the writer and its store thread exchange is
+//! `writer::batch`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::base::authn::Auth;
-use crate::base::rollup::Rollups;
-use crate::base::state::RowUpdate;
 use crate::base::trace::Trace;
 use crate::base::urls::WebUrl;
-use crate::db;
 
 /// A target id, the `targets.id` column.
 pub type TargetId = u64;
+
+/// Where a check is, so that a timeout or a reset can be named by the phase it hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Start,
+    Resolving,
+    Connecting,
+    Handshaking,
+    Sending,
+    Waiting,
+    Receiving,
+    Body,
+}
 
 /// HTTP methods a target may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +137,7 @@ pub struct Target {
     /// A REMINDER alert this often while the target stays failed.
     pub realert: Option<Duration>,
     /// CA certificates trusted besides the public roots.
-    pub ca: Option<Arc<crate::check::CaBundle>>,
+    pub ca: Option<Arc<crate::base::ca::CaBundle>>,
     /// A CERTIFICATE alert once the certificate expires within this many days; 0: never.
     pub cert_warn_days: u32,
 }
@@ -219,10 +229,7 @@ pub enum CheckError {
     Keystone(String),
     /// No complete response head arrived; `phase` is where the check was when it failed
     /// (resolving, connecting, the TLS handshake, sending, waiting, or the whole timeout).
-    NoResponse {
-        phase: crate::check::timing::Phase,
-        description: String,
-    },
+    NoResponse { phase: Phase, description: String },
     /// The response body could not be read to its end.
     Body { status: u16, description: String },
     /// The response body was longer than `MaxBodyBytes`.
@@ -339,6 +346,19 @@ pub struct CertInfo {
     pub issuer: String,
 }
 
+/// An incident: a target's time in FAIL, as the reports, the pages and the alerts read it;
+/// times in ms since the epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incident {
+    pub id: u64,
+    pub target_id: TargetId,
+    pub started: i64,
+    pub ended: Option<i64>,
+    pub first_reason: String,
+    pub failed_checks: u64,
+    pub alerted: bool,
+}
+
 /// A due check handed from the wheel to a worker.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -395,66 +415,6 @@ pub enum Control {
     Upsert { target: Arc<Target>, first: bool },
     /// A target deleted, disabled or no longer valid.
     Remove(TargetId),
-}
-
-/// What one write owes the database: row updates (sorted by id) and the alerts they raised,
-/// and the targets whose stored state the writer needs.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub updates: BTreeMap<TargetId, RowUpdate>,
-    pub alerts: Vec<NewAlert>,
-    /// Read before writing. These targets are new to the writer, so it owes their rows
-    /// nothing and the order does not matter.
-    pub read: Vec<TargetId>,
-    /// Hourly rollups to add to the history tables, at most once a minute.
-    pub rollups: Rollups,
-}
-
-impl Batch {
-    pub fn checks(&self) -> u64 {
-        self.updates.values().map(|u| u.counts.checks()).sum()
-    }
-
-    pub fn is_write_empty(&self) -> bool {
-        self.updates.is_empty() && self.alerts.is_empty() && self.rollups.is_empty()
-    }
-}
-
-/// A row whose update the database refused for its values, dropped so the others could be
-/// written.
-#[derive(Debug)]
-pub struct Refused {
-    pub id: TargetId,
-    pub checks: u64,
-    pub alerts: usize,
-    pub error: db::Error,
-}
-
-/// What became of a batch.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Written, but for the refused rows and the held ones; `took` is the write's latency.
-    Written {
-        checks: u64,
-        rows: usize,
-        alerts: usize,
-        refused: Vec<Refused>,
-        /// Rows the database would not take now for a reason other than their values (a
-        /// lock wait, a missing grant): to merge back and retry, with the last error.
-        held: Option<(Batch, db::Error)>,
-        /// The state of the targets asked for; a deleted target is missing.
-        states: Vec<(TargetId, TargetState)>,
-        /// Targets whose row another writer moved on since this one read it, with their
-        /// checks, which were not written: their state is to be read again.
-        stale: Vec<(TargetId, u64)>,
-        took: Duration,
-    },
-    /// Nothing written: the batch comes back to be merged with newer results and retried.
-    Failed {
-        batch: Batch,
-        error: db::Error,
-        tried: Instant,
-    },
 }
 
 /// An alert raised by a state change, written to the outbox with the change.

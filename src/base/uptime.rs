@@ -3,7 +3,7 @@
 //! the time it was disabled. Pure interval arithmetic over the history tables' rows; times in
 //! ms since the epoch. Run by whichever thread asks (CLI, HTTP handlers).
 
-use crate::db::history::Incident;
+use crate::base::model::Incident;
 
 /// `[start, end)`, in ms.
 pub type Span = (i64, i64);
@@ -136,6 +136,7 @@ mod tests {
 
     fn incident(started: i64, ended: Option<i64>) -> Incident {
         Incident {
+            id: 1,
             target_id: 1,
             started,
             ended,

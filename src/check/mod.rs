@@ -11,16 +11,14 @@ pub(crate) mod timing;
 mod http;
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use ureq::tls::TlsConfig;
 use ureq::Agent;
 
+use crate::base::ca::CaBundle;
 use crate::base::model::{CheckOutcome, Target};
 use crate::check::keystone::TokenCache;
 
@@ -42,79 +40,6 @@ impl Default for CheckSettings {
             max_body_bytes: 1 << 20,
             token_lifetime: Duration::from_secs(3600),
         }
-    }
-}
-
-/// CA certificates a target trusts besides the public roots: a PEM bundle (`ca_file`, or
-/// `[settings] CaFile`), read when the loader takes the row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CaBundle {
-    pub path: PathBuf,
-    certs: Vec<CertificateDer<'static>>,
-    /// Tells bundles apart by content, for the agents built from them.
-    key: u64,
-}
-
-impl CaBundle {
-    /// Reads a PEM bundle; the error names the file and what is wrong with it.
-    pub fn load(path: &Path) -> Result<CaBundle, String> {
-        let shown = path.display();
-        let pem =
-            std::fs::read(path).map_err(|e| format!("ca_file {shown}: cannot read it: {e}"))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("ca_file {shown}: not a PEM bundle: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("ca_file {shown}: no certificate in it"));
-        }
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for c in &certs {
-            c.as_ref().hash(&mut hasher);
-        }
-        Ok(CaBundle {
-            path: path.to_path_buf(),
-            certs,
-            key: hasher.finish(),
-        })
-    }
-}
-
-/// The CA bundles rows name, each file read once until [`CaFiles::forget`]: 100,000 rows
-/// using `[settings] CaFile` read it once, not 100,000 times.
-#[derive(Debug, Default)]
-pub struct CaFiles {
-    /// `[settings] CaFile`: for rows without a `ca_file`.
-    default: Option<PathBuf>,
-    read: HashMap<PathBuf, Result<Arc<CaBundle>, String>>,
-}
-
-impl CaFiles {
-    pub fn new(default: Option<PathBuf>) -> CaFiles {
-        CaFiles {
-            default,
-            read: HashMap::new(),
-        }
-    }
-
-    /// The bundle of a row whose `ca_file` is `own`: its own file, else the default, if any.
-    pub fn get(&mut self, own: Option<&str>) -> Result<Option<Arc<CaBundle>>, String> {
-        let own = own
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from);
-        let Some(path) = own.or_else(|| self.default.clone()) else {
-            return Ok(None);
-        };
-        let bundle = self
-            .read
-            .entry(path)
-            .or_insert_with_key(|p| CaBundle::load(p).map(Arc::new));
-        bundle.clone().map(Some)
-    }
-
-    /// Files are read again from now on (an operator may have replaced one).
-    pub fn forget(&mut self) {
-        self.read.clear();
     }
 }
 
@@ -173,8 +98,8 @@ impl Checker {
     fn agent_trusting(&self, ca: &CaBundle) -> Agent {
         let mut agents = self.with_ca.lock().unwrap_or_else(|e| e.into_inner());
         agents
-            .entry(ca.key)
-            .or_insert_with(|| agent(false, ca.certs.clone()))
+            .entry(ca.key())
+            .or_insert_with(|| agent(false, ca.certs().to_vec()))
             .clone()
     }
 }
@@ -193,7 +118,7 @@ fn agent(trust_any_certificate: bool, extra_roots: Vec<CertificateDer<'static>>)
         .max_idle_connections_per_host(0)
         .http_status_as_error(false)
         .max_redirects(0)
-        .user_agent(concat!("skypunch/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::base::version::USER_AGENT)
         // Header size limit 64 KiB (ureq's default); the input buffer must hold a whole head.
         .input_buffer_size(80 * 1024)
         .output_buffer_size(16 * 1024)
@@ -203,28 +128,4 @@ fn agent(trust_any_certificate: bool, extra_roots: Vec<CertificateDer<'static>>)
         timing::TimedConnector::new(extra_roots),
         timing::TimedResolver::default(),
     )
-}
-
-#[cfg(test)]
-mod ca_tests {
-    use super::*;
-
-    #[test]
-    fn a_ca_file_is_read_once_per_pass() {
-        let dir = std::env::temp_dir().join(format!("sp-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ca.pem");
-        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
-        std::fs::write(&path, cert.cert.pem()).unwrap();
-        let mut cas = CaFiles::new(Some(path.clone()));
-        let first = cas.get(None).unwrap().unwrap();
-        let again = cas.get(Some("  ")).unwrap().unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "the default read once");
-        std::fs::remove_file(&path).unwrap();
-        assert!(cas.get(None).is_ok(), "not read again within a pass");
-        cas.forget();
-        let err = cas.get(None).unwrap_err();
-        assert!(err.contains("cannot read it"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

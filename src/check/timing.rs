@@ -33,18 +33,7 @@ use ureq::unversioned::transport::{
     TransportAdapter,
 };
 
-/// Where a check is, so that a timeout or a reset can be named by the phase it hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Start,
-    Resolving,
-    Connecting,
-    Handshaking,
-    Sending,
-    Waiting,
-    Receiving,
-    Body,
-}
+pub use crate::base::model::Phase;
 
 /// One timed step, turned into a trace line by the check.
 #[derive(Debug, Clone, Copy)]

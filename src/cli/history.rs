@@ -8,9 +8,10 @@ use super::out::plural;
 use super::report::{duration, local, window};
 use super::table::Table;
 use super::{Error, Invocation};
+use crate::base::model::Incident;
 use crate::base::rollup::Rollup;
 use crate::base::uptime::{self, Span};
-use crate::db::history::{self, Incident};
+use crate::db::history;
 use crate::db::{self, targets::TargetRow};
 
 const DAY_MS: i64 = 86_400_000;

@@ -213,7 +213,7 @@ fn status(config: &Config) -> Result<(), Error> {
 /// `said`, unless this host's node is alive in `nodes` all the same (a daemon of this host
 /// with another pid file): then both facts, so that the line and the table agree.
 fn not_running(config: &Config, nodes: Option<&[db::nodes::NodeRow]>, said: &str) -> String {
-    let me = crate::cluster::node_name(&config.cluster);
+    let me = config.cluster.node_name();
     let dead_after = config.cluster.dead_after.as_millis() as i64;
     let alive = nodes
         .unwrap_or_default()
@@ -250,7 +250,7 @@ fn nodes_table(config: &Config, rows: &[db::nodes::NodeRow]) -> String {
     if rows.is_empty() {
         return "nodes: none running against this database\n".into();
     }
-    let me = crate::cluster::node_name(&config.cluster);
+    let me = config.cluster.node_name();
     let live = rows
         .iter()
         .filter(|r| r.state == "active" && r.heartbeat_age_ms <= dead_after.as_millis() as i64)

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use crate::config;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::base::version::VERSION;
 
 /// The original's one-line usage, with the words added since.
 pub const USAGE: &str = "usage: skypunch start | stop | status | reload | \

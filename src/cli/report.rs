@@ -11,11 +11,12 @@ use serde_json::json;
 use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, Error, Invocation};
+use crate::base::model::Incident;
 use crate::base::model::TargetId;
 use crate::base::rollup::Rollup;
 use crate::base::uptime::{self, Availability, Span};
 use crate::config::Config;
-use crate::db::history::{self, Incident};
+use crate::db::history;
 use crate::db::{self, targets::TargetRow};
 
 const DAY_MS: i64 = 86_400_000;

@@ -66,7 +66,7 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
 /// `skypunch targets ID test`: checks the target now, prints the check line and the trace,
 /// and records the result like any check, without sending a notification.
 fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
-    let mut cas = crate::check::CaFiles::new(config.ca_file.clone());
+    let mut cas = crate::base::ca::CaFiles::new(config.ca_file.clone());
     let target = match target::from_row(row, &mut cas) {
         Ok(t) => t,
         Err(reason) => {

@@ -85,7 +85,7 @@ impl HttpConfig {
         let first = self.listen.first().filter(|e| e.port != 0)?;
         let wildcard = matches!(first.host.as_str(), "0.0.0.0" | "::" | "");
         let host = if wildcard {
-            crate::cluster::host_name()
+            crate::base::os::host_name()
         } else {
             first.host.clone()
         };
@@ -129,6 +129,15 @@ impl ClusterConfig {
     /// How often the heartbeat is written: six times per `DeadAfter`, between 0.25 and 2 s.
     pub fn heartbeat(&self) -> Duration {
         (self.dead_after / 6).clamp(Duration::from_millis(250), Duration::from_secs(2))
+    }
+
+    /// `[cluster] NodeName`, or the host name.
+    pub fn node_name(&self) -> String {
+        if self.node_name.is_empty() {
+            crate::base::os::host_name()
+        } else {
+            self.node_name.clone()
+        }
     }
 }
 

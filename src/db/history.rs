@@ -9,7 +9,7 @@ use mysql::Value;
 
 use super::decode::{self, BadRow, Fields};
 use super::{Conn, Error};
-use crate::base::model::TargetId;
+use crate::base::model::{Incident, TargetId};
 use crate::base::rollup::{Rollup, Rollups, BUCKET_COLUMNS};
 use crate::base::state::{IncidentEvent, RowUpdate};
 use crate::base::text;
@@ -286,17 +286,6 @@ pub fn reconcile_pauses(conn: &mut Conn) -> Result<(), Error> {
     .map_err(Error::query("opening pauses of disabled targets"))
 }
 
-/// An incident as the reports read it; times in ms since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incident {
-    pub target_id: TargetId,
-    pub started: i64,
-    pub ended: Option<i64>,
-    pub first_reason: String,
-    pub failed_checks: u64,
-    pub alerted: bool,
-}
-
 /// Ids as a parameter list, or every target.
 fn id_filter(ids: &[TargetId], column: &str) -> (String, Vec<Value>) {
     if ids.is_empty() {
@@ -337,9 +326,7 @@ pub fn incidents(
 ) -> Result<Vec<Incident>, Error> {
     let (filter, mut params) = id_filter(ids, "target_id");
     let sql = format!(
-        "SELECT id, target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
-         CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED), first_reason, failed_checks, alerted \
-         FROM incidents WHERE started < FROM_UNIXTIME(? / 1000) \
+        "{INCIDENT_SELECT} WHERE started < FROM_UNIXTIME(? / 1000) \
          AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter} ORDER BY started"
     );
     params.splice(0..0, [Value::from(to), Value::from(from)]);
@@ -349,14 +336,21 @@ pub fn incidents(
     Ok(decode::good_rows("incidents", rows, incident))
 }
 
+/// The columns of an incident, as [`incident`] decodes them.
+const INCIDENT_SELECT: &str =
+    "SELECT id, target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
+     CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED), first_reason, failed_checks, alerted \
+     FROM incidents";
+
 fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
-    f.id(0, "id")?;
+    let id = f.id(0, "id")?;
     let target_id = f.reference(1, "target_id")?;
     let started = f.get(2, "started")?;
     let ended = f.opt(3, "ended")?;
     let first_reason = f.get(4, "first_reason")?;
     let failed_checks = f.get::<i64>(5, "failed_checks")?.max(0) as u64;
     Ok(Incident {
+        id,
         target_id,
         started,
         ended,
@@ -572,24 +566,12 @@ fn number(v: Option<&Value>) -> f64 {
 
 /// The target's latest incident (the open one, or the one a recovery just closed): what a
 /// webhook or PagerDuty delivery names, so that its FAILURE and SUCCESS share one key.
-pub fn incident_of(
-    conn: &mut Conn,
-    target: TargetId,
-) -> Result<crate::notifier::hooks::Incident, Error> {
+pub fn incident_of(conn: &mut Conn, target: TargetId) -> Result<Option<Incident>, Error> {
     let row: Option<mysql::Row> = conn
         .exec_first(
-            "SELECT id, DATE_FORMAT(started, '%Y-%m-%d %H:%i:%s.%f') FROM incidents \
-             WHERE target_id = ? ORDER BY started DESC, id DESC LIMIT 1",
+            format!("{INCIDENT_SELECT} WHERE target_id = ? ORDER BY started DESC, id DESC LIMIT 1"),
             (target,),
         )
         .map_err(Error::query("reading the target's incident"))?;
-    let incident = decode::first("incidents", row, |f| {
-        let id = f.id(0, "id")?;
-        let started: String = f.get(1, "started")?;
-        Ok(crate::notifier::hooks::Incident {
-            id,
-            started: started.get(..23).unwrap_or(&started).to_string(),
-        })
-    });
-    Ok(incident.unwrap_or_default())
+    Ok(decode::first("incidents", row, incident))
 }

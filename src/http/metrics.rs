@@ -100,7 +100,7 @@ pub fn answer(shared: &Shared) -> Answer {
                 prometheus_client::encoding::prometheus_text::encode(&mut sink, &registry);
             drop(registry);
             if large {
-                crate::loader::release_free_memory();
+                crate::base::os::release_free_memory();
             }
             match encoded {
                 Ok(()) => Ok(()),

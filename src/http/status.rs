@@ -9,10 +9,11 @@ use std::collections::{HashMap, HashSet};
 use mysql::prelude::Queryable;
 
 use super::query::{self, IncidentRow, TargetNow, Which};
+use crate::base::model::Incident;
 use crate::base::model::TargetId;
 use crate::base::rollup::Rollup;
 use crate::base::uptime::{self, Availability};
-use crate::db::history::{self, Incident};
+use crate::db::history;
 use crate::db::{self, Conn};
 
 /// Days of uptime bars.
@@ -289,6 +290,7 @@ mod tests {
             rollups: vec![(yesterday, rollup(1440, 60))],
             // An hour down yesterday.
             incidents: vec![Incident {
+                id: 1,
                 target_id: 1,
                 started: yesterday + 3 * HOUR_MS,
                 ended: Some(yesterday + 4 * HOUR_MS),
@@ -319,6 +321,7 @@ mod tests {
             created_ms,
             rollups: vec![(now_ms.div_euclid(DAY_MS) * DAY_MS, rollup(60, 60))],
             incidents: vec![Incident {
+                id: 1,
                 target_id: 1,
                 started: created_ms + 1000,
                 ended: None,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::base::authn::Secret;
-use crate::base::model::Alert;
+use crate::base::model::{Alert, Incident};
 use crate::db::notifiers::NotifierRow;
 
 /// PagerDuty's Events API v2 endpoint, unless the notifier's params name another.
@@ -51,14 +51,6 @@ pub struct Hook {
     /// The status pages' base URL (`[http] PublicUrl` or the listen address), for a link to
     /// the target's page; `None` with the HTTP server off.
     pages: Option<String>,
-}
-
-/// What the body of one delivery says about the target and its incident.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Incident {
-    pub id: u64,
-    /// `YYYY-MM-DD HH:MM:SS.mmm` UTC.
-    pub started: String,
 }
 
 impl Hook {
@@ -120,7 +112,7 @@ impl Hook {
     pub fn send(
         &self,
         alert: &Alert,
-        incident: &Incident,
+        incident: Option<&Incident>,
         timeout: Duration,
     ) -> Result<u16, String> {
         let body = self.body(alert, incident).to_string();
@@ -133,10 +125,7 @@ impl Hook {
         let mut request = agent
             .post(self.url.as_str())
             .header("content-type", "application/json")
-            .header(
-                "user-agent",
-                concat!("skypunch/", env!("CARGO_PKG_VERSION")),
-            );
+            .header("user-agent", crate::base::version::USER_AGENT);
         if let (Kind::Webhook, Some(key)) = (self.kind, &self.secret) {
             request = request.header(SIGNATURE_HEADER, signature(key.expose(), &body));
         }
@@ -173,23 +162,24 @@ impl Hook {
             .to_string(),
             trace: String::new(),
         };
+        // The notifier's own id keys PagerDuty's test incident, so its resolve finds it.
         let incident = Incident {
             id: row.id,
-            started: String::new(),
+            ..Incident::default()
         };
-        let status = self.send(&test, &incident, timeout)?;
+        let status = self.send(&test, Some(&incident), timeout)?;
         if self.kind == Kind::PagerDuty {
             let resolve = Alert {
                 kind: "SUCCESS".into(),
                 ..test
             };
-            self.send(&resolve, &incident, timeout)?;
+            self.send(&resolve, Some(&incident), timeout)?;
         }
         Ok(status)
     }
 
     /// The JSON body of one delivery.
-    pub(crate) fn body(&self, alert: &Alert, incident: &Incident) -> Value {
+    pub(crate) fn body(&self, alert: &Alert, incident: Option<&Incident>) -> Value {
         let mut facts = Facts::of(alert, incident);
         if facts.id != 0 {
             facts.page = self
@@ -215,7 +205,9 @@ struct Facts {
     reason: String,
     http_status: Value,
     at: String,
-    incident: Incident,
+    /// The incident's id (0: none) and start (`YYYY-MM-DD HH:MM:SS.mmm` UTC, empty: none).
+    incident_id: u64,
+    incident_started: String,
     trace: String,
     /// How long the target has been down (reminders).
     down: String,
@@ -227,8 +219,19 @@ struct Facts {
     page: Option<String>,
 }
 
+/// When an incident started, as the bodies give it: UTC to the millisecond; empty for the
+/// test message's stand-in, which has no start.
+fn started_text(incident: &Incident) -> String {
+    if incident.started == 0 {
+        return String::new();
+    }
+    chrono::DateTime::from_timestamp_millis(incident.started)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
 impl Facts {
-    fn of(alert: &Alert, incident: &Incident) -> Facts {
+    fn of(alert: &Alert, incident: Option<&Incident>) -> Facts {
         let snap: Value = serde_json::from_str(&alert.snapshot).unwrap_or(Value::Null);
         let text = |key: &str| {
             snap.get(key)
@@ -258,7 +261,8 @@ impl Facts {
             at: Some(text("last_updated"))
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()),
-            incident: incident.clone(),
+            incident_id: incident.map_or(0, |i| i.id),
+            incident_started: incident.map(started_text).unwrap_or_default(),
             trace: alert.trace.clone(),
             down,
             cert: Some((text("cert_expires_at"), text("cert_issuer")))
@@ -279,7 +283,7 @@ impl Facts {
             "reason": self.reason,
             "http_status": self.http_status,
             "time": format!("{}Z", self.at.replace(' ', "T")),
-            "incident": { "id": self.incident.id, "started": self.incident.started },
+            "incident": { "id": self.incident_id, "started": self.incident_started },
             "down_for": self.down,
             "certificate": self.cert.as_ref().map(|(expires, issuer)| json!({
                 "expires": format!("{}Z", expires.replace(' ', "T")),
@@ -324,14 +328,14 @@ impl Facts {
     /// per certificate, never resolved by the target's recovery.
     fn dedup_key(&self) -> String {
         match (self.id, self.kind, &self.cert) {
-            (0, _, _) => format!("skypunch-test-notifier-{}", self.incident.id),
+            (0, _, _) => format!("skypunch-test-notifier-{}", self.incident_id),
             (id, "CERTIFICATE", Some((expires, _))) => {
                 format!(
                     "skypunch-target-{id}-certificate-{}",
                     expires.replace(' ', "T")
                 )
             }
-            (id, _, _) => format!("skypunch-target-{id}-incident-{}", self.incident.id),
+            (id, _, _) => format!("skypunch-target-{id}-incident-{}", self.incident_id),
         }
     }
 
@@ -361,7 +365,7 @@ impl Facts {
                     "target_id": self.id,
                     "reason": self.reason,
                     "http_status": self.http_status,
-                    "incident_started": self.incident.started,
+                    "incident_started": self.incident_started,
                     "trace": self.trace,
                 },
             },
@@ -489,7 +493,7 @@ mod tests {
             header: None,
             pages: Some("https://status.example.com".into()),
         };
-        let body = hook.body(&alert, &Incident::default());
+        let body = hook.body(&alert, None);
         assert_eq!(
             body["text"],
             "DOWN: &lt;b&gt;shop&lt;/b&gt; &amp; co (http://127.0.0.1/): target status:500 != 200 \
@@ -499,7 +503,7 @@ mod tests {
             pages: None,
             ..hook
         };
-        assert!(!without.body(&alert, &Incident::default())["text"]
+        assert!(!without.body(&alert, None)["text"]
             .as_str()
             .unwrap()
             .contains("status page"));

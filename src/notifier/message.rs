@@ -242,7 +242,7 @@ pub fn build(r: &Rendered, from: &Mailbox, to: &Mailbox) -> Result<Message, Stri
         .subject(r.subject.clone())
         .date_now()
         .message_id(None)
-        .user_agent(format!("skypunch {}", env!("CARGO_PKG_VERSION")))
+        .user_agent(format!("skypunch {}", crate::base::version::VERSION))
         .multipart(MultiPart::alternative_plain_html(
             r.text.clone(),
             r.html.clone(),

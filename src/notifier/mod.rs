@@ -139,7 +139,7 @@ impl<'a> Notifier<'a> {
             config_errors: HashMap::new(),
             db_down: false,
             last_prune: None,
-            node: crate::cluster::node_name(&config.cluster),
+            node: config.cluster.node_name(),
         }
     }
 
@@ -359,7 +359,7 @@ impl<'a> Notifier<'a> {
         })
         .map_err(|e| Failure::Send(e.to_string()))?;
         let status = hook
-            .send(&d.alert, &incident, self.config.notify.smtp_timeout)
+            .send(&d.alert, incident.as_ref(), self.config.notify.smtp_timeout)
             .map_err(Failure::Send)?;
         info!(
             "notifier {} ({}): sent alert {} ({} of target {}) to {} (HTTP {status})",

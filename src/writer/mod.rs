@@ -15,6 +15,7 @@
 //! written when it is back. A passing conflict (lock wait timeout, deadlock) is retried at
 //! once. Only a row refused for its values is dropped, logged with the reason and counted.
 
+mod batch;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -25,14 +26,14 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::base::model::{
-    AlertKind, Batch, CheckResult, NewAlert, Outcome, Report, Status, TargetId, TargetState,
-    Verdict,
+    AlertKind, CheckResult, NewAlert, Report, Status, TargetId, TargetState, Verdict,
 };
 use crate::base::rollup::{self, Rollups};
 use crate::base::state::{self, RowUpdate};
 use crate::base::stats::Stats;
 use crate::base::stop::Stop;
 use crate::db::{self, Class};
+use batch::{Batch, Outcome};
 
 /// Write at least this often while results come in.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -423,7 +424,7 @@ impl Writer {
         self.retry_at = Some(Instant::now() + FLUSH_EVERY);
     }
 
-    fn drop_refused(&mut self, refused: Vec<crate::base::model::Refused>) {
+    fn drop_refused(&mut self, refused: Vec<batch::RefusedRow>) {
         for r in refused {
             Stats::add(&self.stats.results_dropped, r.checks);
             log::error!(

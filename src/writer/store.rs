@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::base::model::{Batch, NewAlert, Outcome, Refused, TargetId, TargetState};
+use super::batch::{Batch, Outcome, RefusedRow};
+use crate::base::model::{NewAlert, TargetId, TargetState};
 use crate::base::rollup::{self, Rollups};
 use crate::base::stats::Stats;
 use crate::cluster::Member;
@@ -203,7 +204,7 @@ fn store_each(
                 merge_back(&mut batch, held);
                 return failed(batch, error, tried);
             }
-            Err(error) if error.class() == Class::Refused => refused.push(Refused {
+            Err(error) if error.class() == Class::Refused => refused.push(RefusedRow {
                 id,
                 checks: one.checks(),
                 alerts: one.alerts.len(),
