@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::CertInfo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
@@ -238,12 +239,13 @@ impl fmt::Debug for TimedConnector {
     }
 }
 
-/// ring's provider with the AES-128-GCM/SHA-256 suites offered first. Servers that honour
+/// The crypto provider (ring's, or aws-lc-rs's with the bench-only `aws-lc-rs` feature) with
+/// the AES-128-GCM/SHA-256 suites offered first. Servers that honour
 /// the client's order (nginx and OpenSSL do by default) otherwise pick AES-256-GCM/SHA-384,
 /// whose SHA-384 key schedule ring computes without SHA extensions: 5 % of the daemon's CPU
 /// per HTTPS check in a profile. Every suite stays offered, so no server is refused.
 fn provider() -> CryptoProvider {
-    let mut p = rustls::crypto::ring::default_provider();
+    let mut p = super::crypto::default_provider();
     // A stable sort: the 128-bit suites move up, the rest keep ring's order.
     p.cipher_suites.sort_by_key(|s| {
         !matches!(
@@ -258,8 +260,11 @@ fn provider() -> CryptoProvider {
 
 impl TimedConnector {
     /// `extra_roots`: CA certificates trusted besides the public roots (a target's
-    /// `ca_file`).
-    pub fn new(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> TimedConnector {
+    /// `ca_file`); `memory`: the verified chains and key-share hints all agents share.
+    pub fn new(
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+        memory: &super::TlsMemory,
+    ) -> TimedConnector {
         let provider = Arc::new(provider());
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -272,17 +277,27 @@ impl TimedConnector {
                 .with_safe_default_protocol_versions()
                 .expect("ring supports the default TLS versions")
         };
+        let verifier = super::verify_cache::CachingVerifier::new(
+            roots,
+            provider.clone(),
+            memory.chains.clone(),
+        )
+        .expect("the public roots are never empty");
         let mut verifying = builder()
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         let mut trusting = builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
             .with_no_client_auth();
         // Every check is a full handshake, as a new client's would be: a resumed session
-        // shows no certificate, so its chain would go unverified and its expiry unseen.
-        verifying.resumption = rustls::client::Resumption::disabled();
-        trusting.resumption = rustls::client::Resumption::disabled();
+        // shows no certificate, so its chain would go unverified and its expiry unseen. The
+        // store keeps only each server's key-exchange group.
+        let resumption =
+            || Resumption::store(memory.hints.clone()).tls12_resumption(Tls12Resumption::Disabled);
+        verifying.resumption = resumption();
+        trusting.resumption = resumption();
         TimedConnector {
             verifying: Arc::new(verifying),
             trusting: Arc::new(trusting),
@@ -739,7 +754,7 @@ mod tests {
     #[test]
     fn the_128_bit_suites_are_offered_first_and_none_is_dropped() {
         let ours = provider().cipher_suites;
-        let ring = rustls::crypto::ring::default_provider().cipher_suites;
+        let ring = crate::check::crypto::default_provider().cipher_suites;
         assert_eq!(ours.len(), ring.len());
         assert_eq!(
             ours[0].suite(),

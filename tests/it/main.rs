@@ -33,4 +33,5 @@ mod reliability_targets;
 mod schema;
 mod status_page;
 mod systemd;
+mod tls_sessions;
 mod workers;
