@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod blackbox;
+pub mod callgrind;
 pub mod cluster;
 pub mod daemon;
 pub mod database;
