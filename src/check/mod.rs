@@ -6,6 +6,7 @@ pub(crate) mod cert;
 pub(crate) mod describe;
 pub(crate) mod timing;
 
+mod buffers;
 mod clock;
 mod crypto;
 mod http;

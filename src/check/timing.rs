@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::buffers::PooledBuffers;
 use crate::model::CertInfo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, Tls12Resumption};
@@ -29,8 +30,7 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::time as ut;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
-    TransportAdapter,
+    Buffers, ConnectionDetails, Connector, Either, NextTimeout, Transport, TransportAdapter,
 };
 
 /// Where a check is, so that a timeout or a reset can be named by the phase it hit.
@@ -327,7 +327,8 @@ impl Connector<()> for TimedConnector {
                 peer,
             }),
         );
-        let buffers = || LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+        let buffers =
+            || PooledBuffers::new(config.input_buffer_size(), config.output_buffer_size());
         let tcp = TcpTransport::new(stream, buffers());
         let mut ready = at;
         let inner = if details.needs_tls() {
@@ -510,7 +511,7 @@ fn tls_io_error(e: io::Error) -> ureq::Error {
 /// (and spares the probe's three system calls).
 pub struct TcpTransport {
     stream: TcpStream,
-    buffers: LazyBuffers,
+    buffers: PooledBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     /// Whether anything was written yet.
@@ -530,7 +531,7 @@ impl fmt::Debug for TcpTransport {
 }
 
 impl TcpTransport {
-    fn new(stream: TcpStream, buffers: LazyBuffers) -> TcpTransport {
+    fn new(stream: TcpStream, buffers: PooledBuffers) -> TcpTransport {
         TcpTransport {
             stream,
             buffers,
@@ -611,7 +612,7 @@ impl Transport for TcpTransport {
 
 /// A TLS session over our TCP transport, as ureq's own, minus the per-request config rebuild.
 pub struct TlsTransport {
-    buffers: LazyBuffers,
+    buffers: PooledBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter<TcpTransport>>,
 }
 
