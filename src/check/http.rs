@@ -2,7 +2,6 @@
 //! judge it; each step leaves trace lines. Reads the target and the token cache.
 
 use std::borrow::Cow;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -283,33 +282,57 @@ impl<'a> Run<'a> {
         timing::set_phase(Phase::Body);
         let started = Instant::now();
         let max = self.settings.max_body_bytes;
-        let mut kept = self.target.expect_body.as_ref().map(|_| Vec::new());
+        let kept = self.target.expect_body.as_ref().map(|_| Vec::new());
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        let mut chunk = [0u8; 16 * 1024];
-        let mut total: u64 = 0;
-        loop {
-            let n = match reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    return Err(CheckError::Body {
-                        status,
-                        description: self.failure_text(&ureq::Error::from(e)),
-                    })
-                }
-            };
-            total += n as u64;
-            if total > max {
-                return Err(CheckError::BodyTooLarge { status, max });
-            }
-            if let Some(kept) = kept.as_mut() {
-                kept.extend_from_slice(&chunk[..n]);
-            }
+        // std's copy reads through a buffer it need not zero first (a zeroed 16 KiB array
+        // here cost more than the rest of reading a small body).
+        let mut sink = BodySink {
+            total: 0,
+            max,
+            kept,
+            over: false,
+        };
+        if let Err(e) = std::io::copy(&mut reader, &mut sink) {
+            return Err(match sink.over {
+                true => CheckError::BodyTooLarge { status, max },
+                false => CheckError::Body {
+                    status,
+                    description: self.failure_text(&ureq::Error::from(e)),
+                },
+            });
         }
+        let BodySink { total, kept, .. } = sink;
         let took = started.elapsed();
         self.trace
             .phase(Instant::now(), took, format!("read {total} bytes of body"));
         Ok(kept)
+    }
+}
+
+/// Where a body goes: counted, kept when `expect_body` needs it, refused past `max` bytes.
+struct BodySink {
+    total: u64,
+    max: u64,
+    kept: Option<Vec<u8>>,
+    /// Whether the body passed `max` (the copy's error is then this, not the reader's).
+    over: bool,
+}
+
+impl std::io::Write for BodySink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.total += buf.len() as u64;
+        if self.total > self.max {
+            self.over = true;
+            return Err(std::io::Error::other("body over the limit"));
+        }
+        if let Some(kept) = self.kept.as_mut() {
+            kept.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
