@@ -8,10 +8,15 @@
 //! which [`set_level`] moves either way: fern's own filter is fixed when it is installed and
 //! could only ever narrow a later change.
 
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+
+/// A thread's line buffer larger than this after a line is let go rather than kept.
+const KEPT_LINE: usize = 16 * 1024;
 
 /// `LogFilePath: -`: the log goes to stderr, for the journal.
 pub const STDERR: &str = "-";
@@ -70,15 +75,32 @@ impl LogFile {
     }
 
     /// Appends one whole line. A failed write (a full disk) is dropped: logging must never
-    /// stop a check.
-    fn write_line(&self, level: log::Level, line: &str) {
+    /// stop a check. The line is formatted into this thread's buffer, kept from line to line,
+    /// instead of into new strings (two per line, at thousands of check lines a second).
+    fn write_line(&self, level: log::Level, line: &fmt::Arguments<'_>) {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
         let sink = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let text = if sink.journal {
-            format!("<{}>{line}\n", priority(level))
-        } else {
-            format!("{line}\n")
+        let write = |text: &mut String| {
+            text.clear();
+            if sink.journal {
+                let _ = write!(text, "<{}>", priority(level));
+            }
+            let _ = writeln!(text, "{line}");
+            let _ = (&sink.file).write_all(text.as_bytes());
         };
-        let _ = (&sink.file).write_all(text.as_bytes());
+        LINE.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut text) => {
+                write(&mut text);
+                // One huge line must not stay allocated on every thread that logged it.
+                if text.capacity() > KEPT_LINE {
+                    *text = String::new();
+                }
+            }
+            // Logging from inside a Display of this thread's line: a string of its own.
+            Err(_) => write(&mut String::new()),
+        });
     }
 }
 
@@ -103,7 +125,7 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .level_for("r2d2", log::LevelFilter::Warn)
         .chain(fern::Output::call({
             let file = file.clone();
-            move |record| file.write_line(record.level(), &record.args().to_string())
+            move |record| file.write_line(record.level(), record.args())
         }));
     if echo && !file.is_journal() {
         dispatch = dispatch.chain(io::stderr());
