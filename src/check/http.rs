@@ -2,6 +2,8 @@
 //! judge it; each step leaves trace lines. Reads the target and the token cache.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -282,26 +284,33 @@ impl<'a> Run<'a> {
         timing::set_phase(Phase::Body);
         let started = Instant::now();
         let max = self.settings.max_body_bytes;
-        let kept = self.target.expect_body.as_ref().map(|_| Vec::new());
+        let mut kept = self.target.expect_body.as_ref().map(|_| Vec::new());
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        // std's copy reads through a buffer it need not zero first (a zeroed 16 KiB array
-        // here cost more than the rest of reading a small body).
-        let mut sink = BodySink {
-            total: 0,
-            max,
-            kept,
-            over: false,
-        };
-        if let Err(e) = std::io::copy(&mut reader, &mut sink) {
-            return Err(match sink.over {
-                true => CheckError::BodyTooLarge { status, max },
-                false => CheckError::Body {
+        let mut total: u64 = 0;
+        let read = CHUNK.with_borrow_mut(|chunk| loop {
+            let n = match reader.read(chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) => return Err(Some(e)),
+            };
+            total += n as u64;
+            if total > max {
+                return Err(None);
+            }
+            if let Some(kept) = kept.as_mut() {
+                kept.extend_from_slice(&chunk[..n]);
+            }
+        });
+        match read {
+            Ok(()) => {}
+            Err(None) => return Err(CheckError::BodyTooLarge { status, max }),
+            Err(Some(e)) => {
+                return Err(CheckError::Body {
                     status,
                     description: self.failure_text(&ureq::Error::from(e)),
-                },
-            });
+                })
+            }
         }
-        let BodySink { total, kept, .. } = sink;
         let took = started.elapsed();
         self.trace
             .phase(Instant::now(), took, format!("read {total} bytes of body"));
@@ -309,31 +318,11 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Where a body goes: counted, kept when `expect_body` needs it, refused past `max` bytes.
-struct BodySink {
-    total: u64,
-    max: u64,
-    kept: Option<Vec<u8>>,
-    /// Whether the body passed `max` (the copy's error is then this, not the reader's).
-    over: bool,
-}
-
-impl std::io::Write for BodySink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.total += buf.len() as u64;
-        if self.total > self.max {
-            self.over = true;
-            return Err(std::io::Error::other("body over the limit"));
-        }
-        if let Some(kept) = self.kept.as_mut() {
-            kept.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+thread_local! {
+    /// What a worker reads a body through: zeroed once per thread, not once per check
+    /// (std's io::copy zeroes its 8 KiB buffer for a reader without read_buf, as ureq's is).
+    /// The reads come from ureq's own buffer, so its size sets no number of system calls.
+    static CHUNK: RefCell<[u8; 4096]> = const { RefCell::new([0; 4096]) };
 }
 
 /// Turns what the connector hooks recorded into trace lines.
