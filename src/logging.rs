@@ -160,9 +160,43 @@ pub fn set_level(level: log::LevelFilter) {
 }
 
 /// The name column of a check line: left-aligned in 30 columns as the original, control
-/// characters of a hostile name made harmless so a name cannot forge log lines.
-pub fn name_column(name: &str) -> String {
-    // Padded by characters, not display columns: the original's `%-30s` did so, and log
-    // parsers written for it count on that.
-    format!("{:<30}", crate::text::printable(name))
+/// characters of a hostile name made harmless so a name cannot forge log lines. Written
+/// straight into the line being formatted (no String of its own: one per check line).
+pub struct NameColumn<'a>(pub &'a str);
+
+impl fmt::Display for NameColumn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Padded by characters, not display columns: the original's `%-30s` did so, and log
+        // parsers written for it count on that.
+        const SPACES: &str = "                              ";
+        let name = self.0;
+        if name.chars().any(char::is_control) {
+            for c in name.chars() {
+                f.write_char(if c.is_control() { ' ' } else { c })?;
+            }
+        } else {
+            f.write_str(name)?;
+        }
+        let count = name.chars().count();
+        f.write_str(&SPACES[..SPACES.len().saturating_sub(count)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_column_is_thirty_characters_with_controls_blanked() {
+        let old = |name: &str| format!("{:<30}", crate::text::printable(name));
+        for name in [
+            "HP Cloud",
+            "",
+            "line\nbreak\tand tab",
+            "ünïcödé 名前",
+            &"x".repeat(40),
+        ] {
+            assert_eq!(NameColumn(name).to_string(), old(name), "{name:?}");
+        }
+    }
 }

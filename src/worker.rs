@@ -13,7 +13,7 @@ use crossbeam_channel::Sender;
 use crate::jobs::JobReceiver;
 
 use crate::check::Checker;
-use crate::logging::name_column;
+use crate::logging::NameColumn;
 use crate::model::{CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict};
 use crate::stats::Stats;
 use crate::threads::Supervisor;
@@ -115,7 +115,7 @@ pub fn check_line(target: &Target, outcome: &CheckOutcome) -> String {
     format!(
         "[{}] {} {} {} {} ({}) {}ms",
         target.id,
-        name_column(&target.name),
+        NameColumn(&target.name),
         target.method,
         target.url.shown(),
         outcome.verdict.status(),
