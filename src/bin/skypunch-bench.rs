@@ -29,6 +29,9 @@ fn main() -> ExitCode {
     if settings.history {
         return history(&settings);
     }
+    if settings.crypto {
+        return crypto(&settings);
+    }
     if settings.http {
         return http(&settings, &args);
     }
@@ -167,6 +170,25 @@ fn history(s: &Settings) -> ExitCode {
     match measured.and_then(|f| {
         print!("{}", f.table());
         write_json(&s.json, &f.json())
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skypunch-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--crypto`: the crypto providers' operations, timed.
+fn crypto(s: &Settings) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
+    let measured = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))
+        .and_then(|()| bench::crypto::run(&dir, s.rounds));
+    let _ = std::fs::remove_dir_all(&dir);
+    match measured.and_then(|(table, json)| {
+        print!("{table}");
+        write_json(&s.json, &json)
     }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -239,8 +239,8 @@ impl fmt::Debug for TimedConnector {
     }
 }
 
-/// The crypto provider (ring's, or aws-lc-rs's with the bench-only `aws-lc-rs` feature) with
-/// the AES-128-GCM/SHA-256 suites offered first. Servers that honour
+/// The crypto provider (aws-lc-rs's, or ring's with the bench-only `ring-checks` feature)
+/// with the AES-128-GCM/SHA-256 suites offered first. Servers that honour
 /// the client's order (nginx and OpenSSL do by default) otherwise pick AES-256-GCM/SHA-384,
 /// whose SHA-384 key schedule ring computes without SHA extensions: 5 % of the daemon's CPU
 /// per HTTPS check in a profile. Every suite stays offered, so no server is refused.
@@ -755,8 +755,8 @@ mod tests {
     #[test]
     fn the_128_bit_suites_are_offered_first_and_none_is_dropped() {
         let ours = provider().cipher_suites;
-        let ring = crate::check::crypto::default_provider().cipher_suites;
-        assert_eq!(ours.len(), ring.len());
+        let base = crate::check::crypto::default_provider().cipher_suites;
+        assert_eq!(ours.len(), base.len());
         assert_eq!(
             ours[0].suite(),
             rustls::CipherSuite::TLS13_AES_128_GCM_SHA256

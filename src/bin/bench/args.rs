@@ -16,6 +16,7 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--workers K] [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --nodes K --targets N --frequency F --duration S [--warmup W]
                       [--workers K] [--builtin-server] [--json FILE] [--skypunch PATH] [--db URL]
+       skypunch-bench --crypto [--rounds R] [--json FILE]
 
 Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
 MariaDB database, measures it, checks that no result was lost, and compares its CPU cost
@@ -35,7 +36,9 @@ ca_file; blackbox_exporter probes the same URL with the same CA. --mix: 100,000 
 10-300 s, 10 % HTTPS, 2 % answering after 2 s, 1 % never answering (10 s timeout), 0.5 %
 answering 500, the rest 200; per-kind figures from the log. --smoke with --tls: 200 HTTPS
 targets on a built-in rustls server; with --mix: 2,000 targets at 1-4 s (timeout 4 s, slow
-answers after 0.5 s), built-in servers.";
+answers after 0.5 s), built-in servers. --crypto: the CPU cost of one HTTPS check's
+cryptography (X25519, P-256 and RSA-2048 verification) with ring and with aws-lc-rs,
+--rounds rounds alternating.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct Settings {
     pub rounds: usize,
     /// `--callgrind`: count the daemon's instructions in the window.
     pub callgrind: bool,
+    /// `--crypto`: time the crypto providers' operations instead of running the daemon.
+    pub crypto: bool,
     pub server: ServerKind,
     /// A command the daemon runs under (a profiler), split at spaces.
     pub wrap: Vec<String>,
@@ -198,6 +203,11 @@ fn mode_options(o: &mut getopts::Options) {
         "KEY",
     );
     o.optflag("", "mix", "100,000 targets of mixed kinds and frequencies");
+    o.optflag(
+        "",
+        "crypto",
+        "time X25519 and signature verification with ring and with aws-lc-rs",
+    );
 }
 
 fn server_kind(builtin: bool) -> ServerKind {
@@ -308,7 +318,11 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         )?),
         false => None,
     };
-    let (n, f, d) = defaults(smoke, mix, history, http);
+    let (n, f, d) = match m.opt_present("crypto") {
+        // Unused by --crypto; any valid value.
+        true => (Some(1), Some(1), Some(2)),
+        false => defaults(smoke, mix, history, http),
+    };
     let targets = num("targets", n, 1, 10_000_000)?;
     let frequency = num("frequency", f, 1, 86_400)? as u32;
     let duration = Duration::from_secs(num("duration", d, 2, 86_400)?);
@@ -328,8 +342,14 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     if callgrind && m.opt_present("wrap") {
         return Err("--callgrind and --wrap: choose one".into());
     }
-    let blackbox = !smoke && !mix && !callgrind && !m.opt_present("no-blackbox");
-    let rounds = num("rounds", Some(if blackbox { 3 } else { 1 }), 1, 9)? as usize;
+    let crypto = m.opt_present("crypto");
+    let blackbox = !smoke && !mix && !callgrind && !crypto && !m.opt_present("no-blackbox");
+    let default_rounds = match (crypto, blackbox) {
+        (true, _) => 5,
+        (false, true) => 3,
+        (false, false) => 1,
+    };
+    let rounds = num("rounds", Some(default_rounds), 1, 9)? as usize;
     let blackbox_rate = blackbox_rate(m.opt_str("blackbox-rate"))?;
     Ok(Some(Settings {
         targets,
@@ -350,6 +370,7 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         blackbox_rate,
         rounds,
         callgrind,
+        crypto,
         server,
         wrap: m
             .opt_str("wrap")

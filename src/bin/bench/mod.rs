@@ -5,6 +5,7 @@ pub mod args;
 pub mod blackbox;
 pub mod callgrind;
 pub mod cluster;
+pub mod crypto;
 pub mod daemon;
 pub mod database;
 pub mod history;
