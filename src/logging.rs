@@ -13,10 +13,15 @@
 //! which [`set_level`] moves either way: fern's own filter is fixed when it is installed and
 //! could only ever narrow a later change.
 
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+
+/// A thread's line buffer larger than this after a line is let go rather than kept.
+const KEPT_LINE: usize = 16 * 1024;
 
 /// `LogFilePath: -`: the log goes to stderr, for the journal.
 pub const STDERR: &str = "-";
@@ -75,15 +80,32 @@ impl LogFile {
     }
 
     /// Appends one whole line. A failed write (a full disk) is dropped: logging must never
-    /// stop a check.
-    fn write_line(&self, level: log::Level, line: &str) {
+    /// stop a check. The line is formatted into this thread's buffer, kept from line to line,
+    /// instead of into new strings (two per line, at thousands of check lines a second).
+    fn write_line(&self, level: log::Level, line: &fmt::Arguments<'_>) {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
         let sink = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let text = if sink.journal {
-            format!("<{}>{line}\n", priority(level))
-        } else {
-            format!("{line}\n")
+        let write = |text: &mut String| {
+            text.clear();
+            if sink.journal {
+                let _ = write!(text, "<{}>", priority(level));
+            }
+            let _ = writeln!(text, "{line}");
+            let _ = (&sink.file).write_all(text.as_bytes());
         };
-        let _ = (&sink.file).write_all(text.as_bytes());
+        LINE.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut text) => {
+                write(&mut text);
+                // One huge line must not stay allocated on every thread that logged it.
+                if text.capacity() > KEPT_LINE {
+                    *text = String::new();
+                }
+            }
+            // Logging from inside a Display of this thread's line: a string of its own.
+            Err(_) => write(&mut String::new()),
+        });
     }
 }
 
@@ -110,7 +132,7 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .level_for("r2d2", log::LevelFilter::Warn)
         .chain(fern::Output::call({
             let file = file.clone();
-            move |record| file.write_line(record.level(), &record.args().to_string())
+            move |record| file.write_line(record.level(), record.args())
         }));
     if echo && !file.is_journal() {
         dispatch = dispatch.chain(io::stderr());
@@ -166,8 +188,38 @@ pub fn set_level(level: log::LevelFilter) {
 
 /// The name column of a check line: left-aligned in 30 columns as the original, the hidden
 /// characters of a hostile name shown escaped before padding, so the column stays aligned.
-pub fn name_column(name: &str) -> String {
-    // Padded by characters, not display columns: the original's `%-30s` did so, and log
-    // parsers written for it count on that.
-    format!("{:<30}", crate::base::text::visible(name))
+/// Written straight into the line being formatted (no String of its own for a clean name:
+/// one per check line).
+pub struct NameColumn<'a>(pub &'a str);
+
+impl fmt::Display for NameColumn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Padded by characters, not display columns: the original's `%-30s` did so, and log
+        // parsers written for it count on that.
+        const SPACES: &str = "                              ";
+        let shown = crate::base::text::visible(self.0);
+        f.write_str(&shown)?;
+        let count = shown.chars().count();
+        f.write_str(&SPACES[..SPACES.len().saturating_sub(count)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_column_is_thirty_characters_with_hidden_ones_escaped() {
+        let old = |name: &str| format!("{:<30}", crate::base::text::visible(name));
+        for name in [
+            "HP Cloud",
+            "",
+            "line\nbreak\tand tab",
+            "ünïcödé 名前",
+            "evil\u{1b}[31m\u{202e}",
+            &"x".repeat(40),
+        ] {
+            assert_eq!(NameColumn(name).to_string(), old(name), "{name:?}");
+        }
+    }
 }

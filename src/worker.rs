@@ -22,7 +22,7 @@ use crate::base::threads::Supervisor;
 use crate::base::trace::Trace;
 use crate::check::sockets::{Ended, InFlight};
 use crate::check::Checker;
-use crate::logging::name_column;
+use crate::logging::NameColumn;
 
 /// The channels a worker works with; cloned for each worker.
 #[derive(Clone)]
@@ -147,7 +147,7 @@ pub fn check_line(target: &Target, outcome: &CheckOutcome) -> String {
     format!(
         "[{}] {} {} {} {} ({}) {}ms",
         target.id,
-        name_column(&target.name),
+        NameColumn(&target.name),
         target.method,
         target.url.shown(),
         outcome.verdict.status(),

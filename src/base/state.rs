@@ -285,7 +285,7 @@ impl RowUpdate {
             alerted: t.next.alerted,
             http_status: outcome.http_status,
             response_ms: outcome.elapsed.as_millis() as u64,
-            trace: outcome.trace.to_string(),
+            trace: outcome.trace.render(),
             incidents,
             seq: t.next.seq,
             cert,

@@ -11,10 +11,10 @@ use bench::args::{ServerKind, Settings};
 use bench::daemon::{self, Daemon};
 use bench::database::{self, BenchDb, Row};
 use bench::mix::{self, Kind, MixFigures, Service, Shape, Urls};
-use bench::report::{Cpu, Machine, Results, TlsFigures, Verify};
+use bench::report::{Cpu, Machine, Results, Rounds, TlsFigures, Verify};
 use bench::target::Server;
 use bench::tls::{self, KeyKind, Pki};
-use bench::{blackbox, procfs, Error};
+use bench::{blackbox, callgrind, procfs, Error};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +29,9 @@ fn main() -> ExitCode {
     if settings.history {
         return history(&settings);
     }
+    if settings.crypto {
+        return crypto(&settings);
+    }
     if settings.http {
         return http(&settings, &args);
     }
@@ -36,8 +39,17 @@ fn main() -> ExitCode {
         return cluster(&settings, &args);
     }
     match run(&settings, &args) {
-        Ok(results) => {
-            print!("{}", results.table());
+        Ok(rounds) => {
+            let results = Rounds(&rounds);
+            for (i, r) in rounds.iter().enumerate() {
+                if rounds.len() > 1 {
+                    println!("round {} of {}:", i + 1, rounds.len());
+                }
+                print!("{}", r.table());
+            }
+            if rounds.iter().any(|r| r.blackbox.is_some()) {
+                print!("{}", results.table());
+            }
             let problems = results.problems();
             if let Err(e) = write_json(&settings.json, &results.json()) {
                 eprintln!("skypunch-bench: {e}");
@@ -167,6 +179,25 @@ fn history(s: &Settings) -> ExitCode {
     }
 }
 
+/// `--crypto`: the crypto providers' operations, timed.
+fn crypto(s: &Settings) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
+    let measured = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))
+        .and_then(|()| bench::crypto::run(&dir, s.rounds));
+    let _ = std::fs::remove_dir_all(&dir);
+    match measured.and_then(|(table, json)| {
+        print!("{table}");
+        write_json(&s.json, &json)
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skypunch-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `--nodes K`: several daemons on one database.
 fn cluster(s: &Settings, args: &[String]) -> ExitCode {
     run_mode(s, args, |dir| {
@@ -252,40 +283,34 @@ fn shape(s: &Settings) -> Shape {
     }
 }
 
-/// Sets up the HTTP server, database and temp folder, measures, and tears them down whatever
-/// happened (the folder is kept after a failure, for its logs).
-fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
-    let machine = Machine::read();
+/// Sets up the HTTP server and temp folder, makes `--rounds` rounds (each a fresh database,
+/// the daemon, then blackbox_exporter), and tears them down whatever happened (the folder is
+/// kept after a failure, for its logs).
+fn run(s: &Settings, args: &[String]) -> Result<Vec<Results>, Error> {
     let dir = std::env::temp_dir().join(format!("skybench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let setup = Setup::start(s, &dir)?;
-    let db = database::Server::parse(&s.db_url).and_then(BenchDb::create);
-    let result = match db {
-        Ok(mut db) => {
-            let r = measure(s, &mut db, &setup, &dir);
-            if s.keep {
-                eprintln!("skypunch-bench: kept database {}", db.name);
-            } else if let Err(e) = db.drop_db() {
-                eprintln!("skypunch-bench: {e}");
+    let command = std::iter::once("skypunch-bench".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut rounds = Vec::new();
+    let mut result = Ok(());
+    for round in 1..=s.rounds {
+        if s.rounds > 1 {
+            eprintln!("skypunch-bench: round {round} of {}", s.rounds);
+        }
+        match one_round(s, &setup, &dir, round) {
+            Ok(mut r) => {
+                r.command = command.clone();
+                rounds.push(r);
             }
-            r
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
-        Err(e) => Err(e),
-    };
-    let result = result.and_then(|mut r| {
-        if s.blackbox {
-            let (target, ca) = setup.probed();
-            r.blackbox = Some(blackbox::run(
-                &dir,
-                &target,
-                ca,
-                s.blackbox_duration,
-                s.blackbox_concurrency,
-                || setup.server.cpu_seconds(),
-            )?);
-        }
-        Ok(r)
-    });
+    }
     setup.stop();
     match (&result, s.keep) {
         (Ok(_), false) => {
@@ -293,14 +318,44 @@ fn run(s: &Settings, args: &[String]) -> Result<Results, Error> {
         }
         _ => eprintln!("skypunch-bench: logs and configs kept in {}", dir.display()),
     }
-    result.map(|mut r| {
-        r.machine = machine;
-        r.command = std::iter::once("skypunch-bench".to_string())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        r
-    })
+    result.map(|()| rounds)
+}
+
+/// One round: a fresh database, the daemon's run, then blackbox_exporter at its rate.
+fn one_round(s: &Settings, setup: &Setup, dir: &Path, round: usize) -> Result<Results, Error> {
+    let machine = Machine::read();
+    // Each round's daemon and exporter log and config apart, so no round reads another's.
+    let dir = &dir.join(format!("round-{round}"));
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut db = database::Server::parse(&s.db_url).and_then(BenchDb::create)?;
+    let measured = measure(s, &mut db, setup, dir);
+    if s.keep {
+        eprintln!("skypunch-bench: kept database {}", db.name);
+    } else if let Err(e) = db.drop_db() {
+        eprintln!("skypunch-bench: {e}");
+    }
+    let mut r = measured?;
+    r.machine = machine;
+    if let Some(c) = r.callgrind.as_mut() {
+        c.profile = callgrind::keep(c, &s.json, (s.rounds > 1).then_some(round))?;
+    }
+    if s.blackbox {
+        let (target, ca) = setup.probed();
+        let load = blackbox::Load {
+            duration: s.blackbox_duration,
+            concurrency: s.blackbox_concurrency,
+            rate: s.blackbox_rate.unwrap_or_else(|| r.rate()),
+        };
+        eprintln!(
+            "skypunch-bench: blackbox_exporter for {} s at {:.0} probes/s asked",
+            load.duration.as_secs(),
+            load.rate
+        );
+        r.blackbox = Some(blackbox::run(dir, &target, ca, load, || {
+            setup.server.cpu_seconds()
+        })?);
+    }
+    Ok(r)
 }
 
 fn mariadb_pid(db: &BenchDb) -> Option<u32> {
@@ -385,7 +440,7 @@ fn measure(s: &Settings, db: &mut BenchDb, setup: &Setup, dir: &Path) -> Result<
         rss_first_check_mib,
         ..Results::default()
     };
-    measure_window(s, db, server, &mut d, &mut r)?;
+    measure_window(s, db, server, &mut d, &mut r, dir)?;
     let period = (!s.mix).then_some(f64::from(s.frequency));
     r.verify = stop_and_verify(db, d, first_check, period)?;
     if let Some(pki) = &setup.pki {
@@ -418,7 +473,11 @@ fn overdue(db: &mut BenchDb, s: &Settings, ran_s: f64) -> Result<u64, Error> {
 /// time (seconds since the epoch) and the daemon's RSS then (MiB).
 fn start_and_warm_up(s: &Settings, db: &BenchDb, dir: &Path) -> Result<(Daemon, f64, f64), Error> {
     let config = daemon::write_config(dir, &db.db_config(), s.workers)?;
-    let mut d = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
+    let wrap = match s.callgrind {
+        true => callgrind::wrap(dir),
+        false => s.wrap.clone(),
+    };
+    let mut d = Daemon::start(&s.skypunch, &wrap, &config, dir)?;
     if s.mix {
         d.checks = Some(Vec::new());
     }
@@ -450,9 +509,13 @@ fn measure_window(
     server: &Server,
     d: &mut Daemon,
     r: &mut Results,
+    dir: &Path,
 ) -> Result<(), Error> {
     let mariadb = mariadb_pid(db);
     let start = d.next_stats(Duration::from_secs(10))?;
+    if s.callgrind {
+        callgrind::start(d.pid(), dir)?;
+    }
     let cpu0 = cpu_now(d.pid(), mariadb, server)?;
     let db0 = db.recorded_checks()?;
     let seen = d.stats.len();
@@ -464,6 +527,9 @@ fn measure_window(
         |d| d.stats.last().is_some_and(|l| l.at >= end_at - 0.01),
     )?;
     let cpu1 = cpu_now(d.pid(), mariadb, server)?;
+    if s.callgrind {
+        r.callgrind = Some(callgrind::stop(d.pid(), dir)?);
+    }
     r.rss_end_mib = procfs::rss_mib(d.pid()).unwrap_or(0.0);
     r.db_checks_in_window = db.recorded_checks()?.saturating_sub(db0);
     r.window = bench::statsline::window(&start, &d.stats[seen..]);

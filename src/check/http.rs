@@ -2,6 +2,7 @@
 //! judge it; each step leaves trace lines. Reads the target and the token cache.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -285,25 +286,29 @@ impl<'a> Run<'a> {
         let max = self.settings.max_body_bytes;
         let mut kept = self.target.expect_body.as_ref().map(|_| Vec::new());
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        let mut chunk = [0u8; 16 * 1024];
         let mut total: u64 = 0;
-        loop {
-            let n = match reader.read(&mut chunk) {
-                Ok(0) => break,
+        let read = CHUNK.with_borrow_mut(|chunk| loop {
+            let n = match reader.read(chunk) {
+                Ok(0) => return Ok(()),
                 Ok(n) => n,
-                Err(e) => {
-                    return Err(CheckError::Body {
-                        status,
-                        description: self.failure_text(&ureq::Error::from(e)),
-                    })
-                }
+                Err(e) => return Err(Some(e)),
             };
             total += n as u64;
             if total > max {
-                return Err(CheckError::BodyTooLarge { status, max });
+                return Err(None);
             }
             if let Some(kept) = kept.as_mut() {
                 kept.extend_from_slice(&chunk[..n]);
+            }
+        });
+        match read {
+            Ok(()) => {}
+            Err(None) => return Err(CheckError::BodyTooLarge { status, max }),
+            Err(Some(e)) => {
+                return Err(CheckError::Body {
+                    status,
+                    description: self.failure_text(&ureq::Error::from(e)),
+                })
             }
         }
         let took = started.elapsed();
@@ -311,6 +316,13 @@ impl<'a> Run<'a> {
             .phase(Instant::now(), took, format!("read {total} bytes of body"));
         Ok(kept)
     }
+}
+
+thread_local! {
+    /// What a worker reads a body through: zeroed once per thread, not once per check
+    /// (std's io::copy zeroes its 8 KiB buffer for a reader without read_buf, as ureq's is).
+    /// The reads come from ureq's own buffer, so its size sets no number of system calls.
+    static CHUNK: RefCell<[u8; 4096]> = const { RefCell::new([0; 4096]) };
 }
 
 /// Turns what the connector hooks recorded into trace lines.

@@ -8,10 +8,15 @@ pub mod keystone;
 pub mod sockets;
 pub(crate) mod timing;
 
+mod buffers;
+mod clock;
+mod crypto;
 mod http;
+mod kx_hints;
+mod verify_cache;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -45,8 +50,9 @@ impl Default for CheckSettings {
 
 /// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds two ureq
 /// agents (certificates verified or not; each an `Arc` inside, built once with its TLS
-/// configuration) and the Keystone token cache. Every check opens its own connection and
-/// closes it, so nothing else is shared between checks.
+/// configuration), the Keystone token cache and the [`TlsMemory`]. Every check opens its own
+/// connection and closes it, and makes a full TLS handshake; nothing else is shared between
+/// checks.
 #[derive(Debug)]
 pub struct Checker {
     verifying: Agent,
@@ -55,17 +61,51 @@ pub struct Checker {
     with_ca: Mutex<HashMap<u64, Agent>>,
     tokens: TokenCache,
     settings: CheckSettings,
+    tls: TlsMemory,
+}
+
+/// What every agent's TLS handshakes remember between checks: the chains verified lately
+/// and the key-exchange group each server chose (never a session: see [`kx_hints`]). Each
+/// field is shared by all agents and worker threads.
+#[derive(Debug, Clone)]
+pub struct TlsMemory {
+    pub chains: Arc<verify_cache::VerifiedChains>,
+    pub hints: Arc<kx_hints::KxHints>,
+}
+
+impl TlsMemory {
+    pub fn new() -> TlsMemory {
+        TlsMemory {
+            chains: Arc::new(verify_cache::VerifiedChains::new(
+                verify_cache::VERIFIED_CHAINS,
+            )),
+            hints: Arc::new(kx_hints::KxHints::new(kx_hints::KX_HINTS)),
+        }
+    }
+}
+
+impl Default for TlsMemory {
+    fn default() -> Self {
+        TlsMemory::new()
+    }
 }
 
 impl Checker {
     pub fn new(settings: CheckSettings) -> Checker {
+        let tls = TlsMemory::new();
         Checker {
-            verifying: agent(false, Vec::new()),
-            trusting: agent(true, Vec::new()),
+            verifying: agent(false, Vec::new(), &tls),
+            trusting: agent(true, Vec::new(), &tls),
             with_ca: Mutex::new(HashMap::new()),
             tokens: TokenCache::new(),
             settings,
+            tls,
         }
+    }
+
+    /// Handshakes that found their certificate chain already verified.
+    pub fn chains_found_verified(&self) -> u64 {
+        self.tls.chains.hits()
     }
 
     /// The Keystone tokens shared by all checks.
@@ -99,13 +139,17 @@ impl Checker {
         let mut agents = self.with_ca.lock().unwrap_or_else(|e| e.into_inner());
         agents
             .entry(ca.key())
-            .or_insert_with(|| agent(false, ca.certs().to_vec()))
+            .or_insert_with(|| agent(false, ca.certs().to_vec(), &self.tls))
             .clone()
     }
 }
 
 /// The agent-wide part of the configuration; timeouts and redirects are set per request.
-fn agent(trust_any_certificate: bool, extra_roots: Vec<CertificateDer<'static>>) -> Agent {
+fn agent(
+    trust_any_certificate: bool,
+    extra_roots: Vec<CertificateDer<'static>>,
+    memory: &TlsMemory,
+) -> Agent {
     let tls = TlsConfig::builder()
         .disable_verification(trust_any_certificate)
         .build();
@@ -125,7 +169,7 @@ fn agent(trust_any_certificate: bool, extra_roots: Vec<CertificateDer<'static>>)
         .build();
     Agent::with_parts(
         config,
-        timing::TimedConnector::new(extra_roots),
+        timing::TimedConnector::new(extra_roots, memory),
         timing::TimedResolver::default(),
     )
 }

@@ -18,9 +18,11 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::buffers::PooledBuffers;
 use super::sockets;
 use crate::base::model::CertInfo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
@@ -29,8 +31,7 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::time as ut;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
-    TransportAdapter,
+    Buffers, ConnectionDetails, Connector, Either, NextTimeout, Transport, TransportAdapter,
 };
 
 pub use crate::base::model::Phase;
@@ -228,12 +229,13 @@ impl fmt::Debug for TimedConnector {
     }
 }
 
-/// ring's provider with the AES-128-GCM/SHA-256 suites offered first. Servers that honour
+/// The crypto provider (aws-lc-rs's, or ring's with the bench-only `ring-checks` feature)
+/// with the AES-128-GCM/SHA-256 suites offered first. Servers that honour
 /// the client's order (nginx and OpenSSL do by default) otherwise pick AES-256-GCM/SHA-384,
 /// whose SHA-384 key schedule ring computes without SHA extensions: 5 % of the daemon's CPU
 /// per HTTPS check in a profile. Every suite stays offered, so no server is refused.
 fn provider() -> CryptoProvider {
-    let mut p = rustls::crypto::ring::default_provider();
+    let mut p = super::crypto::default_provider();
     // A stable sort: the 128-bit suites move up, the rest keep ring's order.
     p.cipher_suites.sort_by_key(|s| {
         !matches!(
@@ -248,8 +250,11 @@ fn provider() -> CryptoProvider {
 
 impl TimedConnector {
     /// `extra_roots`: CA certificates trusted besides the public roots (a target's
-    /// `ca_file`).
-    pub fn new(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> TimedConnector {
+    /// `ca_file`); `memory`: the verified chains and key-share hints all agents share.
+    pub fn new(
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+        memory: &super::TlsMemory,
+    ) -> TimedConnector {
         let provider = Arc::new(provider());
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -262,17 +267,27 @@ impl TimedConnector {
                 .with_safe_default_protocol_versions()
                 .expect("ring supports the default TLS versions")
         };
+        let verifier = super::verify_cache::CachingVerifier::new(
+            roots,
+            provider.clone(),
+            memory.chains.clone(),
+        )
+        .expect("the public roots are never empty");
         let mut verifying = builder()
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         let mut trusting = builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
             .with_no_client_auth();
         // Every check is a full handshake, as a new client's would be: a resumed session
-        // shows no certificate, so its chain would go unverified and its expiry unseen.
-        verifying.resumption = rustls::client::Resumption::disabled();
-        trusting.resumption = rustls::client::Resumption::disabled();
+        // shows no certificate, so its chain would go unverified and its expiry unseen. The
+        // store keeps only each server's key-exchange group.
+        let resumption =
+            || Resumption::store(memory.hints.clone()).tls12_resumption(Tls12Resumption::Disabled);
+        verifying.resumption = resumption();
+        trusting.resumption = resumption();
         TimedConnector {
             verifying: Arc::new(verifying),
             trusting: Arc::new(trusting),
@@ -302,7 +317,8 @@ impl Connector<()> for TimedConnector {
                 peer,
             }),
         );
-        let buffers = || LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+        let buffers =
+            || PooledBuffers::new(config.input_buffer_size(), config.output_buffer_size());
         let tcp = TcpTransport::new(tracked, buffers());
         let mut ready = at;
         let inner = if details.needs_tls() {
@@ -512,7 +528,7 @@ pub struct TcpTransport {
     /// it closes.
     registration: sockets::Registration,
     stream: TcpStream,
-    buffers: LazyBuffers,
+    buffers: PooledBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     /// Whether anything was written yet.
@@ -532,7 +548,7 @@ impl fmt::Debug for TcpTransport {
 }
 
 impl TcpTransport {
-    fn new(tracked: Tracked, buffers: LazyBuffers) -> TcpTransport {
+    fn new(tracked: Tracked, buffers: PooledBuffers) -> TcpTransport {
         TcpTransport {
             registration: tracked.registration,
             stream: tracked.stream,
@@ -619,7 +635,7 @@ impl Transport for TcpTransport {
 
 /// A TLS session over our TCP transport, as ureq's own, minus the per-request config rebuild.
 pub struct TlsTransport {
-    buffers: LazyBuffers,
+    buffers: PooledBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter<TcpTransport>>,
 }
 
@@ -805,8 +821,8 @@ mod tests {
     #[test]
     fn the_128_bit_suites_are_offered_first_and_none_is_dropped() {
         let ours = provider().cipher_suites;
-        let ring = rustls::crypto::ring::default_provider().cipher_suites;
-        assert_eq!(ours.len(), ring.len());
+        let base = crate::check::crypto::default_provider().cipher_suites;
+        assert_eq!(ours.len(), base.len());
         assert_eq!(
             ours[0].suite(),
             rustls::CipherSuite::TLS13_AES_128_GCM_SHA256

@@ -38,4 +38,5 @@ mod setup_db;
 mod sinks;
 mod status_page;
 mod systemd;
+mod tls_sessions;
 mod workers;

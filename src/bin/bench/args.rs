@@ -6,8 +6,8 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--workers K]
                       [--json FILE] [--skypunch PATH] [--db URL] [--keep] [--no-blackbox]
-                      [--blackbox-duration S] [--blackbox-concurrency C] [--builtin-server]
-                      [--wrap 'CMD ARGS']
+                      [--blackbox-duration S] [--blackbox-concurrency C] [--blackbox-rate R|max]
+                      [--rounds R] [--builtin-server] [--wrap 'CMD ARGS' | --callgrind]
        skypunch-bench --tls [ecdsa|rsa] --targets N --frequency F --duration S [...]
        skypunch-bench --mix [--targets N] [--duration S] [--workers K] [...]
        skypunch-bench --smoke [--tls | --mix] [--skypunch PATH] [--db URL] [--json FILE]
@@ -16,10 +16,14 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--workers K] [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --nodes K --targets N --frequency F --duration S [--warmup W]
                       [--workers K] [--builtin-server] [--json FILE] [--skypunch PATH] [--db URL]
+       skypunch-bench --crypto [--rounds R] [--json FILE]
 
 Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
 MariaDB database, measures it, checks that no result was lost, and compares its CPU cost
-with Prometheus blackbox_exporter. --smoke: 200 targets, every 1 s, 5 s, built-in HTTP
+with Prometheus blackbox_exporter driven at the daemon's rate of checks (or its maximum
+where lower), alternating daemon and blackbox_exporter runs --rounds times (default 3) and
+reporting the median ratio with its spread. --callgrind: the daemon under valgrind's
+callgrind, counting instructions per check in the window only (no blackbox_exporter). --smoke: 200 targets, every 1 s, 5 s, built-in HTTP
 server, no blackbox_exporter; exits 1 if anything was lost (what CI runs). --history: times
 `skypunch report` over N targets with 30 days of history, and measures the history tables'
 size per target per year. --http: the daemon's HTTP server with N targets (default every
@@ -32,7 +36,9 @@ ca_file; blackbox_exporter probes the same URL with the same CA. --mix: 100,000 
 10-300 s, 10 % HTTPS, 2 % answering after 2 s, 1 % never answering (10 s timeout), 0.5 %
 answering 500, the rest 200; per-kind figures from the log. --smoke with --tls: 200 HTTPS
 targets on a built-in rustls server; with --mix: 2,000 targets at 1-4 s (timeout 4 s, slow
-answers after 0.5 s), built-in servers.";
+answers after 0.5 s), built-in servers. --crypto: the CPU cost of one HTTPS check's
+cryptography (X25519, P-256 and RSA-2048 verification) with ring and with aws-lc-rs,
+--rounds rounds alternating.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +64,15 @@ pub struct Settings {
     pub blackbox: bool,
     pub blackbox_duration: Duration,
     pub blackbox_concurrency: usize,
+    /// Probes per second asked of blackbox_exporter: None for the daemon's rate of checks in
+    /// the same round, infinity for as many as it manages.
+    pub blackbox_rate: Option<f64>,
+    /// Daemon runs, each followed by its blackbox_exporter run.
+    pub rounds: usize,
+    /// `--callgrind`: count the daemon's instructions in the window.
+    pub callgrind: bool,
+    /// `--crypto`: time the crypto providers' operations instead of running the daemon.
+    pub crypto: bool,
     pub server: ServerKind,
     /// A command the daemon runs under (a profiler), split at spaces.
     pub wrap: Vec<String>,
@@ -123,6 +138,25 @@ fn options() -> getopts::Options {
         "load generator threads (default 32)",
         "C",
     );
+    o.optopt(
+        "",
+        "blackbox-rate",
+        "probes per second asked of blackbox_exporter (default: the daemon's checks per \
+         second in the same round; max: as many as it manages)",
+        "R",
+    );
+    o.optopt(
+        "",
+        "rounds",
+        "daemon and blackbox_exporter runs, alternating (default 3 with blackbox_exporter, \
+         else 1)",
+        "R",
+    );
+    o.optflag(
+        "",
+        "callgrind",
+        "run the daemon under callgrind, counting instructions in the window only",
+    );
     o.optflag(
         "",
         "builtin-server",
@@ -169,6 +203,11 @@ fn mode_options(o: &mut getopts::Options) {
         "KEY",
     );
     o.optflag("", "mix", "100,000 targets of mixed kinds and frequencies");
+    o.optflag(
+        "",
+        "crypto",
+        "time X25519 and signature verification with ring and with aws-lc-rs",
+    );
 }
 
 fn server_kind(builtin: bool) -> ServerKind {
@@ -233,6 +272,20 @@ fn skypunch_binary(given: Option<String>) -> Result<PathBuf, String> {
     Ok(skypunch)
 }
 
+/// `--blackbox-rate`: a number of probes per second, or `max`.
+fn blackbox_rate(given: Option<String>) -> Result<Option<f64>, String> {
+    match given.as_deref() {
+        None => Ok(None),
+        Some("max") => Ok(Some(f64::INFINITY)),
+        Some(v) => match v.parse::<f64>() {
+            Ok(r) if r >= 1.0 && r.is_finite() => Ok(Some(r)),
+            _ => Err(format!(
+                "--blackbox-rate {v}: expected probes per second (at least 1) or max"
+            )),
+        },
+    }
+}
+
 /// Parses the arguments (without the program name). `Ok(None)` means help was printed.
 pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     let opts = options();
@@ -265,7 +318,11 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         )?),
         false => None,
     };
-    let (n, f, d) = defaults(smoke, mix, history, http);
+    let (n, f, d) = match m.opt_present("crypto") {
+        // Unused by --crypto; any valid value.
+        true => (Some(1), Some(1), Some(2)),
+        false => defaults(smoke, mix, history, http),
+    };
     let targets = num("targets", n, 1, 10_000_000)?;
     let frequency = num("frequency", f, 1, 86_400)? as u32;
     let duration = Duration::from_secs(num("duration", d, 2, 86_400)?);
@@ -273,7 +330,7 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     // The mix and HTTP runs use the daemon's own default; the throughput runs keep the 64 of
     // their history, so that their figures stay comparable.
     let workers = num("workers", Some(if mix || http { 256 } else { 64 }), 1, 4096)? as usize;
-    let blackbox_duration = Duration::from_secs(num("blackbox-duration", Some(10), 1, 3600)?);
+    let blackbox_duration = Duration::from_secs(num("blackbox-duration", Some(20), 1, 3600)?);
     let blackbox_concurrency = num("blackbox-concurrency", Some(32), 1, 1024)? as usize;
     let skypunch = skypunch_binary(m.opt_str("skypunch"))?;
     let db_url = m
@@ -281,6 +338,19 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         .or_else(|| std::env::var("SKYPUNCH_TEST_DB").ok())
         .unwrap_or_else(|| "mysql://root@127.0.0.1:3306".into());
     let server = server_kind(smoke || m.opt_present("builtin-server"));
+    let callgrind = m.opt_present("callgrind");
+    if callgrind && m.opt_present("wrap") {
+        return Err("--callgrind and --wrap: choose one".into());
+    }
+    let crypto = m.opt_present("crypto");
+    let blackbox = !smoke && !mix && !callgrind && !crypto && !m.opt_present("no-blackbox");
+    let default_rounds = match (crypto, blackbox) {
+        (true, _) => 5,
+        (false, true) => 3,
+        (false, false) => 1,
+    };
+    let rounds = num("rounds", Some(default_rounds), 1, 9)? as usize;
+    let blackbox_rate = blackbox_rate(m.opt_str("blackbox-rate"))?;
     Ok(Some(Settings {
         targets,
         frequency,
@@ -294,9 +364,13 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         skypunch,
         db_url,
         keep: m.opt_present("keep"),
-        blackbox: !smoke && !mix && !m.opt_present("no-blackbox"),
+        blackbox,
         blackbox_duration,
         blackbox_concurrency,
+        blackbox_rate,
+        rounds,
+        callgrind,
+        crypto,
         server,
         wrap: m
             .opt_str("wrap")

@@ -3,8 +3,10 @@
 
 pub mod args;
 pub mod blackbox;
+pub mod callgrind;
 pub mod cluster;
 pub mod crowd;
+pub mod crypto;
 pub mod daemon;
 pub mod database;
 pub mod history;

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::blackbox;
 use super::database::ScanCost;
 use super::mix::MixFigures;
 use super::statsline::{Spread, Window};
+use super::{blackbox, callgrind};
 
 /// The machine the run was made on.
 #[derive(Debug, Clone, Default)]
@@ -135,6 +135,8 @@ pub struct Results {
     /// `--tls`: the key type and the daemon's handshake times.
     pub tls: Option<TlsFigures>,
     pub mix: Option<MixFigures>,
+    /// `--callgrind`: the daemon's instructions in the window.
+    pub callgrind: Option<callgrind::Counted>,
 }
 
 /// The daemon's TLS handshakes, from the traces of the targets' last checks.
@@ -211,6 +213,17 @@ impl Results {
         self.window.checks as f64 / self.cpu.daemon.max(1e-9)
     }
 
+    pub fn instructions_per_check(&self) -> Option<f64> {
+        let c = self.callgrind.as_ref()?;
+        Some(c.instructions as f64 / self.window.checks.max(1) as f64)
+    }
+
+    /// The daemon's checks per CPU-second over blackbox_exporter's probes per CPU-second.
+    pub fn ratio(&self) -> Option<f64> {
+        let b = self.blackbox.as_ref()?;
+        Some(self.checks_per_cpu_second() / b.probes_per_cpu_second())
+    }
+
     /// The table printed on stdout (and kept in BENCHMARKS.md).
     pub fn table(&self) -> String {
         let mut rows = self.window_rows();
@@ -222,6 +235,16 @@ impl Results {
             rows.extend(m.rows(self.window.seconds));
         }
         rows.extend(self.cost_rows());
+        if let Some(c) = &self.callgrind {
+            rows.push((
+                "daemon instructions per check (callgrind)".into(),
+                format!(
+                    "{:.0} ({} in the window, user space, all threads)",
+                    self.instructions_per_check().unwrap_or(0.0),
+                    c.instructions
+                ),
+            ));
+        }
         rows.extend(self.verify_rows());
         if let Some(b) = &self.blackbox {
             rows.extend(self.blackbox_rows(b));
@@ -405,8 +428,9 @@ impl Results {
         rows.push((
             "blackbox_exporter probes/s".into(),
             format!(
-                "{:.0} ({} ok, {} failed in {:.1} s)",
-                b.probes_ok as f64 / b.seconds,
+                "{:.0} (asked {}; {} ok, {} failed in {:.1} s)",
+                b.rate(),
+                asked(b.rate_asked),
                 b.probes_ok,
                 b.probes_failed,
                 b.seconds
@@ -422,10 +446,7 @@ impl Results {
         ));
         rows.push((
             "skypunch / blackbox_exporter (per CPU-second)".into(),
-            format!(
-                "{:.2}x",
-                self.checks_per_cpu_second() / b.probes_per_cpu_second()
-            ),
+            format!("{:.2}x", self.ratio().unwrap_or(0.0)),
         ));
         rows
     }
@@ -480,8 +501,138 @@ impl Results {
                 "exporter_cpu_s": b.exporter_cpu, "http_server_cpu_s": b.server_cpu,
                 "probes_per_cpu_s": b.probes_per_cpu_second(),
                 "target": b.target, "tls_phase_ms_mean": b.tls_phase_ms(),
-                "skypunch_ratio": self.checks_per_cpu_second() / b.probes_per_cpu_second(),
+                "rate_asked": b.rate_asked.is_finite().then_some(b.rate_asked),
+                "probes_per_s": b.rate(),
+                "skypunch_ratio": self.ratio(),
+            })),
+            "callgrind": self.callgrind.as_ref().map(|c| json!({
+                "instructions_in_window": c.instructions,
+                "instructions_per_check": self.instructions_per_check(),
+                "profile": c.profile.display().to_string(),
             })),
         })
+    }
+}
+
+/// An asked rate of probes in words.
+fn asked(rate: f64) -> String {
+    if rate.is_finite() {
+        format!("{rate:.0}/s")
+    } else {
+        "as many as it answers".into()
+    }
+}
+
+/// Several rounds of the same run, each a daemon run then a blackbox_exporter run.
+pub struct Rounds<'a>(pub &'a [Results]);
+
+/// Median, lowest and highest of some figures.
+fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    Some((median, v[0], v[n - 1]))
+}
+
+impl Rounds<'_> {
+    fn ratios(&self) -> Vec<f64> {
+        self.0.iter().filter_map(Results::ratio).collect()
+    }
+
+    /// One line per round and the median ratio with its spread.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "\n| round | checks/s | daemon CPU µs/check | blackbox probes/s (asked) | \
+             blackbox CPU µs/probe | ratio |\n|---|---|---|---|---|---|\n",
+        );
+        for (i, r) in self.0.iter().enumerate() {
+            let Some(b) = &r.blackbox else { continue };
+            out.push_str(&format!(
+                "| {} | {:.0} | {:.1} | {:.0} ({}) | {:.1} | {:.2}x |\n",
+                i + 1,
+                r.rate(),
+                per_check_us(r.cpu.daemon, r.window.checks),
+                b.rate(),
+                asked(b.rate_asked),
+                per_check_us(b.exporter_cpu, b.probes_ok),
+                r.ratio().unwrap_or(0.0)
+            ));
+        }
+        if let Some((median, low, high)) = spread(self.ratios()) {
+            out.push_str(&format!(
+                "skypunch / blackbox_exporter per CPU-second at equal rates: median {median:.2}x \
+                 over {} rounds (spread {low:.2}-{high:.2}x)\n",
+                self.0.len()
+            ));
+        }
+        out
+    }
+
+    /// The figures of the rounds together; every round's own JSON is kept beside them.
+    pub fn comparison_json(&self) -> Value {
+        let ratios = self.ratios();
+        let s = spread(ratios.clone());
+        let us = |r: &Results| per_check_us(r.cpu.daemon, r.window.checks);
+        json!({
+            "rounds": self.0.len(),
+            "ratios": ratios,
+            "ratio_median": s.map(|s| s.0),
+            "ratio_min": s.map(|s| s.1),
+            "ratio_max": s.map(|s| s.2),
+            "daemon_cpu_us_per_check": self.0.iter().map(us).collect::<Vec<_>>(),
+            "daemon_cpu_us_per_check_median": spread(self.0.iter().map(us).collect()).map(|s| s.0),
+            "blackbox_probes_per_cpu_s": self.0.iter()
+                .filter_map(|r| r.blackbox.as_ref().map(blackbox::Outcome::probes_per_cpu_second))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn json(&self) -> Value {
+        match self.0 {
+            [one] => {
+                let mut v = one.json();
+                if one.blackbox.is_some() {
+                    v["comparison"] = self.comparison_json();
+                }
+                v
+            }
+            all => json!({
+                "command": all.first().map(|r| r.command.clone()),
+                "date": all.first().map(|r| r.date.clone()),
+                "comparison": self.comparison_json(),
+                "runs": all.iter().map(Results::json).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
+    /// Why the rounds do not verify, each problem with its round.
+    pub fn problems(&self) -> Vec<String> {
+        let many = self.0.len() > 1;
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                r.problems().into_iter().map(move |p| match many {
+                    true => format!("round {}: {p}", i + 1),
+                    false => p,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_and_spread_of_rounds() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(spread(vec![4.0, 1.0]), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(Vec::new()), None);
     }
 }
