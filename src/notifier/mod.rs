@@ -3,9 +3,10 @@
 //! It reads and writes only the database and talks only SMTP; the writer thread queues alerts
 //! in the same transaction as the state change and sends `()` on `wake` after committing.
 //!
-//! One pass: record sends whose bookkeeping failed earlier, prune (at start and every
-//! [`PRUNE_EVERY`]), expand new alerts into one delivery per notifier enabled now, drop the
-//! deliveries of deleted notifiers, then send every due delivery, oldest alert first. A
+//! One pass: record sends whose bookkeeping failed earlier, expand new alerts into one
+//! delivery per notifier enabled now, drop the deliveries of deleted notifiers, then send
+//! every due delivery, oldest alert first (old rows are pruned by the prune thread, see
+//! `crate::prune`, so that a long prune never delays an alert). A
 //! success marks the delivery SENT and counts `pass_count`; a failure counts `fail_count`,
 //! logs one WARN line, and holds every delivery of that notifier for
 //! `min(RetryInitial * 2^(attempts-1), RetryMax)`, so that a server that is down or hangs
@@ -34,8 +35,6 @@ use crate::base::stop::Stop;
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
 
-/// How often old rows are pruned.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The longest sleep: alerts queued by hand, or a notifier enabled again, are seen this soon.
 const RESCAN: Duration = Duration::from_secs(30);
 /// How often alerts held by a maintenance window are looked at again.
@@ -123,7 +122,6 @@ struct Notifier<'a> {
     /// The configuration error last logged per notifier, so each is logged once.
     config_errors: HashMap<u64, String>,
     db_down: bool,
-    last_prune: Option<Instant>,
     /// This node's name, which its claims on deliveries carry.
     node: String,
 }
@@ -138,7 +136,6 @@ impl<'a> Notifier<'a> {
             unrecorded: Vec::new(),
             config_errors: HashMap::new(),
             db_down: false,
-            last_prune: None,
             node: config.cluster.node_name(),
         }
     }
@@ -211,7 +208,7 @@ impl<'a> Notifier<'a> {
         Ok(next.clamp(Duration::from_millis(20), RESCAN))
     }
 
-    /// The bookkeeping before sending: sends recorded late, pruning, new alerts expanded into
+    /// The bookkeeping before sending: sends recorded late, new alerts expanded into
     /// deliveries, deliveries of deleted notifiers dropped. Returns the notifiers by id.
     fn housekeeping(
         &mut self,
@@ -220,18 +217,6 @@ impl<'a> Notifier<'a> {
         while let Some(&(alert, notifier)) = self.unrecorded.last() {
             outbox::mark_sent(conn, alert, notifier)?;
             self.unrecorded.pop();
-        }
-        if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            let p = outbox::prune(conn, self.config.notify.retention)?;
-            if p != outbox::Pruned::default() {
-                info!(
-                    "notifier: pruned {} alerts and {} deliveries older than the retention period; \
-                     dropped {} owed to notifiers disabled that long",
-                    p.alerts, p.deliveries, p.dropped
-                );
-            }
-            self.prune_history(conn)?;
-            self.last_prune = Some(Instant::now());
         }
         let expanded = outbox::expand(conn)?;
         if expanded > 0 {
@@ -251,22 +236,6 @@ impl<'a> Notifier<'a> {
         self.mailers
             .retain(&notifiers.keys().copied().collect::<Vec<_>>());
         Ok(notifiers)
-    }
-
-    /// Removes history older than `[history]` keeps, a chunk at a time, leaving early when a
-    /// stop is asked (the next prune goes on).
-    fn prune_history(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
-        let stop = self.stop;
-        let keep_going = || !stop.requested();
-        let p = db::history::prune(conn, &self.config.history, &keep_going)?;
-        if p != db::history::Pruned::default() {
-            info!(
-                "history: pruned {} hourly and {} daily rollup rows and {} incidents past \
-                 their retention",
-                p.hours, p.days, p.incidents
-            );
-        }
-        Ok(())
     }
 
     /// Sends one delivery (holding no pooled connection across the SMTP conversation) and

@@ -1,10 +1,10 @@
-//! Pruning of the history tables: rollup rows and ended incidents older than `[history]`
-//! keeps them, deleted a bounded chunk at a time so that no statement holds locks for long.
+//! Pruning of the history tables, for the prune thread: rollup rows and ended incidents older
+//! than `[history]` keeps them, deleted a bounded chunk at a time.
 
 use mysql::prelude::Queryable;
 
 use crate::config::HistoryConfig;
-use crate::db::{Conn, Error};
+use crate::db::{self, Error, Pool};
 
 /// Rows one pruning statement deletes, so that no statement holds locks for long.
 const PRUNE_CHUNK: u64 = 5000;
@@ -17,28 +17,29 @@ pub struct Pruned {
     pub incidents: u64,
 }
 
-/// Deletes what is older than the retention, a chunk at a time; `keep_going` is asked
-/// between chunks (a stop request ends the prune; the next one goes on).
+/// Deletes what is older than the retention, a chunk at a time, each chunk on a connection
+/// checked out for it alone (so a long prune never keeps one from the other threads);
+/// `keep_going` is asked between chunks (a stop request ends the prune; the next one goes on).
 pub fn prune(
-    conn: &mut Conn,
+    pool: &Pool,
     keep: &HistoryConfig,
     keep_going: &dyn Fn() -> bool,
 ) -> Result<Pruned, Error> {
     let hours = prune_table(
-        conn,
+        pool,
         "DELETE FROM target_hours WHERE hour < UTC_TIMESTAMP() - INTERVAL ? DAY LIMIT ?",
         keep.hourly_days,
         keep_going,
     )?;
     let days = prune_table(
-        conn,
+        pool,
         "DELETE FROM target_days WHERE day < UTC_DATE() - INTERVAL ? DAY LIMIT ?",
         keep.daily_days,
         keep_going,
     )?;
     let incidents = match keep.incident_days {
         Some(d) => prune_table(
-            conn,
+            pool,
             "DELETE FROM incidents WHERE ended IS NOT NULL \
              AND ended < UTC_TIMESTAMP() - INTERVAL ? DAY LIMIT ?",
             d,
@@ -54,16 +55,18 @@ pub fn prune(
 }
 
 fn prune_table(
-    conn: &mut Conn,
+    pool: &Pool,
     sql: &str,
     days: u32,
     keep_going: &dyn Fn() -> bool,
 ) -> Result<u64, Error> {
     let mut total = 0;
     loop {
-        conn.exec_drop(sql, (days, PRUNE_CHUNK))
-            .map_err(Error::query("pruning history"))?;
-        let n = conn.affected_rows();
+        let n = db::with_conn(pool, |conn| {
+            conn.exec_drop(sql, (days, PRUNE_CHUNK))
+                .map_err(Error::query("pruning history"))?;
+            Ok(conn.affected_rows())
+        })?;
         total += n;
         if n < PRUNE_CHUNK || !keep_going() {
             return Ok(total);
