@@ -20,6 +20,7 @@
 //! `[notifications] SmtpTimeout`.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -69,9 +70,89 @@ struct Given {
     ca_file: Option<std::path::PathBuf>,
 }
 
+/// Why an SMTP notifier cannot send (its row or the configuration: logged once per
+/// notifier), or why one message did not go (logged every time). The text names the
+/// notifier, never the password.
+pub enum Error {
+    /// A parameter of `params` is unknown, missing or does not read; `reason` says which.
+    Params { notifier: u64, reason: String },
+    /// The row's type is none this program sends to.
+    UnknownType { notifier: u64, kind: String },
+    /// The row's address is not an e-mail address.
+    Address { notifier: u64, address: String },
+    /// `[notifications] From` is not an e-mail address.
+    From { from: String },
+    /// The transport could not be set up: `ca_file=` unreadable or not PEM, TLS settings.
+    Transport {
+        notifier: u64,
+        reason: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The server or the network refused the message. `reason` is the SMTP reply or the
+    /// network cause with the password scrubbed; `source` is lettre's error as it came, which
+    /// may echo the password: only this error's `Display` may go to a log or `last_error`.
+    Send {
+        reason: String,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+impl Error {
+    /// Whether the row or the configuration is wrong (nothing was sent): retrying will not
+    /// help until an operator changes it.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, Error::Send { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Params { notifier, reason }
+            | Error::Transport {
+                notifier, reason, ..
+            } => {
+                write!(f, "notifier {notifier}: {reason}")
+            }
+            Error::UnknownType { notifier, kind } => write!(
+                f,
+                "notifier {notifier}: unknown type `{kind}` (SMTP, WEBHOOK, SLACK or PAGERDUTY)"
+            ),
+            Error::Address { notifier, address } => write!(
+                f,
+                "notifier {notifier}: address `{address}` is not an e-mail address"
+            ),
+            Error::From { from } => {
+                write!(f, "configured From `{from}` is not an e-mail address")
+            }
+            Error::Send { reason, .. } => f.write_str(reason),
+        }
+    }
+}
+
+/// The text only: lettre's error may echo the password.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "smtp::Error({self})")
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Transport { source, .. } => source.as_deref().map(|e| e as _),
+            Error::Send { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 /// Parses `params` of notifier `id`. Errors name the notifier and never show the password.
-pub fn parse_params(id: u64, params: &str) -> Result<SmtpParams, String> {
-    let fail = |why: String| format!("notifier {id}: {why}");
+pub fn parse_params(id: u64, params: &str) -> Result<SmtpParams, Error> {
+    let fail = |reason: String| Error::Params {
+        notifier: id,
+        reason,
+    };
     let pairs = split_params(params).map_err(|e| fail(format!("bad params: {e}")))?;
     let mut given = Given::default();
     for (key, value) in pairs {
@@ -180,28 +261,35 @@ impl Mailer {
         row: &NotifierRow,
         default_from: &str,
         timeout: Duration,
-    ) -> Result<Mailer, String> {
+    ) -> Result<Mailer, Error> {
+        let notifier = row.id;
         if !row.kind.trim().eq_ignore_ascii_case("SMTP") {
-            return Err(format!(
-                "notifier {}: unknown type `{}` (SMTP, WEBHOOK, SLACK or PAGERDUTY)",
-                row.id, row.kind
-            ));
+            return Err(Error::UnknownType {
+                notifier,
+                kind: row.kind.clone(),
+            });
         }
-        let params = parse_params(row.id, &row.params)?;
-        let to = row.address.trim().parse::<Mailbox>().map_err(|_| {
-            format!(
-                "notifier {}: address `{}` is not an e-mail address",
-                row.id, row.address
-            )
-        })?;
+        let params = parse_params(notifier, &row.params)?;
+        let to = row
+            .address
+            .trim()
+            .parse::<Mailbox>()
+            .map_err(|_| Error::Address {
+                notifier,
+                address: row.address.clone(),
+            })?;
         let from = match &params.from {
             Some(f) => f.clone(),
-            None => default_from.parse::<Mailbox>().map_err(|_| {
-                format!("configured From `{default_from}` is not an e-mail address")
+            None => default_from.parse::<Mailbox>().map_err(|_| Error::From {
+                from: default_from.to_string(),
             })?,
         };
         let transport =
-            transport(&params, timeout).map_err(|e| format!("notifier {}: {e}", row.id))?;
+            transport(&params, timeout).map_err(|(reason, source)| Error::Transport {
+                notifier,
+                reason,
+                source,
+            })?;
         Ok(Mailer {
             transport,
             params,
@@ -210,12 +298,16 @@ impl Mailer {
         })
     }
 
-    /// Sends one message; the error is a reason fit for logs and `last_error` (no secrets).
-    pub fn send(&self, message: &Message) -> Result<(), String> {
+    /// Sends one message; the error's text is a reason fit for logs and `last_error` (no
+    /// secrets).
+    pub fn send(&self, message: &Message) -> Result<(), Error> {
         self.transport
             .send(message)
             .map(drop)
-            .map_err(|e| smtp_reason(&e, &self.params))
+            .map_err(|source| Error::Send {
+                reason: smtp_reason(&source, &self.params),
+                source,
+            })
     }
 
     /// `host:port`, for messages.
@@ -224,7 +316,11 @@ impl Mailer {
     }
 }
 
-fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, String> {
+/// Why a transport could not be set up: the reason, and the error behind it when there is
+/// one.
+type SetupError = (String, Option<Box<dyn std::error::Error + Send + Sync>>);
+
+fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, SetupError> {
     let roots = match &p.ca_file {
         Some(path) => Some(private_roots(path)?),
         None => None,
@@ -236,7 +332,9 @@ fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, String>
         if let Some(roots) = &roots {
             builder = builder.add_root_certificate(roots.clone());
         }
-        builder.build().map_err(|e| smtp_reason(&e, p))
+        builder
+            .build()
+            .map_err(|e| (smtp_reason(&e, p), Some(Box::new(e) as _)))
     };
     let mode = match p.tls {
         TlsMode::StartTls => Tls::Required(tls()?),
@@ -257,11 +355,17 @@ fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, String>
 }
 
 /// The CA certificates of `ca_file=`; the error names the file and what is wrong with it.
-fn private_roots(path: &std::path::Path) -> Result<Certificate, String> {
-    crate::base::ca::CaBundle::load(path)?;
-    let pem = std::fs::read(path)
-        .map_err(|e| format!("ca_file {}: cannot read it: {e}", path.display()))?;
-    Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))
+fn private_roots(path: &std::path::Path) -> Result<Certificate, SetupError> {
+    crate::base::ca::CaBundle::load(path).map_err(|reason| (reason, None))?;
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| {
+        (
+            format!("ca_file {shown}: cannot read it: {e}"),
+            Some(e.into()),
+        )
+    })?;
+    Certificate::from_pem(&pem)
+        .map_err(|e| (format!("ca_file {shown}: {e}"), Some(Box::new(e) as _)))
 }
 
 /// A lettre error as one line: the SMTP reply or the network cause, with the password (should
@@ -300,7 +404,7 @@ fn is_timeout(e: &lettre::transport::smtp::Error) -> bool {
 /// Transports by notifier id, rebuilt only when the row's type, params or address change.
 #[derive(Default)]
 pub struct Cache {
-    entries: HashMap<u64, (String, Result<Mailer, String>)>,
+    entries: HashMap<u64, (String, Result<Mailer, Error>)>,
 }
 
 impl Cache {
@@ -310,13 +414,15 @@ impl Cache {
         row: &NotifierRow,
         default_from: &str,
         timeout: Duration,
-    ) -> &Result<Mailer, String> {
+    ) -> &Result<Mailer, Error> {
         let key = format!("{}\n{}\n{}", row.kind, row.params, row.address);
-        let entry = self
-            .entries
-            .entry(row.id)
-            .or_insert_with(|| (String::new(), Err(String::new())));
-        if entry.0 != key || entry.0.is_empty() {
+        let entry = match self.entries.entry(row.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((key.clone(), Mailer::build(row, default_from, timeout)))
+            }
+        };
+        if entry.0 != key {
             *entry = (key, Mailer::build(row, default_from, timeout));
         }
         &entry.1
@@ -367,27 +473,36 @@ mod tests {
     #[test]
     fn bad_params_say_what_is_wrong_without_the_password() {
         assert_eq!(
-            parse_params(3, "user=a,password=b").unwrap_err(),
+            parse_params(3, "user=a,password=b")
+                .unwrap_err()
+                .to_string(),
             "notifier 3: params need server=HOST"
         );
         assert_eq!(
-            parse_params(3, "server=x,password=hunter2").unwrap_err(),
+            parse_params(3, "server=x,password=hunter2")
+                .unwrap_err()
+                .to_string(),
             "notifier 3: params need both user and password, or neither"
         );
         assert_eq!(
-            parse_params(3, "server=x,port=0").unwrap_err(),
+            parse_params(3, "server=x,port=0").unwrap_err().to_string(),
             "notifier 3: port `0` is not a port number"
         );
         assert!(parse_params(3, "server=x,tls=maybe")
             .unwrap_err()
+            .to_string()
             .contains("tls `maybe`"));
         assert!(parse_params(3, "server=x,colour=red")
             .unwrap_err()
+            .to_string()
             .contains("unknown parameter `colour`"));
         assert!(parse_params(3, "server=x,password")
             .unwrap_err()
+            .to_string()
             .starts_with("notifier 3: bad params"));
-        let e = parse_params(3, "server=x,from=nobody,password=hunter2,user=u").unwrap_err();
+        let e = parse_params(3, "server=x,from=nobody,password=hunter2,user=u")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("from `nobody`") && !e.contains("hunter2"), "{e}");
     }
 
@@ -405,9 +520,10 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(
-            e,
+            e.to_string(),
             "notifier 4: unknown type `SLACK` (SMTP, WEBHOOK, SLACK or PAGERDUTY)"
         );
+        assert!(e.is_config());
         let row = NotifierRow {
             kind: "smtp".into(),
             address: "not mail".into(),
@@ -416,7 +532,10 @@ mod tests {
         let e = Mailer::build(&row, "SkyPunch <s@localhost>", t)
             .err()
             .unwrap();
-        assert_eq!(e, "notifier 4: address `not mail` is not an e-mail address");
+        assert_eq!(
+            e.to_string(),
+            "notifier 4: address `not mail` is not an e-mail address"
+        );
     }
 
     #[test]
