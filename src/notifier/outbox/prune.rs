@@ -36,19 +36,10 @@ pub fn prune(
     keep_going: &dyn Fn() -> bool,
 ) -> Result<Pruned, Error> {
     let secs = retention.as_secs();
-    let mut pruned = Pruned::default();
-    pruned.dropped = db::with_conn(pool, |conn| {
-        conn.exec_drop(
-            "UPDATE alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-             JOIN notifiers n ON n.id = d.notifier_id \
-             SET d.state = 'DROPPED', d.next_attempt = NOW(3), \
-             d.last_error = CONCAT('notifier ', d.notifier_id, ' stayed disabled past the retention period') \
-             WHERE d.state = 'PENDING' AND n.enabled = 0 AND a.created_at < NOW(3) - INTERVAL ? SECOND",
-            (secs,),
-        )
-        .map_err(Error::query("dropping alerts owed to disabled notifiers"))?;
-        Ok(conn.affected_rows())
-    })?;
+    let mut pruned = Pruned {
+        dropped: db::with_conn(pool, |conn| drop_disabled(conn, secs))?,
+        ..Pruned::default()
+    };
     loop {
         let n = db::with_conn(pool, |conn| {
             conn.exec_drop(
@@ -75,6 +66,21 @@ pub fn prune(
             return Ok(pruned);
         }
     }
+}
+
+/// Drops the pending deliveries of alerts older than `secs` owed to notifiers still
+/// disabled; how many.
+fn drop_disabled(conn: &mut Conn, secs: u64) -> Result<u64, Error> {
+    conn.exec_drop(
+        "UPDATE alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+         JOIN notifiers n ON n.id = d.notifier_id \
+         SET d.state = 'DROPPED', d.next_attempt = NOW(3), \
+         d.last_error = CONCAT('notifier ', d.notifier_id, ' stayed disabled past the retention period') \
+         WHERE d.state = 'PENDING' AND n.enabled = 0 AND a.created_at < NOW(3) - INTERVAL ? SECOND",
+        (secs,),
+    )
+    .map_err(Error::query("dropping alerts owed to disabled notifiers"))?;
+    Ok(conn.affected_rows())
 }
 
 /// Deletes up to [`ALERT_BATCH`] alerts older than `secs` that owe nothing, with their
