@@ -6,9 +6,9 @@
 //!
 //! Shutdown, on SIGTERM or SIGINT, or when a pipeline thread ends unexpectedly:
 //! 1. the main thread pulls the stop trigger with a deadline of `StopTimeout`: the wheel
-//!    dispatches nothing more, the loader and the notifier leave between two statements or
-//!    two deliveries, and the cluster thread marks the node `stopping` (the others take its
-//!    targets at their next heartbeat);
+//!    dispatches nothing more, the loader, the notifier and the prune thread leave between
+//!    two statements or two deliveries, and the cluster thread marks the node `stopping` (the
+//!    others take its targets at their next heartbeat);
 //! 2. the wheel's return closes the job queue: workers finish the check in hand and leave;
 //! 3. the main thread waits up to `StopGrace` for the workers; past it, it abandons the
 //!    checks still in flight (`check::sockets`: their sockets are shut down, so they end at
@@ -332,8 +332,8 @@ struct Back {
     stop: stop::Stop,
 }
 
-/// The back of the pipeline: the writer (results in from `reports`), its store thread, and
-/// the notifier it wakes.
+/// The back of the pipeline: the writer (results in from `reports`), its store thread, the
+/// notifier it wakes, and the prune thread beside the notifier.
 fn start_back(
     config: &Arc<Config>,
     back: Back,
@@ -350,6 +350,10 @@ fn start_back(
     let writer_stop = back.stop.clone();
     threads.spawn("skypunch-writer", None, move || {
         writer::run(w, reports, store, writer_stop)
+    })?;
+    let (c, p, st) = (config.clone(), back.pool.clone(), back.stop.clone());
+    threads.spawn("skypunch-prune", None, move || {
+        crate::prune::run(&c, &p, &st)
     })?;
     let (c, p, st) = (config.clone(), back.pool, back.stop);
     threads.spawn("skypunch-notifier", None, move || {

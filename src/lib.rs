@@ -19,6 +19,7 @@ mod lifecycle;
 mod loader;
 mod logging;
 mod notifier;
+mod prune;
 mod report;
 mod signals;
 mod target;
@@ -76,6 +77,7 @@ pub mod facade {
     }
     pub mod notifier {
         pub use crate::notifier::run;
+        pub use crate::prune::run as run_prune;
         pub mod outbox {
             pub use crate::notifier::outbox::owed_to;
         }

@@ -7,7 +7,10 @@
 //! that role to pass removes it and panics, so a test can kill exactly one thread at the
 //! moment it chooses. A file `freeze-<role>` makes the thread that passes [`freeze`] stop
 //! the whole process (SIGSTOP) there, as a paused VM would: the test then sees what a node
-//! frozen at that exact step (say, inside a result transaction) does to the others.
+//! frozen at that exact step (say, inside a result transaction) does to the others. A file
+//! `hold-<role>` makes the thread that passes [`hold`] wait there for as long as the file
+//! exists (or until its stop): a step that takes as long as the test wants, such as a prune
+//! of millions of rows.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
@@ -43,3 +46,20 @@ pub fn freeze(role: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn freeze(_role: &str) {}
+
+/// Waits while the file `hold-<role>` exists in `SKYPUNCH_FAULT_DIR` and `keep_going` holds,
+/// looking every 20 ms.
+#[cfg(feature = "fault-injection")]
+pub fn hold(role: &str, keep_going: &dyn Fn() -> bool) {
+    let Some(dir) = std::env::var_os("SKYPUNCH_FAULT_DIR") else {
+        return;
+    };
+    let trigger = std::path::Path::new(&dir).join(format!("hold-{role}"));
+    while trigger.exists() && keep_going() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn hold(_role: &str, _keep_going: &dyn Fn() -> bool) {}

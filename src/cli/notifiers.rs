@@ -30,7 +30,7 @@ pub fn run(config: &Config, words: &[&str]) -> Result<(), Error> {
         }
         [id, "test"] => {
             let row = find(&mut conn, id)?;
-            line(notifier::send_test(config, &row).map_err(Error::failed)?)
+            line(notifier::send_test(config, &row).map_err(|e| Error::failed(e.to_string()))?)
         }
         [_, word, ..] => Err(Error::usage(format!(
             "unknown notifiers command `{word}`\n{USAGE}"

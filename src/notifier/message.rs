@@ -234,8 +234,30 @@ pub fn render_test(notifier_name: &str, server: &str) -> Rendered {
     }
 }
 
+/// Why an e-mail could not be put together (lettre refused a header or a part).
+#[derive(Debug)]
+pub enum Error {
+    Build(lettre::error::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Build(e) => write!(f, "cannot build the message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Build(e) => Some(e),
+        }
+    }
+}
+
 /// The e-mail: From, To, Subject, Date, Message-ID, multipart/alternative text and HTML.
-pub fn build(r: &Rendered, from: &Mailbox, to: &Mailbox) -> Result<Message, String> {
+pub fn build(r: &Rendered, from: &Mailbox, to: &Mailbox) -> Result<Message, Error> {
     Message::builder()
         .from(from.clone())
         .to(to.clone())
@@ -247,7 +269,7 @@ pub fn build(r: &Rendered, from: &Mailbox, to: &Mailbox) -> Result<Message, Stri
             r.text.clone(),
             r.html.clone(),
         ))
-        .map_err(|e| format!("cannot build the message: {e}"))
+        .map_err(Error::Build)
 }
 
 fn html_table(rows: &[(&str, String)]) -> String {

@@ -1,12 +1,14 @@
 //! The notifier thread (`skypunch-notifier`): sends the alerts owed in the outbox (tables
 //! `alerts` and `alert_deliveries`, see [`outbox`]) to every notifier, retrying with backoff.
-//! It reads and writes only the database and talks only SMTP; the writer thread queues alerts
-//! in the same transaction as the state change and sends `()` on `wake` after committing.
+//! It reads and writes only the database and talks only SMTP and HTTP (one file per kind of
+//! notifier, see [`send`]); the writer thread queues alerts in the same transaction as the
+//! state change and sends `()` on `wake` after committing.
 //!
-//! One pass: record sends whose bookkeeping failed earlier, prune (at start and every
-//! [`PRUNE_EVERY`]), expand new alerts into one delivery per notifier enabled now, drop the
-//! deliveries of deleted notifiers, then send every due delivery, oldest alert first. A
-//! success marks the delivery SENT and counts `pass_count`; a failure counts `fail_count`,
+//! One pass: record sends whose bookkeeping failed earlier, expand new alerts into one
+//! delivery per notifier enabled now, drop the deliveries of deleted notifiers, then send
+//! every due delivery, oldest alert first (old rows are pruned by the prune thread, see
+//! `crate::prune`, so that a long prune never delays an alert). A success marks the
+//! delivery SENT and counts `pass_count`; a failure counts `fail_count`,
 //! logs one WARN line, and holds every delivery of that notifier for
 //! `min(RetryInitial * 2^(attempts-1), RetryMax)`, so that a server that is down or hangs
 //! costs at most one `SmtpTimeout` per retry and never holds up the other notifiers for
@@ -20,6 +22,7 @@
 pub mod hooks;
 pub mod message;
 pub mod outbox;
+mod send;
 pub mod smtp;
 
 use std::collections::{HashMap, HashSet};
@@ -33,9 +36,9 @@ use log::{error, info, warn};
 use crate::base::stop::Stop;
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
+pub use send::send_test;
+use send::{Failure, Outlets};
 
-/// How often old rows are pruned.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The longest sleep: alerts queued by hand, or a notifier enabled again, are seen this soon.
 const RESCAN: Duration = Duration::from_secs(30);
 /// How often alerts held by a maintenance window are looked at again.
@@ -75,37 +78,6 @@ pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
     info!("notifier: stopped");
 }
 
-/// `skypunch notifiers ID test`: sends a test message now (enabled or not; it is not counted
-/// in the notifier's pass or fail count); says where it went, or `Err(reason)`.
-pub fn send_test(config: &Config, row: &NotifierRow) -> Result<String, String> {
-    if let Some(kind) = hooks::Kind::of(row) {
-        let hook = hooks::Hook::build(row, kind)?.with_pages(config.http.page_base());
-        let status = hook.send_test(row, config.notify.smtp_timeout)?;
-        return Ok(format!(
-            "Notifier: {} test message sent to {} (HTTP {status})",
-            row.name,
-            hook.shown()
-        ));
-    }
-    let mailer = smtp::Mailer::build(row, &config.notify.from, config.notify.smtp_timeout)?;
-    let rendered = message::render_test(&row.name, &mailer.server());
-    let msg = message::build(&rendered, &mailer.from, &mailer.to)?;
-    mailer.send(&msg).map_err(|e| {
-        format!(
-            "notifier {}: sending to {} via {} failed: {e}",
-            row.id,
-            row.address,
-            mailer.server()
-        )
-    })?;
-    Ok(format!(
-        "Notifier: {} test message sent to {} via {}",
-        row.name,
-        row.address,
-        mailer.server()
-    ))
-}
-
 /// How long a claim on a delivery holds: long enough for a send that meets every timeout
 /// (connect, greeting, each command) before another node may take the delivery over.
 pub fn claim_lease(smtp_timeout: Duration) -> Duration {
@@ -117,13 +89,12 @@ struct Notifier<'a> {
     config: &'a Config,
     pool: &'a Pool,
     stop: &'a Stop,
-    mailers: smtp::Cache,
+    outlets: Outlets<'a>,
     /// Sends the server accepted but the database did not record yet: recorded first.
     unrecorded: Vec<(u64, u64)>,
     /// The configuration error last logged per notifier, so each is logged once.
     config_errors: HashMap<u64, String>,
     db_down: bool,
-    last_prune: Option<Instant>,
     /// This node's name, which its claims on deliveries carry.
     node: String,
 }
@@ -134,11 +105,10 @@ impl<'a> Notifier<'a> {
             config,
             pool,
             stop,
-            mailers: smtp::Cache::default(),
+            outlets: Outlets::new(config, pool),
             unrecorded: Vec::new(),
             config_errors: HashMap::new(),
             db_down: false,
-            last_prune: None,
             node: config.cluster.node_name(),
         }
     }
@@ -211,7 +181,7 @@ impl<'a> Notifier<'a> {
         Ok(next.clamp(Duration::from_millis(20), RESCAN))
     }
 
-    /// The bookkeeping before sending: sends recorded late, pruning, new alerts expanded into
+    /// The bookkeeping before sending: sends recorded late, new alerts expanded into
     /// deliveries, deliveries of deleted notifiers dropped. Returns the notifiers by id.
     fn housekeeping(
         &mut self,
@@ -220,18 +190,6 @@ impl<'a> Notifier<'a> {
         while let Some(&(alert, notifier)) = self.unrecorded.last() {
             outbox::mark_sent(conn, alert, notifier)?;
             self.unrecorded.pop();
-        }
-        if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            let p = outbox::prune(conn, self.config.notify.retention)?;
-            if p != outbox::Pruned::default() {
-                info!(
-                    "notifier: pruned {} alerts and {} deliveries older than the retention period; \
-                     dropped {} owed to notifiers disabled that long",
-                    p.alerts, p.deliveries, p.dropped
-                );
-            }
-            self.prune_history(conn)?;
-            self.last_prune = Some(Instant::now());
         }
         let expanded = outbox::expand(conn)?;
         if expanded > 0 {
@@ -248,25 +206,9 @@ impl<'a> Notifier<'a> {
         for n in notifiers.values() {
             db::notifiers::repair(conn, n.id, &n.fixes())?;
         }
-        self.mailers
+        self.outlets
             .retain(&notifiers.keys().copied().collect::<Vec<_>>());
         Ok(notifiers)
-    }
-
-    /// Removes history older than `[history]` keeps, a chunk at a time, leaving early when a
-    /// stop is asked (the next prune goes on).
-    fn prune_history(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
-        let stop = self.stop;
-        let keep_going = || !stop.requested();
-        let p = db::history::prune(conn, &self.config.history, &keep_going)?;
-        if p != db::history::Pruned::default() {
-            info!(
-                "history: pruned {} hourly and {} daily rollup rows and {} incidents past \
-                 their retention",
-                p.hours, p.days, p.incidents
-            );
-        }
-        Ok(())
     }
 
     /// Sends one delivery (holding no pooled connection across the SMTP conversation) and
@@ -289,7 +231,12 @@ impl<'a> Notifier<'a> {
             );
             return Ok(true);
         }
-        match self.deliver(row, d) {
+        let sent = self.outlets.deliver(row, d);
+        if !matches!(sent, Err(Failure::Config(_))) {
+            // The row can send again: its next configuration error is logged.
+            self.config_errors.remove(&row.id);
+        }
+        match sent {
             Ok(()) => {
                 self.unrecorded.push((d.alert.id, row.id));
                 db::with_conn(self.pool, |conn| {
@@ -308,69 +255,6 @@ impl<'a> Notifier<'a> {
                 Ok(false)
             }
         }
-    }
-
-    /// Renders and sends one delivery; the error is the reason, without secrets.
-    fn deliver(&mut self, row: &NotifierRow, d: &outbox::Due) -> Result<(), Failure> {
-        log::debug!(
-            "notifier {} ({}): sending alert {} (attempt {})",
-            row.id,
-            row.name,
-            d.alert.id,
-            d.attempts + 1
-        );
-        if let Some(kind) = hooks::Kind::of(row) {
-            return self.deliver_hook(row, kind, d);
-        }
-        let notify = &self.config.notify;
-        let mailer = match self.mailers.get(row, &notify.from, notify.smtp_timeout) {
-            Ok(m) => m,
-            Err(reason) => return Err(Failure::Config(reason.clone())),
-        };
-        self.config_errors.remove(&row.id);
-        let rendered = message::render(&d.alert);
-        let msg = message::build(&rendered, &mailer.from, &mailer.to).map_err(Failure::Send)?;
-        mailer.send(&msg).map_err(Failure::Send)?;
-        info!(
-            "notifier {} ({}) <{}>: sent alert {} `{}` via {}",
-            row.id,
-            row.name,
-            row.address,
-            d.alert.id,
-            rendered.subject,
-            mailer.server()
-        );
-        Ok(())
-    }
-
-    /// A WEBHOOK, SLACK or PAGERDUTY delivery: one POST, bounded by `SmtpTimeout`.
-    fn deliver_hook(
-        &mut self,
-        row: &NotifierRow,
-        kind: hooks::Kind,
-        d: &outbox::Due,
-    ) -> Result<(), Failure> {
-        let hook = hooks::Hook::build(row, kind)
-            .map_err(Failure::Config)?
-            .with_pages(self.config.http.page_base());
-        self.config_errors.remove(&row.id);
-        let incident = db::with_conn(self.pool, |conn| {
-            db::history::incident_of(conn, d.alert.target_id)
-        })
-        .map_err(|e| Failure::Send(e.to_string()))?;
-        let status = hook
-            .send(&d.alert, incident.as_ref(), self.config.notify.smtp_timeout)
-            .map_err(Failure::Send)?;
-        info!(
-            "notifier {} ({}): sent alert {} ({} of target {}) to {} (HTTP {status})",
-            row.id,
-            row.name,
-            d.alert.id,
-            d.alert.kind,
-            d.alert.target_id,
-            hook.shown()
-        );
-        Ok(())
     }
 
     /// One WARN line per failed send; a configuration error (unknown type, bad params) only
@@ -399,22 +283,5 @@ impl<'a> Notifier<'a> {
             d.attempts + 1,
             wait.as_secs_f64().ceil()
         );
-    }
-}
-
-/// Why a delivery was not sent.
-#[derive(Debug, Clone, PartialEq)]
-enum Failure {
-    /// The notifier row cannot send at all (unknown type, bad params or address): logged once.
-    Config(String),
-    /// The message or the SMTP conversation failed: logged every time.
-    Send(String),
-}
-
-impl Failure {
-    fn reason(&self) -> &str {
-        match self {
-            Failure::Config(r) | Failure::Send(r) => r,
-        }
     }
 }

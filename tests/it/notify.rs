@@ -409,7 +409,10 @@ fn old_rows_are_pruned_and_owed_ones_kept() {
         ids[3]
     ));
 
-    let running = Running::start(config);
+    // The prune thread prunes; the notifier beside it sends nothing here (the one delivery
+    // owed to an enabled notifier is not due for a day).
+    let running = Running::start(config.clone());
+    let pruning = Pruning::start(config);
     running.poke();
     wait_for(WAIT, "the old sent alert pruned", || {
         (count(
@@ -418,6 +421,7 @@ fn old_rows_are_pruned_and_owed_ones_kept() {
         ) == 0)
             .then_some(())
     });
+    pruning.stop();
     running.stop();
     let left: Vec<u64> = db.query("SELECT id FROM alerts ORDER BY id");
     assert_eq!(left, [ids[1], ids[2]]);
@@ -523,6 +527,66 @@ fn the_daemon_mails_a_failing_target_through_writer_and_notifier() {
     assert!(db
         .log()
         .contains("notifier 1 (ops) <ops@example.com>: sent alert 1"));
+}
+
+/// A prune of millions of rows, which the test holds for as long as it likes (the fault
+/// file `hold-prune`), runs on the prune thread: an alert raised meanwhile goes out at once, a
+/// SIGTERM stops the daemon at once, and the next start prunes what was left.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_long_prune_holds_up_neither_alerts_nor_the_stop() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    mail_notifier(&db, "ops", smtp.port);
+    db.write_config(
+        "LogLevel: debug\nStatsInterval: 0\n[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\n\
+         [history]\nHourlyDays: 35",
+    );
+    let id = db.add_target(
+        "name, url, frequency, timeout",
+        "'refused', 'http://127.0.0.1:9/', 1, 2",
+    );
+    db.exec(&format!(
+        "INSERT INTO target_hours (target_id, hour, checks) \
+         VALUES ({id}, UTC_TIMESTAMP() - INTERVAL 40 DAY, 1)"
+    ));
+    let old_hours =
+        "SELECT COUNT(*) FROM target_hours WHERE hour < UTC_TIMESTAMP() - INTERVAL 35 DAY";
+    let faults = db.dir.join("faults");
+    std::fs::create_dir_all(&faults).unwrap();
+    std::fs::write(faults.join("hold-prune"), "").unwrap();
+    let env = [("SKYPUNCH_FAULT_DIR", faults.to_str().unwrap())];
+    let daemon = Daemon::spawn(&db, &[], &env);
+
+    let got = smtp.wait_messages(1);
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for refused");
+    let log = db.log();
+    assert!(
+        log.contains("prune: pruning on thread skypunch-prune"),
+        "the prune runs on its own thread:\n{log}"
+    );
+    assert!(!log.contains("history: pruned"), "{log}");
+    assert_eq!(count(&db, old_hours), 1, "the prune is still held");
+
+    let (code, took) = daemon.terminate(WAIT);
+    assert_eq!(code, Some(0), "{}", db.log());
+    assert!(
+        took < Duration::from_secs(10),
+        "a held prune held the stop: {took:?}"
+    );
+    assert!(!db.log().contains("stop deadline passed"), "{}", db.log());
+    assert_eq!(count(&db, old_hours), 1);
+
+    std::fs::remove_file(faults.join("hold-prune")).unwrap();
+    let daemon = Daemon::spawn(&db, &[], &env);
+    wait_for(WAIT, "the prune line", || {
+        db.log()
+            .lines()
+            .find(|l| l.contains("history: pruned 1 hourly and 0 daily rollup rows"))
+            .map(drop)
+    });
+    assert_eq!(daemon.stop(), Some(0));
+    assert_eq!(count(&db, old_hours), 0);
 }
 
 /// A free port on 127.0.0.1 with nothing listening on it (yet).

@@ -1,6 +1,7 @@
 //! Helpers for the notification tests: a real SMTP server (tests/it/support/smtp_server.py, on
 //! aiosmtpd, installed with pip when missing), misbehaving fake SMTP peers, a notifier thread
-//! run in-process against a test database, and queueing alerts the way the writer does.
+//! run in-process against a test database (and the prune thread beside it), and queueing
+//! alerts the way the writer does.
 
 #![allow(dead_code)]
 
@@ -246,6 +247,30 @@ impl Running {
         self.handle
             .join()
             .expect("the notifier thread does not panic");
+    }
+}
+
+/// The prune thread run in-process against a test database, stopped by its own trigger.
+pub struct Pruning {
+    handle: JoinHandle<()>,
+    trigger: skypunch::facade::stop::StopTrigger,
+}
+
+impl Pruning {
+    pub fn start(config: Config) -> Pruning {
+        let pool = skypunch::facade::db::connect(&config.db).unwrap();
+        let (trigger, stop) = skypunch::facade::stop::request();
+        let handle = std::thread::Builder::new()
+            .name("skypunch-prune".into())
+            .spawn(move || skypunch::facade::notifier::run_prune(&config, &pool, &stop))
+            .unwrap();
+        Pruning { handle, trigger }
+    }
+
+    /// Asks the thread to stop and waits for it to end.
+    pub fn stop(mut self) {
+        self.trigger.pull(Duration::from_secs(10));
+        self.handle.join().expect("the prune thread does not panic");
     }
 }
 

@@ -1,0 +1,231 @@
+//! The due deliveries, for the notifier thread: read (and repaired or dropped when a row does
+//! not decode), claimed for this node, then marked sent or failed with the notifier's counts.
+//! Times are the database's (`NOW(3)`).
+
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use mysql::TxOpts;
+
+use super::{Due, DELIVERIES};
+use crate::base::model::Alert;
+use crate::db::decode::{self, BadRow, Fields, Fix};
+use crate::db::{Conn, Error};
+
+/// Up to `limit` pending deliveries to enabled notifiers, oldest alert first: those whose
+/// `next_attempt` has come, or all of them when `ignore_backoff` (the last pass at shutdown);
+/// never one that another node has claimed and may be sending now.
+pub fn due(
+    conn: &mut Conn,
+    node: &str,
+    limit: usize,
+    ignore_backoff: bool,
+) -> Result<Vec<Due>, Error> {
+    let when = if ignore_backoff {
+        ""
+    } else {
+        "AND d.next_attempt <= NOW(3)"
+    };
+    let rows: Vec<mysql::Row> = conn
+        .exec(
+            format!(
+                "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, \
+                 a.trace FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 \
+                 WHERE d.state = 'PENDING' {when} AND {UNCLAIMED} \
+                 ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
+            ),
+            (node,),
+        )
+        .map_err(Error::query("reading due deliveries"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in decode::rows(DELIVERIES, rows, due_row) {
+        match row {
+            Ok((d, fixes)) => {
+                repair(conn, &d, &fixes)?;
+                out.push(d);
+            }
+            Err(bad) => {
+                decode::skip(&bad);
+                drop_undecodable(conn, &bad)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One row of [`due`], and the repair its `attempts` needs when a person set it below zero.
+fn due_row(f: &mut Fields) -> Result<(Due, Vec<Fix>), BadRow> {
+    let id = f.id(0, "alert_id")?;
+    let notifier_id = f.id(1, "notifier_id")?;
+    let attempts: i64 = f.get(2, "attempts")?;
+    let fixes: Vec<Fix> = decode::counter_fix("attempts", attempts)
+        .into_iter()
+        .collect();
+    let attempts = decode::repaired(&fixes, "attempts", attempts);
+    let alert = Alert {
+        id,
+        target_id: f.reference(3, "alerts.target_id")?,
+        kind: f.get(4, "alerts.kind")?,
+        snapshot: f.get(5, "alerts.snapshot")?,
+        trace: f.get(6, "alerts.trace")?,
+    };
+    let due = Due {
+        notifier_id,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        alert,
+    };
+    Ok((due, fixes))
+}
+
+/// Writes (and logs) the repair of a due delivery's `attempts` set below zero.
+fn repair(conn: &mut Conn, d: &Due, fixes: &[Fix]) -> Result<(), Error> {
+    let key = "alert_id = ? AND notifier_id = ?";
+    let params = vec![d.alert.id.into(), d.notifier_id.into()];
+    let shown = format!("alert_id {}, notifier_id {}", d.alert.id, d.notifier_id);
+    crate::db::repair_row(conn, (DELIVERIES, &shown), (key, params), fixes, "")?;
+    Ok(())
+}
+
+/// Drops a due delivery whose row does not decode, saying why in its `last_error`: it can
+/// never be sent, and is no longer read (and reported) every pass.
+fn drop_undecodable(conn: &mut Conn, bad: &BadRow) -> Result<(), Error> {
+    let [alert_id, notifier_id] = bad.keys[..] else {
+        return Ok(()); // not even its key reads: nothing can name it
+    };
+    let reason = format!("the row does not decode: {}", bad.problem());
+    conn.exec_drop(
+        "UPDATE alert_deliveries SET state = 'DROPPED', last_error = ?, next_attempt = NOW(3), \
+         claimed_by = NULL, claim_until = NULL \
+         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+        (crate::base::text::clip(&reason, 500), alert_id, notifier_id),
+    )
+    .map_err(Error::query("dropping a delivery that does not decode"))
+}
+
+/// A delivery no other node holds a live claim on (`?` is this node's name).
+const UNCLAIMED: &str =
+    "(d.claimed_by IS NULL OR d.claimed_by = ? OR d.claim_until IS NULL OR d.claim_until < NOW(3))";
+
+/// Claims a pending delivery for this node for `lease` before it is sent: true when this node
+/// may send it, false when another node holds a live claim or it is no longer pending. A
+/// claim that outlived its lease (its node died) is taken over.
+pub fn claim(
+    conn: &mut Conn,
+    alert_id: u64,
+    notifier_id: u64,
+    node: &str,
+    lease: Duration,
+) -> Result<bool, Error> {
+    let micros = u64::try_from(lease.as_micros()).unwrap_or(u64::MAX);
+    conn.exec_drop(
+        format!(
+            "UPDATE alert_deliveries d SET d.claimed_by = ?, \
+             d.claim_until = NOW(3) + INTERVAL ? MICROSECOND \
+             WHERE d.alert_id = ? AND d.notifier_id = ? AND d.state = 'PENDING' AND {UNCLAIMED}"
+        ),
+        (node, micros, alert_id, notifier_id, node),
+    )
+    .map_err(Error::query("claiming a delivery"))?;
+    Ok(conn.affected_rows() > 0)
+}
+
+/// Records a sent delivery and counts it for its notifier, in one transaction. False when the
+/// row was no longer pending (already recorded).
+pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<bool, Error> {
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting to record a sent alert"))?;
+    tx.exec_drop(
+        "UPDATE alert_deliveries SET state = 'SENT', sent_at = NOW(3), last_error = NULL, \
+         claimed_by = NULL, claim_until = NULL \
+         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+        (alert_id, notifier_id),
+    )
+    .map_err(Error::query("recording a sent alert"))?;
+    let changed = tx.affected_rows() > 0;
+    if changed {
+        tx.exec_drop(
+            format!(
+                "UPDATE notifiers SET {} WHERE id = ?",
+                plus_one("pass_count", BIGINT)
+            ),
+            (notifier_id,),
+        )
+        .map_err(Error::query("counting a sent alert"))?;
+    }
+    tx.commit()
+        .map_err(Error::query("recording a sent alert"))?;
+    Ok(changed)
+}
+
+/// Records a failed attempt: attempts+1, the reason, the next try after `wait`, the notifier's
+/// fail_count+1; and holds the notifier's other pending deliveries until then too, so one
+/// server that is down costs one timeout per retry, not one per alert.
+pub fn mark_failed(
+    conn: &mut Conn,
+    alert_id: u64,
+    notifier_id: u64,
+    reason: &str,
+    wait: Duration,
+) -> Result<(), Error> {
+    let reason = crate::base::text::clip(reason, 500);
+    let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .map_err(Error::query("starting to record a failed alert"))?;
+    tx.exec_drop(
+        format!(
+            "UPDATE alert_deliveries SET {}, last_error = ?, next_attempt = NOW(3) + INTERVAL ? MICROSECOND, claimed_by = NULL, claim_until = NULL \
+         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
+            plus_one("attempts", INT)
+        ),
+        (&reason, micros, alert_id, notifier_id),
+    )
+    .map_err(Error::query("recording a failed alert"))?;
+    tx.exec_drop(
+        "UPDATE alert_deliveries SET next_attempt = GREATEST(next_attempt, NOW(3) + INTERVAL ? MICROSECOND) \
+         WHERE notifier_id = ? AND state = 'PENDING'",
+        (micros, notifier_id),
+    )
+    .map_err(Error::query("holding a failing notifier's alerts"))?;
+    tx.exec_drop(
+        format!(
+            "UPDATE notifiers SET {} WHERE id = ?",
+            plus_one("fail_count", BIGINT)
+        ),
+        (notifier_id,),
+    )
+    .map_err(Error::query("counting a failed alert"))?;
+    tx.commit()
+        .map_err(Error::query("recording a failed alert"))
+}
+
+/// How long until the next pending delivery to an enabled notifier is due: `None` when
+/// nothing is pending, zero when something is due now. A delivery another node claimed is
+/// due, for this node, when the claim runs out.
+pub fn next_due(conn: &mut Conn, node: &str) -> Result<Option<Duration>, Error> {
+    let row: Option<mysql::Row> = conn
+        .exec_first(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(IF(d.claimed_by IS NOT NULL \
+             AND d.claimed_by <> ? AND d.claim_until > d.next_attempt, d.claim_until, \
+             d.next_attempt))) FROM alert_deliveries d \
+             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 WHERE d.state = 'PENDING'",
+            (node,),
+        )
+        .map_err(Error::query("finding the next due delivery"))?;
+    let micros: Option<i64> =
+        decode::first(DELIVERIES, row, |f| f.opt(0, "next_attempt")).flatten();
+    Ok(micros.map(|m| Duration::from_micros(m.max(0) as u64)))
+}
+
+/// Largest values of the counters' column types.
+const BIGINT: i64 = i64::MAX;
+const INT: i64 = i32::MAX as i64;
+
+/// `column = column + 1`, staying at `max` rather than failing: a counter a person set to its
+/// type's largest value would otherwise make every delivery's bookkeeping fail, and the
+/// notifier send the same alert again and again.
+fn plus_one(column: &str, max: i64) -> String {
+    format!("{column} = IF({column} < {max}, {column} + 1, {column})")
+}
