@@ -249,7 +249,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     let stats = Arc::new(Stats::default());
     let (trigger, stop) = stop::request();
     let mut threads = Supervisor::default();
-    let member = crate::cluster::join(&pool, &config.cluster)?;
+    let member = crate::cluster::join(&pool, &config.cluster).map_err(|e| e.to_string())?;
     // Joining wrote this node's row: the database took a write (for `/healthz`).
     stats.db_write(true);
     let (targets_tx, targets_rx) = unbounded();
