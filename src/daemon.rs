@@ -310,7 +310,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     threads.spawn("skypunch-loader", None, move || loader::run(l, interval))?;
     let (s, interval) = (stats.clone(), config.stats_interval);
     threads.spawn("skypunch-stats", None, move || {
-        crate::report::run(&s, interval, pipeline_done_rx)
+        crate::statsline::run(&s, interval, pipeline_done_rx)
     })?;
     let notify = start_services(config, &mut threads, listeners, &stats, stop)?;
     Ok(Running {

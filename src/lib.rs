@@ -19,8 +19,8 @@ mod lifecycle;
 mod loader;
 mod logging;
 mod notifier;
-mod report;
 mod signals;
+mod statsline;
 mod target;
 mod watchdog;
 

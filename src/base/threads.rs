@@ -32,13 +32,13 @@ impl Liveness {
 }
 
 /// Sends [`Ended`] when the thread's body returns or unwinds.
-struct Reporter {
+struct EndGuard {
     name: String,
     tx: Sender<Ended>,
     liveness: Arc<Liveness>,
 }
 
-impl Drop for Reporter {
+impl Drop for EndGuard {
     fn drop(&mut self) {
         if let Ok(mut ended) = self.liveness.ended.lock() {
             ended.push(self.name.clone());
@@ -79,7 +79,7 @@ impl Supervisor {
         stack: Option<usize>,
         body: impl FnOnce() + Send + 'static,
     ) -> Result<(), String> {
-        let reporter = Reporter {
+        let guard = EndGuard {
             name: name.to_string(),
             tx: self.tx.clone(),
             liveness: self.liveness.clone(),
@@ -90,7 +90,7 @@ impl Supervisor {
         }
         let handle = builder
             .spawn(move || {
-                let _reporter = reporter;
+                let _guard = guard;
                 body();
             })
             .map_err(|e| format!("cannot start thread {name}: {e}"))?;

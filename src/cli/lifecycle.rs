@@ -15,7 +15,7 @@ use super::{load_config, Error, Invocation};
 use crate::config::Config;
 use crate::daemon::{self, Options, Startup};
 use crate::db;
-use crate::lifecycle::daemonize::{self, Forked, Report};
+use crate::lifecycle::daemonize::{self, Forked, StartReport};
 use crate::lifecycle::{self, pidfile, Probe, StartError, StopError, Stopped};
 
 /// `start`, `stop`, `status`, `reload`.
@@ -97,19 +97,19 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
         return Err(already_running(pid));
     }
     match daemonize::daemonize().map_err(Error::failed)? {
-        Forked::Parent(Report::Started { pid, note: None }) => {
+        Forked::Parent(StartReport::Started { pid, note: None }) => {
             line(format_args!("skypunch started (pid {pid})"))?;
             Ok(())
         }
-        Forked::Parent(Report::Started {
+        Forked::Parent(StartReport::Started {
             pid,
             note: Some(note),
         }) => {
             line(format_args!("skypunch started (pid {pid}), {note}"))?;
             Ok(())
         }
-        Forked::Parent(Report::AlreadyRunning(pid)) => Err(already_running(pid)),
-        Forked::Parent(Report::Failed(reason)) => Err(Error::failed(reason)),
+        Forked::Parent(StartReport::AlreadyRunning(pid)) => Err(already_running(pid)),
+        Forked::Parent(StartReport::Failed(reason)) => Err(Error::failed(reason)),
         Forked::Daemon(mut reporter) => {
             let pid = std::process::id() as i32;
             let outcome = daemon::serve(config, &opts, &mut |startup| {
@@ -119,18 +119,18 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
                         Some(format!("waiting for the database: {why}"))
                     }
                 };
-                reporter.report(&Report::Started { pid, note });
+                reporter.report(&StartReport::Started { pid, note });
             });
             // A failure before start-up was reported goes to the terminal that waits for it;
             // one after goes nowhere but the log, where `serve` has written it.
             match outcome {
                 Ok(ended) => exited(ended),
                 Err(StartError::AlreadyRunning(pid)) => {
-                    reporter.report(&Report::AlreadyRunning(pid));
+                    reporter.report(&StartReport::AlreadyRunning(pid));
                     Err(exit(1))
                 }
                 Err(StartError::Failed(reason)) => {
-                    reporter.report(&Report::Failed(reason));
+                    reporter.report(&StartReport::Failed(reason));
                     Err(exit(1))
                 }
             }
