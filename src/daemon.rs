@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, unbounded, Sender};
 
-use crate::base::stats::Stats;
+use crate::base::stats::{self, MainStats, StageStats, Stats};
 use crate::base::stop::{self, StopTrigger};
 use crate::base::threads::{self, Ended, Supervisor};
 use crate::check::sockets::InFlight;
@@ -237,6 +237,7 @@ struct Running {
     /// Dropped once the writer has ended: the stats thread then logs its final line.
     pipeline_done: Option<Sender<()>>,
     stats: Arc<Stats>,
+    main_stats: MainStats,
     /// systemd's notification socket, when the daemon runs under it.
     notify: Option<Arc<Notify>>,
 }
@@ -246,12 +247,20 @@ struct Running {
 fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     // Bound first: a port in use fails the start before any thread runs.
     let listeners = crate::http::bind(config).map_err(|e| e.to_string())?;
-    let stats = Arc::new(Stats::default());
+    let (stats, stages) = stats::new();
+    let StageStats {
+        wheel: wheel_stats,
+        workers: worker_stats,
+        writer: writer_stats,
+        store: store_stats,
+        cluster: cluster_stats,
+        main: main_stats,
+    } = stages;
     let (trigger, stop) = stop::request();
     let mut threads = Supervisor::default();
     let member = crate::cluster::join(&pool, &config.cluster).map_err(|e| e.to_string())?;
     // Joining wrote this node's row: the database took a write (for `/healthz`).
-    stats.db_write(true);
+    cluster_stats.db_write(true);
     let (targets_tx, targets_rx) = unbounded();
     let (control_tx, control_rx) = unbounded();
     let (done_tx, done_rx) = unbounded();
@@ -261,7 +270,8 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
     let in_flight = Arc::new(InFlight::default());
     let back = Back {
         pool: pool.clone(),
-        stats: stats.clone(),
+        writer: writer_stats,
+        store: store_stats,
         member: member.clone(),
         stop: stop.clone(),
     };
@@ -274,7 +284,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         in_flight: in_flight.clone(),
     };
     let checker = checker(config);
-    worker::spawn(&mut threads, config.workers, checker, ports, stats.clone())?;
+    worker::spawn(&mut threads, config.workers, checker, ports, worker_stats)?;
     let wheel_ports = wheel::Ports {
         control: control_rx,
         stop: stop.clone(),
@@ -284,8 +294,9 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         member: member.clone(),
         workers: config.workers,
     };
-    let s = stats.clone();
-    threads.spawn("skypunch-wheel", None, move || wheel::run(wheel_ports, s))?;
+    threads.spawn("skypunch-wheel", None, move || {
+        wheel::run(wheel_ports, wheel_stats)
+    })?;
     let cluster_ports = crate::cluster::Ports {
         targets: targets_rx,
         wheel: control_tx,
@@ -294,7 +305,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         pipeline_done: pipeline_done_rx.clone(),
     };
     let c =
-        crate::cluster::Cluster::new(pool.clone(), config.cluster.clone(), member, stats.clone());
+        crate::cluster::Cluster::new(pool.clone(), config.cluster.clone(), member, cluster_stats);
     let read_timeout = config.db.read_timeout;
     threads.spawn("skypunch-cluster", None, move || {
         crate::cluster::run(c, cluster_ports, read_timeout)
@@ -320,6 +331,7 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
         workers_left: false,
         pipeline_done: Some(pipeline_done),
         stats,
+        main_stats,
         notify,
     })
 }
@@ -327,7 +339,8 @@ fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, String> {
 /// What the back of the pipeline shares with the rest.
 struct Back {
     pool: Pool,
-    stats: Arc<Stats>,
+    writer: stats::WriterStats,
+    store: stats::StoreStats,
     member: Arc<crate::cluster::Member>,
     stop: stop::Stop,
 }
@@ -342,11 +355,11 @@ fn start_back(
 ) -> Result<(), String> {
     let (wake_tx, wake_rx) = bounded(1);
     let (store, store_ends) = writer::store_channels();
-    let (p, s, m) = (back.pool.clone(), back.stats.clone(), back.member);
+    let (p, s, m) = (back.pool.clone(), back.store, back.member);
     threads.spawn("skypunch-store", None, move || {
         writer::run_store(p, s, m, store_ends)
     })?;
-    let w = writer::Writer::new(back.stats, wake_tx, config.max_pending_alerts);
+    let w = writer::Writer::new(back.writer, wake_tx, config.max_pending_alerts);
     let writer_stop = back.stop.clone();
     threads.spawn("skypunch-writer", None, move || {
         writer::run(w, reports, store, writer_stop)
@@ -542,7 +555,9 @@ fn end_checks(
             running.workers_left = true;
         }
     }
-    Stats::set(&running.stats.abandoned, running.in_flight.abandoned());
+    running
+        .main_stats
+        .set_abandoned(running.in_flight.abandoned());
     running.trigger.checks_over();
     Ok(())
 }
@@ -618,17 +633,17 @@ fn account(running: &Running, how: &WindDown, cause: &Cause) -> Exit {
         ),
     }
     let unwritten = stats.unwritten();
-    let held = Stats::get(&stats.held_checks).min(unwritten);
-    let alerts = Stats::get(&stats.held_alerts);
+    let held = stats.held_checks().min(unwritten);
+    let alerts = stats.held_alerts();
     let summary = format!(
         "skypunch stopped after {} checks: {unwritten} checks not written to the database \
          ({held} held by the writer, {} on their way to it), {alerts} alerts not queued for \
          sending; {} checks abandoned in flight at StopGrace (not recorded); {} checks \
          dropped earlier for their values or deleted targets",
-        Stats::get(&stats.checks),
+        stats.checks(),
         unwritten - held,
-        Stats::get(&stats.abandoned),
-        Stats::get(&stats.results_dropped),
+        stats.abandoned(),
+        stats.results_dropped(),
     );
     let work_left = unwritten > 0 || (alerts > 0 && !matches!(how, WindDown::Done));
     if work_left {

@@ -17,7 +17,7 @@ use crate::jobs::JobReceiver;
 use crate::base::model::{
     CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict,
 };
-use crate::base::stats::Stats;
+use crate::base::stats::WorkerStats;
 use crate::base::threads::Supervisor;
 use crate::base::trace::Trace;
 use crate::check::sockets::{Ended, InFlight};
@@ -46,7 +46,7 @@ pub fn spawn(
     count: usize,
     checker: Arc<Checker>,
     ports: Ports,
-    stats: Arc<Stats>,
+    stats: WorkerStats,
 ) -> Result<(), String> {
     for n in 0..count {
         let (checker, ports, stats) = (checker.clone(), ports.clone(), stats.clone());
@@ -56,7 +56,7 @@ pub fn spawn(
     Ok(())
 }
 
-fn run(checker: &Checker, ports: Ports, stats: &Stats) {
+fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
     let slot = ports.in_flight.join();
     loop {
         crate::base::fault::point("worker");
@@ -76,9 +76,9 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             continue;
         }
         let lag = started.saturating_duration_since(job.due);
-        stats.lag.record(lag);
+        stats.record_lag(lag);
         if lag > crate::backlog::WAIT_LIMIT {
-            Stats::add(&stats.late_starts, 1);
+            stats.late_start();
         }
         let outcome = check_safely(checker, &job.target);
         if slot.end(has_verdict(&outcome)) == Ended::Abandoned {
@@ -90,14 +90,14 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             let _ = ports.done.send(job.target.id);
             continue;
         }
-        stats.duration.record(outcome.elapsed);
+        stats.record_duration(outcome.elapsed);
         log_line(&job.target, &outcome);
-        Stats::add(&stats.checks, 1);
+        stats.checked();
         if outcome.verdict == Verdict::Fail {
-            Stats::add(&stats.fails, 1);
+            stats.failed();
         }
         if let Some(error) = &outcome.error {
-            Stats::add(&stats.fails_by_kind[error.index()], 1);
+            stats.failed_as(error);
         }
         let id = job.target.id;
         let result = CheckResult {

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::base::model::{Control, Report, Target, TargetId};
-use crate::base::stats::Stats;
+use crate::base::stats::ClusterStats;
 use crate::base::stop::Stop;
 use crate::config::ClusterConfig;
 use crate::db::nodes;
@@ -74,7 +74,7 @@ pub struct Cluster {
     pool: Pool,
     config: ClusterConfig,
     member: Arc<Member>,
-    stats: Arc<Stats>,
+    stats: ClusterStats,
     targets: HashMap<TargetId, Arc<Target>>,
     owned: HashSet<TargetId>,
     /// The live nodes' names, sorted: this node alone until a heartbeat says otherwise.
@@ -91,7 +91,7 @@ impl Cluster {
         pool: Pool,
         config: ClusterConfig,
         member: Arc<Member>,
-        stats: Arc<Stats>,
+        stats: ClusterStats,
     ) -> Cluster {
         let me = member.name().to_string();
         Cluster {
@@ -114,8 +114,8 @@ impl Cluster {
 
     /// The share figures `/metrics` shows, after every change of them.
     fn publish(&self) {
-        Stats::set(&self.stats.targets_known, self.targets.len() as u64);
-        Stats::set(&self.stats.targets_owned, self.owned.len() as u64);
+        self.stats
+            .set_share(self.targets.len() as u64, self.owned.len() as u64);
     }
 
     /// A target from the loader: kept, and passed on when it is this node's.
@@ -220,7 +220,7 @@ impl Cluster {
                     live.push(self.member.name().to_string());
                     live.sort();
                 }
-                Stats::set(&self.stats.live_nodes, live.len() as u64);
+                self.stats.set_live_nodes(live.len() as u64);
                 self.renew_lease(started, &live);
                 Beat::View(live)
             }
@@ -315,7 +315,7 @@ impl Cluster {
     }
 
     fn rate(&mut self) -> f64 {
-        let checks = Stats::get(&self.stats.checks);
+        let checks = self.stats.checks();
         let (before, at) = self.last_checks;
         let secs = at.elapsed().as_secs_f64();
         self.last_checks = (checks, Instant::now());
