@@ -18,7 +18,7 @@ use crate::base::model::{
     CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict,
 };
 use crate::base::stats::WorkerStats;
-use crate::base::threads::Supervisor;
+use crate::base::threads::{Group, SpawnError};
 use crate::base::trace::Trace;
 use crate::check::sockets::{Ended, InFlight};
 use crate::check::Checker;
@@ -39,19 +39,18 @@ pub struct Ports {
 /// A worker's stack: checks are shallow, and hundreds of workers should cost little memory.
 pub const STACK: usize = 256 * 1024;
 
-/// Starts `count` workers under the supervisor. They leave their loop when the job channel
-/// closes.
+/// Starts `count` workers in `group`. They leave their loop when the job channel closes.
 pub fn spawn(
-    supervisor: &mut Supervisor,
+    group: &mut Group,
     count: usize,
     checker: Arc<Checker>,
     ports: Ports,
     stats: WorkerStats,
-) -> Result<(), String> {
+) -> Result<(), SpawnError> {
     for n in 0..count {
         let (checker, ports, stats) = (checker.clone(), ports.clone(), stats.clone());
         let name = format!("skypunch-worker-{n}");
-        supervisor.spawn(&name, Some(STACK), move || run(&checker, ports, &stats))?;
+        group.spawn(&name, Some(STACK), move || run(&checker, ports, &stats))?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ mod join;
 mod member;
 mod owner;
 
-pub use join::join;
+pub use join::{join, Error as JoinError};
 pub use member::Member;
 pub use owner::{live_names, owner};
 
@@ -37,7 +37,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::base::model::{Control, Report, Target, TargetId};
 use crate::base::stats::ClusterStats;
-use crate::base::stop::Stop;
+use crate::base::stop::{Feed, Stop};
 use crate::config::ClusterConfig;
 use crate::db::nodes;
 use crate::db::{self, Pool};
@@ -51,7 +51,7 @@ pub struct Ports {
     /// Every enabled target, from the loader.
     pub targets: Receiver<Control>,
     /// The targets this node owns, to the wheel.
-    pub wheel: Sender<Control>,
+    pub wheel: Feed<Control>,
     /// Targets no longer owned here, for the writer to forget.
     pub writer: Sender<Report>,
     pub stop: Stop,
