@@ -2,7 +2,7 @@
 //!
 //! Pipeline (each stage a module owning its thread(s) and channel ends):
 //! loader → cluster → wheel → workers → writer → notifier, with the CLI beside it. `daemon` starts the
-//! threads and says in which order they stop.
+//! threads; `daemon::pipeline` owns them, its fields in the order the stop ends them.
 
 mod backlog;
 mod base;

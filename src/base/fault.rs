@@ -7,7 +7,9 @@
 //! that role to pass removes it and panics, so a test can kill exactly one thread at the
 //! moment it chooses. A file `freeze-<role>` makes the thread that passes [`freeze`] stop
 //! the whole process (SIGSTOP) there, as a paused VM would: the test then sees what a node
-//! frozen at that exact step (say, inside a result transaction) does to the others.
+//! frozen at that exact step (say, inside a result transaction) does to the others. A file
+//! `nospawn-<thread name>` makes that thread fail to start ([`spawn_refused`]), as at the
+//! system's limit on threads, to fail a start once other threads run.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
@@ -43,3 +45,15 @@ pub fn freeze(role: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn freeze(_role: &str) {}
+
+/// Whether the thread `name` must fail to start (the file `nospawn-<name>`).
+#[cfg(feature = "fault-injection")]
+pub fn spawn_refused(name: &str) -> bool {
+    triggered("nospawn", name)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn spawn_refused(_name: &str) -> bool {
+    false
+}

@@ -131,6 +131,12 @@ impl Group {
         stack: Option<usize>,
         body: impl FnOnce() + Send + 'static,
     ) -> Result<(), SpawnError> {
+        if crate::base::fault::spawn_refused(name) {
+            return Err(SpawnError {
+                name: name.to_string(),
+                source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+            });
+        }
         let guard = EndGuard {
             name: name.to_string(),
             tx: self.tx.clone(),

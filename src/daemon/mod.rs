@@ -178,7 +178,15 @@ pub fn serve(
     };
     let config = Arc::new(config);
     let in_use = host_in_use(&config, &pool);
-    let running = wire::start(&config, pool).map_err(not_started)?;
+    let running = match wire::start(&config, pool) {
+        Ok(running) => running,
+        Err(failed) => {
+            let error = not_started(failed.error);
+            // The threads started so far stop in order, after the line above.
+            drop(failed.started);
+            return Err(error);
+        }
+    };
     let signals = signals
         .forward()
         .map_err(|e| not_started(StartError::Signals(e)))?;

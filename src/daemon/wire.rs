@@ -25,7 +25,7 @@ use crossbeam_channel::bounded;
 use super::pipeline::{Handles, Pipeline};
 use super::StartError;
 use crate::base::model::Report;
-use crate::base::stats::{self, Stats, StoreStats, WriterStats};
+use crate::base::stats::{self, StageStats, Stats, StoreStats, WriterStats};
 use crate::base::stop::{Feed, Stop};
 use crate::check::{CheckSettings, Checker};
 use crate::cluster::Member;
@@ -58,9 +58,24 @@ pub struct Running {
     pub notify: Option<Arc<Notify>>,
 }
 
-/// Starts every thread; an error if one cannot be started (the pipeline started so far is
-/// then dropped, which stops its threads in order).
-pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, StartError> {
+/// A start that failed: why, and the pipeline started so far (if any), whose threads stop
+/// in order when it is dropped; the caller logs the failure first.
+pub struct Failed {
+    pub error: StartError,
+    pub started: Option<Pipeline>,
+}
+
+impl From<StartError> for Failed {
+    fn from(error: StartError) -> Failed {
+        Failed {
+            error,
+            started: None,
+        }
+    }
+}
+
+/// Joins the cluster and starts every thread; an error if one cannot be started.
+pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Failed> {
     // Bound first: a port in use fails the start before any thread runs.
     let listeners = crate::http::bind(config).map_err(StartError::Http)?;
     let (stats, stages) = stats::new();
@@ -69,11 +84,57 @@ pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, StartError> {
     // Joining wrote this node's row: the database took a write (for `/healthz`).
     stages.cluster.db_write(true);
     let (mut pipeline, handles) =
-        Pipeline::new(config.stop_timeout, config.stop_grace, stages.main);
-    let Handles {
-        stop,
-        pipeline_done,
-    } = handles;
+        Pipeline::new(config.stop_timeout, config.stop_grace, stages.main.clone());
+    let wiring = Wiring {
+        pool,
+        member,
+        stats: stats.clone(),
+        stages,
+        handles,
+        listeners,
+    };
+    match start_stages(&mut pipeline, config, wiring) {
+        Ok(notify) => Ok(Running {
+            pipeline,
+            stats,
+            notify,
+        }),
+        Err(error) => Err(Failed {
+            error,
+            started: Some(pipeline),
+        }),
+    }
+}
+
+/// What the stages are started with.
+struct Wiring {
+    pool: Pool,
+    member: Arc<Member>,
+    stats: Arc<Stats>,
+    stages: StageStats,
+    handles: Handles,
+    listeners: Vec<TcpListener>,
+}
+
+/// Makes the channels and starts every stage in its group of `pipeline`, back to front.
+/// Returns systemd's notification socket, when there is one. On an error, the channel ends
+/// not yet given to a thread are dropped here, before the pipeline stops what runs.
+fn start_stages(
+    pipeline: &mut Pipeline,
+    config: &Arc<Config>,
+    wiring: Wiring,
+) -> Result<Option<Arc<Notify>>, StartError> {
+    let Wiring {
+        pool,
+        member,
+        stats,
+        stages,
+        handles: Handles {
+            stop,
+            pipeline_done,
+        },
+        listeners,
+    } = wiring;
     let (targets_tx, targets_rx) = bounded(CONTROL_QUEUE);
     let (control_tx, control_rx) = bounded(CONTROL_QUEUE);
     let (done_tx, done_rx) = bounded(done_capacity(config.workers));
@@ -86,7 +147,7 @@ pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, StartError> {
         member: member.clone(),
         stop: stop.clone(),
     };
-    start_back(&mut pipeline, config, back, reports_rx)?;
+    start_back(pipeline, config, back, reports_rx)?;
     let ports = worker::Ports {
         jobs: jobs_rx.clone(),
         done: done_tx,
@@ -147,13 +208,8 @@ pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, StartError> {
         .spawn("skypunch-stats", None, move || {
             crate::statsline::run(&s, interval, pipeline_done)
         })?;
-    start_http(&mut pipeline, config, listeners, &stats, stop.clone())?;
-    let notify = start_watchdog(&mut pipeline, config, &stats, stop)?;
-    Ok(Running {
-        pipeline,
-        stats,
-        notify,
-    })
+    start_http(pipeline, config, listeners, &stats, stop.clone())?;
+    start_watchdog(pipeline, config, &stats, stop)
 }
 
 /// What the back of the pipeline shares with the rest.
