@@ -181,9 +181,10 @@ pub fn serve(
     let running = match wire::start(&config, pool) {
         Ok(running) => running,
         Err(failed) => {
-            let error = not_started(failed.error);
+            let wire::Failed { error, started } = *failed;
+            let error = not_started(error);
             // The threads started so far stop in order, after the line above.
-            drop(failed.started);
+            drop(started);
             return Err(error);
         }
     };

@@ -97,7 +97,11 @@ fn listen(ended: &Receiver<Ended>, until: Instant, signals: &Forwarded, log: &Lo
             recv(signals.channel()) -> signal => match signal {
                 Ok(Signal::Stop(name)) => return Heard::Interrupted(name),
                 Ok(Signal::Reload) => reload::reopen(log),
-                Err(_) => {}
+                // The signal thread is gone: its channel would be ready at every turn.
+                Err(_) => return match ended.recv_deadline(until) {
+                    Ok(ended) => Heard::Ended(ended),
+                    Err(_) => Heard::Nothing,
+                },
             },
             default(left) => return Heard::Nothing,
         }

@@ -65,17 +65,18 @@ pub struct Failed {
     pub started: Option<Pipeline>,
 }
 
-impl From<StartError> for Failed {
-    fn from(error: StartError) -> Failed {
-        Failed {
+impl From<StartError> for Box<Failed> {
+    fn from(error: StartError) -> Box<Failed> {
+        Box::new(Failed {
             error,
             started: None,
-        }
+        })
     }
 }
 
 /// Joins the cluster and starts every thread; an error if one cannot be started.
-pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Failed> {
+/// The error is boxed: it carries a pipeline, and it is the rare path.
+pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Box<Failed>> {
     // Bound first: a port in use fails the start before any thread runs.
     let listeners = crate::http::bind(config).map_err(StartError::Http)?;
     let (stats, stages) = stats::new();
@@ -99,10 +100,10 @@ pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Failed> {
             stats,
             notify,
         }),
-        Err(error) => Err(Failed {
+        Err(error) => Err(Box::new(Failed {
             error,
             started: Some(pipeline),
-        }),
+        })),
     }
 }
 

@@ -263,7 +263,10 @@ fn a_thread_that_cannot_start_fails_the_start_and_the_others_stop_in_order() {
     assert_eq!(code, Some(1), "{log}");
     let stderr = std::fs::read_to_string(db.dir.join("stderr.log")).unwrap_or_default();
     assert!(stderr.contains(reason), "{stderr}");
-    assert!(!log.contains(" workers, database "), "no started line:\n{log}");
+    assert!(
+        !log.contains(" workers, database "),
+        "no started line:\n{log}"
+    );
     let failed = log
         .find(&format!("not started: {reason}"))
         .unwrap_or_else(|| panic!("no start failure in the log:\n{log}"));
