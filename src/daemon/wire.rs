@@ -8,14 +8,15 @@
 //!   [`CONTROL_QUEUE`]; a message is never dropped while the daemon runs (a lost one is a
 //!   target never checked, or checked after its deletion), so a sender waits for room, but
 //!   not past the stop (`stop::Feed`). The wheel takes a message whenever one is ready and
-//!   never blocks; the cluster thread takes them between heartbeats (one statement each,
+//!   never blocks; the cluster thread takes them between heartbeats (a few statements, each
 //!   bounded by `ReadTimeout`/`WriteTimeout`). Neither waits on its sender: no cycle.
 //! - workers → wheel ("finished" notices): bounded by the jobs in circulation (see
 //!   [`done_capacity`]), which it can never exceed; a worker's send would wait at most for
 //!   the wheel's next tick, and fails once the wheel has returned.
 //! - wheel → workers (jobs): `Workers` × [`JOBS_PER_WORKER`]; the wheel never waits on it
-//!   (`jobs`). Workers and the cluster → writer: `writer::RESULTS_QUEUE`. Writer → store:
-//!   one batch at a time; writer → notifier: one wake-up, coalesced.
+//!   (`jobs`). Workers, the loader and the cluster thread → writer: `writer::RESULTS_QUEUE`
+//!   (a sender waits; the writer drains it every round). Writer → store: one batch at a
+//!   time; writer → notifier: one wake-up, coalesced.
 
 use std::net::TcpListener;
 use std::sync::Arc;
