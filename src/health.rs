@@ -7,7 +7,6 @@
 //! The watchdog looks only at the process's part ([`process_fault`]): restarting the daemon
 //! cannot bring a database back, and would throw away the results held for it.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use crate::base::stats::Stats;
@@ -33,8 +32,8 @@ impl Facts {
             now_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
             stopping: stop.requested(),
             ended: liveness.ended(),
-            db_ok_ms: stats.db_ok_ms.load(Relaxed),
-            db_failed_ms: stats.db_failed_ms.load(Relaxed),
+            db_ok_ms: stats.db_ok_ms(),
+            db_failed_ms: stats.db_failed_ms(),
             bound_ms: bound.as_millis() as u64,
             unwritten: stats.unwritten(),
         }

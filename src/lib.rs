@@ -2,7 +2,7 @@
 //!
 //! Pipeline (each stage a module owning its thread(s) and channel ends):
 //! loader → cluster → wheel → workers → writer → notifier, with the CLI beside it. `daemon` starts the
-//! threads and says in which order they stop.
+//! threads; `daemon::pipeline` owns them, its fields in the order the stop ends them.
 
 mod backlog;
 mod base;
@@ -20,8 +20,8 @@ mod loader;
 mod logging;
 mod notifier;
 mod prune;
-mod report;
 mod signals;
+mod statsline;
 mod target;
 mod watchdog;
 

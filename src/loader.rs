@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 
 use crate::base::model::Control;
 use crate::base::model::{Report, TargetId};
-use crate::base::stop::Stop;
+use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::target;
 
@@ -28,7 +28,7 @@ const SLACK_MICROS: i64 = 5_000_000;
 /// What the loader knows: every enabled row it has seen, by revision.
 pub struct Loader {
     pool: Pool,
-    wheel: Sender<Control>,
+    wheel: Feed<Control>,
     /// Told of targets no longer checked, so that it can forget their state.
     writer: Sender<Report>,
     stop: Stop,
@@ -46,7 +46,7 @@ pub struct Loader {
 impl Loader {
     pub fn new(
         pool: Pool,
-        wheel: Sender<Control>,
+        wheel: Feed<Control>,
         writer: Sender<Report>,
         stop: Stop,
         default_ca: Option<std::path::PathBuf>,

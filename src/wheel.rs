@@ -15,7 +15,7 @@ use crate::backlog::{Notice, Watch};
 use crate::jobs::{JobReceiver, JobSender};
 
 use crate::base::model::{Control, Job, Target, TargetId};
-use crate::base::stats::Stats;
+use crate::base::stats::WheelStats;
 use crate::base::stop::Stop;
 
 /// The resolution of the schedule.
@@ -207,7 +207,7 @@ pub struct Ports {
 ///
 /// It wakes for loader messages and once a tick, and only then takes the workers' "finished"
 /// notices: waking for each of them cost a context switch per check at high rates.
-pub fn run(ports: Ports, stats: Arc<Stats>) {
+pub fn run(ports: Ports, stats: WheelStats) {
     let mut wheel = Wheel::new(Instant::now());
     let mut ready: VecDeque<Job> = VecDeque::new();
     // Removed since the last tick: their checks still waiting in `ready` (a backlog when the
@@ -270,18 +270,18 @@ fn watch_queues(
     now: Instant,
     ready: &VecDeque<Job>,
     jobs: &JobSender,
-    stats: &Stats,
+    stats: &WheelStats,
 ) {
     let in_channel = jobs.len();
-    Stats::set(&stats.queue_depth, (ready.len() + in_channel) as u64);
+    stats.set_queue_depth((ready.len() + in_channel) as u64);
     let oldest_unsent = ready.front().map(|j| j.due);
     match watch.observe(now, in_channel, ready.len(), oldest_unsent) {
         Some(n @ Notice::Waiting(_)) => log::warn!("{}", n.line()),
         Some(n @ Notice::Cleared { .. }) => log::info!("{}", n.line()),
         None => {}
     }
-    Stats::set(&stats.workers_busy, watch.busy() as u64);
-    Stats::set(&stats.oldest_wait_ms, watch.oldest().as_millis() as u64);
+    stats.set_workers_busy(watch.busy() as u64);
+    stats.set_oldest_wait(watch.oldest());
 }
 
 /// Drops the waiting checks of targets removed since the last tick; each counts as ended

@@ -17,8 +17,8 @@ use crate::jobs::JobReceiver;
 use crate::base::model::{
     CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict,
 };
-use crate::base::stats::Stats;
-use crate::base::threads::Supervisor;
+use crate::base::stats::WorkerStats;
+use crate::base::threads::{Group, SpawnError};
 use crate::base::trace::Trace;
 use crate::check::sockets::{Ended, InFlight};
 use crate::check::Checker;
@@ -39,24 +39,23 @@ pub struct Ports {
 /// A worker's stack: checks are shallow, and hundreds of workers should cost little memory.
 pub const STACK: usize = 256 * 1024;
 
-/// Starts `count` workers under the supervisor. They leave their loop when the job channel
-/// closes.
+/// Starts `count` workers in `group`. They leave their loop when the job channel closes.
 pub fn spawn(
-    supervisor: &mut Supervisor,
+    group: &mut Group,
     count: usize,
     checker: Arc<Checker>,
     ports: Ports,
-    stats: Arc<Stats>,
-) -> Result<(), String> {
+    stats: WorkerStats,
+) -> Result<(), SpawnError> {
     for n in 0..count {
         let (checker, ports, stats) = (checker.clone(), ports.clone(), stats.clone());
         let name = format!("skypunch-worker-{n}");
-        supervisor.spawn(&name, Some(STACK), move || run(&checker, ports, &stats))?;
+        group.spawn(&name, Some(STACK), move || run(&checker, ports, &stats))?;
     }
     Ok(())
 }
 
-fn run(checker: &Checker, ports: Ports, stats: &Stats) {
+fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
     let slot = ports.in_flight.join();
     loop {
         crate::base::fault::point("worker");
@@ -76,9 +75,9 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             continue;
         }
         let lag = started.saturating_duration_since(job.due);
-        stats.lag.record(lag);
+        stats.record_lag(lag);
         if lag > crate::backlog::WAIT_LIMIT {
-            Stats::add(&stats.late_starts, 1);
+            stats.late_start();
         }
         let outcome = check_safely(checker, &job.target);
         if slot.end(has_verdict(&outcome)) == Ended::Abandoned {
@@ -90,14 +89,14 @@ fn run(checker: &Checker, ports: Ports, stats: &Stats) {
             let _ = ports.done.send(job.target.id);
             continue;
         }
-        stats.duration.record(outcome.elapsed);
+        stats.record_duration(outcome.elapsed);
         log_line(&job.target, &outcome);
-        Stats::add(&stats.checks, 1);
+        stats.checked();
         if outcome.verdict == Verdict::Fail {
-            Stats::add(&stats.fails, 1);
+            stats.failed();
         }
         if let Some(error) = &outcome.error {
-            Stats::add(&stats.fails_by_kind[error.index()], 1);
+            stats.failed_as(error);
         }
         let id = job.target.id;
         let result = CheckResult {

@@ -11,6 +11,8 @@
 //! `hold-<role>` makes the thread that passes [`hold`] wait there for as long as the file
 //! exists (or until its stop): a step that takes as long as the test wants, such as a prune
 //! of millions of rows.
+//! `nospawn-<thread name>` makes that thread fail to start ([`spawn_refused`]), as at the
+//! system's limit on threads, to fail a start once other threads run.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
@@ -60,6 +62,18 @@ pub fn hold(role: &str, keep_going: &dyn Fn() -> bool) {
     }
 }
 
+/// Whether the thread `name` must fail to start (the file `nospawn-<name>`).
+#[cfg(feature = "fault-injection")]
+pub fn spawn_refused(name: &str) -> bool {
+    triggered("nospawn", name)
+}
+
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn hold(_role: &str, _keep_going: &dyn Fn() -> bool) {}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn spawn_refused(_name: &str) -> bool {
+    false
+}

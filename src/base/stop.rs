@@ -9,11 +9,15 @@
 //! abandoned past `StopGrace`): every result the workers will hand in is then in the
 //! writer's channel, and the writer makes its last rounds without waiting for the workers'
 //! senders to go (a worker blocked where no closed socket reaches may never let go of its).
+//!
+//! [`Feed`] is a bounded channel's sending end that waits for room, but not past the stop: a
+//! stage that must not lose a message gets back-pressure instead of an unbounded queue, and
+//! still cannot hang at the stop behind a receiver that has left its loop.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
 
 /// The main thread's end.
 pub struct StopTrigger {
@@ -99,6 +103,44 @@ impl Stop {
     }
 }
 
+/// The sending end of a bounded channel whose messages must not be dropped while the daemon
+/// runs (targets to check or to forget): a send waits while the channel is full, until the
+/// receiver takes one or the stop is asked for. Clones share the channel.
+pub struct Feed<T> {
+    tx: Sender<T>,
+    stop: Stop,
+}
+
+impl<T> Clone for Feed<T> {
+    fn clone(&self) -> Self {
+        Feed {
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+impl<T> Feed<T> {
+    pub fn new(tx: Sender<T>, stop: Stop) -> Feed<T> {
+        Feed { tx, stop }
+    }
+
+    /// Sends `msg`, waiting while the channel is full; false (the message dropped) once the
+    /// receiver is gone, or when the stop is asked for while waiting: nothing is dispatched
+    /// after the stop, so what was on its way no longer matters.
+    pub fn send(&self, msg: T) -> bool {
+        let msg = match self.tx.try_send(msg) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(msg)) => msg,
+        };
+        select! {
+            send(self.tx, msg) -> sent => sent.is_ok(),
+            recv(self.stop.rx) -> _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +162,30 @@ mod tests {
         assert!(!stop.checks_over(), "a later stage");
         trigger.checks_over();
         assert!(stop.checks_over());
+    }
+
+    #[test]
+    fn a_feed_waits_for_room_but_not_past_the_stop() {
+        let (mut trigger, stop) = request();
+        let (tx, rx) = bounded(1);
+        let feed = Feed::new(tx, stop);
+        assert!(feed.send(1));
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let first = rx.recv().unwrap();
+            (first, rx)
+        });
+        assert!(feed.send(2), "sent once the receiver took the first");
+        let (first, rx) = taker.join().unwrap();
+        assert_eq!((first, rx.len()), (1, 1));
+        let puller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            trigger.pull(Duration::from_secs(1));
+        });
+        assert!(!feed.send(3), "full, and then the stop");
+        puller.join().unwrap();
+        drop(rx);
+        assert!(!feed.send(4), "the receiver is gone");
     }
 
     #[test]

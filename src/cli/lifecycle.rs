@@ -13,10 +13,11 @@ use super::out::line;
 use super::table::Table;
 use super::{load_config, Error, Invocation};
 use crate::config::Config;
-use crate::daemon::{self, Options, Startup};
+use crate::daemon::{self, Options, StartError, Startup};
 use crate::db;
-use crate::lifecycle::daemonize::{self, Forked, Report};
-use crate::lifecycle::{self, pidfile, Probe, StartError, StopError, Stopped};
+use crate::lifecycle::daemonize::{self, Forked, StartReport};
+use crate::lifecycle::pidfile::AcquireError;
+use crate::lifecycle::{self, pidfile, Probe, StopError, Stopped};
 
 /// `start`, `stop`, `status`, `reload`.
 pub fn run(inv: &Invocation, word: &str) -> Result<(), Error> {
@@ -60,8 +61,16 @@ fn absolute_paths(mut config: Config) -> Result<(Config, PathBuf), Error> {
 }
 
 fn already_running(pid: i32) -> Error {
-    eprintln!("{}", StartError::AlreadyRunning(pid));
+    eprintln!("{}", AcquireError::Running(pid));
     exit(1)
+}
+
+/// A foreground daemon that did not start: the message on stderr, exit status 1.
+fn not_started(e: StartError) -> Error {
+    match e.already_running() {
+        Some(pid) => already_running(pid),
+        None => Error::failed(e.to_string()),
+    }
 }
 
 fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
@@ -88,8 +97,7 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
     if inv.foreground {
         return match daemon::run_foreground(config, &opts) {
             Ok(ended) => exited(ended),
-            Err(StartError::AlreadyRunning(pid)) => Err(already_running(pid)),
-            Err(StartError::Failed(reason)) => Err(Error::failed(reason)),
+            Err(e) => Err(not_started(e)),
         };
     }
     // Answer a second `start` at once; the daemon checks again under the lock.
@@ -97,19 +105,19 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
         return Err(already_running(pid));
     }
     match daemonize::daemonize().map_err(Error::failed)? {
-        Forked::Parent(Report::Started { pid, note: None }) => {
+        Forked::Parent(StartReport::Started { pid, note: None }) => {
             line(format_args!("skypunch started (pid {pid})"))?;
             Ok(())
         }
-        Forked::Parent(Report::Started {
+        Forked::Parent(StartReport::Started {
             pid,
             note: Some(note),
         }) => {
             line(format_args!("skypunch started (pid {pid}), {note}"))?;
             Ok(())
         }
-        Forked::Parent(Report::AlreadyRunning(pid)) => Err(already_running(pid)),
-        Forked::Parent(Report::Failed(reason)) => Err(Error::failed(reason)),
+        Forked::Parent(StartReport::AlreadyRunning(pid)) => Err(already_running(pid)),
+        Forked::Parent(StartReport::Failed(reason)) => Err(Error::failed(reason)),
         Forked::Daemon(mut reporter) => {
             let pid = std::process::id() as i32;
             let outcome = daemon::serve(config, &opts, &mut |startup| {
@@ -119,18 +127,17 @@ fn start(inv: &Invocation, config: Config, here: &Path) -> Result<(), Error> {
                         Some(format!("waiting for the database: {why}"))
                     }
                 };
-                reporter.report(&Report::Started { pid, note });
+                reporter.report(&StartReport::Started { pid, note });
             });
             // A failure before start-up was reported goes to the terminal that waits for it;
             // one after goes nowhere but the log, where `serve` has written it.
             match outcome {
                 Ok(ended) => exited(ended),
-                Err(StartError::AlreadyRunning(pid)) => {
-                    reporter.report(&Report::AlreadyRunning(pid));
-                    Err(exit(1))
-                }
-                Err(StartError::Failed(reason)) => {
-                    reporter.report(&Report::Failed(reason));
+                Err(e) => {
+                    reporter.report(&match e.already_running() {
+                        Some(pid) => StartReport::AlreadyRunning(pid),
+                        None => StartReport::Failed(e.to_string()),
+                    });
                     Err(exit(1))
                 }
             }

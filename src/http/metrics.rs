@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
-use std::sync::atomic::Ordering::Relaxed;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -19,8 +18,7 @@ use prometheus_client::registry::Registry;
 use super::answer::{Answer, Body};
 use super::query::{self, NotifierNow, TargetFigures};
 use super::Shared;
-use crate::base::model::CheckError;
-use crate::base::stats::{Exported, Stats};
+use crate::base::stats::Exported;
 use crate::base::text::label_value;
 
 /// Targets from which a scrape gives the memory it freed back to the system at once (glibc
@@ -123,31 +121,27 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
     let s = &shared.stats;
     let facts = super::health::facts(shared);
     Daemon {
-        checks: Stats::get(&s.checks),
-        fails_by_kind: CheckError::KINDS
-            .iter()
-            .zip(&s.fails_by_kind)
-            .map(|(k, n)| (*k, Stats::get(n)))
-            .collect(),
-        lag: Histo(s.lag.exported()),
-        duration: Histo(s.duration.exported()),
-        write: Histo(s.write_latency.exported()),
-        queue_depth: Stats::get(&s.queue_depth),
+        checks: s.checks(),
+        fails_by_kind: s.fails_by_kind().collect(),
+        lag: Histo(s.lag().exported()),
+        duration: Histo(s.duration().exported()),
+        write: Histo(s.write_latency().exported()),
+        queue_depth: s.queue_depth(),
         held_checks: s.unwritten(),
-        held_alerts: Stats::get(&s.held_alerts),
-        written: Stats::get(&s.results_written),
-        dropped: Stats::get(&s.results_dropped),
-        alerts_queued: Stats::get(&s.alerts_queued),
-        alerts_dropped: Stats::get(&s.alerts_dropped),
+        held_alerts: s.held_alerts(),
+        written: s.results_written(),
+        dropped: s.results_dropped(),
+        alerts_queued: s.alerts_queued(),
+        alerts_dropped: s.alerts_dropped(),
         database_up: facts.database_up(),
-        db_ok_s: s.db_ok_ms.load(Relaxed) as f64 / 1000.0,
-        targets_known: Stats::get(&s.targets_known),
-        targets_owned: Stats::get(&s.targets_owned),
-        live_nodes: Stats::get(&s.live_nodes),
+        db_ok_s: s.db_ok_ms() as f64 / 1000.0,
+        targets_known: s.targets_known(),
+        targets_owned: s.targets_owned(),
+        live_nodes: s.live_nodes(),
         workers: shared.config.workers as u64,
-        workers_busy: Stats::get(&s.workers_busy),
-        oldest_wait_s: Stats::get(&s.oldest_wait_ms) as f64 / 1000.0,
-        late_starts: Stats::get(&s.late_starts),
+        workers_busy: s.workers_busy(),
+        oldest_wait_s: s.oldest_wait_ms() as f64 / 1000.0,
+        late_starts: s.late_starts(),
         rows_skipped: crate::db::decode::skipped(),
         read_ok,
     }

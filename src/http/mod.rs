@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use crate::base::stats::Stats;
 use crate::base::stop::Stop;
-use crate::base::threads::{Liveness, Supervisor};
+use crate::base::threads::{Group, Liveness, SpawnError};
 use crate::config::{Config, Endpoint};
 use crate::db::Pool;
 
@@ -55,6 +55,10 @@ pub enum Error {
     Resolve { address: String, reason: String },
     /// An address resolved but could not be bound (in use, not ours, no permission).
     Bind { address: String, reason: String },
+    /// The poller could not be set up (epoll, its waker).
+    Poll(std::io::Error),
+    /// A thread of the server could not be started.
+    Thread(SpawnError),
 }
 
 impl fmt::Display for Error {
@@ -70,11 +74,21 @@ impl fmt::Display for Error {
                 "cannot listen on {address} ([http] Listen): {reason}; choose another address \
                  or port, stop what uses it, or set `Listen:` empty to turn the server off"
             ),
+            Error::Poll(e) => write!(f, "cannot poll the HTTP server's sockets: {e}"),
+            Error::Thread(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Resolve { .. } | Error::Bind { .. } => None,
+            Error::Poll(e) => Some(e),
+            Error::Thread(e) => Some(e),
+        }
+    }
+}
 
 /// What the handlers read, shared by them as one `Arc`.
 pub struct Shared {
@@ -194,10 +208,10 @@ fn resolve(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, Error> {
 /// connections still sending their head), the handlers once the answer in hand is written
 /// (within [`answer::AT_STOP`]), dropping the requests still queued.
 pub fn spawn(
-    threads: &mut Supervisor,
+    threads: &mut Group,
     listeners: Vec<TcpListener>,
     shared: Arc<Shared>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if listeners.is_empty() {
         return Ok(());
     }
@@ -207,21 +221,27 @@ pub fn spawn(
         }
     }
     let (tx, rx) = crossbeam_channel::bounded(handler::QUEUE);
-    let (server, waker) = server::Server::new(listeners, tx, shared.clone())
-        .map_err(|e| format!("cannot poll the HTTP server's sockets: {e}"))?;
+    let (server, waker) =
+        server::Server::new(listeners, tx, shared.clone()).map_err(Error::Poll)?;
     for i in 0..HANDLERS {
         let (rx, shared) = (rx.clone(), shared.clone());
-        threads.spawn(&format!("skypunch-http-{i}"), None, move || {
-            handler::run(rx, &shared)
-        })?;
+        threads
+            .spawn(&format!("skypunch-http-{i}"), None, move || {
+                handler::run(rx, &shared)
+            })
+            .map_err(Error::Thread)?;
     }
-    threads.spawn("skypunch-http-poll", None, move || server.run())?;
+    threads
+        .spawn("skypunch-http-poll", None, move || server.run())
+        .map_err(Error::Thread)?;
     let stop = shared.stop.clone();
-    threads.spawn("skypunch-http-stop", None, move || {
-        // Returns once the stop is asked for (the trigger's end is dropped).
-        let _ = stop.channel().recv();
-        if let Err(e) = waker.wake() {
-            log::error!("http: cannot wake the poller to stop it: {e}");
-        }
-    })
+    threads
+        .spawn("skypunch-http-stop", None, move || {
+            // Returns once the stop is asked for (the trigger's end is dropped).
+            let _ = stop.channel().recv();
+            if let Err(e) = waker.wake() {
+                log::error!("http: cannot wake the poller to stop it: {e}");
+            }
+        })
+        .map_err(Error::Thread)
 }

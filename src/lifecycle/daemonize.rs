@@ -10,7 +10,7 @@ use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
 
 /// The daemon's start-up verdict, carried over the pipe.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Report {
+pub enum StartReport {
     /// Running and checking; `note` says what it still waits for (the database, with --wait).
     Started { pid: i32, note: Option<String> },
     /// Another daemon holds the pid file.
@@ -19,35 +19,35 @@ pub enum Report {
     Failed(String),
 }
 
-impl Report {
+impl StartReport {
     fn encode(&self) -> String {
         match self {
-            Report::Started { pid, note: None } => format!("started {pid}\n"),
-            Report::Started {
+            StartReport::Started { pid, note: None } => format!("started {pid}\n"),
+            StartReport::Started {
                 pid,
                 note: Some(note),
             } => format!("waiting {pid} {note}"),
-            Report::AlreadyRunning(pid) => format!("running {pid}\n"),
-            Report::Failed(reason) => format!("error {reason}"),
+            StartReport::AlreadyRunning(pid) => format!("running {pid}\n"),
+            StartReport::Failed(reason) => format!("error {reason}"),
         }
     }
 
-    fn decode(text: &str) -> Report {
+    fn decode(text: &str) -> StartReport {
         let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
         let (pid, after_pid) = rest.split_once(' ').unwrap_or((rest, ""));
         let pid = pid.trim().parse::<i32>();
         match (word, pid) {
-            ("started", Ok(pid)) => Report::Started { pid, note: None },
-            ("waiting", Ok(pid)) => Report::Started {
+            ("started", Ok(pid)) => StartReport::Started { pid, note: None },
+            ("waiting", Ok(pid)) => StartReport::Started {
                 pid,
                 note: Some(after_pid.to_string()),
             },
-            ("running", Ok(pid)) => Report::AlreadyRunning(pid),
-            ("error", _) => Report::Failed(rest.to_string()),
-            _ if text.is_empty() => Report::Failed(
+            ("running", Ok(pid)) => StartReport::AlreadyRunning(pid),
+            ("error", _) => StartReport::Failed(rest.to_string()),
+            _ if text.is_empty() => StartReport::Failed(
                 "the daemon exited during start-up without saying why (see its log file)".into(),
             ),
-            _ => Report::Failed(format!("unexpected start-up report `{text}`")),
+            _ => StartReport::Failed(format!("unexpected start-up report `{text}`")),
         }
     }
 }
@@ -55,7 +55,7 @@ impl Report {
 /// Which side of the fork this is.
 pub enum Forked {
     /// The process that ran `skypunch start`, with the daemon's report.
-    Parent(Report),
+    Parent(StartReport),
     /// The daemon, detached; it must [`Reporter::report`] once start-up is over.
     Daemon(Reporter),
 }
@@ -66,7 +66,7 @@ pub struct Reporter(Option<File>);
 
 impl Reporter {
     /// Sends the verdict; only the first report counts.
-    pub fn report(&mut self, report: &Report) {
+    pub fn report(&mut self, report: &StartReport) {
         if let Some(mut pipe) = self.0.take() {
             // The starter may have been interrupted (^C); nobody to tell then.
             let _ = pipe.write_all(report.encode().as_bytes());
@@ -117,7 +117,7 @@ pub fn daemonize() -> Result<Forked, String> {
             if let Err(e) = read_end.read_to_string(&mut text) {
                 return Err(format!("cannot read the daemon's start-up report: {e}"));
             }
-            Ok(Forked::Parent(Report::decode(&text)))
+            Ok(Forked::Parent(StartReport::decode(&text)))
         }
     }
 }
@@ -127,7 +127,7 @@ pub fn daemonize() -> Result<Forked, String> {
 fn first_child(pipe: File) -> Reporter {
     let mut reporter = Reporter(Some(pipe));
     let fail = |reporter: &mut Reporter, what: &str| -> ! {
-        reporter.report(&Report::Failed(os_error(what)));
+        reporter.report(&StartReport::Failed(os_error(what)));
         // SAFETY: _exit ends this forked copy without running the parent's exit handlers.
         unsafe { libc::_exit(1) }
     };
@@ -147,7 +147,7 @@ fn first_child(pipe: File) -> Reporter {
     }
     close_inherited_fds(reporter.0.as_ref().map(|f| f.as_raw_fd()));
     if let Err(reason) = detach_stdio_and_cwd() {
-        reporter.report(&Report::Failed(reason));
+        reporter.report(&StartReport::Failed(reason));
         // SAFETY: as above.
         unsafe { libc::_exit(1) }
     }
@@ -201,23 +201,27 @@ mod tests {
     #[test]
     fn reports_survive_the_pipe() {
         for report in [
-            Report::Started {
+            StartReport::Started {
                 pid: 42,
                 note: None,
             },
-            Report::Started {
+            StartReport::Started {
                 pid: 42,
                 note: Some("waiting for database u@h:1/db: refused".into()),
             },
-            Report::AlreadyRunning(7),
-            Report::Failed("cannot connect to database u@127.0.0.1:1/x: refused\nsecond".into()),
+            StartReport::AlreadyRunning(7),
+            StartReport::Failed(
+                "cannot connect to database u@127.0.0.1:1/x: refused\nsecond".into(),
+            ),
         ] {
-            assert_eq!(Report::decode(&report.encode()), report);
+            assert_eq!(StartReport::decode(&report.encode()), report);
         }
     }
 
     #[test]
     fn silence_is_a_failure_that_points_at_the_log() {
-        assert!(matches!(Report::decode(""), Report::Failed(m) if m.contains("log file")));
+        assert!(
+            matches!(StartReport::decode(""), StartReport::Failed(m) if m.contains("log file"))
+        );
     }
 }

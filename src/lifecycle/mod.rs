@@ -10,39 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use pidfile::{PidFile, Probe};
 
-/// Why the daemon did not start.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StartError {
-    /// Another daemon holds the pid file.
-    AlreadyRunning(i32),
-    /// Anything else, in words (bad database, schema, log file, pid file).
-    Failed(String),
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::AlreadyRunning(pid) => write!(f, "skypunch is already running (pid {pid})"),
-            StartError::Failed(reason) => f.write_str(reason),
-        }
-    }
-}
-
-impl From<pidfile::AcquireError> for StartError {
-    fn from(e: pidfile::AcquireError) -> StartError {
-        match e {
-            pidfile::AcquireError::Running(pid) => StartError::AlreadyRunning(pid),
-            other => StartError::Failed(other.to_string()),
-        }
-    }
-}
-
-impl From<String> for StartError {
-    fn from(reason: String) -> StartError {
-        StartError::Failed(reason)
-    }
-}
-
 /// Is the process running, not counting a zombie that its parent has not reaped yet (in a
 /// container without an init that reaps, a daemon that has exited can stay one)?
 pub fn process_alive(pid: i32) -> bool {

@@ -37,6 +37,8 @@ impl std::fmt::Display for AcquireError {
     }
 }
 
+impl std::error::Error for AcquireError {}
+
 /// What a pid file says about the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {

@@ -30,7 +30,7 @@ use crate::base::model::{
 };
 use crate::base::rollup::{self, Rollups};
 use crate::base::state::{self, RowUpdate};
-use crate::base::stats::Stats;
+use crate::base::stats::{StoreStats, WriterStats};
 use crate::base::stop::Stop;
 use crate::db::{self, Class};
 use batch::{Batch, Outcome};
@@ -72,7 +72,7 @@ struct InFlight {
 
 /// The writer's memory: state per target, and what the database is owed.
 pub struct Writer {
-    stats: Arc<Stats>,
+    stats: WriterStats,
     wake_notifier: Sender<()>,
     max_alerts: usize,
     states: HashMap<TargetId, OwnedState>,
@@ -106,7 +106,7 @@ struct Outage {
 }
 
 impl Writer {
-    pub fn new(stats: Arc<Stats>, wake_notifier: Sender<()>, max_alerts: usize) -> Writer {
+    pub fn new(stats: WriterStats, wake_notifier: Sender<()>, max_alerts: usize) -> Writer {
         Writer {
             stats,
             wake_notifier,
@@ -194,7 +194,7 @@ impl Writer {
                 kind,
                 trace: f.outcome.trace.to_string(),
             });
-            Stats::add(&self.stats.alerts_queued, 1);
+            self.stats.alert_queued();
         }
     }
 
@@ -233,7 +233,7 @@ impl Writer {
                     );
                 }
                 self.dropped_alerts += 1;
-                Stats::add(&self.stats.alerts_dropped, 1);
+                self.stats.alert_dropped();
             }
         }
         self.alerts.push_back(alert);
@@ -251,8 +251,8 @@ impl Writer {
 
     /// Publishes what is held, for the stats line and the account given at stop.
     fn publish(&self) {
-        Stats::set(&self.stats.held_checks, self.held_checks());
-        Stats::set(&self.stats.held_alerts, self.held_alerts() as u64);
+        self.stats
+            .set_held(self.held_checks(), self.held_alerts() as u64);
     }
 
     /// True when nothing is owed and nothing is being written or read.
@@ -321,9 +321,7 @@ impl Writer {
                 stale,
                 took,
             } => {
-                self.stats.write_latency.record(took);
-                Stats::add(&self.stats.batches, 1);
-                Stats::add(&self.stats.rows_written, rows as u64);
+                self.stats.batch_written(took, rows as u64);
                 if rows + alerts > 0 {
                     log::debug!(
                         "wrote {checks} checks of {rows} targets and {alerts} alerts in {} ms",
@@ -382,7 +380,7 @@ impl Writer {
             self.states.remove(id);
             let later = self.pending.remove(id).map_or(0, |u| u.counts.checks());
             self.alerts.retain(|a| a.target_id != *id);
-            Stats::add(&self.stats.results_dropped, later);
+            self.stats.add_results_dropped(later);
             lost += checks + later;
             log::debug!("[{id}] written by another writer meanwhile; its state is read again");
         }
@@ -408,7 +406,7 @@ impl Writer {
             .map(|u| u.counts.checks())
             .sum::<u64>();
         let alerts = self.alerts.len();
-        Stats::add(&self.stats.results_dropped, checks);
+        self.stats.add_results_dropped(checks);
         self.pending.clear();
         self.alerts.clear();
         self.states.clear();
@@ -426,7 +424,7 @@ impl Writer {
 
     fn drop_refused(&mut self, refused: Vec<batch::RefusedRow>) {
         for r in refused {
-            Stats::add(&self.stats.results_dropped, r.checks);
+            self.stats.add_results_dropped(r.checks);
             log::error!(
                 "[{}] the results of {} checks and {} alerts were dropped: the row refused them \
                  ({}); fix the row's values",
@@ -460,7 +458,7 @@ impl Writer {
             self.forget_after_read.remove(id);
             let lost = self.parked.remove(id).map_or(0, |p| p.len());
             if lost > 0 {
-                Stats::add(&self.stats.results_dropped, lost as u64);
+                self.stats.add_results_dropped(lost as u64);
                 log::info!(
                     "[{id}] target deleted before its first write: {lost} checks not recorded"
                 );
@@ -568,7 +566,7 @@ pub fn store_channels() -> (StorePorts, StoreEnds) {
 /// The store thread's body.
 pub fn run_store(
     pool: db::Pool,
-    stats: Arc<Stats>,
+    stats: StoreStats,
     member: Arc<crate::cluster::Member>,
     ends: StoreEnds,
 ) {
@@ -699,7 +697,7 @@ mod tests {
     #[test]
     fn a_new_targets_checks_wait_for_its_stored_state_then_apply_in_order() {
         let (wake, _rx) = bounded(1);
-        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        let mut w = Writer::new(WriterStats::default(), wake, 100);
         w.take(Report::Checked(result(7, Verdict::Pass)));
         w.take(Report::Checked(result(7, Verdict::Pass)));
         let batch = w.next_batch().expect("a read is owed");
@@ -734,7 +732,7 @@ mod tests {
     #[test]
     fn a_forgotten_target_goes_once_its_row_is_owed_nothing() {
         let (wake, _rx) = bounded(1);
-        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        let mut w = Writer::new(WriterStats::default(), wake, 100);
         w.take(Report::Checked(result(3, Verdict::Fail)));
         let _ = w.next_batch();
         w.settle(written(vec![(3, TargetState::default())]));
@@ -747,20 +745,20 @@ mod tests {
 
     #[test]
     fn checks_of_a_deleted_target_are_counted_as_dropped() {
-        let stats = Arc::new(Stats::default());
+        let stats = WriterStats::default();
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(stats.clone(), wake, 100);
         w.take(Report::Checked(result(9, Verdict::Pass)));
         let _ = w.next_batch();
         w.settle(written(Vec::new()));
         assert!(w.settled());
-        assert_eq!(Stats::get(&stats.results_dropped), 1);
+        assert_eq!(stats.results_dropped(), 1);
     }
 
     #[test]
     fn a_deadlock_is_retried_at_once_without_an_outage() {
         let (wake, _rx) = bounded(1);
-        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        let mut w = Writer::new(WriterStats::default(), wake, 100);
         w.pending
             .insert(1, update(Status::Pass, Counts::default(), "t"));
         let batch = w.next_batch().unwrap();
@@ -811,7 +809,7 @@ mod tests {
     #[test]
     fn a_failed_batch_goes_back_in_front_of_newer_results_losing_nothing() {
         let (wake, _rx) = bounded(1);
-        let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
+        let mut w = Writer::new(WriterStats::default(), wake, 100);
         let fail = Counts {
             fail: 1,
             network: 1,
@@ -863,7 +861,7 @@ mod tests {
     #[test]
     fn past_the_alert_bound_the_oldest_are_dropped_and_counted() {
         let (wake, _rx) = bounded(1);
-        let mut w = Writer::new(Arc::new(Stats::default()), wake, 3);
+        let mut w = Writer::new(WriterStats::default(), wake, 3);
         for id in 1..=5 {
             w.push_alert(alert(id));
         }

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::batch::{Batch, Outcome, RefusedRow};
 use crate::base::model::{NewAlert, TargetId, TargetState};
 use crate::base::rollup::{self, Rollups};
-use crate::base::stats::Stats;
+use crate::base::stats::StoreStats;
 use crate::cluster::Member;
 use crate::db::nodes::Fence;
 use crate::db::results;
@@ -22,7 +22,7 @@ use crate::db::{self, Class, Pool};
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
 pub fn run(
     pool: Pool,
-    stats: Arc<Stats>,
+    stats: StoreStats,
     member: Arc<Member>,
     batches: Receiver<Batch>,
     outcomes: Sender<Outcome>,
@@ -38,7 +38,7 @@ pub fn run(
 
 /// Reads what is asked, then writes the batch in one transaction; when the database refuses
 /// it for a reason other than an outage or a passing conflict, writes it target by target.
-pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome {
+pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Outcome {
     let tried = Instant::now();
     let states = match read(pool, &batch.read) {
         Ok(states) => states,
@@ -67,8 +67,8 @@ pub fn store(pool: &Pool, stats: &Stats, fence: &Fence, batch: Batch) -> Outcome
             let lost: u64 = stale.iter().map(|(_, n)| n).sum();
             // Counted here, at the commit, so that a stop cut short by a hung database
             // reports exactly the checks that did not reach it.
-            Stats::add(&stats.results_written, batch.checks() - lost);
-            Stats::add(&stats.results_dropped, lost);
+            stats.add_results_written(batch.checks() - lost);
+            stats.add_results_dropped(lost);
             let alerts = batch
                 .alerts
                 .iter()
@@ -154,7 +154,7 @@ fn written(
 /// backoff. An outage meanwhile sends the whole batch back.
 fn store_each(
     pool: &Pool,
-    stats: &Stats,
+    stats: &StoreStats,
     fence: &Fence,
     mut batch: Batch,
     states: Vec<(TargetId, TargetState)>,
@@ -190,11 +190,11 @@ fn store_each(
         match db::with_conn(pool, write) {
             Ok(stale_ids) if !stale_ids.is_empty() => {
                 let lost = one.checks();
-                Stats::add(&stats.results_dropped, lost);
+                stats.add_results_dropped(lost);
                 stale.push((id, lost));
             }
             Ok(_) => {
-                Stats::add(&stats.results_written, one.checks());
+                stats.add_results_written(one.checks());
                 checks += one.checks();
                 rows += one.updates.len();
                 alerts += one.alerts.len();

@@ -243,6 +243,49 @@ mod panics {
     }
 }
 
+/// A start that fails once threads run (the stats thread cannot be started, as at the
+/// system's limit on threads): the operator reads why on the terminal and in the log, and the
+/// threads already running stop in order, as on SIGTERM: the cluster thread removes the
+/// node's row instead of leaving it for the others to clear after `DeadAfter`.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_thread_that_cannot_start_fails_the_start_and_the_others_stop_in_order() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 1");
+    let faults = db.dir.join("faults");
+    std::fs::create_dir_all(&faults).unwrap();
+    std::fs::write(faults.join("nospawn-skypunch-stats"), "").unwrap();
+    let env = [("SKYPUNCH_FAULT_DIR", faults.to_str().unwrap())];
+    let mut daemon = Daemon::spawn(&db, &[], &env);
+    let (code, took) = daemon.exit_within(Duration::from_secs(60));
+    let log = db.log();
+    let reason = "cannot start thread skypunch-stats: Resource temporarily unavailable";
+    assert_eq!(code, Some(1), "{log}");
+    let stderr = std::fs::read_to_string(db.dir.join("stderr.log")).unwrap_or_default();
+    assert!(stderr.contains(reason), "{stderr}");
+    assert!(
+        !log.contains(" workers, database "),
+        "no started line:\n{log}"
+    );
+    let failed = log
+        .find(&format!("not started: {reason}"))
+        .unwrap_or_else(|| panic!("no start failure in the log:\n{log}"));
+    let left = log
+        .lines()
+        .position(|l| l.contains("cluster: node ") && l.ends_with(" left"))
+        .unwrap_or_else(|| panic!("the node did not leave:\n{log}"));
+    let failed_line = log[..failed].lines().count();
+    assert!(left >= failed_line, "the stop follows the failure:\n{log}");
+    assert_eq!(db.one::<u64>("SELECT COUNT(*) FROM nodes"), 0);
+    assert!(!db.pid_path().exists());
+    // StopTimeout (30 s by default) bounds the stop; it has nothing to wait for here.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    run::figures(
+        "start_failed_after_threads_ran",
+        json!({ "exit_code": code, "exit_after_s": took.as_secs_f64() }),
+    );
+}
+
 #[cfg(not(feature = "fault-injection"))]
 #[test]
 fn panics_in_pipeline_threads_need_the_fault_injection_feature() {

@@ -1,4 +1,4 @@
-//! Parsing the daemon's log: the periodic `stats:` line (src/report.rs) and the time stamp
+//! Parsing the daemon's log: the periodic `stats:` line (src/statsline.rs) and the time stamp
 //! every line starts with, and summarizing the lines of a measured window.
 
 use chrono::{Local, NaiveDateTime, TimeZone};

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::base::model::CheckError;
 use crate::base::stats::{quantile, Stats};
 
 /// The thread body: reports until `pipeline_done` closes, which the daemon does once the
@@ -49,15 +48,15 @@ impl Window {
     fn take(s: &Stats) -> Window {
         Window {
             at: Instant::now(),
-            checks: Stats::get(&s.checks),
-            fails: Stats::get(&s.fails),
-            alerts: Stats::get(&s.alerts_queued),
-            written: Stats::get(&s.results_written),
-            batches: Stats::get(&s.batches),
-            rows: Stats::get(&s.rows_written),
-            lag: s.lag.snapshot(),
-            duration: s.duration.snapshot(),
-            write: s.write_latency.snapshot(),
+            checks: s.checks(),
+            fails: s.fails(),
+            alerts: s.alerts_queued(),
+            written: s.results_written(),
+            batches: s.batches(),
+            rows: s.rows_written(),
+            lag: s.lag().snapshot(),
+            duration: s.duration().snapshot(),
+            write: s.write_latency().snapshot(),
         }
     }
 }
@@ -81,7 +80,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         checks as f64 / secs,
         ms(quantile(&a.lag, &b.lag, 0.5)),
         ms(quantile(&a.lag, &b.lag, 0.99)),
-        ms(s.lag.max()),
+        ms(s.lag().max()),
         ms(quantile(&a.duration, &b.duration, 0.5)),
         ms(quantile(&a.duration, &b.duration, 0.99)),
         ms(quantile(&a.write, &b.write, 0.5)),
@@ -90,16 +89,16 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         (b.rows - a.rows) as f64 / batches.max(1) as f64,
         b.written,
         s.unwritten(),
-        Stats::get(&s.queue_depth),
+        s.queue_depth(),
         ms(quantile(&a.lag, &b.lag, 1.0)),
         b.fails - a.fails,
         b.alerts - a.alerts,
-        Stats::get(&s.results_dropped),
+        s.results_dropped(),
         fails_by_kind(s),
-        Stats::get(&s.workers_busy),
-        Stats::get(&s.oldest_wait_ms),
-        Stats::get(&s.late_starts),
-        Stats::get(&s.abandoned),
+        s.workers_busy(),
+        s.oldest_wait_ms(),
+        s.late_starts(),
+        s.abandoned(),
         crate::db::decode::skipped(),
         u8::from(last),
     )
@@ -107,10 +106,8 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
 
 /// `status:3,no_response:1`: failed checks since start by kind, `-` when none failed.
 fn fails_by_kind(s: &Stats) -> String {
-    let kinds: Vec<String> = CheckError::KINDS
-        .iter()
-        .zip(&s.fails_by_kind)
-        .map(|(name, n)| (name, Stats::get(n)))
+    let kinds: Vec<String> = s
+        .fails_by_kind()
         .filter(|(_, n)| *n > 0)
         .map(|(name, n)| format!("{name}:{n}"))
         .collect();

@@ -17,197 +17,41 @@
 //!   Waking up, its heartbeat finds its row gone: it joins again with a new epoch.
 //! - Stop: the node marks itself `stopping` at once (the others take its targets within a
 //!   heartbeat), keeps beating while the writer writes what it holds, then deletes its row.
+//!
+//! This file is the thread; [`member`] is the lease the wheel, the workers and the store
+//! thread read, [`owner`] the hashing (the CLI's too), [`join`] the join protocol.
+
+mod join;
+mod member;
+mod owner;
+
+pub use join::{join, Error as JoinError};
+pub use member::Member;
+pub use owner::{live_names, owner};
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::base::model::{Control, Report, Target, TargetId};
-use crate::base::stats::Stats;
-use crate::base::stop::Stop;
+use crate::base::stats::ClusterStats;
+use crate::base::stop::{Feed, Stop};
 use crate::config::ClusterConfig;
-use crate::db::nodes::{self, Fence, JoinError, Joining, NodeRow};
+use crate::db::nodes;
 use crate::db::{self, Pool};
 
 /// Taken off the lease, for the time between the others' clock reading the heartbeat as
 /// stale and this node's reading of its own.
 const LEASE_MARGIN: Duration = Duration::from_millis(1000);
 
-/// What the cluster thread shares with the wheel and the store thread.
-#[derive(Debug)]
-pub struct Member {
-    /// `[cluster] NodeName`: fixed for the life of the process.
-    name: String,
-    /// Changes each time the node joins again after being declared dead.
-    epoch: AtomicI64,
-    origin: Instant,
-    /// Milliseconds since `origin` until which this node may dispatch checks; `u64::MAX`
-    /// while it is the only live node.
-    lease_until: AtomicU64,
-}
-
-impl Member {
-    fn new(fence: Fence) -> Member {
-        Member {
-            name: fence.node,
-            epoch: AtomicI64::new(fence.epoch),
-            origin: Instant::now(),
-            lease_until: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    /// The name and epoch every result write is conditional on.
-    pub fn fence(&self) -> Fence {
-        Fence {
-            node: self.name.clone(),
-            epoch: self.epoch.load(Ordering::Relaxed),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn set_epoch(&self, epoch: i64) {
-        self.epoch.store(epoch, Ordering::Relaxed);
-    }
-
-    /// Whether this node may start checks now: within the lease of its last heartbeat.
-    pub fn may_check(&self, now: Instant) -> bool {
-        let until = self.lease_until.load(Ordering::Relaxed);
-        until == u64::MAX || self.millis(now) < until
-    }
-
-    fn lease(&self, until: Option<Instant>) {
-        let value = until.map_or(u64::MAX, |t| self.millis(t));
-        self.lease_until.store(value, Ordering::Relaxed);
-    }
-
-    fn millis(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.origin).as_millis() as u64
-    }
-}
-
-/// Joins the cluster for a daemon that starts: the row in `nodes`, with a new epoch. An error
-/// when a live node has the same name.
-pub fn join(pool: &Pool, config: &ClusterConfig) -> Result<Arc<Member>, String> {
-    let fence = Fence {
-        node: config.node_name(),
-        epoch: new_epoch(),
-    };
-    let mut conn = db::checkout(pool).map_err(|e| e.to_string())?;
-    join_as(&mut conn, &fence, config, false).map_err(join_error)?;
-    log::info!(
-        "cluster: joined as node {} (epoch {})",
-        fence.node,
-        fence.epoch
-    );
-    Ok(Arc::new(Member::new(fence)))
-}
-
-/// What an operator is told when joining fails.
-fn join_error(e: JoinError) -> String {
-    match e {
-        JoinError::NameTaken(row) => format!(
-            "node name {} is in use by a live skypunch on {} (pid {}, heartbeat {} ms ago): \
-             give this one another [cluster] NodeName",
-            row.name, row.host, row.pid, row.heartbeat_age_ms
-        ),
-        JoinError::Db(e) => format!("cannot join the cluster: {e}"),
-    }
-}
-
-/// Joins with `fence`. A row of the same name left by a process of this host that is gone
-/// (a daemon killed and restarted within `DeadAfter`) is taken over; `again` takes over this
-/// process's own old row too (after it was declared dead).
-fn join_as(
-    conn: &mut db::Conn,
-    fence: &Fence,
-    config: &ClusterConfig,
-    again: bool,
-) -> Result<(), JoinError> {
-    let host = crate::base::os::host_name();
-    let me = Joining {
-        fence,
-        host: &host,
-        pid: std::process::id(),
-        version: crate::base::version::VERSION,
-    };
-    let dead_after_ms = config.dead_after.as_millis() as i64;
-    match join_retrying(conn, &me, dead_after_ms, None) {
-        Err(JoinError::NameTaken(row))
-            if row.host == host && (again && row.pid == me.pid || !pid_alive(row.pid)) =>
-        {
-            join_retrying(conn, &me, dead_after_ms, Some(row.epoch))
-        }
-        other => other,
-    }
-}
-
-/// [`nodes::join`], tried again after a passing conflict: daemons starting at the same moment
-/// deadlock on the table's gap locks (error 1213), and one of them is told to retry.
-fn join_retrying(
-    conn: &mut db::Conn,
-    me: &Joining,
-    dead_after_ms: i64,
-    replace: Option<i64>,
-) -> Result<(), JoinError> {
-    let mut tries = 0;
-    loop {
-        match nodes::join(conn, me, dead_after_ms, replace) {
-            Err(JoinError::Db(e)) if e.class() == db::Class::Transient && tries < 10 => {
-                tries += 1;
-                log::debug!("cluster: joining met a passing conflict, retrying: {e}");
-                std::thread::sleep(Duration::from_millis(20 * tries));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Whether the process `pid` of this host runs (a zombie does not).
-fn pid_alive(pid: u32) -> bool {
-    i32::try_from(pid).is_ok_and(crate::lifecycle::process_alive)
-}
-
-/// A new epoch: the time in microseconds, which no earlier join of this name can have had.
-fn new_epoch() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
-}
-
-/// The node that owns `id` among `live`: rendezvous (highest random weight) hashing, so a
-/// node joining or leaving moves only the targets it gains or had.
-pub fn owner(id: TargetId, live: &[String]) -> Option<&str> {
-    live.iter()
-        .max_by_key(|name| (weight(name, id), name.as_str()))
-        .map(String::as_str)
-}
-
-fn weight(name: &str, id: TargetId) -> u64 {
-    // FNV-1a of the name, mixed with the id by SplitMix64's finalizer: stable across
-    // releases and platforms, which the nodes of a cluster must agree on.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = h ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// The cluster thread's channel ends.
 pub struct Ports {
     /// Every enabled target, from the loader.
     pub targets: Receiver<Control>,
     /// The targets this node owns, to the wheel.
-    pub wheel: Sender<Control>,
+    pub wheel: Feed<Control>,
     /// Targets no longer owned here, for the writer to forget.
     pub writer: Sender<Report>,
     pub stop: Stop,
@@ -230,7 +74,7 @@ pub struct Cluster {
     pool: Pool,
     config: ClusterConfig,
     member: Arc<Member>,
-    stats: Arc<Stats>,
+    stats: ClusterStats,
     targets: HashMap<TargetId, Arc<Target>>,
     owned: HashSet<TargetId>,
     /// The live nodes' names, sorted: this node alone until a heartbeat says otherwise.
@@ -247,7 +91,7 @@ impl Cluster {
         pool: Pool,
         config: ClusterConfig,
         member: Arc<Member>,
-        stats: Arc<Stats>,
+        stats: ClusterStats,
     ) -> Cluster {
         let me = member.name().to_string();
         Cluster {
@@ -270,8 +114,8 @@ impl Cluster {
 
     /// The share figures `/metrics` shows, after every change of them.
     fn publish(&self) {
-        Stats::set(&self.stats.targets_known, self.targets.len() as u64);
-        Stats::set(&self.stats.targets_owned, self.owned.len() as u64);
+        self.stats
+            .set_share(self.targets.len() as u64, self.owned.len() as u64);
     }
 
     /// A target from the loader: kept, and passed on when it is this node's.
@@ -376,7 +220,7 @@ impl Cluster {
                     live.push(self.member.name().to_string());
                     live.sort();
                 }
-                Stats::set(&self.stats.live_nodes, live.len() as u64);
+                self.stats.set_live_nodes(live.len() as u64);
                 self.renew_lease(started, &live);
                 Beat::View(live)
             }
@@ -451,28 +295,14 @@ impl Cluster {
             self.member.name(),
             self.config.dead_after.as_secs()
         );
-        self.member.lease(Some(self.member.origin));
+        self.member.revoke();
         for id in self.owned.drain() {
             let _ = ports.wheel.send(Control::Remove(id));
             let _ = ports.writer.send(Report::Forget(id));
         }
         self.live = Vec::new();
-        let fence = Fence {
-            node: self.member.name().to_string(),
-            epoch: new_epoch(),
-        };
-        // A database error goes through `with_conn`, which throws away a broken connection.
-        let joined = db::with_conn(&self.pool, |conn| {
-            match join_as(conn, &fence, &self.config, true) {
-                Err(JoinError::Db(e)) => Err(e),
-                other => Ok(other),
-            }
-        })
-        .map_err(JoinError::Db)
-        .and_then(|r| r)
-        .map_err(join_error);
-        match joined {
-            Ok(()) => {
+        match join::join_again(&self.pool, self.member.name(), &self.config) {
+            Ok(fence) => {
                 self.member.set_epoch(fence.epoch);
                 log::info!(
                     "cluster: joined again as node {} (epoch {})",
@@ -485,7 +315,7 @@ impl Cluster {
     }
 
     fn rate(&mut self) -> f64 {
-        let checks = Stats::get(&self.stats.checks);
+        let checks = self.stats.checks();
         let (before, at) = self.last_checks;
         let secs = at.elapsed().as_secs_f64();
         self.last_checks = (checks, Instant::now());
@@ -530,19 +360,6 @@ impl Cluster {
     }
 }
 
-/// The names of the active nodes, sorted. A node whose heartbeat is late still counts until
-/// a live node has deleted its row (and its fence): its targets change hands only once it can
-/// no longer write.
-pub fn live_names(rows: &[NodeRow]) -> Vec<String> {
-    let mut live: Vec<String> = rows
-        .iter()
-        .filter(|r| r.state == "active")
-        .map(|r| r.name.clone())
-        .collect();
-    live.sort();
-    live
-}
-
 /// The thread body: targets from the loader as they come, a heartbeat every interval, until
 /// the stop request; then the hand-over.
 pub fn run(mut cluster: Cluster, ports: Ports, read_timeout: Duration) {
@@ -575,60 +392,4 @@ pub fn run(mut cluster: Cluster, ports: Ports, read_timeout: Duration) {
     } = ports;
     drop((writer, wheel));
     cluster.leave(&pipeline_done, &stop, read_timeout);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(n: &[&str]) -> Vec<String> {
-        n.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn one_node_owns_everything() {
-        let live = names(&["a"]);
-        assert!((0..1000).all(|id| owner(id, &live) == Some("a")));
-        assert_eq!(owner(1, &[]), None);
-    }
-
-    #[test]
-    fn shares_are_even_and_a_leaving_node_moves_only_its_own_targets() {
-        let three = names(&["node-a", "node-b", "node-c"]);
-        let two = names(&["node-a", "node-c"]);
-        let mut share: HashMap<&str, usize> = HashMap::new();
-        for id in 0..30_000u64 {
-            let before = owner(id, &three).unwrap();
-            *share.entry(before).or_default() += 1;
-            let after = owner(id, &two).unwrap();
-            if before != "node-b" {
-                assert_eq!(before, after, "target {id} moved between survivors");
-            }
-        }
-        for (node, n) in share {
-            assert!((9_000..=11_000).contains(&n), "{node} owns {n} of 30000");
-        }
-    }
-
-    #[test]
-    fn live_nodes_are_the_active_ones_until_their_row_is_deleted() {
-        let row = |name: &str, state: &str, age: i64| NodeRow {
-            name: name.into(),
-            epoch: 1,
-            host: String::new(),
-            pid: 1,
-            version: String::new(),
-            state: state.into(),
-            heartbeat_age_ms: age,
-            targets_owned: 0,
-            checks_per_s: 0.0,
-        };
-        let rows = [
-            row("c", "active", 100),
-            row("a", "active", 5999),
-            row("b", "stopping", 10),
-            row("d", "active", 6001),
-        ];
-        assert_eq!(live_names(&rows), names(&["a", "c", "d"]));
-    }
 }
