@@ -239,15 +239,7 @@ pub fn owed_to(db: &TestDb, id: u64) -> (u64, u64, String) {
     let out = db.cli(&["notifiers", &id.to_string()]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let text = common::stdout(&out);
-    let field = |name: &str| -> String {
-        text.lines()
-            .filter_map(|l| l.strip_prefix('|'))
-            .find_map(|l| {
-                let (key, value) = l.split_once('|')?;
-                (key.trim() == name).then(|| value.trim_end_matches('|').trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-    };
+    let field = |name: &str| common::field(&text, name);
     let number = |name: &str| field(name).parse().unwrap();
     (
         number("Pending Alerts"),
