@@ -25,6 +25,8 @@ mod target;
 mod watchdog;
 
 #[cfg(test)]
+mod parsers_test;
+#[cfg(test)]
 mod secrets_test;
 #[cfg(test)]
 mod sinks_test;
