@@ -3,6 +3,13 @@
 //! Pipeline (each stage a module owning its thread(s) and channel ends):
 //! loader → cluster → wheel → workers → writer → notifier, with the CLI beside it. `daemon` starts the
 //! threads and says in which order they stop.
+//!
+//! The public API is what the `skypunch` command, the bench tool (src/bin/bench) and the
+//! integration tests (tests/it) build on: the configuration file, the schema, one synchronous
+//! check of a target, URLs as shown, and the names the manual pages document. It gives no way
+//! into the running pipeline (its threads, channels or database writes): a program drives that
+//! as an operator does, through the binary, its configuration file and the database's tables.
+//! Everything else is private to the crate, so rustc reports the code nothing uses.
 
 mod backlog;
 mod base;
@@ -33,12 +40,6 @@ mod sinks_test;
 mod wheel;
 mod worker;
 mod writer;
-
-// The public API: what the `skypunch` command, the bench tool (src/bin/bench) and the
-// integration tests (tests/it) build on. It gives no way into the running pipeline (its
-// threads, channels or database writes): those are driven, as an operator drives them, through
-// the binary, its configuration file and the database's tables. Everything else is private to
-// the crate, so rustc reports the code nothing uses.
 
 /// The command line, for `main.rs`.
 pub use cli::main;
@@ -86,61 +87,4 @@ pub mod urls {
 pub mod manual {
     pub use crate::cli::{option_names, COMMANDS};
     pub use crate::config::{known_keys, Key, KEYS, SEARCH_PATH};
-}
-
-/// What the bench tool and the integration tests reach into. Everything else is private to
-/// the crate, so rustc reports the code nothing uses.
-pub mod facade {
-    pub mod authn {
-        pub use crate::base::authn::{parse, redact_params, split_params, Auth, Secret};
-    }
-    pub mod check {
-        pub use crate::check::timing::Phase;
-        pub use crate::check::{CheckSettings, Checker};
-    }
-    pub mod cli {
-        pub use crate::cli::{option_names, COMMANDS};
-    }
-    pub mod config {
-        pub use crate::config::{
-            known_keys, load_file, parse, Config, DbConfig, NotifyConfig, KEYS, PLACEHOLDER,
-            SEARCH_PATH,
-        };
-    }
-    pub mod db {
-        pub use crate::db::{checkout, connect, split_script, Conn};
-        pub mod results {
-            pub use crate::db::results::write;
-        }
-        pub mod schema {
-            pub use crate::db::schema::{tables_sql, SCHEMA_SQL};
-        }
-        pub mod targets {
-            pub use crate::db::targets::{changed_since, enabled_fingerprint, get};
-        }
-    }
-    pub mod lifecycle {
-        pub use crate::lifecycle::process_alive;
-    }
-    pub mod model {
-        pub use crate::base::model::{
-            AlertKind, CheckError, CheckOutcome, Method, NewAlert, Target, Verdict,
-        };
-    }
-    pub mod notifier {
-        pub use crate::notifier::run;
-        pub mod outbox {
-            pub use crate::notifier::outbox::owed_to;
-        }
-    }
-    pub mod stop {
-        pub use crate::base::stop::{request, StopTrigger};
-    }
-    pub mod target {
-        pub use crate::base::ca::CaFiles;
-        pub use crate::target::from_row;
-    }
-    pub mod urls {
-        pub use crate::base::urls::shown;
-    }
 }
