@@ -14,7 +14,7 @@ pub mod edit;
 mod keys;
 mod parse;
 
-pub use keys::{known_keys, KEYS};
+pub use keys::{known_keys, Key, KEYS};
 pub use parse::parse;
 
 use std::fmt;

@@ -104,17 +104,6 @@ impl Error {
     pub fn is_outage(&self) -> bool {
         self.class() == Class::Outage
     }
-
-    /// The server's error code, when the server sent one.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            Error::Query {
-                source: mysql::Error::MySqlError(e),
-                ..
-            } => Some(e.code),
-            _ => None,
-        }
-    }
 }
 
 /// Sorts a driver error by its variant and, for the server's errors, by its code.
@@ -245,7 +234,6 @@ mod tests {
         for code in [1205, 1213, 1180] {
             let e = query(server(code));
             assert_eq!(e.class(), Class::Transient, "{code}");
-            assert_eq!(e.code(), Some(code));
         }
     }
 

@@ -5,9 +5,8 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use skypunch::facade::authn::{Auth, Secret};
-use skypunch::facade::check::{CheckSettings, Checker, Phase};
-use skypunch::facade::model::{CheckError, CheckOutcome, Method, Target, Verdict};
+use skypunch::authn::{Auth, Secret};
+use skypunch::{CheckError, CheckOutcome, CheckSettings, Checker, Method, Phase, Target, Verdict};
 
 use crate::support::servers::{
     respond, serve, serve_tls, target, write_response, ClosedPort, Server,

@@ -5,9 +5,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use skypunch::facade::authn::{self, Auth};
-use skypunch::facade::check::{CheckSettings, Checker};
-use skypunch::facade::model::{CheckOutcome, Target, Verdict};
+use skypunch::authn::{self, Auth};
+use skypunch::{CheckOutcome, CheckSettings, Checker, Target, Verdict};
 
 use crate::support::servers::{serve, target, write_response, ClosedPort, Server};
 

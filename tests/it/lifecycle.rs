@@ -12,10 +12,6 @@ use crate::support::{skypunch_cmd, stderr, stdout, wait_for, Daemon, TestDb};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn alive(pid: i32) -> bool {
-    skypunch::facade::lifecycle::process_alive(pid)
-}
-
 /// A config for `db` whose database is at 127.0.0.1 on `port`.
 fn config_with_db_port(db: &TestDb, port: u16) -> PathBuf {
     let text = std::fs::read_to_string(db.config_path()).unwrap();

@@ -26,7 +26,6 @@ mod man;
 mod nodes;
 mod notify;
 mod package;
-mod parsers_prop;
 mod poison_rows;
 mod quickstart;
 mod reliability_db;

@@ -34,13 +34,13 @@ fn has_word(text: &str, word: &str) -> bool {
 #[test]
 fn every_option_and_command_is_in_skypunch_8() {
     let text = page("man/skypunch.8");
-    for option in skypunch::facade::cli::option_names() {
+    for option in skypunch::manual::option_names() {
         assert!(
             has_word(&text, &option),
             "{option} is not in man/skypunch.8"
         );
     }
-    for command in skypunch::facade::cli::COMMANDS {
+    for command in skypunch::manual::COMMANDS {
         assert!(
             has_word(&text, command),
             "{command} is not in man/skypunch.8"
@@ -96,7 +96,7 @@ fn every_table_column_is_in_skypunch_8() {
 fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
     let text = page("man/skypunch.conf.5");
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
-    for (section, key) in skypunch::facade::config::known_keys() {
+    for (section, key) in skypunch::manual::known_keys() {
         assert!(
             has_word(&text, key),
             "[{section}] {key} is not in man/skypunch.conf.5"
@@ -106,7 +106,7 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
             "[{section}] {key} is not in etc/skypunch.conf"
         );
     }
-    for path in skypunch::facade::config::SEARCH_PATH {
+    for path in skypunch::manual::SEARCH_PATH {
         assert!(text.contains(path), "{path} is not in man/skypunch.conf.5");
     }
     assert!(text.contains("SKYPUNCH_CONFIG"));
@@ -114,18 +114,18 @@ fn every_config_key_is_in_skypunch_conf_5_and_the_sample() {
 
 #[test]
 fn the_sample_config_is_valid_and_complete() {
-    let loaded = skypunch::facade::config::load_file(&repo("etc/skypunch.conf")).unwrap();
+    let loaded = skypunch::load_file(&repo("etc/skypunch.conf")).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // The package's account is a placeholder until `setup-db`: never root by default.
     let db = &loaded.config.db;
-    assert_eq!(db.user, skypunch::facade::config::PLACEHOLDER);
+    assert_eq!(db.user, "<set by skypunch setup-db>");
     assert!(db
         .placeholder_error()
         .unwrap()
         .contains("run 'skypunch setup-db' or edit /"));
     // Every key is there, commented out with its default or set.
     let sample = std::fs::read_to_string(repo("etc/skypunch.conf")).unwrap();
-    for key in skypunch::facade::config::KEYS {
+    for key in skypunch::manual::KEYS {
         let set = sample.lines().any(|l| {
             let l = l.trim_start_matches('#');
             l.starts_with(&format!("{}:", key.name))

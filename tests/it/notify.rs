@@ -1,18 +1,26 @@
-//! Issue 5, notifications: the notifier thread and `notifiers ID test` against real SMTP
+//! Issue 5, notifications: the daemon's notifier and `notifiers ID test` against real SMTP
 //! servers on 127.0.0.1 (aiosmtpd, and fake peers that misbehave), each test with a fresh
-//! database.
+//! database. Most tests queue alerts with plain SQL, as any node's writer does, for a daemon
+//! whose targets are disabled: it delivers them and raises none of its own.
 
 use crate::support as common;
 use std::time::Duration;
 
 use crate::support::notify::*;
 use crate::support::{stderr, stdout, wait_for, Daemon, TestDb};
-use skypunch::facade::model::AlertKind;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn count(db: &TestDb, sql: &str) -> i64 {
     db.one::<i64>(sql)
+}
+
+/// A target `name` the daemon does not check (disabled), for the alerts a test queues.
+fn unchecked(db: &TestDb, name: &str) -> u64 {
+    db.add_target(
+        "name, url, enabled",
+        &format!("'{name}', 'http://127.0.0.1:9/', 0"),
+    )
 }
 
 fn notifier_counts(db: &TestDb, id: u64) -> (i64, i64) {
@@ -21,12 +29,13 @@ fn notifier_counts(db: &TestDb, id: u64) -> (i64, i64) {
     ))
 }
 
-/// A target whose name needs escaping and whose URL and authn_parms hold passwords.
+/// A target whose name needs escaping and whose URL and authn_parms hold passwords
+/// (disabled: the test's alerts are about it, the daemon does not check it).
 fn add_risky_target(db: &TestDb) -> u64 {
     db.add_target(
-        "name, url, authn, authn_parms, status, previous_status, status_description, fail_count, count500, repeated_fails",
+        "name, url, authn, authn_parms, status, previous_status, status_description, fail_count, count500, repeated_fails, enabled",
         "'<b>Shop & \"Co\"</b>', 'https://ops:UrlSecret9@shop.example/health', 'BASIC', \
-         'user=ops,password=AuthnSecret9', 'FAIL', 'PASS', 'target status:500 != 200', 3, 3, 3",
+         'user=ops,password=AuthnSecret9', 'FAIL', 'PASS', 'target status:500 != 200', 3, 3, 3, 0",
     )
 }
 
@@ -45,17 +54,15 @@ fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
     );
     let c = mail_notifier(&db, "dev", smtp.port);
     let target = add_risky_target(&db);
-    let config = config(&db);
     queue_alert(
-        &config,
+        &db,
         target,
-        AlertKind::Failure,
+        "FAILURE",
         "12:00:00 connecting\n12:00:01 [Fail] reason: <500>",
     );
-    queue_alert(&config, target, AlertKind::Success, "12:01:00 response OK");
+    queue_alert(&db, target, "SUCCESS", "12:01:00 response OK");
 
-    let running = Running::start(config.clone());
-    running.poke();
+    let daemon = notifying_daemon(&db);
     let got = smtp.wait_messages(4);
     wait_for(WAIT, "every delivery recorded as sent", || {
         (count(
@@ -64,7 +71,7 @@ fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
         ) == 4)
             .then_some(())
     });
-    running.stop();
+    daemon.stop();
 
     let mut to = recipients(&got);
     to.sort();
@@ -135,10 +142,8 @@ fn alerts_reach_every_enabled_notifier_once_and_never_a_disabled_one() {
         0
     );
 
-    // A restart sends nothing again.
-    let running = Running::start(config);
-    running.poke();
-    running.stop();
+    // A restart sends nothing again, nor does the last pass of its stop.
+    Daemon::start(&db).stop();
     assert_eq!(smtp.messages().len(), 4);
 }
 
@@ -148,30 +153,24 @@ fn an_smtp_outage_loses_nothing_and_sends_nothing_twice() {
     let mail = db.dir.join("mail");
     let port = SmtpServer::start(&mail, &SmtpOptions::default()).port; // then down
     let n = mail_notifier(&db, "ops", port);
-    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
-    let config = config(&db);
-    let running = Running::start(config.clone());
-    for kind in [AlertKind::Failure, AlertKind::Success, AlertKind::Failure] {
-        queue_alert(&config, target, kind, "trace");
-        running.poke();
+    let target = unchecked(&db, "api");
+    for kind in ["FAILURE", "SUCCESS", "FAILURE"] {
+        queue_alert(&db, target, kind, "trace");
     }
+    let daemon = notifying_daemon(&db);
     wait_for(WAIT, "failed attempts while the server is down", || {
         (notifier_counts(&db, n).1 >= 2).then_some(())
     });
-    let owed = wait_for(WAIT, "all three alerts owed", || {
-        let pool = skypunch::facade::db::connect(&config.db).unwrap();
-        let mut conn = skypunch::facade::db::checkout(&pool).unwrap();
-        let owed = skypunch::facade::notifier::outbox::owed_to(&mut conn, n).unwrap();
-        (owed.pending == 3).then_some(owed)
+    let (pending, failing, last_error) = wait_for(WAIT, "all three alerts owed", || {
+        let owed = owed_to(&db, n);
+        (owed.0 == 3).then_some(owed)
     });
-    assert!(owed.failing >= 1);
+    assert!(failing >= 1);
     assert!(
-        owed.last_error
-            .unwrap()
-            .to_lowercase()
-            .contains("connection"),
-        "a refused connection"
+        last_error.to_lowercase().contains("connection"),
+        "a refused connection: {last_error}"
     );
+    assert_eq!(pending, 3);
     assert!(messages_in(&mail).is_empty());
 
     let smtp = SmtpServer::start(
@@ -189,7 +188,7 @@ fn an_smtp_outage_loses_nothing_and_sends_nothing_twice() {
         ) == 3)
             .then_some(())
     });
-    running.stop();
+    daemon.stop();
     let got = smtp.messages();
     assert_eq!(got.len(), 3, "each owed alert exactly once");
     let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
@@ -249,18 +248,16 @@ fn bad_credentials_unknown_types_and_bad_params_fail_without_blocking_others() {
         &format!("user=ops,password=Right-Pa55,server=127.0.0.1,port={p},tlsverify=no"),
         true,
     );
-    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
-    let config = config(&db);
-    queue_alert(&config, target, AlertKind::Failure, "trace");
-    let running = Running::start(config);
-    running.poke();
+    let target = unchecked(&db, "api");
+    queue_alert(&db, target, "FAILURE", "trace");
+    let daemon = notifying_daemon(&db);
     let got = smtp.wait_messages(1);
     for id in [wrong, pigeon, noserver, verify] {
         wait_for(WAIT, "a counted failure", || {
             (notifier_counts(&db, id).1 >= 1).then_some(())
         });
     }
-    running.stop();
+    daemon.stop();
     assert_eq!(recipients(&got), ["good@example.com"]);
     assert_eq!(got[0]["tls"], true);
     assert_eq!(got[0]["authenticated"], true);
@@ -299,20 +296,18 @@ fn a_hanging_or_closing_server_does_not_hold_up_the_others() {
     let close = mail_notifier(&db, "close", fake_peer(Misbehaviour::Close));
     let half = mail_notifier(&db, "half", fake_peer(Misbehaviour::CloseAfterGreeting));
     let good = mail_notifier(&db, "good", smtp.port);
-    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
-    let config = config(&db);
-    for kind in [AlertKind::Failure, AlertKind::Success] {
-        queue_alert(&config, target, kind, "trace");
+    let target = unchecked(&db, "api");
+    for kind in ["FAILURE", "SUCCESS"] {
+        queue_alert(&db, target, kind, "trace");
     }
-    let running = Running::start(config);
-    running.poke();
+    let daemon = notifying_daemon(&db);
     smtp.wait_messages(2);
     for id in [hang, close, half] {
         wait_for(WAIT, "a counted failure", || {
             (notifier_counts(&db, id).1 >= 1).then_some(())
         });
     }
-    running.stop();
+    daemon.stop();
     assert_eq!(
         recipients(&smtp.messages()),
         ["good@example.com", "good@example.com"]
@@ -333,9 +328,8 @@ fn deleted_notifiers_are_dropped_and_disabled_ones_wait() {
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
     let gone = mail_notifier(&db, "gone", smtp.port);
     let later = mail_notifier(&db, "later", smtp.port);
-    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
-    let config = config(&db);
-    queue_alert(&config, target, AlertKind::Failure, "trace");
+    let target = unchecked(&db, "api");
+    queue_alert(&db, target, "FAILURE", "trace");
     // Expanded while both were enabled, then one deleted and one disabled.
     db.exec("INSERT INTO alert_deliveries (alert_id, notifier_id) SELECT a.id, n.id FROM alerts a, notifiers n");
     db.exec("UPDATE alerts SET expanded = 1");
@@ -343,8 +337,7 @@ fn deleted_notifiers_are_dropped_and_disabled_ones_wait() {
     db.exec(&format!(
         "UPDATE notifiers SET enabled = 0 WHERE id = {later}"
     ));
-    let running = Running::start(config);
-    running.poke();
+    let daemon = notifying_daemon(&db);
     wait_for(WAIT, "the deleted notifier's delivery dropped", || {
         let s: String = db.one(&format!(
             "SELECT state FROM alert_deliveries WHERE notifier_id = {gone}"
@@ -356,12 +349,12 @@ fn deleted_notifiers_are_dropped_and_disabled_ones_wait() {
     ));
     assert_eq!((state.as_str(), attempts), ("PENDING", 0));
     assert!(smtp.messages().is_empty());
-    db.exec(&format!(
-        "UPDATE notifiers SET enabled = 1 WHERE id = {later}"
-    ));
-    running.poke();
+    let enabled = db.cli(&["notifiers", &later.to_string(), "enable"]);
+    assert!(enabled.status.success(), "{}", stderr(&enabled));
+    // The running notifier would see it within 30 s, its longest sleep; the last pass of a
+    // stop tries everything owed at once, so the stop shows the delivery went out.
+    daemon.stop();
     let got = smtp.wait_messages(1);
-    running.stop();
     assert_eq!(recipients(&got), ["later@example.com"]);
 }
 
@@ -376,10 +369,9 @@ fn old_rows_are_pruned_and_owed_ones_kept() {
         "server=127.0.0.1,port=9,tls=none",
         false,
     );
-    let target = db.add_target("name, url", "'api', 'http://127.0.0.1:9/'");
-    let config = config(&db);
+    let target = unchecked(&db, "api");
     for _ in 0..4 {
-        queue_alert(&config, target, AlertKind::Failure, "trace");
+        queue_alert(&db, target, "FAILURE", "trace");
     }
     let ids: Vec<u64> = db.query("SELECT id FROM alerts ORDER BY id");
     db.exec("UPDATE alerts SET expanded = 1");
@@ -409,11 +401,7 @@ fn old_rows_are_pruned_and_owed_ones_kept() {
         ids[3]
     ));
 
-    // The prune thread prunes; the notifier beside it sends nothing here (the one delivery
-    // owed to an enabled notifier is not due for a day).
-    let running = Running::start(config.clone());
-    let pruning = Pruning::start(config);
-    running.poke();
+    let daemon = notifying_daemon(&db);
     wait_for(WAIT, "the old sent alert pruned", || {
         (count(
             &db,
@@ -421,8 +409,7 @@ fn old_rows_are_pruned_and_owed_ones_kept() {
         ) == 0)
             .then_some(())
     });
-    pruning.stop();
-    running.stop();
+    daemon.stop();
     let left: Vec<u64> = db.query("SELECT id FROM alerts ORDER BY id");
     assert_eq!(left, [ids[1], ids[2]]);
     let deliveries: Vec<(u64, u64, String)> =
@@ -693,18 +680,16 @@ fn a_target_routed_to_some_notifiers_alerts_only_them_and_the_others_alert_every
     let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
     let ops = mail_notifier(&db, "ops", smtp.port);
     mail_notifier(&db, "dev", smtp.port);
-    let payments = db.add_target("name, url", "'payments', 'http://127.0.0.1:9/'");
-    let blog = db.add_target("name, url", "'blog', 'http://127.0.0.1:9/'");
+    let payments = unchecked(&db, "payments");
+    let blog = unchecked(&db, "blog");
     // Plain SQL: payments pages ops only; the blog, with no row, alerts everybody.
     db.exec(&format!(
         "INSERT INTO target_notifiers (target_id, notifier_id) VALUES ({payments}, {ops})"
     ));
-    let config = config(&db);
-    queue_alert(&config, payments, AlertKind::Failure, "down");
-    queue_alert(&config, blog, AlertKind::Failure, "down");
+    queue_alert(&db, payments, "FAILURE", "down");
+    queue_alert(&db, blog, "FAILURE", "down");
 
-    let running = Running::start(config.clone());
-    running.poke();
+    let daemon = notifying_daemon(&db);
     let got = smtp.wait_messages(3);
     wait_for(WAIT, "every delivery sent", || {
         (count(
@@ -713,7 +698,7 @@ fn a_target_routed_to_some_notifiers_alerts_only_them_and_the_others_alert_every
         ) == 3)
             .then_some(())
     });
-    running.stop();
+    daemon.stop();
     let mut sent: Vec<(String, String)> = got
         .iter()
         .map(|m| {

@@ -4,7 +4,8 @@
 use mysql::prelude::Queryable;
 use serde_json::Value;
 
-use crate::support::{stderr, stdout, TestDb};
+use crate::support::http::HttpServer;
+use crate::support::{field, stderr, stdout, TestDb};
 
 #[test]
 fn the_schema_loads_twice_without_harm() {
@@ -19,14 +20,13 @@ fn the_schema_loads_twice_without_harm() {
 
 #[test]
 fn the_schema_file_creates_its_database_only_when_absent() {
-    let sql = skypunch::facade::db::schema::SCHEMA_SQL;
+    let sql = skypunch::schema::SCHEMA_SQL;
     assert!(sql.contains("CREATE DATABASE IF NOT EXISTS skypunch"));
     assert!(
         !sql.to_ascii_uppercase().contains("DROP "),
         "the schema never drops anything"
     );
-    for statement in skypunch::facade::db::split_script(&skypunch::facade::db::schema::tables_sql())
-    {
+    for statement in skypunch::schema::split_script(&skypunch::schema::tables_sql()) {
         let s = statement.to_ascii_uppercase();
         assert!(
             !s.starts_with("CREATE TABLE") || s.starts_with("CREATE TABLE IF NOT EXISTS"),
@@ -38,23 +38,24 @@ fn the_schema_file_creates_its_database_only_when_absent() {
 #[test]
 fn a_target_inserted_with_name_and_url_only_is_a_working_target() {
     let db = TestDb::new();
-    let id = db.add_target("name, url", "'Example', 'http://127.0.0.1:8080/'");
-    let mut conn = skypunch::facade::db::connect(&config_of(&db).db)
-        .unwrap()
-        .get()
-        .unwrap();
-    let row = skypunch::facade::db::targets::get(&mut conn, id)
-        .unwrap()
-        .unwrap();
-    let t =
-        skypunch::facade::target::from_row(&row, &mut Default::default()).expect("a valid target");
-    assert_eq!(t.method.as_str(), "GET");
-    assert_eq!(t.auth.kind(), "NONE");
-    assert_eq!(
-        (t.pass_result, t.frequency.as_secs(), t.timeout.as_secs()),
-        (200, 60, 10)
-    );
-    assert_eq!((row.status.as_str(), row.enabled), ("NEW", true));
+    let web = HttpServer::start(200);
+    let id = db.add_target("name, url", &format!("'Example', '{}'", web.url("/")));
+    let shown = stdout(&db.cli(&["targets", &id.to_string()]));
+    for (name, value) in [
+        ("Status", "NEW"),
+        ("Enabled", "Yes"),
+        ("Target Method", "GET"),
+        ("Authentication", "NONE"),
+        ("Expected Value", "200"),
+        ("Frequency (sec)", "60"),
+        ("Timeout (sec)", "10"),
+    ] {
+        assert_eq!(field(&shown, name), value, "{name}:\n{shown}");
+    }
+    // It reads as a valid target (no config error) and passes against a server answering 200.
+    let test = db.cli(&["targets", &id.to_string(), "test"]);
+    assert!(test.status.success(), "{}{}", stdout(&test), stderr(&test));
+    assert!(stdout(&test).contains(" PASS ("), "{}", stdout(&test));
 }
 
 #[test]
@@ -70,12 +71,6 @@ fn the_original_columns_keep_their_names_and_order() {
         count300 count400 count500 network_fails repeated_fails enabled";
     let original: Vec<&str> = original.split_whitespace().collect();
     assert_eq!(&columns[..original.len()], &original[..]);
-}
-
-fn config_of(db: &TestDb) -> skypunch::facade::config::Config {
-    skypunch::facade::config::load_file(&db.config_path())
-        .unwrap()
-        .config
 }
 
 /// The 1.0 schema as the original's skypunch.sql made it (shared/legacy.md).
@@ -133,7 +128,7 @@ type Row1 = (
 #[test]
 fn a_database_of_the_original_program_is_upgraded_in_place_keeping_every_value() {
     let db = TestDb::empty();
-    for statement in skypunch::facade::db::split_script(SCHEMA_1_0) {
+    for statement in skypunch::schema::split_script(SCHEMA_1_0) {
         db.exec(&statement);
     }
     let before: Vec<Row1> = db.query(COUNTERS);

@@ -11,9 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use rustls::HandshakeKind;
-use skypunch::facade::check::{CheckSettings, Checker};
-use skypunch::facade::model::Verdict;
-use skypunch::facade::target::CaFiles;
+use skypunch::{CaFiles, CheckSettings, Checker, Verdict};
 
 use crate::support::servers::target;
 

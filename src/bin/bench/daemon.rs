@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::mix::{self, CheckLine};
 use super::statsline::{self, StatsLine};
 use super::Error;
-use skypunch::facade::config::DbConfig;
+use skypunch::DbConfig;
 
 /// A running daemon and what its log said so far.
 pub struct Daemon {

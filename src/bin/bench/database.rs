@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 
 use super::Error;
-use skypunch::facade::config::DbConfig;
+use skypunch::DbConfig;
 
 /// The server's address parts, from `mysql://user:password@host:port`.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ impl Server {
         let opts = mysql::Opts::from_url(&as_mysql).map_err(|e| {
             format!(
                 "--db {}: {e}; expected mysql://user:password@host:port",
-                skypunch::facade::urls::shown(url)
+                skypunch::urls::shown(url)
             )
         })?;
         Ok(Server {
@@ -92,9 +92,7 @@ impl BenchDb {
         .map_err(q("creating the bench database"))?;
         conn.query_drop(format!("USE {name}"))
             .map_err(q("using the bench database"))?;
-        for statement in
-            skypunch::facade::db::split_script(&skypunch::facade::db::schema::tables_sql())
-        {
+        for statement in skypunch::schema::split_script(&skypunch::schema::tables_sql()) {
             conn.query_drop(&statement)
                 .map_err(q("loading the schema"))?;
         }
@@ -245,22 +243,28 @@ pub struct ScanCost {
     pub rows: usize,
 }
 
-/// The loader's two scan queries, run through the library exactly as the loader runs them,
-/// `runs` times, from `since` (microseconds since the epoch).
-fn scan_cost(
-    conn: &mut skypunch::facade::db::Conn,
-    since: i64,
-    runs: usize,
-) -> Result<ScanCost, Error> {
+/// The loader's reload scan: its two statements, copied from `changed_since` and
+/// `enabled_fingerprint` in src/db/targets.rs (keep them alike), prepared once and run as the
+/// loader runs them on its pooled connection.
+const CHANGED_SINCE: &str = "SELECT id, CAST(UNIX_TIMESTAMP(config_changed) * 1000000 AS SIGNED) \
+    FROM targets WHERE config_changed >= FROM_UNIXTIME(? / 1000000)";
+const ENABLED_FINGERPRINT: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(id), 0) AS UNSIGNED) \
+    FROM targets WHERE enabled AND id > 0";
+
+/// The loader's two scan queries, `runs` times, from `since` (microseconds since the epoch).
+fn scan_cost(conn: &mut mysql::Conn, since: i64, runs: usize) -> Result<ScanCost, Error> {
     let (mut total, mut changed, mut fingerprint) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = 0;
     for _ in 0..runs {
         let t0 = Instant::now();
-        rows = skypunch::facade::db::targets::changed_since(conn, since)
-            .map_err(|e| e.to_string())?
-            .len();
+        let found: Vec<(i64, Option<i64>)> = conn
+            .exec(CHANGED_SINCE, (since,))
+            .map_err(q("scanning for changed targets"))?;
+        rows = found.len();
         let t1 = Instant::now();
-        skypunch::facade::db::targets::enabled_fingerprint(conn).map_err(|e| e.to_string())?;
+        let _: Option<(u64, u64)> = conn
+            .exec_first(ENABLED_FINGERPRINT, ())
+            .map_err(q("counting enabled targets"))?;
         let t2 = Instant::now();
         changed.push((t1 - t0).as_secs_f64() * 1000.0);
         fingerprint.push((t2 - t1).as_secs_f64() * 1000.0);
@@ -282,10 +286,17 @@ fn scan_cost(
 /// Two reload-scan costs: as the loader scans after the targets were inserted (from its
 /// newest revision minus the 5 s slack of `loader::SLACK_MICROS`, which takes in every row
 /// inserted within 5 s of the last one), and as it scans once nothing changed for longer
-/// than the slack (from the server's clock minus 5 s: no rows).
+/// than the slack (from the server's clock minus 5 s: no rows). On a connection of its own,
+/// as the loader has one.
 pub fn reload_scan(cfg: &DbConfig, runs: usize) -> Result<(ScanCost, ScanCost), Error> {
-    let pool = skypunch::facade::db::connect(cfg).map_err(|e| e.to_string())?;
-    let mut conn = skypunch::facade::db::checkout(&pool).map_err(|e| e.to_string())?;
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(cfg.host.clone()))
+        .tcp_port(cfg.port)
+        .user(Some(cfg.user.clone()))
+        .pass(Some(cfg.password.clone()))
+        .db_name(Some(cfg.name.clone()))
+        .prefer_socket(false);
+    let mut conn = mysql::Conn::new(opts).map_err(q("connecting for the reload scan"))?;
     let (newest, now): (Option<i64>, i64) = conn
         .query_first(
             "SELECT CAST(UNIX_TIMESTAMP(MAX(config_changed)) * 1000000 AS SIGNED), \

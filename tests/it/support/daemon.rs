@@ -6,6 +6,7 @@ use std::fs::OpenOptions;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use super::lifecycle::alive;
 use super::{skypunch_cmd, wait_for, TestDb};
 
 /// How long a dropped daemon gets to exit after SIGTERM before it is killed.
@@ -100,7 +101,7 @@ impl Daemon {
     pub fn is_running(&mut self) -> bool {
         match &mut self.process {
             Process::Child(c) => matches!(c.try_wait(), Ok(None)),
-            Process::Detached(pid) => skypunch::facade::lifecycle::process_alive(*pid),
+            Process::Detached(pid) => alive(*pid),
         }
     }
 
@@ -110,9 +111,7 @@ impl Daemon {
         let started = Instant::now();
         let code = wait_for(limit, "the daemon to exit", || match &mut self.process {
             Process::Child(c) => c.try_wait().unwrap().map(|s| s.code()),
-            Process::Detached(pid) => {
-                (!skypunch::facade::lifecycle::process_alive(*pid)).then_some(None)
-            }
+            Process::Detached(pid) => (!alive(*pid)).then_some(None),
         });
         (code, started.elapsed())
     }

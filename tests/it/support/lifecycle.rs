@@ -77,3 +77,26 @@ pub fn code(out: &Output) -> i32 {
         .code()
         .unwrap_or_else(|| panic!("killed by a signal: {out:?}"))
 }
+
+/// Whether process `pid` is running, as `ps` would tell an operator: it exists (`kill -0`;
+/// EPERM means it exists but is not ours) and is not a zombie that nobody has reaped yet (in
+/// a container without an init that reaps, a daemon that has exited can stay one).
+pub fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only asks whether the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        // Gone between the two looks.
+        Err(_) => false,
+    }
+}

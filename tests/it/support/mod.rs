@@ -131,9 +131,9 @@ impl TestDb {
 
     /// Loads schema/skypunch.sql's tables into this database (as the README's command does).
     pub fn load_schema(&self) {
-        let sql = skypunch::facade::db::schema::tables_sql();
+        let sql = skypunch::schema::tables_sql();
         let mut conn = self.conn();
-        for statement in skypunch::facade::db::split_script(&sql) {
+        for statement in skypunch::schema::split_script(&sql) {
             conn.query_drop(statement).unwrap();
         }
     }
@@ -246,6 +246,19 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The value of `name` in a two-column `Field | Value` table the CLI prints
+/// (`skypunch targets ID`, `skypunch notifiers ID`).
+pub fn field(table: &str, name: &str) -> String {
+    table
+        .lines()
+        .filter_map(|l| l.strip_prefix('|')?.strip_suffix('|'))
+        .find_map(|l| {
+            let (key, value) = l.split_once('|')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {name} in:\n{table}"))
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` with `what`.

@@ -1,25 +1,18 @@
 //! Helpers for the notification tests: a real SMTP server (tests/it/support/smtp_server.py, on
-//! aiosmtpd, installed with pip when missing), misbehaving fake SMTP peers, a notifier thread
-//! run in-process against a test database (and the prune thread beside it), and queueing
-//! alerts the way the writer does.
+//! aiosmtpd, installed with pip when missing), misbehaving fake SMTP peers, the real daemon
+//! delivering alerts queued with plain SQL the way the writer queues them, and what
+//! `skypunch notifiers ID` says a notifier is owed.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
-use skypunch::facade::config::{Config, DbConfig, NotifyConfig};
-use skypunch::facade::model::AlertKind;
-use skypunch::facade::model::NewAlert;
-
-use crate::support::{self as common, wait_for, TestDb};
+use crate::support::{self as common, wait_for, Daemon, TestDb};
 
 static AIOSMTPD: Once = Once::new();
 
@@ -188,109 +181,71 @@ pub fn fake_peer(how: Misbehaviour) -> u16 {
     port
 }
 
-/// A configuration for the notifier thread run in-process against `db`: short SMTP timeout
-/// and retries so that tests run quickly.
-pub fn config(db: &TestDb) -> Config {
-    let s = common::server();
-    Config {
-        db: DbConfig {
-            host: s.host,
-            port: s.port,
-            user: s.user,
-            password: s.password,
-            name: db.name.clone(),
-            pool_size: 4,
-            connect_timeout: Duration::from_secs(5),
-            ..DbConfig::default()
-        },
-        notify: NotifyConfig {
-            from: "SkyPunch <skypunch@localhost>".into(),
-            smtp_timeout: Duration::from_secs(2),
-            retry_initial: Duration::from_millis(200),
-            retry_max: Duration::from_millis(800),
-            retention: Duration::from_secs(30 * 86400),
-        },
-        ..Config::default()
-    }
+/// The `[notifications]` section of the daemon a notification test runs: a short SMTP
+/// timeout and retries a second apart, so that tests run quickly.
+pub const NOTIFICATIONS: &str = "\n[notifications]\nFrom: SkyPunch <skypunch@localhost>\n\
+    SmtpTimeout: 2\nRetryInitial: 1\nRetryMax: 1\n";
+
+/// The real daemon, started on `db` with [`NOTIFICATIONS`], to deliver the alerts queued with
+/// [`queue_alert`]. The targets of such a test are disabled, so it checks nothing and raises
+/// no alert of its own: what it sends is what the test queued.
+///
+/// Its notifier expands and sends what is owed at start, then sleeps until the next retry is
+/// due, 30 s at most: an alert queued after the start (as another node's writer queues one) is
+/// seen that late. So a test queues its alerts first; and a stop's last pass tries everything
+/// still owed at once.
+pub fn notifying_daemon(db: &TestDb) -> Daemon {
+    db.write_config(NOTIFICATIONS);
+    Daemon::start(db)
 }
 
-/// The notifier thread and the writer's end of its wake channel.
-pub struct Running {
-    pub wake: Sender<()>,
-    handle: JoinHandle<()>,
-    /// Never pulled: the notifier ends when `wake` is disconnected, as after the writer.
-    _stop: skypunch::facade::stop::StopTrigger,
+/// The writer's statement that queues an alert, copied from `INSERT_ALERT` in
+/// src/db/results.rs (keep the two alike): the snapshot is the target row as the database
+/// holds it, its URL in the display form.
+const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace) \
+    SELECT id, ?, JSON_OBJECT('id', id, 'name', name, 'tenantid', tenantid, 'enabled', enabled, \
+    'status', status, 'previous_status', previous_status, 'status_description', status_description, \
+    'last_updated', DATE_FORMAT(last_updated, '%Y-%m-%d %H:%i:%s'), 'url', ?, 'method', method, \
+    'authn', authn, 'frequency', frequency, 'timeout', timeout, 'pass_result', pass_result, \
+    'pass_count', pass_count, 'fail_count', fail_count, 'count200', count200, 'count300', count300, \
+    'count400', count400, 'count500', count500, 'repeated_fails', repeated_fails, \
+    'network_fails', network_fails, 'fail_threshold', fail_threshold, \
+    'success_threshold', success_threshold, 'repeated_passes', repeated_passes, \
+    'realert_minutes', realert_minutes, \
+    'incident_started', (SELECT DATE_FORMAT(i.started, '%Y-%m-%d %H:%i:%s') FROM incidents i \
+        WHERE i.open_target = targets.id), \
+    'last_http_status', last_http_status, 'last_response_ms', last_response_ms, \
+    'cert_expires_at', DATE_FORMAT(cert_expires_at, '%Y-%m-%d %H:%i:%s'), \
+    'cert_issuer', cert_issuer), ? \
+    FROM targets WHERE id = ?";
+
+/// Queues an alert of `kind` (`FAILURE`, `SUCCESS`, ...) for `target` with plain SQL, as the
+/// writer of any node does (the snapshot taken by the database).
+pub fn queue_alert(db: &TestDb, target: u64, kind: &str, trace: &str) {
+    use mysql::prelude::Queryable;
+    let mut conn = db.conn();
+    let url: String = conn
+        .exec_first("SELECT url FROM targets WHERE id = ?", (target,))
+        .unwrap()
+        .expect("the alert's target");
+    let shown = skypunch::urls::shown(&url);
+    conn.exec_drop(INSERT_ALERT, (kind, shown, trace, target))
+        .unwrap();
 }
 
-impl Running {
-    pub fn start(config: Config) -> Running {
-        let pool = skypunch::facade::db::connect(&config.db).unwrap();
-        let (wake, rx) = crossbeam_channel::bounded(1);
-        let (trigger, stop) = skypunch::facade::stop::request();
-        let handle =
-            std::thread::spawn(move || skypunch::facade::notifier::run(&config, &pool, &rx, &stop));
-        Running {
-            wake,
-            handle,
-            _stop: trigger,
-        }
-    }
-
-    /// What the writer does after a commit that queued alerts.
-    pub fn poke(&self) {
-        let _ = self.wake.try_send(());
-    }
-
-    /// Disconnects `wake` and waits for the thread to end.
-    pub fn stop(self) {
-        drop(self.wake);
-        self.handle
-            .join()
-            .expect("the notifier thread does not panic");
-    }
-}
-
-/// The prune thread run in-process against a test database, stopped by its own trigger.
-pub struct Pruning {
-    handle: JoinHandle<()>,
-    trigger: skypunch::facade::stop::StopTrigger,
-}
-
-impl Pruning {
-    pub fn start(config: Config) -> Pruning {
-        let pool = skypunch::facade::db::connect(&config.db).unwrap();
-        let (trigger, stop) = skypunch::facade::stop::request();
-        let handle = std::thread::Builder::new()
-            .name("skypunch-prune".into())
-            .spawn(move || skypunch::facade::notifier::run_prune(&config, &pool, &stop))
-            .unwrap();
-        Pruning { handle, trigger }
-    }
-
-    /// Asks the thread to stop and waits for it to end.
-    pub fn stop(mut self) {
-        self.trigger.pull(Duration::from_secs(10));
-        self.handle.join().expect("the prune thread does not panic");
-    }
-}
-
-/// Queues an alert for `target` exactly as the writer does (snapshot taken by the database).
-pub fn queue_alert(config: &Config, target: u64, kind: AlertKind, trace: &str) {
-    let pool = skypunch::facade::db::connect(&config.db).unwrap();
-    let mut conn = skypunch::facade::db::checkout(&pool).unwrap();
-    let alert = NewAlert {
-        target_id: target,
-        kind,
-        trace: trace.into(),
-    };
-    skypunch::facade::db::results::write(
-        &mut conn,
-        None,
-        &BTreeMap::new(),
-        &[alert],
-        &BTreeMap::new(),
+/// What `skypunch notifiers ID` says notifier `id` is owed: its `Pending Alerts`,
+/// `Pending After Failed Tries` and `Last Error` fields.
+pub fn owed_to(db: &TestDb, id: u64) -> (u64, u64, String) {
+    let out = db.cli(&["notifiers", &id.to_string()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    let field = |name: &str| common::field(&text, name);
+    let number = |name: &str| field(name).parse().unwrap();
+    (
+        number("Pending Alerts"),
+        number("Pending After Failed Tries"),
+        field("Last Error"),
     )
-    .unwrap();
 }
 
 /// Inserts a notifier; returns its id.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use skypunch::facade::model::Target;
+use skypunch::Target;
 
 /// A request as the server saw it; header names lower-cased.
 #[derive(Debug, Clone, Default)]

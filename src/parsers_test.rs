@@ -1,12 +1,13 @@
 //! Property tests of the parsers that read what operators type: `authn_parms`
-//! (skypunch::facade::authn) and the configuration file (skypunch::facade::config). Whatever the input, they
-//! return a value or an error, never panic, and never echo a password.
+//! ([`crate::base::authn`]) and the configuration file ([`crate::config`]). Whatever the input,
+//! they return a value or an error, never panic, and never echo a password. Pure functions,
+//! tested inside the crate (`cargo test --lib parsers_test`): no thread, no I/O.
 
 use std::path::Path;
 
+use crate::base::authn::{self, Auth};
+use crate::config;
 use proptest::prelude::*;
-use skypunch::facade::authn::{self, Auth};
-use skypunch::facade::config;
 
 /// Text made of the characters that matter to these parsers, and anything else.
 fn messy() -> impl Strategy<Value = String> {
