@@ -42,7 +42,7 @@ pub mod facade {
         pub use crate::base::authn::{parse, redact_params, split_params, Auth, Secret};
     }
     pub mod check {
-        pub use crate::check::timing::Phase;
+        pub use crate::base::model::Phase;
         pub use crate::check::{CheckSettings, Checker};
     }
     pub mod cli {

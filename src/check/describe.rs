@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::time::Duration;
 
-use super::timing::Phase;
+use crate::base::model::Phase;
 
 /// The canonical reason phrase of a status code (RFC 9110 and friends). HTTP/1.1 servers may
 /// send an empty or odd reason, and HTTP/2 has none, so the description never trusts the wire.

@@ -6,17 +6,21 @@ pub(crate) mod cert;
 pub(crate) mod describe;
 pub mod keystone;
 pub mod sockets;
-pub(crate) mod timing;
 
 mod buffers;
 mod clock;
+mod connect;
 mod crypto;
 mod http;
 mod kx_hints;
+mod phase;
+mod resolve;
+mod tls;
+mod transport;
 mod verify_cache;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -26,6 +30,7 @@ use ureq::Agent;
 use crate::base::ca::CaBundle;
 use crate::base::model::{CheckOutcome, Target};
 use crate::check::keystone::TokenCache;
+use tls::TlsMemory;
 
 /// Redirect hops followed when a target asks for it.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -64,32 +69,6 @@ pub struct Checker {
     tls: TlsMemory,
 }
 
-/// What every agent's TLS handshakes remember between checks: the chains verified lately
-/// and the key-exchange group each server chose (never a session: see [`kx_hints`]). Each
-/// field is shared by all agents and worker threads.
-#[derive(Debug, Clone)]
-pub struct TlsMemory {
-    pub chains: Arc<verify_cache::VerifiedChains>,
-    pub hints: Arc<kx_hints::KxHints>,
-}
-
-impl TlsMemory {
-    pub fn new() -> TlsMemory {
-        TlsMemory {
-            chains: Arc::new(verify_cache::VerifiedChains::new(
-                verify_cache::VERIFIED_CHAINS,
-            )),
-            hints: Arc::new(kx_hints::KxHints::new(kx_hints::KX_HINTS)),
-        }
-    }
-}
-
-impl Default for TlsMemory {
-    fn default() -> Self {
-        TlsMemory::new()
-    }
-}
-
 impl Checker {
     pub fn new(settings: CheckSettings) -> Checker {
         let tls = TlsMemory::new();
@@ -126,9 +105,9 @@ impl Checker {
                 &with_ca
             }
         };
-        timing::begin();
+        phase::begin();
         let outcome = http::run(agent, &self.tokens, &self.settings, target);
-        timing::end();
+        phase::end();
         outcome
     }
 }
@@ -169,7 +148,7 @@ fn agent(
         .build();
     Agent::with_parts(
         config,
-        timing::TimedConnector::new(extra_roots, memory),
-        timing::TimedResolver::default(),
+        transport::TimedConnector::new(extra_roots, memory),
+        resolve::TimedResolver::default(),
     )
 }
