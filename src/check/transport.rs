@@ -44,16 +44,16 @@ impl TimedConnector {
 }
 
 /// What a check's requests are sent over: plain TCP or TLS, timed.
-pub(super) type Conn = Timed<Either<TcpTransport, TlsTransport>>;
+pub(super) type CheckTransport = Timed<Either<TcpTransport, TlsTransport>>;
 
 impl Connector<()> for TimedConnector {
-    type Out = Conn;
+    type Out = CheckTransport;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
         _chained: Option<()>,
-    ) -> Result<Option<Conn>, ureq::Error> {
+    ) -> Result<Option<CheckTransport>, ureq::Error> {
         let config = details.config;
         let t0 = Instant::now();
         let (tracked, peer) = connect::connect_tcp(details)?;
