@@ -258,7 +258,7 @@ fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, String>
 
 /// The CA certificates of `ca_file=`; the error names the file and what is wrong with it.
 fn private_roots(path: &std::path::Path) -> Result<Certificate, String> {
-    crate::base::ca::CaBundle::load(path)?;
+    crate::base::ca::CaBundle::load(path).map_err(|e| e.to_string())?;
     let pem = std::fs::read(path)
         .map_err(|e| format!("ca_file {}: cannot read it: {e}", path.display()))?;
     Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))
