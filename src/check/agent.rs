@@ -1,6 +1,7 @@
-//! The ureq agents checks run on, built once per [`super::Checker`] and shared by every
-//! worker thread: one that verifies certificates, one that trusts any (`verify_tls = false`),
-//! and one per CA bundle a target names, built the first time a check needs it. Each agent
+//! The ureq agents checks run on, built with the [`super::Checker`] (on the thread that makes
+//! it) and shared by every worker thread: one that verifies certificates, one that trusts any
+//! (`verify_tls = false`), and one per CA bundle a target names, built on the worker whose
+//! check first needs it. Each agent
 //! is an `Arc` inside, with our resolver and connector and the [`TlsMemory`] they all share.
 
 use std::borrow::Cow;

@@ -1,5 +1,6 @@
-//! Words for what a check found: reason phrases, failure descriptions from `ureq::Error`,
-//! redacted URLs and durations. Pure functions, called on the worker thread running a check.
+//! Words for what a check found: reason phrases, failure descriptions from `ureq::Error`
+//! naming the phase and the peer, and durations. Pure functions, called on the worker thread
+//! running a check.
 
 use std::fmt::Write as _;
 use std::io;

@@ -1,5 +1,6 @@
-//! The Keystone protocol: the token request (v2 or v3 password authentication), its URL and
-//! body, and reading the token out of the answer.
+//! The Keystone protocol, on the worker thread whose check needs a token: the token request
+//! (v2 or v3 password authentication), its URL and body, and reading the token out of the
+//! answer.
 
 use std::time::{Duration, Instant};
 
