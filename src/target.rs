@@ -88,7 +88,7 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
         success_threshold: row.success_threshold as u64,
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
-        ca: cas.get(row.ca_file.as_deref())?,
+        ca: cas.get(row.ca_file.as_deref()).map_err(|e| e.to_string())?,
         cert_warn_days,
     })
 }

@@ -4,11 +4,13 @@
 //! read by the workers; no thread of its own.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::CertificateDer;
 
 /// CA certificates a target trusts besides the public roots: a PEM bundle (`ca_file`, or
@@ -21,17 +23,68 @@ pub struct CaBundle {
     key: u64,
 }
 
+/// Why a CA bundle cannot be used. Each names the file; the cause is kept as the source.
+/// Cloned (the cause behind an `Arc`) because [`CaFiles`] answers every row naming the file
+/// with the one error it read.
+#[derive(Debug, Clone)]
+pub enum CaError {
+    /// The file cannot be read: missing, not readable by the daemon's user, a directory.
+    Unreadable {
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
+    /// The file is not PEM (or a PEM section is broken).
+    NotPem {
+        path: PathBuf,
+        source: Arc<pem::Error>,
+    },
+    /// The file is PEM but holds no certificate.
+    NoCertificate { path: PathBuf },
+}
+
+impl fmt::Display for CaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaError::Unreadable { path, source } => {
+                write!(f, "ca_file {}: cannot read it: {source}", path.display())
+            }
+            CaError::NotPem { path, source } => {
+                write!(f, "ca_file {}: not a PEM bundle: {source}", path.display())
+            }
+            CaError::NoCertificate { path } => {
+                write!(f, "ca_file {}: no certificate in it", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CaError::Unreadable { source, .. } => Some(source.as_ref()),
+            CaError::NotPem { source, .. } => Some(source.as_ref()),
+            CaError::NoCertificate { .. } => None,
+        }
+    }
+}
+
 impl CaBundle {
     /// Reads a PEM bundle; the error names the file and what is wrong with it.
-    pub fn load(path: &Path) -> Result<CaBundle, String> {
-        let shown = path.display();
-        let pem =
-            std::fs::read(path).map_err(|e| format!("ca_file {shown}: cannot read it: {e}"))?;
+    pub fn load(path: &Path) -> Result<CaBundle, CaError> {
+        let pem = std::fs::read(path).map_err(|e| CaError::Unreadable {
+            path: path.to_path_buf(),
+            source: Arc::new(e),
+        })?;
         let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("ca_file {shown}: not a PEM bundle: {e}"))?;
+            .map_err(|e| CaError::NotPem {
+                path: path.to_path_buf(),
+                source: Arc::new(e),
+            })?;
         if certs.is_empty() {
-            return Err(format!("ca_file {shown}: no certificate in it"));
+            return Err(CaError::NoCertificate {
+                path: path.to_path_buf(),
+            });
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for c in &certs {
@@ -43,6 +96,16 @@ impl CaBundle {
             key: hasher.finish(),
         })
     }
+
+    /// The certificates, for a TLS configuration that trusts them.
+    pub fn certs(&self) -> &[CertificateDer<'static>] {
+        &self.certs
+    }
+
+    /// Tells bundles apart by content: two files with the same certificates share a key.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
 }
 
 /// The CA bundles rows name, each file read once until [`CaFiles::forget`]: 100,000 rows
@@ -51,7 +114,7 @@ impl CaBundle {
 pub struct CaFiles {
     /// `[settings] CaFile`: for rows without a `ca_file`.
     default: Option<PathBuf>,
-    read: HashMap<PathBuf, Result<Arc<CaBundle>, String>>,
+    read: HashMap<PathBuf, Result<Arc<CaBundle>, CaError>>,
 }
 
 impl CaFiles {
@@ -63,7 +126,7 @@ impl CaFiles {
     }
 
     /// The bundle of a row whose `ca_file` is `own`: its own file, else the default, if any.
-    pub fn get(&mut self, own: Option<&str>) -> Result<Option<Arc<CaBundle>>, String> {
+    pub fn get(&mut self, own: Option<&str>) -> Result<Option<Arc<CaBundle>>, CaError> {
         let own = own
             .map(str::trim)
             .filter(|p| !p.is_empty())
@@ -84,29 +147,43 @@ impl CaFiles {
     }
 }
 
-impl CaBundle {
-    /// The certificates, for a TLS configuration that trusts them.
-    pub fn certs(&self) -> &[CertificateDer<'static>] {
-        &self.certs
-    }
-
-    /// Tells bundles apart by content: two files with the same certificates share a key.
-    pub fn key(&self) -> u64 {
-        self.key
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    /// A fresh folder for one test's files, removed at the end.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(test: &str) -> Dir {
+            let dir = std::env::temp_dir().join(format!("sp-ca-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ca_pem() -> String {
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        cert.cert.pem()
+    }
 
     #[test]
     fn a_ca_file_is_read_once_per_pass() {
-        let dir = std::env::temp_dir().join(format!("sp-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ca.pem");
-        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
-        std::fs::write(&path, cert.cert.pem()).unwrap();
+        let dir = Dir::new("once");
+        let path = dir.file("ca.pem", &ca_pem());
         let mut cas = CaFiles::new(Some(path.clone()));
         let first = cas.get(None).unwrap().unwrap();
         let again = cas.get(Some("  ")).unwrap().unwrap();
@@ -115,7 +192,43 @@ mod tests {
         assert!(cas.get(None).is_ok(), "not read again within a pass");
         cas.forget();
         let err = cas.get(None).unwrap_err();
-        assert!(err.contains("cannot read it"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(err, CaError::Unreadable { .. }), "{err:?}");
+        assert!(err.to_string().contains("cannot read it"), "{err}");
+    }
+
+    #[test]
+    fn the_operator_is_told_which_file_and_what_is_wrong_with_it() {
+        let dir = Dir::new("errors");
+        let missing = dir.0.join("missing.pem");
+        let err = CaBundle::load(&missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "ca_file {}: cannot read it: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+
+        let broken = dir.file(
+            "broken.pem",
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        );
+        let err = CaBundle::load(&broken).unwrap_err();
+        let text = err.to_string();
+        let prefix = format!("ca_file {}: not a PEM bundle: ", broken.display());
+        assert!(text.starts_with(&prefix), "{text}");
+        assert!(err.source().is_some_and(|s| s.is::<pem::Error>()));
+
+        let empty = dir.file("empty.pem", "no PEM section here\n");
+        let err = CaBundle::load(&empty).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("ca_file {}: no certificate in it", empty.display())
+        );
+        assert!(err.source().is_none());
     }
 }

@@ -1,5 +1,6 @@
-//! The leaf certificate of a TLS check: its expiry, subject and issuer, for the row
-//! (`cert_expires_at`, `cert_issuer`), the trace and the CERTIFICATE alert.
+//! The leaf certificate of a TLS check, read on the worker thread whose handshake saw it: its
+//! expiry, subject and issuer, for the row (`cert_expires_at`, `cert_issuer`), the trace and
+//! the CERTIFICATE alert. Each worker remembers the certificates it parsed lately.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
-//! The cryptography of every check's TLS handshake: aws-lc-rs's provider, or ring's when
-//! built with the `ring-checks` feature, which exists to compare the two in one benchmark
-//! run (BENCHMARKS.md, "aws-lc-rs against ring"; scripts/bench-crypto).
+//! The cryptography of every check's TLS handshake, taken when an agent's TLS configurations
+//! are built: aws-lc-rs's provider, or ring's when built with the `ring-checks` feature,
+//! which exists to compare the two in one benchmark run (BENCHMARKS.md, "aws-lc-rs against
+//! ring"; scripts/bench-crypto).
 //!
 //! Why aws-lc-rs: the client's share of a handshake (an X25519 key share made and agreed, a
 //! signature verified) costs less with it than with ring on x86_64, and it builds with the C

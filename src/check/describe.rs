@@ -1,11 +1,12 @@
-//! Words for what a check found: reason phrases, failure descriptions from `ureq::Error`,
-//! redacted URLs and durations. Pure functions, called on the worker thread running a check.
+//! Words for what a check found: reason phrases, failure descriptions from `ureq::Error`
+//! naming the phase and the peer, and durations. Pure functions, called on the worker thread
+//! running a check.
 
 use std::fmt::Write as _;
 use std::io;
 use std::time::Duration;
 
-use super::timing::Phase;
+use crate::base::model::Phase;
 
 /// The canonical reason phrase of a status code (RFC 9110 and friends). HTTP/1.1 servers may
 /// send an empty or odd reason, and HTTP/2 has none, so the description never trusts the wire.

@@ -12,10 +12,10 @@ use ureq::http::{self as h, Response};
 use ureq::{Agent, AsSendBody, Body};
 
 use super::describe::{self, Context};
-use super::timing::{self, Mark, Phase};
+use super::phase::{self, Mark};
 use super::{CheckSettings, MAX_REDIRECTS};
 use crate::base::authn::{Auth, IdentityVersion, KeystoneParams};
-use crate::base::model::{CheckError, CheckOutcome, Method, Target, Verdict};
+use crate::base::model::{CheckError, CheckOutcome, Method, Phase, Target, Verdict};
 use crate::base::trace::Trace;
 use crate::check::keystone::{self, Source, Token, TokenCache};
 
@@ -80,7 +80,7 @@ pub(super) fn run(
         http_status,
         elapsed: run.trace.started().elapsed(),
         trace: run.trace,
-        cert: timing::take_cert(),
+        cert: phase::take_cert(),
     }
 }
 
@@ -183,7 +183,7 @@ impl<'a> Run<'a> {
             &keystone::token_url(params),
         );
         // The row's certificate is the target's, not Keystone's (its trace line has it).
-        let _ = timing::take_cert();
+        let _ = phase::take_cert();
         let endpoint = params.endpoint.shown();
         match result {
             Ok((token, source)) => {
@@ -232,7 +232,7 @@ impl<'a> Run<'a> {
                 Ok(response)
             }
             Err(e) => Err(CheckError::NoResponse {
-                phase: timing::phase(),
+                phase: phase::phase(),
                 description: self.failure_text(&e),
             }),
         }
@@ -266,7 +266,7 @@ impl<'a> Run<'a> {
         describe::failure(
             err,
             &Context {
-                phase: timing::phase(),
+                phase: phase::phase(),
                 addr: Some(&self.addr),
                 host: self.target.url.host(),
                 timeout: self.target.timeout,
@@ -281,7 +281,7 @@ impl<'a> Run<'a> {
         response: &mut Response<Body>,
         status: u16,
     ) -> Result<Option<Vec<u8>>, CheckError> {
-        timing::set_phase(Phase::Body);
+        phase::set_phase(Phase::Body);
         let started = Instant::now();
         let max = self.settings.max_body_bytes;
         let mut kept = self.target.expect_body.as_ref().map(|_| Vec::new());
@@ -329,7 +329,7 @@ thread_local! {
 fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
     let mut sent = 0;
     let mut handshakes = 0;
-    timing::drain(|mark| {
+    phase::drain(|mark| {
         let (at, took, text): (Instant, Duration, Cow<str>) = match mark {
             Mark::Resolved {
                 at,
@@ -350,7 +350,7 @@ fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
             Mark::Connected { at, took, peer } => (at, took, format!("connected to {peer}").into()),
             Mark::Handshake { at, took } => {
                 handshakes += 1;
-                match timing::cert().filter(|_| handshakes == 1) {
+                match phase::cert().filter(|_| handshakes == 1) {
                     Some(cert) => {
                         let now = chrono::Utc::now().timestamp();
                         let seen = super::cert::describe(&cert, now);

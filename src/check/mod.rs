@@ -1,34 +1,41 @@
 //! One HTTP check of one target, run synchronously on a worker thread: reads the target's
 //! definition and the shared Keystone token cache, talks to the target (and Keystone), and
 //! returns a [`CheckOutcome`] with a trace. Touches no database.
+//!
+//! - [`http`]: the steps of a check (authenticate, send, read, judge) and its trace;
+//! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`tls`] and
+//!   [`transport`]: how they reach a target; [`phase`]: what those steps record on the way;
+//! - [`verify_cache`], [`kx_hints`] (over [`clock`]): what TLS handshakes remember;
+//!   [`buffers`]: the connections' buffers; [`crypto`]: the TLS provider;
+//! - [`describe`], [`cert`]: words for what a check found;
+//! - [`keystone`]: tokens for targets behind OpenStack Keystone;
+//! - [`sockets`]: the checks in flight, for a stop to abandon.
 
-pub(crate) mod cert;
-pub(crate) mod describe;
-pub mod keystone;
-pub mod sockets;
-pub(crate) mod timing;
+pub(crate) mod sockets;
 
+mod agent;
 mod buffers;
+mod cert;
 mod clock;
+mod connect;
 mod crypto;
+mod describe;
 mod http;
+mod keystone;
 mod kx_hints;
+mod phase;
+mod resolve;
+mod tls;
+mod transport;
 mod verify_cache;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::pki_types::CertificateDer;
-use ureq::tls::TlsConfig;
-use ureq::Agent;
-
-use crate::base::ca::CaBundle;
 use crate::base::model::{CheckOutcome, Target};
 use crate::check::keystone::TokenCache;
 
 /// Redirect hops followed when a target asks for it.
-pub const MAX_REDIRECTS: u32 = 10;
+const MAX_REDIRECTS: u32 = 10;
 
 /// Daemon-wide settings of checks, from the config file.
 #[derive(Debug, Clone, Copy)]
@@ -48,64 +55,29 @@ impl Default for CheckSettings {
     }
 }
 
-/// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds two ureq
-/// agents (certificates verified or not; each an `Arc` inside, built once with its TLS
-/// configuration), the Keystone token cache and the [`TlsMemory`]. Every check opens its own
-/// connection and closes it, and makes a full TLS handshake; nothing else is shared between
-/// checks.
+/// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds the
+/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration)
+/// and the Keystone token cache. Every check opens its own connection and closes it, and
+/// makes a full TLS handshake; nothing else is shared between checks.
 #[derive(Debug)]
 pub struct Checker {
-    verifying: Agent,
-    trusting: Agent,
-    /// Verifying agents that also trust a target's CA bundle, by the bundle's key.
-    with_ca: Mutex<HashMap<u64, Agent>>,
+    agents: agent::Agents,
     tokens: TokenCache,
     settings: CheckSettings,
-    tls: TlsMemory,
-}
-
-/// What every agent's TLS handshakes remember between checks: the chains verified lately
-/// and the key-exchange group each server chose (never a session: see [`kx_hints`]). Each
-/// field is shared by all agents and worker threads.
-#[derive(Debug, Clone)]
-pub struct TlsMemory {
-    pub chains: Arc<verify_cache::VerifiedChains>,
-    pub hints: Arc<kx_hints::KxHints>,
-}
-
-impl TlsMemory {
-    pub fn new() -> TlsMemory {
-        TlsMemory {
-            chains: Arc::new(verify_cache::VerifiedChains::new(
-                verify_cache::VERIFIED_CHAINS,
-            )),
-            hints: Arc::new(kx_hints::KxHints::new(kx_hints::KX_HINTS)),
-        }
-    }
-}
-
-impl Default for TlsMemory {
-    fn default() -> Self {
-        TlsMemory::new()
-    }
 }
 
 impl Checker {
     pub fn new(settings: CheckSettings) -> Checker {
-        let tls = TlsMemory::new();
         Checker {
-            verifying: agent(false, Vec::new(), &tls),
-            trusting: agent(true, Vec::new(), &tls),
-            with_ca: Mutex::new(HashMap::new()),
+            agents: agent::Agents::new(),
             tokens: TokenCache::new(),
             settings,
-            tls,
         }
     }
 
     /// Handshakes that found their certificate chain already verified.
     pub fn chains_found_verified(&self) -> u64 {
-        self.tls.chains.hits()
+        self.agents.tls().chains.hits()
     }
 
     /// The Keystone tokens shared by all checks.
@@ -116,60 +88,10 @@ impl Checker {
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::base::model::Verdict::Fail`] and a description of what failed.
     pub fn check(&self, target: &Target) -> CheckOutcome {
-        // Borrowed on the common path; only a target with its own CA takes a clone.
-        let with_ca;
-        let agent = match (target.verify_tls, &target.ca) {
-            (false, _) => &self.trusting,
-            (true, None) => &self.verifying,
-            (true, Some(ca)) => {
-                with_ca = self.agent_trusting(ca);
-                &with_ca
-            }
-        };
-        timing::begin();
-        let outcome = http::run(agent, &self.tokens, &self.settings, target);
-        timing::end();
+        let agent = self.agents.for_target(target);
+        phase::begin();
+        let outcome = http::run(&agent, &self.tokens, &self.settings, target);
+        phase::end();
         outcome
     }
-}
-
-impl Checker {
-    /// The verifying agent that also trusts `ca`, built the first time it is needed.
-    fn agent_trusting(&self, ca: &CaBundle) -> Agent {
-        let mut agents = self.with_ca.lock().unwrap_or_else(|e| e.into_inner());
-        agents
-            .entry(ca.key())
-            .or_insert_with(|| agent(false, ca.certs().to_vec(), &self.tls))
-            .clone()
-    }
-}
-
-/// The agent-wide part of the configuration; timeouts and redirects are set per request.
-fn agent(
-    trust_any_certificate: bool,
-    extra_roots: Vec<CertificateDer<'static>>,
-    memory: &TlsMemory,
-) -> Agent {
-    let tls = TlsConfig::builder()
-        .disable_verification(trust_any_certificate)
-        .build();
-    let config = Agent::config_builder()
-        .tls_config(tls)
-        // A check must see the target as it is: no proxy from the environment.
-        .proxy(None)
-        // A fresh connection per check: a pooled one would hide connect and TLS problems.
-        .max_idle_connections(0)
-        .max_idle_connections_per_host(0)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(crate::base::version::USER_AGENT)
-        // Header size limit 64 KiB (ureq's default); the input buffer must hold a whole head.
-        .input_buffer_size(80 * 1024)
-        .output_buffer_size(16 * 1024)
-        .build();
-    Agent::with_parts(
-        config,
-        timing::TimedConnector::new(extra_roots, memory),
-        timing::TimedResolver::default(),
-    )
 }

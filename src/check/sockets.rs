@@ -163,7 +163,7 @@ impl Drop for Slot {
 /// A socket known to the registry; dropping it deregisters it. Whoever holds one must drop
 /// it before closing the socket.
 #[derive(Debug)]
-pub struct Registration {
+pub(super) struct Registration {
     slot: Option<Arc<SlotState>>,
     fd: RawFd,
 }
@@ -177,7 +177,7 @@ impl std::fmt::Debug for SlotState {
 /// Registers a socket a check on this thread just opened (on a thread without a slot, a
 /// command-line check, nothing is registered). An error when the check was abandoned: the
 /// caller closes the socket and fails the check.
-pub fn register(fd: RawFd) -> io::Result<Registration> {
+pub(super) fn register(fd: RawFd) -> io::Result<Registration> {
     let slot = CURRENT.with_borrow(Clone::clone);
     if let Some(slot) = &slot {
         let mut inner = lock(&slot.inner);
@@ -190,14 +190,14 @@ pub fn register(fd: RawFd) -> io::Result<Registration> {
 }
 
 /// Whether the stop cut the check running on this thread.
-pub fn this_check_cut() -> bool {
+pub(super) fn this_check_cut() -> bool {
     CURRENT.with_borrow(|c| c.as_ref().is_some_and(|s| s.cut.load(Ordering::SeqCst)))
 }
 
 impl Registration {
     /// Whether the stop cut this socket's check: what it read last (an end of stream
     /// included) may be the shutdown's doing.
-    pub fn cut(&self) -> bool {
+    pub(super) fn cut(&self) -> bool {
         self.slot
             .as_ref()
             .is_some_and(|s| s.cut.load(Ordering::SeqCst))
@@ -216,7 +216,7 @@ impl Drop for Registration {
 }
 
 /// The error a socket operation of an abandoned check ends with.
-pub fn abandoned_error() -> io::Error {
+pub(super) fn abandoned_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
         "check abandoned: skypunch is stopping",

@@ -1,5 +1,6 @@
-//! The Keystone protocol: the token request (v2 or v3 password authentication), its URL and
-//! body, and reading the token out of the answer.
+//! The Keystone protocol, on the worker thread whose check needs a token: the token request
+//! (v2 or v3 password authentication), its URL and body, and reading the token out of the
+//! answer.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,9 @@ use serde_json::{json, Value};
 
 use super::{KeystoneError, Token};
 use crate::base::authn::{IdentityVersion, KeystoneParams, Secret};
+use crate::base::model::Phase;
 use crate::check::describe;
-use crate::check::timing;
+use crate::check::phase;
 
 /// Keystone bodies are small (v3 is asked for `nocatalog`); this bounds a wrong endpoint.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
@@ -134,7 +136,7 @@ pub(crate) fn fetch(
         reason: describe::failure(
             err,
             &describe::Context {
-                phase: timing::phase(),
+                phase: phase::phase(),
                 addr: None,
                 host: params.endpoint.host(),
                 timeout,
@@ -164,7 +166,7 @@ pub(crate) fn fetch(
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok());
     let subject = subject.map(str::to_string);
-    timing::set_phase(timing::Phase::Body);
+    phase::set_phase(Phase::Body);
     let body = response
         .body_mut()
         .with_config()

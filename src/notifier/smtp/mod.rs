@@ -207,7 +207,7 @@ fn transport(p: &SmtpParams, timeout: Duration) -> Result<SmtpTransport, SetupEr
 
 /// The CA certificates of `ca_file=`; the error names the file and what is wrong with it.
 fn private_roots(path: &std::path::Path) -> Result<Certificate, SetupError> {
-    crate::base::ca::CaBundle::load(path).map_err(|reason| (reason, None))?;
+    crate::base::ca::CaBundle::load(path).map_err(|e| (e.to_string(), None))?;
     let shown = path.display();
     let pem = std::fs::read(path).map_err(|e| {
         (
