@@ -44,6 +44,25 @@ pub mod facade {
     pub mod check {
         pub use crate::check::timing::Phase;
         pub use crate::check::{CheckSettings, Checker};
+        /// Issue 26's conditions, until the check reads them (see WIRING.md of i26-parts).
+        pub mod conditions {
+            pub use crate::check::conditions::{
+                Condition, Conditions, Failed, ParseError, ResponseView, DESCRIPTION_MAX,
+                MAX_CONDITIONS,
+            };
+        }
+    }
+    /// Issue 26's request headers, `[secrets]` and the redactor that knows their values.
+    pub mod headers {
+        pub use crate::base::headers::{
+            is_secret, shown, shown_line, HeaderError, RequestHeaders, MAX_HEADERS, MAX_LINE_BYTES,
+        };
+    }
+    pub mod secrets {
+        pub use crate::base::redactor::{too_short, Redactor, MIN_LEN};
+        pub use crate::base::secrets::{
+            has_references, references, valid_name, Reference, SecretError, Secrets,
+        };
     }
     pub mod cli {
         pub use crate::cli::{option_names, COMMANDS};

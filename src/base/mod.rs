@@ -6,9 +6,12 @@
 pub mod authn;
 pub mod ca;
 pub mod fault;
+pub mod headers;
 pub mod model;
 pub mod os;
+pub mod redactor;
 pub mod rollup;
+pub mod secrets;
 pub mod state;
 pub mod stats;
 pub mod stop;

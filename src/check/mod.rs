@@ -3,6 +3,7 @@
 //! returns a [`CheckOutcome`] with a trace. Touches no database.
 
 pub(crate) mod cert;
+pub mod conditions;
 pub(crate) mod describe;
 pub mod keystone;
 pub mod sockets;
