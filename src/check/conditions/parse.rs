@@ -184,12 +184,15 @@ impl<'a> Cursor<'a> {
         if self.rest().starts_with('[') && self.looks_like_placeholder() {
             return self.placeholder().map(Operand::Value);
         }
-        let functions: [(&str, fn(Box<Value>) -> Value); 2] =
-            [("len(", Value::Len), ("has(", Value::Has)];
-        for (word, wrap) in functions {
+        for (word, has) in [("len(", false), ("has(", true)] {
             if self.eat(word) {
-                let inner = self.function_argument(at, &word[..3])?;
-                return Ok(Operand::Value(wrap(Box::new(inner))));
+                let inner = Box::new(self.function_argument(at, &word[..3])?);
+                let value = if has {
+                    Value::Has(inner)
+                } else {
+                    Value::Len(inner)
+                };
+                return Ok(Operand::Value(value));
             }
         }
         for word in ["pat(", "any("] {
