@@ -39,11 +39,22 @@ pub use cli::main;
 /// the crate, so rustc reports the code nothing uses.
 pub mod facade {
     pub mod authn {
-        pub use crate::base::authn::{parse, redact_params, split_params, Auth, Secret};
+        pub use crate::base::authn::{
+            bearer_token, expand_values, oauth2_params, parse, redact_params, split_params, Auth,
+            ClientAuth, OAuth2Params, Secret,
+        };
     }
     pub mod check {
         pub use crate::check::timing::Phase;
         pub use crate::check::{CheckSettings, Checker};
+        /// Issue 26's OAuth2 tokens, until the check fetches them (see WIRING.md of i26-parts).
+        pub mod oauth2 {
+            pub use crate::check::oauth2::{
+                basic_credentials, fetch, parse_answer, request_body, token_url, waited,
+                OAuth2Error, Token, TokenCache, MAX_ANSWER_BYTES,
+            };
+            pub use crate::check::tokens::{Fresh, SharedTokens, Source, FAILURE_HOLD};
+        }
         /// Issue 26's conditions, until the check reads them (see WIRING.md of i26-parts).
         pub mod conditions {
             pub use crate::check::conditions::{

@@ -6,8 +6,10 @@ pub(crate) mod cert;
 pub mod conditions;
 pub(crate) mod describe;
 pub mod keystone;
+pub mod oauth2;
 pub mod sockets;
 pub(crate) mod timing;
+pub mod tokens;
 
 mod http;
 
