@@ -195,6 +195,9 @@ impl<'a> Cursor<'a> {
                 return Ok(Operand::Value(value));
             }
         }
+        if self.rest().len() >= 4 && self.rest().as_bytes()[..4].eq_ignore_ascii_case(b"age(") {
+            return Err(self.error(at, "age() is not available here: compare the value itself"));
+        }
         for word in ["pat(", "any("] {
             let rest = self.rest().as_bytes();
             if rest.len() >= 4 && rest[..4].eq_ignore_ascii_case(word.as_bytes()) {
@@ -590,6 +593,7 @@ has([BODY].error) == false
              [HEADER].Name, [RESPONSE_TIME] or [CERTIFICATE_EXPIRATION]"
         );
         assert!(err("[IP] == 127.0.0.1").contains("[IP] is not available here"));
+        assert!(err("age([HEADER].Last-Modified) < 10m").contains("age() is not available here"));
         assert!(err("has([STATUS]) == true").contains("has() takes [BODY]"));
         assert!(err("has([BODY].a) > 1").contains("has() compares with == or != only"));
         assert!(err("has([BODY].a) == yes").contains("expected true or false, found `yes`"));
