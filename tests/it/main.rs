@@ -1,6 +1,6 @@
 //! The integration tests, one binary: each module is one subject, told as the operator meets
 //! it; `support` holds the real parts they run against (a fresh MariaDB database per test,
-//! HTTP, Keystone and SMTP servers on 127.0.0.1, the built `skypunch` binary).
+//! HTTP, Keystone, OAuth2 and SMTP servers on 127.0.0.1, the built `skypunch` binary).
 
 mod support;
 
@@ -25,6 +25,7 @@ mod maintenance;
 mod man;
 mod nodes;
 mod notify;
+mod oauth2;
 mod package;
 mod parsers_prop;
 mod poison_rows;

@@ -20,6 +20,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod mariadb;
 pub mod notify;
+pub mod oauth2;
 pub mod receiver;
 pub mod run;
 pub mod servers;
