@@ -40,8 +40,8 @@ pub use cli::main;
 pub mod facade {
     pub mod authn {
         pub use crate::base::authn::{
-            bearer_token, expand_values, oauth2_params, parse, redact_params, split_params, Auth,
-            ClientAuth, OAuth2Params, Secret,
+            bearer_token, expand_values, oauth2_params, parse, parse_with_secrets, redact_params,
+            split_params, Auth, ClientAuth, OAuth2Params, Secret,
         };
     }
     pub mod check {

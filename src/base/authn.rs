@@ -108,11 +108,39 @@ pub type ParamError = String;
 
 /// Parses `authn` and `authn_parms` as stored in a target row.
 pub fn parse(authn: &str, parms: Option<&str>) -> Result<Auth, ParamError> {
-    let parms = parms.unwrap_or("");
+    parse_expanding(authn, parms.unwrap_or(""), Ok)
+}
+
+/// [`parse`] with the `${secret:NAME}` references in each value replaced from `secrets`
+/// (see [`expand_values`]); an unknown name is an error naming the parameter.
+pub fn parse_with_secrets(
+    authn: &str,
+    parms: Option<&str>,
+    secrets: &Secrets,
+) -> Result<Auth, ParamError> {
+    parse_expanding(authn, parms.unwrap_or(""), |pairs| {
+        expand_values(pairs, secrets)
+    })
+}
+
+type Pairs = Vec<(String, String)>;
+
+fn parse_expanding(
+    authn: &str,
+    parms: &str,
+    expand: impl Fn(Pairs) -> Result<Pairs, ParamError>,
+) -> Result<Auth, ParamError> {
+    // The kind's needs head a split error: `BASIC needs user and password: ...`.
+    let pairs = |needs: &str| {
+        let pairs = split_params(parms).map_err(|e| format!("{needs}: {e}"))?;
+        expand(pairs)
+    };
     match authn.trim().to_ascii_uppercase().as_str() {
         "NONE" | "" => Ok(Auth::None),
-        "BASIC" => parse_basic(parms),
-        "OPENSTACK" | "KEYSTONE" => parse_keystone(parms).map(|p| Auth::OpenStack(Box::new(p))),
+        "BASIC" => parse_basic(pairs(BASIC_NEEDS)?),
+        "OPENSTACK" | "KEYSTONE" => {
+            parse_keystone(pairs(KEYSTONE_NEEDS)?).map(|p| Auth::OpenStack(Box::new(p)))
+        }
         other => Err(format!(
             "unknown authn `{other}`: use NONE, BASIC or OPENSTACK"
         )),
@@ -212,31 +240,32 @@ fn take(pairs: &mut Vec<(String, String)>, key: &str) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-fn parse_basic(parms: &str) -> Result<Auth, ParamError> {
-    const NEEDS: &str = "BASIC needs user and password";
-    let mut pairs = split_params(parms).map_err(|e| format!("{NEEDS}: {e}"))?;
+const BASIC_NEEDS: &str = "BASIC needs user and password";
+
+fn parse_basic(mut pairs: Pairs) -> Result<Auth, ParamError> {
     match (take(&mut pairs, "user"), take(&mut pairs, "password")) {
         (Some(user), Some(password)) => Ok(Auth::Basic {
             user,
             password: Secret(password),
         }),
-        _ => Err(NEEDS.to_string()),
+        _ => Err(BASIC_NEEDS.to_string()),
     }
 }
 
-fn parse_keystone(parms: &str) -> Result<KeystoneParams, ParamError> {
-    const NEEDS: &str = "OPENSTACK needs user, password, osauthendpoint and tenantid (or project)";
-    let mut pairs = split_params(parms).map_err(|e| format!("{NEEDS}: {e}"))?;
+const KEYSTONE_NEEDS: &str =
+    "OPENSTACK needs user, password, osauthendpoint and tenantid (or project)";
+
+fn parse_keystone(mut pairs: Pairs) -> Result<KeystoneParams, ParamError> {
     let user = take(&mut pairs, "user");
     let password = take(&mut pairs, "password");
     let endpoint = take(&mut pairs, "osauthendpoint");
     let project_id = take(&mut pairs, "tenantid").or_else(|| take(&mut pairs, "projectid"));
     let project_name = take(&mut pairs, "project");
     let (Some(user), Some(password), Some(endpoint)) = (user, password, endpoint) else {
-        return Err(NEEDS.to_string());
+        return Err(KEYSTONE_NEEDS.to_string());
     };
     if project_id.is_none() && project_name.is_none() {
-        return Err(NEEDS.to_string());
+        return Err(KEYSTONE_NEEDS.to_string());
     }
     let endpoint = WebUrl::parse(&endpoint).map_err(|e| format!("osauthendpoint: {e}"))?;
     let version = match take(&mut pairs, "identityversion").as_deref() {
@@ -438,6 +467,41 @@ mod tests {
         assert!(expand_values(missing, &secrets)
             .unwrap_err()
             .starts_with("authn_parms token: unknown secret `NOPE`"));
+    }
+
+    #[test]
+    fn a_row_may_name_its_password_in_the_secrets() {
+        let mut secrets = Secrets::new();
+        secrets.insert("OPS_PW", "pa,ss=word");
+        let auth = parse_with_secrets(
+            "BASIC",
+            Some("user=ops,password=${secret:OPS_PW}"),
+            &secrets,
+        );
+        assert_eq!(
+            auth.unwrap(),
+            Auth::Basic {
+                user: "ops".into(),
+                password: Secret::new("pa,ss=word")
+            }
+        );
+        let unknown = parse_with_secrets("BASIC", Some("user=ops,password=${secret:X}"), &secrets);
+        assert!(unknown
+            .unwrap_err()
+            .starts_with("authn_parms password: unknown secret `X`"));
+        let broken = parse_with_secrets("BASIC", Some("user"), &secrets).unwrap_err();
+        assert_eq!(
+            broken,
+            "BASIC needs user and password: parameter `user` has no `=value`"
+        );
+        assert_eq!(
+            parse("BASIC", Some("user=ops,password=${secret:X}")).unwrap(),
+            Auth::Basic {
+                user: "ops".into(),
+                password: Secret::new("${secret:X}")
+            },
+            "parse alone takes the text as written"
+        );
     }
 
     #[test]
