@@ -30,6 +30,7 @@ mod package;
 mod parsers_prop;
 mod poison_rows;
 mod quickstart;
+mod real_servers;
 mod reliability_db;
 mod reliability_security;
 mod reliability_stop;
