@@ -72,9 +72,18 @@ CREATE TABLE IF NOT EXISTS targets (
     -- Columns added in 2.3.
     created_at         TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
                                               COMMENT 'when the row was inserted (UTC); uptime counts from here (2.3: the upgrade set it to the row''s oldest history)',
+    conditions         TEXT          NULL     DEFAULT NULL COMMENT 'one condition per line, all must hold (Gatus syntax: [STATUS] == 200, [BODY].status == ok, ...); one naming [STATUS] replaces pass_result',
+    request_headers    TEXT          NULL     DEFAULT NULL COMMENT 'Name: value per line, sent with every request of the check (not with token requests); ${secret:NAME} allowed',
+    client_cert        VARCHAR(512)  NULL     DEFAULT NULL COMMENT 'PEM file of the client certificate presented for mutual TLS (with its key when client_key is NULL)',
+    client_key         VARCHAR(512)  NULL     DEFAULT NULL COMMENT 'PEM file of the private key of client_cert',
+    proxy_url          VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'http://[user:pass@]host:port the check goes through (CONNECT for https); NULL: [settings] Proxy',
+    ip_family          VARCHAR(8)    NOT NULL DEFAULT 'any' COMMENT 'any, 4 or 6: the address family the check connects over',
+    push_token         VARCHAR(64)   NULL     DEFAULT NULL COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
     PRIMARY KEY (id),
     KEY targets_config_changed (config_changed),
-    KEY targets_enabled (enabled, id)
+    KEY targets_enabled (enabled, id),
+    -- /push/TOKEN finds its target by this; two rows never share a token.
+    CONSTRAINT targets_push_token UNIQUE (push_token)
 ) DEFAULT CHARSET utf8mb4;
 
 CREATE TABLE IF NOT EXISTS notifiers (

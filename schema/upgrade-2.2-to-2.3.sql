@@ -26,4 +26,24 @@ UPDATE targets t SET t.config_changed = t.config_changed,
     COALESCE((SELECT MIN(h.hour) FROM target_hours h WHERE h.target_id = t.id), t.created_at),
     COALESCE((SELECT MIN(d.day) FROM target_days d WHERE d.target_id = t.id), t.created_at)));
 
+-- Issue 26's columns: conditions on the answer, request headers, client certificates,
+-- proxies, the address family, heartbeat (PUSH) targets. NULL or 'any' keep every check as
+-- it was.
+ALTER TABLE targets
+    ADD COLUMN IF NOT EXISTS conditions TEXT NULL DEFAULT NULL
+        COMMENT 'one condition per line, all must hold (Gatus syntax: [STATUS] == 200, [BODY].status == ok, ...); one naming [STATUS] replaces pass_result',
+    ADD COLUMN IF NOT EXISTS request_headers TEXT NULL DEFAULT NULL
+        COMMENT 'Name: value per line, sent with every request of the check (not with token requests); ${secret:NAME} allowed',
+    ADD COLUMN IF NOT EXISTS client_cert VARCHAR(512) NULL DEFAULT NULL
+        COMMENT 'PEM file of the client certificate presented for mutual TLS (with its key when client_key is NULL)',
+    ADD COLUMN IF NOT EXISTS client_key VARCHAR(512) NULL DEFAULT NULL
+        COMMENT 'PEM file of the private key of client_cert',
+    ADD COLUMN IF NOT EXISTS proxy_url VARCHAR(256) NULL DEFAULT NULL
+        COMMENT 'http://[user:pass@]host:port the check goes through (CONNECT for https); NULL: [settings] Proxy',
+    ADD COLUMN IF NOT EXISTS ip_family VARCHAR(8) NOT NULL DEFAULT 'any'
+        COMMENT 'any, 4 or 6: the address family the check connects over',
+    ADD COLUMN IF NOT EXISTS push_token VARCHAR(64) NULL DEFAULT NULL
+        COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
+    ADD UNIQUE KEY IF NOT EXISTS targets_push_token (push_token);
+
 INSERT INTO versions (major, minor) VALUES (2, 3) ON DUPLICATE KEY UPDATE minor = 3;

@@ -1,8 +1,10 @@
 //! Parses a target's `authn` and `authn_parms` columns into an [`Auth`]. Runs on the loader
-//! thread (and in the CLI); pure, no I/O. Fetching Keystone tokens is `keystone.rs`.
+//! thread (and in the CLI); pure, no I/O. Fetching Keystone tokens is `check/keystone/`,
+//! OAuth2 tokens `check/oauth2/`.
 
 use std::fmt;
 
+use crate::base::secrets::Secrets;
 use crate::base::urls::WebUrl;
 
 /// A password or token. Its `Debug` and `Display` never show the value, so a secret cannot
@@ -76,16 +78,70 @@ pub struct KeystoneParams {
     pub project_domain: String,
 }
 
+/// How an OAuth2 client proves who it is to the token endpoint (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret (`client_secret_basic`), the default:
+    /// every server must accept it.
+    Basic,
+    /// `client_id` and `client_secret` in the request body (`client_secret_post`).
+    Post,
+}
+
+/// Everything needed to obtain an OAuth2 token by the client credentials grant. Equal
+/// parameters share one cached token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OAuth2Params {
+    /// The token endpoint, e.g. `https://auth.example.com/oauth/token`.
+    pub token_url: WebUrl,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Space-separated scopes to ask for; none: the server's default.
+    pub scope: Option<String>,
+    /// The API the token is for, as Auth0 and others ask (`audience=`).
+    pub audience: Option<String>,
+    pub client_auth: ClientAuth,
+}
+
 /// A target definition error, shown as `config error: <this>`.
 pub type ParamError = String;
 
 /// Parses `authn` and `authn_parms` as stored in a target row.
 pub fn parse(authn: &str, parms: Option<&str>) -> Result<Auth, ParamError> {
-    let parms = parms.unwrap_or("");
+    parse_expanding(authn, parms.unwrap_or(""), Ok)
+}
+
+/// [`parse`] with the `${secret:NAME}` references in each value replaced from `secrets`
+/// (see [`expand_values`]); an unknown name is an error naming the parameter.
+#[allow(dead_code)] // wired into the check in issue 26's next step
+pub fn parse_with_secrets(
+    authn: &str,
+    parms: Option<&str>,
+    secrets: &Secrets,
+) -> Result<Auth, ParamError> {
+    parse_expanding(authn, parms.unwrap_or(""), |pairs| {
+        expand_values(pairs, secrets)
+    })
+}
+
+type Pairs = Vec<(String, String)>;
+
+fn parse_expanding(
+    authn: &str,
+    parms: &str,
+    expand: impl Fn(Pairs) -> Result<Pairs, ParamError>,
+) -> Result<Auth, ParamError> {
+    // The kind's needs head a split error: `BASIC needs user and password: ...`.
+    let pairs = |needs: &str| {
+        let pairs = split_params(parms).map_err(|e| format!("{needs}: {e}"))?;
+        expand(pairs)
+    };
     match authn.trim().to_ascii_uppercase().as_str() {
         "NONE" | "" => Ok(Auth::None),
-        "BASIC" => parse_basic(parms),
-        "OPENSTACK" | "KEYSTONE" => parse_keystone(parms).map(|p| Auth::OpenStack(Box::new(p))),
+        "BASIC" => parse_basic(pairs(BASIC_NEEDS)?),
+        "OPENSTACK" | "KEYSTONE" => {
+            parse_keystone(pairs(KEYSTONE_NEEDS)?).map(|p| Auth::OpenStack(Box::new(p)))
+        }
         other => Err(format!(
             "unknown authn `{other}`: use NONE, BASIC or OPENSTACK"
         )),
@@ -110,37 +166,110 @@ pub fn split_params(parms: &str) -> Result<Vec<(String, String)>, ParamError> {
     Ok(pairs)
 }
 
+/// `pairs` with the `${secret:NAME}` references in each value replaced from `secrets`: after
+/// the split, so that a value may hold a `,` once expanded. An error names the parameter.
+#[allow(dead_code)] // wired into the check in issue 26's next step
+pub fn expand_values(
+    pairs: Vec<(String, String)>,
+    secrets: &Secrets,
+) -> Result<Vec<(String, String)>, ParamError> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| match secrets.expand(&value) {
+            Ok(expanded) => Ok((key, expanded.into_owned())),
+            Err(e) => Err(format!("authn_parms {key}: {e}")),
+        })
+        .collect()
+}
+
+/// `OAUTH2` parameters: `token_url`, `client_id` and `client_secret`, optional `scope`,
+/// `audience` and `auth` (`basic`, the default, or `post`). Any other key is an error: a
+/// misspelt optional one would otherwise be dropped without a word.
+#[allow(dead_code)] // wired into the check in issue 26's next step
+pub fn oauth2_params(mut pairs: Vec<(String, String)>) -> Result<OAuth2Params, ParamError> {
+    const NEEDS: &str = "OAUTH2 needs token_url, client_id and client_secret";
+    const TAKES: &str = "token_url, client_id, client_secret, scope, audience and auth";
+    let token_url = take(&mut pairs, "token_url");
+    let client_id = take(&mut pairs, "client_id");
+    let client_secret = take(&mut pairs, "client_secret");
+    let (Some(token_url), Some(client_id), Some(client_secret)) =
+        (token_url, client_id, client_secret)
+    else {
+        return Err(NEEDS.to_string());
+    };
+    let token_url = WebUrl::parse(&token_url).map_err(|e| format!("token_url: {e}"))?;
+    let client_auth = match take(&mut pairs, "auth").map(|a| a.to_ascii_lowercase()) {
+        None => ClientAuth::Basic,
+        Some(a) if a == "basic" => ClientAuth::Basic,
+        Some(a) if a == "post" => ClientAuth::Post,
+        Some(other) => {
+            let other = crate::base::text::clip_marked(&other, 20);
+            return Err(format!("auth `{other}` is not basic or post"));
+        }
+    };
+    let params = OAuth2Params {
+        token_url,
+        client_id,
+        client_secret: Secret(client_secret),
+        scope: take(&mut pairs, "scope"),
+        audience: take(&mut pairs, "audience"),
+        client_auth,
+    };
+    match pairs.first() {
+        Some((key, _)) => Err(format!("unknown parameter `{key}`: OAUTH2 takes {TAKES}")),
+        None => Ok(params),
+    }
+}
+
+/// `BEARER` parameters: `token`, sent as `Authorization: Bearer <token>`.
+#[allow(dead_code)] // wired into the check in issue 26's next step
+pub fn bearer_token(mut pairs: Vec<(String, String)>) -> Result<Secret, ParamError> {
+    const NEEDS: &str = "BEARER needs token";
+    let token = take(&mut pairs, "token").ok_or_else(|| NEEDS.to_string())?;
+    if let Some((key, _)) = pairs.first() {
+        return Err(format!(
+            "unknown parameter `{key}`: BEARER takes token only"
+        ));
+    }
+    // It goes into a header as it is (RFC 6750's b64token is narrower still).
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("BEARER token holds a space or a character a header cannot carry".into());
+    }
+    Ok(Secret(token))
+}
+
 fn take(pairs: &mut Vec<(String, String)>, key: &str) -> Option<String> {
     let at = pairs.iter().position(|(k, _)| k == key)?;
     let value = pairs.remove(at).1;
     (!value.is_empty()).then_some(value)
 }
 
-fn parse_basic(parms: &str) -> Result<Auth, ParamError> {
-    const NEEDS: &str = "BASIC needs user and password";
-    let mut pairs = split_params(parms).map_err(|e| format!("{NEEDS}: {e}"))?;
+const BASIC_NEEDS: &str = "BASIC needs user and password";
+
+fn parse_basic(mut pairs: Pairs) -> Result<Auth, ParamError> {
     match (take(&mut pairs, "user"), take(&mut pairs, "password")) {
         (Some(user), Some(password)) => Ok(Auth::Basic {
             user,
             password: Secret(password),
         }),
-        _ => Err(NEEDS.to_string()),
+        _ => Err(BASIC_NEEDS.to_string()),
     }
 }
 
-fn parse_keystone(parms: &str) -> Result<KeystoneParams, ParamError> {
-    const NEEDS: &str = "OPENSTACK needs user, password, osauthendpoint and tenantid (or project)";
-    let mut pairs = split_params(parms).map_err(|e| format!("{NEEDS}: {e}"))?;
+const KEYSTONE_NEEDS: &str =
+    "OPENSTACK needs user, password, osauthendpoint and tenantid (or project)";
+
+fn parse_keystone(mut pairs: Pairs) -> Result<KeystoneParams, ParamError> {
     let user = take(&mut pairs, "user");
     let password = take(&mut pairs, "password");
     let endpoint = take(&mut pairs, "osauthendpoint");
     let project_id = take(&mut pairs, "tenantid").or_else(|| take(&mut pairs, "projectid"));
     let project_name = take(&mut pairs, "project");
     let (Some(user), Some(password), Some(endpoint)) = (user, password, endpoint) else {
-        return Err(NEEDS.to_string());
+        return Err(KEYSTONE_NEEDS.to_string());
     };
     if project_id.is_none() && project_name.is_none() {
-        return Err(NEEDS.to_string());
+        return Err(KEYSTONE_NEEDS.to_string());
     }
     let endpoint = WebUrl::parse(&endpoint).map_err(|e| format!("osauthendpoint: {e}"))?;
     let version = match take(&mut pairs, "identityversion").as_deref() {
@@ -177,12 +306,16 @@ fn version_from_path(path: &str) -> IdentityVersion {
     }
 }
 
-/// `authn_parms` with every password replaced and every URL (`osauthendpoint`) in its
-/// display form, for the CLI and e-mails.
+/// `authn_parms` with every password, secret and token replaced and every URL
+/// (`osauthendpoint`, `token_url`) in its display form, for the CLI and e-mails.
 pub fn redact_params(parms: &str) -> String {
     parms
         .split(',')
         .map(|item| match item.split_once('=') {
+            // A URL, not a token, though its name holds `token`.
+            Some((key, value)) if key.trim().eq_ignore_ascii_case("token_url") => {
+                format!("{}={}", key.trim(), crate::base::urls::shown(value.trim()))
+            }
             Some((key, _)) if crate::base::urls::is_secret_param(key) => {
                 format!("{}=***", key.trim())
             }
@@ -256,6 +389,134 @@ mod tests {
         assert!(parse("LDAP", None)
             .unwrap_err()
             .starts_with("unknown authn `LDAP`"));
+    }
+
+    fn oauth2(parms: &str) -> Result<OAuth2Params, ParamError> {
+        oauth2_params(split_params(parms)?)
+    }
+
+    #[test]
+    fn oauth2_takes_the_client_credentials_and_optional_scope_audience_and_auth() {
+        let p =
+            oauth2("token_url=https://auth.example/oauth/token, client_id=mon, client_secret=s=1")
+                .unwrap();
+        assert_eq!(p.token_url.as_str(), "https://auth.example/oauth/token");
+        assert_eq!(
+            (p.client_id.as_str(), p.client_secret.expose()),
+            ("mon", "s=1")
+        );
+        assert_eq!(
+            (p.scope, p.audience, p.client_auth),
+            (None, None, ClientAuth::Basic)
+        );
+        let p = oauth2(
+            "token_url=http://127.0.0.1:9/t,client_id=a,client_secret=b,scope=read write,\
+             audience=https://api.example,auth=POST",
+        )
+        .unwrap();
+        assert_eq!(p.scope.as_deref(), Some("read write"));
+        assert_eq!(p.audience.as_deref(), Some("https://api.example"));
+        assert_eq!(p.client_auth, ClientAuth::Post);
+    }
+
+    #[test]
+    fn oauth2_errors_are_config_errors_naming_the_parameter() {
+        let needs = "OAUTH2 needs token_url, client_id and client_secret";
+        assert_eq!(
+            oauth2("token_url=http://a/t,client_id=x").unwrap_err(),
+            needs
+        );
+        assert_eq!(
+            oauth2("token_url=http://a/t,client_id=x,client_secret=").unwrap_err(),
+            needs
+        );
+        assert!(oauth2("token_url=ftp://a/t,client_id=x,client_secret=y")
+            .unwrap_err()
+            .starts_with("token_url: url `ftp://a/t` is not an absolute"));
+        assert_eq!(
+            oauth2("token_url=http://a/t,client_id=x,client_secret=y,auth=jwt").unwrap_err(),
+            "auth `jwt` is not basic or post"
+        );
+        assert_eq!(
+            oauth2("token_url=http://a/t,client_id=x,client_secret=y,scopes=read").unwrap_err(),
+            "unknown parameter `scopes`: OAUTH2 takes token_url, client_id, client_secret, \
+             scope, audience and auth"
+        );
+    }
+
+    #[test]
+    fn bearer_takes_one_token_fit_for_a_header() {
+        let token = bearer_token(split_params("token=eyJ.abc-_~+/=").unwrap()).unwrap();
+        assert_eq!(token.expose(), "eyJ.abc-_~+/=");
+        let err = |p: &str| bearer_token(split_params(p).unwrap()).unwrap_err();
+        assert_eq!(err(""), "BEARER needs token");
+        assert_eq!(
+            err("token=a b"),
+            "BEARER token holds a space or a character a header cannot carry"
+        );
+        assert_eq!(
+            err("token=a,user=b"),
+            "unknown parameter `user`: BEARER takes token only"
+        );
+    }
+
+    #[test]
+    fn secret_references_are_expanded_after_the_split() {
+        let mut secrets = Secrets::new();
+        secrets.insert("CS", "with,comma=and more");
+        let pairs = split_params("client_id=a,client_secret=${secret:CS}").unwrap();
+        let pairs = expand_values(pairs, &secrets).unwrap();
+        assert_eq!(pairs[1].1, "with,comma=and more");
+        let missing = split_params("token=${secret:NOPE}").unwrap();
+        assert!(expand_values(missing, &secrets)
+            .unwrap_err()
+            .starts_with("authn_parms token: unknown secret `NOPE`"));
+    }
+
+    #[test]
+    fn a_row_may_name_its_password_in_the_secrets() {
+        let mut secrets = Secrets::new();
+        secrets.insert("OPS_PW", "pa,ss=word");
+        let auth = parse_with_secrets(
+            "BASIC",
+            Some("user=ops,password=${secret:OPS_PW}"),
+            &secrets,
+        );
+        assert_eq!(
+            auth.unwrap(),
+            Auth::Basic {
+                user: "ops".into(),
+                password: Secret::new("pa,ss=word")
+            }
+        );
+        let unknown = parse_with_secrets("BASIC", Some("user=ops,password=${secret:X}"), &secrets);
+        assert!(unknown
+            .unwrap_err()
+            .starts_with("authn_parms password: unknown secret `X`"));
+        let broken = parse_with_secrets("BASIC", Some("user"), &secrets).unwrap_err();
+        assert_eq!(
+            broken,
+            "BASIC needs user and password: parameter `user` has no `=value`"
+        );
+        assert_eq!(
+            parse("BASIC", Some("user=ops,password=${secret:X}")).unwrap(),
+            Auth::Basic {
+                user: "ops".into(),
+                password: Secret::new("${secret:X}")
+            },
+            "parse alone takes the text as written"
+        );
+    }
+
+    #[test]
+    fn oauth2_and_bearer_secrets_are_redacted_but_not_the_token_url() {
+        assert_eq!(
+            redact_params("token_url=https://u:p@auth/t?x=1,client_id=mon,client_secret=s3"),
+            "token_url=https://***@auth/t?x=1,client_id=mon,client_secret=***"
+        );
+        assert_eq!(redact_params("token=eyJabc"), "token=***");
+        let p = oauth2("token_url=http://a/t,client_id=x,client_secret=hunter2").unwrap();
+        assert!(!format!("{p:?}").contains("hunter2"));
     }
 
     #[test]

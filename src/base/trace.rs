@@ -109,6 +109,19 @@ impl Trace {
     pub fn fail(&mut self, reason: &str) {
         self.step(format!("[Fail] reason: {reason}"));
     }
+
+    /// Masks the `[secrets]` values in every step: the last thing done to a check's trace
+    /// before it leaves the worker, whatever a server echoed into it.
+    pub fn redact(&mut self, redactor: &crate::base::redactor::Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        for step in &mut self.steps {
+            if let std::borrow::Cow::Owned(text) = redactor.redact(&step.text) {
+                step.text = text;
+            }
+        }
+    }
 }
 
 /// The stored form: `2026-11-24 10:04:22.273Z +     3.0ms (    3.0ms) connected`, one line
@@ -230,6 +243,16 @@ fn push_ms(out: &mut String, d: Duration, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacting_masks_the_secret_values_in_every_step() {
+        let mut t = Trace::new();
+        t.step("GET https://h/hook/tok-123456 sent");
+        t.step("response 200 OK");
+        t.redact(&crate::base::redactor::Redactor::new(["tok-123456"]));
+        let texts: Vec<&str> = t.steps().iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["GET https://h/hook/*** sent", "response 200 OK"]);
+    }
 
     #[test]
     fn stamps_match_the_strftime_form() {

@@ -13,6 +13,8 @@ use std::borrow::Cow;
 
 use url::Url;
 
+use crate::base::secrets::Secrets;
+
 /// What replaces a secret.
 pub const MASK: &str = "***";
 
@@ -60,6 +62,28 @@ impl WebUrl {
             port: url.port_or_known_default().unwrap_or(80),
             path: url.path().to_string(),
         })
+    }
+
+    /// A URL that may hold `${secret:NAME}` references: the request goes to it with the
+    /// values filled in, and every output shows it as written, references and all (its own
+    /// user info and secret parameters masked as usual), so no value is shown. An error never
+    /// shows a value either.
+    pub fn parse_expanded(template: &str, secrets: &Secrets) -> Result<WebUrl, String> {
+        if !crate::base::secrets::has_references(template) {
+            return WebUrl::parse(template);
+        }
+        let expanded = secrets
+            .expand(template.trim())
+            .map_err(|e| format!("url: {e}"))?;
+        let mut url = WebUrl::parse(&expanded).map_err(|_| {
+            format!(
+                "url `{}` is not an absolute http:// or https:// URL once its secrets are \
+                 filled in",
+                crate::base::text::clip_marked(&shown(template), 60)
+            )
+        })?;
+        url.shown = shown(template);
+        Ok(url)
     }
 
     /// The URL as written, for the request itself.
@@ -234,6 +258,34 @@ fn unparsed(text: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_url_naming_secrets_goes_to_their_values_and_shows_their_names() {
+        let mut secrets = Secrets::new();
+        secrets.insert("HOOK", "a1b2c3d4");
+        secrets.insert("HOST", "api.example");
+        let url = WebUrl::parse_expanded("https://h/hook/${secret:HOOK}?x=1", &secrets).unwrap();
+        assert_eq!(url.as_str(), "https://h/hook/a1b2c3d4?x=1");
+        assert_eq!(url.shown(), "https://h/hook/${secret:HOOK}?x=1");
+        // A template that is no URL by itself keeps only what cannot hold a value.
+        let url =
+            WebUrl::parse_expanded("https://${secret:HOST}/x?k=${secret:HOOK}", &secrets).unwrap();
+        assert_eq!(
+            (url.host(), url.addr().as_str()),
+            ("api.example", "api.example:443")
+        );
+        assert_eq!(url.shown(), "https://${secret:HOST}/x?***");
+        let e = WebUrl::parse_expanded("https://h/${secret:NOPE}", &secrets).unwrap_err();
+        assert!(e.starts_with("url: unknown secret `NOPE`"), "{e}");
+        secrets.insert("BAD", "not a host");
+        let e = WebUrl::parse_expanded("https://${secret:BAD}/", &secrets).unwrap_err();
+        assert!(
+            e.contains("once its secrets are filled in") && !e.contains("not a host"),
+            "{e}"
+        );
+        let plain = WebUrl::parse_expanded("http://h/x", &secrets).unwrap();
+        assert_eq!(plain, WebUrl::parse("http://h/x").unwrap());
+    }
 
     #[test]
     fn nothing_to_hide_is_shown_as_written() {

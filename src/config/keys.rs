@@ -118,10 +118,11 @@ pub(super) fn apply(config: &mut Config, at: &Place, value: &str) -> Result<Opti
         "history" => apply_history(&mut config.history, at, &key, value),
         "cluster" => apply_cluster(&mut config.cluster, at, &key, value),
         "http" => apply_http(&mut config.http, at, &key, value),
+        "secrets" => apply_secret(config, at, value).map(|_| None),
         _ => Ok(Some(unknown(
             at,
-            "sections are [settings], [database], [notifications], [history], [cluster] and \
-             [http]",
+            "sections are [settings], [database], [notifications], [history], [cluster], \
+             [http] and [secrets]",
         ))),
     }
 }
@@ -380,6 +381,31 @@ fn parse_listen(at: &Place, value: &str) -> Result<Vec<super::Endpoint>, Error> 
                 })
         })
         .collect()
+}
+
+/// One `NAME: value` of `[secrets]`. The name is kept as written (names are case-sensitive,
+/// as `${secret:NAME}` spells them); the value never appears in a message.
+fn apply_secret(config: &mut Config, at: &Place, value: &str) -> Result<(), Error> {
+    let hidden = |allowed: &str| Error::Value {
+        path: at.path.into(),
+        line: at.line,
+        key: format!("[secrets] {}", crate::base::text::clip_marked(at.key, 64)),
+        value: "(hidden)".into(),
+        allowed: allowed.into(),
+    };
+    if !crate::base::secrets::valid_name(at.key) {
+        return Err(hidden(
+            "a name of letters, digits, `_`, `.` and `-`, at most 64 characters",
+        ));
+    }
+    if config.secrets.contains(at.key) {
+        return Err(hidden("each name once: this one is given above"));
+    }
+    if value.is_empty() {
+        return Err(hidden("a non-empty value"));
+    }
+    config.secrets.insert(at.key, value);
+    Ok(())
 }
 
 fn parse_bool(at: &Place, value: &str) -> Result<bool, Error> {

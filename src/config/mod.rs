@@ -21,6 +21,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::base::secrets::Secrets;
+
 /// Where the configuration is looked for when `-c FILE` is not given, first match wins.
 pub const SEARCH_PATH: &[&str] = &[
     "./skypunch.conf",
@@ -56,6 +58,9 @@ pub struct Config {
     pub history: HistoryConfig,
     pub cluster: ClusterConfig,
     pub http: HttpConfig,
+    /// `[secrets]`: values that targets name as `${secret:NAME}` instead of holding them.
+    /// Re-read with the rest of the file on SIGHUP. Its `Debug` shows the names only.
+    pub secrets: Secrets,
 }
 
 /// The daemon's HTTP server (`[http]`): metrics, health and JSON API.
@@ -416,6 +421,7 @@ impl Default for Config {
                 public_url: None,
                 max_connections: 256,
             },
+            secrets: Secrets::new(),
         }
     }
 }
@@ -513,6 +519,8 @@ fn readable_secret_warning(path: &Path, config: &Config) -> Option<String> {
         "a database password"
     } else if !config.http.password.is_empty() {
         "an [http] password"
+    } else if !config.secrets.is_empty() {
+        "[secrets]"
     } else {
         return None;
     };
@@ -664,6 +672,47 @@ mod tests {
                 loaded.warnings
             );
         }
+    }
+
+    #[test]
+    fn secrets_are_free_names_whose_values_never_show() {
+        let text = "[secrets]\nAPI_KEY: k-123:456=x\ndb.pass-2 = hunter22\n";
+        let c = parse_str(text).unwrap().config;
+        assert_eq!(c.secrets.len(), 2);
+        assert_eq!(c.secrets.get("API_KEY").unwrap().expose(), "k-123:456=x");
+        assert_eq!(c.secrets.get("db.pass-2").unwrap().expose(), "hunter22");
+        assert!(
+            c.secrets.get("api_key").is_none(),
+            "names are case-sensitive"
+        );
+        assert!(!format!("{c:?}").contains("hunter22"));
+        for (bad, allowed) in [
+            (
+                "[secrets]\nbad name: hunter22\n",
+                "a name of letters, digits",
+            ),
+            ("[secrets]\nA: hunter22\nA: hunter23\n", "each name once"),
+            ("[secrets]\nA:\n", "a non-empty value"),
+        ] {
+            let err = parse_str(bad).unwrap_err().to_string();
+            assert!(err.contains(allowed), "{bad}: {err}");
+            assert!(err.contains("bad value `(hidden)` for [secrets]"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let err = parse_str("[secrets]\nhunter22\n").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.conf:2: cannot parse `(a line of [secrets], hidden)`: expected `[section]` or \
+             `key: value`"
+        );
+    }
+
+    #[test]
+    fn a_secret_too_short_to_redact_is_a_warning() {
+        let loaded = parse_str("[secrets]\nPIN: 123\nTOKEN: long-enough\n").unwrap();
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("[secrets] PIN is shorter than 4 characters"));
+        assert!(!loaded.warnings[0].contains("123"));
     }
 
     #[test]

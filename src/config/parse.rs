@@ -43,10 +43,15 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
             continue;
         }
         let Some((key, value)) = split_pair(trimmed) else {
+            // A line of [secrets] may be a value whose name was forgotten: never shown.
+            let text = match section.as_str() {
+                "secrets" => "(a line of [secrets], hidden)".into(),
+                _ => trimmed.into(),
+            };
             errors.push(Error::Syntax {
                 path: path.into(),
                 line,
-                text: trimmed.into(),
+                text,
             });
             continue;
         };
@@ -85,6 +90,14 @@ pub fn parse_all(path: &Path, text: &str) -> (Loaded, Vec<Error>) {
     }
     if let Some(e) = grace_error(path, &config, grace_line) {
         errors.push(e);
+    }
+    for name in crate::base::redactor::too_short(&config.secrets) {
+        warnings.push(format!(
+            "{}: [secrets] {name} is shorter than {} characters: outputs cannot be searched \
+             for so short a value, so it may show in logs and traces",
+            path.display(),
+            crate::base::redactor::MIN_LEN
+        ));
     }
     (Loaded { config, warnings }, errors)
 }

@@ -1,6 +1,6 @@
 //! The integration tests, one binary: each module is one subject, told as the operator meets
 //! it; `support` holds the real parts they run against (a fresh MariaDB database per test,
-//! HTTP, Keystone and SMTP servers on 127.0.0.1, the built `skypunch` binary).
+//! HTTP, Keystone, OAuth2 and SMTP servers on 127.0.0.1, the built `skypunch` binary).
 
 mod support;
 
@@ -25,9 +25,13 @@ mod maintenance;
 mod man;
 mod nodes;
 mod notify;
+// The token cache against Authlib, reached through the old facade: to become a test of the
+// daemon once OAUTH2 is wired into the check (issue 26).
+// mod oauth2;
 mod package;
 mod poison_rows;
 mod quickstart;
+mod real_servers;
 mod reliability_db;
 mod reliability_security;
 mod reliability_stop;

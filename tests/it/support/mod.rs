@@ -19,10 +19,13 @@ pub mod galera;
 pub mod http;
 pub mod lifecycle;
 pub mod mariadb;
+pub mod nginx;
 pub mod notify;
+pub mod oauth2;
 pub mod receiver;
 pub mod run;
 pub mod servers;
+pub mod tinyproxy;
 
 pub use daemon::Daemon;
 
