@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
-use crate::base::model::{Control, Report, Target, TargetId};
+use crate::base::model::{Control, Target, TargetId, ToWriter};
 use crate::base::stats::Stats;
 use crate::base::stop::Stop;
 use crate::config::ClusterConfig;
@@ -209,7 +209,7 @@ pub struct Ports {
     /// The targets this node owns, to the wheel.
     pub wheel: Sender<Control>,
     /// Targets no longer owned here, for the writer to forget.
-    pub writer: Sender<Report>,
+    pub writer: Sender<ToWriter>,
     pub stop: Stop,
     /// Disconnected once the writer has ended (its last writes done).
     pub pipeline_done: Receiver<()>,
@@ -290,7 +290,7 @@ impl Cluster {
                     let _ = ports.wheel.send(Control::Upsert { target, first });
                 } else if self.owned.remove(&id) {
                     let _ = ports.wheel.send(Control::Remove(id));
-                    let _ = ports.writer.send(Report::Forget(id));
+                    let _ = ports.writer.send(ToWriter::Forget(id));
                 }
             }
             Control::Remove(id) => {
@@ -327,7 +327,7 @@ impl Cluster {
                 (false, true) => {
                     self.owned.remove(&id);
                     let _ = ports.wheel.send(Control::Remove(id));
-                    let _ = ports.writer.send(Report::Forget(id));
+                    let _ = ports.writer.send(ToWriter::Forget(id));
                     lost += 1;
                 }
                 _ => {}
@@ -454,7 +454,7 @@ impl Cluster {
         self.member.lease(Some(self.member.origin));
         for id in self.owned.drain() {
             let _ = ports.wheel.send(Control::Remove(id));
-            let _ = ports.writer.send(Report::Forget(id));
+            let _ = ports.writer.send(ToWriter::Forget(id));
         }
         self.live = Vec::new();
         let fence = Fence {

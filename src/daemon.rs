@@ -337,7 +337,7 @@ struct Back {
 fn start_back(
     config: &Arc<Config>,
     back: Back,
-    reports: crossbeam_channel::Receiver<crate::base::model::Report>,
+    reports: crossbeam_channel::Receiver<crate::base::model::ToWriter>,
     threads: &mut Supervisor,
 ) -> Result<(), String> {
     let (wake_tx, wake_rx) = bounded(1);

@@ -177,7 +177,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::base::model::{CheckOutcome, Report, Target};
+    use crate::base::model::{CheckOutcome, Target, ToWriter};
     use crate::writer::batch::Outcome;
     use crossbeam_channel::bounded;
 
@@ -214,12 +214,12 @@ mod tests {
     fn a_new_targets_checks_wait_for_its_stored_state_then_apply_in_order() {
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
-        w.take(Report::Checked(result(7, Verdict::Pass)));
-        w.take(Report::Checked(result(7, Verdict::Pass)));
+        w.take(ToWriter::Checked(result(7, Verdict::Pass)));
+        w.take(ToWriter::Checked(result(7, Verdict::Pass)));
         let batch = w.next_batch().expect("a read is owed");
         assert_eq!(batch.read, vec![7]);
         assert!(batch.updates.is_empty());
-        w.take(Report::Checked(result(7, Verdict::Pass)));
+        w.take(ToWriter::Checked(result(7, Verdict::Pass)));
         assert!(
             w.to_read.is_empty(),
             "not asked twice while the read is in flight"
@@ -249,10 +249,10 @@ mod tests {
     fn a_forgotten_target_goes_once_its_row_is_owed_nothing() {
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(Arc::new(Stats::default()), wake, 100);
-        w.take(Report::Checked(result(3, Verdict::Fail)));
+        w.take(ToWriter::Checked(result(3, Verdict::Fail)));
         let _ = w.next_batch();
         w.settle(written(vec![(3, TargetState::default())]));
-        w.take(Report::Forget(3));
+        w.take(ToWriter::Forget(3));
         assert!(w.states.contains_key(&3), "kept while its update is owed");
         let _ = w.next_batch();
         w.settle(written(Vec::new()));
@@ -264,7 +264,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (wake, _rx) = bounded(1);
         let mut w = Writer::new(stats.clone(), wake, 100);
-        w.take(Report::Checked(result(9, Verdict::Pass)));
+        w.take(ToWriter::Checked(result(9, Verdict::Pass)));
         let _ = w.next_batch();
         w.settle(written(Vec::new()));
         assert!(w.settled());

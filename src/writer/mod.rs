@@ -2,8 +2,8 @@
 //! every target's result state (status, `repeated_fails`, `alerted`): it turns finished checks
 //! into row updates and alerts (`fold.rs`), and hands them in batches to the store thread
 //! (`store.rs`), which writes each batch in one transaction; what then becomes of the batch is
-//! `policy.rs`. Reads [`Report`]s (finished checks from the workers, targets to forget from the
-//! loader); wakes the notifier after a batch that queued alerts. It never waits for the
+//! `policy.rs`. Reads [`ToWriter`] messages (finished checks from the workers, targets to
+//! forget from the loader and the cluster thread); wakes the notifier after a batch that queued alerts. It never waits for the
 //! database itself, so a hanging write cannot hold up the workers.
 //!
 //! The first time it meets a target it has the store thread read the row's state, and parks
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::base::model::{CheckResult, NewAlert, Report, TargetId};
+use crate::base::model::{CheckResult, NewAlert, TargetId, ToWriter};
 use crate::base::rollup::Rollups;
 use crate::base::state::RowUpdate;
 use crate::base::stats::Stats;
@@ -115,11 +115,11 @@ impl Writer {
         }
     }
 
-    /// Takes in one report from a worker or the loader.
-    pub fn take(&mut self, report: Report) {
-        match report {
-            Report::Checked(f) => self.add(f),
-            Report::Forget(id) => self.forget(id),
+    /// Takes in one message from a worker, the loader or the cluster thread.
+    pub fn take(&mut self, msg: ToWriter) {
+        match msg {
+            ToWriter::Checked(f) => self.add(f),
+            ToWriter::Forget(id) => self.forget(id),
         }
     }
     fn held_checks(&self) -> u64 {
@@ -233,14 +233,14 @@ pub fn run_store(
 /// It sleeps between rounds and takes the results that came meanwhile all at once, rather
 /// than waking for each: at thousands of checks a second, a wake-up per result cost more than
 /// the result itself. The results channel is sized to hold what arrives between rounds.
-pub fn run(mut writer: Writer, reports: Receiver<Report>, store: StorePorts, stop: Stop) {
+pub fn run(mut writer: Writer, inbox: Receiver<ToWriter>, store: StorePorts, stop: Stop) {
     loop {
         let started = Instant::now();
         crate::base::fault::point("writer");
         // Looked at before the drain: every result handed in before the checks were over is
         // in the channel by then, so this drain takes the last of them.
         let over = stop.checks_over();
-        let open = drain(&mut writer, &reports);
+        let open = drain(&mut writer, &inbox);
         // A dead store thread is the supervisor's to act on: it stops the daemon.
         round(&mut writer, &store);
         if !open || over {
@@ -256,10 +256,11 @@ pub fn run(mut writer: Writer, reports: Receiver<Report>, store: StorePorts, sto
     // database: that one is left to the process's exit.
 }
 
-/// Takes every report waiting; false once the workers and the loader are all gone.
-fn drain(writer: &mut Writer, reports: &Receiver<Report>) -> bool {
+/// Takes every message waiting; false once the workers, the loader and the cluster thread
+/// are all gone.
+fn drain(writer: &mut Writer, inbox: &Receiver<ToWriter>) -> bool {
     loop {
-        match reports.try_recv() {
+        match inbox.try_recv() {
             Ok(r) => writer.take(r),
             Err(TryRecvError::Empty) => return true,
             Err(TryRecvError::Disconnected) => return false,
