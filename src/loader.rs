@@ -249,7 +249,8 @@ impl Loader {
                 });
                 Ok(true)
             }
-            Err(reason) => {
+            Err(error) => {
+                let reason = error.to_string();
                 log::error!(
                     "[{}] {} config error: {} (not checked until the row is fixed)",
                     row.id,

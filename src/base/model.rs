@@ -355,8 +355,12 @@ pub struct Incident {
     pub started: i64,
     pub ended: Option<i64>,
     pub first_reason: String,
+    /// The reason of its latest failed check.
+    pub last_reason: String,
     pub failed_checks: u64,
     pub alerted: bool,
+    /// The last HTTP status seen in it, `None` when no response came.
+    pub http_status: Option<i64>,
 }
 
 /// A due check handed from the wheel to a worker.

@@ -108,7 +108,7 @@ fn record(
         let Some(row) = db::targets::get(&mut conn, target.id)? else {
             return Err(Error::failed(format!("target {} was deleted", target.id)));
         };
-        let stored = target::state_of(&row);
+        let stored = row.state();
         let thresholds = state::Thresholds::of(target);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let transition = state::transition(stored, outcome.verdict, thresholds, now_ms);
