@@ -1,6 +1,7 @@
 //! Writing check results: one transaction per batch, touching rows in id order (so that
 //! concurrent writers cannot deadlock), with the alerts the batch raised inserted in the same
-//! transaction. Called from the writer thread and by `targets ID test`.
+//! transaction. Called from the writer thread (its store thread); `targets ID test` records its
+//! check with [`record_test`], which leaves the result state alone.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,7 +30,7 @@ const MAX_TRACE_BYTES: usize = 60_000;
 /// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
 /// `state_seq` is still the one the update was made from, and moves it on by one. Returns the
-/// stale targets: rows another writer (another node, `targets ID test`) moved on since this
+/// stale targets: rows another writer (another node) moved on since this
 /// one read them, of which nothing was written, incidents and alerts included; their state
 /// must be read again.
 pub fn write(
@@ -133,6 +134,66 @@ pub fn read_states(
         }
     }
     Ok(out)
+}
+
+/// Records the check `targets ID test` made: what the last check saw (`last_updated`, the
+/// HTTP status, the response time, the trace, the certificate) and its counts, added to the
+/// counters as a result's are. Never the result state (status, description, `repeated_*`,
+/// `alerted`, incidents, `state_seq`): that is the daemon's, which goes on from the state it
+/// holds, so its own next write of the row is not stale and none of its checks is dropped.
+/// False when there is no such row.
+pub fn record_test(conn: &mut Conn, id: TargetId, test: &TestRecord) -> Result<bool, Error> {
+    let counters: Vec<String> = COUNTERS
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} = IF({c} > {max} - :{c}, {max}, {c} + :{c})",
+                max = super::BIGINT_MAX
+            )
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE targets SET {}, last_updated = :at, last_http_status = :status, \
+         last_response_ms = :ms, last_trace = :trace, \
+         cert_expires_at = IF(:issuer IS NULL, cert_expires_at, :expires), \
+         cert_issuer = IF(:issuer IS NULL, cert_issuer, NULLIF(:issuer, '')), \
+         config_changed = config_changed WHERE id = :id",
+        counters.join(", ")
+    );
+    let [expires, issuer] = cert_seen(&test.cert);
+    let values = [
+        ("at", Value::from(test.at.as_str())),
+        ("status", test.http_status.map_or(Value::NULL, Value::from)),
+        ("ms", Value::from(test.response_ms.min(i32::MAX as u64))),
+        (
+            "trace",
+            Value::from(text::clip_bytes(&test.trace, MAX_TRACE_BYTES)),
+        ),
+        ("issuer", issuer),
+        ("expires", expires),
+        ("id", Value::from(id)),
+    ];
+    let counts = COUNTERS.into_iter().zip(counter_values(&test.counts));
+    let named: HashMap<Vec<u8>, Value> = values
+        .into_iter()
+        .chain(counts)
+        .map(|(name, v)| (name.as_bytes().to_vec(), v))
+        .collect();
+    conn.exec_drop(sql, mysql::Params::Named(named))
+        .map_err(Error::query("recording a test's check"))?;
+    Ok(conn.affected_rows() > 0)
+}
+
+/// What [`record_test`] writes of a check made by `targets ID test`.
+#[derive(Debug, Clone)]
+pub struct TestRecord {
+    pub counts: Counts,
+    /// `last_updated`, UTC `YYYY-MM-DD HH:MM:SS.mmm`.
+    pub at: String,
+    pub http_status: Option<u16>,
+    pub response_ms: u64,
+    pub trace: String,
+    pub cert: CertSeen,
 }
 
 /// Puts an alert in the outbox, its snapshot holding the display form of the row's URL: the

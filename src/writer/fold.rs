@@ -128,9 +128,8 @@ impl Writer {
             // Expected when targets change hands: the node giving them up wrote them until
             // its next heartbeat.
             log::info!(
-                "{} targets were written meanwhile by another writer (a node taking them over, \
-                 or `targets ID test`): {lost} checks of this node not recorded; their state \
-                 is read again",
+                "{} targets were written meanwhile by another writer (a node taking them \
+                 over): {lost} checks of this node not recorded; their state is read again",
                 stale.len()
             );
         }
