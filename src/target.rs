@@ -279,7 +279,8 @@ mod tests {
 
     #[test]
     fn a_row_that_does_not_decode_is_its_own_config_error() {
-        let bad = |f: &mut crate::db::decode::Fields| TargetRow::decode(f).unwrap_err();
+        let read = crate::db::targets::Read::All;
+        let bad = |f: &mut crate::db::decode::Fields| TargetRow::decode(f, read).unwrap_err();
         let values = vec![Some(mysql::Value::Int(7)), Some(mysql::Value::NULL)];
         let mut r = row();
         r.undecodable = Some(bad(&mut crate::db::decode::Fields::of("targets", values)));

@@ -10,7 +10,7 @@ use mysql::{TxOpts, Value};
 
 use super::decode;
 use super::nodes::Fence;
-use super::targets::{self, Leave, COUNTERS};
+use super::targets::{self, Read, COUNTERS};
 use super::{Conn, Error};
 use crate::base::model::{NewAlert, TargetId, TargetState};
 use crate::base::rollup::Rollups;
@@ -121,14 +121,14 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!(
-            "{} WHERE t.id IN ({marks})",
-            targets::select(Leave::TraceAndParams)
-        );
+        let sql = format!("{} WHERE t.id IN ({marks})", targets::select(Read::State));
         let rows: Vec<mysql::Row> = conn
             .exec(sql, chunk.to_vec())
             .map_err(Error::query("reading the result state of targets"))?;
-        for row in rows.into_iter().filter_map(targets::decoded) {
+        for row in rows
+            .into_iter()
+            .filter_map(|r| targets::decoded(Read::State, r))
+        {
             targets::repair(conn, row.id, &row.state_fixes())?;
             out.push((row.id, row.state()));
         }

@@ -1,7 +1,8 @@
 //! The HTTP server's database reads (handler threads), on the server's own small connection
 //! pool, so a slow answer never takes a connection the pipeline needs. Targets are read as the
-//! one [`TargetRow`] every reader shares (without the trace and `authn_parms`), incidents as
-//! the history's [`Incident`]. The API's lists are read a page at a time and handed over row
+//! one [`TargetRow`] every reader shares, taking only the columns shown ([`Read::Shown`],
+//! [`Read::Figures`]: never `authn_parms` or the trace), incidents as the history's
+//! [`Incident`]. The API's lists are read a page at a time and handed over row
 //! by row ([`each_target`], [`each_incident`]) to be written as they come.
 
 use std::io;
@@ -12,7 +13,7 @@ use super::paging::Paging;
 use crate::base::model::Incident;
 use crate::base::state::Counts;
 use crate::db::history::{self, INCIDENT_COLUMNS};
-use crate::db::targets::{self, Leave, TargetRow};
+use crate::db::targets::{self, Read, TargetRow};
 use crate::db::{self, Conn, Pool};
 
 /// Which targets a read takes.
@@ -49,9 +50,13 @@ fn conditions(which: Which) -> (String, Vec<mysql::Value>) {
     (filter.join(" AND "), params)
 }
 
-/// Whole rows, as the server shows them: no trace, no `authn_parms`.
+/// Rows as the pages and the API show them ([`Read::Shown`]).
 fn select() -> String {
-    targets::select(Leave::TraceAndParams)
+    targets::select(Read::Shown)
+}
+
+fn shown(row: mysql::Row) -> Option<TargetRow> {
+    targets::decoded(Read::Shown, row)
 }
 
 const READING_TARGETS: &str = "reading targets for the HTTP server";
@@ -70,7 +75,7 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetRow>, db::Erro
     let rows: Vec<mysql::Row> = conn
         .exec(sql, params)
         .map_err(db::Error::query(READING_TARGETS))?;
-    Ok(rows.into_iter().filter_map(targets::decoded).collect())
+    Ok(rows.into_iter().filter_map(shown).collect())
 }
 
 /// Where a page of a list ends, read before the page so that its `next` link can lead.
@@ -114,7 +119,7 @@ pub fn each_target(
     let (mut filter, mut params) = conditions(which);
     narrow(&mut filter, &mut params, ("t.id", true), paging, page);
     let sql = format!("{} WHERE {filter} ORDER BY t.id LIMIT ?", select());
-    stream(conn, (sql, params), READING_TARGETS, targets::decoded, f)
+    stream(conn, (sql, params), READING_TARGETS, shown, f)
 }
 
 /// Narrows a list's `filter` to one page: the keys past `paging.after` in the list's order
@@ -233,9 +238,12 @@ pub fn figures(conn: &mut Conn) -> Result<Vec<TargetFigures>, db::Error> {
     )?;
     let mut out = Vec::with_capacity(n + n / 16);
     let what = "reading targets for the metrics";
-    let sql = format!("{} WHERE t.enabled = 1 ORDER BY t.id", select());
+    let sql = format!(
+        "{} WHERE t.enabled = 1 ORDER BY t.id",
+        targets::select(Read::Figures)
+    );
     for row in conn.query_iter(sql).map_err(db::Error::query(what))? {
-        if let Some(t) = targets::decoded(row.map_err(db::Error::query(what))?) {
+        if let Some(t) = targets::decoded(Read::Figures, row.map_err(db::Error::query(what))?) {
             out.push(TargetFigures::from(t));
         }
     }

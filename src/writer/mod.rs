@@ -3,8 +3,9 @@
 //! into row updates and alerts (`fold.rs`), and hands them in batches to the store thread
 //! (`store.rs`), which writes each batch in one transaction; what then becomes of the batch is
 //! `policy.rs`. Reads [`ToWriter`] messages (finished checks from the workers, targets to
-//! forget from the loader and the cluster thread); wakes the notifier after a batch that queued alerts. It never waits for the
-//! database itself, so a hanging write cannot hold up the workers.
+//! forget from the loader and the cluster thread); wakes the notifier after a batch that
+//! queued alerts. It never waits for the database itself, so a hanging write cannot hold up
+//! the workers.
 //!
 //! The first time it meets a target it has the store thread read the row's state, and parks
 //! that target's results until the answer comes; after that the row is only written, never

@@ -2,6 +2,7 @@
 //! enable/disable and config errors. The row itself, its one column list and its decoder are
 //! `row.rs`, which every reader of whole rows shares.
 
+mod columns;
 mod row;
 
 use mysql::prelude::Queryable;
@@ -10,7 +11,8 @@ use mysql::{params, Row};
 use super::decode::{self, Fields, Fix};
 use super::{Conn, Error};
 use crate::base::model::TargetId;
-pub use row::{decoded, select, snapshot, Leave, TargetRow, COUNTERS, FROM};
+pub use columns::{select, snapshot, Read, COUNTERS, FROM};
+pub use row::{decoded, TargetRow};
 
 const TABLE: &str = "targets";
 
@@ -26,18 +28,20 @@ pub fn repair(conn: &mut Conn, id: TargetId, fixes: &[Fix]) -> Result<bool, Erro
 /// Every target that decodes, for the CLI's list; the others are reported (see
 /// [`decode::skip`]).
 pub fn all(conn: &mut Conn) -> Result<Vec<TargetRow>, Error> {
-    let sql = format!("{} ORDER BY t.id", select(Leave::Trace));
+    let sql = format!("{} ORDER BY t.id", select(Read::NoTrace));
     let rows: Vec<Row> = conn.query(sql).map_err(Error::query("listing targets"))?;
-    Ok(decode::good_rows(TABLE, rows, TargetRow::decode))
+    Ok(decode::good_rows(TABLE, rows, |f| {
+        TargetRow::decode(f, Read::NoTrace)
+    }))
 }
 
 /// One target by id; a row that does not decode is an [`Error::Row`] saying why.
 pub fn get(conn: &mut Conn, id: TargetId) -> Result<Option<TargetRow>, Error> {
-    let sql = format!("{} WHERE t.id = ?", select(Leave::Nothing));
+    let sql = format!("{} WHERE t.id = ?", select(Read::All));
     let row: Option<Row> = conn
         .exec_first(sql, (id,))
         .map_err(Error::query("reading a target"))?;
-    row.map(|r| TargetRow::decode(&mut Fields::new(TABLE, r)).map_err(Error::Row))
+    row.map(|r| TargetRow::decode(&mut Fields::new(TABLE, r), Read::All).map_err(Error::Row))
         .transpose()
 }
 
@@ -50,7 +54,7 @@ pub fn enabled_page(
 ) -> Result<Vec<TargetRow>, Error> {
     let sql = format!(
         "{} WHERE t.enabled AND t.id > ? ORDER BY t.id LIMIT ?",
-        select(Leave::Trace)
+        select(Read::NoTrace)
     );
     let rows: Vec<Row> = conn
         .exec(sql, (after, limit as u64))
@@ -72,7 +76,7 @@ pub fn by_ids(conn: &mut Conn, ids: &[TargetId]) -> Result<Vec<TargetRow>, Error
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!("{} WHERE t.id IN ({marks})", select(Leave::Trace));
+        let sql = format!("{} WHERE t.id IN ({marks})", select(Read::NoTrace));
         let rows: Vec<Row> = conn
             .exec(sql, chunk.to_vec())
             .map_err(Error::query("reading changed targets"))?;

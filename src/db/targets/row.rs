@@ -1,13 +1,12 @@
 //! The one shape of a `targets` row, whoever reads it (the loader thread, the writer's store
-//! thread, the HTTP handler threads, the CLI): its column list, its decoder, the repairs and
-//! the result state it holds, the figures the faces show, and the alert snapshot the writer
-//! takes of it. Plain data and SQL text; the statements that run them are elsewhere.
-
-use std::sync::OnceLock;
+//! thread, the HTTP handler threads, the CLI): the type, its one decoder (of the columns
+//! `columns.rs` lists), the repairs and the result state it holds, and the figures the faces
+//! derive from it. Plain data; no I/O.
 
 use mysql::Row;
 
 use super::super::decode::{self, BadRow, Fields, Fix};
+use super::columns::{place, position, Read, COUNTERS, NO_TRACE};
 use crate::base::model::{Status, TargetId, TargetState};
 use crate::base::state::Counts;
 
@@ -27,7 +26,7 @@ pub struct TargetRow {
     pub url: String,
     pub method: String,
     pub authn: String,
-    /// NULL unless the read asked for it ([`Leave`]).
+    /// `None` unless the read takes it ([`Read`]).
     pub authn_parms: Option<String>,
     pub pass_result: i64,
     pub frequency: i64,
@@ -51,7 +50,7 @@ pub struct TargetRow {
     pub alerted: bool,
     pub last_http_status: Option<i64>,
     pub last_response_ms: Option<i64>,
-    /// NULL unless the read asked for it ([`Leave`]).
+    /// `None` unless the read takes it ([`Read`]).
     pub last_trace: Option<String>,
     /// `config_changed` in microseconds since the epoch.
     pub revision: i64,
@@ -79,275 +78,87 @@ pub struct TargetRow {
     pub undecodable: Option<BadRow>,
 }
 
-/// One column of a row: its name, which is also its key in an alert's snapshot, and the SQL
-/// that reads it from [`FROM`].
-struct Column {
-    name: &'static str,
-    sql: &'static str,
-}
-
-const fn column(name: &'static str, sql: &'static str) -> Column {
-    Column { name, sql }
-}
-
-/// A target and its open incident (at most one: `incidents_open` is a unique key).
-pub const FROM: &str = "targets t LEFT JOIN incidents i ON i.open_target = t.id";
-
-/// The one column list of a row, in [`TargetRow::decode`]'s order.
-const COLUMNS: [Column; 49] = [
-    column("id", "t.id"),
-    column("name", "t.name"),
-    column("tenantid", "t.tenantid"),
-    column("status", "t.status"),
-    column("status_description", "t.status_description"),
-    column("previous_status", "t.previous_status"),
-    column(
-        "last_updated",
-        "DATE_FORMAT(t.last_updated, '%Y-%m-%d %H:%i:%s')",
-    ),
-    column("url", "t.url"),
-    column("method", "t.method"),
-    column("authn", "t.authn"),
-    column("authn_parms", "t.authn_parms"),
-    column("pass_result", "t.pass_result"),
-    column("frequency", "t.frequency"),
-    column("timeout", "t.timeout"),
-    column("pass_count", "t.pass_count"),
-    column("fail_count", "t.fail_count"),
-    column("count200", "t.count200"),
-    column("count300", "t.count300"),
-    column("count400", "t.count400"),
-    column("count500", "t.count500"),
-    column("network_fails", "t.network_fails"),
-    column("repeated_fails", "t.repeated_fails"),
-    column("enabled", "t.enabled"),
-    column("request_body", "t.request_body"),
-    column("content_type", "t.content_type"),
-    column("expect_body", "t.expect_body"),
-    column("max_response_ms", "t.max_response_ms"),
-    column("follow_redirects", "t.follow_redirects"),
-    column("verify_tls", "t.verify_tls"),
-    column("fail_threshold", "t.fail_threshold"),
-    column("alerted", "t.alerted"),
-    column("last_http_status", "t.last_http_status"),
-    column("last_response_ms", "t.last_response_ms"),
-    column("last_trace", "t.last_trace"),
-    column(
-        "config_changed",
-        "CAST(UNIX_TIMESTAMP(t.config_changed) * 1000000 AS SIGNED)",
-    ),
-    column("state_seq", "t.state_seq"),
-    column("success_threshold", "t.success_threshold"),
-    column("repeated_passes", "t.repeated_passes"),
-    column("realert_minutes", "t.realert_minutes"),
-    column(
-        "last_alerted",
-        "CAST(UNIX_TIMESTAMP(t.last_alerted) * 1000 AS SIGNED)",
-    ),
-    column("ca_file", "t.ca_file"),
-    column("cert_warn_days", "t.cert_warn_days"),
-    column(
-        "cert_expires_at",
-        "DATE_FORMAT(t.cert_expires_at, '%Y-%m-%d %H:%i:%s')",
-    ),
-    column("cert_issuer", "t.cert_issuer"),
-    column(
-        "cert_alerted_for",
-        "TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_alerted_for)",
-    ),
-    column("group_name", "t.group_name"),
-    column("public", "t.public"),
-    column(
-        "incident_started",
-        "CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED)",
-    ),
-    column("incident_reason", "i.last_reason"),
-];
-
-/// The place of column `name` in [`COLUMNS`]; evaluated at compile time by [`at!`], so a
-/// name the list does not hold fails the build.
-const fn position(name: &str) -> usize {
-    let mut i = 0;
-    while i < COLUMNS.len() {
-        if same(COLUMNS[i].name, name) {
-            return i;
-        }
-        i += 1;
-    }
-    panic!("not a column of COLUMNS");
-}
-
-const fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Column `name` of the row, read with `Fields::$how`.
+/// Column `name` of the row, read with `Fields::$how` when the read's `$mask` takes it, its
+/// type's default otherwise.
 macro_rules! at {
-    ($f:ident . $how:ident ($name:literal)) => {
-        $f.$how(
-            {
-                const I: usize = position($name);
-                I
-            },
-            $name,
-        )
-    };
-}
-
-/// What a read of whole rows leaves out (reads as NULL): columns its reader has no use for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leave {
-    /// Everything is read (the CLI's `targets ID` and `targets ID test`).
-    Nothing,
-    /// `last_trace`, which can be kilobytes a row (the loader).
-    Trace,
-    /// `last_trace`, and `authn_parms`, which only a check needs (the HTTP server, the
-    /// writer's read of the result state).
-    TraceAndParams,
-}
-
-impl Leave {
-    fn leaves(self, name: &str) -> bool {
-        match self {
-            Leave::Nothing => false,
-            Leave::Trace => name == "last_trace",
-            Leave::TraceAndParams => name == "last_trace" || name == "authn_parms",
+    ($f:ident . $how:ident ($name:literal), $mask:ident) => {{
+        const I: usize = position($name);
+        if $mask & (1 << I) == 0 {
+            Ok(Default::default())
+        } else {
+            $f.$how(place($mask, I), $name)
         }
-    }
-}
-
-/// `SELECT <the columns> FROM <FROM>`, for a `WHERE` on `t` to follow.
-pub fn select(leave: Leave) -> String {
-    let columns: Vec<&str> = COLUMNS
-        .iter()
-        .map(|c| if leave.leaves(c.name) { "NULL" } else { c.sql })
-        .collect();
-    format!("SELECT {} FROM {FROM}", columns.join(", "))
-}
-
-/// The counters a check adds to, in [`Counts`] order.
-pub const COUNTERS: [&str; 7] = [
-    "pass_count",
-    "fail_count",
-    "count200",
-    "count300",
-    "count400",
-    "count500",
-    "network_fails",
-];
-
-/// The columns an alert's snapshot holds, as its JSON keys (which the notifier's messages
-/// read), in the order it has always stored them; never `authn_parms`.
-#[rustfmt::skip]
-const SNAPSHOT: [&str; 31] = [
-    "id", "name", "tenantid", "enabled", "status", "previous_status", "status_description",
-    "last_updated", "url", "method", "authn", "frequency", "timeout", "pass_result",
-    "pass_count", "fail_count", "count200", "count300", "count400", "count500",
-    "repeated_fails", "network_fails", "fail_threshold", "success_threshold", "repeated_passes",
-    "realert_minutes", "incident_started", "last_http_status", "last_response_ms",
-    "cert_expires_at", "cert_issuer",
-];
-
-/// The `JSON_OBJECT(...)` of an alert's snapshot, over [`FROM`], each key read as the row
-/// reads it but two: `url` is a parameter (the display form: the URL as written may hold a
-/// secret), and `incident_started` is text, as `last_updated` is.
-pub fn snapshot() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        let pairs: Vec<String> = SNAPSHOT
-            .iter()
-            .map(|name| {
-                let sql = match *name {
-                    "url" => "?",
-                    "incident_started" => "DATE_FORMAT(i.started, '%Y-%m-%d %H:%i:%s')",
-                    _ => COLUMNS[COLUMNS.iter().position(|c| c.name == *name).unwrap()].sql,
-                };
-                format!("'{name}', {sql}")
-            })
-            .collect();
-        format!("JSON_OBJECT({})", pairs.join(", "))
-    })
+    }};
 }
 
 impl TargetRow {
-    /// Decodes a row read with [`select`]. Daemon-owned values out of range decode as they
-    /// are: [`TargetRow::fixes`] says how to repair them.
-    pub fn decode(f: &mut Fields) -> Result<TargetRow, BadRow> {
+    /// Decodes a row read with [`select`] for `read`. Daemon-owned values out of range decode
+    /// as they are: [`TargetRow::fixes`] says how to repair them.
+    pub fn decode(f: &mut Fields, read: Read) -> Result<TargetRow, BadRow> {
+        let m = read.mask();
         Ok(TargetRow {
-            id: at!(f.id("id"))?,
-            name: at!(f.get("name"))?,
-            tenantid: at!(f.get("tenantid"))?,
-            status: at!(f.get("status"))?,
-            status_description: at!(f.opt("status_description"))?,
-            previous_status: at!(f.get("previous_status"))?,
-            last_updated: at!(f.opt("last_updated"))?.unwrap_or_default(),
-            url: at!(f.get("url"))?,
-            method: at!(f.get("method"))?,
-            authn: at!(f.get("authn"))?,
-            authn_parms: at!(f.secret("authn_parms"))?,
-            pass_result: at!(f.get("pass_result"))?,
-            frequency: at!(f.get("frequency"))?,
-            timeout: at!(f.get("timeout"))?,
-            pass_count: at!(f.get("pass_count"))?,
-            fail_count: at!(f.get("fail_count"))?,
-            count200: at!(f.get("count200"))?,
-            count300: at!(f.get("count300"))?,
-            count400: at!(f.get("count400"))?,
-            count500: at!(f.get("count500"))?,
-            network_fails: at!(f.get("network_fails"))?,
-            repeated_fails: at!(f.get("repeated_fails"))?,
-            enabled: at!(f.flag("enabled"))?,
-            request_body: at!(f.opt("request_body"))?,
-            content_type: at!(f.opt("content_type"))?,
-            expect_body: at!(f.opt("expect_body"))?,
-            max_response_ms: at!(f.opt("max_response_ms"))?,
-            follow_redirects: at!(f.flag("follow_redirects"))?,
-            verify_tls: at!(f.flag("verify_tls"))?,
-            fail_threshold: at!(f.get("fail_threshold"))?,
-            alerted: at!(f.flag("alerted"))?,
-            last_http_status: at!(f.opt("last_http_status"))?,
-            last_response_ms: at!(f.opt("last_response_ms"))?,
-            last_trace: at!(f.opt("last_trace"))?,
-            revision: at!(f.opt("config_changed"))?.unwrap_or_default(),
-            state_seq: at!(f.get("state_seq"))?,
-            success_threshold: at!(f.get("success_threshold"))?,
-            repeated_passes: at!(f.get("repeated_passes"))?,
-            realert_minutes: at!(f.get("realert_minutes"))?,
-            last_alerted_ms: at!(f.opt("last_alerted"))?,
-            ca_file: at!(f.opt("ca_file"))?,
-            cert_warn_days: at!(f.get("cert_warn_days"))?,
-            cert_expires_at: at!(f.opt("cert_expires_at"))?,
-            cert_issuer: at!(f.opt("cert_issuer"))?,
-            cert_alerted_for: at!(f.opt("cert_alerted_for"))?,
-            group_name: at!(f.opt("group_name"))?,
-            public: at!(f.flag("public"))?,
-            incident_started_ms: at!(f.opt("incident_started"))?,
-            incident_reason: at!(f.opt("incident_reason"))?,
+            id: at!(f.id("id"), m)?,
+            name: at!(f.get("name"), m)?,
+            tenantid: at!(f.get("tenantid"), m)?,
+            status: at!(f.get("status"), m)?,
+            status_description: at!(f.opt("status_description"), m)?,
+            previous_status: at!(f.get("previous_status"), m)?,
+            last_updated: at!(f.opt("last_updated"), m)?.unwrap_or_default(),
+            url: at!(f.get("url"), m)?,
+            method: at!(f.get("method"), m)?,
+            authn: at!(f.get("authn"), m)?,
+            authn_parms: at!(f.secret("authn_parms"), m)?,
+            pass_result: at!(f.get("pass_result"), m)?,
+            frequency: at!(f.get("frequency"), m)?,
+            timeout: at!(f.get("timeout"), m)?,
+            pass_count: at!(f.get("pass_count"), m)?,
+            fail_count: at!(f.get("fail_count"), m)?,
+            count200: at!(f.get("count200"), m)?,
+            count300: at!(f.get("count300"), m)?,
+            count400: at!(f.get("count400"), m)?,
+            count500: at!(f.get("count500"), m)?,
+            network_fails: at!(f.get("network_fails"), m)?,
+            repeated_fails: at!(f.get("repeated_fails"), m)?,
+            enabled: at!(f.flag("enabled"), m)?,
+            request_body: at!(f.opt("request_body"), m)?,
+            content_type: at!(f.opt("content_type"), m)?,
+            expect_body: at!(f.opt("expect_body"), m)?,
+            max_response_ms: at!(f.opt("max_response_ms"), m)?,
+            follow_redirects: at!(f.flag("follow_redirects"), m)?,
+            verify_tls: at!(f.flag("verify_tls"), m)?,
+            fail_threshold: at!(f.get("fail_threshold"), m)?,
+            alerted: at!(f.flag("alerted"), m)?,
+            last_http_status: at!(f.opt("last_http_status"), m)?,
+            last_response_ms: at!(f.opt("last_response_ms"), m)?,
+            last_trace: at!(f.opt("last_trace"), m)?,
+            revision: at!(f.opt("config_changed"), m)?.unwrap_or_default(),
+            state_seq: at!(f.get("state_seq"), m)?,
+            success_threshold: at!(f.get("success_threshold"), m)?,
+            repeated_passes: at!(f.get("repeated_passes"), m)?,
+            realert_minutes: at!(f.get("realert_minutes"), m)?,
+            last_alerted_ms: at!(f.opt("last_alerted"), m)?,
+            ca_file: at!(f.opt("ca_file"), m)?,
+            cert_warn_days: at!(f.get("cert_warn_days"), m)?,
+            cert_expires_at: at!(f.opt("cert_expires_at"), m)?,
+            cert_issuer: at!(f.opt("cert_issuer"), m)?,
+            cert_alerted_for: at!(f.opt("cert_alerted_for"), m)?,
+            group_name: at!(f.opt("group_name"), m)?,
+            public: at!(f.flag("public"), m)?,
+            incident_started_ms: at!(f.opt("incident_started"), m)?,
+            incident_reason: at!(f.opt("incident_reason"), m)?,
             undecodable: None,
         })
     }
 
-    /// [`TargetRow::decode`] for the loader: a row with a usable id that does not decode
-    /// comes back holding only its id, revision, status and what is wrong, to become a config
-    /// error like any row that does not validate.
+    /// [`TargetRow::decode`] of [`Read::NoTrace`] for the loader: a row with a usable id that
+    /// does not decode comes back holding only its id, revision, status and what is wrong, to
+    /// become a config error like any row that does not validate.
     pub fn load(f: &mut Fields) -> Result<TargetRow, BadRow> {
-        let revision = f
-            .peek::<i64>(position("config_changed"))
-            .unwrap_or_default();
-        let status = f.peek::<String>(position("status")).unwrap_or_default();
-        let status_description = f.peek::<String>(position("status_description"));
-        let bad = match TargetRow::decode(f) {
+        let at = |name| place(NO_TRACE, position(name));
+        let revision = f.peek::<i64>(at("config_changed")).unwrap_or_default();
+        let status = f.peek::<String>(at("status")).unwrap_or_default();
+        let status_description = f.peek::<String>(at("status_description"));
+        let bad = match TargetRow::decode(f, Read::NoTrace) {
             Ok(row) => return Ok(row),
             Err(bad) => bad,
         };
@@ -462,19 +273,27 @@ impl TargetRow {
     }
 }
 
-/// Decodes a row read with [`select`]; one that does not decode is reported (see
+/// Decodes a row read with [`select`] for `read`; one that does not decode is reported (see
 /// [`decode::skip`]) and left out.
-pub fn decoded(row: Row) -> Option<TargetRow> {
-    TargetRow::decode(&mut Fields::new(super::TABLE, row))
+pub fn decoded(read: Read, row: Row) -> Option<TargetRow> {
+    TargetRow::decode(&mut Fields::new(super::TABLE, row), read)
         .map_err(|bad| decode::skip(&bad))
         .ok()
 }
 
-/// Seconds since the epoch of a `YYYY-MM-DD HH:MM:SS` UTC time as the columns read.
+/// Seconds since the epoch of a `YYYY-MM-DD HH:MM:SS` UTC time as the columns read (the
+/// fixed shape `DATE_FORMAT` gives); `None` for anything else, the zero date included. By
+/// hand, not with a format string: `/metrics` reads one per target.
 fn utc_seconds(text: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp())
+    let b = text.as_bytes();
+    let shape = b.len() == 19 && b[4] == b'-' && b[7] == b'-' && b[10] == b' ';
+    if !shape || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let n = |from: usize, to: usize| text.get(from..to)?.parse::<u32>().ok();
+    let date = chrono::NaiveDate::from_ymd_opt(n(0, 4)? as i32, n(5, 7)?, n(8, 10)?)?;
+    let time = date.and_hms_opt(n(11, 13)?, n(14, 16)?, n(17, 19)?)?;
+    Some(time.and_utc().timestamp())
 }
 
 #[cfg(test)]
@@ -482,13 +301,25 @@ mod tests {
     use super::*;
     use mysql::Value;
 
-    /// A row of [`COLUMNS`], all NULL but id, status and revision.
+    /// A row as `read` selects it, all NULL but `values`.
+    fn row_of(read: Read, values: &[(&str, Value)]) -> Fields {
+        let mask = read.mask();
+        let mut row = vec![Some(Value::NULL); mask.count_ones() as usize];
+        for (name, value) in values {
+            row[place(mask, position(name))] = Some(value.clone());
+        }
+        Fields::of(super::super::TABLE, row)
+    }
+
+    /// A row of the loader's read, all NULL but id, status and revision.
     fn fields(id: i64) -> Fields {
-        let mut values = vec![Some(Value::NULL); COLUMNS.len()];
-        values[position("id")] = Some(Value::Int(id));
-        values[position("status")] = Some(Value::Bytes(b"PASS".to_vec()));
-        values[position("config_changed")] = Some(Value::Int(1234));
-        Fields::of(super::super::TABLE, values)
+        let status = Value::Bytes(b"PASS".to_vec());
+        let values = [
+            ("id", Value::Int(id)),
+            ("status", status),
+            ("config_changed", Value::Int(1234)),
+        ];
+        row_of(Read::NoTrace, &values)
     }
 
     #[test]
@@ -539,27 +370,22 @@ mod tests {
     }
 
     #[test]
-    fn a_read_leaves_out_only_what_it_says_and_keeps_the_places() {
-        let lean = select(Leave::TraceAndParams);
-        assert!(!lean.contains("t.last_trace") && !lean.contains("t.authn_parms"));
+    fn columns_a_read_does_not_take_decode_to_their_defaults() {
+        let values = [
+            ("id", Value::Int(3)),
+            ("status", Value::Bytes(b"FAIL".to_vec())),
+            ("state_seq", Value::Int(9)),
+            ("alerted", Value::Int(1)),
+            ("repeated_fails", Value::Int(4)),
+            ("repeated_passes", Value::Int(0)),
+        ];
+        let row = TargetRow::decode(&mut row_of(Read::State, &values), Read::State).unwrap();
+        assert_eq!((row.id, row.name.as_str(), row.frequency), (3, "", 0));
+        let state = row.state();
         assert_eq!(
-            lean.matches(", ").count(),
-            select(Leave::Nothing).matches(", ").count()
+            (state.status, state.seq, state.alerted),
+            (Status::Fail, 9, true)
         );
-        assert!(select(Leave::Trace).contains("t.authn_parms"));
-    }
-
-    #[test]
-    fn the_snapshot_keeps_its_keys_in_their_order_and_never_the_parameters() {
-        let sql = snapshot();
-        assert!(sql.starts_with("JSON_OBJECT('id', t.id, 'name', t.name, 'tenantid', "));
-        assert!(sql.contains("'url', ?, 'method', t.method"));
-        assert!(sql.contains(
-            "'incident_started', DATE_FORMAT(i.started, '%Y-%m-%d %H:%i:%s'), \
-             'last_http_status', t.last_http_status"
-        ));
-        assert!(sql.ends_with("'cert_issuer', t.cert_issuer)"));
-        assert!(!sql.contains("authn_parms") && !sql.contains("last_trace"));
     }
 
     #[test]
@@ -572,5 +398,12 @@ mod tests {
         assert_eq!(row.last_updated_ms(), Some(1_795_514_662_000));
         assert_eq!(row.cert_expires_s(), Some(86_400));
         assert_eq!(TargetRow::default().last_updated_ms(), None);
+        for odd in [
+            "0000-00-00 00:00:00",
+            "2026-11-24T10:04:22",
+            "2026-13-01 00:00:00",
+        ] {
+            assert_eq!(utc_seconds(odd), None, "{odd}");
+        }
     }
 }
