@@ -158,14 +158,7 @@ const FIGURES: u64 = mask(&[
     "last_response_ms",
     "incident_started",
     "cert_expires_at",
-    "pass_count",
-    "fail_count",
-    "count200",
-    "count300",
-    "count400",
-    "count500",
-    "network_fails",
-]);
+]) | mask(&COUNTERS);
 /// What the status pages and the API show of a target.
 const SHOWN: u64 = FIGURES
     | mask(&[
