@@ -1,9 +1,10 @@
 //! The loader thread ("skypunch-loader"): reads the enabled targets at start, then every
 //! `ReloadInterval` finds what was changed with the mysql client (insert, update, enable,
-//! disable, delete) and tells the wheel. Reads the `targets` table; writes only the
-//! `config error: ...` of rows that do not validate (or decode), and the repair of values the
-//! daemon keeps that a person edited out of range (see `db::decode`). A row whose id is not
-//! usable (0 or negative) is reported once and never checked.
+//! disable, delete) and tells the cluster thread, which passes on to the wheel the targets
+//! this node owns. Reads the `targets` table; writes only the `config error: ...` of rows that
+//! do not validate (or decode), and the repair of values the daemon keeps that a person edited
+//! out of range (see `db::decode`). A row whose id is not usable (0 or negative) is reported
+//! once and never checked.
 //!
 //! A scan reads `(id, config_changed)` of recently changed rows through an index, and a count
 //! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::base::model::Control;
-use crate::base::model::{Report, TargetId};
+use crate::base::model::{TargetId, ToWriter};
 use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::target;
@@ -28,9 +29,11 @@ const SLACK_MICROS: i64 = 5_000_000;
 /// What the loader knows: every enabled row it has seen, by revision.
 pub struct Loader {
     pool: Pool,
-    wheel: Feed<Control>,
+    /// Every enabled target, and those no longer checked: the cluster thread keeps what this
+    /// node owns and tells the wheel.
+    cluster: Feed<Control>,
     /// Told of targets no longer checked, so that it can forget their state.
-    writer: Sender<Report>,
+    writer: Sender<ToWriter>,
     stop: Stop,
     revisions: HashMap<TargetId, i64>,
     /// Enabled rows that do not validate, with the reason written to them.
@@ -46,14 +49,14 @@ pub struct Loader {
 impl Loader {
     pub fn new(
         pool: Pool,
-        wheel: Feed<Control>,
-        writer: Sender<Report>,
+        cluster: Feed<Control>,
+        writer: Sender<ToWriter>,
         stop: Stop,
         default_ca: Option<std::path::PathBuf>,
     ) -> Loader {
         Loader {
             pool,
-            wheel,
+            cluster,
             writer,
             stop,
             revisions: HashMap::new(),
@@ -215,10 +218,11 @@ impl Loader {
             .collect())
     }
 
-    /// Tells the wheel to stop checking a target, and the writer that it may forget it.
+    /// Tells the cluster thread (and through it the wheel) to stop checking a target, and the
+    /// writer that it may forget it.
     fn unschedule(&self, id: TargetId) {
-        let _ = self.wheel.send(Control::Remove(id));
-        let _ = self.writer.send(Report::Forget(id));
+        let _ = self.cluster.send(Control::Remove(id));
+        let _ = self.writer.send(ToWriter::Forget(id));
     }
 
     /// Schedules a valid row, or records its config error. Returns whether it was valid.
@@ -239,13 +243,14 @@ impl Loader {
             Ok(t) => {
                 self.invalid.remove(&row.id);
                 log_schedule(&t, first);
-                let _ = self.wheel.send(Control::Upsert {
+                let _ = self.cluster.send(Control::Upsert {
                     target: Arc::new(t),
                     first,
                 });
                 Ok(true)
             }
-            Err(reason) => {
+            Err(error) => {
+                let reason = error.to_string();
                 log::error!(
                     "[{}] {} config error: {} (not checked until the row is fixed)",
                     row.id,

@@ -2,11 +2,12 @@
 //! loader thread and the CLI. A row that does not validate is never scheduled: its error
 //! becomes the row's `config error: ...` description.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::base::authn;
 use crate::base::ca::CaFiles;
-use crate::base::model::{Method, Status, Target, TargetState};
+use crate::base::model::{Method, Target};
 use crate::base::text;
 use crate::base::urls::WebUrl;
 use crate::db::targets::TargetRow;
@@ -18,57 +19,96 @@ const MAX_TIMEOUT: i64 = 3600;
 /// Ten years: longer than any certificate a public CA issues.
 const MAX_CERT_WARN_DAYS: u32 = 3650;
 
-/// Validates a row; the error is the text after `config error: `.
-/// `cas` reads the row's `ca_file` (or the configured default): a file that cannot be read
-/// is the row's config error.
-pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
-    if let Some(problem) = &row.undecodable {
-        return Err(problem.clone());
+/// Why a row is not a target the workers can run. `Display` is the text after `config
+/// error: `, which the row's description, the log and `targets ID test` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The row does not decode: the column, and why.
+    Undecodable { column: &'static str, why: String },
+    /// `method` is none of the HTTP methods a check makes; the value as written.
+    Method(String),
+    /// `url` is empty or not an absolute http(s) URL; the reason names it in its display form.
+    Url(String),
+    /// `authn` is unknown, or `authn_parms` do not fit it; the reason never shows a secret.
+    Authn(String),
+    /// `pass_result` is not an HTTP status.
+    PassResult(i64),
+    /// A number of seconds (`frequency`, `timeout`) below 1.
+    TooShort { column: &'static str, value: i64 },
+    /// A number of seconds (`frequency`, `timeout`) above its longest.
+    TooLong {
+        column: &'static str,
+        value: i64,
+        max: i64,
+    },
+    /// A value that must be at least 1 (`fail_threshold`, `success_threshold`,
+    /// `max_response_ms`).
+    BelowOne { column: &'static str, value: i64 },
+    /// `cert_warn_days` is out of its range.
+    CertWarnDays(i64),
+    /// The CA bundle (`ca_file`, or `[settings] CaFile`) cannot be used; the reason names it.
+    CaFile(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Undecodable { column, why } => write!(f, "{column}: {why}"),
+            Error::Method(method) => write!(
+                f,
+                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
+                text::clip_marked(method, 60)
+            ),
+            Error::Url(reason) | Error::Authn(reason) | Error::CaFile(reason) => {
+                f.write_str(reason)
+            }
+            Error::PassResult(value) => {
+                write!(f, "pass_result {value} is not an HTTP status (100-599)")
+            }
+            Error::TooShort { column, value } => {
+                write!(f, "{column} {value} is less than 1 second")
+            }
+            Error::TooLong { column, value, max } => {
+                write!(f, "{column} {value} is more than {max} seconds")
+            }
+            Error::BelowOne { column, value } => write!(f, "{column} {value} is less than 1"),
+            Error::CertWarnDays(value) => write!(
+                f,
+                "cert_warn_days {value} is not between 0 and {MAX_CERT_WARN_DAYS}"
+            ),
+        }
     }
-    let method = Method::parse(&row.method).ok_or_else(|| {
-        format!(
-            "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
-            text::clip_marked(&row.method, 60)
-        )
-    })?;
-    let url = WebUrl::parse(&row.url)?;
-    let auth = authn::parse(&row.authn, row.authn_parms.as_deref())?;
+}
+
+impl std::error::Error for Error {}
+
+/// Validates a row. `cas` reads the row's `ca_file` (or the configured default): a file that
+/// cannot be read is the row's config error.
+pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
+    if let Some(bad) = &row.undecodable {
+        return Err(Error::Undecodable {
+            column: bad.column,
+            why: bad.why.clone(),
+        });
+    }
+    let method = Method::parse(&row.method).ok_or_else(|| Error::Method(row.method.clone()))?;
+    let url = WebUrl::parse(&row.url).map_err(Error::Url)?;
+    let auth = authn::parse(&row.authn, row.authn_parms.as_deref()).map_err(Error::Authn)?;
     let pass_result = u16::try_from(row.pass_result)
         .ok()
         .filter(|s| (100..=599).contains(s))
-        .ok_or_else(|| {
-            format!(
-                "pass_result {} is not an HTTP status (100-599)",
-                row.pass_result
-            )
-        })?;
+        .ok_or(Error::PassResult(row.pass_result))?;
     let frequency = seconds("frequency", row.frequency, MAX_FREQUENCY)?;
     let timeout = seconds("timeout", row.timeout, MAX_TIMEOUT)?;
-    if row.fail_threshold < 1 {
-        return Err(format!(
-            "fail_threshold {} is less than 1",
-            row.fail_threshold
-        ));
-    }
-    if row.success_threshold < 1 {
-        return Err(format!(
-            "success_threshold {} is less than 1",
-            row.success_threshold
-        ));
-    }
+    at_least_one("fail_threshold", row.fail_threshold)?;
+    at_least_one("success_threshold", row.success_threshold)?;
     let cert_warn_days = u32::try_from(row.cert_warn_days)
         .ok()
         .filter(|d| *d <= MAX_CERT_WARN_DAYS)
-        .ok_or_else(|| {
-            format!(
-                "cert_warn_days {} is not between 0 and {MAX_CERT_WARN_DAYS}",
-                row.cert_warn_days
-            )
-        })?;
-    let max_response_ms = match row.max_response_ms {
-        Some(ms) if ms < 1 => return Err(format!("max_response_ms {ms} is less than 1")),
-        other => other.map(|ms| ms as u64),
-    };
+        .ok_or(Error::CertWarnDays(row.cert_warn_days))?;
+    if let Some(ms) = row.max_response_ms {
+        at_least_one("max_response_ms", ms)?;
+    }
     Ok(Target {
         id: row.id,
         name: row.name.clone(),
@@ -81,33 +121,18 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, String> {
         request_body: row.request_body.clone(),
         content_type: row.content_type.clone().filter(|c| !c.trim().is_empty()),
         expect_body: row.expect_body.clone().filter(|e| !e.is_empty()),
-        max_response_ms,
+        max_response_ms: row.max_response_ms.map(|ms| ms as u64),
         follow_redirects: row.follow_redirects,
         verify_tls: row.verify_tls,
         fail_threshold: row.fail_threshold as u64,
         success_threshold: row.success_threshold as u64,
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
-        ca: cas.get(row.ca_file.as_deref()).map_err(|e| e.to_string())?,
+        ca: cas
+            .get(row.ca_file.as_deref())
+            .map_err(|e| Error::CaFile(e.to_string()))?,
         cert_warn_days,
     })
-}
-
-/// The result state a row holds: what the writer starts from the first time it writes the
-/// target, and what `targets ID test` applies its one check to. Values edited out of range
-/// are taken as their repairs (see [`TargetRow::fixes`]).
-pub fn state_of(row: &TargetRow) -> TargetState {
-    let fixes = row.fixes();
-    let now = |column: &str, was: i64| crate::db::decode::repaired(&fixes, column, was) as u64;
-    TargetState {
-        status: Status::parse(&row.status),
-        repeated_fails: now("repeated_fails", row.repeated_fails),
-        alerted: row.alerted,
-        repeated_passes: now("repeated_passes", row.repeated_passes),
-        last_alerted_ms: row.last_alerted_ms,
-        seq: now("state_seq", row.state_seq),
-        cert_alerted_for: row.cert_alerted_for,
-    }
 }
 
 /// Why a target is checked less often than its frequency says, when its timeout is longer:
@@ -126,14 +151,21 @@ pub fn stretched_schedule(frequency: Duration, timeout: Duration) -> Option<Stri
     })
 }
 
-fn seconds(column: &str, value: i64, max: i64) -> Result<Duration, String> {
+fn seconds(column: &'static str, value: i64, max: i64) -> Result<Duration, Error> {
     if value < 1 {
-        return Err(format!("{column} {value} is less than 1 second"));
+        return Err(Error::TooShort { column, value });
     }
     if value > max {
-        return Err(format!("{column} {value} is more than {max} seconds"));
+        return Err(Error::TooLong { column, value, max });
     }
     Ok(Duration::from_secs(value as u64))
+}
+
+fn at_least_one(column: &'static str, value: i64) -> Result<(), Error> {
+    if value < 1 {
+        return Err(Error::BelowOne { column, value });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -205,7 +237,9 @@ mod tests {
         for (spoil, expected) in cases {
             let mut r = row();
             spoil(&mut r);
-            let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+            let err = from_row(&r, &mut CaFiles::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
     }
@@ -229,18 +263,13 @@ mod tests {
 
     #[test]
     fn a_row_that_does_not_decode_is_its_own_config_error() {
+        let read = crate::db::targets::Read::All;
+        let bad = |f: &mut crate::db::decode::Fields| TargetRow::decode(f, read).unwrap_err();
+        let values = vec![Some(mysql::Value::Int(7)), Some(mysql::Value::NULL)];
         let mut r = row();
-        r.undecodable = Some("frequency: 'abc' is not a whole number".into());
+        r.undecodable = Some(bad(&mut crate::db::decode::Fields::of("targets", values)));
         let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
-        assert_eq!(err, "frequency: 'abc' is not a whole number");
-    }
-
-    #[test]
-    fn a_state_edited_out_of_range_is_taken_as_its_repair() {
-        let mut r = row();
-        (r.state_seq, r.repeated_fails, r.repeated_passes) = (-1, i64::MAX, 3);
-        let s = state_of(&r);
-        assert_eq!((s.seq, s.repeated_fails, s.repeated_passes), (0, 0, 3));
+        assert_eq!(err.to_string(), "name: NULL is not UTF-8 text");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 use crate::jobs::JobReceiver;
 
 use crate::base::model::{
-    CheckError, CheckOutcome, CheckResult, Report, Target, TargetId, Verdict,
+    CheckError, CheckOutcome, CheckResult, Target, TargetId, ToWriter, Verdict,
 };
 use crate::base::stats::WorkerStats;
 use crate::base::threads::{Group, SpawnError};
@@ -29,7 +29,7 @@ use crate::logging::NameColumn;
 pub struct Ports {
     pub jobs: JobReceiver,
     pub done: Sender<TargetId>,
-    pub results: Sender<Report>,
+    pub results: Sender<ToWriter>,
     /// This node's cluster lease, looked at again as each check is taken from the queue.
     pub member: Arc<crate::cluster::Member>,
     /// The checks in flight, which a stop past `StopGrace` abandons.
@@ -106,7 +106,7 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
         };
         // The writer outlives the workers; a send error only happens if it died, and then
         // the supervisor stops the daemon and counts this check as not written.
-        let _ = ports.results.send(Report::Checked(result));
+        let _ = ports.results.send(ToWriter::Checked(result));
         let _ = ports.done.send(id);
     }
 }

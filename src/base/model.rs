@@ -355,8 +355,12 @@ pub struct Incident {
     pub started: i64,
     pub ended: Option<i64>,
     pub first_reason: String,
+    /// The reason of its latest failed check.
+    pub last_reason: String,
     pub failed_checks: u64,
     pub alerted: bool,
+    /// The last HTTP status seen in it, `None` when no response came.
+    pub http_status: Option<i64>,
 }
 
 /// A due check handed from the wheel to a worker.
@@ -376,11 +380,11 @@ pub struct CheckResult {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-/// What the writer thread hears: finished checks from the workers, and from the loader the
-/// targets that are no longer checked here (deleted, disabled, invalid), whose state it may
-/// forget once it owes their rows nothing.
+/// A message to the writer thread: a finished check from a worker, or from the loader or the
+/// cluster thread a target no longer checked here (deleted, disabled, invalid, handed to
+/// another node), whose state it may forget once it owes its row nothing.
 #[derive(Debug)]
-pub enum Report {
+pub enum ToWriter {
     Checked(CheckResult),
     Forget(TargetId),
 }

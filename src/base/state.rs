@@ -1,5 +1,6 @@
 //! The result state machine: how one check changes a target's row, and when it raises an
-//! alert. Pure; owned by the writer thread (and used once by `targets ID test`).
+//! alert. Pure; owned by the writer thread (`targets ID test` takes only [`Counts`] and
+//! [`CertSeen`] of its check).
 //!
 //! Rules (the original's, shared/legacy.md, without its alerting bugs):
 //! previous_status := status; PASS → pass_count+1, repeated_fails := 0; FAIL → fail_count+1,
@@ -234,6 +235,18 @@ pub enum CertSeen {
     Unknown,
 }
 
+impl CertSeen {
+    /// What a check saw; `https` tells a check that saw no certificate because it talks plain
+    /// HTTP from one whose handshake did not get through.
+    pub fn of(outcome: &CheckOutcome, https: bool) -> CertSeen {
+        match (&outcome.cert, https) {
+            (Some(c), _) => CertSeen::Seen(c.clone()),
+            (None, false) => CertSeen::NotTls,
+            (None, true) => CertSeen::Unknown,
+        }
+    }
+}
+
 /// What is owed to one target's row: the latest check's values and the counters of every
 /// check since the last write. Checks made while the database is away fold into one of these
 /// per target, so holding results costs memory per target, not per check.
@@ -264,14 +277,9 @@ pub struct RowUpdate {
 }
 
 impl RowUpdate {
-    /// The update for one check; `https` tells a check that saw no certificate because it
-    /// talks plain HTTP from one whose handshake did not get through.
+    /// The update for one check; `https` as [`CertSeen::of`] takes it.
     pub fn new(t: &Transition, outcome: &CheckOutcome, https: bool, at: String) -> RowUpdate {
-        let cert = match (&outcome.cert, https) {
-            (Some(c), _) => CertSeen::Seen(c.clone()),
-            (None, false) => CertSeen::NotTls,
-            (None, true) => CertSeen::Unknown,
-        };
+        let cert = CertSeen::of(outcome, https);
         let incidents = IncidentEvent::of(t, outcome, &at).into_iter().collect();
         RowUpdate {
             status: t.next.status,

@@ -140,9 +140,8 @@ mod tests {
             target_id: 1,
             started,
             ended,
-            first_reason: String::new(),
             failed_checks: 1,
-            alerted: false,
+            ..Incident::default()
         }
     }
 

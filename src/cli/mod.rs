@@ -38,7 +38,7 @@ Commands:
   targets                list every target
   targets ID             show one target in detail
   targets ID enable      enable a target (disable: stop checking it)
-  targets ID test        check a target now, print the result and trace, record it
+  targets ID test        check a target now, print the result and trace, count it
   targets ID history     its incidents, uptime by day and p95 response time by hour
   report [ID...]         uptime, downtime, incidents, MTTR and response times per target
   notifiers              list every notifier

@@ -6,8 +6,8 @@ use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, toggle, Error, Invocation, USAGE};
 use crate::base::authn;
-use crate::base::model::{CheckOutcome, TargetId, Verdict};
-use crate::base::state;
+use crate::base::model::{CheckOutcome, Target, TargetId, Verdict};
+use crate::base::state::{CertSeen, Counts};
 use crate::base::text::yes_no;
 use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
@@ -64,18 +64,14 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
 }
 
 /// `skypunch targets ID test`: checks the target now, prints the check line and the trace,
-/// and records the result like any check, without sending a notification.
+/// and records the check without sending a notification. It records what the check saw and
+/// counts it, never the target's status: that is the daemon's (see
+/// [`db::results::record_test`]), so a daemon checking the target meanwhile loses nothing.
 fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     let mut cas = crate::base::ca::CaFiles::new(config.ca_file.clone());
-    let target = match target::from_row(row, &mut cas) {
-        Ok(t) => t,
-        Err(reason) => {
-            return Err(Error::failed(format!(
-                "target {} has a config error: {reason}",
-                row.id
-            )))
-        }
-    };
+    let target = target::from_row(row, &mut cas).map_err(|reason| {
+        Error::failed(format!("target {} has a config error: {reason}", row.id))
+    })?;
     let checker = Checker::new(CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
@@ -94,39 +90,31 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     }
 }
 
-/// Writes a test's result like a check's, from the row's state as it is now. A daemon may
-/// write the row between the read and the write (its `state_seq` moves on): then the state
-/// is read again, a few times at most.
-fn record(
-    pool: &Pool,
-    target: &crate::base::model::Target,
-    outcome: &CheckOutcome,
-) -> Result<(), Error> {
-    let at = crate::base::trace::Stamp(&chrono::Utc::now(), '.').to_string();
+/// Records a test's check (see [`db::results::record_test`]); its stored trace ends with a
+/// line saying who made it, since the status beside it is still the daemon's.
+fn record(pool: &Pool, target: &Target, outcome: &CheckOutcome) -> Result<(), Error> {
+    let mut trace = outcome.trace.clone();
+    trace.step(TEST_MARK);
+    let test = db::results::TestRecord {
+        counts: Counts::of(outcome.verdict, outcome.http_status),
+        at: crate::base::trace::Stamp(&chrono::Utc::now(), '.').to_string(),
+        http_status: outcome.http_status,
+        response_ms: outcome.elapsed.as_millis() as u64,
+        trace: trace.to_string(),
+        cert: CertSeen::of(outcome, target.url.is_https()),
+    };
     let mut conn = db::checkout(pool)?;
-    for _ in 0..5 {
-        let Some(row) = db::targets::get(&mut conn, target.id)? else {
-            return Err(Error::failed(format!("target {} was deleted", target.id)));
-        };
-        let stored = target::state_of(&row);
-        let thresholds = state::Thresholds::of(target);
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let transition = state::transition(stored, outcome.verdict, thresholds, now_ms);
-        let mut update =
-            state::RowUpdate::new(&transition, outcome, target.url.is_https(), at.clone());
-        // A test never alerts: keep the alert flag as it was.
-        update.alerted = stored.alerted;
-        let updates = std::iter::once((target.id, update)).collect();
-        let stale = db::results::write(&mut conn, None, &updates, &[], &Default::default())
-            .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
-        if stale.is_empty() {
-            return Ok(());
-        }
+    let recorded = db::results::record_test(&mut conn, target.id, &test)
+        .map_err(|e| Error::failed(format!("result not recorded: {e}")))?;
+    if !recorded && db::targets::get(&mut conn, target.id)?.is_none() {
+        return Err(Error::failed(format!("target {} was deleted", target.id)));
     }
-    Err(Error::failed(
-        "result not recorded: the daemon kept writing this target's row meanwhile".to_string(),
-    ))
+    Ok(())
 }
+
+/// The last line of a stored trace `targets ID test` made.
+const TEST_MARK: &str =
+    "made by `skypunch targets ID test`: counted, but the status and alerts are the daemon's";
 
 /// Milliseconds since the epoch in local time with its offset.
 fn local_millis(ms: i64) -> String {

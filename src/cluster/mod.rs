@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
-use crate::base::model::{Control, Report, Target, TargetId};
+use crate::base::model::{Control, Target, TargetId, ToWriter};
 use crate::base::stats::ClusterStats;
 use crate::base::stop::{Feed, Stop};
 use crate::config::ClusterConfig;
@@ -53,7 +53,7 @@ pub struct Ports {
     /// The targets this node owns, to the wheel.
     pub wheel: Feed<Control>,
     /// Targets no longer owned here, for the writer to forget.
-    pub writer: Sender<Report>,
+    pub writer: Sender<ToWriter>,
     pub stop: Stop,
     /// Disconnected once the writer has ended (its last writes done).
     pub pipeline_done: Receiver<()>,
@@ -134,7 +134,7 @@ impl Cluster {
                     let _ = ports.wheel.send(Control::Upsert { target, first });
                 } else if self.owned.remove(&id) {
                     let _ = ports.wheel.send(Control::Remove(id));
-                    let _ = ports.writer.send(Report::Forget(id));
+                    let _ = ports.writer.send(ToWriter::Forget(id));
                 }
             }
             Control::Remove(id) => {
@@ -171,7 +171,7 @@ impl Cluster {
                 (false, true) => {
                     self.owned.remove(&id);
                     let _ = ports.wheel.send(Control::Remove(id));
-                    let _ = ports.writer.send(Report::Forget(id));
+                    let _ = ports.writer.send(ToWriter::Forget(id));
                     lost += 1;
                 }
                 _ => {}
@@ -298,7 +298,7 @@ impl Cluster {
         self.member.revoke();
         for id in self.owned.drain() {
             let _ = ports.wheel.send(Control::Remove(id));
-            let _ = ports.writer.send(Report::Forget(id));
+            let _ = ports.writer.send(ToWriter::Forget(id));
         }
         self.live = Vec::new();
         match join::join_again(&self.pool, self.member.name(), &self.config) {

@@ -25,7 +25,7 @@ use crossbeam_channel::bounded;
 
 use super::pipeline::{Handles, Pipeline};
 use super::StartError;
-use crate::base::model::Report;
+use crate::base::model::ToWriter;
 use crate::base::stats::{self, StageStats, Stats, StoreStats, WriterStats};
 use crate::base::stop::{Feed, Stop};
 use crate::check::{CheckSettings, Checker};
@@ -229,7 +229,7 @@ fn start_back(
     pipeline: &mut Pipeline,
     config: &Arc<Config>,
     back: Back,
-    reports: crossbeam_channel::Receiver<Report>,
+    reports: crossbeam_channel::Receiver<ToWriter>,
 ) -> Result<(), StartError> {
     let (wake_tx, wake_rx) = bounded(1);
     let (store, store_ends) = writer::store_channels();

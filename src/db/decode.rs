@@ -84,8 +84,16 @@ impl fmt::Display for BadRow {
 pub struct Fields {
     table: &'static str,
     values: Vec<Option<Value>>,
-    key: Vec<String>,
+    key: Vec<Key>,
     keys: Vec<i64>,
+}
+
+/// A part of a row's key, as an error names it (`id 5`, `name 'a'`).
+enum Key {
+    /// An integer read as one: put in words only when an error needs it, since most rows
+    /// decode.
+    Id(&'static str, i64),
+    Shown(String),
 }
 
 impl Fields {
@@ -118,7 +126,15 @@ impl Fields {
         let key = if self.key.is_empty() {
             "no readable key".to_string()
         } else {
-            self.key.join(", ")
+            let parts: Vec<String> = self
+                .key
+                .iter()
+                .map(|k| match k {
+                    Key::Id(column, id) => format!("{column} {id}"),
+                    Key::Shown(shown) => shown.clone(),
+                })
+                .collect();
+            parts.join(", ")
         };
         BadRow {
             table: self.table,
@@ -134,17 +150,20 @@ impl Fields {
     /// error can name the row.
     pub fn id(&mut self, i: usize, column: &'static str) -> Result<u64, BadRow> {
         let value = self.take(i).unwrap_or(Value::NULL);
-        let shown = shown(&value);
-        self.key.push(format!("{column} {shown}"));
         match mysql::from_value_opt::<i64>(value) {
             Ok(id) => {
+                self.key.push(Key::Id(column, id));
                 self.keys.push(id);
                 u64::try_from(id)
                     .ok()
                     .filter(|id| *id > 0)
                     .ok_or_else(|| self.bad(column, "ids are positive".into(), true))
             }
-            Err(_) => Err(self.bad(column, format!("{shown} is not a whole number"), true)),
+            Err(e) => {
+                let shown = shown(&e.0);
+                self.key.push(Key::Shown(format!("{column} {shown}")));
+                Err(self.bad(column, format!("{shown} is not a whole number"), true))
+            }
         }
     }
 
@@ -152,7 +171,7 @@ impl Fields {
     pub fn key_text(&mut self, i: usize, column: &'static str) -> Result<String, BadRow> {
         let value = self.take(i).unwrap_or(Value::NULL);
         let shown = shown(&value);
-        self.key.push(format!("{column} {shown}"));
+        self.key.push(Key::Shown(format!("{column} {shown}")));
         mysql::from_value_opt::<String>(value)
             .map_err(|_| self.bad(column, format!("{shown} is not UTF-8 text"), true))
     }
@@ -190,12 +209,11 @@ impl Fields {
     ) -> Result<Option<T>, BadRow> {
         match self.take(i) {
             None | Some(Value::NULL) => Ok(None),
-            Some(value) => {
-                let shown = shown(&value);
-                mysql::from_value_opt::<T>(value)
-                    .map(Some)
-                    .map_err(|_| self.bad(column, format!("{shown} is not {}", what::<T>()), false))
-            }
+            // The value comes back with the error: shown only then, since most decode.
+            Some(value) => mysql::from_value_opt::<T>(value).map(Some).map_err(|e| {
+                let why = format!("{} is not {}", shown(&e.0), what::<T>());
+                self.bad(column, why, false)
+            }),
         }
     }
 

@@ -1,18 +1,20 @@
 //! Writing check results: one transaction per batch, touching rows in id order (so that
 //! concurrent writers cannot deadlock), with the alerts the batch raised inserted in the same
-//! transaction. Called from the writer thread and by `targets ID test`.
+//! transaction. Called from the writer thread (its store thread); `targets ID test` records its
+//! check with [`record_test`], which leaves the result state alone.
 
 use std::collections::{BTreeMap, HashMap};
 
 use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
-use super::decode::{self, BadRow, Fields, Fix};
+use super::decode;
 use super::nodes::Fence;
+use super::targets::{self, Read, COUNTERS};
 use super::{Conn, Error};
-use crate::base::model::{NewAlert, Status, TargetId, TargetState};
+use crate::base::model::{NewAlert, TargetId, TargetState};
 use crate::base::rollup::Rollups;
-use crate::base::state::{CertSeen, RowUpdate};
+use crate::base::state::{CertSeen, Counts, RowUpdate};
 use crate::base::text;
 
 /// Rows per UPDATE statement. A batch is cut into statements of these sizes only, largest
@@ -28,7 +30,7 @@ const MAX_TRACE_BYTES: usize = 60_000;
 /// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
 /// `state_seq` is still the one the update was made from, and moves it on by one. Returns the
-/// stale targets: rows another writer (another node, `targets ID test`) moved on since this
+/// stale targets: rows another writer (another node) moved on since this
 /// one read them, of which nothing was written, incidents and alerts included; their state
 /// must be read again.
 pub fn write(
@@ -119,23 +121,79 @@ pub fn read_states(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!("{} WHERE t.id IN ({marks})", targets::select(Read::State));
         let rows: Vec<mysql::Row> = conn
-            .exec(
-                format!(
-                    "SELECT id, status, repeated_fails, alerted, state_seq, repeated_passes, \
-                     CAST(UNIX_TIMESTAMP(last_alerted) * 1000 AS SIGNED), \
-                     TIMESTAMPDIFF(SECOND, '1970-01-01', cert_alerted_for) \
-                     FROM targets WHERE id IN ({marks})"
-                ),
-                chunk.to_vec(),
-            )
+            .exec(sql, chunk.to_vec())
             .map_err(Error::query("reading the result state of targets"))?;
-        for (id, state, fixes) in decode::good_rows("targets", rows, state_row) {
-            super::targets::repair(conn, id, &fixes)?;
-            out.push((id, state));
+        for row in rows
+            .into_iter()
+            .filter_map(|r| targets::decoded(Read::State, r))
+        {
+            targets::repair(conn, row.id, &row.state_fixes())?;
+            out.push((row.id, row.state()));
         }
     }
     Ok(out)
+}
+
+/// Records the check `targets ID test` made: what the last check saw (`last_updated`, the
+/// HTTP status, the response time, the trace, the certificate) and its counts, added to the
+/// counters as a result's are. Never the result state (status, description, `repeated_*`,
+/// `alerted`, incidents, `state_seq`): that is the daemon's, which goes on from the state it
+/// holds, so its own next write of the row is not stale and none of its checks is dropped.
+/// False when there is no such row.
+pub fn record_test(conn: &mut Conn, id: TargetId, test: &TestRecord) -> Result<bool, Error> {
+    let counters: Vec<String> = COUNTERS
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} = IF({c} > {max} - :{c}, {max}, {c} + :{c})",
+                max = super::BIGINT_MAX
+            )
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE targets SET {}, last_updated = :at, last_http_status = :status, \
+         last_response_ms = :ms, last_trace = :trace, \
+         cert_expires_at = IF(:issuer IS NULL, cert_expires_at, :expires), \
+         cert_issuer = IF(:issuer IS NULL, cert_issuer, NULLIF(:issuer, '')), \
+         config_changed = config_changed WHERE id = :id",
+        counters.join(", ")
+    );
+    let [expires, issuer] = cert_seen(&test.cert);
+    let values = [
+        ("at", Value::from(test.at.as_str())),
+        ("status", test.http_status.map_or(Value::NULL, Value::from)),
+        ("ms", Value::from(test.response_ms.min(i32::MAX as u64))),
+        (
+            "trace",
+            Value::from(text::clip_bytes(&test.trace, MAX_TRACE_BYTES)),
+        ),
+        ("issuer", issuer),
+        ("expires", expires),
+        ("id", Value::from(id)),
+    ];
+    let counts = COUNTERS.into_iter().zip(counter_values(&test.counts));
+    let named: HashMap<Vec<u8>, Value> = values
+        .into_iter()
+        .chain(counts)
+        .map(|(name, v)| (name.as_bytes().to_vec(), v))
+        .collect();
+    conn.exec_drop(sql, mysql::Params::Named(named))
+        .map_err(Error::query("recording a test's check"))?;
+    Ok(conn.affected_rows() > 0)
+}
+
+/// What [`record_test`] writes of a check made by `targets ID test`.
+#[derive(Debug, Clone)]
+pub struct TestRecord {
+    pub counts: Counts,
+    /// `last_updated`, UTC `YYYY-MM-DD HH:MM:SS.mmm`.
+    pub at: String,
+    pub http_status: Option<u16>,
+    pub response_ms: u64,
+    pub trace: String,
+    pub cert: CertSeen,
 }
 
 /// Puts an alert in the outbox, its snapshot holding the display form of the row's URL: the
@@ -152,7 +210,7 @@ fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Erro
     };
     let shown = crate::base::urls::shown(&String::from_utf8_lossy(&url.unwrap_or_default()));
     tx.exec_drop(
-        INSERT_ALERT,
+        insert_alert(),
         (
             alert.kind.as_str(),
             shown,
@@ -163,70 +221,27 @@ fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Erro
     .map_err(Error::query("queueing an alert"))
 }
 
-/// One row of [`read_states`]: the state, with the values it needs repaired already as they
-/// will be, and those repairs.
-fn state_row(f: &mut Fields) -> Result<(TargetId, TargetState, Vec<Fix>), BadRow> {
-    let id = f.id(0, "id")?;
-    let status: String = f.get(1, "status")?;
-    let fails: i64 = f.get(2, "repeated_fails")?;
-    let alerted = f.flag(3, "alerted")?;
-    let seq: i64 = f.get(4, "state_seq")?;
-    let passes: i64 = f.get(5, "repeated_passes")?;
-    let fixes: Vec<Fix> = [
-        decode::counter_fix("state_seq", seq),
-        decode::counter_fix("repeated_fails", fails),
-        decode::counter_fix("repeated_passes", passes),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let now = |column: &str, was: i64| decode::repaired(&fixes, column, was) as u64;
-    let state = TargetState {
-        status: Status::parse(&status),
-        repeated_fails: now("repeated_fails", fails),
-        alerted,
-        repeated_passes: now("repeated_passes", passes),
-        last_alerted_ms: f.opt(6, "last_alerted")?,
-        seq: now("state_seq", seq),
-        cert_alerted_for: f.opt(7, "cert_alerted_for")?,
-    };
-    Ok((id, state, fixes))
+/// The alert's snapshot is taken by the database from the row just updated, so the message
+/// shows the counters exactly as they were after the change; its keys are the row's column
+/// names ([`targets::snapshot`]). Parameters: the kind, the URL's display form, the trace, the
+/// target's id.
+fn insert_alert() -> String {
+    format!(
+        "INSERT INTO alerts (target_id, kind, snapshot, trace) SELECT t.id, ?, {}, ? FROM {} \
+         WHERE t.id = ?",
+        targets::snapshot(),
+        targets::FROM
+    )
 }
 
-/// The alert's snapshot is taken by the database from the row just updated, so the message
-/// shows the counters exactly as they were after the change. Never `authn_parms`; the URL is
-/// the parameter [`queue_alert`] gives, in its display form.
-const INSERT_ALERT: &str = "INSERT INTO alerts (target_id, kind, snapshot, trace) \
-    SELECT id, ?, JSON_OBJECT('id', id, 'name', name, 'tenantid', tenantid, 'enabled', enabled, \
-    'status', status, 'previous_status', previous_status, 'status_description', status_description, \
-    'last_updated', DATE_FORMAT(last_updated, '%Y-%m-%d %H:%i:%s'), 'url', ?, 'method', method, \
-    'authn', authn, 'frequency', frequency, 'timeout', timeout, 'pass_result', pass_result, \
-    'pass_count', pass_count, 'fail_count', fail_count, 'count200', count200, 'count300', count300, \
-    'count400', count400, 'count500', count500, 'repeated_fails', repeated_fails, \
-    'network_fails', network_fails, 'fail_threshold', fail_threshold, \
-    'success_threshold', success_threshold, 'repeated_passes', repeated_passes, \
-    'realert_minutes', realert_minutes, \
-    'incident_started', (SELECT DATE_FORMAT(i.started, '%Y-%m-%d %H:%i:%s') FROM incidents i \
-        WHERE i.open_target = targets.id), \
-    'last_http_status', last_http_status, 'last_response_ms', last_response_ms, \
-    'cert_expires_at', DATE_FORMAT(cert_expires_at, '%Y-%m-%d %H:%i:%s'), \
-    'cert_issuer', cert_issuer), ? \
-    FROM targets WHERE id = ?";
-
-/// The columns a result writes, in the order of each row's values.
-const COLUMNS: [&str; 22] = [
+/// The columns a result sets, in the order of each row's values; its counts follow, in
+/// [`COUNTERS`] order.
+const SETS: [&str; 15] = [
     "id",
     "status",
     "previous_status",
     "status_description",
     "last_updated",
-    "pass_count",
-    "fail_count",
-    "count200",
-    "count300",
-    "count400",
-    "count500",
-    "network_fails",
     "repeated_fails",
     "repeated_passes",
     "alerted",
@@ -239,17 +254,6 @@ const COLUMNS: [&str; 22] = [
     "cert_alerted_for",
 ];
 
-/// The counters a result adds to.
-const COUNTERS: [&str; 7] = [
-    "pass_count",
-    "fail_count",
-    "count200",
-    "count300",
-    "count400",
-    "count500",
-    "network_fails",
-];
-
 /// One multi-row `INSERT ... ON DUPLICATE KEY UPDATE` over rows that exist and are locked
 /// ([`lock_seqs`]), so it only ever updates; counters are added (stopping at the column's
 /// largest value rather than failing), so a hand edit of a counter is never overwritten, and
@@ -260,10 +264,11 @@ const COUNTERS: [&str; 7] = [
 /// failure to build it crashed the server (signal 11 in `ha_maria::drop_table` from
 /// `Create_tmp_table::cleanup_on_failure`), twice under the test suite's load.
 fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) {
-    let row = format!("({})", vec!["?"; COLUMNS.len()].join(","));
+    let width = SETS.len() + COUNTERS.len();
+    let row = format!("({})", vec!["?"; width].join(","));
     let rows = vec![row.as_str(); chunk.len()].join(",");
     let sql = format!(
-        "INSERT INTO targets ({}) VALUES {rows} ON DUPLICATE KEY UPDATE \
+        "INSERT INTO targets ({}, {}) VALUES {rows} ON DUPLICATE KEY UPDATE \
          state_seq = state_seq + 1, status = VALUES(status), \
          previous_status = VALUES(previous_status), \
          status_description = VALUES(status_description), last_updated = VALUES(last_updated), \
@@ -276,14 +281,15 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          cert_issuer = IF(VALUES(cert_issuer) IS NULL, cert_issuer, NULLIF(VALUES(cert_issuer), '')), \
          cert_alerted_for = VALUES(cert_alerted_for), \
          config_changed = config_changed",
-        COLUMNS.join(", "),
+        SETS.join(", "),
+        COUNTERS.join(", "),
         COUNTERS
             .iter()
             .map(|c| super::capped_add(c, super::BIGINT_MAX))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut params = Vec::with_capacity(chunk.len() * COLUMNS.len());
+    let mut params = Vec::with_capacity(chunk.len() * width);
     for (id, u) in chunk {
         params.extend([
             Value::from(**id),
@@ -291,13 +297,6 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             Value::from(u.previous_status.as_str()),
             Value::from(text::clip(&u.description, MAX_DESCRIPTION)),
             Value::from(u.at.as_str()),
-            signed(u.counts.pass),
-            signed(u.counts.fail),
-            signed(u.counts.c200),
-            signed(u.counts.c300),
-            signed(u.counts.c400),
-            signed(u.counts.c500),
-            signed(u.counts.network),
             Value::from(u.repeated_fails),
             Value::from(u.repeated_passes),
             Value::from(u.alerted),
@@ -307,24 +306,34 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),
         ]);
         params.extend(cert_values(u));
+        params.extend(counter_values(&u.counts));
     }
     (sql, params)
 }
 
-/// `cert_expires_at`, `cert_issuer`, `cert_alerted_for`. The issuer says what the update
-/// does to the first two: NULL keeps them (no handshake got through), '' clears them (plain
-/// HTTP), a name sets them.
+/// What a check (or a batch of them) adds to each of [`COUNTERS`].
+fn counter_values(c: &Counts) -> [Value; 7] {
+    [c.pass, c.fail, c.c200, c.c300, c.c400, c.c500, c.network].map(signed)
+}
+
+/// `cert_expires_at`, `cert_issuer`, `cert_alerted_for`.
 fn cert_values(u: &RowUpdate) -> [Value; 3] {
-    let (expires, issuer) = match &u.cert {
-        CertSeen::Seen(c) => (utc_seconds(c.expires), Value::from(c.issuer.as_str())),
-        CertSeen::NotTls => (Value::NULL, Value::from("")),
-        CertSeen::Unknown => (Value::NULL, Value::NULL),
-    };
+    let [expires, issuer] = cert_seen(&u.cert);
     [
         expires,
         issuer,
         u.cert_alerted_for.map_or(Value::NULL, utc_seconds),
     ]
+}
+
+/// `cert_expires_at`, `cert_issuer`. The issuer says what a write does to both: NULL keeps
+/// them (no handshake got through), '' clears them (plain HTTP), a name sets them.
+fn cert_seen(cert: &CertSeen) -> [Value; 2] {
+    match cert {
+        CertSeen::Seen(c) => [utc_seconds(c.expires), Value::from(c.issuer.as_str())],
+        CertSeen::NotTls => [Value::NULL, Value::from("")],
+        CertSeen::Unknown => [Value::NULL, Value::NULL],
+    }
 }
 
 /// A DATETIME value (UTC, as every session runs) of seconds since the epoch.

@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 
 use super::answer::{Answer, Body};
 use super::paging::Paging;
-use super::query::{self, Bounds, IncidentRow, Streamed, TargetNow, Which};
+use super::query::{self, Bounds, Listed, Streamed, Which};
 use super::Shared;
+use crate::db::targets::TargetRow;
 use crate::db::{self, Conn};
 
 /// Ended incidents shown: those of the last this many days (and on a target's own answer,
@@ -172,36 +173,40 @@ pub fn time(ms: Option<i64>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn target_json(t: &TargetNow) -> Value {
+fn target_json(t: &TargetRow) -> Value {
+    let c = t.counts();
     json!({
         "id": t.id,
         "name": t.name,
-        "group": t.group,
+        "group": t.group(),
         "public": t.public,
         "enabled": t.enabled,
         "status": t.status,
-        "description": t.description,
-        "url": t.url,
+        "description": t.description(),
+        "url": t.shown_url(),
         "method": t.method,
         "frequency_s": t.frequency,
-        "last_check": if t.status == "NEW" { Value::Null } else { time(t.last_check_ms) },
-        "last_http_status": t.http_status,
-        "last_response_ms": t.response_ms,
-        "checks": { "pass": t.pass, "fail": t.fail },
-        "responses": {
-            "2xx": t.classes[0], "3xx": t.classes[1], "4xx": t.classes[2], "5xx": t.classes[3]
-        },
-        "network_failures": t.network_fails,
-        "incident_started": time(t.incident_ms),
+        "last_check": if t.status == "NEW" { Value::Null } else { time(t.last_updated_ms()) },
+        "last_http_status": t.last_http_status,
+        "last_response_ms": t.last_response_ms,
+        "checks": { "pass": c.pass, "fail": c.fail },
+        "responses": { "2xx": c.c200, "3xx": c.c300, "4xx": c.c400, "5xx": c.c500 },
+        "network_failures": c.network,
+        "incident_started": time(t.incident_started_ms),
         "incident_reason": t.incident_reason,
     })
 }
 
-fn incident_json(i: &IncidentRow) -> Value {
+fn incident_json(
+    Listed {
+        incident: i,
+        target_name,
+    }: &Listed,
+) -> Value {
     json!({
         "id": i.id,
         "target_id": i.target_id,
-        "target_name": i.target_name,
+        "target_name": target_name,
         "started": time(Some(i.started)),
         "ended": time(i.ended),
         "first_reason": i.first_reason,

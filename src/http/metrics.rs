@@ -480,8 +480,8 @@ impl Scrape {
             t,
             |t| {
                 [
-                    (with(t, "result", "pass"), t.pass as f64),
-                    (with(t, "result", "fail"), t.fail as f64),
+                    (with(t, "result", "pass"), t.counts.pass as f64),
+                    (with(t, "result", "fail"), t.counts.fail as f64),
                 ]
             },
         )?;
@@ -492,7 +492,7 @@ impl Scrape {
             |t| {
                 ["2xx", "3xx", "4xx", "5xx"]
                     .into_iter()
-                    .zip(t.classes)
+                    .zip([t.counts.c200, t.counts.c300, t.counts.c400, t.counts.c500])
                     .map(move |(class, n)| (with(t, "class", class), n as f64))
             },
         )?;
@@ -504,7 +504,7 @@ impl Scrape {
                 c,
             ),
             t,
-            |t| [(target_labels(t), t.network_fails as f64)],
+            |t| [(target_labels(t), t.counts.network as f64)],
         )
     }
 }
@@ -543,10 +543,10 @@ mod tests {
             last_check_ms: None,
             incident_ms: None,
             cert_expires_s: None,
-            pass: 2,
-            fail: 0,
-            classes: [0; 4],
-            network_fails: 0,
+            counts: crate::base::state::Counts {
+                pass: 2,
+                ..Default::default()
+            },
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::answer::Answer;
-use super::query::{self, IncidentRow};
+use super::query::{self, Listed};
 use super::status::{self, Day, Detail, Overview, TargetStatus, DAYS, RECENT_DAYS};
 use super::{chart, Shared};
 use crate::base::text::html;
@@ -213,7 +213,7 @@ fn groups(targets: &[TargetStatus]) -> Vec<(Option<&str>, Vec<&TargetStatus>)> {
     let mut named: BTreeMap<&str, Vec<&TargetStatus>> = BTreeMap::new();
     let mut other = Vec::new();
     for t in targets {
-        match t.now.group.as_deref() {
+        match t.now.group() {
             Some(g) => named.entry(g).or_default().push(t),
             None => other.push(t),
         }
@@ -245,7 +245,7 @@ fn group_section(out: &mut String, group: Option<&str>, targets: &[&TargetStatus
 
 fn target_line(out: &mut String, t: &TargetStatus) {
     let (class, word) = State::of(t).class_and_word();
-    let response = match (State::of(t), t.now.response_ms) {
+    let response = match (State::of(t), t.now.last_response_ms) {
         (State::Up | State::Down | State::Maintenance, Some(ms)) => format!("{ms} ms"),
         _ => String::new(),
     };
@@ -342,24 +342,31 @@ pub fn percent(p: f64) -> String {
 fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
     let n = &t.now;
     let mut rows: Vec<(&str, String)> = Vec::new();
-    if let Some(g) = &n.group {
+    if let Some(g) = n.group() {
         rows.push(("Group", html(g)));
     }
-    rows.push(("URL", format!("{} {}", html(&n.method), html(&n.url))));
+    rows.push((
+        "URL",
+        format!("{} {}", html(&n.method), html(&n.shown_url())),
+    ));
     rows.push(("Checked every", format!("{} s", n.frequency)));
     if n.status != "NEW" {
-        let when = n.last_check_ms.map_or(String::new(), |ms| ago(ms, now_ms));
+        let when = n
+            .last_updated_ms()
+            .map_or(String::new(), |ms| ago(ms, now_ms));
         rows.push(("Last check", when));
         let status = n
-            .http_status
+            .last_http_status
             .map_or(String::new(), |s| format!(", HTTP {s}"));
-        let ms = n.response_ms.map_or(String::new(), |ms| format!("{ms} ms"));
+        let ms = n
+            .last_response_ms
+            .map_or(String::new(), |ms| format!("{ms} ms"));
         rows.push(("Response", format!("{ms}{status}")));
     }
-    if !n.description.is_empty() {
-        rows.push(("Result", html(&n.description)));
+    if !n.description().is_empty() {
+        rows.push(("Result", html(n.description())));
     }
-    if let Some(s) = n.cert_expires_s {
+    if let Some(s) = n.cert_expires_s() {
         let left = crate::base::text::time_left(s - now_ms / 1000);
         rows.push((
             "Certificate expires",
@@ -373,7 +380,7 @@ fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
     out.push_str("</dl>\n");
 }
 
-fn incident_table(out: &mut String, incidents: &[IncidentRow], with_target: bool) {
+fn incident_table(out: &mut String, incidents: &[Listed], with_target: bool) {
     if incidents.is_empty() {
         out.push_str("<p class=\"note\">None.</p>\n");
         return;
@@ -383,7 +390,11 @@ fn incident_table(out: &mut String, incidents: &[IncidentRow], with_target: bool
         out.push_str("<th>Target</th>");
     }
     out.push_str("<th>Started</th><th>Lasted</th><th>Failed checks</th><th>Reason</th></tr></thead><tbody>\n");
-    for i in incidents {
+    for Listed {
+        incident: i,
+        target_name,
+    } in incidents
+    {
         let (class, lasted) = match i.ended {
             Some(end) => ("ended", span(end - i.started)),
             None => ("open", "ongoing".to_string()),
@@ -394,7 +405,7 @@ fn incident_table(out: &mut String, incidents: &[IncidentRow], with_target: bool
                 out,
                 "<td><a href=\"target/{}\">{}</a></td>",
                 i.target_id,
-                html(&i.target_name)
+                html(target_name)
             );
         }
         let reason = if i.last_reason.is_empty() {

@@ -1,51 +1,20 @@
 //! The HTTP server's database reads (handler threads), on the server's own small connection
-//! pool, so a slow answer never takes a connection the pipeline needs. The API's lists are
-//! read a page at a time and handed over row by row ([`each_target`], [`each_incident`]) to
-//! be written as they come.
+//! pool, so a slow answer never takes a connection the pipeline needs. Targets are read as the
+//! one [`TargetRow`] every reader shares, taking only the columns shown ([`Read::Shown`],
+//! [`Read::Figures`]: never `authn_parms` or the trace), incidents as the history's
+//! [`Incident`]. The API's lists are read a page at a time and handed over row
+//! by row ([`each_target`], [`each_incident`]) to be written as they come.
 
 use std::io;
 
 use mysql::prelude::Queryable;
 
 use super::paging::Paging;
+use crate::base::model::Incident;
+use crate::base::state::Counts;
+use crate::db::history::{self, INCIDENT_COLUMNS};
+use crate::db::targets::{self, Read, TargetRow};
 use crate::db::{self, Conn, Pool};
-
-/// One target as the API and the status pages show it: its row and its open incident.
-#[derive(Debug, Clone, Default)]
-pub struct TargetNow {
-    pub id: i64,
-    pub name: String,
-    pub status: String,
-    pub description: String,
-    pub enabled: bool,
-    /// The display form (no user info, secret parameters masked).
-    pub url: String,
-    pub method: String,
-    pub frequency: i64,
-    pub http_status: Option<i64>,
-    pub response_ms: Option<i64>,
-    /// When the last result was written, ms since the epoch.
-    pub last_check_ms: Option<i64>,
-    pub pass: u64,
-    pub fail: u64,
-    /// Responses by class: 2xx, 3xx, 4xx, 5xx.
-    pub classes: [u64; 4],
-    pub network_fails: u64,
-    pub group: Option<String>,
-    pub public: bool,
-    /// The open incident's start, ms since the epoch, and its latest reason.
-    pub incident_ms: Option<i64>,
-    pub incident_reason: Option<String>,
-    /// The TLS certificate's expiry, seconds since the epoch, where a check saw one.
-    pub cert_expires_s: Option<i64>,
-}
-
-impl TargetNow {
-    /// Whether `description` is a config error the loader wrote (the row is not checked).
-    pub fn config_error(&self) -> bool {
-        self.description.starts_with("config error:")
-    }
-}
 
 /// Which targets a read takes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,21 +50,19 @@ fn conditions(which: Which) -> (String, Vec<mysql::Value>) {
     (filter.join(" AND "), params)
 }
 
-/// The columns of [`TargetNow`], as [`row`] reads them.
-const TARGET_SELECT: &str = "SELECT t.id, t.name, t.status, t.enabled, t.method, t.frequency, \
-     t.last_http_status, t.last_response_ms, \
-     CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
-     t.pass_count, t.fail_count, t.count200, t.count300, t.count400, t.count500, \
-     t.network_fails, t.group_name, t.public, \
-     CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
-     t.url, IFNULL(t.status_description, ''), i.last_reason, \
-     TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at) \
-     FROM targets t LEFT JOIN incidents i ON i.open_target = t.id";
+/// Rows as the pages and the API show them ([`Read::Shown`]).
+fn select() -> String {
+    targets::select(Read::Shown)
+}
+
+fn shown(row: mysql::Row) -> Option<TargetRow> {
+    targets::decoded(Read::Shown, row)
+}
 
 const READING_TARGETS: &str = "reading targets for the HTTP server";
 
 /// The targets `which` selects, by id (the failing ones first under a limit).
-pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Error> {
+pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetRow>, db::Error> {
     let (filter, mut params) = conditions(which);
     let order = match which.limit {
         Some(n) => {
@@ -104,9 +71,11 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetNow>, db::Erro
         }
         None => "t.id",
     };
-    let sql = format!("{TARGET_SELECT} WHERE {filter} ORDER BY {order}");
-    conn.exec_map(sql, params, |mut r: mysql::Row| row(&mut r))
-        .map_err(db::Error::query(READING_TARGETS))
+    let sql = format!("{} WHERE {filter} ORDER BY {order}", select());
+    let rows: Vec<mysql::Row> = conn
+        .exec(sql, params)
+        .map_err(db::Error::query(READING_TARGETS))?;
+    Ok(rows.into_iter().filter_map(shown).collect())
 }
 
 /// Where a page of a list ends, read before the page so that its `next` link can lead.
@@ -145,22 +114,48 @@ pub fn each_target(
     which: Which,
     paging: Paging,
     page: Bounds,
-    mut f: impl FnMut(TargetNow) -> io::Result<()>,
+    f: impl FnMut(TargetRow) -> io::Result<()>,
 ) -> Result<(), Streamed> {
     let (mut filter, mut params) = conditions(which);
+    narrow(&mut filter, &mut params, ("t.id", true), paging, page);
+    let sql = format!("{} WHERE {filter} ORDER BY t.id LIMIT ?", select());
+    stream(conn, (sql, params), READING_TARGETS, shown, f)
+}
+
+/// Narrows a list's `filter` to one page: the keys past `paging.after` in the list's order
+/// (ascending or not), up to the page's last, at most `paging.limit` of them.
+fn narrow(
+    filter: &mut String,
+    params: &mut Vec<mysql::Value>,
+    (key, ascending): (&str, bool),
+    paging: Paging,
+    page: Bounds,
+) {
+    let (past, up_to) = if ascending { (">", "<=") } else { ("<", ">=") };
     if let Some(after) = paging.after {
-        filter.push_str(" AND t.id > ?");
+        filter.push_str(&format!(" AND {key} {past} ?"));
         params.push(after.into());
     }
     if let Some(last) = page.last {
-        filter.push_str(" AND t.id <= ?");
+        filter.push_str(&format!(" AND {key} {up_to} ?"));
         params.push(last.into());
     }
     params.push(paging.limit.into());
-    let sql = format!("{TARGET_SELECT} WHERE {filter} ORDER BY t.id LIMIT ?");
-    let failed = |e| Streamed::Db(db::Error::query(READING_TARGETS)(e));
+}
+
+/// Runs a list's statement and hands each row that decodes to `f` as it is read.
+fn stream<T>(
+    conn: &mut Conn,
+    (sql, params): (String, Vec<mysql::Value>),
+    what: &str,
+    decode: fn(mysql::Row) -> Option<T>,
+    mut f: impl FnMut(T) -> io::Result<()>,
+) -> Result<(), Streamed> {
+    let failed = |e| Streamed::Db(db::Error::query(what)(e));
     for r in conn.exec_iter(sql, params).map_err(failed)? {
-        f(row(&mut r.map_err(failed)?)).map_err(Streamed::Write)?;
+        if let Some(item) = decode(r.map_err(failed)?) {
+            f(item).map_err(Streamed::Write)?;
+        }
     }
     Ok(())
 }
@@ -194,8 +189,8 @@ pub fn count(conn: &mut Conn, which: Which) -> Result<usize, db::Error> {
     Ok(n.unwrap_or(0) as usize)
 }
 
-/// What `/metrics` shows of one enabled target, kept small: a scrape of 100,000 targets holds
-/// all of them at once.
+/// What `/metrics` shows of one enabled target: a projection of its [`TargetRow`], kept
+/// small, since a scrape of 100,000 targets holds all of them at once.
 #[derive(Debug, Clone)]
 pub struct TargetFigures {
     pub id: i64,
@@ -208,14 +203,31 @@ pub struct TargetFigures {
     pub last_check_ms: Option<i64>,
     pub incident_ms: Option<i64>,
     pub cert_expires_s: Option<i64>,
-    pub pass: u64,
-    pub fail: u64,
-    /// Responses by class: 2xx, 3xx, 4xx, 5xx.
-    pub classes: [u64; 4],
-    pub network_fails: u64,
+    pub counts: Counts,
 }
 
-/// Every enabled target's figures, by id.
+impl From<TargetRow> for TargetFigures {
+    fn from(t: TargetRow) -> TargetFigures {
+        TargetFigures {
+            id: t.id as i64,
+            up: match t.status.as_str() {
+                "PASS" => Some(true),
+                "FAIL" => Some(false),
+                _ => None,
+            },
+            config_error: t.config_error(),
+            http_status: t.last_http_status.and_then(|s| u16::try_from(s).ok()),
+            response_ms: t.last_response_ms.and_then(|ms| u32::try_from(ms).ok()),
+            last_check_ms: t.last_updated_ms(),
+            incident_ms: t.incident_started_ms,
+            cert_expires_s: t.cert_expires_s(),
+            counts: t.counts(),
+            name: t.name.into_boxed_str(),
+        }
+    }
+}
+
+/// Every enabled target's figures, by id, each row projected as it is read.
 pub fn figures(conn: &mut Conn) -> Result<Vec<TargetFigures>, db::Error> {
     let n = count(
         conn,
@@ -226,79 +238,22 @@ pub fn figures(conn: &mut Conn) -> Result<Vec<TargetFigures>, db::Error> {
     )?;
     let mut out = Vec::with_capacity(n + n / 16);
     let what = "reading targets for the metrics";
-    let rows = conn
-        .query_iter(
-            "SELECT t.id, t.name, t.status, t.status_description LIKE 'config error:%', \
-         t.last_http_status, t.last_response_ms, \
-         CAST(UNIX_TIMESTAMP(t.last_updated) * 1000 AS SIGNED), \
-         CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
-         TIMESTAMPDIFF(SECOND, '1970-01-01', t.cert_expires_at), t.pass_count, t.fail_count, \
-         t.count200, t.count300, t.count400, t.count500, t.network_fails \
-         FROM targets t LEFT JOIN incidents i ON i.open_target = t.id \
-         WHERE t.enabled = 1 ORDER BY t.id",
-        )
-        .map_err(db::Error::query(what))?;
-    for row in rows {
-        let mut r = row.map_err(db::Error::query(what))?;
-        out.push(figures_row(&mut r));
+    let sql = format!(
+        "{} WHERE t.enabled = 1 ORDER BY t.id",
+        targets::select(Read::Figures)
+    );
+    for row in conn.query_iter(sql).map_err(db::Error::query(what))? {
+        if let Some(t) = targets::decoded(Read::Figures, row.map_err(db::Error::query(what))?) {
+            out.push(TargetFigures::from(t));
+        }
     }
     Ok(out)
-}
-
-fn figures_row(r: &mut mysql::Row) -> TargetFigures {
-    let n = |r: &mut mysql::Row, i| take::<u64>(r, i).unwrap_or(0);
-    let status: String = take(r, 2).unwrap_or_default();
-    TargetFigures {
-        id: take(r, 0).unwrap_or(0),
-        name: take::<String>(r, 1).unwrap_or_default().into_boxed_str(),
-        up: match status.as_str() {
-            "PASS" => Some(true),
-            "FAIL" => Some(false),
-            _ => None,
-        },
-        config_error: take(r, 3).unwrap_or(false),
-        http_status: take(r, 4),
-        response_ms: take(r, 5),
-        last_check_ms: take(r, 6),
-        incident_ms: take(r, 7),
-        cert_expires_s: take(r, 8),
-        pass: n(r, 9),
-        fail: n(r, 10),
-        classes: [n(r, 11), n(r, 12), n(r, 13), n(r, 14)],
-        network_fails: n(r, 15),
-    }
 }
 
 fn take<T: mysql::prelude::FromValue>(r: &mut mysql::Row, i: usize) -> Option<T> {
     r.take_opt::<Option<T>, usize>(i)
         .and_then(Result::ok)
         .flatten()
-}
-
-fn row(r: &mut mysql::Row) -> TargetNow {
-    let n = |r: &mut mysql::Row, i| take::<u64>(r, i).unwrap_or(0);
-    TargetNow {
-        id: take(r, 0).unwrap_or(0),
-        name: take(r, 1).unwrap_or_default(),
-        status: take(r, 2).unwrap_or_default(),
-        enabled: take(r, 3).unwrap_or(false),
-        method: take(r, 4).unwrap_or_default(),
-        frequency: take(r, 5).unwrap_or(0),
-        http_status: take(r, 6),
-        response_ms: take(r, 7),
-        last_check_ms: take(r, 8),
-        pass: n(r, 9),
-        fail: n(r, 10),
-        classes: [n(r, 11), n(r, 12), n(r, 13), n(r, 14)],
-        network_fails: n(r, 15),
-        group: take::<String>(r, 16).filter(|g| !g.is_empty()),
-        public: take(r, 17).unwrap_or(false),
-        incident_ms: take(r, 18),
-        url: crate::base::urls::shown(&take::<String>(r, 19).unwrap_or_default()),
-        description: take(r, 20).unwrap_or_default(),
-        incident_reason: take(r, 21),
-        cert_expires_s: take(r, 22),
-    }
 }
 
 /// A notifier's deliveries: pending now, sent and failed since it was made (its row's
@@ -333,25 +288,19 @@ pub fn notifiers(conn: &mut Conn) -> Result<Vec<NotifierNow>, db::Error> {
     }))
 }
 
-/// An incident as the API shows it; times in ms since the epoch.
+/// An incident and its target's name, as the API and the pages list them.
 #[derive(Debug, Clone)]
-pub struct IncidentRow {
-    pub id: i64,
-    pub target_id: i64,
+pub struct Listed {
+    pub incident: Incident,
     pub target_name: String,
-    pub started: i64,
-    pub ended: Option<i64>,
-    pub first_reason: String,
-    pub last_reason: String,
-    pub failed_checks: u64,
-    pub http_status: Option<i64>,
 }
 
-/// The columns of [`IncidentRow`], as [`incident_row`] reads them.
-const INCIDENT_SELECT: &str = "SELECT i.id, i.target_id, t.name, \
-     CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
-     CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.last_reason, \
-     i.failed_checks, i.http_status FROM incidents i JOIN targets t ON t.id = i.target_id";
+/// The history's incident columns and the target's name, as [`listed`] decodes them.
+fn incident_select() -> String {
+    format!(
+        "SELECT {INCIDENT_COLUMNS}, t.name FROM incidents i JOIN targets t ON t.id = i.target_id"
+    )
+}
 
 const READING_INCIDENTS: &str = "reading incidents for the HTTP server";
 
@@ -373,17 +322,21 @@ pub fn incidents(
     public_only: bool,
     days: u32,
     limit: u32,
-) -> Result<Vec<IncidentRow>, db::Error> {
+) -> Result<Vec<Listed>, db::Error> {
     let (mut filter, mut params) = incident_conditions(public_only, days);
     if let Some(id) = target {
         filter.push_str(" AND i.target_id = ?");
         params.push(mysql::Value::from(id));
     }
     params.push(mysql::Value::from(limit));
-    let sql =
-        format!("{INCIDENT_SELECT} WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT ?");
-    conn.exec_map(sql, params, |mut r: mysql::Row| incident_row(&mut r))
-        .map_err(db::Error::query(READING_INCIDENTS))
+    let sql = format!(
+        "{} WHERE {filter} ORDER BY i.started DESC, i.id DESC LIMIT ?",
+        incident_select()
+    );
+    let rows: Vec<mysql::Row> = conn
+        .exec(sql, params)
+        .map_err(db::Error::query(READING_INCIDENTS))?;
+    Ok(rows.into_iter().filter_map(listed).collect())
 }
 
 /// The bounds of a page of the incidents [`incident_conditions`] selects, newest (highest
@@ -414,36 +367,26 @@ pub fn each_incident(
     days: u32,
     paging: Paging,
     page: Bounds,
-    mut f: impl FnMut(IncidentRow) -> io::Result<()>,
+    f: impl FnMut(Listed) -> io::Result<()>,
 ) -> Result<(), Streamed> {
     let (mut filter, mut params) = incident_conditions(public_only, days);
-    if let Some(after) = paging.after {
-        filter.push_str(" AND i.id < ?");
-        params.push(after.into());
-    }
-    if let Some(last) = page.last {
-        filter.push_str(" AND i.id >= ?");
-        params.push(last.into());
-    }
-    params.push(paging.limit.into());
-    let sql = format!("{INCIDENT_SELECT} WHERE {filter} ORDER BY i.id DESC LIMIT ?");
-    let failed = |e| Streamed::Db(db::Error::query(READING_INCIDENTS)(e));
-    for r in conn.exec_iter(sql, params).map_err(failed)? {
-        f(incident_row(&mut r.map_err(failed)?)).map_err(Streamed::Write)?;
-    }
-    Ok(())
+    narrow(&mut filter, &mut params, ("i.id", false), paging, page);
+    let sql = format!(
+        "{} WHERE {filter} ORDER BY i.id DESC LIMIT ?",
+        incident_select()
+    );
+    stream(conn, (sql, params), READING_INCIDENTS, listed, f)
 }
 
-fn incident_row(r: &mut mysql::Row) -> IncidentRow {
-    IncidentRow {
-        id: take(r, 0).unwrap_or(0),
-        target_id: take(r, 1).unwrap_or(0),
-        target_name: take(r, 2).unwrap_or_default(),
-        started: take(r, 3).unwrap_or(0),
-        ended: take(r, 4),
-        first_reason: take(r, 5).unwrap_or_default(),
-        last_reason: take(r, 6).unwrap_or_default(),
-        failed_checks: take(r, 7).unwrap_or(0),
-        http_status: take(r, 8),
-    }
+/// Decodes a row of [`incident_select`]; one that does not decode is reported (see
+/// [`db::decode::skip`]) and left out.
+fn listed(row: mysql::Row) -> Option<Listed> {
+    let mut f = db::decode::Fields::new("incidents", row);
+    let decoded = history::incident(&mut f).and_then(|incident| {
+        Ok(Listed {
+            incident,
+            target_name: f.get(9, "name")?,
+        })
+    });
+    decoded.map_err(|bad| db::decode::skip(&bad)).ok()
 }

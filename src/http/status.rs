@@ -8,12 +8,13 @@ use std::collections::{HashMap, HashSet};
 
 use mysql::prelude::Queryable;
 
-use super::query::{self, IncidentRow, TargetNow, Which};
+use super::query::{self, Listed, Which};
 use crate::base::model::Incident;
 use crate::base::model::TargetId;
 use crate::base::rollup::Rollup;
 use crate::base::uptime::{self, Availability};
 use crate::db::history;
+use crate::db::targets::TargetRow;
 use crate::db::{self, Conn};
 
 /// Days of uptime bars.
@@ -44,7 +45,7 @@ pub struct Day {
 /// One target with what its line on a page shows.
 #[derive(Debug, Clone)]
 pub struct TargetStatus {
-    pub now: TargetNow,
+    pub now: TargetRow,
     /// In a maintenance window now.
     pub maintenance: bool,
     /// One entry per day of the history, oldest first; `None` for a day it was not checked.
@@ -69,7 +70,7 @@ pub struct Overview {
     /// Enabled targets left out beyond [`PAGE_TARGETS`].
     pub left_out: usize,
     /// Open incidents and those that ended in the last [`RECENT_DAYS`] days, newest first.
-    pub incidents: Vec<IncidentRow>,
+    pub incidents: Vec<Listed>,
 }
 
 /// One target's page.
@@ -79,7 +80,7 @@ pub struct Detail {
     pub target: TargetStatus,
     /// The last 24 hours, one entry per hour (its start, ms), oldest first.
     pub hours: Vec<(i64, Option<Rollup>)>,
-    pub incidents: Vec<IncidentRow>,
+    pub incidents: Vec<Listed>,
 }
 
 /// The first day of the history (UTC midnight, ms) for `now_ms`: today is the last.
@@ -134,14 +135,14 @@ pub fn detail(conn: &mut Conn, id: i64, public_only: bool) -> Result<Option<Deta
 /// The targets with their days, maintenance state and availability.
 fn with_history(
     conn: &mut Conn,
-    targets: Vec<TargetNow>,
+    targets: Vec<TargetRow>,
     now_ms: i64,
 ) -> Result<Vec<TargetStatus>, db::Error> {
     if targets.is_empty() {
         return Ok(Vec::new());
     }
     let from = first_day(now_ms);
-    let ids: Vec<TargetId> = targets.iter().map(|t| t.id as TargetId).collect();
+    let ids: Vec<TargetId> = targets.iter().map(|t| t.id).collect();
     let mut rollups: HashMap<TargetId, Vec<(i64, Rollup)>> = HashMap::new();
     for (id, day_s, r) in history::daily(conn, &ids, from, now_ms + 1)? {
         rollups.entry(id).or_default().push((day_s * 1000, r));
@@ -159,7 +160,7 @@ fn with_history(
     Ok(targets
         .into_iter()
         .map(|now| {
-            let id = now.id as TargetId;
+            let id = now.id;
             let facts = Facts {
                 now_ms,
                 created_ms: created.get(&id).copied().unwrap_or(from),
@@ -184,7 +185,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn status(&self, now: TargetNow, maintenance: bool) -> TargetStatus {
+    fn status(&self, now: TargetRow, maintenance: bool) -> TargetStatus {
         let first = first_day(self.now_ms);
         let mut days: Vec<Option<Day>> = vec![None; DAYS as usize];
         for (start_ms, rollup) in &self.rollups {
@@ -294,13 +295,13 @@ mod tests {
                 target_id: 1,
                 started: yesterday + 3 * HOUR_MS,
                 ended: Some(yesterday + 4 * HOUR_MS),
-                first_reason: String::new(),
                 failed_checks: 60,
                 alerted: true,
+                ..Incident::default()
             }],
             pauses: Vec::new(),
         };
-        let s = facts.status(TargetNow::default(), false);
+        let s = facts.status(TargetRow::default(), false);
         assert_eq!(s.days.len(), DAYS as usize);
         assert!(s.days[..DAYS as usize - 2].iter().all(Option::is_none));
         assert!(s.days[DAYS as usize - 1].is_none(), "no rollup today");
@@ -325,13 +326,13 @@ mod tests {
                 target_id: 1,
                 started: created_ms + 1000,
                 ended: None,
-                first_reason: String::new(),
                 failed_checks: 60,
                 alerted: true,
+                ..Incident::default()
             }],
             pauses: Vec::new(),
         };
-        let s = facts.status(TargetNow::default(), false);
+        let s = facts.status(TargetRow::default(), false);
         for (label, a) in &s.recent {
             assert_eq!(a.monitored_ms, HOUR_MS, "{label}");
             assert!(a.uptime().unwrap() < 0.03, "{label}: {:?}", a.uptime());

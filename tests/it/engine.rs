@@ -259,7 +259,7 @@ fn a_target_checked_every_second_is_checked_about_once_a_second() {
 }
 
 #[test]
-fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
+fn targets_id_test_checks_now_prints_the_trace_and_counts_the_check_leaving_the_status() {
     let db = TestDb::new();
     let server = HttpServer::start(503);
     let id = db.add_target("name, url", &format!("'Manual', '{}'", server.url("/x")));
@@ -277,11 +277,30 @@ fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
         "{text}"
     );
     assert!(text.contains("[Fail] reason:"), "the trace follows: {text}");
+    assert!(
+        !text.contains(TEST_MARK),
+        "the mark is for the stored trace: {text}"
+    );
     assert_eq!(server.requests(), 1);
     let c = counters(&db, id);
-    assert_eq!((c.0.as_str(), c.3, c.5, c.7), ("FAIL", 1, 1, 1));
+    assert_eq!(
+        (c.0.as_str(), c.3, c.5, c.7),
+        ("NEW", 1, 1, 0),
+        "counted, but the status and repeated_fails are the daemon's"
+    );
+    let (http_status, trace): (Option<i64>, String) = db.one(&format!(
+        "SELECT last_http_status, last_trace FROM targets WHERE id = {id}"
+    ));
+    assert_eq!(http_status, Some(503));
+    assert!(trace.contains("[Fail] reason:"), "{trace}");
+    assert!(
+        trace.trim_end().ends_with(TEST_MARK),
+        "the stored trace says who made it: {trace}"
+    );
     let alerts: i64 = db.one("SELECT COUNT(*) FROM alerts");
     assert_eq!(alerts, 0, "a test sends no notification");
+    let incidents: i64 = db.one("SELECT COUNT(*) FROM incidents");
+    assert_eq!(incidents, 0, "nor opens an incident: that is the daemon's");
     server.set_status(200);
     let out = db.cli(&["targets", &id.to_string(), "test"]);
     assert_eq!(
@@ -290,6 +309,51 @@ fn targets_id_test_checks_now_prints_the_trace_and_records_the_result() {
         "a passing check exits 0: {}",
         stdout(&out)
     );
+}
+
+/// The last line of a trace `targets ID test` stored.
+const TEST_MARK: &str =
+    "made by `skypunch targets ID test`: counted, but the status and alerts are the daemon's";
+
+#[test]
+fn targets_id_test_beside_a_running_daemon_drops_none_of_its_checks() {
+    let db = TestDb::new();
+    let server = HttpServer::start(200);
+    let id = db.add_watched("Shop", &server.url("/"));
+    let daemon = Daemon::start(&db);
+    wait_checks(&db, id, 2, "the daemon's first two checks");
+    for round in 1..=2 {
+        let out = db.cli(&["targets", &id.to_string(), "test"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        // The daemon checks every second: it writes the row after each test.
+        let after = checks(&db, id) + 2;
+        wait_checks(
+            &db,
+            id,
+            after,
+            &format!("two daemon checks after test {round}"),
+        );
+    }
+    assert_eq!(daemon.stop(), Some(0));
+    let log = db.log();
+    let by_daemon = check_lines(&log, id).len() as i64;
+    assert_eq!(
+        checks(&db, id),
+        by_daemon + 2,
+        "every check the daemon logged is recorded, and the two tests"
+    );
+    assert!(
+        !log.contains("written meanwhile by another writer"),
+        "no write of the daemon was stale: {log}"
+    );
+    let status: String = db.one(&format!("SELECT status FROM targets WHERE id = {id}"));
+    assert_eq!(status, "PASS");
 }
 
 #[test]

@@ -52,7 +52,7 @@ pub fn incidents(
 ) -> Result<Vec<Incident>, Error> {
     let (filter, mut params) = id_filter(ids, "target_id");
     let sql = format!(
-        "{INCIDENT_SELECT} WHERE started < FROM_UNIXTIME(? / 1000) \
+        "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE started < FROM_UNIXTIME(? / 1000) \
          AND (ended IS NULL OR ended > FROM_UNIXTIME(? / 1000)){filter} ORDER BY started"
     );
     params.splice(0..0, [Value::from(to), Value::from(from)]);
@@ -62,13 +62,15 @@ pub fn incidents(
     Ok(decode::good_rows("incidents", rows, incident))
 }
 
-/// The columns of an incident, as [`incident`] decodes them.
-const INCIDENT_SELECT: &str =
-    "SELECT id, target_id, CAST(UNIX_TIMESTAMP(started) * 1000 AS SIGNED), \
-     CAST(UNIX_TIMESTAMP(ended) * 1000 AS SIGNED), first_reason, failed_checks, alerted \
-     FROM incidents";
+/// The columns of an incident `i`, as [`incident`] decodes them (the HTTP server's lists
+/// read them too).
+pub const INCIDENT_COLUMNS: &str = "i.id, i.target_id, \
+     CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
+     CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.failed_checks, i.alerted, \
+     i.last_reason, i.http_status";
 
-fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
+/// Decodes an incident read with [`INCIDENT_COLUMNS`] (the first of a row's columns).
+pub fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
     let id = f.id(0, "id")?;
     let target_id = f.reference(1, "target_id")?;
     let started = f.get(2, "started")?;
@@ -83,6 +85,8 @@ fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
         first_reason,
         failed_checks,
         alerted: f.flag(6, "alerted")?,
+        last_reason: f.get(7, "last_reason")?,
+        http_status: f.opt(8, "http_status")?,
     })
 }
 
@@ -295,7 +299,10 @@ fn number(v: Option<&Value>) -> f64 {
 pub fn incident_of(conn: &mut Conn, target: TargetId) -> Result<Option<Incident>, Error> {
     let row: Option<mysql::Row> = conn
         .exec_first(
-            format!("{INCIDENT_SELECT} WHERE target_id = ? ORDER BY started DESC, id DESC LIMIT 1"),
+            format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE target_id = ? \
+                 ORDER BY started DESC, id DESC LIMIT 1"
+            ),
             (target,),
         )
         .map_err(Error::query("reading the target's incident"))?;
