@@ -209,6 +209,9 @@ pub fn config(db: &TestDb) -> Config {
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_millis(800),
             retention: Duration::from_secs(30 * 86400),
+            // Each alert its own message, at once: grouping is tested in tests/it/storms.rs.
+            group_wait: Duration::ZERO,
+            ..NotifyConfig::default()
         },
         ..Config::default()
     }
