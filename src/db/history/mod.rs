@@ -10,5 +10,7 @@ mod write;
 
 pub use disabled::{pause, reconcile_pauses, resume};
 pub use prune::{prune, Pruned};
-pub use read::{created, daily, hourly, incident_of, incidents, pauses, rollup_sums, windows};
+pub use read::{
+    created, daily, hourly, incident_of, incidents, incidents_of, pauses, rollup_sums, windows,
+};
 pub use write::{write_incidents, write_rollups};
