@@ -181,11 +181,12 @@ impl<'a> Notifier<'a> {
                 match self.turn(row, last, full.remove(&row.id), &mut budget)? {
                     Turn::Sent { failed, filled } => {
                         progress = true;
-                        if failed {
-                            done.insert(row.id);
+                        if failed && last {
+                            done.insert(row.id); // the last pass tries each notifier once
                         } else if filled {
                             full.insert(row.id);
                         }
+                        // A failed one's next turn says when its backoff ends.
                     }
                     Turn::Wait(until) => {
                         wait = wait.min(until);
