@@ -96,7 +96,9 @@ pub fn plan(settings: Settings, now_ms: i64, owed: &Owed, urgent: bool) -> Plan 
     if urgent {
         return Plan::Together;
     }
-    let mut at = first.due_ms.max(first.raised_ms.saturating_add(ms(settings.wait)));
+    let mut at = first
+        .due_ms
+        .max(first.raised_ms.saturating_add(ms(settings.wait)));
     if owed.storm {
         if let Some(last) = owed.last_sent_ms {
             at = at.max(last.saturating_add(ms(settings.interval)));
@@ -154,7 +156,9 @@ impl Tally {
         match (present.as_slice(), self.certificates) {
             ([], 0) => "no alerts".into(),
             ([], _) => certificates,
-            ([(n, what)], 0) => format!("{n} {} {what}", if *n == 1 { "target" } else { "targets" }),
+            ([(n, what)], 0) => {
+                format!("{n} {} {what}", if *n == 1 { "target" } else { "targets" })
+            }
             (many, c) => {
                 let mut words: Vec<String> = many.iter().map(|(n, w)| format!("{n} {w}")).collect();
                 if c > 0 {
@@ -203,7 +207,11 @@ mod tests {
         assert_eq!(plan(s, T0 + 5, &o, false), Plan::WaitUntil(T0 + 10 * S));
         assert_eq!(plan(s, T0 + 9 * S, &o, false), Plan::WaitUntil(T0 + 10 * S));
         assert_eq!(plan(s, T0 + 10 * S, &o, false), Plan::Together);
-        assert_eq!(plan(s, T0 + 60 * S, &o, false), Plan::Together, "late: at once");
+        assert_eq!(
+            plan(s, T0 + 60 * S, &o, false),
+            Plan::Together,
+            "late: at once"
+        );
     }
 
     #[test]
@@ -215,7 +223,11 @@ mod tests {
             last_sent_ms: Some(T0),
             ..owed(T0, T0)
         };
-        assert_eq!(plan(s, T0, &storm, false), Plan::EachAlone, "no interval either");
+        assert_eq!(
+            plan(s, T0, &storm, false),
+            Plan::EachAlone,
+            "no interval either"
+        );
         assert_eq!(plan(s, T0, &Owed::default(), false), Plan::Idle);
     }
 
@@ -231,7 +243,10 @@ mod tests {
             last_sent_ms: Some(T0 + 10 * S),
             storm: true,
         };
-        assert_eq!(plan(s, T0 + 22 * S, &o, false), Plan::WaitUntil(T0 + 70 * S));
+        assert_eq!(
+            plan(s, T0 + 22 * S, &o, false),
+            Plan::WaitUntil(T0 + 70 * S)
+        );
         assert_eq!(plan(s, T0 + 70 * S, &o, false), Plan::Together);
         // One alert sent lately is no storm: the next waits GroupWait only.
         let calm = Owed { storm: false, ..o };
@@ -249,10 +264,16 @@ mod tests {
         let s = settings(10, 60);
         // Raised long ago, failed, due again at T0 + 40 s.
         let o = owed(T0, T0 + 40 * S);
-        assert_eq!(plan(s, T0 + 20 * S, &o, false), Plan::WaitUntil(T0 + 40 * S));
+        assert_eq!(
+            plan(s, T0 + 20 * S, &o, false),
+            Plan::WaitUntil(T0 + 40 * S)
+        );
         assert_eq!(plan(s, T0 + 40 * S, &o, false), Plan::Together);
         let off = settings(0, 60);
-        assert_eq!(plan(off, T0 + 20 * S, &o, false), Plan::WaitUntil(T0 + 40 * S));
+        assert_eq!(
+            plan(off, T0 + 20 * S, &o, false),
+            Plan::WaitUntil(T0 + 40 * S)
+        );
     }
 
     #[test]
@@ -296,8 +317,14 @@ mod tests {
         assert_eq!(t.headline(), "10000 targets FAILED");
         let t = Tally::of(["FAILURE", "SUCCESS", "failure", "SUCCESS", "FAILURE"]);
         assert_eq!(t.headline(), "3 FAILED, 2 recovered");
-        assert_eq!(Tally::of(["SUCCESS", "SUCCESS"]).headline(), "2 targets recovered");
-        assert_eq!(Tally::of(["REMINDER", "REMINDER"]).headline(), "2 targets still down");
+        assert_eq!(
+            Tally::of(["SUCCESS", "SUCCESS"]).headline(),
+            "2 targets recovered"
+        );
+        assert_eq!(
+            Tally::of(["REMINDER", "REMINDER"]).headline(),
+            "2 targets still down"
+        );
         assert_eq!(
             Tally::of(["CERTIFICATE", "CERTIFICATE"]).headline(),
             "2 certificates expiring"

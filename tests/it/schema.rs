@@ -426,7 +426,10 @@ fn a_2_2_database_gets_created_at_from_each_targets_oldest_history() {
             "alerts.alerts_target"
         ]
     );
-    assert_eq!(db.one::<u64>("SELECT COUNT(group_id) FROM alert_deliveries"), 0);
+    assert_eq!(
+        db.one::<u64>("SELECT COUNT(group_id) FROM alert_deliveries"),
+        0
+    );
 }
 
 /// An alert as a release before 2.3 stored it: the URL as typed in its snapshot, and the

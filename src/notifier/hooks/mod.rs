@@ -551,7 +551,10 @@ mod tests {
         let mut single = hook.body(&alerts[6], None);
         single["alert_id"] = json!(1007);
         assert_eq!(entries[6], single);
-        assert_eq!(entries[6]["status_page"], "https://status.example.com/target/7");
+        assert_eq!(
+            entries[6]["status_page"],
+            "https://status.example.com/target/7"
+        );
     }
 
     #[test]

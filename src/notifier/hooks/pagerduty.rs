@@ -52,13 +52,20 @@ impl Channel for PagerDuty {
             let key = group_key(g.notifier, g.id);
             events.push(self.group_trigger(g, &down, &key, "critical"));
         }
-        let certificates: Vec<&Facts> =
-            g.entries.iter().filter(|f| f.kind == "CERTIFICATE").collect();
+        let certificates: Vec<&Facts> = g
+            .entries
+            .iter()
+            .filter(|f| f.kind == "CERTIFICATE")
+            .collect();
         if !certificates.is_empty() {
             let key = format!("{}-certificates", group_key(g.notifier, g.id));
             events.push(self.group_trigger(g, &certificates, &key, "warning"));
         }
-        for f in g.entries.iter().filter(|f| g.closes_alone.contains(&f.alert_id)) {
+        for f in g
+            .entries
+            .iter()
+            .filter(|f| g.closes_alone.contains(&f.alert_id))
+        {
             events.push(self.body(f));
         }
         for &group in &g.closes_groups {
@@ -116,7 +123,13 @@ impl Channel for PagerDuty {
 
 impl PagerDuty {
     /// One trigger for `entries` of the group, listing the first [`LISTED`].
-    fn group_trigger(&self, g: &GroupFacts, entries: &[&Facts], key: &str, severity: &str) -> Value {
+    fn group_trigger(
+        &self,
+        g: &GroupFacts,
+        entries: &[&Facts],
+        key: &str,
+        severity: &str,
+    ) -> Value {
         let tally = crate::notifier::group::Tally::of(entries.iter().map(|f| f.kind));
         let targets: Vec<Value> = entries
             .iter()

@@ -38,11 +38,7 @@ struct Line {
 pub fn render(alerts: &[Alert], pages: Option<&str>) -> Rendered {
     let tally = Tally::of(alerts.iter().map(|a| a.kind.as_str()));
     let subject = format!("Skypunch: {}", tally.headline());
-    let lines: Vec<Line> = alerts
-        .iter()
-        .take(LISTED)
-        .map(|a| line(a, pages))
-        .collect();
+    let lines: Vec<Line> = alerts.iter().take(LISTED).map(|a| line(a, pages)).collect();
     let more = alerts.len().saturating_sub(LISTED);
     Rendered {
         text: text_body(&subject, &lines, more),
@@ -198,16 +194,29 @@ mod tests {
             .collect();
         let r = render(&alerts, Some("https://status.example.com"));
         assert_eq!(r.subject, "Skypunch: 2000 targets FAILED");
-        assert!(r.text.starts_with("Skypunch: 2000 targets FAILED\n\nFAILED      api-1 (target 101) since 2026-11-24 "));
+        assert!(r.text.starts_with(
+            "Skypunch: 2000 targets FAILED\n\nFAILED      api-1 (target 101) since 2026-11-24 "
+        ));
         assert!(r.text.contains("  reason  connect: connection refused\n"));
-        assert!(r.text.contains("  page    https://status.example.com/target/101\n"));
-        assert_eq!(r.text.matches("  trace   ").count(), 300, "three steps each");
-        assert!(!r.text.contains("GET http://10.0.0.1/"), "only the last steps");
+        assert!(r
+            .text
+            .contains("  page    https://status.example.com/target/101\n"));
+        assert_eq!(
+            r.text.matches("  trace   ").count(),
+            300,
+            "three steps each"
+        );
+        assert!(
+            !r.text.contains("GET http://10.0.0.1/"),
+            "only the last steps"
+        );
         assert!(r.text.contains("api-100 (target 200)") && !r.text.contains("api-101 "));
         assert!(r
             .text
             .ends_with("\nand 1900 more, not listed here (the first 100 are).\n"));
-        assert!(r.html.contains("<a href=\"https://status.example.com/target/101\">api-1</a>"));
+        assert!(r
+            .html
+            .contains("<a href=\"https://status.example.com/target/101\">api-1</a>"));
         assert_eq!(r.html.matches("<tr><td>").count(), 100);
     }
 
@@ -220,7 +229,9 @@ mod tests {
         ];
         let r = render(&alerts, None);
         assert_eq!(r.subject, "Skypunch: 1 FAILED, 1 still down, 1 recovered");
-        assert!(r.text.contains("RECOVERED   api\\nBcc: x@y (target 102) at 2026-11-24 "));
+        assert!(r
+            .text
+            .contains("RECOVERED   api\\nBcc: x@y (target 102) at 2026-11-24 "));
         assert!(r.text.contains("STILL DOWN  db (target 103) since "));
         assert!(!r.text.contains("  page  "), "no HTTP server: no links");
         assert!(!r.html.contains("<b>shop") && r.html.contains("&lt;b&gt;shop"));

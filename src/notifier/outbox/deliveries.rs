@@ -82,7 +82,10 @@ pub fn whole(conn: &mut Conn, d: &Due) -> Result<Due, Error> {
         )
         .map_err(Error::query("reading an alert"))?;
     let texts = decode::first("alerts", row, |f| {
-        Ok((f.get::<String>(0, "snapshot")?, f.get::<String>(1, "trace")?))
+        Ok((
+            f.get::<String>(0, "snapshot")?,
+            f.get::<String>(1, "trace")?,
+        ))
     });
     let mut whole = d.clone();
     if let Some((snapshot, trace)) = texts {

@@ -53,7 +53,9 @@ pub fn openers(conn: &mut Conn, notifier: u64, now: &Sending) -> Result<Vec<Open
             ),
             (notifier, group_param(now.group), now.node),
         )
-        .map_err(Error::query("reading what opened a recovering target's page"))?;
+        .map_err(Error::query(
+            "reading what opened a recovering target's page",
+        ))?;
     Ok(decode::good_rows(DELIVERIES, rows, |f| {
         Ok(Opener {
             success: f.id(0, "alerts.id")?,

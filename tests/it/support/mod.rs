@@ -23,6 +23,7 @@ pub mod notify;
 pub mod receiver;
 pub mod run;
 pub mod servers;
+pub mod storm;
 
 pub use daemon::Daemon;
 
