@@ -130,18 +130,26 @@ impl Heard {
         self.messages.iter().map(|(n, _)| n).sum()
     }
 
-    /// Messages whose headline contains `word` (`FAILED`, `recovered`).
+    /// Messages whose headline contains `word` (`FAILED`, `recovered`), each counting the
+    /// alerts it says `word` of (`3 FAILED, 2 recovered` has 3 FAILED).
     pub fn saying(&self, word: &str) -> Heard {
         Heard {
             messages: self
                 .messages
                 .iter()
                 .filter(|(_, h)| h.contains(word))
-                .cloned()
+                .map(|(_, h)| (count_in(h, word), h.clone()))
                 .collect(),
             listed: BTreeMap::new(),
         }
     }
+}
+
+fn count_in(headline: &str, word: &str) -> usize {
+    headline
+        .split(", ")
+        .find(|part| part.contains(word))
+        .map_or(0, count_of)
 }
 
 /// The count a grouped headline gives (`Skypunch: 2000 targets FAILED`): its first number.
