@@ -201,7 +201,11 @@ fn hook(body: &[u8], at: Instant) -> Heard {
     let (headline, targets) = if v["kind"] == "GROUP" {
         let targets: BTreeSet<u64> = v["alerts"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["target"]["id"].as_u64()).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["target"]["id"].as_u64())
+                    .collect()
+            })
             .unwrap_or_default();
         (
             v["summary"].as_str().unwrap_or("").to_string(),

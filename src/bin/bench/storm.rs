@@ -144,9 +144,7 @@ impl Figures {
                 "last_delivery_s": p.last_s, "bytes": p.bytes, "targets_listed": p.targets,
             })
         };
-        let phases = |ps: &[Phase; 3]| {
-            json!({ "smtp": phase(&ps[0]), "webhook": phase(&ps[1]), "slack": phase(&ps[2]) })
-        };
+        let phases = |ps: &[Phase; 3]| json!({ "smtp": phase(&ps[0]), "webhook": phase(&ps[1]), "slack": phase(&ps[2]) });
         let per_alert = self.db_per_alert_ms();
         json!({
             "command": command,
@@ -278,9 +276,13 @@ fn storm(
     let mut daemon = Daemon::start(&s.skypunch, &s.wrap, &config, dir)?;
     let n = s.targets;
     let all_pass = Duration::from_secs(60 + n / 500);
-    wait_db(&mut daemon, db, all_pass, "every target to pass once", |db| {
-        Ok(count(db, "SELECT COUNT(*) FROM targets WHERE status = 'PASS'")? == n)
-    })?;
+    wait_db(
+        &mut daemon,
+        db,
+        all_pass,
+        "every target to pass once",
+        |db| Ok(count(db, "SELECT COUNT(*) FROM targets WHERE status = 'PASS'")? == n),
+    )?;
 
     let mariadb = procfs::pid_of(&["mariadbd", "mysqld"]).filter(|_| db.server.is_local());
     let maria = || mariadb.and_then(procfs::cpu_seconds);
@@ -298,9 +300,13 @@ fn storm(
     let killed = Instant::now();
     let maria0 = maria();
     let down = killed + s.duration;
-    let _ = wait_db(&mut daemon, db, s.duration, "every failure delivered", |db| {
-        Ok(sent(db, "FAILURE")? == 3 * n)
-    });
+    let _ = wait_db(
+        &mut daemon,
+        db,
+        s.duration,
+        "every failure delivered",
+        |db| Ok(sent(db, "FAILURE")? == 3 * n),
+    );
     let wait = down.saturating_duration_since(Instant::now());
     std::thread::sleep(wait);
 
@@ -402,7 +408,10 @@ fn phase(heard: &[Heard], word: &str, from: Instant) -> Phase {
         .filter(|h| h.headline.contains(word) && h.at >= from)
         .collect();
     let since = |h: &&Heard| (h.at - from).as_secs_f64();
-    let mut targets: Vec<u64> = mine.iter().flat_map(|h| h.targets.iter().copied()).collect();
+    let mut targets: Vec<u64> = mine
+        .iter()
+        .flat_map(|h| h.targets.iter().copied())
+        .collect();
     targets.sort_unstable();
     targets.dedup();
     Phase {

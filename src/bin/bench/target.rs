@@ -239,7 +239,9 @@ impl Server {
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_ok() {
             if start.elapsed() > Duration::from_secs(10) {
-                return Err(format!("127.0.0.1:{port} still accepts 10 s after the kill"));
+                return Err(format!(
+                    "127.0.0.1:{port} still accepts 10 s after the kill"
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -49,7 +49,8 @@ pub fn due(
         .exec(
             format!(
                 "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, {snapshot}, \
-                 {trace} FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+                 {trace} FROM alert_deliveries d FORCE INDEX (deliveries_notifier) \
+                 JOIN alerts a ON a.id = d.alert_id \
                  WHERE d.notifier_id = ? AND d.state = 'PENDING' {when} AND {UNCLAIMED} \
                  ORDER BY d.next_attempt, d.alert_id LIMIT {limit}"
             ),

@@ -57,7 +57,8 @@ pub fn expand(conn: &mut Conn) -> Result<usize, Error> {
             tx.query_drop(format!(
                 "INSERT IGNORE INTO alert_deliveries (alert_id, notifier_id, next_attempt) \
                  SELECT a.id, n.id, GREATEST(NOW(3), COALESCE((SELECT MAX(p.next_attempt) \
-                 FROM alert_deliveries p WHERE p.notifier_id = n.id AND p.state = 'PENDING'), NOW(3))) \
+                 FROM alert_deliveries p FORCE INDEX (deliveries_notifier) WHERE p.notifier_id = n.id \
+                 AND p.state = 'PENDING'), NOW(3))) \
                  FROM alerts a JOIN notifiers n ON n.enabled <> 0 WHERE a.id IN ({}) \
                  AND {ROUTED}",
                 id_list(&send)

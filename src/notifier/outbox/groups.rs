@@ -28,8 +28,10 @@ pub fn owed(
         .exec_first(
             "SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED), \
              (SELECT CAST(UNIX_TIMESTAMP(MAX(s.next_attempt)) * 1000 AS SIGNED) \
-              FROM alert_deliveries s WHERE s.notifier_id = ? AND s.state = 'SENT'), \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM alert_deliveries r WHERE r.notifier_id = ? \
+              FROM alert_deliveries s FORCE INDEX (deliveries_notifier) \
+              WHERE s.notifier_id = ? AND s.state = 'SENT'), \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM alert_deliveries r \
+              FORCE INDEX (deliveries_notifier) WHERE r.notifier_id = ? \
               AND r.state = 'SENT' AND r.next_attempt > NOW(3) - INTERVAL ? MICROSECOND \
               LIMIT 2) x)",
             (notifier, notifier, micros),
@@ -48,7 +50,8 @@ pub fn owed(
             format!(
                 "SELECT CAST(UNIX_TIMESTAMP(a.created_at) * 1000 AS SIGNED), \
                  CAST(UNIX_TIMESTAMP(d.next_attempt) * 1000 AS SIGNED) \
-                 FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+                 FROM alert_deliveries d FORCE INDEX (deliveries_notifier) \
+                 JOIN alerts a ON a.id = d.alert_id \
                  WHERE d.notifier_id = ? AND d.state = 'PENDING' AND {UNCLAIMED} \
                  ORDER BY d.next_attempt, d.alert_id LIMIT 1"
             ),
