@@ -29,6 +29,7 @@ pub mod group;
 pub mod hooks;
 pub mod message;
 pub mod outbox;
+mod pages;
 mod send;
 pub mod smtp;
 mod turn;

@@ -2,15 +2,15 @@
 //! POST ([`hooks`]), for one alert or a group of them. [`Outlets`] sends the notifier
 //! thread's messages, keeping the SMTP transports between passes; [`send_test`] sends
 //! `skypunch notifiers ID test`'s message on the main thread. Reads the incidents a webhook
-//! names and, for PagerDuty, the pages a recovery closes ([`outbox::openers`]); writes only
-//! the renewal of a group's claim between PagerDuty's events.
+//! names and, for PagerDuty, the pages a recovery closes ([`pages`]); writes only the
+//! renewal of a group's claim between PagerDuty's events.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use log::info;
 
-use super::{claim_lease, hooks, message, outbox, smtp};
+use super::{claim_lease, hooks, message, outbox, pages, smtp};
 use crate::base::model::{Alert, Incident};
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
@@ -248,7 +248,8 @@ impl<'a> Outlets<'a> {
         })
         .map_err(|e| Failure::Send(e.to_string()))?;
         let alerts = [d.alert.clone()];
-        let closes = self.closes(kind, row.id, &alerts, None, node)?;
+        let closes = pages::closes(self.pool, kind, row.id, &alerts, None, node)
+            .map_err(|e| Failure::Send(e.to_string()))?;
         let status = match closes.filter(|c| !c.groups.is_empty()) {
             None => hook
                 .send(&d.alert, incident.as_ref(), self.config.notify.smtp_timeout)
@@ -296,8 +297,8 @@ impl<'a> Outlets<'a> {
         let targets: Vec<u64> = alerts.iter().map(|a| a.target_id).collect();
         let incidents = db::with_conn(self.pool, |conn| db::history::incidents_of(conn, &targets))
             .map_err(|e| Failure::Send(e.to_string()))?;
-        let closes = self
-            .closes(kind, row.id, alerts, Some(id), node)?
+        let closes = pages::closes(self.pool, kind, row.id, alerts, Some(id), node)
+            .map_err(|e| Failure::Send(e.to_string()))?
             .unwrap_or_default();
         let batch = hooks::Batch {
             id,
@@ -346,64 +347,6 @@ impl<'a> Outlets<'a> {
         }
         Ok(status)
     }
-
-    /// PagerDuty: the pages the recoveries among `alerts` close (see [`outbox::openers`]);
-    /// `None` for other kinds, or when no recovery's page was found (a recovery alone then
-    /// resolves its own key, as it always did). `group`: the message's id when it is one.
-    fn closes(
-        &self,
-        kind: hooks::Kind,
-        notifier: u64,
-        alerts: &[Alert],
-        group: Option<u64>,
-        node: &str,
-    ) -> Result<Option<Closes>, Failure> {
-        let successes: Vec<u64> = alerts
-            .iter()
-            .filter(|a| a.kind.eq_ignore_ascii_case("SUCCESS"))
-            .map(|a| a.id)
-            .collect();
-        if kind != hooks::Kind::PagerDuty || successes.is_empty() {
-            return Ok(None);
-        }
-        let sending = outbox::Sending {
-            successes: &successes,
-            group,
-            node,
-        };
-        db::with_conn(self.pool, |conn| {
-            let openers = outbox::openers(conn, notifier, &sending)?;
-            if openers.is_empty() {
-                return Ok(None);
-            }
-            let mut closes = Closes::default();
-            for o in &openers {
-                match o.group {
-                    None if !closes.alone.contains(&o.success) => closes.alone.push(o.success),
-                    Some(g) if !closes.checked.contains(&g) => {
-                        closes.checked.push(g);
-                        if outbox::all_recovered(conn, notifier, g, &sending)? {
-                            closes.groups.push(g);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Ok(Some(closes))
-        })
-        .map_err(|e| Failure::Send(e.to_string()))
-    }
-}
-
-/// The PagerDuty pages a message closes besides what it says itself.
-#[derive(Debug, Default)]
-struct Closes {
-    /// Recoveries whose failure was a message of its own: each resolves its own key.
-    alone: Vec<u64>,
-    /// Grouped messages whose every target has now recovered.
-    groups: Vec<u64>,
-    /// Groups already looked at.
-    checked: Vec<u64>,
 }
 
 #[cfg(test)]

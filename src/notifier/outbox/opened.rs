@@ -16,7 +16,6 @@ use crate::db::{Conn, Error};
 pub struct Opener {
     /// The recovery (SUCCESS) alert.
     pub success: u64,
-    pub target: u64,
     /// The grouped message the FAILURE or REMINDER went out in; `None`: a message of its own.
     pub group: Option<u64>,
 }
@@ -40,7 +39,7 @@ pub fn openers(conn: &mut Conn, notifier: u64, now: &Sending) -> Result<Vec<Open
     let rows: Vec<mysql::Row> = conn
         .exec(
             format!(
-                "SELECT DISTINCT s.id, s.target_id, d.group_id FROM alerts s \
+                "SELECT DISTINCT s.id, d.group_id FROM alerts s \
                  JOIN alerts a ON a.target_id = s.target_id AND a.id < s.id \
                  AND a.kind IN ('FAILURE', 'REMINDER') AND a.id > COALESCE((SELECT MAX(p.id) \
                  FROM alerts p WHERE p.target_id = s.target_id AND p.id < s.id \
@@ -59,8 +58,7 @@ pub fn openers(conn: &mut Conn, notifier: u64, now: &Sending) -> Result<Vec<Open
     Ok(decode::good_rows(DELIVERIES, rows, |f| {
         Ok(Opener {
             success: f.id(0, "alerts.id")?,
-            target: f.id(1, "alerts.target_id")?,
-            group: f.opt::<i64>(2, "group_id")?.map(|g| g.max(0) as u64),
+            group: f.opt::<i64>(1, "group_id")?.map(|g| g.max(0) as u64),
         })
     }))
 }
