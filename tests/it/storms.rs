@@ -287,3 +287,42 @@ fn a_daemon_killed_or_stopped_while_a_group_waits_loses_nothing_and_sends_nothin
 fn bodies(r: &Receiver) -> Vec<serde_json::Value> {
     r.to("/hook").iter().map(|r| r.json()).collect()
 }
+
+#[test]
+fn a_lone_failure_with_grouping_on_is_the_message_it_always_was_after_group_wait() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0\n[notifications]\nGroupWait: 2");
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    let hooks = Receiver::start(200);
+    mail_notifier(&db, "ops", smtp.port);
+    add_notifier(&db, "hook", "WEBHOOK", &hooks.url("/hook"), "", true);
+    let mut upstream = Upstream::start();
+    storm::add_targets(&db, 1, &upstream.url(), 1);
+    let _daemon = Daemon::start(&db);
+    wait_for(Duration::from_secs(30), "the target to pass", || {
+        (count(&db, "SELECT COUNT(*) FROM targets WHERE status = 'PASS'") == 1).then_some(())
+    });
+    upstream.kill();
+    let mail = smtp.wait_messages(1);
+    assert_eq!(mail[0]["subject"], "Skypunch FAILURE detected for api-1");
+    assert!(mail[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("\nTarget\n  Name             api-1\n"));
+    let body = wait_for(Duration::from_secs(10), "the webhook", || {
+        hooks.to("/hook").first().map(|r| r.json())
+    });
+    assert_eq!(body["kind"], "FAILURE", "a single alert's own body: {body}");
+    assert_eq!(body["target"]["name"], "api-1");
+    // It waited GroupWait from when it was raised, no more than the test's bound.
+    let waited: f64 = db.one(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, a.created_at, d.sent_at) / 1e6 FROM alerts a \
+         JOIN alert_deliveries d ON d.alert_id = a.id ORDER BY d.sent_at LIMIT 1",
+    );
+    assert!((1.9..6.0).contains(&waited), "waited {waited} s");
+    assert_eq!(
+        count(&db, "SELECT COUNT(group_id) FROM alert_deliveries"),
+        0,
+        "in no group"
+    );
+}
