@@ -110,7 +110,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     trace              TEXT          NOT NULL,
     expanded           BOOLEAN       NOT NULL DEFAULT 0 COMMENT '1 once a delivery row exists for every notifier enabled at that time',
     PRIMARY KEY (id),
-    KEY alerts_expanded (expanded)
+    KEY alerts_expanded (expanded),
+    KEY alerts_target (target_id, id) COMMENT '2.3: a target''s alerts, for the outbox''s per-alert rules'
 ) DEFAULT CHARSET utf8mb4;
 
 CREATE TABLE IF NOT EXISTS alert_deliveries (
@@ -118,13 +119,16 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     notifier_id        BIGINT        NOT NULL,
     state              VARCHAR(16)   NOT NULL DEFAULT 'PENDING' COMMENT 'PENDING, SENT, or DROPPED (its notifier was deleted)',
     attempts           INT           NOT NULL DEFAULT 0,
-    next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3) COMMENT 'PENDING: when it is next due; SENT (2.3) or DROPPED: when that was decided',
     last_error         VARCHAR(512)  NULL     DEFAULT NULL,
     sent_at            TIMESTAMP(3)  NULL     DEFAULT NULL,
     claimed_by         VARCHAR(64)   NULL     DEFAULT NULL COMMENT '2.2: the node sending it now',
     claim_until        TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT '2.2: after this another node may take the delivery over',
+    group_id           BIGINT        NULL     DEFAULT NULL COMMENT '2.3: the smallest alert id of the grouped message it went (or goes) out in; NULL: a message of its own',
     PRIMARY KEY (alert_id, notifier_id),
-    KEY deliveries_due (state, next_attempt)
+    KEY deliveries_due (state, next_attempt),
+    KEY deliveries_notifier (notifier_id, state, next_attempt) COMMENT '2.3: what one notifier is owed, and when it was last sent something',
+    KEY deliveries_group (notifier_id, group_id) COMMENT '2.3: the alerts of one grouped message'
 ) DEFAULT CHARSET utf8mb4;
 
 -- History (2.1). Times are UTC.

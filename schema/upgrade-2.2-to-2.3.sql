@@ -46,4 +46,17 @@ ALTER TABLE targets
         COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
     ADD UNIQUE KEY IF NOT EXISTS targets_push_token (push_token);
 
+-- Alert storms (2.3): the outbox's per-alert rules look a target's alerts up by target and
+-- id; the notifier reads what one notifier is owed, and when it last sent it something, by
+-- notifier; a grouped message's deliveries carry its id (the smallest alert id in it).
+CREATE INDEX IF NOT EXISTS alerts_target ON alerts (target_id, id)
+    COMMENT '2.3: a target''s alerts, for the outbox''s per-alert rules';
+ALTER TABLE alert_deliveries
+    ADD COLUMN IF NOT EXISTS group_id BIGINT NULL DEFAULT NULL
+        COMMENT '2.3: the smallest alert id of the grouped message it went (or goes) out in; NULL: a message of its own' AFTER claim_until;
+CREATE INDEX IF NOT EXISTS deliveries_notifier ON alert_deliveries (notifier_id, state, next_attempt)
+    COMMENT '2.3: what one notifier is owed, and when it was last sent something';
+CREATE INDEX IF NOT EXISTS deliveries_group ON alert_deliveries (notifier_id, group_id)
+    COMMENT '2.3: the alerts of one grouped message';
+
 INSERT INTO versions (major, minor) VALUES (2, 3) ON DUPLICATE KEY UPDATE minor = 3;

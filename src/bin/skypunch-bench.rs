@@ -38,6 +38,9 @@ fn main() -> ExitCode {
     if settings.nodes > 0 {
         return cluster(&settings, &args);
     }
+    if settings.storm {
+        return run_mode(&settings, &args, |dir| bench::storm::run(&settings, dir));
+    }
     match run(&settings, &args) {
         Ok(rounds) => {
             let results = Rounds(&rounds);
@@ -95,6 +98,18 @@ trait Outcome {
 }
 
 impl Outcome for bench::http::Figures {
+    fn table(&self) -> String {
+        self.table()
+    }
+    fn json(&self, command: &str) -> serde_json::Value {
+        self.json(command)
+    }
+    fn problems(&self) -> Vec<String> {
+        self.problems()
+    }
+}
+
+impl Outcome for bench::storm::Figures {
     fn table(&self) -> String {
         self.table()
     }

@@ -74,6 +74,8 @@ pub const KEYS: &[Key] = &[
     key("notifications", "RetryInitial", "10"),
     key("notifications", "RetryMax", "600"),
     key("notifications", "RetentionDays", "30"),
+    key("notifications", "GroupWait", "10"),
+    key("notifications", "GroupInterval", "60"),
     key("history", "HourlyDays", "35"),
     key("history", "DailyDays", "800"),
     key("history", "IncidentDays", "3650"),
@@ -284,6 +286,8 @@ fn apply_notifications(
         "retentiondays" => {
             notify.retention = Duration::from_secs(at.number::<u64>(value, 1, 3650)? * 86400)
         }
+        "groupwait" => notify.group_wait = at.seconds(value, 0, 600)?,
+        "groupinterval" => notify.group_interval = at.seconds(value, 1, 3600)?,
         _ => return Ok(Some(unknown(at, &known_hint("notifications")))),
     }
     Ok(None)

@@ -186,7 +186,7 @@ pub struct DbConfig {
 /// `skypunch setup-db` (or the operator) writes real ones.
 pub const PLACEHOLDER: &str = "<set by skypunch setup-db>";
 
-/// How the notifier thread sends and retries.
+/// How the notifier thread sends, groups and retries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifyConfig {
     pub from: String,
@@ -194,6 +194,25 @@ pub struct NotifyConfig {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub retention: Duration,
+    /// How long the first alert of a burst waits for others to go out with it; zero: every
+    /// alert is a message of its own, sent at once.
+    pub group_wait: Duration,
+    /// During a storm, the least time between two messages to one notifier.
+    pub group_interval: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            from: "SkyPunch <skypunch@localhost>".into(),
+            smtp_timeout: Duration::from_secs(20),
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(600),
+            retention: Duration::from_secs(30 * 86400),
+            group_wait: Duration::from_secs(10),
+            group_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 // A hand-written Debug so that `{:?}` of a Config can never print the database password.
@@ -394,13 +413,7 @@ impl Default for Config {
             stop_grace: Duration::from_secs(2),
             ca_file: None,
             db: DbConfig::default(),
-            notify: NotifyConfig {
-                from: "SkyPunch <skypunch@localhost>".into(),
-                smtp_timeout: Duration::from_secs(20),
-                retry_initial: Duration::from_secs(10),
-                retry_max: Duration::from_secs(600),
-                retention: Duration::from_secs(30 * 86400),
-            },
+            notify: NotifyConfig::default(),
             history: HistoryConfig {
                 hourly_days: 35,
                 daily_days: 800,

@@ -40,6 +40,7 @@ mod schema;
 mod setup_db;
 mod sinks;
 mod status_page;
+mod storms;
 mod systemd;
 mod tls_sessions;
 mod workers;
