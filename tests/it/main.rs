@@ -26,9 +26,7 @@ mod maintenance;
 mod man;
 mod nodes;
 mod notify;
-// The token cache against Authlib, reached through the old facade: to become a test of the
-// daemon once OAUTH2 is wired into the check (issue 26).
-// mod oauth2;
+mod oauth2;
 mod package;
 mod poison_rows;
 mod quickstart;
