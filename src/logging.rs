@@ -227,6 +227,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_line_is_written_with_the_values_of_the_secrets_masked() {
+        let path = std::env::temp_dir().join(format!("skypunch-log-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let file = LogFile::open(&path).unwrap();
+        let mut secrets = crate::base::secrets::Secrets::new();
+        secrets.insert("API_KEY", "k3y-7f3a9c21");
+        let keyring = Keyring::new(&secrets);
+        let echoed = "k3y-7f3a9c21";
+        file.write_line(
+            log::Level::Warn,
+            &format_args!("server answered {echoed} and {}", "k3y-7f3a9c21%"),
+            &keyring,
+        );
+        secrets.insert("API_KEY", "n3w-0c1d2e3f");
+        keyring.replace(&secrets);
+        file.write_line(
+            log::Level::Info,
+            &format_args!("old k3y-7f3a9c21, new n3w-0c1d2e3f"),
+            &keyring,
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(text, "server answered *** and ***%\nold ***, new ***\n");
+    }
+
+    #[test]
     fn the_name_column_is_thirty_characters_with_hidden_ones_escaped() {
         let old = |name: &str| format!("{:<30}", crate::base::text::visible(name));
         for name in [

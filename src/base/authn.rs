@@ -483,6 +483,34 @@ mod tests {
     }
 
     #[test]
+    fn bearer_and_oauth2_are_authn_kinds() {
+        let bearer = parse("bearer", Some("token=eyJ.abc")).unwrap();
+        assert_eq!(
+            (bearer.kind(), &bearer),
+            (
+                "BEARER",
+                &Auth::Bearer {
+                    token: Secret::new("eyJ.abc")
+                }
+            )
+        );
+        let parms = "token_url=http://127.0.0.1:9/token,client_id=mon,client_secret=s";
+        let Auth::OAuth2(p) = parse("OAUTH2", Some(parms)).unwrap() else {
+            panic!("not OAUTH2")
+        };
+        assert_eq!(p.client_id, "mon");
+        assert_eq!(
+            parse("OAUTH2", Some("client_id=mon")).unwrap_err(),
+            "OAUTH2 needs token_url, client_id and client_secret"
+        );
+        assert_eq!(parse("BEARER", None).unwrap_err(), "BEARER needs token");
+        assert_eq!(
+            parse("KERBEROS", None).unwrap_err(),
+            "unknown authn `KERBEROS`: use NONE, BASIC, BEARER, OAUTH2 or OPENSTACK"
+        );
+    }
+
+    #[test]
     fn secret_references_are_expanded_after_the_split() {
         let mut secrets = Secrets::new();
         secrets.insert("CS", "with,comma=and more");
