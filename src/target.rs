@@ -11,6 +11,7 @@ use crate::base::ca::CaFiles;
 use crate::base::conditions::Conditions;
 use crate::base::headers::RequestHeaders;
 use crate::base::model::{Method, Target};
+use crate::base::redactor::Redactor;
 use crate::base::secrets::Secrets;
 use crate::base::text;
 use crate::base::urls::WebUrl;
@@ -101,6 +102,29 @@ impl std::error::Error for Error {}
 /// references of `url`, `authn_parms`, `request_headers` and `request_body`: a name it does
 /// not hold is the row's config error.
 pub fn from_row(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Target, Error> {
+    validate(row, cas, secrets).map_err(|e| masked(e, secrets))
+}
+
+/// The error with the values of `secrets` masked: a reason may quote what a reference
+/// expanded to (a header line with no name, a URL), and it is stored in the row.
+fn masked(e: Error, secrets: &Secrets) -> Error {
+    if secrets.is_empty() {
+        return e;
+    }
+    let redactor = Redactor::from_secrets(secrets);
+    let mask = |reason: String| redactor.redact(&reason).into_owned();
+    match e {
+        Error::Url(r) => Error::Url(mask(r)),
+        Error::Authn(r) => Error::Authn(mask(r)),
+        Error::CaFile(r) => Error::CaFile(mask(r)),
+        Error::Conditions(r) => Error::Conditions(mask(r)),
+        Error::RequestHeaders(r) => Error::RequestHeaders(mask(r)),
+        Error::RequestBody(r) => Error::RequestBody(mask(r)),
+        other => other,
+    }
+}
+
+fn validate(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Target, Error> {
     if let Some(bad) = &row.undecodable {
         return Err(Error::Undecodable {
             column: bad.column,
@@ -409,6 +433,17 @@ mod tests {
                 "{err} should start with {expected}"
             );
         }
+    }
+
+    #[test]
+    fn a_config_error_never_quotes_what_a_secret_expanded_to() {
+        let mut r = row();
+        r.request_headers = Some("Accept: */*\n${secret:API_KEY}".into());
+        let err = from_row(&r, &mut CaFiles::default(), &secrets()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request_headers line 2: `***` is not `Name: value`"
+        );
     }
 
     #[test]
