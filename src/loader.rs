@@ -175,7 +175,9 @@ impl Loader {
             }
             let rows = db::targets::enabled_page(conn, after, PAGE)?;
             for row in &rows {
-                if self.invalid.contains_key(&row.id) || names_secrets(row) {
+                // New, edited or enabled again since the last pass: the scan takes it.
+                let known = self.revisions.get(&row.id) == Some(&row.revision);
+                if known && (self.invalid.contains_key(&row.id) || names_secrets(row)) {
                     taken += 1;
                     if !self.take_row(conn, row, Take::Secrets)? {
                         invalid += 1;
