@@ -1,5 +1,5 @@
-//! The steps of one HTTP check on the worker thread: authenticate ([`credential`]), send
-//! (with the target's request headers and body), read the answer, judge it ([`judge`]); each
+//! The steps of one HTTP check on the worker thread: authenticate (`credential.rs`), send
+//! (with the target's request headers and body), read the answer, judge it (`judge.rs`); each
 //! step leaves trace lines, and the `[secrets]` values are masked in all of them at the end.
 //! Reads the target and the token caches.
 
