@@ -9,6 +9,10 @@
 //! A scan reads `(id, config_changed)` of recently changed rows through an index, and a count
 //! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
 //! that changed.
+//!
+//! The `[secrets]` a row's `${secret:NAME}` references name come from the shared [`Keyring`];
+//! when a SIGHUP replaced them, the next pass validates again every enabled row that names a
+//! secret or has a config error (an edit of the file moves no `config_changed`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::base::keyring::{Keyring, Vault};
 use crate::base::model::Control;
 use crate::base::model::{TargetId, ToWriter};
+use crate::base::secrets::has_references;
 use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::target;
@@ -44,6 +50,22 @@ pub struct Loader {
     outage_logged: bool,
     /// The CA bundles rows name (and `[settings] CaFile`), read once per pass.
     cas: crate::base::ca::CaFiles,
+    /// The `[secrets]`, and the snapshot of them this pass validates rows with.
+    keyring: Keyring,
+    vault: Arc<Vault>,
+    /// The keyring's generation the rows were last validated with.
+    validated: u64,
+}
+
+/// Why a row is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The first read at start.
+    First,
+    /// New, edited or enabled again.
+    Changed,
+    /// Unchanged, but the `[secrets]` were replaced.
+    Secrets,
 }
 
 impl Loader {
@@ -53,8 +75,12 @@ impl Loader {
         writer: Sender<ToWriter>,
         stop: Stop,
         default_ca: Option<std::path::PathBuf>,
+        keyring: Keyring,
     ) -> Loader {
         Loader {
+            vault: keyring.now(),
+            validated: keyring.generation(),
+            keyring,
             pool,
             cluster,
             writer,
@@ -72,13 +98,21 @@ impl Loader {
     /// outage and the pass is retried next time.
     pub fn pass(&mut self) {
         self.cas.forget();
+        // The generation first: a replacement between the two reads is seen next pass.
+        let generation = self.keyring.generation();
+        self.vault = self.keyring.now();
         let pool = self.pool.clone();
         let result = db::with_conn(&pool, |conn| {
-            if self.loaded {
-                self.scan(conn)
+            if !self.loaded {
+                self.load_all(conn)?;
+            } else if generation != self.validated {
+                self.revalidate(conn)?;
+                self.scan(conn)?;
             } else {
-                self.load_all(conn)
+                self.scan(conn)?;
             }
+            self.validated = generation;
+            Ok(())
         });
         match result {
             Ok(()) if self.outage_logged => {
@@ -105,7 +139,7 @@ impl Loader {
             }
             let rows = db::targets::enabled_page(conn, after, PAGE)?;
             for row in &rows {
-                if !self.take_row(conn, row, true)? {
+                if !self.take_row(conn, row, Take::First)? {
                     invalid += 1;
                 }
             }
@@ -124,6 +158,40 @@ impl Loader {
         log::info!(
             "loaded {count} enabled targets ({invalid} with config errors) in {} ms",
             started.elapsed().as_millis()
+        );
+        Ok(())
+    }
+
+    /// Validates again, with the `[secrets]` now in force, every enabled row that names a
+    /// secret or has a config error: the ones that name a secret no longer there become config
+    /// errors, those that named one missing until now are checked, and the others are checked
+    /// with the new values from their next check on.
+    fn revalidate(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
+        const PAGE: usize = 5000;
+        let (mut taken, mut invalid, mut after) = (0, 0, 0);
+        loop {
+            if self.stop.requested() {
+                return Ok(());
+            }
+            let rows = db::targets::enabled_page(conn, after, PAGE)?;
+            for row in &rows {
+                // New, edited or enabled again since the last pass: the scan takes it.
+                let known = self.revisions.get(&row.id) == Some(&row.revision);
+                if known && (self.invalid.contains_key(&row.id) || names_secrets(row)) {
+                    taken += 1;
+                    if !self.take_row(conn, row, Take::Secrets)? {
+                        invalid += 1;
+                    }
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == PAGE => after = last.id,
+                _ => break,
+            }
+        }
+        log::info!(
+            "loader: [secrets] replaced: {taken} targets naming secrets or with config errors \
+             validated again ({invalid} with config errors)"
         );
         Ok(())
     }
@@ -185,7 +253,7 @@ impl Loader {
         }
         for row in db::targets::by_ids(conn, ids)? {
             if row.enabled {
-                self.take_row(conn, &row, false)?;
+                self.take_row(conn, &row, Take::Changed)?;
             } else if self.revisions.remove(&row.id).is_some() {
                 self.invalid.remove(&row.id);
                 db::history::pause(conn, row.id)?;
@@ -230,19 +298,23 @@ impl Loader {
         &mut self,
         conn: &mut db::Conn,
         row: &TargetRow,
-        first: bool,
+        take: Take,
     ) -> Result<bool, db::Error> {
-        if !first {
+        if take == Take::Changed {
             // Enabled again (or edited, or new): a pause it was in ends now.
             db::history::resume(conn, row.id)?;
         }
+        let first = take == Take::First;
         self.revisions.insert(row.id, row.revision);
         // Counters and `state_seq` edited out of range: repaired, and the repair logged.
         db::targets::repair(conn, row.id, &row.fixes())?;
-        match target::from_row(row, &mut self.cas) {
+        match target::from_row(row, &mut self.cas, &self.vault.secrets) {
             Ok(t) => {
-                self.invalid.remove(&row.id);
-                log_schedule(&t, first);
+                let recovered = self.invalid.remove(&row.id).is_some();
+                // Re-validated for the secrets alone: said only when that fixed the row.
+                if take != Take::Secrets || recovered {
+                    log_schedule(&t, first);
+                }
                 let _ = self.cluster.send(Control::Upsert {
                     target: Arc::new(t),
                     first,
@@ -269,6 +341,19 @@ impl Loader {
             }
         }
     }
+}
+
+/// Whether a row names a `[secrets]` value in a column the loader expands.
+fn names_secrets(row: &TargetRow) -> bool {
+    [
+        Some(row.url.as_str()),
+        row.authn_parms.as_deref(),
+        row.request_headers.as_deref(),
+        row.request_body.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(has_references)
 }
 
 /// Says when a target is scheduled (a row new or edited since the first load), and every

@@ -113,11 +113,17 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
 
 /// Whether an outcome stands even if the stop cut the check's sockets just before it ended:
 /// true when it was decided from a complete answer (a status, a body, a time) or by a panic.
-/// A failure to get an answer (Keystone's or the target's) may be the cut's doing.
+/// A failure to get an answer (Keystone's, the OAuth2 server's or the target's) may be the
+/// cut's doing.
 fn has_verdict(outcome: &CheckOutcome) -> bool {
     !matches!(
         outcome.error,
-        Some(CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Body { .. })
+        Some(
+            CheckError::Keystone(_)
+                | CheckError::OAuth2(_)
+                | CheckError::NoResponse { .. }
+                | CheckError::Body { .. }
+        )
     )
 }
 

@@ -8,7 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::base::authn::Auth;
+use crate::base::authn::{Auth, Secret};
+use crate::base::conditions::Conditions;
+use crate::base::headers::RequestHeaders;
 use crate::base::trace::Trace;
 use crate::base::urls::WebUrl;
 
@@ -125,7 +127,8 @@ pub struct Target {
     pub pass_result: u16,
     pub frequency: Duration,
     pub timeout: Duration,
-    pub request_body: Option<String>,
+    /// The body as sent, its `${secret:NAME}` references expanded: never shown.
+    pub request_body: Option<Secret>,
     pub content_type: Option<String>,
     pub expect_body: Option<String>,
     pub max_response_ms: Option<u64>,
@@ -140,6 +143,10 @@ pub struct Target {
     pub ca: Option<Arc<crate::base::ca::CaBundle>>,
     /// A CERTIFICATE alert once the certificate expires within this many days; 0: never.
     pub cert_warn_days: u32,
+    /// What the answer must show besides (or, naming `[STATUS]`, instead of) `pass_result`.
+    pub conditions: Option<Arc<Conditions>>,
+    /// Sent with every request of the check (not with a token request), references expanded.
+    pub request_headers: RequestHeaders,
 }
 
 impl Target {
@@ -167,6 +174,8 @@ impl Target {
             realert: None,
             ca: None,
             cert_warn_days: 14,
+            conditions: None,
+            request_headers: RequestHeaders::default(),
         }
     }
 }
@@ -246,11 +255,17 @@ pub enum CheckError {
     },
     /// The check itself panicked: a bug, logged with its place.
     Internal,
+    /// The OAuth2 server gave no token: unreachable, refused the client, or answered without
+    /// one.
+    OAuth2(String),
+    /// A condition of the target's `conditions` did not hold: the condition and what was
+    /// seen, redacted and cut to fit `status_description`.
+    Condition { status: u16, description: String },
 }
 
 impl CheckError {
     /// Every kind, in [`CheckError::index`] order: the names the stats line counts them by.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 10] = [
         "keystone",
         "no_response",
         "body",
@@ -259,6 +274,8 @@ impl CheckError {
         "body_lacks",
         "too_slow",
         "internal",
+        "oauth2",
+        "condition",
     ];
 
     /// This kind's place in [`CheckError::KINDS`].
@@ -272,14 +289,20 @@ impl CheckError {
             CheckError::BodyLacks { .. } => 5,
             CheckError::TooSlow { .. } => 6,
             CheckError::Internal => 7,
+            CheckError::OAuth2(_) => 8,
+            CheckError::Condition { .. } => 9,
         }
     }
 
     /// The response status, when a response arrived.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Internal => None,
+            CheckError::Keystone(_)
+            | CheckError::OAuth2(_)
+            | CheckError::NoResponse { .. }
+            | CheckError::Internal => None,
             CheckError::Body { status, .. }
+            | CheckError::Condition { status, .. }
             | CheckError::BodyTooLarge { status, .. }
             | CheckError::BodyLacks { status, .. }
             | CheckError::TooSlow { status, .. } => Some(*status),
@@ -292,8 +315,10 @@ impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckError::Keystone(d)
+            | CheckError::OAuth2(d)
             | CheckError::NoResponse { description: d, .. }
-            | CheckError::Body { description: d, .. } => f.write_str(d),
+            | CheckError::Body { description: d, .. }
+            | CheckError::Condition { description: d, .. } => f.write_str(d),
             CheckError::BodyTooLarge { max, .. } => {
                 write!(f, "response body larger than {max} bytes")
             }

@@ -10,17 +10,11 @@
 //! - [`describe`], [`cert`]: words for what a check found;
 //! - [`keystone`]: tokens for targets behind OpenStack Keystone; [`oauth2`] (over
 //!   [`tokens`]): OAuth2 client-credentials tokens;
-//! - [`conditions`]: what the answer must show, as the target's `conditions` say;
 //! - [`sockets`]: the checks in flight, for a stop to abandon.
 
 pub(crate) mod sockets;
 
-// Issue 26's parts, built and tested, wired into the check in its next step.
-#[allow(dead_code, unused_imports)]
-mod conditions;
-#[allow(dead_code, unused_imports)]
 mod oauth2;
-#[allow(dead_code)]
 mod tokens;
 
 mod agent;
@@ -41,6 +35,7 @@ mod verify_cache;
 
 use std::time::Duration;
 
+use crate::base::keyring::Keyring;
 use crate::base::model::{CheckOutcome, Target};
 use crate::check::keystone::TokenCache;
 
@@ -66,23 +61,35 @@ impl Default for CheckSettings {
 }
 
 /// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds the
-/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration)
-/// and the Keystone token cache. Every check opens its own connection and closes it, and
-/// makes a full TLS handshake; nothing else is shared between checks.
+/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration),
+/// the Keystone and OAuth2 token caches, and the `[secrets]` in force (whose values it masks
+/// in every check's description and trace). Every check opens its own connection and closes
+/// it, and makes a full TLS handshake; nothing else is shared between checks.
 #[derive(Debug)]
 pub struct Checker {
     agents: agent::Agents,
     tokens: TokenCache,
+    oauth2: oauth2::TokenCache,
     settings: CheckSettings,
+    keyring: Keyring,
 }
 
 impl Checker {
+    /// A checker that knows no `[secrets]` (see [`Checker::with_keyring`]).
     pub fn new(settings: CheckSettings) -> Checker {
         Checker {
             agents: agent::Agents::new(),
             tokens: TokenCache::new(),
+            oauth2: oauth2::TokenCache::new(),
             settings,
+            keyring: Keyring::default(),
         }
+    }
+
+    /// Masks the values of `keyring`'s `[secrets]`, as they are when each check starts.
+    pub(crate) fn with_keyring(mut self, keyring: Keyring) -> Checker {
+        self.keyring = keyring;
+        self
     }
 
     /// Handshakes that found their certificate chain already verified.
@@ -95,12 +102,25 @@ impl Checker {
         &self.tokens
     }
 
+    /// How many distinct OAuth2 client credentials have a token (or a refusal) kept.
+    pub fn oauth2_clients(&self) -> usize {
+        self.oauth2.keys()
+    }
+
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::base::model::Verdict::Fail`] and a description of what failed.
     pub fn check(&self, target: &Target) -> CheckOutcome {
         let agent = self.agents.for_target(target);
+        let vault = self.keyring.now();
+        let tools = http::Tools {
+            agent: &agent,
+            keystone: &self.tokens,
+            oauth2: &self.oauth2,
+            settings: &self.settings,
+            redactor: &vault.redactor,
+        };
         phase::begin();
-        let outcome = http::run(&agent, &self.tokens, &self.settings, target);
+        let outcome = http::run(tools, target);
         phase::end();
         outcome
     }

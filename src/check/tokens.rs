@@ -1,8 +1,8 @@
 //! Tokens shared by every worker, whatever issues them: one per distinct set of credentials
 //! (the key), fetched once however many checks need it at the same moment, kept while it is
-//! fresh, and not asked for again for a few seconds after the issuer refused. Used by the
-//! OAuth2 step of a check (the Keystone step has the same logic in `keystone/cache.rs`, which
-//! could become this). Runs on the worker threads; no I/O of its own: the caller's `fetch`
+//! fresh, and not asked for again for a few seconds after the issuer refused; keys no check
+//! uses are let go past [`KEPT_KEYS`]. Used by the OAuth2 step of a check (the Keystone step
+//! has the same logic in `keystone/cache.rs`, which could become this). Runs on the worker threads; no I/O of its own: the caller's `fetch`
 //! runs on the calling thread with no lock held.
 
 use std::collections::HashMap;
@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 /// instead of asking again: a hundred targets behind one wrong secret make one token request
 /// every few seconds, not a hundred (issuers lock out clients that fail too often).
 pub const FAILURE_HOLD: Duration = Duration::from_secs(5);
+
+/// Keys kept before a new one makes the cache let go of those no check uses: a key whose
+/// token is stale and whose refusal is over costs nothing to fetch again, and rows edited to
+/// new credentials would otherwise leave their old ones behind for good.
+pub const KEPT_KEYS: usize = 64;
 
 /// A token that knows until when it may be used.
 pub trait Fresh {
@@ -78,6 +83,19 @@ impl<T, E> Default for Entry<T, E> {
     }
 }
 
+impl<T: Fresh, E> Entry<T, E> {
+    /// Whether it holds a fresh token, a fetch under way, or a refusal still held.
+    fn in_use(&self, now: Instant) -> bool {
+        let slot = lock(&self.slot);
+        let fresh = slot.token.as_ref().is_some_and(|t| t.is_fresh(now));
+        let held = slot
+            .failed
+            .as_ref()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) < FAILURE_HOLD);
+        fresh || held || slot.fetching
+    }
+}
+
 struct Slot<T, E> {
     token: Option<Arc<T>>,
     fetching: bool,
@@ -98,13 +116,9 @@ impl<K: Eq + Hash + Clone, T: Fresh, E: Clone> SharedTokens<K, T, E> {
         Self::default()
     }
 
-    /// Distinct keys seen so far.
-    pub fn len(&self) -> usize {
+    /// Distinct keys kept.
+    pub fn keys(&self) -> usize {
         lock(&self.entries).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// A fresh token for `key`: the cached one, the one another worker is fetching (waiting
@@ -181,16 +195,15 @@ impl<K: Eq + Hash + Clone, T: Fresh, E: Clone> SharedTokens<K, T, E> {
         }
     }
 
-    /// Keeps only the keys `keep` accepts: the loader's call once targets were removed or
-    /// their credentials changed, so the map is bounded by the credentials in use.
-    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
-        lock(&self.entries).retain(|k, _| keep(k));
-    }
-
     fn entry(&self, key: &K) -> Arc<Entry<T, E>> {
         let mut entries = lock(&self.entries);
         if let Some(entry) = entries.get(key) {
             return entry.clone();
+        }
+        if entries.len() >= KEPT_KEYS {
+            let now = Instant::now();
+            // Lock order: the map, then an entry (no one takes them the other way round).
+            entries.retain(|_, entry| Arc::strong_count(entry) > 1 || entry.in_use(now));
         }
         entries.entry(key.clone()).or_default().clone()
     }
@@ -254,7 +267,7 @@ mod tests {
         assert_eq!(get().unwrap().1, Source::Cached);
         clock.set(t0 + Duration::from_secs(100));
         assert_eq!(get().unwrap().1, Source::New);
-        assert_eq!((fetches.get(), cache.len()), (2, 1));
+        assert_eq!((fetches.get(), cache.keys()), (2, 1));
     }
 
     #[test]
@@ -339,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn invalidate_drops_only_the_refused_token_and_retain_bounds_the_keys() {
+    fn invalidate_drops_only_the_refused_token() {
         let cache = Cache::new();
         let fresh = || Ok(Tok(Instant::now() + Duration::from_secs(60)));
         let (first, _) = cache.get(&"k", far(), || "w".into(), fresh).unwrap();
@@ -351,8 +364,24 @@ mod tests {
             .get(&"k", far(), || "w".into(), || unreachable!())
             .unwrap();
         assert!(Arc::ptr_eq(&second, &third) && source == Source::Cached);
-        cache.get(&"other", far(), || "w".into(), fresh).unwrap();
-        cache.retain(|k| *k == "other");
-        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn keys_no_check_uses_are_let_go_past_the_bound() {
+        type Keyed = SharedTokens<usize, Tok, String>;
+        let cache = Keyed::new();
+        let stale = || Ok(Tok(Instant::now()));
+        let fresh = || Ok(Tok(Instant::now() + Duration::from_secs(60)));
+        for key in 0..KEPT_KEYS {
+            let fetch = if key == 0 { fresh } else { stale };
+            cache.get(&key, far(), || "w".into(), fetch).unwrap();
+        }
+        assert_eq!(cache.keys(), KEPT_KEYS);
+        cache.get(&KEPT_KEYS, far(), || "w".into(), fresh).unwrap();
+        assert_eq!(cache.keys(), 2, "the fresh token and the new one stay");
+        let (_, source) = cache
+            .get(&0, far(), || "w".into(), || unreachable!())
+            .unwrap();
+        assert_eq!(source, Source::Cached);
     }
 }

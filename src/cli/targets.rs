@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, toggle, Error, Invocation, USAGE};
-use crate::base::authn;
+use crate::base::keyring::Keyring;
 use crate::base::model::{CheckOutcome, Target, TargetId, Verdict};
+use crate::base::redactor::Redactor;
 use crate::base::state::{CertSeen, Counts};
 use crate::base::text::yes_no;
+use crate::base::{authn, headers};
 use crate::check::{CheckSettings, Checker};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
@@ -32,7 +34,8 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             let by = checked_by(config, &mut conn, &row)?;
             let routed = db::notifiers::routed_to(&mut conn, row.id)?;
             let created = db::history::created(&mut conn, &[row.id])?;
-            let mut t = detail(&row, &by);
+            let redactor = Redactor::from_secrets(&config.secrets);
+            let mut t = detail(&row, &by, &redactor);
             t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
             let created = created
                 .get(&row.id)
@@ -40,7 +43,7 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             t.row(vec!["Created".into(), created]);
             print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
-                let trace = crate::base::trace::localize(trace);
+                let trace = crate::base::trace::localize(&redactor.redact(trace));
                 print(format_args!("Last check trace:\n{trace}"))?;
             }
             Ok(())
@@ -69,13 +72,14 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
 /// [`db::results::record_test`]), so a daemon checking the target meanwhile loses nothing.
 fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     let mut cas = crate::base::ca::CaFiles::new(config.ca_file.clone());
-    let target = target::from_row(row, &mut cas).map_err(|reason| {
+    let target = target::from_row(row, &mut cas, &config.secrets).map_err(|reason| {
         Error::failed(format!("target {} has a config error: {reason}", row.id))
     })?;
     let checker = Checker::new(CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
-    });
+    })
+    .with_keyring(Keyring::new(&config.secrets));
     let outcome = worker::check_safely(&checker, &target);
     line(worker::check_line(&target, &outcome))?;
     print(crate::base::trace::localize(&outcome.trace.to_string()))?;
@@ -216,11 +220,12 @@ fn checked_by(config: &Config, conn: &mut db::Conn, r: &TargetRow) -> Result<Str
 }
 
 /// Every field of one target, the original's first, as a two-column table. Passwords in
-/// `authn_parms` are redacted.
-pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
+/// `authn_parms` and the values of secret-named request headers are `***`, and so is every
+/// value of `[secrets]` (`redactor`) wherever it shows.
+pub fn detail(r: &TargetRow, checked_by: &str, redactor: &Redactor) -> Table {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let opt_n = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    let fields: Vec<(&str, String)> = vec![
+    let mut fields: Vec<(&str, String)> = vec![
         ("ID", r.id.to_string()),
         ("Name", r.name.clone()),
         ("Tenant ID", r.tenantid.clone()),
@@ -281,9 +286,30 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("State Seq", r.state_seq.to_string()),
         ("Checked By", checked_by.to_string()),
     ];
+    // One row per line, after the columns they add to.
+    let at = fields
+        .iter()
+        .position(|(k, _)| *k == "Max Response (ms)")
+        .map_or(fields.len(), |i| i + 1);
+    let headers = r.request_headers.as_deref().map(headers::shown);
+    let lines = lines("Conditions", r.conditions.as_deref())
+        .chain(lines("Request Headers", headers.as_deref()));
+    fields.splice(at..at, lines.collect::<Vec<_>>());
     let mut t = Table::new(&["Field", "Value"]);
     for (k, v) in fields {
-        t.row(vec![k.to_string(), v]);
+        t.row(vec![k.to_string(), redactor.redact(&v).into_owned()]);
     }
     t
+}
+
+/// A column of several lines as rows: its name on the first, the others under it; one empty
+/// row when it is NULL.
+fn lines<'a>(name: &'a str, text: Option<&'a str>) -> impl Iterator<Item = (&'a str, String)> {
+    let text = text.map(str::trim_end).unwrap_or("");
+    let mut first = true;
+    text.split('\n').map(move |line| {
+        let key = if first { name } else { "" };
+        first = false;
+        (key, line.trim_end_matches('\r').to_string())
+    })
 }

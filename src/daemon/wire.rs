@@ -25,6 +25,7 @@ use crossbeam_channel::bounded;
 
 use super::pipeline::{Handles, Pipeline};
 use super::StartError;
+use crate::base::keyring::Keyring;
 use crate::base::model::ToWriter;
 use crate::base::stats::{self, StageStats, Stats, StoreStats, WriterStats};
 use crate::base::stop::{Feed, Stop};
@@ -57,6 +58,8 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// systemd's notification socket, when the daemon runs under it.
     pub notify: Option<Arc<Notify>>,
+    /// The `[secrets]` the loader, the workers and the log use; SIGHUP replaces them.
+    pub keyring: Keyring,
 }
 
 /// A start that failed: why, and the pipeline started so far (if any), whose threads stop
@@ -77,7 +80,7 @@ impl From<StartError> for Box<Failed> {
 
 /// Joins the cluster and starts every thread; an error if one cannot be started.
 /// The error is boxed: it carries a pipeline, and it is the rare path.
-pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Box<Failed>> {
+pub fn start(config: &Arc<Config>, pool: Pool, keyring: Keyring) -> Result<Running, Box<Failed>> {
     // Bound first: a port in use fails the start before any thread runs.
     let listeners = crate::http::bind(config).map_err(StartError::Http)?;
     let (stats, stages) = stats::new();
@@ -94,12 +97,14 @@ pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Box<Failed>> {
         stages,
         handles,
         listeners,
+        keyring: keyring.clone(),
     };
     match start_stages(&mut pipeline, config, wiring) {
         Ok(notify) => Ok(Running {
             pipeline,
             stats,
             notify,
+            keyring,
         }),
         Err(error) => Err(Box::new(Failed {
             error,
@@ -116,6 +121,7 @@ struct Wiring {
     stages: StageStats,
     handles: Handles,
     listeners: Vec<TcpListener>,
+    keyring: Keyring,
 }
 
 /// Makes the channels and starts every stage in its group of `pipeline`, back to front.
@@ -136,6 +142,7 @@ fn start_stages(
             pipeline_done,
         },
         listeners,
+        keyring,
     } = wiring;
     let (targets_tx, targets_rx) = bounded(CONTROL_QUEUE);
     let (control_tx, control_rx) = bounded(CONTROL_QUEUE);
@@ -157,7 +164,7 @@ fn start_stages(
         member: member.clone(),
         in_flight: pipeline.in_flight(),
     };
-    let checker = checker(config);
+    let checker = checker(config, keyring.clone());
     worker::spawn(
         pipeline.workers(),
         config.workers,
@@ -199,6 +206,7 @@ fn start_stages(
         reports_tx,
         stop.clone(),
         config.ca_file.clone(),
+        keyring,
     );
     let interval = config.reload_interval;
     pipeline
@@ -256,11 +264,12 @@ fn start_back(
 }
 
 /// The check runner every worker shares.
-fn checker(config: &Config) -> Arc<Checker> {
-    Arc::new(Checker::new(CheckSettings {
+fn checker(config: &Config, keyring: Keyring) -> Arc<Checker> {
+    let settings = CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
-    }))
+    };
+    Arc::new(Checker::new(settings).with_keyring(keyring))
 }
 
 /// The HTTP server's threads, when `[http] Listen` names an address (bound already).

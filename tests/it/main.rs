@@ -10,6 +10,7 @@ mod checks;
 mod cli;
 mod cli_output;
 mod cluster;
+mod conditions;
 mod engine;
 mod faults;
 mod first_hour;
@@ -25,9 +26,7 @@ mod maintenance;
 mod man;
 mod nodes;
 mod notify;
-// The token cache against Authlib, reached through the old facade: to become a test of the
-// daemon once OAUTH2 is wired into the check (issue 26).
-// mod oauth2;
+mod oauth2;
 mod package;
 mod poison_rows;
 mod quickstart;
@@ -37,6 +36,7 @@ mod reliability_security;
 mod reliability_stop;
 mod reliability_targets;
 mod schema;
+mod secrets;
 mod setup_db;
 mod sinks;
 mod status_page;

@@ -15,9 +15,7 @@ mod error;
 mod protocol;
 
 pub use error::OAuth2Error;
-pub use protocol::{
-    basic_credentials, fetch, parse_answer, request_body, token_url, MAX_ANSWER_BYTES,
-};
+pub use protocol::{fetch, token_url};
 
 use std::time::{Duration, Instant};
 
@@ -48,10 +46,6 @@ impl Token {
             refresh_at: refresh_at(obtained, lifetime),
             lifetime,
         }
-    }
-
-    pub fn value(&self) -> &Secret {
-        &self.value
     }
 
     /// The `Authorization` header's value: for the request only, never shown.

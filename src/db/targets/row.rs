@@ -70,6 +70,10 @@ pub struct TargetRow {
     pub cert_alerted_for: Option<i64>,
     pub group_name: Option<String>,
     pub public: bool,
+    /// As written: `targets ID` shows it, `target::from_row` parses it.
+    pub conditions: Option<String>,
+    /// As written, `${secret:NAME}` references and all (see [`crate::base::headers::shown`]).
+    pub request_headers: Option<String>,
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,
     pub incident_reason: Option<String>,
@@ -120,7 +124,7 @@ impl TargetRow {
             network_fails: at!(f.get("network_fails"), m)?,
             repeated_fails: at!(f.get("repeated_fails"), m)?,
             enabled: at!(f.flag("enabled"), m)?,
-            request_body: at!(f.opt("request_body"), m)?,
+            request_body: at!(f.secret("request_body"), m)?,
             content_type: at!(f.opt("content_type"), m)?,
             expect_body: at!(f.opt("expect_body"), m)?,
             max_response_ms: at!(f.opt("max_response_ms"), m)?,
@@ -144,6 +148,8 @@ impl TargetRow {
             cert_alerted_for: at!(f.opt("cert_alerted_for"), m)?,
             group_name: at!(f.opt("group_name"), m)?,
             public: at!(f.flag("public"), m)?,
+            conditions: at!(f.opt("conditions"), m)?,
+            request_headers: at!(f.secret("request_headers"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,
             incident_reason: at!(f.opt("incident_reason"), m)?,
             undecodable: None,
