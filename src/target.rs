@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::base::authn;
 use crate::base::ca::CaFiles;
 use crate::base::model::{Method, Target};
+use crate::base::push;
 use crate::base::text;
 use crate::base::urls::WebUrl;
 use crate::db::targets::TargetRow;
@@ -48,6 +49,8 @@ pub enum Error {
     CertWarnDays(i64),
     /// The CA bundle (`ca_file`, or `[settings] CaFile`) cannot be used; the reason names it.
     CaFile(String),
+    /// A PUSH target's `push_token` is not one a push can use; the reason (never the token).
+    PushToken(String),
 }
 
 impl fmt::Display for Error {
@@ -56,12 +59,13 @@ impl fmt::Display for Error {
             Error::Undecodable { column, why } => write!(f, "{column}: {why}"),
             Error::Method(method) => write!(
                 f,
-                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
+                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH, OPTIONS or PUSH",
                 text::clip_marked(method, 60)
             ),
-            Error::Url(reason) | Error::Authn(reason) | Error::CaFile(reason) => {
-                f.write_str(reason)
-            }
+            Error::Url(reason)
+            | Error::Authn(reason)
+            | Error::CaFile(reason)
+            | Error::PushToken(reason) => f.write_str(reason),
             Error::PassResult(value) => {
                 write!(f, "pass_result {value} is not an HTTP status (100-599)")
             }
@@ -92,7 +96,10 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
         });
     }
     let method = Method::parse(&row.method).ok_or_else(|| Error::Method(row.method.clone()))?;
-    let url = WebUrl::parse(&row.url).map_err(Error::Url)?;
+    let url = match method {
+        Method::Push => push_url(row)?,
+        _ => WebUrl::parse(&row.url).map_err(Error::Url)?,
+    };
     let auth = authn::parse(&row.authn, row.authn_parms.as_deref()).map_err(Error::Authn)?;
     let pass_result = u16::try_from(row.pass_result)
         .ok()
@@ -134,6 +141,19 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
         cert_warn_days,
     })
 }
+
+/// What a PUSH target's `url` becomes: nothing is requested, so its `url` is not read (an
+/// operator may note the job's address there); a reserved name that resolves nowhere stands
+/// in. Its `push_token` must be usable, when set (the loader fills a NULL one).
+fn push_url(row: &TargetRow) -> Result<WebUrl, Error> {
+    if let Some(problem) = row.push_token.as_deref().and_then(push::token_problem) {
+        return Err(Error::PushToken(problem));
+    }
+    Ok(WebUrl::parse(PUSH_URL).expect("a valid URL"))
+}
+
+/// The URL a PUSH target holds in place of one (RFC 2606 keeps `.invalid` unresolvable).
+pub const PUSH_URL: &str = "http://push.invalid/";
 
 /// Why a target is checked less often than its frequency says, when its timeout is longer:
 /// a target is never checked twice at once, so a check that takes longer than the frequency
@@ -270,6 +290,23 @@ mod tests {
         r.undecodable = Some(bad(&mut crate::db::decode::Fields::of("targets", values)));
         let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
         assert_eq!(err.to_string(), "name: NULL is not UTF-8 text");
+    }
+
+    #[test]
+    fn a_push_target_needs_no_url_but_a_usable_token() {
+        let mut r = row();
+        r.method = "push".into();
+        r.url = String::new();
+        let t = from_row(&r, &mut CaFiles::default()).unwrap();
+        assert_eq!((t.method, t.url.as_str()), (Method::Push, PUSH_URL));
+        r.push_token = Some("backup-job_2026-nightly".into());
+        assert!(from_row(&r, &mut CaFiles::default()).is_ok());
+        r.push_token = Some("s3cret".into());
+        let err = from_row(&r, &mut CaFiles::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("push_token has 6 characters"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -38,10 +38,13 @@ pub enum Method {
     Head,
     Patch,
     Options,
+    /// Not a request: a heartbeat target, passing while `/push/TOKEN` is called (see
+    /// `check::push`).
+    Push,
 }
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Get,
         Method::Post,
         Method::Put,
@@ -49,6 +52,7 @@ impl Method {
         Method::Head,
         Method::Patch,
         Method::Options,
+        Method::Push,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Method {
             Method::Head => "HEAD",
             Method::Patch => "PATCH",
             Method::Options => "OPTIONS",
+            Method::Push => "PUSH",
         }
     }
 
@@ -246,11 +251,16 @@ pub enum CheckError {
     },
     /// The check itself panicked: a bug, logged with its place.
     Internal,
+    /// A PUSH target got no push within its `frequency` + `timeout`: whole seconds since
+    /// its last one (or since this node began to watch it, when none came).
+    NoHeartbeat { seconds: u64 },
+    /// A PUSH target's last push said `status=fail`; its message (printable, bounded).
+    PushedFailure(String),
 }
 
 impl CheckError {
     /// Every kind, in [`CheckError::index`] order: the names the stats line counts them by.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 10] = [
         "keystone",
         "no_response",
         "body",
@@ -259,6 +269,8 @@ impl CheckError {
         "body_lacks",
         "too_slow",
         "internal",
+        "no_heartbeat",
+        "pushed_failure",
     ];
 
     /// This kind's place in [`CheckError::KINDS`].
@@ -272,13 +284,19 @@ impl CheckError {
             CheckError::BodyLacks { .. } => 5,
             CheckError::TooSlow { .. } => 6,
             CheckError::Internal => 7,
+            CheckError::NoHeartbeat { .. } => 8,
+            CheckError::PushedFailure(_) => 9,
         }
     }
 
     /// The response status, when a response arrived.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Internal => None,
+            CheckError::Keystone(_)
+            | CheckError::NoResponse { .. }
+            | CheckError::Internal
+            | CheckError::NoHeartbeat { .. }
+            | CheckError::PushedFailure(_) => None,
             CheckError::Body { status, .. }
             | CheckError::BodyTooLarge { status, .. }
             | CheckError::BodyLacks { status, .. }
@@ -313,6 +331,8 @@ impl fmt::Display for CheckError {
             CheckError::Internal => {
                 f.write_str("internal error: the check panicked (see the log); please report it")
             }
+            CheckError::NoHeartbeat { seconds } => write!(f, "no heartbeat for {seconds} s"),
+            CheckError::PushedFailure(message) => f.write_str(message),
         }
     }
 }
@@ -333,6 +353,9 @@ pub struct CheckOutcome {
     /// The leaf certificate, when the check got through a TLS handshake; shared with the
     /// worker's cache of parsed certificates, so a check of a known one allocates nothing.
     pub cert: Option<Arc<CertInfo>>,
+    /// How long each phase of its requests took; `None` when it sent none (a PUSH target,
+    /// a token request that failed first).
+    pub phases: Option<crate::base::phases::Phases>,
 }
 
 /// The leaf certificate a check's TLS handshake saw.

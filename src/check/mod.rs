@@ -11,7 +11,8 @@
 //! - [`keystone`]: tokens for targets behind OpenStack Keystone; [`oauth2`] (over
 //!   [`tokens`]): OAuth2 client-credentials tokens;
 //! - [`conditions`]: what the answer must show, as the target's `conditions` say;
-//! - [`sockets`]: the checks in flight, for a stop to abandon.
+//! - [`sockets`]: the checks in flight, for a stop to abandon;
+//! - [`push`]: PUSH (heartbeat) targets, judged from the pushes read, with no network.
 
 pub(crate) mod sockets;
 
@@ -34,15 +35,18 @@ mod http;
 mod keystone;
 mod kx_hints;
 mod phase;
+mod push;
 mod resolve;
 mod tls;
 mod transport;
 mod verify_cache;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::base::model::{CheckOutcome, Target};
+use crate::base::model::{CheckOutcome, Method, Target};
 use crate::check::keystone::TokenCache;
+pub use push::{Heard, Heartbeats, POLL as PUSH_POLL};
 
 /// Redirect hops followed when a target asks for it.
 const MAX_REDIRECTS: u32 = 10;
@@ -66,14 +70,16 @@ impl Default for CheckSettings {
 }
 
 /// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds the
-/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration)
-/// and the Keystone token cache. Every check opens its own connection and closes it, and
-/// makes a full TLS handshake; nothing else is shared between checks.
+/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration),
+/// the Keystone token cache and the pushes PUSH targets are judged by (an `Arc` the
+/// heartbeat thread fills). Every check opens its own connection and closes it, and makes a
+/// full TLS handshake; nothing else is shared between checks.
 #[derive(Debug)]
 pub struct Checker {
     agents: agent::Agents,
     tokens: TokenCache,
     settings: CheckSettings,
+    heartbeats: Arc<Heartbeats>,
 }
 
 impl Checker {
@@ -82,7 +88,20 @@ impl Checker {
             agents: agent::Agents::new(),
             tokens: TokenCache::new(),
             settings,
+            heartbeats: Arc::new(Heartbeats::new()),
         }
+    }
+
+    /// The pushes PUSH targets are judged by: the heartbeat thread fills them, the wheel
+    /// reads when to look again.
+    pub fn heartbeats(&self) -> &Arc<Heartbeats> {
+        &self.heartbeats
+    }
+
+    /// The daemon's look at a PUSH target: its result, or `None` when there is nothing new
+    /// to write (see [`push`]).
+    pub fn heartbeat(&self, target: &Target) -> Option<CheckOutcome> {
+        self.heartbeats.judge(target, Instant::now())
     }
 
     /// Handshakes that found their certificate chain already verified.
@@ -97,7 +116,11 @@ impl Checker {
 
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::base::model::Verdict::Fail`] and a description of what failed.
+    /// A PUSH target gets what its pushes say now ([`Heartbeats::verdict`]).
     pub fn check(&self, target: &Target) -> CheckOutcome {
+        if target.method == Method::Push {
+            return self.heartbeats.verdict(target, Instant::now());
+        }
         let agent = self.agents.for_target(target);
         phase::begin();
         let outcome = http::run(&agent, &self.tokens, &self.settings, target);

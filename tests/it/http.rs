@@ -22,7 +22,7 @@ pub(crate) struct Reply {
     pub body: String,
 }
 
-fn raw(port: u16, request: &[u8]) -> Reply {
+pub(crate) fn raw(port: u16, request: &[u8]) -> Reply {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(request).unwrap();
@@ -49,7 +49,7 @@ pub(crate) fn get(port: u16, path: &str) -> Reply {
     )
 }
 
-fn get_as(port: u16, path: &str, user_password: &str) -> Reply {
+pub(crate) fn get_as(port: u16, path: &str, user_password: &str) -> Reply {
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode(user_password);
     let req = format!("GET {path} HTTP/1.1\r\nAuthorization: Basic {auth}\r\n\r\n");

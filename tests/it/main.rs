@@ -30,6 +30,7 @@ mod notify;
 // mod oauth2;
 mod package;
 mod poison_rows;
+mod push;
 mod quickstart;
 mod real_servers;
 mod reliability_db;
