@@ -118,7 +118,7 @@ fn assert_no_secret(what: &str, body: &str) {
 }
 
 /// The samples of a scrape, parsed by prometheus-parse.
-fn scrape(port: u16) -> prometheus_parse::Scrape {
+pub(crate) fn scrape(port: u16) -> prometheus_parse::Scrape {
     let r = get(port, "/metrics");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -131,7 +131,11 @@ fn scrape(port: u16) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(lines).expect("a valid exposition")
 }
 
-fn sample(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(
+    s: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     s.samples
         .iter()
         .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))

@@ -29,6 +29,7 @@ mod notify;
 // daemon once OAUTH2 is wired into the check (issue 26).
 // mod oauth2;
 mod package;
+mod phases;
 mod poison_rows;
 mod push;
 mod quickstart;
