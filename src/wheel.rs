@@ -23,6 +23,8 @@ use crate::check::Heartbeats;
 pub const TICK: Duration = Duration::from_millis(10);
 /// Slots in the wheel: one turn is 10.24 s; a target due later waits for its turn.
 const SLOTS: usize = 1024;
+/// The longest a PUSH target's first look waits after the start.
+const PUSH_SPREAD: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -104,11 +106,13 @@ impl Wheel {
                 }
             }
             None => {
-                let due = if first {
-                    now + spread(id, target.frequency)
-                } else {
-                    now
+                // A PUSH target's look costs no request: spread over a few seconds only, so
+                // that one never pushed does not wait up to a period for its first window.
+                let period = match target.method {
+                    Method::Push => target.frequency.min(PUSH_SPREAD),
+                    _ => target.frequency,
                 };
+                let due = if first { now + spread(id, period) } else { now };
                 self.entries.insert(
                     id,
                     Entry {
