@@ -268,7 +268,11 @@ pub fn run(ports: Ports, stats: WheelStats) {
             recv(ports.control) -> msg => match msg {
                 Ok(Control::Upsert { target, first }) => {
                     removed.remove(&target.id);
-                    wheel.upsert(target, first, Instant::now());
+                    let now = Instant::now();
+                    if target.method == Method::Push && !wheel.entries.contains_key(&target.id) {
+                        ports.heartbeats.watch(target.id, now);
+                    }
+                    wheel.upsert(target, first, now);
                 }
                 Ok(Control::Remove(id)) => {
                     removed.insert(id);

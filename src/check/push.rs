@@ -56,8 +56,8 @@ struct Beat {
     heard: Option<Heard>,
     /// The `push_count` of the push last turned into a result here.
     reported: Option<i64>,
-    /// When this node first looked at the target: the window of a target never pushed runs
-    /// from there.
+    /// When this node began to watch the target (its start, a handover, the target enabled
+    /// or added): a window closes no earlier than a full one after it.
     since: Option<Instant>,
     /// When it was last looked at.
     looked: Option<Instant>,
@@ -114,6 +114,13 @@ impl Heartbeats {
         beat.heard = Some(heard);
         inner.arrivals.push(id);
         true
+    }
+
+    /// This node begins to watch PUSH target `id` (the wheel, when it takes it in): the
+    /// target gets a full window from now, whatever its last push, since pushes to it may
+    /// have been refused meanwhile (it was disabled) or no node watched it (none ran).
+    pub fn watch(&self, id: TargetId, now: Instant) {
+        self.lock().beats.entry(id).or_default().since = Some(now);
     }
 
     /// The heartbeat thread read every push up to `at` (when its read began).
@@ -199,15 +206,15 @@ fn look(
             return (Some(Found::Push(h.clone())), closes);
         }
     }
-    let from = beat.heard.as_ref().map_or(since, |h| h.at);
-    let closes = from + window;
+    let last = beat.heard.as_ref().map(|h| h.at);
+    let closes = last.map_or(since, |at| at.max(since)) + window;
     if now < closes {
         return (None, closes);
     }
     match read_at {
         Some(read) if read >= closes => {
             let found = Found::Missing {
-                for_: now.saturating_duration_since(from),
+                for_: now.saturating_duration_since(last.unwrap_or(since)),
                 last: beat.heard.clone(),
             };
             (Some(found), now + frequency)
@@ -413,6 +420,26 @@ mod tests {
             .trace
             .to_string()
             .contains("no push received since this node began to watch"));
+    }
+
+    #[test]
+    fn a_target_watched_anew_gets_a_full_window_whatever_its_last_push() {
+        let t0 = Instant::now();
+        let b = board(t0);
+        let t = target();
+        b.heard(7, heard(1, t0, false, None));
+        // Enabled again (or taken over) long after its last push.
+        let later = t0 + S(1000);
+        b.watch(7, later);
+        b.read(later);
+        assert!(b.judge(&t, later).is_none(), "the window runs from now");
+        assert_eq!(b.next_look(7), Some(later + S(75)));
+        b.read(later + S(75));
+        let missing = b.judge(&t, later + S(75)).unwrap();
+        assert_eq!(
+            missing.description, "no heartbeat for 1075 s",
+            "since the last push"
+        );
     }
 
     #[test]

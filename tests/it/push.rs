@@ -3,7 +3,9 @@
 //! the target passes while the pushes come, fails `no heartbeat for N s` when they stop,
 //! fails with the job's message on `?status=fail&msg=...`, and recovers on the next push,
 //! with its history and alerts as for any target. The token is the secret: it is shown
-//! whole by `targets ID` alone, and a stranger's guess gets the same 404 as any path.
+//! whole by `targets ID` alone, and a stranger's guess gets the same 404 as any path. With
+//! two daemons on one database, a push to either becomes a result on the one that checks
+//! the target.
 
 use std::time::Duration;
 
@@ -268,4 +270,85 @@ fn push_auth_asks_a_push_for_the_basic_credentials_too() {
     let right = get_as(port, &format!("/push/{token}"), "mon:pw");
     assert_eq!((right.status, right.body.as_str()), (200, "OK\n"));
     wait_status(&db, id, "PASS", |d| d == "heartbeat received");
+}
+
+/// A daemon of a cluster sharing `db`, with its own log, pid file and HTTP server; its log's
+/// path and its port.
+fn start_node(db: &TestDb, name: &str) -> (Daemon, std::path::PathBuf, u16) {
+    let base = std::fs::read_to_string(db.config_path()).unwrap();
+    let log = db.dir.join(format!("{name}.log"));
+    let pid = db.dir.join(format!("{name}.pid"));
+    let text: Vec<String> = base
+        .lines()
+        .map(|l| {
+            if l.starts_with("LogFilePath:") {
+                format!("LogFilePath: {}", log.display())
+            } else if l.starts_with("PidFile:") {
+                format!("PidFile: {}", pid.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let config = db.dir.join(format!("{name}.conf"));
+    let text = format!(
+        "{}\n[http]\nListen: 127.0.0.1:0\n[cluster]\nNodeName: {name}\n",
+        text.join("\n")
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::spawn_at(&config, &log.with_extension("stderr"), &[], &[]);
+    let port = wait_for(Duration::from_secs(20), "the node's http line", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.split("http: listening on 127.0.0.1:").nth(1))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+    });
+    (daemon, log, port)
+}
+
+#[test]
+fn a_push_to_any_node_becomes_a_result_on_the_node_that_checks_the_target() {
+    let db = TestDb::new();
+    db.write_config("StatsInterval: 0");
+    let ids: Vec<u64> = (0..8)
+        .map(|i| push_target(&db, &format!("Job {i}"), 60))
+        .collect();
+    let nodes = [start_node(&db, "alpha"), start_node(&db, "beta")];
+    let log = |i: usize| std::fs::read_to_string(&nodes[i].1).unwrap_or_default();
+    wait_for(Duration::from_secs(20), "both nodes see both", || {
+        (0..2)
+            .all(|i| log(i).contains("cluster: live nodes alpha, beta;"))
+            .then_some(())
+    });
+    // Which node checks each target, as the nodes decide it.
+    let owner = |id: u64| -> usize {
+        let detail = stdout(&db.cli(&["targets", &id.to_string()]));
+        let by = field(&detail, "Checked By");
+        usize::from(by.starts_with("beta"))
+    };
+    let pick = |node: usize| {
+        *ids.iter()
+            .find(|id| owner(**id) == node)
+            .expect("a target each")
+    };
+    for owned_by in [0, 1] {
+        let id = pick(owned_by);
+        let token = token_of(&db, id);
+        // Pushed to the other node.
+        let other = 1 - owned_by;
+        assert_eq!(
+            push(nodes[other].2, &token, "?msg=via+the+other+node").status,
+            200
+        );
+        wait_status(&db, id, "PASS", |d| d == "heartbeat: via the other node");
+        let line = "PUSH /push/ PASS (heartbeat: via the other node)";
+        let in_log = |i: usize| {
+            crate::support::check_lines(&log(i), id)
+                .iter()
+                .any(|l| l.contains(line))
+        };
+        assert!(in_log(owned_by), "the owner records it");
+        assert!(!in_log(other), "the node that got the push only stored it");
+    }
 }
