@@ -94,7 +94,10 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
             let _ = ports.done.send(job.target.id);
             continue;
         }
-        stats.record_duration(outcome.elapsed);
+        // A PUSH target's look takes no time: it would only blur how long requests take.
+        if job.target.method != Method::Push {
+            stats.record_duration(outcome.elapsed);
+        }
         log_line(&job.target, &outcome);
         stats.checked();
         if outcome.verdict == Verdict::Fail {
