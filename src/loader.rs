@@ -13,6 +13,9 @@
 //! The `[secrets]` a row's `${secret:NAME}` references name come from the shared [`Keyring`];
 //! when a SIGHUP replaced them, the next pass validates again every enabled row that names a
 //! secret or has a config error (an edit of the file moves no `config_changed`).
+//!
+//! A PUSH row without a `push_token` gets a random one here (a conditional write, so that
+//! two nodes loading it at once agree on one).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use crossbeam_channel::Sender;
 
 use crate::base::keyring::{Keyring, Vault};
 use crate::base::model::Control;
-use crate::base::model::{TargetId, ToWriter};
+use crate::base::model::{Method, TargetId, ToWriter};
 use crate::base::secrets::has_references;
 use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
@@ -300,6 +303,8 @@ impl Loader {
         row: &TargetRow,
         take: Take,
     ) -> Result<bool, db::Error> {
+        // Before the revision is taken: a fill that fails is tried again at the next scan.
+        fill_push_token(conn, row)?;
         if take == Take::Changed {
             // Enabled again (or edited, or new): a pause it was in ends now.
             db::history::resume(conn, row.id)?;
@@ -356,11 +361,53 @@ fn names_secrets(row: &TargetRow) -> bool {
     .any(has_references)
 }
 
+/// Gives a PUSH row without a `push_token` a random one, unless another node (or a person)
+/// gives it one first; logs it masked (`targets ID` shows it whole). A failure of the system's
+/// random source is logged and leaves the row without one: no push can reach it then, and
+/// it fails with `no heartbeat`.
+fn fill_push_token(conn: &mut db::Conn, row: &TargetRow) -> Result<(), db::Error> {
+    let push = Method::parse(&row.method) == Some(Method::Push);
+    if !push || row.push_token.is_some() || row.undecodable.is_some() {
+        return Ok(());
+    }
+    let token = match crate::base::push::new_token() {
+        Ok(token) => token,
+        Err(e) => {
+            log::error!(
+                "[{}] cannot make a push token: {e}; set push_token by hand",
+                row.id
+            );
+            return Ok(());
+        }
+    };
+    if db::targets::push::fill_token(conn, row.id, &token)? {
+        log::info!(
+            "[{}] {} push token {} made: `skypunch targets {}` shows it",
+            row.id,
+            row.name,
+            crate::base::push::masked(&token),
+            row.id
+        );
+    }
+    Ok(())
+}
+
 /// Says when a target is scheduled (a row new or edited since the first load), and every
 /// time its row is loaded, first load included, when its timeout stretches its schedule:
 /// the operator must never read "every 2s" of a target checked every 8s.
 fn log_schedule(t: &crate::base::model::Target, first: bool) {
     let name = &t.name;
+    if t.method == Method::Push {
+        if !first {
+            let (f, window) = (t.frequency.as_secs(), (t.frequency + t.timeout).as_secs());
+            log::info!(
+                "[{}] target {name} scheduled: a push due every {f}s, FAIL after {window}s \
+                 without one",
+                t.id
+            );
+        }
+        return;
+    }
     match target::stretched_schedule(t.frequency, t.timeout) {
         Some(why) => log::warn!("[{}] target {name} scheduled {why}", t.id),
         None if !first => log::info!(

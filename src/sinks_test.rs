@@ -153,6 +153,7 @@ proptest! {
             elapsed: Duration::from_millis(3),
             trace: failed_trace(&url, &reason),
             cert: None,
+            phases: None,
         };
         let rendered = message::render(&alert(&name, &url, &reason, ""));
         let lines = [

@@ -11,6 +11,7 @@ use crate::base::ca::CaFiles;
 use crate::base::conditions::Conditions;
 use crate::base::headers::RequestHeaders;
 use crate::base::model::{Method, Target};
+use crate::base::push;
 use crate::base::redactor::Redactor;
 use crate::base::secrets::Secrets;
 use crate::base::text;
@@ -60,6 +61,8 @@ pub enum Error {
     RequestHeaders(String),
     /// `request_body` names an unknown secret, or a malformed reference.
     RequestBody(String),
+    /// A PUSH target's `push_token` is not one a push can use; the reason (never the token).
+    PushToken(String),
 }
 
 impl fmt::Display for Error {
@@ -68,7 +71,7 @@ impl fmt::Display for Error {
             Error::Undecodable { column, why } => write!(f, "{column}: {why}"),
             Error::Method(method) => write!(
                 f,
-                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
+                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH, OPTIONS or PUSH",
                 text::clip_marked(method, 60)
             ),
             Error::Url(reason)
@@ -76,7 +79,8 @@ impl fmt::Display for Error {
             | Error::CaFile(reason)
             | Error::Conditions(reason)
             | Error::RequestHeaders(reason)
-            | Error::RequestBody(reason) => f.write_str(reason),
+            | Error::RequestBody(reason)
+            | Error::PushToken(reason) => f.write_str(reason),
             Error::PassResult(value) => {
                 write!(f, "pass_result {value} is not an HTTP status (100-599)")
             }
@@ -132,7 +136,10 @@ fn validate(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Tar
         });
     }
     let method = Method::parse(&row.method).ok_or_else(|| Error::Method(row.method.clone()))?;
-    let url = WebUrl::parse_expanded(&row.url, secrets).map_err(Error::Url)?;
+    let url = match method {
+        Method::Push => push_url(row)?,
+        _ => WebUrl::parse_expanded(&row.url, secrets).map_err(Error::Url)?,
+    };
     let auth = authn::parse_with_secrets(&row.authn, row.authn_parms.as_deref(), secrets)
         .map_err(Error::Authn)?;
     let conditions = conditions(row.conditions.as_deref())?;
@@ -227,6 +234,19 @@ fn request_headers(
     }
     Ok(headers)
 }
+
+/// What a PUSH target's `url` becomes: nothing is requested, so its `url` is not read (an
+/// operator may note the job's address there); a reserved name that resolves nowhere stands
+/// in. Its `push_token` must be usable, when set (the loader fills a NULL one).
+fn push_url(row: &TargetRow) -> Result<WebUrl, Error> {
+    if let Some(problem) = row.push_token.as_deref().and_then(push::token_problem) {
+        return Err(Error::PushToken(problem));
+    }
+    Ok(WebUrl::parse(PUSH_URL).expect("a valid URL"))
+}
+
+/// The URL a PUSH target holds in place of one (RFC 2606 keeps `.invalid` unresolvable).
+pub const PUSH_URL: &str = "http://push.invalid/";
 
 /// Why a target is checked less often than its frequency says, when its timeout is longer:
 /// a target is never checked twice at once, so a check that takes longer than the frequency
@@ -478,6 +498,23 @@ mod tests {
         );
         r.authn = "NONE".into();
         assert!(from_row(&r, &mut CaFiles::default(), &Secrets::new()).is_ok());
+    }
+
+    #[test]
+    fn a_push_target_needs_no_url_but_a_usable_token() {
+        let mut r = row();
+        r.method = "push".into();
+        r.url = String::new();
+        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        assert_eq!((t.method, t.url.as_str()), (Method::Push, PUSH_URL));
+        r.push_token = Some("backup-job_2026-nightly".into());
+        assert!(from_row(&r, &mut CaFiles::default(), &Secrets::new()).is_ok());
+        r.push_token = Some("s3cret".into());
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("push_token has 6 characters"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod headers;
 pub mod keyring;
 pub mod model;
 pub mod os;
+pub mod phases;
+pub mod push;
 pub mod redactor;
 pub mod rollup;
 pub mod secrets;

@@ -40,10 +40,13 @@ pub enum Method {
     Head,
     Patch,
     Options,
+    /// Not a request: a heartbeat target, passing while `/push/TOKEN` is called (see
+    /// `check::push`).
+    Push,
 }
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Get,
         Method::Post,
         Method::Put,
@@ -51,6 +54,7 @@ impl Method {
         Method::Head,
         Method::Patch,
         Method::Options,
+        Method::Push,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl Method {
             Method::Head => "HEAD",
             Method::Patch => "PATCH",
             Method::Options => "OPTIONS",
+            Method::Push => "PUSH",
         }
     }
 
@@ -261,11 +266,16 @@ pub enum CheckError {
     /// A condition of the target's `conditions` did not hold: the condition and what was
     /// seen, redacted and cut to fit `status_description`.
     Condition { status: u16, description: String },
+    /// A PUSH target got no push within its `frequency` + `timeout`: whole seconds since
+    /// its last one (or since this node began to watch it, when none came).
+    NoHeartbeat { seconds: u64 },
+    /// A PUSH target's last push said `status=fail`; its message (printable, bounded).
+    PushedFailure(String),
 }
 
 impl CheckError {
     /// Every kind, in [`CheckError::index`] order: the names the stats line counts them by.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 12] = [
         "keystone",
         "no_response",
         "body",
@@ -276,6 +286,8 @@ impl CheckError {
         "internal",
         "oauth2",
         "condition",
+        "no_heartbeat",
+        "pushed_failure",
     ];
 
     /// This kind's place in [`CheckError::KINDS`].
@@ -291,6 +303,8 @@ impl CheckError {
             CheckError::Internal => 7,
             CheckError::OAuth2(_) => 8,
             CheckError::Condition { .. } => 9,
+            CheckError::NoHeartbeat { .. } => 10,
+            CheckError::PushedFailure(_) => 11,
         }
     }
 
@@ -300,7 +314,9 @@ impl CheckError {
             CheckError::Keystone(_)
             | CheckError::OAuth2(_)
             | CheckError::NoResponse { .. }
-            | CheckError::Internal => None,
+            | CheckError::Internal
+            | CheckError::NoHeartbeat { .. }
+            | CheckError::PushedFailure(_) => None,
             CheckError::Body { status, .. }
             | CheckError::Condition { status, .. }
             | CheckError::BodyTooLarge { status, .. }
@@ -338,6 +354,8 @@ impl fmt::Display for CheckError {
             CheckError::Internal => {
                 f.write_str("internal error: the check panicked (see the log); please report it")
             }
+            CheckError::NoHeartbeat { seconds } => write!(f, "no heartbeat for {seconds} s"),
+            CheckError::PushedFailure(message) => f.write_str(message),
         }
     }
 }
@@ -358,6 +376,9 @@ pub struct CheckOutcome {
     /// The leaf certificate, when the check got through a TLS handshake; shared with the
     /// worker's cache of parsed certificates, so a check of a known one allocates nothing.
     pub cert: Option<Arc<CertInfo>>,
+    /// How long each phase of its requests took; `None` when it sent none (a PUSH target,
+    /// a token request that failed first).
+    pub phases: Option<crate::base::phases::Phases>,
 }
 
 /// The leaf certificate a check's TLS handshake saw.

@@ -10,7 +10,9 @@
 //! - [`describe`], [`cert`]: words for what a check found;
 //! - [`keystone`]: tokens for targets behind OpenStack Keystone; [`oauth2`] (over
 //!   [`tokens`]): OAuth2 client-credentials tokens;
-//! - [`sockets`]: the checks in flight, for a stop to abandon.
+//! - [`conditions`]: what the answer must show, as the target's `conditions` say;
+//! - [`sockets`]: the checks in flight, for a stop to abandon;
+//! - [`push`]: PUSH (heartbeat) targets, judged from the pushes read, with no network.
 
 pub(crate) mod sockets;
 
@@ -28,16 +30,19 @@ mod http;
 mod keystone;
 mod kx_hints;
 mod phase;
+mod push;
 mod resolve;
 mod tls;
 mod transport;
 mod verify_cache;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::base::keyring::Keyring;
-use crate::base::model::{CheckOutcome, Target};
+use crate::base::model::{CheckOutcome, Method, Target};
 use crate::check::keystone::TokenCache;
+pub use push::{Heard, Heartbeats, POLL as PUSH_POLL};
 
 /// Redirect hops followed when a target asks for it.
 const MAX_REDIRECTS: u32 = 10;
@@ -62,9 +67,10 @@ impl Default for CheckSettings {
 
 /// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds the
 /// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration),
-/// the Keystone and OAuth2 token caches, and the `[secrets]` in force (whose values it masks
-/// in every check's description and trace). Every check opens its own connection and closes
-/// it, and makes a full TLS handshake; nothing else is shared between checks.
+/// the Keystone and OAuth2 token caches, the `[secrets]` in force (whose values it masks
+/// in every check's description and trace) and the pushes PUSH targets are judged by (an
+/// `Arc` the heartbeat thread fills). Every check opens its own connection and closes it,
+/// and makes a full TLS handshake; nothing else is shared between checks.
 #[derive(Debug)]
 pub struct Checker {
     agents: agent::Agents,
@@ -72,6 +78,7 @@ pub struct Checker {
     oauth2: oauth2::TokenCache,
     settings: CheckSettings,
     keyring: Keyring,
+    heartbeats: Arc<Heartbeats>,
 }
 
 impl Checker {
@@ -83,6 +90,7 @@ impl Checker {
             oauth2: oauth2::TokenCache::new(),
             settings,
             keyring: Keyring::default(),
+            heartbeats: Arc::new(Heartbeats::new()),
         }
     }
 
@@ -90,6 +98,18 @@ impl Checker {
     pub(crate) fn with_keyring(mut self, keyring: Keyring) -> Checker {
         self.keyring = keyring;
         self
+    }
+
+    /// The pushes PUSH targets are judged by: the heartbeat thread fills them, the wheel
+    /// reads when to look again.
+    pub fn heartbeats(&self) -> &Arc<Heartbeats> {
+        &self.heartbeats
+    }
+
+    /// The daemon's look at a PUSH target: its result, or `None` when there is nothing new
+    /// to write (see [`push`]).
+    pub fn heartbeat(&self, target: &Target) -> Option<CheckOutcome> {
+        self.heartbeats.judge(target, Instant::now())
     }
 
     /// Handshakes that found their certificate chain already verified.
@@ -109,7 +129,11 @@ impl Checker {
 
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::base::model::Verdict::Fail`] and a description of what failed.
+    /// A PUSH target gets what its pushes say now ([`Heartbeats::verdict`]).
     pub fn check(&self, target: &Target) -> CheckOutcome {
+        if target.method == Method::Push {
+            return self.heartbeats.verdict(target, Instant::now());
+        }
         let agent = self.agents.for_target(target);
         let vault = self.keyring.now();
         let tools = http::Tools {

@@ -6,12 +6,12 @@ use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, toggle, Error, Invocation, USAGE};
 use crate::base::keyring::Keyring;
-use crate::base::model::{CheckOutcome, Target, TargetId, Verdict};
+use crate::base::model::{CheckOutcome, Method, Target, TargetId, Verdict};
 use crate::base::redactor::Redactor;
 use crate::base::state::{CertSeen, Counts};
 use crate::base::text::yes_no;
 use crate::base::{authn, headers};
-use crate::check::{CheckSettings, Checker};
+use crate::check::{CheckSettings, Checker, Heard};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::{target, worker};
@@ -36,6 +36,9 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             let created = db::history::created(&mut conn, &[row.id])?;
             let redactor = Redactor::from_secrets(&config.secrets);
             let mut t = detail(&row, &by, &redactor);
+            for (field, value) in push_fields(config, &mut conn, &row)? {
+                t.row(vec![field.into(), value]);
+            }
             t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
             let created = created
                 .get(&row.id)
@@ -80,10 +83,18 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
         token_lifetime: config.token_lifetime,
     })
     .with_keyring(Keyring::new(&config.secrets));
+    let push = target.method == Method::Push;
+    if push {
+        let mut conn = db::checkout(pool)?;
+        hear_last_push(&checker, &mut conn, target.id)?;
+    }
     let outcome = worker::check_safely(&checker, &target);
     line(worker::check_line(&target, &outcome))?;
     print(crate::base::trace::localize(&outcome.trace.to_string()))?;
-    record(pool, &target, &outcome)?;
+    // A PUSH target's test reads what its pushes say: no check was made to count.
+    if !push {
+        record(pool, &target, &outcome)?;
+    }
     // Scripts read the verdict from the exit status; the line and trace above say why.
     match outcome.verdict {
         Verdict::Pass => Ok(()),
@@ -92,6 +103,59 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
             code: 1,
         }),
     }
+}
+
+/// Gives `checker` the last push of PUSH target `id`, as the daemon's heartbeat thread
+/// would have read it.
+fn hear_last_push(checker: &Checker, conn: &mut db::Conn, id: TargetId) -> Result<(), Error> {
+    let now = std::time::Instant::now();
+    if let Some(p) = db::targets::push::last(conn, id)? {
+        let heard = Heard {
+            count: p.count,
+            at: now.checked_sub(p.age).unwrap_or(now),
+            wall_ms: p.wall_ms,
+            failed: p.failed,
+            message: p.message,
+        };
+        checker.heartbeats().heard(id, heard);
+    }
+    checker.heartbeats().read(now);
+    Ok(())
+}
+
+/// A PUSH target's token (whole: `targets ID` is the one place that shows it), the URL
+/// to push to, and its last push; nothing for other targets that have no token.
+fn push_fields(
+    config: &Config,
+    conn: &mut db::Conn,
+    r: &TargetRow,
+) -> Result<Vec<(&'static str, String)>, Error> {
+    let push = Method::parse(&r.method) == Some(Method::Push);
+    if !push && r.push_token.is_none() {
+        return Ok(Vec::new());
+    }
+    let Some(token) = r.push_token.as_deref() else {
+        let pending = "- (the daemon makes one when it loads the row)".to_string();
+        return Ok(vec![("Push Token", pending)]);
+    };
+    let base = config
+        .http
+        .page_base()
+        .unwrap_or_else(|| "http://HOST:PORT".into());
+    let last = match db::targets::push::last(conn, r.id)? {
+        None => "- (none yet)".to_string(),
+        Some(p) => {
+            let at = local_millis(p.wall_ms);
+            let status = if p.failed { "status=fail" } else { "status=ok" };
+            let message = p.message.map(|m| format!(": {m}")).unwrap_or_default();
+            format!("{at} ({status}, push {}){message}", p.count)
+        }
+    };
+    Ok(vec![
+        ("Push Token", token.to_string()),
+        ("Push URL", format!("{base}/push/{token}")),
+        ("Last Push", last),
+    ])
 }
 
 /// Records a test's check (see [`db::results::record_test`]); its stored trace ends with a
@@ -106,6 +170,7 @@ fn record(pool: &Pool, target: &Target, outcome: &CheckOutcome) -> Result<(), Er
         response_ms: outcome.elapsed.as_millis() as u64,
         trace: trace.to_string(),
         cert: CertSeen::of(outcome, target.url.is_https()),
+        phases: outcome.phases,
     };
     let mut conn = db::checkout(pool)?;
     let recorded = db::results::record_test(&mut conn, target.id, &test)
@@ -173,6 +238,13 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
 /// How often the target is really checked: its frequency, or, when its timeout is longer,
 /// the stretched schedule and what the last check's time makes of it now.
 fn schedule(r: &TargetRow) -> String {
+    if Method::parse(&r.method) == Some(Method::Push) {
+        let window = r.frequency.saturating_add(r.timeout);
+        return format!(
+            "a push due every {}s; FAIL after {window}s without one",
+            r.frequency
+        );
+    }
     let secs = |s: i64| std::time::Duration::from_secs(s.max(1) as u64);
     let every = format!("every {}s", r.frequency);
     let Some(why) = target::stretched_schedule(secs(r.frequency), secs(r.timeout)) else {

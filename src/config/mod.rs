@@ -77,6 +77,8 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Open connections at most (reading their request or being answered).
     pub max_connections: usize,
+    /// `/push/TOKEN` asks for the Basic credentials too (off: the token is the secret).
+    pub push_auth: bool,
 }
 
 impl HttpConfig {
@@ -117,6 +119,7 @@ impl fmt::Debug for HttpConfig {
             .field("public_only", &self.public_only)
             .field("public_url", &self.public_url)
             .field("max_connections", &self.max_connections)
+            .field("push_auth", &self.push_auth)
             .finish()
     }
 }
@@ -433,6 +436,7 @@ impl Default for Config {
                 public_only: false,
                 public_url: None,
                 max_connections: 256,
+                push_auth: false,
             },
             secrets: Secrets::new(),
         }

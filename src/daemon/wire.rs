@@ -1,7 +1,9 @@
 //! The wiring, on the main thread at start: the channels between the stages, with their
 //! bounds, and every thread started in its stage of the [`Pipeline`]. The pipeline runs
 //! loader → cluster → wheel → workers → writer (→ store) → notifier, with the stats thread,
-//! the HTTP server and systemd's watchdog beside it.
+//! the HTTP server and systemd's watchdog beside it; the heartbeat thread (in the loader's
+//! stage) hands the wheel and the workers the pushes of PUSH targets through the checker's
+//! `Heartbeats`, a map under a lock, not a channel: nothing waits on it.
 //!
 //! The channels and what a full one does to its sender:
 //! - loader → cluster (targets) and cluster → wheel (the targets this node owns): bounded by
@@ -34,7 +36,7 @@ use crate::cluster::Member;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::watchdog::{self, Notify};
-use crate::{loader, notifier, wheel, worker, writer};
+use crate::{heartbeats, loader, notifier, wheel, worker, writer};
 
 /// Room in each of the two target channels (loader → cluster → wheel). A full load of
 /// 100,000 targets passes through in batches of this many, at the cluster thread's pace.
@@ -165,6 +167,7 @@ fn start_stages(
         in_flight: pipeline.in_flight(),
     };
     let checker = checker(config, keyring.clone());
+    let heartbeats = checker.heartbeats().clone();
     worker::spawn(
         pipeline.workers(),
         config.workers,
@@ -180,6 +183,7 @@ fn start_stages(
         unstarted: jobs_rx,
         member: member.clone(),
         workers: config.workers,
+        heartbeats: heartbeats.clone(),
     };
     let s = stages.wheel;
     pipeline
@@ -201,7 +205,7 @@ fn start_stages(
             crate::cluster::run(c, cluster_ports, read_timeout)
         })?;
     let l = loader::Loader::new(
-        pool,
+        pool.clone(),
         Feed::new(targets_tx, stop.clone()),
         reports_tx,
         stop.clone(),
@@ -212,6 +216,10 @@ fn start_stages(
     pipeline
         .loader()
         .spawn("skypunch-loader", None, move || loader::run(l, interval))?;
+    let (h, st) = (heartbeats::Watcher::new(pool, heartbeats), stop.clone());
+    pipeline
+        .loader()
+        .spawn("skypunch-heartbeats", None, move || heartbeats::run(h, &st))?;
     let (s, interval) = (stats.clone(), config.stats_interval);
     pipeline
         .stats_line()

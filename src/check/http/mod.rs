@@ -78,6 +78,7 @@ pub(super) fn run(tools: Tools, target: &Target) -> CheckOutcome {
         elapsed: run.trace.started().elapsed(),
         trace: run.trace,
         cert: phase::take_cert(),
+        phases: phase::take_phases(),
     }
 }
 
@@ -207,6 +208,7 @@ impl<'a> Run<'a> {
             None => self.call(request.body(())),
         };
         let method = method(target.method);
+        phase::time_phases();
         marks_to_trace(&mut self.trace, "", method.as_str(), &self.url);
         match result {
             Ok(response) => {
@@ -299,6 +301,7 @@ impl<'a> Run<'a> {
             }
         }
         let took = started.elapsed();
+        phase::body_read(Instant::now(), took);
         self.trace
             .phase(Instant::now(), took, format!("read {total} bytes of body"));
         Ok(kept)
@@ -368,5 +371,7 @@ fn method(m: Method) -> h::Method {
         Method::Head => h::Method::HEAD,
         Method::Patch => h::Method::PATCH,
         Method::Options => h::Method::OPTIONS,
+        // Never sent: a PUSH target is judged from its pushes (`check::push`).
+        Method::Push => h::Method::GET,
     }
 }

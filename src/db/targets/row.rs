@@ -8,6 +8,7 @@ use mysql::Row;
 use super::super::decode::{self, BadRow, Fields, Fix};
 use super::columns::{place, position, Read, COUNTERS, NO_TRACE};
 use crate::base::model::{Status, TargetId, TargetState};
+use crate::base::phases::Phases;
 use crate::base::state::Counts;
 
 /// A `targets` row as stored, with its open incident, before validation. Values the operator
@@ -77,6 +78,12 @@ pub struct TargetRow {
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,
     pub incident_reason: Option<String>,
+    /// A PUSH target's secret: shown whole by `targets ID` only, masked elsewhere
+    /// ([`crate::base::push::masked`]).
+    pub push_token: Option<String>,
+    /// The last check's phases; `None` when it sent no request, or for a value that does not
+    /// read (see [`Phases::parse`]).
+    pub last_phases: Option<Phases>,
     /// For the loader: the row does not decode, and why; it then holds only its id, revision
     /// and status. Its config error.
     pub undecodable: Option<BadRow>,
@@ -152,6 +159,8 @@ impl TargetRow {
             request_headers: at!(f.secret("request_headers"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,
             incident_reason: at!(f.opt("incident_reason"), m)?,
+            push_token: at!(f.secret("push_token"), m)?,
+            last_phases: at!(f.opt("last_phases"), m)?.and_then(|p: Vec<u8>| Phases::parse(&p)),
             undecodable: None,
         })
     }
