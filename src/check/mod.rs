@@ -1,6 +1,6 @@
 //! One HTTP check of one target, run synchronously on a worker thread: reads the target's
-//! definition and the shared Keystone token cache, talks to the target (and Keystone), and
-//! returns a [`CheckOutcome`] with a trace. Touches no database.
+//! definition and the shared token caches, talks to the target (and Keystone or the OAuth2
+//! server), and returns a [`CheckOutcome`] with a trace. Touches no database.
 //!
 //! - [`http`]: the steps of a check (authenticate, send, read, judge) and its trace;
 //! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`tls`] and
@@ -8,15 +8,17 @@
 //! - [`verify_cache`], [`kx_hints`] (over [`clock`]): what TLS handshakes remember;
 //!   [`buffers`]: the connections' buffers; [`crypto`]: the TLS provider;
 //! - [`describe`], [`cert`]: words for what a check found;
-//! - [`keystone`]: tokens for targets behind OpenStack Keystone; [`oauth2`] (over
-//!   [`tokens`]): OAuth2 client-credentials tokens;
-//! - [`conditions`]: what the answer must show, as the target's `conditions` say;
+//! - [`keystone`]: tokens for targets behind OpenStack Keystone, [`oauth2`]: OAuth2
+//!   client-credentials tokens; both over [`tokens`] (the cache) and [`token_request`] (the
+//!   HTTP exchange);
 //! - [`sockets`]: the checks in flight, for a stop to abandon;
 //! - [`push`]: PUSH (heartbeat) targets, judged from the pushes read, with no network.
 
 pub(crate) mod sockets;
 
+mod keystone;
 mod oauth2;
+mod token_request;
 mod tokens;
 
 mod agent;
@@ -27,7 +29,6 @@ mod connect;
 mod crypto;
 mod describe;
 mod http;
-mod keystone;
 mod kx_hints;
 mod phase;
 mod push;
@@ -41,7 +42,6 @@ use std::time::{Duration, Instant};
 
 use crate::base::keyring::Keyring;
 use crate::base::model::{CheckOutcome, Method, Target};
-use crate::check::keystone::TokenCache;
 pub use push::{Heard, Heartbeats, POLL as PUSH_POLL};
 
 /// Redirect hops followed when a target asks for it.
@@ -52,7 +52,8 @@ const MAX_REDIRECTS: u32 = 10;
 pub struct CheckSettings {
     /// Bodies longer than this FAIL (and are not read further).
     pub max_body_bytes: u64,
-    /// How long a Keystone token is used when Keystone does not say when it expires.
+    /// How long a Keystone or OAuth2 token is used when its answer does not say when it
+    /// expires.
     pub token_lifetime: Duration,
 }
 
@@ -74,7 +75,7 @@ impl Default for CheckSettings {
 #[derive(Debug)]
 pub struct Checker {
     agents: agent::Agents,
-    tokens: TokenCache,
+    keystone: keystone::TokenCache,
     oauth2: oauth2::TokenCache,
     settings: CheckSettings,
     keyring: Keyring,
@@ -86,7 +87,7 @@ impl Checker {
     pub fn new(settings: CheckSettings) -> Checker {
         Checker {
             agents: agent::Agents::new(),
-            tokens: TokenCache::new(),
+            keystone: keystone::TokenCache::new(),
             oauth2: oauth2::TokenCache::new(),
             settings,
             keyring: Keyring::default(),
@@ -117,9 +118,9 @@ impl Checker {
         self.agents.tls().chains.hits()
     }
 
-    /// The Keystone tokens shared by all checks.
-    pub fn tokens(&self) -> &TokenCache {
-        &self.tokens
+    /// How many distinct Keystone credentials have a token (or a refusal) kept.
+    pub fn keystone_clients(&self) -> usize {
+        self.keystone.keys()
     }
 
     /// How many distinct OAuth2 client credentials have a token (or a refusal) kept.
@@ -138,7 +139,7 @@ impl Checker {
         let vault = self.keyring.now();
         let tools = http::Tools {
             agent: &agent,
-            keystone: &self.tokens,
+            keystone: &self.keystone,
             oauth2: &self.oauth2,
             settings: &self.settings,
             redactor: &vault.redactor,

@@ -3,14 +3,17 @@
 //! fetch (OPENSTACK from Keystone, OAUTH2 from the OAuth2 server); and, when the target
 //! answers 401 to a cached token, the one new token the check asks for.
 
+use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
+use ureq::Agent;
 
 use super::{marks_to_trace, Run};
 use crate::base::authn::{Auth, IdentityVersion, KeystoneParams, OAuth2Params};
 use crate::base::model::CheckError;
-use crate::check::tokens::Source;
+use crate::check::tokens::{Fresh, SharedTokens, Source};
 use crate::check::{keystone, oauth2, phase};
 
 /// What a request of the check carries to prove who it is.
@@ -18,7 +21,7 @@ pub(super) enum Credential<'a> {
     None,
     /// An `Authorization` value: `Basic ...` or `Bearer ...`.
     Authorization(String),
-    Keystone(&'a KeystoneParams, Arc<keystone::Token>, keystone::Source),
+    Keystone(&'a KeystoneParams, Arc<keystone::Token>, Source),
     OAuth2(&'a OAuth2Params, Arc<oauth2::Token>, Source),
 }
 
@@ -53,7 +56,7 @@ impl<'a> Run<'a> {
         credential: &Credential<'a>,
     ) -> Option<Result<Credential<'a>, CheckError>> {
         match credential {
-            Credential::Keystone(params, token, keystone::Source::Cached) => {
+            Credential::Keystone(params, token, Source::Cached) => {
                 let params: &'a KeystoneParams = params;
                 self.tools.keystone.invalidate(params, token);
                 self.trace
@@ -73,23 +76,13 @@ impl<'a> Run<'a> {
 
     /// A Keystone token for `params` from the shared cache, fetched on this thread if needed.
     fn keystone(&mut self, params: &'a KeystoneParams) -> Result<Credential<'a>, CheckError> {
-        let (agent, lifetime) = (self.tools.agent, self.tools.settings.token_lifetime);
-        let timeout = self.remaining();
-        let result = self.tools.keystone.get(params, self.deadline, || {
-            keystone::fetch(agent, params, timeout, lifetime)
-        });
+        let url = keystone::token_url(params);
+        let (cache, waited, fetch) = (self.tools.keystone, keystone::waited, keystone::fetch);
+        let result = self.shared_token(cache, params, waited, fetch, ("keystone: ", &url));
         let version = match params.version {
             IdentityVersion::V2 => "v2",
             IdentityVersion::V3 => "v3",
         };
-        marks_to_trace(
-            &mut self.trace,
-            "keystone: ",
-            "POST",
-            &keystone::token_url(params),
-        );
-        // The row's certificate is the target's, not Keystone's (its trace line has it).
-        let _ = phase::take_cert();
         let endpoint = params.endpoint.shown();
         match result {
             Ok((token, source)) => {
@@ -105,19 +98,9 @@ impl<'a> Run<'a> {
 
     /// An OAuth2 token for `params` from the shared cache, fetched on this thread if needed.
     fn oauth2(&mut self, params: &'a OAuth2Params) -> Result<Credential<'a>, CheckError> {
-        let (agent, lifetime) = (self.tools.agent, self.tools.settings.token_lifetime);
-        let timeout = self.remaining();
-        let result = self.tools.oauth2.get(
-            params,
-            self.deadline,
-            || oauth2::waited(params),
-            || oauth2::fetch(agent, params, timeout, lifetime),
-        );
         let url = oauth2::token_url(params);
-        marks_to_trace(&mut self.trace, "oauth2: ", "POST", url);
-        // The certificate kept is the target's, not the OAuth2 server's.
-        let _ = phase::take_cert();
-        match result {
+        let (cache, waited, fetch) = (self.tools.oauth2, oauth2::waited, oauth2::fetch);
+        match self.shared_token(cache, params, waited, fetch, ("oauth2: ", url)) {
             Ok((token, source)) => {
                 self.trace.step(format!(
                     "oauth2 token obtained from {url} ({}), {}",
@@ -128,5 +111,30 @@ impl<'a> Run<'a> {
             }
             Err(e) => Err(CheckError::OAuth2(e.to_string())),
         }
+    }
+
+    /// A token for `params` from `cache`, fetched on this thread by `fetch` if needed, within
+    /// what is left of the check's time. The token request's steps go to the trace as
+    /// `prefix` `POST` `url`; the certificate its handshake saw is let go: the row's
+    /// certificate is the target's (the token server's is in the trace).
+    fn shared_token<P: Eq + Hash + Clone, T: Fresh, E: Clone>(
+        &mut self,
+        cache: &SharedTokens<P, T, E>,
+        params: &P,
+        waited: fn(&P) -> E,
+        fetch: fn(&Agent, &P, Duration, Duration) -> Result<T, E>,
+        (prefix, url): (&str, &str),
+    ) -> Result<(Arc<T>, Source), E> {
+        let (agent, lifetime) = (self.tools.agent, self.tools.settings.token_lifetime);
+        let timeout = self.remaining();
+        let result = cache.get(
+            params,
+            self.deadline,
+            || waited(params),
+            || fetch(agent, params, timeout, lifetime),
+        );
+        marks_to_trace(&mut self.trace, prefix, "POST", url);
+        let _ = phase::take_cert();
+        result
     }
 }
