@@ -131,7 +131,7 @@ fn repair(conn: &mut Conn, d: &Due, fixes: &[Fix]) -> Result<(), Error> {
 
 /// Drops a due delivery whose row does not decode, saying why in its `last_error`: it can
 /// never be sent, and is no longer read (and reported) every pass.
-fn drop_undecodable(conn: &mut Conn, bad: &BadRow) -> Result<(), Error> {
+pub(super) fn drop_undecodable(conn: &mut Conn, bad: &BadRow) -> Result<(), Error> {
     let [alert_id, notifier_id] = bad.keys[..] else {
         return Ok(()); // not even its key reads: nothing can name it
     };

@@ -137,13 +137,43 @@ const STILL_DOWN: &str = "a.kind IN ('FAILURE', 'REMINDER') \
 /// certificate, so a window delays it rather than dropping it.
 const CERTIFICATE: &str = "a.kind = 'CERTIFICATE'";
 
-/// Drops the pending deliveries of notifiers that were deleted; returns how many.
+/// Drops the pending deliveries of notifiers that were deleted; returns how many. A delivery
+/// whose `notifier_id` is no id at all (0 or below: a row a person wrote) is reported once
+/// as a bad row before it is dropped: the per-notifier reads never meet it.
 pub fn drop_orphans(conn: &mut Conn) -> Result<u64, Error> {
+    report_unowned(conn)?;
     conn.query_drop(
         "UPDATE alert_deliveries d LEFT JOIN notifiers n ON n.id = d.notifier_id \
-         SET d.state = 'DROPPED', d.last_error = CONCAT('notifier ', d.notifier_id, ' was deleted'), \
+         SET d.state = 'DROPPED', d.last_error = IF(d.notifier_id > 0, \
+         CONCAT('notifier ', d.notifier_id, ' was deleted'), \
+         CONCAT('notifier_id ', d.notifier_id, ' is not an id: ids are positive')), \
          d.next_attempt = NOW(3) WHERE d.state = 'PENDING' AND n.id IS NULL",
     )
     .map_err(Error::query("dropping deliveries of deleted notifiers"))?;
     Ok(conn.affected_rows())
 }
+
+/// Reports (once each, through [`decode::skip`]) and drops the pending deliveries owed to
+/// no possible notifier; at most [`UNOWNED_REPORTED`] a pass.
+fn report_unowned(conn: &mut Conn) -> Result<(), Error> {
+    let rows: Vec<mysql::Row> = conn
+        .exec(
+            "SELECT alert_id, notifier_id FROM alert_deliveries \
+             WHERE state = 'PENDING' AND notifier_id <= 0 LIMIT ?",
+            (UNOWNED_REPORTED,),
+        )
+        .map_err(Error::query("reading deliveries owed to no notifier"))?;
+    // Decoding them fails on the bad id: reported, and dropped saying so, as the per-notifier
+    // reads drop the rows they cannot decode.
+    let decoded = decode::rows("alert_deliveries", rows, |f| {
+        Ok((f.id(0, "alert_id")?, f.id(1, "notifier_id")?))
+    });
+    for bad in decoded.into_iter().filter_map(Result::err) {
+        decode::skip(&bad);
+        super::deliveries::drop_undecodable(conn, &bad)?;
+    }
+    Ok(())
+}
+
+/// Deliveries owed to no possible notifier reported in one pass (the rest the next time).
+const UNOWNED_REPORTED: u64 = 1000;
