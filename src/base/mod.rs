@@ -5,12 +5,14 @@
 
 pub mod authn;
 pub mod ca;
+pub mod client_cert;
 pub mod fault;
 // Wired into the check in issue 26's next step.
 #[allow(dead_code)]
 pub mod headers;
 pub mod model;
 pub mod os;
+pub mod proxy;
 pub mod redactor;
 pub mod rollup;
 pub mod secrets;
