@@ -63,7 +63,7 @@ fn outputs(url: &str, keystone: Option<&str>) -> Vec<(&'static str, String)> {
         success_threshold: 1,
         ..TargetRow::default()
     };
-    let target = target::from_row(&row, &mut crate::base::ca::CaFiles::default()).unwrap();
+    let target = target::from_row(&row, &mut crate::target::Shared::default()).unwrap();
     let outcome = Checker::new(CheckSettings::default()).check(&target);
     let trace = outcome.trace.to_string();
     let shown_row = TargetRow {

@@ -3,11 +3,14 @@
 //! becomes the row's `config error: ...` description.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::base::authn;
 use crate::base::ca::CaFiles;
-use crate::base::model::{Method, Target};
+use crate::base::client_cert::ClientIdentities;
+use crate::base::model::{IpFamily, Method, Target};
+use crate::base::proxy::{NoProxy, ProxyUrl};
 use crate::base::text;
 use crate::base::urls::WebUrl;
 use crate::db::targets::TargetRow;
@@ -48,6 +51,12 @@ pub enum Error {
     CertWarnDays(i64),
     /// The CA bundle (`ca_file`, or `[settings] CaFile`) cannot be used; the reason names it.
     CaFile(String),
+    /// `client_cert` or `client_key` cannot be used; the reason names the file.
+    ClientCert(String),
+    /// `proxy_url` is not an http proxy URL; the reason shows it without its user info.
+    Proxy(String),
+    /// `ip_family` is none of `any`, `4`, `6`; the value as written.
+    IpFamily(String),
 }
 
 impl fmt::Display for Error {
@@ -59,9 +68,16 @@ impl fmt::Display for Error {
                 "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
                 text::clip_marked(method, 60)
             ),
-            Error::Url(reason) | Error::Authn(reason) | Error::CaFile(reason) => {
-                f.write_str(reason)
-            }
+            Error::Url(reason)
+            | Error::Authn(reason)
+            | Error::CaFile(reason)
+            | Error::ClientCert(reason) => f.write_str(reason),
+            Error::Proxy(reason) => write!(f, "proxy_url: {reason}"),
+            Error::IpFamily(value) => write!(
+                f,
+                "ip_family `{}` is none of any, 4, 6",
+                text::clip_marked(value, 20)
+            ),
             Error::PassResult(value) => {
                 write!(f, "pass_result {value} is not an HTTP status (100-599)")
             }
@@ -82,9 +98,50 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Validates a row. `cas` reads the row's `ca_file` (or the configured default): a file that
-/// cannot be read is the row's config error.
-pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
+/// What validating a row reads besides the row: the files rows name, each read once and
+/// shared by the rows naming it, and the config's defaults. Owned by the loader thread (or a
+/// CLI command).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// CA bundles (`ca_file`, `[settings] CaFile`), read again at each loader pass.
+    pub cas: CaFiles,
+    /// Client certificates (`client_cert`, `client_key`), read again when they change.
+    pub identities: ClientIdentities,
+    /// `[settings] Proxy`, for rows without a `proxy_url`.
+    pub proxy: Option<Arc<ProxyUrl>>,
+    /// `[settings] NoProxy`: the hosts reached without the default proxy.
+    pub no_proxy: Arc<NoProxy>,
+}
+
+impl Shared {
+    /// What the rows of a daemon (or CLI command) reading `config` share.
+    pub fn new(config: &crate::config::Config) -> Shared {
+        Shared {
+            cas: CaFiles::new(config.ca_file.clone()),
+            identities: ClientIdentities::default(),
+            proxy: config.proxy.clone().map(Arc::new),
+            no_proxy: config.no_proxy.clone(),
+        }
+    }
+
+    /// The proxy of a row whose `proxy_url` is `own` and whose host is `host`: its own (none
+    /// when it says `none`), else the default unless `NoProxy` names the host.
+    fn proxy(&self, own: Option<&str>, host: &str) -> Result<Option<Arc<ProxyUrl>>, Error> {
+        match own.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(none) if none.eq_ignore_ascii_case("none") => Ok(None),
+            Some(own) => ProxyUrl::parse(own)
+                .map(|p| Some(Arc::new(p)))
+                .map_err(Error::Proxy),
+            None if self.no_proxy.matches(host) => Ok(None),
+            None => Ok(self.proxy.clone()),
+        }
+    }
+}
+
+/// Validates a row. `shared` reads the files the row names (`ca_file` or the configured
+/// default, `client_cert`, `client_key`): a file that cannot be used is the row's config
+/// error.
+pub fn from_row(row: &TargetRow, shared: &mut Shared) -> Result<Target, Error> {
     if let Some(bad) = &row.undecodable {
         return Err(Error::Undecodable {
             column: bad.column,
@@ -109,6 +166,21 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
     if let Some(ms) = row.max_response_ms {
         at_least_one("max_response_ms", ms)?;
     }
+    let ip_family =
+        IpFamily::parse(&row.ip_family).ok_or_else(|| Error::IpFamily(row.ip_family.clone()))?;
+    let proxy = shared.proxy(row.proxy_url.as_deref(), url.host())?;
+    let ca = shared
+        .cas
+        .get(row.ca_file.as_deref())
+        .map_err(|e| Error::CaFile(e.to_string()))?;
+    let client_identity = shared
+        .identities
+        .get(
+            row.id,
+            row.client_cert.as_deref(),
+            row.client_key.as_deref(),
+        )
+        .map_err(|e| Error::ClientCert(e.to_string()))?;
     Ok(Target {
         id: row.id,
         name: row.name.clone(),
@@ -128,10 +200,11 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
         success_threshold: row.success_threshold as u64,
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
-        ca: cas
-            .get(row.ca_file.as_deref())
-            .map_err(|e| Error::CaFile(e.to_string()))?,
+        ca,
         cert_warn_days,
+        client_identity,
+        proxy,
+        ip_family,
     })
 }
 
@@ -194,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_defaulted_row_is_a_valid_target() {
-        let t = from_row(&row(), &mut CaFiles::default()).unwrap();
+        let t = from_row(&row(), &mut Shared::default()).unwrap();
         assert_eq!(
             (
                 t.method,
@@ -237,7 +310,7 @@ mod tests {
         for (spoil, expected) in cases {
             let mut r = row();
             spoil(&mut r);
-            let err = from_row(&r, &mut CaFiles::default())
+            let err = from_row(&r, &mut Shared::default())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
@@ -268,8 +341,89 @@ mod tests {
         let values = vec![Some(mysql::Value::Int(7)), Some(mysql::Value::NULL)];
         let mut r = row();
         r.undecodable = Some(bad(&mut crate::db::decode::Fields::of("targets", values)));
-        let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+        let err = from_row(&r, &mut Shared::default()).unwrap_err();
         assert_eq!(err.to_string(), "name: NULL is not UTF-8 text");
+    }
+
+    #[test]
+    fn ip_family_and_proxy_url_are_validated_and_the_password_never_shown() {
+        let mut r = row();
+        r.ip_family = " 6 ".into();
+        r.proxy_url = Some("http://ops:hunter2@127.0.0.1:3128".into());
+        let t = from_row(&r, &mut Shared::default()).unwrap();
+        assert_eq!(t.ip_family, IpFamily::V6);
+        assert_eq!(t.proxy.unwrap().shown(), "http://***@127.0.0.1:3128");
+        r.ip_family = "5".into();
+        let err = from_row(&r, &mut Shared::default()).unwrap_err();
+        assert_eq!(err.to_string(), "ip_family `5` is none of any, 4, 6");
+        r.ip_family = "any".into();
+        r.proxy_url = Some("socks5://ops:hunter2@127.0.0.1:1080".into());
+        let err = from_row(&r, &mut Shared::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "proxy_url: proxy `socks5://***@127.0.0.1:1080` is not an http:// proxy"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_default_proxy_serves_the_rows_without_their_own_but_no_proxy_hosts() {
+        let mut shared = Shared {
+            proxy: Some(Arc::new(ProxyUrl::parse("http://10.0.0.1:3128").unwrap())),
+            no_proxy: Arc::new(NoProxy::parse(".internal.example, 127.0.0.0/8").unwrap()),
+            ..Shared::default()
+        };
+        let proxy_of = |url: &str, own: Option<&str>, shared: &mut Shared| {
+            let mut r = row();
+            r.url = url.into();
+            r.proxy_url = own.map(String::from);
+            from_row(&r, shared)
+                .unwrap()
+                .proxy
+                .map(|p| p.shown().to_string())
+        };
+        let default = Some("http://10.0.0.1:3128".to_string());
+        assert_eq!(proxy_of("https://api.example/", None, &mut shared), default);
+        assert_eq!(proxy_of("http://127.0.0.1:8080/", None, &mut shared), None);
+        assert_eq!(
+            proxy_of("http://db.internal.example/", None, &mut shared),
+            None
+        );
+        assert_eq!(
+            proxy_of("https://api.example/", Some("none"), &mut shared),
+            None
+        );
+        assert_eq!(
+            proxy_of(
+                "http://127.0.0.1/",
+                Some("http://10.9.9.9:8080"),
+                &mut shared
+            ),
+            Some("http://10.9.9.9:8080".to_string()),
+            "a row's own proxy is used whatever NoProxy says"
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_that_cannot_be_read_is_the_rows_config_error() {
+        let mut r = row();
+        r.client_cert = Some("/nonexistent/skypunch-client.pem".into());
+        let err = from_row(&r, &mut Shared::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "client_cert /nonexistent/skypunch-client.pem: cannot read it: No such file or \
+             directory (os error 2)"
+        );
+        r.client_cert = None;
+        r.client_key = Some("/k.pem".into());
+        let err = from_row(&r, &mut Shared::default()).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("client_key is set but client_cert is not"));
     }
 
     #[test]
@@ -277,7 +431,7 @@ mod tests {
         let mut r = row();
         r.method = " post ".into();
         assert_eq!(
-            from_row(&r, &mut CaFiles::default()).unwrap().method,
+            from_row(&r, &mut Shared::default()).unwrap().method,
             Method::Post
         );
     }
