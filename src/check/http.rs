@@ -67,7 +67,7 @@ pub(super) fn run(
     let result = run.execute().and_then(|answer| judge(target, &answer));
     let (verdict, http_status, description) = match &result {
         Ok(status) => (Verdict::Pass, Some(*status), pass_text(*status)),
-        Err(e) => (Verdict::Fail, e.http_status(), e.to_string()),
+        Err(e) => (Verdict::Fail, e.http_status(), fail_text(e, target)),
     };
     match verdict {
         Verdict::Pass => run.trace.step(format!("[Pass] {description}")),
@@ -81,6 +81,20 @@ pub(super) fn run(
         elapsed: run.trace.started().elapsed(),
         trace: run.trace,
         cert: phase::take_cert(),
+    }
+}
+
+/// The description of a failure; a refused status says whether the server asked for a
+/// client certificate.
+fn fail_text(e: &CheckError, target: &Target) -> String {
+    let text = e.to_string();
+    let hint = match e {
+        CheckError::Status { got, .. } => super::client_cert::status_hint(*got, target),
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("{text}; {hint}"),
+        None => text,
     }
 }
 
@@ -367,6 +381,16 @@ fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
                 }
             }
             Mark::FirstByte { at, took } => (at, took, "first byte of the response".into()),
+            Mark::Note {
+                at,
+                took: Some(took),
+                text,
+            } => (at, took, text.into()),
+            Mark::Note {
+                at,
+                took: None,
+                text,
+            } => return trace.note(at, format!("{prefix}{text}")),
         };
         trace.phase(at, took, format!("{prefix}{text}"));
     });
@@ -409,6 +433,9 @@ mod tests {
             realert: None,
             ca: None,
             cert_warn_days: 14,
+            client_identity: None,
+            proxy: None,
+            ip_family: crate::base::model::IpFamily::Any,
         }
     }
 

@@ -3,8 +3,9 @@
 //! returns a [`CheckOutcome`] with a trace. Touches no database.
 //!
 //! - [`http`]: the steps of a check (authenticate, send, read, judge) and its trace;
-//! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`tls`] and
-//!   [`transport`]: how they reach a target; [`phase`]: what those steps record on the way;
+//! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`proxy`], [`tls`]
+//!   (with [`client_cert`]) and [`transport`]: how they reach a target; [`phase`]: what
+//!   those steps record on the way;
 //! - [`verify_cache`], [`kx_hints`] (over [`clock`]): what TLS handshakes remember;
 //!   [`buffers`]: the connections' buffers; [`crypto`]: the TLS provider;
 //! - [`describe`], [`cert`]: words for what a check found;
@@ -26,6 +27,7 @@ mod tokens;
 mod agent;
 mod buffers;
 mod cert;
+mod client_cert;
 mod clock;
 mod connect;
 mod crypto;
@@ -34,6 +36,7 @@ mod http;
 mod keystone;
 mod kx_hints;
 mod phase;
+mod proxy;
 mod resolve;
 mod tls;
 mod transport;
@@ -100,6 +103,7 @@ impl Checker {
     pub fn check(&self, target: &Target) -> CheckOutcome {
         let agent = self.agents.for_target(target);
         phase::begin();
+        client_cert::begin();
         let outcome = http::run(&agent, &self.tokens, &self.settings, target);
         phase::end();
         outcome

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::base::model::{CertInfo, Phase};
 
 /// One timed step, turned into a trace line by the check.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum Mark {
     Resolved {
         at: Instant,
@@ -44,6 +44,13 @@ pub(super) enum Mark {
     FirstByte {
         at: Instant,
         took: Duration,
+    },
+    /// A step off the common path, in its own words: the proxy's, a client certificate
+    /// asked for. Untimed when `took` is `None`.
+    Note {
+        at: Instant,
+        took: Option<Duration>,
+        text: String,
     },
 }
 
@@ -108,13 +115,11 @@ pub(super) fn set_phase(phase: Phase) {
 
 /// Hands the marks recorded since the last call to `f`, in order.
 pub(super) fn drain(mut f: impl FnMut(Mark)) {
-    let marks = RECORDER.with_borrow_mut(|r| std::mem::take(&mut r.marks));
-    marks.iter().copied().for_each(&mut f);
+    let mut marks = RECORDER.with_borrow_mut(|r| std::mem::take(&mut r.marks));
+    marks.drain(..).for_each(&mut f);
     // Give the allocation back so the next check records without allocating.
     RECORDER.with_borrow_mut(|r| {
         if r.marks.is_empty() {
-            let mut marks = marks;
-            marks.clear();
             r.marks = marks;
         }
     });
