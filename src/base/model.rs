@@ -193,12 +193,12 @@ pub enum IpFamily {
 }
 
 impl IpFamily {
-    /// `any`, `4` or `6` (also `ipv4`, `ipv6`, any case, around white space).
+    /// `any` (any case; empty as well), `4` or `6`, around white space.
     pub fn parse(s: &str) -> Option<IpFamily> {
         match s.trim().to_ascii_lowercase().as_str() {
             "any" | "" => Some(IpFamily::Any),
-            "4" | "ipv4" => Some(IpFamily::V4),
-            "6" | "ipv6" => Some(IpFamily::V6),
+            "4" => Some(IpFamily::V4),
+            "6" => Some(IpFamily::V6),
             _ => None,
         }
     }

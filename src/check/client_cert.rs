@@ -36,7 +36,8 @@ pub(super) fn begin() {
 
 /// Words to add to a failed status when the server asked for a client certificate: servers
 /// that demand one (nginx's `ssl_verify_client on`) finish the handshake without it, or with
-/// one they refuse, and answer 400 (or 401, 403, 495, 496).
+/// one they refuse, and answer 400 (or 401, 403, 495, 496). Short: the description is cut at
+/// 128 characters; the trace names the file.
 pub(super) fn status_hint(status: u16, target: &crate::base::model::Target) -> Option<String> {
     if !matches!(status, 400 | 401 | 403 | 495 | 496) {
         return None;
@@ -47,9 +48,8 @@ pub(super) fn status_hint(status: u16, target: &crate::base::model::Target) -> O
                 .to_string(),
         ),
         (Asked::Presented, Some(identity)) => Some(format!(
-            "the server asked for a client certificate and may have refused {} ({})",
-            identity.current().subject,
-            identity.files().cert.display()
+            "the server may have refused client certificate {}",
+            identity.current().subject
         )),
         _ => None,
     }

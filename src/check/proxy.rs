@@ -105,7 +105,7 @@ pub(super) fn connect(
         }),
     })?;
     let at = Instant::now();
-    note(at, at - t0, format!("connected to proxy {peer}"));
+    note(at, Some(at - t0), format!("connected to proxy {peer}"));
     let mut tcp = TcpTransport::new(tracked, buffers);
     let target = target_authority(details);
     if !details.needs_tls() {
@@ -117,12 +117,12 @@ pub(super) fn connect(
     }
     let status = tunnel(&mut tcp, &target, proxy, details)?;
     let done = Instant::now();
-    note(done, done - at, format!("CONNECT {target}: {status}"));
+    note(done, Some(done - at), format!("CONNECT {target}: {status}"));
     Ok((tcp, done))
 }
 
-fn note(at: Instant, took: Duration, text: String) {
-    let took = Some(took);
+/// A trace line, timed unless `took` is `None`.
+fn note(at: Instant, took: Option<Duration>, text: String) {
     phase::record(phase::phase(), Some(Mark::Note { at, took, text }));
 }
 
@@ -132,7 +132,7 @@ fn lookup(proxy: &ProxyUrl, details: &ConnectionDetails) -> Result<Vec<SocketAdd
     phase::record(Phase::Resolving, None);
     let t0 = Instant::now();
     if let Ok(ip) = proxy.host().parse::<IpAddr>() {
-        note(t0, Duration::ZERO, format!("proxy {}", proxy.shown()));
+        note(t0, None, format!("proxy {}", proxy.shown()));
         phase::record(Phase::Connecting, None);
         return Ok(vec![SocketAddr::new(ip, proxy.port())]);
     }
@@ -160,11 +160,8 @@ fn lookup(proxy: &ProxyUrl, details: &ConnectionDetails) -> Result<Vec<SocketAdd
     let at = Instant::now();
     let first = found.first().map(SocketAddr::ip);
     if let Some(first) = first {
-        note(
-            at,
-            at - t0,
-            format!("proxy {} resolved to {first}", proxy.shown()),
-        );
+        let text = format!("proxy {} resolved to {first}", proxy.shown());
+        note(at, Some(at - t0), text);
     }
     phase::record(Phase::Connecting, None);
     Ok(found.to_vec())

@@ -271,9 +271,12 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("Client Key", opt(&r.client_key)),
         (
             "Proxy",
-            r.proxy_url
-                .as_deref()
-                .map_or_else(String::new, crate::base::urls::shown),
+            r.proxy_url.as_deref().map_or_else(String::new, |p| {
+                match crate::base::proxy::ProxyUrl::parse(p) {
+                    Ok(proxy) => proxy.shown().to_string(),
+                    Err(_) => crate::base::urls::shown(p),
+                }
+            }),
         ),
         ("IP Family", r.ip_family.clone()),
         ("Cert Warn Days", r.cert_warn_days.to_string()),
