@@ -12,7 +12,7 @@ use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 
-use super::phase::{self, Mark};
+use super::phase;
 use crate::base::client_cert::ClientIdentity;
 
 /// What the server of this thread's check asked for, and what it got.
@@ -69,7 +69,7 @@ impl ResolvesClientCert for ClientCert {
         let Some(identity) = &self.0 else {
             ASKED.set(Asked::Missing);
             let text = "server asked for a client certificate: the target has none".to_string();
-            note(at, text);
+            phase::note(at, None, text);
             return None;
         };
         ASKED.set(Asked::Presented);
@@ -79,20 +79,11 @@ impl ResolvesClientCert for ClientCert {
             current.subject,
             identity.files().cert.display()
         );
-        note(at, text);
+        phase::note(at, None, text);
         Some(current.key.clone())
     }
 
     fn has_certs(&self) -> bool {
         self.0.is_some()
     }
-}
-
-fn note(at: Instant, text: String) {
-    let mark = Mark::Note {
-        at,
-        took: None,
-        text,
-    };
-    phase::record(phase::phase(), Some(mark));
 }

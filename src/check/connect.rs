@@ -40,7 +40,9 @@ pub(super) fn connect_tcp(
     connect_to(&details.addrs, details)
 }
 
-/// [`connect_tcp`] to `addrs` (a proxy's).
+/// [`connect_tcp`] to `addrs` (a proxy's). Inlined into [`connect_tcp`] as it was before
+/// proxies called it too: a plain check's connect costs what it did.
+#[inline]
 pub(super) fn connect_to(
     addrs: &[SocketAddr],
     details: &ConnectionDetails,
@@ -194,6 +196,14 @@ impl TcpTransport {
         }
     }
 
+    /// The proxy's refusal of a request sent in absolute form, looked for in the answer's
+    /// first bytes only.
+    #[cold]
+    fn proxy_refusal(&mut self) -> Option<super::proxy::ProxyError> {
+        let form = self.absolute.take()?;
+        form.refusal(self.buffers.input())
+    }
+
     /// Sends the request through a proxy in absolute form (see [`AbsoluteForm`]).
     pub(super) fn set_absolute_form(&mut self, form: AbsoluteForm) {
         self.absolute = Some(Box::new(form));
@@ -267,12 +277,8 @@ impl Transport for TcpTransport {
             }
         };
         self.buffers.input_appended(amount);
-        if amount > 0 {
-            if let Some(refused) = self
-                .absolute
-                .take()
-                .and_then(|f| f.refusal(self.buffers.input()))
-            {
+        if amount > 0 && self.absolute.is_some() {
+            if let Some(refused) = self.proxy_refusal() {
                 return Err(ureq::Error::Io(io::Error::other(refused)));
             }
         }

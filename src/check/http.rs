@@ -385,12 +385,12 @@ fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
                 at,
                 took: Some(took),
                 text,
-            } => (at, took, text.into()),
+            } => (at, took, phase::note_text(text).into()),
             Mark::Note {
                 at,
                 took: None,
                 text,
-            } => return trace.note(at, format!("{prefix}{text}")),
+            } => return trace.note(at, format!("{prefix}{}", phase::note_text(text))),
         };
         trace.phase(at, took, format!("{prefix}{text}"));
     });

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::base::model::{CertInfo, Phase};
 
 /// One timed step, turned into a trace line by the check.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Mark {
     Resolved {
         at: Instant,
@@ -45,12 +45,13 @@ pub(super) enum Mark {
         at: Instant,
         took: Duration,
     },
-    /// A step off the common path, in its own words: the proxy's, a client certificate
-    /// asked for. Untimed when `took` is `None`.
+    /// A step off the common path, in its own words (see [`note`]): the proxy's, a client
+    /// certificate asked for. Untimed when `took` is `None`. The text is kept beside the
+    /// marks, so that they stay `Copy` and a plain check's cost what they did.
     Note {
         at: Instant,
         took: Option<Duration>,
-        text: String,
+        text: usize,
     },
 }
 
@@ -58,6 +59,8 @@ struct Recorder {
     armed: bool,
     phase: Phase,
     marks: Vec<Mark>,
+    /// The texts of the check's [`Mark::Note`]s, by their `text` index.
+    notes: Vec<String>,
     /// The leaf certificate of the check's first TLS handshake (the target's own host; a
     /// redirect's is not kept).
     cert: Option<Arc<CertInfo>>,
@@ -65,7 +68,13 @@ struct Recorder {
 
 thread_local! {
     static RECORDER: RefCell<Recorder> = const {
-        RefCell::new(Recorder { armed: false, phase: Phase::Start, marks: Vec::new(), cert: None })
+        RefCell::new(Recorder {
+            armed: false,
+            phase: Phase::Start,
+            marks: Vec::new(),
+            notes: Vec::new(),
+            cert: None,
+        })
     };
 }
 
@@ -75,6 +84,7 @@ pub(super) fn begin() {
         r.armed = true;
         r.phase = Phase::Start;
         r.marks.clear();
+        r.notes.clear();
         r.cert = None;
     });
 }
@@ -115,14 +125,41 @@ pub(super) fn set_phase(phase: Phase) {
 
 /// Hands the marks recorded since the last call to `f`, in order.
 pub(super) fn drain(mut f: impl FnMut(Mark)) {
-    let mut marks = RECORDER.with_borrow_mut(|r| std::mem::take(&mut r.marks));
-    marks.drain(..).for_each(&mut f);
+    let marks = RECORDER.with_borrow_mut(|r| std::mem::take(&mut r.marks));
+    marks.iter().copied().for_each(&mut f);
     // Give the allocation back so the next check records without allocating.
     RECORDER.with_borrow_mut(|r| {
         if r.marks.is_empty() {
+            let mut marks = marks;
+            marks.clear();
             r.marks = marks;
         }
     });
+}
+
+/// Records a step in its own words (a [`Mark::Note`]), at the phase the check is in.
+pub(super) fn note(at: Instant, took: Option<Duration>, text: String) {
+    RECORDER.with_borrow_mut(|r| {
+        if r.armed {
+            let index = r.notes.len();
+            r.notes.push(text);
+            r.marks.push(Mark::Note {
+                at,
+                took,
+                text: index,
+            });
+        }
+    });
+}
+
+/// The text of the [`Mark::Note`] whose `text` is `index` (handed over once).
+pub(super) fn note_text(index: usize) -> String {
+    RECORDER.with_borrow_mut(|r| {
+        r.notes
+            .get_mut(index)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
 }
 
 /// Notes that the check reached `phase`, and the step that got it there, if timed.
@@ -157,6 +194,17 @@ mod tests {
             "{seen:?}"
         );
         drain(|mark| panic!("{mark:?} handed over twice"));
+        note(at, None, "server asked for a client certificate".into());
+        let mut texts = Vec::new();
+        drain(|mark| {
+            if let Mark::Note { text, took, .. } = mark {
+                texts.push((note_text(text), took));
+            }
+        });
+        assert_eq!(
+            texts,
+            [("server asked for a client certificate".to_string(), None)]
+        );
         end();
         record(Phase::Body, Some(Mark::FirstByte { at, took }));
         drain(|mark| panic!("{mark:?} recorded after the check"));

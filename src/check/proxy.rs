@@ -20,7 +20,7 @@ use ureq::unversioned::transport::{ConnectionDetails, Transport};
 use super::buffers::PooledBuffers;
 use super::connect::{self, TcpTransport};
 use super::describe;
-use super::phase::{self, Mark};
+use super::phase;
 use super::sockets;
 use crate::base::model::Phase;
 use crate::base::proxy::{self as urls, ProxyUrl};
@@ -87,6 +87,9 @@ fn failed(e: ProxyError) -> ureq::Error {
 
 /// Connects to the target through `proxy`: the transport (the tunnel for https, the proxy
 /// connection set to send the request in absolute form for http), and when it was ready.
+/// Kept out of line: the connector's common path has no proxy.
+#[cold]
+#[inline(never)]
 pub(super) fn connect(
     proxy: &ProxyUrl,
     details: &ConnectionDetails,
@@ -105,7 +108,7 @@ pub(super) fn connect(
         }),
     })?;
     let at = Instant::now();
-    note(at, Some(at - t0), format!("connected to proxy {peer}"));
+    phase::note(at, Some(at - t0), format!("connected to proxy {peer}"));
     let mut tcp = TcpTransport::new(tracked, buffers);
     let target = target_authority(details);
     if !details.needs_tls() {
@@ -117,13 +120,8 @@ pub(super) fn connect(
     }
     let status = tunnel(&mut tcp, &target, proxy, details)?;
     let done = Instant::now();
-    note(done, Some(done - at), format!("CONNECT {target}: {status}"));
+    phase::note(done, Some(done - at), format!("CONNECT {target}: {status}"));
     Ok((tcp, done))
-}
-
-/// A trace line, timed unless `took` is `None`.
-fn note(at: Instant, took: Option<Duration>, text: String) {
-    phase::record(phase::phase(), Some(Mark::Note { at, took, text }));
 }
 
 /// The proxy's addresses: its address as written, or the name looked up (within what is left
@@ -132,7 +130,7 @@ fn lookup(proxy: &ProxyUrl, details: &ConnectionDetails) -> Result<Vec<SocketAdd
     phase::record(Phase::Resolving, None);
     let t0 = Instant::now();
     if let Ok(ip) = proxy.host().parse::<IpAddr>() {
-        note(t0, None, format!("proxy {}", proxy.shown()));
+        phase::note(t0, None, format!("proxy {}", proxy.shown()));
         phase::record(Phase::Connecting, None);
         return Ok(vec![SocketAddr::new(ip, proxy.port())]);
     }
@@ -161,7 +159,7 @@ fn lookup(proxy: &ProxyUrl, details: &ConnectionDetails) -> Result<Vec<SocketAdd
     let first = found.first().map(SocketAddr::ip);
     if let Some(first) = first {
         let text = format!("proxy {} resolved to {first}", proxy.shown());
-        note(at, Some(at - t0), text);
+        phase::note(at, Some(at - t0), text);
     }
     phase::record(Phase::Connecting, None);
     Ok(found.to_vec())

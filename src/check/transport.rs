@@ -52,25 +52,6 @@ impl TimedConnector {
             proxy,
         }
     }
-
-    /// A direct TCP connection to the target, and when it was made.
-    fn direct(
-        details: &ConnectionDetails,
-        buffers: PooledBuffers,
-    ) -> Result<(TcpTransport, Instant), ureq::Error> {
-        let t0 = Instant::now();
-        let (tracked, peer) = connect::connect_tcp(details)?;
-        let at = Instant::now();
-        phase::record(
-            Phase::Connecting,
-            Some(Mark::Connected {
-                at,
-                took: at - t0,
-                peer,
-            }),
-        );
-        Ok((TcpTransport::new(tracked, buffers), at))
-    }
 }
 
 /// What a check's requests are sent over: plain TCP or TLS, timed.
@@ -88,7 +69,20 @@ impl Connector<()> for TimedConnector {
         let buffers =
             || PooledBuffers::new(config.input_buffer_size(), config.output_buffer_size());
         let (tcp, at) = match &self.proxy {
-            None => TimedConnector::direct(details, buffers())?,
+            None => {
+                let t0 = Instant::now();
+                let (tracked, peer) = connect::connect_tcp(details)?;
+                let at = Instant::now();
+                phase::record(
+                    Phase::Connecting,
+                    Some(Mark::Connected {
+                        at,
+                        took: at - t0,
+                        peer,
+                    }),
+                );
+                (TcpTransport::new(tracked, buffers()), at)
+            }
             Some(proxy) => super::proxy::connect(proxy, details, buffers())?,
         };
         let mut ready = at;
