@@ -111,13 +111,17 @@ impl PartialEq for ClientIdentity {
 impl ClientIdentity {
     /// Reads the files; the error names the file and what is wrong with it.
     pub fn load(files: IdentityFiles) -> Result<ClientIdentity, ClientCertError> {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         let loaded = read(&files)?;
-        Ok(ClientIdentity {
+        Ok(ClientIdentity::new(files, loaded))
+    }
+
+    fn new(files: IdentityFiles, loaded: Loaded) -> ClientIdentity {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ClientIdentity {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             files,
             current: RwLock::new(Arc::new(loaded)),
-        })
+        }
     }
 
     pub fn id(&self) -> u64 {
@@ -376,8 +380,8 @@ impl ClientIdentities {
             });
             match (&entry.identity, result) {
                 (Ok(identity), Ok(loaded)) => identity.replace(loaded),
-                (_, Ok(_)) => {
-                    entry.identity = ClientIdentity::load(files.clone()).map(Arc::new);
+                (_, Ok(loaded)) => {
+                    entry.identity = Ok(Arc::new(ClientIdentity::new(files.clone(), loaded)));
                     out.rows.extend(entry.rows.iter().copied());
                 }
                 (Err(old), Err(new)) if *old == new => {}

@@ -41,6 +41,8 @@ pub(super) enum ProxyError {
     Refused { what: String, status: u16 },
     /// The proxy's answer to CONNECT was not one.
     BadAnswer { what: String, why: &'static str },
+    /// The proxy closed the connection before it answered CONNECT.
+    Closed { what: String },
     /// A step (`what`: `connect to proxy ...`) did not end within the check's timeout.
     TimedOut { what: String },
 }
@@ -73,6 +75,9 @@ impl fmt::Display for ProxyError {
             ),
             ProxyError::BadAnswer { what, why } => {
                 write!(f, "proxy answered {what} with {why}")
+            }
+            ProxyError::Closed { what } => {
+                write!(f, "proxy closed the connection before answering {what}")
             }
             ProxyError::TimedOut { what } => write!(f, "{what} timed out"),
         }
@@ -243,11 +248,12 @@ fn tunnel(
         if tcp.buffers().input().len() >= MAX_ANSWER_HEAD {
             return Err(bad("an answer head longer than 8 KiB"));
         }
+        let closed = || failed(ProxyError::Closed { what: what.clone() });
         let more = tcp
             .await_input(connect::remaining(details))
-            .map_err(|e| cut_or(e, &|_| bad("a connection closed before its answer")))?;
+            .map_err(|e| cut_or(e, &|_| closed()))?;
         if !more {
-            return Err(bad("a connection closed before its answer"));
+            return Err(closed());
         }
     };
     let status =

@@ -69,6 +69,11 @@ fn https_goes_through_the_proxy_by_connect_and_http_in_absolute_form() {
     let closed = ClosedPort::new();
     let nowhere = format!("http://127.0.0.1:{}", closed.port);
     let refused = add(&db, "no proxy there", &plain.url("/"), Some(&nowhere));
+    // Not a proxy: it takes the connection and closes it.
+    let slammer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slam_url = format!("http://{}", slammer.local_addr().unwrap());
+    std::thread::spawn(move || slammer.incoming().for_each(drop));
+    let slammed = add(&db, "not a proxy", &tls.https_url("/"), Some(&slam_url));
     let _daemon = Daemon::start(&db);
 
     for id in [secure, http] {
@@ -79,6 +84,13 @@ fn https_goes_through_the_proxy_by_connect_and_http_in_absolute_form() {
         (
             "FAIL".to_string(),
             format!("cannot connect to proxy {nowhere}: connection refused")
+        )
+    );
+    assert_eq!(
+        result(&db, slammed).1,
+        format!(
+            "proxy closed the connection before answering CONNECT to localhost:{}",
+            tls.addr.port()
         )
     );
     let requests = proxy.requests();
