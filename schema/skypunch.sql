@@ -79,9 +79,16 @@ CREATE TABLE IF NOT EXISTS targets (
     proxy_url          VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'http://[user:pass@]host:port the check goes through (CONNECT for https); NULL: [settings] Proxy',
     ip_family          VARCHAR(8)    NOT NULL DEFAULT 'any' COMMENT 'any, 4 or 6: the address family the check connects over',
     push_token         VARCHAR(64)   NULL     DEFAULT NULL COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
+    last_phases        VARCHAR(192)  NULL     DEFAULT NULL COMMENT 'set by the daemon: seconds each phase of the last check took, JSON {"dns":..,"connect":..,"tls":..,"request":..,"first_byte":..,"body":..}; NULL when it sent no request',
+    last_push_at       TIMESTAMP(6)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last /push/TOKEN request of this PUSH target came (UTC)',
+    last_push_status   VARCHAR(8)    NULL     DEFAULT NULL COMMENT 'set by the daemon: PASS, or FAIL for a push with status=fail',
+    last_push_msg      VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'set by the daemon: the msg= of the last push, made printable and cut to 120 characters',
+    push_count         BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: pushes received (+1 each), by which every node tells a new push',
     PRIMARY KEY (id),
     KEY targets_config_changed (config_changed),
     KEY targets_enabled (enabled, id),
+    -- Each node reads the pushes of the last seconds by this, once a second.
+    KEY targets_last_push (last_push_at),
     -- /push/TOKEN finds its target by this; two rows never share a token.
     CONSTRAINT targets_push_token UNIQUE (push_token)
 ) DEFAULT CHARSET utf8mb4;
@@ -110,7 +117,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     trace              TEXT          NOT NULL,
     expanded           BOOLEAN       NOT NULL DEFAULT 0 COMMENT '1 once a delivery row exists for every notifier enabled at that time',
     PRIMARY KEY (id),
-    KEY alerts_expanded (expanded)
+    KEY alerts_expanded (expanded),
+    KEY alerts_target (target_id, id) COMMENT '2.3: a target''s alerts, for the outbox''s per-alert rules'
 ) DEFAULT CHARSET utf8mb4;
 
 CREATE TABLE IF NOT EXISTS alert_deliveries (
@@ -118,13 +126,16 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     notifier_id        BIGINT        NOT NULL,
     state              VARCHAR(16)   NOT NULL DEFAULT 'PENDING' COMMENT 'PENDING, SENT, or DROPPED (its notifier was deleted)',
     attempts           INT           NOT NULL DEFAULT 0,
-    next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    next_attempt       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3) COMMENT 'PENDING: when it is next due; SENT (2.3) or DROPPED: when that was decided',
     last_error         VARCHAR(512)  NULL     DEFAULT NULL,
     sent_at            TIMESTAMP(3)  NULL     DEFAULT NULL,
     claimed_by         VARCHAR(64)   NULL     DEFAULT NULL COMMENT '2.2: the node sending it now',
     claim_until        TIMESTAMP(3)  NULL     DEFAULT NULL COMMENT '2.2: after this another node may take the delivery over',
+    group_id           BIGINT        NULL     DEFAULT NULL COMMENT '2.3: the smallest alert id of the grouped message it went (or goes) out in; NULL: a message of its own',
     PRIMARY KEY (alert_id, notifier_id),
-    KEY deliveries_due (state, next_attempt)
+    KEY deliveries_due (state, next_attempt),
+    KEY deliveries_notifier (notifier_id, state, next_attempt) COMMENT '2.3: what one notifier is owed, and when it was last sent something',
+    KEY deliveries_group (notifier_id, group_id) COMMENT '2.3: the alerts of one grouped message'
 ) DEFAULT CHARSET utf8mb4;
 
 -- History (2.1). Times are UTC.

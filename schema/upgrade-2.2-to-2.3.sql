@@ -46,4 +46,31 @@ ALTER TABLE targets
         COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
     ADD UNIQUE KEY IF NOT EXISTS targets_push_token (push_token);
 
+-- Alert storms (2.3): the outbox's per-alert rules look a target's alerts up by target and
+-- id; the notifier reads what one notifier is owed, and when it last sent it something, by
+-- notifier; a grouped message's deliveries carry its id (the smallest alert id in it).
+CREATE INDEX IF NOT EXISTS alerts_target ON alerts (target_id, id)
+    COMMENT '2.3: a target''s alerts, for the outbox''s per-alert rules';
+ALTER TABLE alert_deliveries
+    ADD COLUMN IF NOT EXISTS group_id BIGINT NULL DEFAULT NULL
+        COMMENT '2.3: the smallest alert id of the grouped message it went (or goes) out in; NULL: a message of its own' AFTER claim_until;
+CREATE INDEX IF NOT EXISTS deliveries_notifier ON alert_deliveries (notifier_id, state, next_attempt)
+    COMMENT '2.3: what one notifier is owed, and when it was last sent something';
+CREATE INDEX IF NOT EXISTS deliveries_group ON alert_deliveries (notifier_id, group_id)
+    COMMENT '2.3: the alerts of one grouped message';
+
+-- What the daemon keeps of the last check's phases and of the last push of a PUSH target.
+ALTER TABLE targets
+    ADD COLUMN IF NOT EXISTS last_phases VARCHAR(192) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: seconds each phase of the last check took, JSON {"dns":..,"connect":..,"tls":..,"request":..,"first_byte":..,"body":..}; NULL when it sent no request',
+    ADD COLUMN IF NOT EXISTS last_push_at TIMESTAMP(6) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: when the last /push/TOKEN request of this PUSH target came (UTC)',
+    ADD COLUMN IF NOT EXISTS last_push_status VARCHAR(8) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: PASS, or FAIL for a push with status=fail',
+    ADD COLUMN IF NOT EXISTS last_push_msg VARCHAR(128) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: the msg= of the last push, made printable and cut to 120 characters',
+    ADD COLUMN IF NOT EXISTS push_count BIGINT NOT NULL DEFAULT 0
+        COMMENT 'set by the daemon: pushes received (+1 each), by which every node tells a new push',
+    ADD KEY IF NOT EXISTS targets_last_push (last_push_at);
+
 INSERT INTO versions (major, minor) VALUES (2, 3) ON DUPLICATE KEY UPDATE minor = 3;

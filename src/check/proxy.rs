@@ -6,7 +6,8 @@
 //! configuration (squid's) refuse CONNECT to ports other than 443. Both carry
 //! `Proxy-Authorization` when the proxy URL has credentials. Every step is bounded by what is
 //! left of the check's timeout and writes its trace line; the proxy's credentials never reach
-//! one.
+//! one. In the check's phases (`last_phases`) the proxy's lookup counts as `dns` and the
+//! connection to the proxy, with its CONNECT tunnel, as `connect`.
 
 use std::fmt;
 use std::io;
@@ -23,6 +24,7 @@ use super::describe;
 use super::phase;
 use super::sockets;
 use crate::base::model::Phase;
+use crate::base::phases::Step;
 use crate::base::proxy::{self as urls, ProxyUrl};
 
 /// Longest answer head a proxy may send to CONNECT.
@@ -113,7 +115,8 @@ pub(super) fn connect(
         }),
     })?;
     let at = Instant::now();
-    phase::note(at, Some(at - t0), format!("connected to proxy {peer}"));
+    let took = Some((Step::Connect, at - t0));
+    phase::note(at, took, format!("connected to proxy {peer}"));
     let mut tcp = TcpTransport::new(tracked, buffers);
     let target = target_authority(details);
     if !details.needs_tls() {
@@ -125,7 +128,9 @@ pub(super) fn connect(
     }
     let status = tunnel(&mut tcp, &target, proxy, details)?;
     let done = Instant::now();
-    phase::note(done, Some(done - at), format!("CONNECT {target}: {status}"));
+    // The tunnel is the connection to the target: its time counts in `connect` too.
+    let took = Some((Step::Connect, done - at));
+    phase::note(done, took, format!("CONNECT {target}: {status}"));
     Ok((tcp, done))
 }
 
@@ -164,7 +169,7 @@ fn lookup(proxy: &ProxyUrl, details: &ConnectionDetails) -> Result<Vec<SocketAdd
     let first = found.first().map(SocketAddr::ip);
     if let Some(first) = first {
         let text = format!("proxy {} resolved to {first}", proxy.shown());
-        phase::note(at, Some(at - t0), text);
+        phase::note(at, Some((Step::Dns, at - t0)), text);
     }
     phase::record(Phase::Connecting, None);
     Ok(found.to_vec())

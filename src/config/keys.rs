@@ -83,6 +83,8 @@ pub const KEYS: &[Key] = &[
     key("notifications", "RetryInitial", "10"),
     key("notifications", "RetryMax", "600"),
     key("notifications", "RetentionDays", "30"),
+    key("notifications", "GroupWait", "10"),
+    key("notifications", "GroupInterval", "60"),
     key("history", "HourlyDays", "35"),
     key("history", "DailyDays", "800"),
     key("history", "IncidentDays", "3650"),
@@ -94,6 +96,7 @@ pub const KEYS: &[Key] = &[
     key("http", "PublicOnly", "no"),
     key("http", "PublicUrl", "https://status.example.com"),
     key("http", "MaxConnections", "256"),
+    key("http", "PushAuth", "no"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -305,6 +308,8 @@ fn apply_notifications(
         "retentiondays" => {
             notify.retention = Duration::from_secs(at.number::<u64>(value, 1, 3650)? * 86400)
         }
+        "groupwait" => notify.group_wait = at.seconds(value, 0, 600)?,
+        "groupinterval" => notify.group_interval = at.seconds(value, 1, 3600)?,
         _ => return Ok(Some(unknown(at, &known_hint("notifications")))),
     }
     Ok(None)
@@ -352,6 +357,7 @@ fn apply_http(
         "publiconly" => http.public_only = parse_bool(at, value)?,
         "publicurl" => http.public_url = parse_public_url(at, value)?,
         "maxconnections" => http.max_connections = at.number(value, 8, 1_000_000)?,
+        "pushauth" => http.push_auth = parse_bool(at, value)?,
         _ => return Ok(Some(unknown(at, &known_hint("http")))),
     }
     Ok(None)

@@ -83,6 +83,8 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Open connections at most (reading their request or being answered).
     pub max_connections: usize,
+    /// `/push/TOKEN` asks for the Basic credentials too (off: the token is the secret).
+    pub push_auth: bool,
 }
 
 impl HttpConfig {
@@ -123,6 +125,7 @@ impl fmt::Debug for HttpConfig {
             .field("public_only", &self.public_only)
             .field("public_url", &self.public_url)
             .field("max_connections", &self.max_connections)
+            .field("push_auth", &self.push_auth)
             .finish()
     }
 }
@@ -192,7 +195,7 @@ pub struct DbConfig {
 /// `skypunch setup-db` (or the operator) writes real ones.
 pub const PLACEHOLDER: &str = "<set by skypunch setup-db>";
 
-/// How the notifier thread sends and retries.
+/// How the notifier thread sends, groups and retries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifyConfig {
     pub from: String,
@@ -200,6 +203,25 @@ pub struct NotifyConfig {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub retention: Duration,
+    /// How long the first alert of a burst waits for others to go out with it; zero: every
+    /// alert is a message of its own, sent at once.
+    pub group_wait: Duration,
+    /// During a storm, the least time between two messages to one notifier.
+    pub group_interval: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            from: "SkyPunch <skypunch@localhost>".into(),
+            smtp_timeout: Duration::from_secs(20),
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(600),
+            retention: Duration::from_secs(30 * 86400),
+            group_wait: Duration::from_secs(10),
+            group_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 // A hand-written Debug so that `{:?}` of a Config can never print the database password.
@@ -402,13 +424,7 @@ impl Default for Config {
             proxy: None,
             no_proxy: Arc::new(NoProxy::default()),
             db: DbConfig::default(),
-            notify: NotifyConfig {
-                from: "SkyPunch <skypunch@localhost>".into(),
-                smtp_timeout: Duration::from_secs(20),
-                retry_initial: Duration::from_secs(10),
-                retry_max: Duration::from_secs(600),
-                retention: Duration::from_secs(30 * 86400),
-            },
+            notify: NotifyConfig::default(),
             history: HistoryConfig {
                 hourly_days: 35,
                 daily_days: 800,
@@ -428,6 +444,7 @@ impl Default for Config {
                 public_only: false,
                 public_url: None,
                 max_connections: 256,
+                push_auth: false,
             },
             secrets: Secrets::new(),
         }

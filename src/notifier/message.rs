@@ -7,6 +7,9 @@
 //! HTML-escaped, and a password in the URL's userinfo or in a secret-named query parameter is
 //! replaced by `***`. No row forges a line: in the text part and the subject every field is
 //! one line ([`mail_line`]: hidden characters shown escaped), the trace one line per step.
+//! A grouped message (several alerts in one e-mail) is rendered by [`group`].
+
+pub mod group;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;

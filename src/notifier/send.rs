@@ -1,13 +1,17 @@
 //! One message through a notifier row of any type: an e-mail ([`smtp`], [`message`]) or a
-//! POST ([`hooks`]). [`Outlets`] sends the notifier thread's alerts, keeping the SMTP
-//! transports between passes; [`send_test`] sends `skypunch notifiers ID test`'s message on
-//! the main thread. Reads the incident a webhook names from the database; writes nothing.
+//! POST ([`hooks`]), for one alert or a group of them. [`Outlets`] sends the notifier
+//! thread's messages, keeping the SMTP transports between passes; [`send_test`] sends
+//! `skypunch notifiers ID test`'s message on the main thread. Reads the incidents a webhook
+//! names and, for PagerDuty, the pages a recovery closes ([`pages`]); writes only the
+//! renewal of a group's claim between PagerDuty's events.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use log::info;
 
-use super::{hooks, message, outbox, smtp};
+use super::{claim_lease, hooks, message, outbox, pages, smtp};
+use crate::base::model::{Alert, Incident};
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
 
@@ -142,8 +146,14 @@ impl<'a> Outlets<'a> {
         self.mailers.retain(ids);
     }
 
-    /// Renders and sends one delivery; the error is the reason, without secrets.
-    pub fn deliver(&mut self, row: &NotifierRow, d: &outbox::Due) -> Result<(), Failure> {
+    /// Renders and sends one delivery as a message of its own; the error is the reason,
+    /// without secrets. `node`: this node, which holds the delivery's claim.
+    pub fn deliver(
+        &mut self,
+        row: &NotifierRow,
+        d: &outbox::Due,
+        node: &str,
+    ) -> Result<(), Failure> {
         log::debug!(
             "notifier {} ({}): sending alert {} (attempt {})",
             row.id,
@@ -152,7 +162,7 @@ impl<'a> Outlets<'a> {
             d.attempts + 1
         );
         if let Some(kind) = hooks::Kind::of(row) {
-            return self.deliver_hook(row, kind, d);
+            return self.deliver_hook(row, kind, d, node);
         }
         let notify = &self.config.notify;
         let mailer = match self.mailers.get(row, &notify.from, notify.smtp_timeout) {
@@ -177,12 +187,58 @@ impl<'a> Outlets<'a> {
         Ok(())
     }
 
-    /// A WEBHOOK, SLACK or PAGERDUTY delivery: one POST, bounded by `SmtpTimeout`.
+    /// Renders and sends a grouped message (two or more deliveries, oldest first) whose id is
+    /// `id`, claimed by `node`.
+    pub fn deliver_group(
+        &mut self,
+        row: &NotifierRow,
+        id: u64,
+        due: &[outbox::Due],
+        node: &str,
+    ) -> Result<(), Failure> {
+        let alerts: Vec<Alert> = due.iter().map(|d| d.alert.clone()).collect();
+        log::debug!(
+            "notifier {} ({}): sending a group of {} alerts (alert {id} first)",
+            row.id,
+            row.name,
+            alerts.len()
+        );
+        if let Some(kind) = hooks::Kind::of(row) {
+            return self.deliver_hook_group(row, kind, id, &alerts, node);
+        }
+        let notify = &self.config.notify;
+        let mailer = match self.mailers.get(row, &notify.from, notify.smtp_timeout) {
+            Ok(m) => m,
+            Err(e) => return Err(Failure::of(e.is_config(), e)),
+        };
+        let pages = self.config.http.page_base();
+        let rendered = message::group::render(&alerts, pages.as_deref());
+        let msg = message::build(&rendered, &mailer.from, &mailer.to)
+            .map_err(|e| Failure::Send(e.to_string()))?;
+        mailer
+            .send(&msg)
+            .map_err(|e| Failure::of(e.is_config(), &e))?;
+        info!(
+            "notifier {} ({}) <{}>: sent {} alerts (group {id}) `{}` via {}",
+            row.id,
+            row.name,
+            row.address,
+            alerts.len(),
+            rendered.subject,
+            mailer.server()
+        );
+        Ok(())
+    }
+
+    /// A WEBHOOK, SLACK or PAGERDUTY delivery: one POST, bounded by `SmtpTimeout`; a
+    /// PagerDuty recovery whose failure went out in a group is followed by the resolve of
+    /// that group's page once all of its targets have recovered.
     fn deliver_hook(
         &mut self,
         row: &NotifierRow,
         kind: hooks::Kind,
         d: &outbox::Due,
+        node: &str,
     ) -> Result<(), Failure> {
         let hook = hooks::Hook::build(row, kind)
             .map_err(|e| Failure::of(e.is_config(), &e))?
@@ -191,9 +247,28 @@ impl<'a> Outlets<'a> {
             db::history::incident_of(conn, d.alert.target_id)
         })
         .map_err(|e| Failure::Send(e.to_string()))?;
-        let status = hook
-            .send(&d.alert, incident.as_ref(), self.config.notify.smtp_timeout)
-            .map_err(|e| Failure::of(e.is_config(), &e))?;
+        let alerts = [d.alert.clone()];
+        let closes = pages::closes(self.pool, kind, row.id, &alerts, None, node)
+            .map_err(|e| Failure::Send(e.to_string()))?;
+        let status = match closes.filter(|c| !c.groups.is_empty()) {
+            None => hook
+                .send(&d.alert, incident.as_ref(), self.config.notify.smtp_timeout)
+                .map_err(|e| Failure::of(e.is_config(), &e))?,
+            Some(closes) => {
+                // The recovery's own message as always, then the groups it closes.
+                let incidents: BTreeMap<u64, Incident> =
+                    incident.map(|i| (i.target_id, i)).into_iter().collect();
+                let batch = hooks::Batch {
+                    id: d.alert.id,
+                    notifier: row.id,
+                    alerts: &alerts,
+                    incidents: &incidents,
+                    closes_alone: &[d.alert.id],
+                    closes_groups: &closes.groups,
+                };
+                self.post_all(&hook, &hook.group_bodies(&batch), None)?
+            }
+        };
         info!(
             "notifier {} ({}): sent alert {} ({} of target {}) to {} (HTTP {status})",
             row.id,
@@ -204,6 +279,73 @@ impl<'a> Outlets<'a> {
             hook.shown()
         );
         Ok(())
+    }
+
+    /// A grouped message to a WEBHOOK, SLACK or PAGERDUTY notifier: its POSTs in order, each
+    /// bounded by `SmtpTimeout`, the group's claim renewed before each after the first.
+    fn deliver_hook_group(
+        &mut self,
+        row: &NotifierRow,
+        kind: hooks::Kind,
+        id: u64,
+        alerts: &[Alert],
+        node: &str,
+    ) -> Result<(), Failure> {
+        let hook = hooks::Hook::build(row, kind)
+            .map_err(|e| Failure::of(e.is_config(), &e))?
+            .with_pages(self.config.http.page_base());
+        let targets: Vec<u64> = alerts.iter().map(|a| a.target_id).collect();
+        let incidents = db::with_conn(self.pool, |conn| db::history::incidents_of(conn, &targets))
+            .map_err(|e| Failure::Send(e.to_string()))?;
+        let closes = pages::closes(self.pool, kind, row.id, alerts, Some(id), node)
+            .map_err(|e| Failure::Send(e.to_string()))?
+            .unwrap_or_default();
+        let batch = hooks::Batch {
+            id,
+            notifier: row.id,
+            alerts,
+            incidents: &incidents,
+            closes_alone: &closes.alone,
+            closes_groups: &closes.groups,
+        };
+        let bodies = hook.group_bodies(&batch);
+        let status = self.post_all(&hook, &bodies, Some((row.id, id, node)))?;
+        let tally = super::group::Tally::of(alerts.iter().map(|a| a.kind.as_str()));
+        info!(
+            "notifier {} ({}): sent {} alerts (group {id}: {}) to {} in {} POST{} (HTTP {status})",
+            row.id,
+            row.name,
+            alerts.len(),
+            tally.headline(),
+            hook.shown(),
+            bodies.len(),
+            if bodies.len() == 1 { "" } else { "s" }
+        );
+        Ok(())
+    }
+
+    /// POSTs the bodies in order; the last answer's status (0: nothing to POST). `claim`:
+    /// the notifier, group and node whose claim is renewed before each POST after the first.
+    fn post_all(
+        &self,
+        hook: &hooks::Hook,
+        bodies: &[String],
+        claim: Option<(u64, u64, &str)>,
+    ) -> Result<u16, Failure> {
+        let timeout = self.config.notify.smtp_timeout;
+        let mut status = 0;
+        for (i, body) in bodies.iter().enumerate() {
+            if let (true, Some((notifier, group, node))) = (i > 0, claim) {
+                db::with_conn(self.pool, |conn| {
+                    outbox::renew(conn, notifier, group, node, claim_lease(timeout))
+                })
+                .map_err(|e| Failure::Send(e.to_string()))?;
+            }
+            status = hook
+                .post(body, timeout)
+                .map_err(|e| Failure::of(e.is_config(), &e))?;
+        }
+        Ok(status)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Checks through a real HTTP proxy (tinyproxy): https targets by CONNECT, http ones in
 //! absolute form, both in the proxy's log; a proxy asking for credentials refuses the checks
 //! without them (407, said as such) and carries those with them, whose password no output
-//! shows; `[settings] Proxy` serves the targets without a `proxy_url`, but not the hosts
-//! `[settings] NoProxy` names; a proxy that hangs (SIGSTOP) fails checks within their
-//! timeout, and a stop abandons a check waiting on it.
+//! shows, also when it comes from `[secrets]`; `[settings] Proxy` serves the targets without
+//! a `proxy_url`, but not the hosts `[settings] NoProxy` names; a proxy that hangs (SIGSTOP)
+//! fails checks within their timeout, and a stop abandons a check waiting on it. A proxied
+//! check's phases count the connection to the proxy (and its tunnel) as `connect`.
 
 use std::time::Duration;
 
@@ -50,6 +51,13 @@ fn result(db: &TestDb, id: u64) -> (String, String) {
 
 fn trace(db: &TestDb, id: u64) -> String {
     db.one(&format!("SELECT last_trace FROM targets WHERE id = {id}"))
+}
+
+/// The `dns`, `connect` and `tls` seconds of the row's last check.
+fn phases(db: &TestDb, id: u64) -> [f64; 3] {
+    let json: String = db.one(&format!("SELECT last_phases FROM targets WHERE id = {id}"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    ["dns", "connect", "tls"].map(|p| v[p].as_f64().unwrap_or_else(|| panic!("{p} in {json}")))
 }
 
 #[test]
@@ -115,6 +123,14 @@ fn https_goes_through_the_proxy_by_connect_and_http_in_absolute_form() {
         http_trace.contains(&format!("connected to proxy 127.0.0.1:{}", proxy.port)),
         "{http_trace}"
     );
+    // The proxy is an address and resolves the target's name itself: nothing looked up here;
+    // the connection to the proxy (and the CONNECT tunnel) is the check's connect.
+    let [dns, connect, tls_s] = phases(&db, secure);
+    assert_eq!(dns, 0.0, "{secure_trace}");
+    assert!(connect > 0.0 && tls_s > 0.0, "{connect} {tls_s}");
+    let [dns, connect, tls_s] = phases(&db, http);
+    assert_eq!((dns, tls_s), (0.0, 0.0), "{http_trace}");
+    assert!(connect > 0.0, "{http_trace}");
     assert!(
         !http_trace.contains(&format!("connected to {}", plain.addr)),
         "{http_trace}"
@@ -124,7 +140,7 @@ fn https_goes_through_the_proxy_by_connect_and_http_in_absolute_form() {
 #[test]
 fn a_proxy_asking_for_credentials_refuses_checks_without_them_and_no_output_shows_them() {
     let db = TestDb::new();
-    db.write_config("");
+    db.write_config("\n[secrets]\nPROXY_PW: pr0xy-s3cret\n");
     let login = Some(("monitor", "pr0xy-s3cret"));
     let proxy = Proxy::start(&db.dir, login);
     let tls = https_service(&db);
@@ -147,7 +163,9 @@ fn a_proxy_asking_for_credentials_refuses_checks_without_them_and_no_output_show
         &tls.https_url("/"),
         Some(&proxy.url(login)),
     );
-    let http_login = add(&db, "login http", &plain.url("/"), Some(&proxy.url(login)));
+    // The password from [secrets].
+    let from_secrets = proxy.url(Some(("monitor", "${secret:PROXY_PW}")));
+    let http_login = add(&db, "login http", &plain.url("/"), Some(&from_secrets));
     let _daemon = Daemon::start(&db);
 
     assert_eq!(
@@ -183,8 +201,16 @@ fn a_proxy_asking_for_credentials_refuses_checks_without_them_and_no_output_show
         field(&shown, "Proxy"),
         format!("http://***@127.0.0.1:{}", proxy.port)
     );
+    let shown_secret = stdout(&db.cli(&["targets", &http_login.to_string()]));
+    assert_eq!(
+        field(&shown_secret, "Proxy"),
+        format!("http://***@127.0.0.1:{}", proxy.port)
+    );
+    let tested = stdout(&db.cli(&["targets", &http_login.to_string(), "test"]));
+    assert!(tested.contains(" PASS (OK)"), "{tested}");
+    assert!(tested.contains("proxy http://***@127.0.0.1:"), "{tested}");
     let traces: Vec<String> = db.query("SELECT last_trace FROM targets");
-    let outputs = [db.log(), shown, traces.join("\n")];
+    let outputs = [db.log(), shown, shown_secret, tested, traces.join("\n")];
     for text in outputs {
         assert!(!text.contains("pr0xy-s3cret"), "{text}");
         // base64 of monitor:pr0xy-s3cret, the Proxy-Authorization value.

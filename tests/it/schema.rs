@@ -293,7 +293,14 @@ fn as_2_2(db: &TestDb) {
     db.exec(
         "ALTER TABLE targets DROP COLUMN created_at, DROP COLUMN conditions, \
          DROP COLUMN request_headers, DROP COLUMN client_cert, DROP COLUMN client_key, \
-         DROP COLUMN proxy_url, DROP COLUMN ip_family, DROP COLUMN push_token",
+         DROP COLUMN proxy_url, DROP COLUMN ip_family, DROP COLUMN push_token, \
+         DROP COLUMN last_phases, DROP COLUMN last_push_at, DROP COLUMN last_push_status, \
+         DROP COLUMN last_push_msg, DROP COLUMN push_count",
+    );
+    db.exec("ALTER TABLE alerts DROP INDEX alerts_target");
+    db.exec(
+        "ALTER TABLE alert_deliveries DROP INDEX deliveries_notifier, DROP INDEX deliveries_group, \
+         DROP COLUMN group_id",
     );
     db.exec("UPDATE versions SET minor = 2");
 }
@@ -457,6 +464,25 @@ fn a_2_2_database_gets_created_at_from_each_targets_oldest_history() {
     );
     let versions: Vec<(i32, i32)> = db.query("SELECT major, minor FROM versions");
     assert_eq!(versions, vec![(2, 3)]);
+    // Alert storms: the outbox's lookups are indexed, grouped messages have their column.
+    let mut storm: Vec<String> = db.query(
+        "SELECT CONCAT(table_name, '.', index_name) FROM information_schema.statistics \
+         WHERE table_schema = DATABASE() AND index_name IN ('alerts_target', \
+         'deliveries_notifier', 'deliveries_group') AND seq_in_index = 1",
+    );
+    storm.sort();
+    assert_eq!(
+        storm,
+        [
+            "alert_deliveries.deliveries_group",
+            "alert_deliveries.deliveries_notifier",
+            "alerts.alerts_target"
+        ]
+    );
+    assert_eq!(
+        db.one::<u64>("SELECT COUNT(group_id) FROM alert_deliveries"),
+        0
+    );
 }
 
 /// An alert as a release before 2.3 stored it: the URL as typed in its snapshot, and the

@@ -16,6 +16,9 @@ usage: skypunch-bench --targets N --frequency F --duration S [--warmup W] [--wor
                       [--workers K] [--skypunch PATH] [--db URL] [--json FILE]
        skypunch-bench --nodes K --targets N --frequency F --duration S [--warmup W]
                       [--workers K] [--builtin-server] [--json FILE] [--skypunch PATH] [--db URL]
+       skypunch-bench --storm [--targets N] [--frequency F] [--duration S] [--workers K]
+                      [--group-wait W] [--group-interval I] [--builtin-server] [--json FILE]
+                      [--skypunch PATH] [--db URL] [--keep]
        skypunch-bench --crypto [--rounds R] [--json FILE]
 
 Runs the release skypunch daemon against N targets on a local HTTP server and a fresh
@@ -38,7 +41,12 @@ answering 500, the rest 200; per-kind figures from the log. --smoke with --tls: 
 targets on a built-in rustls server; with --mix: 2,000 targets at 1-4 s (timeout 4 s, slow
 answers after 0.5 s), built-in servers. --crypto: the CPU cost of one HTTPS check's
 cryptography (X25519, P-256 and RSA-2048 verification) with ring and with aws-lc-rs,
---rounds rounds alternating.";
+--rounds rounds alternating. --storm: N targets (default 10,000) every F s (default 1) on
+nginx (or the built-in server), which is SIGKILLed once every target passed and started
+again S s later (default 60); SMTP, webhook and Slack notifiers on receivers of this tool
+(GroupWait W, GroupInterval I: default the daemon's 10 and 60): per notifier the messages,
+the time from the kill (and the revival) to the first and last delivery, every incident
+recorded and every delivery SENT (else the run fails), and the database's CPU per alert.";
 
 /// Where the HTTP target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +95,11 @@ pub struct Settings {
     /// `--mix`: the fleet mix of `bench::mix`.
     pub mix: bool,
     pub smoke: bool,
+    /// `--storm`: an alert storm (`bench::storm`).
+    pub storm: bool,
+    /// `[notifications] GroupWait` and `GroupInterval` of the storm's daemon, in seconds.
+    pub group_wait: u64,
+    pub group_interval: u64,
 }
 
 fn options() -> getopts::Options {
@@ -205,6 +218,23 @@ fn mode_options(o: &mut getopts::Options) {
     o.optflag("", "mix", "100,000 targets of mixed kinds and frequencies");
     o.optflag(
         "",
+        "storm",
+        "kill the targets' server, revive it S s later, measure the alerts",
+    );
+    o.optopt(
+        "",
+        "group-wait",
+        "--storm: the daemon's [notifications] GroupWait (default 10)",
+        "W",
+    );
+    o.optopt(
+        "",
+        "group-interval",
+        "--storm: the daemon's [notifications] GroupInterval (default 60)",
+        "I",
+    );
+    o.optflag(
+        "",
         "crypto",
         "time X25519 and signature verification with ring and with aws-lc-rs",
     );
@@ -239,8 +269,11 @@ fn defaults(
     mix: bool,
     history: bool,
     http: bool,
+    storm: bool,
 ) -> (Option<u64>, Option<u64>, Option<u64>) {
-    if smoke && mix {
+    if storm {
+        (Some(10_000), Some(1), Some(60))
+    } else if smoke && mix {
         (Some(2000), Some(1), Some(5))
     } else if smoke {
         (Some(200), Some(1), Some(5))
@@ -312,6 +345,7 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     let history = m.opt_present("history");
     let http = m.opt_present("http");
     let mix = m.opt_present("mix");
+    let storm = m.opt_present("storm");
     let tls = match m.opt_present("tls") {
         true => Some(super::tls::KeyKind::parse(
             &m.opt_str("tls").unwrap_or_default(),
@@ -321,7 +355,7 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
     let (n, f, d) = match m.opt_present("crypto") {
         // Unused by --crypto; any valid value.
         true => (Some(1), Some(1), Some(2)),
-        false => defaults(smoke, mix, history, http),
+        false => defaults(smoke, mix, history, http, storm),
     };
     let targets = num("targets", n, 1, 10_000_000)?;
     let frequency = num("frequency", f, 1, 86_400)? as u32;
@@ -343,7 +377,8 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         return Err("--callgrind and --wrap: choose one".into());
     }
     let crypto = m.opt_present("crypto");
-    let blackbox = !smoke && !mix && !callgrind && !crypto && !m.opt_present("no-blackbox");
+    let blackbox =
+        !smoke && !mix && !storm && !callgrind && !crypto && !m.opt_present("no-blackbox");
     let default_rounds = match (crypto, blackbox) {
         (true, _) => 5,
         (false, true) => 3,
@@ -382,5 +417,8 @@ pub fn parse(args: &[String]) -> Result<Option<Settings>, String> {
         tls,
         mix,
         smoke,
+        storm,
+        group_wait: num("group-wait", Some(10), 0, 600)?,
+        group_interval: num("group-interval", Some(60), 1, 3600)?,
     }))
 }

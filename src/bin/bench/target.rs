@@ -133,8 +133,12 @@ impl Server {
     /// `pki`, a second server block serves HTTPS with its certificate, without a session
     /// cache or tickets, so that every connection is a full handshake.
     pub fn nginx(dir: &Path, pki: Option<&Pki>) -> Result<Server, Error> {
+        Server::nginx_on(dir, pki, free_port()?)
+    }
+
+    /// [`Server::nginx`] with its plain HTTP on `port`.
+    fn nginx_on(dir: &Path, pki: Option<&Pki>, port: u16) -> Result<Server, Error> {
         let nginx = find_or_install("nginx", &["nginx-light", "nginx"])?;
-        let port = free_port()?;
         let tls_port = pki.map(|_| free_port()).transpose()?;
         let d = dir.display();
         let locations = "location / { default_type text/plain; return 200 \"ok\"; }\n    \
@@ -211,6 +215,50 @@ impl Server {
         }
     }
 
+    /// Kills the plain HTTP server as a crash would: SIGKILL to nginx's master and workers at
+    /// once (a worker outliving its master would go on serving), or the built-in threads
+    /// stopped. Returns once its port refuses connections; the port, for [`Server::revive`].
+    pub fn kill(self) -> Result<u16, Error> {
+        let port = self.port();
+        match self {
+            Server::Nginx { mut child, .. } => {
+                let workers = procfs::children(child.id());
+                for pid in std::iter::once(child.id()).chain(workers) {
+                    // SAFETY: kill with pids of our nginx and a valid signal number.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+                let _ = child.wait();
+            }
+            Server::Builtin { plain, tls } => {
+                plain.stop();
+                if let Some(t) = tls {
+                    t.stop();
+                }
+            }
+        }
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "127.0.0.1:{port} still accepts 10 s after the kill"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(port)
+    }
+
+    /// The same kind of plain HTTP server, started again on `port`.
+    pub fn revive(kind: super::args::ServerKind, dir: &Path, port: u16) -> Result<Server, Error> {
+        match kind {
+            super::args::ServerKind::Nginx => Server::nginx_on(dir, None, port),
+            super::args::ServerKind::Builtin => Ok(Server::Builtin {
+                plain: Builtin::start_on(None, port)?,
+                tls: None,
+            }),
+        }
+    }
+
     /// CPU seconds of the server (nginx master and workers); None for the built-in one.
     pub fn cpu_seconds(&self) -> Option<f64> {
         self.pid().and_then(procfs::tree_cpu_seconds)
@@ -236,8 +284,13 @@ const FAILING: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: tex
 
 impl Builtin {
     fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Result<Builtin, Error> {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").map_err(|e| format!("built-in server: {e}"))?;
+        Builtin::start_on(tls, 0)
+    }
+
+    /// Listens on `port` (0: any free one).
+    fn start_on(tls: Option<Arc<rustls::ServerConfig>>, port: u16) -> Result<Builtin, Error> {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .map_err(|e| format!("built-in server on port {port}: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();

@@ -11,7 +11,7 @@ mod write;
 pub use disabled::{pause, reconcile_pauses, resume};
 pub use prune::{prune, Pruned};
 pub use read::{
-    created, daily, hourly, incident, incident_of, incidents, pauses, rollup_sums, windows,
-    INCIDENT_COLUMNS,
+    created, daily, hourly, incident, incident_of, incidents, incidents_of, pauses, rollup_sums,
+    windows, INCIDENT_COLUMNS,
 };
 pub use write::{write_incidents, write_rollups};

@@ -308,3 +308,29 @@ pub fn incident_of(conn: &mut Conn, target: TargetId) -> Result<Option<Incident>
         .map_err(Error::query("reading the target's incident"))?;
     Ok(decode::first("incidents", row, incident))
 }
+
+/// The latest incident of each of these targets (see [`incident_of`]), for the lines of a
+/// grouped message: one statement per 1,000 targets, each a lookup on the targets' index.
+pub fn incidents_of(
+    conn: &mut Conn,
+    targets: &[TargetId],
+) -> Result<BTreeMap<TargetId, Incident>, Error> {
+    let mut latest: BTreeMap<TargetId, Incident> = BTreeMap::new();
+    for chunk in targets.chunks(1000) {
+        let (filter, params) = id_filter(chunk, "target_id");
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE (i.target_id, i.started) IN \
+             (SELECT target_id, MAX(started) FROM incidents WHERE 1 = 1{filter} GROUP BY target_id)"
+        );
+        let rows: Vec<mysql::Row> = conn
+            .exec(sql, params)
+            .map_err(Error::query("reading the targets' incidents"))?;
+        for i in decode::good_rows("incidents", rows, incident) {
+            // Two incidents that started in the same millisecond: the later one.
+            if latest.get(&i.target_id).is_none_or(|l| l.id < i.id) {
+                latest.insert(i.target_id, i);
+            }
+        }
+    }
+    Ok(latest)
+}

@@ -19,7 +19,7 @@ const fn column(name: &'static str, sql: &'static str) -> Column {
 pub const FROM: &str = "targets t LEFT JOIN incidents i ON i.open_target = t.id";
 
 /// The one column list of a row, in `TargetRow::decode`'s order.
-const COLUMNS: [Column; 53] = [
+const COLUMNS: [Column; 57] = [
     column("id", "t.id"),
     column("name", "t.name"),
     column("tenantid", "t.tenantid"),
@@ -86,11 +86,15 @@ const COLUMNS: [Column; 53] = [
     column("client_key", "t.client_key"),
     column("proxy_url", "t.proxy_url"),
     column("ip_family", "t.ip_family"),
+    column("conditions", "t.conditions"),
+    column("request_headers", "t.request_headers"),
     column(
         "incident_started",
         "CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED)",
     ),
     column("incident_reason", "i.last_reason"),
+    column("push_token", "t.push_token"),
+    column("last_phases", "t.last_phases"),
 ];
 
 /// The place of column `name` in [`COLUMNS`]; evaluated at compile time by the decoder's
@@ -162,6 +166,7 @@ const FIGURES: u64 = mask(&[
     "last_response_ms",
     "incident_started",
     "cert_expires_at",
+    "last_phases",
 ]) | mask(&COUNTERS);
 /// What the status pages and the API show of a target.
 const SHOWN: u64 = FIGURES
@@ -173,6 +178,7 @@ const SHOWN: u64 = FIGURES
         "group_name",
         "public",
         "incident_reason",
+        "push_token",
     ]);
 const INCIDENT: u64 = mask(&["incident_started", "incident_reason"]);
 
@@ -190,7 +196,8 @@ pub enum Read {
     /// The result state, for [`TargetRow::state`](super::TargetRow::state) (the writer's
     /// first read of a target).
     State,
-    /// What the status pages and the API show: never `authn_parms` or the trace.
+    /// What the status pages and the API show: never `authn_parms` or the trace (and
+    /// `push_token` only to be shown masked).
     Shown,
     /// What `/metrics` shows ([`TargetRow::counts`](super::TargetRow::counts) and the last
     /// check's figures).

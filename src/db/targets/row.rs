@@ -8,6 +8,7 @@ use mysql::Row;
 use super::super::decode::{self, BadRow, Fields, Fix};
 use super::columns::{place, position, Read, COUNTERS, NO_TRACE};
 use crate::base::model::{Status, TargetId, TargetState};
+use crate::base::phases::Phases;
 use crate::base::state::Counts;
 
 /// A `targets` row as stored, with its open incident, before validation. Values the operator
@@ -77,9 +78,19 @@ pub struct TargetRow {
     pub proxy_url: Option<String>,
     /// `any`, `4` or `6` as written.
     pub ip_family: String,
+    /// As written: `targets ID` shows it, `target::from_row` parses it.
+    pub conditions: Option<String>,
+    /// As written, `${secret:NAME}` references and all (see [`crate::base::headers::shown`]).
+    pub request_headers: Option<String>,
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,
     pub incident_reason: Option<String>,
+    /// A PUSH target's secret: shown whole by `targets ID` only, masked elsewhere
+    /// ([`crate::base::push::masked`]).
+    pub push_token: Option<String>,
+    /// The last check's phases; `None` when it sent no request, or for a value that does not
+    /// read (see [`Phases::parse`]).
+    pub last_phases: Option<Phases>,
     /// For the loader: the row does not decode, and why; it then holds only its id, revision
     /// and status. Its config error.
     pub undecodable: Option<BadRow>,
@@ -127,7 +138,7 @@ impl TargetRow {
             network_fails: at!(f.get("network_fails"), m)?,
             repeated_fails: at!(f.get("repeated_fails"), m)?,
             enabled: at!(f.flag("enabled"), m)?,
-            request_body: at!(f.opt("request_body"), m)?,
+            request_body: at!(f.secret("request_body"), m)?,
             content_type: at!(f.opt("content_type"), m)?,
             expect_body: at!(f.opt("expect_body"), m)?,
             max_response_ms: at!(f.opt("max_response_ms"), m)?,
@@ -155,8 +166,12 @@ impl TargetRow {
             client_key: at!(f.opt("client_key"), m)?,
             proxy_url: at!(f.secret("proxy_url"), m)?,
             ip_family: at!(f.get("ip_family"), m)?,
+            conditions: at!(f.opt("conditions"), m)?,
+            request_headers: at!(f.secret("request_headers"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,
             incident_reason: at!(f.opt("incident_reason"), m)?,
+            push_token: at!(f.secret("push_token"), m)?,
+            last_phases: at!(f.opt("last_phases"), m)?.and_then(|p: Vec<u8>| Phases::parse(&p)),
             undecodable: None,
         })
     }

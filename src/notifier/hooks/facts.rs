@@ -1,13 +1,16 @@
 //! The facts every HTTP notifier's body is made of, read once from the alert's snapshot and
-//! its incident, and the one line a person reads (Slack's message, PagerDuty's summary). Pure:
-//! no I/O.
+//! its incident, and the one line a person reads (Slack's message, PagerDuty's summary); and
+//! those of a grouped message ([`GroupFacts`]). Pure: no I/O.
 
 use serde_json::Value;
 
 use crate::base::model::{Alert, Incident};
+use crate::notifier::group::Tally;
 use crate::notifier::message;
 
 pub(super) struct Facts {
+    /// The alert's id in the outbox.
+    pub alert_id: u64,
     pub kind: &'static str,
     pub id: u64,
     pub name: String,
@@ -62,6 +65,7 @@ impl Facts {
             .and_then(message::down_for)
             .unwrap_or_default();
         Facts {
+            alert_id: alert.id,
             kind,
             id: alert.target_id,
             name: text("name"),
@@ -109,5 +113,32 @@ impl Facts {
             ),
             _ => format!("DOWN: {} ({}): {}", self.name, self.url, self.reason),
         }
+    }
+}
+
+/// What a grouped message (two or more alerts to one notifier) is made of; for PagerDuty,
+/// also the pages it closes besides.
+pub(super) struct GroupFacts {
+    /// The group's id: its smallest alert id.
+    pub id: u64,
+    pub notifier: u64,
+    pub tally: Tally,
+    /// Oldest first.
+    pub entries: Vec<Facts>,
+    /// The status pages' front page, when the HTTP server is on.
+    pub front: Option<String>,
+    /// When the message is sent, ISO 8601 UTC.
+    pub at: String,
+    /// PagerDuty: the recoveries (of `entries`) whose target's page was a message of its own,
+    /// each resolved by its own event, as when sent alone.
+    pub closes_alone: Vec<u64>,
+    /// PagerDuty: the grouped messages whose every target has now recovered.
+    pub closes_groups: Vec<u64>,
+}
+
+impl GroupFacts {
+    /// `Skypunch: 2000 targets FAILED`.
+    pub fn title(&self) -> String {
+        format!("Skypunch: {}", self.tally.headline())
     }
 }

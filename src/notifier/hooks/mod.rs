@@ -1,8 +1,9 @@
 //! The HTTP notifier types, one file each behind the common [`Channel`] shape: `WEBHOOK`
 //! ([`webhook`]), `SLACK` ([`slack`]) and `PAGERDUTY` ([`pagerduty`]). Here: the row
-//! validated into a [`Hook`] and the one POST per delivery, bounded by `SmtpTimeout`; a 2xx
-//! answer is delivered, anything else is a failure retried with the outbox's backoff. Runs on
-//! the notifier thread, and on the main thread for `skypunch notifiers ID test`.
+//! validated into a [`Hook`] and the one POST per delivery (or per grouped message; PagerDuty:
+//! one per page a group opens or closes), each bounded by `SmtpTimeout`; a 2xx answer is
+//! delivered, anything else is a failure retried with the outbox's backoff. Runs on the
+//! notifier thread, and on the main thread for `skypunch notifiers ID test`.
 //!
 //! The JSON fields carry the row's text as it is (serde escapes it for JSON); the texts a
 //! person reads as one line, Slack's message and PagerDuty's summary, go through
@@ -13,6 +14,7 @@ mod pagerduty;
 mod slack;
 mod webhook;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use crate::base::authn::Secret;
 use crate::base::model::{Alert, Incident};
 use crate::base::urls::WebUrl;
 use crate::db::notifiers::NotifierRow;
-use facts::Facts;
+use facts::{Facts, GroupFacts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -56,6 +58,9 @@ impl Kind {
 trait Channel: fmt::Debug + Send + Sync {
     /// The JSON body of one delivery.
     fn body(&self, facts: &Facts) -> Value;
+
+    /// The JSON bodies of one grouped message, POSTed in order.
+    fn group_bodies(&self, group: &GroupFacts) -> Vec<Value>;
 
     /// A header that depends on the body (the WEBHOOK's signature).
     fn signed(&self, _body: &str) -> Option<(&'static str, String)> {
@@ -229,7 +234,12 @@ impl Hook {
         incident: Option<&Incident>,
         timeout: Duration,
     ) -> Result<u16, Error> {
-        let body = self.body(alert, incident).to_string();
+        self.post(&self.body(alert, incident).to_string(), timeout)
+    }
+
+    /// POSTs one body (signed, with the row's header); the answer's status, or why it failed
+    /// (never a secret).
+    pub fn post(&self, body: &str, timeout: Duration) -> Result<u16, Error> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -240,7 +250,7 @@ impl Hook {
             .post(self.url.as_str())
             .header("content-type", "application/json")
             .header("user-agent", crate::base::version::USER_AGENT);
-        if let Some((name, value)) = self.channel.signed(&body) {
+        if let Some((name, value)) = self.channel.signed(body) {
             request = request.header(name, value);
         }
         if let Some((name, value)) = &self.header {
@@ -297,6 +307,36 @@ impl Hook {
 
     /// The JSON body of one delivery.
     pub(crate) fn body(&self, alert: &Alert, incident: Option<&Incident>) -> Value {
+        self.channel.body(&self.facts(alert, incident))
+    }
+
+    /// The bodies of a grouped message, in the order they are POSTed: one for WEBHOOK and
+    /// SLACK; for PAGERDUTY, an event for each page the group opens or closes (none when it
+    /// only holds recoveries of pages that stay open).
+    pub fn group_bodies(&self, batch: &Batch) -> Vec<String> {
+        let group = GroupFacts {
+            id: batch.id,
+            notifier: batch.notifier,
+            tally: crate::notifier::group::Tally::of(batch.alerts.iter().map(|a| a.kind.as_str())),
+            entries: batch
+                .alerts
+                .iter()
+                .map(|a| self.facts(a, batch.incidents.get(&a.target_id)))
+                .collect(),
+            front: self.pages.as_ref().map(|base| format!("{base}/")),
+            at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            closes_alone: batch.closes_alone.to_vec(),
+            closes_groups: batch.closes_groups.to_vec(),
+        };
+        self.channel
+            .group_bodies(&group)
+            .iter()
+            .map(Value::to_string)
+            .collect()
+    }
+
+    /// The facts of one alert, with the link to its target's status page.
+    fn facts(&self, alert: &Alert, incident: Option<&Incident>) -> Facts {
         let mut facts = Facts::of(alert, incident);
         if facts.id != 0 {
             facts.page = self
@@ -304,7 +344,7 @@ impl Hook {
                 .as_ref()
                 .map(|base| format!("{base}/target/{}", facts.id));
         }
-        self.channel.body(&facts)
+        facts
     }
 
     /// An error's text without the notifier's secrets (a URL with a token in its path).
@@ -317,6 +357,21 @@ impl Hook {
         }
         out
     }
+}
+
+/// One grouped message to an HTTP notifier, as the notifier thread read it.
+pub struct Batch<'a> {
+    /// Its id: the smallest alert id in it.
+    pub id: u64,
+    pub notifier: u64,
+    /// Oldest first.
+    pub alerts: &'a [Alert],
+    /// The latest incident of each of their targets.
+    pub incidents: &'a BTreeMap<u64, Incident>,
+    /// PagerDuty: the recoveries (of `alerts`) whose target's page was a message of its own.
+    pub closes_alone: &'a [u64],
+    /// PagerDuty: the grouped messages whose every target has now recovered.
+    pub closes_groups: &'a [u64],
 }
 
 /// A notifier's address as every output shows it: a Slack URL without its token, a webhook
@@ -439,5 +494,138 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("status page"));
+    }
+
+    fn storm(n: u64, kind: &str) -> Vec<Alert> {
+        (1..=n)
+            .map(|i| Alert {
+                id: 1000 + i,
+                target_id: i,
+                kind: kind.into(),
+                snapshot: json!({
+                    "name": format!("api-{i}"),
+                    "url": "http://127.0.0.1/",
+                    "status_description": "connect: connection refused",
+                    "last_updated": "2026-11-24 10:05:00",
+                })
+                .to_string(),
+                trace: "step\n[Fail] connect: connection refused".into(),
+            })
+            .collect()
+    }
+
+    fn batch<'a>(
+        alerts: &'a [Alert],
+        incidents: &'a BTreeMap<u64, Incident>,
+        closes: (&'a [u64], &'a [u64]),
+    ) -> Batch<'a> {
+        Batch {
+            id: alerts[0].id,
+            notifier: 3,
+            alerts,
+            incidents,
+            closes_alone: closes.0,
+            closes_groups: closes.1,
+        }
+    }
+
+    #[test]
+    fn a_grouped_webhook_is_one_body_with_every_alerts_own_body() {
+        let alerts = storm(2000, "FAILURE");
+        let incidents = BTreeMap::new();
+        let hook = Hook::build(&row("WEBHOOK", "http://127.0.0.1:9/w", ""), Kind::Webhook)
+            .unwrap()
+            .with_pages(Some("https://status.example.com".into()));
+        let bodies = hook.group_bodies(&batch(&alerts, &incidents, (&[], &[])));
+        assert_eq!(bodies.len(), 1);
+        let body: Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(body["kind"], "GROUP");
+        assert_eq!(body["summary"], "2000 targets FAILED");
+        assert_eq!(body["group"]["id"], 1001);
+        assert_eq!(body["group"]["count"], 2000);
+        assert_eq!(body["group"]["failed"], 2000);
+        assert_eq!(body["status_page"], "https://status.example.com/");
+        let entries = body["alerts"].as_array().unwrap();
+        assert_eq!(entries.len(), 2000);
+        // Each entry is the body a single alert gets, with its alert id.
+        let mut single = hook.body(&alerts[6], None);
+        single["alert_id"] = json!(1007);
+        assert_eq!(entries[6], single);
+        assert_eq!(
+            entries[6]["status_page"],
+            "https://status.example.com/target/7"
+        );
+    }
+
+    #[test]
+    fn a_grouped_slack_message_lists_twenty_then_counts() {
+        let alerts = storm(50, "SUCCESS");
+        let incidents = BTreeMap::new();
+        let hook = Hook::build(&row("SLACK", "http://127.0.0.1:9/s", ""), Kind::Slack).unwrap();
+        let bodies = hook.group_bodies(&batch(&alerts, &incidents, (&[], &[])));
+        let text = serde_json::from_str::<Value>(&bodies[0]).unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Skypunch: 50 targets recovered");
+        assert_eq!(lines[1], "RECOVERED: api-1 (http://127.0.0.1/)");
+        assert_eq!(lines.len(), 22);
+        assert_eq!(lines[21], "…and 30 more");
+    }
+
+    #[test]
+    fn pagerduty_pages_once_per_group_and_resolves_what_recovered() {
+        let mut alerts = storm(3, "FAILURE");
+        alerts[2].kind = "SUCCESS".into();
+        alerts.push(Alert {
+            kind: "CERTIFICATE".into(),
+            ..alerts[0].clone()
+        });
+        let incidents = BTreeMap::new();
+        let pd = row(
+            "PAGERDUTY",
+            "",
+            "routing_key=rk,endpoint=http://127.0.0.1:9/e",
+        );
+        let hook = Hook::build(&pd, Kind::PagerDuty).unwrap();
+        let closes_alone = [1003];
+        let closes_groups = [77, 90];
+        let b = batch(&alerts, &incidents, (&closes_alone, &closes_groups));
+        let events: Vec<Value> = hook
+            .group_bodies(&b)
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect();
+        let keys: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["event_action"].as_str().unwrap(),
+                    e["dedup_key"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("trigger", "skypunch-group-3-1001"),
+                ("trigger", "skypunch-group-3-1001-certificates"),
+                ("resolve", "skypunch-target-3-incident-0"),
+                ("resolve", "skypunch-group-3-77"),
+                ("resolve", "skypunch-group-3-90"),
+            ]
+        );
+        let trigger = &events[0]["payload"];
+        assert_eq!(trigger["summary"], "Skypunch: 2 targets FAILED");
+        assert_eq!(trigger["severity"], "critical");
+        assert_eq!(trigger["custom_details"]["count"], 2);
+        assert_eq!(trigger["custom_details"]["targets"][1]["name"], "api-2");
+        assert_eq!(events[1]["payload"]["severity"], "warning");
+        // Only recoveries of pages that stay open: nothing to post.
+        let calm = storm(2, "SUCCESS");
+        assert!(hook
+            .group_bodies(&batch(&calm, &incidents, (&[], &[])))
+            .is_empty());
     }
 }

@@ -1,11 +1,14 @@
 //! `PAGERDUTY`: Events API v2, a trigger on FAILURE (and reminders, certificate warnings), a
 //! resolve on SUCCESS, one dedup key per target and incident, so that a trigger and its
-//! resolve meet. The params give `routing_key=` (required) and `endpoint=` (PagerDuty's
-//! unless given). Pure.
+//! resolve meet. A grouped message is one trigger for its failures (and reminders) under a
+//! key of the group's own, `skypunch-group-NOTIFIER-GROUP`, resolved once every one of its
+//! targets has recovered; one for its certificate warnings; and a resolve for each page its
+//! recoveries close (see skypunch(8) NOTIFIERS). The params give `routing_key=` (required)
+//! and `endpoint=` (PagerDuty's unless given). Pure.
 
 use serde_json::{json, Value};
 
-use super::facts::Facts;
+use super::facts::{Facts, GroupFacts};
 use super::{Channel, Params};
 use crate::base::authn::Secret;
 
@@ -33,7 +36,48 @@ pub(super) fn endpoint(params: &Params) -> String {
         .unwrap_or_else(|| PAGERDUTY_EVENTS.into())
 }
 
+/// Targets a grouped trigger lists in its details (PagerDuty takes events up to 512 KB);
+/// the rest are counted.
+const LISTED: usize = 100;
+
 impl Channel for PagerDuty {
+    fn group_bodies(&self, g: &GroupFacts) -> Vec<Value> {
+        let mut events = Vec::new();
+        let down: Vec<&Facts> = g
+            .entries
+            .iter()
+            .filter(|f| matches!(f.kind, "FAILURE" | "REMINDER"))
+            .collect();
+        if !down.is_empty() {
+            let key = group_key(g.notifier, g.id);
+            events.push(self.group_trigger(g, &down, &key, "critical"));
+        }
+        let certificates: Vec<&Facts> = g
+            .entries
+            .iter()
+            .filter(|f| f.kind == "CERTIFICATE")
+            .collect();
+        if !certificates.is_empty() {
+            let key = format!("{}-certificates", group_key(g.notifier, g.id));
+            events.push(self.group_trigger(g, &certificates, &key, "warning"));
+        }
+        for f in g
+            .entries
+            .iter()
+            .filter(|f| g.closes_alone.contains(&f.alert_id))
+        {
+            events.push(self.body(f));
+        }
+        for &group in &g.closes_groups {
+            events.push(json!({
+                "routing_key": self.routing_key.expose(),
+                "event_action": "resolve",
+                "dedup_key": group_key(g.notifier, group),
+            }));
+        }
+        events
+    }
+
     fn body(&self, f: &Facts) -> Value {
         let action = if f.kind == "SUCCESS" {
             "resolve"
@@ -75,6 +119,62 @@ impl Channel for PagerDuty {
     fn resolves_tests(&self) -> bool {
         true
     }
+}
+
+impl PagerDuty {
+    /// One trigger for `entries` of the group, listing the first [`LISTED`].
+    fn group_trigger(
+        &self,
+        g: &GroupFacts,
+        entries: &[&Facts],
+        key: &str,
+        severity: &str,
+    ) -> Value {
+        let tally = crate::notifier::group::Tally::of(entries.iter().map(|f| f.kind));
+        let targets: Vec<Value> = entries
+            .iter()
+            .take(LISTED)
+            .map(|f| {
+                json!({
+                    "target_id": f.id,
+                    "name": f.name,
+                    "url": f.url,
+                    "state": f.kind,
+                    "reason": f.reason,
+                    "since": if f.incident_started.is_empty() { f.time() } else { f.incident_started.clone() },
+                    "status_page": f.page,
+                })
+            })
+            .collect();
+        let links: Vec<Value> = g
+            .front
+            .iter()
+            .map(|href| json!({ "href": href, "text": "status page" }))
+            .collect();
+        json!({
+            "routing_key": self.routing_key.expose(),
+            "event_action": "trigger",
+            "dedup_key": key,
+            "links": links,
+            "payload": {
+                "summary": format!("Skypunch: {}", tally.headline()),
+                "source": "skypunch",
+                "severity": severity,
+                "timestamp": g.at,
+                "custom_details": {
+                    "group_id": g.id,
+                    "count": entries.len(),
+                    "targets": targets,
+                    "more": entries.len().saturating_sub(LISTED),
+                },
+            },
+        })
+    }
+}
+
+/// The dedup key of a grouped message's page.
+fn group_key(notifier: u64, group: u64) -> String {
+    format!("skypunch-group-{notifier}-{group}")
 }
 
 /// One PagerDuty alert per target and incident; a certificate warning is one of its own per

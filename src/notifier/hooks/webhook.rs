@@ -1,9 +1,11 @@
 //! `WEBHOOK`: the documented JSON body, signed with HMAC-SHA256 when the params give
-//! `secret=` (the header [`SIGNATURE_HEADER`]). Pure: the POST is the common one.
+//! `secret=` (the header [`SIGNATURE_HEADER`]); a grouped message is one body whose `alerts`
+//! array holds each alert's body (see skypunch(8) NOTIFIERS). Pure: the POST is the common
+//! one.
 
 use serde_json::{json, Value};
 
-use super::facts::Facts;
+use super::facts::{Facts, GroupFacts};
 use super::{Channel, Params};
 use crate::base::authn::Secret;
 
@@ -25,6 +27,33 @@ impl Webhook {
 }
 
 impl Channel for Webhook {
+    fn group_bodies(&self, g: &GroupFacts) -> Vec<Value> {
+        let alerts: Vec<Value> = g
+            .entries
+            .iter()
+            .map(|f| {
+                let mut entry = self.body(f);
+                entry["alert_id"] = json!(f.alert_id);
+                entry
+            })
+            .collect();
+        vec![json!({
+            "kind": "GROUP",
+            "summary": g.tally.headline(),
+            "group": {
+                "id": g.id,
+                "count": g.entries.len(),
+                "failed": g.tally.failed,
+                "still_down": g.tally.still_down,
+                "recovered": g.tally.recovered,
+                "certificates": g.tally.certificates,
+            },
+            "time": g.at,
+            "status_page": g.front,
+            "alerts": alerts,
+        })]
+    }
+
     fn body(&self, f: &Facts) -> Value {
         json!({
             "kind": f.kind,

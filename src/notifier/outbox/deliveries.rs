@@ -7,35 +7,54 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql::TxOpts;
 
-use super::{Due, DELIVERIES};
+use super::{id_list, Due, DELIVERIES};
 use crate::base::model::Alert;
 use crate::db::decode::{self, BadRow, Fields, Fix};
 use crate::db::{Conn, Error};
 
-/// Up to `limit` pending deliveries to enabled notifiers, oldest alert first: those whose
-/// `next_attempt` has come, or all of them when `ignore_backoff` (the last pass at shutdown);
-/// never one that another node has claimed and may be sending now.
+/// How much of an alert [`due`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Texts {
+    /// The snapshot and trace as stored: for a message of its own.
+    Whole,
+    /// The snapshot up to 16 KiB and the trace's last 2,000 characters: for a line of a
+    /// grouped message, so that a group of [`crate::notifier::group::MAX_GROUP`] alerts
+    /// holds at most some 20 MB however long their traces.
+    Brief,
+}
+
+/// Up to `limit` pending deliveries to notifier `notifier`, in the order they came due (the
+/// oldest alert first): those whose `next_attempt` has come, or all of them when
+/// `ignore_backoff` (the last pass at shutdown); never one that another node has claimed and
+/// may be sending now. Reads the notifier's index in order, so the work is bounded by
+/// `limit` (and the claimed rows it steps over), not by the size of the outbox.
 pub fn due(
     conn: &mut Conn,
+    notifier: u64,
     node: &str,
     limit: usize,
     ignore_backoff: bool,
+    texts: Texts,
 ) -> Result<Vec<Due>, Error> {
     let when = if ignore_backoff {
         ""
     } else {
         "AND d.next_attempt <= NOW(3)"
     };
+    let (snapshot, trace) = match texts {
+        Texts::Whole => ("a.snapshot", "a.trace"),
+        Texts::Brief => ("LEFT(a.snapshot, 16384)", "RIGHT(a.trace, 2000)"),
+    };
     let rows: Vec<mysql::Row> = conn
         .exec(
             format!(
-                "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, a.snapshot, \
-                 a.trace FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-                 JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 \
-                 WHERE d.state = 'PENDING' {when} AND {UNCLAIMED} \
-                 ORDER BY d.alert_id, d.notifier_id LIMIT {limit}"
+                "SELECT d.alert_id, d.notifier_id, d.attempts, a.target_id, a.kind, {snapshot}, \
+                 {trace} FROM alert_deliveries d FORCE INDEX (deliveries_notifier) \
+                 JOIN alerts a ON a.id = d.alert_id \
+                 WHERE d.notifier_id = ? AND d.state = 'PENDING' {when} AND {UNCLAIMED} \
+                 ORDER BY d.next_attempt, d.alert_id LIMIT {limit}"
             ),
-            (node,),
+            (notifier, node),
         )
         .map_err(Error::query("reading due deliveries"))?;
     let mut out = Vec::with_capacity(rows.len());
@@ -52,6 +71,29 @@ pub fn due(
         }
     }
     Ok(out)
+}
+
+/// `d` with its alert's snapshot and trace as stored (read [`Texts::Brief`] for a group that
+/// turned out to be one alert).
+pub fn whole(conn: &mut Conn, d: &Due) -> Result<Due, Error> {
+    let row: Option<mysql::Row> = conn
+        .exec_first(
+            "SELECT snapshot, trace FROM alerts WHERE id = ?",
+            (d.alert.id,),
+        )
+        .map_err(Error::query("reading an alert"))?;
+    let texts = decode::first("alerts", row, |f| {
+        Ok((
+            f.get::<String>(0, "snapshot")?,
+            f.get::<String>(1, "trace")?,
+        ))
+    });
+    let mut whole = d.clone();
+    if let Some((snapshot, trace)) = texts {
+        whole.alert.snapshot = snapshot;
+        whole.alert.trace = trace;
+    }
+    Ok(whole)
 }
 
 /// One row of [`due`], and the repair its `attempts` needs when a person set it below zero.
@@ -104,12 +146,13 @@ fn drop_undecodable(conn: &mut Conn, bad: &BadRow) -> Result<(), Error> {
 }
 
 /// A delivery no other node holds a live claim on (`?` is this node's name).
-const UNCLAIMED: &str =
+pub(super) const UNCLAIMED: &str =
     "(d.claimed_by IS NULL OR d.claimed_by = ? OR d.claim_until IS NULL OR d.claim_until < NOW(3))";
 
-/// Claims a pending delivery for this node for `lease` before it is sent: true when this node
-/// may send it, false when another node holds a live claim or it is no longer pending. A
-/// claim that outlived its lease (its node died) is taken over.
+/// Claims a pending delivery for this node for `lease` before it is sent as a message of its
+/// own (so in no group): true when this node may send it, false when another node holds a
+/// live claim or it is no longer pending. A claim that outlived its lease (its node died)
+/// is taken over.
 pub fn claim(
     conn: &mut Conn,
     alert_id: u64,
@@ -121,7 +164,7 @@ pub fn claim(
     conn.exec_drop(
         format!(
             "UPDATE alert_deliveries d SET d.claimed_by = ?, \
-             d.claim_until = NOW(3) + INTERVAL ? MICROSECOND \
+             d.claim_until = NOW(3) + INTERVAL ? MICROSECOND, d.group_id = NULL \
              WHERE d.alert_id = ? AND d.notifier_id = ? AND d.state = 'PENDING' AND {UNCLAIMED}"
         ),
         (node, micros, alert_id, notifier_id, node),
@@ -130,25 +173,33 @@ pub fn claim(
     Ok(conn.affected_rows() > 0)
 }
 
-/// Records a sent delivery and counts it for its notifier, in one transaction. False when the
-/// row was no longer pending (already recorded).
-pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<bool, Error> {
+/// Records the deliveries of one message (one alert, or a group) to `notifier_id` as sent
+/// and counts them for it, in one transaction; how many were still pending (a row already
+/// recorded is left as it is). `next_attempt` becomes the time they were sent, which the
+/// grouping reads (by the notifier's index) to tell a storm.
+pub fn mark_sent(conn: &mut Conn, notifier_id: u64, alert_ids: &[u64]) -> Result<u64, Error> {
+    if alert_ids.is_empty() {
+        return Ok(0);
+    }
     let mut tx = conn
         .start_transaction(TxOpts::default())
         .map_err(Error::query("starting to record a sent alert"))?;
     tx.exec_drop(
-        "UPDATE alert_deliveries SET state = 'SENT', sent_at = NOW(3), last_error = NULL, \
-         claimed_by = NULL, claim_until = NULL \
-         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
-        (alert_id, notifier_id),
+        format!(
+            "UPDATE alert_deliveries SET state = 'SENT', sent_at = NOW(3), next_attempt = NOW(3), \
+             last_error = NULL, claimed_by = NULL, claim_until = NULL \
+             WHERE notifier_id = ? AND alert_id IN ({}) AND state = 'PENDING'",
+            id_list(alert_ids)
+        ),
+        (notifier_id,),
     )
     .map_err(Error::query("recording a sent alert"))?;
-    let changed = tx.affected_rows() > 0;
-    if changed {
+    let changed = tx.affected_rows();
+    if changed > 0 {
         tx.exec_drop(
             format!(
                 "UPDATE notifiers SET {} WHERE id = ?",
-                plus_one("pass_count", BIGINT)
+                plus("pass_count", changed, BIGINT)
             ),
             (notifier_id,),
         )
@@ -159,16 +210,20 @@ pub fn mark_sent(conn: &mut Conn, alert_id: u64, notifier_id: u64) -> Result<boo
     Ok(changed)
 }
 
-/// Records a failed attempt: attempts+1, the reason, the next try after `wait`, the notifier's
-/// fail_count+1; and holds the notifier's other pending deliveries until then too, so one
-/// server that is down costs one timeout per retry, not one per alert.
+/// Records a failed attempt at one message (one alert, or a group) to `notifier_id`: each
+/// of its deliveries gets attempts+1, the reason, the next try after `wait` and no group;
+/// the notifier fail_count+1; and its other pending deliveries are held until then too, so
+/// one server that is down costs one timeout per retry, not one per alert.
 pub fn mark_failed(
     conn: &mut Conn,
-    alert_id: u64,
     notifier_id: u64,
+    alert_ids: &[u64],
     reason: &str,
     wait: Duration,
 ) -> Result<(), Error> {
+    if alert_ids.is_empty() {
+        return Ok(());
+    }
     let reason = crate::base::text::clip(reason, 500);
     let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
     let mut tx = conn
@@ -176,11 +231,14 @@ pub fn mark_failed(
         .map_err(Error::query("starting to record a failed alert"))?;
     tx.exec_drop(
         format!(
-            "UPDATE alert_deliveries SET {}, last_error = ?, next_attempt = NOW(3) + INTERVAL ? MICROSECOND, claimed_by = NULL, claim_until = NULL \
-         WHERE alert_id = ? AND notifier_id = ? AND state = 'PENDING'",
-            plus_one("attempts", INT)
+            "UPDATE alert_deliveries SET {}, last_error = ?, \
+             next_attempt = NOW(3) + INTERVAL ? MICROSECOND, claimed_by = NULL, \
+             claim_until = NULL, group_id = NULL \
+             WHERE notifier_id = ? AND alert_id IN ({}) AND state = 'PENDING'",
+            plus("attempts", 1, INT),
+            id_list(alert_ids)
         ),
-        (&reason, micros, alert_id, notifier_id),
+        (&reason, micros, notifier_id),
     )
     .map_err(Error::query("recording a failed alert"))?;
     tx.exec_drop(
@@ -192,7 +250,7 @@ pub fn mark_failed(
     tx.exec_drop(
         format!(
             "UPDATE notifiers SET {} WHERE id = ?",
-            plus_one("fail_count", BIGINT)
+            plus("fail_count", 1, BIGINT)
         ),
         (notifier_id,),
     )
@@ -201,31 +259,28 @@ pub fn mark_failed(
         .map_err(Error::query("recording a failed alert"))
 }
 
-/// How long until the next pending delivery to an enabled notifier is due: `None` when
-/// nothing is pending, zero when something is due now. A delivery another node claimed is
-/// due, for this node, when the claim runs out.
-pub fn next_due(conn: &mut Conn, node: &str) -> Result<Option<Duration>, Error> {
-    let row: Option<mysql::Row> = conn
-        .exec_first(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), MIN(IF(d.claimed_by IS NOT NULL \
-             AND d.claimed_by <> ? AND d.claim_until > d.next_attempt, d.claim_until, \
-             d.next_attempt))) FROM alert_deliveries d \
-             JOIN notifiers n ON n.id = d.notifier_id AND n.enabled <> 0 WHERE d.state = 'PENDING'",
-            (node,),
-        )
-        .map_err(Error::query("finding the next due delivery"))?;
-    let micros: Option<i64> =
-        decode::first(DELIVERIES, row, |f| f.opt(0, "next_attempt")).flatten();
-    Ok(micros.map(|m| Duration::from_micros(m.max(0) as u64)))
-}
-
 /// Largest values of the counters' column types.
 const BIGINT: i64 = i64::MAX;
 const INT: i64 = i32::MAX as i64;
 
-/// `column = column + 1`, staying at `max` rather than failing: a counter a person set to its
-/// type's largest value would otherwise make every delivery's bookkeeping fail, and the
+/// `column = column + n`, staying at `max` rather than failing: a counter a person set to
+/// its type's largest value would otherwise make every delivery's bookkeeping fail, and the
 /// notifier send the same alert again and again.
-fn plus_one(column: &str, max: i64) -> String {
-    format!("{column} = IF({column} < {max}, {column} + 1, {column})")
+fn plus(column: &str, n: u64, max: i64) -> String {
+    let n = i64::try_from(n).unwrap_or(max);
+    format!("{column} = IF({column} <= {max} - {n}, {column} + {n}, {max})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_stops_at_its_largest_value() {
+        assert_eq!(
+            plus("pass_count", 3, BIGINT),
+            "pass_count = IF(pass_count <= 9223372036854775807 - 3, pass_count + 3, \
+             9223372036854775807)"
+        );
+    }
 }

@@ -1,10 +1,12 @@
 //! The outbox tables (`alerts`, `alert_deliveries`): what is owed to whom. Every statement run
 //! on them is under this folder, one file per step: [`expand`] (alerts into deliveries, the
-//! maintenance windows' rules), [`deliveries`] (the due ones claimed, sent or failed) and
-//! [`prune`] (retention, for the prune thread); here, what they share, and `owed_to` for
-//! `skypunch notifiers ID`.
+//! maintenance windows' rules), [`deliveries`] (the due ones claimed, sent or failed),
+//! [`groups`] (what one notifier is owed, a grouped message claimed as one), [`opened`]
+//! (which pages a recovery closes, for PagerDuty) and [`prune`] (retention, for the prune
+//! thread); here, what they share, and `owed_to` for `skypunch notifiers ID`.
 //!
-//! A delivery row moves PENDING → SENT (sent, `sent_at` set) or PENDING → DROPPED (never to
+//! A delivery row moves PENDING → SENT (sent, `sent_at` and `next_attempt` set to that time,
+//! `group_id` naming the grouped message it went in, if any) or PENDING → DROPPED (never to
 //! be sent, `last_error` says why, `next_attempt` holds when that was decided):
 //! - its notifier was deleted: dropped at the next pass;
 //! - its notifier is disabled: held, untried, until the notifier is enabled again, or dropped
@@ -19,6 +21,8 @@
 
 mod deliveries;
 mod expand;
+mod groups;
+mod opened;
 mod prune;
 
 use std::time::Duration;
@@ -28,8 +32,10 @@ use mysql::prelude::Queryable;
 use crate::base::model::Alert;
 use crate::db::decode;
 use crate::db::{Conn, Error};
-pub use deliveries::{claim, due, mark_failed, mark_sent, next_due};
+pub use deliveries::{claim, due, mark_failed, mark_sent, whole, Texts};
 pub use expand::{drop_orphans, expand, held};
+pub use groups::{claim_group, owed, renew};
+pub use opened::{all_recovered, openers, Sending};
 pub use prune::{prune, Pruned};
 
 /// The deliveries' table, as decoding errors name it.

@@ -25,6 +25,7 @@ pub mod oauth2;
 pub mod receiver;
 pub mod run;
 pub mod servers;
+pub mod storm;
 pub mod tinyproxy;
 
 pub use daemon::Daemon;
@@ -194,13 +195,15 @@ impl TestDb {
 
     /// Writes the test's config file: this database, a log and pid file in the working
     /// folder, a 1 s reload interval, no HTTP server (tests run in parallel: a fixed port
-    /// would collide), plus `extra` lines (which may add sections, `[http]` included).
+    /// would collide), alerts not grouped (each its own message, at once: tests/it/storms.rs
+    /// turns grouping on), plus `extra` lines (which may add sections, `[http]` and
+    /// `[notifications]` included: a key there wins).
     pub fn write_config(&self, extra: &str) {
         let s = &self.server;
         let text = format!(
             "[settings]\nLogFilePath: {}\nPidFile: {}\nReloadInterval: 1\nWorkers: 8\n{extra_settings}\n\
              [database]\nLocation: {}\nport: {}\nUser: {}\nPassword: {}\nDBName: {}\n\
-             [http]\nListen:\n{extra_rest}\n",
+             [notifications]\nGroupWait: 0\n[http]\nListen:\n{extra_rest}\n",
             self.log_path().display(),
             self.pid_path().display(),
             s.host,
