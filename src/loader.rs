@@ -51,8 +51,9 @@ pub struct Loader {
     scanned_at: i64,
     loaded: bool,
     outage_logged: bool,
-    /// The CA bundles rows name (and `[settings] CaFile`), read once per pass.
-    cas: crate::base::ca::CaFiles,
+    /// The files rows name and the config's defaults: CA bundles read once per pass, client
+    /// certificates read again when they change.
+    shared: target::Shared,
     /// The `[secrets]`, and the snapshot of them this pass validates rows with.
     keyring: Keyring,
     vault: Arc<Vault>,
@@ -77,7 +78,7 @@ impl Loader {
         cluster: Feed<Control>,
         writer: Sender<ToWriter>,
         stop: Stop,
-        default_ca: Option<std::path::PathBuf>,
+        shared: target::Shared,
         keyring: Keyring,
     ) -> Loader {
         Loader {
@@ -93,14 +94,14 @@ impl Loader {
             scanned_at: 0,
             loaded: false,
             outage_logged: false,
-            cas: crate::base::ca::CaFiles::new(default_ca),
+            shared,
         }
     }
 
     /// One pass: the first read, or a scan for changes. Database errors are logged once per
     /// outage and the pass is retried next time.
     pub fn pass(&mut self) {
-        self.cas.forget();
+        self.shared.cas.forget();
         // The generation first: a replacement between the two reads is seen next pass.
         let generation = self.keyring.generation();
         self.vault = self.keyring.now();
@@ -108,10 +109,11 @@ impl Loader {
         let result = db::with_conn(&pool, |conn| {
             if !self.loaded {
                 self.load_all(conn)?;
-            } else if generation != self.validated {
-                self.revalidate(conn)?;
-                self.scan(conn)?;
             } else {
+                self.reload_client_certs(conn)?;
+                if generation != self.validated {
+                    self.revalidate(conn)?;
+                }
                 self.scan(conn)?;
             }
             self.validated = generation;
@@ -236,6 +238,25 @@ impl Loader {
         self.keep_config_errors(conn)
     }
 
+    /// Reads again the client certificates whose files changed: the next handshake presents
+    /// the new ones, and the rows naming files that became usable or unusable are validated
+    /// again (their config error comes or goes).
+    fn reload_client_certs(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
+        let refreshed = self.shared.identities.refresh();
+        for r in &refreshed.reloaded {
+            let (cert, rows) = (r.files.cert.display(), r.rows);
+            match &r.error {
+                None => {
+                    log::info!("client certificate {cert} changed: read again ({rows} targets)")
+                }
+                Some(e) => log::error!(
+                    "client certificate {cert} changed and cannot be used: {e} ({rows} targets)"
+                ),
+            }
+        }
+        self.refresh(conn, &refreshed.rows)
+    }
+
     /// Marks again a row whose `config error: ...` was overwritten without an edit: a check
     /// that was in flight when the row was edited into a bad one writes its (older) result
     /// over the error, and no revision change would bring the loader back to it.
@@ -259,6 +280,7 @@ impl Loader {
                 self.take_row(conn, &row, Take::Changed)?;
             } else if self.revisions.remove(&row.id).is_some() {
                 self.invalid.remove(&row.id);
+                self.shared.identities.release(row.id);
                 db::history::pause(conn, row.id)?;
                 log::info!("[{}] target disabled: no longer checked", row.id);
                 self.unschedule(row.id);
@@ -280,6 +302,7 @@ impl Loader {
         for id in gone {
             self.revisions.remove(&id);
             self.invalid.remove(&id);
+            self.shared.identities.release(id);
             log::info!("[{id}] target deleted: no longer checked");
             self.unschedule(id);
         }
@@ -313,7 +336,7 @@ impl Loader {
         self.revisions.insert(row.id, row.revision);
         // Counters and `state_seq` edited out of range: repaired, and the repair logged.
         db::targets::repair(conn, row.id, &row.fixes())?;
-        match target::from_row(row, &mut self.cas, &self.vault.secrets) {
+        match target::from_row(row, &mut self.shared, &self.vault.secrets) {
             Ok(t) => {
                 let recovered = self.invalid.remove(&row.id).is_some();
                 // Re-validated for the secrets alone: said only when that fixed the row.
@@ -355,6 +378,7 @@ fn names_secrets(row: &TargetRow) -> bool {
         row.authn_parms.as_deref(),
         row.request_headers.as_deref(),
         row.request_body.as_deref(),
+        row.proxy_url.as_deref(),
     ]
     .into_iter()
     .flatten()

@@ -130,7 +130,7 @@ fn outputs(url: &str, keystone: Option<&str>) -> Vec<(&'static str, String)> {
 
 /// Every output of one check of the target of `row`, with these `[secrets]` in force.
 fn outputs_of(row: TargetRow, secrets: &Secrets) -> Vec<(&'static str, String)> {
-    let target = target::from_row(&row, &mut crate::base::ca::CaFiles::default(), secrets).unwrap();
+    let target = target::from_row(&row, &mut crate::target::Shared::default(), secrets).unwrap();
     let checker = Checker::new(CheckSettings::default()).with_keyring(Keyring::new(secrets));
     let outcome = checker.check(&target);
     let trace = outcome.trace.to_string();

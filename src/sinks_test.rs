@@ -144,7 +144,7 @@ proptest! {
             success_threshold: 1,
             ..TargetRow::default()
         };
-        let target = target::from_row(&row, &mut crate::base::ca::CaFiles::default(), &Default::default()).unwrap();
+        let target = target::from_row(&row, &mut crate::target::Shared::default(), &Default::default()).unwrap();
         let outcome = CheckOutcome {
             verdict: Verdict::Fail,
             error: None,

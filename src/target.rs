@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crate::base::authn::{self, Auth};
 use crate::base::ca::CaFiles;
+use crate::base::client_cert::ClientIdentities;
 use crate::base::conditions::Conditions;
 use crate::base::headers::RequestHeaders;
-use crate::base::model::{Method, Target};
+use crate::base::model::{IpFamily, Method, Target};
+use crate::base::proxy::{NoProxy, ProxyUrl};
 use crate::base::push;
 use crate::base::redactor::Redactor;
 use crate::base::secrets::Secrets;
@@ -63,6 +65,13 @@ pub enum Error {
     RequestBody(String),
     /// A PUSH target's `push_token` is not one a push can use; the reason (never the token).
     PushToken(String),
+    /// `client_cert` or `client_key` cannot be used; the reason names the file.
+    ClientCert(String),
+    /// `proxy_url` is not an http proxy URL, or names an unknown secret; the reason shows it
+    /// without its user info.
+    Proxy(String),
+    /// `ip_family` is none of `any`, `4`, `6`; the value as written.
+    IpFamily(String),
 }
 
 impl fmt::Display for Error {
@@ -80,7 +89,14 @@ impl fmt::Display for Error {
             | Error::Conditions(reason)
             | Error::RequestHeaders(reason)
             | Error::RequestBody(reason)
-            | Error::PushToken(reason) => f.write_str(reason),
+            | Error::PushToken(reason)
+            | Error::ClientCert(reason) => f.write_str(reason),
+            Error::Proxy(reason) => write!(f, "proxy_url: {reason}"),
+            Error::IpFamily(value) => write!(
+                f,
+                "ip_family `{}` is none of any, 4, 6",
+                text::clip_marked(value, 20)
+            ),
             Error::PassResult(value) => {
                 write!(f, "pass_result {value} is not an HTTP status (100-599)")
             }
@@ -101,12 +117,64 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Validates a row. `cas` reads the row's `ca_file` (or the configured default): a file that
-/// cannot be read is the row's config error. `secrets` fill in the `${secret:NAME}`
-/// references of `url`, `authn_parms`, `request_headers` and `request_body`: a name it does
-/// not hold is the row's config error.
-pub fn from_row(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Target, Error> {
-    validate(row, cas, secrets).map_err(|e| masked(e, secrets))
+/// What validating a row reads besides the row: the files rows name, each read once and
+/// shared by the rows naming it, and the config's defaults. Owned by the loader thread (or a
+/// CLI command).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// CA bundles (`ca_file`, `[settings] CaFile`), read again at each loader pass.
+    pub cas: CaFiles,
+    /// Client certificates (`client_cert`, `client_key`), read again when they change.
+    pub identities: ClientIdentities,
+    /// `[settings] Proxy`, for rows without a `proxy_url`.
+    pub proxy: Option<Arc<ProxyUrl>>,
+    /// `[settings] NoProxy`: the hosts reached without the default proxy.
+    pub no_proxy: Arc<NoProxy>,
+}
+
+impl Shared {
+    /// What the rows of a daemon (or CLI command) reading `config` share.
+    pub fn new(config: &crate::config::Config) -> Shared {
+        Shared {
+            cas: CaFiles::new(config.ca_file.clone()),
+            identities: ClientIdentities::default(),
+            proxy: config.proxy.clone().map(Arc::new),
+            no_proxy: config.no_proxy.clone(),
+        }
+    }
+
+    /// The proxy of a row whose `proxy_url` is `own` and whose host is `host`: its own (none
+    /// when it says `none`), its `${secret:NAME}` references filled in from `secrets`; else
+    /// the default unless `NoProxy` names the host.
+    fn proxy(
+        &self,
+        own: Option<&str>,
+        host: &str,
+        secrets: &Secrets,
+    ) -> Result<Option<Arc<ProxyUrl>>, Error> {
+        match own.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(none) if none.eq_ignore_ascii_case("none") => Ok(None),
+            Some(own) => {
+                let expanded = secrets
+                    .expand(own)
+                    .map_err(|e| Error::Proxy(e.to_string()))?;
+                ProxyUrl::parse(&expanded)
+                    .map(|p| Some(Arc::new(p)))
+                    .map_err(Error::Proxy)
+            }
+            None if self.no_proxy.matches(host) => Ok(None),
+            None => Ok(self.proxy.clone()),
+        }
+    }
+}
+
+/// Validates a row. `shared` reads the files the row names (`ca_file` or the configured
+/// default, `client_cert`, `client_key`): a file that cannot be used is the row's config
+/// error. `secrets` fill in the `${secret:NAME}` references of `url`, `authn_parms`,
+/// `request_headers`, `request_body` and `proxy_url`: a name it does not hold is the row's
+/// config error.
+pub fn from_row(row: &TargetRow, shared: &mut Shared, secrets: &Secrets) -> Result<Target, Error> {
+    validate(row, shared, secrets).map_err(|e| masked(e, secrets))
 }
 
 /// The error with the values of `secrets` masked: a reason may quote what a reference
@@ -124,11 +192,12 @@ fn masked(e: Error, secrets: &Secrets) -> Error {
         Error::Conditions(r) => Error::Conditions(mask(r)),
         Error::RequestHeaders(r) => Error::RequestHeaders(mask(r)),
         Error::RequestBody(r) => Error::RequestBody(mask(r)),
+        Error::Proxy(r) => Error::Proxy(mask(r)),
         other => other,
     }
 }
 
-fn validate(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Target, Error> {
+fn validate(row: &TargetRow, shared: &mut Shared, secrets: &Secrets) -> Result<Target, Error> {
     if let Some(bad) = &row.undecodable {
         return Err(Error::Undecodable {
             column: bad.column,
@@ -169,6 +238,21 @@ fn validate(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Tar
     if let Some(ms) = row.max_response_ms {
         at_least_one("max_response_ms", ms)?;
     }
+    let ip_family =
+        IpFamily::parse(&row.ip_family).ok_or_else(|| Error::IpFamily(row.ip_family.clone()))?;
+    let proxy = shared.proxy(row.proxy_url.as_deref(), url.host(), secrets)?;
+    let ca = shared
+        .cas
+        .get(row.ca_file.as_deref())
+        .map_err(|e| Error::CaFile(e.to_string()))?;
+    let client_identity = shared
+        .identities
+        .get(
+            row.id,
+            row.client_cert.as_deref(),
+            row.client_key.as_deref(),
+        )
+        .map_err(|e| Error::ClientCert(e.to_string()))?;
     Ok(Target {
         id: row.id,
         name: row.name.clone(),
@@ -188,10 +272,11 @@ fn validate(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Tar
         success_threshold: row.success_threshold as u64,
         realert: (row.realert_minutes > 0)
             .then(|| Duration::from_secs(row.realert_minutes as u64 * 60)),
-        ca: cas
-            .get(row.ca_file.as_deref())
-            .map_err(|e| Error::CaFile(e.to_string()))?,
+        ca,
         cert_warn_days,
+        client_identity,
+        proxy,
+        ip_family,
         conditions,
         request_headers,
     })
@@ -307,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_defaulted_row_is_a_valid_target() {
-        let t = from_row(&row(), &mut CaFiles::default(), &Secrets::new()).unwrap();
+        let t = from_row(&row(), &mut Shared::default(), &Secrets::new()).unwrap();
         assert_eq!(
             (
                 t.method,
@@ -350,7 +435,7 @@ mod tests {
         for (spoil, expected) in cases {
             let mut r = row();
             spoil(&mut r);
-            let err = from_row(&r, &mut CaFiles::default(), &Secrets::new())
+            let err = from_row(&r, &mut Shared::default(), &Secrets::new())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
@@ -381,7 +466,7 @@ mod tests {
         let values = vec![Some(mysql::Value::Int(7)), Some(mysql::Value::NULL)];
         let mut r = row();
         r.undecodable = Some(bad(&mut crate::db::decode::Fields::of("targets", values)));
-        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
         assert_eq!(err.to_string(), "name: NULL is not UTF-8 text");
     }
 
@@ -402,7 +487,7 @@ mod tests {
         );
         r.request_headers = Some("X-Api-Key: ${secret:API_KEY}\nAccept: application/json".into());
         r.request_body = Some(r#"{"key":"${secret:API_KEY}"}"#.into());
-        let t = from_row(&r, &mut CaFiles::default(), &secrets()).unwrap();
+        let t = from_row(&r, &mut Shared::default(), &secrets()).unwrap();
         assert_eq!(t.url.as_str(), "http://127.0.0.1:8080/h/k-7f3a9c21");
         assert_eq!(t.url.shown(), "http://127.0.0.1:8080/h/${secret:API_KEY}");
         let Auth::OAuth2(p) = &t.auth else {
@@ -445,7 +530,7 @@ mod tests {
         for (spoil, expected) in cases {
             let mut bad = r.clone();
             spoil(&mut bad);
-            let err = from_row(&bad, &mut CaFiles::default(), &secrets())
+            let err = from_row(&bad, &mut Shared::default(), &secrets())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -459,7 +544,7 @@ mod tests {
     fn a_config_error_never_quotes_what_a_secret_expanded_to() {
         let mut r = row();
         r.request_headers = Some("Accept: */*\n${secret:API_KEY}".into());
-        let err = from_row(&r, &mut CaFiles::default(), &secrets()).unwrap_err();
+        let err = from_row(&r, &mut Shared::default(), &secrets()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "request_headers line 2: `***` is not `Name: value`"
@@ -470,20 +555,20 @@ mod tests {
     fn conditions_and_headers_are_validated_at_load() {
         let mut r = row();
         r.conditions = Some("# health\n[STATUS] == 200\n[BODY].status == ok\n".into());
-        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        let t = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap();
         assert_eq!(t.conditions.as_ref().map(|c| c.len()), Some(2));
         r.conditions = Some("\n# nothing yet\n".into());
-        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        let t = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap();
         assert!(t.conditions.is_none());
         r.conditions = Some("[STATUS] == 200\n[BODY].status ok".into());
-        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
         assert!(
             err.to_string().starts_with("conditions line 2, column "),
             "{err}"
         );
         let mut r = row();
         r.request_headers = Some("Accept: */*\nno colon".into());
-        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "request_headers line 2: `no colon` is not `Name: value`"
@@ -491,13 +576,13 @@ mod tests {
         r.request_headers = Some("authorization: Bearer x".into());
         r.authn = "BEARER".into();
         r.authn_parms = Some("token=abc".into());
-        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "request_headers: Authorization is set by authn BEARER"
         );
         r.authn = "NONE".into();
-        assert!(from_row(&r, &mut CaFiles::default(), &Secrets::new()).is_ok());
+        assert!(from_row(&r, &mut Shared::default(), &Secrets::new()).is_ok());
     }
 
     #[test]
@@ -505,12 +590,12 @@ mod tests {
         let mut r = row();
         r.method = "push".into();
         r.url = String::new();
-        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        let t = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap();
         assert_eq!((t.method, t.url.as_str()), (Method::Push, PUSH_URL));
         r.push_token = Some("backup-job_2026-nightly".into());
-        assert!(from_row(&r, &mut CaFiles::default(), &Secrets::new()).is_ok());
+        assert!(from_row(&r, &mut Shared::default(), &Secrets::new()).is_ok());
         r.push_token = Some("s3cret".into());
-        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new())
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new())
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("push_token has 6 characters"), "{err}");
@@ -518,11 +603,122 @@ mod tests {
     }
 
     #[test]
+    fn ip_family_and_proxy_url_are_validated_and_the_password_never_shown() {
+        let mut r = row();
+        r.ip_family = " 6 ".into();
+        r.proxy_url = Some("http://ops:hunter2@127.0.0.1:3128".into());
+        let t = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap();
+        assert_eq!(t.ip_family, IpFamily::V6);
+        assert_eq!(t.proxy.unwrap().shown(), "http://***@127.0.0.1:3128");
+        r.ip_family = "5".into();
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
+        assert_eq!(err.to_string(), "ip_family `5` is none of any, 4, 6");
+        r.ip_family = "any".into();
+        r.proxy_url = Some("socks5://ops:hunter2@127.0.0.1:1080".into());
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "proxy_url: proxy `socks5://***@127.0.0.1:1080` is not an http:// proxy"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_default_proxy_serves_the_rows_without_their_own_but_no_proxy_hosts() {
+        let mut shared = Shared {
+            proxy: Some(Arc::new(ProxyUrl::parse("http://10.0.0.1:3128").unwrap())),
+            no_proxy: Arc::new(NoProxy::parse(".internal.example, 127.0.0.0/8").unwrap()),
+            ..Shared::default()
+        };
+        let proxy_of = |url: &str, own: Option<&str>, shared: &mut Shared| {
+            let mut r = row();
+            r.url = url.into();
+            r.proxy_url = own.map(String::from);
+            from_row(&r, shared, &Secrets::new())
+                .unwrap()
+                .proxy
+                .map(|p| p.shown().to_string())
+        };
+        let default = Some("http://10.0.0.1:3128".to_string());
+        assert_eq!(proxy_of("https://api.example/", None, &mut shared), default);
+        assert_eq!(proxy_of("http://127.0.0.1:8080/", None, &mut shared), None);
+        assert_eq!(
+            proxy_of("http://db.internal.example/", None, &mut shared),
+            None
+        );
+        assert_eq!(
+            proxy_of("https://api.example/", Some("none"), &mut shared),
+            None
+        );
+        assert_eq!(
+            proxy_of(
+                "http://127.0.0.1/",
+                Some("http://10.9.9.9:8080"),
+                &mut shared
+            ),
+            Some("http://10.9.9.9:8080".to_string()),
+            "a row's own proxy is used whatever NoProxy says"
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_that_cannot_be_read_is_the_rows_config_error() {
+        let mut r = row();
+        r.client_cert = Some("/nonexistent/skypunch-client.pem".into());
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "client_cert /nonexistent/skypunch-client.pem: cannot read it: No such file or \
+             directory (os error 2)"
+        );
+        r.client_cert = None;
+        r.client_key = Some("/k.pem".into());
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("client_key is set but client_cert is not"));
+    }
+
+    #[test]
+    fn a_proxy_password_comes_from_secrets_and_no_error_quotes_it() {
+        let mut secrets = Secrets::new();
+        secrets.insert("PROXY_PW", "pr0xy-s3cret");
+        secrets.insert("PROXY_HOST", "proxy.internal.example");
+        let mut r = row();
+        r.proxy_url = Some("http://ops:${secret:PROXY_PW}@127.0.0.1:3128".into());
+        let t = from_row(&r, &mut Shared::default(), &secrets).unwrap();
+        let proxy = t.proxy.unwrap();
+        assert_eq!(proxy.shown(), "http://***@127.0.0.1:3128");
+        // base64("ops:pr0xy-s3cret")
+        assert_eq!(
+            proxy.authorization().map(|a| a.expose()),
+            Some("Basic b3BzOnByMHh5LXMzY3JldA==")
+        );
+        r.proxy_url = Some("http://ops:${secret:NOPE}@127.0.0.1:3128".into());
+        let err = from_row(&r, &mut Shared::default(), &secrets).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy_url: unknown secret `NOPE`: add it to [secrets] in the config file, then SIGHUP"
+        );
+        // A value in the host part is quoted by the parser's error: masked before it is stored.
+        r.proxy_url = Some("http://${secret:PROXY_HOST}/".into());
+        let err = from_row(&r, &mut Shared::default(), &secrets)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no port"), "{err}");
+        assert!(!err.contains("proxy.internal.example"), "{err}");
+    }
+
+    #[test]
     fn methods_are_case_insensitive() {
         let mut r = row();
         r.method = " post ".into();
         assert_eq!(
-            from_row(&r, &mut CaFiles::default(), &Secrets::new())
+            from_row(&r, &mut Shared::default(), &Secrets::new())
                 .unwrap()
                 .method,
             Method::Post

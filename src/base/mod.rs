@@ -5,6 +5,7 @@
 
 pub mod authn;
 pub mod ca;
+pub mod client_cert;
 pub mod conditions;
 pub mod fault;
 pub mod headers;
@@ -12,6 +13,7 @@ pub mod keyring;
 pub mod model;
 pub mod os;
 pub mod phases;
+pub mod proxy;
 pub mod push;
 pub mod redactor;
 pub mod rollup;

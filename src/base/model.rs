@@ -148,6 +148,12 @@ pub struct Target {
     pub ca: Option<Arc<crate::base::ca::CaBundle>>,
     /// A CERTIFICATE alert once the certificate expires within this many days; 0: never.
     pub cert_warn_days: u32,
+    /// The client certificate presented when a server asks for one (`client_cert`).
+    pub client_identity: Option<Arc<crate::base::client_cert::ClientIdentity>>,
+    /// The proxy the checks go through (`proxy_url`, or `[settings] Proxy`).
+    pub proxy: Option<Arc<crate::base::proxy::ProxyUrl>>,
+    /// The addresses a check connects to (`ip_family`).
+    pub ip_family: IpFamily,
     /// What the answer must show besides (or, naming `[STATUS]`, instead of) `pass_result`.
     pub conditions: Option<Arc<Conditions>>,
     /// Sent with every request of the check (not with a token request), references expanded.
@@ -179,8 +185,44 @@ impl Target {
             realert: None,
             ca: None,
             cert_warn_days: 14,
+            client_identity: None,
+            proxy: None,
+            ip_family: IpFamily::Any,
             conditions: None,
             request_headers: RequestHeaders::default(),
+        }
+    }
+}
+
+/// Which addresses of a target's host a check connects to (`ip_family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpFamily {
+    /// Every address, in the resolver's order.
+    #[default]
+    Any,
+    /// IPv4 addresses only.
+    V4,
+    /// IPv6 addresses only.
+    V6,
+}
+
+impl IpFamily {
+    /// `any` (any case; empty as well), `4` or `6`, around white space.
+    pub fn parse(s: &str) -> Option<IpFamily> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "any" | "" => Some(IpFamily::Any),
+            "4" => Some(IpFamily::V4),
+            "6" => Some(IpFamily::V6),
+            _ => None,
+        }
+    }
+
+    /// Whether `ip` is of this family.
+    pub fn admits(self, ip: std::net::IpAddr) -> bool {
+        match self {
+            IpFamily::Any => true,
+            IpFamily::V4 => ip.is_ipv4(),
+            IpFamily::V6 => ip.is_ipv6(),
         }
     }
 }

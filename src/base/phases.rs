@@ -7,7 +7,8 @@
 //! The phases, summed over the redirects a check follows (a token request's are not the
 //! target's and are not counted):
 //! - `dns`: resolving the host (0 for an IP address);
-//! - `connect`: the TCP connection;
+//! - `connect`: the TCP connection (through a proxy: the connection to the proxy and, for
+//!   https, its CONNECT tunnel; the proxy's name lookup is `dns`);
 //! - `tls`: the TLS handshake (0 for `http://`);
 //! - `request`: writing the request, from the connection's readiness to its last byte;
 //! - `first_byte`: from the request's last byte to the answer's first (the server's time);

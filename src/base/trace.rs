@@ -60,6 +60,11 @@ impl Trace {
         self.step_at(end, Some(took), text);
     }
 
+    /// Records a step that happened at `at`, untimed.
+    pub fn note(&mut self, at: Instant, text: impl Into<String>) {
+        self.step_at(at, None, text);
+    }
+
     fn step_at(&mut self, at: Instant, took: Option<Duration>, text: impl Into<String>) {
         let offset = at.saturating_duration_since(self.started);
         let wall = self.started_at + chrono::Duration::from_std(offset).unwrap_or_default();

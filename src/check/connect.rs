@@ -1,7 +1,7 @@
 //! A check's TCP connection, on the worker thread running it: connect within what is left of
 //! the deadline, registered with the stop's socket registry ([`super::sockets`]) before the
-//! connect, and the plain transport ureq reads and writes it through. Writes nothing but the
-//! socket.
+//! connect, and the plain transport ureq reads and writes it through (an http request through
+//! a proxy in absolute form, see [`super::proxy`]). Writes nothing but the socket.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -13,6 +13,7 @@ use ureq::unversioned::transport::time as ut;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, NextTimeout, Transport};
 
 use super::buffers::PooledBuffers;
+use super::proxy::AbsoluteForm;
 use super::sockets;
 
 /// What is left of the connect timeout now (ureq computed it when the connect phase began).
@@ -36,8 +37,18 @@ pub(super) struct Tracked {
 pub(super) fn connect_tcp(
     details: &ConnectionDetails,
 ) -> Result<(Tracked, SocketAddr), ureq::Error> {
+    connect_to(&details.addrs, details)
+}
+
+/// [`connect_tcp`] to `addrs` (a proxy's). Inlined into [`connect_tcp`] as it was before
+/// proxies called it too: a plain check's connect costs what it did.
+#[inline]
+pub(super) fn connect_to(
+    addrs: &[SocketAddr],
+    details: &ConnectionDetails,
+) -> Result<(Tracked, SocketAddr), ureq::Error> {
     let mut last = None;
-    for &addr in details.addrs.iter() {
+    for &addr in addrs {
         let timeout = remaining(details);
         let result = match timeout.after {
             ut::Duration::Exact(d) if d.is_zero() => {
@@ -155,6 +166,9 @@ pub(super) struct TcpTransport {
     write_timeout: Option<Duration>,
     /// Whether anything was written yet.
     wrote: bool,
+    /// An http request through a proxy: its request line is rewritten to absolute form, and
+    /// the first answer looked at for the proxy's refusal. Taken when the answer begins.
+    absolute: Option<Box<AbsoluteForm>>,
 }
 
 /// A first write this small goes into the empty send buffer of a new connection (at least
@@ -178,7 +192,21 @@ impl TcpTransport {
             read_timeout: None,
             write_timeout: None,
             wrote: false,
+            absolute: None,
         }
+    }
+
+    /// The proxy's refusal of a request sent in absolute form, looked for in the answer's
+    /// first bytes only.
+    #[cold]
+    fn proxy_refusal(&mut self) -> Option<super::proxy::ProxyError> {
+        let form = self.absolute.take()?;
+        form.refusal(self.buffers.input())
+    }
+
+    /// Sends the request through a proxy in absolute form (see [`AbsoluteForm`]).
+    pub(super) fn set_absolute_form(&mut self, form: AbsoluteForm) {
+        self.absolute = Some(Box::new(form));
     }
 }
 
@@ -222,11 +250,13 @@ impl Transport for TcpTransport {
         } else if timeout.after == ut::Duration::Exact(Duration::ZERO) {
             return Err(ureq::Error::Timeout(timeout.reason));
         }
-        self.wrote = true;
+        let first = !std::mem::replace(&mut self.wrote, true);
         let output = &self.buffers.output()[..amount];
-        (&self.stream)
-            .write_all(output)
-            .map_err(|e| timed_out(e, timeout))
+        let result = match &self.absolute {
+            Some(form) if first => (&self.stream).write_all(&form.rewrite(output)),
+            _ => (&self.stream).write_all(output),
+        };
+        result.map_err(|e| timed_out(e, timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
@@ -247,6 +277,11 @@ impl Transport for TcpTransport {
             }
         };
         self.buffers.input_appended(amount);
+        if amount > 0 && self.absolute.is_some() {
+            if let Some(refused) = self.proxy_refusal() {
+                return Err(ureq::Error::Io(io::Error::other(refused)));
+            }
+        }
         Ok(amount > 0)
     }
 

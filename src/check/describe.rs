@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::time::Duration;
 
+use super::proxy::ProxyError;
+use super::resolve::NoAddress;
 use crate::base::model::Phase;
 
 /// The canonical reason phrase of a status code (RFC 9110 and friends). HTTP/1.1 servers may
@@ -95,6 +97,13 @@ fn timeout(cx: &Context) -> String {
 
 fn io_error(e: &io::Error, cx: &Context) -> String {
     use io::ErrorKind as K;
+    // The proxy's and the address family's own words name what failed and where.
+    if let Some(proxy) = e.get_ref().and_then(|i| i.downcast_ref::<ProxyError>()) {
+        return proxy.describe(cx.timeout);
+    }
+    if let Some(family) = e.get_ref().and_then(|i| i.downcast_ref::<NoAddress>()) {
+        return family.to_string();
+    }
     if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         let mut text = format!("TLS error: {inner}");
         append_addr(&mut text, cx);

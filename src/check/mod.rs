@@ -3,8 +3,9 @@
 //! server), and returns a [`CheckOutcome`] with a trace. Touches no database.
 //!
 //! - [`http`]: the steps of a check (authenticate, send, read, judge) and its trace;
-//! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`tls`] and
-//!   [`transport`]: how they reach a target; [`phase`]: what those steps record on the way;
+//! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`proxy`], [`tls`]
+//!   (with [`client_cert`]) and [`transport`]: how they reach a target; [`phase`]: what
+//!   those steps record on the way;
 //! - [`verify_cache`], [`kx_hints`] (over [`clock`]): what TLS handshakes remember;
 //!   [`buffers`]: the connections' buffers; [`crypto`]: the TLS provider;
 //! - [`describe`], [`cert`]: words for what a check found;
@@ -24,6 +25,7 @@ mod tokens;
 mod agent;
 mod buffers;
 mod cert;
+mod client_cert;
 mod clock;
 mod connect;
 mod crypto;
@@ -31,6 +33,7 @@ mod describe;
 mod http;
 mod kx_hints;
 mod phase;
+mod proxy;
 mod push;
 mod resolve;
 mod tls;
@@ -145,6 +148,7 @@ impl Checker {
             redactor: &vault.redactor,
         };
         phase::begin();
+        client_cert::begin();
         let outcome = http::run(tools, target);
         phase::end();
         outcome

@@ -14,7 +14,8 @@
 //!
 //! The same marks, summed per phase, are the check's [`Phases`] (`/metrics`, the API): the
 //! check counts the marks of its own requests ([`time_phases`]), not a token request's, and
-//! the body it read ([`body_read`]).
+//! the body it read ([`body_read`]). Through a proxy ([`super::proxy`]) the proxy's lookup
+//! counts in `dns` and the connection to it (with its CONNECT tunnel) in `connect`.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -50,12 +51,24 @@ pub(super) enum Mark {
         at: Instant,
         took: Duration,
     },
+    /// A step off the common path, in its own words (see [`note`]): the proxy's, a client
+    /// certificate asked for. Timed ones say which phase they count in (a proxy's lookup in
+    /// `dns`, the connection to it and its CONNECT tunnel in `connect`); untimed when `took`
+    /// is `None`. The text is kept beside the marks, so that they stay `Copy` and a plain
+    /// check's cost what they did.
+    Note {
+        at: Instant,
+        took: Option<(Step, Duration)>,
+        text: usize,
+    },
 }
 
 struct Recorder {
     armed: bool,
     phase: Phase,
     marks: Vec<Mark>,
+    /// The texts of the check's [`Mark::Note`]s, by their `text` index.
+    notes: Vec<String>,
     /// The leaf certificate of the check's first TLS handshake (the target's own host; a
     /// redirect's is not kept).
     cert: Option<Arc<CertInfo>>,
@@ -71,6 +84,7 @@ thread_local! {
             armed: false,
             phase: Phase::Start,
             marks: Vec::new(),
+            notes: Vec::new(),
             cert: None,
             times: None,
             first_byte: None,
@@ -84,6 +98,7 @@ pub(super) fn begin() {
         r.armed = true;
         r.phase = Phase::Start;
         r.marks.clear();
+        r.notes.clear();
         r.cert = None;
         r.times = None;
         r.first_byte = None;
@@ -138,6 +153,32 @@ pub(super) fn drain(mut f: impl FnMut(Mark)) {
     });
 }
 
+/// Records a step in its own words (a [`Mark::Note`]), at the phase the check is in;
+/// `took`, when it is timed, names the phase of [`Phases`] it counts in.
+pub(super) fn note(at: Instant, took: Option<(Step, Duration)>, text: String) {
+    RECORDER.with_borrow_mut(|r| {
+        if r.armed {
+            let index = r.notes.len();
+            r.notes.push(text);
+            r.marks.push(Mark::Note {
+                at,
+                took,
+                text: index,
+            });
+        }
+    });
+}
+
+/// The text of the [`Mark::Note`] whose `text` is `index` (handed over once).
+pub(super) fn note_text(index: usize) -> String {
+    RECORDER.with_borrow_mut(|r| {
+        r.notes
+            .get_mut(index)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
 /// Counts the marks recorded and not yet drained into the check's phases: called by the
 /// check right after a request to the target (whether it got an answer or not), before the
 /// marks become trace lines. A token request's marks are drained before, and not counted.
@@ -154,6 +195,11 @@ pub(super) fn time_phases() {
                     r.first_byte = Some(at);
                     (Step::FirstByte, took)
                 }
+                Mark::Note {
+                    took: Some((step, took)),
+                    ..
+                } => (step, took),
+                Mark::Note { took: None, .. } => continue,
             };
             times.add(step, took);
         }
@@ -211,6 +257,17 @@ mod tests {
             "{seen:?}"
         );
         drain(|mark| panic!("{mark:?} handed over twice"));
+        note(at, None, "server asked for a client certificate".into());
+        let mut texts = Vec::new();
+        drain(|mark| {
+            if let Mark::Note { text, took, .. } = mark {
+                texts.push((note_text(text), took));
+            }
+        });
+        assert_eq!(
+            texts,
+            [("server asked for a client certificate".to_string(), None)]
+        );
         end();
         record(Phase::Body, Some(Mark::FirstByte { at, took }));
         drain(|mark| panic!("{mark:?} recorded after the check"));
@@ -262,6 +319,36 @@ mod tests {
         let seconds: Vec<f64> = take_phases().unwrap().seconds().map(|(_, s)| s).collect();
         assert_eq!(seconds, [0.0, 0.002, 0.0, 0.001, 0.007, 0.004]);
         assert_eq!(take_phases(), None, "taken once");
+        end();
+    }
+
+    #[test]
+    fn a_proxied_check_counts_the_proxy_lookup_in_dns_and_its_connection_in_connect() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        begin();
+        let text = |s: &str| s.to_string();
+        note(t0, Some((Step::Dns, ms(3))), text("proxy resolved"));
+        note(t0, Some((Step::Connect, ms(2))), text("connected to proxy"));
+        note(t0, Some((Step::Connect, ms(5))), text("CONNECT a:443: 200"));
+        note(t0, None, text("server asked for a client certificate"));
+        record(
+            Phase::Sending,
+            Some(Mark::Handshake {
+                at: t0,
+                took: ms(4),
+            }),
+        );
+        time_phases();
+        let mut texts = Vec::new();
+        drain(|mark| {
+            if let Mark::Note { text, .. } = mark {
+                texts.push(note_text(text));
+            }
+        });
+        assert_eq!(texts.len(), 4, "every note still becomes a trace line");
+        let seconds: Vec<f64> = take_phases().unwrap().seconds().map(|(_, s)| s).collect();
+        assert_eq!(seconds, [0.003, 0.007, 0.004, 0.0, 0.0, 0.0]);
         end();
     }
 }

@@ -1,7 +1,11 @@
 //! Name resolution of a check's host, on the worker thread running it: ureq's resolver,
 //! timed into the check's recorder ([`super::phase`]), with IP literals and `.invalid` names
-//! answered without asking it. Reads the request's URI; writes only the recorder.
+//! answered without asking it, only the addresses of the target's `ip_family` kept, and no
+//! lookup at all when a proxy resolves the name. Reads the request's URI; writes only the
+//! recorder.
 
+use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -11,12 +15,63 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::NextTimeout;
 
 use super::phase::{self, Mark};
-use crate::base::model::Phase;
+use crate::base::model::{IpFamily, Phase};
 
 /// ureq's resolver, timed; IP literals skip it, because with a timeout it spawns a thread
 /// per lookup and most monitored URLs in a data centre name an address.
 #[derive(Debug, Default)]
-pub(super) struct TimedResolver(DefaultResolver);
+pub(super) struct TimedResolver {
+    inner: DefaultResolver,
+    /// The addresses kept (ureq's resolver filters by the agent's `ip_family` as well, before
+    /// it keeps the first 16).
+    family: IpFamily,
+    /// The agent goes through a proxy, which resolves the name itself: nothing is looked up
+    /// here unless a family is asked for (then the proxy is given an address of it).
+    proxied: bool,
+}
+
+impl TimedResolver {
+    pub(super) fn new(family: IpFamily, proxied: bool) -> TimedResolver {
+        TimedResolver {
+            inner: DefaultResolver::default(),
+            family,
+            proxied,
+        }
+    }
+
+    /// The error of a host with no address of the target's family.
+    fn no_address(&self, uri: &Uri) -> ureq::Error {
+        let host = uri.host().unwrap_or_default().to_string();
+        let family = self.family;
+        ureq::Error::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            NoAddress { host, family },
+        ))
+    }
+}
+
+/// A host has addresses, but none of the family `ip_family` asks for.
+#[derive(Debug)]
+pub(super) struct NoAddress {
+    host: String,
+    family: IpFamily,
+}
+
+impl fmt::Display for NoAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, column) = match self.family {
+            IpFamily::V6 => ("IPv6", "6"),
+            _ => ("IPv4", "4"),
+        };
+        write!(
+            f,
+            "no {name} address for {} (ip_family {column})",
+            self.host
+        )
+    }
+}
+
+impl std::error::Error for NoAddress {}
 
 impl Resolver for TimedResolver {
     fn resolve(
@@ -29,15 +84,37 @@ impl Resolver for TimedResolver {
         if reserved_invalid(uri) {
             return Err(ureq::Error::HostNotFound);
         }
+        if self.proxied && self.family == IpFamily::Any {
+            return Ok(self.empty());
+        }
         let t0 = Instant::now();
-        let addrs = match literal(uri) {
+        let mut addrs = match literal(uri) {
             Some(addr) => {
                 let mut addrs = self.empty();
                 addrs.push(addr);
                 addrs
             }
-            None => self.0.resolve(uri, config, timeout)?,
+            None => match self.inner.resolve(uri, config, timeout) {
+                // ureq's resolver found addresses, none of the family.
+                Err(ureq::Error::HostNotFound) if self.family != IpFamily::Any => {
+                    return Err(self.no_address(uri))
+                }
+                other => other?,
+            },
         };
+        if self.family != IpFamily::Any {
+            let family = self.family;
+            let kept: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| family.admits(a.ip()))
+                .collect();
+            if kept.is_empty() {
+                return Err(self.no_address(uri));
+            }
+            addrs = self.empty();
+            kept.into_iter().for_each(|a| addrs.push(a));
+        }
         let first = addrs.first().map(SocketAddr::ip);
         if let Some(first) = first {
             let at = Instant::now();
@@ -100,6 +177,30 @@ mod tests {
             Some("[::1]:8443".parse().unwrap())
         );
         assert_eq!(literal(&uri("http://localhost/")), None);
+    }
+
+    #[test]
+    fn only_addresses_of_the_family_asked_for_are_kept() {
+        let config = ureq::config::Config::default();
+        let timeout = NextTimeout::default();
+        let v4 = TimedResolver::new(IpFamily::V4, false);
+        let err = v4
+            .resolve(&uri("http://[::1]:8080/"), &config, timeout)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "io: no IPv4 address for [::1] (ip_family 4)"
+        );
+        let v6 = TimedResolver::new(IpFamily::V6, false);
+        let addrs = v6
+            .resolve(&uri("http://[::1]:8080/"), &config, timeout)
+            .unwrap();
+        assert_eq!(addrs[..], ["[::1]:8080".parse().unwrap()]);
+        let proxied = TimedResolver::new(IpFamily::Any, true);
+        let none = proxied
+            .resolve(&uri("http://name.example/"), &config, timeout)
+            .unwrap();
+        assert!(none.is_empty(), "the proxy resolves the name");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! TLS for a check's connection, on the worker thread running it: the client configurations
-//! (verifying with the public roots and a target's CA bundle, or trusting any certificate),
-//! built once per agent, the handshake over the check's TCP transport, and the TLS transport
+//! (verifying with the public roots and a target's CA bundle, or trusting any certificate;
+//! presenting a target's client certificate when a server asks), built once per agent, the handshake over the check's TCP transport, and the TLS transport
 //! ureq reads and writes through. Writes the leaf certificate into the check's recorder;
 //! reads and fills the [`TlsMemory`] every agent shares.
 
@@ -18,10 +18,12 @@ use ureq::unversioned::transport::{
 };
 
 use super::buffers::PooledBuffers;
+use super::client_cert::ClientCert;
 use super::connect::{self, TcpTransport};
 use super::kx_hints::{KxHints, KX_HINTS};
 use super::phase;
 use super::verify_cache::{CachingVerifier, VerifiedChains, VERIFIED_CHAINS};
+use crate::base::client_cert::ClientIdentity;
 
 /// What every agent's TLS handshakes remember between checks: the chains verified lately
 /// and the key-exchange group each server chose (never a session: see
@@ -57,8 +59,13 @@ impl fmt::Debug for TlsConfigs {
 
 impl TlsConfigs {
     /// `extra_roots`: CA certificates trusted besides the public roots (a target's
-    /// `ca_file`); `memory`: the verified chains and key-share hints all agents share.
-    pub(super) fn new(extra_roots: Vec<CertificateDer<'static>>, memory: &TlsMemory) -> TlsConfigs {
+    /// `ca_file`); `identity`: the client certificate presented when a server asks for one;
+    /// `memory`: the verified chains and key-share hints all agents share.
+    pub(super) fn new(
+        extra_roots: Vec<CertificateDer<'static>>,
+        identity: Option<Arc<ClientIdentity>>,
+        memory: &TlsMemory,
+    ) -> TlsConfigs {
         let provider = Arc::new(provider());
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -73,14 +80,16 @@ impl TlsConfigs {
         };
         let verifier = CachingVerifier::new(roots, provider.clone(), memory.chains.clone())
             .expect("the public roots are never empty");
+        // Asked only when a server asks for a client certificate: no cost to other handshakes.
+        let client_cert: Arc<ClientCert> = Arc::new(ClientCert(identity));
         let mut verifying = builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_client_cert_resolver(client_cert.clone());
         let mut trusting = builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
-            .with_no_client_auth();
+            .with_client_cert_resolver(client_cert);
         // Every check is a full handshake, as a new client's would be: a resumed session
         // shows no certificate, so its chain would go unverified and its expiry unseen. The
         // store keeps only each server's key-exchange group.

@@ -1,9 +1,11 @@
 //! The connection a check's requests go over, on the worker thread running it: ureq's
-//! connector opens TCP ([`super::connect`]) and, for https, TLS ([`super::tls`]), and wraps
+//! connector opens TCP ([`super::connect`]; to the target, or through its proxy:
+//! [`super::proxy`]) and, for https, TLS ([`super::tls`]), and wraps
 //! the result so that the request's last write and the answer's first byte are timed. Every
 //! step writes its mark into the check's recorder ([`super::phase`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustls::pki_types::CertificateDer;
@@ -15,13 +17,17 @@ use super::buffers::PooledBuffers;
 use super::connect::{self, TcpTransport};
 use super::phase::{self, Mark};
 use super::tls::{self, TlsConfigs, TlsMemory, TlsTransport};
+use crate::base::client_cert::ClientIdentity;
 use crate::base::model::Phase;
+use crate::base::proxy::ProxyUrl;
 
 /// Connects TCP (and TLS for https) itself rather than through ureq's connectors: it needs the
 /// peer address for the trace, and ureq's `RustlsConnector` rebuilds the whole rustls
 /// `ClientConfig` for every request of a check (see [`TlsConfigs`]). Ours are built once.
+/// For the same reasons it goes through a target's proxy itself ([`super::proxy`]).
 pub(super) struct TimedConnector {
     tls: TlsConfigs,
+    proxy: Option<Arc<ProxyUrl>>,
 }
 
 impl fmt::Debug for TimedConnector {
@@ -32,13 +38,18 @@ impl fmt::Debug for TimedConnector {
 
 impl TimedConnector {
     /// `extra_roots`: CA certificates trusted besides the public roots (a target's
-    /// `ca_file`); `memory`: the verified chains and key-share hints all agents share.
+    /// `ca_file`); `identity`: the client certificate presented when asked for; `proxy`: the
+    /// proxy every connection goes through; `memory`: the verified chains and key-share
+    /// hints all agents share.
     pub(super) fn new(
         extra_roots: Vec<CertificateDer<'static>>,
+        identity: Option<Arc<ClientIdentity>>,
+        proxy: Option<Arc<ProxyUrl>>,
         memory: &TlsMemory,
     ) -> TimedConnector {
         TimedConnector {
-            tls: TlsConfigs::new(extra_roots, memory),
+            tls: TlsConfigs::new(extra_roots, identity, memory),
+            proxy,
         }
     }
 }
@@ -55,20 +66,25 @@ impl Connector<()> for TimedConnector {
         _chained: Option<()>,
     ) -> Result<Option<CheckTransport>, ureq::Error> {
         let config = details.config;
-        let t0 = Instant::now();
-        let (tracked, peer) = connect::connect_tcp(details)?;
-        let at = Instant::now();
-        phase::record(
-            Phase::Connecting,
-            Some(Mark::Connected {
-                at,
-                took: at - t0,
-                peer,
-            }),
-        );
         let buffers =
             || PooledBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-        let tcp = TcpTransport::new(tracked, buffers());
+        let (tcp, at) = match &self.proxy {
+            None => {
+                let t0 = Instant::now();
+                let (tracked, peer) = connect::connect_tcp(details)?;
+                let at = Instant::now();
+                phase::record(
+                    Phase::Connecting,
+                    Some(Mark::Connected {
+                        at,
+                        took: at - t0,
+                        peer,
+                    }),
+                );
+                (TcpTransport::new(tracked, buffers()), at)
+            }
+            Some(proxy) => super::proxy::connect(proxy, details, buffers())?,
+        };
         let mut ready = at;
         let inner = if details.needs_tls() {
             phase::record(Phase::Handshaking, None);

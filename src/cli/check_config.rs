@@ -161,6 +161,7 @@ fn check_references(rows: &[TargetRow], secrets: &Secrets) -> Result<usize, Erro
             ("authn_parms", r.authn_parms.as_deref()),
             ("request_headers", r.request_headers.as_deref()),
             ("request_body", r.request_body.as_deref()),
+            ("proxy_url", r.proxy_url.as_deref()),
         ];
         let texts = columns.iter().filter_map(|(c, t)| Some((*c, (*t)?)));
         let named: Vec<_> = texts.filter(|(_, t)| has_references(t)).collect();

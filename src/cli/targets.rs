@@ -74,8 +74,8 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
 /// counts it, never the target's status: that is the daemon's (see
 /// [`db::results::record_test`]), so a daemon checking the target meanwhile loses nothing.
 fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
-    let mut cas = crate::base::ca::CaFiles::new(config.ca_file.clone());
-    let target = target::from_row(row, &mut cas, &config.secrets).map_err(|reason| {
+    let mut shared = target::Shared::new(config);
+    let target = target::from_row(row, &mut shared, &config.secrets).map_err(|reason| {
         Error::failed(format!("target {} has a config error: {reason}", row.id))
     })?;
     let checker = Checker::new(CheckSettings {
@@ -344,6 +344,18 @@ pub fn detail(r: &TargetRow, checked_by: &str, redactor: &Redactor) -> Table {
         ("Follow Redirects", yes_no(r.follow_redirects).into()),
         ("Verify TLS", yes_no(r.verify_tls).into()),
         ("CA File", opt(&r.ca_file)),
+        ("Client Cert", opt(&r.client_cert)),
+        ("Client Key", opt(&r.client_key)),
+        (
+            "Proxy",
+            r.proxy_url.as_deref().map_or_else(String::new, |p| {
+                match crate::base::proxy::ProxyUrl::parse(p) {
+                    Ok(proxy) => proxy.shown().to_string(),
+                    Err(_) => crate::base::urls::shown(p),
+                }
+            }),
+        ),
+        ("IP Family", r.ip_family.clone()),
         ("Cert Warn Days", r.cert_warn_days.to_string()),
         (
             "Cert Expires",

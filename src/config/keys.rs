@@ -2,7 +2,10 @@
 //! what each key does to the [`Config`] it is read into.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::base::proxy::{NoProxy, ProxyUrl};
 
 use super::parse::Place;
 use super::{ClusterConfig, Config, DbConfig, Error, HistoryConfig, HttpConfig, NotifyConfig};
@@ -48,6 +51,12 @@ pub const KEYS: &[Key] = &[
     key("settings", "StopTimeout", "30"),
     key("settings", "StopGrace", "2"),
     key("settings", "CaFile", "/etc/skypunch/ca.pem"),
+    key("settings", "Proxy", "http://proxy.example.com:3128"),
+    key(
+        "settings",
+        "NoProxy",
+        "localhost, .internal.example.com, 10.0.0.0/8",
+    ),
     Key {
         aliases: &["Host"],
         ..key("database", "Location", "localhost")
@@ -169,6 +178,18 @@ fn apply_settings(
         // Below StopTimeout too, checked once the whole file is read (either may come first).
         "stopgrace" => config.stop_grace = at.seconds(value, 0, 3599)?,
         "cafile" => config.ca_file = Some(PathBuf::from(at.text(value)?)),
+        // Empty: no proxy (a later line may take back an earlier one).
+        "proxy" if value.is_empty() => config.proxy = None,
+        "proxy" => {
+            // The value is shown without its user info: it may hold the proxy's password.
+            let shown = crate::base::urls::shown(value);
+            let proxy = ProxyUrl::parse(value).map_err(|why| at.bad(&shown, &why))?;
+            config.proxy = Some(proxy);
+        }
+        "noproxy" => {
+            let list = NoProxy::parse(value).map_err(|why| at.bad(value, &why))?;
+            config.no_proxy = Arc::new(list);
+        }
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)

@@ -19,8 +19,10 @@ pub use parse::parse;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::base::proxy::{NoProxy, ProxyUrl};
 use crate::base::secrets::Secrets;
 
 /// Where the configuration is looked for when `-c FILE` is not given, first match wins.
@@ -53,6 +55,10 @@ pub struct Config {
     /// PEM bundle of CA certificates trusted, besides the public roots, for the HTTPS checks
     /// of targets without a `ca_file` of their own.
     pub ca_file: Option<PathBuf>,
+    /// `[settings] Proxy`: the proxy of targets without a `proxy_url` of their own.
+    pub proxy: Option<ProxyUrl>,
+    /// `[settings] NoProxy`: the hosts those targets reach directly.
+    pub no_proxy: Arc<NoProxy>,
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
@@ -415,6 +421,8 @@ impl Default for Config {
             stop_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(2),
             ca_file: None,
+            proxy: None,
+            no_proxy: Arc::new(NoProxy::default()),
             db: DbConfig::default(),
             notify: NotifyConfig::default(),
             history: HistoryConfig {
@@ -665,6 +673,26 @@ mod tests {
     fn a_bad_url_error_does_not_show_the_password() {
         let err = parse_str("[database]\nurl = postgres://u:secret@h/db\n").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn the_default_proxy_and_its_exceptions_are_read_and_its_password_never_shown() {
+        let loaded = parse_str(
+            "[settings]\nProxy: http://ops:hunter2@proxy.example:3128\n\
+             NoProxy: localhost, .corp.example, 10.0.0.0/8\n",
+        )
+        .unwrap();
+        let proxy = loaded.config.proxy.clone().unwrap();
+        assert_eq!(proxy.shown(), "http://***@proxy.example:3128");
+        assert!(loaded.config.no_proxy.matches("db.corp.example"));
+        assert!(!format!("{:?}", loaded.config).contains("hunter2"));
+        let err = parse_str("[settings]\nProxy: http://ops:hunter2@proxy.example\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no port"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse_str("[settings]\nNoProxy: 10.0.0.0/40\n").unwrap_err();
+        assert!(err.to_string().contains("`10.0.0.0/40` is not"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,8 @@ fn restart_needed(new: &Config, running: &Config) -> Vec<&'static str> {
             new.stats_interval != running.stats_interval,
         ),
         ("MaxBodyBytes", new.max_body_bytes != running.max_body_bytes),
+        ("Proxy", new.proxy != running.proxy),
+        ("NoProxy", new.no_proxy != running.no_proxy),
         (
             "TokenLifetime",
             new.token_lifetime != running.token_lifetime,

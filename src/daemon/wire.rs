@@ -209,7 +209,7 @@ fn start_stages(
         Feed::new(targets_tx, stop.clone()),
         reports_tx,
         stop.clone(),
-        config.ca_file.clone(),
+        crate::target::Shared::new(config),
         keyring,
     );
     let interval = config.reload_interval;

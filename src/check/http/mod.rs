@@ -60,7 +60,7 @@ pub(super) fn run(tools: Tools, target: &Target) -> CheckOutcome {
         .and_then(|answer| judge(target, &answer, redactor));
     let (verdict, http_status, description) = match &result {
         Ok(status) => (Verdict::Pass, Some(*status), pass_text(*status)),
-        Err(e) => (Verdict::Fail, e.http_status(), e.to_string()),
+        Err(e) => (Verdict::Fail, e.http_status(), fail_text(e, target)),
     };
     match verdict {
         Verdict::Pass => run.trace.step(format!("[Pass] {description}")),
@@ -122,6 +122,20 @@ fn redacted(e: CheckError, redactor: &Redactor) -> CheckError {
             description: mask(description),
         },
         other => other,
+    }
+}
+
+/// The description of a failure; a refused status says whether the server asked for a
+/// client certificate.
+fn fail_text(e: &CheckError, target: &Target) -> String {
+    let text = e.to_string();
+    let hint = match e {
+        CheckError::Status { got, .. } => super::client_cert::status_hint(*got, target),
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("{text}; {hint}"),
+        None => text,
     }
 }
 
@@ -357,6 +371,16 @@ fn marks_to_trace(trace: &mut Trace, prefix: &str, method: &str, url: &str) {
                 }
             }
             Mark::FirstByte { at, took } => (at, took, "first byte of the response".into()),
+            Mark::Note {
+                at,
+                took: Some((_, took)),
+                text,
+            } => (at, took, phase::note_text(text).into()),
+            Mark::Note {
+                at,
+                took: None,
+                text,
+            } => return trace.note(at, format!("{prefix}{}", phase::note_text(text))),
         };
         trace.phase(at, took, format!("{prefix}{text}"));
     });

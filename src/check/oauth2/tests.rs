@@ -27,7 +27,7 @@ fn agent() -> ureq::Agent {
         .build();
     ureq::Agent::with_parts(
         config,
-        TimedConnector::new(Vec::new(), &TlsMemory::new()),
+        TimedConnector::new(Vec::new(), None, None, &TlsMemory::new()),
         TimedResolver::default(),
     )
 }

@@ -19,7 +19,7 @@ const fn column(name: &'static str, sql: &'static str) -> Column {
 pub const FROM: &str = "targets t LEFT JOIN incidents i ON i.open_target = t.id";
 
 /// The one column list of a row, in `TargetRow::decode`'s order.
-const COLUMNS: [Column; 53] = [
+const COLUMNS: [Column; 57] = [
     column("id", "t.id"),
     column("name", "t.name"),
     column("tenantid", "t.tenantid"),
@@ -82,6 +82,10 @@ const COLUMNS: [Column; 53] = [
     ),
     column("group_name", "t.group_name"),
     column("public", "t.public"),
+    column("client_cert", "t.client_cert"),
+    column("client_key", "t.client_key"),
+    column("proxy_url", "t.proxy_url"),
+    column("ip_family", "t.ip_family"),
     column("conditions", "t.conditions"),
     column("request_headers", "t.request_headers"),
     column(

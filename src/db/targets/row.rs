@@ -71,6 +71,13 @@ pub struct TargetRow {
     pub cert_alerted_for: Option<i64>,
     pub group_name: Option<String>,
     pub public: bool,
+    /// PEM files of the client certificate and its key (mutual TLS).
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    /// As written: it may hold a proxy password (see [`crate::base::proxy::ProxyUrl`]).
+    pub proxy_url: Option<String>,
+    /// `any`, `4` or `6` as written.
+    pub ip_family: String,
     /// As written: `targets ID` shows it, `target::from_row` parses it.
     pub conditions: Option<String>,
     /// As written, `${secret:NAME}` references and all (see [`crate::base::headers::shown`]).
@@ -155,6 +162,10 @@ impl TargetRow {
             cert_alerted_for: at!(f.opt("cert_alerted_for"), m)?,
             group_name: at!(f.opt("group_name"), m)?,
             public: at!(f.flag("public"), m)?,
+            client_cert: at!(f.opt("client_cert"), m)?,
+            client_key: at!(f.opt("client_key"), m)?,
+            proxy_url: at!(f.secret("proxy_url"), m)?,
+            ip_family: at!(f.get("ip_family"), m)?,
             conditions: at!(f.opt("conditions"), m)?,
             request_headers: at!(f.secret("request_headers"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,

@@ -67,6 +67,13 @@ pub fn serve(
     start(None, Arc::new(handler))
 }
 
+/// Serves plain HTTP with `handler` on `[::1]` only: a host with no IPv4 address.
+pub fn serve_v6(
+    handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
+) -> Server {
+    start_on("[::1]:0", None, Arc::new(handler))
+}
+
 /// Serves HTTPS with a fresh self-signed certificate for `localhost` and 127.0.0.1.
 pub fn serve_tls(
     handler: impl Fn(&Request, &mut dyn Write) -> io::Result<()> + Send + Sync + 'static,
@@ -140,7 +147,11 @@ pub fn write_response(
 }
 
 fn start(tls: Option<Arc<rustls::ServerConfig>>, handler: Arc<Handler>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    start_on("127.0.0.1:0", tls, handler)
+}
+
+fn start_on(bind: &str, tls: Option<Arc<rustls::ServerConfig>>, handler: Arc<Handler>) -> Server {
+    let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(AtomicUsize::new(0));

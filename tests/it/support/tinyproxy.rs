@@ -47,6 +47,13 @@ impl Proxy {
         }
     }
 
+    /// Sends `signal` to the proxy: SIGSTOP hangs it (connections still complete in the
+    /// kernel, no request is answered), SIGCONT resumes it.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill with the pid of our own child and a valid signal number.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
     /// The requests it carried, as its log has them: `CONNECT 127.0.0.1:8443 HTTP/1.1`.
     pub fn requests(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -60,6 +67,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
