@@ -10,7 +10,7 @@
 //! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
 //! that changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,9 @@ use crate::base::model::{TargetId, ToWriter};
 use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::target;
+
+/// The dependency graph is read again at least this often (and at every change seen).
+const GRAPH_EVERY: Duration = Duration::from_secs(60);
 
 /// Rows changed this long before the previous scan are looked at again, so that a
 /// transaction that committed late with an earlier timestamp is not missed.
@@ -44,6 +47,10 @@ pub struct Loader {
     outage_logged: bool,
     /// The CA bundles rows name (and `[settings] CaFile`), read once per pass.
     cas: crate::base::ca::CaFiles,
+    /// The enabled rows whose `depends_on` cannot stand (a missing parent, a cycle), from the
+    /// last look at the whole graph, and when that was.
+    dependency_errors: BTreeMap<TargetId, target::Error>,
+    graph_read: Option<Instant>,
 }
 
 impl Loader {
@@ -65,6 +72,8 @@ impl Loader {
             loaded: false,
             outage_logged: false,
             cas: crate::base::ca::CaFiles::new(default_ca),
+            dependency_errors: BTreeMap::new(),
+            graph_read: None,
         }
     }
 
@@ -98,6 +107,7 @@ impl Loader {
         const PAGE: usize = 5000;
         let started = Instant::now();
         let scanned_at = db::targets::db_clock(conn)?;
+        self.read_graph(conn)?;
         let (mut count, mut invalid, mut after) = (0, 0, 0);
         loop {
             if self.stop.requested() {
@@ -144,6 +154,10 @@ impl Loader {
         if self.stop.requested() {
             return Ok(());
         }
+        let mut ids = ids;
+        if !ids.is_empty() {
+            ids.extend(self.read_graph(conn)?);
+        }
         self.refresh(conn, &ids)?;
         self.scanned_at = scanned_at;
         let (count, sum) = db::targets::enabled_fingerprint(conn)?;
@@ -151,10 +165,18 @@ impl Loader {
             .revisions
             .keys()
             .fold(0u64, |s, id| s.wrapping_add(*id));
-        if count != self.revisions.len() as u64 || sum != known_sum {
+        let reconciling = count != self.revisions.len() as u64 || sum != known_sum;
+        if reconciling {
             log::debug!("loader: enabled rows differ from those known; reconciling ids");
             let unseen = self.reconcile(conn)?;
             self.refresh(conn, &unseen)?;
+        }
+        // A parent deleted or disabled shows only here; and a row deleted while disabled
+        // changes nothing the scan sees: the graph is read again at least every minute.
+        let stale = self.graph_read.is_none_or(|at| at.elapsed() >= GRAPH_EVERY);
+        if reconciling || stale {
+            let flipped = self.read_graph(conn)?;
+            self.refresh(conn, &flipped)?;
         }
         if self.stop.requested() {
             return Ok(());
@@ -218,6 +240,22 @@ impl Loader {
             .collect())
     }
 
+    /// Reads the whole dependency graph again; returns the known rows whose dependency error
+    /// appeared, went or changed, to be taken again.
+    fn read_graph(&mut self, conn: &mut db::Conn) -> Result<Vec<TargetId>, db::Error> {
+        let errors = target::dependency_errors(&db::targets::dependencies(conn)?);
+        self.graph_read = Some(Instant::now());
+        let old = std::mem::replace(&mut self.dependency_errors, errors);
+        let new = &self.dependency_errors;
+        let changed = old
+            .keys()
+            .chain(new.keys())
+            .filter(|id| old.get(id) != new.get(id) && self.revisions.contains_key(id))
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>();
+        Ok(changed.into_iter().collect())
+    }
+
     /// Tells the cluster thread (and through it the wheel) to stop checking a target, and the
     /// writer that it may forget it.
     fn unschedule(&self, id: TargetId) {
@@ -239,7 +277,10 @@ impl Loader {
         self.revisions.insert(row.id, row.revision);
         // Counters and `state_seq` edited out of range: repaired, and the repair logged.
         db::targets::repair(conn, row.id, &row.fixes())?;
-        match target::from_row(row, &mut self.cas) {
+        let graph = &self.dependency_errors;
+        let checked = target::from_row(row, &mut self.cas)
+            .and_then(|t| graph.get(&t.id).map_or(Ok(t), |e| Err(e.clone())));
+        match checked {
             Ok(t) => {
                 self.invalid.remove(&row.id);
                 log_schedule(&t, first);

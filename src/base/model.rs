@@ -140,6 +140,9 @@ pub struct Target {
     pub ca: Option<Arc<crate::base::ca::CaBundle>>,
     /// A CERTIFICATE alert once the certificate expires within this many days; 0: never.
     pub cert_warn_days: u32,
+    /// The target this one depends on (`depends_on`): while that one is in FAIL, this one's
+    /// FAILURE alert is held.
+    pub depends_on: Option<TargetId>,
 }
 
 impl Target {
@@ -167,6 +170,7 @@ impl Target {
             realert: None,
             ca: None,
             cert_warn_days: 14,
+            depends_on: None,
         }
     }
 }
@@ -273,6 +277,19 @@ impl CheckError {
             CheckError::TooSlow { .. } => 6,
             CheckError::Internal => 7,
         }
+    }
+
+    /// Whether the check could not reach the target's server at all: its name did not
+    /// resolve, or the connection or the TLS handshake failed or timed out. What a monitor
+    /// cut off from its network sees of every target, unlike an answer it did not like.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            CheckError::NoResponse {
+                phase: Phase::Start | Phase::Resolving | Phase::Connecting | Phase::Handshaking,
+                ..
+            }
+        )
     }
 
     /// The response status, when a response arrived.
@@ -427,6 +444,11 @@ pub struct NewAlert {
     pub target_id: TargetId,
     pub kind: AlertKind,
     pub trace: String,
+    /// The target's `depends_on`: a FAILURE or REMINDER is held while that target is in FAIL.
+    pub parent: Option<TargetId>,
+    /// When the check that raised it ended, if it failed with a network error
+    /// ([`CheckError::is_network`]): held while this node cannot reach its network.
+    pub network: Option<Instant>,
 }
 
 /// An alert as read from the outbox.

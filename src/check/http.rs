@@ -409,6 +409,7 @@ mod tests {
             realert: None,
             ca: None,
             cert_warn_days: 14,
+            depends_on: None,
         }
     }
 

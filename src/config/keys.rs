@@ -48,6 +48,8 @@ pub const KEYS: &[Key] = &[
     key("settings", "StopTimeout", "30"),
     key("settings", "StopGrace", "2"),
     key("settings", "CaFile", "/etc/skypunch/ca.pem"),
+    key("settings", "Connectivity", "192.0.2.1:53, gateway.example:443"),
+    key("settings", "BlindPercent", "50"),
     Key {
         aliases: &["Host"],
         ..key("database", "Location", "localhost")
@@ -168,9 +170,31 @@ fn apply_settings(
         // Below StopTimeout too, checked once the whole file is read (either may come first).
         "stopgrace" => config.stop_grace = at.seconds(value, 0, 3599)?,
         "cafile" => config.ca_file = Some(PathBuf::from(at.text(value)?)),
+        "connectivity" => config.connectivity = parse_connectivity(at, value)?,
+        "blindpercent" => config.blind_percent = at.number(value, 1, 100)?,
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)
+}
+
+/// Addresses probed for the node's sight of its network.
+const MAX_CONNECTIVITY: usize = 16;
+
+/// `host:port, host:port, ...` (`[v6]:port` for IPv6), at most [`MAX_CONNECTIVITY`]; empty:
+/// none.
+fn parse_connectivity(at: &Place, value: &str) -> Result<Vec<super::Endpoint>, Error> {
+    let allowed = "a comma-separated list of host:port (at most 16), or nothing";
+    let mut list = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let endpoint = super::parse_endpoint(entry, 0)
+            .filter(|e| e.port != 0)
+            .ok_or_else(|| at.bad(value, allowed))?;
+        list.push(endpoint);
+    }
+    if list.len() > MAX_CONNECTIVITY {
+        return Err(at.bad(value, allowed));
+    }
+    Ok(list)
 }
 
 fn parse_level(at: &Place, value: &str) -> Result<log::LevelFilter, Error> {

@@ -53,6 +53,12 @@ pub struct Config {
     /// PEM bundle of CA certificates trusted, besides the public roots, for the HTTPS checks
     /// of targets without a `ca_file` of their own.
     pub ca_file: Option<PathBuf>,
+    /// `host:port` addresses that are always up (a gateway, resolvers): while every one of
+    /// them refuses a TCP connection, the node is blind. Empty: the suspicion decides.
+    pub connectivity: Vec<Endpoint>,
+    /// The node suspects it is blind when more than this percentage of the (at least 20)
+    /// targets it checked in the last minute failed with network errors; 100: never.
+    pub blind_percent: u32,
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
@@ -412,6 +418,8 @@ impl Default for Config {
             stop_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(2),
             ca_file: None,
+            connectivity: Vec::new(),
+            blind_percent: 50,
             db: DbConfig::default(),
             notify: NotifyConfig::default(),
             history: HistoryConfig {

@@ -59,6 +59,9 @@ pub enum Outcome {
         /// Targets whose row another writer moved on since this one read it, with their
         /// checks, which were not written: their state is to be read again.
         stale: Vec<(TargetId, u64)>,
+        /// Targets whose FAILURE alert was held (their parent was down, or this node could
+        /// not reach its network): written as not alerted, to alert at a later check.
+        withheld: Vec<TargetId>,
         took: Duration,
     },
     /// Nothing written: the batch comes back to be merged with newer results and retried.

@@ -6,55 +6,74 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::batch::{Batch, Outcome, RefusedRow};
-use crate::base::model::{NewAlert, TargetId, TargetState};
+use crate::base::model::{AlertKind, NewAlert, TargetId, TargetState};
 use crate::base::rollup::{self, Rollups};
+use crate::base::sight::Sight;
 use crate::base::stats::StoreStats;
 use crate::cluster::Member;
 use crate::db::nodes::Fence;
 use crate::db::results;
 use crate::db::{self, Class, Pool};
 
+/// The longest a batch whose alerts come from network errors waits for a probe of
+/// `[settings] Connectivity` made after them (a round takes at most `sight::PROBE_TIMEOUT`).
+const VERDICT_WAIT: Duration = Duration::from_secs(5);
+
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
 pub fn run(
     pool: Pool,
     stats: StoreStats,
     member: Arc<Member>,
+    sight: Arc<Sight>,
     batches: Receiver<Batch>,
     outcomes: Sender<Outcome>,
 ) {
     for batch in batches {
         crate::base::fault::point("store");
         let fence = member.fence();
-        if outcomes.send(store(&pool, &stats, &fence, batch)).is_err() {
+        let blind = blind_for(&sight, &batch);
+        if outcomes
+            .send(store(&pool, &stats, &fence, batch, blind))
+            .is_err()
+        {
             return;
         }
     }
 }
 
+/// Whether this node could reach its network when the network errors behind the batch's
+/// FAILUREs and reminders happened: with `[settings] Connectivity`, a probe made after them
+/// says (waited for, before the transaction, at most [`VERDICT_WAIT`]); without, the
+/// writer's suspicion.
+fn blind_for(sight: &Sight, batch: &Batch) -> bool {
+    let newest = batch
+        .alerts
+        .iter()
+        .filter(|a| matches!(a.kind, AlertKind::Failure | AlertKind::Reminder))
+        .filter_map(|a| a.network)
+        .max();
+    newest.is_some_and(|at| sight.verdict_after(at, VERDICT_WAIT))
+}
+
 /// Reads what is asked, then writes the batch in one transaction; when the database refuses
 /// it for a reason other than an outage or a passing conflict, writes it target by target.
-pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Outcome {
+pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch, blind: bool) -> Outcome {
     let tried = Instant::now();
     let states = match read(pool, &batch.read) {
         Ok(states) => states,
         Err(error) => return failed(batch, error, tried),
     };
     if batch.is_write_empty() {
-        return written(0, 0, 0, states, Vec::new(), tried);
+        return written(0, 0, 0, states, (Vec::new(), Vec::new()), tried);
     }
     let first = db::with_conn(pool, |conn| {
-        results::write(
-            conn,
-            Some(fence),
-            &batch.updates,
-            &batch.alerts,
-            &batch.rollups,
-        )
+        let all = (&batch.updates, &batch.alerts[..], &batch.rollups);
+        results::write(conn, Some(fence), all, blind)
     });
     match &first {
         Ok(_) => stats.db_write(true),
@@ -62,8 +81,8 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
         Err(_) => {}
     }
     match first {
-        Ok(stale_ids) => {
-            let stale = stale_checks(&batch, &stale_ids);
+        Ok(done) => {
+            let stale = stale_checks(&batch, &done.stale);
             let lost: u64 = stale.iter().map(|(_, n)| n).sum();
             // Counted here, at the commit, so that a stop cut short by a hung database
             // reports exactly the checks that did not reach it.
@@ -72,13 +91,13 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
             let alerts = batch
                 .alerts
                 .iter()
-                .filter(|a| !stale_ids.contains(&a.target_id));
+                .filter(|a| !done.stale.contains(&a.target_id));
             written(
                 batch.checks() - lost,
                 batch.updates.len() - stale.len(),
                 alerts.count(),
                 states,
-                stale,
+                (stale, done.withheld),
                 tried,
             )
         }
@@ -94,7 +113,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
             log::error!(
                 "a batch of check results was not taken ({error}); writing each target alone"
             );
-            store_each(pool, stats, fence, batch, states, tried)
+            store_each(pool, stats, fence, (batch, blind), states, tried)
         }
     }
 }
@@ -132,7 +151,7 @@ fn written(
     rows: usize,
     alerts: usize,
     states: Vec<(TargetId, TargetState)>,
-    stale: Vec<(TargetId, u64)>,
+    (stale, withheld): (Vec<(TargetId, u64)>, Vec<TargetId>),
     tried: Instant,
 ) -> Outcome {
     Outcome::Written {
@@ -143,6 +162,7 @@ fn written(
         held: None,
         states,
         stale,
+        withheld,
         took: tried.elapsed(),
     }
 }
@@ -156,7 +176,7 @@ fn store_each(
     pool: &Pool,
     stats: &StoreStats,
     fence: &Fence,
-    mut batch: Batch,
+    (mut batch, blind): (Batch, bool),
     states: Vec<(TargetId, TargetState)>,
     tried: Instant,
 ) -> Outcome {
@@ -170,6 +190,7 @@ fn store_each(
     let (mut checks, mut rows, mut alerts) = (0, 0, 0);
     let mut refused = Vec::new();
     let mut stale = Vec::new();
+    let mut withheld = Vec::new();
     let mut held = Batch::default();
     let mut held_error = None;
     for id in ids {
@@ -185,15 +206,17 @@ fn store_each(
             rollups: take_rollups(&mut batch.rollups, id),
         };
         let write = |conn: &mut db::Conn| {
-            results::write(conn, Some(fence), &one.updates, &one.alerts, &one.rollups)
+            let all = (&one.updates, &one.alerts[..], &one.rollups);
+            results::write(conn, Some(fence), all, blind)
         };
         match db::with_conn(pool, write) {
-            Ok(stale_ids) if !stale_ids.is_empty() => {
+            Ok(done) if !done.stale.is_empty() => {
                 let lost = one.checks();
                 stats.add_results_dropped(lost);
                 stale.push((id, lost));
             }
-            Ok(_) => {
+            Ok(done) => {
+                withheld.extend(done.withheld);
                 stats.add_results_written(one.checks());
                 checks += one.checks();
                 rows += one.updates.len();
@@ -224,6 +247,7 @@ fn store_each(
         held: held_error.map(|e| (held, e)),
         states,
         stale,
+        withheld,
         took: tried.elapsed(),
     }
 }

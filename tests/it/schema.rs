@@ -293,9 +293,15 @@ fn as_2_2(db: &TestDb) {
     db.exec(
         "ALTER TABLE targets DROP COLUMN created_at, DROP COLUMN conditions, \
          DROP COLUMN request_headers, DROP COLUMN client_cert, DROP COLUMN client_key, \
-         DROP COLUMN proxy_url, DROP COLUMN ip_family, DROP COLUMN push_token",
+         DROP COLUMN proxy_url, DROP COLUMN ip_family, DROP COLUMN push_token, \
+         DROP COLUMN depends_on",
     );
     db.exec("ALTER TABLE alerts DROP INDEX alerts_target");
+    db.exec("ALTER TABLE incidents DROP COLUMN suppressed_by, DROP COLUMN monitor_blind");
+    db.exec(
+        "ALTER TABLE nodes MODIFY COLUMN state VARCHAR(16) NOT NULL DEFAULT 'active' \
+         COMMENT 'active, or stopping (its targets already handed over)'",
+    );
     db.exec(
         "ALTER TABLE alert_deliveries DROP INDEX deliveries_notifier, DROP INDEX deliveries_group, \
          DROP COLUMN group_id",

@@ -73,6 +73,10 @@ pub struct TargetRow {
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,
     pub incident_reason: Option<String>,
+    /// The target this one depends on, as stored (the loader checks it names a target).
+    pub depends_on: Option<i64>,
+    /// Why the open incident's FAILURE alert is held (`parent db is down`), when it is.
+    pub held: Option<String>,
     /// For the loader: the row does not decode, and why; it then holds only its id, revision
     /// and status. Its config error.
     pub undecodable: Option<BadRow>,
@@ -146,6 +150,8 @@ impl TargetRow {
             public: at!(f.flag("public"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,
             incident_reason: at!(f.opt("incident_reason"), m)?,
+            depends_on: at!(f.opt("depends_on"), m)?,
+            held: at!(f.opt("held"), m)?,
             undecodable: None,
         })
     }
