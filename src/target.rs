@@ -345,10 +345,10 @@ mod tests {
     #[test]
     fn a_missing_parent_and_every_row_of_a_cycle_are_errors_and_a_chain_is_not() {
         let edges: BTreeMap<TargetId, (i64, bool)> = [
-            (1, (2, true)),  // 1 -> 2 -> 3: a chain
+            (1, (2, true)), // 1 -> 2 -> 3: a chain
             (2, (3, true)),
             (4, (99, false)), // no target 99
-            (5, (6, true)),  // 5 -> 6 -> 7 -> 5: a cycle
+            (5, (6, true)),   // 5 -> 6 -> 7 -> 5: a cycle
             (6, (7, true)),
             (7, (5, true)),
             (8, (6, true)), // leads into the cycle

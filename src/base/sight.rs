@@ -284,7 +284,10 @@ mod tests {
         assert!(suspects(19, 0, 50, true), "kept without enough checks");
         assert!(!suspects(20, 10, 50, false), "exactly half is not more");
         assert!(suspects(20, 11, 50, false));
-        assert!(!suspects(40, 5, 50, true), "enough checks, most fine: sees again");
+        assert!(
+            !suspects(40, 5, 50, true),
+            "enough checks, most fine: sees again"
+        );
         assert!(!suspects(1000, 1000, 100, false), "100: never");
     }
 

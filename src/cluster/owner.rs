@@ -102,6 +102,10 @@ mod tests {
         let blind = [row("a", "blind", 10), row("b", "active", 10)];
         assert_eq!(live_names(&blind), names(&["b"]), "the one that sees");
         let all_blind = [row("b", "blind", 10), row("a", "blind", 10)];
-        assert_eq!(live_names(&all_blind), names(&["a", "b"]), "none sees: as usual");
+        assert_eq!(
+            live_names(&all_blind),
+            names(&["a", "b"]),
+            "none sees: as usual"
+        );
     }
 }

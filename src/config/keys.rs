@@ -48,7 +48,11 @@ pub const KEYS: &[Key] = &[
     key("settings", "StopTimeout", "30"),
     key("settings", "StopGrace", "2"),
     key("settings", "CaFile", "/etc/skypunch/ca.pem"),
-    key("settings", "Connectivity", "192.0.2.1:53, gateway.example:443"),
+    key(
+        "settings",
+        "Connectivity",
+        "192.0.2.1:53, gateway.example:443",
+    ),
     key("settings", "BlindPercent", "50"),
     Key {
         aliases: &["Host"],

@@ -245,7 +245,12 @@ fn start_back(
 ) -> Result<(), StartError> {
     let (wake_tx, wake_rx) = bounded(1);
     let (store, store_ends) = writer::store_channels();
-    let (p, s, m, sight) = (back.pool.clone(), back.store, back.member, back.sight.clone());
+    let (p, s, m, sight) = (
+        back.pool.clone(),
+        back.store,
+        back.member,
+        back.sight.clone(),
+    );
     pipeline.store().spawn("skypunch-store", None, move || {
         writer::run_store(p, s, m, sight, store_ends)
     })?;

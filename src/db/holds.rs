@@ -134,7 +134,9 @@ pub fn mark(tx: &mut impl Queryable, held: &BTreeMap<TargetId, Hold>) -> Result<
         format!("UPDATE incidents SET alerted = 0, suppressed_by = ? {latest}"),
         parent,
     )
-    .map_err(Error::query("recording which parent held an incident's alert"))?;
+    .map_err(Error::query(
+        "recording which parent held an incident's alert",
+    ))?;
     let blind: Vec<Value> = held
         .iter()
         .filter(|(_, h)| **h == Hold::Blind)
@@ -144,5 +146,7 @@ pub fn mark(tx: &mut impl Queryable, held: &BTreeMap<TargetId, Hold>) -> Result<
         format!("UPDATE incidents SET alerted = 0, monitor_blind = 1 {latest}"),
         blind.into_iter().map(|id| (id,)),
     )
-    .map_err(Error::query("recording an incident's alert held while blind"))
+    .map_err(Error::query(
+        "recording an incident's alert held while blind",
+    ))
 }

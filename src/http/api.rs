@@ -194,6 +194,9 @@ fn target_json(t: &TargetRow) -> Value {
         "network_failures": c.network,
         "incident_started": time(t.incident_started_ms),
         "incident_reason": t.incident_reason,
+        "depends_on": t.depends_on,
+        // Why its FAILURE alert is held (`parent db is down`), while it is; else null.
+        "held": t.held,
     })
 }
 

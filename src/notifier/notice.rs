@@ -87,8 +87,8 @@ fn send_one(config: &Config, row: &NotifierRow, notice: &Notice) -> Result<Strin
     }
     let mailer =
         smtp::Mailer::build(row, &config.notify.from, timeout).map_err(|e| e.to_string())?;
-    let msg = message::build(&render(notice), &mailer.from, &mailer.to)
-        .map_err(|e| e.to_string())?;
+    let msg =
+        message::build(&render(notice), &mailer.from, &mailer.to).map_err(|e| e.to_string())?;
     mailer.send(&msg).map_err(|e| e.to_string())?;
     Ok(format!("{} via {}", row.address, mailer.server()))
 }

@@ -81,7 +81,10 @@ impl Watch {
             .filter_map(|(entry, a)| a.as_ref().err().map(|e| format!("{entry}: {e}")))
             .collect();
         if blind {
-            log::debug!("sight: no Connectivity address answered: {}", failures.join("; "));
+            log::debug!(
+                "sight: no Connectivity address answered: {}",
+                failures.join("; ")
+            );
         }
         let why = format!(
             "none of its Connectivity addresses answered ({})",
@@ -108,7 +111,10 @@ impl Watch {
             self.sight.clear_suspicion();
             return (
                 false,
-                format!("{answered} of {} targets it could not reach answer again", sample.len()),
+                format!(
+                    "{answered} of {} targets it could not reach answer again",
+                    sample.len()
+                ),
             );
         }
         (true, why)

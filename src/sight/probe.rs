@@ -27,10 +27,8 @@ pub fn round(list: &[String], timeout: Duration) -> Vec<Answer> {
             .map(|_| Err("connection refused (fault injected by the test suite)".into()))
             .collect();
     }
-    let resolved: Vec<Result<Vec<SocketAddr>, String>> = list
-        .iter()
-        .map(|entry| resolve(entry, deadline))
-        .collect();
+    let resolved: Vec<Result<Vec<SocketAddr>, String>> =
+        list.iter().map(|entry| resolve(entry, deadline)).collect();
     let mut pending = Vec::new();
     let mut answers: Vec<Answer> = Vec::with_capacity(list.len());
     for (i, addrs) in resolved.into_iter().enumerate() {
@@ -91,8 +89,8 @@ fn resolve(entry: &str, deadline: Instant) -> Result<Vec<SocketAddr>, String> {
 /// in progress.
 fn start(addr: SocketAddr) -> Result<Option<Socket>, String> {
     let fail = |e: std::io::Error| format!("{addr}: {e}");
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(fail)?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
     match socket.connect(&addr.into()) {
         Ok(()) => Ok(None),

@@ -10,6 +10,7 @@ mod checks;
 mod cli;
 mod cli_output;
 mod cluster;
+mod dependencies;
 mod engine;
 mod faults;
 mod first_hour;

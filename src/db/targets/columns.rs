@@ -183,6 +183,7 @@ const SHOWN: u64 = FIGURES
         "group_name",
         "public",
         "incident_reason",
+        "depends_on",
         "held",
     ]);
 const INCIDENT: u64 = mask(&["incident_started", "incident_reason", "held"]);
