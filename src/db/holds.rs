@@ -5,6 +5,11 @@
 //! network error, judged by the caller); a reminder is dropped in the same cases, and a
 //! recovery after a held FAILURE of the same batch too. A held target's row is written back
 //! as not alerted, and its incident says why (`suppressed_by`, `monitor_blind`).
+//!
+//! When the node finds it is blind, the FAILUREs it raised from network errors in the minute
+//! before and nobody has heard of yet are withdrawn ([`retract`]): their deliveries dropped
+//! (the notifier never sends a DROPPED one, and claims only PENDING ones), unexpanded alerts
+//! marked expanded without a delivery, and their targets held as above.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -150,3 +155,100 @@ pub fn mark(tx: &mut impl Queryable, held: &BTreeMap<TargetId, Hold>) -> Result<
         "recording an incident's alert held while blind",
     ))
 }
+
+/// How far back [`retract`] looks for the alerts of the window, by the database's clock: the
+/// suspicion's minute and some margin for the writer's batches.
+const RETRACT_SECS: u64 = 70;
+
+/// Withdraws the FAILURE alerts of these targets raised in the last minute (the writer
+/// raised them from network errors before the node knew it was blind) that nobody was sent
+/// or is being sent: their pending deliveries are dropped, unexpanded ones never expand.
+/// Returns the targets withdrawn; a target one of whose alerts was sent, tried or claimed by
+/// a notifier keeps it (somebody was told), and its recovery goes out as usual.
+pub fn retract(tx: &mut impl Queryable, targets: &[TargetId]) -> Result<Vec<TargetId>, Error> {
+    let mut withdrawn = Vec::new();
+    for chunk in targets.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut params: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
+        params.push(Value::from(RETRACT_SECS));
+        let rows: Vec<mysql::Row> = tx
+            .exec(
+                format!(
+                    "SELECT id, target_id FROM alerts WHERE target_id IN ({marks}) \
+                     AND kind = 'FAILURE' AND created_at >= NOW(3) - INTERVAL ? SECOND FOR UPDATE"
+                ),
+                params,
+            )
+            .map_err(Error::query("finding the alerts raised while blind"))?;
+        let alerts: Vec<(u64, TargetId)> = decode::good_rows("alerts", rows, |f| {
+            Ok((f.id(0, "id")?, f.id(1, "target_id")?))
+        });
+        if alerts.is_empty() {
+            continue;
+        }
+        let ids: Vec<Value> = alerts.iter().map(|(id, _)| Value::from(*id)).collect();
+        let marks = vec!["?"; ids.len()].join(",");
+        // Locked, so a notifier cannot claim one between this look and the drop.
+        let told: Vec<mysql::Row> = tx
+            .exec(
+                format!(
+                    "SELECT alert_id FROM alert_deliveries WHERE alert_id IN ({marks}) \
+                     AND (state = 'SENT' OR attempts <> 0 OR (claimed_by IS NOT NULL \
+                     AND claim_until > NOW(3))) FOR UPDATE"
+                ),
+                ids.clone(),
+            )
+            .map_err(Error::query(
+                "looking at the deliveries of alerts raised while blind",
+            ))?;
+        let told: HashSet<u64> =
+            decode::good_rows("alert_deliveries", told, |f| f.id(0, "alert_id"))
+                .into_iter()
+                .collect();
+        let kept: HashSet<TargetId> = alerts
+            .iter()
+            .filter(|(id, _)| told.contains(id))
+            .map(|(_, t)| *t)
+            .collect();
+        let drop: Vec<Value> = alerts
+            .iter()
+            .filter(|(_, t)| !kept.contains(t))
+            .map(|(id, _)| Value::from(*id))
+            .collect();
+        if drop.is_empty() {
+            continue;
+        }
+        let marks = vec!["?"; drop.len()].join(",");
+        let mut params = vec![Value::from(WITHDRAWN)];
+        params.extend(drop.iter().cloned());
+        tx.exec_drop(
+            format!(
+                "UPDATE alert_deliveries SET state = 'DROPPED', last_error = ?, \
+                 next_attempt = NOW(3) WHERE alert_id IN ({marks}) AND state = 'PENDING'"
+            ),
+            params,
+        )
+        .map_err(Error::query(
+            "dropping the deliveries of alerts raised while blind",
+        ))?;
+        tx.exec_drop(
+            format!("UPDATE alerts SET expanded = 1 WHERE id IN ({marks})"),
+            drop,
+        )
+        .map_err(Error::query("withdrawing alerts raised while blind"))?;
+        let mut targets: Vec<TargetId> = alerts
+            .iter()
+            .map(|(_, t)| *t)
+            .filter(|t| !kept.contains(t))
+            .collect();
+        targets.dedup();
+        withdrawn.extend(targets);
+    }
+    withdrawn.sort_unstable();
+    withdrawn.dedup();
+    Ok(withdrawn)
+}
+
+/// The `last_error` of a delivery [`retract`] dropped.
+pub const WITHDRAWN: &str =
+    "withdrawn: raised while the node that checked the target could not reach its network";

@@ -26,6 +26,16 @@ const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
 
+/// What a result transaction is to hold (see [`super::holds`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Holding<'a> {
+    /// This node could not reach its network when the alerts' network errors happened.
+    pub blind: bool,
+    /// Targets whose FAILUREs of the last minute to withdraw: the node has just found it
+    /// is blind.
+    pub retract: &'a [TargetId],
+}
+
 /// What a result transaction did besides writing.
 #[derive(Debug, Default)]
 pub struct Written {
@@ -40,13 +50,13 @@ pub struct Written {
 /// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
 /// `state_seq` is still the one the update was made from, and moves it on by one. The alerts
-/// go through [`super::holds::decide`] first (`blind`: this node could not reach its
-/// network when the alerts' network errors happened).
+/// go through [`super::holds::decide`] first, and the FAILUREs to withdraw through
+/// [`super::holds::retract`].
 pub fn write(
     conn: &mut Conn,
     fence: Option<&Fence>,
     batch: (&BTreeMap<TargetId, RowUpdate>, &[NewAlert], &Rollups),
-    blind: bool,
+    holding: Holding,
 ) -> Result<Written, Error> {
     let (updates, alerts, rollups) = batch;
     let mut tx = conn
@@ -81,7 +91,16 @@ pub fn write(
         .iter()
         .filter(|a| !stale.contains(&a.target_id))
         .collect();
-    let decided = super::holds::decide(&mut tx, &raised, blind)?;
+    let mut decided = super::holds::decide(&mut tx, &raised, holding.blind)?;
+    let retract: Vec<TargetId> = holding
+        .retract
+        .iter()
+        .filter(|id| !stale.contains(id))
+        .copied()
+        .collect();
+    for id in super::holds::retract(&mut tx, &retract)? {
+        decided.held.entry(id).or_insert(super::holds::Hold::Blind);
+    }
     super::holds::mark(&mut tx, &decided.held)?;
     for alert in &decided.send {
         queue_alert(&mut tx, alert)?;

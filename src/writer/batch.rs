@@ -20,6 +20,9 @@ pub struct Batch {
     pub read: Vec<TargetId>,
     /// Hourly rollups to add to the history tables, at most once a minute.
     pub rollups: Rollups,
+    /// Targets whose FAILUREs of the last minute (raised from network errors) to withdraw:
+    /// the node has just found it is blind.
+    pub retract: Vec<TargetId>,
 }
 
 impl Batch {
@@ -28,7 +31,10 @@ impl Batch {
     }
 
     pub fn is_write_empty(&self) -> bool {
-        self.updates.is_empty() && self.alerts.is_empty() && self.rollups.is_empty()
+        self.updates.is_empty()
+            && self.alerts.is_empty()
+            && self.rollups.is_empty()
+            && self.retract.is_empty()
     }
 }
 

@@ -86,6 +86,9 @@ impl Writer {
         let certificate = cert_due.map(|_| AlertKind::Certificate);
         let network = f.outcome.error.as_ref().is_some_and(|e| e.is_network());
         for kind in transition.alert.into_iter().chain(certificate) {
+            if network && kind == AlertKind::Failure {
+                self.raised_from_network(t.id);
+            }
             self.push_alert(NewAlert {
                 target_id: t.id,
                 kind,

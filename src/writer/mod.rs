@@ -96,6 +96,8 @@ pub struct Writer {
     /// The node's sight of its network, and the writer's suspicion of it (`sight.rs`).
     sight: Arc<Sight>,
     suspicion: sight::Suspicion,
+    /// Targets whose FAILUREs of the last minute the next batch withdraws.
+    retract: BTreeSet<TargetId>,
 }
 
 impl Writer {
@@ -120,6 +122,7 @@ impl Writer {
             fence_logged: false,
             sight: Arc::new(Sight::new(false).0),
             suspicion: sight::Suspicion::new(100),
+            retract: BTreeSet::new(),
         }
     }
 
@@ -158,6 +161,7 @@ impl Writer {
     fn settled(&self) -> bool {
         self.pending.is_empty()
             && self.alerts.is_empty()
+            && self.retract.is_empty()
             && self.parked.is_empty()
             && self.in_flight.is_none()
             && self.rollups.is_empty()
@@ -172,6 +176,7 @@ impl Writer {
         let idle = self.pending.is_empty()
             && self.alerts.is_empty()
             && self.to_read.is_empty()
+            && self.retract.is_empty()
             && !rollups_due;
         if self.in_flight.is_some() || waiting || idle {
             return None;
@@ -192,6 +197,7 @@ impl Writer {
             alerts: std::mem::take(&mut self.alerts).into(),
             read: std::mem::take(&mut self.to_read).into_iter().collect(),
             rollups,
+            retract: std::mem::take(&mut self.retract).into_iter().collect(),
         };
         self.in_flight = Some(InFlight {
             ids: batch.updates.keys().copied().collect(),

@@ -136,6 +136,7 @@ impl Writer {
             self.push_alert(alert);
         }
         self.to_read.extend(batch.read);
+        self.retract.extend(batch.retract);
         rollup::merge(&mut self.rollups, batch.rollups);
     }
 

@@ -1,12 +1,14 @@
 //! Writer thread: what the writer makes of the node's sight of its network. Every check goes
 //! into the last minute's window (`base::sight::Window`); after each drain the writer judges
 //! whether the node suspects itself (`[settings] BlindPercent`) and tells the shared
-//! `Sight`; and when the store thread withheld a FAILURE (its parent was down, or the node
-//! was blind), the writer's memory of that target is set back to "not alerted", so that its
-//! next failing check raises the FAILURE again, and no recovery goes out for it. No I/O.
+//! `Sight`; the round the node is found blind, the FAILUREs it raised from network errors in
+//! the minute before go to the store thread to withdraw; and when the store thread withheld
+//! a FAILURE (its parent was down, or the node was blind), the writer's memory of that target
+//! is set back to "not alerted", so that its next failing check raises the FAILURE again, and
+//! no recovery goes out for it. No I/O.
 
-use std::collections::VecDeque;
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use super::Writer;
 use crate::base::model::{AlertKind, CheckResult, Phase, TargetId};
@@ -16,6 +18,8 @@ use crate::base::sight::{self, Seen};
 const RECENT_UNREACHABLE: usize = 64;
 /// Addresses in the sample the sight thread probes while the node suspects itself.
 const SAMPLE: usize = 8;
+/// How often the FAILUREs raised more than a minute ago are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// The writer's part of the sight: the window, and what it told the `Sight`.
 #[derive(Debug)]
@@ -28,6 +32,12 @@ pub(super) struct Suspicion {
     cleared: u64,
     /// `host:port` of the latest checks that failed to resolve or connect, newest last.
     unreachable: VecDeque<String>,
+    /// The targets whose FAILURE the writer raised from a network error, and when: those of
+    /// the last minute are withdrawn when the node finds it is blind.
+    raised: HashMap<TargetId, Instant>,
+    /// The node was blind at the last round, and when `raised` was last pruned.
+    was_blind: bool,
+    pruned: Instant,
 }
 
 impl Suspicion {
@@ -38,6 +48,9 @@ impl Suspicion {
             suspected: false,
             cleared: 0,
             unreachable: VecDeque::new(),
+            raised: HashMap::new(),
+            was_blind: false,
+            pruned: Instant::now(),
         }
     }
 }
@@ -66,13 +79,41 @@ impl Writer {
         s.window.record(Instant::now(), before, network)
     }
 
-    /// After a drain: whether the node suspects itself now, told to the `Sight` when it
-    /// changed (with a sample of addresses it could not reach, when it starts). Not judged
-    /// when Connectivity decides.
+    /// A FAILURE raised from a network error: withdrawn if the node finds it is blind
+    /// within the minute.
+    pub(super) fn raised_from_network(&mut self, id: TargetId) {
+        self.suspicion.raised.insert(id, Instant::now());
+    }
+
+    /// After a drain: whether the node suspects itself now (told to the `Sight` when it
+    /// changed, with a sample of addresses it could not reach when it starts; not judged
+    /// when Connectivity decides), and, the round the node is found blind, the FAILUREs of
+    /// network errors raised in the minute before, to withdraw.
     pub(super) fn judge_sight(&mut self) {
-        if self.sight.probing() {
-            return;
+        if !self.sight.probing() {
+            self.judge_suspicion();
         }
+        let blind = self.sight.blind();
+        let s = &mut self.suspicion;
+        if blind && !s.was_blind {
+            let window = Duration::from_secs(sight::WINDOW_SECS);
+            self.retract.extend(
+                s.raised
+                    .iter()
+                    .filter(|(_, at)| at.elapsed() <= window)
+                    .map(|(id, _)| *id),
+            );
+            s.raised.clear();
+        }
+        s.was_blind = blind;
+        if s.pruned.elapsed() >= PRUNE_EVERY {
+            let window = Duration::from_secs(sight::WINDOW_SECS);
+            s.raised.retain(|_, at| at.elapsed() <= window);
+            s.pruned = Instant::now();
+        }
+    }
+
+    fn judge_suspicion(&mut self) {
         let cleared = self.sight.cleared();
         let s = &mut self.suspicion;
         if cleared != s.cleared {

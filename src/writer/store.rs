@@ -73,7 +73,11 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch, blind
     }
     let first = db::with_conn(pool, |conn| {
         let all = (&batch.updates, &batch.alerts[..], &batch.rollups);
-        results::write(conn, Some(fence), all, blind)
+        let holding = results::Holding {
+            blind,
+            retract: &batch.retract,
+        };
+        results::write(conn, Some(fence), all, holding)
     });
     match &first {
         Ok(_) => stats.db_write(true),
@@ -186,6 +190,7 @@ fn store_each(
         .copied()
         .chain(batch.alerts.iter().map(|a| a.target_id))
         .chain(batch.rollups.keys().map(|(id, _)| *id))
+        .chain(batch.retract.iter().copied())
         .collect();
     let (mut checks, mut rows, mut alerts) = (0, 0, 0);
     let mut refused = Vec::new();
@@ -204,10 +209,15 @@ fn store_each(
             alerts: take_alerts(&mut batch.alerts, id),
             read: Vec::new(),
             rollups: take_rollups(&mut batch.rollups, id),
+            retract: take_retract(&mut batch.retract, id),
         };
         let write = |conn: &mut db::Conn| {
             let all = (&one.updates, &one.alerts[..], &one.rollups);
-            results::write(conn, Some(fence), all, blind)
+            let holding = results::Holding {
+                blind,
+                retract: &one.retract,
+            };
+            results::write(conn, Some(fence), all, holding)
         };
         match db::with_conn(pool, write) {
             Ok(done) if !done.stale.is_empty() => {
@@ -260,6 +270,16 @@ fn take_alerts(alerts: &mut Vec<NewAlert>, id: TargetId) -> Vec<NewAlert> {
     mine
 }
 
+fn take_retract(retract: &mut Vec<TargetId>, id: TargetId) -> Vec<TargetId> {
+    let found = retract.contains(&id);
+    retract.retain(|t| *t != id);
+    if found {
+        vec![id]
+    } else {
+        Vec::new()
+    }
+}
+
 fn take_rollups(rollups: &mut Rollups, id: TargetId) -> Rollups {
     let (mine, rest) = std::mem::take(rollups)
         .into_iter()
@@ -272,5 +292,6 @@ fn merge_back(into: &mut Batch, from: Batch) {
     into.updates.extend(from.updates);
     into.alerts.extend(from.alerts);
     into.read.extend(from.read);
+    into.retract.extend(from.retract);
     rollup::merge(&mut into.rollups, from.rollups);
 }

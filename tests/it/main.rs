@@ -5,6 +5,7 @@
 mod support;
 
 mod bench_smoke;
+mod blind;
 mod certificates;
 mod checks;
 mod cli;
