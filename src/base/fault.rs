@@ -14,8 +14,8 @@
 //! `nospawn-<thread name>` makes that thread fail to start ([`spawn_refused`]), as at the
 //! system's limit on threads, to fail a start once other threads run.
 //! `blind` makes the node blind for as long as the file exists ([`blind`]): every check's
-//! connection and every probe of `[settings] Connectivity` is refused, as when the node's
-//! own uplink is down.
+//! connection and every probe of `[settings] Connectivity` fails with "network is
+//! unreachable", as when the node's own uplink is down.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::base::authn::Auth;
 use crate::base::trace::Trace;
@@ -233,7 +233,14 @@ pub enum CheckError {
     Keystone(String),
     /// No complete response head arrived; `phase` is where the check was when it failed
     /// (resolving, connecting, the TLS handshake, sending, waiting, or the whole timeout).
-    NoResponse { phase: Phase, description: String },
+    /// `unanswered`: nothing answered at all before the request could be sent (the name did
+    /// not resolve, no route, the connection or the TLS handshake timed out), unlike a host
+    /// that refused or reset the connection, which proves the network reaches it.
+    NoResponse {
+        phase: Phase,
+        description: String,
+        unanswered: bool,
+    },
     /// The response body could not be read to its end.
     Body { status: u16, description: String },
     /// The response body was longer than `MaxBodyBytes`.
@@ -279,14 +286,15 @@ impl CheckError {
         }
     }
 
-    /// Whether the check could not reach the target's server at all: its name did not
-    /// resolve, or the connection or the TLS handshake failed or timed out. What a monitor
-    /// cut off from its network sees of every target, unlike an answer it did not like.
+    /// Whether nothing on the way to the target's server answered the check: its name did
+    /// not resolve, there was no route, or the connection or the TLS handshake timed out.
+    /// What a monitor cut off from its network sees of every target; a refused connection
+    /// or an answer it did not like is not (the network reached the host).
     pub fn is_network(&self) -> bool {
         matches!(
             self,
             CheckError::NoResponse {
-                phase: Phase::Start | Phase::Resolving | Phase::Connecting | Phase::Handshaking,
+                unanswered: true,
                 ..
             }
         )
@@ -447,8 +455,10 @@ pub struct NewAlert {
     /// The target's `depends_on`: a FAILURE or REMINDER is held while that target is in FAIL.
     pub parent: Option<TargetId>,
     /// When the check that raised it ended, if it failed with a network error
-    /// ([`CheckError::is_network`]): held while this node cannot reach its network.
-    pub network: Option<Instant>,
+    /// ([`CheckError::is_network`]): held if this node could not reach its network then.
+    pub network: Option<SystemTime>,
+    /// Set by the store thread from that time: the node was blind then.
+    pub blind: bool,
 }
 
 /// An alert as read from the outbox.

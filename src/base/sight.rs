@@ -6,9 +6,10 @@
 //! made after them; the cluster thread hands the node's targets over while it is blind.
 //! A mutex over a few fields and one atomic; no I/O.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -37,7 +38,11 @@ pub struct Sight {
 struct State {
     /// The last probe round of the Connectivity list: when it started, and whether every
     /// entry failed.
-    probe: Option<(Instant, bool)>,
+    probe: Option<(SystemTime, bool)>,
+    /// The latest periods the published verdict was blind: from the start of the round (or
+    /// the moment of the suspicion) that found it, to that of the one that found it could
+    /// see again (`None`: still blind). At most [`PERIODS`].
+    periods: VecDeque<(SystemTime, Option<SystemTime>)>,
     /// The writer's suspicion, and the addresses of targets it could not reach when the
     /// suspicion began (what the sight thread probes to tell when the node sees again).
     suspect: bool,
@@ -78,16 +83,20 @@ impl Sight {
         self.blind.load(Ordering::Relaxed)
     }
 
-    /// Whether the node could reach its network when a check that failed with a network
-    /// error ended at `ended`: with Connectivity, the verdict of a probe started after it
-    /// (asked for now, and waited for at most `wait`; past that, the last verdict); without,
-    /// the suspicion now.
-    pub fn verdict_after(&self, ended: Instant, wait: Duration) -> bool {
-        if !self.probing {
-            return self.state().suspect;
-        }
+    /// Whether the node could not reach its network when a check that failed with a network
+    /// error ended at `ended`: blind if a published blind period covers that time (a check
+    /// made while blind, judged after the node sees again, is still held); else, with
+    /// Connectivity, the verdict of a probe started after it (asked for now, and waited for
+    /// at most `wait`; past that, the last verdict); without, the suspicion now.
+    pub fn verdict_after(&self, ended: SystemTime, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
         let mut state = self.state();
+        if state.blind_at(ended) {
+            return true;
+        }
+        if !self.probing {
+            return state.suspect;
+        }
         loop {
             if let Some((started, blind)) = state.probe {
                 if started >= ended {
@@ -107,7 +116,7 @@ impl Sight {
     }
 
     /// The sight thread: a probe round of the Connectivity list that started at `started`.
-    pub fn record_probe(&self, started: Instant, blind: bool) {
+    pub fn record_probe(&self, started: SystemTime, blind: bool) {
         self.state().probe = Some((started, blind));
         self.probed.notify_all();
     }
@@ -154,9 +163,33 @@ impl Sight {
         self.probed.notify_all();
     }
 
-    /// The sight thread: publishes the verdict; true when it changed.
-    pub fn publish(&self, blind: bool) -> bool {
-        self.blind.swap(blind, Ordering::Relaxed) != blind
+    /// The sight thread: publishes the verdict, found by what began at `at` (a probe round,
+    /// or the suspicion); true when it changed.
+    pub fn publish(&self, blind: bool, at: SystemTime) -> bool {
+        let mut state = self.state();
+        if self.blind.swap(blind, Ordering::Relaxed) == blind {
+            return false;
+        }
+        if blind {
+            if state.periods.len() == PERIODS {
+                state.periods.pop_front();
+            }
+            state.periods.push_back((at, None));
+        } else if let Some(last) = state.periods.back_mut() {
+            last.1 = Some(at);
+        }
+        true
+    }
+}
+
+/// Blind periods remembered: more than a node can have had while a batch waits.
+const PERIODS: usize = 16;
+
+impl State {
+    fn blind_at(&self, at: SystemTime) -> bool {
+        self.periods
+            .iter()
+            .any(|(from, to)| *from <= at && to.is_none_or(|to| at < to))
     }
 }
 
@@ -295,22 +328,44 @@ mod tests {
     fn a_verdict_waits_for_a_probe_started_after_the_failure() {
         let (sight, wanted) = Sight::new(true);
         let sight = std::sync::Arc::new(sight);
-        let failed_at = Instant::now();
+        let failed_at = SystemTime::now();
         let prober = {
             let sight = sight.clone();
             std::thread::spawn(move || {
                 wanted.recv().unwrap();
-                sight.record_probe(Instant::now(), true);
+                sight.record_probe(SystemTime::now(), true);
             })
         };
         assert!(sight.verdict_after(failed_at, Duration::from_secs(10)));
         prober.join().unwrap();
         // No probe comes: the published verdict, once the wait is over.
-        let later = Instant::now() + Duration::from_secs(1);
+        let later = SystemTime::now() + Duration::from_secs(1);
         assert!(!sight.verdict_after(later, Duration::from_millis(50)));
         let (quiet, _rx) = Sight::new(false);
         quiet.suspect(true, vec!["10.0.0.1:80".into()]);
-        assert!(quiet.verdict_after(Instant::now(), Duration::ZERO));
+        assert!(quiet.verdict_after(SystemTime::now(), Duration::ZERO));
         assert_eq!(quiet.inputs(), (None, true, vec!["10.0.0.1:80".into()]));
+    }
+
+    #[test]
+    fn a_failure_from_a_blind_period_is_held_even_when_judged_after_it() {
+        let (sight, _rx) = Sight::new(true);
+        let t0 = SystemTime::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(sight.publish(true, at(10)));
+        assert!(!sight.publish(true, at(12)), "no change");
+        assert!(sight.publish(false, at(20)));
+        sight.record_probe(at(20), false);
+        assert!(
+            sight.verdict_after(at(15), Duration::ZERO),
+            "failed while blind"
+        );
+        assert!(!sight.verdict_after(at(5), Duration::ZERO), "before");
+        assert!(
+            !sight.verdict_after(at(20), Duration::ZERO),
+            "after: the probe saw"
+        );
+        assert!(sight.publish(true, at(30)));
+        assert!(sight.verdict_after(at(40), Duration::ZERO), "blind still");
     }
 }

@@ -41,7 +41,9 @@ pub(super) fn connect_tcp(
         let timeout = remaining(details);
         let result = match timeout.after {
             // The test suite's blind node (`base::fault`): its uplink is down.
-            _ if crate::base::fault::blind() => Err(io::ErrorKind::ConnectionRefused.into()),
+            _ if crate::base::fault::blind() => {
+                Err(io::Error::from_raw_os_error(libc::ENETUNREACH))
+            }
             ut::Duration::Exact(d) if d.is_zero() => {
                 return Err(ureq::Error::Timeout(timeout.reason))
             }

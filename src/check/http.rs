@@ -234,6 +234,7 @@ impl<'a> Run<'a> {
             Err(e) => Err(CheckError::NoResponse {
                 phase: phase::phase(),
                 description: self.failure_text(&e),
+                unanswered: describe::unanswered(&e, phase::phase()),
             }),
         }
     }

@@ -2,7 +2,7 @@
 //! incidents of a batch are written (so a parent failing in the same batch as its children
 //! is seen down): a FAILURE is held while the target's parent (`depends_on`) is in FAIL, or
 //! when this node could not reach its network at the time of the check that raised it (a
-//! network error, judged by the caller); a reminder is dropped in the same cases, and a
+//! network error, judged by the caller: `NewAlert::blind`); a reminder is dropped in the same cases, and a
 //! recovery after a held FAILURE of the same batch too. A held target's row is written back
 //! as not alerted, and its incident says why (`suppressed_by`, `monitor_blind`).
 //!
@@ -42,13 +42,9 @@ pub struct Decided<'a> {
     pub dropped: usize,
 }
 
-/// Decides which of `alerts` (in the order raised) go out; `blind`: the node could not reach
-/// its network when their network errors happened.
-pub fn decide<'a>(
-    tx: &mut impl Queryable,
-    alerts: &[&'a NewAlert],
-    blind: bool,
-) -> Result<Decided<'a>, Error> {
+/// Decides which of `alerts` (in the order raised) go out; each says whether the node could
+/// reach its network when its network error happened (`NewAlert::blind`).
+pub fn decide<'a>(tx: &mut impl Queryable, alerts: &[&'a NewAlert]) -> Result<Decided<'a>, Error> {
     let parents: Vec<TargetId> = alerts
         .iter()
         .filter(|a| matches!(a.kind, AlertKind::Failure | AlertKind::Reminder))
@@ -63,7 +59,7 @@ pub fn decide<'a>(
             .parent
             .and_then(|p| down.get(&p))
             .map(|&incident| Hold::Parent { incident })
-            .or_else(|| (blind && alert.network.is_some()).then_some(Hold::Blind));
+            .or_else(|| alert.blind.then_some(Hold::Blind));
         let id = alert.target_id;
         match (alert.kind, why) {
             (AlertKind::Failure, Some(why)) => {

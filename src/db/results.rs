@@ -26,16 +26,6 @@ const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
 
-/// What a result transaction is to hold (see [`super::holds`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Holding<'a> {
-    /// This node could not reach its network when the alerts' network errors happened.
-    pub blind: bool,
-    /// Targets whose FAILUREs of the last minute to withdraw: the node has just found it
-    /// is blind.
-    pub retract: &'a [TargetId],
-}
-
 /// What a result transaction did besides writing.
 #[derive(Debug, Default)]
 pub struct Written {
@@ -50,13 +40,13 @@ pub struct Written {
 /// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
 /// `state_seq` is still the one the update was made from, and moves it on by one. The alerts
-/// go through [`super::holds::decide`] first, and the FAILUREs to withdraw through
-/// [`super::holds::retract`].
+/// go through [`super::holds::decide`] first, and the FAILUREs of the targets in `retract`
+/// (the node has just found it is blind) through [`super::holds::retract`].
 pub fn write(
     conn: &mut Conn,
     fence: Option<&Fence>,
     batch: (&BTreeMap<TargetId, RowUpdate>, &[NewAlert], &Rollups),
-    holding: Holding,
+    retract: &[TargetId],
 ) -> Result<Written, Error> {
     let (updates, alerts, rollups) = batch;
     let mut tx = conn
@@ -91,9 +81,8 @@ pub fn write(
         .iter()
         .filter(|a| !stale.contains(&a.target_id))
         .collect();
-    let mut decided = super::holds::decide(&mut tx, &raised, holding.blind)?;
-    let retract: Vec<TargetId> = holding
-        .retract
+    let mut decided = super::holds::decide(&mut tx, &raised)?;
+    let retract: Vec<TargetId> = retract
         .iter()
         .filter(|id| !stale.contains(id))
         .copied()

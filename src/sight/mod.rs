@@ -14,7 +14,7 @@
 mod probe;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{after, select, Receiver};
 
@@ -58,19 +58,19 @@ impl Watch {
     /// One look: a probe round when one is due, the verdict published, and the notice sent
     /// when it changed.
     fn look(&mut self, stop: &Stop) {
+        let started = SystemTime::now();
         let (blind, why) = if self.sight.probing() {
-            self.probe_connectivity()
+            self.probe_connectivity(started)
         } else {
             self.judge_suspicion()
         };
-        if self.sight.publish(blind) {
+        if self.sight.publish(blind, started) {
             self.changed(blind, why, stop);
         }
     }
 
     /// Blind when no Connectivity address answered.
-    fn probe_connectivity(&self) -> (bool, String) {
-        let started = Instant::now();
+    fn probe_connectivity(&self, started: SystemTime) -> (bool, String) {
         let answers = probe::round(&self.list, PROBE_TIMEOUT);
         let blind = answers.iter().all(Result::is_err);
         self.sight.record_probe(started, blind);

@@ -24,7 +24,7 @@ pub fn round(list: &[String], timeout: Duration) -> Vec<Answer> {
     if crate::base::fault::blind() {
         return list
             .iter()
-            .map(|_| Err("connection refused (fault injected by the test suite)".into()))
+            .map(|_| Err("network is unreachable (fault injected by the test suite)".into()))
             .collect();
     }
     let resolved: Vec<Result<Vec<SocketAddr>, String>> =

@@ -3,7 +3,7 @@
 //! for the first time, and forgets targets no longer scheduled here. No I/O.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 
@@ -94,8 +94,8 @@ impl Writer {
                 kind,
                 trace: f.outcome.trace.to_string(),
                 parent: t.depends_on,
-                // The fold comes after the check ended: a probe begun later than this is too.
-                network: network.then(Instant::now),
+                network: network.then(|| SystemTime::from(f.at)),
+                blind: false,
             });
             self.stats.alert_queued();
         }

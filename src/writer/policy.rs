@@ -253,6 +253,7 @@ mod tests {
             trace: String::new(),
             parent: None,
             network: None,
+            blind: false,
         }
     }
 

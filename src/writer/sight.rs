@@ -60,13 +60,16 @@ impl Writer {
     pub(super) fn see(&mut self, f: &CheckResult, before: Option<Seen>) -> Seen {
         let error = f.outcome.error.as_ref();
         let network = error.is_some_and(|e| e.is_network());
-        let unreachable = matches!(
-            error,
-            Some(crate::base::model::CheckError::NoResponse {
-                phase: Phase::Resolving | Phase::Connecting,
-                ..
-            })
-        );
+        // The sample is of connects that got no answer: a TLS handshake that timed out
+        // connected, and would answer a probe while still failing.
+        let unreachable = network
+            && matches!(
+                error,
+                Some(crate::base::model::CheckError::NoResponse {
+                    phase: Phase::Resolving | Phase::Connecting,
+                    ..
+                })
+            );
         let s = &mut self.suspicion;
         if unreachable {
             let addr = f.target.url.addr();

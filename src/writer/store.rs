@@ -33,36 +33,41 @@ pub fn run(
     batches: Receiver<Batch>,
     outcomes: Sender<Outcome>,
 ) {
-    for batch in batches {
+    for mut batch in batches {
         crate::base::fault::point("store");
         let fence = member.fence();
-        let blind = blind_for(&sight, &batch);
-        if outcomes
-            .send(store(&pool, &stats, &fence, batch, blind))
-            .is_err()
-        {
+        judge_blind(&sight, &mut batch);
+        if outcomes.send(store(&pool, &stats, &fence, batch)).is_err() {
             return;
         }
     }
 }
 
-/// Whether this node could reach its network when the network errors behind the batch's
-/// FAILUREs and reminders happened: with `[settings] Connectivity`, a probe made after them
-/// says (waited for, before the transaction, at most [`VERDICT_WAIT`]); without, the
+/// Marks the batch's FAILUREs and reminders raised by network errors that happened while
+/// this node could not reach its network (`base::sight`): with `[settings] Connectivity`,
+/// a probe made after each says (waited for, before the transaction, at most
+/// [`VERDICT_WAIT`] in all, newest first so that one probe answers for all); without, the
 /// writer's suspicion.
-fn blind_for(sight: &Sight, batch: &Batch) -> bool {
-    let newest = batch
+fn judge_blind(sight: &Sight, batch: &mut Batch) {
+    let mut raised: Vec<&mut NewAlert> = batch
         .alerts
-        .iter()
+        .iter_mut()
         .filter(|a| matches!(a.kind, AlertKind::Failure | AlertKind::Reminder))
-        .filter_map(|a| a.network)
-        .max();
-    newest.is_some_and(|at| sight.verdict_after(at, VERDICT_WAIT))
+        .filter(|a| a.network.is_some())
+        .collect();
+    raised.sort_by_key(|a| std::cmp::Reverse(a.network));
+    let until = Instant::now() + VERDICT_WAIT;
+    for alert in raised {
+        if let Some(at) = alert.network {
+            let wait = until.saturating_duration_since(Instant::now());
+            alert.blind = sight.verdict_after(at, wait);
+        }
+    }
 }
 
 /// Reads what is asked, then writes the batch in one transaction; when the database refuses
 /// it for a reason other than an outage or a passing conflict, writes it target by target.
-pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch, blind: bool) -> Outcome {
+pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Outcome {
     let tried = Instant::now();
     let states = match read(pool, &batch.read) {
         Ok(states) => states,
@@ -73,11 +78,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch, blind
     }
     let first = db::with_conn(pool, |conn| {
         let all = (&batch.updates, &batch.alerts[..], &batch.rollups);
-        let holding = results::Holding {
-            blind,
-            retract: &batch.retract,
-        };
-        results::write(conn, Some(fence), all, holding)
+        results::write(conn, Some(fence), all, &batch.retract)
     });
     match &first {
         Ok(_) => stats.db_write(true),
@@ -117,7 +118,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch, blind
             log::error!(
                 "a batch of check results was not taken ({error}); writing each target alone"
             );
-            store_each(pool, stats, fence, (batch, blind), states, tried)
+            store_each(pool, stats, fence, batch, states, tried)
         }
     }
 }
@@ -180,7 +181,7 @@ fn store_each(
     pool: &Pool,
     stats: &StoreStats,
     fence: &Fence,
-    (mut batch, blind): (Batch, bool),
+    mut batch: Batch,
     states: Vec<(TargetId, TargetState)>,
     tried: Instant,
 ) -> Outcome {
@@ -213,11 +214,7 @@ fn store_each(
         };
         let write = |conn: &mut db::Conn| {
             let all = (&one.updates, &one.alerts[..], &one.rollups);
-            let holding = results::Holding {
-                blind,
-                retract: &one.retract,
-            };
-            results::write(conn, Some(fence), all, holding)
+            results::write(conn, Some(fence), all, &one.retract)
         };
         match db::with_conn(pool, write) {
             Ok(done) if !done.stale.is_empty() => {
