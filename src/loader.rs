@@ -8,7 +8,9 @@
 //!
 //! A scan reads `(id, config_changed)` of recently changed rows through an index, and a count
 //! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
-//! that changed.
+//! that changed. The whole dependency graph (`depends_on`) is read at the first load, at every
+//! change a scan sees and at least every minute: a missing parent and every row of a cycle
+//! are config errors, and a row whose error goes is taken again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
