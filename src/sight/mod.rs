@@ -13,6 +13,7 @@
 
 mod probe;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -160,7 +161,12 @@ pub fn run(mut watch: Watch, wanted: Receiver<()>, stop: Stop) {
     loop {
         crate::base::fault::point("sight");
         let started = Instant::now();
-        watch.look(&stop);
+        // A look that panics (a bug) is logged by the panic hook and tried at the next one:
+        // the node's sight must not stop the daemon.
+        let looked = catch_unwind(AssertUnwindSafe(|| watch.look(&stop)));
+        if looked.is_err() {
+            log::error!("sight: a look panicked; trying again at the next one");
+        }
         let gap = MIN_GAP.saturating_sub(started.elapsed());
         select! {
             recv(wanted) -> msg => if msg.is_err() { break },
