@@ -87,10 +87,14 @@ impl Watch {
                 failures.join("; ")
             );
         }
-        let why = format!(
-            "none of its Connectivity addresses answered ({})",
-            failures.join("; ")
-        );
+        let why = if blind {
+            format!(
+                "none of its Connectivity addresses answered ({})",
+                failures.join("; ")
+            )
+        } else {
+            "a Connectivity address answers".to_string()
+        };
         (blind, why)
     }
 
@@ -98,13 +102,20 @@ impl Watch {
     /// addresses it could not reach answers again.
     fn judge_suspicion(&self) -> (bool, String) {
         let (_, suspect, sample) = self.sight.inputs();
+        let percent = self.config.blind_percent;
+        if !suspect {
+            let why = format!(
+                "of the targets it checked in the last minute (at least {MIN_TARGETS}), no more \
+                 than {percent}% failed with network errors"
+            );
+            return (false, why);
+        }
         let why = format!(
-            "more than {}% of the targets it checked in the last minute (at least {MIN_TARGETS}) \
-             failed with network errors (BlindPercent)",
-            self.config.blind_percent
+            "more than {percent}% of the targets it checked in the last minute (at least \
+             {MIN_TARGETS}) failed with network errors (BlindPercent)"
         );
-        if !suspect || sample.is_empty() {
-            return (suspect, why);
+        if sample.is_empty() {
+            return (true, why);
         }
         let answers = probe::round(&sample, PROBE_TIMEOUT);
         let answered = answers.iter().filter(|a| a.is_ok()).count();
@@ -138,12 +149,12 @@ impl Watch {
         } else {
             let secs = self.since.take().map_or(0, |t| t.elapsed().as_secs());
             log::warn!(
-                "sight: this node ({node}) sees its network again after {secs} s; targets \
-                 still failing alert at their next check"
+                "sight: this node ({node}) sees its network again after {secs} s ({why}); \
+                 targets still failing alert at their next check"
             );
             format!(
-                "Blind for {secs} s. Targets still failing alert at their next check; those \
-                 fine now send nothing."
+                "{why}. Blind for {secs} s: targets still failing alert at their next check; \
+                 those fine now send nothing."
             )
         };
         let notice = Notice {

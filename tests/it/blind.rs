@@ -308,3 +308,56 @@ fn a_blind_node_hands_its_targets_to_a_node_that_sees_until_it_sees_again() {
     assert_eq!(subjects(&smtp), [BLIND, SEES]);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM alerts"), 0);
 }
+
+#[test]
+fn a_node_that_suspects_itself_hands_its_targets_over_and_takes_them_back_when_it_sees() {
+    let db = TestDb::new();
+    let smtp = SmtpServer::start(&db.dir.join("mail"), &SmtpOptions::default());
+    mail_notifier(&db, "ops", smtp.port);
+    let web = HttpServer::start(200);
+    // Enough that each node checks at least 20: the suspicion needs that many.
+    db.exec(&format!(
+        "INSERT INTO targets (name, url, frequency, timeout) \
+         SELECT CONCAT('api-', seq), '{}', 1, 2 FROM seq_1_to_60",
+        web.url("/")
+    ));
+    db.write_config(&format!("StatsInterval: 0\n{NOTIFY}GroupWait: 5\n"));
+    let dir = faults(&db);
+    let env = [("SKYPUNCH_FAULT_DIR", dir.to_str().unwrap())];
+    let one = node(&db, "mon-1", "", &env);
+    let two = node(&db, "mon-2", "", &[]);
+    wait_for(WAIT, "both nodes sharing the targets", || {
+        let (a, b) = (owned(&db, "mon-1"), owned(&db, "mon-2"));
+        (a >= 20 && b > 0 && a + b == 60).then_some(())
+    });
+    let passing = "SELECT COUNT(*) FROM targets WHERE status = 'PASS'";
+    wait_count(&db, "60 targets up", passing, |n| n == 60);
+
+    go_blind(&dir);
+    smtp.wait_messages(1);
+    wait_for(WAIT, "mon-2 checking every target", || {
+        let state: String = db.one("SELECT state FROM nodes WHERE name = 'mon-1'");
+        (state == "blind" && owned(&db, "mon-2") == 60).then_some(())
+    });
+    wait_count(&db, "60 targets up, checked by mon-2", passing, |n| n == 60);
+    // Handed over, mon-1 checks nothing: it stays blind until its sample answers.
+    std::thread::sleep(Duration::from_secs(3));
+    let state: String = db.one("SELECT state FROM nodes WHERE name = 'mon-1'");
+    assert_eq!(state, "blind");
+
+    see_again(&dir);
+    smtp.wait_messages(2);
+    wait_for(WAIT, "mon-1 sharing the targets again", || {
+        (owned(&db, "mon-1") > 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    one.terminate(WAIT);
+    two.terminate(WAIT);
+    assert_eq!(subjects(&smtp), [BLIND, SEES], "no target paged");
+    let log = std::fs::read_to_string(db.dir.join("mon-1.log")).unwrap();
+    assert_eq!(blind_lines(&log), 1, "{log}");
+    assert!(
+        log.contains("sees its network again") && log.contains("targets it could not reach"),
+        "{log}"
+    );
+}
