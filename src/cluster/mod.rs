@@ -277,11 +277,9 @@ impl Cluster {
 
     /// A heartbeat while running: a new view is adopted; a node declared dead joins again.
     fn beat_active(&mut self, ports: &Ports) {
-        let state = if self.sight.blind() {
-            "blind"
-        } else {
-            "active"
-        };
+        let blind = self.sight.blind();
+        self.stats.set_blind(blind);
+        let state = if blind { "blind" } else { "active" };
         match self.beat(state) {
             Beat::View(live) => self.adopt_view(live, ports),
             Beat::DeclaredDead => self.rejoin(ports),

@@ -76,11 +76,26 @@ fn a_node_whose_connectivity_list_fails_holds_its_alerts_and_says_so_once() {
     let store = db.add_watched("store", &store_server.url("/"));
     let dir = faults(&db);
     db.write_config(&format!(
-        "StatsInterval: 0\nConnectivity: 127.0.0.1:{}\n{NOTIFY}[cluster]\nNodeName: mon-1",
+        "StatsInterval: 0\nConnectivity: 127.0.0.1:{}\n{NOTIFY}[cluster]\nNodeName: mon-1\n\
+         [http]\nListen: 127.0.0.1:0",
         gateway.local_addr().unwrap().port()
     ));
     let env = [("SKYPUNCH_FAULT_DIR", dir.to_str().unwrap())];
     let daemon = Daemon::start_with(&db, &env);
+    let port = wait_for(WAIT, "the http listening line", || {
+        db.log()
+            .lines()
+            .find_map(|l| l.split("http: listening on 127.0.0.1:").nth(1))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+    });
+    let blind_metric = || {
+        crate::http::get(port, "/metrics")
+            .body
+            .lines()
+            .find(|l| l.starts_with("skypunch_node_blind "))
+            .map(str::to_string)
+    };
+    assert_eq!(blind_metric().as_deref(), Some("skypunch_node_blind 0.0"));
     let passing = "SELECT COUNT(*) FROM targets WHERE status = 'PASS'";
     wait_count(&db, "three targets up", passing, |n| n == 3);
 
@@ -117,6 +132,7 @@ fn a_node_whose_connectivity_list_fails_holds_its_alerts_and_says_so_once() {
         state, "blind",
         "alone, it beats as blind and keeps its targets"
     );
+    assert_eq!(blind_metric().as_deref(), Some("skypunch_node_blind 1.0"));
     let shown = crate::support::stdout(&db.cli(&["targets", &store.to_string()]));
     assert!(
         shown.contains("held: the node checking it could not reach its network"),
