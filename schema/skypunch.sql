@@ -80,9 +80,16 @@ CREATE TABLE IF NOT EXISTS targets (
     ip_family          VARCHAR(8)    NOT NULL DEFAULT 'any' COMMENT 'any, 4 or 6: the address family the check connects over',
     push_token         VARCHAR(64)   NULL     DEFAULT NULL COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
     depends_on         BIGINT        NULL     DEFAULT NULL COMMENT 'the id of the target this one depends on (its switch, its database): while that one is in FAIL, this one''s failures are recorded but alert nobody; NULL: none',
+    last_phases        VARCHAR(192)  NULL     DEFAULT NULL COMMENT 'set by the daemon: seconds each phase of the last check took, JSON {"dns":..,"connect":..,"tls":..,"request":..,"first_byte":..,"body":..}; NULL when it sent no request',
+    last_push_at       TIMESTAMP(6)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last /push/TOKEN request of this PUSH target came (UTC)',
+    last_push_status   VARCHAR(8)    NULL     DEFAULT NULL COMMENT 'set by the daemon: PASS, or FAIL for a push with status=fail',
+    last_push_msg      VARCHAR(128)  NULL     DEFAULT NULL COMMENT 'set by the daemon: the msg= of the last push, made printable and cut to 120 characters',
+    push_count         BIGINT        NOT NULL DEFAULT 0    COMMENT 'set by the daemon: pushes received (+1 each), by which every node tells a new push',
     PRIMARY KEY (id),
     KEY targets_config_changed (config_changed),
     KEY targets_enabled (enabled, id),
+    -- Each node reads the pushes of the last seconds by this, once a second.
+    KEY targets_last_push (last_push_at),
     -- /push/TOKEN finds its target by this; two rows never share a token.
     CONSTRAINT targets_push_token UNIQUE (push_token),
     -- The loader reads the dependencies (and the children of a parent) by this.

@@ -75,5 +75,18 @@ ALTER TABLE incidents
 ALTER TABLE nodes
     MODIFY COLUMN state VARCHAR(16) NOT NULL DEFAULT 'active'
         COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets)';
+-- What the daemon keeps of the last check's phases and of the last push of a PUSH target.
+ALTER TABLE targets
+    ADD COLUMN IF NOT EXISTS last_phases VARCHAR(192) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: seconds each phase of the last check took, JSON {"dns":..,"connect":..,"tls":..,"request":..,"first_byte":..,"body":..}; NULL when it sent no request',
+    ADD COLUMN IF NOT EXISTS last_push_at TIMESTAMP(6) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: when the last /push/TOKEN request of this PUSH target came (UTC)',
+    ADD COLUMN IF NOT EXISTS last_push_status VARCHAR(8) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: PASS, or FAIL for a push with status=fail',
+    ADD COLUMN IF NOT EXISTS last_push_msg VARCHAR(128) NULL DEFAULT NULL
+        COMMENT 'set by the daemon: the msg= of the last push, made printable and cut to 120 characters',
+    ADD COLUMN IF NOT EXISTS push_count BIGINT NOT NULL DEFAULT 0
+        COMMENT 'set by the daemon: pushes received (+1 each), by which every node tells a new push',
+    ADD KEY IF NOT EXISTS targets_last_push (last_push_at);
 
 INSERT INTO versions (major, minor) VALUES (2, 3) ON DUPLICATE KEY UPDATE minor = 3;

@@ -20,6 +20,7 @@ mod config;
 mod daemon;
 mod db;
 mod health;
+mod heartbeats;
 mod http;
 mod jobs;
 mod lifecycle;

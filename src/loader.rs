@@ -11,6 +11,13 @@
 //! that changed. The whole dependency graph (`depends_on`) is read at the first load, at every
 //! change a scan sees and at least every minute: a missing parent and every row of a cycle
 //! are config errors, and a row whose error goes is taken again.
+//!
+//! The `[secrets]` a row's `${secret:NAME}` references name come from the shared [`Keyring`];
+//! when a SIGHUP replaced them, the next pass validates again every enabled row that names a
+//! secret or has a config error (an edit of the file moves no `config_changed`).
+//!
+//! A PUSH row without a `push_token` gets a random one here (a conditional write, so that
+//! two nodes loading it at once agree on one).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,8 +25,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::base::keyring::{Keyring, Vault};
 use crate::base::model::Control;
-use crate::base::model::{TargetId, ToWriter};
+use crate::base::model::{Method, TargetId, ToWriter};
+use crate::base::secrets::has_references;
 use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::target;
@@ -53,6 +62,22 @@ pub struct Loader {
     /// last look at the whole graph, and when that was.
     dependency_errors: BTreeMap<TargetId, target::Error>,
     graph_read: Option<Instant>,
+    /// The `[secrets]`, and the snapshot of them this pass validates rows with.
+    keyring: Keyring,
+    vault: Arc<Vault>,
+    /// The keyring's generation the rows were last validated with.
+    validated: u64,
+}
+
+/// Why a row is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The first read at start.
+    First,
+    /// New, edited or enabled again.
+    Changed,
+    /// Unchanged, but the `[secrets]` were replaced.
+    Secrets,
 }
 
 impl Loader {
@@ -62,8 +87,12 @@ impl Loader {
         writer: Sender<ToWriter>,
         stop: Stop,
         default_ca: Option<std::path::PathBuf>,
+        keyring: Keyring,
     ) -> Loader {
         Loader {
+            vault: keyring.now(),
+            validated: keyring.generation(),
+            keyring,
             pool,
             cluster,
             writer,
@@ -83,13 +112,21 @@ impl Loader {
     /// outage and the pass is retried next time.
     pub fn pass(&mut self) {
         self.cas.forget();
+        // The generation first: a replacement between the two reads is seen next pass.
+        let generation = self.keyring.generation();
+        self.vault = self.keyring.now();
         let pool = self.pool.clone();
         let result = db::with_conn(&pool, |conn| {
-            if self.loaded {
-                self.scan(conn)
+            if !self.loaded {
+                self.load_all(conn)?;
+            } else if generation != self.validated {
+                self.revalidate(conn)?;
+                self.scan(conn)?;
             } else {
-                self.load_all(conn)
+                self.scan(conn)?;
             }
+            self.validated = generation;
+            Ok(())
         });
         match result {
             Ok(()) if self.outage_logged => {
@@ -117,7 +154,7 @@ impl Loader {
             }
             let rows = db::targets::enabled_page(conn, after, PAGE)?;
             for row in &rows {
-                if !self.take_row(conn, row, true)? {
+                if !self.take_row(conn, row, Take::First)? {
                     invalid += 1;
                 }
             }
@@ -136,6 +173,40 @@ impl Loader {
         log::info!(
             "loaded {count} enabled targets ({invalid} with config errors) in {} ms",
             started.elapsed().as_millis()
+        );
+        Ok(())
+    }
+
+    /// Validates again, with the `[secrets]` now in force, every enabled row that names a
+    /// secret or has a config error: the ones that name a secret no longer there become config
+    /// errors, those that named one missing until now are checked, and the others are checked
+    /// with the new values from their next check on.
+    fn revalidate(&mut self, conn: &mut db::Conn) -> Result<(), db::Error> {
+        const PAGE: usize = 5000;
+        let (mut taken, mut invalid, mut after) = (0, 0, 0);
+        loop {
+            if self.stop.requested() {
+                return Ok(());
+            }
+            let rows = db::targets::enabled_page(conn, after, PAGE)?;
+            for row in &rows {
+                // New, edited or enabled again since the last pass: the scan takes it.
+                let known = self.revisions.get(&row.id) == Some(&row.revision);
+                if known && (self.invalid.contains_key(&row.id) || names_secrets(row)) {
+                    taken += 1;
+                    if !self.take_row(conn, row, Take::Secrets)? {
+                        invalid += 1;
+                    }
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == PAGE => after = last.id,
+                _ => break,
+            }
+        }
+        log::info!(
+            "loader: [secrets] replaced: {taken} targets naming secrets or with config errors \
+             validated again ({invalid} with config errors)"
         );
         Ok(())
     }
@@ -209,7 +280,7 @@ impl Loader {
         }
         for row in db::targets::by_ids(conn, ids)? {
             if row.enabled {
-                self.take_row(conn, &row, false)?;
+                self.take_row(conn, &row, Take::Changed)?;
             } else if self.revisions.remove(&row.id).is_some() {
                 self.invalid.remove(&row.id);
                 db::history::pause(conn, row.id)?;
@@ -270,22 +341,28 @@ impl Loader {
         &mut self,
         conn: &mut db::Conn,
         row: &TargetRow,
-        first: bool,
+        take: Take,
     ) -> Result<bool, db::Error> {
-        if !first {
+        // Before the revision is taken: a fill that fails is tried again at the next scan.
+        fill_push_token(conn, row)?;
+        if take == Take::Changed {
             // Enabled again (or edited, or new): a pause it was in ends now.
             db::history::resume(conn, row.id)?;
         }
+        let first = take == Take::First;
         self.revisions.insert(row.id, row.revision);
         // Counters and `state_seq` edited out of range: repaired, and the repair logged.
         db::targets::repair(conn, row.id, &row.fixes())?;
         let graph = &self.dependency_errors;
-        let checked = target::from_row(row, &mut self.cas)
+        let checked = target::from_row(row, &mut self.cas, &self.vault.secrets)
             .and_then(|t| graph.get(&t.id).map_or(Ok(t), |e| Err(e.clone())));
         match checked {
             Ok(t) => {
-                self.invalid.remove(&row.id);
-                log_schedule(&t, first);
+                let recovered = self.invalid.remove(&row.id).is_some();
+                // Re-validated for the secrets alone: said only when that fixed the row.
+                if take != Take::Secrets || recovered {
+                    log_schedule(&t, first);
+                }
                 let _ = self.cluster.send(Control::Upsert {
                     target: Arc::new(t),
                     first,
@@ -314,11 +391,66 @@ impl Loader {
     }
 }
 
+/// Whether a row names a `[secrets]` value in a column the loader expands.
+fn names_secrets(row: &TargetRow) -> bool {
+    [
+        Some(row.url.as_str()),
+        row.authn_parms.as_deref(),
+        row.request_headers.as_deref(),
+        row.request_body.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(has_references)
+}
+
+/// Gives a PUSH row without a `push_token` a random one, unless another node (or a person)
+/// gives it one first; logs it masked (`targets ID` shows it whole). A failure of the system's
+/// random source is logged and leaves the row without one: no push can reach it then, and
+/// it fails with `no heartbeat`.
+fn fill_push_token(conn: &mut db::Conn, row: &TargetRow) -> Result<(), db::Error> {
+    let push = Method::parse(&row.method) == Some(Method::Push);
+    if !push || row.push_token.is_some() || row.undecodable.is_some() {
+        return Ok(());
+    }
+    let token = match crate::base::push::new_token() {
+        Ok(token) => token,
+        Err(e) => {
+            log::error!(
+                "[{}] cannot make a push token: {e}; set push_token by hand",
+                row.id
+            );
+            return Ok(());
+        }
+    };
+    if db::targets::push::fill_token(conn, row.id, &token)? {
+        log::info!(
+            "[{}] {} push token {} made: `skypunch targets {}` shows it",
+            row.id,
+            row.name,
+            crate::base::push::masked(&token),
+            row.id
+        );
+    }
+    Ok(())
+}
+
 /// Says when a target is scheduled (a row new or edited since the first load), and every
 /// time its row is loaded, first load included, when its timeout stretches its schedule:
 /// the operator must never read "every 2s" of a target checked every 8s.
 fn log_schedule(t: &crate::base::model::Target, first: bool) {
     let name = &t.name;
+    if t.method == Method::Push {
+        if !first {
+            let (f, window) = (t.frequency.as_secs(), (t.frequency + t.timeout).as_secs());
+            log::info!(
+                "[{}] target {name} scheduled: a push due every {f}s, FAIL after {window}s \
+                 without one",
+                t.id
+            );
+        }
+        return;
+    }
     match target::stretched_schedule(t.frequency, t.timeout) {
         Some(why) => log::warn!("[{}] target {name} scheduled {why}", t.id),
         None if !first => log::info!(

@@ -9,6 +9,10 @@
 //! in a message is shown escaped (`\x1b`, `\n`, `\u{202e}`), whichever call site logged it.
 //! A message of several lines (a panic's) becomes one line with `\n` between its parts.
 //!
+//! Every line also goes through the redactor of the `[secrets]` in force (see
+//! [`crate::base::keyring`]): whatever a line quotes (a server's answer, a URL, an error), a
+//! secret's value is `***` in it. Without secrets this costs nothing.
+//!
 //! fern is installed passing every level, and the level in force is `log`'s global maximum,
 //! which [`set_level`] moves either way: fern's own filter is fixed when it is installed and
 //! could only ever narrow a later change.
@@ -19,6 +23,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+
+use crate::base::keyring::Keyring;
 
 /// A thread's line buffer larger than this after a line is let go rather than kept.
 const KEPT_LINE: usize = 16 * 1024;
@@ -82,10 +88,11 @@ impl LogFile {
     /// Appends one whole line. A failed write (a full disk) is dropped: logging must never
     /// stop a check. The line is formatted into this thread's buffer, kept from line to line,
     /// instead of into new strings (two per line, at thousands of check lines a second).
-    fn write_line(&self, level: log::Level, line: &fmt::Arguments<'_>) {
+    fn write_line(&self, level: log::Level, line: &fmt::Arguments<'_>, keyring: &Keyring) {
         thread_local! {
             static LINE: RefCell<String> = const { RefCell::new(String::new()) };
         }
+        let vault = keyring.now();
         let sink = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let write = |text: &mut String| {
             text.clear();
@@ -93,7 +100,8 @@ impl LogFile {
                 let _ = write!(text, "<{}>", priority(level));
             }
             let _ = writeln!(text, "{line}");
-            let _ = (&sink.file).write_all(text.as_bytes());
+            let shown = vault.redactor.redact(text);
+            let _ = (&sink.file).write_all(shown.as_bytes());
         };
         LINE.with(|buffer| match buffer.try_borrow_mut() {
             Ok(mut text) => {
@@ -110,8 +118,14 @@ impl LogFile {
 }
 
 /// Installs the process logger writing to `file` (and to stderr too when `echo` is set, for
-/// `--foreground` runs in a terminal) at `level`. Can only be called once per process.
-pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<(), String> {
+/// `--foreground` runs in a terminal) at `level`, the values of `keyring`'s secrets masked.
+/// Can only be called once per process.
+pub fn install(
+    file: &LogFile,
+    level: log::LevelFilter,
+    echo: bool,
+    keyring: Keyring,
+) -> Result<(), String> {
     let mut dispatch = fern::Dispatch::new()
         .format(|out, message, record| {
             out.finish(format_args!(
@@ -131,11 +145,15 @@ pub fn install(file: &LogFile, level: log::LevelFilter, echo: bool) -> Result<()
         .level_for("mysql", log::LevelFilter::Warn)
         .level_for("r2d2", log::LevelFilter::Warn)
         .chain(fern::Output::call({
-            let file = file.clone();
-            move |record| file.write_line(record.level(), record.args())
+            let (file, keyring) = (file.clone(), keyring.clone());
+            move |record| file.write_line(record.level(), record.args(), &keyring)
         }));
     if echo && !file.is_journal() {
-        dispatch = dispatch.chain(io::stderr());
+        dispatch = dispatch.chain(fern::Output::call(move |record| {
+            let line = record.args().to_string();
+            let shown = keyring.now().redactor.redact(&line).into_owned();
+            let _ = writeln!(io::stderr(), "{shown}");
+        }));
     }
     dispatch
         .apply()
@@ -207,6 +225,32 @@ impl fmt::Display for NameColumn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_line_is_written_with_the_values_of_the_secrets_masked() {
+        let path = std::env::temp_dir().join(format!("skypunch-log-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let file = LogFile::open(&path).unwrap();
+        let mut secrets = crate::base::secrets::Secrets::new();
+        secrets.insert("API_KEY", "k3y-7f3a9c21");
+        let keyring = Keyring::new(&secrets);
+        let echoed = "k3y-7f3a9c21";
+        file.write_line(
+            log::Level::Warn,
+            &format_args!("server answered {echoed} and {}", "k3y-7f3a9c21%"),
+            &keyring,
+        );
+        secrets.insert("API_KEY", "n3w-0c1d2e3f");
+        keyring.replace(&secrets);
+        file.write_line(
+            log::Level::Info,
+            &format_args!("old k3y-7f3a9c21, new n3w-0c1d2e3f"),
+            &keyring,
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(text, "server answered *** and ***%\nold ***, new ***\n");
+    }
 
     #[test]
     fn the_name_column_is_thirty_characters_with_hidden_ones_escaped() {

@@ -144,7 +144,7 @@ proptest! {
             success_threshold: 1,
             ..TargetRow::default()
         };
-        let target = target::from_row(&row, &mut crate::base::ca::CaFiles::default()).unwrap();
+        let target = target::from_row(&row, &mut crate::base::ca::CaFiles::default(), &Default::default()).unwrap();
         let outcome = CheckOutcome {
             verdict: Verdict::Fail,
             error: None,
@@ -153,6 +153,7 @@ proptest! {
             elapsed: Duration::from_millis(3),
             trace: failed_trace(&url, &reason),
             cert: None,
+            phases: None,
         };
         let rendered = message::render(&alert(&name, &url, &reason, ""));
         let lines = [

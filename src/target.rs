@@ -4,11 +4,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::base::authn;
+use crate::base::authn::{self, Auth};
 use crate::base::ca::CaFiles;
+use crate::base::conditions::Conditions;
+use crate::base::headers::RequestHeaders;
 use crate::base::model::{Method, Target, TargetId};
+use crate::base::push;
+use crate::base::redactor::Redactor;
+use crate::base::secrets::Secrets;
 use crate::base::text;
 use crate::base::urls::WebUrl;
 use crate::db::targets::TargetRow;
@@ -54,6 +60,15 @@ pub enum Error {
     /// `depends_on` leads back to the row: the ids around the loop, from the smallest, which
     /// every row on it gets as its error.
     Cycle(Vec<TargetId>),
+    /// A line of `conditions` does not parse: its line, column and what was expected.
+    Conditions(String),
+    /// `request_headers` has a bad line, names an unknown secret, or sets the header `authn`
+    /// sets.
+    RequestHeaders(String),
+    /// `request_body` names an unknown secret, or a malformed reference.
+    RequestBody(String),
+    /// A PUSH target's `push_token` is not one a push can use; the reason (never the token).
+    PushToken(String),
 }
 
 impl fmt::Display for Error {
@@ -62,12 +77,16 @@ impl fmt::Display for Error {
             Error::Undecodable { column, why } => write!(f, "{column}: {why}"),
             Error::Method(method) => write!(
                 f,
-                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS",
+                "unknown method `{}`: use GET, POST, PUT, DELETE, HEAD, PATCH, OPTIONS or PUSH",
                 text::clip_marked(method, 60)
             ),
-            Error::Url(reason) | Error::Authn(reason) | Error::CaFile(reason) => {
-                f.write_str(reason)
-            }
+            Error::Url(reason)
+            | Error::Authn(reason)
+            | Error::CaFile(reason)
+            | Error::Conditions(reason)
+            | Error::RequestHeaders(reason)
+            | Error::RequestBody(reason)
+            | Error::PushToken(reason) => f.write_str(reason),
             Error::PassResult(value) => {
                 write!(f, "pass_result {value} is not an HTTP status (100-599)")
             }
@@ -99,8 +118,33 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Validates a row. `cas` reads the row's `ca_file` (or the configured default): a file that
-/// cannot be read is the row's config error.
-pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
+/// cannot be read is the row's config error. `secrets` fill in the `${secret:NAME}`
+/// references of `url`, `authn_parms`, `request_headers` and `request_body`: a name it does
+/// not hold is the row's config error.
+pub fn from_row(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Target, Error> {
+    validate(row, cas, secrets).map_err(|e| masked(e, secrets))
+}
+
+/// The error with the values of `secrets` masked: a reason may quote what a reference
+/// expanded to (a header line with no name, a URL), and it is stored in the row.
+fn masked(e: Error, secrets: &Secrets) -> Error {
+    if secrets.is_empty() {
+        return e;
+    }
+    let redactor = Redactor::from_secrets(secrets);
+    let mask = |reason: String| redactor.redact(&reason).into_owned();
+    match e {
+        Error::Url(r) => Error::Url(mask(r)),
+        Error::Authn(r) => Error::Authn(mask(r)),
+        Error::CaFile(r) => Error::CaFile(mask(r)),
+        Error::Conditions(r) => Error::Conditions(mask(r)),
+        Error::RequestHeaders(r) => Error::RequestHeaders(mask(r)),
+        Error::RequestBody(r) => Error::RequestBody(mask(r)),
+        other => other,
+    }
+}
+
+fn validate(row: &TargetRow, cas: &mut CaFiles, secrets: &Secrets) -> Result<Target, Error> {
     if let Some(bad) = &row.undecodable {
         return Err(Error::Undecodable {
             column: bad.column,
@@ -108,8 +152,24 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
         });
     }
     let method = Method::parse(&row.method).ok_or_else(|| Error::Method(row.method.clone()))?;
-    let url = WebUrl::parse(&row.url).map_err(Error::Url)?;
-    let auth = authn::parse(&row.authn, row.authn_parms.as_deref()).map_err(Error::Authn)?;
+    let url = match method {
+        Method::Push => push_url(row)?,
+        _ => WebUrl::parse_expanded(&row.url, secrets).map_err(Error::Url)?,
+    };
+    let auth = authn::parse_with_secrets(&row.authn, row.authn_parms.as_deref(), secrets)
+        .map_err(Error::Authn)?;
+    let conditions = conditions(row.conditions.as_deref())?;
+    let request_headers = request_headers(row.request_headers.as_deref(), &auth, secrets)?;
+    let request_body = match row.request_body.as_deref() {
+        Some(body) => Some(
+            secrets
+                .expand(body)
+                .map_err(|e| Error::RequestBody(format!("request_body: {e}")))?
+                .into_owned()
+                .into(),
+        ),
+        None => None,
+    };
     let pass_result = u16::try_from(row.pass_result)
         .ok()
         .filter(|s| (100..=599).contains(s))
@@ -140,7 +200,7 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
         pass_result,
         frequency,
         timeout,
-        request_body: row.request_body.clone(),
+        request_body,
         content_type: row.content_type.clone().filter(|c| !c.trim().is_empty()),
         expect_body: row.expect_body.clone().filter(|e| !e.is_empty()),
         max_response_ms: row.max_response_ms.map(|ms| ms as u64),
@@ -155,14 +215,17 @@ pub fn from_row(row: &TargetRow, cas: &mut CaFiles) -> Result<Target, Error> {
             .map_err(|e| Error::CaFile(e.to_string()))?,
         cert_warn_days,
         depends_on,
+        conditions,
+        request_headers,
     })
 }
 
-/// The dependency errors of the enabled rows, as the loader checks the whole graph at each
-/// pass: `edges` maps each enabled row with a `depends_on` to that value and whether a row of
-/// that id exists. A missing parent is an error of its child; a cycle (`a -> b -> a`) is an
-/// error of every row on it, naming them all. A row that only leads into a cycle is not in
-/// error: its parent is, and is not checked. Pure; linear in the number of edges.
+/// The dependency errors of the enabled rows, as the loader checks the whole graph (at every
+/// change and every minute): `edges` maps each enabled row with a `depends_on` to that value
+/// and whether a row of that id exists. A missing parent is an error of its child; a cycle
+/// (`a -> b -> a`) is an error of every row on it, naming them all. A row that only leads
+/// into a cycle is not in error: its parent is, and is not checked. Pure; linear in the
+/// number of edges.
 pub fn dependency_errors(edges: &BTreeMap<TargetId, (i64, bool)>) -> BTreeMap<TargetId, Error> {
     let mut errors = BTreeMap::new();
     // 1: on the path being walked, 2: done.
@@ -204,6 +267,57 @@ fn smallest_first(cycle: &[TargetId]) -> Vec<TargetId> {
     let low = (0..cycle.len()).min_by_key(|i| cycle[*i]).unwrap_or(0);
     cycle[low..].iter().chain(&cycle[..low]).copied().collect()
 }
+
+/// The `conditions` column parsed; `None` when it holds none (NULL, blank lines, comments).
+fn conditions(text: Option<&str>) -> Result<Option<Arc<Conditions>>, Error> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let parsed = Conditions::parse(text).map_err(|e| Error::Conditions(e.to_string()))?;
+    Ok((!parsed.is_empty()).then(|| Arc::new(parsed)))
+}
+
+/// The `request_headers` column with its secrets filled in, parsed. A header the `authn` sets
+/// itself is refused: which of the two would the target see?
+fn request_headers(
+    text: Option<&str>,
+    auth: &Auth,
+    secrets: &Secrets,
+) -> Result<RequestHeaders, Error> {
+    let Some(text) = text else {
+        return Ok(RequestHeaders::default());
+    };
+    let bad = |why: String| Error::RequestHeaders(why);
+    let expanded = secrets
+        .expand(text)
+        .map_err(|e| bad(format!("request_headers: {e}")))?;
+    let headers = RequestHeaders::parse(&expanded).map_err(|e| bad(e.to_string()))?;
+    let set_by_authn = match auth {
+        Auth::None => None,
+        Auth::Basic { .. } | Auth::Bearer { .. } | Auth::OAuth2(_) => Some("Authorization"),
+        Auth::OpenStack(_) => Some("X-Auth-Token"),
+    };
+    if let Some(name) = set_by_authn.filter(|name| headers.contains(name)) {
+        return Err(bad(format!(
+            "request_headers: {name} is set by authn {}",
+            auth.kind()
+        )));
+    }
+    Ok(headers)
+}
+
+/// What a PUSH target's `url` becomes: nothing is requested, so its `url` is not read (an
+/// operator may note the job's address there); a reserved name that resolves nowhere stands
+/// in. Its `push_token` must be usable, when set (the loader fills a NULL one).
+fn push_url(row: &TargetRow) -> Result<WebUrl, Error> {
+    if let Some(problem) = row.push_token.as_deref().and_then(push::token_problem) {
+        return Err(Error::PushToken(problem));
+    }
+    Ok(WebUrl::parse(PUSH_URL).expect("a valid URL"))
+}
+
+/// The URL a PUSH target holds in place of one (RFC 2606 keeps `.invalid` unresolvable).
+pub const PUSH_URL: &str = "http://push.invalid/";
 
 /// Why a target is checked less often than its frequency says, when its timeout is longer:
 /// a target is never checked twice at once, so a check that takes longer than the frequency
@@ -264,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_defaulted_row_is_a_valid_target() {
-        let t = from_row(&row(), &mut CaFiles::default()).unwrap();
+        let t = from_row(&row(), &mut CaFiles::default(), &Secrets::new()).unwrap();
         assert_eq!(
             (
                 t.method,
@@ -307,7 +421,7 @@ mod tests {
         for (spoil, expected) in cases {
             let mut r = row();
             spoil(&mut r);
-            let err = from_row(&r, &mut CaFiles::default())
+            let err = from_row(&r, &mut CaFiles::default(), &Secrets::new())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
@@ -338,8 +452,140 @@ mod tests {
         let values = vec![Some(mysql::Value::Int(7)), Some(mysql::Value::NULL)];
         let mut r = row();
         r.undecodable = Some(bad(&mut crate::db::decode::Fields::of("targets", values)));
-        let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
         assert_eq!(err.to_string(), "name: NULL is not UTF-8 text");
+    }
+
+    fn secrets() -> Secrets {
+        let mut s = Secrets::new();
+        s.insert("API_KEY", "k-7f3a9c21");
+        s.insert("CS", "client-secret-1");
+        s
+    }
+
+    #[test]
+    fn secret_references_are_filled_in_and_an_unknown_one_is_a_config_error() {
+        let mut r = row();
+        r.url = "http://127.0.0.1:8080/h/${secret:API_KEY}".into();
+        r.authn = "OAUTH2".into();
+        r.authn_parms = Some(
+            "token_url=http://127.0.0.1:9/token,client_id=mon,client_secret=${secret:CS}".into(),
+        );
+        r.request_headers = Some("X-Api-Key: ${secret:API_KEY}\nAccept: application/json".into());
+        r.request_body = Some(r#"{"key":"${secret:API_KEY}"}"#.into());
+        let t = from_row(&r, &mut CaFiles::default(), &secrets()).unwrap();
+        assert_eq!(t.url.as_str(), "http://127.0.0.1:8080/h/k-7f3a9c21");
+        assert_eq!(t.url.shown(), "http://127.0.0.1:8080/h/${secret:API_KEY}");
+        let Auth::OAuth2(p) = &t.auth else {
+            panic!("{:?}", t.auth)
+        };
+        assert_eq!(p.client_secret.expose(), "client-secret-1");
+        let sent: Vec<_> = t
+            .request_headers
+            .iter()
+            .map(|(_, v)| v.to_str().unwrap())
+            .collect();
+        assert_eq!(sent, ["k-7f3a9c21", "application/json"]);
+        assert_eq!(
+            t.request_body.as_ref().map(|b| b.expose()),
+            Some(r#"{"key":"k-7f3a9c21"}"#)
+        );
+        assert!(!format!("{t:?}").contains("client-secret-1"));
+        type Spoil = fn(&mut TargetRow);
+        let cases: Vec<(Spoil, &str)> = vec![
+            (
+                |r| r.url = "http://h/${secret:NOPE}".into(),
+                "url: unknown secret `NOPE`",
+            ),
+            (
+                |r| r.request_headers = Some("X-A: ${secret:NOPE}".into()),
+                "request_headers: unknown secret `NOPE`",
+            ),
+            (
+                |r| r.request_body = Some("${secret:NOPE}".into()),
+                "request_body: unknown secret `NOPE`",
+            ),
+            (
+                |r| {
+                    r.authn_parms =
+                        Some("token_url=http://h/t,client_id=a,client_secret=${secret:NOPE}".into())
+                },
+                "authn_parms client_secret: unknown secret `NOPE`",
+            ),
+        ];
+        for (spoil, expected) in cases {
+            let mut bad = r.clone();
+            spoil(&mut bad);
+            let err = from_row(&bad, &mut CaFiles::default(), &secrets())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(expected),
+                "{err} should start with {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_error_never_quotes_what_a_secret_expanded_to() {
+        let mut r = row();
+        r.request_headers = Some("Accept: */*\n${secret:API_KEY}".into());
+        let err = from_row(&r, &mut CaFiles::default(), &secrets()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request_headers line 2: `***` is not `Name: value`"
+        );
+    }
+
+    #[test]
+    fn conditions_and_headers_are_validated_at_load() {
+        let mut r = row();
+        r.conditions = Some("# health\n[STATUS] == 200\n[BODY].status == ok\n".into());
+        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        assert_eq!(t.conditions.as_ref().map(|c| c.len()), Some(2));
+        r.conditions = Some("\n# nothing yet\n".into());
+        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        assert!(t.conditions.is_none());
+        r.conditions = Some("[STATUS] == 200\n[BODY].status ok".into());
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("conditions line 2, column "),
+            "{err}"
+        );
+        let mut r = row();
+        r.request_headers = Some("Accept: */*\nno colon".into());
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request_headers line 2: `no colon` is not `Name: value`"
+        );
+        r.request_headers = Some("authorization: Bearer x".into());
+        r.authn = "BEARER".into();
+        r.authn_parms = Some("token=abc".into());
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "request_headers: Authorization is set by authn BEARER"
+        );
+        r.authn = "NONE".into();
+        assert!(from_row(&r, &mut CaFiles::default(), &Secrets::new()).is_ok());
+    }
+
+    #[test]
+    fn a_push_target_needs_no_url_but_a_usable_token() {
+        let mut r = row();
+        r.method = "push".into();
+        r.url = String::new();
+        let t = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap();
+        assert_eq!((t.method, t.url.as_str()), (Method::Push, PUSH_URL));
+        r.push_token = Some("backup-job_2026-nightly".into());
+        assert!(from_row(&r, &mut CaFiles::default(), &Secrets::new()).is_ok());
+        r.push_token = Some("s3cret".into());
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("push_token has 6 characters"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]
@@ -376,17 +622,19 @@ mod tests {
     fn a_row_depending_on_itself_or_on_no_id_is_its_own_config_error() {
         let mut r = row();
         r.depends_on = Some(7);
-        let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "depends_on makes a cycle (7 -> 7): set one of them to NULL"
         );
         r.depends_on = Some(0);
-        let err = from_row(&r, &mut CaFiles::default()).unwrap_err();
+        let err = from_row(&r, &mut CaFiles::default(), &Secrets::new()).unwrap_err();
         assert_eq!(err.to_string(), "depends_on 0 names no target");
         r.depends_on = Some(3);
         assert_eq!(
-            from_row(&r, &mut CaFiles::default()).unwrap().depends_on,
+            from_row(&r, &mut CaFiles::default(), &Secrets::new())
+                .unwrap()
+                .depends_on,
             Some(3)
         );
     }
@@ -396,7 +644,9 @@ mod tests {
         let mut r = row();
         r.method = " post ".into();
         assert_eq!(
-            from_row(&r, &mut CaFiles::default()).unwrap().method,
+            from_row(&r, &mut CaFiles::default(), &Secrets::new())
+                .unwrap()
+                .method,
             Method::Post
         );
     }

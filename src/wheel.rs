@@ -14,14 +14,17 @@ use crossbeam_channel::{select, Receiver};
 use crate::backlog::{Notice, Watch};
 use crate::jobs::{JobReceiver, JobSender};
 
-use crate::base::model::{Control, Job, Target, TargetId};
+use crate::base::model::{Control, Job, Method, Target, TargetId};
 use crate::base::stats::WheelStats;
 use crate::base::stop::Stop;
+use crate::check::Heartbeats;
 
 /// The resolution of the schedule.
 pub const TICK: Duration = Duration::from_millis(10);
 /// Slots in the wheel: one turn is 10.24 s; a target due later waits for its turn.
 const SLOTS: usize = 1024;
+/// The longest a PUSH target's first look waits after the start.
+const PUSH_SPREAD: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -41,6 +44,9 @@ struct Entry {
     removed: bool,
     /// Bumped whenever the entry moves, so the copy left in an old slot is ignored.
     generation: u32,
+    /// Asked to be checked soon while its check ran (a PUSH target pushed): checked again
+    /// as soon as that ends.
+    again: bool,
 }
 
 /// A slot holds (id, due tick, generation).
@@ -100,11 +106,13 @@ impl Wheel {
                 }
             }
             None => {
-                let due = if first {
-                    now + spread(id, target.frequency)
-                } else {
-                    now
+                // A PUSH target's look costs no request: spread over a few seconds only, so
+                // that one never pushed does not wait up to a period for its first window.
+                let period = match target.method {
+                    Method::Push => target.frequency.min(PUSH_SPREAD),
+                    _ => target.frequency,
                 };
+                let due = if first { now + spread(id, period) } else { now };
                 self.entries.insert(
                     id,
                     Entry {
@@ -113,6 +121,7 @@ impl Wheel {
                         phase: Phase::Waiting,
                         removed: false,
                         generation: 0,
+                        again: false,
                     },
                 );
                 self.place(id);
@@ -165,6 +174,17 @@ impl Wheel {
     /// A worker finished the target's check: schedule the next one a period after the last due
     /// time, keeping a steady rate; a check that overran its period runs again at once.
     pub fn check_done(&mut self, id: TargetId, now: Instant) {
+        self.check_done_with(id, now, || None);
+    }
+
+    /// [`Wheel::check_done`], a PUSH target looked at again when `push_next` says (its
+    /// pushes' window, see `check::push`) rather than a period later.
+    pub fn check_done_with(
+        &mut self,
+        id: TargetId,
+        now: Instant,
+        push_next: impl FnOnce() -> Option<Instant>,
+    ) {
         let Some(e) = self.entries.get_mut(&id) else {
             return;
         };
@@ -175,8 +195,31 @@ impl Wheel {
             self.entries.remove(&id);
             return;
         }
-        e.due = (e.due + e.target.frequency).max(now);
+        let next = match e.target.method {
+            Method::Push => push_next(),
+            _ => None,
+        };
+        e.due = next.unwrap_or(e.due + e.target.frequency).max(now);
+        if std::mem::take(&mut e.again) {
+            e.due = now;
+        }
         self.place(id);
+    }
+
+    /// Checks a target as soon as it can (a PUSH target was pushed): now if it waits, once
+    /// its check ends if one runs. A target this node does not check is left alone.
+    pub fn check_soon(&mut self, id: TargetId, now: Instant) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        match e.phase {
+            Phase::Running => e.again = true,
+            Phase::Waiting if e.due > now => {
+                e.due = now;
+                self.place(id);
+            }
+            Phase::Waiting => {}
+        }
     }
 }
 
@@ -200,6 +243,9 @@ pub struct Ports {
     pub member: Arc<crate::cluster::Member>,
     /// `[settings] Workers`, named in the warning when checks wait for a free worker.
     pub workers: usize,
+    /// The pushes of PUSH targets: which were pushed (checked at once), and when to look at
+    /// one again.
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 /// The thread body: runs until the stop request (or until the loader's end of `control` is
@@ -222,7 +268,11 @@ pub fn run(ports: Ports, stats: WheelStats) {
             recv(ports.control) -> msg => match msg {
                 Ok(Control::Upsert { target, first }) => {
                     removed.remove(&target.id);
-                    wheel.upsert(target, first, Instant::now());
+                    let now = Instant::now();
+                    if target.method == Method::Push && !wheel.entries.contains_key(&target.id) {
+                        ports.heartbeats.watch(target.id, now);
+                    }
+                    wheel.upsert(target, first, now);
                 }
                 Ok(Control::Remove(id)) => {
                     removed.insert(id);
@@ -241,8 +291,11 @@ pub fn run(ports: Ports, stats: WheelStats) {
         crate::base::fault::point("wheel");
         let mut finished = 0;
         for id in ports.done.try_iter() {
-            wheel.check_done(id, now);
+            wheel.check_done_with(id, now, || ports.heartbeats.next_look(id));
             finished += 1;
+        }
+        for id in ports.heartbeats.take_arrivals() {
+            wheel.check_soon(id, now);
         }
         watch.finished(finished);
         if !removed.is_empty() {
@@ -443,6 +496,36 @@ mod tests {
         w.check_done(1, t0 + Duration::from_millis(100));
         assert!(w.entries.is_empty());
         assert!(due_ids(&mut w, t0 + Duration::from_secs(5)).is_empty());
+    }
+
+    #[test]
+    fn a_push_target_is_checked_when_pushed_and_when_its_window_closes() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        let push = Arc::new(Target {
+            method: Method::Push,
+            ..(*target(3, 60)).clone()
+        });
+        w.upsert(push, false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![3]);
+        // Pushed while its look runs: looked at again as soon as it ends.
+        w.check_soon(3, t0 + TICK);
+        w.check_done_with(3, t0 + 2 * TICK, || Some(t0 + Duration::from_secs(75)));
+        assert_eq!(due_ids(&mut w, t0 + 3 * TICK), vec![3]);
+        w.check_done_with(3, t0 + 4 * TICK, || Some(t0 + Duration::from_secs(75)));
+        assert!(due_ids(&mut w, t0 + Duration::from_secs(74)).is_empty());
+        // Pushed while it waits: now.
+        w.check_soon(3, t0 + Duration::from_secs(74));
+        assert_eq!(
+            due_ids(&mut w, t0 + Duration::from_secs(74) + TICK),
+            vec![3]
+        );
+        w.check_done_with(3, t0 + Duration::from_secs(75), || None);
+        assert!(due_ids(&mut w, t0 + Duration::from_secs(133)).is_empty());
+        assert_eq!(due_ids(&mut w, t0 + Duration::from_secs(135)), vec![3]);
+        // A target of another node is not this wheel's to check.
+        w.check_soon(99, t0);
+        assert!(!w.entries.contains_key(&99));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 use crate::jobs::JobReceiver;
 
 use crate::base::model::{
-    CheckError, CheckOutcome, CheckResult, Target, TargetId, ToWriter, Verdict,
+    CheckError, CheckOutcome, CheckResult, Method, Target, TargetId, ToWriter, Verdict,
 };
 use crate::base::stats::WorkerStats;
 use crate::base::threads::{Group, SpawnError};
@@ -79,7 +79,12 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
         if lag > crate::backlog::WAIT_LIMIT {
             stats.late_start();
         }
-        let outcome = check_safely(checker, &job.target);
+        let Some(outcome) = run_check(checker, &job.target) else {
+            // A PUSH target with nothing new to say: no result, no line (see check::push).
+            slot.end(true);
+            let _ = ports.done.send(job.target.id);
+            continue;
+        };
         if slot.end(has_verdict(&outcome)) == Ended::Abandoned {
             log::debug!(
                 "[{}] check abandoned at stop after {} ms: not recorded",
@@ -89,7 +94,10 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
             let _ = ports.done.send(job.target.id);
             continue;
         }
-        stats.record_duration(outcome.elapsed);
+        // A PUSH target's look takes no time: it would only blur how long requests take.
+        if job.target.method != Method::Push {
+            stats.record_duration(outcome.elapsed);
+        }
         log_line(&job.target, &outcome);
         stats.checked();
         if outcome.verdict == Verdict::Fail {
@@ -113,12 +121,27 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
 
 /// Whether an outcome stands even if the stop cut the check's sockets just before it ended:
 /// true when it was decided from a complete answer (a status, a body, a time) or by a panic.
-/// A failure to get an answer (Keystone's or the target's) may be the cut's doing.
+/// A failure to get an answer (Keystone's, the OAuth2 server's or the target's) may be the
+/// cut's doing.
 fn has_verdict(outcome: &CheckOutcome) -> bool {
     !matches!(
         outcome.error,
-        Some(CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Body { .. })
+        Some(
+            CheckError::Keystone(_)
+                | CheckError::OAuth2(_)
+                | CheckError::NoResponse { .. }
+                | CheckError::Body { .. }
+        )
     )
+}
+
+/// The check of a due target: an HTTP check, or a PUSH target's look at its pushes, which
+/// has a result only when there is something new to say.
+fn run_check(checker: &Checker, target: &Target) -> Option<CheckOutcome> {
+    match target.method {
+        Method::Push => checker.heartbeat(target),
+        _ => Some(check_safely(checker, target)),
+    }
 }
 
 /// Runs the check; a panic in it (a bug) becomes a failed check instead of a dead worker.
@@ -136,19 +159,25 @@ pub fn check_safely(checker: &Checker, target: &Target) -> CheckOutcome {
             elapsed: start.elapsed(),
             trace,
             cert: None,
+            phases: None,
         }
     })
 }
 
 /// The original's line, with the response time added:
 /// `[1] HP Cloud Dot COM               GET https://www.hpcloud.com PASS (OK) 12ms`.
+/// A PUSH target, which requests nothing, shows `/push/` in place of a URL.
 pub fn check_line(target: &Target, outcome: &CheckOutcome) -> String {
+    let url = match target.method {
+        Method::Push => "/push/",
+        _ => target.url.shown(),
+    };
     format!(
         "[{}] {} {} {} {} ({}) {}ms",
         target.id,
         NameColumn(&target.name),
         target.method,
-        target.url.shown(),
+        url,
         outcome.verdict.status(),
         outcome.description,
         outcome.elapsed.as_millis()

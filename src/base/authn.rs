@@ -22,6 +22,18 @@ impl Secret {
     }
 }
 
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(redacted)")
@@ -38,9 +50,18 @@ impl fmt::Display for Secret {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
     None,
-    Basic { user: String, password: Secret },
+    Basic {
+        user: String,
+        password: Secret,
+    },
     // Boxed: the parameters are large, and most targets have no authentication.
     OpenStack(Box<KeystoneParams>),
+    /// `Authorization: Bearer <token>`, the token as given.
+    Bearer {
+        token: Secret,
+    },
+    /// A token from an OAuth2 server by the client credentials grant.
+    OAuth2(Box<OAuth2Params>),
 }
 
 impl Auth {
@@ -50,6 +71,8 @@ impl Auth {
             Auth::None => "NONE",
             Auth::Basic { .. } => "BASIC",
             Auth::OpenStack(_) => "OPENSTACK",
+            Auth::Bearer { .. } => "BEARER",
+            Auth::OAuth2(_) => "OAUTH2",
         }
     }
 }
@@ -113,7 +136,6 @@ pub fn parse(authn: &str, parms: Option<&str>) -> Result<Auth, ParamError> {
 
 /// [`parse`] with the `${secret:NAME}` references in each value replaced from `secrets`
 /// (see [`expand_values`]); an unknown name is an error naming the parameter.
-#[allow(dead_code)] // wired into the check in issue 26's next step
 pub fn parse_with_secrets(
     authn: &str,
     parms: Option<&str>,
@@ -142,8 +164,11 @@ fn parse_expanding(
         "OPENSTACK" | "KEYSTONE" => {
             parse_keystone(pairs(KEYSTONE_NEEDS)?).map(|p| Auth::OpenStack(Box::new(p)))
         }
+        "BEARER" => bearer_token(pairs(BEARER_NEEDS)?).map(|token| Auth::Bearer { token }),
+        "OAUTH2" => oauth2_params(pairs(OAUTH2_NEEDS)?).map(|p| Auth::OAuth2(Box::new(p))),
         other => Err(format!(
-            "unknown authn `{other}`: use NONE, BASIC or OPENSTACK"
+            "unknown authn `{}`: use NONE, BASIC, BEARER, OAUTH2 or OPENSTACK",
+            crate::base::text::clip_marked(&crate::base::text::visible(other), 40)
         )),
     }
 }
@@ -168,7 +193,6 @@ pub fn split_params(parms: &str) -> Result<Vec<(String, String)>, ParamError> {
 
 /// `pairs` with the `${secret:NAME}` references in each value replaced from `secrets`: after
 /// the split, so that a value may hold a `,` once expanded. An error names the parameter.
-#[allow(dead_code)] // wired into the check in issue 26's next step
 pub fn expand_values(
     pairs: Vec<(String, String)>,
     secrets: &Secrets,
@@ -185,9 +209,7 @@ pub fn expand_values(
 /// `OAUTH2` parameters: `token_url`, `client_id` and `client_secret`, optional `scope`,
 /// `audience` and `auth` (`basic`, the default, or `post`). Any other key is an error: a
 /// misspelt optional one would otherwise be dropped without a word.
-#[allow(dead_code)] // wired into the check in issue 26's next step
 pub fn oauth2_params(mut pairs: Vec<(String, String)>) -> Result<OAuth2Params, ParamError> {
-    const NEEDS: &str = "OAUTH2 needs token_url, client_id and client_secret";
     const TAKES: &str = "token_url, client_id, client_secret, scope, audience and auth";
     let token_url = take(&mut pairs, "token_url");
     let client_id = take(&mut pairs, "client_id");
@@ -195,7 +217,7 @@ pub fn oauth2_params(mut pairs: Vec<(String, String)>) -> Result<OAuth2Params, P
     let (Some(token_url), Some(client_id), Some(client_secret)) =
         (token_url, client_id, client_secret)
     else {
-        return Err(NEEDS.to_string());
+        return Err(OAUTH2_NEEDS.to_string());
     };
     let token_url = WebUrl::parse(&token_url).map_err(|e| format!("token_url: {e}"))?;
     let client_auth = match take(&mut pairs, "auth").map(|a| a.to_ascii_lowercase()) {
@@ -222,10 +244,8 @@ pub fn oauth2_params(mut pairs: Vec<(String, String)>) -> Result<OAuth2Params, P
 }
 
 /// `BEARER` parameters: `token`, sent as `Authorization: Bearer <token>`.
-#[allow(dead_code)] // wired into the check in issue 26's next step
 pub fn bearer_token(mut pairs: Vec<(String, String)>) -> Result<Secret, ParamError> {
-    const NEEDS: &str = "BEARER needs token";
-    let token = take(&mut pairs, "token").ok_or_else(|| NEEDS.to_string())?;
+    let token = take(&mut pairs, "token").ok_or_else(|| BEARER_NEEDS.to_string())?;
     if let Some((key, _)) = pairs.first() {
         return Err(format!(
             "unknown parameter `{key}`: BEARER takes token only"
@@ -245,6 +265,8 @@ fn take(pairs: &mut Vec<(String, String)>, key: &str) -> Option<String> {
 }
 
 const BASIC_NEEDS: &str = "BASIC needs user and password";
+const BEARER_NEEDS: &str = "BEARER needs token";
+const OAUTH2_NEEDS: &str = "OAUTH2 needs token_url, client_id and client_secret";
 
 fn parse_basic(mut pairs: Pairs) -> Result<Auth, ParamError> {
     match (take(&mut pairs, "user"), take(&mut pairs, "password")) {
@@ -457,6 +479,34 @@ mod tests {
         assert_eq!(
             err("token=a,user=b"),
             "unknown parameter `user`: BEARER takes token only"
+        );
+    }
+
+    #[test]
+    fn bearer_and_oauth2_are_authn_kinds() {
+        let bearer = parse("bearer", Some("token=eyJ.abc")).unwrap();
+        assert_eq!(
+            (bearer.kind(), &bearer),
+            (
+                "BEARER",
+                &Auth::Bearer {
+                    token: Secret::new("eyJ.abc")
+                }
+            )
+        );
+        let parms = "token_url=http://127.0.0.1:9/token,client_id=mon,client_secret=s";
+        let Auth::OAuth2(p) = parse("OAUTH2", Some(parms)).unwrap() else {
+            panic!("not OAUTH2")
+        };
+        assert_eq!(p.client_id, "mon");
+        assert_eq!(
+            parse("OAUTH2", Some("client_id=mon")).unwrap_err(),
+            "OAUTH2 needs token_url, client_id and client_secret"
+        );
+        assert_eq!(parse("BEARER", None).unwrap_err(), "BEARER needs token");
+        assert_eq!(
+            parse("KERBEROS", None).unwrap_err(),
+            "unknown authn `KERBEROS`: use NONE, BASIC, BEARER, OAUTH2 or OPENSTACK"
         );
     }
 

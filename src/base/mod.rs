@@ -6,12 +6,14 @@
 
 pub mod authn;
 pub mod ca;
+pub mod conditions;
 pub mod fault;
-// Wired into the check in issue 26's next step.
-#[allow(dead_code)]
 pub mod headers;
+pub mod keyring;
 pub mod model;
 pub mod os;
+pub mod phases;
+pub mod push;
 pub mod redactor;
 pub mod rollup;
 pub mod secrets;

@@ -8,7 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::base::authn::Auth;
+use crate::base::authn::{Auth, Secret};
+use crate::base::conditions::Conditions;
+use crate::base::headers::RequestHeaders;
 use crate::base::trace::Trace;
 use crate::base::urls::WebUrl;
 
@@ -38,10 +40,13 @@ pub enum Method {
     Head,
     Patch,
     Options,
+    /// Not a request: a heartbeat target, passing while `/push/TOKEN` is called (see
+    /// `check::push`).
+    Push,
 }
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Get,
         Method::Post,
         Method::Put,
@@ -49,6 +54,7 @@ impl Method {
         Method::Head,
         Method::Patch,
         Method::Options,
+        Method::Push,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,7 @@ impl Method {
             Method::Head => "HEAD",
             Method::Patch => "PATCH",
             Method::Options => "OPTIONS",
+            Method::Push => "PUSH",
         }
     }
 
@@ -125,7 +132,8 @@ pub struct Target {
     pub pass_result: u16,
     pub frequency: Duration,
     pub timeout: Duration,
-    pub request_body: Option<String>,
+    /// The body as sent, its `${secret:NAME}` references expanded: never shown.
+    pub request_body: Option<Secret>,
     pub content_type: Option<String>,
     pub expect_body: Option<String>,
     pub max_response_ms: Option<u64>,
@@ -143,6 +151,10 @@ pub struct Target {
     /// The target this one depends on (`depends_on`): while that one is in FAIL, this one's
     /// FAILURE alert is held.
     pub depends_on: Option<TargetId>,
+    /// What the answer must show besides (or, naming `[STATUS]`, instead of) `pass_result`.
+    pub conditions: Option<Arc<Conditions>>,
+    /// Sent with every request of the check (not with a token request), references expanded.
+    pub request_headers: RequestHeaders,
 }
 
 impl Target {
@@ -171,6 +183,8 @@ impl Target {
             ca: None,
             cert_warn_days: 14,
             depends_on: None,
+            conditions: None,
+            request_headers: RequestHeaders::default(),
         }
     }
 }
@@ -257,11 +271,22 @@ pub enum CheckError {
     },
     /// The check itself panicked: a bug, logged with its place.
     Internal,
+    /// The OAuth2 server gave no token: unreachable, refused the client, or answered without
+    /// one.
+    OAuth2(String),
+    /// A condition of the target's `conditions` did not hold: the condition and what was
+    /// seen, redacted and cut to fit `status_description`.
+    Condition { status: u16, description: String },
+    /// A PUSH target got no push within its `frequency` + `timeout`: whole seconds since
+    /// its last one (or since this node began to watch it, when none came).
+    NoHeartbeat { seconds: u64 },
+    /// A PUSH target's last push said `status=fail`; its message (printable, bounded).
+    PushedFailure(String),
 }
 
 impl CheckError {
     /// Every kind, in [`CheckError::index`] order: the names the stats line counts them by.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 12] = [
         "keystone",
         "no_response",
         "body",
@@ -270,6 +295,10 @@ impl CheckError {
         "body_lacks",
         "too_slow",
         "internal",
+        "oauth2",
+        "condition",
+        "no_heartbeat",
+        "pushed_failure",
     ];
 
     /// This kind's place in [`CheckError::KINDS`].
@@ -283,6 +312,10 @@ impl CheckError {
             CheckError::BodyLacks { .. } => 5,
             CheckError::TooSlow { .. } => 6,
             CheckError::Internal => 7,
+            CheckError::OAuth2(_) => 8,
+            CheckError::Condition { .. } => 9,
+            CheckError::NoHeartbeat { .. } => 10,
+            CheckError::PushedFailure(_) => 11,
         }
     }
 
@@ -303,8 +336,14 @@ impl CheckError {
     /// The response status, when a response arrived.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            CheckError::Keystone(_) | CheckError::NoResponse { .. } | CheckError::Internal => None,
+            CheckError::Keystone(_)
+            | CheckError::OAuth2(_)
+            | CheckError::NoResponse { .. }
+            | CheckError::Internal
+            | CheckError::NoHeartbeat { .. }
+            | CheckError::PushedFailure(_) => None,
             CheckError::Body { status, .. }
+            | CheckError::Condition { status, .. }
             | CheckError::BodyTooLarge { status, .. }
             | CheckError::BodyLacks { status, .. }
             | CheckError::TooSlow { status, .. } => Some(*status),
@@ -317,8 +356,10 @@ impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckError::Keystone(d)
+            | CheckError::OAuth2(d)
             | CheckError::NoResponse { description: d, .. }
-            | CheckError::Body { description: d, .. } => f.write_str(d),
+            | CheckError::Body { description: d, .. }
+            | CheckError::Condition { description: d, .. } => f.write_str(d),
             CheckError::BodyTooLarge { max, .. } => {
                 write!(f, "response body larger than {max} bytes")
             }
@@ -338,6 +379,8 @@ impl fmt::Display for CheckError {
             CheckError::Internal => {
                 f.write_str("internal error: the check panicked (see the log); please report it")
             }
+            CheckError::NoHeartbeat { seconds } => write!(f, "no heartbeat for {seconds} s"),
+            CheckError::PushedFailure(message) => f.write_str(message),
         }
     }
 }
@@ -358,6 +401,9 @@ pub struct CheckOutcome {
     /// The leaf certificate, when the check got through a TLS handshake; shared with the
     /// worker's cache of parsed certificates, so a check of a known one allocates nothing.
     pub cert: Option<Arc<CertInfo>>,
+    /// How long each phase of its requests took; `None` when it sent none (a PUSH target,
+    /// a token request that failed first).
+    pub phases: Option<crate::base::phases::Phases>,
 }
 
 /// The leaf certificate a check's TLS handshake saw.

@@ -48,10 +48,10 @@ pub enum SecretError {
 impl fmt::Display for SecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Short: with `config error: <column>: ` before it, it fits status_description.
             SecretError::Unknown { name } => write!(
                 f,
-                "unknown secret `{name}`: add `{name}: value` to [secrets] in the config file \
-                 and reload (SIGHUP)"
+                "unknown secret `{name}`: add it to [secrets] in the config file, then SIGHUP"
             ),
             SecretError::Unclosed { at } => {
                 write!(f, "`${{secret:` at character {at} has no closing `}}`")

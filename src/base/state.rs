@@ -274,6 +274,8 @@ pub struct RowUpdate {
     pub cert: CertSeen,
     /// `cert_alerted_for`, seconds since the epoch.
     pub cert_alerted_for: Option<i64>,
+    /// `last_phases`: the latest check's phases.
+    pub phases: Option<crate::base::phases::Phases>,
 }
 
 impl RowUpdate {
@@ -298,6 +300,7 @@ impl RowUpdate {
             seq: t.next.seq,
             cert,
             cert_alerted_for: t.next.cert_alerted_for,
+            phases: outcome.phases,
         }
     }
 

@@ -1,6 +1,6 @@
 //! One HTTP check of one target, run synchronously on a worker thread: reads the target's
-//! definition and the shared Keystone token cache, talks to the target (and Keystone), and
-//! returns a [`CheckOutcome`] with a trace. Touches no database.
+//! definition and the shared token caches, talks to the target (and Keystone or the OAuth2
+//! server), and returns a [`CheckOutcome`] with a trace. Touches no database.
 //!
 //! - [`http`]: the steps of a check (authenticate, send, read, judge) and its trace;
 //! - [`agent`]: the ureq agents checks run on; [`resolve`], [`connect`], [`tls`] and
@@ -8,19 +8,17 @@
 //! - [`verify_cache`], [`kx_hints`] (over [`clock`]): what TLS handshakes remember;
 //!   [`buffers`]: the connections' buffers; [`crypto`]: the TLS provider;
 //! - [`describe`], [`cert`]: words for what a check found;
-//! - [`keystone`]: tokens for targets behind OpenStack Keystone; [`oauth2`] (over
-//!   [`tokens`]): OAuth2 client-credentials tokens;
-//! - [`conditions`]: what the answer must show, as the target's `conditions` say;
-//! - [`sockets`]: the checks in flight, for a stop to abandon.
+//! - [`keystone`]: tokens for targets behind OpenStack Keystone, [`oauth2`]: OAuth2
+//!   client-credentials tokens; both over [`tokens`] (the cache) and [`token_request`] (the
+//!   HTTP exchange);
+//! - [`sockets`]: the checks in flight, for a stop to abandon;
+//! - [`push`]: PUSH (heartbeat) targets, judged from the pushes read, with no network.
 
 pub(crate) mod sockets;
 
-// Issue 26's parts, built and tested, wired into the check in its next step.
-#[allow(dead_code, unused_imports)]
-mod conditions;
-#[allow(dead_code, unused_imports)]
+mod keystone;
 mod oauth2;
-#[allow(dead_code)]
+mod token_request;
 mod tokens;
 
 mod agent;
@@ -31,18 +29,20 @@ mod connect;
 mod crypto;
 mod describe;
 mod http;
-mod keystone;
 mod kx_hints;
 mod phase;
+mod push;
 mod resolve;
 mod tls;
 mod transport;
 mod verify_cache;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::base::model::{CheckOutcome, Target};
-use crate::check::keystone::TokenCache;
+use crate::base::keyring::Keyring;
+use crate::base::model::{CheckOutcome, Method, Target};
+pub use push::{Heard, Heartbeats, POLL as PUSH_POLL};
 
 /// Redirect hops followed when a target asks for it.
 const MAX_REDIRECTS: u32 = 10;
@@ -52,7 +52,8 @@ const MAX_REDIRECTS: u32 = 10;
 pub struct CheckSettings {
     /// Bodies longer than this FAIL (and are not read further).
     pub max_body_bytes: u64,
-    /// How long a Keystone token is used when Keystone does not say when it expires.
+    /// How long a Keystone or OAuth2 token is used when its answer does not say when it
+    /// expires.
     pub token_lifetime: Duration,
 }
 
@@ -66,23 +67,50 @@ impl Default for CheckSettings {
 }
 
 /// Runs checks. Built once and shared by all worker threads behind an `Arc`: it holds the
-/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration)
-/// and the Keystone token cache. Every check opens its own connection and closes it, and
-/// makes a full TLS handshake; nothing else is shared between checks.
+/// ureq agents (see [`agent`]; each an `Arc` inside, built once with its TLS configuration),
+/// the Keystone and OAuth2 token caches, the `[secrets]` in force (whose values it masks
+/// in every check's description and trace) and the pushes PUSH targets are judged by (an
+/// `Arc` the heartbeat thread fills). Every check opens its own connection and closes it,
+/// and makes a full TLS handshake; nothing else is shared between checks.
 #[derive(Debug)]
 pub struct Checker {
     agents: agent::Agents,
-    tokens: TokenCache,
+    keystone: keystone::TokenCache,
+    oauth2: oauth2::TokenCache,
     settings: CheckSettings,
+    keyring: Keyring,
+    heartbeats: Arc<Heartbeats>,
 }
 
 impl Checker {
+    /// A checker that knows no `[secrets]` (see [`Checker::with_keyring`]).
     pub fn new(settings: CheckSettings) -> Checker {
         Checker {
             agents: agent::Agents::new(),
-            tokens: TokenCache::new(),
+            keystone: keystone::TokenCache::new(),
+            oauth2: oauth2::TokenCache::new(),
             settings,
+            keyring: Keyring::default(),
+            heartbeats: Arc::new(Heartbeats::new()),
         }
+    }
+
+    /// Masks the values of `keyring`'s `[secrets]`, as they are when each check starts.
+    pub(crate) fn with_keyring(mut self, keyring: Keyring) -> Checker {
+        self.keyring = keyring;
+        self
+    }
+
+    /// The pushes PUSH targets are judged by: the heartbeat thread fills them, the wheel
+    /// reads when to look again.
+    pub fn heartbeats(&self) -> &Arc<Heartbeats> {
+        &self.heartbeats
+    }
+
+    /// The daemon's look at a PUSH target: its result, or `None` when there is nothing new
+    /// to write (see [`push`]).
+    pub fn heartbeat(&self, target: &Target) -> Option<CheckOutcome> {
+        self.heartbeats.judge(target, Instant::now())
     }
 
     /// Handshakes that found their certificate chain already verified.
@@ -90,17 +118,34 @@ impl Checker {
         self.agents.tls().chains.hits()
     }
 
-    /// The Keystone tokens shared by all checks.
-    pub fn tokens(&self) -> &TokenCache {
-        &self.tokens
+    /// How many distinct Keystone credentials have a token (or a refusal) kept.
+    pub fn keystone_clients(&self) -> usize {
+        self.keystone.keys()
+    }
+
+    /// How many distinct OAuth2 client credentials have a token (or a refusal) kept.
+    pub fn oauth2_clients(&self) -> usize {
+        self.oauth2.keys()
     }
 
     /// Runs one check of `target` now. Never panics, never returns an error: a failed check is
     /// an outcome with [`crate::base::model::Verdict::Fail`] and a description of what failed.
+    /// A PUSH target gets what its pushes say now ([`Heartbeats::verdict`]).
     pub fn check(&self, target: &Target) -> CheckOutcome {
+        if target.method == Method::Push {
+            return self.heartbeats.verdict(target, Instant::now());
+        }
         let agent = self.agents.for_target(target);
+        let vault = self.keyring.now();
+        let tools = http::Tools {
+            agent: &agent,
+            keystone: &self.keystone,
+            oauth2: &self.oauth2,
+            settings: &self.settings,
+            redactor: &vault.redactor,
+        };
         phase::begin();
-        let outcome = http::run(&agent, &self.tokens, &self.settings, target);
+        let outcome = http::run(tools, target);
         phase::end();
         outcome
     }

@@ -1,9 +1,9 @@
-//! Tokens shared by every worker, whatever issues them: one per distinct set of credentials
-//! (the key), fetched once however many checks need it at the same moment, kept while it is
-//! fresh, and not asked for again for a few seconds after the issuer refused. Used by the
-//! OAuth2 step of a check (the Keystone step has the same logic in `keystone/cache.rs`, which
-//! could become this). Runs on the worker threads; no I/O of its own: the caller's `fetch`
-//! runs on the calling thread with no lock held.
+//! Tokens shared by every worker, whatever issues them (the Keystone and the OAuth2 steps of a
+//! check): one per distinct set of credentials (the key), fetched once however many checks
+//! need it at the same moment, kept while it is fresh, and not asked for again for a few
+//! seconds after the issuer refused; keys no check uses are let go past [`KEPT_KEYS`]. Runs
+//! on the worker threads; no I/O of its own: the caller's `fetch` runs on the calling thread
+//! with no lock held.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,12 +13,29 @@ use std::time::{Duration, Instant};
 
 /// After a failed fetch, the checks that need the same token get its error for this long
 /// instead of asking again: a hundred targets behind one wrong secret make one token request
-/// every few seconds, not a hundred (issuers lock out clients that fail too often).
+/// every few seconds, not a hundred (issuers lock out clients that fail too often: OAuth2
+/// servers, and Keystone with `lockout_failure_attempts`).
 pub const FAILURE_HOLD: Duration = Duration::from_secs(5);
+
+/// A token is used until this long before it expires (less for short-lived tokens, see
+/// [`refresh_at`]), so that none is sent in its last seconds.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// Keys kept before a new one makes the cache let go of those no check uses: a key whose
+/// token is stale and whose refusal is over costs nothing to fetch again, and rows edited to
+/// new credentials would otherwise leave their old ones behind for good.
+pub const KEPT_KEYS: usize = 64;
 
 /// A token that knows until when it may be used.
 pub trait Fresh {
     fn is_fresh(&self, now: Instant) -> bool;
+}
+
+/// When to stop using a token obtained at `obtained` that its issuer says is valid for
+/// `lifetime`: [`REFRESH_MARGIN`] before it expires, or a tenth of the lifetime before for
+/// tokens shorter than ten minutes, so that a short-lived token is still reused a little.
+pub fn refresh_at(obtained: Instant, lifetime: Duration) -> Instant {
+    obtained + lifetime - REFRESH_MARGIN.min(lifetime / 10)
 }
 
 /// Whether a token came from the cache or was fetched for this check.
@@ -78,6 +95,19 @@ impl<T, E> Default for Entry<T, E> {
     }
 }
 
+impl<T: Fresh, E> Entry<T, E> {
+    /// Whether it holds a fresh token, a fetch under way, or a refusal still held.
+    fn in_use(&self, now: Instant) -> bool {
+        let slot = lock(&self.slot);
+        let fresh = slot.token.as_ref().is_some_and(|t| t.is_fresh(now));
+        let held = slot
+            .failed
+            .as_ref()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) < FAILURE_HOLD);
+        fresh || held || slot.fetching
+    }
+}
+
 struct Slot<T, E> {
     token: Option<Arc<T>>,
     fetching: bool,
@@ -98,13 +128,9 @@ impl<K: Eq + Hash + Clone, T: Fresh, E: Clone> SharedTokens<K, T, E> {
         Self::default()
     }
 
-    /// Distinct keys seen so far.
-    pub fn len(&self) -> usize {
+    /// Distinct keys kept.
+    pub fn keys(&self) -> usize {
         lock(&self.entries).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// A fresh token for `key`: the cached one, the one another worker is fetching (waiting
@@ -181,16 +207,15 @@ impl<K: Eq + Hash + Clone, T: Fresh, E: Clone> SharedTokens<K, T, E> {
         }
     }
 
-    /// Keeps only the keys `keep` accepts: the loader's call once targets were removed or
-    /// their credentials changed, so the map is bounded by the credentials in use.
-    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
-        lock(&self.entries).retain(|k, _| keep(k));
-    }
-
     fn entry(&self, key: &K) -> Arc<Entry<T, E>> {
         let mut entries = lock(&self.entries);
         if let Some(entry) = entries.get(key) {
             return entry.clone();
+        }
+        if entries.len() >= KEPT_KEYS {
+            let now = Instant::now();
+            // Lock order: the map, then an entry (no one takes them the other way round).
+            entries.retain(|_, entry| Arc::strong_count(entry) > 1 || entry.in_use(now));
         }
         entries.entry(key.clone()).or_default().clone()
     }
@@ -214,6 +239,7 @@ mod tests {
     use super::*;
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
 
     /// A token good until the instant it holds.
     #[derive(Debug)]
@@ -227,121 +253,166 @@ mod tests {
 
     type Cache = SharedTokens<&'static str, Tok, String>;
 
+    const fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     fn far() -> Instant {
-        Instant::now() + Duration::from_secs(60)
+        Instant::now() + secs(60)
     }
 
-    #[test]
-    fn a_token_is_fetched_again_only_once_stale() {
-        let cache = Cache::new();
-        let t0 = Instant::now();
-        let clock = Cell::new(t0);
-        let fetches = Cell::new(0);
-        let get = || {
-            cache.get_at(
-                &"k",
-                || clock.get(),
-                far(),
-                || "waited".into(),
-                || {
-                    fetches.set(fetches.get() + 1);
-                    Ok(Tok(clock.get() + Duration::from_secs(100)))
-                },
-            )
-        };
-        assert_eq!(get().unwrap().1, Source::New);
-        clock.set(t0 + Duration::from_secs(99));
-        assert_eq!(get().unwrap().1, Source::Cached);
-        clock.set(t0 + Duration::from_secs(100));
-        assert_eq!(get().unwrap().1, Source::New);
-        assert_eq!((fetches.get(), cache.len()), (2, 1));
+    /// The cache on a clock the test moves, counting the fetches.
+    struct Clocked {
+        cache: Cache,
+        t0: Instant,
+        clock: Cell<Instant>,
+        fetches: Cell<usize>,
     }
 
-    #[test]
-    fn a_refusal_is_held_for_a_few_seconds_then_asked_again() {
-        let cache = Cache::new();
-        let t0 = Instant::now();
-        let clock = Cell::new(t0);
-        let fetches = Cell::new(0);
-        let get = |ok: bool| {
-            cache.get_at(
-                &"k",
-                || clock.get(),
-                far(),
-                || "waited".into(),
-                || {
-                    fetches.set(fetches.get() + 1);
-                    match ok {
-                        true => Ok(Tok(clock.get() + Duration::from_secs(100))),
-                        false => Err("401 invalid_client".to_string()),
-                    }
-                },
-            )
-        };
-        assert_eq!(get(false).unwrap_err(), "401 invalid_client");
-        clock.set(t0 + FAILURE_HOLD - Duration::from_millis(1));
-        assert_eq!(get(true).unwrap_err(), "401 invalid_client");
-        assert_eq!(fetches.get(), 1);
-        clock.set(t0 + FAILURE_HOLD);
-        assert_eq!(get(true).unwrap().1, Source::New);
-        assert_eq!(fetches.get(), 2);
+    impl Clocked {
+        fn new() -> Clocked {
+            let t0 = Instant::now();
+            Clocked {
+                cache: Cache::new(),
+                t0,
+                clock: Cell::new(t0),
+                fetches: Cell::new(0),
+            }
+        }
+
+        /// Moves the clock to `after` past the start.
+        fn at(&self, after: Duration) {
+            self.clock.set(self.t0 + after);
+        }
+
+        /// Where the token for `"k"` came from; a fetch answers a token good for 100 s, or
+        /// the refusal in `answer`.
+        fn get(&self, answer: Result<(), &str>) -> Result<Source, String> {
+            let fetch = || {
+                self.fetches.set(self.fetches.get() + 1);
+                let token = answer.map(|()| Tok(self.clock.get() + secs(100)));
+                token.map_err(str::to_string)
+            };
+            let got =
+                self.cache
+                    .get_at(&"k", || self.clock.get(), far(), || "waited".into(), fetch);
+            got.map(|(_, source)| source)
+        }
     }
 
-    #[test]
-    fn concurrent_workers_share_one_fetch() {
+    /// Eight workers asking for `"k"` at once on the clock `now`, a fetch taking 200 ms to
+    /// answer `answer`: where each got its token, or its error, and how many fetched.
+    fn eight_at_once(
+        now: impl Fn() -> Instant + Clone + Send + 'static,
+        answer: impl Fn() -> Result<Tok, String> + Clone + Send + 'static,
+    ) -> (Vec<Result<Source, String>>, usize) {
         let cache = Arc::new(Cache::new());
         let fetches = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let (cache, fetches) = (cache.clone(), fetches.clone());
+                let (now, answer) = (now.clone(), answer.clone());
                 std::thread::spawn(move || {
-                    cache.get(
-                        &"k",
-                        far(),
-                        || "waited".into(),
-                        || {
-                            fetches.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(200));
-                            Ok(Tok(Instant::now() + Duration::from_secs(60)))
-                        },
-                    )
+                    let fetch = || {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(200));
+                        answer()
+                    };
+                    let got = cache.get_at(&"k", now, far(), || "waited".into(), fetch);
+                    got.map(|(_, source)| source)
                 })
             })
             .collect();
-        for t in threads {
-            assert!(t.join().unwrap().is_ok());
-        }
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let got = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        (got, fetches.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire() {
+        let t0 = Instant::now();
+        assert_eq!(refresh_at(t0, secs(3600)), t0 + secs(3540));
+        assert_eq!(refresh_at(t0, secs(10)), t0 + secs(9));
+        assert_eq!(refresh_at(t0, Duration::ZERO), t0);
+    }
+
+    #[test]
+    fn a_token_is_fetched_again_only_once_stale() {
+        let c = Clocked::new();
+        assert_eq!(c.get(Ok(())), Ok(Source::New));
+        c.at(secs(99));
+        assert_eq!(c.get(Ok(())), Ok(Source::Cached));
+        c.at(secs(100));
+        assert_eq!(c.get(Ok(())), Ok(Source::New));
+        assert_eq!((c.fetches.get(), c.cache.keys()), (2, 1));
+    }
+
+    #[test]
+    fn a_refusal_is_held_for_a_few_seconds_then_asked_again() {
+        let c = Clocked::new();
+        let refused = Err("401 invalid_client".to_string());
+        assert_eq!(c.get(Err("401 invalid_client")), refused);
+        c.at(FAILURE_HOLD - Duration::from_millis(1));
+        assert_eq!(c.get(Ok(())), refused);
+        assert_eq!(c.fetches.get(), 1);
+        c.at(FAILURE_HOLD);
+        assert_eq!(c.get(Ok(())), Ok(Source::New));
+        assert_eq!(c.fetches.get(), 2);
+    }
+
+    #[test]
+    fn concurrent_workers_share_one_fetch() {
+        // The clock stands still: a worker that comes late finds the token, not a stale one.
+        let t0 = Instant::now();
+        let (got, fetches) = eight_at_once(move || t0, move || Ok(Tok(t0 + secs(60))));
+        assert_eq!(fetches, 1);
+        let new = got.iter().filter(|g| **g == Ok(Source::New)).count();
+        let cached = got.iter().filter(|g| **g == Ok(Source::Cached)).count();
+        assert_eq!((new, cached), (1, 7), "{got:?}");
+    }
+
+    #[test]
+    fn concurrent_workers_share_one_failure() {
+        // The clock stands still: a worker that comes late finds the refusal held.
+        let t0 = Instant::now();
+        let (got, fetches) = eight_at_once(move || t0, || Err("401 Unauthorized".into()));
+        assert_eq!(fetches, 1);
+        assert!(
+            got.iter().all(|g| *g == Err("401 Unauthorized".into())),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn a_waiter_gives_up_at_its_deadline() {
         let cache = Arc::new(Cache::new());
+        let (started, fetching) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
         let slow = {
             let cache = cache.clone();
             std::thread::spawn(move || {
-                cache.get(
-                    &"k",
-                    far(),
-                    || "waited".into(),
-                    || {
-                        std::thread::sleep(Duration::from_millis(600));
-                        Ok(Tok(Instant::now() + Duration::from_secs(60)))
-                    },
-                )
+                let fetch = || {
+                    started.send(()).unwrap();
+                    // Until the test has waited in vain (or failed: the sender is gone).
+                    let _ = released.recv();
+                    Ok(Tok(Instant::now() + secs(60)))
+                };
+                cache.get(&"k", far(), || "waited".into(), fetch)
             })
         };
-        std::thread::sleep(Duration::from_millis(100));
+        fetching.recv().unwrap();
         let soon = Instant::now() + Duration::from_millis(50);
         let got = cache.get(&"k", soon, || "waited".into(), || unreachable!());
         assert_eq!(got.unwrap_err(), "waited");
+        release.send(()).unwrap();
         assert!(slow.join().unwrap().is_ok());
+        let got = cache.get(&"k", far(), || "waited".into(), || unreachable!());
+        assert_eq!(got.unwrap().1, Source::Cached);
     }
 
     #[test]
-    fn invalidate_drops_only_the_refused_token_and_retain_bounds_the_keys() {
+    fn invalidate_drops_only_the_refused_token() {
         let cache = Cache::new();
-        let fresh = || Ok(Tok(Instant::now() + Duration::from_secs(60)));
+        let fresh = || Ok(Tok(Instant::now() + secs(60)));
         let (first, _) = cache.get(&"k", far(), || "w".into(), fresh).unwrap();
         cache.invalidate(&"k", &first);
         let (second, source) = cache.get(&"k", far(), || "w".into(), fresh).unwrap();
@@ -351,8 +422,24 @@ mod tests {
             .get(&"k", far(), || "w".into(), || unreachable!())
             .unwrap();
         assert!(Arc::ptr_eq(&second, &third) && source == Source::Cached);
-        cache.get(&"other", far(), || "w".into(), fresh).unwrap();
-        cache.retain(|k| *k == "other");
-        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn keys_no_check_uses_are_let_go_past_the_bound() {
+        type Keyed = SharedTokens<usize, Tok, String>;
+        let cache = Keyed::new();
+        let stale = || Ok(Tok(Instant::now()));
+        let fresh = || Ok(Tok(Instant::now() + secs(60)));
+        for key in 0..KEPT_KEYS {
+            let fetch = if key == 0 { fresh } else { stale };
+            cache.get(&key, far(), || "w".into(), fetch).unwrap();
+        }
+        assert_eq!(cache.keys(), KEPT_KEYS);
+        cache.get(&KEPT_KEYS, far(), || "w".into(), fresh).unwrap();
+        assert_eq!(cache.keys(), 2, "the fresh token and the new one stay");
+        let (_, source) = cache
+            .get(&0, far(), || "w".into(), || unreachable!())
+            .unwrap();
+        assert_eq!(source, Source::Cached);
     }
 }

@@ -1,8 +1,9 @@
 //! `skypunch check-config`: everything `start` would check, without starting, judged as the
 //! service would meet it: every bad line of the file (with its file and line), the package's
 //! placeholders, the folders of the log and pid files and the file itself as the user the
-//! service runs as (when run by root), and the database (reachable, schema version). Exits 0
-//! only when all is well. Runs on the main thread; reads the file, the defaults file and the
+//! service runs as (when run by root), the database (reachable, schema version), and the
+//! target rows naming a `${secret:NAME}` the file's `[secrets]` lacks. Exits 0 only when all
+//! is well. Runs on the main thread; reads the file, the defaults file and the
 //! database, writes nothing.
 
 use std::path::Path;
@@ -10,8 +11,10 @@ use std::path::Path;
 use super::out::{line, plural};
 use super::service::{self, Access, Account, Service};
 use super::{Error, Invocation};
+use crate::base::secrets::{has_references, Secrets};
+use crate::base::text;
 use crate::config::{self, Config};
-use crate::db;
+use crate::db::{self, targets::TargetRow};
 
 /// Runs every check and prints one line per finding.
 pub fn run(inv: &Invocation) -> Result<(), Error> {
@@ -122,20 +125,66 @@ fn check_folder(file: &Path, key: &str, service: &Service) -> Result<usize, Erro
     Ok(1)
 }
 
-/// Connects and checks the schema; 1 when either fails.
+/// Connects and checks the schema, then the rows' secret references; 1 when the database
+/// cannot be used, else 1 per row naming a secret the file lacks.
 fn check_database(config: &Config) -> Result<usize, Error> {
     let name = config.db.describe();
     match db::open(&config.db) {
-        Ok(_) => {
+        Ok((_, mut conn)) => {
             let (major, minor) = db::schema::VERSION;
             line(format_args!(
                 "database {name}: reachable, schema {major}.{minor}"
             ))?;
-            Ok(0)
+            match db::targets::all(&mut conn) {
+                Ok(rows) => check_references(&rows, &config.secrets),
+                Err(e) => {
+                    line(format_args!("error: {e}"))?;
+                    Ok(1)
+                }
+            }
         }
         Err(e) => {
             line(format_args!("error: {e}"))?;
             Ok(1)
         }
     }
+}
+
+/// The rows whose `${secret:NAME}` references `secrets` cannot fill in (an unknown name, a
+/// malformed reference): each is a config error once the daemon reads this file. One line and
+/// one problem per row, naming the first column at fault.
+fn check_references(rows: &[TargetRow], secrets: &Secrets) -> Result<usize, Error> {
+    let (mut naming, mut bad) = (0, 0);
+    for r in rows {
+        let columns = [
+            ("url", Some(r.url.as_str())),
+            ("authn_parms", r.authn_parms.as_deref()),
+            ("request_headers", r.request_headers.as_deref()),
+            ("request_body", r.request_body.as_deref()),
+        ];
+        let texts = columns.iter().filter_map(|(c, t)| Some((*c, (*t)?)));
+        let named: Vec<_> = texts.filter(|(_, t)| has_references(t)).collect();
+        if named.is_empty() {
+            continue;
+        }
+        naming += 1;
+        if let Some((column, e)) = named
+            .iter()
+            .find_map(|(c, t)| secrets.check(t).err().map(|e| (c, e)))
+        {
+            let name = text::visible(&r.name);
+            line(format_args!(
+                "error: target {} ({name}): {column}: {e}",
+                r.id
+            ))?;
+            bad += 1;
+        }
+    }
+    if naming > 0 && bad == 0 {
+        line(format_args!(
+            "targets: every secret the {} naming secrets name is in [secrets]",
+            plural(naming, "row")
+        ))?;
+    }
+    Ok(bad)
 }

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use super::out::{line, print};
 use super::table::Table;
 use super::{parse_id, toggle, Error, Invocation, USAGE};
-use crate::base::authn;
-use crate::base::model::{CheckOutcome, Target, TargetId, Verdict};
+use crate::base::keyring::Keyring;
+use crate::base::model::{CheckOutcome, Method, Target, TargetId, Verdict};
+use crate::base::redactor::Redactor;
 use crate::base::state::{CertSeen, Counts};
 use crate::base::text::yes_no;
-use crate::check::{CheckSettings, Checker};
+use crate::base::{authn, headers};
+use crate::check::{CheckSettings, Checker, Heard};
 use crate::config::Config;
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::{target, worker};
@@ -32,7 +34,11 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             let by = checked_by(config, &mut conn, &row)?;
             let routed = db::notifiers::routed_to(&mut conn, row.id)?;
             let created = db::history::created(&mut conn, &[row.id])?;
-            let mut t = detail(&row, &by);
+            let redactor = Redactor::from_secrets(&config.secrets);
+            let mut t = detail(&row, &by, &redactor);
+            for (field, value) in push_fields(config, &mut conn, &row)? {
+                t.row(vec![field.into(), value]);
+            }
             t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
             t.row(vec![
                 "Depends On".into(),
@@ -47,7 +53,7 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
             t.row(vec!["Created".into(), created]);
             print(t)?;
             if let Some(trace) = row.last_trace.as_deref().filter(|t| !t.is_empty()) {
-                let trace = crate::base::trace::localize(trace);
+                let trace = crate::base::trace::localize(&redactor.redact(trace));
                 print(format_args!("Last check trace:\n{trace}"))?;
             }
             Ok(())
@@ -76,17 +82,26 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
 /// [`db::results::record_test`]), so a daemon checking the target meanwhile loses nothing.
 fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     let mut cas = crate::base::ca::CaFiles::new(config.ca_file.clone());
-    let target = target::from_row(row, &mut cas).map_err(|reason| {
+    let target = target::from_row(row, &mut cas, &config.secrets).map_err(|reason| {
         Error::failed(format!("target {} has a config error: {reason}", row.id))
     })?;
     let checker = Checker::new(CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
-    });
+    })
+    .with_keyring(Keyring::new(&config.secrets));
+    let push = target.method == Method::Push;
+    if push {
+        let mut conn = db::checkout(pool)?;
+        hear_last_push(&checker, &mut conn, target.id)?;
+    }
     let outcome = worker::check_safely(&checker, &target);
     line(worker::check_line(&target, &outcome))?;
     print(crate::base::trace::localize(&outcome.trace.to_string()))?;
-    record(pool, &target, &outcome)?;
+    // A PUSH target's test reads what its pushes say: no check was made to count.
+    if !push {
+        record(pool, &target, &outcome)?;
+    }
     // Scripts read the verdict from the exit status; the line and trace above say why.
     match outcome.verdict {
         Verdict::Pass => Ok(()),
@@ -95,6 +110,59 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
             code: 1,
         }),
     }
+}
+
+/// Gives `checker` the last push of PUSH target `id`, as the daemon's heartbeat thread
+/// would have read it.
+fn hear_last_push(checker: &Checker, conn: &mut db::Conn, id: TargetId) -> Result<(), Error> {
+    let now = std::time::Instant::now();
+    if let Some(p) = db::targets::push::last(conn, id)? {
+        let heard = Heard {
+            count: p.count,
+            at: now.checked_sub(p.age).unwrap_or(now),
+            wall_ms: p.wall_ms,
+            failed: p.failed,
+            message: p.message,
+        };
+        checker.heartbeats().heard(id, heard);
+    }
+    checker.heartbeats().read(now);
+    Ok(())
+}
+
+/// A PUSH target's token (whole: `targets ID` is the one place that shows it), the URL
+/// to push to, and its last push; nothing for other targets that have no token.
+fn push_fields(
+    config: &Config,
+    conn: &mut db::Conn,
+    r: &TargetRow,
+) -> Result<Vec<(&'static str, String)>, Error> {
+    let push = Method::parse(&r.method) == Some(Method::Push);
+    if !push && r.push_token.is_none() {
+        return Ok(Vec::new());
+    }
+    let Some(token) = r.push_token.as_deref() else {
+        let pending = "- (the daemon makes one when it loads the row)".to_string();
+        return Ok(vec![("Push Token", pending)]);
+    };
+    let base = config
+        .http
+        .page_base()
+        .unwrap_or_else(|| "http://HOST:PORT".into());
+    let last = match db::targets::push::last(conn, r.id)? {
+        None => "- (none yet)".to_string(),
+        Some(p) => {
+            let at = local_millis(p.wall_ms);
+            let status = if p.failed { "status=fail" } else { "status=ok" };
+            let message = p.message.map(|m| format!(": {m}")).unwrap_or_default();
+            format!("{at} ({status}, push {}){message}", p.count)
+        }
+    };
+    Ok(vec![
+        ("Push Token", token.to_string()),
+        ("Push URL", format!("{base}/push/{token}")),
+        ("Last Push", last),
+    ])
 }
 
 /// Records a test's check (see [`db::results::record_test`]); its stored trace ends with a
@@ -109,6 +177,7 @@ fn record(pool: &Pool, target: &Target, outcome: &CheckOutcome) -> Result<(), Er
         response_ms: outcome.elapsed.as_millis() as u64,
         trace: trace.to_string(),
         cert: CertSeen::of(outcome, target.url.is_https()),
+        phases: outcome.phases,
     };
     let mut conn = db::checkout(pool)?;
     let recorded = db::results::record_test(&mut conn, target.id, &test)
@@ -176,6 +245,13 @@ pub fn list(rows: &[TargetRow], uptime: &BTreeMap<TargetId, Option<f64>>) -> Tab
 /// How often the target is really checked: its frequency, or, when its timeout is longer,
 /// the stretched schedule and what the last check's time makes of it now.
 fn schedule(r: &TargetRow) -> String {
+    if Method::parse(&r.method) == Some(Method::Push) {
+        let window = r.frequency.saturating_add(r.timeout);
+        return format!(
+            "a push due every {}s; FAIL after {window}s without one",
+            r.frequency
+        );
+    }
     let secs = |s: i64| std::time::Duration::from_secs(s.max(1) as u64);
     let every = format!("every {}s", r.frequency);
     let Some(why) = target::stretched_schedule(secs(r.frequency), secs(r.timeout)) else {
@@ -223,11 +299,12 @@ fn checked_by(config: &Config, conn: &mut db::Conn, r: &TargetRow) -> Result<Str
 }
 
 /// Every field of one target, the original's first, as a two-column table. Passwords in
-/// `authn_parms` are redacted.
-pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
+/// `authn_parms` and the values of secret-named request headers are `***`, and so is every
+/// value of `[secrets]` (`redactor`) wherever it shows.
+pub fn detail(r: &TargetRow, checked_by: &str, redactor: &Redactor) -> Table {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let opt_n = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    let fields: Vec<(&str, String)> = vec![
+    let mut fields: Vec<(&str, String)> = vec![
         ("ID", r.id.to_string()),
         ("Name", r.name.clone()),
         ("Tenant ID", r.tenantid.clone()),
@@ -288,9 +365,30 @@ pub fn detail(r: &TargetRow, checked_by: &str) -> Table {
         ("State Seq", r.state_seq.to_string()),
         ("Checked By", checked_by.to_string()),
     ];
+    // One row per line, after the columns they add to.
+    let at = fields
+        .iter()
+        .position(|(k, _)| *k == "Max Response (ms)")
+        .map_or(fields.len(), |i| i + 1);
+    let headers = r.request_headers.as_deref().map(headers::shown);
+    let lines = lines("Conditions", r.conditions.as_deref())
+        .chain(lines("Request Headers", headers.as_deref()));
+    fields.splice(at..at, lines.collect::<Vec<_>>());
     let mut t = Table::new(&["Field", "Value"]);
     for (k, v) in fields {
-        t.row(vec![k.to_string(), v]);
+        t.row(vec![k.to_string(), redactor.redact(&v).into_owned()]);
     }
     t
+}
+
+/// A column of several lines as rows: its name on the first, the others under it; one empty
+/// row when it is NULL.
+fn lines<'a>(name: &'a str, text: Option<&'a str>) -> impl Iterator<Item = (&'a str, String)> {
+    let text = text.map(str::trim_end).unwrap_or("");
+    let mut first = true;
+    text.split('\n').map(move |line| {
+        let key = if first { name } else { "" };
+        first = false;
+        (key, line.trim_end_matches('\r').to_string())
+    })
 }

@@ -93,6 +93,7 @@ pub const KEYS: &[Key] = &[
     key("http", "PublicOnly", "no"),
     key("http", "PublicUrl", "https://status.example.com"),
     key("http", "MaxConnections", "256"),
+    key("http", "PushAuth", "no"),
 ];
 
 /// `(section, key)` for every documented key name, aliases included.
@@ -363,6 +364,7 @@ fn apply_http(
         "publiconly" => http.public_only = parse_bool(at, value)?,
         "publicurl" => http.public_url = parse_public_url(at, value)?,
         "maxconnections" => http.max_connections = at.number(value, 8, 1_000_000)?,
+        "pushauth" => http.push_auth = parse_bool(at, value)?,
         _ => return Ok(Some(unknown(at, &known_hint("http")))),
     }
     Ok(None)

@@ -83,6 +83,8 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Open connections at most (reading their request or being answered).
     pub max_connections: usize,
+    /// `/push/TOKEN` asks for the Basic credentials too (off: the token is the secret).
+    pub push_auth: bool,
 }
 
 impl HttpConfig {
@@ -123,6 +125,7 @@ impl fmt::Debug for HttpConfig {
             .field("public_only", &self.public_only)
             .field("public_url", &self.public_url)
             .field("max_connections", &self.max_connections)
+            .field("push_auth", &self.push_auth)
             .finish()
     }
 }
@@ -441,6 +444,7 @@ impl Default for Config {
                 public_only: false,
                 public_url: None,
                 max_connections: 256,
+                push_auth: false,
             },
             secrets: Secrets::new(),
         }

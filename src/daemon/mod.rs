@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::base::keyring::Keyring;
 use crate::base::threads::{self, SpawnError};
 use crate::config::{self, Config};
 use crate::db::{self, Pool};
@@ -158,7 +159,10 @@ pub fn serve(
     fewer_malloc_arenas();
     let pid_file = PidFile::acquire(&config.pid_file).map_err(StartError::PidFile)?;
     let log = LogFile::open(&config.log_file).map_err(StartError::Log)?;
-    crate::logging::install(&log, config.log_level, opts.echo).map_err(StartError::Log)?;
+    // Shared from here on: every log line, the loader and the workers use the one in force.
+    let keyring = Keyring::new(&config.secrets);
+    crate::logging::install(&log, config.log_level, opts.echo, keyring.clone())
+        .map_err(StartError::Log)?;
     threads::install_panic_hook();
     // The CLI printed the file's warnings (a password readable by everyone, unknown keys) on
     // stderr, which a daemon away from its terminal loses: the log keeps them.
@@ -178,7 +182,7 @@ pub fn serve(
     };
     let config = Arc::new(config);
     let in_use = host_in_use(&config, &pool);
-    let running = match wire::start(&config, pool) {
+    let running = match wire::start(&config, pool, keyring) {
         Ok(running) => running,
         Err(failed) => {
             let wire::Failed { error, started } = *failed;

@@ -46,7 +46,8 @@ pub struct Pipeline {
     /// Step 1: the stop request every thread watches, and its deadline.
     trigger: StopTrigger,
     /// The loader: owns the feed of targets to the cluster thread and a sender of the
-    /// writer's reports; leaves at the stop.
+    /// writer's reports; leaves at the stop. The heartbeat thread (PUSH targets' pushes,
+    /// read into a map the wheel and workers share; no channel) is in this group too.
     loader: Group,
     /// Step 2: the wheel: owns the job queue's sender, which its return closes.
     wheel: Group,

@@ -1,8 +1,10 @@
 //! SIGHUP, on the main thread: the log file reopened (for logrotate), the configuration file
-//! re-read. `LogLevel` takes effect at once; the other settings are fixed while the daemon
+//! re-read. `LogLevel` and `[secrets]` take effect at once (the loader validates the rows
+//! naming secrets again at its next pass); the other settings are fixed while the daemon
 //! runs, and a change to them is logged with the keys that need a restart.
 
 use super::Options;
+use crate::base::keyring::Keyring;
 use crate::config::{self, Config};
 use crate::logging::LogFile;
 
@@ -16,7 +18,7 @@ pub fn reopen(log: &LogFile) {
 
 /// Re-reads the configuration for SIGHUP: applies what can change while running, and logs
 /// what needs a restart.
-pub fn reload_config(opts: &Options, running: &Config) {
+pub fn reload_config(opts: &Options, running: &Config, keyring: &Keyring) {
     let loaded = match config::load(opts.config_path) {
         Ok(l) => l,
         Err(e) => {
@@ -35,6 +37,15 @@ pub fn reload_config(opts: &Options, running: &Config) {
             new.log_level.as_str().to_lowercase()
         );
         crate::logging::set_level(new.log_level);
+    }
+    if new.secrets != keyring.now().secrets {
+        keyring.replace(&new.secrets);
+        // Names and values stay out of the log: the count says the file was taken.
+        log::info!(
+            "SIGHUP: [secrets] re-read: {} secrets; the targets naming them are validated \
+             again within ReloadInterval",
+            new.secrets.len()
+        );
     }
     let restart_needed = restart_needed(&new, running);
     if restart_needed.is_empty() {

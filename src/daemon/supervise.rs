@@ -11,6 +11,7 @@ use crossbeam_channel::{select, Receiver};
 use super::pipeline::{Heard, Pipeline, Stopped, WindDown};
 use super::wire::Running;
 use super::{notify_systemd, reload, Exit, Options};
+use crate::base::keyring::Keyring;
 use crate::base::stats::Stats;
 use crate::base::threads::Ended;
 use crate::config::Config;
@@ -35,8 +36,9 @@ pub fn supervise(
         mut pipeline,
         stats,
         notify,
+        keyring,
     } = running;
-    let cause = wait_for_stop(&mut pipeline, signals, log, opts, config);
+    let cause = wait_for_stop(&mut pipeline, signals, log, opts, config, &keyring);
     match &cause {
         Cause::Signal(name) => log::info!(
             "{name} received; stopping: no new checks; the checks in flight get {} s to \
@@ -63,13 +65,14 @@ fn wait_for_stop(
     log: &LogFile,
     opts: &Options,
     config: &Config,
+    keyring: &Keyring,
 ) -> Cause {
     loop {
         select! {
             recv(signals.channel()) -> signal => match signal {
                 Ok(Signal::Reload) => {
                     reload::reopen(log);
-                    reload::reload_config(opts, config);
+                    reload::reload_config(opts, config, keyring);
                 }
                 Ok(Signal::Stop(name)) => return Cause::Signal(name),
                 Err(_) => return Cause::Died(Ended { name: "skypunch-signals".into(), panicked: true }),

@@ -2,7 +2,9 @@
 //! bounds, and every thread started in its stage of the [`Pipeline`]. The pipeline runs
 //! loader → cluster → wheel → workers → writer (→ store) → notifier, with the stats thread,
 //! the sight thread (the node's sight of its network, shared with the store and cluster
-//! threads as `Arc<Sight>`), the HTTP server and systemd's watchdog beside it.
+//! threads as `Arc<Sight>`), the HTTP server and systemd's watchdog beside it; the heartbeat
+//! thread (in the loader's stage) hands the wheel and the workers the pushes of PUSH targets
+//! through the checker's `Heartbeats`, a map under a lock, not a channel: nothing waits on it.
 //!
 //! The channels and what a full one does to its sender:
 //! - loader → cluster (targets) and cluster → wheel (the targets this node owns): bounded by
@@ -26,6 +28,7 @@ use crossbeam_channel::bounded;
 
 use super::pipeline::{Handles, Pipeline};
 use super::StartError;
+use crate::base::keyring::Keyring;
 use crate::base::model::ToWriter;
 use crate::base::sight::Sight;
 use crate::base::stats::{self, StageStats, Stats, StoreStats, WriterStats};
@@ -35,7 +38,7 @@ use crate::cluster::Member;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::watchdog::{self, Notify};
-use crate::{loader, notifier, wheel, worker, writer};
+use crate::{heartbeats, loader, notifier, wheel, worker, writer};
 
 /// Room in each of the two target channels (loader → cluster → wheel). A full load of
 /// 100,000 targets passes through in batches of this many, at the cluster thread's pace.
@@ -59,6 +62,8 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// systemd's notification socket, when the daemon runs under it.
     pub notify: Option<Arc<Notify>>,
+    /// The `[secrets]` the loader, the workers and the log use; SIGHUP replaces them.
+    pub keyring: Keyring,
 }
 
 /// A start that failed: why, and the pipeline started so far (if any), whose threads stop
@@ -79,7 +84,7 @@ impl From<StartError> for Box<Failed> {
 
 /// Joins the cluster and starts every thread; an error if one cannot be started.
 /// The error is boxed: it carries a pipeline, and it is the rare path.
-pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Box<Failed>> {
+pub fn start(config: &Arc<Config>, pool: Pool, keyring: Keyring) -> Result<Running, Box<Failed>> {
     // Bound first: a port in use fails the start before any thread runs.
     let listeners = crate::http::bind(config).map_err(StartError::Http)?;
     let (stats, stages) = stats::new();
@@ -96,12 +101,14 @@ pub fn start(config: &Arc<Config>, pool: Pool) -> Result<Running, Box<Failed>> {
         stages,
         handles,
         listeners,
+        keyring: keyring.clone(),
     };
     match start_stages(&mut pipeline, config, wiring) {
         Ok(notify) => Ok(Running {
             pipeline,
             stats,
             notify,
+            keyring,
         }),
         Err(error) => Err(Box::new(Failed {
             error,
@@ -118,6 +125,7 @@ struct Wiring {
     stages: StageStats,
     handles: Handles,
     listeners: Vec<TcpListener>,
+    keyring: Keyring,
 }
 
 /// Makes the channels and starts every stage in its group of `pipeline`, back to front.
@@ -138,6 +146,7 @@ fn start_stages(
             pipeline_done,
         },
         listeners,
+        keyring,
     } = wiring;
     let (targets_tx, targets_rx) = bounded(CONTROL_QUEUE);
     let (control_tx, control_rx) = bounded(CONTROL_QUEUE);
@@ -167,7 +176,8 @@ fn start_stages(
         member: member.clone(),
         in_flight: pipeline.in_flight(),
     };
-    let checker = checker(config);
+    let checker = checker(config, keyring.clone());
+    let heartbeats = checker.heartbeats().clone();
     worker::spawn(
         pipeline.workers(),
         config.workers,
@@ -183,6 +193,7 @@ fn start_stages(
         unstarted: jobs_rx,
         member: member.clone(),
         workers: config.workers,
+        heartbeats: heartbeats.clone(),
     };
     let s = stages.wheel;
     pipeline
@@ -205,16 +216,21 @@ fn start_stages(
             crate::cluster::run(c, cluster_ports, read_timeout)
         })?;
     let l = loader::Loader::new(
-        pool,
+        pool.clone(),
         Feed::new(targets_tx, stop.clone()),
         reports_tx,
         stop.clone(),
         config.ca_file.clone(),
+        keyring,
     );
     let interval = config.reload_interval;
     pipeline
         .loader()
         .spawn("skypunch-loader", None, move || loader::run(l, interval))?;
+    let (h, st) = (heartbeats::Watcher::new(pool, heartbeats), stop.clone());
+    pipeline
+        .loader()
+        .spawn("skypunch-heartbeats", None, move || heartbeats::run(h, &st))?;
     let (s, interval) = (stats.clone(), config.stats_interval);
     pipeline
         .stats_line()
@@ -274,11 +290,12 @@ fn start_back(
 }
 
 /// The check runner every worker shares.
-fn checker(config: &Config) -> Arc<Checker> {
-    Arc::new(Checker::new(CheckSettings {
+fn checker(config: &Config, keyring: Keyring) -> Arc<Checker> {
+    let settings = CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
-    }))
+    };
+    Arc::new(Checker::new(settings).with_keyring(keyring))
 }
 
 /// The HTTP server's threads, when `[http] Listen` names an address (bound already).

@@ -13,6 +13,7 @@ use super::nodes::Fence;
 use super::targets::{self, Read, COUNTERS};
 use super::{Conn, Error};
 use crate::base::model::{NewAlert, TargetId, TargetState};
+use crate::base::phases::Phases;
 use crate::base::rollup::Rollups;
 use crate::base::state::{CertSeen, Counts, RowUpdate};
 use crate::base::text;
@@ -195,7 +196,7 @@ pub fn record_test(conn: &mut Conn, id: TargetId, test: &TestRecord) -> Result<b
         .collect();
     let sql = format!(
         "UPDATE targets SET {}, last_updated = :at, last_http_status = :status, \
-         last_response_ms = :ms, last_trace = :trace, \
+         last_response_ms = :ms, last_trace = :trace, last_phases = :phases, \
          cert_expires_at = IF(:issuer IS NULL, cert_expires_at, :expires), \
          cert_issuer = IF(:issuer IS NULL, cert_issuer, NULLIF(:issuer, '')), \
          config_changed = config_changed WHERE id = :id",
@@ -212,6 +213,7 @@ pub fn record_test(conn: &mut Conn, id: TargetId, test: &TestRecord) -> Result<b
         ),
         ("issuer", issuer),
         ("expires", expires),
+        ("phases", phases_value(test.phases.as_ref())),
         ("id", Value::from(id)),
     ];
     let counts = COUNTERS.into_iter().zip(counter_values(&test.counts));
@@ -235,6 +237,8 @@ pub struct TestRecord {
     pub response_ms: u64,
     pub trace: String,
     pub cert: CertSeen,
+    /// `last_phases`.
+    pub phases: Option<Phases>,
 }
 
 /// Puts an alert in the outbox, its snapshot holding the display form of the row's URL: the
@@ -277,7 +281,7 @@ fn insert_alert() -> String {
 
 /// The columns a result sets, in the order of each row's values; its counts follow, in
 /// [`COUNTERS`] order.
-const SETS: [&str; 15] = [
+const SETS: [&str; 16] = [
     "id",
     "status",
     "previous_status",
@@ -293,6 +297,7 @@ const SETS: [&str; 15] = [
     "cert_expires_at",
     "cert_issuer",
     "cert_alerted_for",
+    "last_phases",
 ];
 
 /// One multi-row `INSERT ... ON DUPLICATE KEY UPDATE` over rows that exist and are locked
@@ -320,7 +325,7 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
          last_response_ms = VALUES(last_response_ms), last_trace = VALUES(last_trace), \
          cert_expires_at = IF(VALUES(cert_issuer) IS NULL, cert_expires_at, VALUES(cert_expires_at)), \
          cert_issuer = IF(VALUES(cert_issuer) IS NULL, cert_issuer, NULLIF(VALUES(cert_issuer), '')), \
-         cert_alerted_for = VALUES(cert_alerted_for), \
+         cert_alerted_for = VALUES(cert_alerted_for), last_phases = VALUES(last_phases), \
          config_changed = config_changed",
         SETS.join(", "),
         COUNTERS.join(", "),
@@ -347,9 +352,15 @@ fn update_statement(chunk: &[(&TargetId, &&RowUpdate)]) -> (String, Vec<Value>) 
             Value::from(text::clip_bytes(&u.trace, MAX_TRACE_BYTES)),
         ]);
         params.extend(cert_values(u));
+        params.push(phases_value(u.phases.as_ref()));
         params.extend(counter_values(&u.counts));
     }
     (sql, params)
+}
+
+/// `last_phases`: the JSON object of the check's phases, NULL when it sent no request.
+fn phases_value(phases: Option<&Phases>) -> Value {
+    phases.map_or(Value::NULL, |p| Value::from(p.to_json()))
 }
 
 /// What a check (or a batch of them) adds to each of [`COUNTERS`].

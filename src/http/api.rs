@@ -12,6 +12,7 @@ use super::answer::{Answer, Body};
 use super::paging::Paging;
 use super::query::{self, Bounds, Listed, Streamed, Which};
 use super::Shared;
+use crate::base::phases::Phases;
 use crate::db::targets::TargetRow;
 use crate::db::{self, Conn};
 
@@ -197,7 +198,18 @@ fn target_json(t: &TargetRow) -> Value {
         "depends_on": t.depends_on,
         // Why its FAILURE alert is held (`parent db is down`), while it is; else null.
         "held": t.held,
+        "phases": t.last_phases.map(|p| phases_json(&p)),
+        "push_token": t.push_token.as_deref().map(crate::base::push::masked),
     })
+}
+
+/// The last check's phases in seconds, by name, as blackbox_exporter names them.
+fn phases_json(p: &Phases) -> Value {
+    let map: serde_json::Map<String, Value> = p
+        .seconds()
+        .map(|(name, s)| (name.to_string(), json!(s)))
+        .collect();
+    Value::Object(map)
 }
 
 fn incident_json(

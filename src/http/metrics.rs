@@ -429,7 +429,29 @@ impl Scrape {
     /// Per target: its state now (gauges), then its counters.
     fn encode_targets(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         self.encode_target_state(e)?;
+        self.encode_target_phases(e)?;
         self.encode_target_counts(e)
+    }
+
+    /// The phases of each target's last check, as blackbox_exporter's
+    /// `probe_http_duration_seconds`: six series per target whose last check sent a request.
+    fn encode_target_phases(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        family(
+            e,
+            (
+                "skypunch_target_phase_seconds",
+                "Duration of each phase of the last check (dns, connect, tls, request, \
+                 first_byte, body); 0 for a phase it did not go through.",
+                MetricType::Gauge,
+            ),
+            &self.targets,
+            |t| {
+                t.phases
+                    .iter()
+                    .flat_map(|p| p.seconds())
+                    .map(move |(phase, s)| (with(t, "phase", phase), s))
+            },
+        )
     }
 
     /// One gauge family per figure, a series for each target that has a value.
@@ -550,6 +572,7 @@ mod tests {
             last_check_ms: None,
             incident_ms: None,
             cert_expires_s: None,
+            phases: None,
             counts: crate::base::state::Counts {
                 pass: 2,
                 ..Default::default()

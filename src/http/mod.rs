@@ -1,5 +1,5 @@
 //! The daemon's HTTP server (`[http]`): the status pages (`/`, `/target/ID`), `/metrics`,
-//! `/healthz` and the read-only JSON API (`/api/v1/...`). One poller thread
+//! `/healthz`, the read-only JSON API (`/api/v1/...`) and PUSH targets' `/push/TOKEN`. One poller thread
 //! ("skypunch-http-poll") accepts on every listen address and reads every request head
 //! through epoll, answering `/healthz` itself; a fixed pool of [`HANDLERS`] threads
 //! ("skypunch-http-N") answers the rest; a small thread ("skypunch-http-stop") wakes the
@@ -12,14 +12,14 @@
 //! sending a byte a second holds a thread, and 500 such clients make 500 threads. A thread per
 //! connection cannot give every connection a head deadline and still answer `/healthz` under a
 //! thousand of them; a poller can. The HTTP spoken is small: one request per connection, GET
-//! and HEAD, no request bodies ([`conn`]).
+//! and HEAD (and POST at `/push/`), no request bodies ([`conn`]).
 //!
 //! - [`server`]: the poller: accepting, the connection cap, head deadlines, dispatch;
 //! - [`conn`]: reading and parsing one request head; [`handler`]: the handler threads;
 //! - [`answer`]: answers and how they are written, under a deadline;
 //! - [`route`]: which page answers which path, and Basic authentication;
-//! - [`health`], [`metrics`], [`api`] (with [`paging`]), [`page`] (with [`chart`]): the
-//!   answers; [`query`] and [`status`]: their reads.
+//! - [`health`], [`metrics`], [`api`] (with [`paging`]), [`page`] (with [`chart`]),
+//!   [`push`]: the answers; [`query`] and [`status`]: their reads.
 
 mod answer;
 mod api;
@@ -30,6 +30,7 @@ mod health;
 mod metrics;
 mod page;
 mod paging;
+mod push;
 mod status;
 
 mod query;

@@ -1,5 +1,6 @@
 //! Which answer a request gets (on a handler thread; `/healthz` on the poller): the method
-//! check, Basic authentication (everything but `/healthz`), then the path.
+//! check, Basic authentication (everything but `/healthz`, and `/push/` unless `[http]
+//! PushAuth`), then the path.
 
 use base64::Engine;
 
@@ -10,6 +11,10 @@ use crate::config::HttpConfig;
 
 /// The answer to one request. Never fails: errors become 4xx/5xx answers.
 pub fn answer(request: &Request, shared: &Shared) -> Answer {
+    // Its own methods and authentication: the token is the secret.
+    if let Some(token) = request.path.strip_prefix("/push/") {
+        return super::push::answer(request, token, shared);
+    }
     if request.method != "GET" && request.method != "HEAD" {
         return Answer::text(405, "only GET and HEAD are served\n")
             .with_header("Allow", "GET, HEAD");
@@ -19,10 +24,7 @@ pub fn answer(request: &Request, shared: &Shared) -> Answer {
         return super::health::answer(shared);
     }
     if !authorized(&shared.config.http, request.authorization.as_deref()) {
-        return Answer::text(401, "authentication required\n").with_header(
-            "WWW-Authenticate",
-            "Basic realm=\"skypunch\", charset=\"UTF-8\"",
-        );
+        return unauthorized();
     }
     let id = |prefix: &str| {
         path.strip_prefix(prefix)
@@ -43,6 +45,14 @@ pub fn answer(request: &Request, shared: &Shared) -> Answer {
             }
         }
     }
+}
+
+/// The answer to a request that needs Basic authentication and lacks it.
+pub fn unauthorized() -> Answer {
+    Answer::text(401, "authentication required\n").with_header(
+        "WWW-Authenticate",
+        "Basic realm=\"skypunch\", charset=\"UTF-8\"",
+    )
 }
 
 /// Whether the request may be answered: no user configured, or the right `Basic` pair.

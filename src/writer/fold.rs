@@ -209,6 +209,7 @@ mod tests {
                 elapsed: Duration::ZERO,
                 trace: crate::base::trace::Trace::new(),
                 cert: None,
+                phases: None,
             },
             at: chrono::Utc::now(),
         }

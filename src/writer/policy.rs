@@ -243,6 +243,7 @@ mod tests {
             seq: 0,
             cert: crate::base::state::CertSeen::NotTls,
             cert_alerted_for: None,
+            phases: None,
         }
     }
 

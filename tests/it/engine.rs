@@ -443,7 +443,7 @@ fn a_config_error_overwritten_without_an_edit_is_marked_again() {
         Duration::from_secs(10),
         "the config error to be marked again",
         || {
-            (status(&db) == ("FAIL".into(), "config error: unknown method `FETCH`: use GET, POST, PUT, DELETE, HEAD, PATCH or OPTIONS".into())).then_some(())
+            (status(&db) == ("FAIL".into(), "config error: unknown method `FETCH`: use GET, POST, PUT, DELETE, HEAD, PATCH, OPTIONS or PUSH".into())).then_some(())
         },
     );
     assert_eq!(daemon.stop(), Some(0));

@@ -22,7 +22,7 @@ pub(crate) struct Reply {
     pub body: String,
 }
 
-fn raw(port: u16, request: &[u8]) -> Reply {
+pub(crate) fn raw(port: u16, request: &[u8]) -> Reply {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(request).unwrap();
@@ -49,7 +49,7 @@ pub(crate) fn get(port: u16, path: &str) -> Reply {
     )
 }
 
-fn get_as(port: u16, path: &str, user_password: &str) -> Reply {
+pub(crate) fn get_as(port: u16, path: &str, user_password: &str) -> Reply {
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode(user_password);
     let req = format!("GET {path} HTTP/1.1\r\nAuthorization: Basic {auth}\r\n\r\n");
@@ -118,7 +118,7 @@ fn assert_no_secret(what: &str, body: &str) {
 }
 
 /// The samples of a scrape, parsed by prometheus-parse.
-fn scrape(port: u16) -> prometheus_parse::Scrape {
+pub(crate) fn scrape(port: u16) -> prometheus_parse::Scrape {
     let r = get(port, "/metrics");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -131,7 +131,11 @@ fn scrape(port: u16) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(lines).expect("a valid exposition")
 }
 
-fn sample(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(
+    s: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     s.samples
         .iter()
         .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))

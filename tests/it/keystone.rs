@@ -112,7 +112,7 @@ fn v3_tokens_are_fetched_once_for_many_checks_and_targets() {
         assert_secret_free(&outcome);
     }
     assert_eq!(state.lock().unwrap().issued.len(), 1);
-    assert_eq!(checker.tokens().len(), 1);
+    assert_eq!(checker.keystone_clients(), 1);
     assert_eq!(
         target_server.last().header("x-auth-token"),
         Some("tok-0-SECRETTOKEN")
@@ -255,6 +255,34 @@ fn keystone_failures_fail_the_check_with_their_reason() {
         .contains("[Fail] reason: keystone unreachable"));
     assert_secret_free(&outcome);
     assert_eq!(target_server.hits(), 0);
+}
+
+#[test]
+fn targets_behind_one_wrong_password_make_one_request_until_it_is_fixed() {
+    let (ks, state) = keystone(3600);
+    let target_server = protected(Default::default());
+    let checker = Checker::new(CheckSettings::default());
+    let endpoint = ks.url("/v3");
+    let wrong: Vec<Target> = (0..5)
+        .map(|i| keystone_target(&target_server.url(&format!("/{i}")), &endpoint, "wrong-pw"))
+        .collect();
+    // Ten checks well within the 5 s a refusal is held: Keystone is asked once, not ten
+    // times (one that locks out a user after failed attempts is not pushed there).
+    let want = format!("keystone authentication failed: 401 Unauthorized at {endpoint}");
+    for t in wrong.iter().chain(&wrong) {
+        let outcome = checker.check(t);
+        assert_eq!(
+            (outcome.verdict, outcome.description.as_str()),
+            (Verdict::Fail, want.as_str())
+        );
+    }
+    assert_eq!(ks.hits(), 1);
+    // The operator corrects the password: other credentials, asked at once.
+    let right = keystone_target(&target_server.url("/0"), &endpoint, PASSWORD);
+    let outcome = checker.check(&right);
+    assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.trace);
+    assert_eq!((ks.hits(), state.lock().unwrap().issued.len()), (2, 1));
+    assert_eq!(target_server.hits(), 1);
 }
 
 #[test]

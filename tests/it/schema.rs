@@ -294,7 +294,8 @@ fn as_2_2(db: &TestDb) {
         "ALTER TABLE targets DROP COLUMN created_at, DROP COLUMN conditions, \
          DROP COLUMN request_headers, DROP COLUMN client_cert, DROP COLUMN client_key, \
          DROP COLUMN proxy_url, DROP COLUMN ip_family, DROP COLUMN push_token, \
-         DROP COLUMN depends_on",
+         DROP COLUMN last_phases, DROP COLUMN last_push_at, DROP COLUMN last_push_status, \
+         DROP COLUMN last_push_msg, DROP COLUMN push_count, DROP COLUMN depends_on",
     );
     db.exec("ALTER TABLE alerts DROP INDEX alerts_target");
     db.exec("ALTER TABLE incidents DROP COLUMN suppressed_by, DROP COLUMN monitor_blind");

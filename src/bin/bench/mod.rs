@@ -1,11 +1,12 @@
-//! The parts of `skypunch-bench`, one file per concern: the flags, the HTTP target, the bench
-//! database, the daemon under test and its log, /proc readings, blackbox_exporter, the report.
+//! The parts of `skypunch-bench`, one file or folder per concern: each mode's run
+//! (`throughput/`, `http/`, `storm`, `cluster`, `history`, `crypto`), the flags, the HTTP
+//! target, the bench database, the daemon under test and its log, /proc readings,
+//! blackbox_exporter, the throughput run's report (`report/`).
 
 pub mod args;
 pub mod blackbox;
 pub mod callgrind;
 pub mod cluster;
-pub mod crowd;
 pub mod crypto;
 pub mod daemon;
 pub mod database;
@@ -18,8 +19,8 @@ pub mod sinks;
 pub mod statsline;
 pub mod storm;
 pub mod target;
+pub mod throughput;
 pub mod tls;
-pub mod walks;
 
 /// Why a benchmark run could not finish; the message says what to do.
 pub type Error = String;

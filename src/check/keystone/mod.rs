@@ -1,27 +1,26 @@
 //! OpenStack Keystone tokens. A worker thread whose check needs a token fetches it over HTTP
 //! (v2 or v3 password authentication); the [`TokenCache`], shared by every worker through the
 //! `Arc<Checker>`, keeps one token per distinct [`KeystoneParams`] until shortly before it
-//! expires. Reads target auth parameters; writes only the cache.
+//! expires, and holds a refusal for a few seconds (see [`crate::check::tokens`]). Reads target
+//! auth parameters; writes only the cache.
 //!
 //! - [`protocol`]: the request for a token and the answer, per identity API version;
-//! - [`cache`]: the tokens shared by every worker;
 //! - [`error`]: why no token could be had.
 
-mod cache;
 mod error;
 mod protocol;
 
-pub use cache::{Source, TokenCache};
 pub use error::KeystoneError;
 pub(crate) use protocol::fetch;
 pub use protocol::token_url;
 
 use std::time::{Duration, Instant};
 
-use crate::base::authn::Secret;
+use crate::base::authn::{KeystoneParams, Secret};
+use crate::check::tokens::{refresh_at, Fresh, SharedTokens};
 
-/// Refresh a token this long before it expires (less for short-lived tokens, see `refresh_at`).
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// The tokens shared by every check: one per distinct Keystone credentials.
+pub type TokenCache = SharedTokens<KeystoneParams, Token, KeystoneError>;
 
 /// A token and when to stop using it. The value is a [`Secret`]: it never prints.
 #[derive(Debug)]
@@ -50,17 +49,19 @@ impl Token {
     pub fn expires(&self) -> &str {
         &self.expires
     }
+}
 
-    /// Still good to send at `now`.
-    pub fn is_fresh(&self, now: Instant) -> bool {
+impl Fresh for Token {
+    fn is_fresh(&self, now: Instant) -> bool {
         now < self.refresh_at
     }
 }
 
-/// `REFRESH_MARGIN` before expiry, or a tenth of the lifetime for tokens shorter than ten
-/// minutes, so that a short-lived token is still reused a little.
-fn refresh_at(obtained: Instant, lifetime: Duration) -> Instant {
-    obtained + lifetime - REFRESH_MARGIN.min(lifetime / 10)
+/// The error a check gets when the worker fetching its token did not finish in time.
+pub fn waited(params: &KeystoneParams) -> KeystoneError {
+    KeystoneError::Waited {
+        endpoint: params.endpoint.shown().to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -80,21 +81,16 @@ pub(crate) mod test_support {
             project_domain: "Default".into(),
         }
     }
-
-    pub fn token(obtained: Instant, secs: u64) -> Token {
-        Token::new(
-            Secret::new("t"),
-            obtained,
-            Duration::from_secs(secs),
-            String::new(),
-        )
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::token;
     use super::*;
+
+    fn token(obtained: Instant, secs: u64) -> Token {
+        let lifetime = Duration::from_secs(secs);
+        Token::new(Secret::new("t"), obtained, lifetime, String::new())
+    }
 
     #[test]
     fn tokens_are_refreshed_before_they_expire() {

@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Value};
+use ureq::http::Request;
 
 use super::{KeystoneError, Token};
 use crate::base::authn::{IdentityVersion, KeystoneParams, Secret};
-use crate::base::model::Phase;
-use crate::check::describe;
-use crate::check::phase;
+use crate::check::{describe, token_request};
 
 /// Keystone bodies are small (v3 is asked for `nocatalog`); this bounds a wrong endpoint.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
@@ -130,32 +129,14 @@ pub(crate) fn fetch(
     default_lifetime: Duration,
 ) -> Result<Token, KeystoneError> {
     let endpoint = params.endpoint.shown().to_string();
-    let url = request_url(params);
-    let unreachable = |err: &ureq::Error| KeystoneError::Unreachable {
+    let unreachable = |err: ureq::Error| KeystoneError::Unreachable {
         endpoint: endpoint.clone(),
-        reason: describe::failure(
-            err,
-            &describe::Context {
-                phase: phase::phase(),
-                addr: None,
-                host: params.endpoint.host(),
-                timeout,
-            },
-        ),
+        reason: token_request::no_answer(&err, params.endpoint.host(), timeout),
     };
-    let request = ureq::http::Request::post(url.as_str())
-        .header("content-type", "application/json")
-        .header("accept", "application/json")
-        .header("connection", "close")
-        .body(request_body(params))
-        .map_err(|e| unreachable(&ureq::Error::Http(e)))?;
-    let request = agent
-        .configure_request(request)
-        .timeout_global(Some(timeout))
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build();
-    let mut response = agent.run(request).map_err(|e| unreachable(&e))?;
+    let url = request_url(params);
+    let request = Request::post(url.as_str()).header("content-type", "application/json");
+    let mut response =
+        token_request::post(agent, request, request_body(params), timeout).map_err(unreachable)?;
     let obtained = Instant::now();
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
@@ -166,13 +147,7 @@ pub(crate) fn fetch(
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok());
     let subject = subject.map(str::to_string);
-    phase::set_phase(Phase::Body);
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER_BYTES)
-        .read_to_vec()
-        .map_err(|e| unreachable(&e))?;
+    let body = token_request::read_answer(&mut response, MAX_ANSWER_BYTES).map_err(unreachable)?;
     let parsed = parse_answer(
         params.version,
         subject.as_deref(),

@@ -1,8 +1,8 @@
 //! OAuth2 bearer tokens by the client credentials grant. A worker thread whose check needs a
 //! token fetches it over HTTP from the token endpoint; the [`TokenCache`], shared by every
 //! worker through the `Arc<Checker>`, keeps one token per distinct [`OAuth2Params`] until
-//! shortly before it expires, and holds a refusal for a few seconds. Reads target auth
-//! parameters; writes only the cache.
+//! shortly before it expires, and holds a refusal for a few seconds (see
+//! [`crate::check::tokens`]). Reads target auth parameters; writes only the cache.
 //!
 //! - [`protocol`]: the token request and the answer;
 //! - [`error`]: why no token could be had.
@@ -15,22 +15,16 @@ mod error;
 mod protocol;
 
 pub use error::OAuth2Error;
-pub use protocol::{
-    basic_credentials, fetch, parse_answer, request_body, token_url, MAX_ANSWER_BYTES,
-};
+pub use protocol::{fetch, token_url};
 
 use std::time::{Duration, Instant};
 
 use crate::base::authn::{OAuth2Params, Secret};
 use crate::check::describe;
-use crate::check::tokens::{Fresh, SharedTokens};
+use crate::check::tokens::{refresh_at, Fresh, SharedTokens};
 
 /// The tokens shared by every check: one per distinct client credentials.
 pub type TokenCache = SharedTokens<OAuth2Params, Token, OAuth2Error>;
-
-/// Refresh a token this long before it expires (less for short-lived tokens, see
-/// `refresh_at`), so that none is sent in its last seconds.
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// A bearer token and when to stop using it. The value is a [`Secret`]: it never prints.
 #[derive(Debug)]
@@ -50,10 +44,6 @@ impl Token {
         }
     }
 
-    pub fn value(&self) -> &Secret {
-        &self.value
-    }
-
     /// The `Authorization` header's value: for the request only, never shown.
     pub fn authorization(&self) -> String {
         format!("Bearer {}", self.value.expose())
@@ -69,12 +59,6 @@ impl Fresh for Token {
     fn is_fresh(&self, now: Instant) -> bool {
         now < self.refresh_at
     }
-}
-
-/// `REFRESH_MARGIN` before expiry, or a tenth of the lifetime for tokens shorter than ten
-/// minutes, so that a short-lived token is still reused a little.
-fn refresh_at(obtained: Instant, lifetime: Duration) -> Instant {
-    obtained + lifetime - REFRESH_MARGIN.min(lifetime / 10)
 }
 
 /// The error a check gets when the worker fetching its token did not finish in time.

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
+use ureq::http::Request;
 
 use super::{OAuth2Error, Token};
 use crate::base::authn::{ClientAuth, OAuth2Params, Secret};
 use crate::base::text;
-use crate::check::describe;
-use crate::check::phase;
+use crate::check::token_request;
 
 /// Token answers are small (a JWT is a few kilobytes); this bounds a wrong endpoint.
 pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
@@ -128,43 +128,20 @@ pub fn fetch(
     default_lifetime: Duration,
 ) -> Result<Token, OAuth2Error> {
     let endpoint = token_url(params).to_string();
-    let unreachable = |err: &ureq::Error| OAuth2Error::Unreachable {
+    let unreachable = |err: ureq::Error| OAuth2Error::Unreachable {
         endpoint: endpoint.clone(),
-        reason: describe::failure(
-            err,
-            &describe::Context {
-                phase: phase::phase(),
-                addr: None,
-                host: params.token_url.host(),
-                timeout,
-            },
-        ),
+        reason: token_request::no_answer(&err, params.token_url.host(), timeout),
     };
-    let mut request = ureq::http::Request::post(params.token_url.as_str())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .header("connection", "close");
+    let mut request = Request::post(params.token_url.as_str())
+        .header("content-type", "application/x-www-form-urlencoded");
     if params.client_auth == ClientAuth::Basic {
         request = request.header("authorization", basic_credentials(params));
     }
-    let request = request
-        .body(request_body(params))
-        .map_err(|e| unreachable(&ureq::Error::Http(e)))?;
-    let request = agent
-        .configure_request(request)
-        .timeout_global(Some(timeout))
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build();
-    let mut response = agent.run(request).map_err(|e| unreachable(&e))?;
+    let mut response =
+        token_request::post(agent, request, request_body(params), timeout).map_err(unreachable)?;
     let obtained = Instant::now();
     let status = response.status().as_u16();
-    phase::set_phase(crate::base::model::Phase::Body);
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER_BYTES)
-        .read_to_vec();
+    let body = token_request::read_answer(&mut response, MAX_ANSWER_BYTES);
     if !(200..300).contains(&status) {
         // The refusal's reason is a courtesy: a body that cannot be read leaves the status.
         let (error, description) = body
@@ -182,7 +159,7 @@ pub fn fetch(
             endpoint: endpoint.clone(),
             why: format!("the answer is larger than {max} bytes"),
         },
-        other => unreachable(&other),
+        other => unreachable(other),
     })?;
     let (value, lifetime) =
         parse_answer(&body, default_lifetime).map_err(|why| OAuth2Error::BadAnswer {

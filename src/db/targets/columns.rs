@@ -19,7 +19,7 @@ const fn column(name: &'static str, sql: &'static str) -> Column {
 pub const FROM: &str = "targets t LEFT JOIN incidents i ON i.open_target = t.id";
 
 /// The one column list of a row, in `TargetRow::decode`'s order.
-const COLUMNS: [Column; 51] = [
+const COLUMNS: [Column; 55] = [
     column("id", "t.id"),
     column("name", "t.name"),
     column("tenantid", "t.tenantid"),
@@ -82,11 +82,15 @@ const COLUMNS: [Column; 51] = [
     ),
     column("group_name", "t.group_name"),
     column("public", "t.public"),
+    column("conditions", "t.conditions"),
+    column("request_headers", "t.request_headers"),
     column(
         "incident_started",
         "CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED)",
     ),
     column("incident_reason", "i.last_reason"),
+    column("push_token", "t.push_token"),
+    column("last_phases", "t.last_phases"),
     column("depends_on", "t.depends_on"),
     column("held", HELD),
 ];
@@ -172,6 +176,7 @@ const FIGURES: u64 = mask(&[
     "last_response_ms",
     "incident_started",
     "cert_expires_at",
+    "last_phases",
 ]) | mask(&COUNTERS);
 /// What the status pages and the API show of a target.
 const SHOWN: u64 = FIGURES
@@ -183,6 +188,7 @@ const SHOWN: u64 = FIGURES
         "group_name",
         "public",
         "incident_reason",
+        "push_token",
         "depends_on",
         "held",
     ]);
@@ -202,7 +208,8 @@ pub enum Read {
     /// The result state, for [`TargetRow::state`](super::TargetRow::state) (the writer's
     /// first read of a target).
     State,
-    /// What the status pages and the API show: never `authn_parms` or the trace.
+    /// What the status pages and the API show: never `authn_parms` or the trace (and
+    /// `push_token` only to be shown masked).
     Shown,
     /// What `/metrics` shows ([`TargetRow::counts`](super::TargetRow::counts) and the last
     /// check's figures).

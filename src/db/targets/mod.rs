@@ -1,8 +1,9 @@
 //! Reading target rows (loader thread, CLI) and the few writes that are not check results:
 //! enable/disable and config errors. The row itself, its one column list and its decoder are
-//! `row.rs`, which every reader of whole rows shares.
+//! `row.rs`, which every reader of whole rows shares; PUSH targets' pushes are `push.rs`.
 
 mod columns;
+pub mod push;
 mod row;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@ use mysql::Row;
 use super::super::decode::{self, BadRow, Fields, Fix};
 use super::columns::{place, position, Read, COUNTERS, NO_TRACE};
 use crate::base::model::{Status, TargetId, TargetState};
+use crate::base::phases::Phases;
 use crate::base::state::Counts;
 
 /// A `targets` row as stored, with its open incident, before validation. Values the operator
@@ -70,6 +71,10 @@ pub struct TargetRow {
     pub cert_alerted_for: Option<i64>,
     pub group_name: Option<String>,
     pub public: bool,
+    /// As written: `targets ID` shows it, `target::from_row` parses it.
+    pub conditions: Option<String>,
+    /// As written, `${secret:NAME}` references and all (see [`crate::base::headers::shown`]).
+    pub request_headers: Option<String>,
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,
     pub incident_reason: Option<String>,
@@ -77,6 +82,12 @@ pub struct TargetRow {
     pub depends_on: Option<i64>,
     /// Why the open incident's FAILURE alert is held (`parent db is down`), when it is.
     pub held: Option<String>,
+    /// A PUSH target's secret: shown whole by `targets ID` only, masked elsewhere
+    /// ([`crate::base::push::masked`]).
+    pub push_token: Option<String>,
+    /// The last check's phases; `None` when it sent no request, or for a value that does not
+    /// read (see [`Phases::parse`]).
+    pub last_phases: Option<Phases>,
     /// For the loader: the row does not decode, and why; it then holds only its id, revision
     /// and status. Its config error.
     pub undecodable: Option<BadRow>,
@@ -124,7 +135,7 @@ impl TargetRow {
             network_fails: at!(f.get("network_fails"), m)?,
             repeated_fails: at!(f.get("repeated_fails"), m)?,
             enabled: at!(f.flag("enabled"), m)?,
-            request_body: at!(f.opt("request_body"), m)?,
+            request_body: at!(f.secret("request_body"), m)?,
             content_type: at!(f.opt("content_type"), m)?,
             expect_body: at!(f.opt("expect_body"), m)?,
             max_response_ms: at!(f.opt("max_response_ms"), m)?,
@@ -148,10 +159,14 @@ impl TargetRow {
             cert_alerted_for: at!(f.opt("cert_alerted_for"), m)?,
             group_name: at!(f.opt("group_name"), m)?,
             public: at!(f.flag("public"), m)?,
+            conditions: at!(f.opt("conditions"), m)?,
+            request_headers: at!(f.secret("request_headers"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,
             incident_reason: at!(f.opt("incident_reason"), m)?,
             depends_on: at!(f.opt("depends_on"), m)?,
             held: at!(f.opt("held"), m)?,
+            push_token: at!(f.secret("push_token"), m)?,
+            last_phases: at!(f.opt("last_phases"), m)?.and_then(|p: Vec<u8>| Phases::parse(&p)),
             undecodable: None,
         })
     }

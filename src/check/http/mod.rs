@@ -1,43 +1,40 @@
-//! The steps of one HTTP check on the worker thread: authenticate, send, read the answer,
-//! judge it; each step leaves trace lines. Reads the target and the token cache.
+//! The steps of one HTTP check on the worker thread: authenticate (`credential.rs`), send
+//! (with the target's request headers and body), read the answer, judge it (`judge.rs`); each
+//! step leaves trace lines, and the `[secrets]` values are masked in all of them at the end.
+//! Reads the target and the token caches.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use ureq::http::{self as h, Response};
+use ureq::http::{self as h, HeaderMap, Response};
 use ureq::{Agent, AsSendBody, Body};
 
 use super::describe::{self, Context};
 use super::phase::{self, Mark};
-use super::{CheckSettings, MAX_REDIRECTS};
-use crate::base::authn::{Auth, IdentityVersion, KeystoneParams};
+use super::{keystone, oauth2, CheckSettings, MAX_REDIRECTS};
 use crate::base::model::{CheckError, CheckOutcome, Method, Phase, Target, Verdict};
+use crate::base::redactor::Redactor;
 use crate::base::trace::Trace;
-use crate::check::keystone::{self, Source, Token, TokenCache};
+use credential::Credential;
+use judge::{judge, Answer};
 
-/// What the target answered.
-struct Answer {
-    status: u16,
-    /// The body when `expect_body` needs it.
-    body: Option<Vec<u8>>,
-    /// From sending the (last) request to the end of its body.
-    took: Duration,
-}
+mod credential;
+mod judge;
 
-enum Credential<'a> {
-    None,
-    Basic(String),
-    Token(&'a KeystoneParams, Arc<Token>, Source),
+/// What a check works with besides its target: shared by every check (the agent, the token
+/// caches, the settings) or taken for this one (the `[secrets]` redactor in force).
+pub(super) struct Tools<'a> {
+    pub agent: &'a Agent,
+    pub keystone: &'a keystone::TokenCache,
+    pub oauth2: &'a oauth2::TokenCache,
+    pub settings: &'a CheckSettings,
+    pub redactor: &'a Redactor,
 }
 
 struct Run<'a> {
-    agent: &'a Agent,
-    tokens: &'a TokenCache,
-    settings: &'a CheckSettings,
+    tools: Tools<'a>,
     target: &'a Target,
     trace: Trace,
     deadline: Instant,
@@ -47,24 +44,20 @@ struct Run<'a> {
     addr: String,
 }
 
-pub(super) fn run(
-    agent: &Agent,
-    tokens: &TokenCache,
-    settings: &CheckSettings,
-    target: &Target,
-) -> CheckOutcome {
+pub(super) fn run(tools: Tools, target: &Target) -> CheckOutcome {
     let trace = Trace::new();
+    let redactor = tools.redactor;
     let mut run = Run {
-        agent,
-        tokens,
-        settings,
+        tools,
         target,
         deadline: trace.started() + target.timeout,
         trace,
         url: target.url.shown().to_string(),
         addr: target.url.addr(),
     };
-    let result = run.execute().and_then(|answer| judge(target, &answer));
+    let result = run
+        .execute()
+        .and_then(|answer| judge(target, &answer, redactor));
     let (verdict, http_status, description) = match &result {
         Ok(status) => (Verdict::Pass, Some(*status), pass_text(*status)),
         Err(e) => (Verdict::Fail, e.http_status(), e.to_string()),
@@ -73,14 +66,67 @@ pub(super) fn run(
         Verdict::Pass => run.trace.step(format!("[Pass] {description}")),
         Verdict::Fail => run.trace.fail(&description),
     }
+    // The one place every check's text passes before the log line, the writer, the alerts
+    // and the faces get it: a `[secrets]` value a server echoed, or a secret host named in
+    // an error, becomes `***` here.
+    run.trace.redact(redactor);
     CheckOutcome {
         verdict,
-        error: result.err(),
-        description,
+        error: result.err().map(|e| redacted(e, redactor)),
+        description: owned(redactor, description),
         http_status,
         elapsed: run.trace.started().elapsed(),
         trace: run.trace,
         cert: phase::take_cert(),
+        phases: phase::take_phases(),
+    }
+}
+
+/// `text` with the `[secrets]` values masked, without a copy when it holds none.
+fn owned(redactor: &Redactor, text: String) -> String {
+    match redactor.redact(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(masked) => masked,
+    }
+}
+
+/// The error with the `[secrets]` values masked in the text it carries.
+fn redacted(e: CheckError, redactor: &Redactor) -> CheckError {
+    if redactor.is_empty() {
+        return e;
+    }
+    let mask = |text: String| owned(redactor, text);
+    match e {
+        CheckError::Keystone(d) => CheckError::Keystone(mask(d)),
+        CheckError::OAuth2(d) => CheckError::OAuth2(mask(d)),
+        CheckError::NoResponse {
+            phase,
+            description,
+            unanswered,
+        } => CheckError::NoResponse {
+            phase,
+            description: mask(description),
+            unanswered,
+        },
+        CheckError::Body {
+            status,
+            description,
+        } => CheckError::Body {
+            status,
+            description: mask(description),
+        },
+        CheckError::BodyLacks { status, expected } => CheckError::BodyLacks {
+            status,
+            expected: mask(expected),
+        },
+        CheckError::Condition {
+            status,
+            description,
+        } => CheckError::Condition {
+            status,
+            description: mask(description),
+        },
+        other => other,
     }
 }
 
@@ -91,110 +137,39 @@ fn pass_text(status: u16) -> String {
     }
 }
 
-/// PASS when the status, the body and the time are as the target wants; otherwise says which
-/// one was not.
-fn judge(target: &Target, answer: &Answer) -> Result<u16, CheckError> {
-    let status = answer.status;
-    if status != target.pass_result {
-        return Err(CheckError::Status {
-            expected: target.pass_result,
-            got: status,
-        });
-    }
-    if let (Some(want), Some(body)) = (&target.expect_body, &answer.body) {
-        if !String::from_utf8_lossy(body).contains(want.as_str()) {
-            return Err(CheckError::BodyLacks {
-                status,
-                expected: want.clone(),
-            });
-        }
-    }
-    if let Some(max) = target.max_response_ms {
-        let ms = answer.took.as_millis();
-        if ms > u128::from(max) {
-            return Err(CheckError::TooSlow {
-                status,
-                took_ms: ms,
-                max_ms: max,
-            });
-        }
-    }
-    Ok(status)
-}
-
 impl<'a> Run<'a> {
     fn execute(&mut self) -> Result<Answer, CheckError> {
         let mut credential = self.credential()?;
         let started = Instant::now();
         let mut response = self.send(&credential)?;
-        let refused = match &credential {
-            Credential::Token(params, token, Source::Cached) if response.status() == 401 => {
-                Some((*params, token.clone()))
-            }
-            _ => None,
-        };
-        if let Some((params, token)) = refused {
+        if response.status() == 401 {
             // A cached token can be revoked before it expires: fetch one new token, once.
-            drop(response);
-            self.tokens.invalidate(params, &token);
-            self.trace
-                .step("target refused the cached keystone token: authenticating again");
-            credential = self.keystone(params)?;
-            response = self.send(&credential)?;
+            if let Some(renewed) = self.renew(&credential) {
+                drop(response);
+                credential = renewed?;
+                response = self.send(&credential)?;
+            }
         }
         let status = response.status().as_u16();
+        let conditions = self.target.conditions.as_deref();
+        // Kept only for conditions: most targets have none, and a map is a copy per check.
+        let headers = match conditions {
+            Some(_) => response.headers().clone(),
+            None => HeaderMap::new(),
+        };
         let body = self.read_body(&mut response, status)?;
+        let took = started.elapsed();
+        let cert_left_ms = conditions
+            .filter(|c| c.needs_certificate())
+            .and_then(|_| phase::cert())
+            .map(|cert| cert.expires * 1000 - chrono::Utc::now().timestamp_millis());
         Ok(Answer {
             status,
             body,
-            took: started.elapsed(),
+            headers,
+            took,
+            cert_left_ms,
         })
-    }
-
-    fn credential(&mut self) -> Result<Credential<'a>, CheckError> {
-        let target: &'a Target = self.target;
-        match &target.auth {
-            Auth::None => Ok(Credential::None),
-            Auth::Basic { user, password } => {
-                self.trace.step(format!("auth: BASIC as user {user}"));
-                let pair = format!("{user}:{}", password.expose());
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                Ok(Credential::Basic(format!("Basic {encoded}")))
-            }
-            Auth::OpenStack(params) => self.keystone(params),
-        }
-    }
-
-    /// A Keystone token for `params` from the shared cache, fetched on this thread if needed.
-    fn keystone<'p>(&mut self, params: &'p KeystoneParams) -> Result<Credential<'p>, CheckError> {
-        let (agent, lifetime) = (self.agent, self.settings.token_lifetime);
-        let timeout = self.remaining();
-        let result = self.tokens.get(params, self.deadline, || {
-            keystone::fetch(agent, params, timeout, lifetime)
-        });
-        let version = match params.version {
-            IdentityVersion::V2 => "v2",
-            IdentityVersion::V3 => "v3",
-        };
-        marks_to_trace(
-            &mut self.trace,
-            "keystone: ",
-            "POST",
-            &keystone::token_url(params),
-        );
-        // The row's certificate is the target's, not Keystone's (its trace line has it).
-        let _ = phase::take_cert();
-        let endpoint = params.endpoint.shown();
-        match result {
-            Ok((token, source)) => {
-                let (source_text, expires) = (source.as_str(), token.expires());
-                self.trace.step(format!(
-                    "keystone {version} token obtained from {endpoint} ({source_text}), expires {expires}"
-                ));
-                Ok(Credential::Token(params, token, source))
-            }
-            Err(e) => Err(CheckError::Keystone(e.to_string())),
-        }
     }
 
     fn remaining(&self) -> Duration {
@@ -209,20 +184,36 @@ impl<'a> Run<'a> {
             .header("connection", "close");
         match credential {
             Credential::None => {}
-            Credential::Basic(value) => request = request.header("authorization", value.as_str()),
-            Credential::Token(_, token, _) => {
+            Credential::Authorization(value) => {
+                request = request.header("authorization", value.as_str())
+            }
+            Credential::Keystone(_, token, _) => {
                 request = request.header("x-auth-token", token.value().expose())
+            }
+            Credential::OAuth2(_, token, _) => {
+                request = request.header("authorization", token.authorization())
+            }
+        }
+        let headers = &target.request_headers;
+        if !headers.is_empty() {
+            self.trace.step(format!(
+                "request headers: {}",
+                headers.shown_lines().join(", ")
+            ));
+            for (name, value) in headers.iter() {
+                request = request.header(name, value);
             }
         }
         let result = match &target.request_body {
             Some(body) => {
                 let content_type = target.content_type.as_deref().unwrap_or("application/json");
                 let request = request.header("content-type", content_type);
-                self.call(request.body(body.as_bytes()))
+                self.call(request.body(body.expose().as_bytes()))
             }
             None => self.call(request.body(())),
         };
         let method = method(target.method);
+        phase::time_phases();
         marks_to_trace(&mut self.trace, "", method.as_str(), &self.url);
         match result {
             Ok(response) => {
@@ -252,15 +243,15 @@ impl<'a> Run<'a> {
         } else {
             0
         };
-        let request = self
-            .agent
+        let agent = self.tools.agent;
+        let request = agent
             .configure_request(request?)
             .timeout_global(Some(remaining))
             .max_redirects(redirects)
             .max_redirects_will_error(true)
             .http_status_as_error(false)
             .build();
-        self.agent.run(request)
+        agent.run(request)
     }
 
     fn failure_text(&self, err: &ureq::Error) -> String {
@@ -275,8 +266,8 @@ impl<'a> Run<'a> {
         )
     }
 
-    /// Reads at most `max_body_bytes` of the body, keeping it only when `expect_body` needs
-    /// it. A longer body FAILs and the connection is dropped unread.
+    /// Reads at most `max_body_bytes` of the body, keeping it only when `expect_body` or a
+    /// condition needs it. A longer body FAILs and the connection is dropped unread.
     fn read_body(
         &mut self,
         response: &mut Response<Body>,
@@ -284,8 +275,11 @@ impl<'a> Run<'a> {
     ) -> Result<Option<Vec<u8>>, CheckError> {
         phase::set_phase(Phase::Body);
         let started = Instant::now();
-        let max = self.settings.max_body_bytes;
-        let mut kept = self.target.expect_body.as_ref().map(|_| Vec::new());
+        let max = self.tools.settings.max_body_bytes;
+        let target = self.target;
+        let needed = target.expect_body.is_some()
+            || target.conditions.as_deref().is_some_and(|c| c.needs_body());
+        let mut kept = needed.then(Vec::new);
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let mut total: u64 = 0;
         let read = CHUNK.with_borrow_mut(|chunk| loop {
@@ -313,6 +307,7 @@ impl<'a> Run<'a> {
             }
         }
         let took = started.elapsed();
+        phase::body_read(Instant::now(), took);
         self.trace
             .phase(Instant::now(), took, format!("read {total} bytes of body"));
         Ok(kept)
@@ -382,73 +377,7 @@ fn method(m: Method) -> h::Method {
         Method::Head => h::Method::HEAD,
         Method::Patch => h::Method::PATCH,
         Method::Options => h::Method::OPTIONS,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target() -> Target {
-        Target {
-            id: 1,
-            name: "t".into(),
-            url: crate::base::urls::WebUrl::parse("http://127.0.0.1/").unwrap(),
-            method: Method::Get,
-            auth: Auth::None,
-            pass_result: 200,
-            frequency: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
-            request_body: None,
-            content_type: None,
-            expect_body: Some("healthy".into()),
-            max_response_ms: Some(500),
-            follow_redirects: false,
-            verify_tls: true,
-            fail_threshold: 1,
-            success_threshold: 1,
-            realert: None,
-            ca: None,
-            cert_warn_days: 14,
-            depends_on: None,
-        }
-    }
-
-    fn answer(status: u16, body: &str, ms: u64) -> Answer {
-        Answer {
-            status,
-            body: Some(body.as_bytes().to_vec()),
-            took: Duration::from_millis(ms),
-        }
-    }
-
-    #[test]
-    fn the_verdict_says_what_did_not_match() {
-        let t = target();
-        assert_eq!(judge(&t, &answer(200, "all healthy", 10)), Ok(200));
-        assert_eq!(
-            judge(&t, &answer(503, "", 10)).unwrap_err().to_string(),
-            "target status:503 != 200"
-        );
-        assert_eq!(
-            judge(&t, &answer(200, "sick", 10)).unwrap_err().to_string(),
-            "response body does not contain \"healthy\""
-        );
-        let slow = judge(&t, &answer(200, "healthy", 1234)).unwrap_err();
-        assert_eq!(
-            slow,
-            CheckError::TooSlow {
-                status: 200,
-                took_ms: 1234,
-                max_ms: 500
-            }
-        );
-        assert_eq!(slow.http_status(), Some(200));
-        assert_eq!(
-            slow.to_string(),
-            "response took 1234 ms, more than max_response_ms 500"
-        );
-        assert_eq!(pass_text(200), "OK");
-        assert_eq!(pass_text(299), "299");
+        // Never sent: a PUSH target is judged from its pushes (`check::push`).
+        Method::Push => h::Method::GET,
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{http, procfs};
+use super::client;
+use crate::bench::procfs;
 
 /// What one set of concurrent walks measured.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct Walks {
 /// `walkers` clients walk all pages of `limit` targets at once.
 pub fn run(port: u16, pid: u32, walkers: usize, limit: u32) -> Walks {
     let rss_before_mib = procfs::rss_mib(pid).unwrap_or(0.0);
-    let (ends, rss_max_mib) = http::sampled(pid, || {
+    let (ends, rss_max_mib) = client::sampled(pid, || {
         let threads: Vec<_> = (0..walkers)
             .map(|_| std::thread::spawn(move || walk(port, limit)))
             .collect();
@@ -70,7 +71,7 @@ fn walk(port: u16, limit: u32) -> Result<(usize, usize, f64), String> {
     let mut next = format!("?limit={limit}");
     loop {
         let path = format!("/api/v1/targets{next}");
-        let (status, body) = http::request(port, &path).map_err(|e| format!("{path}: {e}"))?;
+        let (status, body) = client::request(port, &path).map_err(|e| format!("{path}: {e}"))?;
         if status != 200 {
             return Err(format!("{path} answered {status}"));
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::http;
+use super::client;
 
 /// What the prober saw.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +49,7 @@ pub fn run(port: u16, pid: u32, n: usize, window: Duration) -> Crowd {
     };
     let mut times = Vec::new();
     while started.elapsed() < window {
-        let f = http::get(port, "/healthz");
+        let f = client::get(port, "/healthz");
         if f.status != 200 {
             c.not_200 += 1;
         }

@@ -25,7 +25,7 @@ mod json;
 mod parse;
 mod values;
 
-pub use eval::{Failed, ResponseView};
+pub use eval::ResponseView;
 pub use parse::ParseError;
 
 use json::Step;
