@@ -351,10 +351,37 @@ fn a_node_that_suspects_itself_hands_its_targets_over_and_takes_them_back_when_i
 
     go_blind(&dir);
     smtp.wait_messages(1);
-    wait_for(WAIT, "mon-2 checking every target", || {
+    // What the nodes said of their sight and shares, should this not come to pass.
+    let story = || {
+        let lines = |n: &str| -> Vec<String> {
+            std::fs::read_to_string(db.dir.join(format!("{n}.log")))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("sight:") || l.contains("cluster:"))
+                .map(|l| format!("{n}: {l}"))
+                .collect()
+        };
+        let nodes: Vec<(String, String, i64)> =
+            db.query("SELECT name, state, targets_owned FROM nodes ORDER BY name");
+        format!(
+            "{nodes:?}\n{}\n{}",
+            lines("mon-1").join("\n"),
+            lines("mon-2").join("\n")
+        )
+    };
+    let handed_over = (0..300).any(|_| {
         let state: String = db.one("SELECT state FROM nodes WHERE name = 'mon-1'");
-        (state == "blind" && owned(&db, "mon-2") == 60).then_some(())
+        let done = state == "blind" && owned(&db, "mon-2") == 60;
+        if !done {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done
     });
+    assert!(
+        handed_over,
+        "mon-2 does not check every target:\n{}",
+        story()
+    );
     wait_count(&db, "60 targets up, checked by mon-2", passing, |n| n == 60);
     // Handed over, mon-1 checks nothing: it stays blind until its sample answers.
     std::thread::sleep(Duration::from_secs(3));
