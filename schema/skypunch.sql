@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS targets (
     proxy_url          VARCHAR(256)  NULL     DEFAULT NULL COMMENT 'http://[user:pass@]host:port the check goes through (CONNECT for https); NULL: [settings] Proxy',
     ip_family          VARCHAR(8)    NOT NULL DEFAULT 'any' COMMENT 'any, 4 or 6: the address family the check connects over',
     push_token         VARCHAR(64)   NULL     DEFAULT NULL COMMENT 'PUSH targets: the secret of /push/TOKEN; the daemon fills a random one when NULL',
+    depends_on         BIGINT        NULL     DEFAULT NULL COMMENT 'the id of the target this one depends on (its switch, its database): while that one is in FAIL, this one''s failures are recorded but alert nobody; NULL: none',
     last_phases        VARCHAR(192)  NULL     DEFAULT NULL COMMENT 'set by the daemon: seconds each phase of the last check took, JSON {"dns":..,"connect":..,"tls":..,"request":..,"first_byte":..,"body":..}; NULL when it sent no request',
     last_push_at       TIMESTAMP(6)  NULL     DEFAULT NULL COMMENT 'set by the daemon: when the last /push/TOKEN request of this PUSH target came (UTC)',
     last_push_status   VARCHAR(8)    NULL     DEFAULT NULL COMMENT 'set by the daemon: PASS, or FAIL for a push with status=fail',
@@ -90,7 +91,9 @@ CREATE TABLE IF NOT EXISTS targets (
     -- Each node reads the pushes of the last seconds by this, once a second.
     KEY targets_last_push (last_push_at),
     -- /push/TOKEN finds its target by this; two rows never share a token.
-    CONSTRAINT targets_push_token UNIQUE (push_token)
+    CONSTRAINT targets_push_token UNIQUE (push_token),
+    -- The loader reads the dependencies (and the children of a parent) by this.
+    KEY targets_depends_on (depends_on)
 ) DEFAULT CHARSET utf8mb4;
 
 CREATE TABLE IF NOT EXISTS notifiers (
@@ -155,6 +158,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     alerted            BOOLEAN       NOT NULL DEFAULT 0 COMMENT '1 once the FAILURE alert went out (fail_threshold reached)',
     http_status        INT           NULL     DEFAULT NULL COMMENT 'the last HTTP status seen in it, NULL when no response came',
     open_target        BIGINT        AS (IF(ended IS NULL, target_id, NULL)) PERSISTENT,
+    suppressed_by      BIGINT        NULL     DEFAULT NULL COMMENT '2.3: the incident of the parent (depends_on) that was open when this one''s FAILURE was held; NULL: not held for a parent',
+    monitor_blind      BOOLEAN       NOT NULL DEFAULT 0 COMMENT '2.3: 1 when its FAILURE was held because the node checking it could not reach its network',
     PRIMARY KEY (id),
     UNIQUE KEY incidents_open (open_target),
     KEY incidents_target (target_id, started),
@@ -221,7 +226,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     version            VARCHAR(32)   NOT NULL DEFAULT '',
     started            TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     heartbeat          TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-    state              VARCHAR(16)   NOT NULL DEFAULT 'active' COMMENT 'active, or stopping (its targets already handed over)',
+    state              VARCHAR(16)   NOT NULL DEFAULT 'active' COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets)',
     targets_owned      INT           NOT NULL DEFAULT 0,
     checks_per_s       DOUBLE        NOT NULL DEFAULT 0,
     PRIMARY KEY (name)

@@ -59,6 +59,22 @@ CREATE INDEX IF NOT EXISTS deliveries_notifier ON alert_deliveries (notifier_id,
 CREATE INDEX IF NOT EXISTS deliveries_group ON alert_deliveries (notifier_id, group_id)
     COMMENT '2.3: the alerts of one grouped message';
 
+-- Pages people can trust (2.3): a target may depend on another (its switch, its database),
+-- whose failure holds its alerts; an incident says which parent incident held its FAILURE,
+-- or that the node checking it could not reach its network.
+ALTER TABLE targets
+    ADD COLUMN IF NOT EXISTS depends_on BIGINT NULL DEFAULT NULL
+        COMMENT 'the id of the target this one depends on (its switch, its database): while that one is in FAIL, this one''s failures are recorded but alert nobody; NULL: none',
+    ADD KEY IF NOT EXISTS targets_depends_on (depends_on);
+ALTER TABLE incidents
+    ADD COLUMN IF NOT EXISTS suppressed_by BIGINT NULL DEFAULT NULL
+        COMMENT '2.3: the incident of the parent (depends_on) that was open when this one''s FAILURE was held; NULL: not held for a parent',
+    ADD COLUMN IF NOT EXISTS monitor_blind BOOLEAN NOT NULL DEFAULT 0
+        COMMENT '2.3: 1 when its FAILURE was held because the node checking it could not reach its network';
+-- A node that cannot reach its network beats as `blind`, and the others check its targets.
+ALTER TABLE nodes
+    MODIFY COLUMN state VARCHAR(16) NOT NULL DEFAULT 'active'
+        COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets)';
 -- What the daemon keeps of the last check's phases and of the last push of a PUSH target.
 ALTER TABLE targets
     ADD COLUMN IF NOT EXISTS last_phases VARCHAR(192) NULL DEFAULT NULL

@@ -28,6 +28,7 @@ mod loader;
 mod logging;
 mod notifier;
 mod prune;
+mod sight;
 mod signals;
 mod statsline;
 mod target;

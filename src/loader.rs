@@ -8,7 +8,9 @@
 //!
 //! A scan reads `(id, config_changed)` of recently changed rows through an index, and a count
 //! and id sum of the enabled rows to notice deletions; whole rows are read only for the rows
-//! that changed.
+//! that changed. The whole dependency graph (`depends_on`) is read at the first load, at every
+//! change a scan sees and at least every minute: a missing parent and every row of a cycle
+//! are config errors, and a row whose error goes is taken again.
 //!
 //! The `[secrets]` a row's `${secret:NAME}` references name come from the shared [`Keyring`];
 //! when a SIGHUP replaced them, the next pass validates again every enabled row that names a
@@ -17,7 +19,7 @@
 //! A PUSH row without a `push_token` gets a random one here (a conditional write, so that
 //! two nodes loading it at once agree on one).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,9 @@ use crate::base::secrets::has_references;
 use crate::base::stop::{Feed, Stop};
 use crate::db::{self, targets::TargetRow, Pool};
 use crate::target;
+
+/// The dependency graph is read again at least this often (and at every change seen).
+const GRAPH_EVERY: Duration = Duration::from_secs(60);
 
 /// Rows changed this long before the previous scan are looked at again, so that a
 /// transaction that committed late with an earlier timestamp is not missed.
@@ -54,6 +59,10 @@ pub struct Loader {
     /// The files rows name and the config's defaults: CA bundles read once per pass, client
     /// certificates read again when they change.
     shared: target::Shared,
+    /// The enabled rows whose `depends_on` cannot stand (a missing parent, a cycle), from the
+    /// last look at the whole graph, and when that was.
+    dependency_errors: BTreeMap<TargetId, target::Error>,
+    graph_read: Option<Instant>,
     /// The `[secrets]`, and the snapshot of them this pass validates rows with.
     keyring: Keyring,
     vault: Arc<Vault>,
@@ -95,6 +104,8 @@ impl Loader {
             loaded: false,
             outage_logged: false,
             shared,
+            dependency_errors: BTreeMap::new(),
+            graph_read: None,
         }
     }
 
@@ -137,6 +148,7 @@ impl Loader {
         const PAGE: usize = 5000;
         let started = Instant::now();
         let scanned_at = db::targets::db_clock(conn)?;
+        self.read_graph(conn)?;
         let (mut count, mut invalid, mut after) = (0, 0, 0);
         loop {
             if self.stop.requested() {
@@ -217,6 +229,10 @@ impl Loader {
         if self.stop.requested() {
             return Ok(());
         }
+        let mut ids = ids;
+        if !ids.is_empty() {
+            ids.extend(self.read_graph(conn)?);
+        }
         self.refresh(conn, &ids)?;
         self.scanned_at = scanned_at;
         let (count, sum) = db::targets::enabled_fingerprint(conn)?;
@@ -224,10 +240,18 @@ impl Loader {
             .revisions
             .keys()
             .fold(0u64, |s, id| s.wrapping_add(*id));
-        if count != self.revisions.len() as u64 || sum != known_sum {
+        let reconciling = count != self.revisions.len() as u64 || sum != known_sum;
+        if reconciling {
             log::debug!("loader: enabled rows differ from those known; reconciling ids");
             let unseen = self.reconcile(conn)?;
             self.refresh(conn, &unseen)?;
+        }
+        // A parent deleted or disabled shows only here; and a row deleted while disabled
+        // changes nothing the scan sees: the graph is read again at least every minute.
+        let stale = self.graph_read.is_none_or(|at| at.elapsed() >= GRAPH_EVERY);
+        if reconciling || stale {
+            let flipped = self.read_graph(conn)?;
+            self.refresh(conn, &flipped)?;
         }
         if self.stop.requested() {
             return Ok(());
@@ -312,6 +336,22 @@ impl Loader {
             .collect())
     }
 
+    /// Reads the whole dependency graph again; returns the known rows whose dependency error
+    /// appeared, went or changed, to be taken again.
+    fn read_graph(&mut self, conn: &mut db::Conn) -> Result<Vec<TargetId>, db::Error> {
+        let errors = target::dependency_errors(&db::targets::dependencies(conn)?);
+        self.graph_read = Some(Instant::now());
+        let old = std::mem::replace(&mut self.dependency_errors, errors);
+        let new = &self.dependency_errors;
+        let changed = old
+            .keys()
+            .chain(new.keys())
+            .filter(|id| old.get(id) != new.get(id) && self.revisions.contains_key(id))
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>();
+        Ok(changed.into_iter().collect())
+    }
+
     /// Tells the cluster thread (and through it the wheel) to stop checking a target, and the
     /// writer that it may forget it.
     fn unschedule(&self, id: TargetId) {
@@ -336,7 +376,10 @@ impl Loader {
         self.revisions.insert(row.id, row.revision);
         // Counters and `state_seq` edited out of range: repaired, and the repair logged.
         db::targets::repair(conn, row.id, &row.fixes())?;
-        match target::from_row(row, &mut self.shared, &self.vault.secrets) {
+        let graph = &self.dependency_errors;
+        let checked = target::from_row(row, &mut self.shared, &self.vault.secrets)
+            .and_then(|t| graph.get(&t.id).map_or(Ok(t), |e| Err(e.clone())));
+        match checked {
             Ok(t) => {
                 let recovered = self.invalid.remove(&row.id).is_some();
                 // Re-validated for the secrets alone: said only when that fixed the row.

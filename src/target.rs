@@ -2,6 +2,7 @@
 //! loader thread and the CLI. A row that does not validate is never scheduled: its error
 //! becomes the row's `config error: ...` description.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use crate::base::ca::CaFiles;
 use crate::base::client_cert::ClientIdentities;
 use crate::base::conditions::Conditions;
 use crate::base::headers::RequestHeaders;
-use crate::base::model::{IpFamily, Method, Target};
+use crate::base::model::{IpFamily, Method, Target, TargetId};
 use crate::base::proxy::{NoProxy, ProxyUrl};
 use crate::base::push;
 use crate::base::redactor::Redactor;
@@ -56,6 +57,11 @@ pub enum Error {
     CertWarnDays(i64),
     /// The CA bundle (`ca_file`, or `[settings] CaFile`) cannot be used; the reason names it.
     CaFile(String),
+    /// `depends_on` names no target (the id as stored).
+    NoParent(i64),
+    /// `depends_on` leads back to the row: the ids around the loop, from the smallest, which
+    /// every row on it gets as its error.
+    Cycle(Vec<TargetId>),
     /// A line of `conditions` does not parse: its line, column and what was expected.
     Conditions(String),
     /// `request_headers` has a bad line, names an unknown secret, or sets the header `authn`
@@ -111,6 +117,16 @@ impl fmt::Display for Error {
                 f,
                 "cert_warn_days {value} is not between 0 and {MAX_CERT_WARN_DAYS}"
             ),
+            Error::NoParent(value) => write!(f, "depends_on {value} names no target"),
+            Error::Cycle(ids) => {
+                let mut around: Vec<String> = ids.iter().map(TargetId::to_string).collect();
+                around.extend(ids.first().map(TargetId::to_string));
+                write!(
+                    f,
+                    "depends_on makes a cycle ({}): set one of them to NULL",
+                    around.join(" -> ")
+                )
+            }
         }
     }
 }
@@ -253,6 +269,12 @@ fn validate(row: &TargetRow, shared: &mut Shared, secrets: &Secrets) -> Result<T
             row.client_key.as_deref(),
         )
         .map_err(|e| Error::ClientCert(e.to_string()))?;
+    let depends_on = match row.depends_on {
+        None => None,
+        Some(parent) if parent == row.id as i64 => return Err(Error::Cycle(vec![row.id])),
+        Some(parent) if parent < 1 => return Err(Error::NoParent(parent)),
+        Some(parent) => Some(parent as TargetId),
+    };
     Ok(Target {
         id: row.id,
         name: row.name.clone(),
@@ -277,9 +299,58 @@ fn validate(row: &TargetRow, shared: &mut Shared, secrets: &Secrets) -> Result<T
         client_identity,
         proxy,
         ip_family,
+        depends_on,
         conditions,
         request_headers,
     })
+}
+
+/// The dependency errors of the enabled rows, as the loader checks the whole graph (at every
+/// change and every minute): `edges` maps each enabled row with a `depends_on` to that value
+/// and whether a row of that id exists. A missing parent is an error of its child; a cycle
+/// (`a -> b -> a`) is an error of every row on it, naming them all. A row that only leads
+/// into a cycle is not in error: its parent is, and is not checked. Pure; linear in the
+/// number of edges.
+pub fn dependency_errors(edges: &BTreeMap<TargetId, (i64, bool)>) -> BTreeMap<TargetId, Error> {
+    let mut errors = BTreeMap::new();
+    // 1: on the path being walked, 2: done.
+    let mut seen: HashMap<TargetId, u8> = HashMap::with_capacity(edges.len());
+    for (&start, &(parent, exists)) in edges {
+        if !exists || parent < 1 {
+            errors.insert(start, Error::NoParent(parent));
+        }
+        let mut path = Vec::new();
+        let mut at = start;
+        let back_at = loop {
+            match seen.get(&at) {
+                Some(1) => break Some(at),
+                Some(_) => break None,
+                None => {}
+            }
+            seen.insert(at, 1);
+            path.push(at);
+            match edges.get(&at) {
+                Some(&(next, true)) if next > 0 => at = next as TargetId,
+                _ => break None,
+            }
+        };
+        if let Some(from) = back_at.and_then(|at| path.iter().position(|id| *id == at)) {
+            let cycle = smallest_first(&path[from..]);
+            for id in &cycle {
+                errors.insert(*id, Error::Cycle(cycle.clone()));
+            }
+        }
+        for id in path {
+            seen.insert(id, 2);
+        }
+    }
+    errors
+}
+
+/// A cycle's ids turned to start at the smallest, so each of its rows names it alike.
+fn smallest_first(cycle: &[TargetId]) -> Vec<TargetId> {
+    let low = (0..cycle.len()).min_by_key(|i| cycle[*i]).unwrap_or(0);
+    cycle[low..].iter().chain(&cycle[..low]).copied().collect()
 }
 
 /// The `conditions` column parsed; `None` when it holds none (NULL, blank lines, comments).
@@ -662,6 +733,57 @@ mod tests {
             ),
             Some("http://10.9.9.9:8080".to_string()),
             "a row's own proxy is used whatever NoProxy says"
+        );
+    }
+
+    #[test]
+    fn a_missing_parent_and_every_row_of_a_cycle_are_errors_and_a_chain_is_not() {
+        let edges: BTreeMap<TargetId, (i64, bool)> = [
+            (1, (2, true)), // 1 -> 2 -> 3: a chain
+            (2, (3, true)),
+            (4, (99, false)), // no target 99
+            (5, (6, true)),   // 5 -> 6 -> 7 -> 5: a cycle
+            (6, (7, true)),
+            (7, (5, true)),
+            (8, (6, true)), // leads into the cycle
+        ]
+        .into_iter()
+        .collect();
+        let errors = dependency_errors(&edges);
+        let ids: Vec<TargetId> = errors.keys().copied().collect();
+        assert_eq!(ids, vec![4, 5, 6, 7]);
+        assert_eq!(errors[&4].to_string(), "depends_on 99 names no target");
+        for id in [5, 6, 7] {
+            assert_eq!(
+                errors[&id].to_string(),
+                "depends_on makes a cycle (5 -> 6 -> 7 -> 5): set one of them to NULL"
+            );
+        }
+        let two: BTreeMap<TargetId, (i64, bool)> =
+            [(9, (3, true)), (3, (9, true))].into_iter().collect();
+        let errors = dependency_errors(&two);
+        assert_eq!(errors.len(), 2);
+        assert!(errors[&9].to_string().contains("(3 -> 9 -> 3)"));
+    }
+
+    #[test]
+    fn a_row_depending_on_itself_or_on_no_id_is_its_own_config_error() {
+        let mut r = row();
+        r.depends_on = Some(7);
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "depends_on makes a cycle (7 -> 7): set one of them to NULL"
+        );
+        r.depends_on = Some(0);
+        let err = from_row(&r, &mut Shared::default(), &Secrets::new()).unwrap_err();
+        assert_eq!(err.to_string(), "depends_on 0 names no target");
+        r.depends_on = Some(3);
+        assert_eq!(
+            from_row(&r, &mut Shared::default(), &Secrets::new())
+                .unwrap()
+                .depends_on,
+            Some(3)
         );
     }
 

@@ -13,6 +13,9 @@
 //! of millions of rows.
 //! `nospawn-<thread name>` makes that thread fail to start ([`spawn_refused`]), as at the
 //! system's limit on threads, to fail a start once other threads run.
+//! `blind` makes the node blind for as long as the file exists ([`blind`]): every check's
+//! connection and every probe of `[settings] Connectivity` fails with "network is
+//! unreachable", as when the node's own uplink is down.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
@@ -75,5 +78,18 @@ pub fn hold(_role: &str, _keep_going: &dyn Fn() -> bool) {}
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn spawn_refused(_name: &str) -> bool {
+    false
+}
+
+/// Whether the node is to be blind now (the file `blind`, left in place).
+#[cfg(feature = "fault-injection")]
+pub fn blind() -> bool {
+    std::env::var_os("SKYPUNCH_FAULT_DIR")
+        .is_some_and(|dir| std::path::Path::new(&dir).join("blind").exists())
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn blind() -> bool {
     false
 }

@@ -1,7 +1,8 @@
 //! The bottom layer: plain data and small utilities that every other layer may use and that
 //! use nothing above them. No thread, no database, no network: the types that cross threads
 //! (`model`), the pure logic with an injectable clock (`state`, `rollup`, `uptime`), text and
-//! time helpers, and the process-wide plumbing (`stats`, `stop`, `threads`, `fault`).
+//! time helpers, and the process-wide plumbing (`stats`, `stop`, `threads`, `fault`, the
+//! node's `sight` of its network).
 
 pub mod authn;
 pub mod ca;
@@ -18,6 +19,7 @@ pub mod push;
 pub mod redactor;
 pub mod rollup;
 pub mod secrets;
+pub mod sight;
 pub mod state;
 pub mod stats;
 pub mod stop;

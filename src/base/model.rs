@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::base::authn::{Auth, Secret};
 use crate::base::conditions::Conditions;
@@ -154,6 +154,9 @@ pub struct Target {
     pub proxy: Option<Arc<crate::base::proxy::ProxyUrl>>,
     /// The addresses a check connects to (`ip_family`).
     pub ip_family: IpFamily,
+    /// The target this one depends on (`depends_on`): while that one is in FAIL, this one's
+    /// FAILURE alert is held.
+    pub depends_on: Option<TargetId>,
     /// What the answer must show besides (or, naming `[STATUS]`, instead of) `pass_result`.
     pub conditions: Option<Arc<Conditions>>,
     /// Sent with every request of the check (not with a token request), references expanded.
@@ -188,6 +191,7 @@ impl Target {
             client_identity: None,
             proxy: None,
             ip_family: IpFamily::Any,
+            depends_on: None,
             conditions: None,
             request_headers: RequestHeaders::default(),
         }
@@ -285,7 +289,14 @@ pub enum CheckError {
     Keystone(String),
     /// No complete response head arrived; `phase` is where the check was when it failed
     /// (resolving, connecting, the TLS handshake, sending, waiting, or the whole timeout).
-    NoResponse { phase: Phase, description: String },
+    /// `unanswered`: nothing answered at all before the request could be sent (the name did
+    /// not resolve, no route, the connection or the TLS handshake timed out), unlike a host
+    /// that refused or reset the connection, which proves the network reaches it.
+    NoResponse {
+        phase: Phase,
+        description: String,
+        unanswered: bool,
+    },
     /// The response body could not be read to its end.
     Body { status: u16, description: String },
     /// The response body was longer than `MaxBodyBytes`.
@@ -348,6 +359,20 @@ impl CheckError {
             CheckError::NoHeartbeat { .. } => 10,
             CheckError::PushedFailure(_) => 11,
         }
+    }
+
+    /// Whether nothing on the way to the target's server answered the check: its name did
+    /// not resolve, there was no route, or the connection or the TLS handshake timed out.
+    /// What a monitor cut off from its network sees of every target; a refused connection
+    /// or an answer it did not like is not (the network reached the host).
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            CheckError::NoResponse {
+                unanswered: true,
+                ..
+            }
+        )
     }
 
     /// The response status, when a response arrived.
@@ -515,6 +540,13 @@ pub struct NewAlert {
     pub target_id: TargetId,
     pub kind: AlertKind,
     pub trace: String,
+    /// The target's `depends_on`: a FAILURE or REMINDER is held while that target is in FAIL.
+    pub parent: Option<TargetId>,
+    /// When the check that raised it ended, if it failed with a network error
+    /// ([`CheckError::is_network`]): held if this node could not reach its network then.
+    pub network: Option<SystemTime>,
+    /// Set by the store thread from that time: the node was blind then.
+    pub blind: bool,
 }
 
 /// An alert as read from the outbox.

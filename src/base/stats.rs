@@ -179,6 +179,8 @@ pub struct Stats {
     targets_known: AtomicU64,
     targets_owned: AtomicU64,
     live_nodes: AtomicU64,
+    /// 1 while this node cannot reach its network (`base::sight`), as of the last heartbeat.
+    blind: AtomicU64,
 }
 
 /// A reader per counter, by the counter's name.
@@ -212,6 +214,8 @@ impl Stats {
         targets_known,
         targets_owned,
         live_nodes,
+        /// 1 while this node cannot reach its network.
+        blind,
     );
 
     /// Failed checks since start by kind, in `CheckError::KINDS` order, with the kind's name.
@@ -396,6 +400,11 @@ impl ClusterStats {
 
     pub fn set_live_nodes(&self, n: u64) {
         self.0.live_nodes.store(n, Relaxed);
+    }
+
+    /// Whether the node beat as blind (it cannot reach its network).
+    pub fn set_blind(&self, blind: bool) {
+        self.0.blind.store(u64::from(blind), Relaxed);
     }
 }
 

@@ -77,6 +77,28 @@ pub fn failure(err: &ureq::Error, cx: &Context) -> String {
     text
 }
 
+/// Whether nothing answered before the request could be sent (see
+/// `CheckError::is_network`): the name did not resolve, or the connect or the TLS handshake
+/// timed out or found no route. A refusal or a reset came from the host: the network works.
+pub fn unanswered(err: &ureq::Error, phase: Phase) -> bool {
+    let early = matches!(
+        phase,
+        Phase::Start | Phase::Resolving | Phase::Connecting | Phase::Handshaking
+    );
+    let silent = match err {
+        ureq::Error::Timeout(_) | ureq::Error::HostNotFound => true,
+        ureq::Error::Io(e) => {
+            e.kind() == io::ErrorKind::TimedOut
+                || matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN)
+                )
+        }
+        _ => false,
+    };
+    early && silent
+}
+
 fn timeout(cx: &Context) -> String {
     let t = human(cx.timeout);
     let mut text = match cx.phase {
@@ -151,6 +173,24 @@ mod tests {
             host: "nosuch.invalid",
             timeout: Duration::from_secs(2),
         }
+    }
+
+    #[test]
+    fn only_silence_before_the_request_is_a_network_error() {
+        let io = |code| ureq::Error::Io(io::Error::from_raw_os_error(code));
+        let timeout = || ureq::Error::Timeout(ureq::Timeout::Connect);
+        assert!(unanswered(&io(libc::ENETUNREACH), Phase::Connecting));
+        assert!(unanswered(&timeout(), Phase::Handshaking));
+        assert!(unanswered(&ureq::Error::HostNotFound, Phase::Resolving));
+        assert!(
+            !unanswered(&io(libc::ECONNREFUSED), Phase::Connecting),
+            "the host refused: the network reached it"
+        );
+        assert!(!unanswered(&io(libc::ECONNRESET), Phase::Handshaking));
+        assert!(
+            !unanswered(&timeout(), Phase::Waiting),
+            "the server is slow"
+        );
     }
 
     #[test]

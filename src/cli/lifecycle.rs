@@ -225,7 +225,7 @@ fn not_running(config: &Config, nodes: Option<&[db::nodes::NodeRow]>, said: &str
     let alive = nodes
         .unwrap_or_default()
         .iter()
-        .any(|r| r.name == me && r.state == "active" && r.heartbeat_age_ms <= dead_after);
+        .any(|r| r.name == me && r.state != "stopping" && r.heartbeat_age_ms <= dead_after);
     if !alive {
         return said.to_string();
     }
@@ -260,7 +260,8 @@ fn nodes_table(config: &Config, rows: &[db::nodes::NodeRow]) -> String {
     let me = config.cluster.node_name();
     let live = rows
         .iter()
-        .filter(|r| r.state == "active" && r.heartbeat_age_ms <= dead_after.as_millis() as i64)
+        // A blind node (it cannot reach its network) is alive, its targets handed over.
+        .filter(|r| r.state != "stopping" && r.heartbeat_age_ms <= dead_after.as_millis() as i64)
         .count();
     let mut t = Table::new(&["Node", "Host", "Heartbeat", "State", "Targets", "Checks/s"]);
     for r in rows {

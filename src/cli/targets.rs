@@ -40,6 +40,13 @@ pub fn run(config: &Config, inv: &Invocation, words: &[&str]) -> Result<(), Erro
                 t.row(vec![field.into(), value]);
             }
             t.row(vec!["Notifiers".into(), notifiers_line(&routed)]);
+            t.row(vec![
+                "Depends On".into(),
+                row.depends_on.map_or_else(String::new, |p| p.to_string()),
+            ]);
+            if let Some(why) = row.held.as_deref().filter(|_| row.status == "FAIL") {
+                t.row(vec!["Alerts".into(), format!("held: {why}")]);
+            }
             let created = created
                 .get(&row.id)
                 .map_or_else(String::new, |ms| local_millis(*ms));

@@ -17,6 +17,9 @@
 //!   Waking up, its heartbeat finds its row gone: it joins again with a new epoch.
 //! - Stop: the node marks itself `stopping` at once (the others take its targets within a
 //!   heartbeat), keeps beating while the writer writes what it holds, then deletes its row.
+//! - Blindness: while the node cannot reach its network (`base::sight`), it beats as
+//!   `blind`: the others take its targets, as for a stop, until it sees again; blind nodes
+//!   share the targets among themselves only when no node sees.
 //!
 //! This file is the thread; [`member`] is the lease the wheel, the workers and the store
 //! thread read, [`owner`] the hashing (the CLI's too), [`join`] the join protocol.
@@ -36,6 +39,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::base::model::{Control, Target, TargetId, ToWriter};
+use crate::base::sight::Sight;
 use crate::base::stats::ClusterStats;
 use crate::base::stop::{Feed, Stop};
 use crate::config::ClusterConfig;
@@ -84,6 +88,9 @@ pub struct Cluster {
     outage_logged: bool,
     /// Checks counted at the previous heartbeat, for this node's checks per second.
     last_checks: (u64, Instant),
+    /// The node's sight of its network: while it is blind, it beats as `blind` and checks
+    /// none of its targets when another node can (see [`owner::live_names`]).
+    sight: Arc<Sight>,
 }
 
 impl Cluster {
@@ -105,7 +112,14 @@ impl Cluster {
             announced: false,
             outage_logged: false,
             last_checks: (0, Instant::now()),
+            sight: Arc::new(Sight::new(false).0),
         }
+    }
+
+    /// The node's sight, shared with the sight thread.
+    pub fn with_sight(mut self, sight: Arc<Sight>) -> Cluster {
+        self.sight = sight;
+        self
     }
 
     fn owns(&self, id: TargetId) -> bool {
@@ -215,8 +229,9 @@ impl Cluster {
                 self.back_from_outage();
                 let mut live = live_names(&rows);
                 // This node's row was just written: a value edited into it that does not
-                // decode must not make the node hand every target away.
-                if !live.iter().any(|n| n == self.member.name()) {
+                // decode must not make the node hand every target away; unless it is blind.
+                let me = self.member.name();
+                if state != "blind" && !live.iter().any(|n| n == me) {
                     live.push(self.member.name().to_string());
                     live.sort();
                 }
@@ -262,7 +277,10 @@ impl Cluster {
 
     /// A heartbeat while running: a new view is adopted; a node declared dead joins again.
     fn beat_active(&mut self, ports: &Ports) {
-        match self.beat("active") {
+        let blind = self.sight.blind();
+        self.stats.set_blind(blind);
+        let state = if blind { "blind" } else { "active" };
+        match self.beat(state) {
             Beat::View(live) => self.adopt_view(live, ports),
             Beat::DeclaredDead => self.rejoin(ports),
             Beat::Failed => {}

@@ -25,15 +25,22 @@ fn weight(name: &str, id: TargetId) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The names of the active nodes, sorted. A node whose heartbeat is late still counts until
-/// a live node has deleted its row (and its fence): its targets change hands only once it can
-/// no longer write.
+/// The names of the active nodes, sorted; when none is active but some are `blind` (they
+/// cannot reach their network), those: a node that cannot see checks nothing while another
+/// can, and the blind ones share the targets as usual when none can. A node whose heartbeat
+/// is late still counts until a live node has deleted its row (and its fence): its targets
+/// change hands only once it can no longer write.
 pub fn live_names(rows: &[NodeRow]) -> Vec<String> {
-    let mut live: Vec<String> = rows
-        .iter()
-        .filter(|r| r.state == "active")
-        .map(|r| r.name.clone())
-        .collect();
+    let names = |state: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.state == state)
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    let mut live = names("active");
+    if live.is_empty() {
+        live = names("blind");
+    }
     live.sort();
     live
 }
@@ -92,5 +99,13 @@ mod tests {
             row("d", "active", 6001),
         ];
         assert_eq!(live_names(&rows), names(&["a", "c", "d"]));
+        let blind = [row("a", "blind", 10), row("b", "active", 10)];
+        assert_eq!(live_names(&blind), names(&["b"]), "the one that sees");
+        let all_blind = [row("b", "blind", 10), row("a", "blind", 10)];
+        assert_eq!(
+            live_names(&all_blind),
+            names(&["a", "b"]),
+            "none sees: as usual"
+        );
     }
 }

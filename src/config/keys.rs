@@ -57,6 +57,12 @@ pub const KEYS: &[Key] = &[
         "NoProxy",
         "localhost, .internal.example.com, 10.0.0.0/8",
     ),
+    key(
+        "settings",
+        "Connectivity",
+        "192.0.2.1:53, gateway.example:443",
+    ),
+    key("settings", "BlindPercent", "50"),
     Key {
         aliases: &["Host"],
         ..key("database", "Location", "localhost")
@@ -190,9 +196,31 @@ fn apply_settings(
             let list = NoProxy::parse(value).map_err(|why| at.bad(value, &why))?;
             config.no_proxy = Arc::new(list);
         }
+        "connectivity" => config.connectivity = parse_connectivity(at, value)?,
+        "blindpercent" => config.blind_percent = at.number(value, 1, 100)?,
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)
+}
+
+/// Addresses probed for the node's sight of its network.
+const MAX_CONNECTIVITY: usize = 16;
+
+/// `host:port, host:port, ...` (`[v6]:port` for IPv6), at most [`MAX_CONNECTIVITY`]; empty:
+/// none.
+fn parse_connectivity(at: &Place, value: &str) -> Result<Vec<super::Endpoint>, Error> {
+    let allowed = "a comma-separated list of host:port (at most 16), or nothing";
+    let mut list = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let endpoint = super::parse_endpoint(entry, 0)
+            .filter(|e| e.port != 0)
+            .ok_or_else(|| at.bad(value, allowed))?;
+        list.push(endpoint);
+    }
+    if list.len() > MAX_CONNECTIVITY {
+        return Err(at.bad(value, allowed));
+    }
+    Ok(list)
 }
 
 fn parse_level(at: &Place, value: &str) -> Result<log::LevelFilter, Error> {

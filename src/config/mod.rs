@@ -59,6 +59,12 @@ pub struct Config {
     pub proxy: Option<ProxyUrl>,
     /// `[settings] NoProxy`: the hosts those targets reach directly.
     pub no_proxy: Arc<NoProxy>,
+    /// `host:port` addresses that are always up (a gateway, resolvers): while every one of
+    /// them refuses a TCP connection, the node is blind. Empty: the suspicion decides.
+    pub connectivity: Vec<Endpoint>,
+    /// The node suspects it is blind when more than this percentage of the (at least 20)
+    /// targets it checked in the last minute failed with network errors; 100: never.
+    pub blind_percent: u32,
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
@@ -423,6 +429,8 @@ impl Default for Config {
             ca_file: None,
             proxy: None,
             no_proxy: Arc::new(NoProxy::default()),
+            connectivity: Vec::new(),
+            blind_percent: 50,
             db: DbConfig::default(),
             notify: NotifyConfig::default(),
             history: HistoryConfig {

@@ -23,7 +23,7 @@ const ABANDONED_EXIT: Duration = Duration::from_millis(500);
 /// unexpectedly:
 ///
 /// 1. the stop trigger is pulled with a deadline of `StopTimeout`: the wheel dispatches
-///    nothing more, the loader, the notifier and the prune thread leave between two
+///    nothing more, the loader, the notifier, the prune and sight threads leave between two
 ///    statements or two deliveries, the cluster thread marks the node `stopping` (the others take its targets
 ///    at their next heartbeat), and the HTTP server closes its listening sockets and the
 ///    connections still sending their request (its handlers drop the requests queued and
@@ -75,6 +75,9 @@ pub struct Pipeline {
     notifier: Group,
     /// The prune thread: leaves at the stop between two statements (step 1).
     prune: Group,
+    /// The sight thread: leaves at the stop between two probe rounds or notices (step 1);
+    /// a store thread waiting for its verdict then takes the last one at once.
+    sight: Group,
     /// Beside the pipeline: the HTTP server (stopped at step 1) and systemd's watchdog.
     http: Group,
     watchdog: Group,
@@ -157,6 +160,7 @@ impl Pipeline {
             stats_line: group(),
             notifier: group(),
             prune: group(),
+            sight: group(),
             http: group(),
             watchdog: group(),
             supervisor,
@@ -199,6 +203,9 @@ impl Pipeline {
     }
     pub fn prune(&mut self) -> &mut Group {
         &mut self.prune
+    }
+    pub fn sight(&mut self) -> &mut Group {
+        &mut self.sight
     }
     pub fn http(&mut self) -> &mut Group {
         &mut self.http
@@ -243,6 +250,7 @@ impl Pipeline {
             &self.stats_line,
             &self.notifier,
             &self.prune,
+            &self.sight,
             &self.http,
             &self.watchdog,
         ]
@@ -260,6 +268,7 @@ impl Pipeline {
             &mut self.stats_line,
             &mut self.notifier,
             &mut self.prune,
+            &mut self.sight,
             &mut self.http,
             &mut self.watchdog,
         ]

@@ -84,6 +84,8 @@ fn restart_needed(new: &Config, running: &Config) -> Vec<&'static str> {
             "MaxPendingAlerts",
             new.max_pending_alerts != running.max_pending_alerts,
         ),
+        ("Connectivity", new.connectivity != running.connectivity),
+        ("BlindPercent", new.blind_percent != running.blind_percent),
         ("StopTimeout", new.stop_timeout != running.stop_timeout),
         ("StopGrace", new.stop_grace != running.stop_grace),
         ("[database]", new.db != running.db),

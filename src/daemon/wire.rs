@@ -1,9 +1,10 @@
 //! The wiring, on the main thread at start: the channels between the stages, with their
 //! bounds, and every thread started in its stage of the [`Pipeline`]. The pipeline runs
 //! loader → cluster → wheel → workers → writer (→ store) → notifier, with the stats thread,
-//! the HTTP server and systemd's watchdog beside it; the heartbeat thread (in the loader's
-//! stage) hands the wheel and the workers the pushes of PUSH targets through the checker's
-//! `Heartbeats`, a map under a lock, not a channel: nothing waits on it.
+//! the sight thread (the node's sight of its network, shared with the store and cluster
+//! threads as `Arc<Sight>`), the HTTP server and systemd's watchdog beside it; the heartbeat
+//! thread (in the loader's stage) hands the wheel and the workers the pushes of PUSH targets
+//! through the checker's `Heartbeats`, a map under a lock, not a channel: nothing waits on it.
 //!
 //! The channels and what a full one does to its sender:
 //! - loader → cluster (targets) and cluster → wheel (the targets this node owns): bounded by
@@ -29,6 +30,7 @@ use super::pipeline::{Handles, Pipeline};
 use super::StartError;
 use crate::base::keyring::Keyring;
 use crate::base::model::ToWriter;
+use crate::base::sight::Sight;
 use crate::base::stats::{self, StageStats, Stats, StoreStats, WriterStats};
 use crate::base::stop::{Feed, Stop};
 use crate::check::{CheckSettings, Checker};
@@ -151,12 +153,20 @@ fn start_stages(
     let (done_tx, done_rx) = bounded(done_capacity(config.workers));
     let (jobs_tx, jobs_rx) = crate::jobs::queue(config.workers * JOBS_PER_WORKER);
     let (reports_tx, reports_rx) = bounded(writer::RESULTS_QUEUE);
+    let (sight, wanted) = Sight::new(!config.connectivity.is_empty());
+    let sight = Arc::new(sight);
+    let watch = crate::sight::Watch::new(sight.clone(), config.clone(), pool.clone());
+    let st = stop.clone();
+    pipeline.sight().spawn("skypunch-sight", None, move || {
+        crate::sight::run(watch, wanted, st)
+    })?;
     let back = Back {
         pool: pool.clone(),
         writer: stages.writer,
         store: stages.store,
         member: member.clone(),
         stop: stop.clone(),
+        sight: sight.clone(),
     };
     start_back(pipeline, config, back, reports_rx)?;
     let ports = worker::Ports {
@@ -197,7 +207,8 @@ fn start_stages(
         pipeline_done: pipeline_done.clone(),
     };
     let c =
-        crate::cluster::Cluster::new(pool.clone(), config.cluster.clone(), member, stages.cluster);
+        crate::cluster::Cluster::new(pool.clone(), config.cluster.clone(), member, stages.cluster)
+            .with_sight(sight);
     let read_timeout = config.db.read_timeout;
     pipeline
         .cluster()
@@ -237,6 +248,7 @@ struct Back {
     store: StoreStats,
     member: Arc<Member>,
     stop: Stop,
+    sight: Arc<Sight>,
 }
 
 /// The back of the pipeline: the writer (results in from `reports`), its store thread, the
@@ -249,11 +261,17 @@ fn start_back(
 ) -> Result<(), StartError> {
     let (wake_tx, wake_rx) = bounded(1);
     let (store, store_ends) = writer::store_channels();
-    let (p, s, m) = (back.pool.clone(), back.store, back.member);
+    let (p, s, m, sight) = (
+        back.pool.clone(),
+        back.store,
+        back.member,
+        back.sight.clone(),
+    );
     pipeline.store().spawn("skypunch-store", None, move || {
-        writer::run_store(p, s, m, store_ends)
+        writer::run_store(p, s, m, sight, store_ends)
     })?;
-    let w = writer::Writer::new(back.writer, wake_tx, config.max_pending_alerts);
+    let w = writer::Writer::new(back.writer, wake_tx, config.max_pending_alerts)
+        .with_sight(back.sight, config.blind_percent);
     let writer_stop = back.stop.clone();
     pipeline.writer().spawn("skypunch-writer", None, move || {
         writer::run(w, reports, store, writer_stop)

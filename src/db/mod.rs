@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod decode;
 mod error;
 pub mod history;
+pub mod holds;
 pub mod maintenance;
 pub mod nodes;
 pub mod notifiers;

@@ -27,20 +27,29 @@ const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
 const MAX_TRACE_BYTES: usize = 60_000;
 
+/// What a result transaction did besides writing.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Rows another writer (another node) moved on since this one read them, of which
+    /// nothing was written, incidents and alerts included; their state must be read again.
+    pub stale: Vec<TargetId>,
+    /// Targets whose FAILURE was held (see [`super::holds`]): written as not alerted.
+    pub withheld: Vec<TargetId>,
+}
+
 /// Writes the updates (sorted by id), the incidents they open and close, the rollups and the
 /// alerts in one transaction; all or nothing. With a `fence`, only while this node is still
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
-/// `state_seq` is still the one the update was made from, and moves it on by one. Returns the
-/// stale targets: rows another writer (another node) moved on since this
-/// one read them, of which nothing was written, incidents and alerts included; their state
-/// must be read again.
+/// `state_seq` is still the one the update was made from, and moves it on by one. The alerts
+/// go through [`super::holds::decide`] first, and the FAILUREs of the targets in `retract`
+/// (the node has just found it is blind) through [`super::holds::retract`].
 pub fn write(
     conn: &mut Conn,
     fence: Option<&Fence>,
-    updates: &BTreeMap<TargetId, RowUpdate>,
-    alerts: &[NewAlert],
-    rollups: &Rollups,
-) -> Result<Vec<TargetId>, Error> {
+    batch: (&BTreeMap<TargetId, RowUpdate>, &[NewAlert], &Rollups),
+    retract: &[TargetId],
+) -> Result<Written, Error> {
+    let (updates, alerts, rollups) = batch;
     let mut tx = conn
         .start_transaction(TxOpts::default())
         .map_err(Error::query("starting a result transaction"))?;
@@ -69,12 +78,44 @@ pub fn write(
     if !rollups.is_empty() {
         super::history::write_rollups(&mut tx, rollups)?;
     }
-    for alert in alerts.iter().filter(|a| !stale.contains(&a.target_id)) {
+    let raised: Vec<&NewAlert> = alerts
+        .iter()
+        .filter(|a| !stale.contains(&a.target_id))
+        .collect();
+    let mut decided = super::holds::decide(&mut tx, &raised)?;
+    let retract: Vec<TargetId> = retract
+        .iter()
+        .filter(|id| !stale.contains(id))
+        .copied()
+        .collect();
+    for id in super::holds::retract(&mut tx, &retract)? {
+        decided.held.entry(id).or_insert(super::holds::Hold::Blind);
+    }
+    super::holds::mark(&mut tx, &decided.held)?;
+    for alert in &decided.send {
         queue_alert(&mut tx, alert)?;
     }
     tx.commit()
         .map_err(Error::query("committing check results"))?;
-    Ok(stale)
+    log_held(&decided);
+    Ok(Written {
+        stale,
+        withheld: decided.held.keys().copied().collect(),
+    })
+}
+
+/// One debug line per batch that held alerts: held FAILUREs are shown on the target (its
+/// page, `targets ID`), and happen at every check of a child while its parent is down.
+fn log_held(decided: &super::holds::Decided) {
+    if decided.held.is_empty() && decided.dropped == 0 {
+        return;
+    }
+    let ids: Vec<String> = decided.held.keys().map(TargetId::to_string).collect();
+    log::debug!(
+        "held the FAILURE alerts of targets {} and {} reminders or recoveries of held ones          (a parent down, or this node blind)",
+        ids.join(", "),
+        decided.dropped
+    );
 }
 
 /// The `state_seq` of the rows to update, locked until the commit so that no other writer

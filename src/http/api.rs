@@ -195,6 +195,9 @@ fn target_json(t: &TargetRow) -> Value {
         "network_failures": c.network,
         "incident_started": time(t.incident_started_ms),
         "incident_reason": t.incident_reason,
+        "depends_on": t.depends_on,
+        // Why its FAILURE alert is held (`parent db is down`), while it is; else null.
+        "held": t.held,
         "phases": t.last_phases.map(|p| phases_json(&p)),
         "push_token": t.push_token.as_deref().map(crate::base::push::masked),
     })

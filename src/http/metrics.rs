@@ -54,6 +54,7 @@ struct Daemon {
     targets_known: u64,
     targets_owned: u64,
     live_nodes: u64,
+    blind: u64,
     workers: u64,
     workers_busy: u64,
     oldest_wait_s: f64,
@@ -138,6 +139,7 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
         targets_known: s.targets_known(),
         targets_owned: s.targets_owned(),
         live_nodes: s.live_nodes(),
+        blind: s.blind(),
         workers: shared.config.workers as u64,
         workers_busy: s.workers_busy(),
         oldest_wait_s: s.oldest_wait_ms() as f64 / 1000.0,
@@ -370,6 +372,11 @@ impl Scrape {
                 "skypunch_cluster_nodes",
                 "Live nodes sharing the database.",
                 d.live_nodes as f64,
+            ),
+            (
+                "skypunch_node_blind",
+                "1 while this node cannot reach its network (its alerts of network errors held).",
+                d.blind as f64,
             ),
             ("skypunch_workers", "[settings] Workers.", d.workers as f64),
             (

@@ -250,17 +250,26 @@ fn target_line(out: &mut String, t: &TargetStatus) {
         _ => String::new(),
     };
     let uptime = t.availability().uptime().map_or(String::new(), percent);
+    let held = held_note(t);
     let _ = writeln!(
         out,
         "<li class=\"target {class}\" id=\"target-{id}\"><div class=\"line\">\
          <span class=\"dot\"></span><a class=\"name\" href=\"target/{id}\">{name}</a>\
-         <span class=\"state\">{word}</span><span class=\"rt\">{response}</span>\
+         <span class=\"state\">{word}</span>{held}<span class=\"rt\">{response}</span>\
          <span class=\"pct\" title=\"uptime, last {DAYS} days\">{uptime}</span></div>",
         id = t.now.id,
         name = html(&t.now.name),
     );
     bars(out, &t.days, false);
     out.push_str("</li>\n");
+}
+
+/// `held: parent db is down` beside a down target whose FAILURE alert is held, when it is.
+fn held_note(t: &TargetStatus) -> String {
+    match (&t.now.held, State::of(t)) {
+        (Some(why), State::Down) => format!("<span class=\"held\">held: {}</span>", html(why)),
+        _ => String::new(),
+    }
 }
 
 /// A bar per day, oldest first, coloured by uptime, its figures in its title (shown on
@@ -365,6 +374,9 @@ fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
     }
     if !n.description().is_empty() {
         rows.push(("Result", html(n.description())));
+    }
+    if let Some(why) = n.held.as_deref().filter(|_| State::of(t) == State::Down) {
+        rows.push(("Alerts", format!("held: {}", html(why))));
     }
     if let Some(s) = n.cert_expires_s() {
         let left = crate::base::text::time_left(s - now_ms / 1000);
@@ -484,6 +496,7 @@ padding:10px 12px;margin:0 0 8px}\
 .up .dot{background:var(--ok)}.down .dot{background:var(--bad)}\
 .maint .dot{background:var(--maint)}.error .dot{background:var(--warn2)}\
 .state{font-size:.85em;font-weight:600}.down .state{color:var(--bad)}\
+.held{font-size:.85em;color:var(--mute)}\
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;\
 background:var(--idle);font-weight:600;margin:0}\
 .badge.up{background:var(--ok)}.badge.down{background:var(--bad)}\

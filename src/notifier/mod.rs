@@ -28,6 +28,7 @@
 pub mod group;
 pub mod hooks;
 pub mod message;
+pub mod notice;
 pub mod outbox;
 mod pages;
 mod send;

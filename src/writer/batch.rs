@@ -20,6 +20,9 @@ pub struct Batch {
     pub read: Vec<TargetId>,
     /// Hourly rollups to add to the history tables, at most once a minute.
     pub rollups: Rollups,
+    /// Targets whose FAILUREs of the last minute (raised from network errors) to withdraw:
+    /// the node has just found it is blind.
+    pub retract: Vec<TargetId>,
 }
 
 impl Batch {
@@ -28,7 +31,10 @@ impl Batch {
     }
 
     pub fn is_write_empty(&self) -> bool {
-        self.updates.is_empty() && self.alerts.is_empty() && self.rollups.is_empty()
+        self.updates.is_empty()
+            && self.alerts.is_empty()
+            && self.rollups.is_empty()
+            && self.retract.is_empty()
     }
 }
 
@@ -59,6 +65,9 @@ pub enum Outcome {
         /// Targets whose row another writer moved on since this one read it, with their
         /// checks, which were not written: their state is to be read again.
         stale: Vec<(TargetId, u64)>,
+        /// Targets whose FAILURE alert was held (their parent was down, or this node could
+        /// not reach its network): written as not alerted, to alert at a later check.
+        withheld: Vec<TargetId>,
         took: Duration,
     },
     /// Nothing written: the batch comes back to be merged with newer results and retried.

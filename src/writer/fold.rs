@@ -3,6 +3,7 @@
 //! for the first time, and forgets targets no longer scheduled here. No I/O.
 
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 
@@ -11,6 +12,7 @@ use crate::base::model::{
     AlertKind, CheckResult, NewAlert, Status, TargetId, TargetState, Verdict,
 };
 use crate::base::rollup;
+use crate::base::sight::Seen;
 use crate::base::state::{self, RowUpdate};
 
 /// What the writer knows of one target.
@@ -20,6 +22,8 @@ pub(super) struct OwnedState {
     pub(super) forget: bool,
     /// When the last check here ended and what it found, for the time spent in FAIL.
     pub(super) last: Option<(DateTime<Utc>, Status)>,
+    /// Its latest check as the sight's window counts it.
+    pub(super) seen: Option<Seen>,
 }
 
 impl Writer {
@@ -43,9 +47,14 @@ impl Writer {
     /// Applies a finished check to a known target's state and to what its row is owed.
     pub(super) fn fold(&mut self, f: CheckResult) {
         let t = &f.target;
+        let Some(before) = self.states.get(&t.id).map(|o| o.seen) else {
+            return;
+        };
+        let seen = self.see(&f, before);
         let Some(owned) = self.states.get_mut(&t.id) else {
             return;
         };
+        owned.seen = Some(seen);
         let at_ms = f.at.timestamp_millis();
         let mut transition = state::transition(
             owned.state,
@@ -75,11 +84,18 @@ impl Writer {
             }
         }
         let certificate = cert_due.map(|_| AlertKind::Certificate);
+        let network = f.outcome.error.as_ref().is_some_and(|e| e.is_network());
         for kind in transition.alert.into_iter().chain(certificate) {
+            if network && kind == AlertKind::Failure {
+                self.raised_from_network(t.id);
+            }
             self.push_alert(NewAlert {
                 target_id: t.id,
                 kind,
                 trace: f.outcome.trace.to_string(),
+                parent: t.depends_on,
+                network: network.then(|| SystemTime::from(f.at)),
+                blind: false,
             });
             self.stats.alert_queued();
         }
@@ -150,6 +166,7 @@ impl Writer {
                     state,
                     forget,
                     last: None,
+                    seen: None,
                 },
             );
             for f in self.parked.remove(&id).unwrap_or_default() {
@@ -207,6 +224,7 @@ mod tests {
             held: None,
             states,
             stale: Vec::new(),
+            withheld: Vec::new(),
             took: Duration::ZERO,
         }
     }

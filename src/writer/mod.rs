@@ -20,6 +20,7 @@
 mod batch;
 mod fold;
 mod policy;
+mod sight;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -30,6 +31,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::base::model::{CheckResult, NewAlert, TargetId, ToWriter};
 use crate::base::rollup::Rollups;
+use crate::base::sight::Sight;
 use crate::base::state::RowUpdate;
 use crate::base::stats::{StoreStats, WriterStats};
 use crate::base::stop::Stop;
@@ -91,6 +93,11 @@ pub struct Writer {
     flush_all: bool,
     /// A write was refused by the cluster fence and logged, and none got through since.
     fence_logged: bool,
+    /// The node's sight of its network, and the writer's suspicion of it (`sight.rs`).
+    sight: Arc<Sight>,
+    suspicion: sight::Suspicion,
+    /// Targets whose FAILUREs of the last minute the next batch withdraws.
+    retract: BTreeSet<TargetId>,
 }
 
 impl Writer {
@@ -113,7 +120,18 @@ impl Writer {
             rollups_sent: Instant::now(),
             flush_all: false,
             fence_logged: false,
+            sight: Arc::new(Sight::new(false).0),
+            suspicion: sight::Suspicion::new(100),
+            retract: BTreeSet::new(),
         }
+    }
+
+    /// The node's sight, which the writer tells its suspicion, past `BlindPercent` percent
+    /// of the targets failing with network errors.
+    pub fn with_sight(mut self, sight: Arc<Sight>, blind_percent: u32) -> Writer {
+        self.sight = sight;
+        self.suspicion = sight::Suspicion::new(blind_percent);
+        self
     }
 
     /// Takes in one message from a worker, the loader or the cluster thread.
@@ -143,6 +161,7 @@ impl Writer {
     fn settled(&self) -> bool {
         self.pending.is_empty()
             && self.alerts.is_empty()
+            && self.retract.is_empty()
             && self.parked.is_empty()
             && self.in_flight.is_none()
             && self.rollups.is_empty()
@@ -157,6 +176,7 @@ impl Writer {
         let idle = self.pending.is_empty()
             && self.alerts.is_empty()
             && self.to_read.is_empty()
+            && self.retract.is_empty()
             && !rollups_due;
         if self.in_flight.is_some() || waiting || idle {
             return None;
@@ -177,6 +197,7 @@ impl Writer {
             alerts: std::mem::take(&mut self.alerts).into(),
             read: std::mem::take(&mut self.to_read).into_iter().collect(),
             rollups,
+            retract: std::mem::take(&mut self.retract).into_iter().collect(),
         };
         self.in_flight = Some(InFlight {
             ids: batch.updates.keys().copied().collect(),
@@ -221,9 +242,10 @@ pub fn run_store(
     pool: db::Pool,
     stats: StoreStats,
     member: Arc<crate::cluster::Member>,
+    sight: Arc<Sight>,
     ends: StoreEnds,
 ) {
-    store::run(pool, stats, member, ends.batches, ends.outcomes)
+    store::run(pool, stats, member, sight, ends.batches, ends.outcomes)
 }
 
 /// The thread body: runs until the checks in flight at a stop are over (finished, or
@@ -242,6 +264,7 @@ pub fn run(mut writer: Writer, inbox: Receiver<ToWriter>, store: StorePorts, sto
         // in the channel by then, so this drain takes the last of them.
         let over = stop.checks_over();
         let open = drain(&mut writer, &inbox);
+        writer.judge_sight();
         // A dead store thread is the supervisor's to act on: it stops the daemon.
         round(&mut writer, &store);
         if !open || over {

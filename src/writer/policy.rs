@@ -35,6 +35,7 @@ impl Writer {
                 held,
                 states,
                 stale,
+                withheld,
                 took,
             } => {
                 self.stats.batch_written(took, rows as u64);
@@ -53,6 +54,7 @@ impl Writer {
                 }
                 self.drop_refused(refused);
                 self.moved_on(&written_ids, &stale);
+                self.withheld(&withheld);
                 self.adopt(reading, states);
                 if alerts > 0 {
                     // A full channel means a wake is already waiting: nothing is lost.
@@ -134,6 +136,7 @@ impl Writer {
             self.push_alert(alert);
         }
         self.to_read.extend(batch.read);
+        self.retract.extend(batch.retract);
         rollup::merge(&mut self.rollups, batch.rollups);
     }
 
@@ -249,6 +252,9 @@ mod tests {
             target_id: id,
             kind: AlertKind::Failure,
             trace: String::new(),
+            parent: None,
+            network: None,
+            blind: false,
         }
     }
 

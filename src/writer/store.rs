@@ -6,32 +6,61 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::batch::{Batch, Outcome, RefusedRow};
-use crate::base::model::{NewAlert, TargetId, TargetState};
+use crate::base::model::{AlertKind, NewAlert, TargetId, TargetState};
 use crate::base::rollup::{self, Rollups};
+use crate::base::sight::Sight;
 use crate::base::stats::StoreStats;
 use crate::cluster::Member;
 use crate::db::nodes::Fence;
 use crate::db::results;
 use crate::db::{self, Class, Pool};
 
+/// The longest a batch whose alerts come from network errors waits for a probe of
+/// `[settings] Connectivity` made after them (a round takes at most `sight::PROBE_TIMEOUT`).
+const VERDICT_WAIT: Duration = Duration::from_secs(5);
+
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
 pub fn run(
     pool: Pool,
     stats: StoreStats,
     member: Arc<Member>,
+    sight: Arc<Sight>,
     batches: Receiver<Batch>,
     outcomes: Sender<Outcome>,
 ) {
-    for batch in batches {
+    for mut batch in batches {
         crate::base::fault::point("store");
         let fence = member.fence();
+        judge_blind(&sight, &mut batch);
         if outcomes.send(store(&pool, &stats, &fence, batch)).is_err() {
             return;
+        }
+    }
+}
+
+/// Marks the batch's FAILUREs and reminders raised by network errors that happened while
+/// this node could not reach its network (`base::sight`): with `[settings] Connectivity`,
+/// a probe made after each says (waited for, before the transaction, at most
+/// [`VERDICT_WAIT`] in all, newest first so that one probe answers for all); without, the
+/// writer's suspicion.
+fn judge_blind(sight: &Sight, batch: &mut Batch) {
+    let mut raised: Vec<&mut NewAlert> = batch
+        .alerts
+        .iter_mut()
+        .filter(|a| matches!(a.kind, AlertKind::Failure | AlertKind::Reminder))
+        .filter(|a| a.network.is_some())
+        .collect();
+    raised.sort_by_key(|a| std::cmp::Reverse(a.network));
+    let until = Instant::now() + VERDICT_WAIT;
+    for alert in raised {
+        if let Some(at) = alert.network {
+            let wait = until.saturating_duration_since(Instant::now());
+            alert.blind = sight.verdict_after(at, wait);
         }
     }
 }
@@ -45,16 +74,11 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
         Err(error) => return failed(batch, error, tried),
     };
     if batch.is_write_empty() {
-        return written(0, 0, 0, states, Vec::new(), tried);
+        return written(0, 0, 0, states, (Vec::new(), Vec::new()), tried);
     }
     let first = db::with_conn(pool, |conn| {
-        results::write(
-            conn,
-            Some(fence),
-            &batch.updates,
-            &batch.alerts,
-            &batch.rollups,
-        )
+        let all = (&batch.updates, &batch.alerts[..], &batch.rollups);
+        results::write(conn, Some(fence), all, &batch.retract)
     });
     match &first {
         Ok(_) => stats.db_write(true),
@@ -62,8 +86,8 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
         Err(_) => {}
     }
     match first {
-        Ok(stale_ids) => {
-            let stale = stale_checks(&batch, &stale_ids);
+        Ok(done) => {
+            let stale = stale_checks(&batch, &done.stale);
             let lost: u64 = stale.iter().map(|(_, n)| n).sum();
             // Counted here, at the commit, so that a stop cut short by a hung database
             // reports exactly the checks that did not reach it.
@@ -72,13 +96,13 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
             let alerts = batch
                 .alerts
                 .iter()
-                .filter(|a| !stale_ids.contains(&a.target_id));
+                .filter(|a| !done.stale.contains(&a.target_id));
             written(
                 batch.checks() - lost,
                 batch.updates.len() - stale.len(),
                 alerts.count(),
                 states,
-                stale,
+                (stale, done.withheld),
                 tried,
             )
         }
@@ -132,7 +156,7 @@ fn written(
     rows: usize,
     alerts: usize,
     states: Vec<(TargetId, TargetState)>,
-    stale: Vec<(TargetId, u64)>,
+    (stale, withheld): (Vec<(TargetId, u64)>, Vec<TargetId>),
     tried: Instant,
 ) -> Outcome {
     Outcome::Written {
@@ -143,6 +167,7 @@ fn written(
         held: None,
         states,
         stale,
+        withheld,
         took: tried.elapsed(),
     }
 }
@@ -166,10 +191,12 @@ fn store_each(
         .copied()
         .chain(batch.alerts.iter().map(|a| a.target_id))
         .chain(batch.rollups.keys().map(|(id, _)| *id))
+        .chain(batch.retract.iter().copied())
         .collect();
     let (mut checks, mut rows, mut alerts) = (0, 0, 0);
     let mut refused = Vec::new();
     let mut stale = Vec::new();
+    let mut withheld = Vec::new();
     let mut held = Batch::default();
     let mut held_error = None;
     for id in ids {
@@ -183,17 +210,20 @@ fn store_each(
             alerts: take_alerts(&mut batch.alerts, id),
             read: Vec::new(),
             rollups: take_rollups(&mut batch.rollups, id),
+            retract: take_retract(&mut batch.retract, id),
         };
         let write = |conn: &mut db::Conn| {
-            results::write(conn, Some(fence), &one.updates, &one.alerts, &one.rollups)
+            let all = (&one.updates, &one.alerts[..], &one.rollups);
+            results::write(conn, Some(fence), all, &one.retract)
         };
         match db::with_conn(pool, write) {
-            Ok(stale_ids) if !stale_ids.is_empty() => {
+            Ok(done) if !done.stale.is_empty() => {
                 let lost = one.checks();
                 stats.add_results_dropped(lost);
                 stale.push((id, lost));
             }
-            Ok(_) => {
+            Ok(done) => {
+                withheld.extend(done.withheld);
                 stats.add_results_written(one.checks());
                 checks += one.checks();
                 rows += one.updates.len();
@@ -224,6 +254,7 @@ fn store_each(
         held: held_error.map(|e| (held, e)),
         states,
         stale,
+        withheld,
         took: tried.elapsed(),
     }
 }
@@ -234,6 +265,16 @@ fn take_alerts(alerts: &mut Vec<NewAlert>, id: TargetId) -> Vec<NewAlert> {
         .partition(|a| a.target_id == id);
     *alerts = rest;
     mine
+}
+
+fn take_retract(retract: &mut Vec<TargetId>, id: TargetId) -> Vec<TargetId> {
+    let found = retract.contains(&id);
+    retract.retain(|t| *t != id);
+    if found {
+        vec![id]
+    } else {
+        Vec::new()
+    }
 }
 
 fn take_rollups(rollups: &mut Rollups, id: TargetId) -> Rollups {
@@ -248,5 +289,6 @@ fn merge_back(into: &mut Batch, from: Batch) {
     into.updates.extend(from.updates);
     into.alerts.extend(from.alerts);
     into.read.extend(from.read);
+    into.retract.extend(from.retract);
     rollup::merge(&mut into.rollups, from.rollups);
 }

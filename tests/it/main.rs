@@ -5,6 +5,7 @@
 mod support;
 
 mod bench_smoke;
+mod blind;
 mod certificates;
 mod checks;
 mod cli;
@@ -12,6 +13,7 @@ mod cli_output;
 mod client_certs;
 mod cluster;
 mod conditions;
+mod dependencies;
 mod engine;
 mod faults;
 mod first_hour;

@@ -295,9 +295,14 @@ fn as_2_2(db: &TestDb) {
          DROP COLUMN request_headers, DROP COLUMN client_cert, DROP COLUMN client_key, \
          DROP COLUMN proxy_url, DROP COLUMN ip_family, DROP COLUMN push_token, \
          DROP COLUMN last_phases, DROP COLUMN last_push_at, DROP COLUMN last_push_status, \
-         DROP COLUMN last_push_msg, DROP COLUMN push_count",
+         DROP COLUMN last_push_msg, DROP COLUMN push_count, DROP COLUMN depends_on",
     );
     db.exec("ALTER TABLE alerts DROP INDEX alerts_target");
+    db.exec("ALTER TABLE incidents DROP COLUMN suppressed_by, DROP COLUMN monitor_blind");
+    db.exec(
+        "ALTER TABLE nodes MODIFY COLUMN state VARCHAR(16) NOT NULL DEFAULT 'active' \
+         COMMENT 'active, or stopping (its targets already handed over)'",
+    );
     db.exec(
         "ALTER TABLE alert_deliveries DROP INDEX deliveries_notifier, DROP INDEX deliveries_group, \
          DROP COLUMN group_id",

@@ -99,9 +99,14 @@ fn redacted(e: CheckError, redactor: &Redactor) -> CheckError {
     match e {
         CheckError::Keystone(d) => CheckError::Keystone(mask(d)),
         CheckError::OAuth2(d) => CheckError::OAuth2(mask(d)),
-        CheckError::NoResponse { phase, description } => CheckError::NoResponse {
+        CheckError::NoResponse {
+            phase,
+            description,
+            unanswered,
+        } => CheckError::NoResponse {
             phase,
             description: mask(description),
+            unanswered,
         },
         CheckError::Body {
             status,
@@ -234,6 +239,7 @@ impl<'a> Run<'a> {
             Err(e) => Err(CheckError::NoResponse {
                 phase: phase::phase(),
                 description: self.failure_text(&e),
+                unanswered: describe::unanswered(&e, phase::phase()),
             }),
         }
     }

@@ -19,7 +19,7 @@ const fn column(name: &'static str, sql: &'static str) -> Column {
 pub const FROM: &str = "targets t LEFT JOIN incidents i ON i.open_target = t.id";
 
 /// The one column list of a row, in `TargetRow::decode`'s order.
-const COLUMNS: [Column; 57] = [
+const COLUMNS: [Column; 59] = [
     column("id", "t.id"),
     column("name", "t.name"),
     column("tenantid", "t.tenantid"),
@@ -95,7 +95,21 @@ const COLUMNS: [Column; 57] = [
     column("incident_reason", "i.last_reason"),
     column("push_token", "t.push_token"),
     column("last_phases", "t.last_phases"),
+    column("depends_on", "t.depends_on"),
+    column("held", HELD),
 ];
+
+/// Why the open incident's FAILURE alert is held, when it is: its parent (`depends_on`) was
+/// in FAIL (the parent named from the incident that held it, so an edit of `depends_on`
+/// since does not change what happened), or the node checking it could not reach its
+/// network. NULL otherwise, and once the FAILURE went out.
+const HELD: &str = "CASE WHEN i.alerted = 0 AND i.suppressed_by IS NOT NULL THEN \
+    (SELECT CONCAT('parent ', IF(p.name = '', CONCAT('target ', p.id), p.name), \
+    IF(p.status = 'FAIL' AND p.enabled <> 0, ' is down', \
+    ' was down; it alerts at its next check if it still fails')) \
+    FROM incidents pi JOIN targets p ON p.id = pi.target_id WHERE pi.id = i.suppressed_by) \
+    WHEN i.alerted = 0 AND i.monitor_blind <> 0 THEN 'the node checking it could not reach \
+    its network; it alerts at its next check if it still fails' END";
 
 /// The place of column `name` in [`COLUMNS`]; evaluated at compile time by the decoder's
 /// `at!`, so a name the list does not hold fails the build.
@@ -144,7 +158,7 @@ const fn mask(names: &[&str]) -> u64 {
 
 const EVERY: u64 = (1 << COLUMNS.len()) - 1;
 pub(super) const NO_TRACE: u64 =
-    EVERY & !mask(&["last_trace", "incident_started", "incident_reason"]);
+    EVERY & !mask(&["last_trace", "incident_started", "incident_reason", "held"]);
 const STATE: u64 = mask(&[
     "id",
     "status",
@@ -179,8 +193,10 @@ const SHOWN: u64 = FIGURES
         "public",
         "incident_reason",
         "push_token",
+        "depends_on",
+        "held",
     ]);
-const INCIDENT: u64 = mask(&["incident_started", "incident_reason"]);
+const INCIDENT: u64 = mask(&["incident_started", "incident_reason", "held"]);
 
 /// Which columns a read takes: the others are not read and their fields keep their defaults
 /// (empty, 0, false, `None`), so a reader uses only the fields its read takes. What a reader

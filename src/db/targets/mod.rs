@@ -6,6 +6,8 @@ mod columns;
 pub mod push;
 mod row;
 
+use std::collections::BTreeMap;
+
 use mysql::prelude::Queryable;
 use mysql::{params, Row};
 
@@ -124,6 +126,26 @@ pub fn enabled_fingerprint(conn: &mut Conn) -> Result<(u64, u64), Error> {
         .map_err(Error::query("counting enabled targets"))?;
     let fingerprint = decode::first(TABLE, row, |f| Ok((f.get(0, "COUNT")?, f.get(1, "SUM")?)));
     Ok(fingerprint.unwrap_or((0, 0)))
+}
+
+/// Every enabled row's `depends_on` (those with one), and whether a row of that id exists:
+/// the loader's whole dependency graph, read through the `targets_depends_on` index.
+pub fn dependencies(conn: &mut Conn) -> Result<BTreeMap<TargetId, (i64, bool)>, Error> {
+    let rows: Vec<Row> = conn
+        .query(
+            "SELECT t.id, t.depends_on, p.id IS NOT NULL FROM targets t \
+             LEFT JOIN targets p ON p.id = t.depends_on \
+             WHERE t.depends_on IS NOT NULL AND t.enabled AND t.id > 0",
+        )
+        .map_err(Error::query("reading the targets' dependencies"))?;
+    Ok(decode::good_rows(TABLE, rows, |f| {
+        Ok((
+            f.id(0, "id")?,
+            (f.get(1, "depends_on")?, f.flag(2, "depends_on")?),
+        ))
+    })
+    .into_iter()
+    .collect())
 }
 
 /// Ids of every enabled row with a usable id.

@@ -85,6 +85,10 @@ pub struct TargetRow {
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,
     pub incident_reason: Option<String>,
+    /// The target this one depends on, as stored (the loader checks it names a target).
+    pub depends_on: Option<i64>,
+    /// Why the open incident's FAILURE alert is held (`parent db is down`), when it is.
+    pub held: Option<String>,
     /// A PUSH target's secret: shown whole by `targets ID` only, masked elsewhere
     /// ([`crate::base::push::masked`]).
     pub push_token: Option<String>,
@@ -170,6 +174,8 @@ impl TargetRow {
             request_headers: at!(f.secret("request_headers"), m)?,
             incident_started_ms: at!(f.opt("incident_started"), m)?,
             incident_reason: at!(f.opt("incident_reason"), m)?,
+            depends_on: at!(f.opt("depends_on"), m)?,
+            held: at!(f.opt("held"), m)?,
             push_token: at!(f.secret("push_token"), m)?,
             last_phases: at!(f.opt("last_phases"), m)?.and_then(|p: Vec<u8>| Phases::parse(&p)),
             undecodable: None,

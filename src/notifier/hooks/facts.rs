@@ -58,6 +58,9 @@ impl Facts {
             "TEST" => "TEST",
             "REMINDER" => "REMINDER",
             "CERTIFICATE" => "CERTIFICATE",
+            // A notice of the node itself (`notifier::notice`), not of a target.
+            "BLIND" => "BLIND",
+            "SIGHTED" => "SIGHTED",
             _ => "FAILURE",
         };
         let down = snap
@@ -110,6 +113,14 @@ impl Facts {
                 self.name,
                 self.url,
                 self.cert.as_ref().map_or("", |(_, issuer)| issuer.as_str())
+            ),
+            "BLIND" => format!(
+                "skypunch on {} cannot reach its network: {}",
+                self.name, self.reason
+            ),
+            "SIGHTED" => format!(
+                "skypunch on {} sees its network again: {}",
+                self.name, self.reason
             ),
             _ => format!("DOWN: {} ({}): {}", self.name, self.url, self.reason),
         }

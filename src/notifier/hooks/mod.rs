@@ -274,6 +274,31 @@ impl Hook {
         }
     }
 
+    /// A notice about this node itself: kind `BLIND` when it cannot reach its network
+    /// (PagerDuty: an event triggered under the node's own key), `SIGHTED` when it sees again
+    /// (that event resolved); `reason` says why. The answer's status.
+    pub fn send_notice(
+        &self,
+        node: &str,
+        blind: bool,
+        reason: &str,
+        timeout: Duration,
+    ) -> Result<u16, Error> {
+        let notice = Alert {
+            id: 0,
+            target_id: 0,
+            kind: if blind { "BLIND" } else { "SIGHTED" }.into(),
+            snapshot: json!({
+                "name": node,
+                "status": if blind { "BLIND" } else { "SIGHTED" },
+                "status_description": reason,
+            })
+            .to_string(),
+            trace: String::new(),
+        };
+        self.send(&notice, None, timeout)
+    }
+
     /// `skypunch notifiers ID test`: a message of kind TEST (PagerDuty: an event triggered and
     /// resolved at once, under a key of its own); the answer's status.
     pub fn send_test(&self, row: &NotifierRow, timeout: Duration) -> Result<u16, Error> {

@@ -79,7 +79,7 @@ impl Channel for PagerDuty {
     }
 
     fn body(&self, f: &Facts) -> Value {
-        let action = if f.kind == "SUCCESS" {
+        let action = if matches!(f.kind, "SUCCESS" | "SIGHTED") {
             "resolve"
         } else {
             "trigger"
@@ -181,6 +181,8 @@ fn group_key(notifier: u64, group: u64) -> String {
 /// certificate, never resolved by the target's recovery.
 fn dedup_key(f: &Facts) -> String {
     match (f.id, f.kind, &f.cert) {
+        // The node's blindness is one page, opened and resolved by its two notices.
+        (0, "BLIND" | "SIGHTED", _) => format!("skypunch-node-{}-blind", f.name),
         (0, _, _) => format!("skypunch-test-notifier-{}", f.incident_id),
         (id, "CERTIFICATE", Some((expires, _))) => {
             format!(
