@@ -1,5 +1,5 @@
-//! The unit tests of [`super`]: each bad column its own config error, secrets filled in and
-//! never quoted, the dependency graph's errors.
+//! The unit tests of [`super`]: each bad column its own config error, secrets filled in and never
+//! quoted, the dependency graph's errors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! state, response time and a bar per day of their last 90 days; `/target/ID` shows one
 //! target, its last 24 hours as an SVG chart, and its incidents. Every text from the database
 //! is HTML-escaped; URLs are in their display form. Links are relative, so the pages also work
-//! behind a reverse proxy under a sub-path. Here: the two pages and a target's line; [`days`] draws the
-//! bars, [`tables`] the facts and incidents, [`style`] holds the stylesheet.
+//! behind a reverse proxy under a sub-path. Here: the two pages and a target's line; [`days`]
+//! draws the bars, [`tables`] the facts and incidents, [`style`] holds the stylesheet.
 
 mod days;
 mod style;
