@@ -303,7 +303,7 @@ pub fn run(ports: Ports, stats: WheelStats) {
         }
         // A node whose lease ran out (frozen, or cut off from the database while others
         // were alive) starts nothing until its heartbeat says it still owns its targets.
-        if ports.member.may_check(now) {
+        if ports.member.may_dispatch(now) {
             wheel.advance(now, &mut due);
             ready.extend(due.drain(..));
             hand_out(&mut ready, &ports.jobs, &mut watch);

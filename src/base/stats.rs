@@ -166,6 +166,9 @@ pub struct Stats {
     alerts_queued: AtomicU64,
     /// Alerts the writer gave up past `MaxPendingAlerts` during an outage.
     alerts_dropped: AtomicU64,
+    /// Result writes that met a passing conflict (a lock wait timeout, a deadlock, a Galera
+    /// certification conflict) and were tried again.
+    write_conflicts: AtomicU64,
     /// Now: checks the writer holds (waiting for a write, being written, or waiting for
     /// their target's stored state) and alerts it holds (not yet in the outbox).
     held_checks: AtomicU64,
@@ -205,6 +208,7 @@ impl Stats {
         abandoned,
         alerts_queued,
         alerts_dropped,
+        write_conflicts,
         held_checks,
         held_alerts,
         /// When (Unix ms) a database write last succeeded; 0: never.
@@ -350,6 +354,11 @@ impl WriterStats {
 
     pub fn alert_dropped(&self) {
         self.0.alerts_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// A result write met a passing conflict; it is tried again.
+    pub fn write_conflict(&self) {
+        self.0.write_conflicts.fetch_add(1, Relaxed);
     }
 
     /// What the writer holds now.

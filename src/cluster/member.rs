@@ -3,7 +3,7 @@
 //! the workers read the lease before each dispatch and each check, the store thread reads the
 //! fence every result write is conditional on.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::db::nodes::Fence;
@@ -20,6 +20,9 @@ pub struct Member {
     /// Milliseconds since `origin` until which this node may dispatch checks; `u64::MAX`
     /// while it is the only live node.
     lease_until: AtomicU64,
+    /// The wheel found the lease run out (and logged it); cleared, and logged, once a
+    /// heartbeat renews it.
+    lapsed: AtomicBool,
 }
 
 impl Member {
@@ -29,6 +32,7 @@ impl Member {
             epoch: AtomicI64::new(fence.epoch),
             origin: Instant::now(),
             lease_until: AtomicU64::new(u64::MAX),
+            lapsed: AtomicBool::new(false),
         }
     }
 
@@ -52,6 +56,25 @@ impl Member {
     pub fn may_check(&self, now: Instant) -> bool {
         let until = self.lease_until.load(Ordering::Relaxed);
         until == u64::MAX || self.millis(now) < until
+    }
+
+    /// [`Member::may_check`] for the wheel, which asks once a tick: the operator is told when
+    /// the lease runs out (a heartbeat did not get through: the database is away, or a Galera
+    /// node out of its cluster's primary component) and when a heartbeat renews it.
+    pub fn may_dispatch(&self, now: Instant) -> bool {
+        let may = self.may_check(now);
+        if self.lapsed.swap(!may, Ordering::Relaxed) == may {
+            if may {
+                log::warn!("cluster: a heartbeat got through: this node checks its targets again");
+            } else {
+                log::error!(
+                    "cluster: no heartbeat of this node got through within its lease \
+                     (DeadAfter less 1 s): this node starts no checks until one does; the \
+                     other nodes take its targets over"
+                );
+            }
+        }
+        may
     }
 
     /// Renews the lease until `until`; `None`: no lease needed (the node is alone).
@@ -91,5 +114,24 @@ mod tests {
         assert!(!m.may_check(now + Duration::from_secs(6)));
         m.revoke();
         assert!(!m.may_check(Instant::now()));
+    }
+
+    #[test]
+    fn the_wheel_sees_the_lease_lapse_and_come_back_once_each() {
+        let m = Member::new(Fence {
+            node: "a".into(),
+            epoch: 1,
+        });
+        let now = Instant::now();
+        m.lease(Some(now + Duration::from_secs(5)));
+        assert!(m.may_dispatch(now));
+        assert!(!m.lapsed.load(Ordering::Relaxed));
+        let late = now + Duration::from_secs(6);
+        assert!(!m.may_dispatch(late));
+        assert!(!m.may_dispatch(late));
+        assert!(m.lapsed.load(Ordering::Relaxed));
+        m.lease(Some(late + Duration::from_secs(5)));
+        assert!(m.may_dispatch(late));
+        assert!(!m.lapsed.load(Ordering::Relaxed));
     }
 }

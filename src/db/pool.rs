@@ -27,8 +27,9 @@ pub type Pool = r2d2::Pool<Manager>;
 pub type Conn = r2d2::PooledConnection<Manager>;
 
 /// Makes connections with r2d2_mysql and tells r2d2 which ones to throw away. With several
-/// hosts in `Location` it connects to the one in use, and when that one does not answer, to
-/// the next that does, which is then in use until it fails in turn.
+/// hosts in `Location` it connects to the one in use, and when that one does not answer (or
+/// is a Galera node out of its cluster's primary component), to the next that does, which
+/// is then in use until it fails in turn.
 #[derive(Debug)]
 pub struct Manager {
     hosts: Vec<Host>,
@@ -124,6 +125,7 @@ impl Manager {
                 .inner
                 .connect()
                 .and_then(|c| self.limit_idle_transactions(c))
+                .and_then(ready)
             {
                 Ok(conn) => {
                     if i != start
@@ -158,6 +160,31 @@ impl Manager {
             }
         }
         Err(first_error.expect("Location names at least one host"))
+    }
+}
+
+/// A Galera node out of its cluster's primary component (cut off from the others by a
+/// network partition, or still joining) accepts connections and `SET`, and refuses every
+/// other statement (error 1047) until it is back: such a host counts as one that does not
+/// answer, so the next host of `Location` is tried. A server without Galera has no
+/// `wsrep_ready`.
+fn ready(mut conn: mysql::Conn) -> Result<mysql::Conn, mysql::Error> {
+    use mysql::prelude::Queryable;
+    let row: Option<mysql::Row> = conn.query_first("SHOW STATUS LIKE 'wsrep_ready'")?;
+    let value = row
+        .and_then(|r| r.get_opt::<String, usize>(1))
+        .and_then(Result::ok);
+    match value {
+        Some(v) if v.eq_ignore_ascii_case("OFF") => {
+            Err(mysql::Error::MySqlError(mysql::MySqlError {
+                state: "08S01".into(),
+                message: "WSREP not ready: this Galera node is not in its cluster's primary \
+                          component"
+                    .into(),
+                code: 1047,
+            }))
+        }
+        _ => Ok(conn),
     }
 }
 

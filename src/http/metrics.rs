@@ -49,6 +49,7 @@ struct Daemon {
     dropped: u64,
     alerts_queued: u64,
     alerts_dropped: u64,
+    write_conflicts: u64,
     database_up: bool,
     db_ok_s: f64,
     targets_known: u64,
@@ -134,6 +135,7 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
         dropped: s.results_dropped(),
         alerts_queued: s.alerts_queued(),
         alerts_dropped: s.alerts_dropped(),
+        write_conflicts: s.write_conflicts(),
         database_up: facts.database_up(),
         db_ok_s: s.db_ok_ms() as f64 / 1000.0,
         targets_known: s.targets_known(),
@@ -286,6 +288,12 @@ impl Scrape {
                 "skypunch_alerts_dropped",
                 "Alerts given up past MaxPendingAlerts during an outage.",
                 d.alerts_dropped,
+            ),
+            (
+                "skypunch_write_conflicts",
+                "Result writes that met a passing conflict (lock wait, deadlock, Galera \
+                 certification conflict) and were tried again.",
+                d.write_conflicts,
             ),
             (
                 "skypunch_checks_started_late",

@@ -144,6 +144,9 @@ impl Writer {
     /// starts (or continues) an outage with backoff.
     pub(super) fn failed(&mut self, e: &db::Error, tried: Instant) {
         let now = Instant::now();
+        if e.class() == Class::Transient {
+            self.stats.write_conflict();
+        }
         if e.class() == Class::Transient && self.outage.is_none() {
             log::warn!("writing check results met a passing conflict, retrying: {e}");
             self.retry_at = Some(now + FLUSH_EVERY);
@@ -276,6 +279,7 @@ mod tests {
             tried: Instant::now(),
         });
         assert!(w.outage.is_none());
+        assert_eq!(w.stats.write_conflicts(), 1, "counted");
         assert!(w.pending.contains_key(&1));
         assert!(w.retry_at.unwrap() <= Instant::now() + FLUSH_EVERY);
     }

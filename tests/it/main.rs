@@ -29,6 +29,7 @@ mod loglevel;
 mod maintenance;
 mod man;
 mod nodes;
+mod partitions;
 mod notify;
 mod oauth2;
 mod package;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::galera::Galera;
+use crate::support::galera::{Galera, Permit as GaleraPermit};
 use crate::support::http::HttpServer;
 use crate::support::notify::{add_notifier, plain, SmtpOptions, SmtpServer};
 use crate::support::{run, skypunch_cmd, stdout, wait_for, Daemon, TestDb};
@@ -21,33 +21,6 @@ pub struct Setup {
     galera: Option<Galera>,
     /// Held while a Galera cluster runs (dropped last).
     _permit: Option<GaleraPermit>,
-}
-
-/// At most two Galera clusters at a time: each is three servers with state transfers, and
-/// more at once starve the other tests' daemons on two cores.
-struct GaleraPermit;
-
-static RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) =
-    (std::sync::Mutex::new(0), std::sync::Condvar::new());
-
-impl GaleraPermit {
-    fn take() -> GaleraPermit {
-        let (count, freed) = &RUNNING;
-        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n >= 2 {
-            n = freed.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n += 1;
-        GaleraPermit
-    }
-}
-
-impl Drop for GaleraPermit {
-    fn drop(&mut self) {
-        let (count, freed) = &RUNNING;
-        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        freed.notify_one();
-    }
 }
 
 impl Setup {

@@ -38,14 +38,32 @@ impl Daemon {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        let mut args = vec!["start", "--foreground"];
+        args.extend_from_slice(extra);
+        Daemon::spawn_command(skypunch_cmd(config, &args), stderr, env)
+    }
+
+    /// [`Daemon::spawn_at`] in network namespace `ns` (`ip netns exec`, which becomes the
+    /// daemon: signals reach it).
+    pub fn spawn_in(ns: &str, config: &std::path::Path, stderr: &std::path::Path) -> Daemon {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_skypunch"), "-c"])
+            .arg(config)
+            .args(["start", "--foreground"])
+            .env_remove("SKYPUNCH_CONFIG");
+        Daemon::spawn_command(cmd, stderr, &[])
+    }
+
+    fn spawn_command(
+        mut cmd: std::process::Command,
+        stderr: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
             .open(stderr)
             .unwrap();
-        let mut args = vec!["start", "--foreground"];
-        args.extend_from_slice(extra);
-        let mut cmd = skypunch_cmd(config, &args);
         for (k, v) in env {
             cmd.env(k, v);
         }

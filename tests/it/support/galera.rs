@@ -1,7 +1,12 @@
-//! A real three-node MariaDB Galera cluster on loopback ports for one test: each node its own
-//! data folder, SQL port and group-communication ports, the first bootstrapping the cluster
+//! A real three-node MariaDB Galera cluster for one test: each node its own data folder, SQL
+//! port and group-communication ports, the first bootstrapping the cluster
 //! (`--wsrep-new-cluster`), the others joining by rsync state transfer. Killed and removed
 //! when dropped.
+//!
+//! Either on loopback ports ([`Galera::start`]), or each node in a network namespace of its
+//! own ([`Galera::start_in`], on a [`Net`]), where a firewall rule can cut one off from the
+//! others: there every node uses the standard ports on its own address, and root may log in
+//! from the test's address.
 //!
 //! Needs Debian's `galera-4` (libgalera_smm.so) and rsync, which scripts/test installs. The
 //! rsync state transfer does not run as root: the folders are made writable by everyone.
@@ -11,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mysql::prelude::Queryable;
+
 use super::mariadb::{install, server_args};
+use super::netns::Net;
 use super::Server;
 
 pub const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
@@ -26,7 +34,11 @@ struct Ports {
 }
 
 struct Node {
+    /// The address every port of the node is on.
+    addr: String,
     ports: Ports,
+    /// The network namespace it runs in, if not the test's.
+    ns: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -35,11 +47,45 @@ struct Node {
 pub struct Galera {
     dir: PathBuf,
     nodes: Vec<Node>,
+    /// More `wsrep_provider_options` (`evs.suspect_timeout=PT5S;...`).
+    provider_extra: String,
 }
 
 impl Galera {
-    /// Starts `n` nodes and waits until every one is synced in a cluster of `n`.
+    /// Starts `n` nodes on loopback ports and waits until every one is synced in a cluster
+    /// of `n`.
     pub fn start(n: usize) -> Galera {
+        let nodes = (0..n)
+            .map(|_| {
+                let ports = Ports {
+                    sql: quiet_port(),
+                    gcomm: quiet_port(),
+                    ist: quiet_port(),
+                    sst: quiet_port(),
+                };
+                ("127.0.0.1".to_string(), ports, None)
+            })
+            .collect();
+        Galera::launch_all(nodes, "")
+    }
+
+    /// Starts one node in each namespace of `net`, on the standard ports of the
+    /// namespace's address, with `provider_extra` added to `wsrep_provider_options`; waits
+    /// until every one is synced. Root may log in from the test (the bridge's address).
+    pub fn start_in(net: &Net, n: usize, provider_extra: &str) -> Galera {
+        let ports = Ports {
+            sql: 3306,
+            gcomm: 4567,
+            ist: 4568,
+            sst: 4444,
+        };
+        let nodes = (0..n)
+            .map(|i| (net.addr(i), ports, Some(net.ns(i).to_string())))
+            .collect();
+        Galera::launch_all(nodes, provider_extra)
+    }
+
+    fn launch_all(places: Vec<(String, Ports, Option<String>)>, provider_extra: &str) -> Galera {
         assert!(
             Path::new(PROVIDER).exists(),
             "{PROVIDER} is missing: scripts/test installs galera-4"
@@ -52,26 +98,42 @@ impl Galera {
                 .unwrap()
                 .as_nanos()
         ));
-        let nodes = (0..n)
-            .map(|i| {
+        let nodes: Vec<Node> = places
+            .into_iter()
+            .enumerate()
+            .map(|(i, (addr, ports, ns))| {
                 let node_dir = dir.join(format!("n{i}"));
                 install(&node_dir.join("data"));
                 Node {
-                    ports: Ports {
-                        sql: quiet_port(),
-                        gcomm: quiet_port(),
-                        ist: quiet_port(),
-                        sst: quiet_port(),
-                    },
+                    addr,
+                    ports,
+                    ns,
                     dir: node_dir,
                     child: None,
                 }
             })
             .collect();
+        let n = nodes.len();
         open_to_all(&dir);
-        let mut galera = Galera { dir, nodes };
+        let mut galera = Galera {
+            dir,
+            nodes,
+            provider_extra: if provider_extra.is_empty() {
+                String::new()
+            } else {
+                format!(";{provider_extra}")
+            },
+        };
         galera.launch(0, true);
         galera.wait_synced(0, 1);
+        if galera.nodes[0].ns.is_some() {
+            // Copied to the others by their state transfer.
+            galera.sql(
+                0,
+                "CREATE USER IF NOT EXISTS 'root'@'%'; \
+                 GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION",
+            );
+        }
         for i in 1..n {
             galera.launch(i, false);
         }
@@ -84,18 +146,21 @@ impl Galera {
     /// The address of node `i` for [`crate::support::TestDb::new_on`].
     pub fn server(&self, i: usize) -> Server {
         Server {
-            host: "127.0.0.1".into(),
+            host: self.nodes[i].addr.clone(),
             port: self.nodes[i].ports.sql,
             user: "root".into(),
             password: String::new(),
         }
     }
 
-    /// `127.0.0.1:P,...`: every node's SQL port, node `first` first.
+    /// `HOST:P,...`: every node's SQL address, node `first` first.
     pub fn location(&self, first: usize) -> String {
         let n = self.nodes.len();
         (0..n)
-            .map(|k| format!("127.0.0.1:{}", self.nodes[(first + k) % n].ports.sql))
+            .map(|k| {
+                let node = &self.nodes[(first + k) % n];
+                format!("{}:{}", node.addr, node.ports.sql)
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -112,7 +177,7 @@ impl Galera {
         let list: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.ports.gcomm))
+            .map(|n| format!("{}:{}", n.addr, n.ports.gcomm))
             .collect();
         format!("gcomm://{}", list.join(","))
     }
@@ -120,27 +185,40 @@ impl Galera {
     fn launch(&mut self, i: usize, bootstrap: bool) {
         let address = self.gcomm_address();
         let node = &self.nodes[i];
-        let p = node.ports;
-        let mut cmd = Command::new("/usr/sbin/mariadbd");
-        cmd.args(server_args(&node.dir, p.sql))
-            .args([
-                "--binlog-format=ROW",
-                "--default-storage-engine=InnoDB",
-                "--innodb-autoinc-lock-mode=2",
-                "--wsrep-on=ON",
-                "--wsrep-cluster-name=skypunch_test",
-                "--wsrep-sst-method=rsync",
-            ])
-            .arg(format!("--wsrep-provider={PROVIDER}"))
-            .arg(format!("--wsrep-cluster-address={address}"))
-            .arg(format!("--wsrep-node-address=127.0.0.1:{}", p.gcomm))
-            .arg(format!("--wsrep-node-name=n{i}"))
-            .arg(format!(
-                "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{};\
-                 ist.recv_addr=127.0.0.1:{};gcache.size=16M",
-                p.gcomm, p.ist
-            ))
-            .arg(format!("--wsrep-sst-receive-address=127.0.0.1:{}", p.sst));
+        let (p, addr) = (node.ports, &node.addr);
+        let mut cmd = match &node.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "/usr/sbin/mariadbd"]);
+                c
+            }
+            None => Command::new("/usr/sbin/mariadbd"),
+        };
+        cmd.args(server_args(&node.dir, p.sql));
+        if node.ns.is_some() {
+            // The last one counts: the test and the other namespaces connect from outside.
+            cmd.arg("--bind-address=0.0.0.0");
+        }
+        cmd.args([
+            "--binlog-format=ROW",
+            "--default-storage-engine=InnoDB",
+            "--innodb-autoinc-lock-mode=2",
+            "--wsrep-on=ON",
+            "--wsrep-cluster-name=skypunch_test",
+            "--wsrep-sst-method=rsync",
+        ])
+        .arg(format!("--wsrep-provider={PROVIDER}"))
+        .arg(format!("--wsrep-cluster-address={address}"))
+        .arg(format!("--wsrep-node-address={addr}:{}", p.gcomm))
+        .arg(format!("--wsrep-node-name=n{i}"))
+        .arg(format!(
+            "--wsrep-provider-options=gmcast.listen_addr=tcp://{addr}:{};\
+             ist.recv_addr={addr}:{};gcache.size=16M{}",
+            p.gcomm,
+            p.ist,
+            self.provider_extra
+        ))
+        .arg(format!("--wsrep-sst-receive-address={addr}:{}", p.sst));
         if bootstrap {
             cmd.arg("--wsrep-new-cluster");
         }
@@ -154,7 +232,7 @@ impl Galera {
     }
 
     /// Waits until node `i` says it is synced in a cluster of `size`.
-    fn wait_synced(&mut self, i: usize, size: usize) {
+    pub fn wait_synced(&mut self, i: usize, size: usize) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if self.status(i) == Some((size, "Synced".to_string())) {
@@ -174,29 +252,73 @@ impl Galera {
         }
     }
 
+    /// A root session on node `i` through its unix socket: it works whatever the network
+    /// does (a node in a namespace that is cut off included).
+    fn local(&self, i: usize) -> Option<mysql::Conn> {
+        let opts = mysql::OptsBuilder::new()
+            .socket(Some(self.nodes[i].dir.join("sock").display().to_string()))
+            .user(Some("root"))
+            .tcp_connect_timeout(Some(Duration::from_secs(1)))
+            .read_timeout(Some(Duration::from_secs(5)));
+        mysql::Conn::new(opts).ok()
+    }
+
+    fn sql(&self, i: usize, statements: &str) {
+        let mut conn = self.local(i).expect("node answers on its socket");
+        for statement in statements.split(';') {
+            conn.query_drop(statement)
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+
+    /// A status variable of node `i` (`wsrep_cluster_status`: `Primary`, `non-Primary`),
+    /// when it answers.
+    pub fn variable(&self, i: usize, name: &str) -> Option<String> {
+        let mut conn = self.local(i)?;
+        let row: (String, String) = conn
+            .exec_first("SHOW STATUS LIKE ?", (name,))
+            .ok()??;
+        Some(row.1)
+    }
+
     /// `(wsrep_cluster_size, wsrep_local_state_comment)` of node `i`, when it answers.
     fn status(&self, i: usize) -> Option<(usize, String)> {
-        use mysql::prelude::Queryable;
-        let opts = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some("127.0.0.1"))
-            .tcp_port(self.nodes[i].ports.sql)
-            .user(Some("root"))
-            .prefer_socket(false)
-            .tcp_connect_timeout(Some(Duration::from_secs(1)));
-        let mut conn = mysql::Conn::new(opts).ok()?;
-        let size: (String, String) = conn
-            .query_first("SHOW STATUS LIKE 'wsrep_cluster_size'")
-            .ok()??;
-        let state: (String, String) = conn
-            .query_first("SHOW STATUS LIKE 'wsrep_local_state_comment'")
-            .ok()??;
-        Some((size.1.parse().ok()?, state.1))
+        let size = self.variable(i, "wsrep_cluster_size")?;
+        let state = self.variable(i, "wsrep_local_state_comment")?;
+        Some((size.parse().ok()?, state))
     }
 
     pub fn error_log(&self, i: usize) -> String {
         let text = std::fs::read_to_string(self.nodes[i].dir.join("error.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// At most two Galera clusters at a time: each is three servers with state transfers, and
+/// more at once starve the other tests' daemons on two cores. Held while a cluster runs.
+pub struct Permit;
+
+static RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+impl Permit {
+    pub fn take() -> Permit {
+        let (count, freed) = &RUNNING;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= 2 {
+            n = freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Permit
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
     }
 }
 

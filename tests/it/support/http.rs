@@ -1,4 +1,5 @@
-//! A small HTTP server on 127.0.0.1 for the tests to point targets at. Its answer can be
+//! A small HTTP server on 127.0.0.1 (or another address of this machine, such as a test
+//! network's bridge: see `netns`) for the tests to point targets at. Its answer can be
 //! changed while it runs, and it counts the requests it got.
 
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 pub struct HttpServer {
     pub port: u16,
+    host: String,
     status: Arc<AtomicU16>,
     requests: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -19,10 +21,16 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts a server answering `status` to every request.
     pub fn start(status: u16) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        HttpServer::start_on("127.0.0.1", status)
+    }
+
+    /// Starts a server on `host` (an address of this machine) answering `status`.
+    pub fn start_on(host: &str, status: u16) -> HttpServer {
+        let listener = TcpListener::bind((host, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let s = HttpServer {
             port,
+            host: host.to_string(),
             status: Arc::new(AtomicU16::new(status)),
             requests: Arc::new(AtomicU64::new(0)),
             stop: Arc::new(AtomicBool::new(false)),
@@ -43,7 +51,7 @@ impl HttpServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        format!("http://{}:{}{}", self.host, self.port, path)
     }
 
     pub fn set_status(&self, status: u16) {
@@ -58,7 +66,7 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect((self.host.as_str(), self.port));
     }
 }
 

@@ -19,6 +19,8 @@ pub mod galera;
 pub mod http;
 pub mod lifecycle;
 pub mod mariadb;
+pub mod netcluster;
+pub mod netns;
 pub mod nginx;
 pub mod notify;
 pub mod oauth2;

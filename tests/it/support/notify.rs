@@ -38,6 +38,8 @@ pub fn ensure_aiosmtpd() {
 pub struct SmtpOptions {
     /// 0: any free port.
     pub port: u16,
+    /// The address to listen on; `None`: 127.0.0.1.
+    pub host: Option<String>,
     pub starttls: bool,
     pub login: Option<(String, String)>,
 }
@@ -64,6 +66,8 @@ impl SmtpServer {
             .arg(&ready)
             .arg("--port")
             .arg(opts.port.to_string())
+            .arg("--host")
+            .arg(opts.host.as_deref().unwrap_or("127.0.0.1"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if opts.starttls {

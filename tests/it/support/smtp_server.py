@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """A real SMTP server for skypunch's notification tests (aiosmtpd).
 
-Listens on 127.0.0.1:PORT (0: any free port), optionally offers and requires STARTTLS with a
+Listens on HOST:PORT (127.0.0.1 and any free port by default), optionally offers and requires STARTTLS with a
 certificate of a private CA it makes with the openssl command (ca.pem in --dir), optionally
 requires AUTH PLAIN or LOGIN with one user and password. Every message it accepts becomes two files in --dir:
 NNNN.eml (the raw message) and NNNN.json (envelope, headers and the decoded text and html
 parts). Once listening it writes its port to --ready-file. Stops on SIGTERM or SIGINT.
 
-    smtp_server.py --dir D --ready-file F [--port P] [--starttls] [--user U --password P]
+    smtp_server.py --dir D --ready-file F [--host H] [--port P] [--starttls] [--user U --password P]
 """
 
 import argparse
@@ -83,6 +83,7 @@ class Saver:
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--ready-file", required=True)
@@ -112,7 +113,7 @@ def main():
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", args.port))
+    server = loop.run_until_complete(loop.create_server(factory, args.host, args.port))
     port = server.sockets[0].getsockname()[1]
     with open(args.ready_file + ".tmp", "w") as f:
         f.write(str(port))

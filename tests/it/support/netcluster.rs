@@ -1,0 +1,211 @@
+//! A cluster in network namespaces for the partition tests (tests/it/partitions.rs): three
+//! Galera nodes, each with its daemon in a namespace of its own ([`super::netns`]), one
+//! database on them; the daemons' logs read for what they checked, when, and their final
+//! account. Dropped in order: daemons, database, cluster, namespaces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::galera::{Galera, Permit};
+use super::http::HttpServer;
+use super::netns::Net;
+use super::{wait_for, Daemon, TestDb};
+
+/// `[cluster] DeadAfter` of the daemons (the default).
+pub const DEAD_AFTER: u64 = 6;
+/// Every target's timeout: a check of a server the firewall hides ends then.
+pub const TIMEOUT: u64 = 2;
+/// The node the firewall cuts off (not node 0, where the test's own session goes).
+pub const CUT: usize = 2;
+
+/// The namespaces, the cluster on them and the database; fields in drop order (the
+/// database before its cluster, the cluster before its network).
+pub struct Bench {
+    pub db: TestDb,
+    pub galera: Galera,
+    _permit: Permit,
+    pub net: Net,
+}
+
+impl Bench {
+    /// `None` only where network namespaces cannot be made (not root): the test says so
+    /// and passes.
+    pub fn start() -> Option<Bench> {
+        let net = match Net::create(3) {
+            Ok(net) => net,
+            Err(why) => {
+                eprintln!("skipping the partition test: network namespaces unavailable: {why}");
+                return None;
+            }
+        };
+        let permit = Permit::take();
+        let galera = Galera::start_in(&net, 3, "");
+        let db = TestDb::new_on(galera.server(0));
+        db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1\nSmtpTimeout: 2");
+        Some(Bench {
+            db,
+            galera,
+            _permit: permit,
+            net,
+        })
+    }
+
+    pub fn add_targets(&self, web: &HttpServer, n: usize) {
+        let values: Vec<String> = (0..n)
+            .map(|i| format!("('t{i}', '{}', 1, {TIMEOUT})", web.url("/")))
+            .collect();
+        self.db.exec(&format!(
+            "INSERT INTO targets (name, url, frequency, timeout) VALUES {}",
+            values.join(",")
+        ));
+    }
+
+    /// `pass_count + fail_count` of every target, by id.
+    pub fn counters(&self) -> BTreeMap<u64, u64> {
+        self.db
+            .query::<(u64, u64)>("SELECT id, CAST(pass_count + fail_count AS UNSIGNED) FROM targets")
+            .into_iter()
+            .collect()
+    }
+}
+
+/// One daemon, in namespace `i`, on database node `i` first.
+pub struct Node {
+    pub name: String,
+    pub config: PathBuf,
+    log: PathBuf,
+    daemon: Option<Daemon>,
+}
+
+impl Node {
+    /// With `listen`, its HTTP server listens there (inside its namespace).
+    pub fn start(bench: &Bench, i: usize, listen: Option<&str>) -> Node {
+        let db = &bench.db;
+        let name = format!("node-{i}");
+        let log = db.dir.join(format!("{name}.log"));
+        let base = std::fs::read_to_string(db.config_path()).unwrap();
+        let lines: Vec<String> = base
+            .lines()
+            .map(|l| match l.split(':').next().unwrap_or("") {
+                "LogFilePath" => format!("LogFilePath: {}", log.display()),
+                "PidFile" => format!("PidFile: {}", db.dir.join(format!("{name}.pid")).display()),
+                "Location" => format!("Location: {}", bench.galera.location(i)),
+                "Listen" => format!("Listen: {}", listen.unwrap_or("")),
+                _ => l.to_string(),
+            })
+            .collect();
+        let config = db.dir.join(format!("{name}.conf"));
+        let text = format!(
+            "{}\n[cluster]\nNodeName: {name}\nDeadAfter: {DEAD_AFTER}\n",
+            lines.join("\n")
+        );
+        std::fs::write(&config, text).unwrap();
+        let stderr = log.with_extension("stderr");
+        let daemon = Daemon::spawn_in(bench.net.ns(i), &config, &stderr);
+        let node = Node {
+            name,
+            config,
+            log,
+            daemon: Some(daemon),
+        };
+        wait_for(Duration::from_secs(30), "the node's `started` line", || {
+            node.log().contains(" started: ").then_some(())
+        });
+        node
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The time stamp of the first line after `since` containing `text`.
+    pub fn when_after(&self, since: &str, text: &str) -> Option<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.get(..23).is_some_and(|at| at > since))
+            .find(|l| l.contains(text))
+            .map(|l| l[..23].to_string())
+    }
+
+    /// The targets this node logged a check of after `since`.
+    pub fn checked_after(&self, since: &str) -> BTreeSet<u64> {
+        check_lines(&self.log())
+            .into_iter()
+            .filter(|(at, _)| at.as_str() > since)
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    /// SIGTERM; the exit code must be 0. What its last line says it wrote.
+    pub fn stop(&mut self) -> Account {
+        let (code, _) = self
+            .daemon
+            .take()
+            .expect("running")
+            .terminate(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "{} did not stop cleanly:\n{}", self.name, self.log());
+        Account::of(&self.log())
+    }
+}
+
+/// A node's final account: its `skypunch stopped after N checks: U checks not written ...
+/// D checks dropped earlier ...` line.
+#[derive(Debug)]
+pub struct Account {
+    pub checks: u64,
+    pub unwritten: u64,
+    pub dropped: u64,
+}
+
+impl Account {
+    pub fn of(log: &str) -> Account {
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("skypunch stopped after "))
+            .expect("a final account");
+        let number_before = |text: &str| -> u64 {
+            let head = &line[..line.find(text).unwrap_or_else(|| panic!("{text} in {line}"))];
+            head.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let after = line.split("stopped after ").nth(1).unwrap();
+        Account {
+            checks: after.split(' ').next().unwrap().parse().unwrap(),
+            unwritten: number_before(" checks not written"),
+            dropped: number_before(" checks dropped earlier"),
+        }
+    }
+
+    pub fn written(&self) -> u64 {
+        self.checks - self.unwritten - self.dropped
+    }
+}
+
+/// `(time stamp, target id)` of every check line of a log.
+pub fn check_lines(log: &str) -> Vec<(String, u64)> {
+    log.lines()
+        .filter(|l| l.contains(" PASS (") || l.contains(" FAIL ("))
+        .filter_map(|l| {
+            let id = l.split('[').nth(1)?.split(']').next()?.parse().ok()?;
+            Some((l.get(..23)?.to_string(), id))
+        })
+        .collect()
+}
+
+/// Now, as the log writes its time stamps.
+pub fn log_now() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S,%3f")
+        .to_string()
+}
+
+/// Seconds from log time stamp `a` to `b`.
+pub fn secs(a: &str, b: &str) -> f64 {
+    let parse = |s: &str| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S,%3f")
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    };
+    (parse(b) - parse(a)).num_milliseconds() as f64 / 1000.0
+}
+
