@@ -132,7 +132,8 @@ fn account(stats: &Stats, stopped: &Stopped, cause: &Cause) -> Exit {
         "skypunch stopped after {} checks: {unwritten} checks not written to the database \
          ({held} held by the writer, {} on their way to it), {alerts} alerts not queued for \
          sending; {} checks abandoned in flight at StopGrace (not recorded); {} checks \
-         dropped earlier for their values or deleted targets",
+         dropped earlier (refused for their values, of deleted targets, or recorded by \
+         another node meanwhile)",
         stats.checks(),
         unwritten - held,
         stats.abandoned(),

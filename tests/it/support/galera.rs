@@ -275,8 +275,9 @@ impl Galera {
     /// when it answers.
     pub fn variable(&self, i: usize, name: &str) -> Option<String> {
         let mut conn = self.local(i)?;
+        // SHOW takes no placeholders; the names are the tests' own.
         let row: (String, String) = conn
-            .exec_first("SHOW STATUS LIKE ?", (name,))
+            .query_first(format!("SHOW STATUS LIKE '{name}'"))
             .ok()??;
         Some(row.1)
     }
