@@ -9,6 +9,8 @@
 //! - Ownership: rendezvous hashing of the target id over the live nodes' names: each target
 //!   belongs to the node with the highest hash, so a node that joins or leaves moves only its
 //!   own share. One node alone owns everything.
+//! - Judging: nobody is declared dead right after this node's own heartbeats were held up
+//!   (a Galera view change holds every node's), see [`steady`].
 //! - Fencing: the others delete a dead node's row before they take its targets, and every
 //!   result transaction is conditional on its fence row and epoch (`db::nodes::hold_fence`),
 //!   so a node that was frozen cannot write once declared dead. It cannot check either: the
@@ -27,6 +29,7 @@
 mod join;
 mod member;
 mod owner;
+mod steady;
 
 pub use join::{join, Error as JoinError};
 pub use member::Member;
@@ -88,6 +91,8 @@ pub struct Cluster {
     outage_logged: bool,
     /// Checks counted at the previous heartbeat, for this node's checks per second.
     last_checks: (u64, Instant),
+    /// The pace of this node's own heartbeats: whether it may declare others dead.
+    steady: steady::Steady,
     /// The node's sight of its network: while it is blind, it beats as `blind` and checks
     /// none of its targets when another node can (see [`owner::live_names`]).
     sight: Arc<Sight>,
@@ -101,6 +106,7 @@ impl Cluster {
         stats: ClusterStats,
     ) -> Cluster {
         let me = member.name().to_string();
+        let every = config.heartbeat();
         Cluster {
             pool,
             config,
@@ -112,6 +118,7 @@ impl Cluster {
             announced: false,
             outage_logged: false,
             last_checks: (0, Instant::now()),
+            steady: steady::Steady::new(every),
             sight: Arc::new(Sight::new(false).0),
         }
     }
@@ -209,16 +216,21 @@ impl Cluster {
         let owned = self.owned.len() as u64;
         let dead_after_ms = self.config.dead_after.as_millis() as i64;
         let fence = self.member.fence();
+        let steady = &mut self.steady;
+        let mut reaped = Vec::new();
         let result = db::with_conn(&self.pool, |conn| {
             let alive = nodes::beat(conn, &fence, state, owned, rate)?;
             if !alive {
                 return Ok(None);
             }
-            for dead in nodes::reap(conn, &fence, dead_after_ms)? {
-                self.log_dead(&dead);
+            if may_reap(steady, started) {
+                reaped = nodes::reap(conn, &fence, dead_after_ms)?;
             }
             nodes::all(conn).map(Some)
         });
+        for dead in &reaped {
+            self.log_dead(dead);
+        }
         match &result {
             Ok(_) => self.stats.db_write(true),
             Err(e) if e.class() != db::Class::Transient => self.stats.db_write(false),
@@ -276,15 +288,17 @@ impl Cluster {
     }
 
     /// A heartbeat while running: a new view is adopted; a node declared dead joins again.
-    fn beat_active(&mut self, ports: &Ports) {
+    /// True when the heartbeat got through.
+    fn beat_active(&mut self, ports: &Ports) -> bool {
         let blind = self.sight.blind();
         self.stats.set_blind(blind);
         let state = if blind { "blind" } else { "active" };
         match self.beat(state) {
             Beat::View(live) => self.adopt_view(live, ports),
             Beat::DeclaredDead => self.rejoin(ports),
-            Beat::Failed => {}
+            Beat::Failed => return false,
         }
+        true
     }
 
     fn back_from_outage(&mut self) {
@@ -378,12 +392,34 @@ impl Cluster {
     }
 }
 
+/// Whether a heartbeat that started at `started` and was written just now may declare other
+/// nodes dead; the first of a hold says why not.
+fn may_reap(steady: &mut steady::Steady, started: Instant) -> bool {
+    match steady.judge(started, Instant::now()) {
+        steady::Verdict::Reap => true,
+        steady::Verdict::Wait => false,
+        steady::Verdict::HeldUp(held) => {
+            log::warn!(
+                "cluster: no heartbeat of this node got through for {:.1} s (the database held \
+                 its writes up, as a Galera cluster does while it decides that a node is gone, \
+                 or was away): no node is declared dead for two heartbeats, until the others \
+                 have beaten again",
+                held.as_secs_f64()
+            );
+            false
+        }
+    }
+}
+
 /// The thread body: targets from the loader as they come, a heartbeat every interval, until
 /// the stop request; then the hand-over.
 pub fn run(mut cluster: Cluster, ports: Ports, read_timeout: Duration) {
     let every = cluster.config.heartbeat();
-    cluster.beat_active(&ports);
-    let mut next = Instant::now() + every;
+    // A heartbeat that did not get through is tried again sooner: the lease runs on, and
+    // the database may be back (or the pool on another host) by then.
+    let retry = (every / 4).max(Duration::from_millis(250));
+    let after = |ok: bool| Instant::now() + if ok { every } else { retry };
+    let mut next = after(cluster.beat_active(&ports));
     loop {
         let wait = next.saturating_duration_since(Instant::now());
         select! {
@@ -396,8 +432,7 @@ pub fn run(mut cluster: Cluster, ports: Ports, read_timeout: Duration) {
         }
         if Instant::now() >= next {
             crate::base::fault::point("cluster");
-            cluster.beat_active(&ports);
-            next = Instant::now() + every;
+            next = after(cluster.beat_active(&ports));
         }
     }
     // The writer ends once every sender of results is gone: this one goes first.

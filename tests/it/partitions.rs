@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::support::http::HttpServer;
 use crate::support::netcluster::{
-    check_lines, log_now, secs, Account, Bench, Node, CUT, DEAD_AFTER, TIMEOUT,
+    check_lines, dead_after, log_now, secs, Account, Bench, Node, CUT, TIMEOUT,
 };
 use crate::support::notify::{add_notifier, SmtpOptions, SmtpServer};
 use crate::support::{run, skypunch_cmd, stdout, wait_for};
@@ -27,6 +27,77 @@ fn subjects(smtp: &SmtpServer) -> Vec<String> {
         .collect();
     all.sort();
     all
+}
+
+/// Whether the daemons' `DeadAfter` outlasts Galera's hold of every commit when a node
+/// stops answering: then the surviving nodes never pause and nobody healthy is declared dead.
+fn outlasts_the_hold() -> bool {
+    dead_after() >= 10
+}
+
+/// The holds of the database the nodes but `except` logged after `since`, in seconds.
+fn holds(nodes: &[Node], except: usize, since: &str) -> Vec<f64> {
+    let text = "cluster: no heartbeat of this node got through for ";
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != except)
+        .flat_map(|(_, n)| {
+            n.log()
+                .lines()
+                .filter(|l| l.get(..23).is_some_and(|at| at > since))
+                .filter_map(|l| l.split(text).nth(1)?.split(' ').next()?.parse().ok())
+                .collect::<Vec<f64>>()
+        })
+        .collect()
+}
+
+/// Asserts that no node but `except` paused its checks or was declared dead after `since`.
+fn nobody_else_paused_or_died(nodes: &[Node], except: usize, since: &str) {
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != except) {
+        assert!(
+            node.when_after(since, "this node starts no checks")
+                .is_none(),
+            "{} paused:\n{}",
+            node.name,
+            node.log()
+        );
+        let dead = format!("node {} sent no heartbeat", node.name);
+        for other in nodes {
+            assert!(other.when_after(since, &dead).is_none(), "{}", other.log());
+        }
+        assert!(node.when_after(since, "was declared dead").is_none(), "{i}");
+    }
+}
+
+/// Sets the URL of targets `ids`.
+fn point(bench: &Bench, ids: &[u64], url: &str) {
+    for id in ids {
+        bench
+            .db
+            .exec(&format!("UPDATE targets SET url = '{url}' WHERE id = {id}"));
+    }
+}
+
+/// The targets each node checks once they all see each other: the cut node's and the
+/// others'.
+fn shares(nodes: &[Node]) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let all = "cluster: live nodes node-0, node-1, node-2;";
+    wait_for(Duration::from_secs(30), "every node sees all three", || {
+        nodes
+            .iter()
+            .all(|n| n.when_after("", all).is_some())
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let since = log_now();
+    std::thread::sleep(Duration::from_secs(2));
+    let others = nodes[0]
+        .checked_after(&since)
+        .union(&nodes[1].checked_after(&since))
+        .copied()
+        .collect();
+    (nodes[CUT].checked_after(&since), others)
 }
 
 #[test]
@@ -46,79 +117,24 @@ fn a_node_cut_off_stops_the_others_take_over_and_it_rejoins_without_a_duplicate_
     add_notifier(&bench.db, "ops", "SMTP", "ops@example.com", &params, true);
     bench.add_targets(&web, 30);
     let mut nodes: Vec<Node> = (0..3).map(|i| Node::start(&bench, i, None)).collect();
-    let all = "cluster: live nodes node-0, node-1, node-2;";
-    wait_for(Duration::from_secs(30), "every node sees all three", || {
-        nodes
-            .iter()
-            .all(|n| n.when_after("", all).is_some())
-            .then_some(())
-    });
-    std::thread::sleep(Duration::from_secs(2));
-    let since = log_now();
-    std::thread::sleep(Duration::from_secs(2));
-    let share = nodes[CUT].checked_after(&since);
-    let others: BTreeSet<u64> = nodes[0]
-        .checked_after(&since)
-        .union(&nodes[1].checked_after(&since))
-        .copied()
-        .collect();
-    assert!(share.len() >= 2 && others.len() >= 2, "{share:?} {others:?}");
+    let (share, others) = shares(&nodes);
+    assert!(
+        share.len() >= 2 && others.len() >= 2,
+        "{share:?} {others:?}"
+    );
 
     // Two targets of the node to be cut off and two of the others fail: one FAILURE each.
-    let failing: Vec<u64> = share.iter().take(2).chain(others.iter().take(2)).copied().collect();
-    for id in &failing {
-        bench.db.exec(&format!(
-            "UPDATE targets SET url = '{}' WHERE id = {id}",
-            broken.url("/")
-        ));
-    }
+    let failing: Vec<u64> = share
+        .iter()
+        .take(2)
+        .chain(others.iter().take(2))
+        .copied()
+        .collect();
+    point(&bench, &failing, &broken.url("/"));
     smtp.wait_messages(failing.len());
 
     let before_cut = bench.counters();
-    let cut_at = log_now();
-    let cut = Instant::now();
-    bench.net.cut(CUT);
-
-    let non_primary = wait_for(Duration::from_secs(60), "the cut node's non-primary", || {
-        let status = bench.galera.variable(CUT, "wsrep_cluster_status")?;
-        (status != "Primary").then(|| cut.elapsed())
-    });
-    let taken_over = wait_for(
-        Duration::from_secs(60),
-        "the others check every target of the cut node",
-        || {
-            let taken: BTreeSet<u64> = nodes[0]
-                .checked_after(&cut_at)
-                .union(&nodes[1].checked_after(&cut_at))
-                .copied()
-                .collect();
-            share.is_subset(&taken).then(|| cut.elapsed())
-        },
-    );
-    // The cut node's checks end within DeadAfter: its lease, renewed by heartbeats that
-    // cannot get through, runs out; a check started just before may take its timeout.
-    let stopped_line = wait_for(
-        Duration::from_secs(30),
-        "the cut node says it stopped checking",
-        || nodes[CUT].when_after(&cut_at, "this node starts no checks"),
-    );
-    let stopped = secs(&cut_at, &stopped_line);
-    let last_check = check_lines(&nodes[CUT].log())
-        .last()
-        .map(|(at, _)| at.clone())
-        .unwrap_or_else(|| cut_at.clone());
-    let last_check_s = secs(&cut_at, &last_check).max(0.0);
-    assert!(
-        stopped <= DEAD_AFTER as f64 + 1.0,
-        "the cut node stopped {stopped} s after the cut"
-    );
-    assert!(
-        last_check_s <= (DEAD_AFTER + TIMEOUT) as f64 + 1.5,
-        "the cut node's last check ended {last_check_s} s after the cut"
-    );
-
-    // Every target is checked on, the cut node's by the others.
-    std::thread::sleep(Duration::from_secs(3));
+    let (cut_figures, cut_at) = cut_off(&bench, &nodes, &share);
     let during = bench.counters();
     let idle: Vec<&u64> = during
         .iter()
@@ -129,48 +145,23 @@ fn a_node_cut_off_stops_the_others_take_over_and_it_rejoins_without_a_duplicate_
 
     // The failing targets recover while the node is cut off: one SUCCESS each, from the
     // others.
-    for id in &failing {
-        bench.db.exec(&format!(
-            "UPDATE targets SET url = '{}' WHERE id = {id}",
-            web.url("/")
-        ));
-    }
+    point(&bench, &failing, &web.url("/"));
     smtp.wait_messages(2 * failing.len());
 
-    let healed_at = log_now();
-    let healed = Instant::now();
-    bench.net.heal(CUT);
-    let mut galera_synced = None;
-    let rejoined = wait_for(Duration::from_secs(90), "the cut node back", || {
-        if galera_synced.is_none()
-            && bench.galera.variable(CUT, "wsrep_local_state_comment").as_deref() == Some("Synced")
-            && bench.galera.variable(CUT, "wsrep_cluster_size").as_deref() == Some("3")
-        {
-            galera_synced = Some(healed.elapsed());
-        }
-        let back = nodes
-            .iter()
-            .all(|n| n.when_after(&healed_at, all).is_some());
-        back.then(|| healed.elapsed())
-    });
-    let joined_again = nodes[CUT].when_after(&healed_at, "joined again as node node-2");
-    assert!(joined_again.is_some(), "{}", nodes[CUT].log());
-    std::thread::sleep(Duration::from_secs(2));
-    let back_at = log_now();
-    std::thread::sleep(Duration::from_secs(3));
-    let share_again = nodes[CUT].checked_after(&back_at);
-    assert!(!share_again.is_empty(), "the node checks a share again");
-    assert_eq!(bench.db.one::<u64>("SELECT COUNT(*) FROM nodes"), 3);
-    let status = stdout(&skypunch_cmd(&nodes[0].config, &["status"]).output().unwrap());
-    assert!(status.contains("nodes: 3 live of 3"), "{status}");
-
+    let heal_figures = heal(&bench, &nodes);
     let db_only = cut_the_database_only(&bench, &nodes);
+    if std::env::var("SKYPUNCH_TEST_SHOW_LOGS").is_ok() {
+        for n in &nodes {
+            let log = n.log();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains(" cluster: ")).collect();
+            eprintln!("==== {} (cut at {cut_at})\n{}", n.name, lines.join("\n"));
+        }
+    }
 
     let after_heal = bench.counters();
     let accounts: Vec<Account> = nodes.iter_mut().map(Node::stop).collect();
     let stored: u64 = bench.counters().values().sum();
     let written: u64 = accounts.iter().map(Account::written).sum();
-    let dropped = accounts[CUT].dropped;
     // No lost result: what the nodes say they wrote is what the rows count, exactly.
     assert_eq!(stored, written, "{accounts:?}");
     let idle: Vec<&u64> = after_heal
@@ -178,7 +169,10 @@ fn a_node_cut_off_stops_the_others_take_over_and_it_rejoins_without_a_duplicate_
         .filter(|(id, n)| **n <= during[*id])
         .map(|(id, _)| id)
         .collect();
-    assert!(idle.is_empty(), "targets not checked after the heal: {idle:?}");
+    assert!(
+        idle.is_empty(),
+        "targets not checked after the heal: {idle:?}"
+    );
 
     // No duplicate alert: one FAILURE and one SUCCESS per failing target, nothing else,
     // though the cut node saw every target fail while it could still check.
@@ -193,27 +187,140 @@ fn a_node_cut_off_stops_the_others_take_over_and_it_rejoins_without_a_duplicate_
         bench.db.one::<u64>("SELECT COUNT(*) FROM alerts"),
         2 * failing.len() as u64
     );
-
     run::figures(
         "partition_cut_and_heal",
         json!({
-            "dead_after_s": DEAD_AFTER,
+            "dead_after_s": dead_after(),
             "targets": 30,
             "cut_node_share": share.len(),
-            "cut_to_non_primary_s": non_primary.as_secs_f64(),
-            "cut_to_stop_line_s": stopped,
-            "cut_to_last_check_s": last_check_s,
-            "cut_to_takeover_s": taken_over.as_secs_f64(),
-            "heal_to_galera_synced_s": galera_synced.map(|d| d.as_secs_f64()),
-            "heal_to_rejoined_s": rejoined.as_secs_f64(),
-            "share_after_rejoin": share_again.len(),
+            "cut": cut_figures,
+            "heal": heal_figures,
+            "database_only_cut": db_only,
             "checks_written": written,
             "checks_in_rows": stored,
-            "checks_of_the_cut_node_dropped": dropped,
+            "checks_of_the_cut_node_not_recorded": accounts[CUT].dropped,
             "mails": mails.len(),
-            "database_only_cut": db_only,
         }),
     );
+}
+
+/// Cuts node 2 off: its database drops to non-primary, its daemon stops checking within
+/// DeadAfter, the others take its targets (`share`) over. Its figures, and when.
+fn cut_off(bench: &Bench, nodes: &[Node], share: &BTreeSet<u64>) -> (serde_json::Value, String) {
+    let cut_at = log_now();
+    let cut = Instant::now();
+    bench.net.cut(CUT);
+    let non_primary = wait_for(
+        Duration::from_secs(60),
+        "the cut node's non-primary",
+        || {
+            let status = bench.galera.variable(CUT, "wsrep_cluster_status")?;
+            (status != "Primary").then(|| cut.elapsed())
+        },
+    );
+    let taken_over = wait_for(
+        Duration::from_secs(60),
+        "the others check every target of the cut node",
+        || {
+            let taken: BTreeSet<u64> = nodes[0]
+                .checked_after(&cut_at)
+                .union(&nodes[1].checked_after(&cut_at))
+                .copied()
+                .collect();
+            share.is_subset(&taken).then(|| cut.elapsed())
+        },
+    );
+    // The cut node's checks end within DeadAfter: its lease, which only heartbeats that
+    // get through renew, runs out; a check started just before may take its timeout.
+    let stopped_line = wait_for(
+        Duration::from_secs(30),
+        "the cut node says it stopped checking",
+        || nodes[CUT].when_after(&cut_at, "this node starts no checks"),
+    );
+    let stopped = secs(&cut_at, &stopped_line);
+    let last_check = check_lines(&nodes[CUT].log())
+        .last()
+        .map(|(at, _)| at.clone())
+        .unwrap_or_else(|| cut_at.clone());
+    let last_check_s = secs(&cut_at, &last_check).max(0.0);
+    let dead_after = dead_after() as f64;
+    assert!(
+        stopped <= dead_after,
+        "the cut node stopped {stopped} s after the cut"
+    );
+    assert!(
+        last_check_s <= dead_after + TIMEOUT as f64 + 1.0,
+        "the cut node's last check ended {last_check_s} s after the cut"
+    );
+    // Every target goes on being checked, the cut node's by the others.
+    std::thread::sleep(Duration::from_secs(3));
+    if outlasts_the_hold() {
+        nobody_else_paused_or_died(nodes, CUT, &cut_at);
+    }
+    let figures = json!({
+        "cut_to_non_primary_s": non_primary.as_secs_f64(),
+        "cut_to_stop_line_s": stopped,
+        "cut_to_last_check_s": last_check_s,
+        "cut_to_takeover_s": taken_over.as_secs_f64(),
+        "database_holds_seen_by_the_others_s": holds(nodes, CUT, &cut_at),
+    });
+    (figures, cut_at)
+}
+
+/// Removes the cut: the database node syncs again, the daemon joins again and checks a
+/// share. Its figures.
+fn heal(bench: &Bench, nodes: &[Node]) -> serde_json::Value {
+    let healed_at = log_now();
+    let healed = Instant::now();
+    bench.net.heal(CUT);
+    let synced = wait_for(
+        Duration::from_secs(90),
+        "the cut node's database synced",
+        || {
+            (bench
+                .galera
+                .variable(CUT, "wsrep_local_state_comment")
+                .as_deref()
+                == Some("Synced")
+                && bench.galera.variable(CUT, "wsrep_cluster_size").as_deref() == Some("3"))
+            .then(|| healed.elapsed())
+        },
+    );
+    let all = "cluster: live nodes node-0, node-1, node-2;";
+    let rejoined = wait_for(
+        Duration::from_secs(90),
+        "every node sees all three again",
+        || {
+            nodes
+                .iter()
+                .all(|n| n.when_after(&healed_at, all).is_some())
+                .then(|| healed.elapsed())
+        },
+    );
+    assert!(
+        nodes[CUT]
+            .when_after(&healed_at, "joined again as node node-2")
+            .is_some(),
+        "{}",
+        nodes[CUT].log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let back_at = log_now();
+    std::thread::sleep(Duration::from_secs(3));
+    let share_again = nodes[CUT].checked_after(&back_at);
+    assert!(!share_again.is_empty(), "the node checks a share again");
+    assert_eq!(bench.db.one::<u64>("SELECT COUNT(*) FROM nodes"), 3);
+    let status = stdout(
+        &skypunch_cmd(&nodes[0].config, &["status"])
+            .output()
+            .unwrap(),
+    );
+    assert!(status.contains("nodes: 3 live of 3"), "{status}");
+    json!({
+        "heal_to_database_synced_s": synced.as_secs_f64(),
+        "heal_to_rejoined_s": rejoined.as_secs_f64(),
+        "share_after_rejoin": share_again.len(),
+    })
 }
 
 /// Node 1's database cut from its peers (their group communication port), not from its
@@ -244,10 +351,28 @@ fn cut_the_database_only(bench: &Bench, nodes: &[Node]) -> serde_json::Value {
     let declared_dead = nodes[1]
         .when_after(&cut_at, "was declared dead by the others")
         .is_some();
+    // Its own heartbeats were held up with the database, then failed until it moved: it
+    // may pause its checks for a moment, and is never declared dead; nobody else pauses.
+    let paused = nodes[1]
+        .when_after(&cut_at, "this node starts no checks")
+        .map(|from| {
+            let to = nodes[1]
+                .when_after(&from, "this node checks its targets again")
+                .expect("node-1 checks again");
+            secs(&from, &to)
+        });
+    if outlasts_the_hold() {
+        assert!(!declared_dead, "{}", nodes[1].log());
+        nobody_else_paused_or_died(nodes, 1, &cut_at);
+    }
     let healed = Instant::now();
     bench.net.heal(1);
     let synced = wait_for(Duration::from_secs(90), "node 1 synced again", || {
-        (bench.galera.variable(1, "wsrep_local_state_comment").as_deref() == Some("Synced")
+        (bench
+            .galera
+            .variable(1, "wsrep_local_state_comment")
+            .as_deref()
+            == Some("Synced")
             && bench.galera.variable(1, "wsrep_cluster_size").as_deref() == Some("3"))
         .then(|| healed.elapsed())
     });
@@ -255,6 +380,8 @@ fn cut_the_database_only(bench: &Bench, nodes: &[Node]) -> serde_json::Value {
         "cut_to_non_primary_s": non_primary.as_secs_f64(),
         "cut_to_daemon_on_another_host_s": moved,
         "daemon_declared_dead": declared_dead,
+        "daemon_paused_s": paused,
+        "database_holds_seen_by_the_nodes_s": holds(nodes, usize::MAX, &cut_at),
         "heal_to_synced_s": synced.as_secs_f64(),
     })
 }
@@ -340,7 +467,10 @@ fn a_galera_certification_conflict_on_a_written_row_is_retried_not_lost() {
     let bumps = client.join().expect("the client ran");
     // The writes held by the last conflict go through at the retry.
     std::thread::sleep(Duration::from_secs(2));
-    let counted = metric(&format!("{}:9470", bench.net.addr(0)), "skypunch_write_conflicts_total");
+    let counted = metric(
+        &format!("{}:9470", bench.net.addr(0)),
+        "skypunch_write_conflicts_total",
+    );
     let account = node.stop();
 
     let log = node.log();
@@ -349,7 +479,11 @@ fn a_galera_certification_conflict_on_a_written_row_is_retried_not_lost() {
     for line in &retried {
         assert!(line.contains("(error 1213)"), "{line}");
     }
-    assert_eq!(counted, retried.len() as u64, "the counter counts each retry");
+    assert_eq!(
+        counted,
+        retried.len() as u64,
+        "the counter counts each retry"
+    );
     // Nothing lost: every check the daemon logged is in its row, once, and every update of
     // the other client too.
     assert_eq!((account.unwritten, account.dropped), (0, 0), "{account:?}");

@@ -214,9 +214,7 @@ impl Galera {
         .arg(format!(
             "--wsrep-provider-options=gmcast.listen_addr=tcp://{addr}:{};\
              ist.recv_addr={addr}:{};gcache.size=16M{}",
-            p.gcomm,
-            p.ist,
-            self.provider_extra
+            p.gcomm, p.ist, self.provider_extra
         ))
         .arg(format!("--wsrep-sst-receive-address={addr}:{}", p.sst));
         if bootstrap {

@@ -54,7 +54,13 @@ impl Net {
             namespaces: Vec::new(),
         };
         ip(&["link", "add", &net.bridge, "type", "bridge"])?;
-        ip(&["addr", "add", &format!("{}/24", net.gateway()), "dev", &net.bridge])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", net.gateway()),
+            "dev",
+            &net.bridge,
+        ])?;
         ip(&["link", "set", &net.bridge, "up"])?;
         for i in 0..n {
             let ns = format!("{NS_PREFIX}{pid}-{k}-{i}");
