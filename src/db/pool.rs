@@ -166,15 +166,14 @@ impl Manager {
 /// A Galera node out of its cluster's primary component (cut off from the others by a
 /// network partition, or still joining) accepts connections and `SET`, and refuses every
 /// other statement (error 1047) until it is back: such a host counts as one that does not
-/// answer, so the next host of `Location` is tried. A server without Galera has no
-/// `wsrep_ready`.
+/// answer, so the next host of `Location` is tried. Only where Galera is on (`wsrep_on`):
+/// a MariaDB without it reports `wsrep_ready` OFF too, and MySQL has neither.
 fn ready(mut conn: mysql::Conn) -> Result<mysql::Conn, mysql::Error> {
-    use mysql::prelude::Queryable;
-    let row: Option<mysql::Row> = conn.query_first("SHOW STATUS LIKE 'wsrep_ready'")?;
-    let value = row
-        .and_then(|r| r.get_opt::<String, usize>(1))
-        .and_then(Result::ok);
-    match value {
+    let on = show(&mut conn, "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'")?;
+    if !on.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+        return Ok(conn);
+    }
+    match show(&mut conn, "SHOW GLOBAL STATUS LIKE 'wsrep_ready'")? {
         Some(v) if v.eq_ignore_ascii_case("OFF") => {
             Err(mysql::Error::MySqlError(mysql::MySqlError {
                 state: "08S01".into(),
@@ -186,6 +185,16 @@ fn ready(mut conn: mysql::Conn) -> Result<mysql::Conn, mysql::Error> {
         }
         _ => Ok(conn),
     }
+}
+
+/// The value a `SHOW ... LIKE 'name'` answers, if any (SHOW works on a Galera node out of
+/// the primary component, where other statements do not).
+fn show(conn: &mut mysql::Conn, sql: &str) -> Result<Option<String>, mysql::Error> {
+    use mysql::prelude::Queryable;
+    let row: Option<mysql::Row> = conn.query_first(sql)?;
+    Ok(row
+        .and_then(|r| r.get_opt::<String, usize>(1))
+        .and_then(Result::ok))
 }
 
 fn options(cfg: &DbConfig, at: &Endpoint) -> mysql::OptsBuilder {
