@@ -227,3 +227,59 @@ pub fn secs(a: &str, b: &str) -> f64 {
     };
     (parse(b) - parse(a)).num_milliseconds() as f64 / 1000.0
 }
+
+/// The holds of the database the nodes but `except` logged after `since`, in seconds.
+pub fn holds(nodes: &[Node], except: usize, since: &str) -> Vec<f64> {
+    let text = "cluster: no heartbeat of this node got through for ";
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != except)
+        .flat_map(|(_, n)| {
+            n.log()
+                .lines()
+                .filter(|l| l.get(..23).is_some_and(|at| at > since))
+                .filter_map(|l| l.split(text).nth(1)?.split(' ').next()?.parse().ok())
+                .collect::<Vec<f64>>()
+        })
+        .collect()
+}
+
+/// Asserts that no node but `except` paused its checks or was declared dead after `since`.
+pub fn nobody_else_paused_or_died(nodes: &[Node], except: usize, since: &str) {
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != except) {
+        assert!(
+            node.when_after(since, "this node starts no checks")
+                .is_none(),
+            "{} paused:\n{}",
+            node.name,
+            node.log()
+        );
+        let dead = format!("node {} sent no heartbeat", node.name);
+        for other in nodes {
+            assert!(other.when_after(since, &dead).is_none(), "{}", other.log());
+        }
+        assert!(node.when_after(since, "was declared dead").is_none(), "{i}");
+    }
+}
+
+/// The targets each node checks once they all see each other: the cut node's and the
+/// others'.
+pub fn shares(nodes: &[Node]) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let all = "cluster: live nodes node-0, node-1, node-2;";
+    wait_for(Duration::from_secs(30), "every node sees all three", || {
+        nodes
+            .iter()
+            .all(|n| n.when_after("", all).is_some())
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let since = log_now();
+    std::thread::sleep(Duration::from_secs(2));
+    let others = nodes[0]
+        .checked_after(&since)
+        .union(&nodes[1].checked_after(&since))
+        .copied()
+        .collect();
+    (nodes[CUT].checked_after(&since), others)
+}
