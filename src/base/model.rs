@@ -474,6 +474,8 @@ pub struct Incident {
     pub alerted: bool,
     /// The last HTTP status seen in it, `None` when no response came.
     pub http_status: Option<i64>,
+    /// A second node found the target up as its FAILURE became due: nobody was paged.
+    pub unconfirmed: bool,
 }
 
 /// A due check handed from the wheel to a worker.
@@ -500,6 +502,9 @@ pub struct CheckResult {
 pub enum ToWriter {
     Checked(CheckResult),
     Forget(TargetId),
+    /// A second node found the target up as its FAILURE became due (`confirm`): nobody was
+    /// paged, so its next failing check raises the FAILURE again.
+    Unconfirmed(TargetId),
 }
 
 /// Which way a target's alert goes.
@@ -547,6 +552,10 @@ pub struct NewAlert {
     pub network: Option<SystemTime>,
     /// Set by the store thread from that time: the node was blind then.
     pub blind: bool,
+    /// The target's timeout, which bounds a second node's check of it before its FAILURE
+    /// goes out (`[cluster] ConfirmFailures`); `None`: not confirmed (a PUSH target, which no
+    /// other node can check again).
+    pub confirm: Option<Duration>,
 }
 
 /// An alert as read from the outbox.

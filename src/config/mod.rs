@@ -65,6 +65,9 @@ pub struct Config {
     /// The node suspects it is blind when more than this percentage of the (at least 20)
     /// targets it checked in the last minute failed with network errors; 100: never.
     pub blind_percent: u32,
+    /// `[settings] SourceAddress`: the local address checks connect from; `None`: the
+    /// kernel's choice.
+    pub source_address: Option<std::net::IpAddr>,
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
@@ -143,6 +146,8 @@ pub struct ClusterConfig {
     pub node_name: String,
     /// A node whose heartbeat is older than this is dead; its targets go to the others.
     pub dead_after: Duration,
+    /// `ConfirmFailures`: a FAILURE due here is checked again by another live node first.
+    pub confirm_failures: bool,
 }
 
 impl ClusterConfig {
@@ -431,6 +436,7 @@ impl Default for Config {
             no_proxy: Arc::new(NoProxy::default()),
             connectivity: Vec::new(),
             blind_percent: 50,
+            source_address: None,
             db: DbConfig::default(),
             notify: NotifyConfig::default(),
             history: HistoryConfig {
@@ -441,6 +447,7 @@ impl Default for Config {
             cluster: ClusterConfig {
                 node_name: String::new(),
                 dead_after: Duration::from_secs(6),
+                confirm_failures: true,
             },
             http: HttpConfig {
                 listen: vec![Endpoint {

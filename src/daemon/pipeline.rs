@@ -49,6 +49,10 @@ pub struct Pipeline {
     /// writer's reports; leaves at the stop. The heartbeat thread (PUSH targets' pushes,
     /// read into a map the wheel and workers share; no channel) is in this group too.
     loader: Group,
+    /// The confirm thread: leaves at the stop (step 1), closing its checking threads' queue;
+    /// those are in the workers' stage. Owns a sender of word to the writer and a `wake` of
+    /// the notifier.
+    confirm: Group,
     /// Step 2: the wheel: owns the job queue's sender, which its return closes.
     wheel: Group,
     /// Step 3: the workers: each owns a sender of reports to the writer and of "finished"
@@ -149,6 +153,7 @@ impl Pipeline {
         let pipeline = Pipeline {
             trigger,
             loader: group(),
+            confirm: group(),
             wheel: group(),
             workers: group(),
             in_flight: Arc::new(InFlight::default()),
@@ -179,6 +184,9 @@ impl Pipeline {
     /// The stages' groups, to start threads in.
     pub fn loader(&mut self) -> &mut Group {
         &mut self.loader
+    }
+    pub fn confirm(&mut self) -> &mut Group {
+        &mut self.confirm
     }
     pub fn wheel(&mut self) -> &mut Group {
         &mut self.wheel
@@ -242,6 +250,7 @@ impl Pipeline {
     fn groups(&self) -> impl Iterator<Item = &Group> {
         [
             &self.loader,
+            &self.confirm,
             &self.wheel,
             &self.workers,
             &self.writer,
@@ -260,6 +269,7 @@ impl Pipeline {
     fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
         [
             &mut self.loader,
+            &mut self.confirm,
             &mut self.wheel,
             &mut self.workers,
             &mut self.writer,

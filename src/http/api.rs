@@ -228,5 +228,7 @@ fn incident_json(
         "last_reason": i.last_reason,
         "failed_checks": i.failed_checks,
         "http_status": i.http_status,
+        // A second node found the target up as its FAILURE became due: nobody was paged.
+        "unconfirmed": i.unconfirmed,
     })
 }

@@ -389,7 +389,7 @@ fn listed(row: mysql::Row) -> Option<Listed> {
     let decoded = history::incident(&mut f).and_then(|incident| {
         Ok(Listed {
             incident,
-            target_name: f.get(9, "name")?,
+            target_name: f.get(10, "name")?,
         })
     });
     decoded.map_err(|bad| db::decode::skip(&bad)).ok()

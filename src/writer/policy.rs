@@ -255,6 +255,7 @@ mod tests {
             parent: None,
             network: None,
             blind: false,
+            confirm: None,
         }
     }
 
