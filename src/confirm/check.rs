@@ -4,8 +4,6 @@
 //! Touches no database; its result is not recorded on the target's row (the node that owns
 //! the target records its own checks).
 
-use std::sync::Arc;
-
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Job;
@@ -80,6 +78,7 @@ fn none(claim: Claim, why: &str, line: String) -> Done {
 mod tests {
     use super::*;
     use crate::base::model::Target;
+    use std::sync::Arc;
 
     #[test]
     fn a_target_is_checked_with_the_workers_check_and_its_trace_comes_back() {

@@ -41,6 +41,9 @@ pub use check::Done;
 /// for a free slot or another node, or expire (their FAILURE then goes out unconfirmed).
 pub const SLOTS: usize = 4;
 
+/// The longest the confirm thread waits for room in the writer's channel.
+const WRITER_WAIT: Duration = Duration::from_secs(1);
+
 /// A request taken, with the target as its row reads now.
 pub struct Job {
     claim: Claim,
@@ -145,14 +148,18 @@ impl Confirm {
         }
     }
 
-    /// After a request was settled: the notifier wakes for the alert it queued; this node's
-    /// writer hears of its target found up. Neither send waits: a full channel means a wake
-    /// is pending, and a writer that cannot take the word now (it is stopping, or drowning)
-    /// leaves the row not alerted until its next write, which is what it believed anyway.
+    /// After a request was settled: the notifier wakes for the alert it queued (a full
+    /// channel means a wake is pending); this node's writer hears of its target found up,
+    /// waiting at most [`WRITER_WAIT`] for room. A writer that cannot take it (stopping, or
+    /// drowning) goes on believing the FAILURE went out: the target is not asked about
+    /// again before it recovers, and its recovery still pages nobody.
     fn tell(&self, target: TargetId, fate: Fate, mine: bool) {
         match fate {
             Fate::Unconfirmed if mine => {
-                let _ = self.writer.try_send(ToWriter::Unconfirmed(target));
+                let word = ToWriter::Unconfirmed(target);
+                if self.writer.send_timeout(word, WRITER_WAIT).is_err() {
+                    log::debug!("confirm: [{target}] the writer could not take the word");
+                }
             }
             Fate::Unconfirmed => {}
             Fate::Confirmed | Fate::NotConfirmed => {

@@ -56,7 +56,8 @@ pub struct Pipeline {
     /// Step 2: the wheel: owns the job queue's sender, which its return closes.
     wheel: Group,
     /// Step 3: the workers: each owns a sender of reports to the writer and of "finished"
-    /// notices to the wheel.
+    /// notices to the wheel; and the confirming checks' threads, whose queue the confirm
+    /// thread closes when it leaves.
     workers: Group,
     /// The checks in flight, abandoned past `StopGrace`.
     in_flight: Arc<InFlight>,
@@ -368,8 +369,9 @@ impl Pipeline {
     }
 }
 
+/// A thread of the workers' stage: a worker, or a confirming check's thread.
 fn is_worker(thread: &str) -> bool {
-    thread.starts_with("skypunch-worker-")
+    thread.starts_with("skypunch-worker-") || thread.starts_with("skypunch-confirm-")
 }
 
 /// The safety net: a pipeline dropped without [`Pipeline::stop`] (a start that failed after

@@ -20,6 +20,9 @@
 //!   (`jobs`). Workers, the loader and the cluster thread → writer: `writer::RESULTS_QUEUE`
 //!   (a sender waits; the writer drains it every round). Writer → store: one batch at a
 //!   time; writer → notifier: one wake-up, coalesced.
+//! - confirm thread ↔ its checking threads (`confirm::SLOTS` each way): it hands out only as
+//!   many requests as slots are free, so neither side waits; confirm → writer: waits at
+//!   most 1 s for room; confirm → notifier: one wake-up, coalesced.
 
 use std::net::TcpListener;
 use std::sync::Arc;

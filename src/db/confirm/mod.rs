@@ -34,6 +34,11 @@ pub const MARGIN: Duration = Duration::from_secs(5);
 /// Targets looked up per statement.
 const CHUNK: usize = 1000;
 
+/// Requests pending in the whole cluster past which a FAILURE is sent without asking: in a
+/// storm (a switch died), the nodes' few confirming checks at a time would let most
+/// requests run out their bound, delaying every page by it for nothing.
+pub const STORM: u64 = 64;
+
 /// What the store thread asks of a result transaction: that FAILUREs be confirmed by another
 /// node (`[cluster] ConfirmFailures`) when one is live.
 #[derive(Debug, Clone)]
@@ -54,6 +59,8 @@ pub struct Screened<'a> {
     pub resolved: Vec<Resolved>,
     /// Recoveries and reminders left out: their FAILURE was not (or not yet) confirmed.
     pub dropped: usize,
+    /// FAILUREs sent without asking: [`STORM`] requests were pending already.
+    pub storm: usize,
 }
 
 impl Screened<'_> {
@@ -68,6 +75,13 @@ impl Screened<'_> {
         }
         for r in &self.resolved {
             r.log();
+        }
+        if self.storm > 0 {
+            log::info!(
+                "sent {} FAILUREs without confirmation: {STORM} or more failures are being \
+                 confirmed already (a storm)",
+                self.storm
+            );
         }
         if self.dropped > 0 {
             log::debug!(
@@ -105,13 +119,19 @@ pub fn screen<'a>(
         Some(ask) if confirmable && live_peer(tx, ask)? => Some(ask),
         _ => None,
     };
-    for alert in alerts {
+    let mut open = if ask.is_some() { pending_count(tx)? } else { 0 };
+    for &alert in alerts {
         let id = alert.target_id;
         match (alert.kind, ask, alert.confirm) {
+            (AlertKind::Failure, Some(_), Some(_)) if open >= STORM => {
+                out.storm += 1;
+                out.send.push(alert);
+            }
             (AlertKind::Failure, Some(ask), Some(timeout)) => {
                 if let Some(request) = request(tx, alert, ask, timeout)? {
                     pending.insert(id, request);
                     out.asked.push(id);
+                    open += 1;
                 }
             }
             (AlertKind::Success, ..) if pending.contains_key(&id) => {
@@ -148,6 +168,14 @@ fn live_peer(tx: &mut impl Queryable, ask: &Ask) -> Result<bool, Error> {
         )
         .map_err(Error::query("looking for a node to confirm failures"))?;
     Ok(found.is_some())
+}
+
+/// How many requests are pending in the whole cluster.
+fn pending_count(tx: &mut impl Queryable) -> Result<u64, Error> {
+    let row: Option<mysql::Row> = tx
+        .query_first("SELECT COUNT(*) FROM confirmations WHERE state = 'PENDING'")
+        .map_err(Error::query("counting the pending confirmations"))?;
+    Ok(decode::first("confirmations", row, |f| f.get::<u64>(0, "id")).unwrap_or(0))
 }
 
 /// Inserts the request for `alert`'s FAILURE, with the alert's snapshot as the database
