@@ -180,7 +180,7 @@ fn agent(parts: Parts, memory: &TlsMemory) -> Agent {
         .build();
     let resolver = TimedResolver::new(parts.family, parts.proxy.is_some());
     let connector = TimedConnector::new(parts.extra_roots, parts.identity, parts.proxy, memory)
-        .from_source(parts.source);
+        .with_source(parts.source);
     Agent::with_parts(config, connector, resolver)
 }
 

@@ -377,6 +377,9 @@ mod tests {
         let err = connect_within(&addr, Some(Duration::from_secs(5)), Some(v6))
             .err()
             .expect("an IPv6 source cannot reach an IPv4 address");
-        assert!(err.to_string().starts_with("binding SourceAddress ::1: "), "{err}");
+        assert!(
+            err.to_string().starts_with("binding SourceAddress ::1: "),
+            "{err}"
+        );
     }
 }

@@ -58,7 +58,7 @@ impl TimedConnector {
     }
 
     /// Connects from `source` (`[settings] SourceAddress`) rather than the kernel's choice.
-    pub(super) fn from_source(mut self, source: Option<IpAddr>) -> TimedConnector {
+    pub(super) fn with_source(mut self, source: Option<IpAddr>) -> TimedConnector {
         self.source = source;
         self
     }

@@ -99,7 +99,11 @@ mod tests {
         drop(jobs_tx);
         run(&checker, &sight, &in_flight, jobs_rx, done_tx);
         let d = done_rx.recv().unwrap();
-        assert_eq!((d.claim.id, d.answer), (9, Answer::Fail), "nothing listens there");
+        assert_eq!(
+            (d.claim.id, d.answer),
+            (9, Answer::Fail),
+            "nothing listens there"
+        );
         assert!(d.trace.contains("[Fail]"), "{}", d.trace);
         assert!(d.line.starts_with("[3] "), "{}", d.line);
     }

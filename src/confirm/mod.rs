@@ -108,7 +108,10 @@ impl Confirm {
         if e.class() == db::Class::Transient {
             log::debug!("confirm: a passing conflict, retrying at the next look: {e}");
         } else if !self.failing {
-            log::warn!("confirm: {e}; retrying every {} ms", poll::EVERY.as_millis());
+            log::warn!(
+                "confirm: {e}; retrying every {} ms",
+                poll::EVERY.as_millis()
+            );
             self.failing = true;
         }
     }

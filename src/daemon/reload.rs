@@ -86,7 +86,10 @@ fn restart_needed(new: &Config, running: &Config) -> Vec<&'static str> {
         ),
         ("Connectivity", new.connectivity != running.connectivity),
         ("BlindPercent", new.blind_percent != running.blind_percent),
-        ("SourceAddress", new.source_address != running.source_address),
+        (
+            "SourceAddress",
+            new.source_address != running.source_address,
+        ),
         (
             "ConfirmFailures",
             new.cluster.confirm_failures != running.cluster.confirm_failures,

@@ -332,7 +332,9 @@ fn start_confirm(
     let stop = ports.stop;
     pipeline
         .confirm()
-        .spawn("skypunch-confirm", None, move || confirm::run(c, ends, stop))?;
+        .spawn("skypunch-confirm", None, move || {
+            confirm::run(c, ends, stop)
+        })?;
     Ok(())
 }
 

@@ -92,7 +92,8 @@ fn answer(mut conn: TcpStream, refuse: Refuse) {
     } else {
         "200 OK"
     };
-    let response = format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+    let response =
+        format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
     let _ = conn.write_all(response.as_bytes());
 }
 
@@ -209,7 +210,9 @@ fn a_failure_only_its_owner_sees_is_recorded_unconfirmed_and_pages_nobody() {
         "SELECT COUNT(*) FROM incidents WHERE target_id = {id} AND ended IS NULL \
          AND unconfirmed = 1 AND alerted = 0"
     );
-    wait_count(db, "the incident recorded unconfirmed", &unconfirmed, |n| n == 1);
+    wait_count(db, "the incident recorded unconfirmed", &unconfirmed, |n| {
+        n == 1
+    });
     // It is asked again at each failing check: the first of them was not a fluke.
     wait_count(
         db,
@@ -369,7 +372,9 @@ fn a_request_nobody_answers_goes_out_after_its_bound_saying_why() {
     for n in 1..=6 {
         db.add_watched(&format!("api-{n}"), &web.url());
     }
-    db.write_config(&format!("StatsInterval: 0\n{NOTIFY}[cluster]\nNodeName: mon-1"));
+    db.write_config(&format!(
+        "StatsInterval: 0\n{NOTIFY}[cluster]\nNodeName: mon-1"
+    ));
     let daemon = Daemon::start(&db);
     wait_count(
         &db,

@@ -137,7 +137,9 @@ pub fn screen<'a>(
             (AlertKind::Success, ..) if pending.contains_key(&id) => {
                 let request = pending.remove(&id).unwrap_or_default();
                 let settled = resolve(tx, request, true)?;
-                let paged = settled.as_ref().is_some_and(|r| r.fate != Fate::Unconfirmed);
+                let paged = settled
+                    .as_ref()
+                    .is_some_and(|r| r.fate != Fate::Unconfirmed);
                 out.resolved.extend(settled);
                 if paged {
                     out.send.push(alert);
@@ -233,10 +235,7 @@ pub(super) const TRACE_BYTES: usize = super::results::MAX_TRACE_BYTES / 2 - 1000
 
 /// The pending requests of these targets, locked (a confirm thread settling one waits for
 /// this transaction, and then finds it settled).
-fn pending(
-    tx: &mut impl Queryable,
-    ids: &[TargetId],
-) -> Result<HashMap<TargetId, u64>, Error> {
+fn pending(tx: &mut impl Queryable, ids: &[TargetId]) -> Result<HashMap<TargetId, u64>, Error> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         let marks = vec!["?"; chunk.len()].join(",");

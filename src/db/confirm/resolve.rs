@@ -56,10 +56,9 @@ impl Resolved {
                 "[{id}] FAILURE not confirmed: {}; recorded as unconfirmed, nobody paged",
                 self.note
             ),
-            Fate::NotConfirmed => log::warn!(
-                "[{id}] FAILURE sent without confirmation: {}",
-                self.note
-            ),
+            Fate::NotConfirmed => {
+                log::warn!("[{id}] FAILURE sent without confirmation: {}", self.note)
+            }
         }
     }
 }
@@ -124,6 +123,7 @@ pub fn resolve(
     id: u64,
     recovered: bool,
 ) -> Result<Option<Resolved>, Error> {
+    lock_target(tx, id)?;
     let row: Option<mysql::Row> = tx
         .exec_first(READ, (id,))
         .map_err(Error::query("reading a confirmation request"))?;
@@ -148,6 +148,24 @@ pub fn resolve(
         requested_by: r.requested_by,
         note,
     }))
+}
+
+/// Locks the row of request `id`'s target first, as the result transactions do before they
+/// touch its requests: both lock in the same order, so they wait for each other instead of
+/// deadlocking.
+fn lock_target(tx: &mut impl Queryable, id: u64) -> Result<(), Error> {
+    let target: Option<mysql::Row> = tx
+        .exec_first("SELECT target_id FROM confirmations WHERE id = ?", (id,))
+        .map_err(Error::query("reading a confirmation request"))?;
+    let Some(target) = decode::first("confirmations", target, |f| f.reference(0, "target_id"))
+    else {
+        return Ok(());
+    };
+    tx.exec_drop(
+        "SELECT id FROM targets FORCE INDEX (PRIMARY) WHERE id = ? FOR UPDATE",
+        (target,),
+    )
+    .map_err(Error::query("locking a confirmed target's row"))
 }
 
 /// What a request comes to now, in words; `None` while it is still to wait for.
@@ -273,7 +291,11 @@ mod tests {
         r.claimed_by = Some("mon-2".into());
         r.answer = Some("FAIL".into());
         let (fate, note) = judge(&r, true).unwrap();
-        assert_eq!(fate, Fate::Confirmed, "an answer outweighs a recovery since");
+        assert_eq!(
+            fate,
+            Fate::Confirmed,
+            "an answer outweighs a recovery since"
+        );
         assert_eq!(note, "node mon-2 found it failing too");
         r.answer = Some("PASS".into());
         assert_eq!(judge(&r, false).unwrap().0, Fate::Unconfirmed);
@@ -292,7 +314,10 @@ mod tests {
         assert_eq!(judge(&r, false).unwrap().1, "no node took it within 7 s");
         let mut r = pending();
         r.alone = true;
-        assert_eq!(judge(&r, false).unwrap().1, "no other node is live to check it");
+        assert_eq!(
+            judge(&r, false).unwrap().1,
+            "no other node is live to check it"
+        );
     }
 
     #[test]
