@@ -3,7 +3,8 @@
 //! 127.0.0.1 and 127.0.0.2), and a target whose server answers 503 to one address only or to
 //! both. A failure only its owner sees is recorded `unconfirmed` and pages nobody, its
 //! recovery neither; one both see pages once, the mail holding both checks' traces and the
-//! confirming node's name; a request nobody answers goes out after its bound, saying why.
+//! confirming node's name; a request nobody answers goes out after its bound, saying why;
+//! one whose node was killed is settled once by the other.
 //! Real SMTP (aiosmtpd) and HTTP servers on 127.0.0.1.
 
 use std::io::{Read, Write};
@@ -420,4 +421,43 @@ fn a_lone_node_pages_at_once_without_asking() {
     assert!(!text.contains("-- the check from node"), "as today: {text}");
     daemon.terminate(WAIT);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM confirmations"), 0);
+}
+
+#[test]
+fn a_request_of_a_node_killed_meanwhile_is_settled_once_by_the_other() {
+    let mut p = Pair::start();
+    let id = p.id;
+    let (owner, _) = p.owner;
+    p.web.refuse(Refuse::Everybody);
+    wait_count(
+        &p.db,
+        "a request",
+        "SELECT COUNT(*) FROM confirmations",
+        |n| n >= 1,
+    );
+    // The node that asked dies before it can settle its request (most likely: settling takes
+    // the other's look, its check and the asker's look): the other settles it once it is past
+    // its deadline by DeadAfter, and takes the target over knowing its FAILURE is owed.
+    let at = if owner == "mon-1" { 0 } else { 1 };
+    p.daemons.remove(at).kill();
+    let got = p.smtp.wait_messages(1);
+    assert_eq!(got[0]["subject"], "Skypunch FAILURE detected for api");
+    wait_count(
+        &p.db,
+        "the survivor checking the target",
+        &format!("SELECT COUNT(*) FROM targets WHERE id = {id} AND status = 'FAIL'"),
+        |n| n == 1,
+    );
+    // DeadAfter and more: the survivor has long taken the target over.
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(p.smtp.messages().len(), 1, "paged once");
+    let pending = "SELECT COUNT(*) FROM confirmations WHERE state = 'PENDING'";
+    assert_eq!(count(&p.db, pending), 0, "settled");
+    assert_eq!(
+        count(&p.db, "SELECT COUNT(*) FROM confirmations"),
+        1,
+        "asked once"
+    );
+    let (db, _) = p.stop();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM alerts"), 1);
 }
