@@ -225,6 +225,7 @@ mod tests {
             states,
             stale: Vec::new(),
             withheld: Vec::new(),
+            withdrawn: Vec::new(),
             took: Duration::ZERO,
         }
     }
