@@ -138,6 +138,14 @@ fn a_node_whose_connectivity_list_fails_holds_its_alerts_and_says_so_once() {
         shown.contains("held: the node checking it could not reach its network"),
         "{shown}"
     );
+    let api = crate::http::get(port, &format!("/api/v1/targets/{store}")).body;
+    let json: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(json["incidents"][0]["monitor_blind"], true, "{api}");
+    assert_eq!(
+        json["incidents"][0]["suppressed_by"],
+        serde_json::Value::Null,
+        "{api}"
+    );
 
     see_again(&dir);
     smtp.wait_messages(3);
