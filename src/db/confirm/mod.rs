@@ -16,7 +16,7 @@ mod resolve;
 
 pub use resolve::{resolve, Fate, Resolved};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
@@ -97,8 +97,11 @@ impl Screened<'_> {
 ///   a request (none when one is pending already) instead of the alert;
 /// - a recovery of a target whose request is pending: settled now ([`resolve`]), and the
 ///   recovery goes out only if the FAILURE did (the second node had found it failing too);
-/// - a recovery or reminder of a target whose latest incident was not confirmed, or whose
-///   request is pending: nobody heard of that failure, so nobody hears of this.
+/// - a reminder of a target whose request is pending: nobody heard of that failure yet.
+///
+/// A recovery or reminder of an incident that was not confirmed never gets here:
+/// [`super::holds::decide`] drops it (nobody heard of that failure), and a reminder sets the
+/// target back to not alerted, so that its next failing check asks again.
 pub fn screen<'a>(
     tx: &mut mysql::Transaction,
     alerts: &[&'a NewAlert],
@@ -111,7 +114,6 @@ pub fn screen<'a>(
         .map(|a| a.target_id)
         .collect();
     let mut pending = pending(tx, &later)?;
-    let unconfirmed = latest_unconfirmed(tx, &later)?;
     let confirmable = alerts
         .iter()
         .any(|a| a.kind == AlertKind::Failure && a.confirm.is_some());
@@ -147,9 +149,7 @@ pub fn screen<'a>(
                     out.dropped += 1;
                 }
             }
-            (AlertKind::Success | AlertKind::Reminder, ..)
-                if pending.contains_key(&id) || unconfirmed.contains(&id) =>
-            {
+            (AlertKind::Success | AlertKind::Reminder, ..) if pending.contains_key(&id) => {
                 out.dropped += 1;
             }
             _ => out.send.push(alert),
@@ -250,31 +250,6 @@ fn pending(tx: &mut impl Queryable, ids: &[TargetId]) -> Result<HashMap<TargetId
             .map_err(Error::query("reading the pending confirmations"))?;
         found.extend(decode::good_rows("confirmations", rows, |f| {
             Ok((f.id(0, "target_id")?, f.id(1, "id")?))
-        }));
-    }
-    Ok(found)
-}
-
-/// The targets among `ids` whose latest incident was not confirmed by a second node.
-fn latest_unconfirmed(
-    tx: &mut impl Queryable,
-    ids: &[TargetId],
-) -> Result<HashSet<TargetId>, Error> {
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let rows: Vec<mysql::Row> = tx
-            .exec(
-                format!(
-                    "SELECT i.target_id FROM incidents i WHERE i.target_id IN ({marks}) \
-                     AND i.unconfirmed <> 0 AND i.id = (SELECT MAX(j.id) FROM incidents j \
-                     WHERE j.target_id = i.target_id)"
-                ),
-                chunk.to_vec(),
-            )
-            .map_err(Error::query("reading which incidents were not confirmed"))?;
-        found.extend(decode::good_rows("incidents", rows, |f| {
-            f.id(0, "target_id")
         }));
     }
     Ok(found)
