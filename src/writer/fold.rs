@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::Writer;
 use crate::base::model::{
-    AlertKind, CheckResult, NewAlert, Status, TargetId, TargetState, Verdict,
+    AlertKind, CheckResult, Method, NewAlert, Status, TargetId, TargetState, Verdict,
 };
 use crate::base::rollup;
 use crate::base::sight::Seen;
@@ -96,6 +96,7 @@ impl Writer {
                 parent: t.depends_on,
                 network: network.then(|| SystemTime::from(f.at)),
                 blind: false,
+                confirm: (t.method != Method::Push).then_some(t.timeout),
             });
             self.stats.alert_queued();
         }
@@ -115,8 +116,15 @@ impl Writer {
     pub(super) fn purge(&mut self) {
         let in_flight = self.in_flight.as_ref().map(|b| &b.ids);
         let pending = &self.pending;
+        let window = &mut self.suspicion.window;
         self.states.retain(|id, k| {
-            !k.forget || pending.contains_key(id) || in_flight.is_some_and(|ids| ids.contains(id))
+            let keep = !k.forget
+                || pending.contains_key(id)
+                || in_flight.is_some_and(|ids| ids.contains(id));
+            if let (false, Some(seen)) = (keep, k.seen) {
+                window.forget(seen);
+            }
+            keep
         });
     }
 
@@ -132,7 +140,9 @@ impl Writer {
         }
         let mut lost = 0;
         for (id, checks) in stale {
-            self.states.remove(id);
+            if let Some(seen) = self.states.remove(id).and_then(|o| o.seen) {
+                self.suspicion.window.forget(seen);
+            }
             let later = self.pending.remove(id).map_or(0, |u| u.counts.checks());
             self.alerts.retain(|a| a.target_id != *id);
             self.stats.add_results_dropped(later);
@@ -225,6 +235,7 @@ mod tests {
             states,
             stale: Vec::new(),
             withheld: Vec::new(),
+            withdrawn: Vec::new(),
             took: Duration::ZERO,
         }
     }

@@ -26,7 +26,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 pub(super) struct Suspicion {
     /// `[settings] BlindPercent`; 100: never.
     percent: u32,
-    window: sight::Window,
+    pub(super) window: sight::Window,
     suspected: bool,
     /// The sight thread's count of suspicions it ended, as last seen.
     cleared: u64,
@@ -144,6 +144,17 @@ impl Writer {
             );
         }
         self.sight.suspect(now, sample);
+    }
+
+    /// The store thread withdrew the FAILUREs of these targets raised in an earlier batch,
+    /// and moved their rows on once more for any other node that read them meanwhile: this
+    /// writer's memory moves on with them.
+    pub(super) fn withdrawn(&mut self, ids: &[TargetId]) {
+        for id in ids {
+            if let Some(owned) = self.states.get_mut(id) {
+                owned.state.seq += 1;
+            }
+        }
     }
 
     /// The store thread held the FAILURE alerts of these targets: nobody was told they

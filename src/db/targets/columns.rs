@@ -102,14 +102,19 @@ const COLUMNS: [Column; 59] = [
 /// Why the open incident's FAILURE alert is held, when it is: its parent (`depends_on`) was
 /// in FAIL (the parent named from the incident that held it, so an edit of `depends_on`
 /// since does not change what happened), or the node checking it could not reach its
-/// network. NULL otherwise, and once the FAILURE went out.
+/// network, or a second node is confirming the failure or found the target up (unconfirmed).
+/// NULL otherwise, and once the FAILURE went out.
 const HELD: &str = "CASE WHEN i.alerted = 0 AND i.suppressed_by IS NOT NULL THEN \
     (SELECT CONCAT('parent ', IF(p.name = '', CONCAT('target ', p.id), p.name), \
     IF(p.status = 'FAIL' AND p.enabled <> 0, ' is down', \
     ' was down; it alerts at its next check if it still fails')) \
     FROM incidents pi JOIN targets p ON p.id = pi.target_id WHERE pi.id = i.suppressed_by) \
     WHEN i.alerted = 0 AND i.monitor_blind <> 0 THEN 'the node checking it could not reach \
-    its network; it alerts at its next check if it still fails' END";
+    its network; it alerts at its next check if it still fails' \
+    WHEN EXISTS (SELECT 1 FROM confirmations c WHERE c.open_target = t.id) THEN 'a second \
+    node is checking it to confirm the failure' \
+    WHEN i.alerted = 0 AND i.unconfirmed <> 0 THEN 'unconfirmed: a second node found it up; \
+    it is checked again from there at its next failing check' END";
 
 /// The place of column `name` in [`COLUMNS`]; evaluated at compile time by the decoder's
 /// `at!`, so a name the list does not hold fails the build.
@@ -196,6 +201,8 @@ const SHOWN: u64 = FIGURES
         "depends_on",
         "held",
     ]);
+/// What the API's answer for one target shows: its conditions and request headers too.
+const DETAIL: u64 = SHOWN | mask(&["conditions", "request_headers"]);
 const INCIDENT: u64 = mask(&["incident_started", "incident_reason", "held"]);
 
 /// Which columns a read takes: the others are not read and their fields keep their defaults
@@ -215,6 +222,9 @@ pub enum Read {
     /// What the status pages and the API show: never `authn_parms` or the trace (and
     /// `push_token` only to be shown masked).
     Shown,
+    /// [`Read::Shown`] and the `conditions` and `request_headers` (the API's answer for one
+    /// target): not a list's, since each can hold 64 KiB and a page has up to 5,000 rows.
+    Detail,
     /// What `/metrics` shows ([`TargetRow::counts`](super::TargetRow::counts) and the last
     /// check's figures).
     Figures,
@@ -227,6 +237,7 @@ impl Read {
             Read::NoTrace => NO_TRACE,
             Read::State => STATE,
             Read::Shown => SHOWN,
+            Read::Detail => DETAIL,
             Read::Figures => FIGURES,
         }
     }
@@ -301,12 +312,23 @@ mod tests {
     #[test]
     fn a_read_takes_only_its_columns_and_keeps_every_place() {
         assert!(select(Read::All).starts_with("SELECT t.id, t.name, t.tenantid, "));
-        for read in [Read::NoTrace, Read::State, Read::Shown, Read::Figures] {
+        for read in [
+            Read::NoTrace,
+            Read::State,
+            Read::Shown,
+            Read::Detail,
+            Read::Figures,
+        ] {
             assert!(!select(read).contains("t.last_trace"), "{read:?}");
         }
         assert!(select(Read::State).starts_with("SELECT t.id, t.status, t.repeated_fails, "));
         assert!(select(Read::NoTrace).contains("t.authn_parms"));
         assert!(!select(Read::Shown).contains("t.authn_parms"));
+        assert!(!select(Read::Detail).contains("t.authn_parms"));
+        assert!(!select(Read::Shown).contains("t.conditions"));
+        assert!(!select(Read::Shown).contains("t.request_headers"));
+        assert!(select(Read::Detail).contains("t.conditions, t.request_headers, "));
+        assert!(select(Read::Detail).ends_with(FROM));
         assert!(select(Read::State).ends_with("FROM targets t"));
         assert!(select(Read::NoTrace).ends_with("FROM targets t"));
         assert!(select(Read::Figures).ends_with(FROM));

@@ -66,6 +66,7 @@ pub(super) fn incident_table(out: &mut String, incidents: &[Listed], with_target
     for Listed {
         incident: i,
         target_name,
+        ..
     } in incidents
     {
         let (class, lasted) = match i.ended {
@@ -86,9 +87,15 @@ pub(super) fn incident_table(out: &mut String, incidents: &[Listed], with_target
         } else {
             &i.last_reason
         };
+        // Seen failing from one node only: nobody was paged.
+        let unconfirmed = if i.unconfirmed {
+            " <span class=\"held\">unconfirmed</span>"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "<td>{}</td><td>{lasted}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{lasted}</td><td>{}</td><td>{}{unconfirmed}</td></tr>",
             time(i.started),
             i.failed_checks,
             html(reason)
