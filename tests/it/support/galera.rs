@@ -47,8 +47,6 @@ struct Node {
 pub struct Galera {
     dir: PathBuf,
     nodes: Vec<Node>,
-    /// More `wsrep_provider_options` (`evs.suspect_timeout=PT5S;...`).
-    provider_extra: String,
 }
 
 impl Galera {
@@ -66,13 +64,13 @@ impl Galera {
                 ("127.0.0.1".to_string(), ports, None)
             })
             .collect();
-        Galera::launch_all(nodes, "")
+        Galera::launch_all(nodes)
     }
 
-    /// Starts one node in each namespace of `net`, on the standard ports of the
-    /// namespace's address, with `provider_extra` added to `wsrep_provider_options`; waits
-    /// until every one is synced. Root may log in from the test (the bridge's address).
-    pub fn start_in(net: &Net, n: usize, provider_extra: &str) -> Galera {
+    /// Starts one node in each of the first `n` namespaces of `net`, on the standard ports
+    /// of the namespace's address (Galera's default timeouts); waits until every one is
+    /// synced. Root may log in from the test (the bridge's address).
+    pub fn start_in(net: &Net, n: usize) -> Galera {
         let ports = Ports {
             sql: 3306,
             gcomm: 4567,
@@ -82,10 +80,10 @@ impl Galera {
         let nodes = (0..n)
             .map(|i| (net.addr(i), ports, Some(net.ns(i).to_string())))
             .collect();
-        Galera::launch_all(nodes, provider_extra)
+        Galera::launch_all(nodes)
     }
 
-    fn launch_all(places: Vec<(String, Ports, Option<String>)>, provider_extra: &str) -> Galera {
+    fn launch_all(places: Vec<(String, Ports, Option<String>)>) -> Galera {
         assert!(
             Path::new(PROVIDER).exists(),
             "{PROVIDER} is missing: scripts/test installs galera-4"
@@ -115,15 +113,7 @@ impl Galera {
             .collect();
         let n = nodes.len();
         open_to_all(&dir);
-        let mut galera = Galera {
-            dir,
-            nodes,
-            provider_extra: if provider_extra.is_empty() {
-                String::new()
-            } else {
-                format!(";{provider_extra}")
-            },
-        };
+        let mut galera = Galera { dir, nodes };
         galera.launch(0, true);
         galera.wait_synced(0, 1);
         if galera.nodes[0].ns.is_some() {
@@ -213,8 +203,8 @@ impl Galera {
         .arg(format!("--wsrep-node-name=n{i}"))
         .arg(format!(
             "--wsrep-provider-options=gmcast.listen_addr=tcp://{addr}:{};\
-             ist.recv_addr={addr}:{};gcache.size=16M{}",
-            p.gcomm, p.ist, self.provider_extra
+             ist.recv_addr={addr}:{};gcache.size=16M",
+            p.gcomm, p.ist
         ))
         .arg(format!("--wsrep-sst-receive-address={addr}:{}", p.sst));
         if bootstrap {

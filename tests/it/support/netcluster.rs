@@ -47,8 +47,13 @@ impl Bench {
                 return None;
             }
         };
+        let nft = std::process::Command::new("nft").arg("--version").output();
+        assert!(
+            nft.is_ok_and(|o| o.status.success()),
+            "nft (nftables) is missing: run the tests with scripts/test, which installs it"
+        );
         let permit = Permit::take();
-        let galera = Galera::start_in(&net, 3, "");
+        let galera = Galera::start_in(&net, 3);
         let db = TestDb::new_on(galera.server(0));
         db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1\nSmtpTimeout: 2");
         Some(Bench {
