@@ -77,6 +77,8 @@ pub struct ClusterConfig {
     pub node_name: String,
     /// A node whose heartbeat is older than this is dead; its targets go to the others.
     pub dead_after: Duration,
+    /// `ConfirmFailures`: a FAILURE due here is checked again by another live node first.
+    pub confirm_failures: bool,
 }
 
 impl ClusterConfig {

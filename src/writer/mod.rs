@@ -139,6 +139,7 @@ impl Writer {
         match msg {
             ToWriter::Checked(f) => self.add(f),
             ToWriter::Forget(id) => self.forget(id),
+            ToWriter::Unconfirmed(id) => self.withheld(&[id]),
         }
     }
     fn held_checks(&self) -> u64 {
@@ -237,15 +238,16 @@ pub fn store_channels() -> (StorePorts, StoreEnds) {
     )
 }
 
-/// The store thread's body.
+/// The store thread's body. `confirm`: the FAILUREs it writes are confirmed by another node
+/// whose heartbeat is this fresh, when one is (`[cluster] ConfirmFailures`).
 pub fn run_store(
     pool: db::Pool,
     stats: StoreStats,
-    member: Arc<crate::cluster::Member>,
-    sight: Arc<Sight>,
+    node: (Arc<crate::cluster::Member>, Arc<Sight>),
+    confirm: Option<Duration>,
     ends: StoreEnds,
 ) {
-    store::run(pool, stats, member, sight, ends.batches, ends.outcomes)
+    store::run(pool, stats, node, confirm, ends.batches, ends.outcomes)
 }
 
 /// The thread body: runs until the checks in flight at a stop are over (finished, or

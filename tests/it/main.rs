@@ -13,6 +13,7 @@ mod cli_output;
 mod client_certs;
 mod cluster;
 mod conditions;
+mod confirm;
 mod dependencies;
 mod engine;
 mod faults;

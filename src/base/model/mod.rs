@@ -49,6 +49,9 @@ pub struct CheckResult {
 pub enum ToWriter {
     Checked(CheckResult),
     Forget(TargetId),
+    /// A second node found the target up as its FAILURE became due (`confirm`): nobody was
+    /// paged, so its next failing check raises the FAILURE again.
+    Unconfirmed(TargetId),
 }
 
 /// What the loader tells the wheel.

@@ -92,9 +92,15 @@ pub(super) fn incident_table(
         } else {
             &i.last_reason
         };
+        // Seen failing from one node only: nobody was paged.
+        let unconfirmed = if i.unconfirmed {
+            " <span class=\"held\">unconfirmed</span>"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "<td>{}</td><td>{lasted}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{lasted}</td><td>{}</td><td>{}{unconfirmed}</td></tr>",
             time(i.started),
             i.failed_checks,
             s.html(reason)
