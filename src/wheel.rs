@@ -47,6 +47,9 @@ struct Entry {
     /// Asked to be checked soon while its check ran (a PUSH target pushed): checked again
     /// as soon as that ends.
     again: bool,
+    /// When its last check was dispatched: the periods that had passed by then were missed
+    /// (the node was frozen or stalled), not owed.
+    dispatched: Instant,
 }
 
 /// A slot holds (id, due tick, generation).
@@ -59,6 +62,8 @@ pub struct Wheel {
     /// The next tick to look at.
     cursor: u64,
     entries: HashMap<TargetId, Entry>,
+    /// Rounds skipped since the last [`Wheel::take_missed`].
+    missed: u64,
 }
 
 impl Wheel {
@@ -68,7 +73,15 @@ impl Wheel {
             slots: vec![Vec::new(); SLOTS],
             cursor: 0,
             entries: HashMap::new(),
+            missed: 0,
         }
+    }
+
+    /// The rounds skipped since the last call: periods that had passed before a target's
+    /// check was dispatched (a node frozen or stalled dispatches one round on waking, not its
+    /// backlog).
+    pub fn take_missed(&mut self) -> u64 {
+        std::mem::take(&mut self.missed)
     }
 
     fn tick_of(&self, at: Instant) -> u64 {
@@ -122,6 +135,7 @@ impl Wheel {
                         removed: false,
                         generation: 0,
                         again: false,
+                        dispatched: now,
                     },
                 );
                 self.place(id);
@@ -155,9 +169,11 @@ impl Wheel {
                     Some(e) if e.generation == generation && e.phase == Phase::Waiting => {
                         if due_tick <= now_tick {
                             e.phase = Phase::Running;
+                            e.dispatched = now;
                             out.push(Job {
                                 target: e.target.clone(),
                                 due: e.due,
+                                generation: 0,
                             });
                         } else {
                             keep.push((id, due_tick, generation));
@@ -172,7 +188,9 @@ impl Wheel {
     }
 
     /// A worker finished the target's check: schedule the next one a period after the last due
-    /// time, keeping a steady rate; a check that overran its period runs again at once.
+    /// time, keeping a steady rate; a check that overran its period runs again at once. The
+    /// periods that had already passed when the check was dispatched are skipped (and
+    /// counted): a node that wakes from a freeze checks each target once, not its backlog.
     pub fn check_done(&mut self, id: TargetId, now: Instant) {
         self.check_done_with(id, now, || None);
     }
@@ -199,7 +217,9 @@ impl Wheel {
             Method::Push => push_next(),
             _ => None,
         };
-        e.due = next.unwrap_or(e.due + e.target.frequency).max(now);
+        let (scheduled, missed) = next_round(e.due, e.dispatched, e.target.frequency);
+        self.missed += missed;
+        e.due = next.unwrap_or(scheduled).max(now);
         if std::mem::take(&mut e.again) {
             e.due = now;
         }
@@ -221,6 +241,19 @@ impl Wheel {
             Phase::Waiting => {}
         }
     }
+}
+
+/// The round after one due at `due` and dispatched at `dispatched`, and how many rounds fell
+/// between the two (skipped): the first due time after the dispatch on the grid of the
+/// target's period.
+fn next_round(due: Instant, dispatched: Instant, period: Duration) -> (Instant, u64) {
+    let late = dispatched.saturating_duration_since(due);
+    if period.is_zero() || late < period {
+        return (due + period, 0);
+    }
+    let missed = (late.as_nanos() / period.as_nanos()) as u64;
+    let skip = u32::try_from(missed + 1).unwrap_or(u32::MAX);
+    (due + period.saturating_mul(skip), missed)
 }
 
 /// Where in its period a target's first check falls: spread by the golden ratio over the id,
@@ -266,18 +299,7 @@ pub fn run(ports: Ports, stats: WheelStats) {
         let wait = deadline.saturating_duration_since(Instant::now());
         select! {
             recv(ports.control) -> msg => match msg {
-                Ok(Control::Upsert { target, first }) => {
-                    removed.remove(&target.id);
-                    let now = Instant::now();
-                    if target.method == Method::Push && !wheel.entries.contains_key(&target.id) {
-                        ports.heartbeats.watch(target.id, now);
-                    }
-                    wheel.upsert(target, first, now);
-                }
-                Ok(Control::Remove(id)) => {
-                    removed.insert(id);
-                    wheel.remove(id);
-                }
+                Ok(msg) => take_control(msg, &mut wheel, &mut removed, &ports.heartbeats),
                 Err(_) => break,
             },
             recv(ports.stop.channel()) -> _ => break,
@@ -289,6 +311,12 @@ pub fn run(ports: Ports, stats: WheelStats) {
         }
         deadline = (deadline + TICK).max(now);
         crate::base::fault::point("wheel");
+        // Read before the control messages waiting are taken: a check of a target handed
+        // over whose removal is not taken yet carries at most the generation of the hand-over.
+        let generation = ports.member.generation();
+        for msg in ports.control.try_iter() {
+            take_control(msg, &mut wheel, &mut removed, &ports.heartbeats);
+        }
         let mut finished = 0;
         for id in ports.done.try_iter() {
             wheel.check_done_with(id, now, || ports.heartbeats.next_look(id));
@@ -305,14 +333,38 @@ pub fn run(ports: Ports, stats: WheelStats) {
         // were alive) starts nothing until its heartbeat says it still owns its targets.
         if ports.member.may_check(now) {
             wheel.advance(now, &mut due);
-            ready.extend(due.drain(..));
+            ready.extend(due.drain(..).map(|job| Job { generation, ..job }));
             hand_out(&mut ready, &ports.jobs, &mut watch);
         }
+        stats.add_missed_rounds(wheel.take_missed());
         watch_queues(&mut watch, now, &ready, &ports.jobs, &stats);
     }
     let unstarted = ports.unstarted.discard_queued() + ready.len();
     if unstarted > 0 {
         log::info!("shutdown: {unstarted} due checks not started");
+    }
+}
+
+/// A target to schedule or to drop, from the cluster thread.
+fn take_control(
+    msg: Control,
+    wheel: &mut Wheel,
+    removed: &mut HashSet<TargetId>,
+    heartbeats: &Heartbeats,
+) {
+    match msg {
+        Control::Upsert { target, first } => {
+            removed.remove(&target.id);
+            let now = Instant::now();
+            if target.method == Method::Push && !wheel.entries.contains_key(&target.id) {
+                heartbeats.watch(target.id, now);
+            }
+            wheel.upsert(target, first, now);
+        }
+        Control::Remove(id) => {
+            removed.insert(id);
+            wheel.remove(id);
+        }
     }
 }
 
@@ -403,6 +455,27 @@ mod tests {
             Vec::<TargetId>::new()
         );
         assert_eq!(due_ids(&mut w, t0 + Duration::from_millis(2010)), vec![1]);
+    }
+
+    #[test]
+    fn a_node_waking_from_a_freeze_checks_each_target_once_and_counts_the_rounds_missed() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        w.upsert(target(1, 1), false, t0);
+        assert_eq!(due_ids(&mut w, t0), vec![1]);
+        w.check_done(1, t0 + Duration::from_millis(20));
+        // Frozen from 0.5 s to 30.5 s: one check on waking, the next a period on.
+        let woke = t0 + Duration::from_millis(30_500);
+        assert_eq!(due_ids(&mut w, woke), vec![1]);
+        w.check_done(1, woke + Duration::from_millis(20));
+        assert_eq!(w.take_missed(), 29, "the rounds due at 2 s .. 30 s");
+        assert!(due_ids(&mut w, woke + Duration::from_millis(400)).is_empty());
+        assert_eq!(due_ids(&mut w, woke + Duration::from_millis(510)), vec![1]);
+        // A check that overran its period (no freeze) runs again at once, as before.
+        let slow = woke + Duration::from_millis(2700);
+        w.check_done(1, slow);
+        assert_eq!(due_ids(&mut w, slow + TICK), vec![1]);
+        assert_eq!(w.take_missed(), 0);
     }
 
     #[test]

@@ -1,9 +1,16 @@
-//! This node's membership as the pipeline sees it: its name, its epoch, and the lease within
-//! which it may start checks. The cluster thread writes it after each heartbeat; the wheel and
-//! the workers read the lease before each dispatch and each check, the store thread reads the
+//! This node's membership as the pipeline sees it: its name, its epoch, the lease within
+//! which it may start checks, and its ownership generation. The cluster thread writes it
+//! after each heartbeat; the wheel and the workers read the lease before each dispatch and
+//! each check (the wheel stamps each check with the generation), the store thread reads the
 //! fence every result write is conditional on.
+//!
+//! A lone node has a lease too: frozen (a paused VM, SIGSTOP) while a second node joined and
+//! declared it dead, it must not dispatch its backlog on waking before its heartbeat has told
+//! it so. Only a heartbeat that hangs on the database, started within the lease, keeps a lone
+//! node's lease alive while it runs (nobody else could take its targets through a database it
+//! cannot reach either), and a failed one renews it.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::db::nodes::Fence;
@@ -18,9 +25,19 @@ pub struct Member {
     epoch: AtomicI64,
     origin: Instant,
     /// Milliseconds since `origin` until which this node may dispatch checks; `u64::MAX`
-    /// while it is the only live node.
+    /// until the first heartbeat.
     lease_until: AtomicU64,
+    /// Whether the last view had this node alone.
+    alone: AtomicBool,
+    /// Milliseconds since `origin` when the heartbeat running now started; `NONE`: none runs.
+    beating_since: AtomicU64,
+    /// Moved on (by one) each time targets change hands here: a check carries the value of
+    /// its dispatch, and its result is dropped if its target was handed over at a later or
+    /// equal generation (see `ToWriter::HandedOver`).
+    generation: AtomicU64,
 }
+
+const NONE: u64 = u64::MAX;
 
 impl Member {
     pub(super) fn new(fence: Fence) -> Member {
@@ -29,6 +46,9 @@ impl Member {
             epoch: AtomicI64::new(fence.epoch),
             origin: Instant::now(),
             lease_until: AtomicU64::new(u64::MAX),
+            alone: AtomicBool::new(true),
+            beating_since: AtomicU64::new(NONE),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -48,21 +68,43 @@ impl Member {
         self.epoch.store(epoch, Ordering::Relaxed);
     }
 
-    /// Whether this node may start checks now: within the lease of its last heartbeat.
+    /// Whether this node may start checks now: within the lease of its last heartbeat, or,
+    /// alone, while a heartbeat started within it still waits for the database.
     pub fn may_check(&self, now: Instant) -> bool {
         let until = self.lease_until.load(Ordering::Relaxed);
-        until == u64::MAX || self.millis(now) < until
+        if until == u64::MAX || self.millis(now) < until {
+            return true;
+        }
+        let since = self.beating_since.load(Ordering::Relaxed);
+        self.alone.load(Ordering::Relaxed) && since != NONE && since < until
     }
 
-    /// Renews the lease until `until`; `None`: no lease needed (the node is alone).
-    pub(super) fn lease(&self, until: Option<Instant>) {
-        let value = until.map_or(u64::MAX, |t| self.millis(t));
-        self.lease_until.store(value, Ordering::Relaxed);
+    /// Renews the lease until `until`, the node `alone` in its view or not.
+    pub(super) fn lease(&self, until: Instant, alone: bool) {
+        self.alone.store(alone, Ordering::Relaxed);
+        self.lease_until.store(self.millis(until), Ordering::Relaxed);
+    }
+
+    /// A heartbeat starts at `at` (`None`: it ended).
+    pub(super) fn beating(&self, at: Option<Instant>) {
+        let value = at.map_or(NONE, |t| self.millis(t));
+        self.beating_since.store(value, Ordering::Relaxed);
+    }
+
+    /// The ownership generation now, which the wheel stamps on each check it dispatches.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Moves the generation on, before targets change hands: returns the new value.
+    pub(super) fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Ends the lease at once: the node starts nothing until it has joined again.
     pub(super) fn revoke(&self) {
-        self.lease(Some(self.origin));
+        self.alone.store(false, Ordering::Relaxed);
+        self.lease_until.store(0, Ordering::Relaxed);
     }
 
     fn millis(&self, t: Instant) -> u64 {
@@ -84,12 +126,47 @@ mod tests {
         let now = Instant::now();
         assert!(
             m.may_check(now + Duration::from_secs(3600)),
-            "alone: no lease"
+            "no lease before the first heartbeat"
         );
-        m.lease(Some(now + Duration::from_secs(5)));
+        m.lease(now + Duration::from_secs(5), false);
         assert!(m.may_check(now));
         assert!(!m.may_check(now + Duration::from_secs(6)));
         m.revoke();
         assert!(!m.may_check(Instant::now()));
+    }
+
+    #[test]
+    fn a_lone_nodes_lease_runs_out_unless_a_heartbeat_started_within_it_still_runs() {
+        let m = Member::new(Fence {
+            node: "a".into(),
+            epoch: 1,
+        });
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        m.lease(now + s(5), true);
+        assert!(!m.may_check(now + s(60)), "frozen for a minute");
+        m.beating(Some(now + s(4)));
+        assert!(m.may_check(now + s(30)), "the database hangs its heartbeat");
+        m.beating(None);
+        assert!(!m.may_check(now + s(30)));
+        m.beating(Some(now + s(60)));
+        assert!(
+            !m.may_check(now + s(61)),
+            "a heartbeat begun after waking does not count"
+        );
+        m.lease(now + s(5), false);
+        m.beating(Some(now + s(4)));
+        assert!(!m.may_check(now + s(30)), "not alone: the others take over");
+    }
+
+    #[test]
+    fn the_generation_moves_on() {
+        let m = Member::new(Fence {
+            node: "a".into(),
+            epoch: 1,
+        });
+        assert_eq!(m.generation(), 0);
+        assert_eq!(m.next_generation(), 1);
+        assert_eq!(m.generation(), 1);
     }
 }

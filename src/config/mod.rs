@@ -143,6 +143,9 @@ pub struct ClusterConfig {
     pub node_name: String,
     /// A node whose heartbeat is older than this is dead; its targets go to the others.
     pub dead_after: Duration,
+    /// `MaxClockSkew`: past this offset from the database's clock a node checks nothing;
+    /// zero: no limit.
+    pub max_clock_skew: Duration,
 }
 
 impl ClusterConfig {
@@ -441,6 +444,7 @@ impl Default for Config {
             cluster: ClusterConfig {
                 node_name: String::new(),
                 dead_after: Duration::from_secs(6),
+                max_clock_skew: Duration::from_secs(5),
             },
             http: HttpConfig {
                 listen: vec![Endpoint {

@@ -60,6 +60,10 @@ struct Daemon {
     oldest_wait_s: f64,
     late_starts: u64,
     rows_skipped: u64,
+    stale_results: u64,
+    missed_rounds: u64,
+    clock_offset_s: f64,
+    skewed: u64,
     /// Whether the per-target read worked (`skypunch_scrape_database_ok`).
     read_ok: bool,
 }
@@ -145,6 +149,10 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
         oldest_wait_s: s.oldest_wait_ms() as f64 / 1000.0,
         late_starts: s.late_starts(),
         rows_skipped: crate::db::decode::skipped(),
+        stale_results: s.stale_results(),
+        missed_rounds: s.missed_rounds(),
+        clock_offset_s: s.clock_offset_ms() as f64 / 1000.0,
+        skewed: s.skewed(),
         read_ok,
     }
 }
@@ -297,6 +305,16 @@ impl Scrape {
                 "Database rows left out because they do not decode (each counted once).",
                 d.rows_skipped,
             ),
+            (
+                "skypunch_results_stale",
+                "Results of checks started before their target was handed to another node: dropped.",
+                d.stale_results,
+            ),
+            (
+                "skypunch_rounds_missed",
+                "Rounds of checks skipped because the node was frozen or stalled past them.",
+                d.missed_rounds,
+            ),
         ];
         for (name, help, v) in counters {
             counter(e, name, help, v)?;
@@ -377,6 +395,16 @@ impl Scrape {
                 "skypunch_node_blind",
                 "1 while this node cannot reach its network (its alerts of network errors held).",
                 d.blind as f64,
+            ),
+            (
+                "skypunch_clock_offset_seconds",
+                "This node's clock minus the database's, at the last heartbeat.",
+                d.clock_offset_s,
+            ),
+            (
+                "skypunch_node_skewed",
+                "1 while this node's clock is past MaxClockSkew (it checks nothing).",
+                d.skewed as f64,
             ),
             ("skypunch_workers", "[settings] Workers.", d.workers as f64),
             (
