@@ -75,7 +75,7 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
          lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} busy={} \
          oldest_wait_ms={} late_starts={} abandoned={} rows_skipped={} stale_results={} \
-         missed_rounds={} clock_offset_ms={} final={}
+         missed_rounds={} clock_offset_ms={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,

@@ -102,7 +102,9 @@ pub fn blind() -> bool {
 #[cfg(feature = "fault-injection")]
 pub fn clock_shift_ms() -> i64 {
     std::env::var_os("SKYPUNCH_FAULT_DIR")
-        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join("clock-shift")).ok())
+        .and_then(|dir| {
+            std::fs::read_to_string(std::path::Path::new(&dir).join("clock-shift")).ok()
+        })
         .and_then(|text| text.trim().parse().ok())
         .unwrap_or(0)
 }

@@ -509,7 +509,10 @@ pub enum ToWriter {
     /// Handed to another node at ownership generation `generation` (the cluster thread):
     /// forgotten as by `Forget`, and the results of checks dispatched at or before that
     /// generation, which arrive late, are dropped and counted instead of written.
-    HandedOver { id: TargetId, generation: u64 },
+    HandedOver {
+        id: TargetId,
+        generation: u64,
+    },
 }
 
 /// Which way a target's alert goes.

@@ -82,7 +82,8 @@ impl Member {
     /// Renews the lease until `until`, the node `alone` in its view or not.
     pub(super) fn lease(&self, until: Instant, alone: bool) {
         self.alone.store(alone, Ordering::Relaxed);
-        self.lease_until.store(self.millis(until), Ordering::Relaxed);
+        self.lease_until
+            .store(self.millis(until), Ordering::Relaxed);
     }
 
     /// A heartbeat starts at `at` (`None`: it ended).

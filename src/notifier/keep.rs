@@ -36,7 +36,9 @@ pub(super) fn while_sending<T>(
             .name("skypunch-claim".into())
             .spawn_scoped(s, move || keep(pool, claim, node, smtp_timeout, &ended));
         if let Err(e) = keeper {
-            log::warn!("notifier: cannot start the thread that renews a claim ({e}): sending without it");
+            log::warn!(
+                "notifier: cannot start the thread that renews a claim ({e}): sending without it"
+            );
         }
         let out = send();
         drop(done);

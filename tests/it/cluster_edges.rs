@@ -243,14 +243,23 @@ fn a_mail_through_a_tarpit_longer_than_the_claim_goes_out_once_with_two_nodes() 
     );
     let db = &setup.db;
     let tarpit = Tarpit::start(Duration::from_millis(600), 40);
-    let notifier = add_notifier(db, "ops", "SMTP", "ops@example.com", &plain(tarpit.port), true);
+    let notifier = add_notifier(
+        db,
+        "ops",
+        "SMTP",
+        "ops@example.com",
+        &plain(tarpit.port),
+        true,
+    );
     let target = db.add_target("name, url, enabled", "'shop', 'http://127.0.0.1:9/', 0");
     queue_alert(db, target, "FAILURE", "GET http://127.0.0.1:9/ refused");
     let mut a = Node::new(&setup, 0, "node-a", 3);
     a.start();
-    wait_for(Duration::from_secs(15), "node-a's notifier connects", || {
-        (tarpit.connections.load(Ordering::SeqCst) >= 1).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "node-a's notifier connects",
+        || (tarpit.connections.load(Ordering::SeqCst) >= 1).then_some(()),
+    );
     let sending = Instant::now();
     // Past the claim's 14 s: a second node whose notifier's first pass sees the delivery.
     std::thread::sleep(Duration::from_secs(16));
@@ -263,7 +272,11 @@ fn a_mail_through_a_tarpit_longer_than_the_claim_goes_out_once_with_two_nodes() 
     // node-b's notifier has made passes meanwhile; give it one more chance to send.
     std::thread::sleep(Duration::from_secs(5));
     assert!(took > Duration::from_secs(14), "the send took {took:?}");
-    assert_eq!(tarpit.messages.load(Ordering::SeqCst), 1, "messages received");
+    assert_eq!(
+        tarpit.messages.load(Ordering::SeqCst),
+        1,
+        "messages received"
+    );
     assert_eq!(
         tarpit.connections.load(Ordering::SeqCst),
         1,
@@ -290,69 +303,78 @@ mod clock {
     use crate::nodes::start_nodes;
     use crate::support::{skypunch_cmd, stdout};
 
-/// The `nodes` row of `name`: state and clock offset.
-fn node_row(setup: &Setup, name: &str) -> (String, Option<i64>) {
-    setup.db.one(&format!(
-        "SELECT state, clock_offset_ms FROM nodes WHERE name = '{name}'"
-    ))
-}
+    /// The `nodes` row of `name`: state and clock offset.
+    fn node_row(setup: &Setup, name: &str) -> (String, Option<i64>) {
+        setup.db.one(&format!(
+            "SELECT state, clock_offset_ms FROM nodes WHERE name = '{name}'"
+        ))
+    }
 
-#[test]
-fn a_node_whose_clock_is_off_warns_hands_its_targets_over_past_the_limit_and_comes_back() {
-    let setup = Setup::with("StatsInterval: 1");
-    let web = HttpServer::start(200);
-    add_targets(&setup.db, &web, 20);
-    let nodes = start_nodes(&setup, &["node-a", "node-b"], 3);
-    let (a, b) = (&nodes[0], &nodes[1]);
-    let shift = a.faults().join("clock-shift");
-    let (state, offset) = node_row(&setup, "node-a");
-    assert_eq!(state, "active");
-    assert!(offset.is_some_and(|ms| ms.abs() < 1000), "{offset:?}");
+    #[test]
+    fn a_node_whose_clock_is_off_warns_hands_its_targets_over_past_the_limit_and_comes_back() {
+        let setup = Setup::with("StatsInterval: 1");
+        let web = HttpServer::start(200);
+        add_targets(&setup.db, &web, 20);
+        let nodes = start_nodes(&setup, &["node-a", "node-b"], 3);
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let shift = a.faults().join("clock-shift");
+        let (state, offset) = node_row(&setup, "node-a");
+        assert_eq!(state, "active");
+        assert!(offset.is_some_and(|ms| ms.abs() < 1000), "{offset:?}");
 
-    std::fs::write(&shift, "2500").unwrap();
-    let warned = "cluster: this node's clock is 2.5 s ahead of the database's";
-    wait_for(Duration::from_secs(10), "the WARN line", || a.when(warned));
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(a.log().matches(warned).count(), 1, "warned once");
-    let (_, offset) = node_row(&setup, "node-a");
-    assert!(offset.is_some_and(|ms| (2000..3000).contains(&ms)), "{offset:?}");
+        std::fs::write(&shift, "2500").unwrap();
+        let warned = "cluster: this node's clock is 2.5 s ahead of the database's";
+        wait_for(Duration::from_secs(10), "the WARN line", || a.when(warned));
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(a.log().matches(warned).count(), 1, "warned once");
+        let (_, offset) = node_row(&setup, "node-a");
+        assert!(
+            offset.is_some_and(|ms| (2000..3000).contains(&ms)),
+            "{offset:?}"
+        );
 
-    std::fs::write(&shift, "-7000").unwrap();
-    let skewed = wait_for(Duration::from_secs(10), "the line that says why", || {
-        a.when("7.0 s behind the database's, past [cluster] MaxClockSkew (5 s)")
-    });
-    wait_for(Duration::from_secs(10), "node-b alone checks", || {
-        b.last_sees("node-b").filter(|t| *t >= skewed)
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    let since = log_now();
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(a.checked_after(&since).is_empty(), "node-a still checks");
-    assert_eq!(b.checked_after(&since).len(), 20, "node-b checks them all");
-    let (state, offset) = node_row(&setup, "node-a");
-    assert_eq!(state, "skewed");
-    assert!(offset.is_some_and(|ms| (-7500..-6500).contains(&ms)), "{offset:?}");
-    let status = stdout(&skypunch_cmd(&a.config, &["status"]).output().unwrap());
-    assert!(status.contains("skewed") && status.contains("-7.0 s"), "{status}");
-    let stat = last_stat(&a.log(), "clock_offset_ms").unwrap_or(0);
-    assert!((-7500..-6500).contains(&stat), "clock_offset_ms={stat}");
+        std::fs::write(&shift, "-7000").unwrap();
+        let skewed = wait_for(Duration::from_secs(10), "the line that says why", || {
+            a.when("7.0 s behind the database's, past [cluster] MaxClockSkew (5 s)")
+        });
+        wait_for(Duration::from_secs(10), "node-b alone checks", || {
+            b.last_sees("node-b").filter(|t| *t >= skewed)
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let since = log_now();
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(a.checked_after(&since).is_empty(), "node-a still checks");
+        assert_eq!(b.checked_after(&since).len(), 20, "node-b checks them all");
+        let (state, offset) = node_row(&setup, "node-a");
+        assert_eq!(state, "skewed");
+        assert!(
+            offset.is_some_and(|ms| (-7500..-6500).contains(&ms)),
+            "{offset:?}"
+        );
+        let status = stdout(&skypunch_cmd(&a.config, &["status"]).output().unwrap());
+        assert!(
+            status.contains("skewed") && status.contains("-7.0 s"),
+            "{status}"
+        );
+        let stat = last_stat(&a.log(), "clock_offset_ms").unwrap_or(0);
+        assert!((-7500..-6500).contains(&stat), "clock_offset_ms={stat}");
 
-    std::fs::remove_file(&shift).unwrap();
-    let back = wait_for(Duration::from_secs(10), "the node back", || {
-        a.when("cluster: this node's clock is back within [cluster] MaxClockSkew")
-    });
-    wait_for(Duration::from_secs(10), "node-a checks again", || {
-        let after = log_now();
-        std::thread::sleep(Duration::from_millis(1500));
-        (after > back && !a.checked_after(&after).is_empty()).then_some(())
-    });
-    assert_eq!(node_row(&setup, "node-a").0, "active");
-    run::figures(
-        "cluster_clock_skew",
-        json!({"warn_at_ms": 2500, "skewed_at_ms": -7000, "max_clock_skew_s": 5,
+        std::fs::remove_file(&shift).unwrap();
+        let back = wait_for(Duration::from_secs(10), "the node back", || {
+            a.when("cluster: this node's clock is back within [cluster] MaxClockSkew")
+        });
+        wait_for(Duration::from_secs(10), "node-a checks again", || {
+            let after = log_now();
+            std::thread::sleep(Duration::from_millis(1500));
+            (after > back && !a.checked_after(&after).is_empty()).then_some(())
+        });
+        assert_eq!(node_row(&setup, "node-a").0, "active");
+        run::figures(
+            "cluster_clock_skew",
+            json!({"warn_at_ms": 2500, "skewed_at_ms": -7000, "max_clock_skew_s": 5,
                "checks_by_the_skewed_node": 0, "targets_taken_over": 20}),
-    );
-}
+        );
+    }
 }
 
 #[test]
@@ -375,27 +397,39 @@ fn a_lone_node_frozen_while_a_second_joins_dispatches_no_backlog_on_waking() {
     a.signal(libc::SIGSTOP);
     let mut b = Node::new(&setup, 1, "node-b", 3);
     b.start();
-    wait_for(Duration::from_secs(15), "node-b declares node-a dead", || {
-        b.when("cluster: node node-a sent no heartbeat")
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "node-b declares node-a dead",
+        || b.when("cluster: node node-a sent no heartbeat"),
+    );
     // The backlog of a frozen lone node: 41 targets due every second for a few seconds more.
     std::thread::sleep(Duration::from_secs(4));
     let woke_at = log_now();
     a.signal(libc::SIGCONT);
-    let dead_line = wait_for(Duration::from_secs(10), "node-a learns it was declared dead", || {
-        a.when("was declared dead by the others")
-    });
+    let dead_line = wait_for(
+        Duration::from_secs(10),
+        "node-a learns it was declared dead",
+        || a.when("was declared dead by the others"),
+    );
     // Between waking and its heartbeat, node-a started nothing: only checks its 8 workers had
     // in flight when it froze may end then.
     let burst: Vec<(String, u64)> = check_lines(&a.log())
         .into_iter()
         .filter(|(at, _)| at.as_str() > woke_at.as_str() && at.as_str() < dead_line.as_str())
         .collect();
-    assert!(burst.len() <= 8, "{} checks on waking: {burst:?}", burst.len());
-    wait_for(Duration::from_secs(15), "node-a back in the cluster", || {
-        b.last_sees("node-a, node-b")
-            .filter(|t| t.as_str() > woke_at.as_str())
-    });
+    assert!(
+        burst.len() <= 8,
+        "{} checks on waking: {burst:?}",
+        burst.len()
+    );
+    wait_for(
+        Duration::from_secs(15),
+        "node-a back in the cluster",
+        || {
+            b.last_sees("node-a, node-b")
+                .filter(|t| t.as_str() > woke_at.as_str())
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
     let since = log_now();
     std::thread::sleep(Duration::from_secs(5));
@@ -417,9 +451,15 @@ fn a_lone_node_frozen_while_a_second_joins_dispatches_no_backlog_on_waking() {
         }
     }
     let doubled = per_second.values().filter(|n| n.len() > 1).count();
-    assert!(doubled <= 2, "{doubled} target-seconds checked by both nodes");
+    assert!(
+        doubled <= 2,
+        "{doubled} target-seconds checked by both nodes"
+    );
     let over: Vec<_> = per_target.iter().filter(|(_, n)| **n > 5 + 1).collect();
-    assert!(over.is_empty(), "targets checked more than once a second: {over:?}");
+    assert!(
+        over.is_empty(),
+        "targets checked more than once a second: {over:?}"
+    );
     assert!(!a.checked_after(&since).is_empty(), "node-a checks again");
     let alerts: Vec<(u64, String)> = db.query("SELECT target_id, kind FROM alerts");
     assert_eq!(
