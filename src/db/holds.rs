@@ -3,7 +3,8 @@
 //! is seen down): a FAILURE is held while the target's parent (`depends_on`) is in FAIL, or
 //! when this node could not reach its network at the time of the check that raised it (a
 //! network error, judged by the caller: `NewAlert::blind`); a reminder is dropped in the same cases, and a
-//! recovery after a held FAILURE of the same batch too. A held target's row is written back
+//! recovery or reminder after a held FAILURE, of the same batch or of an incident whose
+//! FAILURE never went out. A held target's row is written back
 //! as not alerted, and its incident says why (`suppressed_by`, `monitor_blind`).
 //!
 //! When the node finds it is blind, the FAILUREs it raised from network errors in the minute
@@ -30,6 +31,10 @@ pub enum Hold {
     Parent { incident: u64 },
     /// The node could not reach its network.
     Blind,
+    /// A reminder of an incident whose FAILURE was held or withdrawn (its incident says
+    /// why) by a node whose memory of the target this one did not share: the target goes
+    /// back to not alerted, so that its next failing check raises the FAILURE again.
+    Unheard,
 }
 
 /// What goes out of a batch's alerts, and the targets whose FAILURE was held.
@@ -53,6 +58,7 @@ pub fn decide<'a>(tx: &mut impl Queryable, alerts: &[&'a NewAlert]) -> Result<De
         .into_iter()
         .collect();
     let down = parents_down(tx, &parents)?;
+    let unheard = unheard_incidents(tx, alerts)?;
     let mut decided = Decided::default();
     for alert in alerts {
         let why = alert
@@ -70,6 +76,11 @@ pub fn decide<'a>(tx: &mut impl Queryable, alerts: &[&'a NewAlert]) -> Result<De
                 decided.send.push(alert);
             }
             (AlertKind::Reminder, Some(_)) => decided.dropped += 1,
+            (AlertKind::Reminder, _) if unheard.contains(&id) => {
+                decided.held.insert(id, Hold::Unheard);
+                decided.dropped += 1
+            }
+            (AlertKind::Success, _) if unheard.contains(&id) => decided.dropped += 1,
             (AlertKind::Success | AlertKind::Reminder, _) if decided.held.contains_key(&id) => {
                 decided.dropped += 1
             }
@@ -77,6 +88,44 @@ pub fn decide<'a>(tx: &mut impl Queryable, alerts: &[&'a NewAlert]) -> Result<De
         }
     }
     Ok(decided)
+}
+
+/// The targets among those of `alerts`' recoveries and reminders whose latest incident (the
+/// one they close or remind of, written by this batch) was held and never had its FAILURE go
+/// out: held behind its parent, or withdrawn while the node that raised it was blind. Another node's memory of the
+/// target can predate that (it took the target over before the withdrawal was written), so
+/// the database, not the memory, says whether anybody heard of the failure. A target with no
+/// incident (history off, or pruned) is not among them.
+fn unheard_incidents(
+    tx: &mut impl Queryable,
+    alerts: &[&NewAlert],
+) -> Result<HashSet<TargetId>, Error> {
+    let ids: Vec<TargetId> = alerts
+        .iter()
+        .filter(|a| matches!(a.kind, AlertKind::Success | AlertKind::Reminder))
+        .map(|a| a.target_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut unheard = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let rows: Vec<mysql::Row> = tx
+            .exec(
+                format!(
+                    "SELECT i.target_id FROM incidents i JOIN (SELECT target_id, MAX(id) AS id \
+                     FROM incidents WHERE target_id IN ({marks}) GROUP BY target_id) l \
+                     ON l.id = i.id WHERE i.alerted = 0 \
+                     AND (i.suppressed_by IS NOT NULL OR i.monitor_blind <> 0)"
+                ),
+                chunk.to_vec(),
+            )
+            .map_err(Error::query("reading whether failures went out"))?;
+        unheard.extend(decode::good_rows("incidents", rows, |f| {
+            f.id(0, "target_id")
+        }));
+    }
+    Ok(unheard)
 }
 
 /// The parents among `ids` in FAIL now (enabled, with an open incident), with that incident;
@@ -128,7 +177,7 @@ pub fn mark(tx: &mut impl Queryable, held: &BTreeMap<TargetId, Hold>) -> Result<
         .iter()
         .filter_map(|(id, h)| match h {
             Hold::Parent { incident } => Some((Value::from(*incident), Value::from(*id))),
-            Hold::Blind => None,
+            Hold::Blind | Hold::Unheard => None,
         })
         .collect();
     tx.exec_batch(
@@ -150,6 +199,25 @@ pub fn mark(tx: &mut impl Queryable, held: &BTreeMap<TargetId, Hold>) -> Result<
     .map_err(Error::query(
         "recording an incident's alert held while blind",
     ))
+}
+
+/// Moves the `state_seq` of targets whose FAILURE was withdrawn on by one: another node may
+/// have taken one over (this one found itself blind) and read it as alerted before the
+/// withdrawal; its next write is then stale, and it reads the row as it now is, so that the
+/// target's next failing check raises the FAILURE again instead of a recovery nobody expects.
+pub fn move_on(tx: &mut impl Queryable, targets: &[TargetId]) -> Result<(), Error> {
+    for chunk in targets.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        tx.exec_drop(
+            format!(
+                "UPDATE targets SET state_seq = state_seq + 1, config_changed = config_changed \
+                 WHERE id IN ({marks})"
+            ),
+            chunk.to_vec(),
+        )
+        .map_err(Error::query("moving on the rows of withdrawn alerts"))?;
+    }
+    Ok(())
 }
 
 /// How far back [`retract`] looks for the alerts of the window, by the database's clock: the

@@ -35,6 +35,10 @@ pub struct Written {
     pub stale: Vec<TargetId>,
     /// Targets whose FAILURE was held (see [`super::holds`]): written as not alerted.
     pub withheld: Vec<TargetId>,
+    /// Those of them whose FAILURE of an earlier batch was withdrawn ([`super::holds::retract`]):
+    /// their `state_seq` moved on once more, so that a node which took one over before the
+    /// withdrawal reads it again, and this writer's memory moves on with it.
+    pub withdrawn: Vec<TargetId>,
 }
 
 /// Writes the updates (sorted by id), the incidents they open and close, the rollups and the
@@ -88,10 +92,12 @@ pub fn write(
         .filter(|id| !stale.contains(id))
         .copied()
         .collect();
-    for id in super::holds::retract(&mut tx, &retract)? {
-        decided.held.entry(id).or_insert(super::holds::Hold::Blind);
+    let withdrawn = super::holds::retract(&mut tx, &retract)?;
+    for id in &withdrawn {
+        decided.held.entry(*id).or_insert(super::holds::Hold::Blind);
     }
     super::holds::mark(&mut tx, &decided.held)?;
+    super::holds::move_on(&mut tx, &withdrawn)?;
     for alert in &decided.send {
         queue_alert(&mut tx, alert)?;
     }
@@ -101,6 +107,7 @@ pub fn write(
     Ok(Written {
         stale,
         withheld: decided.held.keys().copied().collect(),
+        withdrawn,
     })
 }
 
@@ -112,7 +119,8 @@ fn log_held(decided: &super::holds::Decided) {
     }
     let ids: Vec<String> = decided.held.keys().map(TargetId::to_string).collect();
     log::debug!(
-        "held the FAILURE alerts of targets {} and {} reminders or recoveries of held ones          (a parent down, or this node blind)",
+        "held the FAILURE alerts of targets {} and {} reminders or recoveries of held ones \
+         (a parent down, this node blind, or their FAILURE never went out)",
         ids.join(", "),
         decided.dropped
     );

@@ -68,6 +68,9 @@ pub enum Outcome {
         /// Targets whose FAILURE alert was held (their parent was down, or this node could
         /// not reach its network): written as not alerted, to alert at a later check.
         withheld: Vec<TargetId>,
+        /// Those of them whose FAILURE of an earlier batch was withdrawn: their row's
+        /// `state_seq` moved on once more (see `db::holds::move_on`).
+        withdrawn: Vec<TargetId>,
         took: Duration,
     },
     /// Nothing written: the batch comes back to be merged with newer results and retried.

@@ -269,6 +269,7 @@ mod tests {
             states,
             stale: Vec::new(),
             withheld: Vec::new(),
+            withdrawn: Vec::new(),
             took: Duration::ZERO,
         }
     }

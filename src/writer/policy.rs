@@ -36,6 +36,7 @@ impl Writer {
                 states,
                 stale,
                 withheld,
+                withdrawn,
                 took,
             } => {
                 self.stats.batch_written(took, rows as u64);
@@ -54,6 +55,7 @@ impl Writer {
                 }
                 self.drop_refused(refused);
                 self.moved_on(&written_ids, &stale);
+                self.withdrawn(&withdrawn);
                 self.withheld(&withheld);
                 self.adopt(reading, states);
                 if alerts > 0 {

@@ -146,6 +146,17 @@ impl Writer {
         self.sight.suspect(now, sample);
     }
 
+    /// The store thread withdrew the FAILUREs of these targets raised in an earlier batch,
+    /// and moved their rows on once more for any other node that read them meanwhile: this
+    /// writer's memory moves on with them.
+    pub(super) fn withdrawn(&mut self, ids: &[TargetId]) {
+        for id in ids {
+            if let Some(owned) = self.states.get_mut(id) {
+                owned.state.seq += 1;
+            }
+        }
+    }
+
     /// The store thread held the FAILURE alerts of these targets: nobody was told they
     /// failed. Their state goes back to "not alerted" (their next failing check raises the
     /// FAILURE again, and is judged again), and the alerts folded since on the belief that

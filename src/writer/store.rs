@@ -74,7 +74,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
         Err(error) => return failed(batch, error, tried),
     };
     if batch.is_write_empty() {
-        return written(0, 0, 0, states, (Vec::new(), Vec::new()), tried);
+        return written(0, 0, 0, states, Default::default(), tried);
     }
     let first = db::with_conn(pool, |conn| {
         let all = (&batch.updates, &batch.alerts[..], &batch.rollups);
@@ -102,7 +102,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
                 batch.updates.len() - stale.len(),
                 alerts.count(),
                 states,
-                (stale, done.withheld),
+                (stale, done.withheld, done.withdrawn),
                 tried,
             )
         }
@@ -156,7 +156,7 @@ fn written(
     rows: usize,
     alerts: usize,
     states: Vec<(TargetId, TargetState)>,
-    (stale, withheld): (Vec<(TargetId, u64)>, Vec<TargetId>),
+    (stale, withheld, withdrawn): (Vec<(TargetId, u64)>, Vec<TargetId>, Vec<TargetId>),
     tried: Instant,
 ) -> Outcome {
     Outcome::Written {
@@ -168,6 +168,7 @@ fn written(
         states,
         stale,
         withheld,
+        withdrawn,
         took: tried.elapsed(),
     }
 }
@@ -197,6 +198,7 @@ fn store_each(
     let mut refused = Vec::new();
     let mut stale = Vec::new();
     let mut withheld = Vec::new();
+    let mut withdrawn = Vec::new();
     let mut held = Batch::default();
     let mut held_error = None;
     for id in ids {
@@ -224,6 +226,7 @@ fn store_each(
             }
             Ok(done) => {
                 withheld.extend(done.withheld);
+                withdrawn.extend(done.withdrawn);
                 stats.add_results_written(one.checks());
                 checks += one.checks();
                 rows += one.updates.len();
@@ -255,6 +258,7 @@ fn store_each(
         states,
         stale,
         withheld,
+        withdrawn,
         took: tried.elapsed(),
     }
 }

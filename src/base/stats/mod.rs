@@ -5,6 +5,15 @@
 //! Set only through the handle each stage is given by [`new`] ([`WheelStats`],
 //! [`WorkerStats`], [`WriterStats`], [`StoreStats`], [`ClusterStats`], [`MainStats`]): a
 //! counter can be moved only by the stage that owns it.
+//!
+//! This file holds the counters and the stages' handles; `histogram.rs` the lock-free
+//! histograms of durations (lag, check duration, write latency) and their quantiles.
+
+mod histogram;
+#[cfg(test)]
+mod tests;
+
+pub use histogram::{quantile, Exported, Histogram};
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -12,124 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::base::model::CheckError;
-
-/// A histogram of durations with buckets about 19% wide (4 per power of two), in microseconds,
-/// and beside them the sum and the counts in [`EXPORT_BOUNDS_US`], for `/metrics`: the
-/// exported buckets are exact (each observation lands in one), so `le` values stay round.
-pub struct Histogram {
-    buckets: Vec<AtomicU64>,
-    max: AtomicU64,
-    sum_us: AtomicU64,
-    exported: [AtomicU64; EXPORT_BOUNDS_US.len() + 1],
-}
-
-/// Upper bounds of the buckets `/metrics` shows, in microseconds (1 ms to 60 s); the last
-/// exported bucket is everything above.
-pub const EXPORT_BOUNDS_US: [u64; 14] = [
-    1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000, 30_000_000, 60_000_000,
-];
-
-/// A histogram as Prometheus shows it: the sum in seconds, the count, and the count of each
-/// bucket (not cumulative) by upper bound in seconds, the last one `+Inf`.
-pub struct Exported {
-    pub sum_s: f64,
-    pub count: u64,
-    pub buckets: Vec<(f64, u64)>,
-}
-
-const SUB: u32 = 4;
-const BUCKETS: usize = 64 * SUB as usize;
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            max: AtomicU64::new(0),
-            sum_us: AtomicU64::new(0),
-            exported: Default::default(),
-        }
-    }
-}
-
-fn bucket_of(us: u64) -> usize {
-    if us < SUB as u64 {
-        return us as usize;
-    }
-    let power = 63 - us.leading_zeros();
-    let fraction = (us >> (power - 2)) & (SUB as u64 - 1);
-    (power * SUB) as usize + fraction as usize
-}
-
-/// The upper edge of a bucket, in microseconds.
-fn bucket_top(index: usize) -> u64 {
-    if index < SUB as usize {
-        return index as u64;
-    }
-    let power = index as u32 / SUB;
-    let fraction = index as u64 % SUB as u64;
-    ((SUB as u64 + fraction + 1) << (power - 2)) - 1
-}
-
-impl Histogram {
-    /// Private to this module: a stage records through its handle.
-    fn record(&self, d: Duration) {
-        let us = d.as_micros().min(u64::MAX as u128) as u64;
-        self.buckets[bucket_of(us).min(BUCKETS - 1)].fetch_add(1, Relaxed);
-        self.max.fetch_max(us, Relaxed);
-        self.sum_us.fetch_add(us, Relaxed);
-        let slot = EXPORT_BOUNDS_US.partition_point(|&top| top < us);
-        self.exported[slot].fetch_add(1, Relaxed);
-    }
-
-    /// The exported buckets, sum and count, read without a lock: a scrape during a record
-    /// may see the count one ahead of the sum, which Prometheus tolerates.
-    pub fn exported(&self) -> Exported {
-        let buckets: Vec<(f64, u64)> = EXPORT_BOUNDS_US
-            .iter()
-            .map(|&us| us as f64 / 1e6)
-            .chain([f64::INFINITY])
-            .zip(&self.exported)
-            .map(|(le, n)| (le, n.load(Relaxed)))
-            .collect();
-        Exported {
-            sum_s: self.sum_us.load(Relaxed) as f64 / 1e6,
-            count: buckets.iter().map(|(_, n)| n).sum(),
-            buckets,
-        }
-    }
-
-    /// A snapshot of the counts, to diff against a later one.
-    pub fn snapshot(&self) -> Vec<u64> {
-        self.buckets.iter().map(|b| b.load(Relaxed)).collect()
-    }
-
-    pub fn max(&self) -> Duration {
-        Duration::from_micros(self.max.load(Relaxed))
-    }
-}
-
-/// The `q` quantile (0..1) of the counts between two snapshots, as the bucket's upper edge.
-pub fn quantile(before: &[u64], after: &[u64], q: f64) -> Duration {
-    let counts: Vec<u64> = after
-        .iter()
-        .zip(before)
-        .map(|(a, b)| a.saturating_sub(*b))
-        .collect();
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return Duration::ZERO;
-    }
-    let wanted = ((total as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (i, c) in counts.iter().enumerate() {
-        seen += c;
-        if seen >= wanted {
-            return Duration::from_micros(bucket_top(i));
-        }
-    }
-    Duration::ZERO
-}
 
 /// Every counter the daemon keeps, read through its methods. Shared as one `Arc<Stats>` by
 /// the readers and by every stage's handle; the fields are private, so only the handles
@@ -472,70 +363,4 @@ pub fn new() -> (Arc<Stats>, StageStats) {
         main: MainStats(stats.clone()),
     };
     (stats, handles)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_cover_values_within_a_fifth() {
-        for us in [1u64, 5, 17, 100, 999, 12_345, 10_000_000] {
-            let top = bucket_top(bucket_of(us));
-            assert!(
-                top >= us && (top as f64) <= us as f64 * 1.26 + 1.0,
-                "{us} -> {top}"
-            );
-        }
-    }
-
-    #[test]
-    fn exported_buckets_are_exact() {
-        let h = Histogram::default();
-        for ms in [0, 1, 2, 7, 70_000] {
-            h.record(Duration::from_millis(ms));
-        }
-        let e = h.exported();
-        assert_eq!(e.count, 5);
-        assert_eq!(e.buckets[0], (0.001, 2), "0 and 1 ms are <= 1 ms");
-        assert_eq!(e.buckets[1], (0.005, 1));
-        assert_eq!(e.buckets[2], (0.01, 1));
-        assert_eq!(e.buckets.last(), Some(&(f64::INFINITY, 1)));
-        assert!((e.sum_s - 70.010).abs() < 1e-9, "{}", e.sum_s);
-    }
-
-    #[test]
-    fn each_handle_moves_its_own_counters_and_every_reader_sees_them() {
-        let (stats, stages) = new();
-        stages.workers.checked();
-        stages.workers.checked();
-        stages.workers.failed_as(&CheckError::Internal);
-        stages.store.add_results_written(1);
-        stages.writer.add_results_dropped(1);
-        stages.cluster.set_share(10, 4);
-        stages.wheel.set_oldest_wait(Duration::from_millis(1500));
-        stages.main.set_abandoned(3);
-        assert_eq!(stats.checks(), 2);
-        assert_eq!(stats.unwritten(), 0);
-        assert_eq!((stats.targets_known(), stats.targets_owned()), (10, 4));
-        assert_eq!(stats.oldest_wait_ms(), 1500);
-        assert_eq!(stages.writer.abandoned(), 3, "a handle reads everything");
-        let internal = stats.fails_by_kind().find(|(k, _)| *k == "internal");
-        assert_eq!(internal, Some(("internal", 1)));
-        assert_eq!(WorkerStats::default().checks(), 0, "a handle of its own");
-    }
-
-    #[test]
-    fn quantiles_of_a_window() {
-        let h = Histogram::default();
-        let before = h.snapshot();
-        for ms in 1..=100 {
-            h.record(Duration::from_millis(ms));
-        }
-        let after = h.snapshot();
-        let p50 = quantile(&before, &after, 0.5).as_millis();
-        let p99 = quantile(&before, &after, 0.99).as_millis();
-        assert!((45..=62).contains(&p50), "{p50}");
-        assert!((95..=125).contains(&p99), "{p99}");
-    }
 }
