@@ -303,6 +303,17 @@ mod clock {
     use crate::nodes::start_nodes;
     use crate::support::{skypunch_cmd, stdout};
 
+    /// The node's `/metrics`, from the port its log says it listens on.
+    fn metrics(node: &Node) -> String {
+        let port = wait_for(Duration::from_secs(10), "the http listening line", || {
+            node.log()
+                .lines()
+                .find_map(|l| l.split("http: listening on 127.0.0.1:").nth(1))
+                .and_then(|p| p.trim().parse::<u16>().ok())
+        });
+        crate::http::get(port, "/metrics").body
+    }
+
     /// The `nodes` row of `name`: state and clock offset.
     fn node_row(setup: &Setup, name: &str) -> (String, Option<i64>) {
         setup.db.one(&format!(
@@ -312,7 +323,7 @@ mod clock {
 
     #[test]
     fn a_node_whose_clock_is_off_warns_hands_its_targets_over_past_the_limit_and_comes_back() {
-        let setup = Setup::with("StatsInterval: 1");
+        let setup = Setup::with("StatsInterval: 1\n[http]\nListen: 127.0.0.1:0");
         let web = HttpServer::start(200);
         add_targets(&setup.db, &web, 20);
         let nodes = start_nodes(&setup, &["node-a", "node-b"], 3);
@@ -358,6 +369,15 @@ mod clock {
         );
         let stat = last_stat(&a.log(), "clock_offset_ms").unwrap_or(0);
         assert!((-7500..-6500).contains(&stat), "clock_offset_ms={stat}");
+        let metrics = metrics(a);
+        let metric = |name: &str| -> f64 {
+            let line = metrics.lines().find(|l| l.starts_with(&format!("{name} ")));
+            line.and_then(|l| l.split(' ').nth(1)?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+        };
+        let seconds = metric("skypunch_clock_offset_seconds");
+        assert!((-7.5..-6.5).contains(&seconds), "{seconds}");
+        assert_eq!(metric("skypunch_node_skewed"), 1.0);
 
         std::fs::remove_file(&shift).unwrap();
         let back = wait_for(Duration::from_secs(10), "the node back", || {
