@@ -260,6 +260,21 @@ impl Window {
         (sec, network)
     }
 
+    /// A target no longer checked here (handed to another node, disabled, deleted): its
+    /// latest check leaves the window at once. Kept, a target this node no longer checks
+    /// would count as seen for a minute, and after a handover the node's own failures would
+    /// be measured against targets it checked before (60 checked, 26 of them failing, is
+    /// not most).
+    pub fn forget(&mut self, (old, failed): Seen) {
+        if self.newest - old.min(self.newest) < WINDOW_SECS {
+            let i = (old % WINDOW_SECS) as usize;
+            self.checked[i] = self.checked[i].saturating_sub(1);
+            if failed {
+                self.failed[i] = self.failed[i].saturating_sub(1);
+            }
+        }
+    }
+
     /// Targets checked in the last minute, and of those whose latest check failed with a
     /// network error, as of `now`.
     pub fn counts(&mut self, now: Instant) -> (u32, u32) {
@@ -302,6 +317,12 @@ mod tests {
         assert_eq!(w.counts(at(10)), (2, 2));
         let _b = w.record(at(30), Some(b), false);
         assert_eq!(w.counts(at(30)), (2, 1));
+        // A target handed over leaves it at once.
+        let mut handed = Window::new(t0);
+        let c = handed.record(at(1), None, false);
+        handed.record(at(1), None, true);
+        handed.forget(c);
+        assert_eq!(handed.counts(at(2)), (1, 1));
         // A minute after a's check it leaves the window.
         assert_eq!(w.counts(at(70)), (1, 0));
         // Its next check, long after, does not take from a second reused since.

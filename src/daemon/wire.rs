@@ -221,7 +221,7 @@ fn start_stages(
         reports_tx,
         stop.clone(),
         crate::target::Shared::new(config),
-        keyring,
+        keyring.clone(),
     );
     let interval = config.reload_interval;
     pipeline
@@ -237,7 +237,7 @@ fn start_stages(
         .spawn("skypunch-stats", None, move || {
             crate::statsline::run(&s, interval, pipeline_done)
         })?;
-    start_http(pipeline, config, listeners, &stats, stop.clone())?;
+    start_http(pipeline, config, listeners, &stats, stop.clone(), keyring)?;
     start_watchdog(pipeline, config, &stats, stop)
 }
 
@@ -298,13 +298,15 @@ fn checker(config: &Config, keyring: Keyring) -> Arc<Checker> {
     Arc::new(Checker::new(settings).with_keyring(keyring))
 }
 
-/// The HTTP server's threads, when `[http] Listen` names an address (bound already).
+/// The HTTP server's threads, when `[http] Listen` names an address (bound already); its
+/// answers mask the values of `keyring`'s `[secrets]`, as they are at each answer.
 fn start_http(
     pipeline: &mut Pipeline,
     config: &Arc<Config>,
     listeners: Vec<TcpListener>,
     stats: &Arc<Stats>,
     stop: Stop,
+    keyring: Keyring,
 ) -> Result<(), StartError> {
     if listeners.is_empty() {
         return Ok(());
@@ -315,6 +317,7 @@ fn start_http(
         stats: stats.clone(),
         liveness: pipeline.liveness(),
         stop,
+        keyring,
     });
     crate::http::spawn(pipeline.http(), listeners, shared).map_err(StartError::Http)
 }

@@ -1,8 +1,15 @@
 //! The read-only JSON API (handler threads): `/api/v1/targets`, `/api/v1/targets/ID`,
 //! `/api/v1/incidents`. Fields are documented in skypunch(8); URLs are in their display form
-//! and no credential (`authn_parms`, a password in a URL) is ever read. Times are RFC 3339 UTC.
-//! The lists come a page at a time (`?limit=N&after=ID`, [`Paging`]) and are written row by
-//! row as the database hands them over: an answer holds one row, not its whole text.
+//! and no credential (`authn_parms`, a password in a URL) is ever read; the values of
+//! secret-named request headers are `***`, and so is every value of `[secrets]` in any string
+//! of any answer (the redactor of the daemon's keyring, as it is when the answer starts).
+//! Times are RFC 3339 UTC. The lists come a page at a time (`?limit=N&after=ID`, [`Paging`])
+//! and are written row by row as the database hands them over: an answer holds one row, not
+//! its whole text.
+//!
+//! A target's `conditions` and `request_headers` are in its own answer only: each column can
+//! hold 64 KiB, which would make a list's row (and a page of 5,000) unbounded in practice; a
+//! list's row stays within its short fields.
 
 use std::io::{self, Write};
 
@@ -12,7 +19,9 @@ use super::answer::{Answer, Body};
 use super::paging::Paging;
 use super::query::{self, Bounds, Listed, Streamed, Which};
 use super::Shared;
+use crate::base::headers;
 use crate::base::phases::Phases;
+use crate::base::redactor::Redactor;
 use crate::db::targets::TargetRow;
 use crate::db::{self, Conn};
 
@@ -30,32 +39,34 @@ pub fn targets(shared: &Shared, query: &str) -> Answer {
         public_only: shared.config.http.public_only,
         ..Which::default()
     };
+    let vault = shared.keyring.now();
     list(
         shared,
         "targets",
         paging,
         move |conn| query::target_bounds(conn, which, paging),
         move |conn, page, rows| {
-            query::each_target(conn, which, paging, page, |t| rows.push(&target_json(&t)))
+            query::each_target(conn, which, paging, page, |t| {
+                rows.push(&redacted(target_json(&t), &vault.redactor))
+            })
         },
     )
 }
 
 pub fn target(shared: &Shared, id: i64) -> Answer {
-    let which = Which {
-        public_only: shared.config.http.public_only,
-        id: Some(id),
-        ..Which::default()
-    };
     let public_only = shared.config.http.public_only;
+    let vault = shared.keyring.now();
     read(shared, |conn| {
-        let Some(t) = query::targets(conn, which)?.pop() else {
+        let Some(t) = query::detail(conn, id, public_only)? else {
             return Ok(None);
         };
         let incidents = query::incidents(conn, Some(id), public_only, INCIDENT_DAYS, INCIDENTS)?;
         let mut v = target_json(&t);
+        v["conditions"] = lines(t.conditions.as_deref());
+        let headers = t.request_headers.as_deref().map(headers::shown);
+        v["request_headers"] = lines(headers.as_deref());
         v["incidents"] = incidents.iter().map(incident_json).collect();
-        Ok(Some(v))
+        Ok(Some(redacted(v, &vault.redactor)))
     })
 }
 
@@ -65,6 +76,7 @@ pub fn incidents(shared: &Shared, query: &str) -> Answer {
         Err(e) => return json_answer(400, &json!({ "error": e.to_string() })),
     };
     let public_only = shared.config.http.public_only;
+    let vault = shared.keyring.now();
     list(
         shared,
         "incidents",
@@ -72,7 +84,7 @@ pub fn incidents(shared: &Shared, query: &str) -> Answer {
         move |conn| query::incident_bounds(conn, public_only, INCIDENT_DAYS, paging),
         move |conn, page, rows| {
             query::each_incident(conn, public_only, INCIDENT_DAYS, paging, page, |i| {
-                rows.push(&incident_json(&i))
+                rows.push(&redacted(incident_json(&i), &vault.redactor))
             })
         },
     )
@@ -212,10 +224,42 @@ fn phases_json(p: &Phases) -> Value {
     Value::Object(map)
 }
 
+/// A column of several lines as `targets ID` shows them: a string per line, the blank lines
+/// at its end left out (so a condition's line number in a config error is its place here);
+/// null when the column is NULL.
+fn lines(text: Option<&str>) -> Value {
+    let Some(text) = text.map(str::trim_end) else {
+        return Value::Null;
+    };
+    if text.is_empty() {
+        return json!([]);
+    }
+    text.split('\n').map(|l| l.trim_end_matches('\r')).collect()
+}
+
+/// `v` with every `[secrets]` value in its strings replaced by `***` (see [`Redactor`]).
+fn redacted(mut v: Value, redactor: &Redactor) -> Value {
+    if !redactor.is_empty() {
+        redact_in(&mut v, redactor);
+    }
+    v
+}
+
+fn redact_in(v: &mut Value, redactor: &Redactor) {
+    match v {
+        Value::String(s) if redactor.finds(s) => *s = redactor.redact(s).into_owned(),
+        Value::Array(items) => items.iter_mut().for_each(|x| redact_in(x, redactor)),
+        Value::Object(fields) => fields.values_mut().for_each(|x| redact_in(x, redactor)),
+        _ => {}
+    }
+}
+
 fn incident_json(
     Listed {
         incident: i,
         target_name,
+        suppressed_by,
+        monitor_blind,
     }: &Listed,
 ) -> Value {
     json!({
@@ -228,5 +272,44 @@ fn incident_json(
         "last_reason": i.last_reason,
         "failed_checks": i.failed_checks,
         "http_status": i.http_status,
+        // What held its FAILURE alert: the parent's incident, or the node's blindness.
+        "suppressed_by": suppressed_by,
+        "monitor_blind": monitor_blind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_column_of_lines_is_an_array_as_targets_id_shows_it() {
+        assert_eq!(lines(None), Value::Null);
+        assert_eq!(lines(Some(" \n")), json!([]));
+        assert_eq!(
+            lines(Some("[STATUS] == 200\r\n\n  [BODY].ok == true\n\n")),
+            json!(["[STATUS] == 200", "", "  [BODY].ok == true"])
+        );
+    }
+
+    #[test]
+    fn every_string_of_an_answer_is_redacted_and_nothing_else_changes() {
+        let r = Redactor::new(["hunter22"]);
+        let v = json!({
+            "name": "x hunter22 y",
+            "n": 7,
+            "lines": ["a: hunter22", "b: c"],
+            "nested": {"deep": ["hunter22"], "null": null},
+        });
+        assert_eq!(
+            redacted(v.clone(), &r),
+            json!({
+                "name": "x *** y",
+                "n": 7,
+                "lines": ["a: ***", "b: c"],
+                "nested": {"deep": ["***"], "null": null},
+            })
+        );
+        assert_eq!(redacted(v.clone(), &Redactor::none()), v);
+    }
 }

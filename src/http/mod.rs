@@ -41,6 +41,7 @@ use std::fmt;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
+use crate::base::keyring::Keyring;
 use crate::base::stats::Stats;
 use crate::base::stop::Stop;
 use crate::base::threads::{Group, Liveness, SpawnError};
@@ -98,6 +99,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     pub liveness: Arc<Liveness>,
     pub stop: Stop,
+    /// The `[secrets]` in force, which SIGHUP replaces: the API masks their values with its
+    /// redactor, taken once per answer (a read lock for the time of an `Arc` clone).
+    pub keyring: Keyring,
 }
 
 /// The server's own database connections, one per handler: a list is read while it is

@@ -1,9 +1,9 @@
 //! The HTTP server's database reads (handler threads), on the server's own small connection
 //! pool, so a slow answer never takes a connection the pipeline needs. Targets are read as the
 //! one [`TargetRow`] every reader shares, taking only the columns shown ([`Read::Shown`],
-//! [`Read::Figures`]: never `authn_parms` or the trace), incidents as the history's
-//! [`Incident`]. The API's lists are read a page at a time and handed over row
-//! by row ([`each_target`], [`each_incident`]) to be written as they come.
+//! [`Read::Detail`], [`Read::Figures`]: never `authn_parms` or the trace), incidents as the
+//! history's [`Incident`] with what held them. The API's lists are read a page at a time and
+//! handed over row by row ([`each_target`], [`each_incident`]) to be written as they come.
 
 use std::io;
 
@@ -64,6 +64,21 @@ const READING_TARGETS: &str = "reading targets for the HTTP server";
 
 /// The targets `which` selects, by id (the failing ones first under a limit).
 pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetRow>, db::Error> {
+    read_targets(conn, which, Read::Shown)
+}
+
+/// Target `id` as the API's answer for it shows it ([`Read::Detail`]: with its conditions
+/// and request headers); of the public ones only when `public_only`.
+pub fn detail(conn: &mut Conn, id: i64, public_only: bool) -> Result<Option<TargetRow>, db::Error> {
+    let which = Which {
+        public_only,
+        id: Some(id),
+        ..Which::default()
+    };
+    Ok(read_targets(conn, which, Read::Detail)?.pop())
+}
+
+fn read_targets(conn: &mut Conn, which: Which, read: Read) -> Result<Vec<TargetRow>, db::Error> {
     let (filter, mut params) = conditions(which);
     let order = match which.limit {
         Some(n) => {
@@ -72,11 +87,14 @@ pub fn targets(conn: &mut Conn, which: Which) -> Result<Vec<TargetRow>, db::Erro
         }
         None => "t.id",
     };
-    let sql = format!("{} WHERE {filter} ORDER BY {order}", select());
+    let sql = format!("{} WHERE {filter} ORDER BY {order}", targets::select(read));
     let rows: Vec<mysql::Row> = conn
         .exec(sql, params)
         .map_err(db::Error::query(READING_TARGETS))?;
-    Ok(rows.into_iter().filter_map(shown).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| targets::decoded(read, row))
+        .collect())
 }
 
 /// Where a page of a list ends, read before the page so that its `next` link can lead.
@@ -297,12 +315,19 @@ pub fn notifiers(conn: &mut Conn) -> Result<Vec<NotifierNow>, db::Error> {
 pub struct Listed {
     pub incident: Incident,
     pub target_name: String,
+    /// The parent's incident (`depends_on`) that held its FAILURE alert, if one did.
+    pub suppressed_by: Option<u64>,
+    /// Whether its FAILURE alert was held because the node checking it could not reach its
+    /// network.
+    pub monitor_blind: bool,
 }
 
-/// The history's incident columns and the target's name, as [`listed`] decodes them.
+/// The history's incident columns, the target's name and what held the incident, as
+/// [`listed`] decodes them.
 fn incident_select() -> String {
     format!(
-        "SELECT {INCIDENT_COLUMNS}, t.name FROM incidents i JOIN targets t ON t.id = i.target_id"
+        "SELECT {INCIDENT_COLUMNS}, t.name, i.suppressed_by, i.monitor_blind \
+         FROM incidents i JOIN targets t ON t.id = i.target_id"
     )
 }
 
@@ -390,6 +415,8 @@ fn listed(row: mysql::Row) -> Option<Listed> {
         Ok(Listed {
             incident,
             target_name: f.get(9, "name")?,
+            suppressed_by: f.opt_ref(10, "suppressed_by")?,
+            monitor_blind: f.flag(11, "monitor_blind")?,
         })
     });
     decoded.map_err(|bad| db::decode::skip(&bad)).ok()

@@ -158,8 +158,15 @@ impl Writer {
     pub(super) fn purge(&mut self) {
         let in_flight = self.in_flight.as_ref().map(|b| &b.ids);
         let pending = &self.pending;
+        let window = &mut self.suspicion.window;
         self.states.retain(|id, k| {
-            !k.forget || pending.contains_key(id) || in_flight.is_some_and(|ids| ids.contains(id))
+            let keep = !k.forget
+                || pending.contains_key(id)
+                || in_flight.is_some_and(|ids| ids.contains(id));
+            if let (false, Some(seen)) = (keep, k.seen) {
+                window.forget(seen);
+            }
+            keep
         });
     }
 
@@ -175,7 +182,9 @@ impl Writer {
         }
         let mut lost = 0;
         for (id, checks) in stale {
-            self.states.remove(id);
+            if let Some(seen) = self.states.remove(id).and_then(|o| o.seen) {
+                self.suspicion.window.forget(seen);
+            }
             let later = self.pending.remove(id).map_or(0, |u| u.counts.checks());
             self.alerts.retain(|a| a.target_id != *id);
             self.stats.add_results_dropped(later);

@@ -26,7 +26,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 pub(super) struct Suspicion {
     /// `[settings] BlindPercent`; 100: never.
     percent: u32,
-    window: sight::Window,
+    pub(super) window: sight::Window,
     suspected: bool,
     /// The sight thread's count of suspicions it ended, as last seen.
     cleared: u64,

@@ -138,6 +138,14 @@ fn a_node_whose_connectivity_list_fails_holds_its_alerts_and_says_so_once() {
         shown.contains("held: the node checking it could not reach its network"),
         "{shown}"
     );
+    let api = crate::http::get(port, &format!("/api/v1/targets/{store}")).body;
+    let json: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(json["incidents"][0]["monitor_blind"], true, "{api}");
+    assert_eq!(
+        json["incidents"][0]["suppressed_by"],
+        serde_json::Value::Null,
+        "{api}"
+    );
 
     see_again(&dir);
     smtp.wait_messages(3);
@@ -340,13 +348,16 @@ fn a_node_that_suspects_itself_hands_its_targets_over_and_takes_them_back_when_i
     db.write_config(&format!("StatsInterval: 0\n{NOTIFY}GroupWait: 5\n"));
     let dir = faults(&db);
     let env = [("SKYPUNCH_FAULT_DIR", dir.to_str().unwrap())];
+    // mon-1 checks all 60 alone first: what it checked before mon-2 took its share must
+    // not dilute its own failures later (it did: 26 of 60 failing is not most).
     let one = node(&db, "mon-1", "", &env);
+    let passing = "SELECT COUNT(*) FROM targets WHERE status = 'PASS'";
+    wait_count(&db, "60 targets up", passing, |n| n == 60);
     let two = node(&db, "mon-2", "", &[]);
     wait_for(WAIT, "both nodes sharing the targets", || {
         let (a, b) = (owned(&db, "mon-1"), owned(&db, "mon-2"));
         (a >= 20 && b > 0 && a + b == 60).then_some(())
     });
-    let passing = "SELECT COUNT(*) FROM targets WHERE status = 'PASS'";
     wait_count(&db, "60 targets up", passing, |n| n == 60);
 
     go_blind(&dir);
@@ -363,10 +374,14 @@ fn a_node_that_suspects_itself_hands_its_targets_over_and_takes_them_back_when_i
         };
         let nodes: Vec<(String, String, i64)> =
             db.query("SELECT name, state, targets_owned FROM nodes ORDER BY name");
+        let all = std::fs::read_to_string(db.dir.join("mon-1.log")).unwrap_or_default();
+        let tail: Vec<&str> = all.lines().rev().take(40).collect();
         format!(
-            "{nodes:?}\n{}\n{}",
+            "{nodes:?}\nmail: {:?}\n{}\n{}\nmon-1's last lines:\n{}",
+            subjects(&smtp),
             lines("mon-1").join("\n"),
-            lines("mon-2").join("\n")
+            lines("mon-2").join("\n"),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     };
     let handed_over = (0..300).any(|_| {

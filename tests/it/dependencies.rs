@@ -116,6 +116,9 @@ fn a_child_of_a_failing_parent_pages_nobody_then_alerts_once_the_parent_is_back(
     let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
     assert_eq!(json["held"], "parent switch is down", "{}", api.body);
     assert_eq!(json["depends_on"], p.parent);
+    let incident = &json["incidents"][0];
+    assert_eq!(incident["suppressed_by"], switch_incident, "{}", api.body);
+    assert_eq!(incident["monitor_blind"], false, "{}", api.body);
     let page = get(port, &format!("/target/{}", p.child)).body;
     assert!(page.contains("held: parent switch is down"), "{page}");
     let front = get(port, "/").body;
@@ -123,6 +126,9 @@ fn a_child_of_a_failing_parent_pages_nobody_then_alerts_once_the_parent_is_back(
     let parent_json: serde_json::Value =
         serde_json::from_str(&get(port, &format!("/api/v1/targets/{}", p.parent)).body).unwrap();
     assert_eq!(parent_json["held"], serde_json::Value::Null);
+    let parent_incident = &parent_json["incidents"][0];
+    assert_eq!(parent_incident["id"], switch_incident, "{parent_json}");
+    assert_eq!(parent_incident["suppressed_by"], serde_json::Value::Null);
 
     // The switch is back, the app is not: its FAILURE goes out at its next check.
     p.switch.set_status(200);

@@ -260,9 +260,17 @@ fn every_endpoint_answers_from_the_running_daemon() {
     assert_eq!(by_id(off)["enabled"], false);
     assert_eq!(by_id(hostile)["name"], HOSTILE);
     assert!(by_id(hostile)["url"].as_str().unwrap().contains("***"));
+    assert!(by_id(pass).get("conditions").is_none(), "{}", list.body);
 
     let one = get(port, &format!("/api/v1/targets/{fail}"));
     let v: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+    assert_eq!(v["conditions"], serde_json::Value::Null, "{}", one.body);
+    assert_eq!(
+        v["request_headers"],
+        serde_json::Value::Null,
+        "{}",
+        one.body
+    );
     assert_eq!(
         v["incidents"][0]["ended"],
         serde_json::Value::Null,
@@ -281,6 +289,8 @@ fn every_endpoint_answers_from_the_running_daemon() {
     let inc = get(port, "/api/v1/incidents");
     let v: serde_json::Value = serde_json::from_str(&inc.body).unwrap();
     assert_eq!(v["incidents"][0]["target_id"], fail, "{}", inc.body);
+    assert_eq!(v["incidents"][0]["suppressed_by"], serde_json::Value::Null);
+    assert_eq!(v["incidents"][0]["monitor_blind"], false, "{}", inc.body);
 
     assert_eq!(get(port, "/nothing-here").status, 404);
     let post = raw(port, b"DELETE /api/v1/targets HTTP/1.1\r\n\r\n");

@@ -1,4 +1,4 @@
-//! `[secrets]` a target names as `${secret:NAME}` in its URL, a request header and its body,
+//! `[secrets]` a target names as `${secret:NAME}` in its URL, request headers and its body,
 //! checked by the real daemon against a server that wants the key (401 without) and echoes
 //! the whole request back: the values reach the server and no output — the log, the stored
 //! row, trace, incident and alert, the mail, `/metrics`, the JSON API, `targets ID`. A SIGHUP
@@ -59,9 +59,14 @@ fn add_keyed(db: &TestDb, server: &Server) -> u64 {
          request_body, conditions) VALUES ('keyed', ?, 'POST', 1, 2, ?, ?, ?)",
         (
             server.url("/v1/${secret:PATH}/status"),
-            "X-Api-Key: ${secret:API_KEY}\nX-Trace-Id: ${secret:BODY}\nAccept: text/plain",
+            // An `Authorization` masked by its name, a header holding a value of `[secrets]`
+            // written out (masked by the redactor), one naming a secret (shown as written).
+            format!(
+                "X-Api-Key: ${{secret:API_KEY}}\nX-Trace-Id: ${{secret:BODY}}\n\
+                 Authorization: Bearer ${{secret:API_KEY}}\nX-Tenant: {PATH}\nAccept: text/plain"
+            ),
             r#"{"auth": "${secret:BODY}"}"#,
-            "[BODY] == pat(green*)",
+            "[STATUS] == 200\n[BODY] == pat(green*)",
         ),
     )
     .unwrap();
@@ -125,6 +130,11 @@ fn the_values_of_the_secrets_a_row_names_reach_the_server_and_no_output() {
         .unwrap();
     assert_eq!(sent.path, format!("/v1/{PATH}/status"));
     assert_eq!(sent.header("x-trace-id"), Some(BODY));
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(sent.header("x-tenant"), Some(PATH));
     assert_eq!(sent.body, format!(r#"{{"auth": "{BODY}"}}"#).as_bytes());
     let (_, without) = wait_for(
         Duration::from_secs(15),
@@ -160,8 +170,38 @@ fn the_values_of_the_secrets_a_row_names_reach_the_server_and_no_output() {
         "{}",
         api_one.body
     );
+    let one: serde_json::Value = serde_json::from_str(&api_one.body).unwrap();
+    assert_eq!(
+        one["conditions"],
+        serde_json::json!(["[STATUS] == 200", "[BODY] == pat(green*)"]),
+        "{}",
+        api_one.body
+    );
+    assert_eq!(
+        one["request_headers"],
+        serde_json::json!([
+            "X-Api-Key: ***",
+            "X-Trace-Id: ${secret:BODY}",
+            "Authorization: ***",
+            "X-Tenant: ***",
+            "Accept: text/plain",
+        ]),
+        "{}",
+        api_one.body
+    );
+    let list: serde_json::Value = serde_json::from_str(&api_list.body).unwrap();
+    let listed = &list["targets"][0];
+    assert_eq!(listed["id"], keyed, "{}", api_list.body);
     assert!(
-        shown.contains("X-Api-Key: ***") && shown.contains("X-Trace-Id: ${secret:BODY}"),
+        listed.get("conditions").is_none() && listed.get("request_headers").is_none(),
+        "a list's rows leave the long columns to the target's own answer: {}",
+        api_list.body
+    );
+    assert!(
+        shown.contains("X-Api-Key: ***")
+            && shown.contains("X-Trace-Id: ${secret:BODY}")
+            && shown.contains("Authorization: ***")
+            && shown.contains("X-Tenant: ***"),
         "{shown}"
     );
     assert!(shown.contains("[BODY] == pat(green*)"), "{shown}");

@@ -196,6 +196,8 @@ const SHOWN: u64 = FIGURES
         "depends_on",
         "held",
     ]);
+/// What the API's answer for one target shows: its conditions and request headers too.
+const DETAIL: u64 = SHOWN | mask(&["conditions", "request_headers"]);
 const INCIDENT: u64 = mask(&["incident_started", "incident_reason", "held"]);
 
 /// Which columns a read takes: the others are not read and their fields keep their defaults
@@ -215,6 +217,9 @@ pub enum Read {
     /// What the status pages and the API show: never `authn_parms` or the trace (and
     /// `push_token` only to be shown masked).
     Shown,
+    /// [`Read::Shown`] and the `conditions` and `request_headers` (the API's answer for one
+    /// target): not a list's, since each can hold 64 KiB and a page has up to 5,000 rows.
+    Detail,
     /// What `/metrics` shows ([`TargetRow::counts`](super::TargetRow::counts) and the last
     /// check's figures).
     Figures,
@@ -227,6 +232,7 @@ impl Read {
             Read::NoTrace => NO_TRACE,
             Read::State => STATE,
             Read::Shown => SHOWN,
+            Read::Detail => DETAIL,
             Read::Figures => FIGURES,
         }
     }
@@ -301,12 +307,23 @@ mod tests {
     #[test]
     fn a_read_takes_only_its_columns_and_keeps_every_place() {
         assert!(select(Read::All).starts_with("SELECT t.id, t.name, t.tenantid, "));
-        for read in [Read::NoTrace, Read::State, Read::Shown, Read::Figures] {
+        for read in [
+            Read::NoTrace,
+            Read::State,
+            Read::Shown,
+            Read::Detail,
+            Read::Figures,
+        ] {
             assert!(!select(read).contains("t.last_trace"), "{read:?}");
         }
         assert!(select(Read::State).starts_with("SELECT t.id, t.status, t.repeated_fails, "));
         assert!(select(Read::NoTrace).contains("t.authn_parms"));
         assert!(!select(Read::Shown).contains("t.authn_parms"));
+        assert!(!select(Read::Detail).contains("t.authn_parms"));
+        assert!(!select(Read::Shown).contains("t.conditions"));
+        assert!(!select(Read::Shown).contains("t.request_headers"));
+        assert!(select(Read::Detail).contains("t.conditions, t.request_headers, "));
+        assert!(select(Read::Detail).ends_with(FROM));
         assert!(select(Read::State).ends_with("FROM targets t"));
         assert!(select(Read::NoTrace).ends_with("FROM targets t"));
         assert!(select(Read::Figures).ends_with(FROM));

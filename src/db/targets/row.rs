@@ -78,9 +78,11 @@ pub struct TargetRow {
     pub proxy_url: Option<String>,
     /// `any`, `4` or `6` as written.
     pub ip_family: String,
-    /// As written: `targets ID` shows it, `target::from_row` parses it.
+    /// As written: `targets ID` and the API's answer for the target show it,
+    /// `target::from_row` parses it.
     pub conditions: Option<String>,
-    /// As written, `${secret:NAME}` references and all (see [`crate::base::headers::shown`]).
+    /// As written, `${secret:NAME}` references and all (shown as [`crate::base::headers::shown`]
+    /// makes it).
     pub request_headers: Option<String>,
     /// The open incident's start, in milliseconds since the epoch, and its latest reason.
     pub incident_started_ms: Option<i64>,

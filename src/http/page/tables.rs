@@ -66,6 +66,7 @@ pub(super) fn incident_table(out: &mut String, incidents: &[Listed], with_target
     for Listed {
         incident: i,
         target_name,
+        ..
     } in incidents
     {
         let (class, lasted) = match i.ended {
