@@ -111,6 +111,7 @@ impl Cluster {
     ) -> Cluster {
         let me = member.name().to_string();
         let max_clock_skew = config.max_clock_skew;
+        member.set_stall_limit(config.dead_after.saturating_sub(LEASE_MARGIN));
         Cluster {
             pool,
             config,
@@ -323,7 +324,8 @@ impl Cluster {
             Beat::DeclaredDead => self.rejoin(ports),
             Beat::Failed if self.live.len() <= 1 => {
                 // Alone, and the database away: nobody else checks these targets.
-                self.member.lease(Instant::now() + self.lease_span(), true);
+                let until = Instant::now() + self.lease_span();
+                self.member.lease(started, until, true);
             }
             Beat::Failed => {}
         }
@@ -376,7 +378,8 @@ impl Cluster {
     /// meanwhile), and dispatches nothing until its next heartbeat says what it owns.
     fn renew_lease(&self, started: Instant) {
         let alone = self.live.len() <= 1;
-        self.member.lease(started + self.lease_span(), alone);
+        self.member
+            .lease(started, started + self.lease_span(), alone);
     }
 
     fn lease_span(&self) -> Duration {

@@ -73,6 +73,8 @@ pub fn run(ports: Ports, stats: WheelStats) {
         }
         deadline = (deadline + TICK).max(now);
         crate::base::fault::point("wheel");
+        // First: a gap since the last tick (a freeze) voids the leases begun before it.
+        ports.member.tick(now);
         // Read before the control messages waiting are taken: a check of a target handed
         // over whose removal is not taken yet carries at most the generation of the hand-over.
         let generation = ports.member.generation();
