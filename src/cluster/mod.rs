@@ -306,6 +306,9 @@ impl Cluster {
     fn beat_active(&mut self, ports: &Ports) {
         let started = Instant::now();
         self.member.beating(Some(started));
+        // A test freezes the node here: frozen mid-heartbeat, it must not take the heartbeat
+        // for one that hangs on the database when it wakes.
+        crate::base::fault::freeze("heartbeat");
         self.measure_clock();
         let blind = self.sight.blind();
         self.stats.set_blind(blind);
