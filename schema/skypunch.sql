@@ -160,6 +160,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     open_target        BIGINT        AS (IF(ended IS NULL, target_id, NULL)) PERSISTENT,
     suppressed_by      BIGINT        NULL     DEFAULT NULL COMMENT '2.3: the incident of the parent (depends_on) that was open when this one''s FAILURE was held; NULL: not held for a parent',
     monitor_blind      BOOLEAN       NOT NULL DEFAULT 0 COMMENT '2.3: 1 when its FAILURE was held because the node checking it could not reach its network',
+    unconfirmed        BOOLEAN       NOT NULL DEFAULT 0 COMMENT '2.3: 1 when a second node checked the target as its FAILURE became due and found it up: nobody was paged',
     PRIMARY KEY (id),
     UNIQUE KEY incidents_open (open_target),
     KEY incidents_target (target_id, started),
@@ -241,6 +242,35 @@ CREATE TABLE IF NOT EXISTS node_fences (
     epoch              BIGINT        NOT NULL,
     batches            BIGINT        NOT NULL DEFAULT 0 COMMENT 'result transactions written under this epoch',
     PRIMARY KEY (name)
+) DEFAULT CHARSET utf8mb4;
+
+-- Confirmations (2.3, [cluster] ConfirmFailures): a FAILURE due on one node is checked again
+-- at once by another live node before anybody is paged. The node whose check failed inserts
+-- the row in the transaction that raised the FAILURE (instead of the alert); another node
+-- takes it (claimed_by), checks the target and writes its answer; the node that asked (or,
+-- once it is long past its deadline, any node) resolves it in one transaction: the alert goes
+-- to the outbox with both checks' traces, or the incident is marked unconfirmed.
+CREATE TABLE IF NOT EXISTS confirmations (
+    id                 BIGINT        NOT NULL AUTO_INCREMENT,
+    target_id          BIGINT        NOT NULL,
+    incident_id        BIGINT        NULL     DEFAULT NULL COMMENT 'the incident the FAILURE was raised in',
+    requested_by       VARCHAR(64)   NOT NULL COMMENT 'the node whose check failed',
+    requested_at       TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    deadline           TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3) COMMENT 'past this without an answer, the alert goes out unconfirmed (5 s plus the target''s timeout)',
+    snapshot           TEXT          NOT NULL COMMENT 'the alert''s snapshot (JSON), taken when the FAILURE was raised',
+    trace              TEXT          NOT NULL COMMENT 'the trace of the check that failed',
+    claimed_by         VARCHAR(64)   NULL     DEFAULT NULL COMMENT 'the node checking the target again',
+    answer             VARCHAR(8)    NULL     DEFAULT NULL COMMENT 'what that check found: PASS, FAIL, or NONE (it could not check: answer_trace says why)',
+    answer_trace       TEXT          NULL     DEFAULT NULL,
+    answered_at        TIMESTAMP(3)  NULL     DEFAULT NULL,
+    state              VARCHAR(16)   NOT NULL DEFAULT 'PENDING' COMMENT 'PENDING; CONFIRMED (the second check failed too: the alert went out); UNCONFIRMED (it passed, or the target recovered first: nobody paged); NOT_CONFIRMED (no answer in time: the alert went out as without confirmation)',
+    resolved_at        TIMESTAMP(3)  NULL     DEFAULT NULL,
+    note               VARCHAR(255)  NOT NULL DEFAULT '' COMMENT 'how it was resolved, in words',
+    open_target        BIGINT        AS (IF(state = 'PENDING', target_id, NULL)) PERSISTENT,
+    PRIMARY KEY (id),
+    UNIQUE KEY confirmations_pending (open_target),
+    KEY confirmations_state (state, deadline),
+    KEY confirmations_resolved (resolved_at)
 ) DEFAULT CHARSET utf8mb4;
 
 -- Routing (2.2): which notifiers hear of a target. A target with no row here alerts every

@@ -70,7 +70,9 @@ ALTER TABLE incidents
     ADD COLUMN IF NOT EXISTS suppressed_by BIGINT NULL DEFAULT NULL
         COMMENT '2.3: the incident of the parent (depends_on) that was open when this one''s FAILURE was held; NULL: not held for a parent',
     ADD COLUMN IF NOT EXISTS monitor_blind BOOLEAN NOT NULL DEFAULT 0
-        COMMENT '2.3: 1 when its FAILURE was held because the node checking it could not reach its network';
+        COMMENT '2.3: 1 when its FAILURE was held because the node checking it could not reach its network',
+    ADD COLUMN IF NOT EXISTS unconfirmed BOOLEAN NOT NULL DEFAULT 0
+        COMMENT '2.3: 1 when a second node checked the target as its FAILURE became due and found it up: nobody was paged';
 -- A node that cannot reach its network beats as `blind`, one whose clock is too far from the
 -- database's as `skewed`, and the others check its targets; each heartbeat says the offset.
 ALTER TABLE nodes

@@ -17,6 +17,7 @@ mod check;
 mod cli;
 mod cluster;
 mod config;
+mod confirm;
 mod daemon;
 mod db;
 mod health;

@@ -1,6 +1,6 @@
 //! The prune thread (`skypunch-prune`): at start and every [`PRUNE_EVERY`], deletes the rows
 //! past their retention, the outbox's (`[notifications] RetentionDays`, see
-//! `notifier::outbox::prune`) then the history's (`[history]`, see `db::history::prune`). It
+//! `notifier::outbox::prune`, and the settled confirmation requests alike) then the history's (`[history]`, see `db::history::prune`). It
 //! reads only the configuration and writes only the database, one bounded statement at a
 //! time, each on a connection checked out for it alone. It runs apart from the notifier so
 //! that a prune of millions of rows never delays an alert. A stop request ends it at once, or
@@ -70,6 +70,10 @@ fn pass(config: &Config, pool: &Pool, stop: &Stop) -> Result<(), db::Error> {
              dropped {} owed to notifiers disabled that long",
             p.alerts, p.deliveries, p.dropped
         );
+    }
+    let settled = db::confirm::poll::prune(pool, config.notify.retention, &keep_going)?;
+    if settled > 0 {
+        info!("confirm: pruned {settled} settled confirmation requests older than the retention period");
     }
     // A test holds the prune here to stand for one of millions of rows.
     crate::base::fault::hold("prune", &keep_going);

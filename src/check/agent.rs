@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::CertificateDer;
@@ -46,6 +47,8 @@ struct Kept {
 
 #[derive(Debug)]
 pub(super) struct Agents {
+    /// `[settings] SourceAddress`, which every agent connects from.
+    source: Option<IpAddr>,
     verifying: Agent,
     trusting: Agent,
     /// The agents of targets with a CA bundle, a client certificate, a proxy or an address
@@ -61,26 +64,30 @@ struct Parts {
     identity: Option<Arc<ClientIdentity>>,
     proxy: Option<Arc<ProxyUrl>>,
     family: IpFamily,
+    source: Option<IpAddr>,
 }
 
 impl Parts {
-    fn plain(trust_any_certificate: bool) -> Parts {
+    fn plain(trust_any_certificate: bool, source: Option<IpAddr>) -> Parts {
         Parts {
             trust_any_certificate,
             extra_roots: Vec::new(),
             identity: None,
             proxy: None,
             family: IpFamily::Any,
+            source,
         }
     }
 }
 
 impl Agents {
-    pub(super) fn new() -> Agents {
+    /// Agents whose connections are made from `source` (`None`: the kernel's choice).
+    pub(super) fn new(source: Option<IpAddr>) -> Agents {
         let tls = TlsMemory::new();
         Agents {
-            verifying: agent(Parts::plain(false), &tls),
-            trusting: agent(Parts::plain(true), &tls),
+            source,
+            verifying: agent(Parts::plain(false, source), &tls),
+            trusting: agent(Parts::plain(true, source), &tls),
             kept: Mutex::new(Kept::default()),
             tls,
         }
@@ -125,6 +132,7 @@ impl Agents {
             identity: target.client_identity.clone(),
             proxy: target.proxy.clone(),
             family: target.ip_family,
+            source: self.source,
         };
         let built = agent(parts, &self.tls);
         if kept.order.len() >= MAX_AGENTS {
@@ -171,7 +179,8 @@ fn agent(parts: Parts, memory: &TlsMemory) -> Agent {
         })
         .build();
     let resolver = TimedResolver::new(parts.family, parts.proxy.is_some());
-    let connector = TimedConnector::new(parts.extra_roots, parts.identity, parts.proxy, memory);
+    let connector = TimedConnector::new(parts.extra_roots, parts.identity, parts.proxy, memory)
+        .with_source(parts.source);
     Agent::with_parts(config, connector, resolver)
 }
 
@@ -187,7 +196,7 @@ mod tests {
 
     #[test]
     fn targets_that_connect_alike_share_an_agent_and_the_kept_ones_are_bounded() {
-        let agents = Agents::new();
+        let agents = Agents::new(None);
         assert!(matches!(
             agents.for_target(&target(|_| {})),
             Cow::Borrowed(_)

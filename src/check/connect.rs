@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -32,12 +32,14 @@ pub(super) struct Tracked {
     stream: TcpStream,
 }
 
-/// Connects to the first of the host's addresses that answers within the connect timeout;
-/// the connection and the address it reached. A stop that abandons the check ends it at once.
+/// Connects to the first of the host's addresses that answers within the connect timeout,
+/// from `source` (`[settings] SourceAddress`) when set; the connection and the address it
+/// reached. A stop that abandons the check ends it at once.
 pub(super) fn connect_tcp(
     details: &ConnectionDetails,
+    source: Option<IpAddr>,
 ) -> Result<(Tracked, SocketAddr), ureq::Error> {
-    connect_to(&details.addrs, details)
+    connect_to(&details.addrs, details, source)
 }
 
 /// [`connect_tcp`] to `addrs` (a proxy's). Inlined into [`connect_tcp`] as it was before
@@ -46,9 +48,12 @@ pub(super) fn connect_tcp(
 pub(super) fn connect_to(
     addrs: &[SocketAddr],
     details: &ConnectionDetails,
+    source: Option<IpAddr>,
 ) -> Result<(Tracked, SocketAddr), ureq::Error> {
     let mut last = None;
-    for &addr in addrs {
+    // A socket bound to an address of one family cannot reach the other's.
+    let reachable = |a: &&SocketAddr| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
+    for &addr in addrs.iter().filter(reachable) {
         let timeout = remaining(details);
         let result = match timeout.after {
             // The test suite's blind node (`base::fault`): its uplink is down.
@@ -58,8 +63,8 @@ pub(super) fn connect_to(
             ut::Duration::Exact(d) if d.is_zero() => {
                 return Err(ureq::Error::Timeout(timeout.reason))
             }
-            ut::Duration::Exact(d) => connect_within(&addr, Some(d)),
-            ut::Duration::NotHappening => connect_within(&addr, None),
+            ut::Duration::Exact(d) => connect_within(&addr, Some(d), source),
+            ut::Duration::NotHappening => connect_within(&addr, None, source),
         };
         match result {
             Ok(tracked) => {
@@ -75,7 +80,14 @@ pub(super) fn connect_to(
             Err(e) => last = Some(ureq::Error::Io(e)),
         }
     }
-    Err(last.unwrap_or(ureq::Error::HostNotFound))
+    match (last, source) {
+        (Some(e), _) => Err(e),
+        (None, Some(s)) if !addrs.is_empty() => Err(ureq::Error::Io(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("no address of the host is of the family of SourceAddress {s}"),
+        ))),
+        (None, _) => Err(ureq::Error::HostNotFound),
+    }
 }
 
 /// Connects within `timeout` (`None`: the kernel's own bound) in three system calls (socket,
@@ -84,8 +96,13 @@ pub(super) fn connect_to(
 /// non-blocking, connect, poll, ioctl back to blocking) — two of every twelve a plain check
 /// made. A signal that interrupts the connect leaves it going on in the kernel: then we wait
 /// for it as std does. The socket is registered before the connect, so that a stop can cut
-/// a connect that hangs as well as a read.
-fn connect_within(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<Tracked> {
+/// a connect that hangs as well as a read. With a `source`, the socket is bound to it first
+/// (one more system call, only then).
+fn connect_within(
+    addr: &SocketAddr,
+    timeout: Option<Duration>,
+    source: Option<IpAddr>,
+) -> io::Result<Tracked> {
     let started = Instant::now();
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(*addr),
@@ -94,6 +111,11 @@ fn connect_within(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<Tr
     )?;
     // Declared after `socket`, so dropped (deregistered) before it on every early return.
     let registration = sockets::register(socket.as_raw_fd())?;
+    if let Some(ip) = source {
+        socket
+            .bind(&SocketAddr::new(ip, 0).into())
+            .map_err(|e| io::Error::new(e.kind(), format!("binding SourceAddress {ip}: {e}")))?;
+    }
     if timeout.is_some() {
         socket.set_write_timeout(timeout)?;
     }
@@ -311,7 +333,7 @@ mod tests {
         let addr = listener.local_addr().unwrap().as_socket().unwrap();
         let mut queued = Vec::new();
         let hanging = loop {
-            match connect_within(&addr, Some(Duration::from_millis(300))) {
+            match connect_within(&addr, Some(Duration::from_millis(300)), None) {
                 Ok(t) => queued.push(t),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => break true,
                 Err(_) => break false,
@@ -327,7 +349,7 @@ mod tests {
             let slot = registry.join();
             assert!(slot.begin());
             let started = Instant::now();
-            let result = connect_within(&addr, Some(Duration::from_secs(60)));
+            let result = connect_within(&addr, Some(Duration::from_secs(60)), None);
             (
                 result.err().map(|e| e.kind()),
                 started.elapsed(),
@@ -340,5 +362,24 @@ mod tests {
         assert_eq!(error, Some(io::ErrorKind::ConnectionAborted));
         assert!(took < Duration::from_secs(5), "the connect took {took:?}");
         assert_eq!(ended, sockets::Ended::Abandoned);
+    }
+
+    #[test]
+    fn a_source_address_is_the_address_the_peer_sees() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let source: IpAddr = "127.0.0.2".parse().unwrap();
+        let tracked = connect_within(&addr, Some(Duration::from_secs(5)), Some(source)).unwrap();
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), source);
+        assert_eq!(tracked.stream.local_addr().unwrap().ip(), source);
+        let v6: IpAddr = "::1".parse().unwrap();
+        let err = connect_within(&addr, Some(Duration::from_secs(5)), Some(v6))
+            .err()
+            .expect("an IPv6 source cannot reach an IPv4 address");
+        assert!(
+            err.to_string().starts_with("binding SourceAddress ::1: "),
+            "{err}"
+        );
     }
 }

@@ -58,6 +58,10 @@ pub struct CheckSettings {
     /// How long a Keystone or OAuth2 token is used when its answer does not say when it
     /// expires.
     pub token_lifetime: Duration,
+    /// `[settings] SourceAddress`: the local address every connection of a check (to the
+    /// target, its proxy, Keystone or the OAuth2 server) is made from; `None`: the kernel's
+    /// choice.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl Default for CheckSettings {
@@ -65,6 +69,7 @@ impl Default for CheckSettings {
         CheckSettings {
             max_body_bytes: 1 << 20,
             token_lifetime: Duration::from_secs(3600),
+            source_address: None,
         }
     }
 }
@@ -89,7 +94,7 @@ impl Checker {
     /// A checker that knows no `[secrets]` (see [`Checker::with_keyring`]).
     pub fn new(settings: CheckSettings) -> Checker {
         Checker {
-            agents: agent::Agents::new(),
+            agents: agent::Agents::new(settings.source_address),
             keystone: keystone::TokenCache::new(),
             oauth2: oauth2::TokenCache::new(),
             settings,

@@ -101,10 +101,11 @@ pub(super) fn connect(
     proxy: &ProxyUrl,
     details: &ConnectionDetails,
     buffers: PooledBuffers,
+    source: Option<std::net::IpAddr>,
 ) -> Result<(TcpTransport, Instant), ureq::Error> {
     let addrs = lookup(proxy, details)?;
     let t0 = Instant::now();
-    let (tracked, peer) = connect::connect_to(&addrs, details).map_err(|e| match e {
+    let (tracked, peer) = connect::connect_to(&addrs, details, source).map_err(|e| match e {
         _ if sockets::this_check_cut() => e,
         ureq::Error::Timeout(_) => failed(ProxyError::TimedOut {
             what: format!("connect to proxy {}", proxy.shown()),

@@ -5,6 +5,7 @@
 //! step writes its mark into the check's recorder ([`super::phase`]).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +29,8 @@ use crate::base::proxy::ProxyUrl;
 pub(super) struct TimedConnector {
     tls: TlsConfigs,
     proxy: Option<Arc<ProxyUrl>>,
+    /// `[settings] SourceAddress`: the local address every connection is made from.
+    source: Option<IpAddr>,
 }
 
 impl fmt::Debug for TimedConnector {
@@ -50,7 +53,14 @@ impl TimedConnector {
         TimedConnector {
             tls: TlsConfigs::new(extra_roots, identity, memory),
             proxy,
+            source: None,
         }
+    }
+
+    /// Connects from `source` (`[settings] SourceAddress`) rather than the kernel's choice.
+    pub(super) fn with_source(mut self, source: Option<IpAddr>) -> TimedConnector {
+        self.source = source;
+        self
     }
 }
 
@@ -71,7 +81,7 @@ impl Connector<()> for TimedConnector {
         let (tcp, at) = match &self.proxy {
             None => {
                 let t0 = Instant::now();
-                let (tracked, peer) = connect::connect_tcp(details)?;
+                let (tracked, peer) = connect::connect_tcp(details, self.source)?;
                 let at = Instant::now();
                 phase::record(
                     Phase::Connecting,
@@ -83,7 +93,7 @@ impl Connector<()> for TimedConnector {
                 );
                 (TcpTransport::new(tracked, buffers()), at)
             }
-            Some(proxy) => super::proxy::connect(proxy, details, buffers())?,
+            Some(proxy) => super::proxy::connect(proxy, details, buffers(), self.source)?,
         };
         let mut ready = at;
         let inner = if details.needs_tls() {

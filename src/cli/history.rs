@@ -91,7 +91,11 @@ fn incident_table(
 /// notifier that is enabled.
 fn alerted(conn: &mut db::Conn, i: &Incident, in_window: bool) -> Result<&'static str, Error> {
     if !i.alerted {
-        return Ok("No");
+        return Ok(if i.unconfirmed {
+            "No (unconfirmed)"
+        } else {
+            "No"
+        });
     }
     let fate = db::notifiers::alerts_fate(conn, i.target_id, i.started, i.ended)?;
     Ok(match fate {

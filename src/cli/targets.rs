@@ -88,6 +88,7 @@ fn test(config: &Config, pool: &Pool, row: &TargetRow) -> Result<(), Error> {
     let checker = Checker::new(CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
+        source_address: config.source_address,
     })
     .with_keyring(Keyring::new(&config.secrets));
     let push = target.method == Method::Push;

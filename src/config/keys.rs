@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::base::proxy::{NoProxy, ProxyUrl};
 
-use super::parse::Place;
+use super::parse::{parse_bool, Place};
 use super::{ClusterConfig, Config, DbConfig, Error, HistoryConfig, HttpConfig, NotifyConfig};
 
 /// One key of the file, as documented: the man page test and the parser's "known keys" hints
@@ -63,6 +63,7 @@ pub const KEYS: &[Key] = &[
         "192.0.2.1:53, gateway.example:443",
     ),
     key("settings", "BlindPercent", "50"),
+    key("settings", "SourceAddress", "192.0.2.10"),
     Key {
         aliases: &["Host"],
         ..key("database", "Location", "localhost")
@@ -97,6 +98,7 @@ pub const KEYS: &[Key] = &[
     key("cluster", "NodeName", "monitor-1"),
     key("cluster", "DeadAfter", "6"),
     key("cluster", "MaxClockSkew", "5"),
+    key("cluster", "ConfirmFailures", "yes"),
     key("http", "Listen", "127.0.0.1:9470"),
     key("http", "User", "monitor"),
     key("http", "Password", "secret"),
@@ -199,6 +201,7 @@ fn apply_settings(
         }
         "connectivity" => config.connectivity = parse_connectivity(at, value)?,
         "blindpercent" => config.blind_percent = at.number(value, 1, 100)?,
+        "sourceaddress" => config.source_address = at.source_address(value)?,
         _ => return Ok(Some(unknown(at, &known_hint("settings")))),
     }
     Ok(None)
@@ -369,6 +372,7 @@ fn apply_cluster(
         "nodename" => cluster.node_name = parse_node_name(at, value)?,
         "deadafter" => cluster.dead_after = at.seconds(value, 2, 300)?,
         "maxclockskew" => cluster.max_clock_skew = at.seconds(value, 0, 3600)?,
+        "confirmfailures" => cluster.confirm_failures = parse_bool(at, value)?,
         _ => return Ok(Some(unknown(at, &known_hint("cluster")))),
     }
     Ok(None)
@@ -463,14 +467,6 @@ fn apply_secret(config: &mut Config, at: &Place, value: &str) -> Result<(), Erro
     }
     config.secrets.insert(at.key, value);
     Ok(())
-}
-
-fn parse_bool(at: &Place, value: &str) -> Result<bool, Error> {
-    match value.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => Ok(true),
-        "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(at.bad(value, "yes or no")),
-    }
 }
 
 /// Node names go into `nodes.name` (VARCHAR(64)) and log lines.

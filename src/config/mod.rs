@@ -72,6 +72,9 @@ pub struct Config {
     /// The node suspects it is blind when more than this percentage of the (at least 20)
     /// targets it checked in the last minute failed with network errors; 100: never.
     pub blind_percent: u32,
+    /// `[settings] SourceAddress`: the local address checks connect from; `None`: the
+    /// kernel's choice.
+    pub source_address: Option<std::net::IpAddr>,
     pub db: DbConfig,
     pub notify: NotifyConfig,
     pub history: HistoryConfig,
@@ -166,6 +169,7 @@ impl Default for Config {
             no_proxy: Arc::new(NoProxy::default()),
             connectivity: Vec::new(),
             blind_percent: 50,
+            source_address: None,
             db: DbConfig::default(),
             notify: NotifyConfig::default(),
             history: HistoryConfig {
@@ -177,6 +181,7 @@ impl Default for Config {
                 node_name: String::new(),
                 dead_after: Duration::from_secs(6),
                 max_clock_skew: Duration::from_secs(5),
+                confirm_failures: true,
             },
             http: HttpConfig {
                 listen: vec![Endpoint {

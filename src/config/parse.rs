@@ -2,6 +2,7 @@
 //! to [`super::keys`] with the place it was found, so that errors name the file and line.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -192,10 +193,30 @@ impl Place<'_> {
         self.number(value, min, max).map(Duration::from_secs)
     }
 
+    /// An IP address checks connect from (`[settings] SourceAddress`); empty: none.
+    pub(super) fn source_address(&self, value: &str) -> Result<Option<IpAddr>, Error> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        match value.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => Ok(Some(ip)),
+            _ => Err(self.bad(value, "an IP address of this host, or nothing")),
+        }
+    }
+
     pub(super) fn text(&self, value: &str) -> Result<String, Error> {
         if value.is_empty() {
             return Err(self.bad(value, "a non-empty value"));
         }
         Ok(value.to_string())
+    }
+}
+
+/// `yes`/`no` and their synonyms.
+pub(super) fn parse_bool(at: &Place, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(at.bad(value, "yes or no")),
     }
 }

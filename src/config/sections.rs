@@ -80,6 +80,8 @@ pub struct ClusterConfig {
     /// `MaxClockSkew`: past this offset from the database's clock a node checks nothing;
     /// zero: no limit.
     pub max_clock_skew: Duration,
+    /// `ConfirmFailures`: a FAILURE due here is checked again by another live node first.
+    pub confirm_failures: bool,
 }
 
 impl ClusterConfig {

@@ -49,10 +49,15 @@ pub struct Pipeline {
     /// writer's reports; leaves at the stop. The heartbeat thread (PUSH targets' pushes,
     /// read into a map the wheel and workers share; no channel) is in this group too.
     loader: Group,
+    /// The confirm thread: leaves at the stop (step 1), closing its checking threads' queue;
+    /// those are in the workers' stage. Owns a sender of word to the writer and a `wake` of
+    /// the notifier.
+    confirm: Group,
     /// Step 2: the wheel: owns the job queue's sender, which its return closes.
     wheel: Group,
     /// Step 3: the workers: each owns a sender of reports to the writer and of "finished"
-    /// notices to the wheel.
+    /// notices to the wheel; and the confirming checks' threads, whose queue the confirm
+    /// thread closes when it leaves.
     workers: Group,
     /// The checks in flight, abandoned past `StopGrace`.
     in_flight: Arc<InFlight>,
@@ -149,6 +154,7 @@ impl Pipeline {
         let pipeline = Pipeline {
             trigger,
             loader: group(),
+            confirm: group(),
             wheel: group(),
             workers: group(),
             in_flight: Arc::new(InFlight::default()),
@@ -179,6 +185,9 @@ impl Pipeline {
     /// The stages' groups, to start threads in.
     pub fn loader(&mut self) -> &mut Group {
         &mut self.loader
+    }
+    pub fn confirm(&mut self) -> &mut Group {
+        &mut self.confirm
     }
     pub fn wheel(&mut self) -> &mut Group {
         &mut self.wheel
@@ -242,6 +251,7 @@ impl Pipeline {
     fn groups(&self) -> impl Iterator<Item = &Group> {
         [
             &self.loader,
+            &self.confirm,
             &self.wheel,
             &self.workers,
             &self.writer,
@@ -260,6 +270,7 @@ impl Pipeline {
     fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
         [
             &mut self.loader,
+            &mut self.confirm,
             &mut self.wheel,
             &mut self.workers,
             &mut self.writer,
@@ -358,8 +369,9 @@ impl Pipeline {
     }
 }
 
+/// A thread of the workers' stage: a worker, or a confirming check's thread.
 fn is_worker(thread: &str) -> bool {
-    thread.starts_with("skypunch-worker-")
+    thread.starts_with("skypunch-worker-") || thread.starts_with("skypunch-confirm-")
 }
 
 /// The safety net: a pipeline dropped without [`Pipeline::stop`] (a start that failed after

@@ -86,6 +86,14 @@ fn restart_needed(new: &Config, running: &Config) -> Vec<&'static str> {
         ),
         ("Connectivity", new.connectivity != running.connectivity),
         ("BlindPercent", new.blind_percent != running.blind_percent),
+        (
+            "SourceAddress",
+            new.source_address != running.source_address,
+        ),
+        (
+            "ConfirmFailures",
+            new.cluster.confirm_failures != running.cluster.confirm_failures,
+        ),
         ("StopTimeout", new.stop_timeout != running.stop_timeout),
         ("StopGrace", new.stop_grace != running.stop_grace),
         ("[database]", new.db != running.db),

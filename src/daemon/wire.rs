@@ -20,11 +20,14 @@
 //!   (`jobs`). Workers, the loader and the cluster thread → writer: `writer::RESULTS_QUEUE`
 //!   (a sender waits; the writer drains it every round). Writer → store: one batch at a
 //!   time; writer → notifier: one wake-up, coalesced.
+//! - confirm thread ↔ its checking threads (`confirm::SLOTS` each way): it hands out only as
+//!   many requests as slots are free, so neither side waits; confirm → writer: waits at
+//!   most 1 s for room; confirm → notifier: one wake-up, coalesced.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Sender};
 
 use super::pipeline::{Handles, Pipeline};
 use super::StartError;
@@ -38,7 +41,7 @@ use crate::cluster::Member;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::watchdog::{self, Notify};
-use crate::{heartbeats, loader, notifier, wheel, worker, writer};
+use crate::{confirm, heartbeats, loader, notifier, wheel, worker, writer};
 
 /// Room in each of the two target channels (loader → cluster → wheel). A full load of
 /// 100,000 targets passes through in batches of this many, at the cluster thread's pace.
@@ -168,7 +171,8 @@ fn start_stages(
         stop: stop.clone(),
         sight: sight.clone(),
     };
-    start_back(pipeline, config, back, reports_rx)?;
+    let node = (pool.clone(), member.clone(), sight.clone());
+    let wake = start_back(pipeline, config, back, reports_rx)?;
     let ports = worker::Ports {
         jobs: jobs_rx.clone(),
         done: done_tx,
@@ -178,6 +182,18 @@ fn start_stages(
     };
     let checker = checker(config, keyring.clone());
     let heartbeats = checker.heartbeats().clone();
+    let confirm_ports = confirm::Ports {
+        stop: stop.clone(),
+        writer: reports_tx.clone(),
+        wake,
+    };
+    start_confirm(
+        pipeline,
+        config,
+        (checker.clone(), node),
+        keyring.clone(),
+        confirm_ports,
+    )?;
     worker::spawn(
         pipeline.workers(),
         config.workers,
@@ -258,8 +274,9 @@ fn start_back(
     config: &Arc<Config>,
     back: Back,
     reports: crossbeam_channel::Receiver<ToWriter>,
-) -> Result<(), StartError> {
+) -> Result<Sender<()>, StartError> {
     let (wake_tx, wake_rx) = bounded(1);
+    let wake_confirm = wake_tx.clone();
     let (store, store_ends) = writer::store_channels();
     let (p, s, m, sight) = (
         back.pool.clone(),
@@ -267,8 +284,13 @@ fn start_back(
         back.member,
         back.sight.clone(),
     );
+    // A peer whose heartbeat is older than half of DeadAfter is not asked to confirm.
+    let confirm = config
+        .cluster
+        .confirm_failures
+        .then(|| config.cluster.dead_after / 2);
     pipeline.store().spawn("skypunch-store", None, move || {
-        writer::run_store(p, s, m, sight, store_ends)
+        writer::run_store(p, s, (m, sight), confirm, store_ends)
     })?;
     let w = writer::Writer::new(back.writer, wake_tx, config.max_pending_alerts)
         .with_sight(back.sight, config.blind_percent);
@@ -286,6 +308,33 @@ fn start_back(
         .spawn("skypunch-notifier", None, move || {
             notifier::run(&c, &p, &wake_rx, &st)
         })?;
+    Ok(wake_confirm)
+}
+
+/// The confirm stage: its checking threads in the workers' stage, its thread in its own.
+fn start_confirm(
+    pipeline: &mut Pipeline,
+    config: &Config,
+    (checker, (pool, member, sight)): (Arc<Checker>, (Pool, Arc<Member>, Arc<Sight>)),
+    keyring: Keyring,
+    ports: confirm::Ports,
+) -> Result<(), StartError> {
+    let in_flight = pipeline.in_flight();
+    let ends = confirm::spawn_checks(pipeline.workers(), checker, sight.clone(), in_flight)?;
+    let c = confirm::Confirm::new(
+        pool,
+        (member, sight),
+        keyring,
+        crate::target::Shared::new(config),
+        config.cluster.dead_after,
+        &ports,
+    );
+    let stop = ports.stop;
+    pipeline
+        .confirm()
+        .spawn("skypunch-confirm", None, move || {
+            confirm::run(c, ends, stop)
+        })?;
     Ok(())
 }
 
@@ -294,6 +343,7 @@ fn checker(config: &Config, keyring: Keyring) -> Arc<Checker> {
     let settings = CheckSettings {
         max_body_bytes: config.max_body_bytes,
         token_lifetime: config.token_lifetime,
+        source_address: config.source_address,
     };
     Arc::new(Checker::new(settings).with_keyring(keyring))
 }

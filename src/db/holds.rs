@@ -92,7 +92,8 @@ pub fn decide<'a>(tx: &mut impl Queryable, alerts: &[&'a NewAlert]) -> Result<De
 
 /// The targets among those of `alerts`' recoveries and reminders whose latest incident (the
 /// one they close or remind of, written by this batch) was held and never had its FAILURE go
-/// out: held behind its parent, or withdrawn while the node that raised it was blind. Another node's memory of the
+/// out: held behind its parent, withdrawn while the node that raised it was blind, or not
+/// confirmed by a second node (`db::confirm`). Another node's memory of the
 /// target can predate that (it took the target over before the withdrawal was written), so
 /// the database, not the memory, says whether anybody heard of the failure. A target with no
 /// incident (history off, or pruned) is not among them.
@@ -115,8 +116,8 @@ fn unheard_incidents(
                 format!(
                     "SELECT i.target_id FROM incidents i JOIN (SELECT target_id, MAX(id) AS id \
                      FROM incidents WHERE target_id IN ({marks}) GROUP BY target_id) l \
-                     ON l.id = i.id WHERE i.alerted = 0 \
-                     AND (i.suppressed_by IS NOT NULL OR i.monitor_blind <> 0)"
+                     ON l.id = i.id WHERE i.alerted = 0 AND (i.suppressed_by IS NOT NULL \
+                     OR i.monitor_blind <> 0 OR i.unconfirmed <> 0)"
                 ),
                 chunk.to_vec(),
             )

@@ -4,6 +4,7 @@
 //! decoded column by column ([`decode`]), never by a `FromRow` that can panic.
 
 pub mod accounts;
+pub mod confirm;
 pub mod decode;
 mod error;
 pub mod history;

@@ -25,7 +25,7 @@ const STATEMENT_ROWS: [usize; 5] = [250, 64, 16, 4, 1];
 /// `status_description` is VARCHAR(128).
 const MAX_DESCRIPTION: usize = 128;
 /// `last_trace` is TEXT (64 KiB).
-const MAX_TRACE_BYTES: usize = 60_000;
+pub(super) const MAX_TRACE_BYTES: usize = 60_000;
 
 /// What a result transaction did besides writing.
 #[derive(Debug, Default)]
@@ -46,12 +46,15 @@ pub struct Written {
 /// a member of the cluster ([`Error::Fenced`] otherwise). Each row is written only if its
 /// `state_seq` is still the one the update was made from, and moves it on by one. The alerts
 /// go through [`super::holds::decide`] first, and the FAILUREs of the targets in `retract`
-/// (the node has just found it is blind) through [`super::holds::retract`].
+/// (the node has just found it is blind) through [`super::holds::retract`]; then those that
+/// go out through [`super::confirm::screen`] (`ask`: this node asks another to confirm its
+/// FAILUREs, `[cluster] ConfirmFailures`).
 pub fn write(
     conn: &mut Conn,
     fence: Option<&Fence>,
     batch: (&BTreeMap<TargetId, RowUpdate>, &[NewAlert], &Rollups),
     retract: &[TargetId],
+    ask: Option<&super::confirm::Ask>,
 ) -> Result<Written, Error> {
     let (updates, alerts, rollups) = batch;
     let mut tx = conn
@@ -98,12 +101,14 @@ pub fn write(
     }
     super::holds::mark(&mut tx, &decided.held)?;
     super::holds::move_on(&mut tx, &withdrawn)?;
-    for alert in &decided.send {
+    let screened = super::confirm::screen(&mut tx, &decided.send, ask)?;
+    for alert in &screened.send {
         queue_alert(&mut tx, alert)?;
     }
     tx.commit()
         .map_err(Error::query("committing check results"))?;
     log_held(&decided);
+    screened.log();
     Ok(Written {
         stale,
         withheld: decided.held.keys().copied().collect(),
@@ -254,14 +259,9 @@ pub struct TestRecord {
 /// `RetentionDays`. The row is locked (by [`lock_seqs`]), so its URL cannot change between
 /// the two statements; a deleted row queues nothing.
 fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Error> {
-    // As bytes: decoding a column can never fail, whatever a person wrote into it.
-    let url: Option<Option<Vec<u8>>> = tx
-        .exec_first("SELECT url FROM targets WHERE id = ?", (alert.target_id,))
-        .map_err(Error::query("reading the URL of an alert's target"))?;
-    let Some(url) = url else {
+    let Some(shown) = shown_url(tx, alert.target_id)? else {
         return Ok(());
     };
-    let shown = crate::base::urls::shown(&String::from_utf8_lossy(&url.unwrap_or_default()));
     tx.exec_drop(
         insert_alert(),
         (
@@ -272,6 +272,16 @@ fn queue_alert(tx: &mut mysql::Transaction, alert: &NewAlert) -> Result<(), Erro
         ),
     )
     .map_err(Error::query("queueing an alert"))
+}
+
+/// The display form of target `id`'s URL, for an alert's snapshot; `None` when the row is
+/// gone.
+pub(super) fn shown_url(tx: &mut impl Queryable, id: TargetId) -> Result<Option<String>, Error> {
+    // As bytes: decoding a column can never fail, whatever a person wrote into it.
+    let url: Option<Option<Vec<u8>>> = tx
+        .exec_first("SELECT url FROM targets WHERE id = ?", (id,))
+        .map_err(Error::query("reading the URL of an alert's target"))?;
+    Ok(url.map(|u| crate::base::urls::shown(&String::from_utf8_lossy(&u.unwrap_or_default()))))
 }
 
 /// The alert's snapshot is taken by the database from the row just updated, so the message

@@ -275,6 +275,8 @@ fn incident_json(
         // What held its FAILURE alert: the parent's incident, or the node's blindness.
         "suppressed_by": suppressed_by,
         "monitor_blind": monitor_blind,
+        // A second node found the target up as its FAILURE became due: nobody was paged.
+        "unconfirmed": i.unconfirmed,
     })
 }
 

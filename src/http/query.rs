@@ -414,9 +414,9 @@ fn listed(row: mysql::Row) -> Option<Listed> {
     let decoded = history::incident(&mut f).and_then(|incident| {
         Ok(Listed {
             incident,
-            target_name: f.get(9, "name")?,
-            suppressed_by: f.opt_ref(10, "suppressed_by")?,
-            monitor_blind: f.flag(11, "monitor_blind")?,
+            target_name: f.get(10, "name")?,
+            suppressed_by: f.opt_ref(11, "suppressed_by")?,
+            monitor_blind: f.flag(12, "monitor_blind")?,
         })
     });
     decoded.map_err(|bad| db::decode::skip(&bad)).ok()

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::Writer;
 use crate::base::model::{
-    AlertKind, CheckResult, NewAlert, Status, TargetId, TargetState, Verdict,
+    AlertKind, CheckResult, Method, NewAlert, Status, TargetId, TargetState, Verdict,
 };
 use crate::base::rollup;
 use crate::base::sight::Seen;
@@ -96,6 +96,7 @@ impl Writer {
                 parent: t.depends_on,
                 network: network.then(|| SystemTime::from(f.at)),
                 blind: false,
+                confirm: (t.method != Method::Push).then_some(t.timeout),
             });
             self.stats.alert_queued();
         }

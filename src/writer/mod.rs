@@ -151,6 +151,7 @@ impl Writer {
             }
             ToWriter::Forget(id) => self.forget(id),
             ToWriter::HandedOver { id, generation } => self.handed_over(id, generation),
+            ToWriter::Unconfirmed(id) => self.withheld(&[id]),
         }
     }
     fn held_checks(&self) -> u64 {
@@ -249,15 +250,16 @@ pub fn store_channels() -> (StorePorts, StoreEnds) {
     )
 }
 
-/// The store thread's body.
+/// The store thread's body. `confirm`: the FAILUREs it writes are confirmed by another node
+/// whose heartbeat is this fresh, when one is (`[cluster] ConfirmFailures`).
 pub fn run_store(
     pool: db::Pool,
     stats: StoreStats,
-    member: Arc<crate::cluster::Member>,
-    sight: Arc<Sight>,
+    node: (Arc<crate::cluster::Member>, Arc<Sight>),
+    confirm: Option<Duration>,
     ends: StoreEnds,
 ) {
-    store::run(pool, stats, member, sight, ends.batches, ends.outcomes)
+    store::run(pool, stats, node, confirm, ends.batches, ends.outcomes)
 }
 
 /// The thread body: runs until the checks in flight at a stop are over (finished, or

@@ -257,6 +257,7 @@ mod tests {
             parent: None,
             network: None,
             blind: false,
+            confirm: None,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::base::rollup::{self, Rollups};
 use crate::base::sight::Sight;
 use crate::base::stats::StoreStats;
 use crate::cluster::Member;
+use crate::db::confirm::Ask;
 use crate::db::nodes::Fence;
 use crate::db::results;
 use crate::db::{self, Class, Pool};
@@ -25,11 +26,13 @@ use crate::db::{self, Class, Pool};
 const VERDICT_WAIT: Duration = Duration::from_secs(5);
 
 /// The thread body: one batch in, one outcome out, until the writer drops its sender.
+/// `confirm`: FAILUREs are confirmed by another node live within this (`[cluster]
+/// ConfirmFailures`).
 pub fn run(
     pool: Pool,
     stats: StoreStats,
-    member: Arc<Member>,
-    sight: Arc<Sight>,
+    (member, sight): (Arc<Member>, Arc<Sight>),
+    confirm: Option<Duration>,
     batches: Receiver<Batch>,
     outcomes: Sender<Outcome>,
 ) {
@@ -37,7 +40,12 @@ pub fn run(
         crate::base::fault::point("store");
         let fence = member.fence();
         judge_blind(&sight, &mut batch);
-        if outcomes.send(store(&pool, &stats, &fence, batch)).is_err() {
+        let ask = confirm.map(|fresh| Ask {
+            node: fence.node.clone(),
+            fresh,
+        });
+        let outcome = store(&pool, &stats, (&fence, ask.as_ref()), batch);
+        if outcomes.send(outcome).is_err() {
             return;
         }
     }
@@ -67,7 +75,12 @@ fn judge_blind(sight: &Sight, batch: &mut Batch) {
 
 /// Reads what is asked, then writes the batch in one transaction; when the database refuses
 /// it for a reason other than an outage or a passing conflict, writes it target by target.
-pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Outcome {
+pub fn store(
+    pool: &Pool,
+    stats: &StoreStats,
+    (fence, ask): (&Fence, Option<&Ask>),
+    batch: Batch,
+) -> Outcome {
     let tried = Instant::now();
     let states = match read(pool, &batch.read) {
         Ok(states) => states,
@@ -78,7 +91,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
     }
     let first = db::with_conn(pool, |conn| {
         let all = (&batch.updates, &batch.alerts[..], &batch.rollups);
-        results::write(conn, Some(fence), all, &batch.retract)
+        results::write(conn, Some(fence), all, &batch.retract, ask)
     });
     match &first {
         Ok(_) => stats.db_write(true),
@@ -118,7 +131,7 @@ pub fn store(pool: &Pool, stats: &StoreStats, fence: &Fence, batch: Batch) -> Ou
             log::error!(
                 "a batch of check results was not taken ({error}); writing each target alone"
             );
-            store_each(pool, stats, fence, batch, states, tried)
+            store_each(pool, stats, (fence, ask), batch, states, tried)
         }
     }
 }
@@ -181,7 +194,7 @@ fn written(
 fn store_each(
     pool: &Pool,
     stats: &StoreStats,
-    fence: &Fence,
+    (fence, ask): (&Fence, Option<&Ask>),
     mut batch: Batch,
     states: Vec<(TargetId, TargetState)>,
     tried: Instant,
@@ -216,7 +229,7 @@ fn store_each(
         };
         let write = |conn: &mut db::Conn| {
             let all = (&one.updates, &one.alerts[..], &one.rollups);
-            results::write(conn, Some(fence), all, &one.retract)
+            results::write(conn, Some(fence), all, &one.retract, ask)
         };
         match db::with_conn(pool, write) {
             Ok(done) if !done.stale.is_empty() => {

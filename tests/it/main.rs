@@ -14,6 +14,7 @@ mod client_certs;
 mod cluster;
 mod cluster_edges;
 mod conditions;
+mod confirm;
 mod dependencies;
 mod engine;
 mod faults;

@@ -298,7 +298,11 @@ fn as_2_2(db: &TestDb) {
          DROP COLUMN last_push_msg, DROP COLUMN push_count, DROP COLUMN depends_on",
     );
     db.exec("ALTER TABLE alerts DROP INDEX alerts_target");
-    db.exec("ALTER TABLE incidents DROP COLUMN suppressed_by, DROP COLUMN monitor_blind");
+    db.exec(
+        "ALTER TABLE incidents DROP COLUMN suppressed_by, DROP COLUMN monitor_blind, \
+         DROP COLUMN unconfirmed",
+    );
+    db.exec("DROP TABLE confirmations");
     db.exec(
         "ALTER TABLE nodes MODIFY COLUMN state VARCHAR(16) NOT NULL DEFAULT 'active' \
          COMMENT 'active, or stopping (its targets already handed over)'",

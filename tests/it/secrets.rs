@@ -3,14 +3,16 @@
 //! the whole request back: the values reach the server and no output — the log, the stored
 //! row, trace, incident and alert, the mail, `/metrics`, the JSON API, `targets ID`. A SIGHUP
 //! that takes a secret away makes its row a config error, one that brings it back (with a new
-//! value) heals it; `check-config` names the rows whose secrets the file lacks.
+//! value) heals it; `check-config` names the rows whose secrets the file lacks. Values of
+//! `[secrets]` written out in a row's name, group, URL and incident reasons, and in a
+//! notifier's name, show as `***` on the status pages and in `/metrics`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
 
-use crate::http::get;
+use crate::http::{get, start};
 use crate::support::notify::{add_notifier, plain, SmtpOptions, SmtpServer};
 use crate::support::servers::{serve, write_response, Request, Server};
 use crate::support::{skypunch_cmd, stdout, wait_for, Daemon, TestDb};
@@ -301,4 +303,97 @@ fn a_sighup_takes_a_secret_away_and_brings_a_new_value_and_check_config_names_th
     );
     assert_no_secret("the log", &log);
     assert!(!log.contains(rotated), "{log}");
+}
+
+/// What an operator may type into a row: the values themselves rather than references, or
+/// rows written before the values were secrets.
+#[test]
+fn values_of_the_secrets_written_out_in_rows_show_as_stars_on_the_pages_and_in_metrics() {
+    let db = TestDb::new();
+    let server = serve(|_: &Request, w| write_response(w, "200 OK", &[], b"ok"));
+    let id = db.add_target(
+        "name, url, frequency, timeout, group_name",
+        &format!(
+            "'shop {KEY}', '{}', 1, 2, 'team {BODY}'",
+            server.url(&format!("/v1/{PATH}/status"))
+        ),
+    );
+    // An incident of an hour ago whose reasons quote the path.
+    db.exec(&format!(
+        "INSERT INTO incidents (target_id, started, ended, first_reason, last_reason, \
+         failed_checks, alerted) VALUES ({id}, UTC_TIMESTAMP(3) - INTERVAL 1 HOUR, \
+         UTC_TIMESTAMP(3) - INTERVAL 50 MINUTE, 'HTTP 502 at /v1/{PATH}/status', \
+         'HTTP 503 at /v1/{PATH}/status', 600, 1)"
+    ));
+    add_notifier(
+        &db,
+        &format!("ops {KEY}"),
+        "SMTP",
+        "ops@example.com",
+        &plain(1),
+        false,
+    );
+    let (daemon, port) = start(
+        &db,
+        &format!("[secrets]\nAPI_KEY: {KEY}\nPATH: {PATH}\nBODY: {BODY}\n"),
+    );
+    wait_for(Duration::from_secs(15), "the target to pass", || {
+        (state(&db, id).0 == "PASS").then_some(())
+    });
+    let front = get(port, "/");
+    let own = get(port, &format!("/target/{id}"));
+    let metrics = get(port, "/metrics");
+    let api = get(port, &format!("/api/v1/targets/{id}"));
+    let (code, _) = daemon.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0));
+    assert!(
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.path == format!("/v1/{PATH}/status")),
+        "the check asks for the URL as written"
+    );
+
+    let shown = [
+        (
+            "the front page",
+            &front,
+            vec!["shop ***", "team ***", "HTTP 503 at /v1/***/status"],
+        ),
+        (
+            "the target's page",
+            &own,
+            vec![
+                "<title>shop ***</title>",
+                "<h1>shop ***</h1>",
+                "team ***",
+                "/v1/***/status",
+                "HTTP 503 at /v1/***/status",
+            ],
+        ),
+        (
+            "/metrics",
+            &metrics,
+            vec![r#"name="shop ***""#, r#"name="ops ***""#],
+        ),
+        (
+            "the API",
+            &api,
+            vec![r#""name": "shop ***""#, "/v1/***/status"],
+        ),
+    ];
+    for (place, reply, wanted) in shown {
+        assert_eq!(reply.status, 200, "{place}: {}", reply.body);
+        assert_no_secret(place, &reply.body);
+        for want in wanted {
+            assert!(
+                reply.body.contains(want),
+                "{place} lacks {want}:\n{}",
+                reply.body
+            );
+        }
+    }
+    assert_no_secret("the log", &db.log());
 }

@@ -1,7 +1,7 @@
 //! Alerts: which way one goes, one raised by a state change (to the outbox), and one read
 //! from the outbox (by the notifier).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::TargetId;
 
@@ -41,6 +41,10 @@ pub struct NewAlert {
     pub network: Option<SystemTime>,
     /// Set by the store thread from that time: the node was blind then.
     pub blind: bool,
+    /// The target's timeout, which bounds a second node's check of it before its FAILURE
+    /// goes out (`[cluster] ConfirmFailures`); `None`: not confirmed (a PUSH target, which no
+    /// other node can check again).
+    pub confirm: Option<Duration>,
 }
 
 /// An alert as read from the outbox.

@@ -62,6 +62,9 @@ pub enum ToWriter {
         id: TargetId,
         generation: u64,
     },
+    /// A second node found the target up as its FAILURE became due (`confirm`): nobody was
+    /// paged, so its next failing check raises the FAILURE again.
+    Unconfirmed(TargetId),
 }
 
 /// What the loader tells the wheel.

@@ -86,4 +86,6 @@ pub struct Incident {
     pub alerted: bool,
     /// The last HTTP status seen in it, `None` when no response came.
     pub http_status: Option<i64>,
+    /// A second node found the target up as its FAILURE became due: nobody was paged.
+    pub unconfirmed: bool,
 }

@@ -67,7 +67,7 @@ pub fn incidents(
 pub const INCIDENT_COLUMNS: &str = "i.id, i.target_id, \
      CAST(UNIX_TIMESTAMP(i.started) * 1000 AS SIGNED), \
      CAST(UNIX_TIMESTAMP(i.ended) * 1000 AS SIGNED), i.first_reason, i.failed_checks, i.alerted, \
-     i.last_reason, i.http_status";
+     i.last_reason, i.http_status, i.unconfirmed";
 
 /// Decodes an incident read with [`INCIDENT_COLUMNS`] (the first of a row's columns).
 pub fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
@@ -87,6 +87,7 @@ pub fn incident(f: &mut Fields) -> Result<Incident, BadRow> {
         alerted: f.flag(6, "alerted")?,
         last_reason: f.get(7, "last_reason")?,
         http_status: f.opt(8, "http_status")?,
+        unconfirmed: f.flag(9, "unconfirmed")?,
     })
 }
 

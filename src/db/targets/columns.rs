@@ -102,14 +102,19 @@ const COLUMNS: [Column; 59] = [
 /// Why the open incident's FAILURE alert is held, when it is: its parent (`depends_on`) was
 /// in FAIL (the parent named from the incident that held it, so an edit of `depends_on`
 /// since does not change what happened), or the node checking it could not reach its
-/// network. NULL otherwise, and once the FAILURE went out.
+/// network, or a second node is confirming the failure or found the target up (unconfirmed).
+/// NULL otherwise, and once the FAILURE went out.
 const HELD: &str = "CASE WHEN i.alerted = 0 AND i.suppressed_by IS NOT NULL THEN \
     (SELECT CONCAT('parent ', IF(p.name = '', CONCAT('target ', p.id), p.name), \
     IF(p.status = 'FAIL' AND p.enabled <> 0, ' is down', \
     ' was down; it alerts at its next check if it still fails')) \
     FROM incidents pi JOIN targets p ON p.id = pi.target_id WHERE pi.id = i.suppressed_by) \
     WHEN i.alerted = 0 AND i.monitor_blind <> 0 THEN 'the node checking it could not reach \
-    its network; it alerts at its next check if it still fails' END";
+    its network; it alerts at its next check if it still fails' \
+    WHEN EXISTS (SELECT 1 FROM confirmations c WHERE c.open_target = t.id) THEN 'a second \
+    node is checking it to confirm the failure' \
+    WHEN i.alerted = 0 AND i.unconfirmed <> 0 THEN 'unconfirmed: a second node found it up; \
+    it is checked again from there at its next failing check' END";
 
 /// The place of column `name` in [`COLUMNS`]; evaluated at compile time by the decoder's
 /// `at!`, so a name the list does not hold fails the build.

@@ -3,6 +3,10 @@
 //! `targets` rows (their counters, last result and open incident), which every node shares,
 //! so every node of a cluster shows the same per-target series. The text is written to the
 //! socket as it is encoded (4 KiB at a time): only the rows read are held, not the text.
+//! The only texts in label values are the targets' and notifiers' names (the others are ids
+//! and fixed words such as `phase` and `result`): they are read with every value of
+//! `[secrets]` masked as `***` (the redactor of the daemon's keyring, taken once per scrape),
+//! then escaped as label values when encoded.
 //!
 //! This file reads what a scrape shows and streams the answer; `series` says which series
 //! that is (names, help, values), `encode` holds the small helpers that write them.
@@ -12,6 +16,7 @@ mod series;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 
@@ -20,6 +25,7 @@ use prometheus_client::registry::Registry;
 use super::answer::{Answer, Body};
 use super::query::{self, NotifierNow, TargetFigures};
 use super::Shared;
+use crate::base::redactor::Redactor;
 use crate::base::stats::Exported;
 
 /// Targets from which a scrape gives the memory it freed back to the system at once (glibc
@@ -79,7 +85,8 @@ impl fmt::Debug for Histo {
 }
 
 pub fn answer(shared: &Shared) -> Answer {
-    let (targets, notifiers, read_ok) = match read(shared) {
+    let vault = shared.keyring.now();
+    let (targets, notifiers, read_ok) = match read(shared, &vault.redactor) {
         Ok((t, n)) => (t, n, true),
         Err(e) => {
             log::warn!("http: /metrics without per-target series: {e}");
@@ -116,11 +123,38 @@ pub fn answer(shared: &Shared) -> Answer {
     }
 }
 
-fn read(shared: &Shared) -> Result<(Vec<TargetFigures>, Vec<NotifierNow>), crate::db::Error> {
+/// The rows a scrape shows, their names masked by `redactor`.
+fn read(
+    shared: &Shared,
+    redactor: &Redactor,
+) -> Result<(Vec<TargetFigures>, Vec<NotifierNow>), crate::db::Error> {
     let mut conn = query::checkout(&shared.pool)?;
-    let targets = query::figures(&mut conn)?;
-    let notifiers = query::notifiers(&mut conn)?;
+    let mut targets = query::figures(&mut conn)?;
+    let mut notifiers = query::notifiers(&mut conn)?;
+    mask_names(&mut targets, &mut notifiers, redactor);
     Ok((targets, notifiers))
+}
+
+/// Every value of `[secrets]` in the names replaced by `***`. Nothing to do without secrets;
+/// with some, one pass over each name, and a new one only for a name that holds a secret.
+fn mask_names(targets: &mut [TargetFigures], notifiers: &mut [NotifierNow], redactor: &Redactor) {
+    if redactor.is_empty() {
+        return;
+    }
+    let masked = |name: &str| match redactor.redact(name) {
+        Cow::Owned(m) => Some(m),
+        Cow::Borrowed(_) => None,
+    };
+    for t in targets {
+        if let Some(m) = masked(&t.name) {
+            t.name = m.into_boxed_str();
+        }
+    }
+    for n in notifiers {
+        if let Some(m) = masked(&n.name) {
+            n.name = m;
+        }
+    }
 }
 
 fn daemon(shared: &Shared, read_ok: bool) -> Daemon {

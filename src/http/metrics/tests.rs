@@ -1,5 +1,5 @@
 //! Unit tests of `/metrics`: names with anything in them are label values a scraper reads
-//! back as the name, shown escaped.
+//! back as the name, shown escaped; a value of `[secrets]` in a name shows as `***`.
 
 use super::encode::{family, notifier_labels, target_labels, with};
 use super::*;
@@ -91,6 +91,35 @@ fn exposition(names: &[String]) -> String {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text
+}
+
+#[test]
+fn a_secret_in_a_name_is_masked_before_it_is_escaped() {
+    // A secret holding a quote and a backslash: found in the name as written, not as the
+    // label value escapes it.
+    let secret = r#"s3c"r\3t-value"#;
+    let name = format!("shop {secret} eu");
+    let mut targets = vec![figures(1, &name), figures(2, "plain")];
+    let mut notifiers = vec![NotifierNow {
+        id: 1,
+        name: format!("ops {secret}"),
+        pending: 0,
+        sent: 3,
+        failed: 0,
+    }];
+    mask_names(&mut targets, &mut notifiers, &Redactor::new([secret]));
+    assert_eq!(&*targets[0].name, "shop *** eu");
+    assert_eq!(&*targets[1].name, "plain");
+    assert_eq!(notifiers[0].name, "ops ***");
+
+    let names: Vec<String> = vec![targets[0].name.to_string(), notifiers[0].name.clone()];
+    let text = exposition(&names);
+    assert!(!text.contains("s3c"), "{text}");
+    assert!(text.contains(r#"name="shop *** eu""#), "{text}");
+
+    let mut unchanged = vec![figures(1, &name)];
+    mask_names(&mut unchanged, &mut [], &Redactor::none());
+    assert_eq!(&*unchanged[0].name, name, "no secrets: nothing masked");
 }
 
 /// Names of C0 controls, DEL, backslashes and letters: what prometheus-parse, which splits

@@ -3,8 +3,9 @@
 //! strict Content-Security-Policy. `/` lists the enabled targets by `group_name` with their
 //! state, response time and a bar per day of their last 90 days; `/target/ID` shows one
 //! target, its last 24 hours as an SVG chart, and its incidents. Every text from the database
-//! is HTML-escaped; URLs are in their display form. Links are relative, so the pages also work
-//! behind a reverse proxy under a sub-path. Here: the two pages and a target's line; [`days`]
+//! goes through one [`Sanitizer`]: the values of `[secrets]` masked, then HTML-escaped; URLs
+//! are in their display form. Links are relative, so the pages also work behind a reverse
+//! proxy under a sub-path. Here: the two pages and a target's line; [`days`]
 //! draws the bars, [`tables`] the facts and incidents, [`style`] holds the stylesheet.
 
 mod days;
@@ -18,6 +19,7 @@ use super::answer::Answer;
 use super::query;
 use super::status::{self, Detail, Overview, TargetStatus, DAYS, RECENT_DAYS};
 use super::{chart, Shared};
+use crate::base::redactor::Redactor;
 use crate::base::text::html;
 use days::{bars, percent};
 use style::STYLE;
@@ -29,10 +31,11 @@ pub const REFRESH_S: u32 = 30;
 /// The answer to `/`.
 pub fn front(shared: &Shared) -> Answer {
     let public_only = shared.config.http.public_only;
+    let vault = shared.keyring.now();
     let read =
         query::checkout(&shared.pool).and_then(|mut c| status::overview(&mut c, public_only));
     match read {
-        Ok(o) => page(200, overview(&o)),
+        Ok(o) => page(200, overview(&o, Sanitizer(&vault.redactor))),
         Err(e) => unavailable(&e),
     }
 }
@@ -40,10 +43,11 @@ pub fn front(shared: &Shared) -> Answer {
 /// The answer to `/target/ID`.
 pub fn target(shared: &Shared, id: i64) -> Answer {
     let public_only = shared.config.http.public_only;
+    let vault = shared.keyring.now();
     let read =
         query::checkout(&shared.pool).and_then(|mut c| status::detail(&mut c, id, public_only));
     match read {
-        Ok(Some(d)) => page(200, detail(&d)),
+        Ok(Some(d)) => page(200, detail(&d, Sanitizer(&vault.redactor))),
         Ok(None) => page(
             404,
             layout(
@@ -72,6 +76,20 @@ fn page(status: u16, text: String) -> Answer {
             "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
         )
         .with_header("Cache-Control", "no-store")
+}
+
+/// How a page writes a text from the database (a name, group, URL, result, reason): every
+/// value of `[secrets]` in it masked as `***`, then HTML-escaped. In that order: a secret
+/// holding `&` or `<` is found in the raw text, not once escaped. The redactor is the daemon
+/// keyring's as it was when the answer started (taken once per answer); without secrets it
+/// finds nothing at once and the text is only escaped. Copied into every function that writes.
+#[derive(Debug, Clone, Copy)]
+struct Sanitizer<'r>(&'r Redactor);
+
+impl Sanitizer<'_> {
+    fn html(self, text: &str) -> String {
+        html(&self.0.redact(text))
+    }
 }
 
 /// What a target's line says about it now.
@@ -120,13 +138,13 @@ impl State {
 }
 
 /// The front page.
-pub fn overview(o: &Overview) -> String {
+fn overview(o: &Overview, s: Sanitizer) -> String {
     let mut body = String::new();
     body.push_str("<header><h1>Service status</h1>");
     banner(&mut body, &o.targets);
     body.push_str("</header>\n");
     for (group, targets) in groups(&o.targets) {
-        group_section(&mut body, group, &targets);
+        group_section(&mut body, group, &targets, s);
     }
     if o.targets.is_empty() {
         body.push_str("<p class=\"note\">No target is shown here yet.</p>\n");
@@ -141,24 +159,24 @@ pub fn overview(o: &Overview) -> String {
         );
     }
     let _ = writeln!(body, "<section><h2>Incidents, last {RECENT_DAYS} days</h2>");
-    incident_table(&mut body, &o.incidents, true);
+    incident_table(&mut body, &o.incidents, true, s);
     body.push_str("</section>\n");
     footer(&mut body, o.now_ms);
     layout("Service status", &body)
 }
 
 /// One target's page.
-pub fn detail(d: &Detail) -> String {
+fn detail(d: &Detail, s: Sanitizer) -> String {
     let t = &d.target;
     let (class, word) = State::of(t).class_and_word();
+    let name = s.html(&t.now.name);
     let mut body = String::new();
     let _ = writeln!(
         body,
-        "<p class=\"back\"><a href=\"../\">&larr; All targets</a></p>\n<header><h1>{}</h1>\
+        "<p class=\"back\"><a href=\"../\">&larr; All targets</a></p>\n<header><h1>{name}</h1>\
          <p class=\"badge {class}\">{word}</p></header>",
-        html(&t.now.name)
     );
-    facts(&mut body, t, d.now_ms);
+    facts(&mut body, t, d.now_ms, s);
     body.push_str("<section><h2>Uptime</h2>\n<ul class=\"uptimes\">");
     for (label, a) in &t.recent {
         let _ = write!(
@@ -175,20 +193,20 @@ pub fn detail(d: &Detail) -> String {
         body,
         "</section>\n<section><h2>Incidents, last {DAYS} days</h2>"
     );
-    incident_table(&mut body, &d.incidents, false);
+    incident_table(&mut body, &d.incidents, false, s);
     body.push_str("</section>\n");
     footer(&mut body, d.now_ms);
-    layout(&t.now.name, &body)
+    layout(&name, &body)
 }
 
-/// The page around `body`: meta refresh, viewport for phones, the style.
+/// The page around `body`: meta refresh, viewport for phones, the style. `title` is HTML,
+/// as a [`Sanitizer`] makes a text from the database.
 fn layout(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
-         <title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n",
-        html(title)
+         <title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n"
     )
 }
 
@@ -237,28 +255,28 @@ fn groups(targets: &[TargetStatus]) -> Vec<(Option<&str>, Vec<&TargetStatus>)> {
     out
 }
 
-fn group_section(out: &mut String, group: Option<&str>, targets: &[&TargetStatus]) {
+fn group_section(out: &mut String, group: Option<&str>, targets: &[&TargetStatus], s: Sanitizer) {
     let up = targets.iter().filter(|t| State::of(t) == State::Up).count();
-    let name = group.map_or("Other services".to_string(), html);
+    let name = group.map_or("Other services".to_string(), |g| s.html(g));
     let _ = writeln!(
         out,
         "<section class=\"group\"><h2>{name} <small>{up} of {} up</small></h2><ul class=\"targets\">",
         targets.len()
     );
     for t in targets {
-        target_line(out, t);
+        target_line(out, t, s);
     }
     out.push_str("</ul></section>\n");
 }
 
-fn target_line(out: &mut String, t: &TargetStatus) {
+fn target_line(out: &mut String, t: &TargetStatus, s: Sanitizer) {
     let (class, word) = State::of(t).class_and_word();
     let response = match (State::of(t), t.now.last_response_ms) {
         (State::Up | State::Down | State::Maintenance, Some(ms)) => format!("{ms} ms"),
         _ => String::new(),
     };
     let uptime = t.availability().uptime().map_or(String::new(), percent);
-    let held = held_note(t);
+    let held = held_note(t, s);
     let _ = writeln!(
         out,
         "<li class=\"target {class}\" id=\"target-{id}\"><div class=\"line\">\
@@ -266,16 +284,16 @@ fn target_line(out: &mut String, t: &TargetStatus) {
          <span class=\"state\">{word}</span>{held}<span class=\"rt\">{response}</span>\
          <span class=\"pct\" title=\"uptime, last {DAYS} days\">{uptime}</span></div>",
         id = t.now.id,
-        name = html(&t.now.name),
+        name = s.html(&t.now.name),
     );
     bars(out, &t.days, false);
     out.push_str("</li>\n");
 }
 
 /// `held: parent db is down` beside a down target whose FAILURE alert is held, when it is.
-fn held_note(t: &TargetStatus) -> String {
+fn held_note(t: &TargetStatus, s: Sanitizer) -> String {
     match (&t.now.held, State::of(t)) {
-        (Some(why), State::Down) => format!("<span class=\"held\">held: {}</span>", html(why)),
+        (Some(why), State::Down) => format!("<span class=\"held\">held: {}</span>", s.html(why)),
         _ => String::new(),
     }
 }

@@ -1,23 +1,23 @@
 //! The tables of a status page, rendered on an HTTP thread: a target's facts, the incidents,
-//! and how their times and spans read.
+//! and how their times and spans read. Their texts from the database go through the page's
+//! [`Sanitizer`] (secrets masked, then escaped).
 
 use std::fmt::Write;
 
-use super::State;
-use crate::base::text::html;
+use super::{Sanitizer, State};
 use crate::http::query::Listed;
 use crate::http::status::TargetStatus;
 
 /// The target's figures as a definition list.
-pub(super) fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
+pub(super) fn facts(out: &mut String, t: &TargetStatus, now_ms: i64, s: Sanitizer) {
     let n = &t.now;
     let mut rows: Vec<(&str, String)> = Vec::new();
     if let Some(g) = n.group() {
-        rows.push(("Group", html(g)));
+        rows.push(("Group", s.html(g)));
     }
     rows.push((
         "URL",
-        format!("{} {}", html(&n.method), html(&n.shown_url())),
+        format!("{} {}", s.html(&n.method), s.html(&n.shown_url())),
     ));
     rows.push(("Checked every", format!("{} s", n.frequency)));
     if n.status != "NEW" {
@@ -34,10 +34,10 @@ pub(super) fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
         rows.push(("Response", format!("{ms}{status}")));
     }
     if !n.description().is_empty() {
-        rows.push(("Result", html(n.description())));
+        rows.push(("Result", s.html(n.description())));
     }
     if let Some(why) = n.held.as_deref().filter(|_| State::of(t) == State::Down) {
-        rows.push(("Alerts", format!("held: {}", html(why))));
+        rows.push(("Alerts", format!("held: {}", s.html(why))));
     }
     if let Some(s) = n.cert_expires_s() {
         let left = crate::base::text::time_left(s - now_ms / 1000);
@@ -53,7 +53,12 @@ pub(super) fn facts(out: &mut String, t: &TargetStatus, now_ms: i64) {
     out.push_str("</dl>\n");
 }
 
-pub(super) fn incident_table(out: &mut String, incidents: &[Listed], with_target: bool) {
+pub(super) fn incident_table(
+    out: &mut String,
+    incidents: &[Listed],
+    with_target: bool,
+    s: Sanitizer,
+) {
     if incidents.is_empty() {
         out.push_str("<p class=\"note\">None.</p>\n");
         return;
@@ -79,7 +84,7 @@ pub(super) fn incident_table(out: &mut String, incidents: &[Listed], with_target
                 out,
                 "<td><a href=\"target/{}\">{}</a></td>",
                 i.target_id,
-                html(target_name)
+                s.html(target_name)
             );
         }
         let reason = if i.last_reason.is_empty() {
@@ -87,12 +92,18 @@ pub(super) fn incident_table(out: &mut String, incidents: &[Listed], with_target
         } else {
             &i.last_reason
         };
+        // Seen failing from one node only: nobody was paged.
+        let unconfirmed = if i.unconfirmed {
+            " <span class=\"held\">unconfirmed</span>"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "<td>{}</td><td>{lasted}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{lasted}</td><td>{}</td><td>{}{unconfirmed}</td></tr>",
             time(i.started),
             i.failed_checks,
-            html(reason)
+            s.html(reason)
         );
     }
     out.push_str("</tbody></table>\n");
