@@ -76,6 +76,28 @@ impl Watch {
     }
 }
 
+/// The log line of a change: the figure, and what the node does about it.
+pub fn log(change: Change, offset_ms: i64, max: Duration) {
+    let shown = shown(offset_ms);
+    let max = max.as_secs();
+    match change {
+        Change::Warn => log::warn!(
+            "cluster: this node's clock is {shown} the database's: check times, incidents \
+             and rollups use it, leases the database's; keep the clocks in sync (NTP)"
+        ),
+        Change::Skewed => log::error!(
+            "cluster: this node's clock is {shown} the database's, past [cluster] \
+             MaxClockSkew ({max} s): it hands its targets to the nodes whose clocks agree \
+             with the database's (it checks only while none is live) until its clock is \
+             back within it"
+        ),
+        Change::Back => log::warn!(
+            "cluster: this node's clock is back within [cluster] MaxClockSkew ({shown} \
+             the database's): it checks again"
+        ),
+    }
+}
+
 /// `2.3 s ahead of` / `0.8 s behind`: an offset as the log lines say it.
 pub fn shown(offset_ms: i64) -> String {
     let way = if offset_ms >= 0 { "ahead of" } else { "behind" };

@@ -348,24 +348,8 @@ impl Cluster {
         };
         let change = self.clock.observe(offset);
         self.stats.set_clock(offset, self.clock.skewed());
-        let shown = clock::shown(offset);
-        let max = self.config.max_clock_skew.as_secs();
-        match change {
-            Some(clock::Change::Warn) => log::warn!(
-                "cluster: this node's clock is {shown} the database's: check times, incidents \
-                 and rollups use it, leases the database's; keep the clocks in sync (NTP)"
-            ),
-            Some(clock::Change::Skewed) => log::error!(
-                "cluster: this node's clock is {shown} the database's, past [cluster] \
-                 MaxClockSkew ({max} s): it hands its targets to the nodes whose clocks agree \
-                 with the database's (it checks only while none is live) until its clock is \
-                 back within it"
-            ),
-            Some(clock::Change::Back) => log::warn!(
-                "cluster: this node's clock is back within [cluster] MaxClockSkew ({shown} \
-                 the database's): it checks again"
-            ),
-            None => {}
+        if let Some(change) = change {
+            clock::log(change, offset, self.config.max_clock_skew);
         }
     }
 
