@@ -3,11 +3,10 @@
 //! mail through a tarpit that outlasts the delivery's claim, a node whose clock is off, and a
 //! lone node frozen while a second one joins.
 
+mod servers;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -16,74 +15,7 @@ use crate::nodes::{add_targets, check_lines, log_now, Node, Setup};
 use crate::support::http::HttpServer;
 use crate::support::notify::{add_notifier, plain, queue_alert};
 use crate::support::{run, wait_for};
-
-/// An HTTP server whose first request on each path hangs for `delay` and then fails (503);
-/// every later one passes (200) at once: a check that hangs across a hand-over.
-struct SlowFirst {
-    port: u16,
-    hanging: Arc<AtomicU64>,
-    answered_late: Arc<AtomicU64>,
-}
-
-impl SlowFirst {
-    fn start(delay: Duration) -> SlowFirst {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hanging = Arc::new(AtomicU64::new(0));
-        let answered_late = Arc::new(AtomicU64::new(0));
-        let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-        let (h, a) = (hanging.clone(), answered_late.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (h, a, seen) = (h.clone(), a.clone(), seen.clone());
-                std::thread::spawn(move || {
-                    let Some(path) = request_path(&conn) else {
-                        return;
-                    };
-                    let first = seen.lock().unwrap().insert(path);
-                    let status = if first {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(delay);
-                        "503 Service Unavailable"
-                    } else {
-                        "200 OK"
-                    };
-                    let mut conn = conn;
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    if first {
-                        a.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
-            }
-        });
-        SlowFirst {
-            port,
-            hanging,
-            answered_late,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-/// The path of the request on `conn`, once its head is read.
-fn request_path(conn: &TcpStream) -> Option<String> {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(conn);
-    let mut first = String::new();
-    reader.read_line(&mut first).ok()?;
-    let path = first.split(' ').nth(1)?.to_string();
-    let mut line = String::new();
-    while reader.read_line(&mut line).ok()? > 0 && line != "\r\n" {
-        line.clear();
-    }
-    Some(path)
-}
+use servers::{SlowFirst, Tarpit};
 
 /// The value of `key=` in the last stats line of `log`.
 fn last_stat(log: &str, key: &str) -> Option<i64> {
@@ -159,79 +91,6 @@ fn a_check_that_ends_after_its_target_was_handed_over_is_dropped_not_written() {
                "stale_results_counted": counted, "late_fails_written": 0,
                "alerts_from_late_results": 0}),
     );
-}
-
-/// An SMTP server that answers every step after `step` (under `SmtpTimeout`), with an EHLO
-/// answer of `lines` lines: a conversation of dozens of round trips, each in time. Counts
-/// the connections and the messages it received.
-struct Tarpit {
-    port: u16,
-    connections: Arc<AtomicU64>,
-    messages: Arc<AtomicU64>,
-}
-
-impl Tarpit {
-    fn start(step: Duration, lines: usize) -> Tarpit {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicU64::new(0));
-        let messages = Arc::new(AtomicU64::new(0));
-        let (c, m) = (connections.clone(), messages.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                c.fetch_add(1, Ordering::SeqCst);
-                let m = m.clone();
-                std::thread::spawn(move || {
-                    let _ = converse(conn, step, lines, &m);
-                });
-            }
-        });
-        Tarpit {
-            port,
-            connections,
-            messages,
-        }
-    }
-}
-
-fn converse(conn: TcpStream, step: Duration, lines: usize, messages: &AtomicU64) -> Option<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut out = conn.try_clone().ok()?;
-    let mut reader = BufReader::new(conn);
-    let mut reply = |text: &str| -> Option<()> {
-        std::thread::sleep(step);
-        out.write_all(format!("{text}\r\n").as_bytes()).ok()
-    };
-    reply("220 tarpit ESMTP")?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return Some(());
-        }
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        match verb.as_str() {
-            "EHLO" | "HELO" => {
-                for n in 0..lines {
-                    reply(&format!("250-PAD{n}"))?;
-                }
-                reply("250 OK")?;
-            }
-            "DATA" => {
-                reply("354 go on")?;
-                let mut body = String::new();
-                while body != ".\r\n" {
-                    body.clear();
-                    if reader.read_line(&mut body).ok()? == 0 {
-                        return Some(());
-                    }
-                }
-                messages.fetch_add(1, Ordering::SeqCst);
-                reply("250 queued")?;
-            }
-            "QUIT" => return reply("221 bye"),
-            _ => reply("250 OK")?,
-        }
-    }
 }
 
 #[test]
