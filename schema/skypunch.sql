@@ -227,9 +227,10 @@ CREATE TABLE IF NOT EXISTS nodes (
     version            VARCHAR(32)   NOT NULL DEFAULT '',
     started            TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     heartbeat          TIMESTAMP(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-    state              VARCHAR(16)   NOT NULL DEFAULT 'active' COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets)',
+    state              VARCHAR(16)   NOT NULL DEFAULT 'active' COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets); skewed (2.3: its clock is past [cluster] MaxClockSkew from the database''s, the others check its targets)',
     targets_owned      INT           NOT NULL DEFAULT 0,
     checks_per_s       DOUBLE        NOT NULL DEFAULT 0,
+    clock_offset_ms    INT           NULL DEFAULT NULL COMMENT '2.3: the node''s clock minus the database''s at its last heartbeat, ms; NULL: not measured',
     PRIMARY KEY (name)
 ) DEFAULT CHARSET utf8mb4;
 

@@ -73,10 +73,13 @@ ALTER TABLE incidents
         COMMENT '2.3: 1 when its FAILURE was held because the node checking it could not reach its network',
     ADD COLUMN IF NOT EXISTS unconfirmed BOOLEAN NOT NULL DEFAULT 0
         COMMENT '2.3: 1 when a second node checked the target as its FAILURE became due and found it up: nobody was paged';
--- A node that cannot reach its network beats as `blind`, and the others check its targets.
+-- A node that cannot reach its network beats as `blind`, one whose clock is too far from the
+-- database's as `skewed`, and the others check its targets; each heartbeat says the offset.
 ALTER TABLE nodes
     MODIFY COLUMN state VARCHAR(16) NOT NULL DEFAULT 'active'
-        COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets)';
+        COMMENT 'active; stopping (its targets already handed over); blind (2.3: it cannot reach its network, the others check its targets); skewed (2.3: its clock is past [cluster] MaxClockSkew from the database''s, the others check its targets)',
+    ADD COLUMN IF NOT EXISTS clock_offset_ms INT NULL DEFAULT NULL
+        COMMENT '2.3: the node''s clock minus the database''s at its last heartbeat, ms; NULL: not measured' AFTER checks_per_s;
 -- What the daemon keeps of the last check's phases and of the last push of a PUSH target.
 ALTER TABLE targets
     ADD COLUMN IF NOT EXISTS last_phases VARCHAR(192) NULL DEFAULT NULL

@@ -144,6 +144,7 @@ mod tests {
         Job {
             target: Arc::new(target),
             due: Instant::now(),
+            generation: 0,
         }
     }
 

@@ -74,7 +74,8 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
          check_p50_ms={} check_p99_ms={} write_p50_ms={} write_p99_ms={} batches={} \
          rows_per_batch={:.1} results_written={} results_held={} queue={} \
          lag_window_max_ms={} fails={} alerts={} results_dropped={} fails_by_kind={} busy={} \
-         oldest_wait_ms={} late_starts={} abandoned={} rows_skipped={} final={}",
+         oldest_wait_ms={} late_starts={} abandoned={} rows_skipped={} stale_results={} \
+         missed_rounds={} clock_offset_ms={} final={}",
         checks,
         b.checks,
         checks as f64 / secs,
@@ -100,6 +101,9 @@ fn line(s: &Stats, a: &Window, b: &Window, last: bool) -> String {
         s.late_starts(),
         s.abandoned(),
         crate::db::decode::skipped(),
+        s.stale_results(),
+        s.missed_rounds(),
+        s.clock_offset_ms(),
         u8::from(last),
     )
 }

@@ -111,6 +111,7 @@ fn run(checker: &Checker, ports: Ports, stats: &WorkerStats) {
             target: job.target,
             outcome,
             at: chrono::Utc::now(),
+            generation: job.generation,
         };
         // The writer outlives the workers; a send error only happens if it died, and then
         // the supervisor stops the daemon and counts this check as not written.

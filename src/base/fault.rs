@@ -16,6 +16,9 @@
 //! `blind` makes the node blind for as long as the file exists ([`blind`]): every check's
 //! connection and every probe of `[settings] Connectivity` fails with "network is
 //! unreachable", as when the node's own uplink is down.
+//! `clock-shift` holding a number of milliseconds (negative: behind) shifts the node's clock
+//! as the cluster thread reads it against the database's ([`clock_shift_ms`]), for as long as
+//! the file exists: a node whose clock is off, which a test cannot make of the system clock.
 
 #[cfg(feature = "fault-injection")]
 pub fn point(role: &str) {
@@ -92,4 +95,22 @@ pub fn blind() -> bool {
 #[inline(always)]
 pub fn blind() -> bool {
     false
+}
+
+/// The shift of the node's clock reading, in ms (the file `clock-shift`, left in place; 0
+/// without it or when it does not read as a number).
+#[cfg(feature = "fault-injection")]
+pub fn clock_shift_ms() -> i64 {
+    std::env::var_os("SKYPUNCH_FAULT_DIR")
+        .and_then(|dir| {
+            std::fs::read_to_string(std::path::Path::new(&dir).join("clock-shift")).ok()
+        })
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn clock_shift_ms() -> i64 {
+    0
 }

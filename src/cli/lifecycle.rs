@@ -263,7 +263,15 @@ fn nodes_table(config: &Config, rows: &[db::nodes::NodeRow]) -> String {
         // A blind node (it cannot reach its network) is alive, its targets handed over.
         .filter(|r| r.state != "stopping" && r.heartbeat_age_ms <= dead_after.as_millis() as i64)
         .count();
-    let mut t = Table::new(&["Node", "Host", "Heartbeat", "State", "Targets", "Checks/s"]);
+    let mut t = Table::new(&[
+        "Node",
+        "Host",
+        "Heartbeat",
+        "State",
+        "Targets",
+        "Checks/s",
+        "Clock",
+    ]);
     for r in rows {
         let state = if r.heartbeat_age_ms > dead_after.as_millis() as i64 {
             "dead (no heartbeat)".to_string()
@@ -282,6 +290,9 @@ fn nodes_table(config: &Config, rows: &[db::nodes::NodeRow]) -> String {
             state,
             r.targets_owned.to_string(),
             format!("{:.1}", r.checks_per_s),
+            // Its clock against the database's, as its last heartbeat measured it.
+            r.clock_offset_ms
+                .map_or("-".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
         ]);
     }
     format!(

@@ -165,6 +165,7 @@ mod tests {
             heartbeat_age_ms: 300,
             targets_owned: 0,
             checks_per_s: 0.0,
+            clock_offset_ms: None,
         };
         let taken = Error::from(JoinError::NameTaken(Box::new(row)));
         assert_eq!(

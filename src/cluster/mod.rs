@@ -22,10 +22,17 @@
 //! - Blindness: while the node cannot reach its network (`base::sight`), it beats as
 //!   `blind`: the others take its targets, as for a stop, until it sees again; blind nodes
 //!   share the targets among themselves only when no node sees.
+//! - Generations: every change of hands moves the node's ownership generation on
+//!   ([`Member::generation`]); a target handed over is told to the writer with that
+//!   generation, so a check dispatched before and ending after is dropped, not written.
+//! - Clock: each heartbeat measures the node's clock against the database's ([`clock`]); a
+//!   node past `[cluster] MaxClockSkew` beats as `skewed` and, while another node is live,
+//!   checks nothing until it is back.
 //!
 //! This file is the thread; [`member`] is the lease the wheel, the workers and the store
 //! thread read, [`owner`] the hashing (the CLI's too), [`join`] the join protocol.
 
+mod clock;
 mod join;
 mod member;
 mod owner;
@@ -96,6 +103,8 @@ pub struct Cluster {
     /// The node's sight of its network: while it is blind, it beats as `blind` and checks
     /// none of its targets when another node can (see [`owner::live_names`]).
     sight: Arc<Sight>,
+    /// The node's clock against the database's.
+    clock: clock::Watch,
 }
 
 impl Cluster {
@@ -107,6 +116,8 @@ impl Cluster {
     ) -> Cluster {
         let me = member.name().to_string();
         let every = config.heartbeat();
+        let max_clock_skew = config.max_clock_skew;
+        member.set_stall_limit(config.dead_after.saturating_sub(LEASE_MARGIN));
         Cluster {
             pool,
             config,
@@ -120,6 +131,7 @@ impl Cluster {
             last_checks: (0, Instant::now()),
             steady: steady::Steady::new(every),
             sight: Arc::new(Sight::new(false).0),
+            clock: clock::Watch::new(max_clock_skew),
         }
     }
 
@@ -151,11 +163,15 @@ impl Cluster {
                 let id = target.id;
                 self.targets.insert(id, target.clone());
                 if self.owns(id) {
-                    self.owned.insert(id);
+                    if self.owned.insert(id) {
+                        // Newer than any generation it was handed over at before.
+                        self.member.next_generation();
+                    }
                     let _ = ports.wheel.send(Control::Upsert { target, first });
                 } else if self.owned.remove(&id) {
+                    let generation = self.member.next_generation();
                     let _ = ports.wheel.send(Control::Remove(id));
-                    let _ = ports.writer.send(ToWriter::Forget(id));
+                    let _ = ports.writer.send(ToWriter::HandedOver { id, generation });
                 }
             }
             Control::Remove(id) => {
@@ -175,29 +191,35 @@ impl Cluster {
         }
         self.announced = true;
         self.live = live;
-        let mut gained = 0;
-        let mut lost = 0;
-        let ids: Vec<TargetId> = self.targets.keys().copied().collect();
-        for id in ids {
+        let (mut gained, mut lost) = (Vec::new(), Vec::new());
+        for &id in self.targets.keys() {
             match (self.owns(id), self.owned.contains(&id)) {
-                (true, false) => {
-                    self.owned.insert(id);
-                    let target = self.targets[&id].clone();
-                    let _ = ports.wheel.send(Control::Upsert {
-                        target,
-                        first: true,
-                    });
-                    gained += 1;
-                }
-                (false, true) => {
-                    self.owned.remove(&id);
-                    let _ = ports.wheel.send(Control::Remove(id));
-                    let _ = ports.writer.send(ToWriter::Forget(id));
-                    lost += 1;
-                }
+                (true, false) => gained.push(id),
+                (false, true) => lost.push(id),
                 _ => {}
             }
         }
+        // Before anything is sent: a check the wheel dispatches of a target lost here,
+        // before it reads the removal, carries at most this generation.
+        let generation = if gained.is_empty() && lost.is_empty() {
+            self.member.generation()
+        } else {
+            self.member.next_generation()
+        };
+        for &id in &lost {
+            self.owned.remove(&id);
+            let _ = ports.wheel.send(Control::Remove(id));
+            let _ = ports.writer.send(ToWriter::HandedOver { id, generation });
+        }
+        for &id in &gained {
+            self.owned.insert(id);
+            let target = self.targets[&id].clone();
+            let _ = ports.wheel.send(Control::Upsert {
+                target,
+                first: true,
+            });
+        }
+        let (gained, lost) = (gained.len(), lost.len());
         self.publish();
         log::info!(
             "cluster: live nodes {}; this node checks {} of {} targets ({gained} taken over, \
@@ -209,17 +231,21 @@ impl Cluster {
     }
 
     /// One heartbeat: the row written, dead nodes removed, the live ones read. Database
-    /// errors are logged once per outage; the lease then runs out.
+    /// errors are logged once per outage; the lease then runs out (see [`Self::renew_lease`]).
     fn beat(&mut self, state: &str) -> Beat {
         let started = Instant::now();
-        let rate = self.rate();
-        let owned = self.owned.len() as u64;
+        let beat = nodes::Beat {
+            state,
+            owned: self.owned.len() as u64,
+            rate: self.rate(),
+            clock_offset_ms: self.clock.offset_ms(),
+        };
         let dead_after_ms = self.config.dead_after.as_millis() as i64;
         let fence = self.member.fence();
         let steady = &mut self.steady;
         let mut reaped = Vec::new();
         let result = db::with_conn(&self.pool, |conn| {
-            let alive = nodes::beat(conn, &fence, state, owned, rate)?;
+            let alive = nodes::beat(conn, &fence, &beat)?;
             if !alive {
                 return Ok(None);
             }
@@ -241,14 +267,14 @@ impl Cluster {
                 self.back_from_outage();
                 let mut live = live_names(&rows);
                 // This node's row was just written: a value edited into it that does not
-                // decode must not make the node hand every target away; unless it is blind.
+                // decode must not make the node hand every target away; unless it is blind
+                // or its clock is off.
                 let me = self.member.name();
-                if state != "blind" && !live.iter().any(|n| n == me) {
+                if state == "active" && !live.iter().any(|n| n == me) {
                     live.push(self.member.name().to_string());
                     live.sort();
                 }
                 self.stats.set_live_nodes(live.len() as u64);
-                self.renew_lease(started, &live);
                 Beat::View(live)
             }
             Ok(None) => {
@@ -287,18 +313,60 @@ impl Cluster {
         }
     }
 
-    /// A heartbeat while running: a new view is adopted; a node declared dead joins again.
-    /// True when the heartbeat got through.
+    /// A heartbeat while running: the clock measured, a new view adopted (and only then
+    /// the lease renewed, so that the wheel has the removals first); a node declared dead
+    /// joins again. True when the heartbeat got through.
     fn beat_active(&mut self, ports: &Ports) -> bool {
+        let started = Instant::now();
+        self.member.beating(Some(started));
+        // A test freezes the node here: frozen mid-heartbeat, it must not take the heartbeat
+        // for one that hangs on the database when it wakes.
+        crate::base::fault::freeze("heartbeat");
+        self.measure_clock();
         let blind = self.sight.blind();
         self.stats.set_blind(blind);
-        let state = if blind { "blind" } else { "active" };
-        match self.beat(state) {
-            Beat::View(live) => self.adopt_view(live, ports),
+        let state = if self.clock.skewed() {
+            "skewed"
+        } else if blind {
+            "blind"
+        } else {
+            "active"
+        };
+        let beat = self.beat(state);
+        let got_through = !matches!(beat, Beat::Failed);
+        match beat {
+            Beat::View(live) => {
+                self.adopt_view(live, ports);
+                self.renew_lease(started);
+            }
             Beat::DeclaredDead => self.rejoin(ports),
-            Beat::Failed => return false,
+            Beat::Failed if self.live.len() <= 1 => {
+                // Alone, and the database away: nobody else checks these targets.
+                let until = Instant::now() + self.lease_span();
+                self.member.lease(started, until, true);
+            }
+            Beat::Failed => {}
         }
-        true
+        self.member.beating(None);
+        got_through
+    }
+
+    /// Measures the clock against the database's and says what changed; a failed
+    /// measurement keeps the last one (the heartbeat then says whether the database is away).
+    fn measure_clock(&mut self) {
+        // Through an outage the heartbeat alone finds when the database is back: a second
+        // statement that hangs or times out would only make each beat longer.
+        if self.outage_logged {
+            return;
+        }
+        let Ok(offset) = clock::measure(&self.pool) else {
+            return;
+        };
+        let change = self.clock.observe(offset);
+        self.stats.set_clock(offset, self.clock.skewed());
+        if let Some(change) = change {
+            clock::log(change, offset, self.config.max_clock_skew);
+        }
     }
 
     fn back_from_outage(&mut self) {
@@ -308,14 +376,17 @@ impl Cluster {
         }
     }
 
-    /// Alone, the node needs no lease: nobody else would check its targets.
-    fn renew_lease(&self, started: Instant, live: &[String]) {
-        if live.len() <= 1 {
-            self.member.lease(None);
-        } else {
-            let span = self.config.dead_after.saturating_sub(LEASE_MARGIN);
-            self.member.lease(Some(started + span));
-        }
+    /// The lease of a heartbeat that started at `started`, alone or not: a node frozen past
+    /// it may have been declared dead, even one that was alone (a second one may have joined
+    /// meanwhile), and dispatches nothing until its next heartbeat says what it owns.
+    fn renew_lease(&self, started: Instant) {
+        let alone = self.live.len() <= 1;
+        self.member
+            .lease(started, started + self.lease_span(), alone);
+    }
+
+    fn lease_span(&self) -> Duration {
+        self.config.dead_after.saturating_sub(LEASE_MARGIN)
     }
 
     /// The others declared this node dead (it was frozen, or cut off from the database
@@ -328,9 +399,10 @@ impl Cluster {
             self.config.dead_after.as_secs()
         );
         self.member.revoke();
+        let generation = self.member.next_generation();
         for id in self.owned.drain() {
             let _ = ports.wheel.send(Control::Remove(id));
-            let _ = ports.writer.send(ToWriter::Forget(id));
+            let _ = ports.writer.send(ToWriter::HandedOver { id, generation });
         }
         self.live = Vec::new();
         match join::join_again(&self.pool, self.member.name(), &self.config) {

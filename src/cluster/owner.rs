@@ -27,7 +27,9 @@ fn weight(name: &str, id: TargetId) -> u64 {
 
 /// The names of the active nodes, sorted; when none is active but some are `blind` (they
 /// cannot reach their network), those: a node that cannot see checks nothing while another
-/// can, and the blind ones share the targets as usual when none can. A node whose heartbeat
+/// can, and the blind ones share the targets as usual when none can. Likewise, `skewed`
+/// nodes (their clock past `MaxClockSkew`) check only when no other node is live: a monitor
+/// that checks with a wrong clock beats one that checks nothing. A node whose heartbeat
 /// is late still counts until a live node has deleted its row (and its fence): its targets
 /// change hands only once it can no longer write.
 pub fn live_names(rows: &[NodeRow]) -> Vec<String> {
@@ -40,6 +42,9 @@ pub fn live_names(rows: &[NodeRow]) -> Vec<String> {
     let mut live = names("active");
     if live.is_empty() {
         live = names("blind");
+    }
+    if live.is_empty() {
+        live = names("skewed");
     }
     live.sort();
     live
@@ -91,6 +96,7 @@ mod tests {
             heartbeat_age_ms: age,
             targets_owned: 0,
             checks_per_s: 0.0,
+            clock_offset_ms: None,
         };
         let rows = [
             row("c", "active", 100),
@@ -107,5 +113,9 @@ mod tests {
             names(&["a", "b"]),
             "none sees: as usual"
         );
+        let skewed = [row("a", "skewed", 10), row("b", "blind", 10)];
+        assert_eq!(live_names(&skewed), names(&["b"]));
+        let all_skewed = [row("a", "skewed", 10)];
+        assert_eq!(live_names(&all_skewed), names(&["a"]), "alone: it checks");
     }
 }

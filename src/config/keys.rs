@@ -97,6 +97,7 @@ pub const KEYS: &[Key] = &[
     key("history", "IncidentDays", "3650"),
     key("cluster", "NodeName", "monitor-1"),
     key("cluster", "DeadAfter", "6"),
+    key("cluster", "MaxClockSkew", "5"),
     key("cluster", "ConfirmFailures", "yes"),
     key("http", "Listen", "127.0.0.1:9470"),
     key("http", "User", "monitor"),
@@ -370,6 +371,7 @@ fn apply_cluster(
     match key {
         "nodename" => cluster.node_name = parse_node_name(at, value)?,
         "deadafter" => cluster.dead_after = at.seconds(value, 2, 300)?,
+        "maxclockskew" => cluster.max_clock_skew = at.seconds(value, 0, 3600)?,
         "confirmfailures" => cluster.confirm_failures = parse_bool(at, value)?,
         _ => return Ok(Some(unknown(at, &known_hint("cluster")))),
     }

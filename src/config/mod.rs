@@ -180,6 +180,7 @@ impl Default for Config {
             cluster: ClusterConfig {
                 node_name: String::new(),
                 dead_after: Duration::from_secs(6),
+                max_clock_skew: Duration::from_secs(5),
                 confirm_failures: true,
             },
             http: HttpConfig {

@@ -77,6 +77,9 @@ pub struct ClusterConfig {
     pub node_name: String,
     /// A node whose heartbeat is older than this is dead; its targets go to the others.
     pub dead_after: Duration,
+    /// `MaxClockSkew`: past this offset from the database's clock a node checks nothing;
+    /// zero: no limit.
+    pub max_clock_skew: Duration,
     /// `ConfirmFailures`: a FAILURE due here is checked again by another live node first.
     pub confirm_failures: bool,
 }

@@ -39,6 +39,8 @@ pub struct NodeRow {
     pub heartbeat_age_ms: i64,
     pub targets_owned: u64,
     pub checks_per_s: f64,
+    /// Its clock minus the database's at its last heartbeat, ms; `None`: not measured.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// Why a node could not join.
@@ -95,22 +97,48 @@ pub fn join(
     Ok(())
 }
 
-/// The heartbeat: this node is alive, owns `owned` targets and checks `rate` a second, and is
-/// `state`. False when its row is gone or has another epoch: the others declared it dead.
-pub fn beat(
-    conn: &mut Conn,
-    fence: &Fence,
-    state: &str,
-    owned: u64,
-    rate: f64,
-) -> Result<bool, Error> {
+/// What a heartbeat says of the node besides being alive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Beat<'a> {
+    /// `active`, `stopping`, `blind` or `skewed`.
+    pub state: &'a str,
+    pub owned: u64,
+    /// Checks a second.
+    pub rate: f64,
+    /// Its clock minus the database's, ms (`None`: not measured).
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// The heartbeat: this node is alive, as `beat` says. False when its row is gone or has
+/// another epoch: the others declared it dead.
+pub fn beat(conn: &mut Conn, fence: &Fence, beat: &Beat) -> Result<bool, Error> {
+    // Clamped to the column's range: a clock years off must not fail the heartbeat.
+    let offset = beat
+        .clock_offset_ms
+        .map(|ms| ms.clamp(-i64::from(i32::MAX), i64::from(i32::MAX)));
     conn.exec_drop(
-        "UPDATE nodes SET heartbeat = NOW(3), state = ?, targets_owned = ?, checks_per_s = ? \
-         WHERE name = ? AND epoch = ?",
-        (state, owned, rate, &fence.node, fence.epoch),
+        "UPDATE nodes SET heartbeat = NOW(3), state = ?, targets_owned = ?, checks_per_s = ?, \
+         clock_offset_ms = ? WHERE name = ? AND epoch = ?",
+        (
+            beat.state,
+            beat.owned,
+            beat.rate,
+            offset,
+            &fence.node,
+            fence.epoch,
+        ),
     )
     .map_err(Error::query("writing this node's heartbeat"))?;
     Ok(conn.affected_rows() > 0)
+}
+
+/// The database's clock, ms since the epoch (`NOW(6)`, the clock leases are measured by).
+pub fn clock_ms(conn: &mut Conn) -> Result<i64, Error> {
+    let row: Option<mysql::Row> = conn
+        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)")
+        .map_err(Error::query("reading the database's clock"))?;
+    decode::first(TABLE, row, |f| f.get::<i64>(0, "NOW"))
+        .ok_or_else(|| Error::Schema("the database gave no time".into()))
 }
 
 /// A node row [`reap`] deleted.
@@ -220,7 +248,7 @@ pub fn hold_fence(tx: &mut mysql::Transaction, fence: &Fence) -> Result<(), Erro
 
 const SELECT_COLUMNS: &str = "name, epoch, host, pid, version, state, \
     CAST(TIMESTAMPDIFF(MICROSECOND, heartbeat, NOW(3)) / 1000 AS SIGNED), targets_owned, \
-    checks_per_s";
+    checks_per_s, clock_offset_ms";
 
 const TABLE: &str = "nodes";
 
@@ -235,5 +263,6 @@ fn node_row(f: &mut Fields) -> Result<NodeRow, BadRow> {
         heartbeat_age_ms: f.get(6, "heartbeat")?,
         targets_owned: f.get(7, "targets_owned")?,
         checks_per_s: f.get(8, "checks_per_s")?,
+        clock_offset_ms: f.opt(9, "clock_offset_ms")?,
     })
 }

@@ -21,12 +21,15 @@
 //! Guarantees: a delivery is marked SENT only after the server accepted the message that
 //! carries it, in one transaction for the whole message, and is never sent again once
 //! marked; a crash between the two (or a database outage that outlasts the daemon) can send
-//! one message (a single alert, or a whole group) twice, nothing can lose one. A group is
+//! one message (a single alert, or a whole group) twice, nothing can lose one. The claim a
+//! node takes on a delivery before sending it is renewed while a slow mail goes out
+//! ([`keep`]), so another node does not take it over mid-send. A group is
 //! formed from the outbox's rows at the time it is sent, so a restart or a crash forms it
 //! again from what is still owed.
 
 pub mod group;
 pub mod hooks;
+mod keep;
 pub mod message;
 pub mod notice;
 pub mod outbox;
@@ -91,8 +94,9 @@ pub fn run(config: &Config, pool: &Pool, wake: &Receiver<()>, stop: &Stop) {
     info!("notifier: stopped");
 }
 
-/// How long a claim on a delivery holds: long enough for a send that meets every timeout
-/// (connect, greeting, each command) before another node may take the delivery over.
+/// How long a claim on a delivery holds: long enough for a send that meets several timeouts
+/// (connect, greeting, each command) before another node may take the delivery over; a
+/// mail's is renewed every `SmtpTimeout` while it is sent ([`keep`]).
 pub fn claim_lease(smtp_timeout: Duration) -> Duration {
     smtp_timeout * 4 + Duration::from_secs(10)
 }

@@ -3,14 +3,15 @@
 //! thread's messages, keeping the SMTP transports between passes; [`send_test`] sends
 //! `skypunch notifiers ID test`'s message on the main thread. Reads the incidents a webhook
 //! names and, for PagerDuty, the pages a recovery closes ([`pages`]); writes only the
-//! renewal of a group's claim between PagerDuty's events.
+//! renewal of a group's claim between PagerDuty's events, and of a mail's claim while it is
+//! sent ([`keep`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use log::info;
 
-use super::{claim_lease, hooks, message, outbox, pages, smtp};
+use super::{claim_lease, hooks, keep, message, outbox, pages, smtp};
 use crate::base::model::{Alert, Incident};
 use crate::config::Config;
 use crate::db::{self, notifiers::NotifierRow, Pool};
@@ -172,9 +173,14 @@ impl<'a> Outlets<'a> {
         let rendered = message::render(&d.alert);
         let msg = message::build(&rendered, &mailer.from, &mailer.to)
             .map_err(|e| Failure::Send(e.to_string()))?;
-        mailer
-            .send(&msg)
-            .map_err(|e| Failure::of(e.is_config(), &e))?;
+        let claim = keep::Claim::One {
+            alert: d.alert.id,
+            notifier: row.id,
+        };
+        keep::while_sending(self.pool, claim, node, notify.smtp_timeout, || {
+            mailer.send(&msg)
+        })
+        .map_err(|e| Failure::of(e.is_config(), &e))?;
         info!(
             "notifier {} ({}) <{}>: sent alert {} `{}` via {}",
             row.id,
@@ -215,9 +221,14 @@ impl<'a> Outlets<'a> {
         let rendered = message::group::render(&alerts, pages.as_deref());
         let msg = message::build(&rendered, &mailer.from, &mailer.to)
             .map_err(|e| Failure::Send(e.to_string()))?;
-        mailer
-            .send(&msg)
-            .map_err(|e| Failure::of(e.is_config(), &e))?;
+        let claim = keep::Claim::Group {
+            notifier: row.id,
+            group: id,
+        };
+        keep::while_sending(self.pool, claim, node, notify.smtp_timeout, || {
+            mailer.send(&msg)
+        })
+        .map_err(|e| Failure::of(e.is_config(), &e))?;
         info!(
             "notifier {} ({}) <{}>: sent {} alerts (group {id}) `{}` via {}",
             row.id,

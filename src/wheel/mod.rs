@@ -61,18 +61,7 @@ pub fn run(ports: Ports, stats: WheelStats) {
         let wait = deadline.saturating_duration_since(Instant::now());
         select! {
             recv(ports.control) -> msg => match msg {
-                Ok(Control::Upsert { target, first }) => {
-                    removed.remove(&target.id);
-                    let now = Instant::now();
-                    if target.method == Method::Push && !wheel.entries.contains_key(&target.id) {
-                        ports.heartbeats.watch(target.id, now);
-                    }
-                    wheel.upsert(target, first, now);
-                }
-                Ok(Control::Remove(id)) => {
-                    removed.insert(id);
-                    wheel.remove(id);
-                }
+                Ok(msg) => take_control(msg, &mut wheel, &mut removed, &ports.heartbeats),
                 Err(_) => break,
             },
             recv(ports.stop.channel()) -> _ => break,
@@ -84,6 +73,14 @@ pub fn run(ports: Ports, stats: WheelStats) {
         }
         deadline = (deadline + TICK).max(now);
         crate::base::fault::point("wheel");
+        // First: a gap since the last tick (a freeze) voids the leases begun before it.
+        ports.member.tick(now);
+        // Read before the control messages waiting are taken: a check of a target handed
+        // over whose removal is not taken yet carries at most the generation of the hand-over.
+        let generation = ports.member.generation();
+        for msg in ports.control.try_iter() {
+            take_control(msg, &mut wheel, &mut removed, &ports.heartbeats);
+        }
         let mut finished = 0;
         for id in ports.done.try_iter() {
             wheel.check_done_with(id, now, || ports.heartbeats.next_look(id));
@@ -100,14 +97,38 @@ pub fn run(ports: Ports, stats: WheelStats) {
         // were alive) starts nothing until its heartbeat says it still owns its targets.
         if ports.member.may_dispatch(now) {
             wheel.advance(now, &mut due);
-            ready.extend(due.drain(..));
+            ready.extend(due.drain(..).map(|job| Job { generation, ..job }));
             hand_out(&mut ready, &ports.jobs, &mut watch);
         }
+        stats.add_missed_rounds(wheel.take_missed());
         watch_queues(&mut watch, now, &ready, &ports.jobs, &stats);
     }
     let unstarted = ports.unstarted.discard_queued() + ready.len();
     if unstarted > 0 {
         log::info!("shutdown: {unstarted} due checks not started");
+    }
+}
+
+/// A target to schedule or to drop, from the cluster thread.
+fn take_control(
+    msg: Control,
+    wheel: &mut Wheel,
+    removed: &mut HashSet<TargetId>,
+    heartbeats: &Heartbeats,
+) {
+    match msg {
+        Control::Upsert { target, first } => {
+            removed.remove(&target.id);
+            let now = Instant::now();
+            if target.method == Method::Push && !wheel.entries.contains_key(&target.id) {
+                heartbeats.watch(target.id, now);
+            }
+            wheel.upsert(target, first, now);
+        }
+        Control::Remove(id) => {
+            removed.insert(id);
+            wheel.remove(id);
+        }
     }
 }
 

@@ -35,6 +35,9 @@ pub(super) struct Entry {
     /// Asked to be checked soon while its check ran (a PUSH target pushed): checked again
     /// as soon as that ends.
     again: bool,
+    /// When its last check was dispatched: the periods that had passed by then were missed
+    /// (the node was frozen or stalled), not owed.
+    dispatched: Instant,
 }
 
 /// A slot holds (id, due tick, generation).
@@ -47,6 +50,8 @@ pub struct Wheel {
     /// The next tick to look at.
     cursor: u64,
     pub(super) entries: HashMap<TargetId, Entry>,
+    /// Rounds skipped since the last [`Wheel::take_missed`].
+    missed: u64,
 }
 
 impl Wheel {
@@ -56,7 +61,15 @@ impl Wheel {
             slots: vec![Vec::new(); SLOTS],
             cursor: 0,
             entries: HashMap::new(),
+            missed: 0,
         }
+    }
+
+    /// The rounds skipped since the last call: periods that had passed before a target's
+    /// check was dispatched (a node frozen or stalled dispatches one round on waking, not its
+    /// backlog).
+    pub fn take_missed(&mut self) -> u64 {
+        std::mem::take(&mut self.missed)
     }
 
     fn tick_of(&self, at: Instant) -> u64 {
@@ -110,6 +123,7 @@ impl Wheel {
                         removed: false,
                         generation: 0,
                         again: false,
+                        dispatched: now,
                     },
                 );
                 self.place(id);
@@ -143,9 +157,11 @@ impl Wheel {
                     Some(e) if e.generation == generation && e.phase == Phase::Waiting => {
                         if due_tick <= now_tick {
                             e.phase = Phase::Running;
+                            e.dispatched = now;
                             out.push(Job {
                                 target: e.target.clone(),
                                 due: e.due,
+                                generation: 0,
                             });
                         } else {
                             keep.push((id, due_tick, generation));
@@ -160,7 +176,9 @@ impl Wheel {
     }
 
     /// A worker finished the target's check: schedule the next one a period after the last due
-    /// time, keeping a steady rate; a check that overran its period runs again at once.
+    /// time, keeping a steady rate; a check that overran its period runs again at once. The
+    /// periods that had already passed when the check was dispatched are skipped (and
+    /// counted): a node that wakes from a freeze checks each target once, not its backlog.
     pub fn check_done(&mut self, id: TargetId, now: Instant) {
         self.check_done_with(id, now, || None);
     }
@@ -187,7 +205,9 @@ impl Wheel {
             Method::Push => push_next(),
             _ => None,
         };
-        e.due = next.unwrap_or(e.due + e.target.frequency).max(now);
+        let (scheduled, missed) = next_round(e.due, e.dispatched, e.target.frequency);
+        self.missed += missed;
+        e.due = next.unwrap_or(scheduled).max(now);
         if std::mem::take(&mut e.again) {
             e.due = now;
         }
@@ -209,6 +229,19 @@ impl Wheel {
             Phase::Waiting => {}
         }
     }
+}
+
+/// The round after one due at `due` and dispatched at `dispatched`, and how many rounds fell
+/// between the two (skipped): the first due time after the dispatch on the grid of the
+/// target's period.
+fn next_round(due: Instant, dispatched: Instant, period: Duration) -> (Instant, u64) {
+    let late = dispatched.saturating_duration_since(due);
+    if period.is_zero() || late < period {
+        return (due + period, 0);
+    }
+    let missed = (late.as_nanos() / period.as_nanos()) as u64;
+    let skip = u32::try_from(missed + 1).unwrap_or(u32::MAX);
+    (due + period.saturating_mul(skip), missed)
 }
 
 /// Where in its period a target's first check falls: spread by the golden ratio over the id,

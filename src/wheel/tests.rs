@@ -35,6 +35,27 @@ fn a_target_added_later_is_checked_at_once_then_every_period() {
 }
 
 #[test]
+fn a_node_waking_from_a_freeze_checks_each_target_once_and_counts_the_rounds_missed() {
+    let t0 = Instant::now();
+    let mut w = Wheel::new(t0);
+    w.upsert(target(1, 1), false, t0);
+    assert_eq!(due_ids(&mut w, t0), vec![1]);
+    w.check_done(1, t0 + Duration::from_millis(20));
+    // Frozen from 0.5 s to 30.5 s: one check on waking, the next a period on.
+    let woke = t0 + Duration::from_millis(30_500);
+    assert_eq!(due_ids(&mut w, woke), vec![1]);
+    w.check_done(1, woke + Duration::from_millis(20));
+    assert_eq!(w.take_missed(), 29, "the rounds due at 2 s .. 30 s");
+    assert!(due_ids(&mut w, woke + Duration::from_millis(400)).is_empty());
+    assert_eq!(due_ids(&mut w, woke + Duration::from_millis(510)), vec![1]);
+    // A check that overran its period (no freeze) runs again at once, as before.
+    let slow = woke + Duration::from_millis(2700);
+    w.check_done(1, slow);
+    assert_eq!(due_ids(&mut w, slow + TICK), vec![1]);
+    assert_eq!(w.take_missed(), 0);
+}
+
+#[test]
 fn a_running_target_is_not_dispatched_again() {
     let t0 = Instant::now();
     let mut w = Wheel::new(t0);

@@ -102,6 +102,49 @@ impl Writer {
         }
     }
 
+    /// Whether a check's result came after its target was handed to another node: then it is
+    /// dropped, logged and counted, never written.
+    pub(super) fn stale(&mut self, f: &CheckResult) -> bool {
+        let id = f.target.id;
+        let Some(&handed) = self.handed.get(&id) else {
+            return false;
+        };
+        if f.generation > handed {
+            // Dispatched after the target came back: results of older checks came before.
+            self.handed.remove(&id);
+            return false;
+        }
+        self.stats.add_stale_results(1);
+        log::info!(
+            "[{id}] check result dropped: the check started before the target was handed to \
+             another node, which checks it now"
+        );
+        true
+    }
+
+    /// The target was handed to another node at `generation`: forgotten, and its parked
+    /// results of checks dispatched before are dropped like the ones still to come.
+    pub(super) fn handed_over(&mut self, id: TargetId, generation: u64) {
+        self.handed.insert(id, generation);
+        self.forget(id);
+        let Some(parked) = self.parked.get_mut(&id) else {
+            return;
+        };
+        let before = parked.len();
+        parked.retain(|f| f.generation > generation);
+        let dropped = (before - parked.len()) as u64;
+        if parked.is_empty() {
+            self.parked.remove(&id);
+        }
+        if dropped > 0 {
+            self.stats.add_stale_results(dropped);
+            log::info!(
+                "[{id}] {dropped} check results dropped: their checks started before the \
+                 target was handed to another node, which checks it now"
+            );
+        }
+    }
+
     pub(super) fn forget(&mut self, id: TargetId) {
         match self.states.get_mut(&id) {
             Some(owned) => owned.forget = true,
@@ -222,6 +265,7 @@ mod tests {
                 phases: None,
             },
             at: chrono::Utc::now(),
+            generation: 0,
         }
     }
 
@@ -287,6 +331,61 @@ mod tests {
         let _ = w.next_batch();
         w.settle(written(Vec::new()));
         assert!(!w.states.contains_key(&3));
+    }
+
+    #[test]
+    fn a_result_of_a_check_started_before_a_hand_over_is_dropped_and_counted() {
+        let stats = WriterStats::default();
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(stats.clone(), wake, 100);
+        let at = |generation, verdict| CheckResult {
+            generation,
+            ..result(4, verdict)
+        };
+        w.take(ToWriter::Checked(at(1, Verdict::Pass)));
+        let _ = w.next_batch();
+        w.settle(written(vec![(4, TargetState::default())]));
+        let _ = w.next_batch();
+        w.settle(written(Vec::new()));
+        assert!(!w.states.contains_key(&4) || w.pending.is_empty());
+        // Handed over at generation 3; a check dispatched at 2 ends afterwards, failed.
+        w.take(ToWriter::HandedOver {
+            id: 4,
+            generation: 3,
+        });
+        w.take(ToWriter::Checked(at(2, Verdict::Fail)));
+        w.take(ToWriter::Checked(at(3, Verdict::Fail)));
+        assert!(w.pending.is_empty() && w.parked.is_empty() && w.alerts.is_empty());
+        assert_eq!((stats.stale_results(), stats.results_dropped()), (2, 2));
+        // Handed back: a check dispatched since is written as usual.
+        w.take(ToWriter::Checked(at(5, Verdict::Pass)));
+        assert!(w.pending.contains_key(&4) || w.to_read.contains(&4));
+        assert!(w.handed.is_empty());
+    }
+
+    #[test]
+    fn parked_results_from_before_a_hand_over_are_dropped() {
+        let stats = WriterStats::default();
+        let (wake, _rx) = bounded(1);
+        let mut w = Writer::new(stats.clone(), wake, 100);
+        w.take(ToWriter::Checked(CheckResult {
+            generation: 1,
+            ..result(6, Verdict::Fail)
+        }));
+        assert!(w.parked.contains_key(&6));
+        w.take(ToWriter::HandedOver {
+            id: 6,
+            generation: 1,
+        });
+        assert!(!w.parked.contains_key(&6));
+        assert_eq!(stats.stale_results(), 1);
+        let _ = w.next_batch();
+        let stored = TargetState::default();
+        w.settle(written(vec![(6, stored)]));
+        assert!(w.alerts.is_empty() && w.pending.is_empty());
+        let _ = w.next_batch();
+        w.settle(written(Vec::new()));
+        assert!(!w.states.contains_key(&6), "forgotten once read");
     }
 
     #[test]

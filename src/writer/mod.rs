@@ -10,7 +10,10 @@
 //! The first time it meets a target it has the store thread read the row's state, and parks
 //! that target's results until the answer comes; after that the row is only written, never
 //! read back, so an edit of the row cannot bring back an older state. A target the loader no
-//! longer schedules is forgotten once its row is owed nothing.
+//! longer schedules is forgotten once its row is owed nothing. A result of a check dispatched
+//! before its target was handed to another node (its generation at or below the hand-over's)
+//! is dropped and counted: read afresh, the row would take it, and a late FAIL would alert
+//! for a target another node checks.
 //!
 //! While the database is away, results fold into one pending update per target (so memory is
 //! bounded by the number of targets) and alerts queue up to `MaxPendingAlerts`; all are
@@ -98,6 +101,9 @@ pub struct Writer {
     suspicion: sight::Suspicion,
     /// Targets whose FAILUREs of the last minute the next batch withdraws.
     retract: BTreeSet<TargetId>,
+    /// Targets handed to another node, by the ownership generation of the hand-over, until
+    /// a result of a later generation comes (none older can follow it).
+    handed: HashMap<TargetId, u64>,
 }
 
 impl Writer {
@@ -123,6 +129,7 @@ impl Writer {
             sight: Arc::new(Sight::new(false).0),
             suspicion: sight::Suspicion::new(100),
             retract: BTreeSet::new(),
+            handed: HashMap::new(),
         }
     }
 
@@ -137,8 +144,13 @@ impl Writer {
     /// Takes in one message from a worker, the loader or the cluster thread.
     pub fn take(&mut self, msg: ToWriter) {
         match msg {
-            ToWriter::Checked(f) => self.add(f),
+            ToWriter::Checked(f) => {
+                if !self.stale(&f) {
+                    self.add(f);
+                }
+            }
             ToWriter::Forget(id) => self.forget(id),
+            ToWriter::HandedOver { id, generation } => self.handed_over(id, generation),
             ToWriter::Unconfirmed(id) => self.withheld(&[id]),
         }
     }

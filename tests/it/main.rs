@@ -12,6 +12,7 @@ mod cli;
 mod cli_output;
 mod client_certs;
 mod cluster;
+mod cluster_edges;
 mod conditions;
 mod confirm;
 mod dependencies;

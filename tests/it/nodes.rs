@@ -16,7 +16,7 @@ use crate::support::{run, skypunch_cmd, stdout, wait_for, Daemon, TestDb};
 
 /// Where the daemons' database lives: the test MariaDB, or a three-node Galera cluster with
 /// each daemon on another node first (the others listed after it, for failover).
-pub struct Setup {
+pub(crate) struct Setup {
     pub db: TestDb,
     galera: Option<Galera>,
     /// Held while a Galera cluster runs (dropped last).
@@ -25,8 +25,13 @@ pub struct Setup {
 
 impl Setup {
     fn plain() -> Setup {
+        Setup::with("StatsInterval: 0\n[notifications]\nRetryInitial: 1")
+    }
+
+    /// On the test MariaDB, the daemons' config with `extra` (see `TestDb::write_config`).
+    pub(crate) fn with(extra: &str) -> Setup {
         let db = TestDb::new();
-        db.write_config("StatsInterval: 0\n[notifications]\nRetryInitial: 1");
+        db.write_config(extra);
         Setup {
             db,
             galera: None,
@@ -54,15 +59,15 @@ impl Setup {
 
 /// One daemon of the cluster: its own config (node name, log and pid file) on the shared
 /// database.
-struct Node {
-    name: String,
-    config: PathBuf,
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) config: PathBuf,
     log: PathBuf,
-    daemon: Option<Daemon>,
+    pub(crate) daemon: Option<Daemon>,
 }
 
 impl Node {
-    fn new(setup: &Setup, i: usize, name: &str, dead_after: u64) -> Node {
+    pub(crate) fn new(setup: &Setup, i: usize, name: &str, dead_after: u64) -> Node {
         let db = &setup.db;
         let location = setup.location(i);
         let base = std::fs::read_to_string(db.config_path()).unwrap();
@@ -97,7 +102,7 @@ impl Node {
         }
     }
 
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let stderr = self.log.with_extension("stderr");
         let faults = self.faults();
         std::fs::create_dir_all(&faults).unwrap();
@@ -108,17 +113,17 @@ impl Node {
         });
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The folder of this node's fault triggers (see src/fault.rs).
-    fn faults(&self) -> PathBuf {
+    pub(crate) fn faults(&self) -> PathBuf {
         self.log.with_extension("faults")
     }
 
     /// Whether the process is stopped (state T in /proc).
-    fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         let pid = self.daemon.as_ref().expect("started").pid();
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
@@ -129,12 +134,12 @@ impl Node {
             .unwrap_or(false)
     }
 
-    fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         self.daemon.as_ref().expect("started").signal(signal);
     }
 
     /// The targets this node checked after `since` (a log time stamp).
-    fn checked_after(&self, since: &str) -> BTreeSet<u64> {
+    pub(crate) fn checked_after(&self, since: &str) -> BTreeSet<u64> {
         check_lines(&self.log())
             .into_iter()
             .filter(|(at, _)| at.as_str() > since)
@@ -143,19 +148,19 @@ impl Node {
     }
 
     /// The time stamp of the first log line containing `text`, once there is one.
-    fn when(&self, text: &str) -> Option<String> {
+    pub(crate) fn when(&self, text: &str) -> Option<String> {
         self.log()
             .lines()
             .find(|l| l.contains(text))
             .map(|l| l[..23].to_string())
     }
 
-    fn sees(&self, live: &str) -> Option<String> {
+    pub(crate) fn sees(&self, live: &str) -> Option<String> {
         self.when(&format!("cluster: live nodes {live};"))
     }
 
     /// The time stamp of the last "live nodes" line for `live`.
-    fn last_sees(&self, live: &str) -> Option<String> {
+    pub(crate) fn last_sees(&self, live: &str) -> Option<String> {
         let text = format!("cluster: live nodes {live};");
         self.log()
             .lines()
@@ -169,7 +174,7 @@ impl Node {
 const WINDOW_S: u64 = 5;
 
 /// `(time stamp, target id)` of every check line of a log.
-fn check_lines(log: &str) -> Vec<(String, u64)> {
+pub(crate) fn check_lines(log: &str) -> Vec<(String, u64)> {
     log.lines()
         .filter(|l| l.contains(" PASS (") || l.contains(" FAIL ("))
         .filter_map(|l| {
@@ -180,13 +185,13 @@ fn check_lines(log: &str) -> Vec<(String, u64)> {
 }
 
 /// Now, as the log writes its time stamps.
-fn log_now() -> String {
+pub(crate) fn log_now() -> String {
     chrono::Local::now()
         .format("%Y-%m-%d %H:%M:%S,%3f")
         .to_string()
 }
 
-fn add_targets(db: &TestDb, web: &HttpServer, n: usize) {
+pub(crate) fn add_targets(db: &TestDb, web: &HttpServer, n: usize) {
     let values: Vec<String> = (0..n)
         .map(|i| format!("('t{i}', '{}', 1, 2)", web.url("/")))
         .collect();
@@ -196,7 +201,7 @@ fn add_targets(db: &TestDb, web: &HttpServer, n: usize) {
     ));
 }
 
-fn start_nodes(setup: &Setup, names: &[&str], dead_after: u64) -> Vec<Node> {
+pub(crate) fn start_nodes(setup: &Setup, names: &[&str], dead_after: u64) -> Vec<Node> {
     let mut nodes: Vec<Node> = names
         .iter()
         .enumerate()

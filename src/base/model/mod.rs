@@ -31,6 +31,10 @@ pub struct Job {
     pub target: Arc<Target>,
     /// When the wheel wanted it to start; the worker measures its lag against this.
     pub due: Instant,
+    /// The node's ownership generation when the wheel dispatched it (see
+    /// `cluster::Member::generation`): its result is dropped if the target was handed to
+    /// another node since.
+    pub generation: u64,
 }
 
 /// A finished check, handed from a worker to the writer.
@@ -40,6 +44,8 @@ pub struct CheckResult {
     pub outcome: CheckOutcome,
     /// Wall-clock time the check ended, in UTC: the row's `last_updated`.
     pub at: chrono::DateTime<chrono::Utc>,
+    /// The ownership generation its check was dispatched under ([`Job::generation`]).
+    pub generation: u64,
 }
 
 /// A message to the writer thread: a finished check from a worker, or from the loader or the
@@ -49,6 +55,13 @@ pub struct CheckResult {
 pub enum ToWriter {
     Checked(CheckResult),
     Forget(TargetId),
+    /// Handed to another node at ownership generation `generation` (the cluster thread):
+    /// forgotten as by `Forget`, and the results of checks dispatched at or before that
+    /// generation, which arrive late, are dropped and counted instead of written.
+    HandedOver {
+        id: TargetId,
+        generation: u64,
+    },
     /// A second node found the target up as its FAILURE became due (`confirm`): nobody was
     /// paged, so its next failing check raises the FAILURE again.
     Unconfirmed(TargetId),

@@ -75,6 +75,16 @@ pub struct Stats {
     live_nodes: AtomicU64,
     /// 1 while this node cannot reach its network (`base::sight`), as of the last heartbeat.
     blind: AtomicU64,
+    /// Results of checks dispatched before their target was handed to another node, which
+    /// arrived after: dropped, never written (issue 25). Also in `results_dropped`.
+    stale_results: AtomicU64,
+    /// Rounds of checks not made because the node was frozen or stalled past them: on
+    /// waking, a target is checked once, not once per missed period.
+    missed_rounds: AtomicU64,
+    /// This node's clock minus the database's at the last heartbeat, ms (an `i64`'s bits),
+    /// and 1 while that is past `[cluster] MaxClockSkew` (the node checks nothing).
+    clock_offset_ms: AtomicU64,
+    skewed: AtomicU64,
 }
 
 /// A reader per counter, by the counter's name.
@@ -111,7 +121,16 @@ impl Stats {
         live_nodes,
         /// 1 while this node cannot reach its network.
         blind,
+        stale_results,
+        missed_rounds,
+        /// 1 while this node's clock is past `MaxClockSkew`.
+        skewed,
     );
+
+    /// This node's clock minus the database's at the last heartbeat, ms.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms.load(Relaxed) as i64
+    }
 
     /// Failed checks since start by kind, in `CheckError::KINDS` order, with the kind's name.
     pub fn fails_by_kind(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
@@ -209,6 +228,10 @@ impl WheelStats {
     pub fn set_oldest_wait(&self, d: Duration) {
         self.0.oldest_wait_ms.store(d.as_millis() as u64, Relaxed);
     }
+
+    pub fn add_missed_rounds(&self, n: u64) {
+        self.0.missed_rounds.fetch_add(n, Relaxed);
+    }
 }
 
 impl WorkerStats {
@@ -268,6 +291,13 @@ impl WriterStats {
     pub fn add_results_dropped(&self, n: u64) {
         self.0.results_dropped.fetch_add(n, Relaxed);
     }
+
+    /// Results dropped for arriving after their target was handed over (counted in
+    /// `results_dropped` too).
+    pub fn add_stale_results(&self, n: u64) {
+        self.0.stale_results.fetch_add(n, Relaxed);
+        self.0.results_dropped.fetch_add(n, Relaxed);
+    }
 }
 
 impl StoreStats {
@@ -305,6 +335,12 @@ impl ClusterStats {
     /// Whether the node beat as blind (it cannot reach its network).
     pub fn set_blind(&self, blind: bool) {
         self.0.blind.store(u64::from(blind), Relaxed);
+    }
+
+    /// The clock's offset from the database's, and whether it is past `MaxClockSkew`.
+    pub fn set_clock(&self, offset_ms: i64, skewed: bool) {
+        self.0.clock_offset_ms.store(offset_ms as u64, Relaxed);
+        self.0.skewed.store(u64::from(skewed), Relaxed);
     }
 }
 

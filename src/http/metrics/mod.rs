@@ -68,6 +68,10 @@ struct Daemon {
     oldest_wait_s: f64,
     late_starts: u64,
     rows_skipped: u64,
+    stale_results: u64,
+    missed_rounds: u64,
+    clock_offset_s: f64,
+    skewed: u64,
     /// Whether the per-target read worked (`skypunch_scrape_database_ok`).
     read_ok: bool,
 }
@@ -182,6 +186,10 @@ fn daemon(shared: &Shared, read_ok: bool) -> Daemon {
         oldest_wait_s: s.oldest_wait_ms() as f64 / 1000.0,
         late_starts: s.late_starts(),
         rows_skipped: crate::db::decode::skipped(),
+        stale_results: s.stale_results(),
+        missed_rounds: s.missed_rounds(),
+        clock_offset_s: s.clock_offset_ms() as f64 / 1000.0,
+        skewed: s.skewed(),
         read_ok,
     }
 }

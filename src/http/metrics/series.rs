@@ -95,6 +95,16 @@ impl Scrape {
                 "Database rows left out because they do not decode (each counted once).",
                 d.rows_skipped,
             ),
+            (
+                "skypunch_results_stale",
+                "Results of checks started before their target was handed to another node: dropped.",
+                d.stale_results,
+            ),
+            (
+                "skypunch_rounds_missed",
+                "Rounds of checks skipped because the node was frozen or stalled past them.",
+                d.missed_rounds,
+            ),
         ];
         for (name, help, v) in counters {
             counter(e, name, help, v)?;
@@ -175,6 +185,16 @@ impl Scrape {
                 "skypunch_node_blind",
                 "1 while this node cannot reach its network (its alerts of network errors held).",
                 d.blind as f64,
+            ),
+            (
+                "skypunch_clock_offset_seconds",
+                "This node's clock minus the database's, at the last heartbeat.",
+                d.clock_offset_s,
+            ),
+            (
+                "skypunch_node_skewed",
+                "1 while this node's clock is past MaxClockSkew (it checks nothing).",
+                d.skewed as f64,
             ),
             ("skypunch_workers", "[settings] Workers.", d.workers as f64),
             (

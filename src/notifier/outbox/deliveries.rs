@@ -173,6 +173,25 @@ pub fn claim(
     Ok(conn.affected_rows() > 0)
 }
 
+/// Extends this node's claim on the delivery of alert `alert_id` to `notifier_id` by `lease`
+/// from now, while a slow send of it runs; false when this node no longer holds it.
+pub fn renew_one(
+    conn: &mut Conn,
+    alert_id: u64,
+    notifier_id: u64,
+    node: &str,
+    lease: Duration,
+) -> Result<bool, Error> {
+    let micros = u64::try_from(lease.as_micros()).unwrap_or(u64::MAX);
+    conn.exec_drop(
+        "UPDATE alert_deliveries SET claim_until = NOW(3) + INTERVAL ? MICROSECOND \
+         WHERE alert_id = ? AND notifier_id = ? AND claimed_by = ? AND state = 'PENDING'",
+        (micros, alert_id, notifier_id, node),
+    )
+    .map_err(Error::query("renewing the claim on a delivery"))?;
+    Ok(conn.affected_rows() > 0)
+}
+
 /// Records the deliveries of one message (one alert, or a group) to `notifier_id` as sent
 /// and counts them for it, in one transaction; how many were still pending (a row already
 /// recorded is left as it is). `next_attempt` becomes the time they were sent, which the

@@ -32,7 +32,7 @@ use mysql::prelude::Queryable;
 use crate::base::model::Alert;
 use crate::db::decode;
 use crate::db::{Conn, Error};
-pub use deliveries::{claim, due, mark_failed, mark_sent, whole, Texts};
+pub use deliveries::{claim, due, mark_failed, mark_sent, renew_one, whole, Texts};
 pub use expand::{drop_orphans, expand, held};
 pub use groups::{claim_group, owed, renew};
 pub use opened::{all_recovered, openers, Sending};
