@@ -105,15 +105,25 @@ pub fn shown(offset_ms: i64) -> String {
 }
 
 /// The node's clock minus the database's, in ms: the database's `NOW(6)` against the middle
-/// of the round trip that read it.
-pub fn measure(pool: &Pool) -> Result<i64, db::Error> {
+/// of the round trip that read it; `None` when the round trip took longer than
+/// [`MAX_ROUND_TRIP_MS`] (the last measurement stands).
+pub fn measure(pool: &Pool) -> Result<Option<i64>, db::Error> {
     db::with_conn(pool, |conn| {
         let before = local_ms();
         let database = nodes::clock_ms(conn)?;
         let after = local_ms();
-        Ok(before + (after - before) / 2 - database)
+        // The database read its clock somewhere within the round trip: a slow one (a busy
+        // machine, a database holding writes up) could be off by half of it, and would
+        // read as skew that is not there. Left out, as NTP leaves out its slow samples.
+        if after - before > MAX_ROUND_TRIP_MS {
+            return Ok(None);
+        }
+        Ok(Some(before + (after - before) / 2 - database))
     })
 }
+
+/// The longest round trip a clock reading is taken from: its error is at most half of it.
+pub const MAX_ROUND_TRIP_MS: i64 = 1000;
 
 /// The node's clock in ms since the epoch; a test build shifts it by the `clock-shift`
 /// fault (see `base::fault`).

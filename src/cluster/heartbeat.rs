@@ -139,7 +139,7 @@ impl Cluster {
         if self.outage_logged {
             return;
         }
-        let Ok(offset) = clock::measure(&self.pool) else {
+        let Ok(Some(offset)) = clock::measure(&self.pool) else {
             return;
         };
         let change = self.clock.observe(offset);

@@ -107,8 +107,15 @@ fn a_node_cut_off_stops_the_others_take_over_and_it_rejoins_without_a_duplicate_
     let accounts: Vec<Account> = nodes.iter_mut().map(Node::stop).collect();
     let stored: u64 = bench.counters().values().sum();
     let written: u64 = accounts.iter().map(Account::written).sum();
-    // No lost result: what the nodes say they wrote is what the rows count, exactly.
-    assert_eq!(stored, written, "{accounts:?}");
+    // No lost result: the rows count at least what the nodes say they wrote. A node cut off
+    // in the middle of a commit may never hear that Galera took it: it counts those checks
+    // as dropped (its retry finds the row moved on), yet they are stored, once. So the rows
+    // count no more than what was written plus what was reported dropped.
+    let dropped: u64 = accounts.iter().map(|a| a.dropped).sum();
+    assert!(
+        stored >= written && stored <= written + dropped,
+        "rows count {stored}, the nodes wrote {written} and dropped {dropped}: {accounts:?}"
+    );
     let idle: Vec<&u64> = after_heal
         .iter()
         .filter(|(id, n)| **n <= during[*id])

@@ -28,13 +28,15 @@ fn last_stat(log: &str, key: &str) -> Option<i64> {
 fn a_check_that_ends_after_its_target_was_handed_over_is_dropped_not_written() {
     let setup = Setup::with("StatsInterval: 1\nWorkers: 16");
     let db = &setup.db;
-    let slow = SlowFirst::start(Duration::from_secs(10));
+    // The first checks hang until node-a has handed its share over (at most 60 s): on a
+    // busy machine the join can take longer than any fixed delay.
+    let slow = SlowFirst::start(Duration::from_secs(60));
     let ids: Vec<u64> = (0..10)
         .map(|i| {
             let url = slow.url(&format!("/t{i}"));
             db.add_target(
                 "name, url, frequency, timeout",
-                &format!("'slow {i}', '{url}', 5, 20"),
+                &format!("'slow {i}', '{url}', 5, 90"),
             )
         })
         .collect();
@@ -45,9 +47,11 @@ fn a_check_that_ends_after_its_target_was_handed_over_is_dropped_not_written() {
     });
     let mut b = Node::new(&setup, 1, "node-b", 3);
     b.start();
-    wait_for(Duration::from_secs(20), "both nodes live", || {
+    wait_for(Duration::from_secs(60), "both nodes live", || {
         (a.sees("node-a, node-b").is_some() && b.sees("node-a, node-b").is_some()).then_some(())
     });
+    // node-a logged its view with node-b: what it handed over is known to its writer.
+    slow.release();
     wait_for(Duration::from_secs(30), "the hung checks answered", || {
         (slow.answered_late.load(Ordering::SeqCst) == 10).then_some(())
     });
@@ -204,10 +208,10 @@ mod clock {
         );
 
         std::fs::write(&shift, "-7000").unwrap();
-        let skewed = wait_for(Duration::from_secs(10), "the line that says why", || {
+        let skewed = wait_for(Duration::from_secs(30), "the line that says why", || {
             a.when("7.0 s behind the database's, past [cluster] MaxClockSkew (5 s)")
         });
-        wait_for(Duration::from_secs(10), "node-b alone checks", || {
+        wait_for(Duration::from_secs(30), "node-b alone checks", || {
             b.last_sees("node-b").filter(|t| *t >= skewed)
         });
         std::thread::sleep(Duration::from_secs(1));
@@ -221,11 +225,16 @@ mod clock {
             offset.is_some_and(|ms| (-7500..-6500).contains(&ms)),
             "{offset:?}"
         );
-        let status = stdout(&skypunch_cmd(&a.config, &["status"]).output().unwrap());
-        assert!(
-            status.contains("skewed") && status.contains("-7.0 s"),
-            "{status}"
+        // Read until a heartbeat of each is fresh: on a busy machine one can be late.
+        let status = wait_for(
+            Duration::from_secs(15),
+            "status showing the skewed node",
+            || {
+                let status = stdout(&skypunch_cmd(&a.config, &["status"]).output().unwrap());
+                (status.contains("skewed") && status.contains("-7.0 s")).then_some(status)
+            },
         );
+        assert!(status.contains("skewed"), "{status}");
         let stat = last_stat(&a.log(), "clock_offset_ms").unwrap_or(0);
         assert!((-7500..-6500).contains(&stat), "clock_offset_ms={stat}");
         let metrics = metrics(a);

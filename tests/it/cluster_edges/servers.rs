@@ -14,19 +14,22 @@ pub(super) struct SlowFirst {
     port: u16,
     pub(super) hanging: Arc<AtomicU64>,
     pub(super) answered_late: Arc<AtomicU64>,
+    released: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SlowFirst {
+    /// The first request of each path hangs until [`SlowFirst::release`], at most `delay`.
     pub(super) fn start(delay: Duration) -> SlowFirst {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hanging = Arc::new(AtomicU64::new(0));
         let answered_late = Arc::new(AtomicU64::new(0));
         let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-        let (h, a) = (hanging.clone(), answered_late.clone());
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, a, r) = (hanging.clone(), answered_late.clone(), released.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (h, a, seen) = (h.clone(), a.clone(), seen.clone());
+                let (h, a, seen, r) = (h.clone(), a.clone(), seen.clone(), r.clone());
                 std::thread::spawn(move || {
                     let Some(path) = request_path(&conn) else {
                         return;
@@ -34,7 +37,10 @@ impl SlowFirst {
                     let first = seen.lock().unwrap().insert(path);
                     let status = if first {
                         h.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(delay);
+                        let until = std::time::Instant::now() + delay;
+                        while !r.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
                         "503 Service Unavailable"
                     } else {
                         "200 OK"
@@ -54,7 +60,13 @@ impl SlowFirst {
             port,
             hanging,
             answered_late,
+            released,
         }
+    }
+
+    /// The hanging requests answer now.
+    pub(super) fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
     }
 
     pub(super) fn url(&self, path: &str) -> String {
