@@ -188,12 +188,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn a_lease_allows_checks_until_it_runs_out() {
-        let m = Member::new(Fence {
+    fn member() -> Member {
+        Member::new(Fence {
             node: "a".into(),
             epoch: 1,
-        });
+        })
+    }
+
+    #[test]
+    fn a_lease_allows_checks_until_it_runs_out() {
+        let m = member();
         let now = Instant::now();
         assert!(
             m.may_check(now + Duration::from_secs(3600)),
@@ -208,10 +212,7 @@ mod tests {
 
     #[test]
     fn a_lone_nodes_lease_runs_out_unless_a_heartbeat_started_within_it_still_runs() {
-        let m = Member::new(Fence {
-            node: "a".into(),
-            epoch: 1,
-        });
+        let m = member();
         let now = Instant::now();
         let s = Duration::from_secs;
         m.set_stall_limit(s(5));
@@ -240,10 +241,7 @@ mod tests {
 
     #[test]
     fn a_freeze_in_the_middle_of_a_heartbeat_voids_it_and_the_lease() {
-        let m = Member::new(Fence {
-            node: "a".into(),
-            epoch: 1,
-        });
+        let m = member();
         let now = Instant::now();
         let s = Duration::from_secs;
         m.set_stall_limit(s(2));
@@ -268,10 +266,7 @@ mod tests {
 
     #[test]
     fn the_generation_moves_on() {
-        let m = Member::new(Fence {
-            node: "a".into(),
-            epoch: 1,
-        });
+        let m = member();
         assert_eq!(m.generation(), 0);
         assert_eq!(m.next_generation(), 1);
         assert_eq!(m.generation(), 1);
@@ -279,10 +274,7 @@ mod tests {
 
     #[test]
     fn the_wheel_sees_the_lease_lapse_and_come_back_once_each() {
-        let m = Member::new(Fence {
-            node: "a".into(),
-            epoch: 1,
-        });
+        let m = member();
         let now = Instant::now();
         let s = Duration::from_secs;
         m.set_stall_limit(s(5));

@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::daemon::node;
 use crate::support::http::HttpServer;
 use crate::support::notify::{mail_notifier, SmtpOptions, SmtpServer};
 use crate::support::{wait_for, Daemon, TestDb};
@@ -234,33 +235,6 @@ fn most_targets_failing_with_network_errors_make_the_node_suspect_itself() {
         "nobody was told of them, so no recovery"
     );
     assert_eq!(blind_lines(&db.log()), 1, "{}", db.log());
-}
-
-/// One daemon of two on the test's database: its own config (node name, log and pid file,
-/// and `extra` settings) and, for `mon-1`, the fault folder.
-fn node(db: &TestDb, name: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
-    let base = std::fs::read_to_string(db.config_path()).unwrap();
-    let log = db.dir.join(format!("{name}.log"));
-    let text: Vec<String> = base
-        .lines()
-        .map(|l| {
-            if l.starts_with("LogFilePath:") {
-                format!("LogFilePath: {}\n{extra}", log.display())
-            } else if l.starts_with("PidFile:") {
-                format!("PidFile: {}", db.dir.join(format!("{name}.pid")).display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    let config = db.dir.join(format!("{name}.conf"));
-    std::fs::write(
-        &config,
-        format!("{}\n[cluster]\nNodeName: {name}\n", text.join("\n")),
-    )
-    .unwrap();
-    let stderr = db.dir.join(format!("{name}.stderr"));
-    Daemon::spawn_at(&config, &stderr, &[], env)
 }
 
 fn owned(db: &TestDb, name: &str) -> i64 {

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 use crate::support::notify::{mail_notifier, SmtpOptions, SmtpServer};
 use crate::support::{field, stdout, wait_for, Daemon, TestDb};
 
+/// One daemon of two on the test's database, its checks connecting from `source`.
+fn node(db: &TestDb, name: &str, source: &str) -> Daemon {
+    crate::support::daemon::node(db, name, &format!("SourceAddress: {source}"), &[])
+}
+
 const WAIT: Duration = Duration::from_secs(60);
 const NOTIFY: &str = "[notifications]\nSmtpTimeout: 2\nRetryInitial: 1\nRetryMax: 1\n";
 
@@ -96,33 +101,6 @@ fn answer(mut conn: TcpStream, refuse: Refuse) {
     let response =
         format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
     let _ = conn.write_all(response.as_bytes());
-}
-
-/// One daemon of two on the test's database: its own config (node name, log and pid file,
-/// and the address its checks connect from).
-fn node(db: &TestDb, name: &str, source: &str) -> Daemon {
-    let base = std::fs::read_to_string(db.config_path()).unwrap();
-    let log = db.dir.join(format!("{name}.log"));
-    let text: Vec<String> = base
-        .lines()
-        .map(|l| {
-            if l.starts_with("LogFilePath:") {
-                format!("LogFilePath: {}\nSourceAddress: {source}", log.display())
-            } else if l.starts_with("PidFile:") {
-                format!("PidFile: {}", db.dir.join(format!("{name}.pid")).display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    let config = db.dir.join(format!("{name}.conf"));
-    std::fs::write(
-        &config,
-        format!("{}\n[cluster]\nNodeName: {name}\n", text.join("\n")),
-    )
-    .unwrap();
-    let stderr = db.dir.join(format!("{name}.stderr"));
-    Daemon::spawn_at(&config, &stderr, &[], &[])
 }
 
 fn node_log(db: &TestDb, name: &str) -> String {

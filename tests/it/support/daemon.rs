@@ -198,3 +198,31 @@ fn started_lines(db: &TestDb) -> usize {
         .filter(|l| l.contains(" skypunch ") && l.contains(" started: "))
         .count()
 }
+
+/// One daemon of several on the test's database: its own config (node name, log file
+/// `NAME.log` and pid file in the test's folder, and `extra` lines in `[settings]`) and
+/// environment.
+pub fn node(db: &TestDb, name: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
+    let base = std::fs::read_to_string(db.config_path()).unwrap();
+    let log = db.dir.join(format!("{name}.log"));
+    let text: Vec<String> = base
+        .lines()
+        .map(|l| {
+            if l.starts_with("LogFilePath:") {
+                format!("LogFilePath: {}\n{extra}", log.display())
+            } else if l.starts_with("PidFile:") {
+                format!("PidFile: {}", db.dir.join(format!("{name}.pid")).display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let config = db.dir.join(format!("{name}.conf"));
+    std::fs::write(
+        &config,
+        format!("{}\n[cluster]\nNodeName: {name}\n", text.join("\n")),
+    )
+    .unwrap();
+    let stderr = db.dir.join(format!("{name}.stderr"));
+    Daemon::spawn_at(&config, &stderr, &[], env)
+}

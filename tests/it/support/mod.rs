@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 
 pub mod accounts;
-mod daemon;
+pub mod daemon;
 pub mod galera;
 pub mod http;
 pub mod lifecycle;
