@@ -177,6 +177,8 @@ const WINDOW_S: u64 = 5;
 pub(crate) fn check_lines(log: &str) -> Vec<(String, u64)> {
     log.lines()
         .filter(|l| l.contains(" PASS (") || l.contains(" FAIL ("))
+        // A check made to confirm another node's failure is that node's target, not this one's.
+        .filter(|l| !l.contains(" confirm: for node "))
         .filter_map(|l| {
             let id = l.split('[').nth(1)?.split(']').next()?.parse().ok()?;
             Some((l.get(..23)?.to_string(), id))

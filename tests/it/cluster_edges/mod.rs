@@ -67,13 +67,22 @@ fn a_check_that_ends_after_its_target_was_handed_over_is_dropped_not_written() {
         !handed.is_empty() && handed.len() < ids.len(),
         "node-b took a share: {handed:?}"
     );
+    // node-b's checks of its share reach the rows (on a busy machine a write can lag).
+    let written = format!(
+        "SELECT COUNT(*) FROM targets WHERE pass_count > 0 AND id IN ({})",
+        handed
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    wait_for(Duration::from_secs(30), "node-b's checks written", || {
+        (db.one::<u64>(&written) == handed.len() as u64).then_some(())
+    });
     let a_log = a.log();
     for id in &handed {
-        let (fails, passes): (u64, u64) = db.one(&format!(
-            "SELECT fail_count, pass_count FROM targets WHERE id = {id}"
-        ));
+        let fails: u64 = db.one(&format!("SELECT fail_count FROM targets WHERE id = {id}"));
         assert_eq!(fails, 0, "target {id}: node-a's late FAIL was written");
-        assert!(passes > 0, "target {id}: node-b's checks are written");
         let alerts: u64 = db.one(&format!(
             "SELECT COUNT(*) FROM alerts WHERE target_id = {id}"
         ));
