@@ -177,7 +177,7 @@ mod clock {
 
     /// The node's `/metrics`, from the port its log says it listens on.
     fn metrics(node: &Node) -> String {
-        let port = wait_for(Duration::from_secs(10), "the http listening line", || {
+        let port = wait_for(Duration::from_secs(30), "the http listening line", || {
             node.log()
                 .lines()
                 .find_map(|l| l.split("http: listening on 127.0.0.1:").nth(1))
@@ -207,7 +207,7 @@ mod clock {
 
         std::fs::write(&shift, "2500").unwrap();
         let warned = "cluster: this node's clock is 2.5 s ahead of the database's";
-        wait_for(Duration::from_secs(10), "the WARN line", || a.when(warned));
+        wait_for(Duration::from_secs(30), "the WARN line", || a.when(warned));
         std::thread::sleep(Duration::from_secs(2));
         assert_eq!(a.log().matches(warned).count(), 1, "warned once");
         let (_, offset) = node_row(&setup, "node-a");
@@ -257,10 +257,10 @@ mod clock {
         assert_eq!(metric("skypunch_node_skewed"), 1.0);
 
         std::fs::remove_file(&shift).unwrap();
-        let back = wait_for(Duration::from_secs(10), "the node back", || {
+        let back = wait_for(Duration::from_secs(30), "the node back", || {
             a.when("cluster: this node's clock is back within [cluster] MaxClockSkew")
         });
-        wait_for(Duration::from_secs(10), "node-a checks again", || {
+        wait_for(Duration::from_secs(30), "node-a checks again", || {
             let after = log_now();
             std::thread::sleep(Duration::from_millis(1500));
             (after > back && !a.checked_after(&after).is_empty()).then_some(())
@@ -308,7 +308,7 @@ fn lone_node_frozen_while_a_second_joins(freeze: Freeze) {
     wait_for(Duration::from_secs(15), "node-a's FAILURE alert", || {
         (db.one::<u64>("SELECT COUNT(*) FROM alerts") == 1).then_some(())
     });
-    wait_for(Duration::from_secs(10), "node-a checks all 41", || {
+    wait_for(Duration::from_secs(30), "node-a checks all 41", || {
         (a.checked_after("").len() == 41).then_some(())
     });
 
@@ -316,7 +316,7 @@ fn lone_node_frozen_while_a_second_joins(freeze: Freeze) {
         a.signal(libc::SIGSTOP);
     } else {
         std::fs::write(a.faults().join("freeze-heartbeat"), "").unwrap();
-        wait_for(Duration::from_secs(10), "node-a stops itself", || {
+        wait_for(Duration::from_secs(30), "node-a stops itself", || {
             a.is_stopped().then_some(())
         });
     }
@@ -332,7 +332,7 @@ fn lone_node_frozen_while_a_second_joins(freeze: Freeze) {
     let woke_at = log_now();
     a.signal(libc::SIGCONT);
     let dead_line = wait_for(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "node-a learns it was declared dead",
         || a.when("was declared dead by the others"),
     );
