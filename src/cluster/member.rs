@@ -131,6 +131,12 @@ impl Member {
         may
     }
 
+    /// Whether this node's last view of the cluster had it alone: then no other node can
+    /// have asked it anything (the confirm thread does not look for requests).
+    pub fn alone(&self) -> bool {
+        self.alone.load(Ordering::Relaxed)
+    }
+
     /// Renews the lease granted by a heartbeat that started at `from` until `until`, the
     /// node `alone` in its view or not.
     pub(super) fn lease(&self, from: Instant, until: Instant, alone: bool) {
