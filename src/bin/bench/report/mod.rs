@@ -69,7 +69,9 @@ pub struct Verify {
     pub per_target_min: u64,
     pub per_target_median: u64,
     pub per_target_max: u64,
-    /// Seconds from the first check to SIGTERM, divided by the frequency.
+    /// Seconds from the first check to SIGTERM.
+    pub ran_s: f64,
+    /// `ran_s` divided by the frequency.
     pub per_target_expected: f64,
     pub never_checked: u64,
     pub targets_failed: u64,
