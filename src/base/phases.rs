@@ -14,7 +14,6 @@
 //! - `first_byte`: from the request's last byte to the answer's first (the server's time);
 //! - `body`: from the answer's first byte to the end of its body.
 
-use std::fmt::Write as _;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -69,18 +68,19 @@ impl Phases {
     }
 
     /// The row's `last_phases`: `{"dns":0.000412,"connect":...}`, seconds to the
-    /// microsecond, every phase named.
+    /// microsecond, every phase named. Digits are written by hand: six `write!` calls cost
+    /// about 6,000 instructions, 5 % of a whole plain check.
     pub fn to_json(self) -> String {
         let mut out = String::with_capacity(120);
         out.push('{');
         for (i, (name, us)) in NAMES.iter().zip(self.micros()).enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(
-                out,
-                "{sep}\"{name}\":{}.{:06}",
-                us / 1_000_000,
-                us % 1_000_000
-            );
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            push_seconds(&mut out, us);
         }
         out.push('}');
         out
@@ -111,6 +111,19 @@ impl Phases {
     }
 }
 
+/// `us` microseconds as seconds with six decimals: `0.000412`, `4294.967295`.
+fn push_seconds(out: &mut String, us: u32) {
+    // u32::MAX is 4294.967295 s: at most 4 whole digits, a point and 6 decimals.
+    let mut b = *b"0000.000000";
+    let mut n = us;
+    for at in (0..b.len()).rev().filter(|at| *at != 4) {
+        b[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let first = b[..3].iter().position(|d| *d != b'0').unwrap_or(3);
+    out.push_str(std::str::from_utf8(&b[first..]).unwrap_or("0.000000"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +150,15 @@ mod tests {
         let seconds: Vec<(&str, f64)> = p.seconds().collect();
         assert_eq!(seconds[0], ("dns", 0.000412));
         assert_eq!(seconds[5], ("body", 61.000007));
+    }
+
+    #[test]
+    fn seconds_are_written_as_the_formatter_would() {
+        for us in [0, 7, 412, 999_999, 1_000_000, 61_000_007, 999_999_999, u32::MAX] {
+            let mut out = String::new();
+            push_seconds(&mut out, us);
+            assert_eq!(out, format!("{}.{:06}", us / 1_000_000, us % 1_000_000));
+        }
     }
 
     #[test]
