@@ -154,7 +154,16 @@ mod tests {
 
     #[test]
     fn seconds_are_written_as_the_formatter_would() {
-        for us in [0, 7, 412, 999_999, 1_000_000, 61_000_007, 999_999_999, u32::MAX] {
+        for us in [
+            0,
+            7,
+            412,
+            999_999,
+            1_000_000,
+            61_000_007,
+            999_999_999,
+            u32::MAX,
+        ] {
             let mut out = String::new();
             push_seconds(&mut out, us);
             assert_eq!(out, format!("{}.{:06}", us / 1_000_000, us % 1_000_000));

@@ -33,7 +33,11 @@ fn smoke(mode: &[&str]) -> (Value, String) {
     assert!(lost.trim_end().ends_with("| 0 |"), "{lost}");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(results["verify"]["lost"], 0, "{results}");
-    assert_eq!(results["verify"]["never_checked"], 0, "{results}");
+    // In a mix a hanging target whose first check is still waiting out its 4 s timeout at
+    // the stop is never checked, rightly: the mix's own test asks that none was overdue.
+    if !mode.contains(&"--mix") {
+        assert_eq!(results["verify"]["never_checked"], 0, "{results}");
+    }
     assert!(
         results["checks_in_window"].as_u64().unwrap() > 0,
         "{results}"
