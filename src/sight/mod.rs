@@ -72,7 +72,7 @@ impl Watch {
 
     /// Blind when no Connectivity address answered.
     fn probe_connectivity(&self, started: SystemTime) -> (bool, String) {
-        let answers = probe::round(&self.list, PROBE_TIMEOUT);
+        let answers = probe::round(&self.list, PROBE_TIMEOUT, self.config.source_address);
         let blind = answers.iter().all(Result::is_err);
         self.sight.record_probe(started, blind);
         let failures: Vec<String> = self
@@ -117,7 +117,7 @@ impl Watch {
         if sample.is_empty() {
             return (true, why);
         }
-        let answers = probe::round(&sample, PROBE_TIMEOUT);
+        let answers = probe::round(&sample, PROBE_TIMEOUT, self.config.source_address);
         let answered = answers.iter().filter(|a| a.is_ok()).count();
         if answered * 2 > sample.len() {
             self.sight.clear_suspicion();

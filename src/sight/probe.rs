@@ -2,7 +2,9 @@
 //! (non-blocking sockets and one `poll`), the whole round bounded by its timeout. Names are
 //! resolved first, each on a helper thread waited for within the same bound (the system's
 //! resolver has no timeout of its own; a lookup still hanging is left to finish on its own
-//! and costs nothing more). Writes nothing; the sockets close at once.
+//! and costs nothing more). Connects from `[settings] SourceAddress` when it is set, as the
+//! checks do: a node whose checks leave by one route must judge its sight by that route.
+//! Writes nothing; the sockets close at once.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -17,9 +19,9 @@ const ADDRESSES: usize = 4;
 /// refused connection is a failure too: an address that is always up does not refuse).
 pub type Answer = Result<(), String>;
 
-/// Connects to every entry of `list` (`host:port`, `[v6]:port`) within `timeout`; one answer
-/// per entry, in order.
-pub fn round(list: &[String], timeout: Duration) -> Vec<Answer> {
+/// Connects to every entry of `list` (`host:port`, `[v6]:port`) within `timeout`, from
+/// `source` when set; one answer per entry, in order.
+pub fn round(list: &[String], timeout: Duration, source: Option<IpAddr>) -> Vec<Answer> {
     let deadline = Instant::now() + timeout;
     if crate::base::fault::blind() {
         return list
@@ -35,9 +37,11 @@ pub fn round(list: &[String], timeout: Duration) -> Vec<Answer> {
         match addrs {
             Err(why) => answers.push(Err(why)),
             Ok(addrs) => {
-                answers.push(Err("no address answered".into()));
-                for addr in addrs.into_iter().take(ADDRESSES) {
-                    match start(addr) {
+                answers.push(Err(no_address(source)));
+                // A socket bound to an address of one family cannot reach the other's.
+                let reachable = |a: &SocketAddr| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
+                for addr in addrs.into_iter().filter(reachable).take(ADDRESSES) {
+                    match start(addr, source) {
                         Ok(Some(socket)) => pending.push((i, addr, socket)),
                         Ok(None) => answers[i] = Ok(()),
                         Err(e) => answers[i] = answers[i].clone().or(Err(e)),
@@ -48,6 +52,14 @@ pub fn round(list: &[String], timeout: Duration) -> Vec<Answer> {
     }
     finish(&mut answers, pending, deadline);
     answers
+}
+
+/// Why an entry whose name resolved did not answer, before any connect is tried.
+fn no_address(source: Option<IpAddr>) -> String {
+    match source {
+        Some(s) => format!("no address of the host is of the family of SourceAddress {s}"),
+        None => "no address answered".into(),
+    }
 }
 
 /// `host` and `port` of `host:port` or `[v6]:port`.
@@ -85,12 +97,17 @@ fn resolve(entry: &str, deadline: Instant) -> Result<Vec<SocketAddr>, String> {
     }
 }
 
-/// Starts a non-blocking connect: `None` when it connected at once, the socket while it is
-/// in progress.
-fn start(addr: SocketAddr) -> Result<Option<Socket>, String> {
+/// Starts a non-blocking connect from `source` when set: `None` when it connected at once,
+/// the socket while it is in progress.
+fn start(addr: SocketAddr, source: Option<IpAddr>) -> Result<Option<Socket>, String> {
     let fail = |e: std::io::Error| format!("{addr}: {e}");
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    if let Some(ip) = source {
+        socket
+            .bind(&SocketAddr::new(ip, 0).into())
+            .map_err(|e| format!("binding SourceAddress {ip}: {e}"))?;
+    }
     socket.set_nonblocking(true).map_err(fail)?;
     match socket.connect(&addr.into()) {
         Ok(()) => Ok(None),
@@ -164,7 +181,7 @@ mod tests {
             "no-port".to_string(),
             "localhost:0".to_string(),
         ];
-        let answers = round(&list, Duration::from_secs(2));
+        let answers = round(&list, Duration::from_secs(2), None);
         assert_eq!(answers[0], Ok(()));
         assert!(
             answers[1].as_ref().unwrap_err().contains("refused"),
@@ -173,5 +190,27 @@ mod tests {
         assert!(answers[2].as_ref().unwrap_err().contains("not host:port"));
         assert!(answers[3].is_err());
         assert_eq!(split("[::1]:53"), Some(("::1", 53)));
+    }
+
+    #[test]
+    fn a_probe_connects_from_the_source_address_the_checks_use() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let entry = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let source: IpAddr = "127.0.0.2".parse().unwrap();
+        let answers = round(
+            std::slice::from_ref(&entry),
+            Duration::from_secs(2),
+            Some(source),
+        );
+        assert_eq!(answers[0], Ok(()));
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), source);
+
+        let v6: IpAddr = "::1".parse().unwrap();
+        let answers = round(&[entry], Duration::from_secs(2), Some(v6));
+        assert_eq!(
+            answers[0],
+            Err("no address of the host is of the family of SourceAddress ::1".to_string())
+        );
     }
 }
