@@ -150,30 +150,8 @@ impl CaFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::scratch::Dir;
     use std::error::Error as _;
-
-    /// A fresh folder for one test's files, removed at the end.
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(test: &str) -> Dir {
-            let dir = std::env::temp_dir().join(format!("sp-ca-{test}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
-        }
-
-        fn file(&self, name: &str, text: &str) -> PathBuf {
-            let path = self.0.join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn ca_pem() -> String {
         let cert = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
@@ -182,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_ca_file_is_read_once_per_pass() {
-        let dir = Dir::new("once");
+        let dir = Dir::new("ca-once");
         let path = dir.file("ca.pem", &ca_pem());
         let mut cas = CaFiles::new(Some(path.clone()));
         let first = cas.get(None).unwrap().unwrap();
@@ -198,8 +176,8 @@ mod tests {
 
     #[test]
     fn the_operator_is_told_which_file_and_what_is_wrong_with_it() {
-        let dir = Dir::new("errors");
-        let missing = dir.0.join("missing.pem");
+        let dir = Dir::new("ca-errors");
+        let missing = dir.path().join("missing.pem");
         let err = CaBundle::load(&missing).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -18,6 +18,8 @@ pub mod proxy;
 pub mod push;
 pub mod redactor;
 pub mod rollup;
+#[cfg(test)]
+pub mod scratch;
 pub mod secrets;
 pub mod sight;
 pub mod state;

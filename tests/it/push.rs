@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::http::{get, get_as, raw, Reply};
+use crate::support::daemon::node_config;
 use crate::support::{field, stdout, wait_for, Daemon, TestDb};
 
 /// A PUSH target due every `frequency` s with 1 s to spare: no push for `frequency` + 1 s
@@ -275,27 +276,7 @@ fn push_auth_asks_a_push_for_the_basic_credentials_too() {
 /// A daemon of a cluster sharing `db`, with its own log, pid file and HTTP server; its log's
 /// path and its port.
 fn start_node(db: &TestDb, name: &str) -> (Daemon, std::path::PathBuf, u16) {
-    let base = std::fs::read_to_string(db.config_path()).unwrap();
-    let log = db.dir.join(format!("{name}.log"));
-    let pid = db.dir.join(format!("{name}.pid"));
-    let text: Vec<String> = base
-        .lines()
-        .map(|l| {
-            if l.starts_with("LogFilePath:") {
-                format!("LogFilePath: {}", log.display())
-            } else if l.starts_with("PidFile:") {
-                format!("PidFile: {}", pid.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    let config = db.dir.join(format!("{name}.conf"));
-    let text = format!(
-        "{}\n[http]\nListen: 127.0.0.1:0\n[cluster]\nNodeName: {name}\n",
-        text.join("\n")
-    );
-    std::fs::write(&config, text).unwrap();
+    let (config, log) = node_config(db, name, "", "[http]\nListen: 127.0.0.1:0");
     let daemon = Daemon::spawn_at(&config, &log.with_extension("stderr"), &[], &[]);
     let port = wait_for(Duration::from_secs(20), "the node's http line", || {
         std::fs::read_to_string(&log)

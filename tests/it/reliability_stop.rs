@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::daemon::node_config;
 use crate::support::http::HttpServer;
 use crate::support::servers::{serve, write_response};
 use crate::support::{check_lines, wait_for, Daemon, TestDb};
@@ -484,32 +485,6 @@ fn sigterm_with_1000_hanging_checks_abandons_them_after_the_grace_and_loses_noth
     );
 }
 
-/// A daemon's config file for node `name` on `db`, with its own log and pid file.
-fn node_config(db: &TestDb, name: &str, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let base = std::fs::read_to_string(db.config_path()).unwrap();
-    let log = db.dir.join(format!("{name}.log"));
-    let pid = db.dir.join(format!("{name}.pid"));
-    let text: Vec<String> = base
-        .lines()
-        .map(|l| {
-            if l.starts_with("LogFilePath:") {
-                format!("LogFilePath: {}", log.display())
-            } else if l.starts_with("PidFile:") {
-                format!("PidFile: {}", pid.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    let config = db.dir.join(format!("{name}.conf"));
-    let text = format!(
-        "{}\n[cluster]\nNodeName: {name}\n{extra}\n",
-        text.join("\n")
-    );
-    std::fs::write(&config, text).unwrap();
-    (config, log)
-}
-
 /// The targets among `ids` with a check line in `log`.
 fn checked(log: &str, ids: &[u64]) -> BTreeSet<u64> {
     ids.iter()
@@ -532,8 +507,8 @@ fn a_node_stopped_with_hanging_checks_hands_its_targets_over_at_once() {
         .map(|i| db.add_watched(&format!("normal {i}"), &web.url("/")))
         .collect();
     let dead_after = format!("DeadAfter: {DEAD_AFTER_S}");
-    let (a_conf, a_log) = node_config(&db, "node-a", &dead_after);
-    let (b_conf, b_log) = node_config(&db, "node-b", &dead_after);
+    let (a_conf, a_log) = node_config(&db, "node-a", "", &dead_after);
+    let (b_conf, b_log) = node_config(&db, "node-b", "", &dead_after);
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     let _a = Daemon::spawn_at(&a_conf, &a_log.with_extension("stderr"), &[], &[]);
     let b = Daemon::spawn_at(&b_conf, &b_log.with_extension("stderr"), &[], &[]);

@@ -2,28 +2,7 @@
 //! they change.
 
 use super::*;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(test: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("sp-cc-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::base::scratch::Dir;
 
 /// A self-signed client certificate for `cn`: (certificate PEM, key PEM).
 fn pair(cn: &str) -> (String, String) {
@@ -41,7 +20,7 @@ fn text(path: &Path) -> String {
 
 #[test]
 fn one_file_or_two_and_rows_naming_the_same_files_share_one_identity() {
-    let dir = Dir::new("share");
+    let dir = Dir::new("cc-share");
     let (cert, key) = pair("client-a");
     let c = dir.file("c.pem", &cert);
     let k = dir.file("k.pem", &key);
@@ -69,7 +48,7 @@ fn one_file_or_two_and_rows_naming_the_same_files_share_one_identity() {
 
 #[test]
 fn a_bad_file_is_named_with_what_is_wrong_with_it() {
-    let dir = Dir::new("bad");
+    let dir = Dir::new("cc-bad");
     let (cert, key) = pair("client-b");
     let (_, other_key) = pair("someone-else");
     let c = dir.file("c.pem", &cert);
@@ -80,7 +59,7 @@ fn a_bad_file_is_named_with_what_is_wrong_with_it() {
         "enc.pem",
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
     );
-    let missing = dir.0.join("missing.pem");
+    let missing = dir.path().join("missing.pem");
     let mut ids = ClientIdentities::default();
     let mut err = |cert: &Path, key: Option<&Path>| {
         let key = key.map(text);
@@ -127,7 +106,7 @@ fn a_bad_file_is_named_with_what_is_wrong_with_it() {
 
 #[test]
 fn a_changed_file_is_read_again_in_place_and_a_broken_one_names_its_rows() {
-    let dir = Dir::new("refresh");
+    let dir = Dir::new("cc-refresh");
     let (cert, key) = pair("first");
     let both = dir.file("both.pem", &format!("{cert}{key}"));
     let mut ids = ClientIdentities::default();

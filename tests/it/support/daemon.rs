@@ -3,6 +3,7 @@
 //! leaves a daemon running into the next test.
 
 use std::fs::OpenOptions;
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -183,7 +184,7 @@ impl Drop for Daemon {
     }
 }
 
-pub fn stderr_path(db: &TestDb) -> std::path::PathBuf {
+pub fn stderr_path(db: &TestDb) -> PathBuf {
     db.dir.join("stderr.log")
 }
 
@@ -199,17 +200,18 @@ fn started_lines(db: &TestDb) -> usize {
         .count()
 }
 
-/// One daemon of several on the test's database: its own config (node name, log file
-/// `NAME.log` and pid file in the test's folder, and `extra` lines in `[settings]`) and
-/// environment.
-pub fn node(db: &TestDb, name: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
+/// The config file of one daemon of several on the test's database: its node name, log
+/// file `NAME.log` and pid file in the test's folder, `settings` lines in `[settings]` and
+/// `tail` lines after `[cluster] NodeName` (more cluster keys, or sections of their own).
+/// The config's path and the log's.
+pub fn node_config(db: &TestDb, name: &str, settings: &str, tail: &str) -> (PathBuf, PathBuf) {
     let base = std::fs::read_to_string(db.config_path()).unwrap();
     let log = db.dir.join(format!("{name}.log"));
     let text: Vec<String> = base
         .lines()
         .map(|l| {
             if l.starts_with("LogFilePath:") {
-                format!("LogFilePath: {}\n{extra}", log.display())
+                format!("LogFilePath: {}\n{settings}", log.display())
             } else if l.starts_with("PidFile:") {
                 format!("PidFile: {}", db.dir.join(format!("{name}.pid")).display())
             } else {
@@ -220,9 +222,15 @@ pub fn node(db: &TestDb, name: &str, extra: &str, env: &[(&str, &str)]) -> Daemo
     let config = db.dir.join(format!("{name}.conf"));
     std::fs::write(
         &config,
-        format!("{}\n[cluster]\nNodeName: {name}\n", text.join("\n")),
+        format!("{}\n[cluster]\nNodeName: {name}\n{tail}\n", text.join("\n")),
     )
     .unwrap();
+    (config, log)
+}
+
+/// One daemon of several on the test's database ([`node_config`]), with `env`.
+pub fn node(db: &TestDb, name: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
+    let (config, _) = node_config(db, name, extra, "");
     let stderr = db.dir.join(format!("{name}.stderr"));
     Daemon::spawn_at(&config, &stderr, &[], env)
 }
