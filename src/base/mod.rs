@@ -22,6 +22,7 @@ pub mod rollup;
 pub mod scratch;
 pub mod secrets;
 pub mod sight;
+pub mod source_address;
 pub mod state;
 pub mod stats;
 pub mod stop;

@@ -15,6 +15,7 @@ use ureq::unversioned::transport::{Buffers, ConnectionDetails, NextTimeout, Tran
 use super::buffers::PooledBuffers;
 use super::proxy::AbsoluteForm;
 use super::sockets;
+use crate::base::source_address;
 
 /// What is left of the connect timeout now (ureq computed it when the connect phase began).
 pub(super) fn remaining(details: &ConnectionDetails) -> NextTimeout {
@@ -51,9 +52,7 @@ pub(super) fn connect_to(
     source: Option<IpAddr>,
 ) -> Result<(Tracked, SocketAddr), ureq::Error> {
     let mut last = None;
-    // A socket bound to an address of one family cannot reach the other's.
-    let reachable = |a: &&SocketAddr| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
-    for &addr in addrs.iter().filter(reachable) {
+    for &addr in addrs.iter().filter(|a| source_address::reaches(source, a)) {
         let timeout = remaining(details);
         let result = match timeout.after {
             // The test suite's blind node (`base::fault`): its uplink is down.
@@ -84,7 +83,7 @@ pub(super) fn connect_to(
         (Some(e), _) => Err(e),
         (None, Some(s)) if !addrs.is_empty() => Err(ureq::Error::Io(io::Error::new(
             io::ErrorKind::AddrNotAvailable,
-            format!("no address of the host is of the family of SourceAddress {s}"),
+            source_address::no_address_of_family(s),
         ))),
         (None, _) => Err(ureq::Error::HostNotFound),
     }
@@ -112,9 +111,7 @@ fn connect_within(
     // Declared after `socket`, so dropped (deregistered) before it on every early return.
     let registration = sockets::register(socket.as_raw_fd())?;
     if let Some(ip) = source {
-        socket
-            .bind(&SocketAddr::new(ip, 0).into())
-            .map_err(|e| io::Error::new(e.kind(), format!("binding SourceAddress {ip}: {e}")))?;
+        source_address::bind(&socket, ip)?;
     }
     if timeout.is_some() {
         socket.set_write_timeout(timeout)?;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::base::source_address;
+
 /// Addresses tried per name.
 const ADDRESSES: usize = 4;
 
@@ -37,10 +39,14 @@ pub fn round(list: &[String], timeout: Duration, source: Option<IpAddr>) -> Vec<
         match addrs {
             Err(why) => answers.push(Err(why)),
             Ok(addrs) => {
-                answers.push(Err(no_address(source)));
-                // A socket bound to an address of one family cannot reach the other's.
-                let reachable = |a: &SocketAddr| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
-                for addr in addrs.into_iter().filter(reachable).take(ADDRESSES) {
+                answers.push(Err(match source {
+                    Some(s) => source_address::no_address_of_family(s),
+                    None => "no address answered".into(),
+                }));
+                let reachable = addrs
+                    .into_iter()
+                    .filter(|a| source_address::reaches(source, a));
+                for addr in reachable.take(ADDRESSES) {
                     match start(addr, source) {
                         Ok(Some(socket)) => pending.push((i, addr, socket)),
                         Ok(None) => answers[i] = Ok(()),
@@ -52,14 +58,6 @@ pub fn round(list: &[String], timeout: Duration, source: Option<IpAddr>) -> Vec<
     }
     finish(&mut answers, pending, deadline);
     answers
-}
-
-/// Why an entry whose name resolved did not answer, before any connect is tried.
-fn no_address(source: Option<IpAddr>) -> String {
-    match source {
-        Some(s) => format!("no address of the host is of the family of SourceAddress {s}"),
-        None => "no address answered".into(),
-    }
 }
 
 /// `host` and `port` of `host:port` or `[v6]:port`.
@@ -104,9 +102,7 @@ fn start(addr: SocketAddr, source: Option<IpAddr>) -> Result<Option<Socket>, Str
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     if let Some(ip) = source {
-        socket
-            .bind(&SocketAddr::new(ip, 0).into())
-            .map_err(|e| format!("binding SourceAddress {ip}: {e}"))?;
+        source_address::bind(&socket, ip).map_err(|e| e.to_string())?;
     }
     socket.set_nonblocking(true).map_err(fail)?;
     match socket.connect(&addr.into()) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::daemon::node_config;
 use crate::support::galera::{Galera, Permit as GaleraPermit};
 use crate::support::http::HttpServer;
 use crate::support::notify::{add_notifier, plain, SmtpOptions, SmtpServer};
@@ -69,31 +70,13 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn new(setup: &Setup, i: usize, name: &str, dead_after: u64) -> Node {
         let db = &setup.db;
-        let location = setup.location(i);
-        let base = std::fs::read_to_string(db.config_path()).unwrap();
-        let log = db.dir.join(format!("{name}.log"));
-        let pid = db.dir.join(format!("{name}.pid"));
-        let text: Vec<String> = base
-            .lines()
-            .map(|l| {
-                if l.starts_with("LogFilePath:") {
-                    format!("LogFilePath: {}", log.display())
-                } else if l.starts_with("PidFile:") {
-                    format!("PidFile: {}", pid.display())
-                } else if let Some(list) = location.as_ref().filter(|_| l.starts_with("Location:"))
-                {
-                    format!("Location: {list}")
-                } else {
-                    l.to_string()
-                }
-            })
+        let replace: Vec<(&str, String)> = setup
+            .location(i)
+            .map(|l| ("Location", l))
+            .into_iter()
             .collect();
-        let config = db.dir.join(format!("{name}.conf"));
-        let text = format!(
-            "{}\n[cluster]\nNodeName: {name}\nDeadAfter: {dead_after}\n",
-            text.join("\n")
-        );
-        std::fs::write(&config, text).unwrap();
+        let dead_after = format!("DeadAfter: {dead_after}");
+        let (config, log) = node_config(db, name, &replace, "", &dead_after);
         Node {
             name: name.into(),
             config,

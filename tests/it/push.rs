@@ -276,7 +276,7 @@ fn push_auth_asks_a_push_for_the_basic_credentials_too() {
 /// A daemon of a cluster sharing `db`, with its own log, pid file and HTTP server; its log's
 /// path and its port.
 fn start_node(db: &TestDb, name: &str) -> (Daemon, std::path::PathBuf, u16) {
-    let (config, log) = node_config(db, name, "", "[http]\nListen: 127.0.0.1:0");
+    let (config, log) = node_config(db, name, &[], "", "[http]\nListen: 127.0.0.1:0");
     let daemon = Daemon::spawn_at(&config, &log.with_extension("stderr"), &[], &[]);
     let port = wait_for(Duration::from_secs(20), "the node's http line", || {
         std::fs::read_to_string(&log)

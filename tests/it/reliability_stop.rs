@@ -507,8 +507,8 @@ fn a_node_stopped_with_hanging_checks_hands_its_targets_over_at_once() {
         .map(|i| db.add_watched(&format!("normal {i}"), &web.url("/")))
         .collect();
     let dead_after = format!("DeadAfter: {DEAD_AFTER_S}");
-    let (a_conf, a_log) = node_config(&db, "node-a", "", &dead_after);
-    let (b_conf, b_log) = node_config(&db, "node-b", "", &dead_after);
+    let (a_conf, a_log) = node_config(&db, "node-a", &[], "", &dead_after);
+    let (b_conf, b_log) = node_config(&db, "node-b", &[], "", &dead_after);
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     let _a = Daemon::spawn_at(&a_conf, &a_log.with_extension("stderr"), &[], &[]);
     let b = Daemon::spawn_at(&b_conf, &b_log.with_extension("stderr"), &[], &[]);

@@ -201,19 +201,29 @@ fn started_lines(db: &TestDb) -> usize {
 }
 
 /// The config file of one daemon of several on the test's database: its node name, log
-/// file `NAME.log` and pid file in the test's folder, `settings` lines in `[settings]` and
-/// `tail` lines after `[cluster] NodeName` (more cluster keys, or sections of their own).
-/// The config's path and the log's.
-pub fn node_config(db: &TestDb, name: &str, settings: &str, tail: &str) -> (PathBuf, PathBuf) {
+/// file `NAME.log` and pid file in the test's folder, the `replace`d keys given new values,
+/// `settings` lines in `[settings]` and `tail` lines after `[cluster] NodeName` (more
+/// cluster keys, or sections of their own). The config's path and the log's.
+pub fn node_config(
+    db: &TestDb,
+    name: &str,
+    replace: &[(&str, String)],
+    settings: &str,
+    tail: &str,
+) -> (PathBuf, PathBuf) {
     let base = std::fs::read_to_string(db.config_path()).unwrap();
     let log = db.dir.join(format!("{name}.log"));
+    let pid = db.dir.join(format!("{name}.pid"));
     let text: Vec<String> = base
         .lines()
         .map(|l| {
-            if l.starts_with("LogFilePath:") {
+            let key = l.split(':').next().unwrap_or("");
+            if key == "LogFilePath" {
                 format!("LogFilePath: {}\n{settings}", log.display())
-            } else if l.starts_with("PidFile:") {
-                format!("PidFile: {}", db.dir.join(format!("{name}.pid")).display())
+            } else if key == "PidFile" {
+                format!("PidFile: {}", pid.display())
+            } else if let Some((_, value)) = replace.iter().find(|(k, _)| *k == key) {
+                format!("{key}: {value}")
             } else {
                 l.to_string()
             }
@@ -230,7 +240,7 @@ pub fn node_config(db: &TestDb, name: &str, settings: &str, tail: &str) -> (Path
 
 /// One daemon of several on the test's database ([`node_config`]), with `env`.
 pub fn node(db: &TestDb, name: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
-    let (config, _) = node_config(db, name, extra, "");
+    let (config, _) = node_config(db, name, &[], extra, "");
     let stderr = db.dir.join(format!("{name}.stderr"));
     Daemon::spawn_at(&config, &stderr, &[], env)
 }
